@@ -1,0 +1,55 @@
+// swift-tools-version:6.2
+// ZoneWatch: passive OT/ICS security monitor. The target list follows the data's path:
+// capture → decode → flows → protocols → policy → detection → output, wired by Engine.
+import PackageDescription
+
+let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
+
+let package = Package(
+    name: "ZoneWatch",
+    products: [
+        .executable(name: "zonewatch", targets: ["zonewatch"]),
+    ],
+    targets: [
+        // C module shims over Debian libraries.
+        .systemLibrary(name: "CPcap", path: "Sources/CPcap", pkgConfig: "libpcap",
+                       providers: [.apt(["libpcap-dev"])]),
+        .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "openssl",
+                       providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CYAML", path: "Sources/CYAML", pkgConfig: "yaml-0.1",
+                       providers: [.apt(["libyaml-dev"])]),
+
+        // Shared vocabulary: byte views, addresses, packet time.
+        .target(name: "Wire", swiftSettings: strict),
+        // What crosses between stages: operations, anomalies, alerts, JSON records, the dissector contract.
+        .target(name: "Records", dependencies: ["Wire"], swiftSettings: strict),
+
+        .target(name: "Capture", dependencies: ["CPcap", "Wire"], swiftSettings: strict),
+        .target(name: "Decode", dependencies: ["Wire"], swiftSettings: strict),
+        .target(name: "Flows", dependencies: ["Wire", "Decode", "Records", "COpenSSL"], swiftSettings: strict),
+
+        .target(name: "Modbus", dependencies: ["Wire", "Records"], path: "Sources/Protocols/Modbus", swiftSettings: strict),
+        .target(name: "DNP3", dependencies: ["Wire", "Records"], path: "Sources/Protocols/DNP3", swiftSettings: strict),
+        .target(name: "S7comm", dependencies: ["Wire", "Records"], path: "Sources/Protocols/S7comm", swiftSettings: strict),
+
+        .target(name: "Policy", dependencies: ["Wire", "Records", "CYAML"], swiftSettings: strict),
+        .target(name: "Detection", dependencies: ["Wire", "Records", "Policy"], swiftSettings: strict),
+        .target(name: "Output", dependencies: ["Wire", "Records", "COpenSSL"], swiftSettings: strict),
+
+        .target(name: "Engine", dependencies: ["Wire", "Records", "Capture", "Decode", "Flows",
+                                               "Modbus", "DNP3", "S7comm", "Policy", "Detection", "Output"],
+                swiftSettings: strict),
+        .executableTarget(name: "zonewatch", dependencies: ["Engine", "Capture", "Policy", "Output", "Records"],
+                          swiftSettings: strict),
+
+        .testTarget(name: "WireTests", dependencies: ["Wire", "Records"]),
+        .testTarget(name: "DecodeTests", dependencies: ["Decode", "Wire"]),
+        .testTarget(name: "FlowsTests", dependencies: ["Flows", "Decode", "Wire", "Records"]),
+        .testTarget(name: "ModbusTests", dependencies: ["Modbus", "Records", "Wire"]),
+        .testTarget(name: "DNP3Tests", dependencies: ["DNP3", "Records", "Wire"]),
+        .testTarget(name: "S7commTests", dependencies: ["S7comm", "Records", "Wire"]),
+        .testTarget(name: "PolicyTests", dependencies: ["Policy", "Detection", "Records", "Wire"]),
+        .testTarget(name: "OutputTests", dependencies: ["Output", "Records", "Wire"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Capture", "Records", "Wire"]),
+    ]
+)

@@ -1,0 +1,2 @@
+// libyaml for Swift: the policy and configuration file parser.
+#include <yaml.h>

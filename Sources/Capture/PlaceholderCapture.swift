@@ -1,0 +1,2 @@
+/// Capture (in progress).
+enum PlaceholderCapture {}

@@ -1,0 +1,2 @@
+/// Decode (in progress).
+enum PlaceholderDecode {}

@@ -1,0 +1,2 @@
+/// Engine (in progress).
+enum PlaceholderEngine {}

@@ -1,0 +1,2 @@
+/// Flows (in progress).
+enum PlaceholderFlows {}

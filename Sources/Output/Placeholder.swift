@@ -1,0 +1,2 @@
+/// SIEM outputs (placeholder until the SIEM issue lands).
+public enum OutputPlaceholder {}

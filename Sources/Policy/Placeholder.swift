@@ -1,0 +1,2 @@
+/// Zone/conduit policy (placeholder until the policy issue lands).
+public enum PolicyPlaceholder {}

@@ -1,0 +1,87 @@
+import Wire
+
+/// A MITRE ATT&CK for ICS technique reference.
+public struct AttackTechnique: Hashable, Sendable {
+    /// Technique id, e.g. `T0843`.
+    public var id: String
+    /// Technique name, e.g. `Program Download`.
+    public var name: String
+    /// Creates a reference.
+    public init(id: String, name: String) { self.id = id; self.name = name }
+}
+
+/// The category of the check that raised an alert (`rule.category`).
+public enum AlertCategory: String, Sendable, CaseIterable {
+    case zoneBoundary = "zone-boundary"
+    case conduit = "conduit"
+    case icsOperation = "ics-operation"
+    case protocolAnomaly = "protocol-anomaly"
+    case asset = "asset"
+    case capture = "capture"
+}
+
+/// One alert, shaped as its ECS record (policy issue): built by detection, encoded by outputs.
+/// Alerts are rare, so this type may hold `String`s.
+public struct Alert: Sendable {
+    /// Packet time of the (first) packet that raised it.
+    public var time: PacketTime
+    /// That packet's 1-based number.
+    public var frame: UInt64
+    /// 0–10 (`event.severity`).
+    public var severity: Int
+    /// `event.action`, e.g. `modbus-write-outside-conduit`.
+    public var action: String
+    /// Stable rule id, e.g. `ZW-CONDUIT-002`.
+    public var ruleID: String
+    /// Rule name.
+    public var ruleName: String
+    /// Rule category.
+    public var category: AlertCategory
+    /// Sender of the offending traffic.
+    public var source: Endpoint?
+    /// Its peer.
+    public var destination: Endpoint?
+    /// Transport.
+    public var transport: Transport?
+    /// Application protocol name (`modbus`, ...) or transport name for non-ICS flows.
+    public var networkProtocol: String?
+    /// Community ID of the flow.
+    public var communityID: String?
+    /// ATT&CK for ICS techniques.
+    public var techniques: [AttackTechnique] = []
+    /// ATT&CK version the ids were taken from.
+    public var attackVersion: String = "v19"
+    /// Zone of the source.
+    public var sourceZone: String?
+    /// Zone of the destination.
+    public var destinationZone: String?
+    /// Conduit the traffic was checked against.
+    public var conduit: String?
+    /// Highest target security level among the zones involved.
+    public var securityLevel: Int?
+    /// IEC 62443-3-3 system requirements, e.g. `["SR 5.2"]`.
+    public var iec62443: [String] = []
+    /// Access class of the operation.
+    public var access: String?
+    /// Function name of the operation.
+    public var function: String?
+    /// Modbus unit id.
+    public var unitID: Int?
+    /// DNP3 outstation address.
+    public var dnp3Address: Int?
+    /// Human-readable one-liner.
+    public var message: String
+    /// How many identical alerts this one stands for (aggregation window).
+    public var count: Int = 1
+    /// First time seen within the aggregation window.
+    public var firstSeen: PacketTime?
+    /// Last time seen within the aggregation window.
+    public var lastSeen: PacketTime?
+
+    /// Creates an alert with the required fields.
+    public init(time: PacketTime, frame: UInt64, severity: Int, action: String, ruleID: String,
+                ruleName: String, category: AlertCategory, message: String) {
+        self.time = time; self.frame = frame; self.severity = severity; self.action = action
+        self.ruleID = ruleID; self.ruleName = ruleName; self.category = category; self.message = message
+    }
+}

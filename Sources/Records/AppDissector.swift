@@ -1,0 +1,38 @@
+import Wire
+
+/// Whether bytes look like a protocol: the content half of protocol identification.
+public enum ProbeVerdict: Sendable {
+    /// The bytes fit the protocol.
+    case accept
+    /// The bytes cannot be this protocol.
+    case reject
+    /// Too few bytes to tell.
+    case needMoreData
+}
+
+/// The contract between the engine and one application-protocol dissector.
+///
+/// The engine owns one value per flow (a struct, stored inline in the flow's state: no existential,
+/// no class per packet), hands it the in-order bytes of each direction, and buffers whatever the
+/// dissector leaves unconsumed (a PDU split across segments) to present it again with the next bytes.
+/// Over UDP each datagram is handed over whole and what is left unconsumed is discarded.
+public protocol AppDissector {
+    /// The protocol this dissector decodes.
+    static var appProtocol: AppProtocol { get }
+    /// Whether `port` is one of the protocol's registered server ports (502, 20000, 102).
+    static func isWellKnownPort(_ port: UInt16) -> Bool
+    /// The largest PDU the engine must be ready to buffer for this protocol.
+    static var maximumPDUSize: Int { get }
+    /// Decides from the first bytes a side sent whether the flow carries this protocol.
+    static func probe(_ bytes: ByteView, side: FlowSide, transport: Transport) -> ProbeVerdict
+
+    /// A fresh per-flow state.
+    init()
+    /// Parses as many whole PDUs from `bytes` as there are and returns how many bytes it consumed.
+    /// Garbage it skips while resynchronising counts as consumed (and is reported as an anomaly).
+    mutating func consume(_ bytes: ByteView, side: FlowSide, sink: EventSink) -> Int
+    /// `length` bytes from `side` are missing from the stream (never arrived): resynchronise on the next PDU.
+    mutating func gap(side: FlowSide, length: Int, sink: EventSink)
+    /// The flow ended: report what is still pending (unanswered requests) and forget the flow.
+    mutating func finish(sink: EventSink)
+}

@@ -1,0 +1,68 @@
+/// A packet's capture time: seconds since the Unix epoch and microseconds. Records carry packet time,
+/// never the wall clock, so that the same input always gives byte-identical output.
+public struct PacketTime: Hashable, Comparable, Sendable {
+    /// Whole seconds since 1970-01-01T00:00:00Z.
+    public var seconds: Int64
+    /// Microseconds within the second, 0..<1_000_000.
+    public var microseconds: Int32
+
+    /// Creates a time; microseconds are normalised into range.
+    @inlinable public init(seconds: Int64, microseconds: Int32) {
+        var s = seconds, us = Int64(microseconds)
+        if us >= 1_000_000 || us < 0 { s += us / 1_000_000; us %= 1_000_000; if us < 0 { us += 1_000_000; s -= 1 } }
+        self.seconds = s; self.microseconds = Int32(us)
+    }
+
+    /// The epoch.
+    public static let zero = PacketTime(seconds: 0, microseconds: 0)
+
+    /// Total microseconds since the epoch.
+    @inlinable public var totalMicroseconds: Int64 { seconds &* 1_000_000 &+ Int64(microseconds) }
+
+    /// The time `us` microseconds later.
+    @inlinable public func adding(microseconds us: Int64) -> PacketTime {
+        let total = totalMicroseconds &+ us
+        var s = total / 1_000_000, r = total % 1_000_000
+        if r < 0 { r += 1_000_000; s -= 1 }
+        return PacketTime(seconds: s, microseconds: Int32(r))
+    }
+
+    /// Microseconds from `other` to `self`.
+    @inlinable public func microseconds(since other: PacketTime) -> Int64 { totalMicroseconds &- other.totalMicroseconds }
+
+    public static func < (a: PacketTime, b: PacketTime) -> Bool { a.totalMicroseconds < b.totalMicroseconds }
+
+    /// Appends RFC 3339 UTC text with microseconds: `2024-01-01T00:00:00.123456Z`.
+    public func writeRFC3339(to out: inout [UInt8]) {
+        let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
+        let secOfDay = seconds - days * 86_400
+        let (y, m, d) = PacketTime.civil(fromDays: days)
+        func two(_ v: Int64) { out.append(UInt8(ascii: "0") &+ UInt8(v / 10)); out.append(UInt8(ascii: "0") &+ UInt8(v % 10)) }
+        let year = max(0, min(9999, y))
+        out.append(UInt8(ascii: "0") &+ UInt8(year / 1000)); out.append(UInt8(ascii: "0") &+ UInt8(year / 100 % 10))
+        two(year % 100); out.append(UInt8(ascii: "-")); two(m); out.append(UInt8(ascii: "-")); two(d)
+        out.append(UInt8(ascii: "T")); two(secOfDay / 3600); out.append(UInt8(ascii: ":"))
+        two(secOfDay / 60 % 60); out.append(UInt8(ascii: ":")); two(secOfDay % 60)
+        out.append(UInt8(ascii: "."))
+        var us = Int64(microseconds), div: Int64 = 100_000
+        while div > 0 { out.append(UInt8(ascii: "0") &+ UInt8(us / div)); us %= div; div /= 10 }
+        out.append(UInt8(ascii: "Z"))
+    }
+
+    /// RFC 3339 text.
+    public var rfc3339: String { var o: [UInt8] = []; writeRFC3339(to: &o); return String(decoding: o, as: UTF8.self) }
+
+    /// Days since the epoch to (year, month, day), Howard Hinnant's civil_from_days.
+    @inlinable static func civil(fromDays z0: Int64) -> (Int64, Int64, Int64) {
+        let z = z0 + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
+        let y = yoe + era * 400
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp < 10 ? mp + 3 : mp - 9
+        return (m <= 2 ? y + 1 : y, m, d)
+    }
+}
