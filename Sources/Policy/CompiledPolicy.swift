@@ -1,0 +1,285 @@
+import Wire
+import Records
+
+/// A zone as the compiled policy knows it.
+public struct ZoneInfo: Sendable {
+    /// Name.
+    public let name: String
+    /// Target security level 0–4.
+    public let securityLevel: Int
+    /// Purdue level, when given.
+    public let purdueLevel: Double?
+    /// Effective intra-zone mode (the zone's own, else the policy's).
+    public let intraZone: IntraZoneMode
+}
+
+/// The zone and asset a host resolves to (-1: none).
+public struct HostInfo: Sendable, Equatable {
+    /// Zone index, -1 when the host is in no zone.
+    public var zone: Int32
+    /// Asset index, -1 when the host is not a named asset.
+    public var asset: Int32
+    /// Creates a host resolution.
+    public init(zone: Int32, asset: Int32) { self.zone = zone; self.asset = asset }
+    /// In no zone.
+    public static let unknown = HostInfo(zone: -1, asset: -1)
+}
+
+/// What the policy says about a flow as a whole: computed once at the flow's first packet and kept
+/// (by the detector or the engine) so that each operation is checked with a few array reads.
+public struct FlowVerdict: Sendable, Equatable {
+    /// The zone-boundary outcome.
+    public enum Kind: UInt8, Sendable {
+        /// No policy is loaded.
+        case noPolicy
+        /// Both hosts in no zone, or a multicast/broadcast destination: nothing to check.
+        case outside
+        /// One host in a zone, the other in none.
+        case unzoned
+        /// Same zone, `intra_zone: allow`: no checks.
+        case intraAllow
+        /// Same zone, `intra_zone: monitor`: ICS-operation detections only.
+        case intraMonitor
+        /// Covered by one or more conduits (or the zone's own rules under `enforce`): content is checked.
+        case conduit
+        /// Two zones, no conduit, `default: deny`.
+        case noConduit
+        /// Two zones, no conduit, `default: allow`.
+        case defaultAllow
+        /// Only a conduit in the opposite direction exists.
+        case wrongDirection
+        /// Conduits exist for the zone pair but none lists the initiator.
+        case initiatorNotListed
+        /// Conduits exist for the zone pair and list the initiator, but none lists the responder.
+        case responderNotListed
+        /// Same zone, `enforce`, and the zone has no rules for this flow (treated like `noConduit`).
+        case intraDenied
+    }
+    /// The outcome.
+    public var kind: Kind
+    /// Zone and asset of the flow's (effective) initiator.
+    public var initiator: HostInfo
+    /// Zone and asset of the (effective) responder.
+    public var responder: HostInfo
+    /// The conduit the flow is checked against or that it violates (-1: none).
+    public var conduit: Int32
+    /// Start of this zone pair's conduits in `CompiledPolicy.pairConduits`.
+    public var pairStart: Int32
+    /// Bit i set when `pairConduits[pairStart + i]` covers the flow's endpoints.
+    public var conduitMask: UInt64
+    /// Bits of `conduitMask` whose transport rules cover the flow's transport and responder port.
+    public var transportMask: UInt64
+    /// The initiator was picked up midstream and the reverse direction matches a conduit: the roles are swapped.
+    public var reversed: Bool
+    /// Highest target security level of the zones involved, -1 when none is zoned.
+    public var securityLevel: Int8
+
+    /// A verdict with no policy.
+    public static let noPolicy = FlowVerdict(kind: .noPolicy, initiator: .unknown, responder: .unknown, conduit: -1,
+                                             pairStart: 0, conduitMask: 0, transportMask: 0, reversed: false, securityLevel: -1)
+}
+
+/// What the policy says about one operation on a flow.
+public struct OperationVerdict: Sendable, Equatable {
+    /// The outcome.
+    public enum Kind: UInt8, Sendable {
+        /// The flow is not checked per operation (no conduit, intra-zone monitor, no policy).
+        case notChecked
+        /// A rule allows it.
+        case allowed
+        /// A rule allows it and its class is in the conduit's `notify`.
+        case allowedNotify
+        /// No rule of the operation's protocol exists on the conduit(s).
+        case protocolDenied
+        /// Rules exist, none allows the access class or function.
+        case functionDenied
+        /// Rules allow the function, none the unit id / DNP3 address.
+        case deviceDenied
+        /// Rules allow function and device, none the address range / S7 area / DB.
+        case dataDenied
+    }
+    /// The outcome.
+    public var kind: Kind
+    /// The conduit that allowed it, or the one checked when denied.
+    public var conduit: Int32
+    /// The rule (index in that conduit) that came closest when denied, or that allowed it.
+    public var rule: Int32
+    /// Creates a verdict.
+    @inlinable public init(kind: Kind, conduit: Int32, rule: Int32) { self.kind = kind; self.conduit = conduit; self.rule = rule }
+}
+
+/// A validated policy compiled into lookups: longest-prefix match for hosts, a conduit list per zone pair,
+/// masks and sorted ranges per rule. Immutable, so a reload builds a new one and swaps the reference.
+public final class CompiledPolicy: Sendable {
+    /// Zones in file order (index = zone id).
+    public let zones: [ZoneInfo]
+    /// Asset names (index = asset id).
+    public let assetNames: [String]
+    /// Conduits: the file's, in order, then one per zone with `enforce` rules.
+    public let conduits: [CompiledConduit]
+    /// Conduit indices grouped by (from, to) zone pair.
+    public let pairConduits: [Int32]
+    /// Traffic between zones without a conduit.
+    public let defaultAction: DefaultAction
+    /// Hosts in no zone.
+    public let unknownHosts: UnknownHostsMode
+    /// The ATT&CK release of technique ids.
+    public let attackVersion: AttackVersion
+    /// The model the policy was compiled from.
+    public let policy: Policy
+
+    let hostTrie: PrefixTrie
+    let hostEntries: [HostInfo]
+    let pairs: [UInt64: (start: Int32, count: Int32)]
+
+    init(policy: Policy, zones: [ZoneInfo], assetNames: [String], conduits: [CompiledConduit], pairConduits: [Int32],
+         pairs: [UInt64: (start: Int32, count: Int32)], hostTrie: PrefixTrie, hostEntries: [HostInfo]) {
+        self.policy = policy; self.zones = zones; self.assetNames = assetNames; self.conduits = conduits
+        self.pairConduits = pairConduits; self.pairs = pairs; self.hostTrie = hostTrie; self.hostEntries = hostEntries
+        self.defaultAction = policy.defaultAction; self.unknownHosts = policy.unknownHosts; self.attackVersion = policy.attackVersion
+    }
+
+    /// Number of trie nodes (bench, tests).
+    public var lookupNodeCount: Int { hostTrie.nodeCount }
+
+    /// The zone and asset of `ip` by longest-prefix match (assets win over networks of equal length).
+    @inlinable public func host(_ ip: IPAddress) -> HostInfo {
+        let v = lookupHost(ip)
+        return v < 0 ? .unknown : hostEntry(Int(v))
+    }
+
+    @usableFromInline func lookupHost(_ ip: IPAddress) -> Int32 { hostTrie.lookup(ip) }
+    @usableFromInline func hostEntry(_ i: Int) -> HostInfo { hostEntries[i] }
+
+    /// The zone name of a zone index, nil for -1.
+    public func zoneName(_ z: Int32) -> String? { z >= 0 ? zones[Int(z)].name : nil }
+
+    /// Whether an address is multicast, broadcast or unspecified (never a zone member or an unknown host).
+    public static func isNonUnicast(_ ip: IPAddress) -> Bool {
+        if ip.isIPv4 {
+            let v = ip.v4
+            return v >> 28 == 0xE || v == 0xFFFF_FFFF || v == 0
+        }
+        return ip.high >> 56 == 0xFF || (ip.high == 0 && ip.low == 0)
+    }
+
+    // MARK: - Flows
+
+    /// Resolves a flow once: zones, the conduits that cover its endpoints, or why none does.
+    public func resolve(initiator: Endpoint, responder: Endpoint, transport: Transport, midstream: Bool = false) -> FlowVerdict {
+        let hi = host(initiator.ip), hr = host(responder.ip)
+        var v = FlowVerdict(kind: .outside, initiator: hi, responder: hr, conduit: -1, pairStart: 0, conduitMask: 0,
+                            transportMask: 0, reversed: false, securityLevel: -1)
+        let sl = max(hi.zone >= 0 ? zones[Int(hi.zone)].securityLevel : -1, hr.zone >= 0 ? zones[Int(hr.zone)].securityLevel : -1)
+        v.securityLevel = Int8(sl)
+        if CompiledPolicy.isNonUnicast(responder.ip) || CompiledPolicy.isNonUnicast(initiator.ip) { return v }
+        if hi.zone < 0 && hr.zone < 0 { return v }
+        if hi.zone < 0 || hr.zone < 0 { v.kind = .unzoned; return v }
+        if hi.zone == hr.zone {
+            switch zones[Int(hi.zone)].intraZone {
+            case .allow: v.kind = .intraAllow; return v
+            case .monitor: v.kind = .intraMonitor; return v
+            case .enforce: break
+            }
+        }
+        if match(&v, initiator: initiator, responder: responder, transport: transport) { return v }
+        let forwardKind = v.kind
+        // Only a conduit the other way: a midstream flow is probably the other way round.
+        var r = FlowVerdict(kind: .outside, initiator: hr, responder: hi, conduit: -1, pairStart: 0, conduitMask: 0,
+                            transportMask: 0, reversed: true, securityLevel: v.securityLevel)
+        if hi.zone != hr.zone, match(&r, initiator: responder, responder: initiator, transport: transport) {
+            if midstream { return r }
+            v.kind = .wrongDirection; v.conduit = r.conduit
+            return v
+        }
+        if forwardKind == .initiatorNotListed || forwardKind == .responderNotListed { return v }
+        v.kind = hi.zone == hr.zone ? .intraDenied : (defaultAction == .deny ? .noConduit : .defaultAllow)
+        return v
+    }
+
+    /// Fills `v` from the conduits of (initiator zone, responder zone); true when some conduit covers the flow.
+    func match(_ v: inout FlowVerdict, initiator: Endpoint, responder: Endpoint, transport: Transport) -> Bool {
+        guard let pair = pairs[UInt64(UInt32(bitPattern: v.initiator.zone)) << 32 | UInt64(UInt32(bitPattern: v.responder.zone))] else {
+            v.kind = .noConduit
+            return false
+        }
+        v.pairStart = pair.start
+        var mask: UInt64 = 0, tmask: UInt64 = 0
+        var initiatorOK = -1, firstConduit: Int32 = -1
+        for i in 0..<Int(pair.count) {
+            let ci = pairConduits[Int(pair.start) + i]
+            let c = conduits[Int(ci)]
+            if firstConduit < 0 { firstConduit = ci }
+            guard c.allowsInitiator(initiator.ip) else { continue }
+            if initiatorOK < 0 { initiatorOK = Int(ci) }
+            guard c.allowsResponder(responder.ip) else { continue }
+            mask |= 1 << UInt64(i)
+            for rule in c.rules where rule.matchesTransport(transport, port: responder.port) { tmask |= 1 << UInt64(i); break }
+        }
+        v.conduitMask = mask; v.transportMask = tmask
+        if mask != 0 {
+            v.kind = .conduit
+            v.conduit = pairConduits[Int(pair.start) + mask.trailingZeroBitCount]
+            return true
+        }
+        if initiatorOK >= 0 { v.kind = .responderNotListed; v.conduit = Int32(initiatorOK) }
+        else { v.kind = .initiatorNotListed; v.conduit = firstConduit }
+        return false
+    }
+
+    /// Whether a flow whose application protocol is now known (nil: not an ICS protocol) may use the conduit(s).
+    /// Returns the conduit to name, and whether it is allowed.
+    public func allowsProtocol(_ app: AppProtocol?, verdict v: FlowVerdict) -> Bool {
+        guard v.kind == .conduit else { return true }
+        if let app {
+            var m = v.conduitMask
+            while m != 0 {
+                let i = m.trailingZeroBitCount; m &= m - 1
+                if conduits[Int(pairConduits[Int(v.pairStart) + i])].appMask & (1 << app.rawValue) != 0 { return true }
+            }
+        }
+        return v.transportMask != 0
+    }
+
+    /// Checks one operation of a flow against the conduit(s) that cover it. Allocation-free.
+    @inlinable public func evaluate(_ op: Operation, verdict v: FlowVerdict) -> OperationVerdict {
+        if v.kind != .conduit || op.access == .response { return OperationVerdict(kind: .notChecked, conduit: v.conduit, rule: -1) }
+        var best = OperationVerdict(kind: .protocolDenied, conduit: v.conduit, rule: -1)
+        var bestStage: Int = -1
+        var hasRules = false
+        let bit: UInt8 = 1 << op.appProtocol.rawValue
+        var m = v.conduitMask
+        while m != 0 {
+            let i = m.trailingZeroBitCount; m &= m - 1
+            let ci = pairConduit(Int(v.pairStart) + i)
+            let c = conduit(Int(ci))
+            if c.appMask & bit == 0 { continue }
+            hasRules = true
+            for (ri, rule) in c.rules.enumerated() where rule.appProtocol == op.appProtocol {
+                let stage = rule.match(op)
+                if stage == .matched {
+                    let notify = c.notifyMask & (1 << UInt16(op.access.rawValue)) != 0
+                    return OperationVerdict(kind: notify ? .allowedNotify : .allowed, conduit: ci, rule: Int32(ri))
+                }
+                if Int(stage.rawValue) > bestStage {
+                    bestStage = Int(stage.rawValue)
+                    best = OperationVerdict(kind: stage == .function ? .functionDenied : stage == .device ? .deviceDenied : .dataDenied,
+                                            conduit: ci, rule: Int32(ri))
+                }
+            }
+        }
+        if !hasRules {
+            // No rule for this protocol: a transport rule (any content) may still cover the flow.
+            if v.transportMask != 0 {
+                let ci = pairConduit(Int(v.pairStart) + v.transportMask.trailingZeroBitCount)
+                let notify = conduit(Int(ci)).notifyMask & (1 << UInt16(op.access.rawValue)) != 0
+                return OperationVerdict(kind: notify ? .allowedNotify : .allowed, conduit: ci, rule: -1)
+            }
+            return best
+        }
+        return best
+    }
+
+    @usableFromInline func pairConduit(_ i: Int) -> Int32 { pairConduits[i] }
+    @usableFromInline func conduit(_ i: Int) -> CompiledConduit { conduits[i] }
+}

@@ -1,2 +1,0 @@
-/// Zone/conduit policy (placeholder until the policy issue lands).
-public enum PolicyPlaceholder {}
