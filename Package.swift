@@ -36,10 +36,11 @@ let package = Package(
         .target(name: "Detection", dependencies: ["Wire", "Records", "Policy"], swiftSettings: strict),
         .target(name: "Output", dependencies: ["Wire", "Records", "COpenSSL"], swiftSettings: strict),
 
+        // One worker's pipeline: decode → flows → dissectors; policy and detection plug in as an EngineObserver.
         .target(name: "Engine", dependencies: ["Wire", "Records", "Capture", "Decode", "Flows",
-                                               "Modbus", "DNP3", "S7comm", "Policy", "Detection", "Output"],
+                                               "Modbus", "DNP3", "S7comm"],
                 swiftSettings: strict),
-        .executableTarget(name: "zonewatch", dependencies: ["Engine", "Capture", "Policy", "Output", "Records"],
+        .executableTarget(name: "zonewatch", dependencies: ["Engine", "Capture", "Decode", "Flows", "Records", "Wire"],
                           swiftSettings: strict),
 
         .testTarget(name: "WireTests", dependencies: ["Wire", "Records"]),

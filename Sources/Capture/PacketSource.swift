@@ -1,0 +1,169 @@
+import CPcap
+import Glibc
+import Wire
+
+/// The per-packet facts libpcap gives with each packet.
+public struct PacketHeader: Sendable {
+    /// Capture time.
+    public var time: PacketTime
+    /// Bytes captured (available in the buffer).
+    public var capturedLength: Int
+    /// Bytes on the wire.
+    public var wireLength: Int
+}
+
+/// Counters from `pcap_stats` for live captures.
+public struct CaptureStatistics: Sendable {
+    /// Packets received by the filter.
+    public var received: UInt64
+    /// Packets dropped because the buffer was full (kernel drops).
+    public var droppedByKernel: UInt64
+    /// Packets dropped by the interface or driver.
+    public var droppedByInterface: UInt64
+}
+
+/// Options for a live capture (`pcap_create` + `pcap_set_*` + `pcap_activate`).
+public struct LiveCaptureOptions: Sendable {
+    /// Bytes kept per packet.
+    public var snapLength: Int32 = 65_535
+    /// Whether to put the interface in promiscuous mode.
+    public var promiscuous = true
+    /// Packet buffer timeout in milliseconds (TPACKET_V3 block retire timeout).
+    public var timeoutMilliseconds: Int32 = 100
+    /// Kernel ring size in bytes; large by default so bursts do not drop.
+    public var bufferSize: Int32 = 64 << 20
+    /// Immediate mode forces TPACKET_V2 and costs throughput; off by default.
+    public var immediate = false
+    /// An optional BPF filter.
+    public var filter: String?
+    /// Creates default options.
+    public init() {}
+}
+
+/// A source of packets over libpcap: a capture file (pcap or pcapng, `-` for stdin) or a live interface.
+///
+/// The only type in ZoneWatch that touches libpcap. `next()` hands out a borrowed view of libpcap's
+/// buffer, valid only until the following call (libpcap's contract): nothing is copied per packet.
+public final class PacketSource {
+    private let handle: OpaquePointer
+    private var file: UnsafeMutablePointer<FILE>?
+    private var readBuffer: UnsafeMutableRawPointer?
+    /// The capture's link type (`pcap_datalink`).
+    public let linkType: LinkType
+    /// Whether this is a live capture.
+    public let isLive: Bool
+
+    private init(handle: OpaquePointer, file: UnsafeMutablePointer<FILE>?, buffer: UnsafeMutableRawPointer?, live: Bool) throws(CaptureError) {
+        self.handle = handle; self.file = file; self.readBuffer = buffer; self.isLive = live
+        let dlt = pcap_datalink(handle)
+        guard let lt = LinkType(rawValue: dlt) else {
+            let name = pcap_datalink_val_to_name(dlt).map { String(cString: $0) } ?? "unknown"
+            pcap_close(handle); buffer?.deallocate()
+            throw CaptureError(.unsupportedLinkType, "unsupported link type \(dlt) (\(name)); ZoneWatch decodes Ethernet, Linux SLL/SLL2, raw IP and BSD loopback")
+        }
+        linkType = lt
+    }
+
+    deinit {
+        pcap_close(handle)   // also closes `file`
+        readBuffer?.deallocate()
+    }
+
+    /// Opens a pcap or pcapng file; `-` reads standard input. Offline files get a 1 MiB stdio buffer
+    /// of our own (glibc ignores the size when `setvbuf` is given no buffer), which cuts `read` calls.
+    public static func openFile(_ path: String) throws(CaptureError) -> PacketSource {
+        var errbuf = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE) + 1)
+        if path == "-" {
+            guard let h = pcap_open_offline("-", &errbuf) else { throw CaptureError(.open, "-: " + String(cString: errbuf)) }
+            return try PacketSource(handle: h, file: nil, buffer: nil, live: false)
+        }
+        guard let fp = fopen(path, "rb") else {
+            throw CaptureError(.open, "\(path): cannot open: \(String(cString: strerror(errno)))")
+        }
+        let size = 1 << 20
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 16)
+        setvbuf(fp, buffer.assumingMemoryBound(to: CChar.self), _IOFBF, size)
+        guard let h = pcap_fopen_offline(fp, &errbuf) else {
+            fclose(fp); buffer.deallocate()
+            throw CaptureError(.open, "\(path): " + String(cString: errbuf))
+        }
+        return try PacketSource(handle: h, file: fp, buffer: buffer, live: false)
+    }
+
+    /// Opens a live capture on `interface`.
+    public static func openLive(interface: String, options: LiveCaptureOptions = .init()) throws(CaptureError) -> PacketSource {
+        var errbuf = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE) + 1)
+        guard let h = pcap_create(interface, &errbuf) else { throw CaptureError(.open, "\(interface): " + String(cString: errbuf)) }
+        pcap_set_snaplen(h, options.snapLength)
+        pcap_set_promisc(h, options.promiscuous ? 1 : 0)
+        pcap_set_timeout(h, options.timeoutMilliseconds)
+        pcap_set_buffer_size(h, options.bufferSize)
+        if options.immediate { pcap_set_immediate_mode(h, 1) }
+        let status = pcap_activate(h)
+        if status < 0 {
+            let message = String(cString: pcap_geterr(h))
+            pcap_close(h)
+            throw CaptureError(.activate, "\(interface): \(message.isEmpty ? String(cString: pcap_statustostr(status)) : message)")
+        }
+        let source = try PacketSource(handle: h, file: nil, buffer: nil, live: true)
+        if let f = options.filter { try source.setFilter(f) }
+        return source
+    }
+
+    /// Compiles and installs a BPF filter.
+    public func setFilter(_ expression: String) throws(CaptureError) {
+        var program = bpf_program()
+        guard pcap_compile(handle, &program, expression, 1, PCAP_NETMASK_UNKNOWN) == 0 else {
+            throw CaptureError(.filter, "filter \"\(expression)\": " + String(cString: pcap_geterr(handle)))
+        }
+        defer { pcap_freecode(&program) }
+        guard pcap_setfilter(handle, &program) == 0 else {
+            throw CaptureError(.filter, "filter \"\(expression)\": " + String(cString: pcap_geterr(handle)))
+        }
+    }
+
+    /// The outcome of one `next()` call.
+    public enum Next {
+        /// A packet: its header and a view of libpcap's buffer valid until the next call.
+        case packet(PacketHeader, ByteView)
+        /// A live capture's timeout expired with no packet.
+        case timeout
+        /// End of file, or `breakLoop()` was called.
+        case end
+    }
+
+    /// Reads the next packet (`pcap_next_ex`). Throws when the file is truncated or the device fails.
+    @inline(__always)
+    public func next() throws(CaptureError) -> Next {
+        var header: UnsafeMutablePointer<pcap_pkthdr>?
+        var data: UnsafePointer<UInt8>?
+        let status = pcap_next_ex(handle, &header, &data)
+        switch status {
+        case 1:
+            let h = header.unsafelyUnwrapped.pointee
+            let caplen = Int(h.caplen)
+            let view = ByteView(UnsafeRawBufferPointer(start: data, count: caplen))
+            return .packet(PacketHeader(time: PacketTime(seconds: Int64(h.ts.tv_sec), microseconds: Int32(h.ts.tv_usec)),
+                                        capturedLength: caplen, wireLength: Int(h.len)), view)
+        case 0: return .timeout
+        case PCAP_ERROR_BREAK: return .end
+        default:
+            // libpcap reports a truncated offline file as an error here; EOF is PCAP_ERROR_BREAK (-2).
+            throw CaptureError(.read, String(cString: pcap_geterr(handle)))
+        }
+    }
+
+    /// Asks a blocked `next()` to return `.end` (safe from another thread or a signal handler's helper thread).
+    public func breakLoop() { pcap_breakloop(handle) }
+
+    /// `pcap_stats` for a live capture; nil for files.
+    public func statistics() -> CaptureStatistics? {
+        guard isLive else { return nil }
+        var s = pcap_stat()
+        guard pcap_stats(handle, &s) == 0 else { return nil }
+        return CaptureStatistics(received: UInt64(s.ps_recv), droppedByKernel: UInt64(s.ps_drop), droppedByInterface: UInt64(s.ps_ifdrop))
+    }
+
+    /// The file descriptor of a live capture (for PACKET_FANOUT); -1 for files.
+    public var fileDescriptor: Int32 { pcap_fileno(handle) }
+}

@@ -1,2 +1,0 @@
-/// Capture (in progress).
-enum PlaceholderCapture {}

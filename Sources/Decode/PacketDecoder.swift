@@ -1,0 +1,164 @@
+import Wire
+
+/// Decodes link, IP and transport headers in place.
+///
+/// Link layers: Ethernet II with 802.1Q/802.1ad tags (up to 4), Linux SLL/SLL2, raw IP, BSD null/loop.
+/// IPv4 with options (fragments counted and skipped: not reassembled), IPv6 with extension headers skipped.
+/// TCP and UDP; other IP protocols pass through with no ports. Non-IP frames (ARP, LLDP) give `nil`.
+public enum PacketDecoder {
+    /// Link-layer type numbers accepted (the `LinkType` raw values of the Capture module).
+    public static let ethernet: Int32 = 1, null: Int32 = 0, rawLegacy: Int32 = 12, raw: Int32 = 101, loop: Int32 = 108
+    public static let linuxSLL: Int32 = 113, ipv4: Int32 = 228, ipv6: Int32 = 229, linuxSLL2: Int32 = 276
+
+    /// Decodes one packet; `nil` when it carries no IP (not an error).
+    @inlinable
+    public static func decode(_ bytes: ByteView, linkType: Int32) throws(DecodeError) -> PacketView? {
+        var view = PacketView()
+        var offset = 0
+        var etherType: UInt16
+        switch linkType {
+        case ethernet:
+            // dst(6) src(6) type(2) [tag: TPID(2)=0x8100/0x88a8/0x9100 TCI(2)]*
+            guard bytes.count >= 14 else { throw DecodeError(.truncatedLinkHeader, at: 0) }
+            etherType = bytes.u16be(12); offset = 14
+            while etherType == 0x8100 || etherType == 0x88A8 || etherType == 0x9100 {
+                guard view.vlanTags < 4 else { throw DecodeError(.tooManyVLANTags, at: offset) }
+                guard bytes.has(4, at: offset) else { throw DecodeError(.truncatedLinkHeader, at: offset) }
+                view.vlan = bytes.u16be(offset) & 0x0FFF
+                view.vlanTags &+= 1
+                etherType = bytes.u16be(offset + 2); offset += 4
+            }
+        case linuxSLL:
+            // packet type(2) ARPHRD(2) addr len(2) addr(8) protocol(2)
+            guard bytes.count >= 16 else { throw DecodeError(.truncatedLinkHeader, at: 0) }
+            etherType = bytes.u16be(14); offset = 16
+        case linuxSLL2:
+            // protocol(2) reserved(2) ifindex(4) ARPHRD(2) packet type(1) addr len(1) addr(8)
+            guard bytes.count >= 20 else { throw DecodeError(.truncatedLinkHeader, at: 0) }
+            etherType = bytes.u16be(0); offset = 20
+        case raw, rawLegacy:
+            guard bytes.count >= 1 else { throw DecodeError(.truncatedLinkHeader, at: 0) }
+            etherType = bytes.u8(0) >> 4 == 6 ? 0x86DD : 0x0800
+        case ipv4: etherType = 0x0800
+        case ipv6: etherType = 0x86DD
+        case null, loop:
+            // 4-byte address family: host order for DLT_NULL (either endianness in practice), network order for LOOP.
+            guard bytes.count >= 4 else { throw DecodeError(.truncatedLinkHeader, at: 0) }
+            let le = bytes.u32le(0), be = bytes.u32be(0)
+            let family = linkType == loop ? be : (le < 0x10000 ? le : be)
+            switch family {
+            case 2: etherType = 0x0800
+            case 10, 24, 28, 30: etherType = 0x86DD   // AF_INET6 on Linux, OpenBSD/NetBSD, FreeBSD, macOS
+            default: throw DecodeError(.unknownAddressFamily, at: 0)
+            }
+            offset = 4
+        default:
+            throw DecodeError(.truncatedLinkHeader, at: 0)
+        }
+        switch etherType {
+        case 0x0800: try decodeIPv4(bytes, at: offset, into: &view)
+        case 0x86DD: try decodeIPv6(bytes, at: offset, into: &view)
+        default: return nil
+        }
+        return view
+    }
+
+    // IPv4 (RFC 791): ver/IHL(1) TOS(1) total length(2) id(2) flags/fragment offset(2) TTL(1) proto(1) csum(2) src(4) dst(4) options
+    @inlinable
+    static func decodeIPv4(_ bytes: ByteView, at start: Int, into view: inout PacketView) throws(DecodeError) {
+        guard bytes.has(20, at: start) else { throw DecodeError(.truncatedIPv4Header, at: start) }
+        let vihl = bytes.u8(start)
+        guard vihl >> 4 == 4 else { throw DecodeError(.badIPv4Version, at: start) }
+        let headerLength = Int(vihl & 0x0F) * 4
+        guard headerLength >= 20 else { throw DecodeError(.badIPv4HeaderLength, at: start) }
+        guard bytes.has(headerLength, at: start) else { throw DecodeError(.truncatedIPv4Header, at: start) }
+        let totalLength = Int(bytes.u16be(start + 2))
+        // A zero total length happens with TSO on the capturing host: trust the captured length then.
+        let ipEnd: Int
+        if totalLength == 0 { ipEnd = bytes.count }
+        else {
+            guard totalLength >= headerLength else { throw DecodeError(.badIPv4TotalLength, at: start + 2) }
+            ipEnd = start + totalLength
+        }
+        view.ipVersion = 4
+        view.hasIPOptions = headerLength > 20
+        view.ipProtocol = bytes.u8(start + 9)
+        view.source = IPAddress(v4: bytes.u32be(start + 12))
+        view.destination = IPAddress(v4: bytes.u32be(start + 16))
+        let fragment = bytes.u16be(start + 6)
+        if fragment & 0x3FFF != 0 { throw DecodeError(.ipFragment, at: start + 6) }   // MF set or offset ≠ 0
+        try decodeTransport(bytes, at: start + headerLength, end: ipEnd, into: &view)
+    }
+
+    // IPv6 (RFC 8200): ver/class/flow(4) payload length(2) next header(1) hop limit(1) src(16) dst(16), then extension headers.
+    @inlinable
+    static func decodeIPv6(_ bytes: ByteView, at start: Int, into view: inout PacketView) throws(DecodeError) {
+        guard bytes.has(40, at: start) else { throw DecodeError(.truncatedIPv6Header, at: start) }
+        guard bytes.u8(start) >> 4 == 6 else { throw DecodeError(.badIPv4Version, at: start) }
+        let payloadLength = Int(bytes.u16be(start + 4))
+        var next = bytes.u8(start + 6)
+        view.ipVersion = 6
+        view.source = IPAddress(high: bytes.u64be(start + 8), low: bytes.u64be(start + 16))
+        view.destination = IPAddress(high: bytes.u64be(start + 24), low: bytes.u64be(start + 32))
+        // Jumbograms (payload length 0) and TSO captures: trust the captured length.
+        let ipEnd = payloadLength == 0 ? bytes.count : start + 40 + payloadLength
+        var offset = start + 40
+        var headers = 0
+        while true {
+            switch next {
+            case 0, 43, 60, 135, 139, 140:   // hop-by-hop, routing, destination options, mobility, HIP, shim6
+                guard headers < 16, bytes.has(2, at: offset) else { throw DecodeError(.badIPv6ExtensionHeader, at: offset) }
+                next = bytes.u8(offset)
+                offset += (Int(bytes.u8(offset + 1)) + 1) * 8
+                headers += 1
+            case 44:   // fragment header
+                guard bytes.has(8, at: offset) else { throw DecodeError(.badIPv6ExtensionHeader, at: offset) }
+                if bytes.u16be(offset + 2) & 0xFFF9 != 0 { throw DecodeError(.ipFragment, at: offset) }
+                next = bytes.u8(offset); offset += 8; headers += 1
+            case 51:   // authentication header: length in 4-octet units minus 2
+                guard headers < 16, bytes.has(2, at: offset) else { throw DecodeError(.badIPv6ExtensionHeader, at: offset) }
+                next = bytes.u8(offset)
+                offset += (Int(bytes.u8(offset + 1)) + 2) * 4
+                headers += 1
+            default:
+                view.ipProtocol = next
+                try decodeTransport(bytes, at: offset, end: ipEnd, into: &view)
+                return
+            }
+        }
+    }
+
+    // TCP (RFC 9293): sport(2) dport(2) seq(4) ack(4) offset/flags(2) window(2) csum(2) urg(2) options
+    // UDP (RFC 768): sport(2) dport(2) length(2) csum(2)
+    @inlinable
+    static func decodeTransport(_ bytes: ByteView, at start: Int, end wireEnd: Int, into view: inout PacketView) throws(DecodeError) {
+        let capturedEnd = Swift.min(wireEnd, bytes.count)
+        switch view.ipProtocol {
+        case 6:
+            guard bytes.has(20, at: start), start + 20 <= wireEnd else { throw DecodeError(.truncatedTCPHeader, at: start) }
+            let dataOffset = Int(bytes.u8(start + 12) >> 4) * 4
+            guard dataOffset >= 20, start + dataOffset <= wireEnd else { throw DecodeError(.badTCPHeaderLength, at: start + 12) }
+            guard bytes.has(dataOffset, at: start) else { throw DecodeError(.truncatedTCPHeader, at: start) }
+            view.transport = .tcp
+            view.sourcePort = bytes.u16be(start); view.destinationPort = bytes.u16be(start + 2)
+            view.sequence = bytes.u32be(start + 4); view.acknowledgement = bytes.u32be(start + 8)
+            view.tcpFlags = bytes.u8(start + 13)
+            view.payloadOffset = start + dataOffset
+            view.wirePayloadLength = wireEnd - view.payloadOffset
+            view.payloadLength = Swift.max(0, capturedEnd - view.payloadOffset)
+        case 17:
+            guard bytes.has(8, at: start), start + 8 <= wireEnd else { throw DecodeError(.truncatedUDPHeader, at: start) }
+            let length = Int(bytes.u16be(start + 4))
+            guard length >= 8 else { throw DecodeError(.badUDPLength, at: start + 4) }
+            view.transport = .udp
+            view.sourcePort = bytes.u16be(start); view.destinationPort = bytes.u16be(start + 2)
+            view.payloadOffset = start + 8
+            let udpEnd = Swift.min(start + length, wireEnd)
+            view.wirePayloadLength = udpEnd - view.payloadOffset
+            view.payloadLength = Swift.max(0, Swift.min(udpEnd, capturedEnd) - view.payloadOffset)
+        case 1: view.transport = .icmp
+        case 58: view.transport = .icmpv6
+        default: view.transport = .other
+        }
+    }
+}

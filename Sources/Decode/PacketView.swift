@@ -1,0 +1,91 @@
+import Wire
+
+/// A decoded packet: scalars and offsets into the captured bytes, nothing copied.
+public struct PacketView: Sendable {
+    /// Outer VLAN id (802.1Q), 0 when untagged; with QinQ the innermost (customer) tag.
+    public var vlan: UInt16 = 0
+    /// Number of VLAN tags seen.
+    public var vlanTags: UInt8 = 0
+    /// 4 or 6.
+    public var ipVersion: UInt8 = 0
+    /// Source address.
+    public var source = IPAddress(high: 0, low: 0)
+    /// Destination address.
+    public var destination = IPAddress(high: 0, low: 0)
+    /// IP protocol number of the transport (after IPv6 extension headers).
+    public var ipProtocol: UInt8 = 0
+    /// The transport.
+    public var transport: Transport = .other
+    /// Source port (0 for port-less transports).
+    public var sourcePort: UInt16 = 0
+    /// Destination port.
+    public var destinationPort: UInt16 = 0
+    /// TCP flags (FIN 0x01, SYN 0x02, RST 0x04, PSH 0x08, ACK 0x10, URG 0x20).
+    public var tcpFlags: UInt8 = 0
+    /// TCP sequence number.
+    public var sequence: UInt32 = 0
+    /// TCP acknowledgement number.
+    public var acknowledgement: UInt32 = 0
+    /// Offset of the transport payload in the captured bytes.
+    public var payloadOffset: Int = 0
+    /// Payload bytes present in the capture.
+    public var payloadLength: Int = 0
+    /// Payload bytes the packet carried on the wire (more than `payloadLength` when snaplen cut it).
+    public var wirePayloadLength: Int = 0
+    /// IPv4 header carried options.
+    public var hasIPOptions = false
+
+    /// Creates an empty view.
+    public init() {}
+
+    /// TCP flag bits.
+    public static let fin: UInt8 = 0x01, syn: UInt8 = 0x02, rst: UInt8 = 0x04, psh: UInt8 = 0x08, ack: UInt8 = 0x10
+}
+
+/// Why a packet could not be decoded; counted per reason.
+public enum DecodeFailure: UInt8, CaseIterable, Sendable {
+    case truncatedLinkHeader, tooManyVLANTags, truncatedIPv4Header, badIPv4Version, badIPv4HeaderLength, badIPv4TotalLength
+    case truncatedIPv6Header, badIPv6ExtensionHeader, ipFragment, truncatedTCPHeader, badTCPHeaderLength, truncatedUDPHeader, badUDPLength
+    case unknownAddressFamily
+
+    /// A stable snake_case name for logs and stats.
+    public var name: StaticString {
+        switch self {
+        case .truncatedLinkHeader: "truncated_link_header"
+        case .tooManyVLANTags: "too_many_vlan_tags"
+        case .truncatedIPv4Header: "truncated_ipv4_header"
+        case .badIPv4Version: "bad_ip_version"
+        case .badIPv4HeaderLength: "bad_ipv4_header_length"
+        case .badIPv4TotalLength: "bad_ipv4_total_length"
+        case .truncatedIPv6Header: "truncated_ipv6_header"
+        case .badIPv6ExtensionHeader: "bad_ipv6_extension_header"
+        case .ipFragment: "ip_fragment_not_reassembled"
+        case .truncatedTCPHeader: "truncated_tcp_header"
+        case .badTCPHeaderLength: "bad_tcp_header_length"
+        case .truncatedUDPHeader: "truncated_udp_header"
+        case .badUDPLength: "bad_udp_length"
+        case .unknownAddressFamily: "unknown_address_family"
+        }
+    }
+
+    /// The layer the failure belongs to.
+    public var layer: StaticString {
+        switch self {
+        case .truncatedLinkHeader, .tooManyVLANTags, .unknownAddressFamily: "link"
+        case .truncatedIPv4Header, .badIPv4Version, .badIPv4HeaderLength, .badIPv4TotalLength,
+             .truncatedIPv6Header, .badIPv6ExtensionHeader, .ipFragment: "ip"
+        case .truncatedTCPHeader, .badTCPHeaderLength: "tcp"
+        case .truncatedUDPHeader, .badUDPLength: "udp"
+        }
+    }
+}
+
+/// A packet that could not be decoded: why, and at which byte offset.
+public struct DecodeError: Error, Sendable {
+    /// The reason.
+    public var failure: DecodeFailure
+    /// Byte offset in the captured packet where decoding stopped.
+    public var offset: Int
+    /// Creates an error.
+    @inlinable public init(_ failure: DecodeFailure, at offset: Int) { self.failure = failure; self.offset = offset }
+}

@@ -1,2 +1,0 @@
-/// Decode (in progress).
-enum PlaceholderDecode {}

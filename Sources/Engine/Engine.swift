@@ -1,0 +1,455 @@
+import Wire
+import Records
+import Decode
+import Flows
+import Modbus
+import DNP3
+import S7comm
+
+/// Which dissector a flow has (stored in `FlowState.application`).
+enum ApplicationKind: UInt8 {
+    case undecided = 0, none = 1, modbus = 2, dnp3 = 3, s7comm = 4
+
+    var appProtocol: AppProtocol? {
+        switch self {
+        case .modbus: .modbus
+        case .dnp3: .dnp3
+        case .s7comm: .s7comm
+        case .undecided, .none: nil
+        }
+    }
+}
+
+/// One worker's pipeline: decode → flows → reassembly → dissectors → (policy, detection) → records.
+///
+/// Fed one packet at a time by the caller (replay loop, live capture loop, or a worker thread);
+/// owns all its state; nothing in it is shared with other workers.
+public final class Engine {
+    /// The configuration in force.
+    public let configuration: EngineConfiguration
+    /// Where records, operations and anomalies collect.
+    public let sink = EventSink()
+    /// Counters.
+    public private(set) var statistics = EngineStatistics()
+    /// Receives flow events, operations and anomalies (policy and detection); optional.
+    public var observer: (any EngineObserver)?
+
+    private var flows: FlowTable
+    private var modbus = DissectorPool<ModbusDissector>()
+    private var dnp3 = DissectorPool<DNP3Dissector>()
+    private var s7comm = DissectorPool<S7commDissector>()
+    private var frame: UInt64 = 0
+    private var now = PacketTime.zero
+    private var nextSweep: Int64 = 0
+    private var sinkFlowSlot: Int32 = -1
+    private var anomalyLogged: [String: Int] = [:]
+
+    /// Creates an engine.
+    public init(configuration: EngineConfiguration = .init()) {
+        self.configuration = configuration
+        flows = FlowTable(limits: configuration.flowLimits)
+        sink.pduRecordsEnabled = configuration.pduRecords
+        sink.transactionRecordsEnabled = configuration.transactionRecords
+    }
+
+    /// Live flows.
+    public var liveFlows: Int { flows.count }
+
+    // MARK: - Packets
+
+    /// Processes one packet. `bytes` is borrowed for the duration of the call only.
+    public func process(_ bytes: ByteView, linkType: Int32, time: PacketTime, wireLength: Int) {
+        frame &+= 1
+        now = time
+        statistics.packets &+= 1
+        statistics.bytes &+= UInt64(bytes.count)
+        if wireLength > bytes.count { statistics.truncatedPackets &+= 1 }
+        if time.seconds >= nextSweep { sweep() }
+
+        let packet: PacketView
+        do {
+            guard let p = try PacketDecoder.decode(bytes, linkType: linkType) else { statistics.nonIPPackets &+= 1; return }
+            packet = p
+        } catch {
+            statistics.decodeFailures[Int(error.failure.rawValue)] &+= 1
+            logPacketAnomaly(Anomaly(layer: error.failure.layer, kind: error.failure.name, offset: error.offset))
+            return
+        }
+
+        let key = FlowKey(packet: packet)
+        let hash = key.fastHash
+        var slot: Int32
+        if let s = flows.find(key, hash: hash) {
+            slot = s
+            // A new SYN on a closed flow is port reuse: end the old conversation, start a new one.
+            if packet.tcpFlags & (PacketView.syn | PacketView.ack) == PacketView.syn && flows.slots[Int(s)]!.isClosed {
+                endFlow(s, reason: flows.slots[Int(s)]!.reset ? .rst : .fin)
+                slot = createFlow(key, hash: hash, packet: packet)
+            }
+        } else {
+            slot = createFlow(key, hash: hash, packet: packet)
+        }
+        let side: FlowSide = key.sentByLow(packet) == flows.slots[Int(slot)]!.initiatorIsLow ? .initiator : .responder
+        let ipBytes = UInt64(wireLength)
+        if side == .initiator {
+            flows.slots[Int(slot)]!.packets.0 &+= 1; flows.slots[Int(slot)]!.bytes.0 &+= ipBytes
+        } else {
+            flows.slots[Int(slot)]!.packets.1 &+= 1; flows.slots[Int(slot)]!.bytes.1 &+= ipBytes
+        }
+        flows.slots[Int(slot)]!.lastSeen = time
+        flows.touch(slot)
+
+        let payload = bytes.slice(from: packet.payloadOffset, length: packet.payloadLength)
+        switch packet.transport {
+        case .tcp: tcpSegment(slot, side: side, packet: packet, payload: payload)
+        case .udp:
+            if packet.payloadLength > 0 { deliver(slot, side: side, event: .data(payload)) }
+        default: break
+        }
+    }
+
+    private func createFlow(_ key: FlowKey, hash: UInt64, packet: PacketView) -> Int32 {
+        if flows.isFull, let victim = flows.evictionCandidate {
+            let closed = flows.slots[Int(victim)]!.isClosed
+            endFlow(victim, reason: closed ? (flows.slots[Int(victim)]!.reset ? .rst : .fin) : .evicted)
+        }
+        let senderIsLow = key.sentByLow(packet)
+        var midstream = false
+        var initiatorIsLow = senderIsLow
+        if packet.transport == .tcp {
+            let f = packet.tcpFlags & (PacketView.syn | PacketView.ack)
+            if f == PacketView.syn { initiatorIsLow = senderIsLow }
+            else if f == PacketView.syn | PacketView.ack { initiatorIsLow = !senderIsLow }
+            else { midstream = true }
+        }
+        let low = Endpoint(ip: key.lowIP, port: key.lowPort), high = Endpoint(ip: key.highIP, port: key.highPort)
+        let community = CommunityID.compute(source: low, destination: high, ipProtocol: key.ipProtocol)
+        let state = FlowState(key: key, initiatorIsLow: initiatorIsLow, midstream: midstream,
+                              firstSeen: now, lastSeen: now, firstFrame: frame, communityID: community)
+        let slot = flows.insert(state, hash: hash)
+        statistics.flowsCreated &+= 1
+        if let o = observer {
+            setSinkFlow(slot)
+            o.flowStarted(sink.flow, frame: frame, time: now)
+        }
+        return slot
+    }
+
+    // MARK: - TCP
+
+    private func tcpSegment(_ slot: Int32, side: FlowSide, packet: PacketView, payload: ByteView) {
+        let flags = packet.tcpFlags
+        let limits = configuration.streamLimits
+        // Move the stream out of the table while it delivers (exclusive access; no copy of its buffers).
+        var stream = takeStream(slot, side)
+        stream.segment(sequence: packet.sequence, syn: flags & PacketView.syn != 0, payload: payload,
+                       wireLength: packet.wirePayloadLength, limits: limits) { event in
+            self.deliver(slot, side: side, event: event)
+        }
+        putStream(slot, side, stream)
+        if flags & PacketView.ack != 0 {
+            var peer = takeStream(slot, side.opposite)
+            peer.peerAcknowledged(packet.acknowledgement) { event in self.deliver(slot, side: side.opposite, event: event) }
+            putStream(slot, side.opposite, peer)
+        }
+        if flags & PacketView.rst != 0 { flows.slots[Int(slot)]!.reset = true }
+        if flags & PacketView.fin != 0 { flows.slots[Int(slot)]!.finMask |= side == .initiator ? 1 : 2 }
+        if flows.slots[Int(slot)]!.isClosed { flows.markClosed(slot) }
+    }
+
+    private func takeStream(_ slot: Int32, _ side: FlowSide) -> TCPStream {
+        var s = TCPStream()
+        if side == .initiator { swap(&s, &flows.slots[Int(slot)]!.initiatorStream) } else { swap(&s, &flows.slots[Int(slot)]!.responderStream) }
+        return s
+    }
+
+    private func putStream(_ slot: Int32, _ side: FlowSide, _ stream: TCPStream) {
+        if side == .initiator { flows.slots[Int(slot)]!.initiatorStream = stream } else { flows.slots[Int(slot)]!.responderStream = stream }
+    }
+
+    private func takeCarry(_ slot: Int32, _ side: FlowSide) -> [UInt8] {
+        var c: [UInt8] = []
+        if side == .initiator { swap(&c, &flows.slots[Int(slot)]!.initiatorCarry) } else { swap(&c, &flows.slots[Int(slot)]!.responderCarry) }
+        return c
+    }
+
+    private func putCarry(_ slot: Int32, _ side: FlowSide, _ carry: [UInt8]) {
+        if side == .initiator { flows.slots[Int(slot)]!.initiatorCarry = carry } else { flows.slots[Int(slot)]!.responderCarry = carry }
+    }
+
+    // MARK: - Dissection
+
+    /// Hands stream bytes (or a gap) of one side to the flow's dissector, identifying the protocol first.
+    private func deliver(_ slot: Int32, side: FlowSide, event: StreamEvent) {
+        if case .gap(let n) = event { statistics.streamGaps &+= 1; statistics.streamGapBytes &+= UInt64(n) }
+        let kind = ApplicationKind(rawValue: flows.slots[Int(slot)]!.application) ?? .none
+        switch kind {
+        case .none: return
+        case .undecided:
+            guard case .data(let bytes) = event else {
+                // A hole before the protocol is known: forget what was stashed for probing.
+                var c = takeCarry(slot, side); c.removeAll(keepingCapacity: true); putCarry(slot, side, c)
+                return
+            }
+            identify(slot, side: side, bytes: bytes)
+        case .modbus: deliver(&modbus, slot: slot, side: side, event: event)
+        case .dnp3: deliver(&dnp3, slot: slot, side: side, event: event)
+        case .s7comm: deliver(&s7comm, slot: slot, side: side, event: event)
+        }
+    }
+
+    private func deliver<D: AppDissector>(_ pool: inout DissectorPool<D>, slot: Int32, side: FlowSide, event: StreamEvent) {
+        let app = Int(flows.slots[Int(slot)]!.applicationSlot)
+        setSinkFlow(slot)
+        sink.frame = frame; sink.time = now
+        let isUDP = flows.slots[Int(slot)]!.key.ipProtocol == 17
+        var carry = takeCarry(slot, side)
+        switch event {
+        case .gap(let length):
+            carry.removeAll(keepingCapacity: true)
+            pool.states[app].gap(side: side, length: length, sink: sink)
+        case .data(let bytes):
+            if isUDP {
+                // Datagrams are whole messages: nothing carries over to the next one.
+                _ = pool.states[app].consume(bytes, side: side, sink: sink)
+            } else if carry.isEmpty {
+                let used = min(max(pool.states[app].consume(bytes, side: side, sink: sink), 0), bytes.count)
+                if used < bytes.count { carry.append(contentsOf: bytes.suffix(from: used).raw) }
+            } else {
+                carry.append(contentsOf: bytes.raw)
+                let used = carry.withUnsafeBytes { raw in
+                    min(max(pool.states[app].consume(ByteView(raw), side: side, sink: sink), 0), raw.count)
+                }
+                carry.removeFirst(used)
+            }
+            if carry.count > D.maximumPDUSize {
+                // The dissector cannot make progress within its own PDU bound: drop and resynchronise.
+                statistics.carryOverflows &+= 1
+                sink.emit(Anomaly(layer: "flow", kind: "reassembly_buffer_overflow", offset: 0, value: Int64(carry.count)), sender: side)
+                pool.states[app].gap(side: side, length: carry.count, sink: sink)
+                carry.removeAll(keepingCapacity: true)
+            }
+        }
+        putCarry(slot, side, carry)
+        drainSink()
+    }
+
+    private func identify(_ slot: Int32, side: FlowSide, bytes: ByteView) {
+        var carry = takeCarry(slot, side)
+        let transport: Transport = flows.slots[Int(slot)]!.key.ipProtocol == 6 ? .tcp : .udp
+        let isUDP = transport == .udp
+        if !isUDP { carry.append(contentsOf: bytes.raw) }
+        let ini = flows.slots[Int(slot)]!.initiator.port, res = flows.slots[Int(slot)]!.responder.port
+        var verdictKind = ApplicationKind.none
+        var waiting = false
+        var rejectedOnOwnPort: ApplicationKind? = nil
+        func consider<D: AppDissector>(_: D.Type, _ kind: ApplicationKind, _ view: ByteView) {
+            guard verdictKind == .none else { return }
+            let wellKnown = D.isWellKnownPort(res) || D.isWellKnownPort(ini)
+            switch D.probe(view, side: side, transport: transport) {
+            case .accept: verdictKind = kind
+            case .needMoreData: waiting = true
+            case .reject: if wellKnown && rejectedOnOwnPort == nil { rejectedOnOwnPort = kind }
+            }
+        }
+        func probeAll(_ view: ByteView) {
+            // Registered ports first, so that content that fits two protocols goes to the port's owner.
+            if ModbusDissector.isWellKnownPort(res) { consider(ModbusDissector.self, .modbus, view) }
+            if DNP3Dissector.isWellKnownPort(res) { consider(DNP3Dissector.self, .dnp3, view) }
+            if S7commDissector.isWellKnownPort(res) { consider(S7commDissector.self, .s7comm, view) }
+            consider(ModbusDissector.self, .modbus, view)
+            consider(DNP3Dissector.self, .dnp3, view)
+            consider(S7commDissector.self, .s7comm, view)
+        }
+        if isUDP { probeAll(bytes) } else { carry.withUnsafeBytes { probeAll(ByteView($0)) } }
+
+        if verdictKind == .none && waiting && carry.count < configuration.maximumProbeBytes && !isUDP {
+            putCarry(slot, side, carry)   // keep the bytes and decide on the next ones
+            return
+        }
+        if verdictKind == .none {
+            carry.removeAll()
+            putCarry(slot, side, carry)
+            flows.slots[Int(slot)]!.application = ApplicationKind.none.rawValue
+            if let k = rejectedOnOwnPort {
+                setSinkFlow(slot); sink.frame = frame; sink.time = now
+                let kindName: StaticString = switch k {
+                case .modbus: "not_modbus_on_modbus_port"
+                case .dnp3: "not_dnp3_on_dnp3_port"
+                default: "not_s7comm_on_s7comm_port"
+                }
+                sink.emit(Anomaly(layer: k.appProtocol!.name, kind: kindName, offset: 0), sender: side)
+                drainSink()
+            }
+            notifyIdentified(slot, nil)
+            return
+        }
+        putCarry(slot, side, carry)
+        flows.slots[Int(slot)]!.application = verdictKind.rawValue
+        let p = verdictKind.appProtocol!
+        statistics.flowsPerProtocol[Int(p.rawValue)] &+= 1
+        switch verdictKind {
+        case .modbus: flows.slots[Int(slot)]!.applicationSlot = modbus.allocate()
+        case .dnp3: flows.slots[Int(slot)]!.applicationSlot = dnp3.allocate()
+        case .s7comm: flows.slots[Int(slot)]!.applicationSlot = s7comm.allocate()
+        default: break
+        }
+        notifyIdentified(slot, p)
+        // The stashed bytes (TCP) or the datagram (UDP) go to the new dissector now.
+        deliver(slot, side: side, event: .data(isUDP ? bytes : ByteView.empty))
+    }
+
+    private func notifyIdentified(_ slot: Int32, _ p: AppProtocol?) {
+        guard let o = observer else { return }
+        setSinkFlow(slot)
+        o.flowIdentified(sink.flow, appProtocol: p, frame: frame, time: now)
+    }
+
+    /// Points the sink's flow context at `slot` (cached: rebuilt only when the flow changes).
+    private func setSinkFlow(_ slot: Int32) {
+        guard sinkFlowSlot != slot else { return }
+        let f = flows.slots[Int(slot)]!
+        let transport: Transport = switch f.key.ipProtocol { case 6: .tcp; case 17: .udp; case 1: .icmp; case 58: .icmpv6; default: .other }
+        sink.flow = FlowContext(initiator: f.initiator, responder: f.responder, transport: transport,
+                                vlan: f.key.vlan, communityID: f.communityID, midstream: f.midstream)
+        sinkFlowSlot = slot
+    }
+
+    /// Moves operations and anomalies out of the sink: counted, logged, and handed to the observer.
+    private func drainSink() {
+        if !sink.operations.isEmpty {
+            statistics.operations &+= UInt64(sink.operations.count)
+            if let o = observer { for op in sink.operations { o.operation(op, flow: sink.flow) } }
+            sink.operations.removeAll(keepingCapacity: true)
+        }
+        if !sink.anomalies.isEmpty {
+            for a in sink.anomalies {
+                statistics.anomalies &+= 1
+                logAnomaly(a, withFlow: true)
+                observer?.anomaly(a, flow: sink.flow)
+            }
+            sink.anomalies.removeAll(keepingCapacity: true)
+        }
+    }
+
+    // MARK: - Anomaly records
+
+    private func logPacketAnomaly(_ anomaly: Anomaly) {
+        var a = anomaly; a.frame = frame; a.time = now
+        statistics.anomalies &+= 1
+        logAnomaly(a, withFlow: false)
+        observer?.anomaly(a, flow: nil)
+    }
+
+    private func logAnomaly(_ a: Anomaly, withFlow: Bool) {
+        guard configuration.anomalyRecords else { return }
+        // Bounded per kind so that a hostile capture cannot flood the log; the rest is counted.
+        let id = "\(a.layer).\(a.kind)"
+        let n = anomalyLogged[id, default: 0]
+        guard n < configuration.anomalyLogLimitPerKind else { statistics.anomaliesNotLogged &+= 1; return }
+        anomalyLogged[id] = n + 1
+        var json = JSONWriter(capacity: 512)
+        json.beginObject()
+        json.key("@timestamp"); json.time(a.time)
+        json.field("frame", a.frame)
+        json.key("event"); json.beginObject(); json.field("kind", "event"); json.field("action", "anomaly"); json.endObject()
+        if withFlow {
+            let src = sink.flow.endpoint(a.sender), dst = sink.flow.endpoint(a.sender.opposite)
+            json.key("source"); json.beginObject(); json.key("ip"); json.ip(src.ip); json.field("port", Int(src.port)); json.endObject()
+            json.key("destination"); json.beginObject(); json.key("ip"); json.ip(dst.ip); json.field("port", Int(dst.port)); json.endObject()
+            json.key("network"); json.beginObject(); json.field("transport", sink.flow.transport.name)
+            json.field("community_id", sink.flow.communityID); json.endObject()
+        }
+        json.key("anomaly"); json.beginObject()
+        json.field("layer", a.layer); json.field("kind", a.kind); json.field("offset", a.offset)
+        if let v = a.value { json.key("value"); json.int(v) }
+        json.endObject()
+        json.endObject()
+        json.bytes.append(UInt8(ascii: "\n"))
+        sink.lines[RecordKind.anomaly.rawValue].append(contentsOf: json.bytes)
+        sink.recordCounts[RecordKind.anomaly.rawValue] &+= 1
+    }
+
+    // MARK: - Flow ends
+
+    private func sweep() {
+        nextSweep = now.seconds + 1
+        let limits = flows.limits
+        while let s = flows.oldest(closed: true), flows.slots[Int(s)]!.lastSeen.seconds + limits.closedLinger <= now.seconds {
+            endFlow(s, reason: flows.slots[Int(s)]!.reset ? .rst : .fin)
+        }
+        while let s = flows.oldest(closed: false) {
+            let f = flows.slots[Int(s)]!
+            let timeout = f.key.ipProtocol == 6 ? limits.tcpIdleTimeout : limits.udpIdleTimeout
+            guard f.lastSeen.seconds + timeout <= now.seconds else { break }
+            endFlow(s, reason: .idleTimeout)
+        }
+    }
+
+    private func endFlow(_ slot: Int32, reason: FlowEndReason) {
+        // Release held segments (with their gaps) to the dissector before it hears the flow has ended.
+        for side in [FlowSide.initiator, .responder] {
+            var stream = takeStream(slot, side)
+            stream.flush { event in self.deliver(slot, side: side, event: event) }
+            putStream(slot, side, stream)
+        }
+        let kind = ApplicationKind(rawValue: flows.slots[Int(slot)]!.application) ?? .none
+        let app = flows.slots[Int(slot)]!.applicationSlot
+        if kind.appProtocol != nil {
+            setSinkFlow(slot); sink.frame = frame; sink.time = now
+            switch kind {
+            case .modbus: modbus.states[Int(app)].finish(sink: sink); modbus.release(app)
+            case .dnp3: dnp3.states[Int(app)].finish(sink: sink); dnp3.release(app)
+            case .s7comm: s7comm.states[Int(app)].finish(sink: sink); s7comm.release(app)
+            default: break
+            }
+            drainSink()
+        }
+        if sinkFlowSlot == slot { sinkFlowSlot = -1 }
+        let state = flows.remove(slot)
+        statistics.flowsEnded[Int(reason.rawValue)] &+= 1
+        if configuration.flowRecords {
+            let transport: Transport = switch state.key.ipProtocol { case 6: .tcp; case 17: .udp; case 1: .icmp; case 58: .icmpv6; default: .other }
+            sink.json.reset()
+            FlowRecord.write(state, reason: reason, applicationProtocol: kind.appProtocol?.name, transport: transport, into: &sink.json)
+            sink.finishLine(.flow)
+        }
+        observer?.flowEnded(reason: reason)
+    }
+
+    /// Ends every live flow (end of input or shutdown): each gets its record, in least-recently-seen order.
+    public func finish() {
+        while let s = flows.oldest(closed: true) { endFlow(s, reason: flows.slots[Int(s)]!.reset ? .rst : .fin) }
+        while let s = flows.oldest(closed: false) { endFlow(s, reason: .endOfInput) }
+        statistics.pdus = sink.pduCounts
+        observer?.finish()
+    }
+
+    /// Hands every finished record line to `body` (kind, bytes) and empties the buffers.
+    public func drainRecords(_ body: (RecordKind, [UInt8]) -> Void) {
+        statistics.pdus = sink.pduCounts
+        for kind in RecordKind.allCases where !sink.lines[kind.rawValue].isEmpty {
+            body(kind, sink.lines[kind.rawValue])
+            sink.lines[kind.rawValue].removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// Bytes waiting in the record buffers (the caller drains when this grows).
+    public var bufferedRecordBytes: Int { sink.lines.reduce(0) { $0 + $1.count } }
+}
+
+/// Receives what policy and detection need from an engine. Called on the engine's thread.
+public protocol EngineObserver: AnyObject {
+    /// First packet of a flow.
+    func flowStarted(_ flow: FlowContext, frame: UInt64, time: PacketTime)
+    /// The flow's application protocol is known (nil: none of ours).
+    func flowIdentified(_ flow: FlowContext, appProtocol: AppProtocol?, frame: UInt64, time: PacketTime)
+    /// One classified operation.
+    func operation(_ op: Operation, flow: FlowContext)
+    /// One anomaly (flow nil for packet-level anomalies).
+    func anomaly(_ a: Anomaly, flow: FlowContext?)
+    /// A flow ended.
+    func flowEnded(reason: FlowEndReason)
+    /// End of input.
+    func finish()
+}

@@ -1,0 +1,46 @@
+import Records
+import Decode
+
+/// Counters of one engine (one worker), summed for the summary and the stats record.
+public struct EngineStatistics: Sendable {
+    /// Packets read.
+    public var packets: UInt64 = 0
+    /// Bytes captured.
+    public var bytes: UInt64 = 0
+    /// Packets whose capture was cut by snaplen.
+    public var truncatedPackets: UInt64 = 0
+    /// Frames carrying no IP (ARP, LLDP, ...).
+    public var nonIPPackets: UInt64 = 0
+    /// Packets not decoded, per `DecodeFailure`.
+    public var decodeFailures = [UInt64](repeating: 0, count: DecodeFailure.allCases.count)
+    /// Flows created.
+    public var flowsCreated: UInt64 = 0
+    /// Flows ended, per `FlowEndReason`.
+    public var flowsEnded = [UInt64](repeating: 0, count: 5)
+    /// TCP gaps handed to dissectors (holes in streams).
+    public var streamGaps: UInt64 = 0
+    /// Bytes missing in those gaps.
+    public var streamGapBytes: UInt64 = 0
+    /// Times a dissector's carry buffer overflowed its bound (bytes dropped, counted).
+    public var carryOverflows: UInt64 = 0
+    /// Anomalies reported (all layers).
+    public var anomalies: UInt64 = 0
+    /// Anomaly log lines not written because the per-kind log bound was reached (still counted).
+    public var anomaliesNotLogged: UInt64 = 0
+    /// Operations classified.
+    public var operations: UInt64 = 0
+    /// Alerts raised.
+    public var alerts: UInt64 = 0
+    /// PDUs per protocol (`AppProtocol.rawValue`).
+    public var pdus = [UInt64](repeating: 0, count: AppProtocol.allCases.count)
+    /// Flows identified per protocol.
+    public var flowsPerProtocol = [UInt64](repeating: 0, count: AppProtocol.allCases.count)
+
+    /// Decode failures in total.
+    public var decodeFailureTotal: UInt64 { decodeFailures.reduce(0, &+) }
+    /// Flows ended in total.
+    public var flowsEndedTotal: UInt64 { flowsEnded.reduce(0, &+) }
+
+    /// Creates zeroed counters.
+    public init() {}
+}

@@ -1,2 +1,0 @@
-/// Engine (in progress).
-enum PlaceholderEngine {}

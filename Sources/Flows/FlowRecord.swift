@@ -1,0 +1,53 @@
+import Wire
+import Records
+
+/// Writes a flow's ECS record (one line of `flows.jsonl`).
+public enum FlowRecord {
+    /// Writes the record of `flow`, ended for `reason`, into `json` (no newline).
+    /// `applicationProtocol` is the identified protocol's name, or nil when none was identified.
+    public static func write(_ flow: FlowState, reason: FlowEndReason, applicationProtocol: StaticString?,
+                             transport: Transport, into json: inout JSONWriter) {
+        let ini = flow.initiator, res = flow.responder
+        json.beginObject()
+        json.key("@timestamp"); json.time(flow.firstSeen)
+        json.key("event"); json.beginObject()
+        json.field("kind", "event")
+        json.key("category"); json.beginArray(); json.string("network"); json.endArray()
+        json.key("type"); json.beginArray(); json.string("connection"); json.string("end"); json.endArray()
+        json.key("start"); json.time(flow.firstSeen)
+        json.key("end"); json.time(flow.lastSeen)
+        json.key("duration"); json.int(flow.lastSeen.microseconds(since: flow.firstSeen) &* 1000)   // ECS: nanoseconds
+        json.field("reason", reason.name)
+        json.endObject()
+        json.key("source"); json.beginObject()
+        json.key("ip"); json.ip(ini.ip); json.field("port", Int(ini.port))
+        json.field("packets", flow.packets.0); json.field("bytes", flow.bytes.0)
+        json.endObject()
+        json.key("destination"); json.beginObject()
+        json.key("ip"); json.ip(res.ip); json.field("port", Int(res.port))
+        json.field("packets", flow.packets.1); json.field("bytes", flow.bytes.1)
+        json.endObject()
+        json.key("network"); json.beginObject()
+        json.field("transport", transport.name)
+        if let p = applicationProtocol { json.field("protocol", p) }
+        json.field("iana_number", Int(flow.key.ipProtocol))
+        json.field("community_id", flow.communityID)
+        json.field("packets", flow.packets.0 &+ flow.packets.1)
+        json.field("bytes", flow.bytes.0 &+ flow.bytes.1)
+        if flow.key.vlan != 0 { json.key("vlan"); json.beginObject(); json.field("id", Int(flow.key.vlan)); json.endObject() }
+        json.endObject()
+        json.key("flow"); json.beginObject()
+        json.field("first_frame", flow.firstFrame)
+        json.field("midstream", flow.midstream)
+        if transport == .tcp {
+            let a = flow.initiatorStream, b = flow.responderStream
+            json.field("gaps", a.gaps &+ b.gaps)
+            json.field("gap_bytes", a.gapBytes &+ b.gapBytes)
+            json.field("retransmissions", a.retransmissions &+ b.retransmissions)
+            json.field("overlaps", a.overlaps &+ b.overlaps)
+            json.field("out_of_order", a.outOfOrder &+ b.outOfOrder)
+        }
+        json.endObject()
+        json.endObject()
+    }
+}

@@ -1,0 +1,77 @@
+import Wire
+
+/// Why a flow's record was written.
+public enum FlowEndReason: UInt8, Sendable {
+    case fin, rst, idleTimeout, evicted, endOfInput
+
+    /// The name in flow records (`event.reason`).
+    public var name: StaticString {
+        switch self {
+        case .fin: "fin"
+        case .rst: "rst"
+        case .idleTimeout: "idle_timeout"
+        case .evicted: "evicted"
+        case .endOfInput: "end_of_input"
+        }
+    }
+}
+
+/// Everything ZoneWatch keeps about one live flow, stored by value in the flow table's slots.
+public struct FlowState {
+    /// The key.
+    public var key: FlowKey
+    /// Whether the initiator is the key's low endpoint.
+    public var initiatorIsLow: Bool
+    /// No SYN was seen: the initiator is whoever sent first.
+    public var midstream: Bool
+    /// Packets per side (index: `FlowSide.rawValue`).
+    public var packets: (UInt64, UInt64) = (0, 0)
+    /// IP bytes per side.
+    public var bytes: (UInt64, UInt64) = (0, 0)
+    /// First and last packet times.
+    public var firstSeen: PacketTime
+    /// Time of the latest packet.
+    public var lastSeen: PacketTime
+    /// Number of the first packet.
+    public var firstFrame: UInt64
+    /// FIN seen per side (bit 0 initiator, bit 1 responder).
+    public var finMask: UInt8 = 0
+    /// RST seen.
+    public var reset = false
+    /// In-order reassembly, initiator → responder.
+    public var initiatorStream = TCPStream()
+    /// In-order reassembly, responder → initiator.
+    public var responderStream = TCPStream()
+    /// Unconsumed stream bytes waiting for the rest of a PDU, initiator side.
+    public var initiatorCarry: [UInt8] = []
+    /// Same, responder side.
+    public var responderCarry: [UInt8] = []
+    /// Application state owned by the engine: which dissector (0 undecided) and its slot.
+    public var application: UInt8 = 0
+    /// The engine's slot for the dissector state.
+    public var applicationSlot: Int32 = -1
+    /// Community ID, computed when the flow is created.
+    public var communityID: String
+    /// Intrusive LRU list links (slot indices, -1 none) and which list (0 active, 1 closing).
+    var previous: Int32 = -1
+    var next: Int32 = -1
+    var list: UInt8 = 0
+
+    /// Creates the state of a new flow.
+    public init(key: FlowKey, initiatorIsLow: Bool, midstream: Bool, firstSeen: PacketTime, lastSeen: PacketTime,
+                firstFrame: UInt64, communityID: String) {
+        self.key = key; self.initiatorIsLow = initiatorIsLow; self.midstream = midstream
+        self.firstSeen = firstSeen; self.lastSeen = lastSeen; self.firstFrame = firstFrame; self.communityID = communityID
+    }
+
+    /// The initiator's endpoint.
+    @inlinable public var initiator: Endpoint {
+        initiatorIsLow ? Endpoint(ip: key.lowIP, port: key.lowPort) : Endpoint(ip: key.highIP, port: key.highPort)
+    }
+    /// The responder's endpoint.
+    @inlinable public var responder: Endpoint {
+        initiatorIsLow ? Endpoint(ip: key.highIP, port: key.highPort) : Endpoint(ip: key.lowIP, port: key.lowPort)
+    }
+    /// Whether the flow has closed (both FINs or a RST) and only lingers for stragglers.
+    @inlinable public var isClosed: Bool { reset || finMask == 3 }
+}

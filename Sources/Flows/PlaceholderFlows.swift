@@ -1,2 +1,0 @@
-/// Flows (in progress).
-enum PlaceholderFlows {}

@@ -1,0 +1,53 @@
+import Glibc
+import Synchronization
+import Capture
+import Engine
+
+/// Set by SIGINT/SIGTERM: the capture loop stops at the next packet or timeout.
+let stopRequested = Atomic<Bool>(false)
+
+/// Installs SIGINT/SIGTERM handlers that ask the loop to stop.
+func installStopHandlers() {
+    let handler: @convention(c) (Int32) -> Void = { _ in stopRequested.store(true, ordering: .relaxed) }
+    signal(SIGINT, handler)
+    signal(SIGTERM, handler)
+}
+
+/// Monotonic seconds, for throughput and progress only (records carry packet time).
+func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+/// Reads every packet of `source` into `engine`, draining records to `records` as they pile up.
+/// Returns the read error that ended the loop early (a truncated file), if any.
+func runPacketLoop(_ source: PacketSource, engine: Engine, records: RecordFiles, showProgress: Bool) -> CaptureError? {
+    let linkType = source.linkType.rawValue
+    var count: UInt64 = 0
+    var lastProgress = monotonicSeconds()
+    while !stopRequested.load(ordering: .relaxed) {
+        let next: PacketSource.Next
+        do { next = try source.next() } catch { return error }
+        switch next {
+        case .packet(let header, let bytes):
+            engine.process(bytes, linkType: linkType, time: header.time, wireLength: header.wireLength)
+            count &+= 1
+            if count & 4095 == 0 {
+                if engine.bufferedRecordBytes > 1 << 20 { engine.drainRecords(records.write) }
+                if showProgress {
+                    let t = monotonicSeconds()
+                    if t - lastProgress >= 1 {
+                        lastProgress = t
+                        printErrorRaw("\rzonewatch: \(engine.statistics.packets) packets, \(engine.liveFlows) live flows")
+                    }
+                }
+            }
+        case .timeout:
+            engine.drainRecords(records.write)
+        case .end:
+            return nil
+        }
+    }
+    return nil
+}

@@ -1,0 +1,36 @@
+import Glibc
+import Records
+import Decode
+import Engine
+
+/// The end-of-run summary on stderr: what was read, found and written, and how fast.
+func printSummary(_ s: EngineStatistics, wallSeconds: Double, extra: [String] = []) {
+    var lines: [String] = []
+    let pps = wallSeconds > 0 ? Double(s.packets) / wallSeconds : 0
+    lines.append("packets: \(s.packets)  bytes: \(s.bytes)  time: \(formatted(wallSeconds, 3)) s  rate: \(formatted(pps / 1e6, 3)) Mpps")
+    var flowLine = "flows: \(s.flowsCreated)"
+    let reasons = ["fin", "rst", "idle_timeout", "evicted", "end_of_input"]
+    for (i, n) in s.flowsEnded.enumerated() where n > 0 { flowLine += "  \(reasons[i]): \(n)" }
+    lines.append(flowLine)
+    var pduLine = "pdus:"
+    for p in AppProtocol.allCases { pduLine += "  \(p.name): \(s.pdus[Int(p.rawValue)])" }
+    lines.append(pduLine)
+    lines.append("operations: \(s.operations)  anomalies: \(s.anomalies)\(s.anomaliesNotLogged > 0 ? " (\(s.anomaliesNotLogged) not logged: per-kind log bound)" : "")  alerts: \(s.alerts)")
+    var skipped = "not decoded: \(s.decodeFailureTotal)  non-ip: \(s.nonIPPackets)  truncated by snaplen: \(s.truncatedPackets)"
+    for f in DecodeFailure.allCases where s.decodeFailures[Int(f.rawValue)] > 0 { skipped += "  \(f.name): \(s.decodeFailures[Int(f.rawValue)])" }
+    lines.append(skipped)
+    lines.append("tcp gaps: \(s.streamGaps) (\(s.streamGapBytes) bytes)  reassembly overflows: \(s.carryOverflows)")
+    lines.append(contentsOf: extra)
+    for l in lines { printError("zonewatch: \(l)") }
+}
+
+/// A number with `digits` decimals (no Foundation formatting on purpose: tiny and predictable).
+func formatted(_ v: Double, _ digits: Int) -> String {
+    var scale = 1.0
+    for _ in 0..<digits { scale *= 10 }
+    let n = Int64((v * scale).rounded())
+    let whole = n / Int64(scale), frac = abs(n % Int64(scale))
+    var f = String(frac)
+    while f.count < digits { f = "0" + f }
+    return digits > 0 ? "\(whole).\(f)" : "\(whole)"
+}
