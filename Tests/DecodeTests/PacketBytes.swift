@@ -1,0 +1,47 @@
+/// Builds test packets byte by byte (headers per RFC 791/8200/9293/768), so each test states its input.
+enum PacketBytes {
+    static func ethernet(type: UInt16, tags: [UInt16] = [], outerTPID: UInt16 = 0x8100) -> [UInt8] {
+        var b: [UInt8] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
+        for (i, tag) in tags.enumerated() {
+            let tpid = i == 0 ? outerTPID : 0x8100
+            b += [UInt8(tpid >> 8), UInt8(tpid & 0xFF), UInt8(tag >> 8), UInt8(tag & 0xFF)]
+        }
+        return b + [UInt8(type >> 8), UInt8(type & 0xFF)]
+    }
+
+    static func ipv4(source: [UInt8] = [10, 0, 0, 1], destination: [UInt8] = [10, 0, 0, 2], proto: UInt8 = 6,
+                     payloadLength: Int, options: [UInt8] = [], fragment: UInt16 = 0x4000) -> [UInt8] {
+        let ihl = 5 + options.count / 4
+        let total = ihl * 4 + payloadLength
+        return [UInt8(0x40 | ihl), 0, UInt8(total >> 8), UInt8(total & 0xFF), 0, 1, UInt8(fragment >> 8), UInt8(fragment & 0xFF),
+                64, proto, 0, 0] + source + destination + options
+    }
+
+    static func ipv6(next: UInt8, payloadLength: Int, source: UInt8 = 1, destination: UInt8 = 2) -> [UInt8] {
+        var b: [UInt8] = [0x60, 0, 0, 0, UInt8(payloadLength >> 8), UInt8(payloadLength & 0xFF), next, 64]
+        b += [0x20, 0x01, 0x0d, 0xb8] + [UInt8](repeating: 0, count: 11) + [source]
+        b += [0x20, 0x01, 0x0d, 0xb8] + [UInt8](repeating: 0, count: 11) + [destination]
+        return b
+    }
+
+    static func tcp(sourcePort: UInt16 = 49152, destinationPort: UInt16 = 502, seq: UInt32 = 1000, ack: UInt32 = 0,
+                    flags: UInt8 = 0x18, options: [UInt8] = []) -> [UInt8] {
+        let offset = (20 + options.count) / 4
+        return [UInt8(sourcePort >> 8), UInt8(sourcePort & 0xFF), UInt8(destinationPort >> 8), UInt8(destinationPort & 0xFF),
+                UInt8(seq >> 24), UInt8(seq >> 16 & 0xFF), UInt8(seq >> 8 & 0xFF), UInt8(seq & 0xFF),
+                UInt8(ack >> 24), UInt8(ack >> 16 & 0xFF), UInt8(ack >> 8 & 0xFF), UInt8(ack & 0xFF),
+                UInt8(offset << 4), flags, 0xFF, 0xFF, 0, 0, 0, 0] + options
+    }
+
+    static func udp(sourcePort: UInt16 = 20000, destinationPort: UInt16 = 20000, payloadLength: Int) -> [UInt8] {
+        let length = 8 + payloadLength
+        return [UInt8(sourcePort >> 8), UInt8(sourcePort & 0xFF), UInt8(destinationPort >> 8), UInt8(destinationPort & 0xFF),
+                UInt8(length >> 8), UInt8(length & 0xFF), 0, 0]
+    }
+
+    /// Ethernet + IPv4 + TCP + payload.
+    static func tcpPacket(payload: [UInt8], tags: [UInt16] = [], seq: UInt32 = 1000, flags: UInt8 = 0x18) -> [UInt8] {
+        let t = tcp(seq: seq, flags: flags)
+        return ethernet(type: 0x0800, tags: tags) + ipv4(payloadLength: t.count + payload.count) + t + payload
+    }
+}

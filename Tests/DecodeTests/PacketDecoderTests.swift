@@ -1,0 +1,122 @@
+import Testing
+import Wire
+import Decode
+
+private let modbusRequest: [UInt8] = [0, 1, 0, 0, 0, 6, 1, 3, 0, 0, 0, 10]
+
+private func decode(_ bytes: [UInt8], linkType: Int32 = PacketDecoder.ethernet) throws(DecodeError) -> PacketView? {
+    var result: PacketView?
+    var failure: DecodeError?
+    ByteView.with(bytes) { v in
+        do { result = try PacketDecoder.decode(v, linkType: linkType) } catch { failure = error as? DecodeError }
+    }
+    if let f = failure { throw f }
+    return result
+}
+
+@Test func ethernetIPv4TCP() throws {
+    let p = try #require(try decode(PacketBytes.tcpPacket(payload: modbusRequest)))
+    #expect(p.ipVersion == 4 && p.transport == .tcp)
+    #expect(p.source == IPAddress("10.0.0.1") && p.destination == IPAddress("10.0.0.2"))
+    #expect(p.sourcePort == 49152 && p.destinationPort == 502 && p.sequence == 1000)
+    #expect(p.payloadOffset == 54 && p.payloadLength == 12 && p.wirePayloadLength == 12)
+    #expect(p.vlan == 0)
+}
+
+@Test(arguments: [([UInt16](), UInt16(0), UInt8(0)), ([100], 100, 1), ([10, 200], 200, 2)])
+func vlanTags(tags: [UInt16], expectedVLAN: UInt16, count: UInt8) throws {
+    let p = try #require(try decode(PacketBytes.tcpPacket(payload: modbusRequest, tags: tags)))
+    #expect(p.vlan == expectedVLAN && p.vlanTags == count && p.payloadLength == 12)
+}
+
+@Test func qinqWith8021adOuterTag() throws {
+    let t = PacketBytes.tcp()
+    let bytes = PacketBytes.ethernet(type: 0x0800, tags: [7, 42], outerTPID: 0x88A8) + PacketBytes.ipv4(payloadLength: 20) + t
+    let p = try #require(try decode(bytes))
+    #expect(p.vlan == 42 && p.vlanTags == 2)
+}
+
+@Test func linuxCookedV1AndV2() throws {
+    let ipTCP = PacketBytes.ipv4(payloadLength: 20 + 12) + PacketBytes.tcp() + modbusRequest
+    let sll: [UInt8] = [0, 0, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0, 0x08, 0x00]
+    let sll2: [UInt8] = [0x08, 0x00, 0, 0, 0, 0, 0, 1, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0]
+    let a = try #require(try decode(sll + ipTCP, linkType: PacketDecoder.linuxSLL))
+    let b = try #require(try decode(sll2 + ipTCP, linkType: PacketDecoder.linuxSLL2))
+    #expect(a.payloadLength == 12 && b.payloadLength == 12 && a.destinationPort == 502 && b.destinationPort == 502)
+}
+
+@Test func rawAndNullLinkTypes() throws {
+    let ipTCP = PacketBytes.ipv4(payloadLength: 20) + PacketBytes.tcp()
+    #expect(try decode(ipTCP, linkType: PacketDecoder.raw)?.transport == .tcp)
+    #expect(try decode(ipTCP, linkType: PacketDecoder.ipv4)?.transport == .tcp)
+    #expect(try decode([2, 0, 0, 0] + ipTCP, linkType: PacketDecoder.null)?.transport == .tcp)   // little-endian AF_INET
+    #expect(try decode([0, 0, 0, 2] + ipTCP, linkType: PacketDecoder.loop)?.transport == .tcp)
+    let v6 = PacketBytes.ipv6(next: 6, payloadLength: 20) + PacketBytes.tcp()
+    #expect(try decode(v6, linkType: PacketDecoder.raw)?.ipVersion == 6)
+    #expect(try decode([10, 0, 0, 0] + v6, linkType: PacketDecoder.null)?.ipVersion == 6)
+}
+
+@Test func ipv6ExtensionHeadersAreSkipped() throws {
+    // hop-by-hop (8 bytes) → destination options (16 bytes) → TCP
+    let hop: [UInt8] = [60, 0, 1, 4, 0, 0, 0, 0]
+    let dst: [UInt8] = [6, 1, 1, 12] + [UInt8](repeating: 0, count: 12)
+    let tcp = PacketBytes.tcp() + modbusRequest
+    let bytes = PacketBytes.ethernet(type: 0x86DD) + PacketBytes.ipv6(next: 0, payloadLength: hop.count + dst.count + tcp.count) + hop + dst + tcp
+    let p = try #require(try decode(bytes))
+    #expect(p.ipProtocol == 6 && p.transport == .tcp && p.destinationPort == 502 && p.payloadLength == 12)
+    #expect(p.source == IPAddress("2001:db8::1"))
+}
+
+@Test func ipv4OptionsAreSkipped() throws {
+    let t = PacketBytes.tcp()
+    let bytes = PacketBytes.ethernet(type: 0x0800) + PacketBytes.ipv4(payloadLength: 20 + 12, options: [1, 1, 1, 0]) + t + modbusRequest
+    let p = try #require(try decode(bytes))
+    #expect(p.hasIPOptions && p.payloadLength == 12 && p.payloadOffset == 14 + 24 + 20)
+}
+
+@Test func udpPayload() throws {
+    let payload: [UInt8] = [0x05, 0x64, 5, 0xC0, 1, 0, 0, 4, 0, 0]
+    let bytes = PacketBytes.ethernet(type: 0x0800) + PacketBytes.ipv4(proto: 17, payloadLength: 8 + payload.count)
+        + PacketBytes.udp(payloadLength: payload.count) + payload
+    let p = try #require(try decode(bytes))
+    #expect(p.transport == .udp && p.payloadLength == payload.count && p.destinationPort == 20000)
+}
+
+@Test func nonIPIsNotAnError() throws {
+    #expect(try decode(PacketBytes.ethernet(type: 0x0806) + [UInt8](repeating: 0, count: 28)) == nil)
+}
+
+@Test func snaplenCutPayloadKeepsWireLength() throws {
+    let full = PacketBytes.tcpPacket(payload: modbusRequest)
+    let p = try #require(try decode(Array(full.prefix(full.count - 5))))
+    #expect(p.payloadLength == 7 && p.wirePayloadLength == 12)
+}
+
+@Test(arguments: [
+    (0, DecodeFailure.truncatedLinkHeader),
+    (20, DecodeFailure.truncatedIPv4Header),
+    (40, DecodeFailure.truncatedTCPHeader),
+])
+func truncatedHeaders(length: Int, expected: DecodeFailure) {
+    let full = PacketBytes.tcpPacket(payload: modbusRequest)
+    #expect { _ = try decode(Array(full.prefix(length))) } throws: { ($0 as? DecodeError)?.failure == expected }
+}
+
+@Test func fragmentsAreFlagged() {
+    let bytes = PacketBytes.ethernet(type: 0x0800) + PacketBytes.ipv4(payloadLength: 20, fragment: 0x2000) + PacketBytes.tcp()
+    #expect { _ = try decode(bytes) } throws: { ($0 as? DecodeError)?.failure == .ipFragment }
+}
+
+@Test func badTCPDataOffset() {
+    var t = PacketBytes.tcp(); t[12] = 0x20   // 8 bytes: below the minimum
+    let bytes = PacketBytes.ethernet(type: 0x0800) + PacketBytes.ipv4(payloadLength: 20) + t
+    #expect { _ = try decode(bytes) } throws: { ($0 as? DecodeError)?.failure == .badTCPHeaderLength }
+}
+
+/// Every prefix of a valid packet decodes or fails cleanly: never traps.
+@Test func everyPrefixIsSafe() {
+    let full = PacketBytes.tcpPacket(payload: modbusRequest, tags: [5, 6])
+    for n in 0...full.count { _ = try? decode(Array(full.prefix(n))) }
+    let v6 = PacketBytes.ethernet(type: 0x86DD) + PacketBytes.ipv6(next: 0, payloadLength: 36) + [6, 0, 0, 0, 0, 0, 0, 0] + PacketBytes.tcp()
+    for n in 0...v6.count { _ = try? decode(Array(v6.prefix(n))) }
+}

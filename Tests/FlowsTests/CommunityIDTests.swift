@@ -1,0 +1,22 @@
+import Testing
+import Wire
+import Flows
+
+/// corelight/community-id-spec baseline vectors (seed 0 unless stated), as quoted in siem-formats.md §4.4.
+@Test(arguments: [
+    ("128.232.110.120", UInt16(34855), "66.35.250.204", UInt16(80), UInt8(6), UInt16(0), "1:LQU9qZlK+B5F3KDmev6m5PMibrg="),
+    ("66.35.250.204", 80, "128.232.110.120", 34855, 6, 0, "1:LQU9qZlK+B5F3KDmev6m5PMibrg="),
+    ("128.232.110.120", 34855, "66.35.250.204", 80, 6, 1, "1:3V71V58M3Ksw/yuFALMcW0LAHvc="),
+    ("192.168.1.52", 54585, "8.8.8.8", 53, 17, 0, "1:d/FP5EW3wiY1vCndhwleRRKHowQ="),
+])
+func communityIDVectors(src: String, sport: UInt16, dst: String, dport: UInt16, proto: UInt8, seed: UInt16, expected: String) throws {
+    let a = Endpoint(ip: try #require(IPAddress(src)), port: sport)
+    let b = Endpoint(ip: try #require(IPAddress(dst)), port: dport)
+    #expect(CommunityID.compute(source: a, destination: b, ipProtocol: proto, seed: seed) == expected)
+}
+
+@Test func communityIDWithoutPorts() throws {
+    let a = Endpoint(ip: try #require(IPAddress("10.1.12.1")), port: 0)
+    let b = Endpoint(ip: try #require(IPAddress("10.1.12.2")), port: 0)
+    #expect(CommunityID.compute(source: a, destination: b, ipProtocol: 46) == "1:KHlLkgoJW7ifUTyTSgyVfkFHzKw=")
+}

@@ -1,0 +1,51 @@
+import Testing
+import Wire
+import Flows
+
+private func key(_ i: Int) -> FlowKey {
+    FlowKey(lowIP: IPAddress(v4: 0x0A00_0001), highIP: IPAddress(v4: 0x0A00_0002), lowPort: UInt16(1000 + i),
+            highPort: 502, ipProtocol: 6, vlan: 0)
+}
+
+private func state(_ k: FlowKey, _ t: Int64 = 0) -> FlowState {
+    FlowState(key: k, initiatorIsLow: true, midstream: false, firstSeen: PacketTime(seconds: t, microseconds: 0),
+              lastSeen: PacketTime(seconds: t, microseconds: 0), firstFrame: 1, communityID: "")
+}
+
+@Test func insertFindRemove() {
+    var limits = FlowTableLimits(); limits.maximumFlows = 64
+    var t = FlowTable(limits: limits)
+    var slots: [Int32] = []
+    for i in 0..<64 { slots.append(t.insert(state(key(i)), hash: key(i).fastHash)) }
+    #expect(t.count == 64 && t.isFull)
+    for i in 0..<64 { #expect(t.find(key(i), hash: key(i).fastHash) == slots[i]) }
+    // Remove every other flow: the rest must still be found (backward-shift deletion keeps probe chains).
+    for i in stride(from: 0, to: 64, by: 2) { _ = t.remove(slots[i]) }
+    for i in 0..<64 { #expect((t.find(key(i), hash: key(i).fastHash) != nil) == (i % 2 == 1)) }
+    #expect(t.count == 32)
+}
+
+@Test func collidingHashesStillResolve() {
+    var limits = FlowTableLimits(); limits.maximumFlows = 16
+    var t = FlowTable(limits: limits)
+    // Every key on the same hash: a worst case for linear probing.
+    var slots: [Int32] = []
+    for i in 0..<10 { slots.append(t.insert(state(key(i)), hash: 42)) }
+    _ = t.remove(slots[3])
+    for i in 0..<10 { #expect((t.find(key(i), hash: 42) != nil) == (i != 3)) }
+}
+
+@Test func evictionCandidateIsLeastRecentlySeenClosedFirst() {
+    var limits = FlowTableLimits(); limits.maximumFlows = 8
+    var t = FlowTable(limits: limits)
+    let a = t.insert(state(key(1)), hash: key(1).fastHash)
+    let b = t.insert(state(key(2)), hash: key(2).fastHash)
+    let c = t.insert(state(key(3)), hash: key(3).fastHash)
+    #expect(t.evictionCandidate == a)
+    t.touch(a)
+    #expect(t.evictionCandidate == b)
+    t.markClosed(c)
+    #expect(t.evictionCandidate == c)
+    _ = t.remove(c)
+    #expect(t.evictionCandidate == b)
+}

@@ -1,0 +1,109 @@
+import Testing
+import Wire
+import Flows
+
+/// Feeds segments (sequence, bytes) to one stream direction and records what comes out.
+private struct Harness {
+    var stream = TCPStream()
+    var out: [UInt8] = []
+    var gaps: [Int] = []
+    var limits = TCPStreamLimits()
+
+    mutating func send(_ seq: UInt32, _ bytes: [UInt8], syn: Bool = false, wire: Int? = nil) {
+        var o = out, g = gaps
+        let limits = self.limits
+        ByteView.with(bytes) { v in
+            stream.segment(sequence: seq, syn: syn, payload: v, wireLength: wire ?? bytes.count, limits: limits) { e in
+                switch e { case .data(let d): o.append(contentsOf: d.raw); case .gap(let n): g.append(n); o.append(contentsOf: [UInt8](repeating: 0xEE, count: 0)) }
+            }
+        }
+        out = o; gaps = g
+    }
+    mutating func ack(_ a: UInt32) {
+        var o = out, g = gaps
+        stream.peerAcknowledged(a) { e in
+            switch e { case .data(let d): o.append(contentsOf: d.raw); case .gap(let n): g.append(n) }
+        }
+        out = o; gaps = g
+    }
+    mutating func flush() {
+        var o = out, g = gaps
+        stream.flush { e in switch e { case .data(let d): o.append(contentsOf: d.raw); case .gap(let n): g.append(n) } }
+        out = o; gaps = g
+    }
+}
+
+@Test func inOrderSegmentsAfterSYN() {
+    var h = Harness()
+    h.send(99, [], syn: true)
+    h.send(100, [1, 2, 3]); h.send(103, [4, 5])
+    #expect(h.out == [1, 2, 3, 4, 5] && h.gaps.isEmpty)
+}
+
+@Test func midstreamPickup() {
+    var h = Harness()
+    h.send(5000, [9, 9]); h.send(5002, [8])
+    #expect(h.out == [9, 9, 8])
+}
+
+@Test func outOfOrderIsHeldThenReleased() {
+    var h = Harness()
+    h.send(0, [], syn: true)
+    h.send(4, [4, 5, 6])        // ahead of a hole
+    #expect(h.out.isEmpty)
+    h.send(1, [1, 2, 3])        // fills it
+    #expect(h.out == [1, 2, 3, 4, 5, 6] && h.gaps.isEmpty && h.stream.outOfOrder == 1)
+}
+
+@Test func retransmissionWithDifferentBytesKeepsTheFirstCopy() {
+    var h = Harness()
+    h.send(0, [], syn: true)
+    h.send(1, [1, 2, 3]); h.send(1, [7, 7, 7])
+    #expect(h.out == [1, 2, 3] && h.stream.retransmissions == 1)
+}
+
+@Test func overlapKeepsOnlyTheNewTail() {
+    var h = Harness()
+    h.send(0, [], syn: true)
+    h.send(1, [1, 2, 3]); h.send(2, [9, 9, 4, 5])
+    #expect(h.out == [1, 2, 3, 4, 5] && h.stream.overlaps == 1)
+}
+
+@Test func holeAcknowledgedByPeerBecomesAGap() {
+    var h = Harness()
+    h.send(0, [], syn: true)
+    h.send(1, [1, 2]); h.send(6, [6, 7])   // bytes 3..5 never arrive
+    h.ack(8)
+    #expect(h.out == [1, 2, 6, 7] && h.gaps == [3] && h.stream.gaps == 1 && h.stream.gapBytes == 3)
+}
+
+@Test func holeStillOpenAtFlowEndBecomesAGap() {
+    var h = Harness()
+    h.send(0, [], syn: true)
+    h.send(1, [1]); h.send(10, [10])
+    h.flush()
+    #expect(h.out == [1, 10] && h.gaps == [8])
+}
+
+@Test func holdingBoundGivesUpOnTheHole() {
+    var h = Harness()
+    h.limits.maximumHeldSegments = 2
+    h.send(0, [], syn: true)
+    h.send(1, [1])
+    h.send(10, [10]); h.send(11, [11]); h.send(12, [12])   // third held segment exceeds the bound
+    #expect(h.out == [1, 10, 11, 12] && h.gaps == [8] && h.stream.holdOverflows == 1)
+}
+
+@Test func snaplenCutSegmentDeliversAGapForTheMissingTail() {
+    var h = Harness()
+    h.send(0, [], syn: true)
+    h.send(1, [1, 2], wire: 5); h.send(6, [6])
+    #expect(h.out == [1, 2, 6] && h.gaps == [3])
+}
+
+@Test func sequenceWrapAround() {
+    var h = Harness()
+    h.send(UInt32.max - 1, [], syn: true)
+    h.send(UInt32.max, [1, 2, 3]); h.send(2, [4])
+    #expect(h.out == [1, 2, 3, 4] && h.gaps.isEmpty)
+}
