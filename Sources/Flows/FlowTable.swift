@@ -33,6 +33,7 @@ public struct FlowTable {
     private var tails: (Int32, Int32) = (-1, -1)   // least recently seen, per list
     /// Live flows.
     public private(set) var count = 0
+    private let capacity: Int
 
     /// Creates a table for `limits.maximumFlows` flows.
     public init(limits: FlowTableLimits = .init()) {
@@ -42,11 +43,9 @@ public struct FlowTable {
         while size < capacity * 2 { size <<= 1 }
         mask = size - 1
         index = [Int32](repeating: -1, count: size)
-        hashes = [UInt64](repeating: 0, count: capacity)
-        keys = [FlowKey](repeating: FlowKey(lowIP: IPAddress(high: 0, low: 0), highIP: IPAddress(high: 0, low: 0),
-                                            lowPort: 0, highPort: 0, ipProtocol: 0, vlan: 0), count: capacity)
-        slots = [FlowState?](repeating: nil, count: capacity)
-        freeSlots = (0..<Int32(capacity)).reversed()
+        // Slots grow on demand up to the cap (amortised, then reused): a small capture costs little memory.
+        hashes = []; keys = []; slots = []; freeSlots = []
+        self.capacity = capacity
     }
 
     /// Whether the table is at its cap.
@@ -67,8 +66,13 @@ public struct FlowTable {
     /// Inserts a new flow; the table must not be full (evict first).
 
     public mutating func insert(_ state: FlowState, hash: UInt64) -> Int32 {
-        precondition(!freeSlots.isEmpty, "flow table full: evict before inserting")
-        let s = freeSlots.removeLast()
+        let s: Int32
+        if let reused = freeSlots.popLast() { s = reused } else {
+            precondition(slots.count < capacity, "flow table full: evict before inserting")
+            s = Int32(slots.count)
+            slots.append(nil); hashes.append(0)
+            keys.append(state.key)
+        }
         slots[Int(s)] = state
         hashes[Int(s)] = hash
         keys[Int(s)] = state.key

@@ -1,2 +1,0 @@
-/// SIEM outputs (placeholder until the SIEM issue lands).
-public enum OutputPlaceholder {}

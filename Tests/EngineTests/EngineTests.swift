@@ -1,0 +1,104 @@
+import Testing
+import Wire
+import Records
+import Engine
+
+/// Ethernet + IPv4 + TCP with the given endpoints, flags and payload.
+func tcpFrame(src: UInt32, sport: UInt16, dst: UInt32, dport: UInt16, seq: UInt32, ack: UInt32 = 0,
+              flags: UInt8, payload: [UInt8] = []) -> [UInt8] {
+    let total = 20 + 20 + payload.count
+    var b: [UInt8] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x08, 0x00]
+    b += [0x45, 0, UInt8(total >> 8), UInt8(total & 0xFF), 0, 0, 0x40, 0, 64, 6, 0, 0]
+    for v in [src, dst] { b += [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
+    b += [UInt8(sport >> 8), UInt8(sport & 0xFF), UInt8(dport >> 8), UInt8(dport & 0xFF)]
+    for v in [seq, ack] { b += [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
+    b += [0x50, flags, 0xFF, 0xFF, 0, 0, 0, 0]
+    return b + payload
+}
+
+extension Engine {
+    func feed(_ frame: [UInt8], at second: Int64) {
+        ByteView.with(frame) { process($0, linkType: 1, time: PacketTime(seconds: second, microseconds: 0), wireLength: frame.count) }
+    }
+    func drainedLines(_ kind: RecordKind) -> [String] {
+        var out: [String] = []
+        drainRecords { k, bytes in
+            if k == kind { out += String(decoding: bytes, as: UTF8.self).split(separator: "\n").map(String.init) }
+        }
+        return out
+    }
+}
+
+@Test func synFloodIsBoundedByTheFlowCap() {
+    var c = EngineConfiguration(); c.flowLimits.maximumFlows = 100
+    let engine = Engine(configuration: c)
+    for i in 0..<1_000 {
+        engine.feed(tcpFrame(src: 0x0A00_0001 + UInt32(i), sport: 40000, dst: 0x0A00_0002, dport: 502, seq: 1, flags: 0x02), at: 1)
+    }
+    #expect(engine.liveFlows == 100)
+    #expect(engine.statistics.flowsCreated == 1_000)
+    #expect(engine.statistics.flowsEnded[3] == 900)   // evicted
+    engine.finish()
+    #expect(engine.drainedLines(.flow).count == 1_000)
+}
+
+@Test func handshakeSetsInitiatorAndCloseEndsTheFlow() {
+    let engine = Engine()
+    let client: UInt32 = 0x0A00_0063, server: UInt32 = 0x0A00_0001
+    engine.feed(tcpFrame(src: client, sport: 50000, dst: server, dport: 80, seq: 10, flags: 0x02), at: 100)
+    engine.feed(tcpFrame(src: server, sport: 80, dst: client, dport: 50000, seq: 500, ack: 11, flags: 0x12), at: 100)
+    engine.feed(tcpFrame(src: client, sport: 50000, dst: server, dport: 80, seq: 11, ack: 501, flags: 0x10), at: 100)
+    engine.feed(tcpFrame(src: client, sport: 50000, dst: server, dport: 80, seq: 11, ack: 501, flags: 0x11), at: 101)
+    engine.feed(tcpFrame(src: server, sport: 80, dst: client, dport: 50000, seq: 501, ack: 12, flags: 0x11), at: 101)
+    engine.feed(tcpFrame(src: client, sport: 50000, dst: server, dport: 80, seq: 12, ack: 502, flags: 0x10), at: 101)
+    // The closed flow lingers for stragglers, then its record is written on the next sweep.
+    engine.feed(tcpFrame(src: 0x0A00_0005, sport: 1, dst: 0x0A00_0006, dport: 2, seq: 1, flags: 0x02), at: 200)
+    let lines = engine.drainedLines(.flow)
+    #expect(lines.count == 1)
+    let line = lines.first ?? ""
+    #expect(line.contains(#""source":{"ip":"10.0.0.99","port":50000,"packets":4"#))
+    #expect(line.contains(#""reason":"fin""#))
+    #expect(line.contains(#""midstream":false"#))
+    #expect(engine.statistics.flowsEnded[0] == 1)
+}
+
+@Test func synAckFirstStillNamesTheClientAsInitiator() {
+    let engine = Engine()
+    engine.feed(tcpFrame(src: 0x0A00_0001, sport: 502, dst: 0x0A00_0002, dport: 40000, seq: 1, ack: 1, flags: 0x12), at: 1)
+    engine.finish()
+    let line = engine.drainedLines(.flow).first ?? ""
+    #expect(line.contains(#""source":{"ip":"10.0.0.2","port":40000"#))
+}
+
+@Test func idleFlowsTimeOut() {
+    var c = EngineConfiguration(); c.flowLimits.tcpIdleTimeout = 30
+    let engine = Engine(configuration: c)
+    engine.feed(tcpFrame(src: 1, sport: 1, dst: 2, dport: 2, seq: 1, flags: 0x10, payload: [1]), at: 0)
+    engine.feed(tcpFrame(src: 3, sport: 1, dst: 4, dport: 2, seq: 1, flags: 0x10, payload: [1]), at: 29)
+    #expect(engine.liveFlows == 2)
+    engine.feed(tcpFrame(src: 3, sport: 1, dst: 4, dport: 2, seq: 2, flags: 0x10, payload: [1]), at: 31)
+    #expect(engine.liveFlows == 1 && engine.statistics.flowsEnded[2] == 1)
+}
+
+@Test func malformedPacketsAreCountedNotFatal() {
+    var c = EngineConfiguration(); c.anomalyRecords = true
+    let engine = Engine(configuration: c)
+    let good = tcpFrame(src: 1, sport: 1, dst: 2, dport: 2, seq: 1, flags: 0x10)
+    engine.feed(Array(good.prefix(30)), at: 0)          // truncated IPv4 header
+    var badVersion = good; badVersion[14] = 0x75
+    engine.feed(badVersion, at: 0)
+    engine.feed([UInt8](repeating: 0xFF, count: 5), at: 0)
+    #expect(engine.statistics.decodeFailureTotal == 3 && engine.statistics.anomalies == 3)
+    #expect(engine.drainedLines(.anomaly).count == 3)
+}
+
+@Test func garbageOnModbusPortIsNotModbus() {
+    var c = EngineConfiguration(); c.anomalyRecords = true
+    let engine = Engine(configuration: c)
+    let tls: [UInt8] = [0x16, 0x03, 0x01, 0x00, 0xA5, 0x01, 0x00, 0x00, 0xA1, 0x03, 0x03, 0x11, 0x22]
+    engine.feed(tcpFrame(src: 1, sport: 40000, dst: 2, dport: 502, seq: 1, flags: 0x18, payload: tls), at: 0)
+    engine.finish()
+    #expect(engine.statistics.pdus[Int(AppProtocol.modbus.rawValue)] == 0)
+    let anomalies = engine.drainedLines(.anomaly)
+    #expect(anomalies.contains { $0.contains("not_modbus_on_modbus_port") })
+}
