@@ -1,14 +1,313 @@
 import Wire
 import Records
 
-/// Per-flow DNP3 state: the engine's entry point into this protocol (stub until the dissector lands).
+// DNP3 over TCP or UDP port 20000 (IEEE 1815-2012 Annex E): a byte stream (or datagrams) of link
+// frames. Per frame: link header → CRC-checked user data → transport segment → reassembled
+// application fragment → objects. Each layer lives in its own file; this one wires them to the
+// engine's contract and the sink.
+//
+//   stream   05 64 LEN CTL DST DST SRC SRC CRC CRC | data(≤16) CRC CRC | data(≤16) CRC CRC | ...
+//   resync   anything that is not 05 64 is skipped (and reported) up to the next 05 64
+
+/// Per-flow state that owns memory: allocated once per flow, on its first bytes.
+final class DNP3FlowState {
+    /// Where a frame's user data is copied out of its CRC blocks (≤ 250 octets).
+    let scratch = UnsafeMutableRawPointer.allocate(byteCount: 256, alignment: 16)
+    /// Fragment reassembly, created when the flow first sends a multi-segment fragment.
+    var reassembler: DNP3Reassembler?
+    /// Pairing and select-before-operate tables.
+    var session = DNP3Session()
+    deinit { scratch.deallocate() }
+}
+
+/// Per-flow DNP3 state: the engine's entry point into this protocol.
 public struct DNP3Dissector: AppDissector {
     public static var appProtocol: AppProtocol { .dnp3 }
     public static func isWellKnownPort(_ port: UInt16) -> Bool { port == 20000 }
-    public static var maximumPDUSize: Int { 292 }
-    public static func probe(_ bytes: ByteView, side: FlowSide, transport: Transport) -> ProbeVerdict { .reject }
+    public static var maximumPDUSize: Int { DNP3LinkHeader.maximumFrameSize }
+
+    /// Accepts bytes that start with 0x05 0x64 and a header whose CRC checks out.
+    public static func probe(_ bytes: ByteView, side: FlowSide, transport: Transport) -> ProbeVerdict {
+        if bytes.count >= 1 && bytes.u8(0) != 0x05 { return .reject }
+        if bytes.count >= 2 && bytes.u8(1) != 0x64 { return .reject }
+        guard bytes.count >= DNP3LinkHeader.headerSize else { return .needMoreData }
+        return DNP3CRC.check(bytes, from: 0, count: 8) ? .accept : .reject
+    }
+
+    var state: DNP3FlowState?
+
     public init() {}
-    public mutating func consume(_ bytes: ByteView, side: FlowSide, sink: EventSink) -> Int { bytes.count }
-    public mutating func gap(side: FlowSide, length: Int, sink: EventSink) {}
-    public mutating func finish(sink: EventSink) {}
+
+    // MARK: - Link layer: framing and resynchronisation
+
+    public mutating func consume(_ bytes: ByteView, side: FlowSide, sink: EventSink) -> Int {
+        let st: DNP3FlowState
+        if let s = state { st = s } else { st = DNP3FlowState(); state = st }
+        let datagram = sink.flow.transport == .udp
+        let n = bytes.count
+        var off = 0
+        while off < n {
+            if bytes.u8(off) != 0x05 || (off + 1 < n && bytes.u8(off + 1) != 0x64) {
+                let next = DNP3Dissector.nextStart(bytes, from: off + 1)
+                sink.emit(Anomaly(layer: "dnp3", kind: "garbage_skipped", offset: off, value: Int64(next - off)), sender: side)
+                off = next
+                continue
+            }
+            guard let header = DNP3LinkHeader.parse(bytes, at: off) else {
+                if datagram { truncated(at: off, count: n - off, side: side, sink: sink); off = n }
+                break
+            }
+            if !header.headerCRCOK {
+                // The length cannot be trusted on its own: accept it only if the data blocks it
+                // implies all check out; otherwise report the frame and resynchronise after 05 64.
+                if header.length >= 5 && header.userDataLength > 0 && header.functionCarriesUserData {
+                    if !bytes.has(header.frameSize, at: off) && !datagram { break }
+                    if header.userDataCRCsOK(bytes, frameAt: off) {
+                        sink.emit(Anomaly(layer: "dnp3", kind: "bad_header_crc", offset: off, value: Int64(header.source)), sender: side)
+                        processFrame(bytes, at: off, header, side: side, sink: sink, state: st)
+                        off += header.frameSize
+                        continue
+                    }
+                }
+                sink.emit(Anomaly(layer: "dnp3", kind: "bad_header_crc", offset: off, value: Int64(header.source)), sender: side)
+                linkRecord(header, crcOK: false, badCRC: "header", side: side, sink: sink)
+                off += 2
+                continue
+            }
+            if header.length < 5 {
+                sink.emit(Anomaly(layer: "dnp3", kind: "bad_link_length", offset: off, value: Int64(header.length)), sender: side)
+                linkRecord(header, crcOK: true, badCRC: nil, side: side, sink: sink)
+                off += DNP3LinkHeader.headerSize
+                continue
+            }
+            guard bytes.has(header.frameSize, at: off) else {
+                if datagram { truncated(at: off, count: n - off, side: side, sink: sink); off = n }
+                break
+            }
+            processFrame(bytes, at: off, header, side: side, sink: sink, state: st)
+            off += header.frameSize
+        }
+        return off
+    }
+
+    /// The offset of the next 0x05 0x64 at or after `from`; a lone 0x05 in the last octet is kept.
+    static func nextStart(_ bytes: ByteView, from: Int) -> Int {
+        let n = bytes.count
+        var i = from
+        while i + 1 < n {
+            if bytes.u8(i) == 0x05 && bytes.u8(i + 1) == 0x64 { return i }
+            i += 1
+        }
+        return i < n && bytes.u8(i) == 0x05 ? i : n
+    }
+
+    func truncated(at off: Int, count: Int, side: FlowSide, sink: EventSink) {
+        sink.emit(Anomaly(layer: "dnp3", kind: "truncated_frame", offset: off, value: Int64(count)), sender: side)
+    }
+
+    public mutating func gap(side: FlowSide, length: Int, sink: EventSink) {
+        guard let st = state else { return }
+        if let r = st.reassembler, r.drop(side: side) > 0 {
+            sink.emit(Anomaly(layer: "dnp3", kind: "fragment_lost_in_gap", offset: 0, value: Int64(length)), sender: side)
+        }
+        st.session.selects[Int(side.rawValue)].active = false
+    }
+
+    public mutating func finish(sink: EventSink) {
+        guard let st = state else { return }
+        if sink.transactionRecordsEnabled {
+            for i in 0..<st.session.requests.count where st.session.requests[i].active {
+                DNP3Records.writeTransaction(sink, request: st.session.requests[i], requestSide: i < 16 ? .initiator : .responder,
+                                             response: nil, responseAddresses: nil, fragments: 0, status: "unanswered")
+            }
+        }
+        state = nil
+    }
+
+    // MARK: - Transport layer
+
+    mutating func processFrame(_ bytes: ByteView, at off: Int, _ header: DNP3LinkHeader, side: FlowSide,
+                               sink: EventSink, state st: DNP3FlowState) {
+        guard header.functionCarriesUserData && header.userDataLength > 0 else {
+            if header.userDataLength > 0 {
+                sink.emit(Anomaly(layer: "dnp3", kind: "unexpected_user_data", offset: off, value: Int64(header.function)), sender: side)
+            }
+            linkRecord(header, crcOK: header.headerCRCOK, badCRC: header.headerCRCOK ? nil : "header", side: side, sink: sink)
+            return
+        }
+        let user = header.extractUserData(bytes, frameAt: off, into: st.scratch)
+        guard user.crcOK else {
+            sink.emit(Anomaly(layer: "dnp3", kind: "bad_data_crc", offset: off, value: Int64(user.badBlock)), sender: side)
+            linkRecord(header, crcOK: false, badCRC: "data", side: side, sink: sink)
+            return
+        }
+        let data = ByteView(UnsafeRawBufferPointer(start: st.scratch, count: user.count))
+        let th = DNP3TransportHeader(data.u8(0))
+        let payload = data.suffix(from: 1)
+        var result: DNP3TransportResult
+        if th.fir && th.fin && st.reassembler == nil {
+            result = DNP3TransportResult(fragment: payload, segments: 1)
+        } else {
+            let r: DNP3Reassembler
+            if let existing = st.reassembler { r = existing } else { r = DNP3Reassembler(); st.reassembler = r }
+            result = r.add(th, payload: payload, side: side, source: header.source, destination: header.destination)
+        }
+        if let kind = result.anomaly {
+            sink.emit(Anomaly(layer: "dnp3", kind: kind, offset: off, value: result.anomalyValue), sender: side)
+        }
+        if let fragment = result.fragment {
+            processFragment(fragment, link: header, transport: th, segments: result.segments, side: side, sink: sink, state: st)
+        }
+    }
+
+    func linkRecord(_ header: DNP3LinkHeader, crcOK: Bool, badCRC: StaticString?, side: FlowSide, sink: EventSink) {
+        sink.countPDU(.dnp3)
+        guard sink.pduRecordsEnabled else { return }
+        sink.beginRecord(.pdu, protocolName: "dnp3", objectKey: "dnp3", sender: side)
+        DNP3Records.writeLink(header, crcOK: crcOK, badCRC: badCRC, to: &sink.json)
+        sink.endRecord()
+    }
+
+    // MARK: - Application layer
+
+    mutating func processFragment(_ fragment: ByteView, link: DNP3LinkHeader, transport: DNP3TransportHeader,
+                                  segments: Int, side: FlowSide, sink: EventSink, state st: DNP3FlowState) {
+        sink.countPDU(.dnp3)
+        let ah: DNP3ApplicationHeader
+        do throws(DNP3ApplicationError) {
+            ah = try DNP3ApplicationHeader.parse(fragment)
+        } catch {
+            sink.emit(Anomaly(layer: "dnp3", kind: "truncated_application_header", offset: 0, value: Int64(fragment.count)), sender: side)
+            if sink.pduRecordsEnabled {
+                sink.beginRecord(.pdu, protocolName: "dnp3", objectKey: "dnp3", sender: side)
+                DNP3Records.writeLink(link, crcOK: link.headerCRCOK, badCRC: link.headerCRCOK ? nil : "header", to: &sink.json)
+                if fragment.count >= 2 { sink.json.field("function_code", Int(fragment.u8(1))) }
+                sink.endRecord()
+            }
+            return
+        }
+        let function = ah.function
+        if !function.isKnown {
+            sink.emit(Anomaly(layer: "dnp3", kind: "unknown_function_code", offset: 1, value: Int64(function.rawValue)), sender: side)
+        }
+        if function.isResponse == link.fromMaster {
+            sink.emit(Anomaly(layer: "dnp3", kind: "direction_mismatch", offset: 1, value: Int64(function.rawValue)), sender: side)
+        }
+        let objects = DNP3ObjectSummary(fragment: fragment, header: ah)
+        if let e = objects.error {
+            sink.emit(Anomaly(layer: "dnp3", kind: e.kind, offset: e.offset, value: e.value), sender: side)
+        }
+        if objects.unknownGroups > 0 {
+            sink.emit(Anomaly(layer: "dnp3", kind: "unknown_object_group", offset: ah.length, value: Int64(objects.unknownGroups)), sender: side)
+        }
+        let access = DNP3Classifier.access(function, objects: objects)
+
+        if !function.isResponse {
+            var op = Operation(appProtocol: .dnp3, access: access, functionCode: UInt16(function.rawValue), function: function.name)
+            op.unitID = Int32(link.destination)
+            op.sourceAddress = Int32(link.source)
+            op.broadcast = link.destination >= 0xFFFD
+            op.address = objects.firstIndex
+            op.quantity = objects.quantity
+            sink.emit(op, sender: side)
+            checkSelectBeforeOperate(fragment, ah, link: link, side: side, sink: sink, state: st)
+        }
+
+        if sink.pduRecordsEnabled {
+            sink.beginRecord(.pdu, protocolName: "dnp3", objectKey: "dnp3", sender: side)
+            DNP3Records.writeLink(link, crcOK: link.headerCRCOK, badCRC: link.headerCRCOK ? nil : "header", to: &sink.json)
+            DNP3Records.writeApplication(fragment, header: ah, transport: transport, segments: segments, access: access, to: &sink.json)
+            sink.endRecord()
+        }
+        if sink.transactionRecordsEnabled {
+            pair(ah, access: access, link: link, side: side, sink: sink, state: st)
+        }
+    }
+
+    func checkSelectBeforeOperate(_ fragment: ByteView, _ ah: DNP3ApplicationHeader, link: DNP3LinkHeader,
+                                  side: FlowSide, sink: EventSink, state st: DNP3FlowState) {
+        switch ah.function {
+        case .select:
+            st.session.select(side: side, source: link.source, destination: link.destination, sequence: ah.sequence,
+                              fragment: fragment, objectsAt: ah.length, time: sink.time)
+        case .operate:
+            let verdict = st.session.operate(side: side, source: link.source, destination: link.destination,
+                                             sequence: ah.sequence, fragment: fragment, objectsAt: ah.length, time: sink.time)
+            let kind: StaticString
+            switch verdict {
+            case .matched: return
+            case .withoutSelect: kind = "operate_without_select"
+            case .mismatch: kind = "operate_select_mismatch"
+            case .expired: kind = "operate_select_expired"
+            }
+            sink.emit(Anomaly(layer: "dnp3", kind: kind, offset: 0, value: Int64(ah.sequence)), sender: side)
+        default:
+            break
+        }
+    }
+
+    // MARK: - Request/response pairing (dnp3.jsonl)
+
+    func pair(_ ah: DNP3ApplicationHeader, access: AccessClass, link: DNP3LinkHeader, side: FlowSide,
+              sink: EventSink, state st: DNP3FlowState) {
+        let function = ah.function
+        if function == .unsolicitedResponse {
+            DNP3Records.writeTransaction(sink, request: nil, requestSide: side, response: ah,
+                                         responseAddresses: (link.source, link.destination), fragments: 1, status: "unsolicited")
+            return
+        }
+        if function.isResponse {
+            let requester = side.opposite, r = Int(side.rawValue)
+            var index = -1
+            if ah.fir {
+                let slot = DNP3Session.slot(side: requester, sequence: ah.sequence)
+                let p = st.session.requests[slot]
+                if p.active && p.destination == link.source && p.source == link.destination {
+                    index = slot
+                    st.session.requests[slot].responseFragments = 0
+                    st.session.requests[slot].responseFrame = sink.frame
+                }
+            } else {
+                let open = r == 0 ? st.session.openResponse.0 : st.session.openResponse.1
+                let next = r == 0 ? st.session.openResponseNext.0 : st.session.openResponseNext.1
+                if open >= 0 && st.session.requests[open].active && ah.sequence == next { index = open }
+            }
+            guard index >= 0 else {
+                if ah.fir {
+                    DNP3Records.writeTransaction(sink, request: nil, requestSide: side, response: ah,
+                                                 responseAddresses: (link.source, link.destination), fragments: 1,
+                                                 status: "unmatched_response")
+                }
+                return
+            }
+            st.session.requests[index].responseFragments += 1
+            if ah.fin {
+                DNP3Records.writeTransaction(sink, request: st.session.requests[index], requestSide: requester, response: ah,
+                                             responseAddresses: nil, fragments: st.session.requests[index].responseFragments,
+                                             status: "complete")
+                st.session.requests[index].active = false
+                if r == 0 { st.session.openResponse.0 = -1 } else { st.session.openResponse.1 = -1 }
+            } else {
+                let next = (ah.sequence &+ 1) & 0x0F
+                if r == 0 { st.session.openResponse.0 = index; st.session.openResponseNext.0 = next }
+                else { st.session.openResponse.1 = index; st.session.openResponseNext.1 = next }
+            }
+            return
+        }
+        if function == .confirm { return }
+        var request = DNP3PendingRequest(active: true, function: function.rawValue, access: access, source: link.source,
+                                         destination: link.destination, sequence: ah.sequence, frame: sink.frame, time: sink.time)
+        guard function.expectsResponse else {
+            request.active = false
+            DNP3Records.writeTransaction(sink, request: request, requestSide: side, response: nil, responseAddresses: nil,
+                                         fragments: 0, status: "no_response_expected")
+            return
+        }
+        let slot = DNP3Session.slot(side: side, sequence: ah.sequence)
+        if st.session.requests[slot].active {
+            DNP3Records.writeTransaction(sink, request: st.session.requests[slot], requestSide: side, response: nil,
+                                         responseAddresses: nil, fragments: 0, status: "unanswered")
+        }
+        st.session.requests[slot] = request
+    }
 }
