@@ -1,0 +1,152 @@
+import Wire
+import Records
+
+/// What makes two alerts "identical" for aggregation: the rule and a few scalars, never strings,
+/// so that a repeat is recognised with one hash lookup and no allocation.
+struct AggregationKey: Hashable {
+    var rule: UInt8
+    var source: IPAddress
+    var destination: IPAddress
+    var protocolCode: UInt8 = 0
+    var function: UInt16 = 0
+    var subfunction: Int32 = -1
+    var unit: Int32 = -1
+    var extra: Int64 = 0
+}
+
+/// Folds repeated identical alerts within a window of packet time.
+///
+/// The first alert of a key is emitted at once (count 1), so a live SIEM sees it without delay.
+/// Repeats within `window` after it are only counted; when the window closes (or at the end of input)
+/// one summary alert is emitted with `count` = the number of repeats and `start`/`end` = the first
+/// and last repeat. Summing `event.count` over all records therefore gives the exact number of
+/// occurrences: nothing is dropped silently.
+struct Aggregator {
+    struct Entry {
+        var windowEnd: Int64
+        var order: UInt64
+        var repeats: Int = 0
+        var firstRepeat: PacketTime = .zero
+        var lastRepeat: PacketTime = .zero
+        var lastFrame: UInt64 = 0
+        var template: Alert
+    }
+
+    let window: Int64
+    let capacity: Int
+    var entries: [AggregationKey: Entry] = [:]
+    var nextSweep: Int64 = .max
+    var sequence: UInt64 = 0
+    /// Repeats folded into summaries so far.
+    var folded: UInt64 = 0
+    /// Summaries emitted.
+    var summaries: UInt64 = 0
+    /// Times the table was full and flushed early.
+    var overflows: UInt64 = 0
+
+    init(windowMicroseconds: Int64, capacity: Int) {
+        window = max(1, windowMicroseconds); self.capacity = max(16, capacity)
+        entries.reserveCapacity(256)
+    }
+
+    /// Counts a repeat of `key` at `time` and returns true; returns false when `key` has no open window
+    /// (the caller then builds the alert and calls `open`).
+    mutating func fold(_ key: AggregationKey, time: PacketTime, frame: UInt64, alerts: inout [Alert]) -> Bool {
+        guard let index = entries.index(forKey: key) else { return false }
+        let t = time.totalMicroseconds
+        if t >= entries.values[index].windowEnd {
+            let e = entries.remove(at: index).value
+            if e.repeats > 0 { emitSummary(e, into: &alerts) }
+            return false
+        }
+        entries.values[index].repeats += 1
+        if entries.values[index].repeats == 1 { entries.values[index].firstRepeat = time }
+        entries.values[index].lastRepeat = time
+        entries.values[index].lastFrame = frame
+        folded &+= 1
+        return true
+    }
+
+    /// Opens a window for a freshly emitted alert.
+    mutating func open(_ key: AggregationKey, alert: Alert, alerts: inout [Alert]) {
+        if entries.count >= capacity { overflows &+= 1; flushAll(into: &alerts) }
+        let end = alert.time.totalMicroseconds &+ window
+        sequence &+= 1
+        entries[key] = Entry(windowEnd: end, order: sequence, template: alert)
+        if end < nextSweep { nextSweep = end }
+    }
+
+    /// Emits the summaries of windows that closed before `time` (at most one sweep per second of packet time).
+    mutating func sweep(_ time: PacketTime, into alerts: inout [Alert]) {
+        let t = time.totalMicroseconds
+        guard t >= nextSweep else { return }
+        var closed: [Entry] = []
+        var next = Int64.max
+        for (k, e) in entries {
+            if e.windowEnd <= t { closed.append(e); entries[k] = nil } else if e.windowEnd < next { next = e.windowEnd }
+        }
+        nextSweep = max(next, t &+ 1_000_000)
+        if next == .max { nextSweep = .max }
+        closed.sort { $0.order < $1.order }
+        for e in closed where e.repeats > 0 { emitSummary(e, into: &alerts) }
+    }
+
+    /// Emits every pending summary (end of input, or a full table), in the order the windows opened.
+    mutating func flushAll(into alerts: inout [Alert]) {
+        let all = entries.values.sorted { $0.order < $1.order }
+        entries.removeAll(keepingCapacity: true)
+        nextSweep = .max
+        for e in all where e.repeats > 0 { emitSummary(e, into: &alerts) }
+    }
+
+    mutating func emitSummary(_ e: Entry, into alerts: inout [Alert]) {
+        var a = e.template
+        a.count = e.repeats
+        a.firstSeen = e.firstRepeat
+        a.lastSeen = e.lastRepeat
+        a.time = e.lastRepeat
+        a.frame = e.lastFrame
+        let seconds = window / 1_000_000
+        a.message += " (repeated \(e.repeats) more time\(e.repeats == 1 ? "" : "s") within \(seconds) s)"
+        summaries &+= 1
+        alerts.append(a)
+    }
+}
+
+/// Counts distinct values per key within a window of packet time (scans and sweeps).
+struct DistinctCounter {
+    struct Window { var start: Int64; var values: [Int64]; var count: Int; var fired: Bool }
+    let window: Int64
+    let capacity: Int
+    var table: [AggregationKey: Window] = [:]
+    var resets: UInt64 = 0
+
+    init(windowMicroseconds: Int64, capacity: Int) { window = max(1, windowMicroseconds); self.capacity = max(16, capacity) }
+
+    /// Adds `value` (or, with `distinct: false`, one more event) for `key`; true exactly once per window,
+    /// when the count reaches `threshold`.
+    mutating func add(_ key: AggregationKey, value: Int64, distinct: Bool, threshold: Int, time: PacketTime) -> Bool {
+        let t = time.totalMicroseconds
+        if let i = table.index(forKey: key) {
+            if t &- table.values[i].start >= window {
+                table.values[i] = Window(start: t, values: [], count: 0, fired: false)
+            }
+            if distinct {
+                if table.values[i].values.contains(value) { return false }
+                if table.values[i].values.count < threshold { table.values[i].values.append(value) }
+            }
+            table.values[i].count += 1
+            if !table.values[i].fired && table.values[i].count >= threshold {
+                table.values[i].fired = true
+                return true
+            }
+            return false
+        }
+        if table.count >= capacity { table.removeAll(keepingCapacity: true); resets &+= 1 }
+        var values: [Int64] = []
+        if distinct { values.reserveCapacity(min(threshold, 16)); values.append(value) }
+        let fired = threshold <= 1
+        table[key] = Window(start: t, values: values, count: 1, fired: fired)
+        return fired
+    }
+}

@@ -1,0 +1,520 @@
+import Wire
+import Records
+import Policy
+
+/// One worker's detection stage: checks each flow against the zone/conduit policy, each operation
+/// against the conduit's rules and the ICS-operation rules, turns anomalies into alerts, and folds
+/// repeats. Deterministic: alert content depends only on the input (packet time, never the wall
+/// clock), and nothing is emitted in dictionary order.
+///
+/// Per operation with no alert, the work is a flow-cache hit, a few mask tests over the conduit's
+/// rules and one scan-counter update, with no heap allocation.
+public final class Detector {
+    /// The policy in force (nil: only ICS-operation, scan and anomaly alerts).
+    public private(set) var policy: CompiledPolicy?
+    /// Windows, thresholds, bounds.
+    public let config: DetectionConfig
+
+    struct FlowKey: Hashable {
+        var initiator: Endpoint
+        var responder: Endpoint
+        var transport: UInt8
+        var vlan: UInt16
+        init(_ f: FlowContext) {
+            initiator = f.initiator; responder = f.responder; transport = f.transport.rawValue; vlan = f.vlan
+        }
+    }
+
+    struct FlowState {
+        var verdict: FlowVerdict
+        /// Zones of `FlowContext.initiator` and `.responder` as seen (not swapped for midstream flows).
+        var initiatorZone: Int32
+        var responderZone: Int32
+        var protocolDenied = false
+    }
+
+    var flows: [FlowKey: FlowState] = [:]
+    var lastKey: FlowKey?
+    var lastState = FlowState(verdict: .noPolicy, initiatorZone: -1, responderZone: -1)
+    var aggregator: Aggregator
+    var scans: DistinctCounter
+    var unknownSeen: Set<IPAddress> = []
+    var stats = DetectionCounters()
+
+    /// Creates a detector; `policy` nil means only ICS-operation, scan and anomaly alerts.
+    public init(policy: CompiledPolicy?, config: DetectionConfig = DetectionConfig()) {
+        self.policy = policy
+        self.config = config
+        aggregator = Aggregator(windowMicroseconds: Int64(config.aggregationWindowSeconds) * 1_000_000,
+                                capacity: config.maximumAggregationEntries)
+        scans = DistinctCounter(windowMicroseconds: Int64(config.scanWindowSeconds) * 1_000_000, capacity: config.maximumScanKeys)
+        flows.reserveCapacity(1024)
+    }
+
+    /// Swaps the policy (a reload). Cached flow verdicts are recomputed lazily; open aggregation windows stay.
+    public func replacePolicy(_ p: CompiledPolicy?) {
+        policy = p
+        flows.removeAll(keepingCapacity: true)
+        lastKey = nil
+        unknownSeen.removeAll(keepingCapacity: true)
+    }
+
+    /// Counters so far.
+    public var counters: DetectionCounters {
+        var c = stats
+        c.aggregated = aggregator.folded
+        c.summaries = aggregator.summaries
+        c.aggregationOverflows = aggregator.overflows
+        c.scanTableResets = scans.resets
+        return c
+    }
+
+    /// The policy's verdict on a flow (what the detector caches; an engine may keep it itself).
+    public func resolveFlow(_ flow: FlowContext) -> FlowVerdict { state(for: flow).verdict }
+
+    // MARK: - Engine entry points
+
+    /// First packet of a flow: zone boundary, unknown hosts, ICS host scans.
+    public func flowStarted(_ flow: FlowContext, frame: UInt64, time: PacketTime, alerts: inout [Alert]) {
+        aggregator.sweep(time, into: &alerts)
+        let key = FlowKey(flow)
+        let st = makeState(flow)
+        store(key, st)
+        let v = st.verdict
+        if v.kind == .intraAllow { return }
+
+        if let policy {
+            if policy.unknownHosts == .alert {
+                unknownHost(flow.initiator, zone: st.initiatorZone, peer: flow.responder, peerZone: st.responderZone,
+                            flow: flow, frame: frame, time: time, alerts: &alerts)
+                unknownHost(flow.responder, zone: st.responderZone, peer: flow.initiator, peerZone: st.initiatorZone,
+                            flow: flow, frame: frame, time: time, alerts: &alerts)
+            }
+            let rule: RuleID?
+            switch v.kind {
+            case .noConduit, .intraDenied: rule = .zoneNoConduit
+            case .wrongDirection: rule = .zoneWrongDirection
+            case .initiatorNotListed: rule = .zoneInitiatorNotListed
+            case .responderNotListed: rule = .zoneResponderNotListed
+            case .unzoned: rule = policy.defaultAction == .deny ? .zoneUnzonedHost : nil
+            default: rule = nil
+            }
+            if let rule {
+                let k = AggregationKey(rule: rule.rawValue, source: flow.initiator.ip, destination: flow.responder.ip,
+                                       protocolCode: flow.transport.rawValue)
+                raise(rule, key: k, time: time, frame: frame, alerts: &alerts) {
+                    zoneAlert(rule, flow: flow, state: st, policy: policy, frame: frame, time: time)
+                }
+            }
+        }
+
+        if config.icsPorts.contains(flow.responder.port) && !CompiledPolicy.isNonUnicast(flow.responder.ip) {
+            let k = AggregationKey(rule: RuleID.icsHostScan.rawValue, source: flow.initiator.ip, destination: IPAddress(v4: 0))
+            if scans.add(k, value: Self.hash(flow.responder.ip), distinct: true, threshold: config.hostScanThreshold, time: time) {
+                raise(.icsHostScan, key: k, time: time, frame: frame, alerts: &alerts) {
+                    var a = baseAlert(.icsHostScan, time: time, frame: frame, source: flow.initiator, destination: flow.responder,
+                                      flow: flow, protocolName: flow.transport.name.description,
+                                      sourceZone: st.initiatorZone, destinationZone: st.responderZone, securityLevel: Int(v.securityLevel))
+                    a.message = "\(flow.initiator.ip) opened ICS-port flows to \(config.hostScanThreshold) or more hosts within \(config.scanWindowSeconds) s (latest \(flow.responder.ip) port \(flow.responder.port))"
+                    return a
+                }
+            }
+        }
+    }
+
+    /// The flow's application protocol is known (nil: not an ICS protocol): the conduit's protocol/port allow-list.
+    public func flowIdentified(_ flow: FlowContext, appProtocol: AppProtocol?, frame: UInt64, time: PacketTime, alerts: inout [Alert]) {
+        aggregator.sweep(time, into: &alerts)
+        guard let policy else { return }
+        let key = FlowKey(flow)
+        var st = state(for: flow)
+        let v = st.verdict
+        guard v.kind == .conduit, !policy.allowsProtocol(appProtocol, verdict: v) else { return }
+        st.protocolDenied = true
+        store(key, st)
+        let src = v.reversed ? flow.responder : flow.initiator, dst = v.reversed ? flow.initiator : flow.responder
+        let k = AggregationKey(rule: RuleID.conduitProtocol.rawValue, source: src.ip, destination: dst.ip,
+                               protocolCode: appProtocol.map { $0.rawValue } ?? 0x80 | flow.transport.rawValue,
+                               extra: appProtocol == nil ? Int64(dst.port) : 0)
+        raise(.conduitProtocol, key: k, time: time, frame: frame, alerts: &alerts) {
+            let name = appProtocol.map { $0.name.description } ?? flow.transport.name.description
+            var a = baseAlert(.conduitProtocol, time: time, frame: frame, source: src, destination: dst, flow: flow,
+                              protocolName: name, sourceZone: v.initiator.zone, destinationZone: v.responder.zone,
+                              securityLevel: Int(v.securityLevel))
+            a.conduit = policy.conduits[Int(v.conduit)].name
+            let what = appProtocol == nil ? "\(name) to port \(dst.port)" : name
+            a.message = "\(what) from \(hostText(src.ip, v.initiator)) to \(hostText(dst.ip, v.responder)) is not allowed by conduit '\(a.conduit!)' (allows \(allowedProtocols(policy, v)))"
+            return a
+        }
+    }
+
+    /// One application operation: conduit content, ICS-operation rules, unit-id scans and identification sweeps.
+    public func operation(_ op: Operation, flow: FlowContext, alerts: inout [Alert]) {
+        aggregator.sweep(op.time, into: &alerts)
+        let st = state(for: flow)
+        let v = st.verdict
+        if v.kind == .intraAllow { return }
+        let fromInitiator = (op.sender == .initiator) != v.reversed
+        let sender = flow.endpoint(op.sender), peer = flow.endpoint(op.sender.opposite)
+        let senderZone = op.sender == .initiator ? st.initiatorZone : st.responderZone
+        let peerZone = op.sender == .initiator ? st.responderZone : st.initiatorZone
+
+        var permitted = false, notify = false, conduitIndex: Int32 = v.conduit
+        if let policy, v.kind == .conduit, !st.protocolDenied {
+            let ov = policy.evaluate(op, verdict: v)
+            conduitIndex = ov.conduit
+            let rule: RuleID?
+            switch ov.kind {
+            case .allowed: permitted = true; rule = nil
+            case .allowedNotify: permitted = true; notify = true; rule = nil
+            case .notChecked: rule = nil
+            case .protocolDenied: rule = .conduitProtocol
+            case .functionDenied: rule = .conduitFunction
+            case .deviceDenied: rule = .conduitDevice
+            case .dataDenied: rule = .conduitData
+            }
+            if let rule {
+                let k = AggregationKey(rule: rule.rawValue, source: sender.ip, destination: peer.ip, protocolCode: op.appProtocol.rawValue,
+                                       function: rule == .conduitProtocol ? 0 : op.functionCode,
+                                       subfunction: rule == .conduitProtocol ? -1 : op.subfunction,
+                                       unit: rule == .conduitProtocol ? -1 : op.unitID,
+                                       extra: rule == .conduitProtocol ? 0 : Int64(op.access.rawValue))
+                raise(rule, key: k, time: op.time, frame: op.frame, alerts: &alerts) {
+                    conduitAlert(rule, op: op, verdict: ov, flow: flow, sender: sender, peer: peer, senderZone: senderZone,
+                                 peerZone: peerZone, securityLevel: Int(v.securityLevel), policy: policy)
+                }
+            }
+        }
+
+        if let rule = OperationRules.rule(for: op) {
+            if permitted && !notify {
+                stats.suppressedByConduit &+= 1
+            } else {
+                let ei = v.reversed ? flow.responder : flow.initiator, er = v.reversed ? flow.initiator : flow.responder
+                let k = AggregationKey(rule: rule.rawValue, source: ei.ip, destination: er.ip, protocolCode: op.appProtocol.rawValue,
+                                       unit: op.unitID)
+                raise(rule, key: k, time: op.time, frame: op.frame, alerts: &alerts) {
+                    var a = operationAlert(rule, op: op, flow: flow, sender: sender, peer: peer, senderZone: senderZone,
+                                           peerZone: peerZone, securityLevel: Int(v.securityLevel))
+                    if let policy, conduitIndex >= 0 { a.conduit = policy.conduits[Int(conduitIndex)].name }
+                    a.message = "\(rule.rule.name): \(describe(op)) from \(sender.ip) to \(peer.ip)"
+                    if notify, let c = a.conduit { a.message += " (permitted by conduit '\(c)', reported as it is in its notify list)" }
+                    return a
+                }
+            }
+        } else if notify {
+            let k = AggregationKey(rule: RuleID.conduitNotify.rawValue, source: sender.ip, destination: peer.ip,
+                                   protocolCode: op.appProtocol.rawValue, function: op.functionCode, subfunction: op.subfunction,
+                                   unit: op.unitID, extra: Int64(op.access.rawValue))
+            raise(.conduitNotify, key: k, time: op.time, frame: op.frame, alerts: &alerts) {
+                var a = operationAlert(.conduitNotify, op: op, flow: flow, sender: sender, peer: peer, senderZone: senderZone,
+                                       peerZone: peerZone, securityLevel: Int(v.securityLevel))
+                a.techniques = [Technique.forDisallowed(op.access).reference(attackVersion)]
+                if let policy, conduitIndex >= 0 { a.conduit = policy.conduits[Int(conduitIndex)].name }
+                a.message = "\(describe(op)) from \(sender.ip) to \(peer.ip) permitted by conduit '\(a.conduit ?? "")' and reported (notify: \(op.access.name))"
+                return a
+            }
+        }
+
+        guard fromInitiator, op.access != .response else { return }
+        if op.unitID >= 0 && (op.appProtocol == .modbus || op.appProtocol == .dnp3) {
+            let k = AggregationKey(rule: RuleID.icsUnitScan.rawValue, source: sender.ip, destination: peer.ip,
+                                   protocolCode: op.appProtocol.rawValue)
+            if scans.add(k, value: Int64(op.unitID), distinct: true, threshold: config.unitScanThreshold, time: op.time) {
+                raise(.icsUnitScan, key: k, time: op.time, frame: op.frame, alerts: &alerts) {
+                    var a = operationAlert(.icsUnitScan, op: op, flow: flow, sender: sender, peer: peer, senderZone: senderZone,
+                                           peerZone: peerZone, securityLevel: Int(v.securityLevel))
+                    let what = op.appProtocol == .modbus ? "unit ids" : "DNP3 addresses"
+                    a.message = "\(sender.ip) addressed \(config.unitScanThreshold) or more \(what) on \(peer.ip) within \(config.scanWindowSeconds) s (\(op.appProtocol.name))"
+                    return a
+                }
+            }
+        }
+        if OperationRules.isIdentification(op) {
+            let devices = AggregationKey(rule: RuleID.icsIdentificationSweep.rawValue, source: sender.ip, destination: IPAddress(v4: 0), extra: 1)
+            let requests = AggregationKey(rule: RuleID.icsIdentificationSweep.rawValue, source: sender.ip, destination: peer.ip, extra: 2)
+            let device = Self.hash(peer.ip) &* 31 &+ Int64(op.unitID)
+            let manyDevices = scans.add(devices, value: device, distinct: true, threshold: config.identificationDeviceThreshold, time: op.time)
+            let manyRequests = scans.add(requests, value: 0, distinct: false, threshold: config.identificationRequestThreshold, time: op.time)
+            if manyDevices || manyRequests {
+                let k = manyDevices ? devices : requests
+                raise(.icsIdentificationSweep, key: k, time: op.time, frame: op.frame, alerts: &alerts) {
+                    var a = operationAlert(.icsIdentificationSweep, op: op, flow: flow, sender: sender, peer: peer, senderZone: senderZone,
+                                           peerZone: peerZone, securityLevel: Int(v.securityLevel))
+                    a.message = manyDevices
+                        ? "\(sender.ip) sent identification requests to \(config.identificationDeviceThreshold) or more devices within \(config.scanWindowSeconds) s (latest \(describe(op)) to \(peer.ip))"
+                        : "\(sender.ip) sent \(config.identificationRequestThreshold) or more identification requests to \(peer.ip) within \(config.scanWindowSeconds) s (latest \(describe(op)))"
+                    return a
+                }
+            }
+        }
+    }
+
+    /// A protocol anomaly from a dissector or the flow layer: an alert, folded with its repeats.
+    public func anomaly(_ a: Anomaly, flow: FlowContext?, alerts: inout [Alert]) {
+        aggregator.sweep(a.time, into: &alerts)
+        let rule: RuleID = Self.isApplicationLayer(a.layer) ? .anomalyProtocol : .anomalyTransport
+        let src = flow?.endpoint(a.sender), dst = flow?.endpoint(a.sender.opposite)
+        let zero = IPAddress(v4: 0)
+        let k = AggregationKey(rule: rule.rawValue, source: src?.ip ?? zero, destination: dst?.ip ?? zero,
+                               extra: Int64(bitPattern: Self.fnv(a.layer, a.kind)))
+        raise(rule, key: k, time: a.time, frame: a.frame, alerts: &alerts) {
+            var sz: Int32 = -1, dz: Int32 = -1, sl = -1
+            if let flow, policy != nil {
+                let st = state(for: flow)
+                sz = a.sender == .initiator ? st.initiatorZone : st.responderZone
+                dz = a.sender == .initiator ? st.responderZone : st.initiatorZone
+                sl = Int(st.verdict.securityLevel)
+            }
+            var alert = baseAlert(rule, time: a.time, frame: a.frame, source: src, destination: dst, flow: flow,
+                                  protocolName: a.layer.description, sourceZone: sz, destinationZone: dz, securityLevel: sl)
+            alert.action = "anomaly-\(a.layer)-\(a.kind)"
+            alert.message = "\(a.layer) anomaly \(a.kind) at offset \(a.offset)" + (a.value.map { " (value \($0))" } ?? "")
+            return alert
+        }
+    }
+
+    /// The flow ended: forget its cached verdict (optional; the cache is bounded anyway).
+    public func flowEnded(_ flow: FlowContext) {
+        let key = FlowKey(flow)
+        flows[key] = nil
+        if lastKey == key { lastKey = nil }
+    }
+
+    /// Closes aggregation windows up to `time` (a live capture calls this when no packet arrives for a while).
+    public func tick(time: PacketTime, alerts: inout [Alert]) { aggregator.sweep(time, into: &alerts) }
+
+    /// End of input: emits every pending summary.
+    public func finish(alerts: inout [Alert]) { aggregator.flushAll(into: &alerts) }
+
+    // MARK: - Flow state
+
+    func makeState(_ flow: FlowContext) -> FlowState {
+        guard let policy else { return FlowState(verdict: .noPolicy, initiatorZone: -1, responderZone: -1) }
+        let v = policy.resolve(initiator: flow.initiator, responder: flow.responder, transport: flow.transport, midstream: flow.midstream)
+        return FlowState(verdict: v, initiatorZone: v.reversed ? v.responder.zone : v.initiator.zone,
+                         responderZone: v.reversed ? v.initiator.zone : v.responder.zone)
+    }
+
+    @inline(__always) func state(for flow: FlowContext) -> FlowState {
+        let key = FlowKey(flow)
+        if let lastKey, lastKey == key { return lastState }
+        if let s = flows[key] { lastKey = key; lastState = s; return s }
+        let s = makeState(flow)
+        store(key, s)
+        return s
+    }
+
+    func store(_ key: FlowKey, _ s: FlowState) {
+        if flows.count >= config.maximumTrackedFlows && flows[key] == nil {
+            flows.removeAll(keepingCapacity: true)
+            stats.flowCacheResets &+= 1
+        }
+        flows[key] = s
+        lastKey = key; lastState = s
+    }
+
+    // MARK: - Raising
+
+    /// Counts an occurrence; builds and emits the alert only when it is not a repeat within an open window.
+    @inline(__always)
+    func raise(_ rule: RuleID, key: AggregationKey, time: PacketTime, frame: UInt64, alerts: inout [Alert], _ build: () -> Alert) {
+        let category = rule.rule.category
+        if let i = AlertCategory.allCases.firstIndex(of: category) { stats.perCategory[i] &+= 1 }
+        if aggregator.fold(key, time: time, frame: frame, alerts: &alerts) { return }
+        let alert = build()
+        stats.raised &+= 1
+        alerts.append(alert)
+        aggregator.open(key, alert: alert, alerts: &alerts)
+    }
+
+    func unknownHost(_ host: Endpoint, zone: Int32, peer: Endpoint, peerZone: Int32, flow: FlowContext, frame: UInt64,
+                     time: PacketTime, alerts: inout [Alert]) {
+        guard zone < 0, !CompiledPolicy.isNonUnicast(host.ip) else { return }
+        if unknownSeen.contains(host.ip) { return }
+        if unknownSeen.count >= config.maximumUnknownHosts { unknownSeen.removeAll(keepingCapacity: true); stats.unknownHostResets &+= 1 }
+        unknownSeen.insert(host.ip)
+        let k = AggregationKey(rule: RuleID.assetUnknownHost.rawValue, source: host.ip, destination: IPAddress(v4: 0))
+        raise(.assetUnknownHost, key: k, time: time, frame: frame, alerts: &alerts) {
+            let sl = peerZone >= 0 ? policy!.zones[Int(peerZone)].securityLevel : -1
+            var a = baseAlert(.assetUnknownHost, time: time, frame: frame, source: host, destination: peer, flow: flow,
+                              protocolName: flow.transport.name.description, sourceZone: -1, destinationZone: peerZone, securityLevel: sl)
+            let role = host == flow.initiator ? "initiating a flow to" : "answering"
+            a.message = "first sight of \(host.ip), which is in no zone, \(role) \(hostText(peer.ip, policy!.host(peer.ip)))"
+            return a
+        }
+    }
+
+    // MARK: - Alert building (only when an alert is emitted)
+
+    var attackVersion: AttackVersion { policy?.attackVersion ?? .v19 }
+
+    func baseAlert(_ rule: RuleID, time: PacketTime, frame: UInt64, source: Endpoint?, destination: Endpoint?, flow: FlowContext?,
+                   protocolName: String?, sourceZone: Int32, destinationZone: Int32, securityLevel: Int, access: AccessClass? = nil) -> Alert {
+        let r = rule.rule
+        var a = Alert(time: time, frame: frame, severity: Severity.of(rule, access: access, securityLevel: securityLevel),
+                      action: r.action, ruleID: r.id, ruleName: r.name, category: r.category, message: "")
+        a.source = source; a.destination = destination
+        a.transport = flow?.transport
+        a.networkProtocol = protocolName
+        if let c = flow?.communityID, !c.isEmpty { a.communityID = c }
+        a.attackVersion = attackVersion.rawValue
+        a.techniques = r.techniques.map { $0.reference(attackVersion) }
+        a.sourceZone = policy?.zoneName(sourceZone)
+        a.destinationZone = policy?.zoneName(destinationZone)
+        a.securityLevel = securityLevel >= 0 ? securityLevel : nil
+        a.iec62443 = r.iec62443
+        return a
+    }
+
+    func operationAlert(_ rule: RuleID, op: Operation, flow: FlowContext, sender: Endpoint, peer: Endpoint, senderZone: Int32,
+                        peerZone: Int32, securityLevel: Int) -> Alert {
+        var a = baseAlert(rule, time: op.time, frame: op.frame, source: sender, destination: peer, flow: flow,
+                          protocolName: op.appProtocol.name.description, sourceZone: senderZone, destinationZone: peerZone,
+                          securityLevel: securityLevel, access: op.access)
+        a.access = op.access.name.description
+        a.function = op.function.description
+        if op.unitID >= 0 {
+            if op.appProtocol == .dnp3 { a.dnp3Address = Int(op.unitID) } else if op.appProtocol == .modbus { a.unitID = Int(op.unitID) }
+        }
+        return a
+    }
+
+    func zoneAlert(_ rule: RuleID, flow: FlowContext, state st: FlowState, policy: CompiledPolicy, frame: UInt64, time: PacketTime) -> Alert {
+        let v = st.verdict
+        var a = baseAlert(rule, time: time, frame: frame, source: flow.initiator, destination: flow.responder, flow: flow,
+                          protocolName: flow.transport.name.description, sourceZone: st.initiatorZone,
+                          destinationZone: st.responderZone, securityLevel: Int(v.securityLevel))
+        if v.conduit >= 0 { a.conduit = policy.conduits[Int(v.conduit)].name }
+        let src = hostText(flow.initiator.ip, policy.host(flow.initiator.ip))
+        let dst = hostText(flow.responder.ip, policy.host(flow.responder.ip))
+        let port = flow.responder.port
+        switch rule {
+        case .zoneNoConduit:
+            a.message = v.kind == .intraDenied
+                ? "flow from \(src) to \(dst) port \(port) inside zone '\(a.sourceZone ?? "")' matches none of the zone's rules (intra_zone: enforce)"
+                : "flow from \(src) to \(dst) port \(port): no conduit from zone '\(a.sourceZone ?? "")' to zone '\(a.destinationZone ?? "")' (default: deny)"
+        case .zoneWrongDirection:
+            a.message = "flow from \(src) to \(dst) port \(port) runs against conduit '\(a.conduit ?? "")', which only allows zone '\(a.destinationZone ?? "")' to initiate"
+        case .zoneInitiatorNotListed:
+            a.message = "\(src) may not initiate on conduit '\(a.conduit ?? "")' (not in its initiators); flow to \(dst) port \(port)"
+        case .zoneResponderNotListed:
+            a.message = "\(dst) is not a listed responder of conduit '\(a.conduit ?? "")'; flow from \(src) port \(port)"
+        default:
+            a.message = "flow from \(src) to \(dst) port \(port) between a zone and a host in no zone (default: deny)"
+        }
+        return a
+    }
+
+    func conduitAlert(_ rule: RuleID, op: Operation, verdict ov: OperationVerdict, flow: FlowContext, sender: Endpoint, peer: Endpoint,
+                      senderZone: Int32, peerZone: Int32, securityLevel: Int, policy: CompiledPolicy) -> Alert {
+        var a = operationAlert(rule, op: op, flow: flow, sender: sender, peer: peer, senderZone: senderZone, peerZone: peerZone,
+                               securityLevel: securityLevel)
+        let c = policy.conduits[Int(ov.conduit)]
+        a.conduit = c.name
+        if rule == .conduitProtocol {
+            a.access = nil; a.function = nil
+            a.message = "\(op.appProtocol.name) from \(sender.ip) to \(peer.ip) is not allowed by conduit '\(c.name)'"
+            return a
+        }
+        a.techniques = [Technique.forDisallowed(op.access).reference(attackVersion)]
+        let r = ov.rule >= 0 ? c.rules[Int(ov.rule)] : nil
+        let reason: String
+        switch rule {
+        case .conduitFunction:
+            var allowed: [String] = []
+            if let r, r.accessMask != 0 {
+                allowed.append(AccessClass.allCases.filter { r.accessMask & (1 << UInt16($0.rawValue)) != 0 }.map { $0.name.description }.joined(separator: ", "))
+            }
+            if let r, !r.functions.isEmpty { allowed.append("functions " + r.functions.map(String.init).joined(separator: ", ")) }
+            reason = "\(op.access.name) (function \(op.functionCode)) is not allowed" + (allowed.isEmpty ? "" : "; allowed: " + allowed.joined(separator: "; "))
+        case .conduitDevice:
+            let what = op.appProtocol == .dnp3 ? "DNP3 address" : "unit id"
+            reason = "\(what) \(op.unitID) is not allowed" + (r.map { "; allowed: " + rangesText($0.devices) } ?? "")
+        default:
+            if let r, !r.addresses.isEmpty, op.address >= 0, !r.addresses.contains(where: { $0.contains(op.address) && $0.contains(op.address + max(op.quantity, 1) - 1) }) {
+                reason = "addresses \(addressText(op)) are outside the allowed \(rangesText(r.addresses))"
+            } else if let r, !r.areas.isEmpty, op.area >= 0, !r.areas.contains(op.area) {
+                reason = "S7 area \(areaName(op.area)) is not allowed; allowed: " + r.areas.map { areaName($0) }.joined(separator: ", ")
+            } else if let r {
+                reason = "DB \(op.dbNumber) is not allowed; allowed: \(rangesText(r.dbNumbers))"
+            } else { reason = "data address not allowed" }
+        }
+        a.message = "\(describe(op)) from \(sender.ip) to \(peer.ip) violates conduit '\(c.name)': \(reason)"
+        return a
+    }
+
+    func describe(_ op: Operation) -> String {
+        var s = "\(op.appProtocol.name) \(op.function) (\(op.access.name))"
+        if op.unitID >= 0 { s += op.appProtocol == .dnp3 ? " outstation \(op.unitID)" : " unit \(op.unitID)" }
+        if op.area >= 0 { s += " area \(areaName(op.area))" }
+        if op.dbNumber >= 0 { s += " DB \(op.dbNumber)" }
+        if op.address >= 0 { s += " address\(op.quantity > 1 ? "es" : "") \(addressText(op))" }
+        return s
+    }
+
+    func addressText(_ op: Operation) -> String {
+        op.quantity > 1 ? "\(op.address)-\(op.address + op.quantity - 1)" : "\(op.address)"
+    }
+
+    func rangesText(_ r: [ClosedRange<Int64>]) -> String {
+        r.isEmpty ? "any" : r.map { $0.lowerBound == $0.upperBound ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)" }.joined(separator: ", ")
+    }
+
+    func areaName(_ code: Int16) -> String {
+        switch code {
+        case 0x80: "P"; case 0x81: "I"; case 0x82: "Q"; case 0x83: "M"; case 0x84: "DB"; case 0x85: "DI"
+        case 0x86: "L"; case 0x87: "V"; case 0x1C: "C"; case 0x1D: "T"
+        default: "0x" + String(code, radix: 16)
+        }
+    }
+
+    func hostText(_ ip: IPAddress, _ h: HostInfo) -> String {
+        guard let policy else { return "\(ip)" }
+        var s = "\(ip)"
+        if h.asset >= 0 { s += " (\(policy.assetNames[Int(h.asset)]))" }
+        return s
+    }
+
+    func allowedProtocols(_ policy: CompiledPolicy, _ v: FlowVerdict) -> String {
+        var names: [String] = []
+        var m = v.conduitMask
+        while m != 0 {
+            let i = m.trailingZeroBitCount; m &= m - 1
+            for r in policy.conduits[Int(policy.pairConduits[Int(v.pairStart) + i])].rules {
+                var n = r.appProtocol.map { $0.name.description } ?? r.transport!.name.description
+                if r.appProtocol == nil && !r.ports.isEmpty { n += " " + rangesText(r.ports) }
+                if !names.contains(n) { names.append(n) }
+            }
+        }
+        return names.isEmpty ? "nothing" : names.joined(separator: ", ")
+    }
+
+    // MARK: - Small helpers
+
+    static func isApplicationLayer(_ layer: StaticString) -> Bool {
+        equal(layer, "modbus") || equal(layer, "dnp3") || equal(layer, "s7comm") || equal(layer, "s7comm_plus")
+            || equal(layer, "cotp") || equal(layer, "tpkt") || equal(layer, "umas")
+    }
+
+    static func equal(_ a: StaticString, _ b: StaticString) -> Bool {
+        guard a.hasPointerRepresentation, b.hasPointerRepresentation, a.utf8CodeUnitCount == b.utf8CodeUnitCount else { return false }
+        for i in 0..<a.utf8CodeUnitCount where a.utf8Start[i] != b.utf8Start[i] { return false }
+        return true
+    }
+
+    /// FNV-1a over the bytes of the anomaly's layer and kind: a stable key without building a String.
+    static func fnv(_ a: StaticString, _ b: StaticString) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        func mix(_ s: StaticString) {
+            if s.hasPointerRepresentation {
+                for i in 0..<s.utf8CodeUnitCount { h = (h ^ UInt64(s.utf8Start[i])) &* 0x100_0000_01b3 }
+            }
+            h = (h ^ 0xFF) &* 0x100_0000_01b3
+        }
+        mix(a); mix(b)
+        return h
+    }
+
+    static func hash(_ ip: IPAddress) -> Int64 { Int64(bitPattern: ip.low ^ (ip.high &* 0x9E37_79B9_7F4A_7C15)) }
+}

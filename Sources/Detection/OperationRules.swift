@@ -1,0 +1,76 @@
+import Records
+
+/// Maps one operation to the ICS-operation rule it triggers, if any (`../shared/reference/protocols.md` §2–3).
+///
+/// Only the protocol-neutral `Operation` is read: protocol, function code, sub-function, access class,
+/// broadcast flag and, for S7 PI services whose function code is shared, the function's name.
+public enum OperationRules {
+    /// The rule `op` raises by itself (sweeps and scans are counted separately), or nil.
+    @inlinable public static func rule(for op: Operation) -> RuleID? {
+        if op.access == .response { return nil }
+        if op.broadcast && (op.access == .write || op.access == .control) { return .icsBroadcastWrite }
+        let fc = op.functionCode, sub = op.subfunction
+        switch op.appProtocol {
+        case .modbus:
+            switch fc {
+            case 8 where sub == 0x0001: return .icsRestart
+            case 8 where sub == 0x0004: return .icsListenOnly
+            case 125: return .icsFirmware
+            case 90:   // Schneider UMAS: the sub-function decides; "upload" in UMAS is PC→PLC (a download).
+                switch sub {
+                case 0x41: return .icsStop
+                case 0x40: return .icsModeChange
+                default: break
+                }
+            default: break
+            }
+        case .dnp3:
+            switch fc {
+            case 0x0D, 0x0E: return .icsRestart          // COLD_RESTART, WARM_RESTART
+            case 0x12: return .icsStop                     // STOP_APPLICATION
+            case 0x10, 0x11: return .icsModeChange         // INITIALIZE_APPLICATION, START_APPLICATION
+            case 0x15: return .icsDisableUnsolicited       // DISABLE_UNSOLICITED
+            default: break
+            }
+        case .s7comm:
+            switch fc {
+            case 0x29: return .icsStop                     // PLC Stop
+            case 0x28 where op.access == .programDownload && nameContains(op.function, "_DELE"): return .icsBlockDelete
+            default: break
+            }
+            // Userdata: function code is group << 8 | sub-function (the group's high nibble may carry the type).
+            if fc >= 0x100 && (fc >> 8) & 0x0F == 0x5 && fc & 0xFF == 0x01 { return .icsPassword }
+            if op.access == .auth { return .icsPassword }
+        case .s7commPlus:
+            break
+        }
+        switch op.access {
+        case .lifecycle: return .icsModeChange
+        case .programDownload: return .icsProgramDownload
+        case .programUpload: return .icsProgramUpload
+        default: return nil
+        }
+    }
+
+    /// Whether `op` asks a device who or what it is (counted by the identification-sweep rule).
+    @inlinable public static func isIdentification(_ op: Operation) -> Bool {
+        op.access == .diagnostic
+    }
+
+    /// Whether the static name contains `needle` (ASCII), without allocating.
+    @inlinable public static func nameContains(_ name: StaticString, _ needle: StaticString) -> Bool {
+        guard name.hasPointerRepresentation, needle.hasPointerRepresentation else { return false }
+        let n = name.utf8CodeUnitCount, m = needle.utf8CodeUnitCount
+        if m == 0 { return true }
+        if m > n { return false }
+        let a = name.utf8Start, b = needle.utf8Start
+        var i = 0
+        while i + m <= n {
+            var j = 0
+            while j < m && a[i + j] == b[j] { j += 1 }
+            if j == m { return true }
+            i += 1
+        }
+        return false
+    }
+}

@@ -1,0 +1,2 @@
+/// ICS detections (placeholder until the policy issue lands).
+public enum DetectionPlaceholder {}
