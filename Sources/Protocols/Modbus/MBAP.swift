@@ -69,11 +69,12 @@ public enum MBAPPlausibility: Sendable, Equatable {
 
 extension MBAPHeader {
     /// Judges the ADU starting at `offset` strictly enough that random bytes do not pass:
-    /// protocol id 0; length 2...254 (UMAS ≤ 1024); a function code that is public, user-defined or
-    /// vendor, whose PDU fits that function's request or response layout (byte counts included);
-    /// an exception only with a defined exception code. An unassigned function code (a scanner's
-    /// FC 0, say) passes only when the ADU is exactly the rest of `bytes`: nothing else explains a
-    /// length field that lands precisely on the segment's end.
+    /// protocol id 0 and length 2...254 (UMAS ≤ 1024) always; then either the PDU fits its function's
+    /// request or response layout (byte counts included), or the ADU ends exactly where `bytes` end —
+    /// nothing but Modbus framing explains a length field that lands precisely on the segment's end,
+    /// and real devices do pad fixed layouts (a trailing 0x00 after an MEI request or an exception).
+    /// Unassigned function codes (a scanner's FC 0) and exceptions without a defined exception code
+    /// never count as fitting, so they pass only by landing exactly on the end.
     public static func plausibility(_ bytes: ByteView, at offset: Int) -> MBAPPlausibility {
         guard bytes.has(4, at: offset) else { return .incomplete }
         if bytes.u16be(offset + 2) != 0 { return .implausible }
@@ -87,13 +88,13 @@ extension MBAPHeader {
         let fc = bytes.u8(offset + 7)
         guard h.lengthFits(functionCode: fc) else { return .implausible }
         guard bytes.has(h.aduLength, at: offset) else { return .incomplete }
+        if offset + h.aduLength == bytes.count { return .plausible }
         let pdu = bytes.slice(from: offset + MBAPHeader.size, length: h.pduLength)
         let code = FunctionCode(rawValue: fc)
+        if code.category == .unassigned { return .implausible }
         if fc & 0x80 != 0 {
-            guard pdu.count == 2, ExceptionCode(rawValue: pdu.u8(1)).isKnown else { return .implausible }
-            return code.category == .unassigned && offset + h.aduLength != bytes.count ? .implausible : .plausible
+            return pdu.count == 2 && ExceptionCode(rawValue: pdu.u8(1)).isKnown ? .plausible : .implausible
         }
-        if code.category == .unassigned { return offset + h.aduLength == bytes.count ? .plausible : .implausible }
         return ModbusPDU.fitsLayout(pdu) ? .plausible : .implausible
     }
 }
