@@ -1,0 +1,205 @@
+import Testing
+import Wire
+import Records
+@testable import DNP3
+
+@Suite("DNP3 link layer")
+struct LinkLayerTests {
+    @Test("CRC-16/DNP check value and known frame headers", arguments: [
+        // CRC catalogue check value over ASCII "123456789".
+        (Array("123456789".utf8), UInt16(0xEA82)),
+        // Reset link states, master 1 → outstation 0 (IEEE 1815 example frame 05 64 05 C0 01 00 00 04 E9 21).
+        ([0x05, 0x64, 0x05, 0xC0, 0x01, 0x00, 0x00, 0x04], UInt16(0x21E9)),
+        // Request link status 1 → 100, from zeek_dnp3_udp_read.pcap frame 1 (CRC bytes 7e 5f).
+        ([0x05, 0x64, 0x05, 0x49, 0x64, 0x00, 0x01, 0x00], UInt16(0x5F7E)),
+        // Link status 100 → 1, frame 2 (CRC bytes a0 97).
+        ([0x05, 0x64, 0x05, 0x8B, 0x01, 0x00, 0x64, 0x00], UInt16(0x97A0)),
+        ([], UInt16(0xFFFF)),
+    ] as [([UInt8], UInt16)])
+    func crcVectors(bytes: [UInt8], expected: UInt16) {
+        #expect(Wire3.crc(bytes) == expected)
+    }
+
+    @Test("CRC table matches the bitwise definition")
+    func crcTable() {
+        for byte in 0..<256 {
+            var crc = UInt16(byte)
+            for _ in 0..<8 { crc = crc & 1 == 1 ? (crc >> 1) ^ 0xA6BC : crc >> 1 }
+            #expect(DNP3CRC.table[byte] == crc)
+        }
+    }
+
+    @Test("header fields: DIR, PRM, FCB, FCV, function, addresses")
+    func headerFields() throws {
+        let bytes = Wire3.frame(control: 0xF3, destination: 0x1234, source: 0xFFFD, userData: [0xC0, 0xC1, 0x01])
+        let h = try #require(ByteView.with(bytes) { DNP3LinkHeader.parse($0, at: 0) })
+        #expect(h.fromMaster && h.primary && h.frameCountBit && h.frameCountValid)
+        #expect(h.function == 3 && h.functionName.description == "CONFIRMED_USER_DATA")
+        #expect(h.destination == 0x1234 && h.source == 0xFFFD && h.headerCRCOK)
+        #expect(h.length == 8 && h.userDataLength == 3 && h.frameSize == bytes.count)
+        let secondary = DNP3LinkHeader(length: 5, control: 0x0B, destination: 1, source: 2)
+        #expect(!secondary.primary && secondary.functionName.description == "LINK_STATUS" && !secondary.functionCarriesUserData)
+    }
+
+    @Test("frame size on the wire", arguments: [(5, 10), (6, 13), (20, 27), (21, 28), (22, 31), (37, 46), (38, 49), (255, 292)])
+    func frameSize(length: Int, wire: Int) {
+        #expect(DNP3LinkHeader(length: UInt8(length), control: 0xC4, destination: 0, source: 0).frameSize == wire)
+        #expect(Wire3.frame(userData: [UInt8](repeating: 0x11, count: length - 5)).count == wire)
+    }
+
+    @Test("user data is copied out of its CRC blocks")
+    func userDataExtraction() throws {
+        let data = (0..<250).map { UInt8($0 & 0xFF) }
+        let bytes = Wire3.frame(userData: data)
+        let h = try #require(ByteView.with(bytes) { DNP3LinkHeader.parse($0, at: 0) })
+        let out = UnsafeMutableRawPointer.allocate(byteCount: 256, alignment: 1)
+        defer { out.deallocate() }
+        let r = ByteView.with(bytes) { h.extractUserData($0, frameAt: 0, into: out) }
+        #expect(r == DNP3UserData(count: 250, crcOK: true, badBlock: -1))
+        #expect(Array(UnsafeRawBufferPointer(start: out, count: 250)) == data)
+    }
+
+    @Test("link-only frames give one record each with no application fields")
+    func linkOnly() {
+        let h = Harness()
+        h.feed(Wire3.frame(control: 0xC9, destination: 100, source: 1, userData: []))            // REQUEST_LINK_STATUS
+        h.feed(Wire3.frame(control: 0x0B, destination: 1, source: 100, userData: []), side: .responder) // LINK_STATUS
+        h.feed(Wire3.frame(control: 0xC0, destination: 100, source: 1, userData: []))            // RESET_LINK_STATES
+        let p = h.pdus
+        #expect(p.count == 3)
+        #expect(p.map { $0["link_function"] as? String } == ["REQUEST_LINK_STATUS", "LINK_STATUS", "RESET_LINK_STATES"])
+        #expect(p[0]["role"] as? String == "master" && p[1]["role"] as? String == "outstation")
+        #expect(p.allSatisfy { $0["function_code"] == nil && $0["crc_ok"] as? Bool == true })
+        #expect(h.sink.pduCounts[Int(AppProtocol.dnp3.rawValue)] == 3)
+        #expect(h.anomalies.isEmpty)
+    }
+
+    @Test("several frames in one segment are all parsed")
+    func severalFramesPerSegment() {
+        let h = Harness()
+        let read = Wire3.request([0xC1, 0x01, 0x3C, 0x02, 0x06], transportSequence: 1)
+        let status = Wire3.frame(control: 0xC9, destination: 10, source: 1, userData: [])
+        h.feed(read + status + Wire3.request([0xC2, 0x01, 0x3C, 0x01, 0x06], transportSequence: 2))
+        #expect(h.pdus.count == 3)
+        #expect(h.functionCodes == [1, 1])
+        #expect(h.pdus.allSatisfy { ($0["frame"] as? Int) == nil })   // frame is on the envelope, not in dnp3
+        #expect(h.records(.pdu).allSatisfy { $0["frame"] as? Int == 1 })
+    }
+
+    @Test("a frame split at every possible point is reported once, on the completing segment")
+    func splitAcrossSegments() {
+        let app: [UInt8] = [0xC3, 0x81, 0x00, 0x00, 0x1E, 0x01, 0x00, 0x00, 0x01] + [0x01] + Wire3.le32(7) + [0x01] + Wire3.le32(9)
+        let bytes = Wire3.response(app)
+        for cut in 1..<bytes.count {
+            let h = Harness()
+            h.feed(Array(bytes[..<cut]), side: .responder)
+            #expect(h.pdus.isEmpty, "cut \(cut)")
+            h.feed(Array(bytes[cut...]), side: .responder)
+            #expect(h.functionCodes == [0x81], "cut \(cut)")
+            #expect(h.records(.pdu).first?["frame"] as? Int == 2)
+            #expect(h.anomalies.isEmpty, "cut \(cut): \(h.anomalies)")
+        }
+    }
+
+    @Test("drip feed: one octet at a time gives the same records as all at once")
+    func dripFeed() {
+        var stream: [UInt8] = []
+        stream += Wire3.request([0xC0, 0x01, 0x3C, 0x02, 0x06, 0x3C, 0x03, 0x06, 0x3C, 0x04, 0x06, 0x3C, 0x01, 0x06])
+        stream += Wire3.frame(control: 0xC9, destination: 10, source: 1, userData: [])
+        let big: [UInt8] = [0xC1, 0x02, 0x32, 0x01, 0x07, 0x01] + Wire3.le48(1_700_000_000_000)
+            + [0x0C, 0x01, 0x17, 0x01, 0x03, 0x41, 0x01] + Wire3.le32(100) + Wire3.le32(200) + [0x00]
+        stream += Wire3.request(big, transportSequence: 1)
+        for fragment in Wire3.segmented([0xC0, 0x02] + [0x50, 0x01, 0x00, 0x07, 0x07, 0x00] + [UInt8](repeating: 0, count: 0),
+                                        segmentSize: 4, firstSequence: 2, control: 0xC4, destination: 10, source: 1) {
+            stream += fragment
+        }
+        let whole = Harness(); whole.feed(stream)
+        let drip = Harness()
+        for b in stream { drip.feed([b]) }
+        #expect(whole.pdus.count == 4)
+        #expect(whole.functionCodes == [1, 2, 2])
+        #expect(drip.functionCodes == whole.functionCodes)
+        #expect(drip.pdus.map { $0["link_function"] as? String } == whole.pdus.map { $0["link_function"] as? String })
+        #expect(drip.anomalies.isEmpty && whole.anomalies.isEmpty, "\(drip.anomalies) \(whole.anomalies)")
+    }
+
+    @Test("garbage before a frame is skipped, reported, and the frame still parsed")
+    func resync() {
+        let h = Harness()
+        h.feed([0x00, 0x05, 0x11, 0x64, 0xFF] + Wire3.request([0xC0, 0x01, 0x3C, 0x01, 0x06]))
+        #expect(h.functionCodes == [1])
+        #expect(h.anomalies == ["garbage_skipped"])   // one run of garbage, one report
+        #expect(h.tails[0].isEmpty)
+    }
+
+    @Test("a lone 0x05 at the end of a segment is kept for the next one")
+    func loneStartOctet() {
+        let h = Harness()
+        let frame = Wire3.request([0xC0, 0x01, 0x3C, 0x01, 0x06])
+        h.feed([0xAA, 0x05])
+        #expect(h.tails[0] == [0x05])
+        h.feed(Array(frame.dropFirst()))
+        #expect(h.functionCodes == [1])
+    }
+
+    @Test("bad header CRC: anomaly, record with crc_ok false, next frame still parsed")
+    func badHeaderCRC() {
+        var bad = Wire3.frame(control: 0xC9, destination: 10, source: 1, userData: [])
+        bad[8] ^= 0xFF
+        let h = Harness()
+        h.feed(bad + Wire3.request([0xC0, 0x01, 0x3C, 0x01, 0x06]))
+        #expect(h.anomalies == ["bad_header_crc", "garbage_skipped"])
+        #expect(h.pdus.count == 2)
+        #expect(h.pdus[0]["crc_ok"] as? Bool == false && h.pdus[0]["bad_crc"] as? String == "header")
+        #expect(h.functionCodes == [1])
+    }
+
+    @Test("bad header CRC but every data block checks out: the fragment is still decoded")
+    func badHeaderCRCGoodData() {
+        var frame = Wire3.request([0xC0, 0x01, 0x3C, 0x01, 0x06])
+        frame[9] ^= 0x01
+        let h = Harness()
+        h.feed(frame)
+        #expect(h.anomalies == ["bad_header_crc"])
+        #expect(h.functionCodes == [1])
+        #expect(h.pdus[0]["crc_ok"] as? Bool == false)
+    }
+
+    @Test("bad data CRC: anomaly, record with crc_ok false and no application data, flow continues")
+    func badDataCRC() {
+        var frame = Wire3.request([0xC0, 0x01, 0x3C, 0x01, 0x06])
+        frame[12] ^= 0x40
+        let h = Harness()
+        h.feed(frame + Wire3.request([0xC1, 0x01, 0x3C, 0x02, 0x06], transportSequence: 1))
+        #expect(h.anomalies == ["bad_data_crc"])
+        #expect(h.pdus.count == 2)
+        #expect(h.pdus[0]["crc_ok"] as? Bool == false && h.pdus[0]["bad_crc"] as? String == "data")
+        #expect(h.pdus[0]["function_code"] == nil)
+        #expect(h.functionCodes == [1])
+    }
+
+    @Test("LENGTH below 5 is an anomaly and costs only the header")
+    func shortLength() {
+        var header: [UInt8] = [0x05, 0x64, 0x03, 0xC4, 0x0A, 0x00, 0x01, 0x00]
+        let c = Wire3.crc(header); header += [UInt8(c & 0xFF), UInt8(c >> 8)]
+        let h = Harness()
+        h.feed(header + Wire3.request([0xC0, 0x01, 0x3C, 0x01, 0x06]))
+        #expect(h.anomalies == ["bad_link_length"])
+        #expect(h.functionCodes == [1])
+    }
+
+    @Test("probe: 05 64 and a valid header CRC", arguments: [
+        ([UInt8](), ProbeVerdict.needMoreData),
+        ([0x05], .needMoreData),
+        ([0x05, 0x64, 0x05], .needMoreData),
+        ([0x06], .reject),
+        ([0x05, 0x65], .reject),
+        ([0x05, 0x64, 0x05, 0xC9, 0x0A, 0x00, 0x01, 0x00, 0x00, 0x00], .reject),
+        (Wire3.frame(control: 0xC9, destination: 10, source: 1, userData: []), .accept),
+    ] as [([UInt8], ProbeVerdict)])
+    func probe(bytes: [UInt8], verdict: ProbeVerdict) {
+        let got = ByteView.with(bytes) { DNP3Dissector.probe($0, side: .initiator, transport: .tcp) }
+        #expect("\(got)" == "\(verdict)")
+        #expect(DNP3Dissector.isWellKnownPort(20000) && !DNP3Dissector.isWellKnownPort(502))
+    }
+}
