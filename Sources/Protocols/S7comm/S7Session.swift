@@ -1,0 +1,167 @@
+import Wire
+import Records
+
+/// Up to 16 bytes of a name (PI service, block name) kept inline, so that pending requests stay
+/// plain values without heap storage.
+struct ShortName {
+    private var storage: (UInt64, UInt64) = (0, 0)
+    private(set) var count: Int = 0
+
+    init() {}
+
+    /// Copies the first 16 bytes of `v`.
+    init(_ v: ByteView) {
+        count = min(v.count, 16)
+        withUnsafeMutableBytes(of: &storage) { dst in
+            for i in 0..<count { dst[i] = v.u8(i) }
+        }
+    }
+
+    /// Writes the name as a JSON string value.
+    func write(to j: inout JSONWriter) {
+        var s = storage
+        let n = count
+        withUnsafeBytes(of: &s) { raw in j.string(bytes: ByteView(raw).prefix(n)) }
+    }
+}
+
+/// A request (Job or userdata request) waiting for its ack, with what the transaction record needs.
+struct PendingRequest {
+    var used = false
+    var side: FlowSide = .initiator
+    var pduReference: UInt16 = 0
+    var userdata = false
+    var frame: UInt64 = 0
+    var time: PacketTime = .zero
+    var functionCode: UInt8 = 0
+    var group: UInt8 = 0
+    var subfunction: UInt8 = 0
+    var function: StaticString = ""
+    var access: AccessClass = .response
+    var itemCount = 0
+    var area: Int16 = -1
+    var dbNumber: Int32 = -1
+    var address: Int64 = -1
+    var quantity: Int64 = 0
+    var szlID: Int32 = -1
+    var szlIndex: Int32 = -1
+    var service = ShortName()
+    var blockType: Int16 = -1
+    var blockNumber: Int32 = -1
+}
+
+/// What the answer to a request said, for the transaction record.
+struct S7ResponseSummary {
+    var frame: UInt64
+    var time: PacketTime
+    var rosctr: UInt8
+    var errorClass: UInt8 = 0
+    var errorCode: UInt8 = 0
+    var userdataErrorCode: UInt16 = 0
+    var returnCode: Int = -1
+    var itemsOK = 0
+    var itemsFailed = 0
+
+    /// Whether the response reports a failure (return code 0x0A alone is the "no data" acknowledgement
+    /// real PLCs send for services that return nothing, so it is not one).
+    var failed: Bool {
+        errorClass != 0 || errorCode != 0 || userdataErrorCode != 0 || itemsFailed > 0
+            || (returnCode >= 0 && returnCode != 0xFF && returnCode != 0x0A)
+    }
+}
+
+/// Requests of one flow waiting for their acks, matched by (requesting side, PDU reference, kind).
+///
+/// Bounded (`capacity`) and allocated on the first request: a peer that never answers cannot grow it;
+/// the oldest entry is evicted (and logged as unanswered) instead.
+struct PendingTable {
+    static let capacity = 64
+    private(set) var slots: [PendingRequest] = []
+    private(set) var live = 0
+
+    /// Adds `r`; returns an entry that had to make room (oldest, or the same key re-used), if any.
+    mutating func insert(_ r: PendingRequest) -> PendingRequest? {
+        if slots.isEmpty { slots = [PendingRequest](repeating: PendingRequest(), count: PendingTable.capacity) }
+        var free = -1, oldest = -1
+        for i in 0..<slots.count {
+            let s = slots[i]
+            if !s.used { if free < 0 { free = i }; continue }
+            if s.side == r.side && s.pduReference == r.pduReference && s.userdata == r.userdata {
+                let old = s; slots[i] = r; slots[i].used = true; return old
+            }
+            if oldest < 0 || s.frame < slots[oldest].frame { oldest = i }
+        }
+        if free >= 0 { slots[free] = r; slots[free].used = true; live += 1; return nil }
+        let old = slots[oldest]; slots[oldest] = r; slots[oldest].used = true
+        return old
+    }
+
+    /// Removes and returns the request from `side` with `pduReference`, if pending.
+    mutating func take(side: FlowSide, pduReference: UInt16, userdata: Bool) -> PendingRequest? {
+        guard live > 0 else { return nil }
+        for i in 0..<slots.count where slots[i].used && slots[i].side == side
+            && slots[i].pduReference == pduReference && slots[i].userdata == userdata {
+            slots[i].used = false; live -= 1
+            return slots[i]
+        }
+        return nil
+    }
+
+    /// Removes and returns every pending request (oldest first is not guaranteed).
+    mutating func drain(_ body: (PendingRequest) -> Void) {
+        guard live > 0 else { return }
+        for i in 0..<slots.count where slots[i].used { slots[i].used = false; body(slots[i]) }
+        live = 0
+    }
+}
+
+/// Writes `s7comm.jsonl` transaction records.
+enum S7TransactionRecord {
+    /// Writes one record for `req` (and its response, if any); `status` says how it ended.
+    static func write(_ req: PendingRequest, response: S7ResponseSummary?, status: StaticString, sink: EventSink) {
+        sink.beginRecord(.s7comm, protocolName: "s7comm", objectKey: "s7comm", sender: req.side,
+                         frame: req.frame, time: req.time)
+        sink.json.field("pdu_reference", Int(req.pduReference))
+        sink.json.field("rosctr", req.userdata ? 7 : 1)
+        if req.userdata {
+            sink.json.field("group", Int(req.group))
+            sink.json.field("subfunction", Int(req.subfunction))
+        } else {
+            sink.json.field("function_code", Int(req.functionCode))
+        }
+        sink.json.field("function", req.function)
+        sink.json.field("access", req.access.name)
+        if req.itemCount > 0 { sink.json.field("item_count", req.itemCount) }
+        if req.area >= 0 { sink.json.field("area", S7Names.area(UInt8(req.area))); sink.json.field("area_code", Int(req.area)) }
+        if req.dbNumber >= 0 { sink.json.field("db_number", Int(req.dbNumber)) }
+        if req.address >= 0 { sink.json.field("address", Int(req.address)) }
+        if req.quantity > 0 { sink.json.field("quantity", Int(req.quantity)) }
+        if req.szlID >= 0 {
+            sink.json.field("szl_id", Int(req.szlID)); sink.json.field("szl_index", Int(req.szlIndex))
+            sink.json.field("szl_name", S7SZL.name(UInt16(req.szlID)))
+        }
+        if req.service.count > 0 { sink.json.key("pi_service"); req.service.write(to: &sink.json) }
+        if req.blockType >= 0 { sink.json.field("block_type", S7Names.blockType(UInt8(req.blockType))) }
+        if req.blockNumber >= 0 { sink.json.field("block_number", Int(req.blockNumber)) }
+        sink.json.field("status", status)
+        if let r = response {
+            sink.json.key("response"); sink.json.beginObject()
+            sink.json.field("frame", r.frame)
+            sink.json.field("rosctr", Int(r.rosctr))
+            if r.rosctr != 7 {
+                sink.json.field("error_class", Int(r.errorClass)); sink.json.field("error_code", Int(r.errorCode))
+                if r.errorClass != 0 || r.errorCode != 0 {
+                    sink.json.field("error", S7Names.errorCode(UInt16(r.errorClass) << 8 | UInt16(r.errorCode)))
+                }
+            } else if r.userdataErrorCode != 0 {
+                sink.json.field("error_code", Int(r.userdataErrorCode))
+                sink.json.field("error", S7Names.errorCode(r.userdataErrorCode))
+            }
+            if r.returnCode >= 0 { sink.json.field("return_code", r.returnCode) }
+            if r.itemsOK + r.itemsFailed > 0 { sink.json.field("items_ok", r.itemsOK); sink.json.field("items_failed", r.itemsFailed) }
+            sink.json.field("duration_us", Int(r.time.microseconds(since: req.time)))
+            sink.json.endObject()
+        }
+        sink.endRecord()
+    }
+}
