@@ -82,8 +82,12 @@ public final class Engine {
         if let s = flows.find(key, hash: hash) {
             slot = s
             // A new SYN on a closed flow is port reuse: end the old conversation, start a new one.
-            if packet.tcpFlags & (PacketView.syn | PacketView.ack) == PacketView.syn && flows.slots[Int(s)]!.isClosed {
-                endFlow(s, reason: flows.slots[Int(s)]!.reset ? .rst : .fin)
+            // A new SYN with another initial sequence number is port reuse (or a restarted peer): the old
+            // conversation ends and a new one starts. The same ISN again is only a retransmitted SYN.
+            if packet.tcpFlags & (PacketView.syn | PacketView.ack) == PacketView.syn
+                && (flows.slots[Int(s)]!.midstream || flows.slots[Int(s)]!.initialSequence != packet.sequence) {
+                let old = flows.slots[Int(s)]!
+                endFlow(s, reason: old.isClosed ? (old.reset ? .rst : .fin) : .portReuse)
                 slot = createFlow(key, hash: hash, packet: packet)
             }
         } else {
@@ -124,8 +128,10 @@ public final class Engine {
         }
         let low = Endpoint(ip: key.lowIP, port: key.lowPort), high = Endpoint(ip: key.highIP, port: key.highPort)
         let community = CommunityID.compute(source: low, destination: high, ipProtocol: key.ipProtocol)
-        let state = FlowState(key: key, initiatorIsLow: initiatorIsLow, midstream: midstream,
+        var state = FlowState(key: key, initiatorIsLow: initiatorIsLow, midstream: midstream,
                               firstSeen: now, lastSeen: now, firstFrame: frame, communityID: community)
+        if packet.tcpFlags & (PacketView.syn | PacketView.ack) == PacketView.syn { state.initialSequence = packet.sequence }
+        else if packet.tcpFlags & (PacketView.syn | PacketView.ack) == PacketView.syn | PacketView.ack { state.initialSequence = packet.acknowledgement &- 1 }
         let slot = flows.insert(state, hash: hash)
         statistics.flowsCreated &+= 1
         if let o = observer {

@@ -16,7 +16,7 @@ public struct EngineStatistics: Sendable {
     /// Flows created.
     public var flowsCreated: UInt64 = 0
     /// Flows ended, per `FlowEndReason`.
-    public var flowsEnded = [UInt64](repeating: 0, count: 5)
+    public var flowsEnded = [UInt64](repeating: 0, count: 6)
     /// TCP gaps handed to dissectors (holes in streams).
     public var streamGaps: UInt64 = 0
     /// Bytes missing in those gaps.

@@ -2,7 +2,7 @@ import Wire
 
 /// Why a flow's record was written.
 public enum FlowEndReason: UInt8, Sendable {
-    case fin, rst, idleTimeout, evicted, endOfInput
+    case fin, rst, idleTimeout, evicted, endOfInput, portReuse
 
     /// The name in flow records (`event.reason`).
     public var name: StaticString {
@@ -12,6 +12,7 @@ public enum FlowEndReason: UInt8, Sendable {
         case .idleTimeout: "idle_timeout"
         case .evicted: "evicted"
         case .endOfInput: "end_of_input"
+        case .portReuse: "port_reuse"
         }
     }
 }
@@ -38,6 +39,9 @@ public struct FlowState {
     public var finMask: UInt8 = 0
     /// RST seen.
     public var reset = false
+    /// The initiator's SYN sequence number (valid when `midstream` is false): a SYN with the same number
+    /// on a closed flow is a retransmission, a different one is port reuse (a new conversation).
+    public var initialSequence: UInt32 = 0
     /// In-order reassembly, initiator → responder.
     public var initiatorStream = TCPStream()
     /// In-order reassembly, responder → initiator.

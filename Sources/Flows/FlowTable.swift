@@ -9,7 +9,7 @@ public struct FlowTableLimits: Sendable {
     /// Idle timeout for UDP and other flows.
     public var udpIdleTimeout: Int64 = 120
     /// How long a closed TCP flow lingers to absorb stragglers (final ACKs) before its record is written.
-    public var closedLinger: Int64 = 5
+    public var closedLinger: Int64 = 120
     /// Creates the defaults.
     public init() {}
 }

@@ -9,7 +9,7 @@ func printSummary(_ s: EngineStatistics, wallSeconds: Double, extra: [String] = 
     let pps = wallSeconds > 0 ? Double(s.packets) / wallSeconds : 0
     lines.append("packets: \(s.packets)  bytes: \(s.bytes)  time: \(formatted(wallSeconds, 3)) s  rate: \(formatted(pps / 1e6, 3)) Mpps")
     var flowLine = "flows: \(s.flowsCreated)"
-    let reasons = ["fin", "rst", "idle_timeout", "evicted", "end_of_input"]
+    let reasons = ["fin", "rst", "idle_timeout", "evicted", "end_of_input", "port_reuse"]
     for (i, n) in s.flowsEnded.enumerated() where n > 0 { flowLine += "  \(reasons[i]): \(n)" }
     lines.append(flowLine)
     var pduLine = "pdus:"

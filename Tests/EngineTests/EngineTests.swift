@@ -52,7 +52,7 @@ extension Engine {
     engine.feed(tcpFrame(src: server, sport: 80, dst: client, dport: 50000, seq: 501, ack: 12, flags: 0x11), at: 101)
     engine.feed(tcpFrame(src: client, sport: 50000, dst: server, dport: 80, seq: 12, ack: 502, flags: 0x10), at: 101)
     // The closed flow lingers for stragglers, then its record is written on the next sweep.
-    engine.feed(tcpFrame(src: 0x0A00_0005, sport: 1, dst: 0x0A00_0006, dport: 2, seq: 1, flags: 0x02), at: 200)
+    engine.feed(tcpFrame(src: 0x0A00_0005, sport: 1, dst: 0x0A00_0006, dport: 2, seq: 1, flags: 0x02), at: 300)
     let lines = engine.drainedLines(.flow)
     #expect(lines.count == 1)
     let line = lines.first ?? ""
