@@ -847,7 +847,9 @@ def make_flow(ctx: Ctx, i: int, kind: str, nclients: int, nservers: int) -> Flow
         cip, cport = ip4n(SPOOF_BASE + i), 1024 + int(ctx.rnd() * 64000)
     else:
         c = i % nclients + nclients * (i // (nclients * PORTS_PER_CLIENT))
-        cip, cport = ip4n(CLIENT_BASE + c), 49152 + (i // nclients) % PORTS_PER_CLIENT
+        # Ephemeral port: unique per client (k runs over 0..PORTS_PER_CLIENT-1), staggered between clients.
+        k = (i // nclients) % PORTS_PER_CLIENT
+        cip, cport = ip4n(CLIENT_BASE + c), 49152 + (k + 131 * c) % PORTS_PER_CLIENT
     if port in PLAIN_SERVERS:
         sip = PLAIN_SERVERS[port]
     else:
