@@ -1,0 +1,263 @@
+import Foundation
+import Records
+
+/// What an output's thread drives: takes encoded messages and does the I/O of one transport.
+protocol OutputDriver: AnyObject {
+    /// Takes one encoded message (no framing, no newline) of record kind `kind`.
+    func route(_ message: [UInt8], kind: RecordKind)
+    /// Does the I/O that is due: after each batch, and on idle ticks.
+    func pump()
+    /// How long the thread may wait for new records before `pump` is due again.
+    func idleWait() -> Double
+    /// Delivers what it can until `deadline` (monotonic seconds), then flushes to disk and closes.
+    func finish(deadline: Double)
+    /// Copies its counters into `report`.
+    func fill(_ report: inout OutputReport)
+}
+
+/// Syslog over TCP (RFC 6587) or TLS (RFC 5425), with reconnection and a disk spool.
+///
+/// Routing keeps order: a message goes straight to the socket only while the spool holds nothing
+/// undelivered; otherwise it is appended to the spool, which is replayed oldest first whenever the
+/// connection can take more. A lost connection puts every unacknowledged message back in the spool
+/// (see `InflightWindow`) and reconnects with exponential backoff.
+final class StreamDriver: OutputDriver {
+    private let host: String
+    private let port: UInt16
+    private let framing: OutputSpec.Framing
+    private let tls: TLSContext?
+    private let serverName: String
+    private let connectTimeout: Double
+    private let spool: Spool
+
+    private var connection: (any StreamConnection)?
+    private var ready = false
+    private var connectStarted = 0.0
+    private var nextAttempt = 0.0
+    private var backoff = StreamDriver.initialBackoff
+    private var lastPersist = 0.0
+
+    private var out: [UInt8] = []      // framed bytes not yet taken by the socket start at outSent
+    private var outSent = 0
+    private var plainQueued: UInt64 = 0
+    private var plainWritten: UInt64 = 0
+    private var inflight = InflightWindow()
+
+    private var sent: UInt64 = 0, spooled: UInt64 = 0, replayed: UInt64 = 0
+    private var droppedSpoolFull: UInt64 = 0, droppedErrors: UInt64 = 0
+    private var connects: UInt64 = 0, connectFailures: UInt64 = 0, disconnects: UInt64 = 0
+    private var lastError: String?
+
+    static let initialBackoff = 0.05
+    static let maxBackoff = 5.0
+    /// Framed bytes held for the socket before new messages go to the spool instead.
+    static let outLimit = 512 << 10
+
+    init(spec: OutputSpec, host: String, port: UInt16, tls: Bool) throws {
+        self.host = host; self.port = port
+        framing = spec.framing
+        connectTimeout = spec.connectTimeout
+        serverName = spec.tls.serverName ?? host
+        self.tls = tls ? try TLSContext(settings: spec.tls) : nil
+        spool = try Spool(directory: spec.effectiveSpoolDirectory, limit: spec.spoolLimit)
+        out.reserveCapacity(StreamDriver.outLimit + 65536)
+    }
+
+    private var pendingOut: Int { out.count - outSent }
+
+    func route(_ message: [UInt8], kind: RecordKind) {
+        if ready && spool.liveRecords == 0 && pendingOut < StreamDriver.outLimit {
+            frame(message, fromSpool: false)
+        } else if spool.append(message) {
+            spooled += 1
+        } else {
+            droppedSpoolFull += 1
+        }
+    }
+
+    func pump() {
+        let now = monotonicSeconds()
+        if connection == nil && now >= nextAttempt { startConnect(now) }
+        if let c = connection, !ready {
+            do throws(ConnectionError) {
+                if try c.advance() {
+                    ready = true; connects += 1; backoff = StreamDriver.initialBackoff
+                } else if now - connectStarted > connectTimeout {
+                    throw ConnectionError("connect to \(host):\(port) timed out after \(connectTimeout) s")
+                }
+            } catch {
+                connectFailed(error)
+            }
+        }
+        if let c = connection, ready {
+            if let error = transfer(c) { connectionLost(error) }
+        }
+        if now - lastPersist > 2 { spool.persist(); lastPersist = now }
+    }
+
+    /// Writes, replays and collects acknowledgements; returns the error that ended the connection.
+    private func transfer(_ c: any StreamConnection) -> ConnectionError? {
+        do throws(ConnectionError) {
+            try c.checkAlive()
+            try flushOut(c)
+            var rounds = 0
+            while spool.hasUnread && pendingOut == 0 && rounds < 32 {
+                let n = spool.read(maxBytes: StreamDriver.outLimit) { frame($0, fromSpool: true) }
+                if n == 0 { break }
+                try flushOut(c)
+                rounds += 1
+            }
+            collectAcknowledgements(c)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    func idleWait() -> Double {
+        if connection == nil { return min(0.5, max(0, nextAttempt - monotonicSeconds())) }
+        if !ready { return 0.002 }
+        if pendingOut > 0 || spool.hasUnread { return 0.001 }
+        if inflight.count > 0 { return 0.003 }
+        return 0.5
+    }
+
+    func finish(deadline: Double) {
+        // Deliver the queue's last batch and the spool while the deadline allows.
+        while monotonicSeconds() < deadline {
+            if pendingOut == 0 && inflight.count == 0 && spool.liveRecords == 0 { break }
+            pump()
+            let wait = min(max(idleWait(), 0.001), max(0, deadline - monotonicSeconds()))
+            if wait > 0 { usleep(UInt32(min(wait, 0.05) * 1e6)) }
+        }
+        if let c = connection, ready, pendingOut == 0 {
+            // Clean close: close_notify and FIN after the data, then the last acknowledgements.
+            while !c.closeGracefully() && monotonicSeconds() < deadline { usleep(1000) }
+            while inflight.count > 0 && monotonicSeconds() < deadline {
+                collectAcknowledgements(c)
+                if inflight.count > 0 { usleep(1000) }
+            }
+            collectAcknowledgements(c)
+        }
+        if let c = connection {
+            c.release(reset: inflight.count > 0 || pendingOut > 0)
+            connection = nil
+            ready = false
+        }
+        requeueInflight()
+        spool.persist()
+    }
+
+    func fill(_ r: inout OutputReport) {
+        r.sent = sent; r.spooled = spooled; r.replayed = replayed
+        r.inSpool = UInt64(spool.liveRecords); r.recovered = UInt64(spool.recoveredRecords)
+        r.pending = UInt64(inflight.directCount)
+        r.droppedSpoolFull = droppedSpoolFull; r.droppedErrors = droppedErrors
+        r.connects = connects; r.connectFailures = connectFailures; r.disconnects = disconnects
+        r.connected = ready
+        r.lastError = lastError
+    }
+
+    // MARK: - Connection
+
+    private func startConnect(_ now: Double) {
+        connectStarted = now
+        do throws(ConnectionError) {
+            let address = try SocketAddress.resolve(host: host, port: port, datagram: false)
+            if let tls {
+                connection = try TLSConnection(address: address, context: tls, serverName: serverName)
+            } else {
+                connection = try TCPConnection(address: address)
+            }
+            ready = false
+        } catch {
+            connectFailed(error)
+        }
+    }
+
+    private func connectFailed(_ error: ConnectionError) {
+        connection?.release(reset: true)
+        connection = nil; ready = false
+        connectFailures += 1
+        lastError = error.description
+        scheduleReconnect()
+    }
+
+    private func connectionLost(_ error: ConnectionError) {
+        connection?.release(reset: true)
+        connection = nil; ready = false
+        disconnects += 1
+        lastError = error.description
+        requeueInflight()
+        scheduleReconnect()
+    }
+
+    private func scheduleReconnect() {
+        nextAttempt = monotonicSeconds() + backoff
+        backoff = min(backoff * 2, StreamDriver.maxBackoff)
+    }
+
+    /// Puts every unacknowledged message back into the spool, in order: those from memory are older
+    /// than anything spooled, so they go in front of it.
+    private func requeueInflight() {
+        spool.rewind()
+        let directs = inflight.directEntries()
+        if !directs.isEmpty {
+            if spool.prepend(count: directs.count, message: { inflight.bytes(of: directs[$0]) }) {
+                spooled += UInt64(directs.count)
+            } else {
+                droppedErrors += UInt64(directs.count)
+                lastError = "spool: cannot write \(spool.directory)"
+            }
+        }
+        inflight.removeAll()
+        out.removeAll(keepingCapacity: true); outSent = 0
+        plainQueued = 0; plainWritten = 0
+    }
+
+    // MARK: - Bytes
+
+    private func frame(_ message: some Collection<UInt8>, fromSpool: Bool) {
+        let before = out.count
+        switch framing {
+        case .octetCounting:
+            out.append(decimal: message.count); out.append(0x20)
+            out.append(contentsOf: message)
+        case .lineFeed:
+            // Encoders never write a raw LF; should one slip through it must not split the message.
+            for b in message { out.append(b == 0x0A ? 0x20 : b) }
+            out.append(0x0A)
+        }
+        plainQueued &+= UInt64(out.count - before)
+        inflight.add(plainEnd: plainQueued, message: message, fromSpool: fromSpool)
+    }
+
+    private func flushOut(_ c: any StreamConnection) throws(ConnectionError) {
+        while outSent < out.count {
+            var failure: ConnectionError?
+            let n: Int = out.withUnsafeBytes { raw in
+                do throws(ConnectionError) { return try c.write(UnsafeRawBufferPointer(rebasing: raw[outSent...])) } catch {
+                    failure = error; return 0
+                }
+            }
+            if let failure { throw failure }
+            if n == 0 { break }
+            outSent += n; plainWritten &+= UInt64(n)
+        }
+        inflight.markWritten(upTo: plainWritten, transportOffset: c.transportOffset)
+        if outSent == out.count {
+            out.removeAll(keepingCapacity: true); outSent = 0
+        } else if outSent >= 256 << 10 {
+            out.removeFirst(outSent); outSent = 0
+        }
+    }
+
+    private func collectAcknowledgements(_ c: any StreamConnection) {
+        guard inflight.count > 0 else { return }
+        let acked = c.ackedOffset()
+        inflight.popAcknowledged(upTo: acked) { e in
+            sent += 1
+            if e.fromSpool { spool.commit(size: e.size); replayed += 1 }
+        }
+    }
+}

@@ -1,0 +1,206 @@
+import Foundation
+import Synchronization
+import Records
+
+/// Why the outputs could not be set up (spool in use, TLS files unreadable, folder not creatable).
+public struct OutputSetupError: Error, CustomStringConvertible {
+    /// What went wrong, for the operator.
+    public var description: String
+    init(_ text: String) { description = text }
+}
+
+/// Every configured output, each with its own bounded queue and thread.
+///
+/// `deliver` is called on the capture/engine path: it filters, copies the record into each
+/// interested output's queue and returns; it never waits for I/O. Encoding and every syscall happen
+/// on the output's thread.
+public final class OutputSet: @unchecked Sendable {
+    private let channels: [OutputChannel]
+    private let kindMask: UInt32
+    private let shutDown = Mutex<[OutputReport]?>(nil)
+
+    /// Opens every output (spools, TLS contexts, folders) and starts its thread.
+    public init(specs: [OutputSpec]) throws {
+        // A receiver closing its end must surface as EPIPE on write, not kill the process.
+        signal(SIGPIPE, SIG_IGN)
+        var channels: [OutputChannel] = []
+        var mask: UInt32 = 0
+        for spec in specs {
+            do {
+                channels.append(try OutputChannel(spec: spec))
+            } catch {
+                for c in channels { _ = c.stop(deadline: monotonicSeconds()) }
+                throw OutputSetupError("output \(spec.url): \(error)")
+            }
+            for k in spec.records { mask |= 1 << UInt32(k.rawValue) }
+        }
+        self.channels = channels
+        kindMask = mask
+        for (i, c) in channels.enumerated() { c.start(index: i) }
+    }
+
+    deinit { _ = shutdown(deadline: 1) }
+
+    /// Whether any output takes records of `kind` (lets the engine skip building them).
+    public func wants(_ kind: RecordKind) -> Bool { kindMask & (1 << UInt32(kind.rawValue)) != 0 }
+
+    /// Queues `alert` for every output whose filter takes it; never blocks.
+    public func deliver(_ alert: Alert) {
+        for c in channels where c.spec.records.contains(.alert) && alert.severity >= c.spec.minSeverity {
+            c.queue.push(.alert(alert))
+        }
+    }
+
+    /// Queues one finished JSON line (no newline) of a non-alert record kind; never blocks.
+    public func deliver(record kind: RecordKind, line: ArraySlice<UInt8>) {
+        guard wants(kind) else { return }
+        var copy: [UInt8]?
+        for c in channels where c.spec.records.contains(kind) {
+            if copy == nil { copy = Array(line) }
+            c.queue.push(.record(kind, copy!))
+        }
+    }
+
+    /// Stops accepting records, delivers what each output can within `seconds`, persists spools,
+    /// closes connections and files, and reports per output. Later calls return the same reports.
+    public func shutdown(deadline seconds: Double) -> [OutputReport] {
+        shutDown.withLock { reports in
+            if let r = reports { return r }
+            let deadline = monotonicSeconds() + max(0, seconds)
+            for c in channels { c.requestStop(deadline: deadline) }
+            // Allow a little past the deadline for spool fsyncs and the final counts.
+            let r = channels.map { $0.stop(deadline: deadline + 2) }
+            reports = r
+            return r
+        }
+    }
+
+    /// Current counters of every output (for the periodic stats record).
+    public func statsSnapshot() -> [OutputReport] { channels.map { $0.snapshot() } }
+
+    /// Writes `{"outputs":[...]}` members for a stats record: `"outputs":[{...},...]`.
+    public func writeStats(to json: inout JSONWriter) {
+        json.key("outputs"); json.beginArray()
+        for r in statsSnapshot() { r.writeJSON(to: &json) }
+        json.endArray()
+    }
+}
+
+/// One output: its queue, encoder, driver and thread.
+final class OutputChannel: @unchecked Sendable {
+    let spec: OutputSpec
+    let queue: ItemQueue
+    private let driver: any OutputDriver
+    private var encoder: MessageEncoder
+    private let published: Mutex<OutputReport>
+    private let stopDeadline = Mutex<Double>(0)
+    private let finished = NSCondition()
+    private var isFinished = false
+    private var started = false
+
+    init(spec: OutputSpec) throws {
+        self.spec = spec
+        queue = ItemQueue(capacity: spec.queueCapacity)
+        var syslog: SyslogOptions?
+        switch spec.destination {
+        case .stdout:
+            driver = StdoutDriver()
+        case .directory(let path):
+            driver = try FileDriver(spec: spec, directory: path)
+        case .syslog(let transport, let host, let port):
+            syslog = SyslogOptions(facility: spec.facility, hostname: spec.hostname ?? OutputChannel.hostName(),
+                                   appName: spec.appName, procID: spec.procID ?? String(getpid()),
+                                   enterpriseNumber: spec.enterpriseNumber)
+            switch transport {
+            case .udp: driver = DatagramDriver(spec: spec, host: host, port: port)
+            case .tcp: driver = try StreamDriver(spec: spec, host: host, port: port, tls: false)
+            case .tls: driver = try StreamDriver(spec: spec, host: host, port: port, tls: true)
+            }
+        }
+        encoder = MessageEncoder(format: spec.format, syslog: syslog)
+        var r = OutputReport(url: spec.url)
+        driver.fill(&r)
+        published = Mutex(r)
+    }
+
+    func start(index: Int) {
+        started = true
+        let thread = Thread { [self] in run() }
+        thread.name = "zw-output-\(index)"
+        thread.start()
+    }
+
+    /// The output's thread: take a batch, encode and route it, do the I/O, publish counters.
+    private func run() {
+        var batch: [OutputItem] = []
+        batch.reserveCapacity(4096)
+        while true {
+            let stopping = queue.take(into: &batch, timeout: driver.idleWait())
+            for item in batch {
+                switch item {
+                case .alert(let a):
+                    encoder.encode(a)
+                    driver.route(encoder.message, kind: .alert)
+                case .record(let kind, let line):
+                    encoder.encode(record: kind, line: line[...])
+                    driver.route(encoder.message, kind: kind)
+                }
+            }
+            batch.removeAll(keepingCapacity: true)
+            driver.pump()
+            publish()
+            if stopping { break }
+        }
+        driver.finish(deadline: stopDeadline.withLock { $0 })
+        publish()
+        finished.lock(); isFinished = true; finished.broadcast(); finished.unlock()
+    }
+
+    private func publish() {
+        var r = OutputReport(url: spec.url)
+        driver.fill(&r)
+        published.withLock { $0 = r }
+    }
+
+    /// The latest counters with the queue's own.
+    func snapshot() -> OutputReport {
+        var r = published.withLock { $0 }
+        let q = queue.counters()
+        r.accepted = q.accepted
+        r.droppedQueueFull = q.dropped
+        r.pending += UInt64(q.queued)
+        return r
+    }
+
+    /// Asks the thread to finish by `deadline` (monotonic seconds).
+    func requestStop(deadline: Double) {
+        stopDeadline.withLock { $0 = deadline }
+        queue.stop()
+    }
+
+    /// Waits for the thread until `waitUntil` and returns the final report.
+    func stop(deadline waitUntil: Double) -> OutputReport {
+        if !started {
+            queue.stop()
+            driver.finish(deadline: monotonicSeconds())
+            return snapshot()
+        }
+        finished.lock()
+        while !isFinished {
+            let left = waitUntil - monotonicSeconds()
+            if left <= 0 { break }
+            _ = finished.wait(until: Date(timeIntervalSinceNow: left))
+        }
+        let done = isFinished
+        finished.unlock()
+        var r = snapshot()
+        r.finished = done
+        return r
+    }
+
+    static func hostName() -> String {
+        var buf = [UInt8](repeating: 0, count: 256)
+        guard gethostname(&buf, buf.count) == 0 else { return "-" }
+        return String(decoding: buf.prefix(while: { $0 != 0 }), as: UTF8.self)
+    }
+}
