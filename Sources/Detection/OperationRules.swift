@@ -35,7 +35,7 @@ public enum OperationRules {
         case .s7comm:
             switch fc {
             case 0x29: return .icsStop                     // PLC Stop
-            case 0x28 where op.access == .programDownload && nameContains(op.function, "_DELE"): return .icsBlockDelete
+            case 0x28 where op.subfunction == piServiceDelete || nameContains(op.function, "_DELE"): return .icsBlockDelete
             default: break
             }
             // Userdata: function code is group << 8 | sub-function (the group's high nibble may carry the type).
@@ -51,6 +51,10 @@ public enum OperationRules {
         default: return nil
         }
     }
+
+    /// An S7 PI service is identified in `Operation.subfunction` by the first four bytes of its name,
+    /// big-endian (`_DELE` → "_DEL" = 0x5F44454C): allocation-free for the dissector, readable here.
+    public static let piServiceDelete: Int32 = 0x5F44_454C
 
     /// Whether `op` asks a device who or what it is (counted by the identification-sweep rule).
     @inlinable public static func isIdentification(_ op: Operation) -> Bool {

@@ -295,6 +295,8 @@ func ecs(_ alerts: [Alert]) -> String {
         Case(name: "UMAS download (its 'upload')", op: op(.modbus, .programDownload, fc: 90, "UMAS INITIALIZE_UPLOAD", unit: 1, sub: 0x30), rule: "ZW-ICS-005", techniques: ["T0843"]),
         Case(name: "S7 upload", op: op(.s7comm, .programUpload, fc: 0x1D, "Start upload"), rule: "ZW-ICS-006", techniques: ["T0845"]),
         Case(name: "S7 block delete", op: op(.s7comm, .programDownload, fc: 0x28, "PI-Service _DELE"), rule: "ZW-ICS-007", techniques: ["T0889", "T0809"]),
+        Case(name: "S7 block delete by service code", op: op(.s7comm, .programDownload, fc: 0x28, "PI-Service", sub: 0x5F44_454C), rule: "ZW-ICS-007", techniques: ["T0889", "T0809"]),
+        Case(name: "S7 activate block (_INSE)", op: op(.s7comm, .programDownload, fc: 0x28, "PI-Service", sub: 0x5F49_4E53), rule: "ZW-ICS-005", techniques: ["T0843"]),
         Case(name: "Modbus firmware", op: op(.modbus, .programDownload, fc: 125, "Firmware Replacement", unit: 1), rule: "ZW-ICS-008", techniques: ["T1693"]),
         Case(name: "DNP3 disable unsolicited", op: op(.dnp3, .config, fc: 0x15, "DISABLE_UNSOLICITED", unit: 10), rule: "ZW-ICS-009", techniques: ["T1691.002"]),
         Case(name: "Modbus broadcast write", op: op(.modbus, .write, fc: 6, "Write Single Register", unit: 0, address: 1, quantity: 1, broadcast: true), rule: "ZW-ICS-010", techniques: ["T0831", "T0836"]),
