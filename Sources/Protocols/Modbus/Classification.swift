@@ -6,7 +6,8 @@
 //   FC 6, 16, 22, 23                 write
 //   FC 7, 11, 12, 17                 diagnostic
 //   FC 8                             diagnostic; sub 0x0001 restart, 0x0004 listen-only → lifecycle;
-//                                    0x0003 delimiter, 0x000A clear counters, 0x0014 clear overrun → config
+//                                    0x0003 delimiter, 0x000A clear counters, 0x0014 clear overrun,
+//                                    0x0015 get/clear Modbus Plus statistics → config; other named ones diagnostic
 //   FC 20 / 21                       file
 //   FC 43 MEI 13 / 14                config / diagnostic
 //   FC 90 UMAS                       by UMAS function code (UMAS.swift)
@@ -39,8 +40,8 @@ public struct ModbusClassification: Sendable {
             c.subfunctionName = DiagnosticsSubfunction.name(sub)
             switch sub {
             case 0x0001, 0x0004: c.access = .lifecycle
-            case 0x0003, 0x000A, 0x0014: c.access = .config
-            case 0x0000, 0x0002, 0x000B...0x0012: c.access = .diagnostic
+            case 0x0003, 0x000A, 0x0014, 0x0015: c.access = .config
+            case 0x0000, 0x0002, 0x000B...0x0013: c.access = .diagnostic
             default: c.access = .control
             }
         case .encapsulatedInterfaceTransport where pdu.meiType >= 0:

@@ -175,7 +175,10 @@ public enum DiagnosticsSubfunction {
         case 0x10: "return_server_nak_count"
         case 0x11: "return_server_busy_count"
         case 0x12: "return_bus_character_overrun_count"
+        // 0x13 and 0x15 are Modbus Plus leftovers (Annex A reserves them; stacks such as pymodbus still send them).
+        case 0x13: "return_iop_overrun_count"
         case 0x14: "clear_overrun_counter_and_flag"
+        case 0x15: "get_clear_modbus_plus_statistics"
         default: "reserved"
         }
     }
