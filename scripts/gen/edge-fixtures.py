@@ -436,11 +436,12 @@ def build() -> None:
             "acknowledges bytes the monitor never saw; requests tid 3 and 4 follow",
             "13 packets, 1 TCP flow; one gap of 12 bytes client->server, reported as a gap event and counted, "
             "never silent. Frame 6 acknowledges the unseen bytes, so the gap can be declared there and frame 7 "
-            "is then in order (an engine that waits longer must still declare it by the FIN, and then completes "
-            "tid 3/4 later). The dissector resynchronises: requests tid 1, 3, 4 (frames 4, 7, 9), responses "
+            "is then in order; an engine that waits until an ACK covers the held frame 7 (frame 8) completes "
+            "tid 3 at frame 8, also acceptable; it must declare the gap by the FIN at the latest. The dissector resynchronises: requests tid 1, 3, 4 (frames 4, 7, 9), responses "
             "tid 1-4 (frames 5, 6, 8, 10); the response tid 2 has no request (unmatched).",
             [eth(d, p) for d, p in pk], packets=13,
-            **modbus_facts(3, 4, request_frames=[4, 7, 9], response_frames=[5, 6, 8, 10], gaps=1, gap_bytes=12))
+            **modbus_facts(3, 4, request_frames=[4, 7, 9], response_frames=[5, 6, 8, 10], gaps=1, gap_bytes=12,
+                           request_frames_if_gap_declared_at_frame_8=[4, 8, 9]))
 
     cv = Conv()
     hs = cv.handshake()
@@ -497,7 +498,7 @@ def build() -> None:
             modbus_requests=1, modbus_responses=0)
     fixture("truncated-header.pcap", "ethernet", "Only the first 10 bytes of a pcap file header",
             "Opening fails with libpcap's message (\"truncated dump file; tried to read 24 file header bytes, "
-            "only got 10\"): one clear line, exit 2, no packets.",
+            "only got 6\": libpcap reads the 4-byte magic first): one clear line, exit 2, no packets.",
             data=full[:10], packets=0, open_error=True)
     fixture("unknown-linktype.pcap", "user0",
             "A valid pcap with link type 147 (LINKTYPE_USER0, private use) and 3 packets of arbitrary bytes",
