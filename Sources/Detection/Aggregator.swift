@@ -35,6 +35,10 @@ struct Aggregator {
     let window: Int64
     let capacity: Int
     var entries: [AggregationKey: Entry] = [:]
+    /// Windows in the order they opened: with a fixed window length that is (nearly) the order they close,
+    /// so a sweep pops from the front instead of scanning the table.
+    var queue: [(end: Int64, order: UInt64, key: AggregationKey)] = []
+    var head = 0
     var nextSweep: Int64 = .max
     var sequence: UInt64 = 0
     /// Repeats folded into summaries so far.
@@ -73,6 +77,7 @@ struct Aggregator {
         let end = alert.time.totalMicroseconds &+ window
         sequence &+= 1
         entries[key] = Entry(windowEnd: end, order: sequence, template: alert)
+        queue.append((end, sequence, key))
         if end < nextSweep { nextSweep = end }
     }
 
@@ -80,21 +85,26 @@ struct Aggregator {
     mutating func sweep(_ time: PacketTime, into alerts: inout [Alert]) {
         let t = time.totalMicroseconds
         guard t >= nextSweep else { return }
-        var closed: [Entry] = []
-        var next = Int64.max
-        for (k, e) in entries {
-            if e.windowEnd <= t { closed.append(e); entries[k] = nil } else if e.windowEnd < next { next = e.windowEnd }
+        while head < queue.count && queue[head].end <= t {
+            let item = queue[head]
+            head += 1
+            // The key may have been closed already (by `fold`) and reopened: only its current window counts.
+            if let i = entries.index(forKey: item.key), entries.values[i].order == item.order {
+                let e = entries.remove(at: i).value
+                if e.repeats > 0 { emitSummary(e, into: &alerts) }
+            }
         }
-        nextSweep = max(next, t &+ 1_000_000)
-        if next == .max { nextSweep = .max }
-        closed.sort { $0.order < $1.order }
-        for e in closed where e.repeats > 0 { emitSummary(e, into: &alerts) }
+        if head == queue.count { queue.removeAll(keepingCapacity: true); head = 0 }
+        else if head > 4096 && head * 2 > queue.count { queue.removeFirst(head); head = 0 }
+        // At most one sweep per second of packet time.
+        nextSweep = head < queue.count ? max(queue[head].end, t &+ 1_000_000) : .max
     }
 
     /// Emits every pending summary (end of input, or a full table), in the order the windows opened.
     mutating func flushAll(into alerts: inout [Alert]) {
         let all = entries.values.sorted { $0.order < $1.order }
         entries.removeAll(keepingCapacity: true)
+        queue.removeAll(keepingCapacity: true); head = 0
         nextSweep = .max
         for e in all where e.repeats > 0 { emitSummary(e, into: &alerts) }
     }

@@ -11,7 +11,9 @@ import Policy
 /// rules and one scan-counter update, with no heap allocation.
 public final class Detector {
     /// The policy in force (nil: only ICS-operation, scan and anomaly alerts).
-    public private(set) var policy: CompiledPolicy?
+    // One worker owns a detector and calls it from one thread, so the per-access exclusivity checks on
+    // its stored properties (a third of the per-operation cost when measured) are turned off.
+    @exclusivity(unchecked) public private(set) var policy: CompiledPolicy?
     /// Windows, thresholds, bounds.
     public let config: DetectionConfig
 
@@ -31,15 +33,21 @@ public final class Detector {
         var initiatorZone: Int32
         var responderZone: Int32
         var protocolDenied = false
+        /// The last unit id / DNP3 address the initiator addressed: the unit-scan counter is only
+        /// touched when it changes, so a flow polling one device costs no hash lookup per operation.
+        var lastUnit: Int32 = Int32.min
     }
 
-    var flows: [FlowKey: FlowState] = [:]
-    var lastKey: FlowKey?
-    var lastState = FlowState(verdict: .noPolicy, initiatorZone: -1, responderZone: -1)
-    var aggregator: Aggregator
-    var scans: DistinctCounter
-    var unknownSeen: Set<IPAddress> = []
-    var stats = DetectionCounters()
+    /// Flow key → index in `slots`; slots freed by `flowEnded` are reused.
+    @exclusivity(unchecked) var flows: [FlowKey: Int32] = [:]
+    @exclusivity(unchecked) var slots: [FlowState] = []
+    @exclusivity(unchecked) var freeSlots: [Int32] = []
+    @exclusivity(unchecked) var lastKey: FlowKey?
+    @exclusivity(unchecked) var lastSlot = 0
+    @exclusivity(unchecked) var aggregator: Aggregator
+    @exclusivity(unchecked) var scans: DistinctCounter
+    @exclusivity(unchecked) var unknownSeen: Set<IPAddress> = []
+    @exclusivity(unchecked) var stats = DetectionCounters()
 
     /// Creates a detector; `policy` nil means only ICS-operation, scan and anomaly alerts.
     public init(policy: CompiledPolicy?, config: DetectionConfig = DetectionConfig()) {
@@ -54,7 +62,7 @@ public final class Detector {
     /// Swaps the policy (a reload). Cached flow verdicts are recomputed lazily; open aggregation windows stay.
     public func replacePolicy(_ p: CompiledPolicy?) {
         policy = p
-        flows.removeAll(keepingCapacity: true)
+        flows.removeAll(keepingCapacity: true); slots.removeAll(keepingCapacity: true); freeSlots.removeAll(keepingCapacity: true)
         lastKey = nil
         unknownSeen.removeAll(keepingCapacity: true)
     }
@@ -79,7 +87,7 @@ public final class Detector {
         aggregator.sweep(time, into: &alerts)
         let key = FlowKey(flow)
         let st = makeState(flow)
-        store(key, st)
+        _ = store(key, st)
         let v = st.verdict
         if v.kind == .intraAllow { return }
 
@@ -126,12 +134,10 @@ public final class Detector {
     public func flowIdentified(_ flow: FlowContext, appProtocol: AppProtocol?, frame: UInt64, time: PacketTime, alerts: inout [Alert]) {
         aggregator.sweep(time, into: &alerts)
         guard let policy else { return }
-        let key = FlowKey(flow)
-        var st = state(for: flow)
-        let v = st.verdict
+        let slot = slotIndex(for: flow)
+        let v = slots[slot].verdict
         guard v.kind == .conduit, !policy.allowsProtocol(appProtocol, verdict: v) else { return }
-        st.protocolDenied = true
-        store(key, st)
+        slots[slot].protocolDenied = true
         let src = v.reversed ? flow.responder : flow.initiator, dst = v.reversed ? flow.initiator : flow.responder
         let k = AggregationKey(rule: RuleID.conduitProtocol.rawValue, source: src.ip, destination: dst.ip,
                                protocolCode: appProtocol.map { $0.rawValue } ?? 0x80 | flow.transport.rawValue,
@@ -151,7 +157,8 @@ public final class Detector {
     /// One application operation: conduit content, ICS-operation rules, unit-id scans and identification sweeps.
     public func operation(_ op: Operation, flow: FlowContext, alerts: inout [Alert]) {
         aggregator.sweep(op.time, into: &alerts)
-        let st = state(for: flow)
+        let slot = slotIndex(for: flow)
+        let st = slots[slot]
         let v = st.verdict
         if v.kind == .intraAllow { return }
         let fromInitiator = (op.sender == .initiator) != v.reversed
@@ -217,7 +224,8 @@ public final class Detector {
         }
 
         guard fromInitiator, op.access != .response else { return }
-        if op.unitID >= 0 && (op.appProtocol == .modbus || op.appProtocol == .dnp3) {
+        if op.unitID >= 0 && op.unitID != st.lastUnit && (op.appProtocol == .modbus || op.appProtocol == .dnp3) {
+            slots[slot].lastUnit = op.unitID
             let k = AggregationKey(rule: RuleID.icsUnitScan.rawValue, source: sender.ip, destination: peer.ip,
                                    protocolCode: op.appProtocol.rawValue)
             if scans.add(k, value: Int64(op.unitID), distinct: true, threshold: config.unitScanThreshold, time: op.time) {
@@ -277,7 +285,7 @@ public final class Detector {
     /// The flow ended: forget its cached verdict (optional; the cache is bounded anyway).
     public func flowEnded(_ flow: FlowContext) {
         let key = FlowKey(flow)
-        flows[key] = nil
+        if let i = flows.removeValue(forKey: key) { freeSlots.append(i) }
         if lastKey == key { lastKey = nil }
     }
 
@@ -296,22 +304,32 @@ public final class Detector {
                          responderZone: v.reversed ? v.initiator.zone : v.responder.zone)
     }
 
-    @inline(__always) func state(for flow: FlowContext) -> FlowState {
+    func state(for flow: FlowContext) -> FlowState { slots[slotIndex(for: flow)] }
+
+    /// The slot of `flow`'s cached state, resolving the flow when it is not cached (one-entry cache first).
+    @inline(__always) func slotIndex(for flow: FlowContext) -> Int {
         let key = FlowKey(flow)
-        if let lastKey, lastKey == key { return lastState }
-        if let s = flows[key] { lastKey = key; lastState = s; return s }
-        let s = makeState(flow)
-        store(key, s)
-        return s
+        if let lastKey, lastKey == key { return lastSlot }
+        if let i = flows[key] { lastKey = key; lastSlot = Int(i); return lastSlot }
+        return store(key, makeState(flow))
     }
 
-    func store(_ key: FlowKey, _ s: FlowState) {
-        if flows.count >= config.maximumTrackedFlows && flows[key] == nil {
-            flows.removeAll(keepingCapacity: true)
+    /// Caches `s` for `key` (replacing what was there) and returns its slot.
+    func store(_ key: FlowKey, _ s: FlowState) -> Int {
+        if let i = flows[key] {
+            slots[Int(i)] = s
+            lastKey = key; lastSlot = Int(i)
+            return lastSlot
+        }
+        if flows.count >= config.maximumTrackedFlows {
+            flows.removeAll(keepingCapacity: true); slots.removeAll(keepingCapacity: true); freeSlots.removeAll(keepingCapacity: true)
             stats.flowCacheResets &+= 1
         }
-        flows[key] = s
-        lastKey = key; lastState = s
+        let i: Int
+        if let f = freeSlots.popLast() { i = Int(f); slots[i] = s } else { i = slots.count; slots.append(s) }
+        flows[key] = Int32(i)
+        lastKey = key; lastSlot = i
+        return i
     }
 
     // MARK: - Raising
@@ -319,8 +337,7 @@ public final class Detector {
     /// Counts an occurrence; builds and emits the alert only when it is not a repeat within an open window.
     @inline(__always)
     func raise(_ rule: RuleID, key: AggregationKey, time: PacketTime, frame: UInt64, alerts: inout [Alert], _ build: () -> Alert) {
-        let category = rule.rule.category
-        if let i = AlertCategory.allCases.firstIndex(of: category) { stats.perCategory[i] &+= 1 }
+        stats.perCategory[Detector.categoryIndex(rule.rule.category)] &+= 1
         if aggregator.fold(key, time: time, frame: frame, alerts: &alerts) { return }
         let alert = build()
         stats.raised &+= 1
@@ -491,6 +508,18 @@ public final class Detector {
     }
 
     // MARK: - Small helpers
+
+    /// The index of `c` in `AlertCategory.allCases` without building that array.
+    static func categoryIndex(_ c: AlertCategory) -> Int {
+        switch c {
+        case .zoneBoundary: 0
+        case .conduit: 1
+        case .icsOperation: 2
+        case .protocolAnomaly: 3
+        case .asset: 4
+        case .capture: 5
+        }
+    }
 
     static func isApplicationLayer(_ layer: StaticString) -> Bool {
         equal(layer, "modbus") || equal(layer, "dnp3") || equal(layer, "s7comm") || equal(layer, "s7comm_plus")

@@ -131,12 +131,23 @@ public final class CompiledPolicy: Sendable {
     let hostTrie: PrefixTrie
     let hostEntries: [HostInfo]
     let pairs: [UInt64: (start: Int32, count: Int32)]
+    // The per-operation path reads these flat arrays rather than copying `CompiledConduit` values.
+    @usableFromInline let appMasks: [UInt8]
+    @usableFromInline let notifyMasks: [UInt16]
+    @usableFromInline let ruleStart: [Int32]
+    @usableFromInline let flatRules: [CompiledRule]
 
     init(policy: Policy, zones: [ZoneInfo], assetNames: [String], conduits: [CompiledConduit], pairConduits: [Int32],
          pairs: [UInt64: (start: Int32, count: Int32)], hostTrie: PrefixTrie, hostEntries: [HostInfo]) {
         self.policy = policy; self.zones = zones; self.assetNames = assetNames; self.conduits = conduits
         self.pairConduits = pairConduits; self.pairs = pairs; self.hostTrie = hostTrie; self.hostEntries = hostEntries
         self.defaultAction = policy.defaultAction; self.unknownHosts = policy.unknownHosts; self.attackVersion = policy.attackVersion
+        appMasks = conduits.map(\.appMask)
+        notifyMasks = conduits.map(\.notifyMask)
+        var starts: [Int32] = [], rules: [CompiledRule] = []
+        for c in conduits { starts.append(Int32(rules.count)); rules.append(contentsOf: c.rules) }
+        starts.append(Int32(rules.count))
+        ruleStart = starts; flatRules = rules
     }
 
     /// Number of trie nodes (bench, tests).
@@ -251,28 +262,31 @@ public final class CompiledPolicy: Sendable {
         var m = v.conduitMask
         while m != 0 {
             let i = m.trailingZeroBitCount; m &= m - 1
-            let ci = pairConduit(Int(v.pairStart) + i)
-            let c = conduit(Int(ci))
-            if c.appMask & bit == 0 { continue }
+            let ci = pairConduits[Int(v.pairStart) + i]
+            if appMasks[Int(ci)] & bit == 0 { continue }
             hasRules = true
-            for (ri, rule) in c.rules.enumerated() where rule.appProtocol == op.appProtocol {
-                let stage = rule.match(op)
+            var r = Int(ruleStart[Int(ci)])
+            let end = Int(ruleStart[Int(ci) + 1]), first = r
+            while r < end {
+                defer { r += 1 }
+                guard flatRules[r].appProtocol == op.appProtocol else { continue }
+                let stage = flatRules[r].match(op)
                 if stage == .matched {
-                    let notify = c.notifyMask & (1 << UInt16(op.access.rawValue)) != 0
-                    return OperationVerdict(kind: notify ? .allowedNotify : .allowed, conduit: ci, rule: Int32(ri))
+                    let notify = notifyMasks[Int(ci)] & (1 << UInt16(op.access.rawValue)) != 0
+                    return OperationVerdict(kind: notify ? .allowedNotify : .allowed, conduit: ci, rule: Int32(r - first))
                 }
                 if Int(stage.rawValue) > bestStage {
                     bestStage = Int(stage.rawValue)
                     best = OperationVerdict(kind: stage == .function ? .functionDenied : stage == .device ? .deviceDenied : .dataDenied,
-                                            conduit: ci, rule: Int32(ri))
+                                            conduit: ci, rule: Int32(r - first))
                 }
             }
         }
         if !hasRules {
             // No rule for this protocol: a transport rule (any content) may still cover the flow.
             if v.transportMask != 0 {
-                let ci = pairConduit(Int(v.pairStart) + v.transportMask.trailingZeroBitCount)
-                let notify = conduit(Int(ci)).notifyMask & (1 << UInt16(op.access.rawValue)) != 0
+                let ci = pairConduits[Int(v.pairStart) + v.transportMask.trailingZeroBitCount]
+                let notify = notifyMasks[Int(ci)] & (1 << UInt16(op.access.rawValue)) != 0
                 return OperationVerdict(kind: notify ? .allowedNotify : .allowed, conduit: ci, rule: -1)
             }
             return best

@@ -518,3 +518,36 @@ extension Substring {
         return nil
     }
 }
+
+@Suite struct DetectorInternalsTests {
+    @Test func categoryIndexFollowsAllCases() {
+        for (i, c) in AlertCategory.allCases.enumerated() { #expect(Detector.categoryIndex(c) == i) }
+    }
+
+    @Test func flowCacheIsBoundedAndRecomputes() {
+        var config = DetectionConfig()
+        config.maximumTrackedFlows = 16
+        let d = Detector(policy: compiled(), config: config)
+        var alerts: [Alert] = []
+        for i in 0..<40 {
+            let f = flow("10.10.20.10", "10.10.30.5", sport: UInt16(1000 + i))
+            d.flowStarted(f, frame: UInt64(i), time: t0, alerts: &alerts)
+            d.operation(op(.modbus, .write, fc: 6, "Write Single Register", unit: 1, address: 5000, quantity: 1, frame: UInt64(i)), flow: f, alerts: &alerts)
+        }
+        d.finish(alerts: &alerts)
+        #expect(d.counters.flowCacheResets >= 2)
+        #expect(alerts.map(\.ruleID) == ["ZW-CONDUIT-004", "ZW-CONDUIT-004"])
+        #expect(alerts.map(\.count) == [1, 39])
+    }
+
+    @Test func flowEndedFreesTheSlot() {
+        let d = Detector(policy: compiled())
+        var alerts: [Alert] = []
+        let f = flow("10.10.20.10", "10.10.30.5")
+        d.flowStarted(f, frame: 1, time: t0, alerts: &alerts)
+        d.flowEnded(f)
+        #expect(d.flows.isEmpty && d.freeSlots.count == 1)
+        d.flowStarted(flow("10.10.20.10", "10.10.30.5", sport: 2), frame: 2, time: t0, alerts: &alerts)
+        #expect(d.slots.count == 1 && d.freeSlots.isEmpty)
+    }
+}
