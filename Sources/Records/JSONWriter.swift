@@ -101,7 +101,10 @@ public struct JSONWriter {
     /// Writes `true` or `false`.
     @inlinable public mutating func bool(_ v: Bool) {
         separate()
-        if v { bytes.append(contentsOf: [0x74, 0x72, 0x75, 0x65]) } else { bytes.append(contentsOf: [0x66, 0x61, 0x6C, 0x73, 0x65]) }
+        // Not two array literals: swiftc 6.3 names their outlined static copies per module (…Tv_, …Tv0_)
+        // in different orders, the linker keeps one copy, and every inlined call wrote the opposite value.
+        let text: StaticString = v ? "true" : "false"
+        text.withUTF8Buffer { bytes.append(contentsOf: $0) }
         needsComma = true
     }
 
