@@ -146,6 +146,27 @@ struct S7PIService {
         return S7BlockName.parse(parameterBlock.slice(from: at, length: 8), hasIdentifier: false)
     }
 
+    /// The service's code for `Operation.subfunction`: its first four name bytes, big-endian
+    /// (`_DELE` → 0x5F44454C), the convention Detection's operation rules read.
+    static func code(_ name: ByteView) -> Int32 {
+        var v: UInt32 = 0
+        for i in 0..<4 { v = v << 8 | UInt32(i < name.count ? name.u8(i) : 0) }
+        return Int32(bitPattern: v)
+    }
+
+    /// The operation name of a service: "PI-Service <name>" for the known PLC services.
+    static func operationName(_ name: ByteView) -> StaticString {
+        if name.equals("_INSE") { return "PI-Service _INSE" }
+        if name.equals("_INS2") { return "PI-Service _INS2" }
+        if name.equals("_DELE") { return "PI-Service _DELE" }
+        if name.equals("P_PROGRAM") { return "PI-Service P_PROGRAM" }
+        if name.equals("_MODU") { return "PI-Service _MODU" }
+        if name.equals("_GARB") { return "PI-Service _GARB" }
+        if name.equals("_N_LOGIN_") { return "PI-Service _N_LOGIN_" }
+        if name.equals("_N_LOGOUT") { return "PI-Service _N_LOGOUT" }
+        return "PI-Service"
+    }
+
     /// Description of a known service name (Wireshark's PI service table).
     static func describe(_ name: ByteView) -> StaticString {
         if name.equals("_INSE") || name.equals("_INS2") { return "Activates a PLC module" }

@@ -52,6 +52,8 @@ extension S7commDissector {
                 var o = op
                 if let pi = pi {
                     req.service = ShortName(pi.name)
+                    o.subfunction = S7PIService.code(pi.name)
+                    if f == 0x28 { o.function = S7PIService.operationName(pi.name); req.function = o.function }
                     if let b = pi.block(0) { note(block: b, request: &req, operation: &o) }
                 }
                 sink.emit(o, sender: side)
