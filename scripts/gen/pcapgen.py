@@ -30,6 +30,11 @@ Profiles (see PROFILES below for the flow mix of each)
            gaps / out-of-order / retransmissions with different bytes, midstream flows reset by RST,
            a SYN flood (spoofed sources, 1 packet per flow), a SYN port scan, UDP garbage.
 
+Speed (one core of a 2-vCPU EPYC guest, otherwise idle): modbus about 220-260k packets/s written, hostile and
+plain about 150-175k, s7comm about 150k, dnp3 about 75-85k (CRC-16/DNP is computed in Python, memoised where
+blocks repeat), mixed about 85k. So the 2M-packet Modbus bench capture takes about 10 s, once (scripts/bench
+caches it).
+
 --packets is exact: the file holds exactly that many packets. --flows is the number of flows (5-tuples);
 packets are shared out evenly between flows, except kinds with a natural fixed size (a DNS lookup is
 2 packets, a SYN-flood flow 1). --concurrency caps how many flows are live at once (default: all).
