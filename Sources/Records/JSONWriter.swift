@@ -109,7 +109,12 @@ public struct JSONWriter {
     }
 
     /// Writes `null`.
-    @inlinable public mutating func null() { separate(); bytes.append(contentsOf: [0x6E, 0x75, 0x6C, 0x6C]); needsComma = true }
+    public mutating func null() {
+        separate()
+        let text: StaticString = "null"
+        text.withUTF8Buffer { bytes.append(contentsOf: $0) }
+        needsComma = true
+    }
 
     /// Writes an IP address as a string value.
     public mutating func ip(_ a: IPAddress) {
@@ -130,7 +135,7 @@ public struct JSONWriter {
     /// `"k": v`.
     @inlinable public mutating func field(_ k: StaticString, _ v: UInt64) { key(k); uint(v) }
     /// `"k": v`.
-    @inlinable public mutating func field(_ k: StaticString, _ v: Bool) { key(k); bool(v) }
+    public mutating func field(_ k: StaticString, _ v: Bool) { key(k); bool(v) }
     /// `"k": "v"`.
     @inlinable public mutating func field(_ k: StaticString, _ v: StaticString) { key(k); string(v) }
     /// `"k": "v"`.
