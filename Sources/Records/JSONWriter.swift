@@ -175,7 +175,8 @@ public struct JSONWriter {
 
     @usableFromInline mutating func escapeByte(_ b: UInt8) {
         let digits: StaticString = "0123456789abcdef"
-        bytes.append(contentsOf: [0x5C, UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0")])
+        let prefix: StaticString = "\\u00"   // no array literal here: see `bool(_:)`
+        prefix.withUTF8Buffer { bytes.append(contentsOf: $0) }
         bytes.append(digits.utf8Start[Int(b >> 4)]); bytes.append(digits.utf8Start[Int(b & 0xF)])
     }
 }
