@@ -102,6 +102,10 @@ final class Harness {
     /// Anomaly kinds seen, in order.
     var anomalyKinds: [String] { anomalies.map { $0.kind.description } }
 
+    fileprivate func clearAll() {
+        pdus = []; pduRecords = []; transactions = []; transactionRecords = []; anomalies = []; operations = []
+    }
+
     private func collect() {
         for (kind, into) in [(RecordKind.pdu, 0), (RecordKind.modbus, 1)] {
             let text = String(decoding: sink.lines[kind.rawValue], as: UTF8.self)
@@ -115,4 +119,9 @@ final class Harness {
         anomalies += sink.anomalies; sink.anomalies.removeAll()
         operations += sink.operations; sink.operations.removeAll()
     }
+}
+
+extension Harness {
+    /// Forgets what was collected so far (the flow's state stays).
+    func clearCollected() { clearAll() }
 }
