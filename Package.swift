@@ -40,7 +40,8 @@ let package = Package(
         .target(name: "Engine", dependencies: ["Wire", "Records", "Capture", "Decode", "Flows",
                                                "Modbus", "DNP3", "S7comm"],
                 swiftSettings: strict),
-        .executableTarget(name: "zonewatch", dependencies: ["Engine", "Capture", "Decode", "Flows", "Records", "Wire"],
+        .executableTarget(name: "zonewatch", dependencies: ["Engine", "Capture", "Decode", "Flows", "Policy", "Detection",
+                                                           "Output", "Records", "Wire"],
                           swiftSettings: strict),
 
         .testTarget(name: "WireTests", dependencies: ["Wire", "Records"]),
@@ -49,7 +50,7 @@ let package = Package(
         .testTarget(name: "ModbusTests", dependencies: ["Modbus", "Records", "Wire"]),
         .testTarget(name: "DNP3Tests", dependencies: ["DNP3", "Records", "Wire"]),
         .testTarget(name: "S7commTests", dependencies: ["S7comm", "Records", "Wire"]),
-        .testTarget(name: "PolicyTests", dependencies: ["Policy", "Detection", "Records", "Wire"]),
+        .testTarget(name: "PolicyTests", dependencies: ["Policy", "Detection", "Records", "Wire", "Engine", "Capture", "Flows"]),
         .testTarget(name: "OutputTests", dependencies: ["Output", "Records", "Wire"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Capture", "Records", "Wire"]),
     ]

@@ -380,6 +380,7 @@ public final class Engine {
 
     private func sweep() {
         nextSweep = now.seconds + 1
+        observer?.tick(time: now)
         let limits = flows.limits
         while let s = flows.oldest(closed: true), flows.slots[Int(s)]!.lastSeen.seconds + limits.closedLinger <= now.seconds {
             endFlow(s, reason: flows.slots[Int(s)]!.reset ? .rst : .fin)
@@ -411,6 +412,7 @@ public final class Engine {
             }
             drainSink()
         }
+        if let o = observer { setSinkFlow(slot); o.flowEnded(sink.flow, reason: reason) }
         if sinkFlowSlot == slot { sinkFlowSlot = -1 }
         let state = flows.remove(slot)
         statistics.flowsEnded[Int(reason.rawValue)] &+= 1
@@ -420,7 +422,6 @@ public final class Engine {
             FlowRecord.write(state, reason: reason, applicationProtocol: kind.appProtocol?.name, transport: transport, into: &sink.json)
             sink.finishLine(.flow)
         }
-        observer?.flowEnded(reason: reason)
     }
 
     /// Ends every live flow (end of input or shutdown): each gets its record, in least-recently-seen order.
@@ -454,8 +455,10 @@ public protocol EngineObserver: AnyObject {
     func operation(_ op: Operation, flow: FlowContext)
     /// One anomaly (flow nil for packet-level anomalies).
     func anomaly(_ a: Anomaly, flow: FlowContext?)
-    /// A flow ended.
-    func flowEnded(reason: FlowEndReason)
+    /// A flow ended (its record is about to be written).
+    func flowEnded(_ flow: FlowContext, reason: FlowEndReason)
+    /// Packet time advanced by at least a second (aggregation windows, periodic work).
+    func tick(time: PacketTime)
     /// End of input.
     func finish()
 }

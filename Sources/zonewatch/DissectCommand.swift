@@ -27,6 +27,6 @@ enum DissectCommand {
         options.stdoutKinds = anomalies ? [.pdu, .anomaly] : [.pdu]
         options.flowRecords = false
         options.quiet = true
-        return try ReplayCommand.execute(files: files, options: options)
+        return try ReplayCommand.execute(files: files, options: options, detection: false)
     }
 }

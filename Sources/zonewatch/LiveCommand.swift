@@ -39,7 +39,7 @@ enum LiveCommand {
         installStopHandlers()
         let start = monotonicSeconds()
         var status: Int32 = 0
-        if let error = runPacketLoop(source, engine: session.engine, records: session.records, showProgress: false) {
+        if let error = runPacketLoop(source, session: session, showProgress: false) {
             printError("zonewatch: \(interface): \(error.message)")
             status = 1
         }

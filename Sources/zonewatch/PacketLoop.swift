@@ -22,7 +22,8 @@ func monotonicSeconds() -> Double {
 
 /// Reads every packet of `source` into `engine`, draining records to `records` as they pile up.
 /// Returns the read error that ended the loop early (a truncated file), if any.
-func runPacketLoop(_ source: PacketSource, engine: Engine, records: RecordFiles, showProgress: Bool) -> CaptureError? {
+func runPacketLoop(_ source: PacketSource, session: RunSession, showProgress: Bool) -> CaptureError? {
+    let engine = session.engine
     let linkType = source.linkType.rawValue
     var count: UInt64 = 0
     var lastProgress = monotonicSeconds()
@@ -34,7 +35,7 @@ func runPacketLoop(_ source: PacketSource, engine: Engine, records: RecordFiles,
             engine.process(bytes, linkType: linkType, time: header.time, wireLength: header.wireLength)
             count &+= 1
             if count & 4095 == 0 {
-                if engine.bufferedRecordBytes > 1 << 20 { engine.drainRecords(records.write) }
+                if engine.bufferedRecordBytes > 1 << 20 { engine.drainRecords(session.write) }
                 if showProgress {
                     let t = monotonicSeconds()
                     if t - lastProgress >= 1 {
@@ -44,7 +45,7 @@ func runPacketLoop(_ source: PacketSource, engine: Engine, records: RecordFiles,
                 }
             }
         case .timeout:
-            engine.drainRecords(records.write)
+            engine.drainRecords(session.write)
         case .end:
             return nil
         }

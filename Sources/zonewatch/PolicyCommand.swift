@@ -1,4 +1,5 @@
 import Glibc
+import Policy
 
 /// `zonewatch policy check FILE`: validate a policy and print every error with line and column.
 enum PolicyCommand {
@@ -14,6 +15,10 @@ enum PolicyCommand {
         if a.flag("-h", "--help") { print(help); return 0 }
         let rest = try a.finish()
         guard rest.count == 2, rest[0] == "check" else { throw UsageError(message: "usage: zonewatch policy check FILE") }
-        throw UsageError(message: "policy checking is not available in this build yet")
+        let (policy, errors) = checkPolicyFile(path: rest[1])
+        for e in errors { printError(e.description) }
+        guard let p = policy, errors.isEmpty else { return 2 }
+        print("\(rest[1]): valid policy: \(p.zones.count) zones")
+        return 0
     }
 }

@@ -41,8 +41,8 @@ enum ReplayCommand {
     }
 
     /// Opens each file in turn and runs it through one engine; prints the summary.
-    static func execute(files: [String], options: RunOptions) throws(UsageError) -> Int32 {
-        let session = try RunSession(options: options)
+    static func execute(files: [String], options: RunOptions, detection: Bool = true) throws(UsageError) -> Int32 {
+        let session = try RunSession(options: options, detection: detection)
         var status: Int32 = 0
         var opened = 0
         let start = monotonicSeconds()
@@ -56,7 +56,7 @@ enum ReplayCommand {
             }
             opened += 1
             let big = file != "-" && fileSize(file) > 64 << 20
-            if let error = runPacketLoop(source, engine: session.engine, records: session.records,
+            if let error = runPacketLoop(source, session: session,
                                          showProgress: big && isatty(2) != 0 && !options.quiet) {
                 printError("\(big ? "\n" : "")zonewatch: \(file): \(error.message) (records up to the damage were written)")
                 status = 2

@@ -1,6 +1,9 @@
 import Glibc
 import Engine
 import Records
+import Policy
+import Detection
+import Output
 
 /// Options shared by replay, dissect and live.
 struct RunOptions {
@@ -36,29 +39,82 @@ struct RunOptions {
     }
 }
 
-/// One run's engine, record destinations and (optionally) policy; owns the end-of-run summary.
+/// Loads and compiles a policy file, printing every error; nil after errors.
+func loadPolicyOrReport(_ path: String) -> CompiledPolicy? {
+    let (policy, errors) = checkPolicyFile(path: path)
+    for e in errors { printError(e.description) }
+    return errors.isEmpty ? policy : nil
+}
+
+/// One run's engine, record destinations, detection and SIEM outputs; owns the end-of-run summary.
 final class RunSession {
     let engine: Engine
     let records: RecordFiles
     let options: RunOptions
+    let alerts: AlertPipeline?
+    let outputs: OutputSet?
 
-    init(options: RunOptions) throws(UsageError) {
+    init(options: RunOptions, detection: Bool = true) throws(UsageError) {
         self.options = options
+        var policy: CompiledPolicy?
+        if let path = options.policyPath {
+            guard let p = loadPolicyOrReport(path) else { throw UsageError(message: "\(path): the policy has errors (nothing was replayed)") }
+            policy = p
+        }
+        var specs: [OutputSpec] = []
+        for url in options.outputURLs {
+            do { specs.append(try OutputSpec.parse(url)) } catch { throw UsageError(message: "--output \(url): \(error)") }
+        }
+        do { outputs = specs.isEmpty ? nil : try OutputSet(specs: specs) } catch {
+            throw UsageError(message: "\(error)")
+        }
         var configuration = options.configuration
         configuration.transactionRecords = options.transactionRecords || options.outDirectory != nil
         configuration.flowRecords = options.flowRecords && (options.outDirectory != nil || options.stdoutKinds.contains(.flow))
         configuration.anomalyRecords = options.outDirectory != nil || options.stdoutKinds.contains(.anomaly)
+        if let o = outputs {
+            // Records a SIEM output asked for are built even when no file or stdout wants them.
+            if o.wants(.flow) { configuration.flowRecords = true }
+            if o.wants(.anomaly) { configuration.anomalyRecords = true }
+            if o.wants(.modbus) || o.wants(.dnp3) || o.wants(.s7comm) { configuration.transactionRecords = true }
+        }
         engine = Engine(configuration: configuration)
         records = try RecordFiles(directory: options.outDirectory,
                                   kinds: [.flow, .modbus, .dnp3, .s7comm, .alert, .anomaly],
                                   stdoutKinds: options.stdoutKinds)
+        if detection {
+            let pipeline = AlertPipeline(detector: Detector(policy: policy), sink: engine.sink, outputs: outputs)
+            engine.observer = pipeline
+            alerts = pipeline
+        } else {
+            alerts = nil
+        }
+    }
+
+    /// Writes a batch of record lines to files/stdout and to the SIEM outputs that want that kind.
+    func write(_ kind: RecordKind, _ bytes: [UInt8]) {
+        records.write(kind, bytes)
+        guard let o = outputs, kind != .alert, o.wants(kind) else { return }
+        var start = 0
+        for i in bytes.indices where bytes[i] == UInt8(ascii: "\n") {
+            o.deliver(record: kind, line: bytes[start..<i]); start = i + 1
+        }
     }
 
     /// Ends every flow, writes what is left, prints the summary.
     func finish(wallSeconds: Double, quiet: Bool) {
         engine.finish()
-        engine.drainRecords(records.write)
+        engine.drainRecords(write)
         records.close()
-        if !quiet { printSummary(engine.statistics, wallSeconds: wallSeconds) }
+        var extra: [String] = []
+        if let o = outputs {
+            // Bounded: what cannot be delivered in time stays in the spool (or is counted as dropped).
+            for r in o.shutdown(deadline: 10) {
+                extra.append("output \(r.url): sent \(r.sent)  spooled \(r.spooled)  in spool \(r.inSpool)  dropped \(r.dropped)\(r.lastError.map { "  last error: \($0)" } ?? "")")
+            }
+        }
+        var s = engine.statistics
+        s.alerts = alerts?.alertCount ?? 0
+        if !quiet { printSummary(s, wallSeconds: wallSeconds, extra: extra) }
     }
 }
