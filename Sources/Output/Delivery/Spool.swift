@@ -65,15 +65,19 @@ final class Spool {
         lockFD = open(directory + "/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard lockFD >= 0 else { throw .io("open \(directory)/lock", errno) }
         guard flock(lockFD, LOCK_EX | LOCK_NB) == 0 else {
-            close(lockFD); lockFD = -1
+            Glibc.close(lockFD); lockFD = -1
             throw .locked(directory)
         }
         try load()
     }
 
-    deinit {
-        if tailFD >= 0 { close(tailFD) }
-        if lockFD >= 0 { close(lockFD) }
+    deinit { close() }
+
+    /// Flushes, closes the files and releases the folder's lock (after `persist`).
+    func close() {
+        _ = flushWrites()
+        if tailFD >= 0 { Glibc.close(tailFD); tailFD = -1 }
+        if lockFD >= 0 { Glibc.close(lockFD); lockFD = -1 }
     }
 
     /// Whether `read` has messages to give.
@@ -107,7 +111,7 @@ final class Spool {
         let path = segmentPath(seq)
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { return false }
-        defer { close(fd) }
+        defer { Glibc.close(fd) }
         var buffer: [UInt8] = []
         var bytes = 0
         for i in 0..<count {
@@ -145,7 +149,7 @@ final class Spool {
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { return }
         let ok = Spool.writeAll(fd, Array(text.utf8))
-        fsync(fd); close(fd)
+        fsync(fd); Glibc.close(fd)
         if ok && rename(tmp, directory + "/state") == 0 { stateDirty = false }
     }
 
@@ -230,7 +234,7 @@ final class Spool {
     /// Everything delivered: delete the files and start afresh.
     private func reset() {
         _ = flushWrites()
-        if tailFD >= 0 { close(tailFD); tailFD = -1 }
+        if tailFD >= 0 { Glibc.close(tailFD); tailFD = -1 }
         for s in segments { unlink(segmentPath(s.seq)) }
         segments.removeAll()
         tailSeq = -1
@@ -243,7 +247,7 @@ final class Spool {
 
     private func startTail(seq: Int64) -> Bool {
         _ = flushWrites()
-        if tailFD >= 0 { fsync(tailFD); close(tailFD); tailFD = -1 }
+        if tailFD >= 0 { fsync(tailFD); Glibc.close(tailFD); tailFD = -1 }
         let fd = open(segmentPath(seq), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         guard fd >= 0 else { return false }
         let existing = Int(lseek(fd, 0, SEEK_END))
@@ -256,7 +260,7 @@ final class Spool {
         readBuffer.removeAll(keepingCapacity: true)
         let fd = open(segmentPath(seq), O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return false }
-        defer { close(fd) }
+        defer { Glibc.close(fd) }
         readBuffer = [UInt8](unsafeUninitializedCapacity: count) { buf, initialized in
             var got = 0
             while got < count {
@@ -309,7 +313,7 @@ final class Spool {
                 guard offset + 4 + len <= size else { break }
                 offset += 4 + len; count += 1
             }
-            close(fd)
+            Glibc.close(fd)
             corruptBytes += size - offset
             if offset < size { truncate(path, off_t(offset)) }
             if count == 0 { unlink(path); continue }

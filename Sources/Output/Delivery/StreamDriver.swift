@@ -146,6 +146,7 @@ final class StreamDriver: OutputDriver {
         }
         requeueInflight()
         spool.persist()
+        spool.close()
     }
 
     func fill(_ r: inout OutputReport) {
