@@ -186,3 +186,15 @@ import Records
         #expect(h.anomalies.contains { $0.kind.description == "s7_length_mismatch" })
     }
 }
+
+@Suite struct PIServiceLayoutTests {
+    /// python-snap7 3.x sends block deletes with lengths that do not add up (tshark: malformed);
+    /// the service name at the end still identifies the request.
+    @Test func pythonSnap7DeleteIsStillADelete() {
+        let params = S7Wire.hex("2800000000000008050034313030303032505f44454c45")
+        let h = Harness()
+        h.feed(S7Wire.dt(S7Wire.s7(rosctr: 1, ref: 12, params: params)))
+        #expect(h.s7[0].str("pi_service") == "_DELE" && h.s7[0].bool("pi_nonstandard_layout") == true)
+        #expect(h.operations.first?.access == .programDownload && h.operations.first?.subfunction == 0x5F44_454C)
+    }
+}

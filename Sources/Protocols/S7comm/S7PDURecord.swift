@@ -176,6 +176,7 @@ enum S7PDURecord {
             j.key("pi_service"); j.string(bytes: s.name)
             j.field("pi_service_description", S7PIService.describe(s.name))
         }
+        if s.nonstandardLayout { j.field("pi_nonstandard_layout", true) }
         if s.hasBlockList {
             j.key("blocks"); j.beginArray()
             for i in 0..<s.blockCount { if let b = s.block(i) { writeBlock(b, to: &j) } }

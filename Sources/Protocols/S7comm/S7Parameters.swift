@@ -119,6 +119,9 @@ struct S7PIService {
     /// Whether the parameter block is a block list (`_INSE`, `_INS2`, `_DELE`).
     var hasBlockList: Bool
 
+    /// Whether the layout was not the standard one and the name was recognised at the end instead.
+    var nonstandardLayout = false
+
     /// Parses a Job's 0x28 or 0x29 parameter block; nil when too short for the name.
     static func parse(_ p: ByteView) -> S7PIService? {
         guard p.count >= 1 else { return nil }
@@ -126,14 +129,30 @@ struct S7PIService {
             guard p.count >= 7 else { return nil }
             return S7PIService(name: p.slice(from: 7, length: Int(p.u8(6))), parameterBlock: .empty, hasBlockList: false)
         }
-        guard p.count >= 10 else { return nil }
+        guard p.count >= 10 else { return trailingKnownName(p) }
         let blockLength = Int(p.u16be(8))
+        let nameAt = 10 + blockLength
+        guard p.count > nameAt, Int(p.u8(nameAt)) > 0, nameAt + 1 + Int(p.u8(nameAt)) <= p.count else {
+            // The lengths do not add up (tshark calls it malformed); python-snap7 3.x, for one, sends
+            // block deletes this way. A known service name at the very end still tells what was asked.
+            return trailingKnownName(p) ?? S7PIService(name: .empty, parameterBlock: p.slice(from: 10, length: blockLength), hasBlockList: false)
+        }
         let block = p.slice(from: 10, length: blockLength)
-        let nameAt = 10 + block.count
-        guard p.count > nameAt else { return S7PIService(name: .empty, parameterBlock: block, hasBlockList: false) }
         let name = p.slice(from: nameAt + 1, length: Int(p.u8(nameAt)))
         let list = name.equals("_INSE") || name.equals("_INS2") || name.equals("_DELE")
         return S7PIService(name: name, parameterBlock: block, hasBlockList: list)
+    }
+
+    /// A PLC service name (`_DELE`, `_INSE`, ...) that ends the parameter block, nil when none does.
+    static func trailingKnownName(_ p: ByteView) -> S7PIService? {
+        for n in 5...9 where p.count >= n {
+            let tail = p.suffix(from: p.count - n)
+            if tail.equals("_INSE") || tail.equals("_INS2") || tail.equals("_DELE") || tail.equals("_MODU")
+                || tail.equals("_GARB") || tail.equals("P_PROGRAM") {
+                return S7PIService(name: tail, parameterBlock: .empty, hasBlockList: false, nonstandardLayout: true)
+            }
+        }
+        return nil
     }
 
     /// Number of blocks in a block list.
