@@ -38,6 +38,17 @@ struct TransportTests {
         #expect(h.records(.pdu)[0]["frame"] as? Int == segmentCount)
     }
 
+    @Test("a 14 kB fragment in 60 segments (Wireshark's limit) is reassembled")
+    func largeFragment() {
+        let app = Self.bigResponse(points: 2980)
+        let segments = Wire3.segmented(app, segmentSize: 249)
+        #expect(segments.count == 60)
+        let h = Harness()
+        for s in segments { h.feed(s, side: .responder) }
+        #expect(h.functionCodes == [0x81])
+        #expect(h.anomalies.isEmpty)
+    }
+
     @Test("segment sequence numbers wrap from 63 to 0")
     func sequenceWrap() {
         let app = Self.bigResponse(points: 150)
@@ -85,12 +96,12 @@ struct TransportTests {
 
     @Test("fragments beyond the bound are dropped and reported; the flow goes on")
     func overflow() {
-        let app = Self.bigResponse(points: 900)   // ~4.5 kB > 4096
+        let app = Self.bigResponse(points: 3300)   // ~16.5 kB > 16384
         let h = Harness()
         for s in Wire3.segmented(app, segmentSize: 249) { h.feed(s, side: .responder) }
         #expect(h.functionCodes.isEmpty)
         #expect(h.anomalies.first == "fragment_too_long")
-        h.feed(Wire3.response([0xC1, 0x81, 0x00, 0x00], transportSequence: 30), side: .responder)
+        h.feed(Wire3.response([0xC1, 0x81, 0x00, 0x00], transportSequence: 7), side: .responder)
         #expect(h.functionCodes == [0x81])
     }
 

@@ -36,16 +36,20 @@ public struct DNP3TransportResult {
 }
 
 /// Reassembles application fragments from transport segments, per (flow side, link source,
-/// link destination), into a fixed set of slots inside one buffer allocated once per flow.
+/// link destination), into a fixed set of slots whose buffers are allocated once per flow and reused.
 ///
 /// Bounded twice: `slotCount` fragments in progress at once (the least recently used is dropped
-/// when a new one needs room), `fragmentCapacity` octets each (the spec's default maximum
-/// fragment size is 2048; larger ones are reported and dropped).
+/// when a new one needs room) and `fragmentCapacity` octets each. A slot's buffer starts at
+/// `initialCapacity` (the spec's default maximum fragment size, 2048) and only grows, by doubling,
+/// for a flow that actually sends larger fragments; Wireshark accepts up to 60 segments (14,940
+/// octets), so the bound sits just above that and larger fragments are reported and dropped.
 public final class DNP3Reassembler {
     /// Fragments in progress at once per flow.
     public static let slotCount = 4
     /// Largest application fragment reassembled.
-    public static let fragmentCapacity = 4096
+    public static let fragmentCapacity = 16384
+    /// Octets a slot's buffer starts with.
+    public static let initialCapacity = 2048
 
     struct Slot {
         var inUse = false
@@ -56,18 +60,16 @@ public final class DNP3Reassembler {
         var length = 0
         var segments = 0
         var lastUse: UInt64 = 0
+        var storage: UnsafeMutableRawPointer?
+        var capacity = 0
     }
 
     var slots = [Slot](repeating: Slot(), count: DNP3Reassembler.slotCount)
-    let buffer: UnsafeMutableRawPointer
     var clock: UInt64 = 0
 
-    /// Creates the slots and their buffer (the one allocation).
-    public init() {
-        buffer = UnsafeMutableRawPointer.allocate(byteCount: DNP3Reassembler.slotCount * DNP3Reassembler.fragmentCapacity,
-                                                  alignment: 16)
-    }
-    deinit { buffer.deallocate() }
+    /// Creates empty slots; buffers come with the first fragment that needs one.
+    public init() {}
+    deinit { for s in slots { s.storage?.deallocate() } }
 
     /// Number of fragments in progress.
     public var inProgress: Int { slots.reduce(0) { $0 + ($1.inUse ? 1 : 0) } }
@@ -111,8 +113,10 @@ public final class DNP3Reassembler {
                     result.anomaly = "reassembly_slots_exhausted"; result.anomalyValue = Int64(slots[index].length)
                 }
             }
-            slots[index] = Slot(inUse: true, side: side, source: source, destination: destination,
-                                lastSequence: header.sequence, length: 0, segments: 0, lastUse: clock)
+            slots[index].inUse = true; slots[index].side = side
+            slots[index].source = source; slots[index].destination = destination
+            slots[index].lastSequence = header.sequence; slots[index].length = 0; slots[index].segments = 0
+            slots[index].lastUse = clock
             append(payload, to: index, result: &result)
             return result
         }
@@ -137,21 +141,31 @@ public final class DNP3Reassembler {
         append(payload, to: index, result: &result)
         guard slots[index].inUse, header.fin else { return result }
         slots[index].inUse = false
-        result.fragment = ByteView(UnsafeRawBufferPointer(start: buffer + index * DNP3Reassembler.fragmentCapacity,
-                                                          count: slots[index].length))
+        result.fragment = ByteView(UnsafeRawBufferPointer(start: slots[index].storage, count: slots[index].length))
         result.segments = slots[index].segments
         return result
     }
 
     func append(_ payload: ByteView, to index: Int, result: inout DNP3TransportResult) {
-        let length = slots[index].length
-        guard length + payload.count <= DNP3Reassembler.fragmentCapacity else {
-            result.anomaly = "fragment_too_long"; result.anomalyValue = Int64(length + payload.count)
+        let length = slots[index].length, needed = length + payload.count
+        guard needed <= DNP3Reassembler.fragmentCapacity else {
+            result.anomaly = "fragment_too_long"; result.anomalyValue = Int64(needed)
             slots[index].inUse = false
             return
         }
-        if let base = payload.raw.baseAddress, payload.count > 0 {
-            (buffer + index * DNP3Reassembler.fragmentCapacity + length).copyMemory(from: base, byteCount: payload.count)
+        if needed > slots[index].capacity {
+            var capacity = max(slots[index].capacity, DNP3Reassembler.initialCapacity)
+            while capacity < needed { capacity *= 2 }
+            capacity = min(capacity, DNP3Reassembler.fragmentCapacity)
+            let grown = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+            if let old = slots[index].storage {
+                grown.copyMemory(from: old, byteCount: length)
+                old.deallocate()
+            }
+            slots[index].storage = grown; slots[index].capacity = capacity
+        }
+        if let base = payload.raw.baseAddress, payload.count > 0, let storage = slots[index].storage {
+            (storage + length).copyMemory(from: base, byteCount: payload.count)
         }
         slots[index].length = length + payload.count
         slots[index].segments += 1
