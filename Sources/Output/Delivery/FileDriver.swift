@@ -12,8 +12,6 @@ final class FileDriver: OutputDriver {
     private let rotateSeconds: Int
     private let keep: Int
     private var files: [RotatingFile?]
-    private var sent: UInt64 = 0, droppedErrors: UInt64 = 0
-    private var lastError: String?
 
     init(spec: OutputSpec, directory: String) throws {
         self.directory = directory
@@ -32,34 +30,30 @@ final class FileDriver: OutputDriver {
                                     rotateSeconds: rotateSeconds, keep: keep)
         }
         files[i]!.append(message)
-        if files[i]!.buffered >= 256 << 10 { flush(i) }
     }
 
     func pump() {
         let now = monotonicSeconds()
-        for i in files.indices where files[i] != nil {
-            flush(i)
-            files[i]!.rotateIfDue(now: now)
+        for case let f? in files {
+            f.flush()
+            f.rotateIfDue(now: now)
         }
-    }
-
-    private func flush(_ i: Int) {
-        let (written, lost, error) = files[i]!.flush()
-        sent += UInt64(written); droppedErrors += UInt64(lost)
-        if let error { lastError = error }
     }
 
     func idleWait() -> Double { rotateSeconds > 0 ? 1 : 0.5 }
 
     func finish(deadline: Double) {
-        for i in files.indices where files[i] != nil {
-            flush(i)
-            files[i]!.close()
-        }
+        for case let f? in files { f.flush(); f.close() }
     }
 
     func fill(_ r: inout OutputReport) {
-        r.sent = sent; r.droppedErrors = droppedErrors; r.lastError = lastError
+        var sent: UInt64 = 0, lost: UInt64 = 0
+        var error: String?
+        for case let f? in files {
+            sent += f.recordsWritten; lost += f.recordsLost
+            if let e = f.lastError { error = e }
+        }
+        r.sent = sent; r.droppedErrors = lost; r.lastError = error
     }
 }
 
@@ -70,43 +64,54 @@ final class RotatingFile {
     private let rotateSeconds: Int
     private let keep: Int
     private var fd: Int32 = -1
-    private var size = 0
-    private var openedAt = 0.0
+    private var size = 0                  // bytes in the file (written) plus the buffer
+    private var firstWrite = 0.0          // when the current file got its first record
     private var buffer: [UInt8] = []
     private var bufferedRecords = 0
-
-    var buffered: Int { buffer.count }
+    private(set) var recordsWritten: UInt64 = 0
+    private(set) var recordsLost: UInt64 = 0
+    private(set) var lastError: String?
 
     init(path: String, rotateBytes: Int, rotateSeconds: Int, keep: Int) {
         self.path = path; self.rotateBytes = rotateBytes; self.rotateSeconds = rotateSeconds; self.keep = keep
         buffer.reserveCapacity(300 << 10)
+        // Continue an existing file: its size counts towards rotation.
+        var st = stat()
+        if stat(path, &st) == 0 && st.st_size > 0 { size = Int(st.st_size); firstWrite = monotonicSeconds() }
     }
 
     deinit { if fd >= 0 { Glibc.close(fd) } }
 
+    /// Adds one line; rotates first when it would take the file past the size bound.
     func append(_ line: [UInt8]) {
+        if size > 0 && size + line.count + 1 > rotateBytes {
+            flush()
+            rotate()
+        }
+        if size == 0 { firstWrite = monotonicSeconds() }
         buffer.append(contentsOf: line); buffer.append(0x0A)
+        size += line.count + 1
         bufferedRecords += 1
+        if buffer.count >= 256 << 10 { flush() }
     }
 
-    /// Writes the buffer (rotating first if it would pass the size bound); returns
-    /// (records written, records lost, error text).
-    func flush() -> (Int, Int, String?) {
-        guard !buffer.isEmpty else { return (0, 0, nil) }
-        let records = bufferedRecords
+    /// Writes the buffer to the file.
+    func flush() {
+        guard !buffer.isEmpty else { return }
         defer { buffer.removeAll(keepingCapacity: true); bufferedRecords = 0 }
-        if fd < 0 { openFile() }
-        if size > 0 && size + buffer.count > rotateBytes { rotate() }
-        if fd < 0 { openFile() }
-        guard fd >= 0 else { return (0, records, "open \(path): \(errnoText(errno))") }
-        guard Spool.writeAll(fd, buffer) else { return (0, records, "write \(path): \(errnoText(errno))") }
-        size += buffer.count
-        return (records, 0, nil)
+        if fd < 0 { fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644) }
+        if fd >= 0 && Spool.writeAll(fd, buffer) {
+            recordsWritten += UInt64(bufferedRecords)
+        } else {
+            recordsLost += UInt64(bufferedRecords)
+            lastError = "write \(path): \(errnoText(errno))"
+            size -= buffer.count
+        }
     }
 
-    /// Rotates when the file is older than the interval.
+    /// Rotates when the file's first record is older than the interval.
     func rotateIfDue(now: Double) {
-        if rotateSeconds > 0 && fd >= 0 && size > 0 && now - openedAt >= Double(rotateSeconds) { rotate() }
+        if rotateSeconds > 0 && size > 0 && now - firstWrite >= Double(rotateSeconds) { flush(); rotate() }
     }
 
     /// Flushes to disk and closes.
@@ -114,14 +119,8 @@ final class RotatingFile {
         if fd >= 0 { fsync(fd); Glibc.close(fd); fd = -1 }
     }
 
-    private func openFile() {
-        fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { return }
-        size = Int(lseek(fd, 0, SEEK_END))
-        openedAt = monotonicSeconds()
-    }
-
-    /// fsync, close, shift `path.N` → `path.N+1` (dropping the oldest), `path` → `path.1`.
+    /// fsync, close, shift `path.N` → `path.N+1` (dropping the oldest), `path` → `path.1`. The next
+    /// record opens a new file.
     private func rotate() {
         close()
         if keep == 0 {
@@ -137,6 +136,5 @@ final class RotatingFile {
         let dfd = open(dir.isEmpty ? "/" : dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if dfd >= 0 { fsync(dfd); Glibc.close(dfd) }
         size = 0
-        openFile()
     }
 }

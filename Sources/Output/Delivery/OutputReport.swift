@@ -3,7 +3,7 @@ import Records
 /// What one output did: its counters while running, and its summary after `shutdown`.
 ///
 /// Every record an output accepted ends up in exactly one place, so after shutdown
-/// `accepted + recovered == sent + inSpool + dropped + pending` (`pending` is 0 unless the deadline
+/// `accepted + recovered == sent + inSpool + droppedSpoolFull + droppedErrors + pending` (`pending` is 0 unless the deadline
 /// cut delivery short; those records were lost and are counted there).
 public struct OutputReport: Sendable, Equatable {
     /// The output's URL.
