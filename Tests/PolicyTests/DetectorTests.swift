@@ -371,6 +371,16 @@ func ecs(_ alerts: [Alert]) -> String {
         #expect(alerts.first?.frame == 8)
     }
 
+    @Test func flowsAConduitCoversAreNotAHostScan() {
+        let text = plantPolicy.replacingOccurrences("responders: [10.10.30.0/28]", "responders: [10.10.30.0/24]")
+        let d = Detector(policy: compiled(text))
+        var alerts: [Alert] = []
+        for i in 1...10 {
+            d.flowStarted(flow("10.10.20.10", "10.10.30.\(100 + i)", sport: UInt16(40000 + i)), frame: UInt64(i), time: t0, alerts: &alerts)
+        }
+        #expect(alerts.isEmpty)
+    }
+
     @Test func identificationSweepAcrossDevices() {
         let d = Detector(policy: nil)
         var alerts: [Alert] = []
