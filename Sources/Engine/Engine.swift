@@ -25,24 +25,26 @@ enum ApplicationKind: UInt8 {
 /// Fed one packet at a time by the caller (replay loop, live capture loop, or a worker thread);
 /// owns all its state; nothing in it is shared with other workers.
 public final class Engine {
+    // One thread owns an engine; dynamic exclusivity checks on these class properties cost more than a header
+    // parse per packet, so they are off (`@exclusivity(unchecked)`) for the per-packet state.
     /// The configuration in force.
     public let configuration: EngineConfiguration
     /// Where records, operations and anomalies collect.
     public let sink = EventSink()
     /// Counters.
-    public private(set) var statistics = EngineStatistics()
+    @exclusivity(unchecked) public private(set) var statistics = EngineStatistics()
     /// Receives flow events, operations and anomalies (policy and detection); optional.
-    public var observer: (any EngineObserver)?
+    @exclusivity(unchecked) public var observer: (any EngineObserver)?
 
-    private var flows: FlowTable
-    private var modbus = DissectorPool<ModbusDissector>()
-    private var dnp3 = DissectorPool<DNP3Dissector>()
-    private var s7comm = DissectorPool<S7commDissector>()
-    private var frame: UInt64 = 0
-    private var now = PacketTime.zero
-    private var nextSweep: Int64 = 0
-    private var sinkFlowSlot: Int32 = -1
-    private var anomalyLogged: [String: Int] = [:]
+    private let flows: FlowTable
+    private let modbus = DissectorPool<ModbusDissector>()
+    private let dnp3 = DissectorPool<DNP3Dissector>()
+    private let s7comm = DissectorPool<S7commDissector>()
+    @exclusivity(unchecked) private var frame: UInt64 = 0
+    @exclusivity(unchecked) private var now = PacketTime.zero
+    @exclusivity(unchecked) private var nextSweep: Int64 = 0
+    @exclusivity(unchecked) private var sinkFlowSlot: Int32 = -1
+    @exclusivity(unchecked) private var anomalyLogged: [String: Int] = [:]
 
     /// Creates an engine.
     public init(configuration: EngineConfiguration = .init()) {
@@ -85,22 +87,22 @@ public final class Engine {
             // A new SYN with another initial sequence number is port reuse (or a restarted peer): the old
             // conversation ends and a new one starts. The same ISN again is only a retransmitted SYN.
             if packet.tcpFlags & (PacketView.syn | PacketView.ack) == PacketView.syn
-                && (flows.slots[Int(s)]!.midstream || flows.slots[Int(s)]!.initialSequence != packet.sequence) {
-                let old = flows.slots[Int(s)]!
+                && (flows.slots[Int(s)].midstream || flows.slots[Int(s)].initialSequence != packet.sequence) {
+                let old = flows.slots[Int(s)]
                 endFlow(s, reason: old.isClosed ? (old.reset ? .rst : .fin) : .portReuse)
                 slot = createFlow(key, hash: hash, packet: packet)
             }
         } else {
             slot = createFlow(key, hash: hash, packet: packet)
         }
-        let side: FlowSide = key.sentByLow(packet) == flows.slots[Int(slot)]!.initiatorIsLow ? .initiator : .responder
+        let side: FlowSide = key.sentByLow(packet) == flows.slots[Int(slot)].initiatorIsLow ? .initiator : .responder
         let ipBytes = UInt64(wireLength)
         if side == .initiator {
-            flows.slots[Int(slot)]!.packets.0 &+= 1; flows.slots[Int(slot)]!.bytes.0 &+= ipBytes
+            flows.slots[Int(slot)].packets.0 &+= 1; flows.slots[Int(slot)].bytes.0 &+= ipBytes
         } else {
-            flows.slots[Int(slot)]!.packets.1 &+= 1; flows.slots[Int(slot)]!.bytes.1 &+= ipBytes
+            flows.slots[Int(slot)].packets.1 &+= 1; flows.slots[Int(slot)].bytes.1 &+= ipBytes
         }
-        flows.slots[Int(slot)]!.lastSeen = time
+        flows.slots[Int(slot)].lastSeen = time
         flows.touch(slot)
 
         let payload = bytes.slice(from: packet.payloadOffset, length: packet.payloadLength)
@@ -114,8 +116,8 @@ public final class Engine {
 
     private func createFlow(_ key: FlowKey, hash: UInt64, packet: PacketView) -> Int32 {
         if flows.isFull, let victim = flows.evictionCandidate {
-            let closed = flows.slots[Int(victim)]!.isClosed
-            endFlow(victim, reason: closed ? (flows.slots[Int(victim)]!.reset ? .rst : .fin) : .evicted)
+            let closed = flows.slots[Int(victim)].isClosed
+            endFlow(victim, reason: closed ? (flows.slots[Int(victim)].reset ? .rst : .fin) : .evicted)
         }
         let senderIsLow = key.sentByLow(packet)
         var midstream = false
@@ -129,7 +131,8 @@ public final class Engine {
         let low = Endpoint(ip: key.lowIP, port: key.lowPort), high = Endpoint(ip: key.highIP, port: key.highPort)
         let community = CommunityID.compute(source: low, destination: high, ipProtocol: key.ipProtocol)
         var state = FlowState(key: key, initiatorIsLow: initiatorIsLow, midstream: midstream,
-                              firstSeen: now, lastSeen: now, firstFrame: frame, communityID: community)
+                              firstSeen: now, lastSeen: now, firstFrame: frame, communityID: InlineText(community))
+        state.serial = statistics.flowsCreated &+ 1
         if packet.tcpFlags & (PacketView.syn | PacketView.ack) == PacketView.syn { state.initialSequence = packet.sequence }
         else if packet.tcpFlags & (PacketView.syn | PacketView.ack) == PacketView.syn | PacketView.ack { state.initialSequence = packet.acknowledgement &- 1 }
         let slot = flows.insert(state, hash: hash)
@@ -158,29 +161,29 @@ public final class Engine {
             peer.peerAcknowledged(packet.acknowledgement) { event in self.deliver(slot, side: side.opposite, event: event) }
             putStream(slot, side.opposite, peer)
         }
-        if flags & PacketView.rst != 0 { flows.slots[Int(slot)]!.reset = true }
-        if flags & PacketView.fin != 0 { flows.slots[Int(slot)]!.finMask |= side == .initiator ? 1 : 2 }
-        if flows.slots[Int(slot)]!.isClosed { flows.markClosed(slot) }
+        if flags & PacketView.rst != 0 { flows.slots[Int(slot)].reset = true }
+        if flags & PacketView.fin != 0 { flows.slots[Int(slot)].finMask |= side == .initiator ? 1 : 2 }
+        if flows.slots[Int(slot)].isClosed { flows.markClosed(slot) }
     }
 
     private func takeStream(_ slot: Int32, _ side: FlowSide) -> TCPStream {
         var s = TCPStream()
-        if side == .initiator { swap(&s, &flows.slots[Int(slot)]!.initiatorStream) } else { swap(&s, &flows.slots[Int(slot)]!.responderStream) }
+        if side == .initiator { swap(&s, &flows.slots[Int(slot)].initiatorStream) } else { swap(&s, &flows.slots[Int(slot)].responderStream) }
         return s
     }
 
     private func putStream(_ slot: Int32, _ side: FlowSide, _ stream: TCPStream) {
-        if side == .initiator { flows.slots[Int(slot)]!.initiatorStream = stream } else { flows.slots[Int(slot)]!.responderStream = stream }
+        if side == .initiator { flows.slots[Int(slot)].initiatorStream = stream } else { flows.slots[Int(slot)].responderStream = stream }
     }
 
     private func takeCarry(_ slot: Int32, _ side: FlowSide) -> [UInt8] {
         var c: [UInt8] = []
-        if side == .initiator { swap(&c, &flows.slots[Int(slot)]!.initiatorCarry) } else { swap(&c, &flows.slots[Int(slot)]!.responderCarry) }
+        if side == .initiator { swap(&c, &flows.slots[Int(slot)].initiatorCarry) } else { swap(&c, &flows.slots[Int(slot)].responderCarry) }
         return c
     }
 
     private func putCarry(_ slot: Int32, _ side: FlowSide, _ carry: [UInt8]) {
-        if side == .initiator { flows.slots[Int(slot)]!.initiatorCarry = carry } else { flows.slots[Int(slot)]!.responderCarry = carry }
+        if side == .initiator { flows.slots[Int(slot)].initiatorCarry = carry } else { flows.slots[Int(slot)].responderCarry = carry }
     }
 
     // MARK: - Dissection
@@ -188,7 +191,7 @@ public final class Engine {
     /// Hands stream bytes (or a gap) of one side to the flow's dissector, identifying the protocol first.
     private func deliver(_ slot: Int32, side: FlowSide, event: StreamEvent) {
         if case .gap(let n) = event { statistics.streamGaps &+= 1; statistics.streamGapBytes &+= UInt64(n) }
-        let kind = ApplicationKind(rawValue: flows.slots[Int(slot)]!.application) ?? .none
+        let kind = ApplicationKind(rawValue: flows.slots[Int(slot)].application) ?? .none
         switch kind {
         case .none: return
         case .undecided:
@@ -198,17 +201,17 @@ public final class Engine {
                 return
             }
             identify(slot, side: side, bytes: bytes)
-        case .modbus: deliver(&modbus, slot: slot, side: side, event: event)
-        case .dnp3: deliver(&dnp3, slot: slot, side: side, event: event)
-        case .s7comm: deliver(&s7comm, slot: slot, side: side, event: event)
+        case .modbus: deliver(modbus, slot: slot, side: side, event: event)
+        case .dnp3: deliver(dnp3, slot: slot, side: side, event: event)
+        case .s7comm: deliver(s7comm, slot: slot, side: side, event: event)
         }
     }
 
-    private func deliver<D: AppDissector>(_ pool: inout DissectorPool<D>, slot: Int32, side: FlowSide, event: StreamEvent) {
-        let app = Int(flows.slots[Int(slot)]!.applicationSlot)
+    private func deliver<D: AppDissector>(_ pool: DissectorPool<D>, slot: Int32, side: FlowSide, event: StreamEvent) {
+        let app = Int(flows.slots[Int(slot)].applicationSlot)
         setSinkFlow(slot)
         sink.frame = frame; sink.time = now
-        let isUDP = flows.slots[Int(slot)]!.key.ipProtocol == 17
+        let isUDP = flows.slots[Int(slot)].key.ipProtocol == 17
         var carry = takeCarry(slot, side)
         switch event {
         case .gap(let length):
@@ -242,10 +245,10 @@ public final class Engine {
 
     private func identify(_ slot: Int32, side: FlowSide, bytes: ByteView) {
         var carry = takeCarry(slot, side)
-        let transport: Transport = flows.slots[Int(slot)]!.key.ipProtocol == 6 ? .tcp : .udp
+        let transport: Transport = flows.slots[Int(slot)].key.ipProtocol == 6 ? .tcp : .udp
         let isUDP = transport == .udp
         if !isUDP { carry.append(contentsOf: bytes.raw) }
-        let ini = flows.slots[Int(slot)]!.initiator.port, res = flows.slots[Int(slot)]!.responder.port
+        let ini = flows.slots[Int(slot)].initiator.port, res = flows.slots[Int(slot)].responder.port
         var verdictKind = ApplicationKind.none
         var waiting = false
         var rejectedOnOwnPort: ApplicationKind? = nil
@@ -276,7 +279,7 @@ public final class Engine {
         if verdictKind == .none {
             carry.removeAll()
             putCarry(slot, side, carry)
-            flows.slots[Int(slot)]!.application = ApplicationKind.none.rawValue
+            flows.slots[Int(slot)].application = ApplicationKind.none.rawValue
             if let k = rejectedOnOwnPort {
                 setSinkFlow(slot); sink.frame = frame; sink.time = now
                 let kindName: StaticString = switch k {
@@ -291,13 +294,13 @@ public final class Engine {
             return
         }
         putCarry(slot, side, carry)
-        flows.slots[Int(slot)]!.application = verdictKind.rawValue
+        flows.slots[Int(slot)].application = verdictKind.rawValue
         let p = verdictKind.appProtocol!
         statistics.flowsPerProtocol[Int(p.rawValue)] &+= 1
         switch verdictKind {
-        case .modbus: flows.slots[Int(slot)]!.applicationSlot = modbus.allocate()
-        case .dnp3: flows.slots[Int(slot)]!.applicationSlot = dnp3.allocate()
-        case .s7comm: flows.slots[Int(slot)]!.applicationSlot = s7comm.allocate()
+        case .modbus: flows.slots[Int(slot)].applicationSlot = modbus.allocate()
+        case .dnp3: flows.slots[Int(slot)].applicationSlot = dnp3.allocate()
+        case .s7comm: flows.slots[Int(slot)].applicationSlot = s7comm.allocate()
         default: break
         }
         notifyIdentified(slot, p)
@@ -314,10 +317,16 @@ public final class Engine {
     /// Points the sink's flow context at `slot` (cached: rebuilt only when the flow changes).
     private func setSinkFlow(_ slot: Int32) {
         guard sinkFlowSlot != slot else { return }
-        let f = flows.slots[Int(slot)]!
-        let transport: Transport = switch f.key.ipProtocol { case 6: .tcp; case 17: .udp; case 1: .icmp; case 58: .icmpv6; default: .other }
-        sink.flow = FlowContext(initiator: f.initiator, responder: f.responder, transport: transport,
-                                vlan: f.key.vlan, communityID: f.communityID, midstream: f.midstream)
+        let key = flows.slots[Int(slot)].key
+        let transport: Transport = switch key.ipProtocol { case 6: .tcp; case 17: .udp; case 1: .icmp; case 58: .icmpv6; default: .other }
+        sink.flow.initiator = flows.slots[Int(slot)].initiator
+        sink.flow.responder = flows.slots[Int(slot)].responder
+        sink.flow.transport = transport
+        sink.flow.vlan = key.vlan
+        sink.flow.communityIDText = flows.slots[Int(slot)].communityID
+        sink.flow.midstream = flows.slots[Int(slot)].midstream
+        sink.flow.flowSlot = slot
+        sink.flow.flowSerial = flows.slots[Int(slot)].serial
         sinkFlowSlot = slot
     }
 
@@ -364,7 +373,7 @@ public final class Engine {
             json.key("source"); json.beginObject(); json.key("ip"); json.ip(src.ip); json.field("port", Int(src.port)); json.endObject()
             json.key("destination"); json.beginObject(); json.key("ip"); json.ip(dst.ip); json.field("port", Int(dst.port)); json.endObject()
             json.key("network"); json.beginObject(); json.field("transport", sink.flow.transport.name)
-            json.field("community_id", sink.flow.communityID); json.endObject()
+            json.key("community_id"); json.string(sink.flow.communityIDText); json.endObject()
         }
         json.key("anomaly"); json.beginObject()
         json.field("layer", a.layer); json.field("kind", a.kind); json.field("offset", a.offset)
@@ -382,13 +391,12 @@ public final class Engine {
         nextSweep = now.seconds + 1
         observer?.tick(time: now)
         let limits = flows.limits
-        while let s = flows.oldest(closed: true), flows.slots[Int(s)]!.lastSeen.seconds + limits.closedLinger <= now.seconds {
-            endFlow(s, reason: flows.slots[Int(s)]!.reset ? .rst : .fin)
+        while let s = flows.oldest(closed: true), flows.slots[Int(s)].lastSeen.seconds + limits.closedLinger <= now.seconds {
+            endFlow(s, reason: flows.slots[Int(s)].reset ? .rst : .fin)
         }
         while let s = flows.oldest(closed: false) {
-            let f = flows.slots[Int(s)]!
-            let timeout = f.key.ipProtocol == 6 ? limits.tcpIdleTimeout : limits.udpIdleTimeout
-            guard f.lastSeen.seconds + timeout <= now.seconds else { break }
+            let timeout = flows.slots[Int(s)].key.ipProtocol == 6 ? limits.tcpIdleTimeout : limits.udpIdleTimeout
+            guard flows.slots[Int(s)].lastSeen.seconds + timeout <= now.seconds else { break }
             endFlow(s, reason: .idleTimeout)
         }
     }
@@ -400,8 +408,8 @@ public final class Engine {
             stream.flush { event in self.deliver(slot, side: side, event: event) }
             putStream(slot, side, stream)
         }
-        let kind = ApplicationKind(rawValue: flows.slots[Int(slot)]!.application) ?? .none
-        let app = flows.slots[Int(slot)]!.applicationSlot
+        let kind = ApplicationKind(rawValue: flows.slots[Int(slot)].application) ?? .none
+        let app = flows.slots[Int(slot)].applicationSlot
         if kind.appProtocol != nil {
             setSinkFlow(slot); sink.frame = frame; sink.time = now
             switch kind {
@@ -426,7 +434,7 @@ public final class Engine {
 
     /// Ends every live flow (end of input or shutdown): each gets its record, in least-recently-seen order.
     public func finish() {
-        while let s = flows.oldest(closed: true) { endFlow(s, reason: flows.slots[Int(s)]!.reset ? .rst : .fin) }
+        while let s = flows.oldest(closed: true) { endFlow(s, reason: flows.slots[Int(s)].reset ? .rst : .fin) }
         while let s = flows.oldest(closed: false) { endFlow(s, reason: .endOfInput) }
         statistics.pdus = sink.pduCounts
         observer?.finish()

@@ -31,7 +31,7 @@ public enum FlowRecord {
         json.field("transport", transport.name)
         if let p = applicationProtocol { json.field("protocol", p) }
         json.field("iana_number", Int(flow.key.ipProtocol))
-        json.field("community_id", flow.communityID)
+        json.key("community_id"); json.string(flow.communityID)
         json.field("packets", flow.packets.0 &+ flow.packets.1)
         json.field("bytes", flow.bytes.0 &+ flow.bytes.1)
         if flow.key.vlan != 0 { json.key("vlan"); json.beginObject(); json.field("id", Int(flow.key.vlan)); json.endObject() }

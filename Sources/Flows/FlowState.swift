@@ -55,7 +55,9 @@ public struct FlowState {
     /// The engine's slot for the dissector state.
     public var applicationSlot: Int32 = -1
     /// Community ID, computed when the flow is created.
-    public var communityID: String
+    public var communityID: InlineText
+    /// Serial number of the flow within the run (1-based), set by the engine.
+    public var serial: UInt64 = 0
     /// Intrusive LRU list links (slot indices, -1 none) and which list (0 active, 1 closing).
     var previous: Int32 = -1
     var next: Int32 = -1
@@ -63,7 +65,7 @@ public struct FlowState {
 
     /// Creates the state of a new flow.
     public init(key: FlowKey, initiatorIsLow: Bool, midstream: Bool, firstSeen: PacketTime, lastSeen: PacketTime,
-                firstFrame: UInt64, communityID: String) {
+                firstFrame: UInt64, communityID: InlineText) {
         self.key = key; self.initiatorIsLow = initiatorIsLow; self.midstream = midstream
         self.firstSeen = firstSeen; self.lastSeen = lastSeen; self.firstFrame = firstFrame; self.communityID = communityID
     }

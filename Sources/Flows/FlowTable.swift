@@ -8,120 +8,154 @@ public struct FlowTableLimits: Sendable {
     public var tcpIdleTimeout: Int64 = 600
     /// Idle timeout for UDP and other flows.
     public var udpIdleTimeout: Int64 = 120
-    /// How long a closed TCP flow lingers to absorb stragglers (final ACKs) before its record is written.
+    /// How long a closed TCP flow lingers to absorb stragglers (final ACKs, retransmitted SYN-ACKs) before its
+    /// record is written.
     public var closedLinger: Int64 = 120
     /// Creates the defaults.
     public init() {}
 }
 
-/// An open-addressing flow table with a fixed, preallocated capacity.
+/// An open-addressing flow table with a hard cap.
 ///
-/// Linear probing over a power-of-two index of slot numbers, with backward-shift deletion (no
-/// tombstones); slots live in one preallocated array. Two intrusive LRU lists (active, closed) make
-/// idle expiry and eviction O(1) per flow. Nothing here allocates per packet.
-public struct FlowTable {
-    /// The slots; only those reachable from the index are live.
-    public var slots: [FlowState?]
-    private var index: [Int32]          // -1 empty, else slot number
-    private var hashes: [UInt64]        // hash per slot, for probing without touching the slot
-    private var keys: [FlowKey]         // key per slot: probing compares these, never copies a slot
-    private var freeSlots: [Int32]
-    private let mask: Int
+/// Linear probing over a power-of-two index whose entries carry the upper hash bits beside the slot number,
+/// so a probe touches only the index until the one key comparison; backward-shift deletion (no tombstones).
+/// The index grows with the live flows (kept at most half full), keys and LRU links (active and closed
+/// lists, for O(1) idle expiry and eviction) sit in their own arrays, and slots grow on demand up to the cap
+/// and are then reused: nothing here allocates per packet in steady state.
+///
+/// A final class, owned by one engine on one thread: callers reach the arrays in place (a struct held in a
+/// class property is copied, buffers retained, on some accesses), and exclusivity checks are off.
+public final class FlowTable {
+    /// Flow states by slot; a slot not reachable from the index is free (its contents are stale).
+    @exclusivity(unchecked) public var slots: [FlowState] = []
+    @exclusivity(unchecked) private var index: [UInt64]     // 0 empty, else (hash >> 32) << 32 | (slot + 1)
+    @exclusivity(unchecked) private var hashes: [UInt64] = []
+    @exclusivity(unchecked) private var keys: [FlowKey] = []
+    @exclusivity(unchecked) private var previous: [Int32] = []
+    @exclusivity(unchecked) private var next: [Int32] = []
+    @exclusivity(unchecked) private var list: [UInt8] = []       // 0 active, 1 closed
+    @exclusivity(unchecked) private var freeSlots: [Int32] = []
+    @exclusivity(unchecked) private var mask: Int
+    private let capacity: Int
     /// The bounds in force.
     public let limits: FlowTableLimits
-    private var heads: (Int32, Int32) = (-1, -1)   // most recently seen, per list
-    private var tails: (Int32, Int32) = (-1, -1)   // least recently seen, per list
+    @exclusivity(unchecked) private var heads: (Int32, Int32) = (-1, -1)   // most recently seen, per list
+    @exclusivity(unchecked) private var tails: (Int32, Int32) = (-1, -1)   // least recently seen, per list
     /// Live flows.
-    public private(set) var count = 0
-    private let capacity: Int
+    @exclusivity(unchecked) public private(set) var count = 0
 
     /// Creates a table for `limits.maximumFlows` flows.
     public init(limits: FlowTableLimits = .init()) {
         self.limits = limits
-        let capacity = max(16, limits.maximumFlows)
-        var size = 16
-        while size < capacity * 2 { size <<= 1 }
-        mask = size - 1
-        index = [Int32](repeating: -1, count: size)
-        // Slots grow on demand up to the cap (amortised, then reused): a small capture costs little memory.
-        hashes = []; keys = []; slots = []; freeSlots = []
-        self.capacity = capacity
+        capacity = max(16, limits.maximumFlows)
+        mask = 1023
+        index = [UInt64](repeating: 0, count: 1024)
+    }
+
+    @inline(__always) private static func entry(_ hash: UInt64, _ slot: Int32) -> UInt64 {
+        (hash & 0xFFFF_FFFF_0000_0000) | UInt64(UInt32(bitPattern: slot) &+ 1)
+    }
+
+    @inline(__always) private static func slot(of entry: UInt64) -> Int32 {
+        Int32(bitPattern: UInt32(truncatingIfNeeded: entry) &- 1)
+    }
+
+    /// Doubles the index (rehashing every live flow) while it is more than half full.
+    private func growIfNeeded() {
+        guard (count + 1) * 2 > index.count else { return }
+        var size = index.count
+        while (count + 1) * 2 > size { size <<= 1 }
+        var fresh = [UInt64](repeating: 0, count: size)
+        let m = size - 1
+        for e in index where e != 0 {
+            let s = FlowTable.slot(of: e)
+            var i = Int(truncatingIfNeeded: hashes[Int(s)]) & m
+            while fresh[i] != 0 { i = (i + 1) & m }
+            fresh[i] = e
+        }
+        index = fresh
+        mask = m
     }
 
     /// Whether the table is at its cap.
     public var isFull: Bool { count >= limits.maximumFlows }
 
     /// The slot of `key`, if live.
-
     public func find(_ key: FlowKey, hash: UInt64) -> Int32? {
+        let tag = hash & 0xFFFF_FFFF_0000_0000
         var i = Int(truncatingIfNeeded: hash) & mask
         while true {
-            let s = index[i]
-            if s < 0 { return nil }
-            if hashes[Int(s)] == hash && keys[Int(s)] == key { return s }
+            let e = index[i]
+            if e == 0 { return nil }
+            if e & 0xFFFF_FFFF_0000_0000 == tag {
+                let s = FlowTable.slot(of: e)
+                if keys[Int(s)] == key { return s }
+            }
             i = (i + 1) & mask
         }
     }
 
     /// Inserts a new flow; the table must not be full (evict first).
-
-    public mutating func insert(_ state: FlowState, hash: UInt64) -> Int32 {
+    public func insert(_ state: FlowState, hash: UInt64) -> Int32 {
+        growIfNeeded()
         let s: Int32
-        if let reused = freeSlots.popLast() { s = reused } else {
+        if let reused = freeSlots.popLast() {
+            s = reused
+            slots[Int(s)] = state; hashes[Int(s)] = hash; keys[Int(s)] = state.key
+        } else {
             precondition(slots.count < capacity, "flow table full: evict before inserting")
             s = Int32(slots.count)
-            slots.append(nil); hashes.append(0)
-            keys.append(state.key)
+            slots.append(state); hashes.append(hash); keys.append(state.key)
+            previous.append(-1); next.append(-1); list.append(0)
         }
-        slots[Int(s)] = state
-        hashes[Int(s)] = hash
-        keys[Int(s)] = state.key
         var i = Int(truncatingIfNeeded: hash) & mask
-        while index[i] >= 0 { i = (i + 1) & mask }
-        index[i] = s
+        while index[i] != 0 { i = (i + 1) & mask }
+        index[i] = FlowTable.entry(hash, s)
         count += 1
-        link(s, list: 0)
+        link(s, to: 0)
         return s
     }
 
-    /// Removes a flow and returns its state.
-    public mutating func remove(_ s: Int32) -> FlowState {
+    /// Removes a flow and returns its state (the slot keeps a stale copy until reused).
+    public func remove(_ s: Int32) -> FlowState {
         unlink(s)
         var i = Int(truncatingIfNeeded: hashes[Int(s)]) & mask
-        while index[i] != s { i = (i + 1) & mask }
+        while FlowTable.slot(of: index[i]) != s { i = (i + 1) & mask }
         // Backward-shift deletion keeps every probe chain unbroken.
         var j = i
         while true {
             j = (j + 1) & mask
             let t = index[j]
-            if t < 0 { break }
-            let home = Int(truncatingIfNeeded: hashes[Int(t)]) & mask
-            // Move t back to i if its home is not cyclically in (i, j].
+            if t == 0 { break }
+            let home = Int(truncatingIfNeeded: hashes[Int(FlowTable.slot(of: t))]) & mask
+            // Move t back to i unless its home lies cyclically in (i, j].
             let inRange = i <= j ? (home > i && home <= j) : (home > i || home <= j)
             if !inRange { index[i] = t; i = j }
         }
-        index[i] = -1
-        let state = slots[Int(s)]!
-        slots[Int(s)] = nil
+        index[i] = 0
         freeSlots.append(s)
         count -= 1
+        // Hand the state out and leave an empty one behind, so its buffers are released now.
+        var state = FlowState(key: keys[Int(s)], initiatorIsLow: true, midstream: false, firstSeen: .zero,
+                              lastSeen: .zero, firstFrame: 0, communityID: InlineText())
+        swap(&state, &slots[Int(s)])
         return state
     }
 
     /// Marks a flow as just seen (moves it to the front of its list).
-    public mutating func touch(_ s: Int32) {
-        guard let list = slots[Int(s)]?.list else { return }
-        if (list == 0 ? heads.0 : heads.1) == s { return }
-        unlink(s); link(s, list: list)
+    public func touch(_ s: Int32) {
+        let l = list[Int(s)]
+        if (l == 0 ? heads.0 : heads.1) == s { return }
+        unlink(s); link(s, to: l)
     }
 
     /// Moves a flow to the closed list (it lingers there for stragglers).
-    public mutating func markClosed(_ s: Int32) {
-        guard slots[Int(s)]?.list == 0 else { return }
-        unlink(s); link(s, list: 1)
+    public func markClosed(_ s: Int32) {
+        guard list[Int(s)] == 0 else { return }
+        unlink(s); link(s, to: 1)
     }
 
-    /// The least recently seen flow of the closed list, then of the active list.
+    /// The least recently seen flow of the closed or the active list.
     public func oldest(closed: Bool) -> Int32? {
         let t = closed ? tails.1 : tails.0
         return t >= 0 ? t : nil
@@ -130,19 +164,19 @@ public struct FlowTable {
     /// The flow to evict when full: a closed one if any, else the least recently seen.
     public var evictionCandidate: Int32? { oldest(closed: true) ?? oldest(closed: false) }
 
-    mutating func link(_ s: Int32, list: UInt8) {
-        let head = list == 0 ? heads.0 : heads.1
-        slots[Int(s)]!.list = list
-        slots[Int(s)]!.previous = -1
-        slots[Int(s)]!.next = head
-        if head >= 0 { slots[Int(head)]!.previous = s }
-        if list == 0 { heads.0 = s; if tails.0 < 0 { tails.0 = s } } else { heads.1 = s; if tails.1 < 0 { tails.1 = s } }
+    private func link(_ s: Int32, to l: UInt8) {
+        let head = l == 0 ? heads.0 : heads.1
+        list[Int(s)] = l
+        previous[Int(s)] = -1
+        next[Int(s)] = head
+        if head >= 0 { previous[Int(head)] = s }
+        if l == 0 { heads.0 = s; if tails.0 < 0 { tails.0 = s } } else { heads.1 = s; if tails.1 < 0 { tails.1 = s } }
     }
 
-    mutating func unlink(_ s: Int32) {
-        let f = slots[Int(s)]!
-        if f.previous >= 0 { slots[Int(f.previous)]!.next = f.next } else if f.list == 0 { heads.0 = f.next } else { heads.1 = f.next }
-        if f.next >= 0 { slots[Int(f.next)]!.previous = f.previous } else if f.list == 0 { tails.0 = f.previous } else { tails.1 = f.previous }
-        slots[Int(s)]!.previous = -1; slots[Int(s)]!.next = -1
+    private func unlink(_ s: Int32) {
+        let p = previous[Int(s)], n = next[Int(s)], l = list[Int(s)]
+        if p >= 0 { next[Int(p)] = n } else if l == 0 { heads.0 = n } else { heads.1 = n }
+        if n >= 0 { previous[Int(n)] = p } else if l == 0 { tails.0 = p } else { tails.1 = p }
+        previous[Int(s)] = -1; next[Int(s)] = -1
     }
 }

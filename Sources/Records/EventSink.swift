@@ -6,33 +6,34 @@ import Wire
 /// call into a dissector and drains `operations` and `anomalies` after it. Records are built into
 /// one reusable `JSONWriter` and appended, as finished lines, to a buffer per record kind that the
 /// engine flushes. It is a final class so that dissectors reach it by reference without retain
-/// traffic on every call.
+/// traffic on every call; one engine uses it from one thread, so its dynamic exclusivity checks
+/// (which cost more than a header parse) are off.
 public final class EventSink {
     /// The 1-based number of the packet being processed.
-    public var frame: UInt64 = 0
+    @exclusivity(unchecked) public var frame: UInt64 = 0
     /// That packet's time.
-    public var time: PacketTime = .zero
+    @exclusivity(unchecked) public var time: PacketTime = .zero
     /// The flow the current bytes belong to.
-    public var flow = FlowContext(initiator: Endpoint(ip: IPAddress(v4: 0), port: 0),
+    @exclusivity(unchecked) public var flow = FlowContext(initiator: Endpoint(ip: IPAddress(v4: 0), port: 0),
                                   responder: Endpoint(ip: IPAddress(v4: 0), port: 0), transport: .tcp)
 
     /// Whether to write one `pdu` record per application PDU (`zonewatch dissect`).
-    public var pduRecordsEnabled = false
+    @exclusivity(unchecked) public var pduRecordsEnabled = false
     /// Whether to write the paired per-protocol logs (`modbus.jsonl`, ...).
-    public var transactionRecordsEnabled = false
+    @exclusivity(unchecked) public var transactionRecordsEnabled = false
 
     /// The record being built.
-    public var json = JSONWriter(capacity: 1 << 16)
+    @exclusivity(unchecked) public var json = JSONWriter(capacity: 1 << 16)
     /// Finished lines per record kind, newline-terminated; the engine flushes and empties them.
-    public var lines: [[UInt8]] = RecordKind.allCases.map { _ in var b = [UInt8](); b.reserveCapacity(1 << 16); return b }
+    @exclusivity(unchecked) public var lines: [[UInt8]] = RecordKind.allCases.map { _ in var b = [UInt8](); b.reserveCapacity(1 << 16); return b }
     /// Operations emitted since the engine last drained them.
-    public var operations: [Operation] = []
+    @exclusivity(unchecked) public var operations: [Operation] = []
     /// Anomalies emitted since the engine last drained them.
-    public var anomalies: [Anomaly] = []
+    @exclusivity(unchecked) public var anomalies: [Anomaly] = []
     /// PDUs seen per protocol (indexed by `AppProtocol.rawValue`).
-    public var pduCounts = [UInt64](repeating: 0, count: AppProtocol.allCases.count)
+    @exclusivity(unchecked) public var pduCounts = [UInt64](repeating: 0, count: AppProtocol.allCases.count)
     /// Records written per kind.
-    public var recordCounts = [UInt64](repeating: 0, count: RecordKind.allCases.count)
+    @exclusivity(unchecked) public var recordCounts = [UInt64](repeating: 0, count: RecordKind.allCases.count)
 
     /// Creates a sink.
     public init() { operations.reserveCapacity(64); anomalies.reserveCapacity(64) }
@@ -67,7 +68,7 @@ public final class EventSink {
         json.key("network"); json.beginObject()
         json.field("transport", flow.transport.name)
         json.field("protocol", protocolName)
-        if !flow.communityID.isEmpty { json.field("community_id", flow.communityID) }
+        if !flow.communityIDText.isEmpty { json.key("community_id"); json.string(flow.communityIDText) }
         if flow.vlan != 0 { json.key("vlan"); json.beginObject(); json.field("id", Int(flow.vlan)); json.endObject() }
         json.endObject()
         json.key(objectKey); json.beginObject()
@@ -88,5 +89,5 @@ public final class EventSink {
         json.reset()
     }
 
-    @usableFromInline var currentKind: RecordKind = .pdu
+    @exclusivity(unchecked) @usableFromInline var currentKind: RecordKind = .pdu
 }

@@ -53,6 +53,9 @@ public struct JSONWriter {
     /// Writes a string value, escaped.
     public mutating func string(_ s: String) { separate(); writeEscaped(s.utf8); needsComma = true }
 
+    /// Writes inline text as a string value, escaped.
+    public mutating func string(_ t: InlineText) { separate(); t.withBytes { writeEscaped($0) }; needsComma = true }
+
     /// Writes raw bytes from the wire as a string value, escaped (invalid UTF-8 → `\u00XX`).
     public mutating func string(bytes view: ByteView) {
         separate(); writeEscaped(view.raw); needsComma = true

@@ -9,12 +9,12 @@ private func key(_ i: Int) -> FlowKey {
 
 private func state(_ k: FlowKey, _ t: Int64 = 0) -> FlowState {
     FlowState(key: k, initiatorIsLow: true, midstream: false, firstSeen: PacketTime(seconds: t, microseconds: 0),
-              lastSeen: PacketTime(seconds: t, microseconds: 0), firstFrame: 1, communityID: "")
+              lastSeen: PacketTime(seconds: t, microseconds: 0), firstFrame: 1, communityID: InlineText())
 }
 
 @Test func insertFindRemove() {
     var limits = FlowTableLimits(); limits.maximumFlows = 64
-    var t = FlowTable(limits: limits)
+    let t = FlowTable(limits: limits)
     var slots: [Int32] = []
     for i in 0..<64 { slots.append(t.insert(state(key(i)), hash: key(i).fastHash)) }
     #expect(t.count == 64 && t.isFull)
@@ -27,7 +27,7 @@ private func state(_ k: FlowKey, _ t: Int64 = 0) -> FlowState {
 
 @Test func collidingHashesStillResolve() {
     var limits = FlowTableLimits(); limits.maximumFlows = 16
-    var t = FlowTable(limits: limits)
+    let t = FlowTable(limits: limits)
     // Every key on the same hash: a worst case for linear probing.
     var slots: [Int32] = []
     for i in 0..<10 { slots.append(t.insert(state(key(i)), hash: 42)) }
@@ -37,7 +37,7 @@ private func state(_ k: FlowKey, _ t: Int64 = 0) -> FlowState {
 
 @Test func evictionCandidateIsLeastRecentlySeenClosedFirst() {
     var limits = FlowTableLimits(); limits.maximumFlows = 8
-    var t = FlowTable(limits: limits)
+    let t = FlowTable(limits: limits)
     let a = t.insert(state(key(1)), hash: key(1).fastHash)
     let b = t.insert(state(key(2)), hash: key(2).fastHash)
     let c = t.insert(state(key(3)), hash: key(3).fastHash)
