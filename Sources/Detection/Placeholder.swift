@@ -1,2 +1,0 @@
-/// ICS detections (placeholder until the policy issue lands).
-public enum DetectionPlaceholder {}
