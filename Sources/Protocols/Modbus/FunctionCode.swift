@@ -16,46 +16,51 @@ public struct FunctionCode: RawRepresentable, Hashable, Sendable {
     /// Wraps a code; the exception bit is cleared.
     @inlinable public init(rawValue: UInt8) { self.rawValue = rawValue & 0x7F }
 
+    // Concrete comparisons, so that `switch` over codes compiles to integer compares rather than
+    // generic Equatable dispatch (measurable on the per-PDU path).
+    @inlinable public static func == (a: FunctionCode, b: FunctionCode) -> Bool { a.rawValue == b.rawValue }
+    @inlinable public static func ~= (pattern: FunctionCode, value: FunctionCode) -> Bool { pattern.rawValue == value.rawValue }
+
     /// §6.1, 0x01.
-    public static let readCoils = FunctionCode(rawValue: 0x01)
+    @inlinable public static var readCoils: FunctionCode { FunctionCode(rawValue: 0x01) }
     /// §6.2, 0x02.
-    public static let readDiscreteInputs = FunctionCode(rawValue: 0x02)
+    @inlinable public static var readDiscreteInputs: FunctionCode { FunctionCode(rawValue: 0x02) }
     /// §6.3, 0x03.
-    public static let readHoldingRegisters = FunctionCode(rawValue: 0x03)
+    @inlinable public static var readHoldingRegisters: FunctionCode { FunctionCode(rawValue: 0x03) }
     /// §6.4, 0x04.
-    public static let readInputRegisters = FunctionCode(rawValue: 0x04)
+    @inlinable public static var readInputRegisters: FunctionCode { FunctionCode(rawValue: 0x04) }
     /// §6.5, 0x05.
-    public static let writeSingleCoil = FunctionCode(rawValue: 0x05)
+    @inlinable public static var writeSingleCoil: FunctionCode { FunctionCode(rawValue: 0x05) }
     /// §6.6, 0x06.
-    public static let writeSingleRegister = FunctionCode(rawValue: 0x06)
+    @inlinable public static var writeSingleRegister: FunctionCode { FunctionCode(rawValue: 0x06) }
     /// §6.7, 0x07 (serial line only in the spec, seen on TCP).
-    public static let readExceptionStatus = FunctionCode(rawValue: 0x07)
+    @inlinable public static var readExceptionStatus: FunctionCode { FunctionCode(rawValue: 0x07) }
     /// §6.8, 0x08 (serial line only in the spec, seen on TCP).
-    public static let diagnostics = FunctionCode(rawValue: 0x08)
+    @inlinable public static var diagnostics: FunctionCode { FunctionCode(rawValue: 0x08) }
     /// §6.9, 0x0B.
-    public static let getCommEventCounter = FunctionCode(rawValue: 0x0B)
+    @inlinable public static var getCommEventCounter: FunctionCode { FunctionCode(rawValue: 0x0B) }
     /// §6.10, 0x0C.
-    public static let getCommEventLog = FunctionCode(rawValue: 0x0C)
+    @inlinable public static var getCommEventLog: FunctionCode { FunctionCode(rawValue: 0x0C) }
     /// §6.11, 0x0F.
-    public static let writeMultipleCoils = FunctionCode(rawValue: 0x0F)
+    @inlinable public static var writeMultipleCoils: FunctionCode { FunctionCode(rawValue: 0x0F) }
     /// §6.12, 0x10.
-    public static let writeMultipleRegisters = FunctionCode(rawValue: 0x10)
+    @inlinable public static var writeMultipleRegisters: FunctionCode { FunctionCode(rawValue: 0x10) }
     /// §6.13, 0x11.
-    public static let reportServerID = FunctionCode(rawValue: 0x11)
+    @inlinable public static var reportServerID: FunctionCode { FunctionCode(rawValue: 0x11) }
     /// §6.14, 0x14.
-    public static let readFileRecord = FunctionCode(rawValue: 0x14)
+    @inlinable public static var readFileRecord: FunctionCode { FunctionCode(rawValue: 0x14) }
     /// §6.15, 0x15.
-    public static let writeFileRecord = FunctionCode(rawValue: 0x15)
+    @inlinable public static var writeFileRecord: FunctionCode { FunctionCode(rawValue: 0x15) }
     /// §6.16, 0x16.
-    public static let maskWriteRegister = FunctionCode(rawValue: 0x16)
+    @inlinable public static var maskWriteRegister: FunctionCode { FunctionCode(rawValue: 0x16) }
     /// §6.17, 0x17.
-    public static let readWriteMultipleRegisters = FunctionCode(rawValue: 0x17)
+    @inlinable public static var readWriteMultipleRegisters: FunctionCode { FunctionCode(rawValue: 0x17) }
     /// §6.18, 0x18.
-    public static let readFIFOQueue = FunctionCode(rawValue: 0x18)
+    @inlinable public static var readFIFOQueue: FunctionCode { FunctionCode(rawValue: 0x18) }
     /// §6.19–6.21, 0x2B: Encapsulated Interface Transport (MEI 13 CANopen, MEI 14 device identification).
-    public static let encapsulatedInterfaceTransport = FunctionCode(rawValue: 0x2B)
+    @inlinable public static var encapsulatedInterfaceTransport: FunctionCode { FunctionCode(rawValue: 0x2B) }
     /// Schneider Electric UMAS (Unity), 0x5A; Annex A reserved.
-    public static let umas = FunctionCode(rawValue: 0x5A)
+    @inlinable public static var umas: FunctionCode { FunctionCode(rawValue: 0x5A) }
 
     /// Where the code sits in the spec's code space.
     public enum Category: Sendable {
@@ -154,9 +159,9 @@ public struct ExceptionCode: RawRepresentable, Hashable, Sendable {
 /// Diagnostics (FC 8) sub-function names, §6.8.1.
 public enum DiagnosticsSubfunction {
     /// Sub-function 0x0001: restart communications option.
-    public static let restartCommunications: UInt16 = 0x0001
+    @inlinable public static var restartCommunications: UInt16 { 0x0001 }
     /// Sub-function 0x0004: force listen-only mode (the device stops answering: a denial of service).
-    public static let forceListenOnly: UInt16 = 0x0004
+    @inlinable public static var forceListenOnly: UInt16 { 0x0004 }
 
     /// The sub-function's name.
     public static func name(_ code: UInt16) -> StaticString {
@@ -187,9 +192,9 @@ public enum DiagnosticsSubfunction {
 /// Encapsulated Interface Transport (FC 43) MEI types and device-identification objects, §6.19–6.21.
 public enum MEI {
     /// MEI type 13: CANopen general reference.
-    public static let canopenGeneralReference: UInt8 = 0x0D
+    @inlinable public static var canopenGeneralReference: UInt8 { 0x0D }
     /// MEI type 14: read device identification.
-    public static let readDeviceIdentification: UInt8 = 0x0E
+    @inlinable public static var readDeviceIdentification: UInt8 { 0x0E }
 
     /// The MEI type's name.
     public static func name(_ type: UInt8) -> StaticString {

@@ -25,11 +25,11 @@ public struct MBAPHeader: Sendable, Equatable {
     public var unitID: UInt8
 
     /// Header size in bytes.
-    public static let size = 7
+    @inlinable public static var size: Int { 7 }
     /// The spec's largest length (a 260-byte ADU).
-    public static let maximumLength: UInt16 = 254
+    @inlinable public static var maximumLength: UInt16 { 254 }
     /// The largest length accepted for vendor frames (UMAS) that exceed the spec.
-    public static let toleratedLength: UInt16 = 1024
+    @inlinable public static var toleratedLength: UInt16 { 1024 }
 
     /// Reads a header at `offset`; nil when fewer than 7 bytes are there.
     @inlinable public init?(_ bytes: ByteView, at offset: Int) {

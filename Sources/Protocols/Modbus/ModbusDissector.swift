@@ -40,6 +40,19 @@ public struct ModbusDissector: AppDissector {
         set { session.limits = newValue }
     }
 
+    /// What the sink says about the current delivery, read once per call: every read of a class
+    /// property costs a dynamic exclusivity check, which is measurable per PDU.
+    struct Delivery {
+        var frame: UInt64
+        var time: PacketTime
+        var pduRecords: Bool
+        var transactionRecords: Bool
+        init(_ sink: EventSink) {
+            frame = sink.frame; time = sink.time
+            pduRecords = sink.pduRecordsEnabled; transactionRecords = sink.transactionRecordsEnabled
+        }
+    }
+
     var initiatorFraming = ModbusFraming()
     var responderFraming = ModbusFraming()
     var session = ModbusSession()
@@ -49,13 +62,14 @@ public struct ModbusDissector: AppDissector {
 
     public mutating func consume(_ bytes: ByteView, side: FlowSide, sink: EventSink) -> Int {
         if requesterSide == nil { requesterSide = Self.requesterSide(of: sink.flow) }
-        expireRequests(sink: sink)
+        let delivery = Delivery(sink)
+        if session.pendingCount > 0 { expireRequests(at: delivery.time, sink: sink) }
         var offset = 0
         while true {
             let step = side == .initiator ? initiatorFraming.next(bytes, from: offset) : responderFraming.next(bytes, from: offset)
             switch step {
             case let .adu(o, header):
-                handleADU(bytes, at: o, header: header, side: side, sink: sink)
+                handleADU(bytes, at: o, header: header, side: side, delivery: delivery, sink: sink)
                 offset = o + header.aduLength
             case let .badHeader(o, kind, value):
                 sink.emit(Anomaly(layer: "modbus", kind: kind == .protocolID ? "bad_protocol_id" : "bad_length",
@@ -89,7 +103,7 @@ public struct ModbusDissector: AppDissector {
 
     // MARK: - One ADU
 
-    mutating func handleADU(_ bytes: ByteView, at offset: Int, header h: MBAPHeader, side: FlowSide, sink: EventSink) {
+    mutating func handleADU(_ bytes: ByteView, at offset: Int, header h: MBAPHeader, side: FlowSide, delivery d: Delivery, sink: EventSink) {
         let pduBytes = bytes.slice(from: offset + MBAPHeader.size, length: h.pduLength)
         let direction: ModbusDirection = side == (requesterSide ?? .initiator) ? .request : .response
         let pdu = ModbusPDU.parse(pduBytes, direction: direction)
@@ -99,28 +113,30 @@ public struct ModbusDissector: AppDissector {
             sink.emit(Anomaly(layer: "modbus", kind: "bad_length", offset: offset + 4, value: Int64(h.length)), sender: side)
         }
         if direction == .request {
-            handleRequest(pdu, bytes: pduBytes, header: h, at: offset, side: side, sink: sink)
+            handleRequest(pdu, bytes: pduBytes, header: h, at: offset, side: side, delivery: d, sink: sink)
         } else {
-            handleResponse(pdu, bytes: pduBytes, header: h, at: offset, side: side, sink: sink)
+            handleResponse(pdu, bytes: pduBytes, header: h, at: offset, side: side, delivery: d, sink: sink)
         }
     }
 
-    mutating func handleRequest(_ pdu: ModbusPDU, bytes: ByteView, header h: MBAPHeader, at offset: Int, side: FlowSide, sink: EventSink) {
+    mutating func handleRequest(_ pdu: ModbusPDU, bytes: ByteView, header h: MBAPHeader, at offset: Int, side: FlowSide,
+                                delivery d: Delivery, sink: EventSink) {
         let c = ModbusClassification.of(pdu)
         sink.emit(Self.operation(pdu, bytes: bytes, header: h, classification: c), sender: side)
         if let i = session.evictionCandidate() { reportUnanswered(i, reason: "evicted", sink: sink) }
         session.insert(transactionID: h.transactionID, unitID: h.unitID, pdu: pdu, classification: c, bytes: bytes,
-                       storing: sink.transactionRecordsEnabled, frame: sink.frame, time: sink.time)
+                       storing: d.transactionRecords, frame: d.frame, time: d.time)
         if session.noteRequest() {
             sink.emit(Anomaly(layer: "modbus", kind: "request_flood", offset: offset,
                               value: Int64(session.requestsSinceResponse)), sender: side)
         }
-        if sink.pduRecordsEnabled {
+        if d.pduRecords {
             writePDURecord(pdu, bytes: bytes, header: h, classification: c, request: nil, side: side, sink: sink)
         }
     }
 
-    mutating func handleResponse(_ pdu: ModbusPDU, bytes: ByteView, header h: MBAPHeader, at offset: Int, side: FlowSide, sink: EventSink) {
+    mutating func handleResponse(_ pdu: ModbusPDU, bytes: ByteView, header h: MBAPHeader, at offset: Int, side: FlowSide,
+                                 delivery d: Delivery, sink: EventSink) {
         let match = session.match(transactionID: h.transactionID, unitID: h.unitID, functionCode: pdu.functionCode)
         var c = ModbusClassification.of(pdu)
         if let m = match {
@@ -136,16 +152,16 @@ public struct ModbusDissector: AppDissector {
             sink.emit(Anomaly(layer: "modbus", kind: "unsolicited_response", offset: offset,
                               value: Int64(h.transactionID)), sender: side)
         }
-        if session.noteResponse(exception: pdu.isException, at: sink.time) {
+        if session.noteResponse(exception: pdu.isException, at: d.time) {
             sink.emit(Anomaly(layer: "modbus", kind: "exception_storm", offset: offset + MBAPHeader.size + 1,
                               value: Int64(session.limits.exceptionStormThreshold)), sender: side)
         }
-        if sink.pduRecordsEnabled {
+        if d.pduRecords {
             var request: PendingRequest? = nil
             if let m = match { request = session.entries[m.index] }
             writePDURecord(pdu, bytes: bytes, header: h, classification: c, request: request, side: side, sink: sink)
         }
-        if sink.transactionRecordsEnabled {
+        if d.transactionRecords {
             writeTransaction(requestIndex: match?.index, response: pdu, responseBytes: bytes, header: h,
                              classification: c, reason: match == nil ? "unsolicited" : "", responder: side, sink: sink)
         }
@@ -205,8 +221,8 @@ public struct ModbusDissector: AppDissector {
         session.remove(index)
     }
 
-    mutating func expireRequests(sink: EventSink) {
-        while let i = session.expired(at: sink.time) { reportUnanswered(i, reason: "timeout", sink: sink) }
+    mutating func expireRequests(at now: PacketTime, sink: EventSink) {
+        while let i = session.expired(at: now) { reportUnanswered(i, reason: "timeout", sink: sink) }
     }
 
     /// The policy view of a request.

@@ -44,17 +44,17 @@ public struct ModbusPDUProblems: OptionSet, Sendable {
     @inlinable public init(rawValue: UInt8) { self.rawValue = rawValue }
 
     /// The function code is not public, user-defined or a known vendor code.
-    public static let unknownFunction = ModbusPDUProblems(rawValue: 1 << 0)
+    @inlinable public static var unknownFunction: ModbusPDUProblems { ModbusPDUProblems(rawValue: 1 << 0) }
     /// A quantity is outside the spec's bounds (e.g. > 125 registers, > 2000 coils, 0).
-    public static let illegalQuantity = ModbusPDUProblems(rawValue: 1 << 1)
+    @inlinable public static var illegalQuantity: ModbusPDUProblems { ModbusPDUProblems(rawValue: 1 << 1) }
     /// FC 5 value other than 0x0000 / 0xFF00.
-    public static let badCoilValue = ModbusPDUProblems(rawValue: 1 << 2)
+    @inlinable public static var badCoilValue: ModbusPDUProblems { ModbusPDUProblems(rawValue: 1 << 2) }
     /// A byte-count field disagrees with the bytes present or with the quantity it describes.
-    public static let byteCountMismatch = ModbusPDUProblems(rawValue: 1 << 3)
+    @inlinable public static var byteCountMismatch: ModbusPDUProblems { ModbusPDUProblems(rawValue: 1 << 3) }
     /// The PDU is shorter or longer than its function's layout (the MBAP length does not fit it).
-    public static let badLength = ModbusPDUProblems(rawValue: 1 << 4)
+    @inlinable public static var badLength: ModbusPDUProblems { ModbusPDUProblems(rawValue: 1 << 4) }
     /// An exception code outside §7's table.
-    public static let unknownException = ModbusPDUProblems(rawValue: 1 << 5)
+    @inlinable public static var unknownException: ModbusPDUProblems { ModbusPDUProblems(rawValue: 1 << 5) }
 }
 
 /// One decoded Modbus PDU.

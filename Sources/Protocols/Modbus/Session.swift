@@ -62,7 +62,7 @@ public struct ModbusSession: Sendable {
     /// Live entries.
     public private(set) var pendingCount = 0
     /// Bytes of a request PDU kept per slot (the spec's largest PDU is 253 bytes).
-    public static let slotSize = 256
+    @inlinable public static var slotSize: Int { 256 }
 
     private var sequence: UInt64 = 0
     private var oldestTime: PacketTime? = nil

@@ -17,9 +17,9 @@ import Records
 /// UMAS function codes and their access classes.
 public enum UMAS {
     /// Response status: success.
-    public static let responseOK: UInt8 = 0xFE
+    @inlinable public static var responseOK: UInt8 { 0xFE }
     /// Response status: error.
-    public static let responseError: UInt8 = 0xFD
+    @inlinable public static var responseError: UInt8 { 0xFD }
 
     /// The UMAS function's name.
     public static func name(_ code: UInt8) -> StaticString {
