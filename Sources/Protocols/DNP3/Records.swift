@@ -66,6 +66,10 @@ enum DNP3Records {
         if let failure {
             json.key("object_error"); json.beginObject()
             json.field("kind", failure.kind); json.field("offset", failure.offset)
+            if fragment.has(2, at: failure.offset) {
+                // The header that failed, as far as it could be read (Wireshark lists it too).
+                json.field("group", Int(fragment.u8(failure.offset))); json.field("variation", Int(fragment.u8(failure.offset + 1)))
+            }
             json.endObject()
         }
         json.field("access", access.name)
