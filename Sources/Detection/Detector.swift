@@ -51,6 +51,10 @@ public final class Detector {
     @exclusivity(unchecked) var slots: [FlowState] = []
     @exclusivity(unchecked) var freeSlots: [Int32] = []
     @exclusivity(unchecked) var lastKey: FlowKey?
+    /// Direct map from the engine's flow slot to our slot, valid while the serial matches (no hashing per
+    /// operation when the caller is an engine; contexts without a serial use the dictionary).
+    @exclusivity(unchecked) var engineSerials: [UInt64] = []
+    @exclusivity(unchecked) var engineSlots: [Int32] = []
     @exclusivity(unchecked) var lastSlot = 0
     @exclusivity(unchecked) var aggregator: Aggregator
     @exclusivity(unchecked) var scans: DistinctCounter
@@ -72,6 +76,7 @@ public final class Detector {
         policy = p
         flows.removeAll(keepingCapacity: true); slots.removeAll(keepingCapacity: true); freeSlots.removeAll(keepingCapacity: true)
         lastKey = nil
+        for i in engineSerials.indices { engineSerials[i] = 0 }
         unknownSeen.removeAll(keepingCapacity: true)
     }
 
@@ -293,6 +298,8 @@ public final class Detector {
 
     /// The flow ended: forget its cached verdict (optional; the cache is bounded anyway).
     public func flowEnded(_ flow: FlowContext) {
+        let e = Int(flow.flowSlot)
+        if e >= 0, e < engineSerials.count { engineSerials[e] = 0 }
         let key = FlowKey(flow)
         if let i = flows.removeValue(forKey: key) { freeSlots.append(i) }
         if lastKey == key { lastKey = nil }
@@ -317,10 +324,23 @@ public final class Detector {
 
     /// The slot of `flow`'s cached state, resolving the flow when it is not cached (one-entry cache first).
     @inline(__always) func slotIndex(for flow: FlowContext) -> Int {
+        let e = Int(flow.flowSlot)
+        if flow.flowSerial != 0, e >= 0, e < engineSerials.count, engineSerials[e] == flow.flowSerial {
+            return Int(engineSlots[e])
+        }
         let key = FlowKey(flow)
-        if let lastKey, lastKey == key { return lastSlot }
-        if let i = flows[key] { lastKey = key; lastSlot = Int(i); return lastSlot }
-        return store(key, makeState(flow))
+        let slot: Int
+        if let lastKey, lastKey == key { slot = lastSlot }
+        else if let i = flows[key] { lastKey = key; lastSlot = Int(i); slot = lastSlot }
+        else { slot = store(key, makeState(flow)) }
+        if flow.flowSerial != 0, e >= 0 {
+            if e >= engineSerials.count {
+                engineSerials.append(contentsOf: repeatElement(0, count: e + 1 - engineSerials.count))
+                engineSlots.append(contentsOf: repeatElement(0, count: e + 1 - engineSlots.count))
+            }
+            engineSerials[e] = flow.flowSerial; engineSlots[e] = Int32(slot)
+        }
+        return slot
     }
 
     /// Caches `s` for `key` (replacing what was there) and returns its slot.
@@ -332,6 +352,7 @@ public final class Detector {
         }
         if flows.count >= config.maximumTrackedFlows {
             flows.removeAll(keepingCapacity: true); slots.removeAll(keepingCapacity: true); freeSlots.removeAll(keepingCapacity: true)
+            for i in engineSerials.indices { engineSerials[i] = 0 }
             stats.flowCacheResets &+= 1
         }
         let i: Int

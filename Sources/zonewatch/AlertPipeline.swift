@@ -11,8 +11,8 @@ final class AlertPipeline: EngineObserver {
     let detector: Detector
     private let sink: EventSink
     private let outputs: OutputSet?
-    private var pending: [Alert] = []
-    private(set) var alertCount: UInt64 = 0
+    @exclusivity(unchecked) private var pending: [Alert] = []   // one engine thread
+    @exclusivity(unchecked) private(set) var alertCount: UInt64 = 0
 
     init(detector: Detector, sink: EventSink, outputs: OutputSet?) {
         self.detector = detector; self.sink = sink; self.outputs = outputs
