@@ -59,9 +59,10 @@ public final class Engine {
 
     // MARK: - Packets
 
-    /// Processes one packet. `bytes` is borrowed for the duration of the call only.
-    public func process(_ bytes: ByteView, linkType: Int32, time: PacketTime, wireLength: Int) {
-        frame &+= 1
+    /// Processes one packet. `bytes` is borrowed for the duration of the call only. `frame` is the packet's
+    /// 1-based number when a reader numbers packets for several engines (`--workers`); 0: the engine counts.
+    public func process(_ bytes: ByteView, linkType: Int32, time: PacketTime, wireLength: Int, frame number: UInt64 = 0) {
+        frame = number == 0 ? frame &+ 1 : number
         now = time
         statistics.packets &+= 1
         statistics.bytes &+= UInt64(bytes.count)
@@ -112,6 +113,16 @@ public final class Engine {
             if packet.payloadLength > 0 { deliver(slot, side: side, event: .data(payload)) }
         default: break
         }
+    }
+
+    /// Moves the engine's clock without a packet: the current frame and time become `frame` and `time`, and the
+    /// once-per-second sweep (idle timeouts, detection ticks) runs if due and `sweep` is true. A reader feeding
+    /// several engines sends this to the engines that did not get the packet at which a single engine would
+    /// sweep, so flows end at the same frame; a live capture with no traffic uses it to let time pass.
+    public func advance(frame number: UInt64, time: PacketTime, sweep: Bool = true) {
+        frame = number
+        now = time
+        if sweep && time.seconds >= nextSweep { self.sweep() }
     }
 
     private func createFlow(_ key: FlowKey, hash: UInt64, packet: PacketView) -> Int32 {
