@@ -22,8 +22,11 @@ final class DNP3FlowState {
 
 /// Per-flow DNP3 state: the engine's entry point into this protocol.
 public struct DNP3Dissector: AppDissector {
+    /// DNP3.
     public static var appProtocol: AppProtocol { .dnp3 }
+    /// TCP and UDP port 20000 (IEEE 1815-2012 Annex E).
     public static func isWellKnownPort(_ port: UInt16) -> Bool { port == 20000 }
+    /// The largest link frame: LENGTH 255 with its 17 CRCs, 292 octets.
     public static var maximumPDUSize: Int { DNP3LinkHeader.maximumFrameSize }
 
     /// Accepts bytes that start with 0x05 0x64 and a header whose CRC checks out.
@@ -36,10 +39,12 @@ public struct DNP3Dissector: AppDissector {
 
     var state: DNP3FlowState?
 
+    /// A fresh flow; its buffers are allocated with its first bytes.
     public init() {}
 
     // MARK: - Link layer: framing and resynchronisation
 
+    /// Parses every whole link frame in `bytes`, resynchronising on 05 64; leaves a partial frame unconsumed.
     public mutating func consume(_ bytes: ByteView, side: FlowSide, sink: EventSink) -> Int {
         let st: DNP3FlowState
         if let s = state { st = s } else { st = DNP3FlowState(); state = st }
@@ -105,6 +110,7 @@ public struct DNP3Dissector: AppDissector {
         sink.emit(Anomaly(layer: "dnp3", kind: "truncated_frame", offset: off, value: Int64(count)), sender: side)
     }
 
+    /// Drops the fragments in progress from `side` and its armed SELECT: their bytes are gone.
     public mutating func gap(side: FlowSide, length: Int, sink: EventSink) {
         guard let st = state else { return }
         if let r = st.reassembler, r.drop(side: side) > 0 {
@@ -113,6 +119,7 @@ public struct DNP3Dissector: AppDissector {
         st.session.selects[Int(side.rawValue)].active = false
     }
 
+    /// Writes the requests still waiting for a response as `unanswered` and frees the flow's buffers.
     public mutating func finish(sink: EventSink) {
         guard let st = state else { return }
         if sink.transactionRecordsEnabled {
@@ -222,92 +229,5 @@ public struct DNP3Dissector: AppDissector {
         if sink.transactionRecordsEnabled {
             pair(ah, access: access, link: link, side: side, sink: sink, state: st)
         }
-    }
-
-    func checkSelectBeforeOperate(_ fragment: ByteView, _ ah: DNP3ApplicationHeader, link: DNP3LinkHeader,
-                                  side: FlowSide, sink: EventSink, state st: DNP3FlowState) {
-        switch ah.function {
-        case .select:
-            st.session.select(side: side, source: link.source, destination: link.destination, sequence: ah.sequence,
-                              fragment: fragment, objectsAt: ah.length, time: sink.time)
-        case .operate:
-            let verdict = st.session.operate(side: side, source: link.source, destination: link.destination,
-                                             sequence: ah.sequence, fragment: fragment, objectsAt: ah.length, time: sink.time)
-            let kind: StaticString
-            switch verdict {
-            case .matched: return
-            case .withoutSelect: kind = "operate_without_select"
-            case .mismatch: kind = "operate_select_mismatch"
-            case .expired: kind = "operate_select_expired"
-            }
-            sink.emit(Anomaly(layer: "dnp3", kind: kind, offset: 0, value: Int64(ah.sequence)), sender: side)
-        default:
-            break
-        }
-    }
-
-    // MARK: - Request/response pairing (dnp3.jsonl)
-
-    func pair(_ ah: DNP3ApplicationHeader, access: AccessClass, link: DNP3LinkHeader, side: FlowSide,
-              sink: EventSink, state st: DNP3FlowState) {
-        let function = ah.function
-        if function == .unsolicitedResponse {
-            DNP3Records.writeTransaction(sink, request: nil, requestSide: side, response: ah,
-                                         responseAddresses: (link.source, link.destination), fragments: 1, status: "unsolicited")
-            return
-        }
-        if function.isResponse {
-            let requester = side.opposite, r = Int(side.rawValue)
-            var index = -1
-            if ah.fir {
-                let slot = DNP3Session.slot(side: requester, sequence: ah.sequence)
-                let p = st.session.requests[slot]
-                if p.active && p.destination == link.source && p.source == link.destination {
-                    index = slot
-                    st.session.requests[slot].responseFragments = 0
-                    st.session.requests[slot].responseFrame = sink.frame
-                }
-            } else {
-                let open = r == 0 ? st.session.openResponse.0 : st.session.openResponse.1
-                let next = r == 0 ? st.session.openResponseNext.0 : st.session.openResponseNext.1
-                if open >= 0 && st.session.requests[open].active && ah.sequence == next { index = open }
-            }
-            guard index >= 0 else {
-                if ah.fir {
-                    DNP3Records.writeTransaction(sink, request: nil, requestSide: side, response: ah,
-                                                 responseAddresses: (link.source, link.destination), fragments: 1,
-                                                 status: "unmatched_response")
-                }
-                return
-            }
-            st.session.requests[index].responseFragments += 1
-            if ah.fin {
-                DNP3Records.writeTransaction(sink, request: st.session.requests[index], requestSide: requester, response: ah,
-                                             responseAddresses: nil, fragments: st.session.requests[index].responseFragments,
-                                             status: "complete")
-                st.session.requests[index].active = false
-                if r == 0 { st.session.openResponse.0 = -1 } else { st.session.openResponse.1 = -1 }
-            } else {
-                let next = (ah.sequence &+ 1) & 0x0F
-                if r == 0 { st.session.openResponse.0 = index; st.session.openResponseNext.0 = next }
-                else { st.session.openResponse.1 = index; st.session.openResponseNext.1 = next }
-            }
-            return
-        }
-        if function == .confirm { return }
-        var request = DNP3PendingRequest(active: true, function: function.rawValue, access: access, source: link.source,
-                                         destination: link.destination, sequence: ah.sequence, frame: sink.frame, time: sink.time)
-        guard function.expectsResponse else {
-            request.active = false
-            DNP3Records.writeTransaction(sink, request: request, requestSide: side, response: nil, responseAddresses: nil,
-                                         fragments: 0, status: "no_response_expected")
-            return
-        }
-        let slot = DNP3Session.slot(side: side, sequence: ah.sequence)
-        if st.session.requests[slot].active {
-            DNP3Records.writeTransaction(sink, request: st.session.requests[slot], requestSide: side, response: nil,
-                                         responseAddresses: nil, fragments: 0, status: "unanswered")
-        }
-        st.session.requests[slot] = request
     }
 }
