@@ -145,6 +145,18 @@ struct FramingTests {
         #expect(h.pdus.contains { $0["transaction_id"] as? Int == 3 })
     }
 
+    @Test("over UDP every datagram starts in sync: garbage in one does not cost the next")
+    func udpDatagrams() {
+        let h = Harness(transport: .udp)
+        h.send(hex("DE AD BE EF 00 00 00"))
+        h.send(requestStream[0])
+        h.send(adu(1, "03 14" + String(repeating: "0001", count: 10)), from: .responder)
+        #expect(h.pdus.count == 2)
+        #expect(!h.anomalyKinds.contains("resync"))
+        #expect(h.transactions.first?["matched"] as? Bool == true)
+        #expect(h.transactionRecords.first.flatMap { ($0["network"] as? [String: Any])?["transport"] as? String } == "udp")
+    }
+
     @Test("a UMAS frame longer than the spec's 260 bytes is framed, other long frames are flagged")
     func longFrames() {
         let h = Harness()

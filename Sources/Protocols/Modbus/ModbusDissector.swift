@@ -13,7 +13,9 @@ import Records
 
 /// Per-flow Modbus/TCP state: the engine's entry point into this protocol.
 public struct ModbusDissector: AppDissector {
+    /// Modbus/TCP.
     public static var appProtocol: AppProtocol { .modbus }
+    /// TCP/UDP 502 (IANA "mbap").
     public static func isWellKnownPort(_ port: UInt16) -> Bool { port == 502 }
     /// The largest ADU we accept (UMAS frames beyond the spec's 260 bytes included).
     public static var maximumPDUSize: Int { Int(MBAPHeader.toleratedLength) + 6 }
@@ -57,11 +59,20 @@ public struct ModbusDissector: AppDissector {
     var responderFraming = ModbusFraming()
     var session = ModbusSession()
     var requesterSide: FlowSide? = nil
+    var isUDP = false
 
+    /// A fresh flow: both directions synced, nothing pending.
     public init() {}
 
+    /// Frames, parses, pairs and reports every whole ADU in `bytes`; returns the bytes used (ADUs and
+    /// skipped garbage). A partial ADU at the end is left for the engine to present again.
     public mutating func consume(_ bytes: ByteView, side: FlowSide, sink: EventSink) -> Int {
-        if requesterSide == nil { requesterSide = Self.requesterSide(of: sink.flow) }
+        if requesterSide == nil {
+            requesterSide = Self.requesterSide(of: sink.flow)
+            isUDP = sink.flow.transport == .udp
+        }
+        // Modbus/UDP: every datagram is one or more whole ADUs, so each starts in sync.
+        if isUDP { if side == .initiator { initiatorFraming = ModbusFraming() } else { responderFraming = ModbusFraming() } }
         let delivery = Delivery(sink)
         if session.pendingCount > 0 { expireRequests(at: delivery.time, sink: sink) }
         var offset = 0
@@ -84,10 +95,13 @@ public struct ModbusDissector: AppDissector {
         }
     }
 
+    /// Bytes are missing from `side`: hunt for the next plausible ADU (pending requests stay; their
+    /// responses may still come, or they time out).
     public mutating func gap(side: FlowSide, length: Int, sink: EventSink) {
         if side == .initiator { initiatorFraming.lostSync() } else { responderFraming.lostSync() }
     }
 
+    /// The flow ended: every pending request is reported unanswered (`timeout` or `no_response`).
     public mutating func finish(sink: EventSink) {
         while let i = session.oldestIndex() {
             let timedOut = sink.time.microseconds(since: session.entries[i].time) > session.limits.responseTimeoutMicroseconds
