@@ -33,8 +33,11 @@ public struct S7commDissector: AppDissector {
     /// The most bytes one side may have in COTP or userdata reassembly.
     public static let reassemblyLimit = 16 * 1024
 
+    /// S7comm (S7comm-plus frames on the same flows are reported under their own name).
     public static var appProtocol: AppProtocol { .s7comm }
+    /// ISO-TSAP, TCP 102 (RFC 1006).
     public static func isWellKnownPort(_ port: UInt16) -> Bool { port == 102 }
+    /// The TPKT length field's maximum.
     public static var maximumPDUSize: Int { 65535 }
 
     /// A TPKT version 3 header with a COTP TPDU of a known type behind it.
@@ -57,6 +60,7 @@ public struct S7commDissector: AppDissector {
     /// Whether non-S7 COTP payload was already reported for this flow (once is enough).
     var reportedForeignPayload = false
 
+    /// A fresh flow: nothing allocated until the flow needs reassembly or pairing.
     public init() {}
 
     @inline(__always) func state(_ side: FlowSide) -> S7SideState { side == .initiator ? initiatorState : responderState }
@@ -64,6 +68,7 @@ public struct S7commDissector: AppDissector {
         if side == .initiator { initiatorState = s } else { responderState = s }
     }
 
+    /// Frames and handles every whole TPKT in `bytes`; returns the bytes used (a partial TPKT is left).
     public mutating func consume(_ bytes: ByteView, side: FlowSide, sink: EventSink) -> Int {
         var offset = 0
         while offset < bytes.count {
@@ -91,6 +96,7 @@ public struct S7commDissector: AppDissector {
         return offset
     }
 
+    /// Drops `side`'s partial messages and resynchronises on the next plausible TPKT header.
     public mutating func gap(side: FlowSide, length: Int, sink: EventSink) {
         // Whatever was half-assembled in this direction is now wrong; requests may still be answered.
         var s = state(side)
@@ -101,6 +107,7 @@ public struct S7commDissector: AppDissector {
         cotpBuffer.reset(side); userdataBuffer.reset(side)
     }
 
+    /// Logs requests still waiting for an ack as unanswered and resets the flow's state.
     public mutating func finish(sink: EventSink) {
         if sink.transactionRecordsEnabled {
             pending.drain { S7TransactionRecord.write($0, response: nil, status: "unanswered", sink: sink) }
