@@ -173,7 +173,7 @@ import Records
             h.feed(S7Wire.dt(S7Wire.s7(rosctr: 1, ref: ref, params: [0x04, 0x01] + S7Wire.item(area: 0x84, db: 1, byte: 0, count: 1))))
         }
         #expect(h.tx.filter { $0.str("status") == "evicted" }.count == 3)
-        #expect(h.anomalies.filter { $0.kind.description == "pending_requests_overflow" }.count == 3)
+        #expect(h.anomalies.filter { $0.kind.description == "pending_requests_overflow" }.count == 1)   // once per flow
         #expect(h.dissector.pending.live == PendingTable.capacity)
     }
 

@@ -108,7 +108,9 @@ extension S7commDissector {
     mutating func remember(_ req: PendingRequest, sink: EventSink) {
         guard let old = pending.insert(req) else { return }
         let sameKey = old.side == req.side && old.pduReference == req.pduReference && old.userdata == req.userdata
-        if !sameKey {
+        if !sameKey && !reportedPendingOverflow {
+            // Once per flow: a peer that never answers would otherwise raise one per request.
+            reportedPendingOverflow = true
             sink.emit(Anomaly(layer: "s7comm", kind: "pending_requests_overflow", offset: 0, value: Int64(PendingTable.capacity)), sender: req.side)
         }
         if sink.transactionRecordsEnabled {

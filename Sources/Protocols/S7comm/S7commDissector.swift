@@ -59,6 +59,8 @@ public struct S7commDissector: AppDissector {
     var negotiatedPDUSize = 0
     /// Whether non-S7 COTP payload was already reported for this flow (once is enough).
     var reportedForeignPayload = false
+    /// Whether the pending-request bound was already reported for this flow.
+    var reportedPendingOverflow = false
 
     /// A fresh flow: nothing allocated until the flow needs reassembly or pairing.
     public init() {}
