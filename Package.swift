@@ -40,8 +40,13 @@ let package = Package(
         .target(name: "Engine", dependencies: ["Wire", "Records", "Capture", "Decode", "Flows",
                                                "Modbus", "DNP3", "S7comm"],
                 swiftSettings: strict),
+        // Appliance mode: configuration file, privilege drop, multi-worker pipeline, stats and metrics.
+        .systemLibrary(name: "CAppliance", path: "Sources/CAppliance"),
+        .target(name: "Appliance", dependencies: ["CAppliance", "Wire", "Records", "Capture", "Decode", "Flows", "Engine",
+                                                  "Policy", "Detection", "Output"],
+                swiftSettings: strict),
         .executableTarget(name: "zonewatch", dependencies: ["Engine", "Capture", "Decode", "Flows", "Policy", "Detection",
-                                                           "Output", "Records", "Wire"],
+                                                           "Output", "Records", "Wire", "Appliance"],
                           swiftSettings: strict),
 
         .testTarget(name: "WireTests", dependencies: ["Wire", "Records"]),
@@ -53,5 +58,7 @@ let package = Package(
         .testTarget(name: "PolicyTests", dependencies: ["Policy", "Detection", "Records", "Wire", "Engine", "Capture", "Flows"]),
         .testTarget(name: "OutputTests", dependencies: ["Output", "Records", "Wire"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Capture", "Records", "Wire"]),
+        .testTarget(name: "ApplianceTests", dependencies: ["Appliance", "Engine", "Capture", "Decode", "Flows", "Policy",
+                                                           "Detection", "Output", "Records", "Wire"]),
     ]
 )

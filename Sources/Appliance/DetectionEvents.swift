@@ -1,0 +1,144 @@
+import Synchronization
+import Wire
+import Records
+import Flows
+import Engine
+
+/// One `EngineObserver` call, recorded by a worker for the detection thread. Every payload is a plain value
+/// (no references), so copying an event into the queue is a memory copy.
+public enum DetectionEvent: Sendable {
+    case flowStarted(FlowContext, frame: UInt64, time: PacketTime)
+    case flowIdentified(FlowContext, AppProtocol?, frame: UInt64, time: PacketTime)
+    case operation(Operation, FlowContext)
+    case anomaly(Anomaly, FlowContext?)
+    case flowEnded(FlowContext, FlowEndReason)
+    case tick(PacketTime)
+    case finish
+
+    /// Calls the matching method of `observer` (the detection thread's single `AlertPipeline`).
+    @inline(__always)
+    public func replay(into observer: any EngineObserver) {
+        switch self {
+        case .flowStarted(let f, let frame, let time): observer.flowStarted(f, frame: frame, time: time)
+        case .flowIdentified(let f, let p, let frame, let time): observer.flowIdentified(f, appProtocol: p, frame: frame, time: time)
+        case .operation(let op, let f): observer.operation(op, flow: f)
+        case .anomaly(let a, let f): observer.anomaly(a, flow: f)
+        case .flowEnded(let f, let r): observer.flowEnded(f, reason: r)
+        case .tick(let t): observer.tick(time: t)
+        case .finish: break   // forwarded once, after every worker finished
+        }
+    }
+}
+
+/// A detection event and the merge key of the ring message that caused it.
+public struct KeyedEvent: Sendable {
+    /// The reader's dispatch sequence number of the message being processed.
+    public var key: UInt64
+    /// The event.
+    public var event: DetectionEvent
+}
+
+/// Single-producer/single-consumer queue of `KeyedEvent`s in a preallocated array (a worker → the detection
+/// thread). The producer waits when it is full; nothing is ever dropped.
+public final class EventQueue: @unchecked Sendable {
+    private let capacity: Int
+    private let mask: Int
+    private let slots: UnsafeMutablePointer<KeyedEvent>
+    private let head = Atomic<Int>(0)
+    private let pad0: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0)
+    private let tail = Atomic<Int>(0)
+    private let pad1: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0)
+    private var producerHead = 0
+    private var producerTailCopy = 0
+    private var consumerTail = 0
+    private var consumerHeadCopy = 0
+    /// The producer (a worker) sleeps here while the queue is full.
+    public let producerWaiter = Waiter()
+
+    /// Creates a queue of `capacity` events (rounded up to a power of two).
+    public init(capacity: Int) {
+        var c = 64
+        while c < capacity { c <<= 1 }
+        self.capacity = c
+        mask = c - 1
+        slots = .allocate(capacity: c)
+        slots.initialize(repeating: KeyedEvent(key: 0, event: .finish), count: c)
+    }
+
+    deinit { slots.deinitialize(count: capacity); slots.deallocate() }
+
+    /// Appends an event, waiting for room (waking `consumer` so it drains) when the queue is full.
+    @inline(__always)
+    public func push(_ e: KeyedEvent, consumer: Waiter) {
+        if producerHead - producerTailCopy >= capacity {
+            producerTailCopy = tail.load(ordering: .acquiring)
+            while producerHead - producerTailCopy >= capacity {
+                consumer.wake()
+                producerWaiter.await { [self] in
+                    producerTailCopy = tail.load(ordering: .acquiring)
+                    return producerHead - producerTailCopy < capacity
+                }
+            }
+        }
+        slots[producerHead & mask] = e
+        producerHead += 1
+        head.store(producerHead, ordering: .releasing)
+        // Half full (by the possibly stale count): make sure the consumer is awake before the producer has to wait.
+        if producerHead - producerTailCopy == capacity / 2 { consumer.wakeIfSleeping() }
+    }
+
+    /// The oldest event, or nil when empty (consumer side).
+    @inline(__always)
+    public func peek() -> KeyedEvent? {
+        if consumerTail == consumerHeadCopy {
+            consumerHeadCopy = head.load(ordering: .acquiring)
+            if consumerTail == consumerHeadCopy { return nil }
+        }
+        return slots[consumerTail & mask]
+    }
+
+    /// Removes the oldest event (consumer side); publishes the room every 64 events and when empty.
+    @inline(__always)
+    public func pop() {
+        consumerTail += 1
+        if consumerTail & 63 == 0 || consumerTail == consumerHeadCopy {
+            tail.store(consumerTail, ordering: .sequentiallyConsistent)
+            producerWaiter.wakeIfSleeping()
+        }
+    }
+}
+
+/// A worker's `EngineObserver`: records every call with the current message's merge key. Engine flow slots
+/// and serials are per engine; they are made unique across workers (slot·N + worker, serial·N + worker)
+/// because the single detector caches per-flow state by them.
+public final class EventRecorder: EngineObserver, @unchecked Sendable {
+    let queue: EventQueue
+    let consumer: Waiter
+    let worker: Int32
+    let workers: Int32
+    /// The merge key of the message being processed (set by the worker before each message).
+    public var key: UInt64 = 0
+
+    init(queue: EventQueue, consumer: Waiter, worker: Int, workers: Int) {
+        self.queue = queue; self.consumer = consumer; self.worker = Int32(worker); self.workers = Int32(workers)
+    }
+
+    @inline(__always) func unique(_ f: FlowContext) -> FlowContext {
+        var c = f
+        if c.flowSlot >= 0 { c.flowSlot = c.flowSlot &* workers &+ worker }
+        if c.flowSerial != 0 { c.flowSerial = c.flowSerial &* UInt64(workers) &+ UInt64(worker) }
+        return c
+    }
+
+    @inline(__always) func push(_ e: DetectionEvent) { queue.push(KeyedEvent(key: key, event: e), consumer: consumer) }
+
+    public func flowStarted(_ flow: FlowContext, frame: UInt64, time: PacketTime) { push(.flowStarted(unique(flow), frame: frame, time: time)) }
+    public func flowIdentified(_ flow: FlowContext, appProtocol: AppProtocol?, frame: UInt64, time: PacketTime) {
+        push(.flowIdentified(unique(flow), appProtocol, frame: frame, time: time))
+    }
+    public func operation(_ op: Operation, flow: FlowContext) { push(.operation(op, unique(flow))) }
+    public func anomaly(_ a: Anomaly, flow: FlowContext?) { push(.anomaly(a, flow.map(unique))) }
+    public func flowEnded(_ flow: FlowContext, reason: FlowEndReason) { push(.flowEnded(unique(flow), reason)) }
+    public func tick(time: PacketTime) { push(.tick(time)) }
+    public func finish() { push(.finish) }
+}

@@ -1,0 +1,169 @@
+import Glibc
+import Synchronization
+import Wire
+
+/// What a ring message asks a worker to do.
+public enum RingMessageKind: UInt32, Sendable {
+    /// A packet: run it through the engine.
+    case packet = 1
+    /// Move the engine's clock (the once-per-second sweep a single engine would run at this frame, or a live
+    /// capture's idle tick).
+    case advance = 2
+    /// End of input: set the final frame and time, end every flow, report.
+    case finish = 3
+    /// Filler up to the end of the buffer; the next message starts at offset 0.
+    case wrap = 4
+}
+
+/// The fixed header in front of every ring message (40 bytes, 8-aligned).
+public struct RingMessageHeader {
+    /// `RingMessageKind` raw value.
+    public var kind: UInt32
+    /// libpcap link type of the packet.
+    public var linkType: Int32
+    /// Merge key: the reader's dispatch sequence number (detection events are merged in this order).
+    public var key: UInt64
+    /// The global 1-based packet number (`frame` in records).
+    public var frame: UInt64
+    /// Packet time (or the clock to advance to).
+    public var time: PacketTime
+    /// Bytes that follow the header.
+    public var capturedLength: UInt32
+    /// Bytes on the wire.
+    public var wireLength: UInt32
+}
+
+/// A single-producer/single-consumer ring of variable-length messages in one preallocated buffer: the reader
+/// copies each packet in once, a worker reads it in place and releases it after processing (the release is
+/// also the worker's progress mark that the detection merge relies on). No allocation after `init`.
+///
+/// Positions are byte counts that only grow (`head` written by the producer, `tail` by the consumer); each
+/// side keeps a private copy of the other's position and re-reads the shared one only when its copy says
+/// full/empty, so the two cores do not bounce one cache line per packet.
+public final class PacketRing: @unchecked Sendable {
+    /// Buffer size in bytes (a power of two).
+    public let capacity: Int
+    private let mask: Int
+    private let buffer: UnsafeMutableRawPointer
+    // Shared positions, each on its own cache line (the padding keeps producer and consumer lines apart).
+    private let head = Atomic<Int>(0)
+    private let pad0: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0)
+    private let tail = Atomic<Int>(0)
+    private let pad1: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0)
+    // Producer-private.
+    private var producerHead = 0
+    private var producerTailCopy = 0
+    // Consumer-private.
+    private var consumerTail = 0
+    private var consumerHeadCopy = 0
+    private var pendingSize = 0
+    /// The consumer sleeps here when the ring is empty.
+    public let consumerWaiter = Waiter()
+    /// The producer sleeps here when the ring is full (replay: never drop).
+    public let producerWaiter = Waiter()
+
+    static let headerSize = (MemoryLayout<RingMessageHeader>.size + 7) & ~7
+
+    /// Creates a ring of at least `bytes` bytes (rounded up to a power of two, at least 1 MiB).
+    public init(bytes: Int) {
+        var c = 1 << 20
+        while c < bytes && c < 1 << 31 { c <<= 1 }
+        capacity = c
+        mask = c - 1
+        buffer = UnsafeMutableRawPointer.allocate(byteCount: c, alignment: 64)
+        // Touch every page now, so the first pass over the ring does not fault on the packet path.
+        buffer.initializeMemory(as: UInt8.self, repeating: 0, count: c)
+    }
+
+    deinit { buffer.deallocate() }
+
+    /// The largest payload a message may carry.
+    public var maximumPayload: Int { capacity / 4 }
+
+    // MARK: - Producer
+
+    /// Appends a message; when the ring is full, waits for room if `block` (replay) or returns false
+    /// (live: the caller counts a drop). Payloads beyond `maximumPayload` are cut (never happens with
+    /// snaplen ≤ 256 KiB and a ring ≥ 1 MiB).
+    @inline(__always)
+    public func push(_ header: RingMessageHeader, payload: UnsafeRawBufferPointer, block: Bool) -> Bool {
+        var h = header
+        let n = min(payload.count, maximumPayload)
+        h.capturedLength = UInt32(n)
+        let size = (Self.headerSize + n + 7) & ~7
+        var offset = producerHead & mask
+        // A message never straddles the end of the buffer: fill the rest and start over at 0.
+        let toEnd = capacity - offset
+        let needed = toEnd < size ? toEnd + size : size
+        if producerHead + needed - producerTailCopy > capacity {
+            producerTailCopy = tail.load(ordering: .acquiring)
+            if producerHead + needed - producerTailCopy > capacity {
+                guard block else { return false }
+                while producerHead + needed - producerTailCopy > capacity {
+                    consumerWaiter.wakeIfSleeping()
+                    producerWaiter.await { [self] in
+                        producerTailCopy = tail.load(ordering: .acquiring)
+                        return producerHead + needed - producerTailCopy <= capacity
+                    }
+                }
+            }
+        }
+        if toEnd < size {
+            buffer.advanced(by: offset).storeBytes(of: RingMessageKind.wrap.rawValue, as: UInt32.self)
+            producerHead += toEnd
+            offset = 0
+        }
+        buffer.advanced(by: offset).storeBytes(of: h, as: RingMessageHeader.self)
+        if n > 0 { buffer.advanced(by: offset + Self.headerSize).copyMemory(from: payload.baseAddress!, byteCount: n) }
+        producerHead += size
+        head.store(producerHead, ordering: .sequentiallyConsistent)
+        consumerWaiter.wakeIfSleeping()
+        return true
+    }
+
+    /// Whether a message of `payload` bytes fits now (for counting a live drop without copying).
+    public var bytesQueued: Int { producerHead - tail.load(ordering: .relaxed) }
+
+    // MARK: - Consumer
+
+    /// The next message, read in place (valid until `release()`), or nil when the ring is empty.
+    @inline(__always)
+    public func peek() -> (header: RingMessageHeader, payload: UnsafeRawBufferPointer)? {
+        while true {
+            if consumerTail == consumerHeadCopy {
+                consumerHeadCopy = head.load(ordering: .acquiring)
+                if consumerTail == consumerHeadCopy { return nil }
+            }
+            let offset = consumerTail & mask
+            let p = buffer.advanced(by: offset)
+            if p.load(as: UInt32.self) == RingMessageKind.wrap.rawValue {
+                consumerTail += capacity - offset
+                continue
+            }
+            let h = p.load(as: RingMessageHeader.self)
+            pendingSize = (Self.headerSize + Int(h.capturedLength) + 7) & ~7
+            return (h, UnsafeRawBufferPointer(start: p + Self.headerSize, count: Int(h.capturedLength)))
+        }
+    }
+
+    /// Frees the message returned by the last `peek()`: after this the producer may overwrite it, and the
+    /// detection merge counts everything it caused as done.
+    @inline(__always)
+    public func release() {
+        consumerTail += pendingSize
+        pendingSize = 0
+        tail.store(consumerTail, ordering: .sequentiallyConsistent)
+        producerWaiter.wakeIfSleeping()
+    }
+
+    /// Waits (bounded) until a message may be there.
+    public func waitForMessage() {
+        consumerWaiter.await { [self] in
+            consumerHeadCopy = head.load(ordering: .acquiring)
+            return consumerTail != consumerHeadCopy
+        }
+    }
+
+    /// Whether every message pushed so far has been released (read from any thread).
+    public var isDrained: Bool { head.load(ordering: .acquiring) == tail.load(ordering: .acquiring) }
+}

@@ -1,0 +1,370 @@
+import Glibc
+import Synchronization
+import Wire
+import Records
+import Decode
+import Flows
+import Engine
+import Policy
+import Detection
+
+/// `--workers N`: one reader (the calling thread) numbers packets and copies each into the ring of the worker
+/// its flow hashes to; N worker threads each run their own `Engine` (flows, reassembly, dissectors, records)
+/// with nothing shared on the per-packet path; one detection thread runs the single `Detector` over the
+/// workers' observer events merged back into packet order.
+///
+/// Why detection is not per worker: several rules count across flows and host pairs (an ICS host scan is one
+/// source opening flows to many hosts, an unknown host is reported once however many peers it has, alerts are
+/// folded per host pair). Split by flow, N detectors would each see part of a scan and report an unknown host
+/// N times. Merging the events by the reader's sequence number (ties by worker index) gives the detector the
+/// exact sequence a single engine would have produced, so alerts are identical to one worker's, and records
+/// (built by the workers' engines with the global frame numbers) are identical up to line order.
+///
+/// Sweeps: a single engine ends idle flows at the first packet of each new second of packet time. The reader
+/// keeps the same clock and sends an `advance` message at that frame to every worker that did not get the
+/// packet, so every flow ends at the same frame as with one worker.
+///
+/// Bounds: each ring holds `ringBytes` (packets are copied once, into preallocated memory); each event queue
+/// holds `eventCapacity` events. Replay (`blocking`) waits when a ring is full and never drops; a live capture
+/// counts the packet in `queueDrops` instead, so loss stays visible.
+public final class ParallelPipeline: @unchecked Sendable {
+    /// How the pipeline is shaped.
+    public struct Settings: Sendable {
+        /// Worker threads (engines).
+        public var workers: Int
+        /// Bytes per worker ring.
+        public var ringBytes = 8 << 20
+        /// Detection events per worker queue.
+        public var eventCapacity = 8192
+        /// Replay: wait when a ring is full. Live: drop and count.
+        public var blocking = true
+        /// Record bytes a worker buffers before writing them out (whole lines).
+        public var recordFlushBytes = 256 << 10
+        /// Creates settings.
+        public init(workers: Int) { self.workers = max(1, workers) }
+    }
+
+    let settings: Settings
+    let workers: [PipelineWorker]
+    let detection: DetectionStage
+    private let writeLock = Mutex<Int>(0)
+    private let writer: (RecordKind, [UInt8]) -> Void
+    private let writeQueueLock = Mutex<Int>(0)
+    /// The merge key up to which every message has been pushed (read by the detection thread).
+    let dispatched = Atomic<UInt64>(0)
+    // Reader state (the calling thread only).
+    private var frame: UInt64 = 0
+    private var key: UInt64 = 0
+    private var nextSweep: Int64 = 0
+    private var lastTime = PacketTime.zero
+    private var started = false
+    private var finished = false
+    /// Packets a live capture could not queue because the worker's ring was full.
+    public private(set) var queueDrops: UInt64 = 0
+    /// Packets handed to `packet(...)` (frames numbered).
+    public var framesRead: UInt64 { frame }
+
+    /// Builds the stages. `makeEngine(i)` makes worker i's engine (its observer is replaced); `observer` is the
+    /// detection stage's `EngineObserver` (policy and detection), writing alert lines into `alertSink`;
+    /// `detector` is the one `observer` drives (for reloads); `write` receives batches of whole record lines
+    /// and is called by one thread at a time.
+    public init(settings: Settings, makeEngine: (Int) -> Engine, observer: (any EngineObserver)?, alertSink: EventSink,
+                detector: Detector?, write: @escaping (RecordKind, [UInt8]) -> Void) {
+        self.settings = settings
+        let detectionWaiter = Waiter()
+        var ws: [PipelineWorker] = []
+        for i in 0..<settings.workers {
+            let queue = EventQueue(capacity: settings.eventCapacity)
+            let recorder = EventRecorder(queue: queue, consumer: detectionWaiter, worker: i, workers: settings.workers)
+            let engine = makeEngine(i)
+            engine.observer = observer == nil ? nil : recorder
+            ws.append(PipelineWorker(index: i, engine: engine, ring: PacketRing(bytes: settings.ringBytes), events: queue,
+                                     recorder: recorder, flushBytes: settings.recordFlushBytes))
+        }
+        workers = ws
+        detection = DetectionStage(observer: observer, sink: alertSink, detector: detector, waiter: detectionWaiter)
+        writer = write
+    }
+
+    /// Starts the worker and detection threads.
+    public func start() {
+        guard !started else { return }
+        started = true
+        for w in workers {
+            w.thread = WorkerThread(name: "zw-worker-\(w.index)") { [self] in w.run(self) }
+        }
+        detection.thread = WorkerThread(name: "zw-detect") { [self] in detection.run(self) }
+    }
+
+    /// Writes record lines from any stage, one batch at a time.
+    func write(_ kind: RecordKind, _ bytes: [UInt8]) {
+        writeLock.withLock { _ in writer(kind, bytes) }
+    }
+
+    // MARK: - Reader side
+
+    /// Numbers a packet, sends the sweep a single engine would run at it to the other workers, and queues
+    /// the packet for its flow's worker. `bytes` is copied.
+    @inline(__always)
+    public func packet(_ bytes: UnsafeRawBufferPointer, linkType: Int32, time: PacketTime, wireLength: Int) {
+        frame &+= 1
+        key &+= 1
+        lastTime = time
+        let target = workers.count == 1 ? 0 : FlowDispatch.worker(for: ByteView(bytes), linkType: linkType, workers: workers.count)
+        var header = RingMessageHeader(kind: RingMessageKind.advance.rawValue, linkType: linkType, key: key, frame: frame,
+                                       time: time, capturedLength: 0, wireLength: 0)
+        if time.seconds >= nextSweep {
+            nextSweep = time.seconds &+ 1
+            for w in workers where w.index != target {
+                _ = w.ring.push(header, payload: UnsafeRawBufferPointer(start: nil, count: 0), block: true)
+            }
+        }
+        header.kind = RingMessageKind.packet.rawValue
+        header.wireLength = UInt32(clamping: wireLength)
+        if !workers[target].ring.push(header, payload: bytes, block: settings.blocking) { queueDrops &+= 1 }
+        dispatched.store(key, ordering: .releasing)
+    }
+
+    /// Lets time pass with no packet (a live capture with no traffic): every worker's clock moves to `time`,
+    /// so idle flows end and aggregation windows close.
+    public func idle(time: PacketTime) {
+        key &+= 1
+        lastTime = time
+        if time.seconds >= nextSweep { nextSweep = time.seconds &+ 1 }
+        let header = RingMessageHeader(kind: RingMessageKind.advance.rawValue, linkType: 0, key: key, frame: frame,
+                                       time: time, capturedLength: 0, wireLength: 0)
+        for w in workers { _ = w.ring.push(header, payload: UnsafeRawBufferPointer(start: nil, count: 0), block: true) }
+        dispatched.store(key, ordering: .releasing)
+    }
+
+    /// Ends the input: every worker ends its flows at the last frame and reports, detection flushes its
+    /// aggregation windows; returns when every thread is done and every record is written.
+    public func finish() {
+        guard !finished else { return }
+        finished = true
+        if !started { start() }
+        key &+= 1
+        let header = RingMessageHeader(kind: RingMessageKind.finish.rawValue, linkType: 0, key: key, frame: frame,
+                                       time: lastTime, capturedLength: 0, wireLength: 0)
+        for w in workers { _ = w.ring.push(header, payload: UnsafeRawBufferPointer(start: nil, count: 0), block: true) }
+        dispatched.store(key, ordering: .releasing)
+        for w in workers { w.thread?.join() }
+        detection.waiter.wake()
+        detection.thread?.join()
+    }
+
+    // MARK: - Control and counters (any thread)
+
+    /// Hands a new policy to the detection thread, which swaps it in between two events.
+    public func replacePolicy(_ policy: CompiledPolicy?) { detection.request(policy) }
+
+    /// Whether the last `replacePolicy` has been applied.
+    public var policyApplied: Bool { !detection.policyRequested.load(ordering: .acquiring) }
+
+    /// The workers' counters summed (each worker publishes every 65,536 packets, at each sweep and at the end),
+    /// with the detection stage's alert count.
+    public func statistics() -> EngineStatistics {
+        var total = EngineStatistics()
+        for w in workers {
+            let s = w.published.withLock { $0 }
+            total.add(s)
+        }
+        total.alerts = detection.alertCount.load(ordering: .relaxed)
+        return total
+    }
+
+    /// Live flows over all workers (as last published).
+    public var liveFlows: Int { workers.reduce(0) { $0 + $1.publishedLiveFlows.load(ordering: .relaxed) } }
+}
+
+/// One worker: a ring in, an engine, an event queue out.
+final class PipelineWorker: @unchecked Sendable {
+    let index: Int
+    let engine: Engine
+    let ring: PacketRing
+    let events: EventQueue
+    let recorder: EventRecorder
+    let flushBytes: Int
+    /// Merge key of the last message fully processed (its events are in `events`).
+    let completed = Atomic<UInt64>(0)
+    let published = Mutex(EngineStatistics())
+    let publishedLiveFlows = Atomic<Int>(0)
+    var thread: WorkerThread?
+
+    init(index: Int, engine: Engine, ring: PacketRing, events: EventQueue, recorder: EventRecorder, flushBytes: Int) {
+        self.index = index; self.engine = engine; self.ring = ring; self.events = events; self.recorder = recorder
+        self.flushBytes = flushBytes
+    }
+
+    func publish() {
+        let s = engine.statistics
+        published.withLock { $0 = s }
+        publishedLiveFlows.store(engine.liveFlows, ordering: .relaxed)
+    }
+
+    func drain(_ pipeline: ParallelPipeline) {
+        engine.drainRecords { kind, bytes in pipeline.write(kind, bytes) }
+    }
+
+    func run(_ pipeline: ParallelPipeline) {
+        var count: UInt64 = 0
+        let detectionWaiter = pipeline.detection.waiter
+        while true {
+            guard let (h, payload) = ring.peek() else {
+                // Nothing to do: let detection catch up, and write out what is buffered before sleeping so a
+                // quiet live capture's records are not held back.
+                detectionWaiter.wakeIfSleeping()
+                if engine.bufferedRecordBytes > 0 { drain(pipeline) }
+                ring.waitForMessage()
+                continue
+            }
+            recorder.key = h.key
+            var done = false
+            switch RingMessageKind(rawValue: h.kind) {
+            case .packet:
+                engine.process(ByteView(payload), linkType: h.linkType, time: h.time, wireLength: Int(h.wireLength), frame: h.frame)
+            case .advance:
+                engine.advance(frame: h.frame, time: h.time)
+                publish()
+            case .finish:
+                engine.advance(frame: h.frame, time: h.time, sweep: false)
+                engine.finish()
+                done = true
+            default:
+                break
+            }
+            completed.store(h.key, ordering: .releasing)
+            ring.release()
+            count &+= 1
+            if count & 0xFFFF == 0 { publish() }
+            if engine.bufferedRecordBytes > flushBytes { drain(pipeline) }
+            if done {
+                drain(pipeline)
+                publish()
+                detectionWaiter.wake()
+                return
+            }
+        }
+    }
+}
+
+/// The detection thread: merges the workers' events in (merge key, worker) order into the single observer.
+final class DetectionStage: @unchecked Sendable {
+    let observer: (any EngineObserver)?
+    let sink: EventSink
+    let detector: Detector?
+    let waiter: Waiter
+    var thread: WorkerThread?
+    let alertCount = Atomic<UInt64>(0)
+    let policyRequested = Atomic<Bool>(false)
+    private let pendingPolicy = Mutex<CompiledPolicy?>(nil)
+
+    init(observer: (any EngineObserver)?, sink: EventSink, detector: Detector?, waiter: Waiter) {
+        self.observer = observer; self.sink = sink; self.detector = detector; self.waiter = waiter
+    }
+
+    func request(_ p: CompiledPolicy?) {
+        pendingPolicy.withLock { $0 = p }
+        policyRequested.store(true, ordering: .releasing)
+        waiter.wake()
+    }
+
+    private func applyPolicy() {
+        guard policyRequested.load(ordering: .acquiring) else { return }
+        let p = pendingPolicy.withLock { $0 }
+        detector?.replacePolicy(p)
+        policyRequested.store(false, ordering: .releasing)
+    }
+
+    private func flushAlerts(_ pipeline: ParallelPipeline) {
+        alertCount.store(sink.recordCounts[RecordKind.alert.rawValue], ordering: .relaxed)
+        for kind in RecordKind.allCases where !sink.lines[kind.rawValue].isEmpty {
+            pipeline.write(kind, sink.lines[kind.rawValue])
+            sink.lines[kind.rawValue].removeAll(keepingCapacity: true)
+        }
+    }
+
+    func run(_ pipeline: ParallelPipeline) {
+        let workers = pipeline.workers
+        let n = workers.count
+        var bounds = [UInt64](repeating: 0, count: n)
+        var finishedWorkers = 0
+        var idleSleep = 50
+        while true {
+            applyPolicy()
+            // Lower bounds of every worker's next event key. For a worker with no queued event, the bound is
+            // read before its queue is checked: a message it completed published its events first.
+            let d = pipeline.dispatched.load(ordering: .acquiring)
+            var any = false
+            for v in 0..<n {
+                let w = workers[v]
+                let safe = w.ring.isDrained ? d &+ 1 : w.completed.load(ordering: .acquiring) &+ 1
+                if let e = w.events.peek() { bounds[v] = e.key; any = true } else { bounds[v] = safe }
+            }
+            var progressed = false
+            if any {
+                // Pop events in (key, worker) order while no other worker can still produce an earlier one.
+                while true {
+                    var best = -1
+                    var bestKey = UInt64.max
+                    for v in 0..<n {
+                        if let e = workers[v].events.peek() {
+                            bounds[v] = e.key
+                            if e.key < bestKey { bestKey = e.key; best = v }
+                        }
+                    }
+                    guard best >= 0 else { break }
+                    var allowed = true
+                    for v in 0..<n where v != best {
+                        if bounds[v] < bestKey || (bounds[v] == bestKey && v < best) { allowed = false; break }
+                    }
+                    guard allowed else { break }
+                    let e = workers[best].events.peek()!
+                    workers[best].events.pop()
+                    progressed = true
+                    if case .finish = e.event {
+                        finishedWorkers += 1
+                        // A finished worker produces nothing more.
+                        bounds[best] = .max
+                        if finishedWorkers == n {
+                            observer?.finish()
+                            flushAlerts(pipeline)
+                            return
+                        }
+                    } else if let o = observer {
+                        e.event.replay(into: o)
+                    }
+                    if workers[best].events.peek() == nil {
+                        // Its queue emptied: its bound must be re-read (before the queue) on the next pass.
+                        if bounds[best] != .max { break }
+                    }
+                }
+            }
+            if sink.lines[RecordKind.alert.rawValue].count > 1 << 16 || (!progressed && !sink.lines[RecordKind.alert.rawValue].isEmpty) {
+                flushAlerts(pipeline)
+            }
+            if progressed {
+                idleSleep = 50
+            } else {
+                alertCount.store(sink.recordCounts[RecordKind.alert.rawValue], ordering: .relaxed)
+                // Nothing could be merged: sleep, a little longer each time (up to 5 ms), until a worker wakes us.
+                waiter.await(spins: 8, sleepMicroseconds: idleSleep) { false }
+                idleSleep = min(idleSleep * 2, 5000)
+            }
+        }
+    }
+}
+
+extension EngineStatistics {
+    /// Adds another worker's counters.
+    public mutating func add(_ s: EngineStatistics) {
+        packets &+= s.packets; bytes &+= s.bytes; truncatedPackets &+= s.truncatedPackets; nonIPPackets &+= s.nonIPPackets
+        for i in decodeFailures.indices where i < s.decodeFailures.count { decodeFailures[i] &+= s.decodeFailures[i] }
+        flowsCreated &+= s.flowsCreated
+        for i in flowsEnded.indices where i < s.flowsEnded.count { flowsEnded[i] &+= s.flowsEnded[i] }
+        streamGaps &+= s.streamGaps; streamGapBytes &+= s.streamGapBytes; carryOverflows &+= s.carryOverflows
+        anomalies &+= s.anomalies; anomaliesNotLogged &+= s.anomaliesNotLogged; operations &+= s.operations; alerts &+= s.alerts
+        for i in pdus.indices where i < s.pdus.count { pdus[i] &+= s.pdus[i] }
+        for i in flowsPerProtocol.indices where i < s.flowsPerProtocol.count { flowsPerProtocol[i] &+= s.flowsPerProtocol[i] }
+    }
+}
