@@ -164,6 +164,13 @@ public final class PacketSource {
         return CaptureStatistics(received: UInt64(s.ps_recv), droppedByKernel: UInt64(s.ps_drop), droppedByInterface: UInt64(s.ps_ifdrop))
     }
 
+    /// Non-blocking mode for a live capture (`pcap_setnonblock`): `next()` returns `.timeout` at once when no
+    /// packet is ready, so one thread can serve several interfaces with `poll` on their `fileDescriptor`s.
+    public func setNonBlocking(_ on: Bool) throws(CaptureError) {
+        var errbuf = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE) + 1)
+        guard pcap_setnonblock(handle, on ? 1 : 0, &errbuf) == 0 else { throw CaptureError(.activate, String(cString: errbuf)) }
+    }
+
     /// The file descriptor of a live capture (for PACKET_FANOUT); -1 for files.
     public var fileDescriptor: Int32 { pcap_fileno(handle) }
 }
