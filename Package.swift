@@ -28,12 +28,15 @@ let package = Package(
         .target(name: "Decode", dependencies: ["Wire"], swiftSettings: strict),
         .target(name: "Flows", dependencies: ["Wire", "Decode", "Records", "COpenSSL"], swiftSettings: strict),
 
-        .target(name: "Modbus", dependencies: ["Wire", "Records"], path: "Sources/Protocols/Modbus", swiftSettings: strict),
-        .target(name: "DNP3", dependencies: ["Wire", "Records"], path: "Sources/Protocols/DNP3", swiftSettings: strict),
-        .target(name: "S7comm", dependencies: ["Wire", "Records"], path: "Sources/Protocols/S7comm", swiftSettings: strict),
+        .target(name: "Modbus", dependencies: ["Wire", "Records"], path: "Sources/Protocols/Modbus",
+                exclude: ["CONFORMANCE.md"], swiftSettings: strict),
+        .target(name: "DNP3", dependencies: ["Wire", "Records"], path: "Sources/Protocols/DNP3",
+                exclude: ["CONFORMANCE.md"], swiftSettings: strict),
+        .target(name: "S7comm", dependencies: ["Wire", "Records"], path: "Sources/Protocols/S7comm",
+                exclude: ["CONFORMANCE.md"], swiftSettings: strict),
 
         .target(name: "Policy", dependencies: ["Wire", "Records", "CYAML"], swiftSettings: strict),
-        .target(name: "Detection", dependencies: ["Wire", "Records", "Policy"], swiftSettings: strict),
+        .target(name: "Detection", dependencies: ["Wire", "Records", "Policy"], exclude: ["RULES.md"], swiftSettings: strict),
         .target(name: "Output", dependencies: ["Wire", "Records", "COpenSSL"], swiftSettings: strict),
 
         // One worker's pipeline: decode → flows → dissectors; policy and detection plug in as an EngineObserver.
