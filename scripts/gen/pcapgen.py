@@ -26,6 +26,9 @@ Profiles (see PROFILES below for the flow mix of each)
            then Read Var jobs (about 5 % Write Var) and their Ack_Data.
   mixed    a plant: the three ICS protocols plus plain traffic (HTTP-like TCP, DNS and NTP over UDP, ICMP echo).
   plain    plain traffic only (HTTP-like TCP, DNS, NTP, ICMP echo): the non-ICS demo capture.
+  handshakes  (memory benchmark) every flow opens a Modbus/TCP connection (SYN, SYN-ACK, ACK) and stays open:
+           all SYNs first, then all SYN-ACKs, then all ACKs, so every flow is live at the end; streamed, nothing
+           kept per flow, so it scales to millions of concurrent flows. Needs --packets == 3 * --flows.
   hostile  ICS traffic mixed with abuse: garbage on ICS ports, malformed Modbus, DNP3 with bad CRCs, TCP
            gaps / out-of-order / retransmissions with different bytes, midstream flows reset by RST,
            a SYN flood (spoofed sources, 1 packet per flow), a SYN port scan, UDP garbage.
@@ -868,8 +871,66 @@ def make_flow(ctx: Ctx, i: int, kind: str, nclients: int, nservers: int) -> Flow
     return Flow(rng, cip, sip, cport, port, proto, kind)
 
 
+class _FlowRng:
+    """Per-flow deterministic stand-in for random.Random in Flow(): the handshakes profile rebuilds each flow in
+    every phase instead of keeping a million Flow objects, so a flow's random fields must depend on (seed, i)."""
+
+    __slots__ = ("x",)
+
+    def __init__(self, seed: int, i: int):
+        self.x = (i * 0x9E3779B97F4A7C15 + seed * 0xD1B54A32D192ED03) & 0xFFFFFFFFFFFFFFFF
+
+    def getrandbits(self, k: int) -> int:
+        self.x = (self.x * 6364136223846793005 + 1442695040888963407) & 0xFFFFFFFFFFFFFFFF
+        return (self.x >> 17) & ((1 << k) - 1)
+
+    def choice(self, seq):
+        return seq[self.getrandbits(16) % len(seq)]
+
+
+def generate_handshakes(packets: int, flows: int, seed: int, out_path: str, rate: float, start: int) -> "Writer":
+    """All SYNs, then all SYN-ACKs, then all ACKs (see the handshakes profile): 3 packets per flow, streamed."""
+    if packets != 3 * flows:
+        raise SystemExit("pcapgen: the handshakes profile needs --packets == 3 * --flows")
+    rng = random.Random(seed)
+    nclients = max(64, -(-flows // PORTS_PER_CLIENT))
+    nservers = max(1, min(60000, flows // 25))
+    with open(out_path, "wb", buffering=1 << 20) as out:
+        w = Writer(out, rng, start * 1_000_000, 1e6 / rate)
+
+        def flow(i: int) -> Flow:
+            c = i % nclients + nclients * (i // (nclients * PORTS_PER_CLIENT))
+            k = (i // nclients) % PORTS_PER_CLIENT
+            cip, cport = ip4n(CLIENT_BASE + c), 49152 + (k + 131 * c) % PORTS_PER_CLIENT
+            return Flow(_FlowRng(seed, i), cip, ip4n(SERVER_BASE + i % nservers), cport, 502, 6, "modbus")
+
+        for i in range(flows):
+            w.tcp(flow(i), C, SYN, EMPTY, SYN_OPTS)
+        for i in range(flows):
+            fl = flow(i)
+            w.tcp(fl, C, SYN, write=False)
+            fl.ipid[C] = (fl.ipid[C] + 1) & 0xFFFF
+            w.tcp(fl, S, SYN | ACK, EMPTY, SYNACK_OPTS)
+        for i in range(flows):
+            fl = flow(i)
+            w.tcp(fl, C, SYN, write=False)
+            w.tcp(fl, S, SYN | ACK, write=False)
+            fl.ipid[C] = (fl.ipid[C] + 1) & 0xFFFF
+            w.tcp(fl, C, ACK)
+        w.flush()
+    return w
+
+
 def generate(profile: str, packets: int, flows: int, seed: int, out_path: str, concurrency: int | None,
              interleave: str, rate: float, start: int, quiet: bool) -> None:
+    if profile == "handshakes":
+        t0 = time.perf_counter()
+        w = generate_handshakes(packets, flows, seed, out_path, rate, start)
+        dt = time.perf_counter() - t0
+        if not quiet:
+            print(f"pcapgen: {out_path}: profile handshakes, {w.packets} packets, {flows} flows, {w.bytes} bytes, "
+                  f"{dt:.1f} s ({w.packets / max(dt, 1e-9):,.0f} packets/s)", file=sys.stderr)
+        return
     rng = random.Random(seed)
     kinds = allocate_kinds(PROFILES[profile], flows, rng)
     sizes = budgets(kinds, packets)
@@ -919,7 +980,7 @@ def generate(profile: str, packets: int, flows: int, seed: int, out_path: str, c
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    p.add_argument("--profile", required=True, choices=sorted(PROFILES))
+    p.add_argument("--profile", required=True, choices=sorted(PROFILES) + ["handshakes"])
     p.add_argument("--packets", type=int, required=True, help="exact number of packets to write")
     p.add_argument("--flows", type=int, required=True, help="number of flows (5-tuples)")
     p.add_argument("--seed", type=int, default=1)
