@@ -10,8 +10,13 @@ public struct DeliveryBenchmark: Sendable {
     public var received: Int
     /// Seconds from the first `deliver` to the last frame received.
     public var seconds: Double
-    /// Mean cost of one `deliver` call on the caller's thread, in nanoseconds.
+    /// Mean wall-clock time of one `deliver` call on the caller's thread, in nanoseconds.
     public var deliverNanoseconds: Double
+    /// Mean CPU time of one `deliver` call on the caller's thread (what capture pays), nanoseconds.
+    public var deliverCPUNanoseconds: Double = 0
+    /// CPU time of the whole process (caller, output thread, sink, kernel) per alert, nanoseconds:
+    /// the cost that decides throughput on an idle machine, whatever else shares the cores.
+    public var processCPUNanosecondsPerAlert: Double = 0
     /// The output's report after shutdown.
     public var report: OutputReport
     /// Received alerts per second.
@@ -50,6 +55,8 @@ public func benchmarkTCPDeliveryDetailed(alerts: Int, port: UInt16, format: Outp
     alert.techniques = [AttackTechnique(id: "T0855", name: "Unauthorized Command Message")]
     alert.function = "Write Multiple Registers"; alert.access = "write"; alert.unitID = 1
 
+    let cpuStart = processCPUSeconds()
+    let threadStart = threadCPUSeconds()
     let start = monotonicSeconds()
     var deliverTime = 0.0
     for i in 0..<alerts {
@@ -61,15 +68,33 @@ public func benchmarkTCPDeliveryDetailed(alerts: Int, port: UInt16, format: Outp
         // Pace only if the queue is far ahead, as a capture loop would be (bounded by the queue size).
         if i & 0xFFFF == 0xFFFF, monotonicSeconds() - start > 60 { break }
     }
+    let deliverCPU = threadCPUSeconds() - threadStart
     let received = sink.wait(until: start + 60)
     let end = sink.lastFrameTime
+    let processCPU = processCPUSeconds() - cpuStart
     let report = outputs.shutdown(deadline: 5)[0]
     sink.close()
     none.received = received
     none.seconds = max(0, end - start)
     none.deliverNanoseconds = alerts > 0 ? deliverTime / Double(alerts) * 1e9 : 0
+    none.deliverCPUNanoseconds = alerts > 0 ? deliverCPU / Double(alerts) * 1e9 : 0
+    none.processCPUNanosecondsPerAlert = received > 0 ? processCPU / Double(received) * 1e9 : 0
     none.report = report
     return none
+}
+
+/// User + system CPU seconds of this process so far.
+func processCPUSeconds() -> Double {
+    var u = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &u)
+    return Double(u.ru_utime.tv_sec) + Double(u.ru_utime.tv_usec) / 1e6 + Double(u.ru_stime.tv_sec) + Double(u.ru_stime.tv_usec) / 1e6
+}
+
+/// CPU seconds of the calling thread so far.
+func threadCPUSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }
 
 /// A minimal syslog TCP receiver for the benchmark: accepts one connection at a time and counts

@@ -46,8 +46,10 @@ public final class OutputSet: @unchecked Sendable {
 
     /// Queues `alert` for every output whose filter takes it; never blocks.
     public func deliver(_ alert: Alert) {
-        for c in channels where c.spec.records.contains(.alert) && alert.severity >= c.spec.minSeverity {
-            c.queue.push(.alert(alert))
+        var box: AlertBox?
+        for c in channels where c.wantsAlerts && alert.severity >= c.spec.minSeverity {
+            if box == nil { box = AlertBox(alert) }
+            c.queue.push(.alert(box!))
         }
     }
 
@@ -55,7 +57,7 @@ public final class OutputSet: @unchecked Sendable {
     public func deliver(record kind: RecordKind, line: ArraySlice<UInt8>) {
         guard wants(kind) else { return }
         var copy: [UInt8]?
-        for c in channels where c.spec.records.contains(kind) {
+        for c in channels where c.kindMask & (1 << UInt32(kind.rawValue)) != 0 {
             if copy == nil { copy = Array(line) }
             c.queue.push(.record(kind, copy!))
         }
@@ -90,6 +92,9 @@ public final class OutputSet: @unchecked Sendable {
 final class OutputChannel: @unchecked Sendable {
     let spec: OutputSpec
     let queue: ItemQueue
+    /// `spec.records` as bits (a Set lookup per record is measurable on the capture path).
+    let kindMask: UInt32
+    let wantsAlerts: Bool
     private let driver: any OutputDriver
     private var encoder: MessageEncoder
     private let published: Mutex<OutputReport>
@@ -101,6 +106,8 @@ final class OutputChannel: @unchecked Sendable {
     init(spec: OutputSpec) throws {
         self.spec = spec
         queue = ItemQueue(capacity: spec.queueCapacity)
+        kindMask = spec.records.reduce(0) { $0 | 1 << UInt32($1.rawValue) }
+        wantsAlerts = spec.records.contains(.alert)
         var syslog: SyslogOptions?
         switch spec.destination {
         case .stdout:
@@ -138,8 +145,8 @@ final class OutputChannel: @unchecked Sendable {
             let stopping = queue.take(into: &batch, timeout: driver.idleWait())
             for item in batch {
                 switch item {
-                case .alert(let a):
-                    encoder.encode(a)
+                case .alert(let box):
+                    encoder.encode(box.alert)
                     driver.route(encoder.message, kind: .alert)
                 case .record(let kind, let line):
                     encoder.encode(record: kind, line: line[...])

@@ -19,6 +19,14 @@ func url(_ receiver: Receiver, _ route: Route, format: OutputFormat, spool: Stri
     return u + "&hostname=zw-test&procid=4242&records=alert,flow" + extra
 }
 
+/// Which output stream a stored message came from: its MSG's format, or `flow`.
+func streamOf(_ raw: [UInt8]) -> String {
+    guard let m = try? parseSyslog5424(raw) else { return "unparsable" }
+    if m.msgID == "flow" { return "flow" }
+    let t = m.messageText
+    return t.hasPrefix("CEF:") ? "cef" : t.hasPrefix("LEEF:1.0") ? "leef" : t.hasPrefix("LEEF:2.0") ? "leef2" : "ecs"
+}
+
 @Suite(.serialized, .enabled(if: ReceiverInstall.available, Comment(rawValue: ReceiverInstall.skipReason ?? "")))
 struct ReceiverTests {
     static let cases: [(ReceiverKind, Route)] = [
@@ -31,14 +39,10 @@ struct ReceiverTests {
     @Test(arguments: cases)
     func storesExactlyWhatWasSent(kind: ReceiverKind, route: Route) throws {
         let tmp = TempDir("rx-\(kind)-\(route)")
-        let T0 = Date(); func tick(_ s: String) { print("TIMING \(kind) \(route) \(s) \(Date().timeIntervalSince(T0))") }
         let pki = try TestPKI(in: tmp.path)
-        tick("pki")
         let receiver = try Receiver(kind, in: tmp.path, pki: pki)
-        tick("config")
         try receiver.start()
-        tick("start")
-        defer { receiver.stop(); tick("stopped") }
+        defer { receiver.stop() }
 
         var expected: [[UInt8]] = []
         let flowLine = bytes(#"{"@timestamp":"2024-01-01T00:00:01.000002Z","flow":{"note":"tab\there \"q\" ]"}}"#)
@@ -55,9 +59,7 @@ struct ReceiverTests {
             outputs.deliver(record: .modbus, line: flowLine[...])          // filtered out by records=
             encoder.encode(record: .flow, line: flowLine[...]); expected.append(encoder.message)
             if route == .udp { usleep(20_000) }
-            tick("delivered \(format)")
             let report = outputs.shutdown(deadline: 10)[0]
-            tick("shutdown \(format)")
             #expect(report.finished)
             #expect(report.sent == UInt64(alerts.count + 1), "\(report.summary)")
             #expect(report.dropped == 0 && report.inSpool == 0 && report.pending == 0, "\(report.summary)")
@@ -65,11 +67,19 @@ struct ReceiverTests {
 
         let arrived = waitUntil(seconds: 15) { receiver.messages(route).count >= expected.count }
         let stored = receiver.messages(route)
-        tick("arrived")
         #expect(arrived, "stored \(stored.count) of \(expected.count); receiver log: \(receiver.log)")
         #expect(stored.count == expected.count)
-        for (i, (got, want)) in zip(stored, expected).enumerated() {
-            #expect(got == want, "message \(i) differs:\n got \(text(got))\nwant \(text(want))")
+        // One connection per format: a receiver may interleave connections, so order is compared
+        // within each format's stream.
+        let storedByFormat = Dictionary(grouping: stored, by: streamOf)
+        let expectedByFormat = Dictionary(grouping: expected, by: streamOf)
+        #expect(Set(storedByFormat.keys) == Set(expectedByFormat.keys))
+        for (format, want) in expectedByFormat {
+            let got = storedByFormat[format] ?? []
+            #expect(got.count == want.count, "\(format): stored \(got.count) of \(want.count)")
+            for (i, (g, w)) in zip(got, want).enumerated() {
+                #expect(g == w, "\(format) message \(i) differs:\n got \(text(g))\nwant \(text(w))")
+            }
         }
 
         // Parse what the receiver stored, from the specs, back to the hostile values.
@@ -129,8 +139,17 @@ struct ReceiverTests {
         #expect(receiver.messages(.tls).isEmpty)
     }
 
-    /// The receiver is stopped in the middle of a stream of thousands of alerts and started again:
-    /// every alert arrives exactly once and in order (the spool took the gap and was replayed).
+    /// The receiver is stopped in the middle of a stream of thousands of alerts and started again
+    /// while the stream goes on: every alert arrives exactly once and in order (the output saw the
+    /// connection die, spooled while the receiver was down, reconnected and replayed the spool).
+    ///
+    /// The stop falls between two alerts: once the receiver's TCP acknowledged alert 2000 it gets
+    /// SIGTERM and the test waits for it to exit; alert 2001 then goes into a dead connection and
+    /// must be sent again. SIGTERM with records in flight is not exactly-once with any plain syslog
+    /// sender: rsyslog's kernel acknowledges bytes that arrive after its last read and discards them
+    /// on close (seen for the first record after SIGTERM in about 1 run in 20, TCP and TLS alike),
+    /// and over TLS it sometimes resets before acknowledging records it stored (duplicates). Only an
+    /// application-level acknowledgement (RELP) closes that window.
     @Test(arguments: [Route.tcpOctet, Route.tls])
     func receiverRestartLosesAndDuplicatesNothing(route: Route) throws {
         let tmp = TempDir("restart-\(route)")
@@ -147,8 +166,11 @@ struct ReceiverTests {
             outputs.deliver(Sample.numbered(n))
             slowest = max(slowest, Date().timeIntervalSince(t0))
             if n % 20 == 0 { usleep(5_000) }                   // a replay raising alerts over ~1.5 s
-            if n == 2000 { receiver.stop() }                   // mid-stream, with data in flight
-            if n == 4000 { try receiver.start() }
+            if n == 2000 {
+                #expect(waitUntil(seconds: 10) { outputs.statsSnapshot()[0].sent == 2000 })
+                receiver.stop()
+            }
+            if n == 4000 { receiver.stop(); try receiver.start() }
         }
         let report = outputs.shutdown(deadline: 30)[0]
         #expect(report.sent == UInt64(total), "\(report.summary)")
@@ -162,7 +184,10 @@ struct ReceiverTests {
             let cef = try parseCEF(try parseSyslog5424(raw).messageText)
             return Int(cef["msg"]!.dropFirst("alert #".count).prefix(while: { $0.isNumber }))!
         }
-        #expect(frames.count == total, "received \(frames.count) of \(total)")
+        let counts = Dictionary(frames.map { ($0, 1) }, uniquingKeysWith: +)
+        let missing = (1...total).filter { counts[$0] == nil }
+        let doubled = counts.filter { $0.value > 1 }.keys.sorted()
+        #expect(frames.count == total, "received \(frames.count) of \(total); missing \(missing.prefix(50)); duplicated \(doubled.prefix(50)); \(report.summary)")
         #expect(frames == Array(1...total), "first disorder at index \(Array(zip(frames, 1...total)).firstIndex { $0 != $1 } ?? -1)")
     }
 

@@ -17,7 +17,7 @@ struct InflightWindow {
         var size: Int
         /// Whether it was read from the spool (it is still there, uncommitted) or sent from memory.
         var fromSpool: Bool
-        /// For messages from memory: where their copy starts in `storage` (absolute position).
+        /// Where the message's copy starts in `storage` (absolute position).
         var storageStart: Int
     }
 
@@ -32,10 +32,11 @@ struct InflightWindow {
     /// Messages in the window.
     var count: Int { entries.count - head }
 
-    /// Adds a message whose frame ends at `plainEnd`; messages from memory are copied.
+    /// Adds a message whose frame ends at `plainEnd`, keeping a copy to requeue it.
     mutating func add(plainEnd: UInt64, message: some Collection<UInt8>, fromSpool: Bool) {
         let start = storageBase + storage.count
-        if !fromSpool { storage.append(contentsOf: message); directCount += 1 }
+        storage.append(contentsOf: message)
+        if !fromSpool { directCount += 1 }
         entries.append(Entry(plainEnd: plainEnd, transportEnd: .max, size: message.count, fromSpool: fromSpool,
                              storageStart: start))
     }
@@ -60,14 +61,14 @@ struct InflightWindow {
         compact()
     }
 
-    /// The message bytes of a from-memory entry.
+    /// The message bytes of an entry.
     func bytes(of e: Entry) -> ArraySlice<UInt8> {
         let s = e.storageStart - storageBase
         return storage[s..<(s + e.size)]
     }
 
-    /// The from-memory messages still in the window, oldest first.
-    func directEntries() -> [Entry] { entries[head...].filter { !$0.fromSpool } }
+    /// The messages still in the window, oldest first.
+    func pendingEntries() -> [Entry] { Array(entries[head...]) }
 
     /// Empties the window (after the connection is gone).
     mutating func removeAll() {
@@ -85,8 +86,7 @@ struct InflightWindow {
         }
         guard head >= 4096, head * 2 >= entries.count else { return }
         // Drop the acknowledged prefix of entries and of the stored bytes.
-        let firstKept = entries[head...].first(where: { !$0.fromSpool })?.storageStart ?? (storageBase + storage.count)
-        let dropBytes = firstKept - storageBase
+        let dropBytes = entries[head].storageStart - storageBase
         if dropBytes > 0 { storage.removeFirst(dropBytes); storageBase += dropBytes }
         entries.removeFirst(head)
         firstUnwritten -= head

@@ -4,8 +4,15 @@ import Records
 /// What an output's queue holds: records not yet encoded (encoding happens on the output's thread,
 /// off the capture path).
 enum OutputItem {
-    case alert(Alert)
+    case alert(AlertBox)
     case record(RecordKind, [UInt8])
+}
+
+/// One alert, copied once and shared by every output's queue (an `Alert` is ~400 bytes of
+/// references; a queue slot is then one pointer).
+final class AlertBox: Sendable {
+    let alert: Alert
+    init(_ alert: Alert) { self.alert = alert }
 }
 
 /// A bounded multi-producer, single-consumer queue. `push` never waits for the consumer: it takes a
@@ -33,7 +40,7 @@ final class ItemQueue: @unchecked Sendable {
         guard !stopped, items.count < capacity else { droppedCount &+= 1; return false }
         items.append(item)
         acceptedCount &+= 1
-        if consumerWaiting { condition.signal() }
+        if consumerWaiting { consumerWaiting = false; condition.signal() }   // one wake-up per wait
         return true
     }
 

@@ -17,10 +17,12 @@ protocol OutputDriver: AnyObject {
 
 /// Syslog over TCP (RFC 6587) or TLS (RFC 5425), with reconnection and a disk spool.
 ///
-/// Routing keeps order: a message goes straight to the socket only while the spool holds nothing
-/// undelivered; otherwise it is appended to the spool, which is replayed oldest first whenever the
-/// connection can take more. A lost connection puts every unacknowledged message back in the spool
-/// (see `InflightWindow`) and reconnects with exponential backoff.
+/// Routing keeps order: a message goes straight to the socket while nothing waits in the spool
+/// (everything spooled was already sent) and the socket keeps up; otherwise it is appended to the
+/// spool, which is replayed oldest first whenever the connection can take more. So the messages in
+/// flight are always in acceptance order and older than anything unread in the spool. A lost
+/// connection puts every unacknowledged message back in front of the spool (see `InflightWindow`)
+/// and reconnects with exponential backoff.
 final class StreamDriver: OutputDriver {
     private let host: String
     private let port: UInt16
@@ -66,9 +68,17 @@ final class StreamDriver: OutputDriver {
     private var pendingOut: Int { out.count - outSent }
 
     func route(_ message: [UInt8], kind: RecordKind) {
-        if ready && spool.liveRecords == 0 && pendingOut < StreamDriver.outLimit {
-            frame(message, fromSpool: false)
-        } else if spool.append(message) {
+        if ready && !spool.hasUnread, let c = connection {
+            if pendingOut >= StreamDriver.outLimit {
+                // A batch can be large: hand the socket what it takes before falling back to the spool.
+                do throws(ConnectionError) { try flushOut(c) } catch { connectionLost(error) }
+            }
+            if ready && pendingOut < StreamDriver.outLimit {
+                frame(message, fromSpool: false)
+                return
+            }
+        }
+        if spool.append(message) {
             spooled += 1
         } else {
             droppedSpoolFull += 1
@@ -185,6 +195,9 @@ final class StreamDriver: OutputDriver {
     }
 
     private func connectionLost(_ error: ConnectionError) {
+        // The peer's TCP may have acknowledged more since the last look: count it before requeueing,
+        // or those messages would be sent twice.
+        if let c = connection { collectAcknowledgements(c) }
         connection?.release(reset: true)
         connection = nil; ready = false
         disconnects += 1
@@ -198,16 +211,19 @@ final class StreamDriver: OutputDriver {
         backoff = min(backoff * 2, StreamDriver.maxBackoff)
     }
 
-    /// Puts every unacknowledged message back into the spool, in order: those from memory are older
-    /// than anything spooled, so they go in front of it.
+    /// Puts every unacknowledged message back into the spool, in order. The window holds copies of
+    /// them all and they are older than anything unread in the spool, so: retire the spooled ones
+    /// from their old place (they are the spool's oldest uncommitted records) and write the whole
+    /// window as a segment in front.
     private func requeueInflight() {
+        let entries = inflight.pendingEntries()
+        for e in entries where e.fromSpool { spool.commit(size: e.size) }
         spool.rewind()
-        let directs = inflight.directEntries()
-        if !directs.isEmpty {
-            if spool.prepend(count: directs.count, message: { inflight.bytes(of: directs[$0]) }) {
-                spooled += UInt64(directs.count)
+        if !entries.isEmpty {
+            if spool.prepend(count: entries.count, message: { inflight.bytes(of: entries[$0]) }) {
+                spooled += UInt64(inflight.directCount)
             } else {
-                droppedErrors += UInt64(directs.count)
+                droppedErrors += UInt64(entries.count)
                 lastError = "spool: cannot write \(spool.directory)"
             }
         }

@@ -21,6 +21,24 @@ extension Array where Element == UInt8 {
     }
 }
 
+extension Array where Element == UInt8 {
+    /// Appends the UTF-8 of `s`, handing each byte for which `special` holds to `replace` instead;
+    /// runs of ordinary bytes are copied in bulk (escaping is on every field of every record).
+    @inline(__always)
+    mutating func append(_ s: String, special: (UInt8) -> Bool, replace: (UInt8, inout [UInt8]) -> Void) {
+        var s = s
+        s.withUTF8 { buf in
+            var run = 0
+            for i in 0..<buf.count where special(buf[i]) {
+                if i > run { append(contentsOf: UnsafeBufferPointer(rebasing: buf[run..<i])) }
+                replace(buf[i], &self)
+                run = i + 1
+            }
+            if run < buf.count { append(contentsOf: UnsafeBufferPointer(rebasing: buf[run...])) }
+        }
+    }
+}
+
 /// C0 controls and DEL other than TAB, LF and CR: no text format we write can carry them safely
 /// (receivers truncate at NUL or rewrite them as `#0xx`), so every text encoder writes a space instead.
 @inlinable func isUnsafeControl(_ b: UInt8) -> Bool {

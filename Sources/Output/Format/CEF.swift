@@ -85,25 +85,24 @@ public struct CEFEncoder: Sendable {
 
     /// Appends `s` escaped as a CEF header field.
     public static func header(_ s: String, to out: inout [UInt8]) {
-        for b in s.utf8 {
+        out.append(s, special: { $0 == UInt8(ascii: "\\") || $0 == UInt8(ascii: "|") || $0 < 0x20 || $0 == 0x7F }) { b, out in
             switch b {
-            case UInt8(ascii: "\\"): out.append(0x5C); out.append(0x5C)
-            case UInt8(ascii: "|"): out.append(0x5C); out.append(UInt8(ascii: "|"))
-            case 0x0A, 0x0D: out.append(0x20)
-            default: out.append(isUnsafeControl(b) ? 0x20 : b)
+            case UInt8(ascii: "\\"), UInt8(ascii: "|"): out.append(0x5C); out.append(b)
+            case 0x09: out.append(0x09)
+            default: out.append(0x20)              // CR, LF and other controls
             }
         }
     }
 
     /// Appends `s` escaped as a CEF extension value.
     public static func value(_ s: String, to out: inout [UInt8]) {
-        for b in s.utf8 {
+        out.append(s, special: { $0 == UInt8(ascii: "\\") || $0 == UInt8(ascii: "=") || $0 < 0x20 || $0 == 0x7F }) { b, out in
             switch b {
-            case UInt8(ascii: "\\"): out.append(0x5C); out.append(0x5C)
-            case UInt8(ascii: "="): out.append(0x5C); out.append(UInt8(ascii: "="))
+            case UInt8(ascii: "\\"), UInt8(ascii: "="): out.append(0x5C); out.append(b)
             case 0x0A: out.append(0x5C); out.append(UInt8(ascii: "n"))
             case 0x0D: out.append(0x5C); out.append(UInt8(ascii: "r"))
-            default: out.append(isUnsafeControl(b) ? 0x20 : b)
+            case 0x09: out.append(0x09)
+            default: out.append(0x20)
             }
         }
     }

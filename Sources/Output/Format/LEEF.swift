@@ -41,6 +41,9 @@ public struct LEEFEncoder: Sendable {
     static let delimiters: [UInt8] = [UInt8(ascii: "^"), UInt8(ascii: "~"), UInt8(ascii: "`"), UInt8(ascii: "#"),
                                       UInt8(ascii: ";"), UInt8(ascii: "!"), 0x09]
 
+    /// Bit (b & 63) set for each candidate delimiter byte b: a cheap pre-filter.
+    static let candidateMask: UInt64 = delimiters.reduce(0) { $0 | 1 << UInt64($1 & 0x3F) }
+
     /// Creates an encoder.
     public init(leefVersion: Version, version: String) { self.leefVersion = leefVersion; self.version = version }
 
@@ -86,9 +89,11 @@ public struct LEEFEncoder: Sendable {
     static func chooseDelimiter(for a: Alert) -> UInt8 {
         var seen: UInt32 = 0   // bit i: delimiters[i] occurs somewhere
         forEachAttribute(a) { _, v in
-            guard case .text(let s) = v else { return }
-            for b in s.utf8 {
-                for (i, d) in delimiters.enumerated() where b == d { seen |= 1 << UInt32(i) }
+            guard case .text(var s) = v else { return }
+            s.withUTF8 { buf in
+                for b in buf where b < 0x80 && candidateMask & (1 << UInt64(b & 0x3F)) != 0 {
+                    for (i, d) in delimiters.enumerated() where b == d { seen |= 1 << UInt32(i) }
+                }
             }
         }
         for (i, d) in delimiters.enumerated() where seen & (1 << UInt32(i)) == 0 { return d }
@@ -132,15 +137,15 @@ public struct LEEFEncoder: Sendable {
 
     /// Appends a header field: `|` removed, controls → space.
     public static func header(_ s: String, to out: inout [UInt8]) {
-        for b in s.utf8 where b != UInt8(ascii: "|") {
-            out.append(b < 0x20 || b == 0x7F ? 0x20 : b)
+        out.append(s, special: { $0 == UInt8(ascii: "|") || $0 < 0x20 || $0 == 0x7F }) { b, out in
+            if b != UInt8(ascii: "|") { out.append(0x20) }
         }
     }
 
     /// Appends a value: CR, LF, controls and the delimiter → space.
     public static func value(_ s: String, delimiter: UInt8, to out: inout [UInt8]) {
-        for b in s.utf8 {
-            out.append(b == delimiter || b == 0x0A || b == 0x0D || isUnsafeControl(b) ? 0x20 : b)
+        out.append(s, special: { $0 == delimiter || $0 == 0x0A || $0 == 0x0D || isUnsafeControl($0) }) { _, out in
+            out.append(0x20)
         }
     }
 }

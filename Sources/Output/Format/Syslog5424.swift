@@ -99,7 +99,9 @@ public enum Syslog5424 {
     /// Appends ` name="value"` with SD-PARAM escaping.
     public static func param(_ name: StaticString, _ value: String, to out: inout [UInt8]) {
         out.append(0x20); out.append(ascii: name); out.append(ascii: "=\"")
-        escapeParamValue(value.utf8, to: &out)
+        out.append(value, special: { $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") || $0 == UInt8(ascii: "]") || $0 < 0x20 || $0 == 0x7F }) { b, out in
+            if b < 0x20 || b == 0x7F { out.append(0x20) } else { out.append(0x5C); out.append(b) }
+        }
         out.append(UInt8(ascii: "\""))
     }
 

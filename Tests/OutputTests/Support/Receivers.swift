@@ -84,12 +84,12 @@ struct TestPKI {
         try shell("""
             set -e
             cd '\(dir)'
-            openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj '/CN=ZoneWatch test CA'
-            openssl req -x509 -newkey rsa:2048 -nodes -keyout other-ca.key -out other-ca.pem -days 2 -subj '/CN=Unrelated CA'
-            openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj '/CN=127.0.0.1'
+            openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key -out ca.pem -days 2 -subj '/CN=ZoneWatch test CA'
+            openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout other-ca.key -out other-ca.pem -days 2 -subj '/CN=Unrelated CA'
+            openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout server.key -out server.csr -subj '/CN=127.0.0.1'
             printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\nextendedKeyUsage=serverAuth\\n' > server.ext
             openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile server.ext
-            openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj '/CN=zonewatch-client'
+            openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout client.key -out client.csr -subj '/CN=zonewatch-client'
             printf 'extendedKeyUsage=clientAuth\\n' > client.ext
             openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 2 -extfile client.ext
             chmod 600 *.key
@@ -135,7 +135,7 @@ final class Receiver {
     let pki: TestPKI
     /// Ports per route.
     let ports: [Route: UInt16]
-    private var process: Process?
+    private var pid: pid_t = 0
     private(set) var log: String = ""
 
     /// Writes the config (checked with the receiver's own syntax check) without starting.
@@ -246,41 +246,47 @@ final class Receiver {
 
     /// Starts the receiver and waits (≤ 10 s) until its TCP ports accept connections.
     func start() throws {
-        let p = Process()
-        p.environment = environment
         let rx = dir + "/rx"
+        let path: String, args: [String]
         switch kind {
         case .rsyslog:
-            p.executableURL = URL(fileURLWithPath: install.rsyslogd)
-            p.arguments = ["-n", "-f", configPath, "-M", install.rsyslogModules, "-i", rx + "/rsyslogd.pid"]
+            path = install.rsyslogd
+            args = ["-n", "-f", configPath, "-M", install.rsyslogModules, "-i", rx + "/rsyslogd.pid"]
         case .syslogNG:
-            p.executableURL = URL(fileURLWithPath: install.syslogNG)
-            p.arguments = ["-F", "-f", configPath, "--module-path=\(install.syslogNGModules)",
-                           "-R", rx + "/persist", "-p", rx + "/syslog-ng.pid", "-c", rx + "/ctl"]
+            path = install.syslogNG
+            args = ["-F", "-f", configPath, "--module-path=\(install.syslogNGModules)",
+                    "-R", rx + "/persist", "-p", rx + "/syslog-ng.pid", "-c", rx + "/ctl"]
         }
-        _ = FileManager.default.createFile(atPath: dir + "/receiver.out", contents: nil)
-        let logHandle = FileHandle(forWritingAtPath: dir + "/receiver.out")
-        logHandle?.seekToEndOfFile()
-        p.standardOutput = logHandle; p.standardError = logHandle
-        try p.run()
-        process = p
+        pid = try spawn(path, args, environment: environment, output: dir + "/receiver.out")
         let tcpPorts = Set([ports[.tcpOctet]!, ports[.tcpLF]!, ports[.tls]!])
-        let ready = waitUntil(seconds: 10) { p.isRunning && tcpPorts.allSatisfy(Receiver.accepts) }
+        let ready = waitUntil(seconds: 10) { Receiver.alive(pid) && tcpPorts.allSatisfy(Receiver.accepts) }
         guard ready else {
             stop()
-            throw ParseError("\(kind) did not start: \(((try? String(contentsOfFile: dir + "/receiver.out", encoding: .utf8)) ?? ""))")
+            throw ParseError("\(kind) did not start: \(log)")
         }
     }
 
-    /// SIGTERM and wait (≤ 10 s, then SIGKILL).
+    /// SIGTERM and wait (≤ 10 s, then SIGKILL); reaps the process.
     func stop() {
-        guard let p = process else { return }
-        process = nil
-        if p.isRunning {
-            p.terminate()
-            if !waitUntil(seconds: 10, { !p.isRunning }) { kill(p.processIdentifier, SIGKILL); _ = waitUntil(seconds: 5) { !p.isRunning } }
+        guard pid > 0 else { return }
+        let p = pid
+        pid = 0
+        kill(p, SIGTERM)
+        var status: Int32 = 0
+        if !waitUntil(seconds: 10, { waitpid(p, &status, WNOHANG) == p }) {
+            kill(p, SIGKILL)
+            _ = waitUntil(seconds: 5) { waitpid(p, &status, WNOHANG) != 0 }
         }
-        log = ((try? String(contentsOfFile: dir + "/receiver.out", encoding: .utf8)) ?? "")
+        log = (try? String(contentsOfFile: dir + "/receiver.out", encoding: .utf8)) ?? ""
+    }
+
+    /// Whether `pid` still runs: /proc/<pid>/stat exists and its state is not zombie (Foundation's
+    /// `isRunning` lags behind the exit here).
+    static func alive(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        let state = stat[close...].dropFirst(2).first
+        return state != "Z" && state != "X"
     }
 
     /// Whether something accepts TCP connections on 127.0.0.1:`port`.
@@ -294,4 +300,30 @@ final class Receiver {
         return withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
             connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } == 0
     }
+}
+
+/// posix_spawn with default signal dispositions and an empty signal mask: threads of the test runner
+/// block most signals, and a child would inherit that mask (a receiver would then ignore SIGTERM).
+/// stdout and stderr are appended to `output`.
+func spawn(_ path: String, _ args: [String], environment: [String: String], output: String) throws -> pid_t {
+    var attr = posix_spawnattr_t()
+    posix_spawnattr_init(&attr)
+    defer { posix_spawnattr_destroy(&attr) }
+    var empty = sigset_t(); sigemptyset(&empty)
+    var all = sigset_t(); sigfillset(&all)
+    posix_spawnattr_setsigmask(&attr, &empty)
+    posix_spawnattr_setsigdefault(&attr, &all)
+    posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+    posix_spawn_file_actions_adddup2(&actions, 1, 2)
+    let argv: [UnsafeMutablePointer<CChar>?] = ([path] + args).map { strdup($0) } + [nil]
+    let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+    defer { for p in argv { free(p) }; for p in envp { free(p) } }
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, path, &actions, &attr, argv, envp)
+    guard rc == 0 else { throw ParseError("posix_spawn \(path): \(String(cString: strerror(rc)))") }
+    return pid
 }
