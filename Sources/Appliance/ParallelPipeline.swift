@@ -49,7 +49,6 @@ public final class ParallelPipeline: @unchecked Sendable {
     let detection: DetectionStage
     private let writeLock = Mutex<Int>(0)
     private let writer: (RecordKind, [UInt8]) -> Void
-    private let writeQueueLock = Mutex<Int>(0)
     /// The merge key up to which every message has been pushed (read by the detection thread).
     let dispatched = Atomic<UInt64>(0)
     // Reader state (the calling thread only).
@@ -96,8 +95,8 @@ public final class ParallelPipeline: @unchecked Sendable {
         detection.thread = WorkerThread(name: "zw-detect") { [self] in detection.run(self) }
     }
 
-    /// Writes record lines from any stage, one batch at a time.
-    func write(_ kind: RecordKind, _ bytes: [UInt8]) {
+    /// Writes record lines from any stage (or the capture thread's stats records), one batch at a time.
+    public func write(_ kind: RecordKind, _ bytes: [UInt8]) {
         writeLock.withLock { _ in writer(kind, bytes) }
     }
 

@@ -2,6 +2,7 @@ import Glibc
 import Synchronization
 import Capture
 import Engine
+import Appliance
 
 /// Set by SIGINT/SIGTERM: the capture loop stops at the next packet or timeout.
 let stopRequested = Atomic<Bool>(false)
@@ -46,6 +47,36 @@ func runPacketLoop(_ source: PacketSource, session: RunSession, showProgress: Bo
             }
         case .timeout:
             engine.drainRecords(session.write)
+        case .end:
+            return nil
+        }
+    }
+    return nil
+}
+
+/// `--workers N`: reads every packet of `source` and hands it to the pipeline (which numbers it, copies it into
+/// its flow's worker ring and waits when that ring is full: replay never drops). Returns the read error that
+/// ended the loop early, if any.
+func runParallelPacketLoop(_ source: PacketSource, pipeline: ParallelPipeline, showProgress: Bool) -> CaptureError? {
+    let linkType = source.linkType.rawValue
+    var count: UInt64 = 0
+    var lastProgress = monotonicSeconds()
+    while !stopRequested.load(ordering: .relaxed) {
+        let next: PacketSource.Next
+        do { next = try source.next() } catch { return error }
+        switch next {
+        case .packet(let header, let bytes):
+            pipeline.packet(bytes.raw, linkType: linkType, time: header.time, wireLength: header.wireLength)
+            count &+= 1
+            if showProgress && count & 65535 == 0 {
+                let t = monotonicSeconds()
+                if t - lastProgress >= 1 {
+                    lastProgress = t
+                    printErrorRaw("\rzonewatch: \(pipeline.framesRead) packets, \(pipeline.liveFlows) live flows")
+                }
+            }
+        case .timeout:
+            continue
         case .end:
             return nil
         }

@@ -2,6 +2,7 @@ import Glibc
 import Capture
 import Engine
 import Records
+import Appliance
 
 /// `zonewatch replay FILE... [--out DIR | --flows -] ...`: forensics over capture files.
 enum ReplayCommand {
@@ -24,6 +25,9 @@ enum ReplayCommand {
       --max-flows N        live flows at most (least recently seen evicted, counted); default 262144
       --tcp-timeout S      idle timeout of TCP flows in seconds of packet time; default 600
       --udp-timeout S      idle timeout of UDP and other flows; default 120
+      --workers N          analyse on N threads (flows spread by a symmetric hash, one engine each,
+                           detection merged back into packet order: the same records and alerts as
+                           one worker, up to line order); default 1
       --quiet              no summary on stderr
 
     exit status: 0 success, 1 runtime failure, 2 usage or input error (missing file, not a capture,
@@ -43,6 +47,8 @@ enum ReplayCommand {
     /// Opens each file in turn and runs it through one engine; prints the summary.
     static func execute(files: [String], options: RunOptions, detection: Bool = true) throws(UsageError) -> Int32 {
         let session = try RunSession(options: options, detection: detection)
+        let pipeline = session.makePipeline(blocking: true)
+        pipeline?.start()
         var status: Int32 = 0
         var opened = 0
         let start = monotonicSeconds()
@@ -56,13 +62,15 @@ enum ReplayCommand {
             }
             opened += 1
             let big = file != "-" && fileSize(file) > 64 << 20
-            if let error = runPacketLoop(source, session: session,
-                                         showProgress: big && isatty(2) != 0 && !options.quiet) {
+            let progress = big && isatty(2) != 0 && !options.quiet
+            let failure = pipeline.map { runParallelPacketLoop(source, pipeline: $0, showProgress: progress) }
+                ?? runPacketLoop(source, session: session, showProgress: progress)
+            if let error = failure {
                 printError("\(big ? "\n" : "")zonewatch: \(file): \(error.message) (records up to the damage were written)")
                 status = 2
             }
         }
-        session.finish(wallSeconds: monotonicSeconds() - start, quiet: options.quiet || opened == 0)
+        session.finish(wallSeconds: monotonicSeconds() - start, quiet: options.quiet || opened == 0, parallel: pipeline)
         if session.records.failed { printError("zonewatch: writing records failed (disk full or closed pipe)"); return 1 }
         return status
     }

@@ -4,6 +4,7 @@ import Records
 import Policy
 import Detection
 import Output
+import Appliance
 
 /// Options shared by replay, dissect and live.
 struct RunOptions {
@@ -15,6 +16,10 @@ struct RunOptions {
     var transactionRecords = false
     var flowRecords = true
     var quiet = false
+    /// `--workers N`: engines on N threads fed by one reader (Appliance.ParallelPipeline); 1 = no threads.
+    var workers = 1
+    /// Write `stats.jsonl` in the out folder (live).
+    var statsRecords = false
 
     init(parsing a: inout CommandLineArguments, pduRecords: Bool) throws(UsageError) {
         outDirectory = try a.value("--out")
@@ -35,6 +40,10 @@ struct RunOptions {
         if let n = try a.integer("--tcp-timeout") { configuration.flowLimits.tcpIdleTimeout = Int64(n) }
         if let n = try a.integer("--udp-timeout") { configuration.flowLimits.udpIdleTimeout = Int64(n) }
         quiet = a.flag("--quiet", "-q")
+        if let n = try a.integer("--workers") {
+            guard (1...64).contains(n) else { throw UsageError(message: "--workers must be between 1 and 64") }
+            workers = n
+        }
         configuration.pduRecords = pduRecords
     }
 }
@@ -53,6 +62,9 @@ final class RunSession {
     let options: RunOptions
     let alerts: AlertPipeline?
     let outputs: OutputSet?
+    /// With `--workers` > 1: where the detection thread's alert lines collect (the engines' sinks are the workers').
+    let detectionSink: EventSink?
+    private var inputEnded = false
 
     init(options: RunOptions, detection: Bool = true) throws(UsageError) {
         self.options = options
@@ -78,17 +90,52 @@ final class RunSession {
             if o.wants(.anomaly) { configuration.anomalyRecords = true }
             if o.wants(.modbus) || o.wants(.dnp3) || o.wants(.s7comm) { configuration.transactionRecords = true }
         }
+        if options.workers > 1 {
+            // The bounds are totals: each worker engine gets its share.
+            let n = options.workers
+            configuration.flowLimits.maximumFlows = max(1, (configuration.flowLimits.maximumFlows + n - 1) / n)
+            configuration.anomalyLogLimitPerKind = max(1, (configuration.anomalyLogLimitPerKind + n - 1) / n)
+        }
         engine = Engine(configuration: configuration)
         records = try RecordFiles(directory: options.outDirectory,
-                                  kinds: [.flow, .modbus, .dnp3, .s7comm, .alert, .anomaly],
+                                  kinds: [.flow, .modbus, .dnp3, .s7comm, .alert, .anomaly] + (options.statsRecords ? [.stats] : []),
                                   stdoutKinds: options.stdoutKinds)
+        let alertSink = options.workers > 1 ? EventSink() : engine.sink
+        detectionSink = options.workers > 1 ? alertSink : nil
         if detection {
-            let pipeline = AlertPipeline(detector: Detector(policy: policy), sink: engine.sink, outputs: outputs)
-            engine.observer = pipeline
+            let pipeline = AlertPipeline(detector: Detector(policy: policy), sink: alertSink, outputs: outputs)
+            if options.workers <= 1 { engine.observer = pipeline }
             alerts = pipeline
         } else {
             alerts = nil
         }
+    }
+
+    /// The multi-worker pipeline for `--workers` > 1 (worker 0 uses `engine`); nil for one worker.
+    func makePipeline(blocking: Bool, ringBytes: Int = 8 << 20) -> ParallelPipeline? {
+        guard options.workers > 1, let sink = detectionSink else { return nil }
+        var settings = ParallelPipeline.Settings(workers: options.workers)
+        settings.blocking = blocking
+        settings.ringBytes = ringBytes
+        let configuration = engine.configuration
+        let first = engine
+        return ParallelPipeline(settings: settings, makeEngine: { i in i == 0 ? first : Engine(configuration: configuration) },
+                                observer: alerts, alertSink: sink, detector: alerts?.detector, write: { [self] k, b in write(k, b) })
+    }
+
+    /// Ends every flow and writes the records that are left (outputs stay open). Runs once.
+    func endInput(parallel: ParallelPipeline? = nil) {
+        guard !inputEnded else { return }
+        inputEnded = true
+        if let p = parallel { p.finish() } else { engine.finish(); engine.drainRecords(write) }
+    }
+
+    /// Counters so far (summed over workers), alerts included.
+    func statistics(parallel: ParallelPipeline? = nil) -> EngineStatistics {
+        if let p = parallel { return p.statistics() }
+        var s = engine.statistics
+        s.alerts = alerts?.alertCount ?? 0
+        return s
     }
 
     /// Writes a batch of record lines to files/stdout and to the SIEM outputs that want that kind.
@@ -101,20 +148,19 @@ final class RunSession {
         }
     }
 
-    /// Ends every flow, writes what is left, prints the summary.
-    func finish(wallSeconds: Double, quiet: Bool) {
-        engine.finish()
-        engine.drainRecords(write)
+    /// Ends every flow, writes what is left, prints the summary (`before` lines go after the engine's).
+    func finish(wallSeconds: Double, quiet: Bool, parallel: ParallelPipeline? = nil, extra before: [String] = [], extraAlerts: UInt64 = 0) {
+        endInput(parallel: parallel)
         records.close()
-        var extra: [String] = []
+        var extra: [String] = before
         if let o = outputs {
             // Bounded: what cannot be delivered in time stays in the spool (or is counted as dropped).
             for r in o.shutdown(deadline: 10) {
                 extra.append("output \(r.url): sent \(r.sent)  spooled \(r.spooled)  in spool \(r.inSpool)  dropped \(r.dropped)\(r.lastError.map { "  last error: \($0)" } ?? "")")
             }
         }
-        var s = engine.statistics
-        s.alerts = alerts?.alertCount ?? 0
+        var s = statistics(parallel: parallel)
+        s.alerts &+= extraAlerts
         if !quiet { printSummary(s, wallSeconds: wallSeconds, extra: extra) }
     }
 }
