@@ -3,7 +3,8 @@
 // Built by scripts/fuzz/modbus together with Sources/Wire, Sources/Records and Sources/Protocols/Modbus
 // as one module (their `import Wire` / `import Records` lines are dropped for that build).
 //
-// Input layout: byte 0 seeds how the rest is cut into deliveries (chunk sizes, sides, gaps, timing);
+// Input layout: byte 0 seeds how the rest is cut into deliveries (chunk sizes, sides, gaps, timing;
+// bit 7 selects UDP);
 // the rest is the stream. So the fuzzer explores framing across arbitrary segment boundaries, not only
 // single PDUs.
 
@@ -12,10 +13,12 @@ nonisolated(unsafe) let fuzzSink: EventSink = {
     let s = EventSink()
     s.pduRecordsEnabled = true
     s.transactionRecordsEnabled = true
-    s.flow = FlowContext(initiator: Endpoint(ip: IPAddress(v4: 0x7F00_0001), port: 40000),
-                         responder: Endpoint(ip: IPAddress(v4: 0x7F00_0001), port: 502), transport: .tcp)
     return s
 }()
+let tcpFlow = FlowContext(initiator: Endpoint(ip: IPAddress(v4: 0x7F00_0001), port: 40000),
+                          responder: Endpoint(ip: IPAddress(v4: 0x7F00_0001), port: 502), transport: .tcp)
+let udpFlow = FlowContext(initiator: Endpoint(ip: IPAddress(v4: 0x7F00_0001), port: 40000),
+                          responder: Endpoint(ip: IPAddress(v4: 0x7F00_0001), port: 502), transport: .udp)
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func modbusFuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
@@ -34,8 +37,10 @@ public func modbusFuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CI
         _ = ModbusPDU.fitsLayout(stream)
     }
 
-    // The stream path, with an engine-like carry per side.
+    // The stream path, with an engine-like carry per side (TCP) or whole datagrams (UDP, control bit 7).
     let sink = fuzzSink
+    let udp = control & 0x80 != 0
+    sink.flow = udp ? udpFlow : tcpFlow
     var dissector = ModbusDissector()
     var limits = ModbusLimits()
     limits.maximumPendingRequests = 4          // small bounds so eviction, flood and storm paths run
@@ -64,6 +69,7 @@ public func modbusFuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CI
             let used = carry[s].withUnsafeBytes { dissector.consume(ByteView($0), side: side, sink: sink) }
             precondition(used >= 0 && used <= carry[s].count, "consumed out of range")
             carry[s].removeFirst(used)
+            if udp { carry[s].removeAll() }
             if carry[s].count > ModbusDissector.maximumPDUSize {
                 carry[s].removeAll()
                 dissector.gap(side: side, length: 0, sink: sink)
