@@ -38,6 +38,8 @@ final class StreamDriver: OutputDriver {
     private var nextAttempt = 0.0
     private var backoff = StreamDriver.initialBackoff
     private var lastPersist = 0.0
+    private var addresses: [SocketAddress] = []    // of the host, resolved per round of attempts
+    private var addressIndex = 0
 
     private var out: [UInt8] = []      // framed bytes not yet taken by the socket start at outSent
     private var outSent = 0
@@ -63,6 +65,9 @@ final class StreamDriver: OutputDriver {
         self.tls = tls ? try TLSContext(settings: spec.tls) : nil
         spool = try Spool(directory: spec.effectiveSpoolDirectory, limit: spec.spoolLimit)
         out.reserveCapacity(StreamDriver.outLimit + 65536)
+        if spool.corruptBytes > 0 {
+            lastError = "spool \(spool.directory): skipped \(spool.corruptBytes) unreadable bytes at the end (an interrupted write)"
+        }
     }
 
     private var pendingOut: Int { out.count - outSent }
@@ -92,6 +97,7 @@ final class StreamDriver: OutputDriver {
             do throws(ConnectionError) {
                 if try c.advance() {
                     ready = true; connects += 1; backoff = StreamDriver.initialBackoff
+                    addresses.removeAll(); addressIndex = 0     // resolve afresh after the next loss
                 } else if now - connectStarted > connectTimeout {
                     throw ConnectionError("connect to \(host):\(port) timed out after \(connectTimeout) s")
                 }
@@ -174,7 +180,13 @@ final class StreamDriver: OutputDriver {
     private func startConnect(_ now: Double) {
         connectStarted = now
         do throws(ConnectionError) {
-            let address = try SocketAddress.resolve(host: host, port: port, datagram: false)
+            // A name may have several addresses (localhost: ::1 and 127.0.0.1): try each in turn,
+            // resolving again once all were tried.
+            if addressIndex >= addresses.count {
+                addresses = try SocketAddress.resolveAll(host: host, port: port, datagram: false)
+                addressIndex = 0
+            }
+            let address = addresses[addressIndex]
             if let tls {
                 connection = try TLSConnection(address: address, context: tls, serverName: serverName)
             } else {
@@ -191,7 +203,8 @@ final class StreamDriver: OutputDriver {
         connection = nil; ready = false
         connectFailures += 1
         lastError = error.description
-        scheduleReconnect()
+        addressIndex += 1
+        if addressIndex < addresses.count { nextAttempt = monotonicSeconds() } else { scheduleReconnect() }
     }
 
     private func connectionLost(_ error: ConnectionError) {

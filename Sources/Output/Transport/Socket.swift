@@ -19,8 +19,13 @@ struct SocketAddress {
     var length: socklen_t = 0
     var family: Int32 { Int32(storage.ss_family) }
 
-    /// Resolves `host:port` (numeric addresses without DNS). Blocks for DNS names.
+    /// Resolves `host:port` to its first address (numeric addresses without DNS). Blocks for DNS names.
     static func resolve(host: String, port: UInt16, datagram: Bool) throws(ConnectionError) -> SocketAddress {
+        try resolveAll(host: host, port: port, datagram: datagram)[0]
+    }
+
+    /// Every address of `host:port`, in the resolver's order (never empty).
+    static func resolveAll(host: String, port: UInt16, datagram: Bool) throws(ConnectionError) -> [SocketAddress] {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         hints.ai_socktype = datagram ? Int32(SOCK_DGRAM.rawValue) : Int32(SOCK_STREAM.rawValue)
@@ -32,16 +37,23 @@ struct SocketAddress {
             hints.ai_flags = 0
             rc = getaddrinfo(host, String(port), &hints, &result)
         }
-        guard rc == 0, let first = result else {
+        guard rc == 0, result != nil else {
             throw ConnectionError("cannot resolve \(host): \(String(cString: gai_strerror(rc)))")
         }
         defer { freeaddrinfo(result) }
-        var a = SocketAddress()
-        a.length = first.pointee.ai_addrlen
-        withUnsafeMutableBytes(of: &a.storage) { dst in
-            dst.copyMemory(from: UnsafeRawBufferPointer(start: first.pointee.ai_addr, count: Int(first.pointee.ai_addrlen)))
+        var out: [SocketAddress] = []
+        var p = result
+        while let ai = p {
+            var a = SocketAddress()
+            a.length = ai.pointee.ai_addrlen
+            withUnsafeMutableBytes(of: &a.storage) { dst in
+                dst.copyMemory(from: UnsafeRawBufferPointer(start: ai.pointee.ai_addr, count: Int(ai.pointee.ai_addrlen)))
+            }
+            out.append(a)
+            p = ai.pointee.ai_next
         }
-        return a
+        guard !out.isEmpty else { throw ConnectionError("cannot resolve \(host): no address") }
+        return out
     }
 
     func withSockaddr<R>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {

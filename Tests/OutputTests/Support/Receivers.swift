@@ -196,11 +196,11 @@ final class Receiver {
             options { keep-hostname(yes); use-dns(no); dns-cache(no); frac-digits(6); log-msg-size(65536); };
             source s_udp { network(ip("127.0.0.1") port(\(ports[.udp]!)) transport("udp") so-rcvbuf(4194304)
                                    flags(syslog-protocol, store-raw-message)); };
-            source s_lf  { network(ip("127.0.0.1") port(\(ports[.tcpLF]!)) transport("tcp") max-connections(500)
+            source s_lf  { network(ip("127.0.0.1") port(\(ports[.tcpLF]!)) transport("tcp") max-connections(20) log-iw-size(20000)
                                    flags(syslog-protocol, store-raw-message)); };
-            source s_oct { syslog(ip("127.0.0.1") port(\(ports[.tcpOctet]!)) transport("tcp") max-connections(500)
+            source s_oct { syslog(ip("127.0.0.1") port(\(ports[.tcpOctet]!)) transport("tcp") max-connections(20) log-iw-size(20000)
                                   flags(store-raw-message)); };
-            source s_tls { syslog(ip("127.0.0.1") port(\(ports[.tls]!)) transport("tls") max-connections(500)
+            source s_tls { syslog(ip("127.0.0.1") port(\(ports[.tls]!)) transport("tls") max-connections(20) log-iw-size(20000)
                                   flags(store-raw-message)
                                   tls(key-file("\(pki.serverKey)") cert-file("\(pki.serverCert)")
                                       ca-file("\(pki.ca)") peer-verify(required-trusted))); };
@@ -258,7 +258,10 @@ final class Receiver {
                     "-R", rx + "/persist", "-p", rx + "/syslog-ng.pid", "-c", rx + "/ctl"]
         }
         pid = try spawn(path, args, environment: environment, output: dir + "/receiver.out")
-        let tcpPorts = Set([ports[.tcpOctet]!, ports[.tcpLF]!, ports[.tls]!])
+        // Probing the TLS port with a bare connect would make the receiver log a truncated handshake,
+        // and the TLS tests check that log: only plain ports are probed (an output that comes too
+        // early simply reconnects).
+        let tcpPorts = Set([ports[.tcpOctet]!, ports[.tcpLF]!])
         let ready = waitUntil(seconds: 10) { Receiver.alive(pid) && tcpPorts.allSatisfy(Receiver.accepts) }
         guard ready else {
             stop()
