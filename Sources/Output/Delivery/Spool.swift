@@ -55,6 +55,7 @@ final class Spool {
     private var readBuffer: [UInt8] = []
     private var lockFD: Int32 = -1
     private var stateDirty = false
+    private var unsynced = false            // appended since the last fsync
 
     private static let baseSeq: Int64 = 1_000_000_000
 
@@ -95,6 +96,7 @@ final class Spool {
         appendRecord(message)
         segments[segments.count - 1].end += size
         liveBytes += size; liveRecords += 1; unreadRecords += 1
+        unsynced = true
         if writeBuffer.count >= 256 << 10 { _ = flushWrites() }
         return true
     }
@@ -141,7 +143,8 @@ final class Spool {
     /// Flushes, fsyncs the tail and records the commit cursor in `state` (shutdown, idle moments).
     func persist() {
         flushWrites()
-        if tailFD >= 0 { fsync(tailFD) }
+        if unsynced && tailFD >= 0 { fsync(tailFD) }
+        unsynced = false
         guard stateDirty else { return }
         var text = ""
         for s in segments where s.start > 0 { text += "\(s.seq) \(s.start)\n" }
@@ -223,6 +226,7 @@ final class Spool {
         appendRecord(message)
         segments[segments.count - 1].end += size
         liveBytes += size; liveRecords += 1; unreadRecords += 1
+        unsynced = true
         return true
     }
 

@@ -18,11 +18,31 @@ struct ReceiverInstall: Sendable {
 
     /// Why receiver tests are skipped (nil when they run).
     static let skipReason: String? = {
-        if shared != nil { return nil }
-        let reason = "rsyslog/syslog-ng not available: run scripts/receivers (as root) to install them"
-        print("note: OutputTests: receiver tests skipped: \(reason)")
+        var reason: String?
+        if shared == nil {
+            reason = "rsyslog/syslog-ng not available: run scripts/receivers (as root) to install them"
+        } else {
+            reason = smokeTest()
+        }
+        if let reason { print("note: OutputTests: receiver tests skipped: \(reason)") }
         return reason
     }()
+
+    /// Starts and stops each receiver once in a scratch folder; the reason when one cannot run.
+    private static func smokeTest() -> String? {
+        let tmp = TempDir("smoke")
+        do {
+            let pki = try TestPKI(in: tmp.path)
+            for kind in [ReceiverKind.rsyslog, .syslogNG] {
+                let r = try Receiver(kind, in: tmp.path + "/\(kind)", pki: pki)
+                try r.start()
+                r.stop()
+            }
+            return nil
+        } catch {
+            return "receivers cannot be started here: \(error)"
+        }
+    }
 
     static var available: Bool { skipReason == nil }
 
