@@ -161,17 +161,19 @@ public final class Engine {
         let flags = packet.tcpFlags
         let limits = configuration.streamLimits
         // Move the stream out of the table while it delivers (exclusive access; no copy of its buffers).
-        var stream = takeStream(slot, side)
-        stream.segment(sequence: packet.sequence, syn: flags & PacketView.syn != 0, payload: payload,
-                       wireLength: packet.wirePayloadLength, limits: limits) { event in
-            self.deliver(slot, side: side, event: event)
-        }
-        putStream(slot, side, stream)
+        // The peer bytes this packet acknowledges were sent before it: release them first, so that a request
+        // held behind a hole is dissected before the answer this packet carries.
         if flags & PacketView.ack != 0 {
             var peer = takeStream(slot, side.opposite)
             peer.peerAcknowledged(packet.acknowledgement) { event in self.deliver(slot, side: side.opposite, event: event) }
             putStream(slot, side.opposite, peer)
         }
+        var stream = takeStream(slot, side)
+        stream.segment(sequence: packet.sequence, syn: flags & PacketView.syn != 0, payload: payload,
+                       wireLength: packet.wirePayloadLength, limits: limits, frame: frame, time: now) { event in
+            self.deliver(slot, side: side, event: event)
+        }
+        putStream(slot, side, stream)
         if flags & PacketView.rst != 0 { flows.slots[Int(slot)].reset = true }
         if flags & PacketView.fin != 0 { flows.slots[Int(slot)].finMask |= side == .initiator ? 1 : 2 }
         if flows.slots[Int(slot)].isClosed { flows.markClosed(slot) }
@@ -206,12 +208,16 @@ public final class Engine {
         switch kind {
         case .none: return
         case .undecided:
-            guard case .data(let bytes) = event else {
+            let probeBytes: ByteView
+            switch event {
+            case .data(let b): probeBytes = b
+            case .heldData(let b, _, _): probeBytes = b
+            case .gap:
                 // A hole before the protocol is known: forget what was stashed for probing.
                 var c = takeCarry(slot, side); c.removeAll(keepingCapacity: true); putCarry(slot, side, c)
                 return
             }
-            identify(slot, side: side, bytes: bytes)
+            identify(slot, side: side, bytes: probeBytes)
         case .modbus: deliver(modbus, slot: slot, side: side, event: event)
         case .dnp3: deliver(dnp3, slot: slot, side: side, event: event)
         case .s7comm: deliver(s7comm, slot: slot, side: side, event: event)
@@ -228,7 +234,9 @@ public final class Engine {
         case .gap(let length):
             carry.removeAll(keepingCapacity: true)
             pool.states[app].gap(side: side, length: length, sink: sink)
-        case .data(let bytes):
+        case .data(let bytes), .heldData(let bytes, _, _):
+            // Bytes held behind a hole that was given up are reported on the packet that carried them.
+            if case .heldData(_, let f, let t) = event { sink.frame = f; sink.time = t }
             if isUDP {
                 // Datagrams are whole messages: nothing carries over to the next one.
                 _ = pool.states[app].consume(bytes, side: side, sink: sink)

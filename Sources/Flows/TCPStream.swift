@@ -6,6 +6,9 @@ public enum StreamEvent {
     case data(ByteView)
     /// `length` bytes are missing (lost before capture, cut by snaplen, or given up on).
     case gap(Int)
+    /// In-order bytes of a segment that was held behind a hole that was then given up on: reported on the
+    /// packet that carried them (`frame`, `time`), as tshark does, not on the packet that gave the hole up.
+    case heldData(ByteView, frame: UInt64, time: PacketTime)
 }
 
 /// Bounds on what one direction of a TCP stream may hold while waiting for a missing segment.
@@ -50,6 +53,8 @@ public struct TCPStream {
         var sequence: UInt32
         var bytes: [UInt8]
         var wireLength: Int
+        var frame: UInt64          // the packet that carried it
+        var time: PacketTime
     }
 
     /// Creates an unsynchronised stream.
@@ -57,7 +62,8 @@ public struct TCPStream {
 
     /// Accepts one segment of this direction and delivers whatever became in-order.
     public mutating func segment(sequence: UInt32, syn: Bool, payload: ByteView, wireLength: Int,
-                                 limits: TCPStreamLimits, deliver: (StreamEvent) -> Void) {
+                                 limits: TCPStreamLimits, frame: UInt64 = 0, time: PacketTime = .zero,
+                                 deliver: (StreamEvent) -> Void) {
         var seq = sequence
         if syn {
             nextSequence = sequence &+ 1; synchronized = true
@@ -84,12 +90,13 @@ public struct TCPStream {
                 let first = held.first.map { $0.sequence } ?? seq
                 let target = Int32(bitPattern: seq &- first) < 0 ? seq : first
                 skip(to: target, deliver: deliver)
-                drainHeld(deliver: deliver)
+                drainHeld(afterLoss: true, deliver: deliver)
                 // The current segment may now be in order (or still ahead).
-                segment(sequence: seq, syn: false, payload: payload, wireLength: wireLength, limits: limits, deliver: deliver)
+                segment(sequence: seq, syn: false, payload: payload, wireLength: wireLength, limits: limits,
+                        frame: frame, time: time, deliver: deliver)
                 return
             }
-            hold(seq, payload, wireLength)
+            hold(seq, payload, wireLength, frame: frame, time: time)
         }
     }
 
@@ -99,22 +106,25 @@ public struct TCPStream {
         guard Int32(bitPattern: ack &- nextSequence) > 0 else { return }
         let target = Int32(bitPattern: ack &- first.sequence) < 0 ? ack : first.sequence
         skip(to: target, deliver: deliver)
-        drainHeld(deliver: deliver)
+        drainHeld(afterLoss: true, deliver: deliver)
     }
 
     /// The flow is ending: release every held segment, with gaps for the holes.
     public mutating func flush(deliver: (StreamEvent) -> Void) {
         while let first = held.first {
             skip(to: first.sequence, deliver: deliver)
-            drainHeld(deliver: deliver)
+            drainHeld(afterLoss: true, deliver: deliver)
         }
     }
 
     /// Bytes held out of order.
     public var heldByteCount: Int { heldBytes }
 
-    private mutating func deliverInOrder(_ payload: ByteView, wireLength: Int, deliver: (StreamEvent) -> Void) {
-        if !payload.isEmpty { deliver(.data(payload)) }
+    private mutating func deliverInOrder(_ payload: ByteView, wireLength: Int, origin: (UInt64, PacketTime)? = nil,
+                                         deliver: (StreamEvent) -> Void) {
+        if !payload.isEmpty {
+            if let (frame, time) = origin { deliver(.heldData(payload, frame: frame, time: time)) } else { deliver(.data(payload)) }
+        }
         if wireLength > payload.count {   // cut by snaplen: the rest is missing for good
             gaps &+= 1; gapBytes &+= UInt64(wireLength - payload.count)
             deliver(.gap(wireLength - payload.count))
@@ -130,15 +140,17 @@ public struct TCPStream {
         nextSequence = target
     }
 
-    private mutating func hold(_ seq: UInt32, _ payload: ByteView, _ wireLength: Int) {
+    private mutating func hold(_ seq: UInt32, _ payload: ByteView, _ wireLength: Int, frame: UInt64, time: PacketTime) {
         var i = held.count
         while i > 0 && Int32(bitPattern: held[i - 1].sequence &- seq) > 0 { i -= 1 }
         if i > 0 && held[i - 1].sequence == seq { retransmissions &+= 1; return }   // first copy wins
-        held.insert(HeldSegment(sequence: seq, bytes: Array(payload.raw), wireLength: wireLength), at: i)
+        held.insert(HeldSegment(sequence: seq, bytes: Array(payload.raw), wireLength: wireLength, frame: frame, time: time), at: i)
         heldBytes += payload.count
     }
 
-    private mutating func drainHeld(deliver: (StreamEvent) -> Void) {
+    /// Delivers held segments that are now in order. `afterLoss`: the hole before them was given up, so their
+    /// bytes are reported on the packet that carried them; a filled hole completes on the filling packet.
+    private mutating func drainHeld(afterLoss: Bool = false, deliver: (StreamEvent) -> Void) {
         while let first = held.first {
             let rel = Int32(bitPattern: first.sequence &- nextSequence)
             if rel > 0 { return }
@@ -148,7 +160,8 @@ public struct TCPStream {
             if overlap >= first.wireLength { retransmissions &+= 1; continue }
             if overlap > 0 { overlaps &+= 1 }
             first.bytes.withUnsafeBytes { raw in
-                deliverInOrder(ByteView(raw).suffix(from: overlap), wireLength: first.wireLength - overlap, deliver: deliver)
+                deliverInOrder(ByteView(raw).suffix(from: overlap), wireLength: first.wireLength - overlap,
+                               origin: afterLoss ? (first.frame, first.time) : nil, deliver: deliver)
             }
         }
     }

@@ -14,7 +14,7 @@ private struct Harness {
         let limits = self.limits
         ByteView.with(bytes) { v in
             stream.segment(sequence: seq, syn: syn, payload: v, wireLength: wire ?? bytes.count, limits: limits) { e in
-                switch e { case .data(let d): o.append(contentsOf: d.raw); case .gap(let n): g.append(n); o.append(contentsOf: [UInt8](repeating: 0xEE, count: 0)) }
+                switch e { case .data(let d), .heldData(let d, _, _): o.append(contentsOf: d.raw); case .gap(let n): g.append(n) }
             }
         }
         out = o; gaps = g
@@ -22,13 +22,13 @@ private struct Harness {
     mutating func ack(_ a: UInt32) {
         var o = out, g = gaps
         stream.peerAcknowledged(a) { e in
-            switch e { case .data(let d): o.append(contentsOf: d.raw); case .gap(let n): g.append(n) }
+            switch e { case .data(let d), .heldData(let d, _, _): o.append(contentsOf: d.raw); case .gap(let n): g.append(n) }
         }
         out = o; gaps = g
     }
     mutating func flush() {
         var o = out, g = gaps
-        stream.flush { e in switch e { case .data(let d): o.append(contentsOf: d.raw); case .gap(let n): g.append(n) } }
+        stream.flush { e in switch e { case .data(let d), .heldData(let d, _, _): o.append(contentsOf: d.raw); case .gap(let n): g.append(n) } }
         out = o; gaps = g
     }
 }
@@ -106,4 +106,16 @@ private struct Harness {
     h.send(UInt32.max - 1, [], syn: true)
     h.send(UInt32.max, [1, 2, 3]); h.send(2, [4])
     #expect(h.out == [1, 2, 3, 4] && h.gaps.isEmpty)
+}
+
+@Test func bytesReleasedAfterAGivenUpHoleKeepTheirOwnFrame() {
+    var stream = TCPStream()
+    var frames: [UInt64] = []
+    let limits = TCPStreamLimits()
+    func record(_ e: StreamEvent) { if case .heldData(_, let f, _) = e { frames.append(f) } else if case .data = e { frames.append(0) } }
+    ByteView.with([]) { stream.segment(sequence: 0, syn: true, payload: $0, wireLength: 0, limits: limits, frame: 1, deliver: record) }
+    ByteView.with([1]) { stream.segment(sequence: 1, syn: false, payload: $0, wireLength: 1, limits: limits, frame: 2, deliver: record) }
+    ByteView.with([5]) { stream.segment(sequence: 5, syn: false, payload: $0, wireLength: 1, limits: limits, frame: 3, deliver: record) }
+    stream.peerAcknowledged(6, deliver: record)   // the hole 2..4 is given up at a later packet
+    #expect(frames == [0, 3])                      // frame 2's bytes in order; the held byte keeps frame 3
 }
