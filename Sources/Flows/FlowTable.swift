@@ -26,8 +26,16 @@ public struct FlowTableLimits: Sendable {
 /// A final class, owned by one engine on one thread: callers reach the arrays in place (a struct held in a
 /// class property is copied, buffers retained, on some accesses), and exclusivity checks are off.
 public final class FlowTable {
-    /// Flow states by slot; a slot not reachable from the index is free (its contents are stale).
-    @exclusivity(unchecked) public var slots: [FlowState] = []
+    /// Flow states by slot (the first `slotCount` initialised; the block doubles as flows come, up to the cap);
+    /// a slot not reachable from the index is free (its contents are stale). A raw pointer, not an array: the
+    /// engine reaches it from another module several times per packet, and there a class's array property
+    /// costs a dynamic exclusivity check, a uniqueness check and a bounds check per access. Slot numbers come
+    /// only from this table; the pointer changes only when `insert` grows the block.
+    @inlinable public var slots: UnsafeMutablePointer<FlowState> { slotStore }
+    @exclusivity(unchecked) @usableFromInline var slotStore: UnsafeMutablePointer<FlowState>
+    @exclusivity(unchecked) private var slotCapacity: Int
+    /// Slots initialised so far.
+    @exclusivity(unchecked) public private(set) var slotCount = 0
     @exclusivity(unchecked) private var index: [UInt64]     // 0 empty, else (hash >> 32) << 32 | (slot + 1)
     @exclusivity(unchecked) private var hashes: [UInt64] = []
     @exclusivity(unchecked) private var keys: [FlowKey] = []
@@ -50,6 +58,13 @@ public final class FlowTable {
         capacity = max(16, limits.maximumFlows)
         mask = 1023
         index = [UInt64](repeating: 0, count: 1024)
+        slotCapacity = min(capacity, 1024)
+        slotStore = .allocate(capacity: slotCapacity)
+    }
+
+    deinit {
+        slots.deinitialize(count: slotCount)
+        slots.deallocate()
     }
 
     @inline(__always) private static func entry(_ hash: UInt64, _ slot: Int32) -> UInt64 {
@@ -103,9 +118,17 @@ public final class FlowTable {
             s = reused
             slots[Int(s)] = state; hashes[Int(s)] = hash; keys[Int(s)] = state.key
         } else {
-            precondition(slots.count < capacity, "flow table full: evict before inserting")
-            s = Int32(slots.count)
-            slots.append(state); hashes.append(hash); keys.append(state.key)
+            precondition(slotCount < capacity, "flow table full: evict before inserting")
+            if slotCount == slotCapacity {
+                let bigger = min(capacity, slotCapacity * 2)
+                let fresh = UnsafeMutablePointer<FlowState>.allocate(capacity: bigger)
+                fresh.moveInitialize(from: slots, count: slotCount)
+                slots.deallocate()
+                slotStore = fresh; slotCapacity = bigger
+            }
+            s = Int32(slotCount)
+            (slots + slotCount).initialize(to: state); slotCount += 1
+            hashes.append(hash); keys.append(state.key)
             previous.append(-1); next.append(-1); list.append(0)
         }
         var i = Int(truncatingIfNeeded: hash) & mask
