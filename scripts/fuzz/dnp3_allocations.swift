@@ -4,7 +4,7 @@
 // allocates at all once the flow is warm.
 import Foundation
 
-@_silgen_name("zw_dnp3_allocations") func allocationCount() -> UInt
+@_silgen_name("zw_allocation_count") func allocationCount() -> UInt
 
 /// Link frame with real CRCs.
 func frame(_ control: UInt8, _ destination: UInt16, _ source: UInt16, _ user: [UInt8]) -> [UInt8] {

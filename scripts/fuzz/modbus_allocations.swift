@@ -1,5 +1,5 @@
 // Steady-state cost of the Modbus dissector per PDU: heap allocations (counted by
-// modbus_alloc_counter.c) and time, for a realistic polling mix, with and without records.
+// alloc_counter.c) and time, for a realistic polling mix, with and without records.
 // Built by scripts/fuzz/modbus-allocations with Sources/Wire, Sources/Records, Sources/Protocols/Modbus.
 
 @_silgen_name("zw_allocation_count") func allocationCount() -> UInt

@@ -1,5 +1,5 @@
 // Counts heap allocations in the process that links it (malloc-family interposition over glibc's
-// __libc_* entry points, which need no dlsym and so cannot recurse). Used by scripts/fuzz/modbus-allocations.
+// __libc_* entry points, which need no dlsym and so cannot recurse). Linked into the dissector allocation checks (scripts/fuzz/*-allocations).
 #include <stddef.h>
 #include <stdlib.h>
 
