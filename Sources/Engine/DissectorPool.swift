@@ -1,16 +1,37 @@
 import Records
 
-/// Per-flow states of one dissector type, stored inline in one array and reused through a free list,
+/// Per-flow states of one dissector type, stored inline in one block and reused through a free list,
 /// (a final class, so that `states[i].consume(...)` mutates in place), so the engine reaches a flow's dissector without existentials, boxes or enum copies.
+///
+/// The block is reached through a raw pointer rather than an array property: `states[i].consume(...)` runs for
+/// every PDU, and an array held by a class pays a uniqueness and a bounds check on each mutation. Slot numbers
+/// come only from `allocate`; the block doubles when full (never while a dissector runs: allocation happens
+/// when a flow is identified, before its first delivery).
 final class DissectorPool<D: AppDissector> {
-    @exclusivity(unchecked) var states: [D] = []
+    @exclusivity(unchecked) private(set) var states: UnsafeMutablePointer<D>
+    @exclusivity(unchecked) private var capacity = 16
+    @exclusivity(unchecked) private var count = 0
     @exclusivity(unchecked) private var free: [Int32] = []
+
+    init() { states = .allocate(capacity: capacity) }
+
+    deinit {
+        states.deinitialize(count: count)
+        states.deallocate()
+    }
 
     /// A slot holding a fresh state.
     func allocate() -> Int32 {
         if let s = free.popLast() { states[Int(s)] = D(); return s }
-        states.append(D())
-        return Int32(states.count - 1)
+        if count == capacity {
+            let fresh = UnsafeMutablePointer<D>.allocate(capacity: capacity * 2)
+            fresh.moveInitialize(from: states, count: count)
+            states.deallocate()
+            states = fresh; capacity *= 2
+        }
+        (states + count).initialize(to: D())
+        count += 1
+        return Int32(count - 1)
     }
 
     /// Returns a slot; its state is replaced so that per-flow memory is released now.
@@ -20,5 +41,5 @@ final class DissectorPool<D: AppDissector> {
     }
 
     /// Slots in use.
-    var live: Int { states.count - free.count }
+    var live: Int { count - free.count }
 }

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Wire
 import Records
 import Decode
@@ -45,6 +48,13 @@ public final class Engine {
     @exclusivity(unchecked) private var nextSweep: Int64 = 0
     @exclusivity(unchecked) private var sinkFlowSlot: Int32 = -1
     @exclusivity(unchecked) private var anomalyLogged: [String: Int] = [:]
+    /// Diagnostic for scripts/bench (environment ZONEWATCH_NO_DISSECT=1): no flow is handed to a dissector, so
+    /// a replay measures decoding, flows and reassembly alone. Not a user option.
+    private let noDissect = getenv("ZONEWATCH_NO_DISSECT").map { String(cString: $0) == "1" } ?? false
+    private let initiatorStreamOffset = MemoryLayout<FlowState>.offset(of: \FlowState.initiatorStream)!
+    private let responderStreamOffset = MemoryLayout<FlowState>.offset(of: \FlowState.responderStream)!
+    private let initiatorCarryOffset = MemoryLayout<FlowState>.offset(of: \FlowState.initiatorCarry)!
+    private let responderCarryOffset = MemoryLayout<FlowState>.offset(of: \FlowState.responderCarry)!
 
     /// Creates an engine.
     public init(configuration: EngineConfiguration = .init()) {
@@ -144,6 +154,7 @@ public final class Engine {
         var state = FlowState(key: key, initiatorIsLow: initiatorIsLow, midstream: midstream,
                               firstSeen: now, lastSeen: now, firstFrame: frame, communityID: InlineText(community))
         state.serial = statistics.flowsCreated &+ 1
+        if noDissect { state.application = ApplicationKind.none.rawValue }
         if packet.tcpFlags & (PacketView.syn | PacketView.ack) == PacketView.syn { state.initialSequence = packet.sequence }
         else if packet.tcpFlags & (PacketView.syn | PacketView.ack) == PacketView.syn | PacketView.ack { state.initialSequence = packet.acknowledgement &- 1 }
         let slot = flows.insert(state, hash: hash)
@@ -163,20 +174,32 @@ public final class Engine {
         // Move the stream out of the table while it delivers (exclusive access; no copy of its buffers).
         // The peer bytes this packet acknowledges were sent before it: release them first, so that a request
         // held behind a hole is dissected before the answer this packet carries.
+        // The streams are worked on in place in the flow's slot (a raw block: no copy, no retain/release of the
+        // held-segment buffers); delivering never inserts flows, so the slot does not move meanwhile.
         if flags & PacketView.ack != 0 {
-            var peer = takeStream(slot, side.opposite)
-            peer.peerAcknowledged(packet.acknowledgement) { event in self.deliver(slot, side: side.opposite, event: event) }
-            putStream(slot, side.opposite, peer)
+            streamPointer(slot, side.opposite).pointee.peerAcknowledged(packet.acknowledgement) { event in
+                self.deliver(slot, side: side.opposite, event: event)
+            }
         }
-        var stream = takeStream(slot, side)
-        stream.segment(sequence: packet.sequence, syn: flags & PacketView.syn != 0, payload: payload,
+        streamPointer(slot, side).pointee.segment(sequence: packet.sequence, syn: flags & PacketView.syn != 0, payload: payload,
                        wireLength: packet.wirePayloadLength, limits: limits, frame: frame, time: now) { event in
             self.deliver(slot, side: side, event: event)
         }
-        putStream(slot, side, stream)
         if flags & PacketView.rst != 0 { flows.slots[Int(slot)].reset = true }
         if flags & PacketView.fin != 0 { flows.slots[Int(slot)].finMask |= side == .initiator ? 1 : 2 }
         if flows.slots[Int(slot)].isClosed { flows.markClosed(slot) }
+    }
+
+    /// One side's stream in place in the flow's slot (valid until the next flow insert).
+    @inline(__always) private func streamPointer(_ slot: Int32, _ side: FlowSide) -> UnsafeMutablePointer<TCPStream> {
+        let raw = UnsafeMutableRawPointer(flows.slots + Int(slot))
+        return (raw + (side == .initiator ? initiatorStreamOffset : responderStreamOffset)).assumingMemoryBound(to: TCPStream.self)
+    }
+
+    /// One side's carry (unconsumed stream bytes) in place in the flow's slot (valid until the next flow insert).
+    @inline(__always) private func carryPointer(_ slot: Int32, _ side: FlowSide) -> UnsafeMutablePointer<[UInt8]> {
+        let raw = UnsafeMutableRawPointer(flows.slots + Int(slot))
+        return (raw + (side == .initiator ? initiatorCarryOffset : responderCarryOffset)).assumingMemoryBound(to: [UInt8].self)
     }
 
     private func takeStream(_ slot: Int32, _ side: FlowSide) -> TCPStream {
@@ -229,10 +252,10 @@ public final class Engine {
         setSinkFlow(slot)
         sink.frame = frame; sink.time = now
         let isUDP = flows.slots[Int(slot)].key.ipProtocol == 17
-        var carry = takeCarry(slot, side)
+        let carry = carryPointer(slot, side)   // in place: no swap, no retain
         switch event {
         case .gap(let length):
-            carry.removeAll(keepingCapacity: true)
+            carry.pointee.removeAll(keepingCapacity: true)
             pool.states[app].gap(side: side, length: length, sink: sink)
         case .data(let bytes), .heldData(let bytes, _, _):
             // Bytes held behind a hole that was given up are reported on the packet that carried them.
@@ -240,25 +263,24 @@ public final class Engine {
             if isUDP {
                 // Datagrams are whole messages: nothing carries over to the next one.
                 _ = pool.states[app].consume(bytes, side: side, sink: sink)
-            } else if carry.isEmpty {
+            } else if carry.pointee.isEmpty {
                 let used = min(max(pool.states[app].consume(bytes, side: side, sink: sink), 0), bytes.count)
-                if used < bytes.count { carry.append(contentsOf: bytes.suffix(from: used).raw) }
+                if used < bytes.count { carry.pointee.append(contentsOf: bytes.suffix(from: used).raw) }
             } else {
-                carry.append(contentsOf: bytes.raw)
-                let used = carry.withUnsafeBytes { raw in
+                carry.pointee.append(contentsOf: bytes.raw)
+                let used = carry.pointee.withUnsafeBytes { raw in
                     min(max(pool.states[app].consume(ByteView(raw), side: side, sink: sink), 0), raw.count)
                 }
-                carry.removeFirst(used)
+                carry.pointee.removeFirst(used)
             }
-            if carry.count > D.maximumPDUSize {
+            if carry.pointee.count > D.maximumPDUSize {
                 // The dissector cannot make progress within its own PDU bound: drop and resynchronise.
                 statistics.carryOverflows &+= 1
-                sink.emit(Anomaly(layer: "flow", kind: "reassembly_buffer_overflow", offset: 0, value: Int64(carry.count)), sender: side)
-                pool.states[app].gap(side: side, length: carry.count, sink: sink)
-                carry.removeAll(keepingCapacity: true)
+                sink.emit(Anomaly(layer: "flow", kind: "reassembly_buffer_overflow", offset: 0, value: Int64(carry.pointee.count)), sender: side)
+                pool.states[app].gap(side: side, length: carry.pointee.count, sink: sink)
+                carry.pointee.removeAll(keepingCapacity: true)
             }
         }
-        putCarry(slot, side, carry)
         drainSink()
     }
 

@@ -39,9 +39,11 @@ public final class FlowTable {
     @exclusivity(unchecked) private var index: [UInt64]     // 0 empty, else (hash >> 32) << 32 | (slot + 1)
     @exclusivity(unchecked) private var hashes: [UInt64] = []
     @exclusivity(unchecked) private var keys: [FlowKey] = []
-    @exclusivity(unchecked) private var previous: [Int32] = []
-    @exclusivity(unchecked) private var next: [Int32] = []
-    @exclusivity(unchecked) private var list: [UInt8] = []       // 0 active, 1 closed
+    // LRU links per slot, in blocks that grow with the slots (raw: touched on every packet, where an array
+    // property pays a uniqueness check per write).
+    @exclusivity(unchecked) private var previous: UnsafeMutablePointer<Int32>
+    @exclusivity(unchecked) private var next: UnsafeMutablePointer<Int32>
+    @exclusivity(unchecked) private var list: UnsafeMutablePointer<UInt8>       // 0 active, 1 closed
     @exclusivity(unchecked) private var freeSlots: [Int32] = []
     @exclusivity(unchecked) private var mask: Int
     private let capacity: Int
@@ -60,11 +62,15 @@ public final class FlowTable {
         index = [UInt64](repeating: 0, count: 1024)
         slotCapacity = min(capacity, 1024)
         slotStore = .allocate(capacity: slotCapacity)
+        previous = .allocate(capacity: slotCapacity)
+        next = .allocate(capacity: slotCapacity)
+        list = .allocate(capacity: slotCapacity)
     }
 
     deinit {
         slots.deinitialize(count: slotCount)
         slots.deallocate()
+        previous.deallocate(); next.deallocate(); list.deallocate()
     }
 
     @inline(__always) private static func entry(_ hash: UInt64, _ slot: Int32) -> UInt64 {
@@ -90,6 +96,13 @@ public final class FlowTable {
         }
         index = fresh
         mask = m
+    }
+
+    private static func grown<T>(_ old: UnsafeMutablePointer<T>, count: Int, to capacity: Int) -> UnsafeMutablePointer<T> {
+        let fresh = UnsafeMutablePointer<T>.allocate(capacity: capacity)
+        fresh.moveInitialize(from: old, count: count)
+        old.deallocate()
+        return fresh
     }
 
     /// Whether the table is at its cap.
@@ -124,12 +137,16 @@ public final class FlowTable {
                 let fresh = UnsafeMutablePointer<FlowState>.allocate(capacity: bigger)
                 fresh.moveInitialize(from: slots, count: slotCount)
                 slots.deallocate()
-                slotStore = fresh; slotCapacity = bigger
+                slotStore = fresh
+                previous = FlowTable.grown(previous, count: slotCount, to: bigger)
+                next = FlowTable.grown(next, count: slotCount, to: bigger)
+                list = FlowTable.grown(list, count: slotCount, to: bigger)
+                slotCapacity = bigger
             }
             s = Int32(slotCount)
             (slots + slotCount).initialize(to: state); slotCount += 1
             hashes.append(hash); keys.append(state.key)
-            previous.append(-1); next.append(-1); list.append(0)
+            previous[Int(s)] = -1; next[Int(s)] = -1; list[Int(s)] = 0
         }
         var i = Int(truncatingIfNeeded: hash) & mask
         while index[i] != 0 { i = (i + 1) & mask }
