@@ -14,6 +14,14 @@ enum PolicyCommand {
         var a = CommandLineArguments(args)
         if a.flag("-h", "--help") { print(help); return 0 }
         let rest = try a.finish()
+        // Hidden, for scripts/bench: `zonewatch policy synth ZONES RULES` prints a synthetic policy (YAML).
+        if rest.count == 3, rest[0] == "synth" {
+            guard let zones = Int(rest[1]), let rules = Int(rest[2]), zones >= 2, rules >= 1 else {
+                throw UsageError(message: "usage: zonewatch policy synth ZONES RULES (ZONES >= 2, RULES >= 1)")
+            }
+            print(makeSyntheticPolicy(zones: zones, rules: rules), terminator: "")
+            return 0
+        }
         guard rest.count == 2, rest[0] == "check" else { throw UsageError(message: "usage: zonewatch policy check FILE") }
         let (policy, errors) = checkPolicyFile(path: rest[1])
         for e in errors { printError(e.description) }
