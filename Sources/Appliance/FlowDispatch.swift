@@ -27,6 +27,6 @@ public enum FlowDispatch {
     public static func index(_ hash: UInt64, workers: Int) -> Int {
         var x = hash &* 0xD6E8_FEB8_6659_FD93
         x ^= x >> 32
-        return Int((x & 0xFFFF_FFFF) &* UInt64(workers) >> 32)
+        return Int(((x & 0xFFFF_FFFF) &* UInt64(workers)) >> 32)
     }
 }

@@ -1,0 +1,211 @@
+import Foundation
+import Testing
+import Synchronization
+import Wire
+import Records
+import Decode
+import Flows
+import Engine
+import Capture
+@testable import Appliance
+
+/// The multi-worker pipeline: rings, dispatch, event merge, and the same records and alerts as one engine.
+@Suite struct PipelineTests {
+    // MARK: - Ring
+
+    @Test func ringKeepsOrderAcrossWrapAndWaitsWhenFull() async throws {
+        let ring = PacketRing(bytes: 1 << 20)
+        let messages = 20_000
+        // Sizes chosen so that messages straddle the end of the buffer many times.
+        @Sendable func size(_ i: Int) -> Int { (i * 7919) % 1500 + 1 }
+        let producer = WorkerThread(name: "test-producer") {
+            var buffer = [UInt8](repeating: 0, count: 1600)
+            for i in 0..<messages {
+                for j in 0..<size(i) { buffer[j] = UInt8(truncatingIfNeeded: i &+ j) }
+                let h = RingMessageHeader(kind: RingMessageKind.packet.rawValue, linkType: 1, key: UInt64(i + 1), frame: UInt64(i + 1),
+                                          time: PacketTime(seconds: Int64(i), microseconds: 0), capturedLength: 0, wireLength: UInt32(size(i)))
+                let ok = buffer.withUnsafeBytes { ring.push(h, payload: UnsafeRawBufferPointer(rebasing: $0[0..<size(i)]), block: true) }
+                precondition(ok)
+            }
+        }
+        var received = 0
+        var bad = 0
+        let deadline = Date().addingTimeInterval(60)
+        while received < messages && Date() < deadline {
+            guard let (h, payload) = ring.peek() else { ring.waitForMessage(); continue }
+            let i = received
+            if h.key != UInt64(i + 1) || payload.count != size(i) || Int(h.wireLength) != size(i) { bad += 1 }
+            for j in stride(from: 0, to: payload.count, by: 97) where payload[j] != UInt8(truncatingIfNeeded: i &+ j) { bad += 1 }
+            ring.release()
+            received += 1
+        }
+        producer.join()
+        #expect(received == messages)
+        #expect(bad == 0)
+        #expect(ring.isDrained)
+    }
+
+    @Test func aFullRingRefusesWithoutBlockingInLiveMode() {
+        let ring = PacketRing(bytes: 1 << 20)
+        let payload = [UInt8](repeating: 0xAB, count: 60_000)
+        var accepted = 0
+        for i in 0..<100 {
+            let h = RingMessageHeader(kind: RingMessageKind.packet.rawValue, linkType: 1, key: UInt64(i), frame: UInt64(i),
+                                      time: .zero, capturedLength: 0, wireLength: 60_000)
+            if payload.withUnsafeBytes({ ring.push(h, payload: $0, block: false) }) { accepted += 1 }
+        }
+        // 1 MiB holds 17 messages of 60,040 bytes (+ header): the rest are refused, not queued.
+        #expect(accepted == (1 << 20) / (60_000 + PacketRing.headerSize))
+        var n = 0
+        while ring.peek() != nil { ring.release(); n += 1 }
+        #expect(n == accepted)
+    }
+
+    // MARK: - Dispatch
+
+    @Test func bothDirectionsOfAFlowGoToOneWorkerAndFlowsSpreadEvenly() throws {
+        var perWorker = [Int](repeating: 0, count: 4)
+        for i in 0..<4000 {
+            let a = ipv4(10, 0, UInt8(i % 200), UInt8(i % 251)), b = ipv4(10, 1, 0, UInt8(i % 7))
+            let sport = UInt16(40_000 + i), dport: UInt16 = 502
+            let forward = tcpFrame(src: a, sport: sport, dst: b, dport: dport, seq: 1, flags: 0x02)
+            let backward = tcpFrame(src: b, sport: dport, dst: a, dport: sport, seq: 9, ack: 2, flags: 0x12)
+            for n in 2...4 {
+                let w1 = forward.withUnsafeBytes { FlowDispatch.worker(for: ByteView($0), linkType: 1, workers: n) }
+                let w2 = backward.withUnsafeBytes { FlowDispatch.worker(for: ByteView($0), linkType: 1, workers: n) }
+                #expect(w1 == w2)
+                #expect((0..<n).contains(w1))
+                if n == 4 { perWorker[w1] += 1 }
+            }
+        }
+        // 4000 flows over 4 workers: each within 15% of 1000.
+        #expect(perWorker.allSatisfy { $0 > 850 && $0 < 1150 }, "\(perWorker)")
+    }
+
+    @Test func undecodablePacketsGoToWorkerZero() {
+        let junk: [UInt8] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0x08, 0x00, 0x45]
+        #expect(junk.withUnsafeBytes { FlowDispatch.worker(for: ByteView($0), linkType: 1, workers: 3) } == 0)
+        let arp = [UInt8](repeating: 0xFF, count: 12) + [0x08, 0x06] + [UInt8](repeating: 0, count: 28)
+        #expect(arp.withUnsafeBytes { FlowDispatch.worker(for: ByteView($0), linkType: 1, workers: 3) } == 0)
+    }
+
+    // MARK: - Same output as one engine
+
+    /// Every capture under Fixtures/ with the demo policy: records and alerts of 2 and 3 workers equal one
+    /// engine's, up to line order (tiny event queues force the merge to wait on each other often).
+    @Test(arguments: [2, 3])
+    func fixturesGiveTheSameRecordsAsOneWorker(workers: Int) {
+        for file in fixtureCaptures() {
+            let one = runSingle([file], policy: demoPolicy).sorted
+            let many = runParallel([file], policy: demoPolicy, workers: workers).sorted
+            #expect(one == many, "\(file): one worker \(one), \(workers) workers \(many)")
+        }
+    }
+
+    /// Several files read as one stream: frame numbers continue across files with several workers too.
+    @Test func filesInSequenceKeepGlobalFrameNumbers() {
+        let files = [fixture("demo/plant.pcap"), fixture("mixed/demo-mixed.pcap"), fixture("dnp3/dnp3_multifrag.pcap")]
+        let one = runSingle(files, policy: demoPolicy).sorted
+        let two = runParallel(files, policy: demoPolicy, workers: 2).sorted
+        #expect(one == two)
+        #expect(one.count > 50)
+    }
+
+    /// Rules that count across flows and host pairs: one source opening Modbus flows to 12 hosts (an ICS host
+    /// scan), hosts in no zone (reported once each), and repeats folded per host pair. Split by flow over
+    /// separate detectors these would differ (each worker sees part of the scan, and reports every unknown host
+    /// again); merged into one detector they equal one engine's alerts exactly.
+    @Test(arguments: [2, 4])
+    func crossFlowDetectionsEqualOneWorker(workers: Int) throws {
+        var packets: [[UInt8]] = []
+        let scanner = ipv4(10, 66, 0, 5)
+        for round in 0..<3 {
+            for h in 0..<12 {
+                let target = ipv4(127, 0, 3, UInt8(100 + h))
+                let sport = UInt16(30_000 + round * 100 + h)
+                packets.append(tcpFrame(src: scanner, sport: sport, dst: target, dport: 502, seq: UInt32(1000 + h), flags: 0x02))
+                packets.append(tcpFrame(src: target, sport: 502, dst: scanner, dport: sport, seq: 0, ack: UInt32(1001 + h), flags: 0x14))
+            }
+        }
+        let path = try temporaryFile(pcapFile(packets), "scan-\(workers).pcap")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let one = runSingle([path], policy: demoPolicy).sorted
+        let many = runParallel([path], policy: demoPolicy, workers: workers).sorted
+        let alerts = one.lines[.alert] ?? []
+        #expect(alerts.contains { $0.contains("ZW-ICS-014") }, "no host scan alert: \(alerts)")
+        #expect(alerts.filter { $0.contains("ZW-ASSET-001") }.count == 1, "\(alerts.filter { $0.contains("ZW-ASSET-001") })")
+        #expect(one == many)
+    }
+
+    /// Idle flows end at the same frame with several workers: the reader sends every worker the sweep a single
+    /// engine would run at the first packet of each second, so flows that time out (here after 2 s) carry the
+    /// same end, and the frames of their end-of-flow anomalies and alerts match.
+    @Test func idleTimeoutsEndAtTheSameFrame() throws {
+        var packets: [[UInt8]] = []
+        for i in 0..<40 {
+            let src = ipv4(127, 0, 2, 10), dst = ipv4(127, 0, 3, UInt8(10 + i % 5))
+            packets.append(tcpFrame(src: src, sport: UInt16(50_000 + i), dst: dst, dport: 502, seq: 1, flags: 0x02))
+        }
+        let path = try temporaryFile(pcapFile(packets, stepMicroseconds: 700_000), "idle.pcap")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        func run(_ n: Int) -> RecordLines {
+            var c = engineConfiguration()
+            c.flowLimits.tcpIdleTimeout = 2
+            if n == 1 {
+                let engine = Engine(configuration: c)
+                engine.observer = TestAlertObserver(policy: demoPolicy, sink: engine.sink)
+                let source = try! PacketSource.openFile(path)
+                while case .packet(let h, let b)? = try? source.next() { engine.process(b, linkType: 1, time: h.time, wireLength: h.wireLength) }
+                engine.finish()
+                var out = RecordLines(); engine.drainRecords { out.add($0, $1) }
+                return out.sorted
+            }
+            let sink = EventSink()
+            let observer = TestAlertObserver(policy: demoPolicy, sink: sink)
+            let collected = Collector()
+            let p = ParallelPipeline(settings: .init(workers: n), makeEngine: { _ in Engine(configuration: c) }, observer: observer,
+                                     alertSink: sink, detector: observer.detector, write: { collected.add($0, $1) })
+            p.start()
+            let source = try! PacketSource.openFile(path)
+            while case .packet(let h, let b)? = try? source.next() { p.packet(b.raw, linkType: 1, time: h.time, wireLength: h.wireLength) }
+            p.finish()
+            return collected.lines.sorted
+        }
+        let one = run(1)
+        #expect((one.lines[.flow] ?? []).filter { $0.contains("idle_timeout") }.count > 20)
+        #expect(run(2) == one)
+        #expect(run(3) == one)
+    }
+
+    @Test func countersAreSummedOverWorkers() {
+        let sink = EventSink()
+        let observer = TestAlertObserver(policy: demoPolicy, sink: sink)
+        let p = ParallelPipeline(settings: .init(workers: 3), makeEngine: { _ in Engine(configuration: engineConfiguration()) },
+                                 observer: observer, alertSink: sink, detector: observer.detector, write: { _, _ in })
+        p.start()
+        let source = try! PacketSource.openFile(fixture("demo/plant.pcap"))
+        while case .packet(let h, let b)? = try? source.next() { p.packet(b.raw, linkType: 1, time: h.time, wireLength: h.wireLength) }
+        p.finish()
+        let s = p.statistics()
+        #expect(s.packets == 114 && s.flowsCreated == 6 && s.operations == 25 && s.alerts == 10)
+        #expect(p.framesRead == 114 && p.queueDrops == 0)
+    }
+
+    /// A policy handed over while packets flow is applied by the detection thread between two events.
+    @Test func policyReplacementReachesTheDetector() throws {
+        let sink = EventSink()
+        let observer = TestAlertObserver(policy: nil, sink: sink)
+        let collected = Collector()
+        let p = ParallelPipeline(settings: .init(workers: 2), makeEngine: { _ in Engine(configuration: engineConfiguration()) },
+                                 observer: observer, alertSink: sink, detector: observer.detector, write: { collected.add($0, $1) })
+        p.start()
+        p.replacePolicy(demoPolicy)
+        let deadline = Date().addingTimeInterval(10)
+        while !p.policyApplied && Date() < deadline { usleep(1000) }
+        #expect(p.policyApplied)
+        let source = try PacketSource.openFile(fixture("demo/plant.pcap"))
+        while case .packet(let h, let b)? = try? source.next() { p.packet(b.raw, linkType: 1, time: h.time, wireLength: h.wireLength) }
+        p.finish()
+        #expect(collected.lines.sorted.lines[.alert] == runSingle([fixture("demo/plant.pcap")], policy: demoPolicy).sorted.lines[.alert])
+    }
+}

@@ -1,0 +1,150 @@
+import Foundation
+import Testing
+import Wire
+import Records
+import Flows
+import Capture
+import Engine
+import Policy
+import Detection
+@testable import Appliance
+
+/// The repository root (Tests/ApplianceTests/…).
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+func fixture(_ path: String) -> String { repositoryRoot.appendingPathComponent("Fixtures/" + path).path }
+
+/// Every capture under Fixtures/, sorted.
+func fixtureCaptures() -> [String] {
+    let root = repositoryRoot.appendingPathComponent("Fixtures")
+    var out: [String] = []
+    let e = FileManager.default.enumerator(atPath: root.path)
+    while let p = e?.nextObject() as? String {
+        if p.hasSuffix(".pcap") || p.hasSuffix(".pcapng") { out.append(root.appendingPathComponent(p).path) }
+    }
+    return out.sorted()
+}
+
+/// The demo policy, compiled.
+let demoPolicy: CompiledPolicy = {
+    let (p, errors) = checkPolicyFile(path: fixture("demo/policy.yaml"))
+    precondition(errors.isEmpty, "\(errors)")
+    return p!
+}()
+
+/// What `AlertPipeline` (in the zonewatch executable) does, for in-process runs: detection, alerts as ECS lines.
+final class TestAlertObserver: EngineObserver {
+    let detector: Detector
+    let sink: EventSink
+    var pending: [Alert] = []
+    init(policy: CompiledPolicy?, sink: EventSink) { detector = Detector(policy: policy); self.sink = sink }
+    func flowStarted(_ flow: FlowContext, frame: UInt64, time: PacketTime) { detector.flowStarted(flow, frame: frame, time: time, alerts: &pending); publish() }
+    func flowIdentified(_ flow: FlowContext, appProtocol: AppProtocol?, frame: UInt64, time: PacketTime) {
+        detector.flowIdentified(flow, appProtocol: appProtocol, frame: frame, time: time, alerts: &pending); publish()
+    }
+    func operation(_ op: Records.Operation, flow: FlowContext) { detector.operation(op, flow: flow, alerts: &pending); publish() }
+    func anomaly(_ a: Anomaly, flow: FlowContext?) { detector.anomaly(a, flow: flow, alerts: &pending); publish() }
+    func flowEnded(_ flow: FlowContext, reason: FlowEndReason) { detector.flowEnded(flow) }
+    func tick(time: PacketTime) { detector.tick(time: time, alerts: &pending); publish() }
+    func finish() { detector.finish(alerts: &pending); publish() }
+    func publish() {
+        for a in pending { sink.json.reset(); a.writeECS(to: &sink.json); sink.finishLine(.alert) }
+        pending.removeAll()
+    }
+}
+
+/// Record lines per kind.
+struct RecordLines: Equatable, CustomStringConvertible {
+    var lines: [RecordKind: [String]] = [:]
+    mutating func add(_ kind: RecordKind, _ bytes: [UInt8]) {
+        for l in String(decoding: bytes, as: UTF8.self).split(separator: "\n") { lines[kind, default: []].append(String(l)) }
+    }
+    /// Line order is not part of the contract with several workers.
+    var sorted: RecordLines { var r = self; for k in r.lines.keys { r.lines[k]!.sort() }; return r }
+    var count: Int { lines.values.reduce(0) { $0 + $1.count } }
+    var description: String { lines.map { "\($0.key): \($0.value.count)" }.sorted().joined(separator: ", ") }
+}
+
+func engineConfiguration() -> EngineConfiguration {
+    var c = EngineConfiguration()
+    c.transactionRecords = true; c.flowRecords = true; c.anomalyRecords = true
+    return c
+}
+
+/// Runs capture files through one engine, as `zonewatch replay --out` does.
+func runSingle(_ files: [String], policy: CompiledPolicy?) -> RecordLines {
+    let engine = Engine(configuration: engineConfiguration())
+    let observer = TestAlertObserver(policy: policy, sink: engine.sink)
+    engine.observer = observer
+    var out = RecordLines()
+    for file in files {
+        guard let source = try? PacketSource.openFile(file) else { continue }
+        while case .packet(let h, let bytes)? = try? source.next() {
+            engine.process(bytes, linkType: source.linkType.rawValue, time: h.time, wireLength: h.wireLength)
+        }
+    }
+    engine.finish()
+    engine.drainRecords { out.add($0, $1) }
+    return out
+}
+
+/// Runs capture files through the multi-worker pipeline.
+func runParallel(_ files: [String], policy: CompiledPolicy?, workers: Int, ringBytes: Int = 1 << 20, eventCapacity: Int = 64) -> RecordLines {
+    let sink = EventSink()
+    let observer = TestAlertObserver(policy: policy, sink: sink)
+    var settings = ParallelPipeline.Settings(workers: workers)
+    settings.ringBytes = ringBytes
+    settings.eventCapacity = eventCapacity
+    settings.recordFlushBytes = 4096
+    let collected = Collector()
+    let pipeline = ParallelPipeline(settings: settings, makeEngine: { _ in Engine(configuration: engineConfiguration()) },
+                                    observer: observer, alertSink: sink, detector: observer.detector,
+                                    write: { collected.add($0, $1) })
+    pipeline.start()
+    for file in files {
+        guard let source = try? PacketSource.openFile(file) else { continue }
+        while case .packet(let h, let bytes)? = try? source.next() {
+            pipeline.packet(bytes.raw, linkType: source.linkType.rawValue, time: h.time, wireLength: h.wireLength)
+        }
+    }
+    pipeline.finish()
+    return collected.lines
+}
+
+/// Collects lines written by the pipeline (its write lock serialises the calls).
+final class Collector: @unchecked Sendable {
+    var lines = RecordLines()
+    func add(_ kind: RecordKind, _ bytes: [UInt8]) { lines.add(kind, bytes) }
+}
+
+// MARK: - Crafted packets
+
+/// An Ethernet/IPv4/TCP frame (checksums zero: the engine does not verify them).
+func tcpFrame(src: UInt32, sport: UInt16, dst: UInt32, dport: UInt16, seq: UInt32, ack: UInt32 = 0, flags: UInt8, payload: [UInt8] = []) -> [UInt8] {
+    func be16(_ v: UInt16) -> [UInt8] { [UInt8(v >> 8), UInt8(v & 0xFF)] }
+    func be32(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
+    let eth: [UInt8] = [0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 4, 6, 0x08, 0x00]
+    let tcp = be16(sport) + be16(dport) + be32(seq) + be32(ack) + [0x50, flags] + be16(65535) + [0, 0, 0, 0] + payload
+    let ip: [UInt8] = [0x45, 0] + be16(UInt16(20 + tcp.count)) + [0, 1, 0x40, 0, 64, 6, 0, 0] + be32(src) + be32(dst)
+    return eth + ip + tcp
+}
+
+/// A classic pcap file (µs, little-endian, Ethernet) with one packet per 10 ms from `start`.
+func pcapFile(_ packets: [[UInt8]], start: UInt32 = 1_700_000_000, stepMicroseconds: UInt32 = 10_000) -> [UInt8] {
+    func le32(_ v: UInt32) -> [UInt8] { [UInt8(v & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v >> 16 & 0xFF), UInt8(v >> 24)] }
+    var b = le32(0xA1B2_C3D4) + [2, 0, 4, 0] + le32(0) + le32(0) + le32(65535) + le32(1)
+    var t = UInt64(start) * 1_000_000
+    for p in packets {
+        b += le32(UInt32(t / 1_000_000)) + le32(UInt32(t % 1_000_000)) + le32(UInt32(p.count)) + le32(UInt32(p.count)) + p
+        t += UInt64(stepMicroseconds)
+    }
+    return b
+}
+
+func temporaryFile(_ bytes: [UInt8], _ name: String) throws -> String {
+    let path = NSTemporaryDirectory() + "zw-appl-\(ProcessInfo.processInfo.processIdentifier)-\(name)"
+    try Data(bytes).write(to: URL(fileURLWithPath: path))
+    return path
+}
+
+func ipv4(_ a: UInt8, _ b: UInt8, _ c: UInt8, _ d: UInt8) -> UInt32 { UInt32(a) << 24 | UInt32(b) << 16 | UInt32(c) << 8 | UInt32(d) }
