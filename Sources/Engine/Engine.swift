@@ -405,25 +405,31 @@ public final class Engine {
         guard n < configuration.anomalyLogLimitPerKind else { statistics.anomaliesNotLogged &+= 1; return }
         anomalyLogged[id] = n + 1
         var json = JSONWriter(capacity: 512)
+        Engine.writeAnomalyRecord(a, flow: withFlow ? sink.flow : nil, into: &json)
+        json.bytes.append(UInt8(ascii: "\n"))
+        sink.lines[RecordKind.anomaly.rawValue].append(contentsOf: json.bytes)
+        sink.recordCounts[RecordKind.anomaly.rawValue] &+= 1
+    }
+
+    /// Writes one `anomalies.jsonl` record (no newline); `flow` nil for a packet-level anomaly. Public so that a
+    /// multi-worker run can log anomalies in packet order from its merged event stream (same bound, same lines).
+    public static func writeAnomalyRecord(_ a: Anomaly, flow: FlowContext?, into json: inout JSONWriter) {
         json.beginObject()
         json.key("@timestamp"); json.time(a.time)
         json.field("frame", a.frame)
         json.key("event"); json.beginObject(); json.field("kind", "event"); json.field("action", "anomaly"); json.endObject()
-        if withFlow {
-            let src = sink.flow.endpoint(a.sender), dst = sink.flow.endpoint(a.sender.opposite)
+        if let flow {
+            let src = flow.endpoint(a.sender), dst = flow.endpoint(a.sender.opposite)
             json.key("source"); json.beginObject(); json.key("ip"); json.ip(src.ip); json.field("port", Int(src.port)); json.endObject()
             json.key("destination"); json.beginObject(); json.key("ip"); json.ip(dst.ip); json.field("port", Int(dst.port)); json.endObject()
-            json.key("network"); json.beginObject(); json.field("transport", sink.flow.transport.name)
-            json.key("community_id"); json.string(sink.flow.communityIDText); json.endObject()
+            json.key("network"); json.beginObject(); json.field("transport", flow.transport.name)
+            json.key("community_id"); json.string(flow.communityIDText); json.endObject()
         }
         json.key("anomaly"); json.beginObject()
         json.field("layer", a.layer); json.field("kind", a.kind); json.field("offset", a.offset)
         if let v = a.value { json.key("value"); json.int(v) }
         json.endObject()
         json.endObject()
-        json.bytes.append(UInt8(ascii: "\n"))
-        sink.lines[RecordKind.anomaly.rawValue].append(contentsOf: json.bytes)
-        sink.recordCounts[RecordKind.anomaly.rawValue] &+= 1
     }
 
     // MARK: - Flow ends
