@@ -40,6 +40,11 @@ public final class ParallelPipeline: @unchecked Sendable {
         public var blocking = true
         /// Record bytes a worker buffers before writing them out (whole lines).
         public var recordFlushBytes = 256 << 10
+        /// Write anomaly records. They are written by the detection stage in packet order, under one per-kind
+        /// bound for all workers (as one engine does), so the worker engines must have `anomalyRecords` off.
+        public var anomalyRecords = false
+        /// Anomaly lines per (layer, kind) at most (`EngineConfiguration.anomalyLogLimitPerKind`).
+        public var anomalyLogLimitPerKind = 1_000
         /// Creates settings.
         public init(workers: Int) { self.workers = max(1, workers) }
     }
@@ -76,12 +81,13 @@ public final class ParallelPipeline: @unchecked Sendable {
             let queue = EventQueue(capacity: settings.eventCapacity)
             let recorder = EventRecorder(queue: queue, consumer: detectionWaiter, worker: i, workers: settings.workers)
             let engine = makeEngine(i)
-            engine.observer = observer == nil ? nil : recorder
+            engine.observer = recorder
             ws.append(PipelineWorker(index: i, engine: engine, ring: PacketRing(bytes: settings.ringBytes), events: queue,
                                      recorder: recorder, flushBytes: settings.recordFlushBytes))
         }
         workers = ws
-        detection = DetectionStage(observer: observer, sink: alertSink, detector: detector, waiter: detectionWaiter)
+        detection = DetectionStage(observer: observer, sink: alertSink, detector: detector, waiter: detectionWaiter,
+                                   anomalyRecords: settings.anomalyRecords, anomalyLimit: settings.anomalyLogLimitPerKind)
         writer = write
     }
 
@@ -169,6 +175,7 @@ public final class ParallelPipeline: @unchecked Sendable {
             total.add(s)
         }
         total.alerts = detection.alertCount.load(ordering: .relaxed)
+        total.anomaliesNotLogged &+= detection.anomaliesNotLogged.load(ordering: .relaxed)
         return total
     }
 
@@ -255,11 +262,30 @@ final class DetectionStage: @unchecked Sendable {
     let waiter: Waiter
     var thread: WorkerThread?
     let alertCount = Atomic<UInt64>(0)
+    let anomaliesNotLogged = Atomic<UInt64>(0)
     let policyRequested = Atomic<Bool>(false)
     private let pendingPolicy = Mutex<CompiledPolicy?>(nil)
+    private let anomalyRecords: Bool
+    private let anomalyLimit: Int
+    private var anomalyLogged: [String: Int] = [:]
+    private var anomalyJSON = JSONWriter(capacity: 512)
 
-    init(observer: (any EngineObserver)?, sink: EventSink, detector: Detector?, waiter: Waiter) {
+    init(observer: (any EngineObserver)?, sink: EventSink, detector: Detector?, waiter: Waiter, anomalyRecords: Bool, anomalyLimit: Int) {
         self.observer = observer; self.sink = sink; self.detector = detector; self.waiter = waiter
+        self.anomalyRecords = anomalyRecords; self.anomalyLimit = anomalyLimit
+    }
+
+    /// Logs an anomaly as one engine would: in packet order, at most `anomalyLimit` lines per (layer, kind).
+    private func logAnomaly(_ a: Anomaly, flow: FlowContext?) {
+        let id = "\(a.layer).\(a.kind)"
+        let n = anomalyLogged[id, default: 0]
+        guard n < anomalyLimit else { anomaliesNotLogged.add(1, ordering: .relaxed); return }
+        anomalyLogged[id] = n + 1
+        anomalyJSON.reset()
+        Engine.writeAnomalyRecord(a, flow: flow, into: &anomalyJSON)
+        anomalyJSON.bytes.append(UInt8(ascii: "\n"))
+        sink.lines[RecordKind.anomaly.rawValue].append(contentsOf: anomalyJSON.bytes)
+        sink.recordCounts[RecordKind.anomaly.rawValue] &+= 1
     }
 
     func request(_ p: CompiledPolicy?) {
@@ -330,8 +356,9 @@ final class DetectionStage: @unchecked Sendable {
                             flushAlerts(pipeline)
                             return
                         }
-                    } else if let o = observer {
-                        e.event.replay(into: o)
+                    } else {
+                        if anomalyRecords, case .anomaly(let a, let f) = e.event { logAnomaly(a, flow: f) }
+                        if let o = observer { e.event.replay(into: o) }
                     }
                     if workers[best].events.peek() == nil {
                         // Its queue emptied: its bound must be re-read (before the queue) on the next pass.
@@ -339,7 +366,8 @@ final class DetectionStage: @unchecked Sendable {
                     }
                 }
             }
-            if sink.lines[RecordKind.alert.rawValue].count > 1 << 16 || (!progressed && !sink.lines[RecordKind.alert.rawValue].isEmpty) {
+            let buffered = sink.lines[RecordKind.alert.rawValue].count + sink.lines[RecordKind.anomaly.rawValue].count
+            if buffered > 1 << 16 || (!progressed && buffered > 0) {
                 flushAlerts(pipeline)
             }
             if progressed {

@@ -11,8 +11,7 @@ public enum SignalFlags {
     /// SIGUSR1: write a stats record and the metrics file now.
     public static let stats = Atomic<Bool>(false)
 
-    /// Installs the handlers (SIGTERM, SIGINT, SIGHUP, SIGUSR1). `alsoStop` is called from the SIGTERM/SIGINT
-    /// handler too (a flag of the caller's, e.g. the replay loop's), and must itself be async-signal-safe.
+    /// Installs the handlers (SIGTERM, SIGINT, SIGHUP, SIGUSR1) and unblocks those signals.
     public static func install() {
         // Globals are initialised lazily; touch them here so no handler ever runs their initialiser.
         _ = stop.load(ordering: .relaxed); _ = reload.load(ordering: .relaxed); _ = stats.load(ordering: .relaxed)
@@ -20,6 +19,12 @@ public enum SignalFlags {
         set(SIGINT) { _ in SignalFlags.stop.store(true, ordering: .relaxed) }
         set(SIGHUP) { _ in SignalFlags.reload.store(true, ordering: .relaxed) }
         set(SIGUSR1) { _ in SignalFlags.stats.store(true, ordering: .relaxed) }
+        // A parent may start us with these blocked (the mask is inherited across fork and exec): unblock them,
+        // or a service manager's SIGTERM would never arrive. Threads started later inherit this mask.
+        var set = sigset_t()
+        sigemptyset(&set)
+        for s in [SIGTERM, SIGINT, SIGHUP, SIGUSR1] { sigaddset(&set, s) }
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
     }
 
     private static func set(_ signal: Int32, _ handler: @convention(c) (Int32) -> Void) {

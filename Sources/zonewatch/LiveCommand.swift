@@ -82,13 +82,10 @@ enum LiveCommand {
             }
         }
         // 2. Become the configured user, drop every capability, before anything else is opened or read.
+        let outcome: Privileges.Outcome
         do {
             let target = try settings.user.map { u throws(Privileges.Failure) in try Privileges.resolve(user: u, group: settings.group) }
-            let outcome = try Privileges.drop(to: target, allowRoot: settings.allowRoot)
-            if !options.quiet {
-                let names = zip(settings.interfaces, sources).map { "\($0.0) (\($0.1.linkType))" }.joined(separator: ", ")
-                printError("zonewatch: capturing on \(names); running as uid \(outcome.uid) gid \(outcome.gid), no capabilities")
-            }
+            outcome = try Privileges.drop(to: target, allowRoot: settings.allowRoot)
         } catch {
             printError("zonewatch: privilege drop failed: \(error.description)")
             return 1
@@ -98,7 +95,11 @@ enum LiveCommand {
         let pipeline = session.makePipeline(blocking: false, ringBytes: settings.workerQueue)
         SignalFlags.install()
         let loop = LiveLoop(sources: sources, names: settings.interfaces, session: session, pipeline: pipeline, settings: settings)
-        return loop.run()
+        let names = zip(settings.interfaces, sources).map { "\($0.0) (\($0.1.linkType))" }.joined(separator: ", ")
+        // Printed once everything is set up (threads running): scripts and tests wait for this line.
+        let ready = "zonewatch: capturing on \(names); running as uid \(outcome.uid) gid \(outcome.gid), no capabilities"
+            + (options.workers > 1 ? "; \(options.workers) workers" : "")
+        return loop.run(ready: ready)
     }
 
     /// Takes `--config FILE` out of the arguments and reads it (errors: every one printed, exit 2).
@@ -175,7 +176,7 @@ enum LiveCommand {
 
 /// The capture thread of `zonewatch live`: reads packets, runs them (directly, or through the worker
 /// pipeline), and between packets handles signals, the once-a-second capture counters, stats records, the
-/// metrics file, loss alerts and idle ticks. libpcap's 100 ms timeout wakes it even with no traffic.
+/// metrics file, loss alerts and idle ticks. With no traffic it sleeps in `poll` for at most 100 ms.
 final class LiveLoop {
     let sources: [PacketSource]
     let names: [String]
@@ -206,13 +207,15 @@ final class LiveLoop {
         if let p = pipeline { p.write(kind, bytes) } else { session.write(kind, bytes) }
     }
 
-    func run() -> Int32 {
+    func run(ready: String) -> Int32 {
         pipeline?.start()
+        printError(ready)
         var status: Int32 = 0
-        if sources.count > 1 {
-            for s in sources {
-                do { try s.setNonBlocking(true) } catch { printError("zonewatch: \(error.message)"); return 1 }
-            }
+        // Non-blocking reads and our own poll with a 100 ms timeout: with TPACKET_V3, libpcap's blocking read
+        // waits for a filled or timed-out block, and a block only times out once it holds a packet, so on a
+        // silent link it would never return and signals, stats and idle ticks would stall.
+        for s in sources {
+            do { try s.setNonBlocking(true) } catch { printError("zonewatch: \(error.message)"); return 1 }
         }
         var fds = sources.map { pollfd(fd: $0.fileDescriptor, events: Int16(POLLIN), revents: 0) }
         capture: while !SignalFlags.stop.load(ordering: .relaxed) {
@@ -238,12 +241,31 @@ final class LiveLoop {
                 if n > 0 { sawPacket = true }
             }
             control(idle: !sawPacket)
-            if !sawPacket && sources.count > 1 {
+            if !sawPacket {
                 for i in fds.indices { fds[i].revents = 0 }
                 _ = poll(&fds, nfds_t(fds.count), 100)
             }
         }
+        if status == 0 { drainKernelBuffers() }
         return shutdown(status)
+    }
+
+    /// On a stop: read what the kernel already captured (bounded to one second, since a busy link never runs
+    /// dry), so that every packet the counters call received is either analysed or counted as lost.
+    func drainKernelBuffers() {
+        let until = monotonicSeconds() + 1
+        while monotonicSeconds() < until {
+            var any = false
+            for source in sources {
+                var n = 0
+                while n < 4096, case .packet(let header, let bytes)? = try? source.next() {
+                    handle(bytes, linkType: source.linkType.rawValue, header: header)
+                    n += 1
+                }
+                if n > 0 { any = true }
+            }
+            if !any { break }
+        }
     }
 
     @inline(__always)
@@ -305,7 +327,15 @@ final class LiveLoop {
             reloadFailures &+= 1
             return
         }
-        if let p = pipeline { p.replacePolicy(policy) } else { session.alerts?.detector.replacePolicy(policy) }
+        if let p = pipeline {
+            // The detection thread swaps it in between two events; wait (bounded) so that the log line below is
+            // true for every packet read after it.
+            p.replacePolicy(policy)
+            let deadline = monotonicSeconds() + 2
+            while !p.policyApplied && monotonicSeconds() < deadline { usleep(200) }
+        } else {
+            session.alerts?.detector.replacePolicy(policy)
+        }
         reloads &+= 1
         printError("zonewatch: SIGHUP: policy reloaded from \(path) (\(policy.zones.count) zones, \(policy.conduits.count) conduits)")
     }

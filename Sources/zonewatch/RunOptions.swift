@@ -64,6 +64,8 @@ final class RunSession {
     let outputs: OutputSet?
     /// With `--workers` > 1: where the detection thread's alert lines collect (the engines' sinks are the workers').
     let detectionSink: EventSink?
+    /// With `--workers` > 1: whether anomaly records are wanted (the pipeline writes them in packet order).
+    private var parallelAnomalyRecords = false
     private var inputEnded = false
 
     init(options: RunOptions, detection: Bool = true) throws(UsageError) {
@@ -94,7 +96,9 @@ final class RunSession {
             // The bounds are totals: each worker engine gets its share.
             let n = options.workers
             configuration.flowLimits.maximumFlows = max(1, (configuration.flowLimits.maximumFlows + n - 1) / n)
-            configuration.anomalyLogLimitPerKind = max(1, (configuration.anomalyLogLimitPerKind + n - 1) / n)
+            // Anomaly records come from the pipeline's merged, packet-ordered events under one per-kind bound.
+            parallelAnomalyRecords = configuration.anomalyRecords
+            configuration.anomalyRecords = false
         }
         engine = Engine(configuration: configuration)
         records = try RecordFiles(directory: options.outDirectory,
@@ -117,6 +121,8 @@ final class RunSession {
         var settings = ParallelPipeline.Settings(workers: options.workers)
         settings.blocking = blocking
         settings.ringBytes = ringBytes
+        settings.anomalyRecords = parallelAnomalyRecords
+        settings.anomalyLogLimitPerKind = engine.configuration.anomalyLogLimitPerKind
         let configuration = engine.configuration
         let first = engine
         return ParallelPipeline(settings: settings, makeEngine: { i in i == 0 ? first : Engine(configuration: configuration) },

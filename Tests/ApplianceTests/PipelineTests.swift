@@ -111,6 +111,17 @@ import Capture
         #expect(one.count > 50)
     }
 
+    /// The per-kind bound on anomaly log lines applies to the merged stream in packet order, as in one engine
+    /// (per-worker bounds would log a different selection): every fixture in one run, at most 2 lines per kind.
+    @Test func anomalyLogBoundAppliesInPacketOrder() {
+        let files = fixtureCaptures()
+        let one = runSingle(files, policy: demoPolicy, anomalyLimit: 2).sorted
+        #expect((one.lines[.anomaly] ?? []).count >= 10)
+        for n in [2, 3] {
+            #expect(runParallel(files, policy: demoPolicy, workers: n, anomalyLimit: 2).sorted == one)
+        }
+    }
+
     /// Rules that count across flows and host pairs: one source opening Modbus flows to 12 hosts (an ICS host
     /// scan), hosts in no zone (reported once each), and repeats folded per host pair. Split by flow over
     /// separate detectors these would differ (each worker sees part of the scan, and reports every unknown host
@@ -163,7 +174,11 @@ import Capture
             let sink = EventSink()
             let observer = TestAlertObserver(policy: demoPolicy, sink: sink)
             let collected = Collector()
-            let p = ParallelPipeline(settings: .init(workers: n), makeEngine: { _ in Engine(configuration: c) }, observer: observer,
+            var settings = ParallelPipeline.Settings(workers: n)
+            settings.anomalyRecords = true
+            var wc = c
+            wc.anomalyRecords = false
+            let p = ParallelPipeline(settings: settings, makeEngine: { _ in Engine(configuration: wc) }, observer: observer,
                                      alertSink: sink, detector: observer.detector, write: { collected.add($0, $1) })
             p.start()
             let source = try! PacketSource.openFile(path)

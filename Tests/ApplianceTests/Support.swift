@@ -65,15 +65,16 @@ struct RecordLines: Equatable, CustomStringConvertible {
     var description: String { lines.map { "\($0.key): \($0.value.count)" }.sorted().joined(separator: ", ") }
 }
 
-func engineConfiguration() -> EngineConfiguration {
+func engineConfiguration(anomalyLimit: Int = 1_000) -> EngineConfiguration {
     var c = EngineConfiguration()
     c.transactionRecords = true; c.flowRecords = true; c.anomalyRecords = true
+    c.anomalyLogLimitPerKind = anomalyLimit
     return c
 }
 
 /// Runs capture files through one engine, as `zonewatch replay --out` does.
-func runSingle(_ files: [String], policy: CompiledPolicy?) -> RecordLines {
-    let engine = Engine(configuration: engineConfiguration())
+func runSingle(_ files: [String], policy: CompiledPolicy?, anomalyLimit: Int = 1_000) -> RecordLines {
+    let engine = Engine(configuration: engineConfiguration(anomalyLimit: anomalyLimit))
     let observer = TestAlertObserver(policy: policy, sink: engine.sink)
     engine.observer = observer
     var out = RecordLines()
@@ -89,15 +90,20 @@ func runSingle(_ files: [String], policy: CompiledPolicy?) -> RecordLines {
 }
 
 /// Runs capture files through the multi-worker pipeline.
-func runParallel(_ files: [String], policy: CompiledPolicy?, workers: Int, ringBytes: Int = 1 << 20, eventCapacity: Int = 64) -> RecordLines {
+func runParallel(_ files: [String], policy: CompiledPolicy?, workers: Int, ringBytes: Int = 1 << 20, eventCapacity: Int = 64,
+                 anomalyLimit: Int = 1_000) -> RecordLines {
     let sink = EventSink()
     let observer = TestAlertObserver(policy: policy, sink: sink)
     var settings = ParallelPipeline.Settings(workers: workers)
     settings.ringBytes = ringBytes
     settings.eventCapacity = eventCapacity
     settings.recordFlushBytes = 4096
+    settings.anomalyRecords = true
+    settings.anomalyLogLimitPerKind = anomalyLimit
+    var workerConfiguration = engineConfiguration(anomalyLimit: anomalyLimit)
+    workerConfiguration.anomalyRecords = false
     let collected = Collector()
-    let pipeline = ParallelPipeline(settings: settings, makeEngine: { _ in Engine(configuration: engineConfiguration()) },
+    let pipeline = ParallelPipeline(settings: settings, makeEngine: { _ in Engine(configuration: workerConfiguration) },
                                     observer: observer, alertSink: sink, detector: observer.detector,
                                     write: { collected.add($0, $1) })
     pipeline.start()
