@@ -64,12 +64,17 @@ public final class PacketRing: @unchecked Sendable {
 
     static let headerSize = (MemoryLayout<RingMessageHeader>.size + 7) & ~7
 
+    /// A sleeping consumer is woken once this much is queued (or at `flush()`), and a waiting producer once this
+    /// much is free: waking costs a system call on each side, so it is done per batch, never per packet.
+    private let wakeBytes: Int
+
     /// Creates a ring of at least `bytes` bytes (rounded up to a power of two, at least 1 MiB).
     public init(bytes: Int) {
         var c = 1 << 20
         while c < bytes && c < 1 << 31 { c <<= 1 }
         capacity = c
         mask = c - 1
+        wakeBytes = c / 8
         buffer = UnsafeMutableRawPointer.allocate(byteCount: c, alignment: 64)
         // Touch every page now, so the first pass over the ring does not fault on the packet path.
         buffer.initializeMemory(as: UInt8.self, repeating: 0, count: c)
@@ -99,12 +104,17 @@ public final class PacketRing: @unchecked Sendable {
             producerTailCopy = tail.load(ordering: .acquiring)
             if producerHead + needed - producerTailCopy > capacity {
                 guard block else { return false }
-                while producerHead + needed - producerTailCopy > capacity {
-                    consumerWaiter.wakeIfSleeping()
-                    producerWaiter.await { [self] in
+                // Full: make sure the consumer runs, then sleep until a good share is free again (hysteresis, so
+                // the two threads do not wake each other for every message).
+                head.store(producerHead, ordering: .sequentiallyConsistent)
+                consumerWaiter.wake()
+                let want = min(capacity, max(needed, wakeBytes))
+                while producerHead + want - producerTailCopy > capacity {
+                    producerWaiter.await(spins: 4) { [self] in
                         producerTailCopy = tail.load(ordering: .acquiring)
-                        return producerHead + needed - producerTailCopy <= capacity
+                        return producerHead + want - producerTailCopy <= capacity
                     }
+                    if producerHead + needed - producerTailCopy > capacity { consumerWaiter.wakeIfSleeping() }
                 }
             }
         }
@@ -117,12 +127,20 @@ public final class PacketRing: @unchecked Sendable {
         if n > 0 { buffer.advanced(by: offset + Self.headerSize).copyMemory(from: payload.baseAddress!, byteCount: n) }
         producerHead += size
         head.store(producerHead, ordering: .sequentiallyConsistent)
-        consumerWaiter.wakeIfSleeping()
+        if consumerWaiter.sleeping.load(ordering: .sequentiallyConsistent)
+            && producerHead - producerTailCopy >= wakeBytes && producerHead - tail.load(ordering: .relaxed) >= wakeBytes {
+            consumerWaiter.wake()
+        }
         return true
     }
 
-    /// Whether a message of `payload` bytes fits now (for counting a live drop without copying).
-    public var bytesQueued: Int { producerHead - tail.load(ordering: .relaxed) }
+    /// Wakes a sleeping consumer if anything is queued (the producer's batch ended: a live capture found no
+    /// more packets for now, or the input ended).
+    public func flush() {
+        if consumerWaiter.sleeping.load(ordering: .sequentiallyConsistent) && producerHead != tail.load(ordering: .relaxed) {
+            consumerWaiter.wake()
+        }
+    }
 
     // MARK: - Consumer
 
@@ -153,12 +171,16 @@ public final class PacketRing: @unchecked Sendable {
         consumerTail += pendingSize
         pendingSize = 0
         tail.store(consumerTail, ordering: .sequentiallyConsistent)
-        producerWaiter.wakeIfSleeping()
+        // The producer waits for `wakeBytes` of room; wake it once that much is free (by our view of the head,
+        // which may lag: an early wake is harmless, it re-checks and sleeps again).
+        if producerWaiter.sleeping.load(ordering: .sequentiallyConsistent) && capacity - (consumerHeadCopy - consumerTail) >= wakeBytes {
+            producerWaiter.wake()
+        }
     }
 
     /// Waits (bounded) until a message may be there.
     public func waitForMessage() {
-        consumerWaiter.await { [self] in
+        consumerWaiter.await(spins: 16) { [self] in
             consumerHeadCopy = head.load(ordering: .acquiring)
             return consumerTail != consumerHeadCopy
         }

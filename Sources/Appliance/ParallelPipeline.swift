@@ -130,6 +130,12 @@ public final class ParallelPipeline: @unchecked Sendable {
         dispatched.store(key, ordering: .releasing)
     }
 
+    /// Wakes workers that sleep while packets wait in their rings (a live capture calls this when a read batch
+    /// ends; in between, workers are woken only once a good share of their ring has filled).
+    public func flush() {
+        for w in workers { w.ring.flush() }
+    }
+
     /// Lets time pass with no packet (a live capture with no traffic): every worker's clock moves to `time`,
     /// so idle flows end and aggregation windows close.
     public func idle(time: PacketTime) {
@@ -140,6 +146,7 @@ public final class ParallelPipeline: @unchecked Sendable {
                                        time: time, capturedLength: 0, wireLength: 0)
         for w in workers { _ = w.ring.push(header, payload: UnsafeRawBufferPointer(start: nil, count: 0), block: true) }
         dispatched.store(key, ordering: .releasing)
+        flush()
     }
 
     /// Ends the input: every worker ends its flows at the last frame and reports, detection flushes its
@@ -153,6 +160,7 @@ public final class ParallelPipeline: @unchecked Sendable {
                                        time: lastTime, capturedLength: 0, wireLength: 0)
         for w in workers { _ = w.ring.push(header, payload: UnsafeRawBufferPointer(start: nil, count: 0), block: true) }
         dispatched.store(key, ordering: .releasing)
+        for w in workers { w.ring.consumerWaiter.wake() }
         for w in workers { w.thread?.join() }
         detection.waiter.wake()
         detection.thread?.join()

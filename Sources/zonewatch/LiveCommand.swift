@@ -240,6 +240,8 @@ final class LiveLoop {
                 }
                 if n > 0 { sawPacket = true }
             }
+            // The batch is over: workers sleeping on a part-filled ring get to work now (latency ≤ one batch).
+            pipeline?.flush()
             control(idle: !sawPacket)
             if !sawPacket {
                 for i in fds.indices { fds[i].revents = 0 }
