@@ -240,6 +240,8 @@ final class PipelineWorker: @unchecked Sendable {
             case .advance:
                 engine.advance(frame: h.frame, time: h.time)
                 publish()
+                // Once a second of packet time: records reach the files within about a second on a busy link too.
+                if engine.bufferedRecordBytes > 0 { drain(pipeline) }
             case .finish:
                 engine.advance(frame: h.frame, time: h.time, sweep: false)
                 engine.finish()

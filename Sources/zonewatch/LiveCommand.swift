@@ -279,7 +279,7 @@ final class LiveLoop {
         } else {
             let engine = session.engine
             engine.process(bytes, linkType: linkType, time: header.time, wireLength: header.wireLength)
-            if engine.bufferedRecordBytes > 1 << 20 { engine.drainRecords(session.write) }
+            if packetsRead & 4095 == 0 && engine.bufferedRecordBytes > 1 << 20 { engine.drainRecords(session.write) }
         }
     }
 
