@@ -146,6 +146,13 @@ public struct JSONWriter {
 
     @usableFromInline mutating func writeEscaped<C: Collection>(_ s: C) where C.Element == UInt8 {
         bytes.append(UInt8(ascii: "\""))
+        // Fast path: text that needs no escaping at all (names, addresses, most values) is copied in one go.
+        let copied = s.withContiguousStorageIfAvailable { buffer -> Bool in
+            for b in buffer where b < 0x20 || b >= 0x7F || b == 0x22 || b == 0x5C { return false }
+            bytes.append(contentsOf: buffer)
+            return true
+        } ?? false
+        if copied { bytes.append(UInt8(ascii: "\"")); return }
         var it = s.makeIterator()
         var pending: [UInt8] = []   // only used for multi-byte sequences
         while let b = it.next() {

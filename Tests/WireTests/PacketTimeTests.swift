@@ -1,4 +1,5 @@
 import Testing
+import Foundation
 import Wire
 import Records
 
@@ -26,4 +27,12 @@ func ipRoundTrip(text: String) {
     var w = JSONWriter()
     ByteView.with([0x41, 0xFF, 0xC3]) { w.string(bytes: $0) }
     #expect(String(decoding: w.bytes, as: UTF8.self) == #""A\u00ff\u00c3""#)
+}
+
+@Test(arguments: ["plain ascii value", "", "tab\there", "quote\"and\\backslash", "ünïcödé", "ctrl\u{7}"])
+func jsonEscapingRoundTripsThroughFoundation(text: String) throws {
+    var w = JSONWriter()
+    w.beginObject(); w.field("k", text); w.endObject()
+    let decoded = try JSONSerialization.jsonObject(with: Data(w.bytes)) as? [String: String]
+    #expect(decoded?["k"] == text)
 }
