@@ -250,15 +250,19 @@ func metric(_ text: String, _ sample: String) -> Double? {
     return nil
 }
 
-/// A deterministic capture from the project's generator, made once per test process.
+/// A deterministic capture from the project's generator, cached in the temporary folder under a name that
+/// includes a hash of the generator (so a changed generator makes a new file, and runs share the old one).
 func generatedCapture(profile: String, packets: Int, flows: Int) throws -> String {
-    let path = NSTemporaryDirectory() + "zw-appl-\(getpid())-\(profile)-\(packets)-\(flows).pcap"
-    if FileManager.default.fileExists(atPath: path) { return path }
     let gen = repositoryRoot.appendingPathComponent("scripts/gen/pcapgen.py").path
+    var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+    for b in (try? Data(contentsOf: URL(fileURLWithPath: gen))) ?? Data() { hash = (hash ^ UInt64(b)) &* 0x100_0000_01B3 }
+    let path = NSTemporaryDirectory() + "zw-appl-gen-\(profile)-\(packets)p-\(flows)f-s7-\(String(hash, radix: 16)).pcap"
+    if FileManager.default.fileExists(atPath: path) { return path }
     let (status, _, err) = try run("/usr/bin/env", ["python3", gen, "--profile", profile, "--packets", String(packets), "--flows", String(flows),
-                                                    "--seed", "7", "-q", "-o", path + ".tmp"], timeout: 600)
+                                                    "--seed", "7", "-q", "-o", path + ".tmp.\(getpid())"], timeout: 600)
     guard status == 0 else { throw LabError("pcapgen: \(err)") }
-    try FileManager.default.moveItem(atPath: path + ".tmp", toPath: path)
+    // rename(2) replaces atomically: a concurrent test process making the same file does no harm.
+    guard rename(path + ".tmp.\(getpid())", path) == 0 else { throw LabError("rename: \(String(cString: strerror(errno)))") }
     chmod(path, 0o644)
     return path
 }

@@ -24,6 +24,7 @@ struct LiveTests {
         let ns = try LiveLab.Namespace()
         defer { ns.close() }
         let dir = try openScratchFolder("priv-\(workers)")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let config = dir + "/zonewatch.yaml"
         try "user: nobody\nworkers: \(workers)\nstats_interval: 0\nout: \(dir)/out\n".write(toFile: config, atomically: true, encoding: .utf8)
         let live = try ns.startLive(["--config", config], folder: dir)
@@ -57,6 +58,7 @@ struct LiveTests {
         let ns = try LiveLab.Namespace()
         defer { ns.close() }
         let dir = try openScratchFolder("root")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let live = try ns.startLive(["--stats-interval", "0"], folder: dir)
         let deadline = Date().addingTimeInterval(20)
         while live.process.isRunning && Date() < deadline { usleep(20_000) }
@@ -80,6 +82,7 @@ struct LiveTests {
         let ns = try LiveLab.Namespace()
         defer { ns.close() }
         let dir = try openScratchFolder("equal-\(workers)")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         try replay(plant, policy: policy, into: dir + "/replay")
         let live = try ns.startLive(["--user", "nobody", "--policy", policy, "--out", dir + "/live", "--workers", String(workers)], folder: dir)
         try live.waitUntilCapturing()
@@ -107,6 +110,7 @@ struct LiveTests {
         let ns = try LiveLab.Namespace()
         defer { ns.close() }
         let dir = try openScratchFolder("drops-\(workers)")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let metrics = dir + "/zonewatch.prom"
         let live = try ns.startLive(["--user", "nobody", "--out", dir + "/out", "--workers", String(workers), "--stats-interval", "1",
                                      "--metrics-file", metrics, "--drop-alert-threshold", "0.0001"] + extra, folder: dir)
@@ -157,6 +161,7 @@ struct LiveTests {
     @Test(arguments: [1, 2])
     func sighupReloadsAGoodPolicyAndKeepsTheOldOneOnErrors(workers: Int) throws {
         let dir = try openScratchFolder("hup-\(workers)")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let demo = try String(contentsOfFile: policy, encoding: .utf8)
         let quiet = demo.replacingOccurrences(of: "unknown_hosts: alert", with: "unknown_hosts: ignore")
         #expect(quiet != demo)
@@ -213,6 +218,7 @@ struct LiveTests {
         let ns = try LiveLab.Namespace()
         defer { ns.close() }
         let dir = try openScratchFolder("term-\(workers)")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let live = try ns.startLive(["--user", "nobody", "--policy", policy, "--out", dir + "/out", "--workers", String(workers),
                                      "--output", "file://\(dir)/siem?format=ecs&records=all", "--alerts", "-", "--stats-interval", "0"],
                                     folder: dir)
@@ -245,6 +251,7 @@ struct LiveTests {
         #expect(try run(ip, ["-n", ns.name, "link", "add", "zwc", "type", "veth", "peer", "name", "zwd"]).0 == 0)
         for d in ["zwc", "zwd"] { _ = try run(ip, ["-n", ns.name, "link", "set", d, "up"]) }
         let dir = try openScratchFolder("two")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let live = try LiveProcess(["netns", "exec", ns.name, zonewatchBinary!, "live", "-i", "zwa", "-i", "zwc", "--user", "nobody",
                                     "--out", dir + "/out", "--stats-interval", "0"], folder: dir)
         try live.waitUntilCapturing()
@@ -302,6 +309,7 @@ struct ReplayWorkersTests {
     func generatedCapturesGiveTheSameFilesAsOneWorker(profile: String) throws {
         let capture = try generatedCapture(profile: profile, packets: 120_000, flows: 4000)
         let dir = try openScratchFolder("workers-\(profile)")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let policy = fixture("demo/policy.yaml")
         var outputs: [Int: String] = [:]
         for n in [1, 2, 3] {
@@ -321,6 +329,7 @@ struct ReplayWorkersTests {
 
     @Test func fixturesGiveTheSameFilesAsOneWorker() throws {
         let dir = try openScratchFolder("workers-fixtures")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let files = fixtureCaptures().filter { !$0.contains("/edge/") }
         for n in [1, 2] {
             let (status, _, err) = try run(zonewatchBinary!, ["replay"] + files + ["--policy", fixture("demo/policy.yaml"), "--out", "\(dir)/w\(n)", "--workers", String(n)])
