@@ -42,6 +42,8 @@ struct RunOptions {
         quiet = a.flag("--quiet", "-q")
         if let n = try a.integer("--workers") {
             guard (1...64).contains(n) else { throw UsageError(message: "--workers must be between 1 and 64") }
+            // dissect prints PDUs in packet order, one engine's job.
+            guard !pduRecords else { throw UsageError(message: "--workers is an option of replay and live, not dissect") }
             workers = n
         }
         configuration.pduRecords = pduRecords

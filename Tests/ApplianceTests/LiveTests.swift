@@ -286,6 +286,7 @@ struct LiveCommandLineTests {
         (["live", "-i", "lo", "--promisc", "--no-promisc"], "contradict"),
         (["live", "-i", "lo", "extra.pcap"], "live takes no file arguments"),
         (["replay", "x.pcap", "--workers", "65"], "--workers must be between 1 and 64"),
+        (["dissect", "x.pcap", "--workers", "2"], "--workers is an option of replay and live"),
     ])
     func usageErrors(arguments: [String], message: String) throws {
         let (status, _, err) = try run(zonewatchBinary!, arguments)
