@@ -124,7 +124,7 @@ public struct ApplianceConfig: Equatable, Sendable {
                 case "metrics_file": c.metricsFile = string(v, key)
                 case "drop_alert_threshold": c.dropAlertThreshold = fraction(v, key)
                 case "workers": c.workers = integer(v, key, range: 1...64)
-                case "worker_queue": c.workerQueue = size(v, key, range: 1 << 16 ... 1 << 30)
+                case "worker_queue": c.workerQueue = size(v, key, range: 1 << 20 ... 1 << 30)
                 default: error(k, "unknown setting \"\(key)\" (known: \(ApplianceConfig.keys.joined(separator: ", ")))")
                 }
             }

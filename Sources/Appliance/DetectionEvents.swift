@@ -97,6 +97,20 @@ public final class EventQueue: @unchecked Sendable {
         return slots[consumerTail & mask]
     }
 
+    /// The merge key of the oldest event, or nil when empty (consumer side; reads only the key).
+    @inline(__always)
+    public func headKey() -> UInt64? {
+        if consumerTail == consumerHeadCopy {
+            consumerHeadCopy = head.load(ordering: .acquiring)
+            if consumerTail == consumerHeadCopy { return nil }
+        }
+        return (slots + (consumerTail & mask)).pointee.key
+    }
+
+    /// The oldest event's payload; only after `headKey()` or `peek()` returned non-nil (consumer side).
+    @inline(__always)
+    public var headEvent: DetectionEvent { (slots + (consumerTail & mask)).pointee.event }
+
     /// Removes the oldest event (consumer side); publishes the room every 64 events and when empty.
     @inline(__always)
     public func pop() {

@@ -334,7 +334,7 @@ final class DetectionStage: @unchecked Sendable {
             for v in 0..<n {
                 let w = workers[v]
                 let safe = w.ring.isDrained ? d &+ 1 : w.completed.load(ordering: .acquiring) &+ 1
-                if let e = w.events.peek() { bounds[v] = e.key; any = true } else { bounds[v] = safe }
+                if let k = w.events.headKey() { bounds[v] = k; any = true } else { bounds[v] = safe }
             }
             var progressed = false
             if any {
@@ -343,9 +343,9 @@ final class DetectionStage: @unchecked Sendable {
                     var best = -1
                     var bestKey = UInt64.max
                     for v in 0..<n {
-                        if let e = workers[v].events.peek() {
-                            bounds[v] = e.key
-                            if e.key < bestKey { bestKey = e.key; best = v }
+                        if let k = workers[v].events.headKey() {
+                            bounds[v] = k
+                            if k < bestKey { bestKey = k; best = v }
                         }
                     }
                     guard best >= 0 else { break }
@@ -354,10 +354,10 @@ final class DetectionStage: @unchecked Sendable {
                         if bounds[v] < bestKey || (bounds[v] == bestKey && v < best) { allowed = false; break }
                     }
                     guard allowed else { break }
-                    let e = workers[best].events.peek()!
+                    let event = workers[best].events.headEvent
                     workers[best].events.pop()
                     progressed = true
-                    if case .finish = e.event {
+                    if case .finish = event {
                         finishedWorkers += 1
                         // A finished worker produces nothing more.
                         bounds[best] = .max
@@ -367,10 +367,10 @@ final class DetectionStage: @unchecked Sendable {
                             return
                         }
                     } else {
-                        if anomalyRecords, case .anomaly(let a, let f) = e.event { logAnomaly(a, flow: f) }
-                        if let o = observer { e.event.replay(into: o) }
+                        if anomalyRecords, case .anomaly(let a, let f) = event { logAnomaly(a, flow: f) }
+                        if let o = observer { event.replay(into: o) }
                     }
-                    if workers[best].events.peek() == nil {
+                    if workers[best].events.headKey() == nil {
                         // Its queue emptied: its bound must be re-read (before the queue) on the next pass.
                         if bounds[best] != .max { break }
                     }

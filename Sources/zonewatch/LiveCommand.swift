@@ -162,8 +162,8 @@ enum LiveCommand {
             s.dropAlertThreshold = f
         }
         if let v = try a.value("--worker-queue") {
-            guard let n = ApplianceConfig.parseSize(v), n >= 1 << 16, n <= 1 << 30 else {
-                throw UsageError(message: "--worker-queue needs a size between 64KiB and 1GiB, not \"\(v)\"")
+            guard let n = ApplianceConfig.parseSize(v), n >= 1 << 20, n <= 1 << 30 else {
+                throw UsageError(message: "--worker-queue needs a size between 1MiB and 1GiB, not \"\(v)\"")
             }
             s.workerQueue = n
         } else if let n = config.workerQueue {
