@@ -13,6 +13,63 @@ public enum PacketDecoder {
     /// Decodes one packet; `nil` when it carries no IP (not an error).
     @inlinable
     public static func decode(_ bytes: ByteView, linkType: Int32) throws(DecodeError) -> PacketView? {
+        if linkType == ethernet, let view = decodeCommonEthernet(bytes) { return view }
+        return try decodeAnyLink(bytes, linkType: linkType)
+    }
+
+    /// The common case in one pass: untagged Ethernet II, IPv4 without options, not a fragment, TCP or UDP,
+    /// headers complete and lengths consistent. One bounds check up front, then unchecked loads (this runs on
+    /// every packet: the general path costs several times more). `nil` means "not this shape": the general
+    /// path then decides, and reports any error, so the two paths cannot disagree on a packet they both take.
+    @inlinable
+    static func decodeCommonEthernet(_ bytes: ByteView) -> PacketView? {
+        let n = bytes.count
+        // Ethernet (14) + IPv4 without options (20) + a UDP header (8) at least.
+        guard n >= 42, let p = bytes.raw.baseAddress else { return nil }
+        @inline(__always) func u16(_ o: Int) -> UInt16 { UInt16(bigEndian: p.loadUnaligned(fromByteOffset: o, as: UInt16.self)) }
+        @inline(__always) func u32(_ o: Int) -> UInt32 { UInt32(bigEndian: p.loadUnaligned(fromByteOffset: o, as: UInt32.self)) }
+        guard u16(12) == 0x0800, p.load(fromByteOffset: 14, as: UInt8.self) == 0x45,
+              u16(20) & 0x3FFF == 0 else { return nil }
+        let totalLength = Int(u16(16))
+        guard totalLength >= 20 else { return nil }
+        let ipEnd = 14 + totalLength
+        let capturedEnd = Swift.min(ipEnd, n)
+        var view = PacketView()
+        view.ipVersion = 4
+        view.ipProtocol = p.load(fromByteOffset: 23, as: UInt8.self)
+        view.source = IPAddress(v4: u32(26))
+        view.destination = IPAddress(v4: u32(30))
+        switch view.ipProtocol {
+        case 6:
+            guard n >= 54, ipEnd >= 54 else { return nil }
+            let dataOffset = Int(p.load(fromByteOffset: 46, as: UInt8.self) >> 4) * 4
+            guard dataOffset >= 20, 34 + dataOffset <= Swift.min(ipEnd, n) else { return nil }
+            view.transport = .tcp
+            view.sourcePort = u16(34); view.destinationPort = u16(36)
+            view.sequence = u32(38); view.acknowledgement = u32(42)
+            view.tcpFlags = p.load(fromByteOffset: 47, as: UInt8.self)
+            view.payloadOffset = 34 + dataOffset
+        case 17:
+            guard ipEnd >= 42 else { return nil }
+            let length = Int(u16(38))
+            guard length >= 8 else { return nil }
+            view.transport = .udp
+            view.sourcePort = u16(34); view.destinationPort = u16(36)
+            view.payloadOffset = 42
+            let udpEnd = Swift.min(34 + length, ipEnd)
+            view.wirePayloadLength = udpEnd - 42
+            view.payloadLength = Swift.max(0, Swift.min(udpEnd, capturedEnd) - 42)
+            return view
+        default: return nil
+        }
+        view.wirePayloadLength = ipEnd - view.payloadOffset
+        view.payloadLength = Swift.max(0, capturedEnd - view.payloadOffset)
+        return view
+    }
+
+    /// Every link type and shape (the general path).
+    @inlinable
+    static func decodeAnyLink(_ bytes: ByteView, linkType: Int32) throws(DecodeError) -> PacketView? {
         var view = PacketView()
         var offset = 0
         var etherType: UInt16

@@ -36,7 +36,7 @@ public struct PacketView: Sendable {
     public var hasIPOptions = false
 
     /// Creates an empty view.
-    public init() {}
+    @inlinable public init() {}
 
     /// TCP flag bits.
     public static let fin: UInt8 = 0x01, syn: UInt8 = 0x02, rst: UInt8 = 0x04, psh: UInt8 = 0x08, ack: UInt8 = 0x10

@@ -113,8 +113,10 @@ public final class Engine {
         } else {
             flows.slots[Int(slot)].packets.1 &+= 1; flows.slots[Int(slot)].bytes.1 &+= ipBytes
         }
+        // The LRU order is kept to the second of packet time, which is all that idle expiry (whole seconds) and
+        // eviction need: a flow moves to the front on its first packet in a second, not on every packet.
+        if flows.slots[Int(slot)].lastSeen.seconds != time.seconds { flows.touch(slot) }
         flows.slots[Int(slot)].lastSeen = time
-        flows.touch(slot)
 
         let payload = bytes.slice(from: packet.payloadOffset, length: packet.payloadLength)
         switch packet.transport {

@@ -35,6 +35,11 @@ public struct FlowKey: Hashable, Sendable {
         ipProtocol = p.ipProtocol; vlan = p.vlan
     }
 
+    @inlinable public static func == (a: FlowKey, b: FlowKey) -> Bool {
+        a.lowIP == b.lowIP && a.highIP == b.highIP && a.lowPort == b.lowPort && a.highPort == b.highPort
+            && a.ipProtocol == b.ipProtocol && a.vlan == b.vlan
+    }
+
     /// Whether `packet` (which must belong to this key) was sent by the low endpoint.
     @inlinable public func sentByLow(_ p: PacketView) -> Bool { p.source == lowIP && p.sourcePort == lowPort }
 

@@ -41,11 +41,11 @@ public enum FlowRecord {
         json.field("midstream", flow.midstream)
         if transport == .tcp {
             let a = flow.initiatorStream, b = flow.responderStream
-            json.field("gaps", a.gaps &+ b.gaps)
+            json.field("gaps", UInt64(a.gaps) + UInt64(b.gaps))
             json.field("gap_bytes", a.gapBytes &+ b.gapBytes)
-            json.field("retransmissions", a.retransmissions &+ b.retransmissions)
-            json.field("overlaps", a.overlaps &+ b.overlaps)
-            json.field("out_of_order", a.outOfOrder &+ b.outOfOrder)
+            json.field("retransmissions", UInt64(a.retransmissions) + UInt64(b.retransmissions))
+            json.field("overlaps", UInt64(a.overlaps) + UInt64(b.overlaps))
+            json.field("out_of_order", UInt64(a.outOfOrder) + UInt64(b.outOfOrder))
         }
         json.endObject()
         json.endObject()

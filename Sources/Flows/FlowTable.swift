@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Wire
 
 /// Bounds and timeouts of the flow table.
@@ -19,7 +22,8 @@ public struct FlowTableLimits: Sendable {
 ///
 /// Linear probing over a power-of-two index whose entries carry the upper hash bits beside the slot number,
 /// so a probe touches only the index until the one key comparison; backward-shift deletion (no tombstones).
-/// The index grows with the live flows (kept at most half full), keys and LRU links (active and closed
+/// The index grows with the live flows (kept at most half full); the key compared is the one in the flow's
+/// state (its first cache line, which the packet touches next anyway); LRU links (active and closed
 /// lists, for O(1) idle expiry and eviction) sit in their own arrays, and slots grow on demand up to the cap
 /// and are then reused: nothing here allocates per packet in steady state.
 ///
@@ -36,9 +40,10 @@ public final class FlowTable {
     @exclusivity(unchecked) private var slotCapacity: Int
     /// Slots initialised so far.
     @exclusivity(unchecked) public private(set) var slotCount = 0
-    @exclusivity(unchecked) private var index: [UInt64]     // 0 empty, else (hash >> 32) << 32 | (slot + 1)
+    // 0 empty, else (hash >> 32) << 32 | (slot + 1); raw for the same reasons as the slots (and huge pages).
+    @exclusivity(unchecked) private var index: UnsafeMutablePointer<UInt64>
+    @exclusivity(unchecked) private var indexSize: Int
     @exclusivity(unchecked) private var hashes: [UInt64] = []
-    @exclusivity(unchecked) private var keys: [FlowKey] = []
     // LRU links per slot, in blocks that grow with the slots (raw: touched on every packet, where an array
     // property pays a uniqueness check per write).
     @exclusivity(unchecked) private var previous: UnsafeMutablePointer<Int32>
@@ -59,9 +64,10 @@ public final class FlowTable {
         self.limits = limits
         capacity = max(16, limits.maximumFlows)
         mask = 1023
-        index = [UInt64](repeating: 0, count: 1024)
+        indexSize = 1024
+        index = FlowTable.allocateIndex(1024)
         slotCapacity = min(capacity, 1024)
-        slotStore = .allocate(capacity: slotCapacity)
+        slotStore = FlowTable.allocateSlots(slotCapacity)
         previous = .allocate(capacity: slotCapacity)
         next = .allocate(capacity: slotCapacity)
         list = .allocate(capacity: slotCapacity)
@@ -69,7 +75,8 @@ public final class FlowTable {
 
     deinit {
         slots.deinitialize(count: slotCount)
-        slots.deallocate()
+        FlowTable.releaseSlots(slots)
+        free(index)
         previous.deallocate(); next.deallocate(); list.deallocate()
     }
 
@@ -83,20 +90,54 @@ public final class FlowTable {
 
     /// Doubles the index (rehashing every live flow) while it is more than half full.
     private func growIfNeeded() {
-        guard (count + 1) * 2 > index.count else { return }
-        var size = index.count
+        guard (count + 1) * 2 > indexSize else { return }
+        var size = indexSize
         while (count + 1) * 2 > size { size <<= 1 }
-        var fresh = [UInt64](repeating: 0, count: size)
+        let fresh = FlowTable.allocateIndex(size)
         let m = size - 1
-        for e in index where e != 0 {
+        for k in 0..<indexSize where index[k] != 0 {
+            let e = index[k]
             let s = FlowTable.slot(of: e)
             var i = Int(truncatingIfNeeded: hashes[Int(s)]) & m
             while fresh[i] != 0 { i = (i + 1) & m }
             fresh[i] = e
         }
+        free(index)
         index = fresh
+        indexSize = size
         mask = m
     }
+
+    /// A block of `count` slots on a cache-line boundary (the state's stride is whole lines: a slot's hot
+    /// fields then sit in exactly the lines `FlowState` plans for). A block of 2 MiB or more asks for
+    /// transparent huge pages: every packet lands on a random flow, and with 4 KiB pages that is a TLB miss on
+    /// top of the cache miss.
+    private static func allocateSlots(_ count: Int) -> UnsafeMutablePointer<FlowState> {
+        allocateBlock(count * MemoryLayout<FlowState>.stride).bindMemory(to: FlowState.self, capacity: count)
+    }
+
+    private static func allocateIndex(_ size: Int) -> UnsafeMutablePointer<UInt64> {
+        let block = allocateBlock(size * 8)
+        block.initializeMemory(as: UInt8.self, repeating: 0, count: size * 8)
+        return block.bindMemory(to: UInt64.self, capacity: size)
+    }
+
+    private static func allocateBlock(_ bytes: Int) -> UnsafeMutableRawPointer {
+        let huge = 2 << 20
+        var block: UnsafeMutableRawPointer?
+        if bytes >= huge {
+            let rounded = (bytes + huge - 1) & ~(huge - 1)
+            if posix_memalign(&block, huge, rounded) == 0, let b = block {
+                _ = madvise(b, rounded, 14)   // MADV_HUGEPAGE; only a hint
+            }
+        } else {
+            _ = posix_memalign(&block, 64, Swift.max(bytes, 64))
+        }
+        guard let b = block else { fatalError("flow table: out of memory (\(bytes) bytes)") }
+        return b
+    }
+
+    private static func releaseSlots(_ slots: UnsafeMutablePointer<FlowState>) { free(slots) }
 
     private static func grown<T>(_ old: UnsafeMutablePointer<T>, count: Int, to capacity: Int) -> UnsafeMutablePointer<T> {
         let fresh = UnsafeMutablePointer<T>.allocate(capacity: capacity)
@@ -117,7 +158,7 @@ public final class FlowTable {
             if e == 0 { return nil }
             if e & 0xFFFF_FFFF_0000_0000 == tag {
                 let s = FlowTable.slot(of: e)
-                if keys[Int(s)] == key { return s }
+                if slots[Int(s)].key == key { return s }
             }
             i = (i + 1) & mask
         }
@@ -129,14 +170,14 @@ public final class FlowTable {
         let s: Int32
         if let reused = freeSlots.popLast() {
             s = reused
-            slots[Int(s)] = state; hashes[Int(s)] = hash; keys[Int(s)] = state.key
+            slots[Int(s)] = state; hashes[Int(s)] = hash
         } else {
             precondition(slotCount < capacity, "flow table full: evict before inserting")
             if slotCount == slotCapacity {
                 let bigger = min(capacity, slotCapacity * 2)
-                let fresh = UnsafeMutablePointer<FlowState>.allocate(capacity: bigger)
+                let fresh = FlowTable.allocateSlots(bigger)
                 fresh.moveInitialize(from: slots, count: slotCount)
-                slots.deallocate()
+                FlowTable.releaseSlots(slots)
                 slotStore = fresh
                 previous = FlowTable.grown(previous, count: slotCount, to: bigger)
                 next = FlowTable.grown(next, count: slotCount, to: bigger)
@@ -145,7 +186,7 @@ public final class FlowTable {
             }
             s = Int32(slotCount)
             (slots + slotCount).initialize(to: state); slotCount += 1
-            hashes.append(hash); keys.append(state.key)
+            hashes.append(hash)
             previous[Int(s)] = -1; next[Int(s)] = -1; list[Int(s)] = 0
         }
         var i = Int(truncatingIfNeeded: hash) & mask
@@ -176,7 +217,7 @@ public final class FlowTable {
         freeSlots.append(s)
         count -= 1
         // Hand the state out and leave an empty one behind, so its buffers are released now.
-        var state = FlowState(key: keys[Int(s)], initiatorIsLow: true, midstream: false, firstSeen: .zero,
+        var state = FlowState(key: slots[Int(s)].key, initiatorIsLow: true, midstream: false, firstSeen: .zero,
                               lastSeen: .zero, firstFrame: 0, communityID: InlineText())
         swap(&state, &slots[Int(s)])
         return state

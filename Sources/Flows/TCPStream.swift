@@ -28,6 +28,8 @@ public struct TCPStreamLimits: Sendable {
 /// acknowledges, that outlives the holding bounds, or that is still open when the flow ends becomes an
 /// explicit `.gap` — never silent.
 public struct TCPStream {
+    // Layout: the first 16 bytes are what an in-order segment touches (the flow's slot keeps both streams'
+    // first bytes in its hot cache lines); counters, touched only when something goes wrong, follow.
     /// The sequence number of the next byte expected.
     public private(set) var nextSequence: UInt32 = 0
     /// Whether `nextSequence` is known (SYN seen, or first data when picked up midstream).
@@ -36,18 +38,18 @@ public struct TCPStream {
     private var held: [HeldSegment] = []
     private var heldBytes = 0
 
-    /// Counters.
-    public private(set) var gaps: UInt64 = 0
     /// Bytes declared missing.
     public private(set) var gapBytes: UInt64 = 0
+    /// Counters: holes declared.
+    public private(set) var gaps: UInt32 = 0
     /// Segments entirely retransmitted (dropped).
-    public private(set) var retransmissions: UInt64 = 0
+    public private(set) var retransmissions: UInt32 = 0
     /// Segments partly overlapping delivered bytes (the new part kept).
-    public private(set) var overlaps: UInt64 = 0
+    public private(set) var overlaps: UInt32 = 0
     /// Segments that arrived ahead of a hole and were held.
-    public private(set) var outOfOrder: UInt64 = 0
+    public private(set) var outOfOrder: UInt32 = 0
     /// Holes given up on because the holding bounds were reached.
-    public private(set) var holdOverflows: UInt64 = 0
+    public private(set) var holdOverflows: UInt32 = 0
 
     struct HeldSegment {
         var sequence: UInt32

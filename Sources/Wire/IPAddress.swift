@@ -22,7 +22,8 @@ public struct IPAddress: Hashable, Comparable, Sendable {
         i < 64 ? (high >> UInt64(63 - i)) & 1 == 1 : (low >> UInt64(127 - i)) & 1 == 1
     }
 
-    public static func < (a: IPAddress, b: IPAddress) -> Bool { (a.high, a.low) < (b.high, b.low) }
+    @inlinable public static func < (a: IPAddress, b: IPAddress) -> Bool { a.high < b.high || (a.high == b.high && a.low < b.low) }
+    @inlinable public static func == (a: IPAddress, b: IPAddress) -> Bool { a.high == b.high && a.low == b.low }
 
     /// The 4 (IPv4) or 16 (IPv6) address bytes in network order, as hashed by Community ID.
     public var networkBytes: [UInt8] {
