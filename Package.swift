@@ -18,6 +18,8 @@ let package = Package(
                        providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CYAML", path: "Sources/CYAML", pkgConfig: "yaml-0.1",
                        providers: [.apt(["libyaml-dev"])]),
+        // A cache prefetch hint (a compiler builtin; no library).
+        .systemLibrary(name: "CPrefetch", path: "Sources/CPrefetch"),
 
         // Shared vocabulary: byte views, addresses, packet time.
         .target(name: "Wire", swiftSettings: strict),
@@ -26,7 +28,7 @@ let package = Package(
 
         .target(name: "Capture", dependencies: ["CPcap", "Wire"], swiftSettings: strict),
         .target(name: "Decode", dependencies: ["Wire"], swiftSettings: strict),
-        .target(name: "Flows", dependencies: ["Wire", "Decode", "Records", "COpenSSL"], swiftSettings: strict),
+        .target(name: "Flows", dependencies: ["Wire", "Decode", "Records", "COpenSSL", "CPrefetch"], swiftSettings: strict),
 
         .target(name: "Modbus", dependencies: ["Wire", "Records"], path: "Sources/Protocols/Modbus",
                 exclude: ["CONFORMANCE.md"], swiftSettings: strict),

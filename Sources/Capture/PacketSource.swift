@@ -52,6 +52,14 @@ public final class PacketSource {
     public let linkType: LinkType
     /// Whether this is a live capture.
     public let isLive: Bool
+    /// Lookahead over a classic pcap file's read buffer (`upcoming`): 0 unavailable, 1 records in host byte
+    /// order, 2 byte-swapped.
+    private var lookaheadOrder: UInt8 = 0
+    // The record `upcoming` answered last, and the read buffer's extent then (a refill moves both).
+    private var aheadRecord: UnsafePointer<UInt8>?
+    private var aheadLength = 0
+    private var aheadBufferStart = UnsafePointer<UInt8>(bitPattern: 1)!
+    private var aheadBufferEnd = UnsafePointer<UInt8>(bitPattern: 1)!
 
     private init(handle: OpaquePointer, file: UnsafeMutablePointer<FILE>?, buffer: UnsafeMutableRawPointer?, live: Bool) throws(CaptureError) {
         self.handle = handle; self.file = file; self.readBuffer = buffer; self.isLive = live
@@ -83,11 +91,23 @@ public final class PacketSource {
         let size = 1 << 20
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 16)
         setvbuf(fp, buffer.assumingMemoryBound(to: CChar.self), _IOFBF, size)
+        // The magic, read beside stdio (pread moves no file position): classic pcap with 16-byte record
+        // headers allows lookahead; pcapng and the old modified formats do not.
+        var magic: UInt32 = 0
+        let magicRead = pread(fileno(fp), &magic, 4, 0) == 4
         guard let h = pcap_fopen_offline(fp, &errbuf) else {
             fclose(fp); buffer.deallocate()
             throw CaptureError(.open, "\(path): " + String(cString: errbuf))
         }
-        return try PacketSource(handle: h, file: fp, buffer: buffer, live: false)
+        let source = try PacketSource(handle: h, file: fp, buffer: buffer, live: false)
+        if magicRead {
+            switch magic {
+            case 0xA1B2_C3D4, 0xA1B2_3C4D: source.lookaheadOrder = 1
+            case 0xD4C3_B2A1, 0x4D3C_B2A1: source.lookaheadOrder = 2
+            default: break
+            }
+        }
+        return source
     }
 
     /// Opens a live capture on `interface`.
@@ -151,6 +171,41 @@ public final class PacketSource {
             // libpcap reports a truncated offline file as an error here; EOF is PCAP_ERROR_BREAK (-2).
             throw CaptureError(.read, String(cString: pcap_geterr(handle)))
         }
+    }
+
+    /// The captured bytes of the packet `distance` places after the current one (1: the next), when its record
+    /// is already in the file's read buffer; nil otherwise (end of the buffer, pcapng, stdin, live). Nothing is
+    /// copied or consumed: the packet still comes from `next()`. Only a hint source (flow prefetching), so the
+    /// bytes are not validated beyond staying inside the buffer; the view is valid until the next `next()`.
+    /// Called once per packet with the same distance, it steps one record on from the previous answer instead
+    /// of walking `distance` record headers again.
+    @inline(__always)
+    public func upcoming(_ distance: Int) -> ByteView? {
+        guard lookaheadOrder != 0, let fp = file else { return nil }
+        var available = 0
+        guard let start = zw_stdio_unread(fp, &available) else { return nil }
+        let end = start + available
+        var record: UnsafePointer<UInt8>
+        var remaining: Int
+        if let last = aheadRecord, end == aheadBufferEnd, start >= aheadBufferStart, last >= start {
+            record = last + 16 + aheadLength; remaining = 1   // same buffer fill, one packet later
+        } else {
+            record = start; remaining = distance
+        }
+        aheadRecord = nil
+        while end - record >= 16 {
+            var captured = UnsafeRawPointer(record).loadUnaligned(fromByteOffset: 8, as: UInt32.self)
+            if lookaheadOrder == 2 { captured = captured.byteSwapped }
+            let length = Int(captured)
+            guard length <= end - record - 16 else { return nil }
+            remaining -= 1
+            if remaining <= 0 {
+                aheadRecord = record; aheadLength = length; aheadBufferStart = start; aheadBufferEnd = end
+                return ByteView(UnsafeRawBufferPointer(start: record + 16, count: length))
+            }
+            record += 16 + length
+        }
+        return nil
     }
 
     /// Asks a blocked `next()` to return `.end` (safe from another thread or a signal handler's helper thread).

@@ -67,6 +67,22 @@ public enum PacketDecoder {
         return view
     }
 
+    /// The addresses, ports and IP protocol of an untagged Ethernet/IPv4 TCP or UDP packet, read with the
+    /// fewest loads: what a flow prefetch hint needs (a packet a few places ahead). Not a decoder: it checks only
+    /// that the reads stay inside `bytes`; `decode` still decides about the packet when its turn comes.
+    @inlinable
+    public static func commonEthernetFlowTuple(_ bytes: ByteView) -> (source: UInt32, destination: UInt32, sourcePort: UInt16, destinationPort: UInt16, ipProtocol: UInt8)? {
+        guard let p = bytes.raw.baseAddress, bytes.count >= 38,
+              p.loadUnaligned(fromByteOffset: 12, as: UInt16.self) == UInt16(0x0800).bigEndian else { return nil }
+        let ihl = Int(p.load(fromByteOffset: 14, as: UInt8.self) & 0x0F) * 4
+        let ipProtocol = p.load(fromByteOffset: 23, as: UInt8.self)
+        guard ipProtocol == 6 || ipProtocol == 17, ihl >= 20, bytes.count >= 14 + ihl + 4 else { return nil }
+        return (UInt32(bigEndian: p.loadUnaligned(fromByteOffset: 26, as: UInt32.self)),
+                UInt32(bigEndian: p.loadUnaligned(fromByteOffset: 30, as: UInt32.self)),
+                UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 14 + ihl, as: UInt16.self)),
+                UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 16 + ihl, as: UInt16.self)), ipProtocol)
+    }
+
     /// Every link type and shape (the general path).
     @inlinable
     static func decodeAnyLink(_ bytes: ByteView, linkType: Int32) throws(DecodeError) -> PacketView? {

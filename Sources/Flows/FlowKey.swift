@@ -24,7 +24,7 @@ public struct FlowKey: Hashable, Sendable {
     }
 
     /// The key of `packet`, and whether its sender is the low endpoint.
-    @inlinable
+    @inlinable @inline(__always)
     public init(packet p: PacketView) {
         let sourceIsLow = p.source < p.destination || (p.source == p.destination && p.sourcePort <= p.destinationPort)
         if sourceIsLow {
@@ -40,11 +40,21 @@ public struct FlowKey: Hashable, Sendable {
             && a.ipProtocol == b.ipProtocol && a.vlan == b.vlan
     }
 
+    /// The key of an untagged IPv4 TCP/UDP packet from its addresses and ports (a prefetch hint's key).
+    @inlinable @inline(__always)
+    public init(v4Source source: UInt32, destination: UInt32, sourcePort: UInt16, destinationPort: UInt16, ipProtocol: UInt8) {
+        let s = IPAddress(v4: source), d = IPAddress(v4: destination)
+        let sourceIsLow = s < d || (s == d && sourcePort <= destinationPort)
+        self.init(lowIP: sourceIsLow ? s : d, highIP: sourceIsLow ? d : s,
+                  lowPort: sourceIsLow ? sourcePort : destinationPort, highPort: sourceIsLow ? destinationPort : sourcePort,
+                  ipProtocol: ipProtocol, vlan: 0)
+    }
+
     /// Whether `packet` (which must belong to this key) was sent by the low endpoint.
     @inlinable public func sentByLow(_ p: PacketView) -> Bool { p.source == lowIP && p.sourcePort == lowPort }
 
     /// A cheap, well-mixed 64-bit hash (no SipHash on the per-packet path); symmetric by construction.
-    @inlinable public var fastHash: UInt64 {
+    @inlinable @inline(__always) public var fastHash: UInt64 {
         var h = lowIP.high &* 0x9E37_79B9_7F4A_7C15
         h = (h ^ lowIP.low) &* 0xBF58_476D_1CE4_E5B9
         h = (h ^ highIP.high) &* 0x94D0_49BB_1331_11EB

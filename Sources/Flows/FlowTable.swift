@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CPrefetch
 import Wire
 
 /// Bounds and timeouts of the flow table.
@@ -159,6 +160,29 @@ public final class FlowTable {
             if e & 0xFFFF_FFFF_0000_0000 == tag {
                 let s = FlowTable.slot(of: e)
                 if slots[Int(s)].key == key { return s }
+            }
+            i = (i + 1) & mask
+        }
+    }
+
+    /// Starts loading the index entry where the flow with `hash` would be (for a packet a few places ahead).
+    public func prefetchIndex(hash: UInt64) {
+        zw_prefetch(index + (Int(truncatingIfNeeded: hash) & mask))
+    }
+
+    /// Starts loading the per-packet cache lines (see `FlowState`) of the flow with `hash`, when the index
+    /// (prefetched a little earlier) names a candidate: the first entry with the hash's tag. There is no key
+    /// comparison (that would wait for the very line being prefetched); a wrong guess only wastes a prefetch.
+    public func prefetchSlot(hash: UInt64) {
+        let tag = hash & 0xFFFF_FFFF_0000_0000
+        var i = Int(truncatingIfNeeded: hash) & mask
+        for _ in 0..<4 {
+            let e = index[i]
+            if e == 0 { return }
+            if e & 0xFFFF_FFFF_0000_0000 == tag {
+                let state = UnsafeRawPointer(slots + Int(FlowTable.slot(of: e)))
+                zw_prefetch(state); zw_prefetch(state + 64); zw_prefetch(state + 128)
+                return
             }
             i = (i + 1) & mask
         }

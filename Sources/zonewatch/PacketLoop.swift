@@ -26,6 +26,8 @@ func monotonicSeconds() -> Double {
 func runPacketLoop(_ source: PacketSource, session: RunSession, showProgress: Bool) -> CaptureError? {
     let engine = session.engine
     let linkType = source.linkType.rawValue
+    // Diagnostic for scripts/bench (ZONEWATCH_NO_PREFETCH=1): measure without the flow prefetch hints.
+    let prefetch = getenv("ZONEWATCH_NO_PREFETCH") == nil
     var count: UInt64 = 0
     var lastProgress = monotonicSeconds()
     while !stopRequested.load(ordering: .relaxed) {
@@ -33,6 +35,7 @@ func runPacketLoop(_ source: PacketSource, session: RunSession, showProgress: Bo
         do { next = try source.next() } catch { return error }
         switch next {
         case .packet(let header, let bytes):
+            if prefetch { engine.prefetchFlows(ahead: source.upcoming(Engine.prefetchDistance), linkType: linkType) }
             engine.process(bytes, linkType: linkType, time: header.time, wireLength: header.wireLength)
             count &+= 1
             if count & 4095 == 0 {
