@@ -55,9 +55,11 @@ public final class PacketSource {
     /// Lookahead over a classic pcap file's read buffer (`upcoming`): 0 unavailable, 1 records in host byte
     /// order, 2 byte-swapped.
     private var lookaheadOrder: UInt8 = 0
-    // The record `upcoming` answered last, and the read buffer's extent then (a refill moves both).
+    // The record `upcoming` answered last, for which distance, and the read buffer's extent then (a refill
+    // moves both).
     private var aheadRecord: UnsafePointer<UInt8>?
     private var aheadLength = 0
+    private var aheadDistance = 0
     private var aheadBufferStart = UnsafePointer<UInt8>(bitPattern: 1)!
     private var aheadBufferEnd = UnsafePointer<UInt8>(bitPattern: 1)!
 
@@ -187,7 +189,7 @@ public final class PacketSource {
         let end = start + available
         var record: UnsafePointer<UInt8>
         var remaining: Int
-        if let last = aheadRecord, end == aheadBufferEnd, start >= aheadBufferStart, last >= start {
+        if let last = aheadRecord, distance == aheadDistance, end == aheadBufferEnd, start >= aheadBufferStart, last >= start {
             record = last + 16 + aheadLength; remaining = 1   // same buffer fill, one packet later
         } else {
             record = start; remaining = distance
@@ -200,7 +202,8 @@ public final class PacketSource {
             guard length <= end - record - 16 else { return nil }
             remaining -= 1
             if remaining <= 0 {
-                aheadRecord = record; aheadLength = length; aheadBufferStart = start; aheadBufferEnd = end
+                aheadRecord = record; aheadLength = length; aheadDistance = distance
+                aheadBufferStart = start; aheadBufferEnd = end
                 return ByteView(UnsafeRawBufferPointer(start: record + 16, count: length))
             }
             record += 16 + length
