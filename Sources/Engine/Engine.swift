@@ -40,6 +40,7 @@ public final class Engine {
     @exclusivity(unchecked) public var observer: (any EngineObserver)?
 
     private let flows: FlowTable
+    private let communityIDs = CommunityIDHasher()
     private let modbus = DissectorPool<ModbusDissector>()
     private let dnp3 = DissectorPool<DNP3Dissector>()
     private let s7comm = DissectorPool<S7commDissector>()
@@ -179,9 +180,9 @@ public final class Engine {
             else { midstream = true }
         }
         let low = Endpoint(ip: key.lowIP, port: key.lowPort), high = Endpoint(ip: key.highIP, port: key.highPort)
-        let community = CommunityID.compute(source: low, destination: high, ipProtocol: key.ipProtocol)
+        let community = communityIDs.text(low, high, ipProtocol: key.ipProtocol)
         var state = FlowState(key: key, initiatorIsLow: initiatorIsLow, midstream: midstream,
-                              firstSeen: now, lastSeen: now, firstFrame: frame, communityID: InlineText(community))
+                              firstSeen: now, lastSeen: now, firstFrame: frame, communityID: community)
         state.serial = statistics.flowsCreated &+ 1
         if noDissect { state.application = ApplicationKind.none.rawValue }
         if packet.tcpFlags & (PacketView.syn | PacketView.ack) == PacketView.syn { state.initialSequence = packet.sequence }

@@ -73,3 +73,69 @@ public enum CommunityID {
         }
     }
 }
+
+/// Community ID v1 of flows as they are created, without allocating: one reusable digest context and stack
+/// buffers (the plain `CommunityID.compute` builds five arrays and a digest context per call: a SYN flood creates
+/// flows at packet rate). One per engine, so one per thread.
+public final class CommunityIDHasher {
+    private let context: OpaquePointer? = EVP_MD_CTX_new()
+    private let sha1: OpaquePointer? = EVP_MD_fetch(nil, "SHA1", nil)
+
+    /// Creates a hasher.
+    public init() {}
+
+    deinit { EVP_MD_CTX_free(context); EVP_MD_free(sha1) }
+
+    /// The Community ID text ("1:" and base64) of the flow between `a` and `b`, in either order.
+    public func text(_ a: Endpoint, _ b: Endpoint, ipProtocol: UInt8, seed: UInt16 = 0) -> InlineText {
+        guard let context, let sha1 else {
+            return InlineText(CommunityID.compute(source: a, destination: b, ipProtocol: ipProtocol, seed: seed))
+        }
+        // The spec orders endpoints by address bytes, then port; IPAddress's order is the same (IPv4 is mapped).
+        let aFirst = a.ip < b.ip || (a.ip == b.ip && a.port <= b.port)
+        let first = aFirst ? a : b, second = aFirst ? b : a
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 96) { buffer -> InlineText in
+            let input = buffer.baseAddress!
+            var n = 0
+            func put(_ byte: UInt8) { input[n] = byte; n += 1 }
+            func put(_ ip: IPAddress) {
+                if ip.isIPv4 { for shift in stride(from: 24, through: 0, by: -8) { put(UInt8(truncatingIfNeeded: ip.v4 >> UInt32(shift))) } }
+                else {
+                    for shift in stride(from: 56, through: 0, by: -8) { put(UInt8(truncatingIfNeeded: ip.high >> UInt64(shift))) }
+                    for shift in stride(from: 56, through: 0, by: -8) { put(UInt8(truncatingIfNeeded: ip.low >> UInt64(shift))) }
+                }
+            }
+            put(UInt8(seed >> 8)); put(UInt8(seed & 0xFF))
+            put(first.ip); put(second.ip)
+            put(ipProtocol); put(0)
+            if ipProtocol == 6 || ipProtocol == 17 || ipProtocol == 132 || ipProtocol == 1 || ipProtocol == 58 {
+                put(UInt8(first.port >> 8)); put(UInt8(first.port & 0xFF))
+                put(UInt8(second.port >> 8)); put(UInt8(second.port & 0xFF))
+            }
+            let digest = input + 48
+            var length: UInt32 = 0
+            guard EVP_DigestInit_ex(context, sha1, nil) == 1, EVP_DigestUpdate(context, input, n) == 1,
+                  EVP_DigestFinal_ex(context, digest, &length) == 1, length == 20 else {
+                return InlineText(CommunityID.compute(source: a, destination: b, ipProtocol: ipProtocol, seed: seed))
+            }
+            // "1:" + base64 of 20 bytes (27 characters and one "=").
+            let text = input + 68
+            let table: StaticString = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+            return table.withUTF8Buffer { t in
+                text[0] = UInt8(ascii: "1"); text[1] = UInt8(ascii: ":")
+                var o = 2
+                for i in stride(from: 0, to: 18, by: 3) {
+                    let v = UInt32(digest[i]) << 16 | UInt32(digest[i + 1]) << 8 | UInt32(digest[i + 2])
+                    text[o] = t[Int(v >> 18)]; text[o + 1] = t[Int(v >> 12 & 63)]
+                    text[o + 2] = t[Int(v >> 6 & 63)]; text[o + 3] = t[Int(v & 63)]
+                    o += 4
+                }
+                let v = UInt32(digest[18]) << 16 | UInt32(digest[19]) << 8
+                text[o] = t[Int(v >> 18)]; text[o + 1] = t[Int(v >> 12 & 63)]; text[o + 2] = t[Int(v >> 6 & 63)]
+                text[o + 3] = UInt8(ascii: "=")
+                return InlineText(bytes: UnsafeRawBufferPointer(start: text, count: o + 4))
+            }
+        }
+    }
+}
+

@@ -13,6 +13,26 @@ func communityIDVectors(src: String, sport: UInt16, dst: String, dport: UInt16, 
     let a = Endpoint(ip: try #require(IPAddress(src)), port: sport)
     let b = Endpoint(ip: try #require(IPAddress(dst)), port: dport)
     #expect(CommunityID.compute(source: a, destination: b, ipProtocol: proto, seed: seed) == expected)
+    // The engine's allocation-free hasher gives the same text, whichever endpoint comes first.
+    let hasher = CommunityIDHasher()
+    #expect(hasher.text(a, b, ipProtocol: proto, seed: seed) == InlineText(expected))
+    #expect(hasher.text(b, a, ipProtocol: proto, seed: seed) == InlineText(expected))
+}
+
+@Test(arguments: 0..<200)
+func communityIDHasherAgreesWithTheSpecImplementation(n: Int) {
+    // IPv4 and IPv6, equal addresses (ordered by port), every transport that has ports and some that do not.
+    var rng = n &* 2_654_435_761 &+ 1
+    func next() -> UInt64 { rng = rng &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407; return UInt64(bitPattern: Int64(rng)) }
+    let v6 = n % 3 == 0
+    func address() -> IPAddress { v6 ? IPAddress(high: next(), low: next()) : IPAddress(v4: UInt32(truncatingIfNeeded: next() % 5)) }
+    let a = Endpoint(ip: address(), port: UInt16(truncatingIfNeeded: next() % 4))
+    let b = Endpoint(ip: n % 7 == 0 ? a.ip : address(), port: UInt16(truncatingIfNeeded: next()))
+    let proto: UInt8 = [6, 17, 1, 58, 132, 46, 0][n % 7]
+    let seed = UInt16(truncatingIfNeeded: n % 4)
+    let hasher = CommunityIDHasher()
+    #expect(hasher.text(a, b, ipProtocol: proto, seed: seed)
+            == InlineText(CommunityID.compute(source: a, destination: b, ipProtocol: proto, seed: seed)))
 }
 
 @Test func communityIDWithoutPorts() throws {
