@@ -153,7 +153,7 @@ final class OutputChannel: @unchecked Sendable {
                     driver.route(encoder.message, kind: kind)
                 }
             }
-            batch.removeAll(keepingCapacity: true)
+            queue.retire(&batch)     // released by the producer (see ItemQueue)
             driver.pump()
             publish()
             if stopping { break }

@@ -17,19 +17,41 @@ final class AlertBox: Sendable {
 
 /// A bounded multi-producer, single-consumer queue. `push` never waits for the consumer: it takes a
 /// lock held only for an append or an array swap, and drops (counting) when the queue is full.
+///
+/// Wake-ups are rationed, because a wake-up is a futex syscall on the producer (the capture thread):
+/// at 100,000 alerts/s a consumer that drains each record as it comes and then sleeps costs capture
+/// one syscall per alert. So after a take that found records, the consumer naps for up to
+/// `coalesceSeconds` without asking to be woken (a stream of records then arrives in batches, one
+/// write each), and only an idle consumer, whose last take found nothing, is woken by the next push.
+/// A queue filling up during a nap wakes the consumer at half capacity, so the nap cannot cause drops.
+///
+/// Items are released where they were made: the consumer hands each processed batch back (`retire`)
+/// and the next `push` frees it on the producer's thread. An alert's box and strings come from the
+/// producer's malloc arena; freed on the output thread they would go back through that arena's lock
+/// and leave the producer's heap to be refilled (page faults), which capture would pay for.
 final class ItemQueue: @unchecked Sendable {
     private let condition = NSCondition()
-    private var items: [OutputItem] = []
+    // Every stored property below is touched only with `condition` locked, so the runtime's
+    // exclusivity checks (a TLS lookup per access, on the capture path) prove nothing: unchecked.
+    @exclusivity(unchecked) private var items: [OutputItem] = []
+    @exclusivity(unchecked) private var retired: [OutputItem] = []
     private let capacity: Int
-    private var consumerWaiting = false
-    private var stopped = false
-    private var acceptedCount: UInt64 = 0
-    private var droppedCount: UInt64 = 0
+    @exclusivity(unchecked) private var consumerWaiting = false
+    @exclusivity(unchecked) private var consumerNapping = false
+    @exclusivity(unchecked) private var consumerBusy = false     // the last take returned records
+    @exclusivity(unchecked) private var stopped = false
+    @exclusivity(unchecked) private var acceptedCount: UInt64 = 0
+    @exclusivity(unchecked) private var droppedCount: UInt64 = 0
+    @exclusivity(unchecked) private var wakeUpCount: UInt64 = 0
+
+    /// Longest nap of a busy consumer: the most a record waits for the consumer in a stream.
+    static let coalesceSeconds = 0.001
 
     /// Creates a queue holding at most `capacity` items.
     init(capacity: Int) {
         self.capacity = capacity
         items.reserveCapacity(min(capacity, 4096))
+        retired.reserveCapacity(min(capacity, 4096))
     }
 
     /// Appends `item`, or counts a drop when full or stopped. Returns whether it was queued.
@@ -37,25 +59,54 @@ final class ItemQueue: @unchecked Sendable {
     func push(_ item: OutputItem) -> Bool {
         condition.lock()
         defer { condition.unlock() }
+        // Frees the consumer's processed items here (see the type's comment); they are few per batch.
+        if !retired.isEmpty { retired.removeAll(keepingCapacity: true) }
         guard !stopped, items.count < capacity else { droppedCount &+= 1; return false }
         items.append(item)
         acceptedCount &+= 1
-        if consumerWaiting { consumerWaiting = false; condition.signal() }   // one wake-up per wait
+        if consumerWaiting {
+            consumerWaiting = false; wakeUpCount &+= 1; condition.signal()   // one wake-up per idle wait
+        } else if consumerNapping && items.count == max(1, capacity / 2) {
+            consumerNapping = false; wakeUpCount &+= 1; condition.signal()   // filling up: end the nap
+        }
         return true
     }
 
     /// Moves every queued item into `batch` (which must be empty), waiting up to `timeout` seconds
-    /// for the first one. Returns true once `stop` was called (the batch then holds the rest).
+    /// for the first one (up to `coalesceSeconds` when the last take found records: see the type's
+    /// comment). Returns true once `stop` was called (the batch then holds the rest).
     func take(into batch: inout [OutputItem], timeout: Double) -> Bool {
         condition.lock()
         defer { condition.unlock() }
         if items.isEmpty && !stopped && timeout > 0 {
-            consumerWaiting = true
-            _ = condition.wait(until: Date(timeIntervalSinceNow: timeout))
-            consumerWaiting = false
+            if consumerBusy {
+                consumerNapping = true
+                _ = condition.wait(until: Date(timeIntervalSinceNow: min(timeout, ItemQueue.coalesceSeconds)))
+                consumerNapping = false
+            } else {
+                consumerWaiting = true
+                _ = condition.wait(until: Date(timeIntervalSinceNow: timeout))
+                consumerWaiting = false
+            }
         }
+        consumerBusy = !items.isEmpty
         swap(&items, &batch)
         return stopped
+    }
+
+    /// Hands a processed batch back, to be released by the next `push` on the producer's thread;
+    /// leaves `batch` empty, with capacity for the next take.
+    func retire(_ batch: inout [OutputItem]) {
+        guard !batch.isEmpty else { return }
+        condition.lock()
+        defer { condition.unlock() }
+        if retired.isEmpty {
+            swap(&retired, &batch)
+        } else {
+            // The producer has not pushed since the last batch (idle capture): keep them all for it.
+            retired.append(contentsOf: batch)
+            batch.removeAll(keepingCapacity: true)
+        }
     }
 
     /// Refuses further items and wakes the consumer.
@@ -64,6 +115,13 @@ final class ItemQueue: @unchecked Sendable {
         stopped = true
         condition.signal()
         condition.unlock()
+    }
+
+    /// Times a push woke the consumer (the syscalls producers paid).
+    var wakeUps: UInt64 {
+        condition.lock()
+        defer { condition.unlock() }
+        return wakeUpCount
     }
 
     /// (accepted, dropped because full or stopped, queued now).
