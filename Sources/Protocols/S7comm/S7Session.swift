@@ -73,35 +73,47 @@ struct S7ResponseSummary {
 /// Requests of one flow waiting for their acks, matched by (requesting side, PDU reference, kind).
 ///
 /// Bounded (`capacity`) and allocated on the first request: a peer that never answers cannot grow it;
-/// the oldest entry is evicted (and logged as unanswered) instead.
+/// the oldest entry is evicted (and logged as unanswered) instead. Lookups scan a compact key per slot
+/// (4 bytes; 0 when free), not the requests themselves (128 bytes each): a request and its ack cost a few
+/// cache lines, not the whole table.
 struct PendingTable {
     static let capacity = 64
     private(set) var slots: [PendingRequest] = []
+    private var keys: [UInt32] = []
     private(set) var live = 0
+
+    /// The slot key of a request: never 0.
+    private static func key(side: FlowSide, pduReference: UInt16, userdata: Bool) -> UInt32 {
+        1 << 31 | (side == .initiator ? 0 : 1 << 17) | (userdata ? 1 << 16 : 0) | UInt32(pduReference)
+    }
 
     /// Adds `r`; returns an entry that had to make room (oldest, or the same key re-used), if any.
     mutating func insert(_ r: PendingRequest) -> PendingRequest? {
-        if slots.isEmpty { slots = [PendingRequest](repeating: PendingRequest(), count: PendingTable.capacity) }
-        var free = -1, oldest = -1
-        for i in 0..<slots.count {
-            let s = slots[i]
-            if !s.used { if free < 0 { free = i }; continue }
-            if s.side == r.side && s.pduReference == r.pduReference && s.userdata == r.userdata {
-                let old = s; slots[i] = r; slots[i].used = true; return old
-            }
-            if oldest < 0 || s.frame < slots[oldest].frame { oldest = i }
+        if slots.isEmpty {
+            slots = [PendingRequest](repeating: PendingRequest(), count: PendingTable.capacity)
+            keys = [UInt32](repeating: 0, count: PendingTable.capacity)
         }
-        if free >= 0 { slots[free] = r; slots[free].used = true; live += 1; return nil }
-        let old = slots[oldest]; slots[oldest] = r; slots[oldest].used = true
+        let k = PendingTable.key(side: r.side, pduReference: r.pduReference, userdata: r.userdata)
+        var free = -1
+        for i in 0..<keys.count {
+            if keys[i] == k {
+                let old = slots[i]; slots[i] = r; slots[i].used = true; return old
+            }
+            if keys[i] == 0 && free < 0 { free = i }
+        }
+        if free >= 0 { slots[free] = r; slots[free].used = true; keys[free] = k; live += 1; return nil }
+        var oldest = 0
+        for i in 1..<slots.count where slots[i].frame < slots[oldest].frame { oldest = i }
+        let old = slots[oldest]; slots[oldest] = r; slots[oldest].used = true; keys[oldest] = k
         return old
     }
 
     /// Removes and returns the request from `side` with `pduReference`, if pending.
     mutating func take(side: FlowSide, pduReference: UInt16, userdata: Bool) -> PendingRequest? {
         guard live > 0 else { return nil }
-        for i in 0..<slots.count where slots[i].used && slots[i].side == side
-            && slots[i].pduReference == pduReference && slots[i].userdata == userdata {
-            slots[i].used = false; live -= 1
+        let k = PendingTable.key(side: side, pduReference: pduReference, userdata: userdata)
+        for i in 0..<keys.count where keys[i] == k {
+            keys[i] = 0; slots[i].used = false; live -= 1
             return slots[i]
         }
         return nil
@@ -110,7 +122,7 @@ struct PendingTable {
     /// Removes and returns every pending request (oldest first is not guaranteed).
     mutating func drain(_ body: (PendingRequest) -> Void) {
         guard live > 0 else { return }
-        for i in 0..<slots.count where slots[i].used { slots[i].used = false; body(slots[i]) }
+        for i in 0..<keys.count where keys[i] != 0 { keys[i] = 0; slots[i].used = false; body(slots[i]) }
         live = 0
     }
 }
