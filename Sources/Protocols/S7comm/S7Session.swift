@@ -74,12 +74,14 @@ struct S7ResponseSummary {
 ///
 /// Bounded (`capacity`) and allocated on the first request: a peer that never answers cannot grow it;
 /// the oldest entry is evicted (and logged as unanswered) instead. Lookups scan a compact key per slot
-/// (4 bytes; 0 when free), not the requests themselves (128 bytes each): a request and its ack cost a few
-/// cache lines, not the whole table.
+/// (4 bytes; 0 when free), not the requests themselves (128 bytes each), and the keys live inline in the
+/// flow's dissector state (no pointer to chase): a request and its ack touch one request's lines, not the
+/// whole table.
 struct PendingTable {
     static let capacity = 64
     private(set) var slots: [PendingRequest] = []
-    private var keys: [UInt32] = []
+    private var keys = SIMD64<UInt32>()
+    private var allocated = false   // inline, so that checking it does not touch `slots`' storage
     private(set) var live = 0
 
     /// The slot key of a request: never 0.
@@ -89,13 +91,13 @@ struct PendingTable {
 
     /// Adds `r`; returns an entry that had to make room (oldest, or the same key re-used), if any.
     mutating func insert(_ r: PendingRequest) -> PendingRequest? {
-        if slots.isEmpty {
+        if !allocated {
             slots = [PendingRequest](repeating: PendingRequest(), count: PendingTable.capacity)
-            keys = [UInt32](repeating: 0, count: PendingTable.capacity)
+            allocated = true
         }
         let k = PendingTable.key(side: r.side, pduReference: r.pduReference, userdata: r.userdata)
         var free = -1
-        for i in 0..<keys.count {
+        for i in 0..<keys.scalarCount {
             if keys[i] == k {
                 let old = slots[i]; slots[i] = r; slots[i].used = true; return old
             }
@@ -112,7 +114,7 @@ struct PendingTable {
     mutating func take(side: FlowSide, pduReference: UInt16, userdata: Bool) -> PendingRequest? {
         guard live > 0 else { return nil }
         let k = PendingTable.key(side: side, pduReference: pduReference, userdata: userdata)
-        for i in 0..<keys.count where keys[i] == k {
+        for i in 0..<keys.scalarCount where keys[i] == k {
             keys[i] = 0; slots[i].used = false; live -= 1
             return slots[i]
         }
@@ -122,7 +124,7 @@ struct PendingTable {
     /// Removes and returns every pending request (oldest first is not guaranteed).
     mutating func drain(_ body: (PendingRequest) -> Void) {
         guard live > 0 else { return }
-        for i in 0..<keys.count where keys[i] != 0 { keys[i] = 0; slots[i].used = false; body(slots[i]) }
+        for i in 0..<keys.scalarCount where keys[i] != 0 { keys[i] = 0; slots[i].used = false; body(slots[i]) }
         live = 0
     }
 }
