@@ -170,7 +170,7 @@ public final class FlowTable {
         zw_prefetch(index + (Int(truncatingIfNeeded: hash) & mask))
     }
 
-    /// Starts loading the per-packet cache lines (see `FlowState`) of the flow with `hash`, when the index
+    /// Starts loading the cache lines (see `FlowState`) of the flow with `hash`, when the index
     /// (prefetched a little earlier) names a candidate: the first entry with the hash's tag. There is no key
     /// comparison (that would wait for the very line being prefetched); a wrong guess only wastes a prefetch.
     public func prefetchSlot(hash: UInt64) {
@@ -180,8 +180,11 @@ public final class FlowTable {
             let e = index[i]
             if e == 0 { return }
             if e & 0xFFFF_FFFF_0000_0000 == tag {
+                // The per-packet lines, and the slot's rest too: a dissected flow's PDUs read the Community ID and
+                // serial number (the flow context of their records) from the per-flow lines.
                 let state = UnsafeRawPointer(slots + Int(FlowTable.slot(of: e)))
-                zw_prefetch(state); zw_prefetch(state + 64); zw_prefetch(state + 128)
+                var line = 0
+                while line < MemoryLayout<FlowState>.stride { zw_prefetch(state + line); line += 64 }
                 return
             }
             i = (i + 1) & mask
