@@ -42,7 +42,7 @@ let package = Package(
         .target(name: "Output", dependencies: ["Wire", "Records", "COpenSSL"], swiftSettings: strict),
 
         // One worker's pipeline: decode → flows → dissectors; policy and detection plug in as an EngineObserver.
-        .target(name: "Engine", dependencies: ["Wire", "Records", "Capture", "Decode", "Flows",
+        .target(name: "Engine", dependencies: ["Wire", "Records", "Capture", "Decode", "Flows", "CPrefetch",
                                                "Modbus", "DNP3", "S7comm"],
                 swiftSettings: strict),
         // Appliance mode: configuration file, privilege drop, multi-worker pipeline, stats and metrics.

@@ -1,3 +1,4 @@
+import CPrefetch
 import Records
 
 /// Per-flow states of one dissector type, stored inline in one block and reused through a free list,
@@ -38,6 +39,14 @@ final class DissectorPool<D: AppDissector> {
     func release(_ s: Int32) {
         states[Int(s)] = D()
         free.append(s)
+    }
+
+    /// Starts loading the first cache lines of slot `s`'s state (a hint: `s` may be stale, so it is checked).
+    func prefetch(_ s: Int32) {
+        guard s >= 0 && Int(s) < count else { return }
+        let state = UnsafeRawPointer(states + Int(s))
+        var line = 0
+        while line < min(MemoryLayout<D>.size, 256) { zw_prefetch(state + line); line += 64 }
     }
 
     /// Slots in use.

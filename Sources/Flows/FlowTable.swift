@@ -173,22 +173,25 @@ public final class FlowTable {
     /// Starts loading the cache lines (see `FlowState`) of the flow with `hash`, when the index
     /// (prefetched a little earlier) names a candidate: the first entry with the hash's tag. There is no key
     /// comparison (that would wait for the very line being prefetched); a wrong guess only wastes a prefetch.
-    public func prefetchSlot(hash: UInt64) {
+    /// Returns the candidate's slot (-1 none), for a later hint about its application state.
+    @discardableResult
+    public func prefetchSlot(hash: UInt64) -> Int32 {
         let tag = hash & 0xFFFF_FFFF_0000_0000
         var i = Int(truncatingIfNeeded: hash) & mask
         for _ in 0..<4 {
             let e = index[i]
-            if e == 0 { return }
+            if e == 0 { return -1 }
             if e & 0xFFFF_FFFF_0000_0000 == tag {
                 // The per-packet lines, and the slot's rest too: a dissected flow's PDUs read the Community ID and
                 // serial number (the flow context of their records) from the per-flow lines.
                 let state = UnsafeRawPointer(slots + Int(FlowTable.slot(of: e)))
                 var line = 0
                 while line < MemoryLayout<FlowState>.stride { zw_prefetch(state + line); line += 64 }
-                return
+                return FlowTable.slot(of: e)
             }
             i = (i + 1) & mask
         }
+        return -1
     }
 
     /// Inserts a new flow; the table must not be full (evict first).
