@@ -54,14 +54,14 @@ public final class PacketSource {
     public let isLive: Bool
     /// Lookahead over a classic pcap file's read buffer (`upcoming`): 0 unavailable, 1 records in host byte
     /// order, 2 byte-swapped.
-    private var lookaheadOrder: UInt8 = 0
+    @exclusivity(unchecked) private var lookaheadOrder: UInt8 = 0
     // The record `upcoming` answered last, for which distance, and the read buffer's extent then (a refill
-    // moves both).
-    private var aheadRecord: UnsafePointer<UInt8>?
-    private var aheadLength = 0
-    private var aheadDistance = 0
-    private var aheadBufferStart = UnsafePointer<UInt8>(bitPattern: 1)!
-    private var aheadBufferEnd = UnsafePointer<UInt8>(bitPattern: 1)!
+    // moves both). Touched per packet by one thread: no dynamic exclusivity checks.
+    @exclusivity(unchecked) private var aheadRecord: UnsafePointer<UInt8>?
+    @exclusivity(unchecked) private var aheadLength = 0
+    @exclusivity(unchecked) private var aheadDistance = 0
+    @exclusivity(unchecked) private var aheadBufferStart = UnsafePointer<UInt8>(bitPattern: 1)!
+    @exclusivity(unchecked) private var aheadBufferEnd = UnsafePointer<UInt8>(bitPattern: 1)!
 
     private init(handle: OpaquePointer, file: UnsafeMutablePointer<FILE>?, buffer: UnsafeMutableRawPointer?, live: Bool) throws(CaptureError) {
         self.handle = handle; self.file = file; self.readBuffer = buffer; self.isLive = live

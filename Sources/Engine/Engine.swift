@@ -97,8 +97,7 @@ public final class Engine {
         let j = Int(near & 15) * 3
         if aheadHashes[j] == near { aheadHashes[j + 2] = UInt64(bitPattern: Int64(flows.prefetchSlot(hash: aheadHashes[j + 1]))) }
         let k = Int(nearest & 15) * 3
-        if aheadHashes[k] == nearest, aheadHashes[k + 2] < UInt64(flows.slotCount) {
-            let state = flows.slots + Int(aheadHashes[k + 2])
+        if aheadHashes[k] == nearest, let state = flows.initialisedState(Int32(truncatingIfNeeded: aheadHashes[k + 2])) {
             switch ApplicationKind(rawValue: state.pointee.application) {
             case .modbus: modbus.prefetch(state.pointee.applicationSlot)
             case .dnp3: dnp3.prefetch(state.pointee.applicationSlot)
