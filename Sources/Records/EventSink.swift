@@ -23,9 +23,18 @@ public final class EventSink {
         @usableFromInline var transactionRecordsEnabled = false
         @usableFromInline var json = JSONWriter(capacity: 1 << 16)
         @usableFromInline var lines: [[UInt8]] = RecordKind.allCases.map { _ in var b = [UInt8](); b.reserveCapacity(1 << 16); return b }
-        @usableFromInline var operations: [Operation] = []
+        /// Operations emitted since the last drain, in a block of their own: appending and draining one per PDU
+        /// costs no uniqueness check, retain or `removeAll` (an `Operation` is plain data).
+        @usableFromInline var operationBuffer = UnsafeMutablePointer<Operation>.allocate(capacity: 64)
+        @usableFromInline var operationCount = 0
+        @usableFromInline var operationCapacity = 64
         @usableFromInline var anomalies: [Anomaly] = []
-        @usableFromInline var pduCounts = [UInt64](repeating: 0, count: AppProtocol.allCases.count)
+        /// PDUs per protocol, in a block of their own (counted on every PDU: no array uniqueness check).
+        @usableFromInline var pduCountBuffer: UnsafeMutablePointer<UInt64> = {
+            let p = UnsafeMutablePointer<UInt64>.allocate(capacity: AppProtocol.allCases.count)
+            p.initialize(repeating: 0, count: AppProtocol.allCases.count)
+            return p
+        }()
         @usableFromInline var recordCounts = [UInt64](repeating: 0, count: RecordKind.allCases.count)
         @usableFromInline var currentKind: RecordKind = .pdu
         init() {}
@@ -57,15 +66,36 @@ public final class EventSink {
     /// Finished lines per record kind, newline-terminated; the engine flushes and empties them.
     @inlinable public var lines: [[UInt8]] {
         get { state.pointee.lines } set { state.pointee.lines = newValue } _modify { yield &state.pointee.lines } }
-    /// Operations emitted since the engine last drained them.
-    @inlinable public var operations: [Operation] {
-        get { state.pointee.operations } set { state.pointee.operations = newValue } _modify { yield &state.pointee.operations } }
+    /// Operations emitted since the engine last drained them (a copy: the engine reads them in place with
+    /// `operationCount` and `drainOperations`).
+    public var operations: [Operation] {
+        get { Array(UnsafeBufferPointer(start: state.pointee.operationBuffer, count: state.pointee.operationCount)) }
+        set {
+            state.pointee.operationCount = 0
+            for op in newValue { append(op) }
+        }
+    }
+    /// How many operations are waiting to be drained.
+    @inlinable public var operationCount: Int { state.pointee.operationCount }
+    /// Hands every waiting operation to `body`, in the order they were emitted, and then forgets them.
+    @inlinable public func drainOperations(_ body: (Operation) -> Void) {
+        var i = 0
+        while i < state.pointee.operationCount {
+            body(state.pointee.operationBuffer[i])
+            i += 1
+        }
+        state.pointee.operationCount = 0
+    }
+    /// How many anomalies are waiting to be drained.
+    @inlinable public var anomalyCount: Int { state.pointee.anomalies.count }
     /// Anomalies emitted since the engine last drained them.
     @inlinable public var anomalies: [Anomaly] {
         get { state.pointee.anomalies } set { state.pointee.anomalies = newValue } _modify { yield &state.pointee.anomalies } }
     /// PDUs seen per protocol (indexed by `AppProtocol.rawValue`).
-    @inlinable public var pduCounts: [UInt64] {
-        get { state.pointee.pduCounts } set { state.pointee.pduCounts = newValue } _modify { yield &state.pointee.pduCounts } }
+    public var pduCounts: [UInt64] {
+        get { Array(UnsafeBufferPointer(start: state.pointee.pduCountBuffer, count: AppProtocol.allCases.count)) }
+        set { for i in 0..<min(newValue.count, AppProtocol.allCases.count) { state.pointee.pduCountBuffer[i] = newValue[i] } }
+    }
     /// Records written per kind.
     @inlinable public var recordCounts: [UInt64] {
         get { state.pointee.recordCounts } set { state.pointee.recordCounts = newValue } _modify { yield &state.pointee.recordCounts } }
@@ -74,18 +104,40 @@ public final class EventSink {
     public init() {
         state = .allocate(capacity: 1)
         state.initialize(to: State())
-        operations.reserveCapacity(64); anomalies.reserveCapacity(64)
+        anomalies.reserveCapacity(64)
     }
 
     deinit {
+        state.pointee.operationBuffer.deallocate()
+        state.pointee.pduCountBuffer.deallocate()
         state.deinitialize(count: 1)
         state.deallocate()
     }
 
     /// Stamps and queues an operation.
-    @inlinable public func emit(_ op: Operation, sender: FlowSide) {
-        var o = op; o.frame = frame; o.time = time; o.sender = sender
-        operations.append(o)
+    @inlinable @inline(__always) public func emit(_ op: Operation, sender: FlowSide) {
+        let p = append(op)
+        p.pointee.frame = state.pointee.frame; p.pointee.time = state.pointee.time; p.pointee.sender = sender
+    }
+
+    /// Queues `op` as it is and returns where it is stored (valid until the next append or drain).
+    @inlinable @inline(__always) @discardableResult func append(_ op: Operation) -> UnsafeMutablePointer<Operation> {
+        if state.pointee.operationCount == state.pointee.operationCapacity { growOperations() }
+        let p = state.pointee.operationBuffer + state.pointee.operationCount
+        p.initialize(to: op)
+        state.pointee.operationCount += 1
+        return p
+    }
+
+    /// Doubles the operation block (a burst of operations in one delivery; the block is then kept).
+    @usableFromInline func growOperations() {
+        let capacity = state.pointee.operationCapacity * 2
+        let fresh = UnsafeMutablePointer<Operation>.allocate(capacity: capacity)
+        fresh.moveInitialize(from: state.pointee.operationBuffer, count: state.pointee.operationCount)
+        state.pointee.operationBuffer.deallocate()
+        state.pointee.pduCountBuffer.deallocate()
+        state.pointee.operationBuffer = fresh
+        state.pointee.operationCapacity = capacity
     }
 
     /// Stamps and queues an anomaly.
@@ -95,7 +147,7 @@ public final class EventSink {
     }
 
     /// Counts one PDU of `p`.
-    @inlinable public func countPDU(_ p: AppProtocol) { pduCounts[Int(p.rawValue)] &+= 1 }
+    @inlinable @inline(__always) public func countPDU(_ p: AppProtocol) { state.pointee.pduCountBuffer[Int(p.rawValue)] &+= 1 }
 
     /// Starts a record: writes the envelope (`@timestamp`, `frame`, `source`, `destination`, `network`)
     /// and opens the object named `objectKey`; the caller writes its fields into `json` and calls `endRecord`.

@@ -35,10 +35,10 @@ public struct Operation: Sendable {
     /// The packet (1-based) that completed the PDU.
     public var frame: UInt64 = 0
     /// The time of that packet.
-    public var time: PacketTime = .zero
+    public var time = PacketTime(seconds: 0, microseconds: 0)
 
     /// Creates an operation; the sink stamps `frame`, `time` and `sender`.
-    public init(appProtocol: AppProtocol, access: AccessClass, functionCode: UInt16, function: StaticString) {
+    @inlinable public init(appProtocol: AppProtocol, access: AccessClass, functionCode: UInt16, function: StaticString) {
         self.appProtocol = appProtocol; self.access = access; self.functionCode = functionCode; self.function = function
     }
 }
