@@ -57,6 +57,10 @@ public final class PacketRing: @unchecked Sendable {
     private var consumerTail = 0
     private var consumerHeadCopy = 0
     private var pendingSize = 0
+    // Consumer-private lookahead (`upcomingPacket`): the position of the packet message it answered last, and for
+    // which distance.
+    private var aheadPosition = -1
+    private var aheadDistance = 0
     /// The consumer sleeps here when the ring is empty.
     public let consumerWaiter = Waiter()
     /// The producer sleeps here when the ring is full (replay: never drop).
@@ -162,6 +166,39 @@ public final class PacketRing: @unchecked Sendable {
             pendingSize = (Self.headerSize + Int(h.capturedLength) + 7) & ~7
             return (h, UnsafeRawBufferPointer(start: p + Self.headerSize, count: Int(h.capturedLength)))
         }
+    }
+
+    /// The payload of the packet message `distance` packet messages after the one `peek()` returned, when the
+    /// producer has already published it (by the consumer's last look at the head: no shared read here);
+    /// nil otherwise. Read in place, nothing consumed: a hint source (the flow prefetch). Called once per
+    /// message with the same distance, it steps one message on from its previous answer.
+    @inline(__always)
+    public func upcomingPacket(_ distance: Int) -> UnsafeRawBufferPointer? {
+        let current = consumerTail + pendingSize   // the first byte after the message being processed
+        var position = current, remaining = distance
+        if aheadDistance == distance && aheadPosition >= current {
+            // Not released yet, so not overwritten: step past the previous answer.
+            let h = buffer.advanced(by: aheadPosition & mask).load(as: RingMessageHeader.self)
+            position = aheadPosition + ((Self.headerSize + Int(h.capturedLength) + 7) & ~7)
+            remaining = 1
+        }
+        aheadPosition = -1
+        while position < consumerHeadCopy {
+            let offset = position & mask
+            let p = buffer.advanced(by: offset)
+            let kind = p.load(as: UInt32.self)
+            if kind == RingMessageKind.wrap.rawValue { position += capacity - offset; continue }
+            let h = p.load(as: RingMessageHeader.self)
+            if kind == RingMessageKind.packet.rawValue {
+                remaining -= 1
+                if remaining <= 0 {
+                    aheadPosition = position; aheadDistance = distance
+                    return UnsafeRawBufferPointer(start: p + Self.headerSize, count: Int(h.capturedLength))
+                }
+            }
+            position += (Self.headerSize + Int(h.capturedLength) + 7) & ~7
+        }
+        return nil
     }
 
     /// Frees the message returned by the last `peek()`: after this the producer may overwrite it, and the

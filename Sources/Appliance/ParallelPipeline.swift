@@ -223,6 +223,8 @@ final class PipelineWorker: @unchecked Sendable {
     func run(_ pipeline: ParallelPipeline) {
         var count: UInt64 = 0
         let detectionWaiter = pipeline.detection.waiter
+        // As in a single-engine replay (ZONEWATCH_NO_PREFETCH=1 turns it off, for scripts/bench).
+        let prefetch = getenv("ZONEWATCH_NO_PREFETCH") == nil
         while true {
             guard let (h, payload) = ring.peek() else {
                 // Nothing to do: let detection catch up, and write out what is buffered before sleeping so a
@@ -236,6 +238,9 @@ final class PipelineWorker: @unchecked Sendable {
             var done = false
             switch RingMessageKind(rawValue: h.kind) {
             case .packet:
+                if prefetch {
+                    engine.prefetchFlows(ahead: ring.upcomingPacket(Engine.prefetchDistance).map(ByteView.init), linkType: h.linkType)
+                }
                 engine.process(ByteView(payload), linkType: h.linkType, time: h.time, wireLength: Int(h.wireLength), frame: h.frame)
             case .advance:
                 engine.advance(frame: h.frame, time: h.time)

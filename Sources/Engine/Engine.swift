@@ -45,6 +45,7 @@ public final class Engine {
     private let dnp3 = DissectorPool<DNP3Dissector>()
     private let s7comm = DissectorPool<S7commDissector>()
     @exclusivity(unchecked) private var frame: UInt64 = 0
+    @exclusivity(unchecked) private var packetsProcessed: UInt64 = 0
     @exclusivity(unchecked) private var now = PacketTime.zero
     @exclusivity(unchecked) private var nextSweep: Int64 = 0
     @exclusivity(unchecked) private var sinkFlowSlot: Int32 = -1
@@ -84,7 +85,7 @@ public final class Engine {
     /// interleaved flows these are otherwise three dependent cache misses per packet. Hints only: nothing here
     /// changes what is computed (a stale slot only wastes a prefetch).
     public func prefetchFlows(ahead: ByteView?, linkType: Int32) {
-        let next = frame &+ 1
+        let next = packetsProcessed &+ 1   // positions count this engine's packets (workers see every n-th frame)
         let far = next &+ UInt64(Engine.prefetchDistance), near = next &+ UInt64(Engine.prefetchDistance / 2)
         let nearest = next &+ UInt64(Engine.prefetchDistance / 4)
         if let bytes = ahead, linkType == PacketDecoder.ethernet, let t = PacketDecoder.commonEthernetFlowTuple(bytes) {
@@ -113,6 +114,7 @@ public final class Engine {
     /// 1-based number when a reader numbers packets for several engines (`--workers`); 0: the engine counts.
     public func process(_ bytes: ByteView, linkType: Int32, time: PacketTime, wireLength: Int, frame number: UInt64 = 0) {
         frame = number == 0 ? frame &+ 1 : number
+        packetsProcessed &+= 1
         now = time
         statistics.packets &+= 1
         statistics.bytes &+= UInt64(bytes.count)

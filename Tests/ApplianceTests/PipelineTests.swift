@@ -61,6 +61,44 @@ import Capture
         #expect(n == accepted)
     }
 
+    @Test(arguments: [1, 3, 8])
+    func upcomingPacketNamesThePacketMessagesAhead(distance: Int) {
+        // Single-threaded: push a batch (packets with some clock messages between them, sizes that wrap the
+        // buffer), then consume it, asking at each packet for the one `distance` packets ahead.
+        let ring = PacketRing(bytes: 1 << 20)
+        var expected: [Int] = []   // per packet message, in order: its size
+        var bad = 0, answered = 0, packetsSeen = 0
+        for round in 0..<6 {
+            var sizes: [Int] = []
+            for i in 0..<120 {
+                let n = (round * 131 + i * 7919) % 9000 + 1
+                let kind: RingMessageKind = i % 11 == 5 ? .advance : .packet
+                let bytes = [UInt8](repeating: UInt8(truncatingIfNeeded: n), count: kind == .packet ? n : 0)
+                let h = RingMessageHeader(kind: kind.rawValue, linkType: 1, key: 0, frame: 0, time: .zero, capturedLength: 0, wireLength: UInt32(n))
+                _ = bytes.withUnsafeBytes { ring.push(h, payload: $0, block: false) }
+                if kind == .packet { sizes.append(n) }
+            }
+            expected = sizes
+            var index = 0
+            while let (h, _) = ring.peek() {
+                if h.kind == RingMessageKind.packet.rawValue {
+                    packetsSeen += 1
+                    if let ahead = ring.upcomingPacket(distance) {
+                        answered += 1
+                        let want = index + distance < expected.count ? expected[index + distance] : -1
+                        if ahead.count != want || ahead.first != UInt8(truncatingIfNeeded: want) { bad += 1 }
+                    } else if index + distance < expected.count {
+                        bad += 1   // published, so it must be found
+                    }
+                    index += 1
+                }
+                ring.release()
+            }
+        }
+        #expect(bad == 0)
+        #expect(answered == packetsSeen - 6 * distance)
+    }
+
     // MARK: - Dispatch
 
     @Test func bothDirectionsOfAFlowGoToOneWorkerAndFlowsSpreadEvenly() throws {
