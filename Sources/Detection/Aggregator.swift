@@ -82,9 +82,12 @@ struct Aggregator {
     }
 
     /// Emits the summaries of windows that closed before `time` (at most one sweep per second of packet time).
-    mutating func sweep(_ time: PacketTime, into alerts: inout [Alert]) {
-        let t = time.totalMicroseconds
-        guard t >= nextSweep else { return }
+    @inline(__always) mutating func sweep(_ time: PacketTime, into alerts: inout [Alert]) {
+        // Checked on every operation and anomaly: only the comparison is inlined.
+        if time.totalMicroseconds >= nextSweep { sweepDue(time.totalMicroseconds, into: &alerts) }
+    }
+
+    mutating func sweepDue(_ t: Int64, into alerts: inout [Alert]) {
         while head < queue.count && queue[head].end <= t {
             let item = queue[head]
             head += 1

@@ -52,9 +52,27 @@ public final class Detector {
     @exclusivity(unchecked) var freeSlots: [Int32] = []
     @exclusivity(unchecked) var lastKey: FlowKey?
     /// Direct map from the engine's flow slot to our slot, valid while the serial matches (no hashing per
-    /// operation when the caller is an engine; contexts without a serial use the dictionary).
-    @exclusivity(unchecked) var engineSerials: [UInt64] = []
-    @exclusivity(unchecked) var engineSlots: [Int32] = []
+    /// operation when the caller is an engine; contexts without a serial use the dictionary). Serial and slot
+    /// side by side: one cache line per lookup, which is what a lookup costs with many flows.
+    /// An engine flow slot's entry: whose it is (serial), our slot, and copies of the fields of that slot's state
+    /// that `operation` reads in the common case, so that it reads one cache line per operation (kept equal to
+    /// the state's: set from it here, and written together with it). 32 bytes: no entry straddles two lines.
+    struct EngineSlot {
+        var serial: UInt64 = 0
+        var slot: Int32 = 0
+        var lastUnit: Int32 = Int32.min
+        var kind: FlowVerdict.Kind = .noPolicy
+        var reversed = false
+        var protocolDenied = false
+        var padding: (UInt8, UInt32, UInt32) = (0, 0, 0)
+
+        init() {}
+        init(serial: UInt64, slot: Int32, state s: FlowState) {
+            self.serial = serial; self.slot = slot
+            lastUnit = s.lastUnit; kind = s.verdict.kind; reversed = s.verdict.reversed; protocolDenied = s.protocolDenied
+        }
+    }
+    @exclusivity(unchecked) var engineSlots: [EngineSlot] = []
     @exclusivity(unchecked) var lastSlot = 0
     @exclusivity(unchecked) var aggregator: Aggregator
     @exclusivity(unchecked) var scans: DistinctCounter
@@ -76,7 +94,7 @@ public final class Detector {
         policy = p
         flows.removeAll(keepingCapacity: true); slots.removeAll(keepingCapacity: true); freeSlots.removeAll(keepingCapacity: true)
         lastKey = nil
-        for i in engineSerials.indices { engineSerials[i] = 0 }
+        for i in engineSlots.indices { engineSlots[i].serial = 0 }
         unknownSeen.removeAll(keepingCapacity: true)
     }
 
@@ -152,6 +170,7 @@ public final class Detector {
         let v = slots[slot].verdict
         guard v.kind == .conduit, !policy.allowsProtocol(appProtocol, verdict: v) else { return }
         slots[slot].protocolDenied = true
+        if let e = engineSlotIndex(for: flow) { engineSlots[e].protocolDenied = true }
         let src = v.reversed ? flow.responder : flow.initiator, dst = v.reversed ? flow.initiator : flow.responder
         let k = AggregationKey(rule: RuleID.conduitProtocol.rawValue, source: src.ip, destination: dst.ip,
                                protocolCode: appProtocol.map { $0.rawValue } ?? 0x80 | flow.transport.rawValue,
@@ -171,7 +190,38 @@ public final class Detector {
     /// One application operation: conduit content, ICS-operation rules, unit-id scans and identification sweeps.
     public func operation(_ op: Operation, flow: FlowContext, alerts: inout [Alert]) {
         aggregator.sweep(op.time, into: &alerts)
-        let slot = slotIndex(for: flow)
+        // This runs for every request. The common case is decided from a few fields of the flow's state: the
+        // copies in the engine-slot entry when the caller is an engine (one cache line), else the state itself.
+        let slot: Int
+        if let e = engineSlotIndex(for: flow) {
+            let h = engineSlots[e]
+            if isQuiet(op, kind: h.kind, reversed: h.reversed, protocolDenied: h.protocolDenied, lastUnit: h.lastUnit) { return }
+            slot = Int(h.slot)
+        } else {
+            slot = slotIndex(for: flow)
+            let s = slots[slot]
+            if isQuiet(op, kind: s.verdict.kind, reversed: s.verdict.reversed, protocolDenied: s.protocolDenied, lastUnit: s.lastUnit) {
+                return
+            }
+        }
+        checkOperation(op, flow: flow, slot: slot, alerts: &alerts)
+    }
+
+    /// Whether `checkOperation` would do nothing for `op` on a flow with these state fields: nothing to check
+    /// against a conduit, no ICS-operation rule, and nothing for the scan counters (the same unit id as the
+    /// flow's last request, not an identification request).
+    @inline(__always)
+    func isQuiet(_ op: Operation, kind: FlowVerdict.Kind, reversed: Bool, protocolDenied: Bool, lastUnit: Int32) -> Bool {
+        if kind == .intraAllow { return true }
+        if policy != nil && kind == .conduit && !protocolDenied { return false }
+        if OperationRules.rule(for: op) != nil { return false }
+        if (op.sender == .initiator) == reversed || op.access == .response { return true }
+        let unitChanged = op.unitID >= 0 && op.unitID != lastUnit && (op.appProtocol == .modbus || op.appProtocol == .dnp3)
+        return !unitChanged && !OperationRules.isIdentification(op)
+    }
+
+    /// Everything `operation` checks, for the flow's state in `slot`.
+    func checkOperation(_ op: Operation, flow: FlowContext, slot: Int, alerts: inout [Alert]) {
         let st = slots[slot]
         let v = st.verdict
         if v.kind == .intraAllow { return }
@@ -240,6 +290,7 @@ public final class Detector {
         guard fromInitiator, op.access != .response else { return }
         if op.unitID >= 0 && op.unitID != st.lastUnit && (op.appProtocol == .modbus || op.appProtocol == .dnp3) {
             slots[slot].lastUnit = op.unitID
+            if let e = engineSlotIndex(for: flow) { engineSlots[e].lastUnit = op.unitID }
             let k = AggregationKey(rule: RuleID.icsUnitScan.rawValue, source: sender.ip, destination: peer.ip,
                                    protocolCode: op.appProtocol.rawValue)
             if scans.add(k, value: Int64(op.unitID), distinct: true, threshold: config.unitScanThreshold, time: op.time) {
@@ -299,7 +350,7 @@ public final class Detector {
     /// The flow ended: forget its cached verdict (optional; the cache is bounded anyway).
     public func flowEnded(_ flow: FlowContext) {
         let e = Int(flow.flowSlot)
-        if e >= 0, e < engineSerials.count { engineSerials[e] = 0 }
+        if e >= 0, e < engineSlots.count { engineSlots[e].serial = 0 }
         let key = FlowKey(flow)
         if let i = flows.removeValue(forKey: key) { freeSlots.append(i) }
         if lastKey == key { lastKey = nil }
@@ -322,11 +373,18 @@ public final class Detector {
 
     func state(for flow: FlowContext) -> FlowState { slots[slotIndex(for: flow)] }
 
+    /// The index of `flow`'s entry in `engineSlots` when it has one (an engine's context whose slot we mapped).
+    @inline(__always) func engineSlotIndex(for flow: FlowContext) -> Int? {
+        let e = Int(flow.flowSlot)
+        guard flow.flowSerial != 0, e >= 0, e < engineSlots.count, engineSlots[e].serial == flow.flowSerial else { return nil }
+        return e
+    }
+
     /// The slot of `flow`'s cached state, resolving the flow when it is not cached (one-entry cache first).
     @inline(__always) func slotIndex(for flow: FlowContext) -> Int {
         let e = Int(flow.flowSlot)
-        if flow.flowSerial != 0, e >= 0, e < engineSerials.count, engineSerials[e] == flow.flowSerial {
-            return Int(engineSlots[e])
+        if flow.flowSerial != 0, e >= 0, e < engineSlots.count, engineSlots[e].serial == flow.flowSerial {
+            return Int(engineSlots[e].slot)
         }
         let key = FlowKey(flow)
         let slot: Int
@@ -334,11 +392,10 @@ public final class Detector {
         else if let i = flows[key] { lastKey = key; lastSlot = Int(i); slot = lastSlot }
         else { slot = store(key, makeState(flow)) }
         if flow.flowSerial != 0, e >= 0 {
-            if e >= engineSerials.count {
-                engineSerials.append(contentsOf: repeatElement(0, count: e + 1 - engineSerials.count))
-                engineSlots.append(contentsOf: repeatElement(0, count: e + 1 - engineSlots.count))
+            if e >= engineSlots.count {
+                engineSlots.append(contentsOf: repeatElement(EngineSlot(), count: e + 1 - engineSlots.count))
             }
-            engineSerials[e] = flow.flowSerial; engineSlots[e] = Int32(slot)
+            engineSlots[e] = EngineSlot(serial: flow.flowSerial, slot: Int32(slot), state: slots[slot])
         }
         return slot
     }
@@ -352,7 +409,7 @@ public final class Detector {
         }
         if flows.count >= config.maximumTrackedFlows {
             flows.removeAll(keepingCapacity: true); slots.removeAll(keepingCapacity: true); freeSlots.removeAll(keepingCapacity: true)
-            for i in engineSerials.indices { engineSerials[i] = 0 }
+            for i in engineSlots.indices { engineSlots[i].serial = 0 }
             stats.flowCacheResets &+= 1
         }
         let i: Int

@@ -6,7 +6,7 @@ import Records
 /// broadcast flag and, for S7 PI services whose function code is shared, the function's name.
 public enum OperationRules {
     /// The rule `op` raises by itself (sweeps and scans are counted separately), or nil.
-    @inlinable public static func rule(for op: Operation) -> RuleID? {
+    @inlinable @inline(__always) public static func rule(for op: Operation) -> RuleID? {
         if op.access == .response { return nil }
         if op.broadcast && (op.access == .write || op.access == .control) { return .icsBroadcastWrite }
         let fc = op.functionCode, sub = op.subfunction

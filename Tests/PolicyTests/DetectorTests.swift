@@ -550,6 +550,53 @@ extension Substring {
         #expect(alerts.map(\.count) == [1, 39])
     }
 
+    /// The same flows and operations, as an engine delivers them (flow slot and serial) and as contexts without them.
+    func engineScenario(engine: Bool) -> String {
+        let d = Detector(policy: compiled())
+        var alerts: [Alert] = []
+        var serial: UInt64 = 0
+        func context(_ f: FlowContext, slot: Int32) -> FlowContext {
+            guard engine else { return f }
+            var c = f
+            serial += 1
+            c.flowSlot = slot; c.flowSerial = serial
+            return c
+        }
+        // Each round reuses engine slots 0-2 with new flows (new serials): unit changes, a denied protocol, a conduit.
+        for round in 0..<3 {
+            let base = UInt64(round * 100)
+            let scan = context(flow("10.10.30.9", "10.10.30.5", sport: UInt16(40_000 + round)), slot: 0)
+            let denied = context(flow("10.10.20.10", "10.10.30.5", sport: UInt16(41_000 + round), dport: 102), slot: 1)
+            let conduit = context(flow("10.10.20.10", "10.10.30.5", sport: UInt16(42_000 + round)), slot: 2)
+            for (f, app) in [(scan, AppProtocol.modbus), (denied, .s7commPlus), (conduit, .modbus)] {
+                d.flowStarted(f, frame: base + 1, time: t0, alerts: &alerts)
+                d.flowIdentified(f, appProtocol: app, frame: base + 2, time: t0, alerts: &alerts)
+            }
+            for i in 0..<12 {
+                let frame = base + 10 + UInt64(i)
+                // Units 1, 1, 2, 2, ... then back to 1: the unit-scan counter sees each change once.
+                d.operation(op(.modbus, .read, fc: 3, "Read Holding Registers", unit: Int32(i / 2 % 5 + 1), address: 0, quantity: 1,
+                               frame: frame), flow: scan, alerts: &alerts)
+                d.operation(op(.s7commPlus, .write, fc: 0x542, "SetVariable", frame: frame), flow: denied, alerts: &alerts)
+                d.operation(op(.modbus, i % 3 == 0 ? .diagnostic : .write, fc: i % 3 == 0 ? 17 : 16, "Write Multiple Registers",
+                               unit: Int32(1 + i % 2), address: 990 + Int64(i), quantity: 10, frame: frame), flow: conduit, alerts: &alerts)
+            }
+            for f in [scan, denied, conduit] { d.flowEnded(f) }
+        }
+        d.finish(alerts: &alerts)
+        return ecs(alerts)
+    }
+
+    @Test func engineContextsGiveTheSameAlertsAsPlainOnes() {
+        let viaEngine = engineScenario(engine: true), plain = engineScenario(engine: false)
+        #expect(!plain.isEmpty)
+        #expect(viaEngine == plain)
+    }
+
+    @Test func engineSlotEntriesDoNotStraddleCacheLines() {
+        #expect(MemoryLayout<Detector.EngineSlot>.stride == 32)
+    }
+
     @Test func flowEndedFreesTheSlot() {
         let d = Detector(policy: compiled())
         var alerts: [Alert] = []
