@@ -43,7 +43,7 @@ struct ModbusAllocations {
                     sink.frame = frame; sink.time = time
                     _ = bytes.withUnsafeBytes { dissector.consume(ByteView($0), side: side, sink: sink) }
                     // What the engine does after each delivery: drain, keeping capacity.
-                    sink.operations.removeAll(keepingCapacity: true)
+                    sink.drainOperations { _ in }   // (reading `operations` copies them into a new array)
                     sink.anomalies.removeAll(keepingCapacity: true)
                     for k in sink.lines.indices { sink.lines[k].removeAll(keepingCapacity: true) }
                 }

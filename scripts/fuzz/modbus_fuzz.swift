@@ -8,13 +8,15 @@
 // the rest is the stream. So the fuzzer explores framing across arbitrary segment boundaries, not only
 // single PDUs.
 
-/// One sink reused across inputs, as the engine reuses its worker's sink.
+/// Sinks reused across inputs, as the engine reuses its worker's sink: records on (general path) and off
+/// (common PDUs take the fast path); both must see the same operations and anomalies.
 nonisolated(unsafe) let fuzzSink: EventSink = {
     let s = EventSink()
     s.pduRecordsEnabled = true
     s.transactionRecordsEnabled = true
     return s
 }()
+nonisolated(unsafe) let fuzzSinkNoRecords = EventSink()
 let tcpFlow = FlowContext(initiator: Endpoint(ip: IPAddress(v4: 0x7F00_0001), port: 40000),
                           responder: Endpoint(ip: IPAddress(v4: 0x7F00_0001), port: 502), transport: .tcp)
 let udpFlow = FlowContext(initiator: Endpoint(ip: IPAddress(v4: 0x7F00_0001), port: 40000),
@@ -35,10 +37,42 @@ public func modbusFuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CI
         fuzzSink.json.reset()
         ModbusJSON.writeFields(pdu, bytes: stream, request: pdu, into: &fuzzSink.json)
         _ = ModbusPDU.fitsLayout(stream)
+        // The fast path takes a PDU exactly when the parser finds it a well-formed FC 1-6, 15 or 16, with its fields.
+        let wellFormed = pdu.problems.isEmpty && [1, 2, 3, 4, 5, 6, 15, 16].contains(pdu.rawFunctionCode)
+        if let f = ModbusFields.common(stream, direction: direction) {
+            let g = pdu.fields
+            precondition(wellFormed && f.rawFunctionCode == g.rawFunctionCode && f.address == g.address && f.quantity == g.quantity
+                         && f.value == g.value && f.byteCount == g.byteCount, "fast path fields differ from the parser's")
+        } else {
+            precondition(!wellFormed, "a well-formed common PDU missed the fast path")
+        }
     }
 
-    // The stream path, with an engine-like carry per side (TCP) or whole datagrams (UDP, control bit 7).
-    let sink = fuzzSink
+    // The stream path, twice: records on and off must give the same operations and anomalies.
+    let on = streamPath(stream, control: control, sink: fuzzSink)
+    let off = streamPath(stream, control: control, sink: fuzzSinkNoRecords)
+    precondition(on.operations == off.operations, "operations differ with records on and off")
+    precondition(on.anomalies == off.anomalies, "anomalies differ with records on and off")
+    return 0
+}
+
+/// Drives one dissector over `stream` the way the engine does (an engine-like carry per side for TCP, whole
+/// datagrams for UDP: control bit 7), and returns fingerprints of the operations and anomalies it emitted.
+func streamPath(_ stream: ByteView, control: UInt8, sink: EventSink) -> (operations: [UInt64], anomalies: [UInt64]) {
+    var operations: [UInt64] = [], anomalies: [UInt64] = []
+    func collect() {
+        sink.drainOperations { o in
+            operations.append(fingerprint([UInt64(o.access.rawValue), UInt64(o.functionCode), UInt64(bitPattern: Int64(o.subfunction)),
+                                           UInt64(bitPattern: Int64(o.unitID)), UInt64(bitPattern: o.address),
+                                           UInt64(bitPattern: o.quantity), o.broadcast ? 1 : 0, UInt64(o.sender.rawValue), o.frame,
+                                           UInt64(o.function.utf8CodeUnitCount)]))
+        }
+        for a in sink.anomalies {
+            anomalies.append(fingerprint([UInt64(a.kind.utf8CodeUnitCount), UInt64(bitPattern: Int64(a.offset)),
+                                          UInt64(bitPattern: a.value ?? -1), a.frame, UInt64(a.sender.rawValue)]))
+        }
+        sink.anomalies.removeAll(keepingCapacity: true)
+    }
     let udp = control & 0x80 != 0
     sink.flow = udp ? udpFlow : tcpFlow
     var dissector = ModbusDissector()
@@ -75,11 +109,18 @@ public func modbusFuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CI
                 dissector.gap(side: side, length: 0, sink: sink)
             }
         }
+        collect()
         offset += length
     }
     dissector.finish(sink: sink)
+    collect()
     for k in sink.lines.indices { sink.lines[k].removeAll(keepingCapacity: true) }
-    sink.operations.removeAll(keepingCapacity: true)
-    sink.anomalies.removeAll(keepingCapacity: true)
-    return 0
+    return (operations, anomalies)
+}
+
+/// FNV-1a over the words.
+func fingerprint(_ words: [UInt64]) -> UInt64 {
+    var h: UInt64 = 0xcbf2_9ce4_8422_2325
+    for w in words { h = (h ^ w) &* 0x100_0000_01b3 }
+    return h
 }

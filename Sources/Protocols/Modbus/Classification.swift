@@ -31,12 +31,18 @@ public struct ModbusClassification: Sendable {
 
     /// Classifies a PDU as the operation it requests (for a response: the operation it answers).
     public static func of(_ pdu: ModbusPDU) -> ModbusClassification {
-        let fc = pdu.functionCode
+        of(functionCode: pdu.functionCode, subfunction: pdu.subfunction, meiType: pdu.meiType, direction: pdu.direction)
+    }
+
+    /// Classifies from the fields that decide it: the function code, the FC 8 sub-function or FC 90 UMAS
+    /// code (-1: none), the FC 43 MEI type (-1: none), and whether the PDU is a request.
+    public static func of(functionCode fc: FunctionCode, subfunction: Int32, meiType: Int16,
+                          direction: ModbusDirection) -> ModbusClassification {
         var c = ModbusClassification(access: baseAccess(fc), function: fc.name, subfunction: -1, subfunctionName: "")
         switch fc {
-        case .diagnostics where pdu.subfunction >= 0:
-            let sub = UInt16(truncatingIfNeeded: pdu.subfunction)
-            c.subfunction = pdu.subfunction
+        case .diagnostics where subfunction >= 0:
+            let sub = UInt16(truncatingIfNeeded: subfunction)
+            c.subfunction = subfunction
             c.subfunctionName = DiagnosticsSubfunction.name(sub)
             switch sub {
             case 0x0001, 0x0004: c.access = .lifecycle
@@ -44,18 +50,18 @@ public struct ModbusClassification: Sendable {
             case 0x0000, 0x0002, 0x000B...0x0013: c.access = .diagnostic
             default: c.access = .control
             }
-        case .encapsulatedInterfaceTransport where pdu.meiType >= 0:
-            let mei = UInt8(truncatingIfNeeded: pdu.meiType)
+        case .encapsulatedInterfaceTransport where meiType >= 0:
+            let mei = UInt8(truncatingIfNeeded: meiType)
             c.subfunction = Int32(mei)
             c.subfunctionName = MEI.name(mei)
             c.access = mei == MEI.readDeviceIdentification ? .diagnostic : mei == MEI.canopenGeneralReference ? .config : .control
-        case .umas where pdu.subfunction >= 0:
-            let code = UInt8(truncatingIfNeeded: pdu.subfunction)
-            c.subfunction = pdu.subfunction
+        case .umas where subfunction >= 0:
+            let code = UInt8(truncatingIfNeeded: subfunction)
+            c.subfunction = subfunction
             c.subfunctionName = UMAS.name(code)
             // In a response the byte is a status (0xFE/0xFD), not a function: the caller takes the
             // class from the matched request.
-            c.access = pdu.direction == .request ? UMAS.access(code) : .control
+            c.access = direction == .request ? UMAS.access(code) : .control
         default:
             break
         }

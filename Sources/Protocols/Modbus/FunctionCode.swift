@@ -75,7 +75,7 @@ public struct FunctionCode: RawRepresentable, Hashable, Sendable {
     }
 
     /// The code's category.
-    @inlinable public var category: Category {
+    @inlinable @inline(__always) public var category: Category {
         switch rawValue {
         case 1...8, 11, 12, 15...17, 20...24, 43: .publicCode
         case 65...72, 100...110: .userDefined

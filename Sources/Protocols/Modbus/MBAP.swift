@@ -98,3 +98,29 @@ extension MBAPHeader {
         return ModbusPDU.fitsLayout(pdu) ? .plausible : .implausible
     }
 }
+
+extension ByteView {
+    // Reads for the per-PDU path, inlined into it: `u16be` and `u8` are the same checked reads, but across the
+    // module boundary the optimizer may leave them as calls, which cost more than the read itself.
+
+    /// The byte at `offset` (bounds-checked; traps outside the view).
+    @inline(__always) func loadU8(_ offset: Int) -> UInt8 {
+        precondition(offset >= 0 && offset < raw.count, "ByteView read out of bounds")
+        return raw.load(fromByteOffset: offset, as: UInt8.self)
+    }
+
+    /// The big-endian 16-bit value at `offset` (bounds-checked; traps outside the view).
+    @inline(__always) func loadBE16(_ offset: Int) -> UInt16 {
+        precondition(offset >= 0 && offset <= raw.count - 2, "ByteView read out of bounds")
+        return UInt16(bigEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
+    }
+}
+
+extension ByteView {
+    /// `slice(from:length:)`, inlined into the per-PDU path.
+    @inline(__always) func clampedSlice(from: Int, length: Int) -> ByteView {
+        let start = Swift.min(Swift.max(from, 0), raw.count)
+        let end = Swift.min(start + Swift.max(length, 0), raw.count)
+        return ByteView(UnsafeRawBufferPointer(rebasing: raw[start..<end]))
+    }
+}

@@ -5,6 +5,8 @@
 //   request  → one Operation for policy, a pending-table entry, a `pdu` record;
 //   response → pair it with its request (Session.swift), check it fits, a `pdu` record and one paired
 //              `modbus` transaction record (matched, or unmatched with a reason).
+// Whole, in-sync ADUs are cut straight from the bytes; a well-formed request or response of FC 1–6, 15 or
+// 16 with records off is handled without a parsed `ModbusPDU` (CommonPDUs.swift), everything else here.
 // Anomaly kinds: bad_protocol_id, bad_length, resync, unknown_function_code, unknown_exception_code,
 // illegal_quantity, bad_coil_value, byte_count_mismatch, response_mismatch, unsolicited_response,
 // request_flood, exception_storm. (`not_modbus_on_modbus_port` comes from the engine when `probe` rejects.)
@@ -55,11 +57,13 @@ public struct ModbusDissector: AppDissector {
         }
     }
 
+    // Declared in the order of use on the per-PDU path: the fields every PDU reads come first, so that they share
+    // as few cache lines as possible (a flow's state is rarely in cache when its next packet comes).
+    var requesterSide: FlowSide? = nil
+    var isUDP = false
     var initiatorFraming = ModbusFraming()
     var responderFraming = ModbusFraming()
     var session = ModbusSession()
-    var requesterSide: FlowSide? = nil
-    var isUDP = false
 
     /// A fresh flow: both directions synced, nothing pending.
     public init() {}
@@ -67,32 +71,76 @@ public struct ModbusDissector: AppDissector {
     /// Frames, parses, pairs and reports every whole ADU in `bytes`; returns the bytes used (ADUs and
     /// skipped garbage). A partial ADU at the end is left for the engine to present again.
     public mutating func consume(_ bytes: ByteView, side: FlowSide, sink: EventSink) -> Int {
+        if requesterSide == nil || isUDP { prepare(side: side, sink: sink) }
+        let delivery = Delivery(sink)
+        if session.pendingCount > 0 { expireRequests(at: delivery.time, sink: sink) }
+        let direction: ModbusDirection = side == requesterSide ? .request : .response
+        var offset = 0
+        while true {
+            // In sync with a whole, well-formed ADU at `offset` (what `ModbusFraming.next` answers with `.adu`,
+            // without building its step): the common case, read straight from the bytes.
+            let hunting = side == .initiator ? initiatorFraming.hunting : responderFraming.hunting
+            if let length = Self.wholeADULength(bytes, at: offset, hunting: hunting) {
+                let header = MBAPHeader(transactionID: bytes.loadBE16(offset), protocolID: 0, length: length,
+                                        unitID: bytes.loadU8(offset + 6))
+                if !handleCommonADU(bytes, at: offset, header: header, side: side, direction: direction, delivery: delivery, sink: sink) {
+                    handleADU(bytes, at: offset, header: header, side: side, direction: direction, delivery: delivery, sink: sink)
+                }
+                offset += Int(length) + 6
+                continue
+            }
+            // In sync and fewer than 4 bytes left (none, usually): nothing to judge yet (`next` would say the same).
+            if !hunting && !bytes.has(4, at: offset) { return offset }
+            let (next, done) = frame(bytes, from: offset, side: side, direction: direction, delivery: delivery, sink: sink)
+            if done { return next }
+            offset = next
+        }
+    }
+
+    /// Once per flow: which side sends requests, and whether it is Modbus/UDP; then, for UDP, resynchronises
+    /// `side` (every datagram is one or more whole ADUs, so each starts in sync).
+    @inline(never)
+    mutating func prepare(side: FlowSide, sink: EventSink) {
         if requesterSide == nil {
             requesterSide = Self.requesterSide(of: sink.flow)
             isUDP = sink.flow.transport == .udp
         }
-        // Modbus/UDP: every datagram is one or more whole ADUs, so each starts in sync.
         if isUDP { if side == .initiator { initiatorFraming = ModbusFraming() } else { responderFraming = ModbusFraming() } }
-        let delivery = Delivery(sink)
-        if session.pendingCount > 0 { expireRequests(at: delivery.time, sink: sink) }
-        var offset = 0
-        while true {
-            let step = side == .initiator ? initiatorFraming.next(bytes, from: offset) : responderFraming.next(bytes, from: offset)
-            switch step {
-            case let .adu(o, header):
-                handleADU(bytes, at: o, header: header, side: side, delivery: delivery, sink: sink)
-                offset = o + header.aduLength
-            case let .badHeader(o, kind, value):
-                sink.emit(Anomaly(layer: "modbus", kind: kind == .protocolID ? "bad_protocol_id" : "bad_length",
-                                  offset: kind == .protocolID ? o + 2 : o + 4, value: Int64(value)), sender: side)
-                offset = o
-            case let .resynced(o, skipped):
-                sink.emit(Anomaly(layer: "modbus", kind: "resync", offset: o, value: Int64(skipped)), sender: side)
-                offset = o
-            case let .needMoreData(consumed):
-                return consumed
+    }
+
+    /// One framing step at `offset` for whatever the common case does not cover (partial or bad headers, hunts,
+    /// resynchronisation): the offset to go on from, or (`done`) the bytes consumed.
+    @inline(never)
+    mutating func frame(_ bytes: ByteView, from offset: Int, side: FlowSide, direction: ModbusDirection, delivery: Delivery,
+                        sink: EventSink) -> (offset: Int, done: Bool) {
+        let step = side == .initiator ? initiatorFraming.next(bytes, from: offset) : responderFraming.next(bytes, from: offset)
+        switch step {
+        case let .adu(o, header):
+            if !handleCommonADU(bytes, at: o, header: header, side: side, direction: direction, delivery: delivery, sink: sink) {
+                handleADU(bytes, at: o, header: header, side: side, direction: direction, delivery: delivery, sink: sink)
             }
+            return (o + header.aduLength, false)
+        case let .badHeader(o, kind, value):
+            sink.emit(Anomaly(layer: "modbus", kind: kind == .protocolID ? "bad_protocol_id" : "bad_length",
+                              offset: kind == .protocolID ? o + 2 : o + 4, value: Int64(value)), sender: side)
+            return (o, false)
+        case let .resynced(o, skipped):
+            sink.emit(Anomaly(layer: "modbus", kind: "resync", offset: o, value: Int64(skipped)), sender: side)
+            return (o, false)
+        case let .needMoreData(consumed):
+            return (consumed, true)
         }
+    }
+
+    /// The MBAP length of the ADU at `offset` when the framer is in sync and the ADU is whole with a sound
+    /// header (protocol id 0, length 2...tolerated); nil for anything `ModbusFraming.next` must judge.
+    @inline(__always)
+    static func wholeADULength(_ bytes: ByteView, at offset: Int, hunting: Bool) -> UInt16? {
+        guard !hunting, bytes.has(MBAPHeader.size + 1, at: offset) else { return nil }
+        let length = bytes.loadBE16(offset + 4)
+        guard bytes.loadBE16(offset + 2) == 0, length >= 2, length <= MBAPHeader.toleratedLength,
+              bytes.has(Int(length) + 6, at: offset) else { return nil }
+        return length
     }
 
     /// Bytes are missing from `side`: hunt for the next plausible ADU (pending requests stay; their
@@ -104,7 +152,7 @@ public struct ModbusDissector: AppDissector {
     /// The flow ended: every pending request is reported unanswered (`timeout` or `no_response`).
     public mutating func finish(sink: EventSink) {
         while let i = session.oldestIndex() {
-            let timedOut = sink.time.microseconds(since: session.entries[i].time) > session.limits.responseTimeoutMicroseconds
+            let timedOut = sink.time.microseconds(since: session.entry(i).time) > session.limits.responseTimeoutMicroseconds
             reportUnanswered(i, reason: timedOut ? "timeout" : "no_response", sink: sink)
         }
     }
@@ -117,12 +165,14 @@ public struct ModbusDissector: AppDissector {
 
     // MARK: - One ADU
 
-    mutating func handleADU(_ bytes: ByteView, at offset: Int, header h: MBAPHeader, side: FlowSide, delivery d: Delivery, sink: EventSink) {
-        let pduBytes = bytes.slice(from: offset + MBAPHeader.size, length: h.pduLength)
-        let direction: ModbusDirection = side == (requesterSide ?? .initiator) ? .request : .response
+    /// The general path for one ADU (anything `handleCommonADU` leaves: other functions, exceptions, faults, records).
+    @inline(never)
+    mutating func handleADU(_ bytes: ByteView, at offset: Int, header h: MBAPHeader, side: FlowSide, direction: ModbusDirection,
+                            delivery d: Delivery, sink: EventSink) {
+        let pduBytes = bytes.clampedSlice(from: offset + MBAPHeader.size, length: h.pduLength)
         let pdu = ModbusPDU.parse(pduBytes, direction: direction)
         sink.countPDU(.modbus)
-        reportProblems(pdu, at: offset + MBAPHeader.size, side: side, sink: sink)
+        if !pdu.problems.isEmpty { reportProblems(pdu, at: offset + MBAPHeader.size, side: side, sink: sink) }
         if h.length > MBAPHeader.maximumLength && pdu.functionCode != .umas {
             sink.emit(Anomaly(layer: "modbus", kind: "bad_length", offset: offset + 4, value: Int64(h.length)), sender: side)
         }
@@ -133,34 +183,33 @@ public struct ModbusDissector: AppDissector {
         }
     }
 
+    @inline(__always)
     mutating func handleRequest(_ pdu: ModbusPDU, bytes: ByteView, header h: MBAPHeader, at offset: Int, side: FlowSide,
                                 delivery d: Delivery, sink: EventSink) {
-        let c = ModbusClassification.of(pdu)
-        sink.emit(Self.operation(pdu, bytes: bytes, header: h, classification: c), sender: side)
+        sink.emit(Self.operation(pdu, bytes: bytes, header: h), sender: side)
         if let i = session.evictionCandidate() { reportUnanswered(i, reason: "evicted", sink: sink) }
-        session.insert(transactionID: h.transactionID, unitID: h.unitID, pdu: pdu, classification: c, bytes: bytes,
+        session.insert(transactionID: h.transactionID, unitID: h.unitID, fields: pdu.fields,
+                       keeping: d.pduRecords || d.transactionRecords ? pdu : nil, bytes: bytes,
                        storing: d.transactionRecords, frame: d.frame, time: d.time)
         if session.noteRequest() {
             sink.emit(Anomaly(layer: "modbus", kind: "request_flood", offset: offset,
                               value: Int64(session.requestsSinceResponse)), sender: side)
         }
         if d.pduRecords {
-            writePDURecord(pdu, bytes: bytes, header: h, classification: c, request: nil, side: side, sink: sink)
+            writePDURecord(pdu, bytes: bytes, header: h, classification: ModbusClassification.of(pdu), request: nil, side: side, sink: sink)
         }
     }
 
+    @inline(__always)
     mutating func handleResponse(_ pdu: ModbusPDU, bytes: ByteView, header h: MBAPHeader, at offset: Int, side: FlowSide,
                                  delivery d: Delivery, sink: EventSink) {
         let match = session.match(transactionID: h.transactionID, unitID: h.unitID, functionCode: pdu.functionCode)
-        var c = ModbusClassification.of(pdu)
         if let m = match {
-            let request = session.entries[m.index]
-            c = request.classification
             if !m.sameFunction {
                 sink.emit(Anomaly(layer: "modbus", kind: "response_mismatch", offset: offset + MBAPHeader.size,
                                   value: Int64(pdu.rawFunctionCode)), sender: side)
             } else if !pdu.isException {
-                checkFit(request: request.pdu, response: pdu, at: offset + MBAPHeader.size, side: side, sink: sink)
+                checkFit(request: session.entry(m.index), response: pdu.fields, at: offset + MBAPHeader.size, side: side, sink: sink)
             }
         } else {
             sink.emit(Anomaly(layer: "modbus", kind: "unsolicited_response", offset: offset,
@@ -170,20 +219,23 @@ public struct ModbusDissector: AppDissector {
             sink.emit(Anomaly(layer: "modbus", kind: "exception_storm", offset: offset + MBAPHeader.size + 1,
                               value: Int64(session.limits.exceptionStormThreshold)), sender: side)
         }
-        if d.pduRecords {
-            var request: PendingRequest? = nil
-            if let m = match { request = session.entries[m.index] }
-            writePDURecord(pdu, bytes: bytes, header: h, classification: c, request: request, side: side, sink: sink)
-        }
-        if d.transactionRecords {
-            writeTransaction(requestIndex: match?.index, response: pdu, responseBytes: bytes, header: h,
-                             classification: c, reason: match == nil ? "unsolicited" : "", responder: side, sink: sink)
+        if d.pduRecords || d.transactionRecords {
+            // A paired response is classified as the operation it answers.
+            let c = match.map { session.entry($0.index).classification } ?? ModbusClassification.of(pdu)
+            if d.pduRecords {
+                writePDURecord(pdu, bytes: bytes, header: h, classification: c, request: match?.index, side: side, sink: sink)
+            }
+            if d.transactionRecords {
+                writeTransaction(requestIndex: match?.index, response: pdu, responseBytes: bytes, header: h,
+                                 classification: c, reason: match == nil ? "unsolicited" : "", responder: side, sink: sink)
+            }
         }
         if let m = match { session.remove(m.index) }
     }
 
     /// A response that does not fit its request: wrong byte count for the quantity, or an echo that differs.
-    func checkFit(request q: ModbusPDU, response r: ModbusPDU, at base: Int, side: FlowSide, sink: EventSink) {
+    @inline(__always)
+    func checkFit(request q: PendingRequest, response r: ModbusFields, at base: Int, side: FlowSide, sink: EventSink) {
         var expectedBytes: Int32 = -1
         switch r.functionCode {
         case .readCoils, .readDiscreteInputs: if q.quantity > 0 { expectedBytes = (q.quantity + 7) / 8 }
@@ -229,20 +281,30 @@ public struct ModbusDissector: AppDissector {
     mutating func reportUnanswered(_ index: Int, reason: StaticString, sink: EventSink) {
         if sink.transactionRecordsEnabled {
             writeTransaction(requestIndex: index, response: nil, responseBytes: .empty, header: nil,
-                             classification: session.entries[index].classification, reason: reason,
+                             classification: session.entry(index).classification, reason: reason,
                              responder: (requesterSide ?? .initiator).opposite, sink: sink)
         }
         session.remove(index)
     }
 
+    @inline(__always)
     mutating func expireRequests(at now: PacketTime, sink: EventSink) {
         while let i = session.expired(at: now) { reportUnanswered(i, reason: "timeout", sink: sink) }
     }
 
     /// The policy view of a request.
-    static func operation(_ pdu: ModbusPDU, bytes: ByteView, header h: MBAPHeader, classification c: ModbusClassification) -> Operation {
-        var op = Operation(appProtocol: .modbus, access: c.access, functionCode: UInt16(pdu.functionCode.rawValue), function: c.function)
-        op.subfunction = c.subfunction
+    @inline(__always)
+    static func operation(_ pdu: ModbusPDU, bytes: ByteView, header h: MBAPHeader) -> Operation {
+        let fc = pdu.functionCode
+        var op = Operation(appProtocol: .modbus, access: .read, functionCode: UInt16(fc.rawValue), function: fc.name)
+        switch fc {
+        case .diagnostics, .encapsulatedInterfaceTransport, .umas:
+            // Classes decided by a sub-function.
+            let c = ModbusClassification.of(pdu)
+            op.access = c.access; op.subfunction = c.subfunction
+        default:
+            op.access = ModbusClassification.baseAccess(fc)
+        }
         op.unitID = Int32(h.unitID)
         op.broadcast = h.unitID == 0
         switch pdu.functionCode {

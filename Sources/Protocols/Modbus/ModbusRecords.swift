@@ -11,8 +11,10 @@ import Wire
 import Records
 
 extension ModbusDissector {
+    /// Writes one `pdu` record; `requestIndex` is the pending entry a response answers (nil: none).
     func writePDURecord(_ pdu: ModbusPDU, bytes: ByteView, header h: MBAPHeader, classification c: ModbusClassification,
-                        request: PendingRequest?, side: FlowSide, sink: EventSink) {
+                        request requestIndex: Int?, side: FlowSide, sink: EventSink) {
+        let request = requestIndex.map { session.entry($0) }
         sink.beginRecord(.pdu, protocolName: "modbus", objectKey: "modbus", sender: side)
         sink.json.field("transaction_id", Int(h.transactionID))
         sink.json.field("unit_id", Int(h.unitID))
@@ -22,7 +24,7 @@ extension ModbusDissector {
         sink.json.field("pdu_type", pdu.direction.name)
         sink.json.field("access", c.access.name)
         if h.unitID == 0 { sink.json.field("broadcast", true) }
-        ModbusJSON.writeFields(pdu, bytes: bytes, request: request?.pdu, into: &sink.json)
+        ModbusJSON.writeFields(pdu, bytes: bytes, request: requestIndex.flatMap { session.request($0) }, into: &sink.json)
         if let r = request {
             sink.json.field("request_frame", r.frame)
             sink.json.key("response_time"); sink.json.fixed6(sink.time.microseconds(since: r.time))
@@ -37,19 +39,21 @@ extension ModbusDissector {
                           classification c: ModbusClassification, reason: StaticString, responder: FlowSide, sink: EventSink) {
         if let i = requestIndex {
             // The request's bytes live in the session arena; borrow them for the length of the write.
+            let entry = session.entry(i)
+            let requestPDU = session.request(i) ?? ModbusPDU()
             session.arena.withUnsafeBytes { raw in
-                let stored = ByteView(raw).slice(from: i * ModbusSession.slotSize, length: session.entries[i].storedLength)
-                Self.writeTransaction(request: session.entries[i], requestBytes: stored, response: response,
+                let stored = ByteView(raw).slice(from: i * ModbusSession.slotSize, length: Int(entry.storedLength))
+                Self.writeTransaction(request: entry, requestPDU: requestPDU, requestBytes: stored, response: response,
                                       responseBytes: responseBytes, header: header, classification: c, reason: reason,
                                       requester: responder.opposite, sink: sink)
             }
         } else {
-            Self.writeTransaction(request: nil, requestBytes: .empty, response: response, responseBytes: responseBytes,
+            Self.writeTransaction(request: nil, requestPDU: ModbusPDU(), requestBytes: .empty, response: response, responseBytes: responseBytes,
                                   header: header, classification: c, reason: reason, requester: responder.opposite, sink: sink)
         }
     }
 
-    static func writeTransaction(request: PendingRequest?, requestBytes: ByteView, response: ModbusPDU?, responseBytes: ByteView,
+    static func writeTransaction(request: PendingRequest?, requestPDU: ModbusPDU, requestBytes: ByteView, response: ModbusPDU?, responseBytes: ByteView,
                                  header: MBAPHeader?, classification c: ModbusClassification, reason: StaticString,
                                  requester: FlowSide, sink: EventSink) {
         if let q = request {
@@ -59,7 +63,7 @@ extension ModbusDissector {
         }
         let transactionID = request?.transactionID ?? header?.transactionID ?? 0
         let unitID = request?.unitID ?? header?.unitID ?? 0
-        let fc = request?.pdu.functionCode ?? response?.functionCode ?? FunctionCode(rawValue: 0)
+        let fc = request?.functionCode ?? response?.functionCode ?? FunctionCode(rawValue: 0)
         sink.json.field("transaction_id", Int(transactionID))
         sink.json.field("unit_id", Int(unitID))
         sink.json.field("function_code", Int(fc.rawValue))
@@ -77,16 +81,16 @@ extension ModbusDissector {
         if let q = request, response != nil {
             sink.json.key("response_time"); sink.json.fixed6(sink.time.microseconds(since: q.time))
         }
-        if let q = request {
+        if request != nil {
             sink.json.key("request"); sink.json.beginObject()
-            ModbusJSON.writeFields(q.pdu, bytes: requestBytes, request: nil, into: &sink.json)
-            ModbusJSON.writeProblems(q.pdu.problems, into: &sink.json)
+            ModbusJSON.writeFields(requestPDU, bytes: requestBytes, request: nil, into: &sink.json)
+            ModbusJSON.writeProblems(requestPDU.problems, into: &sink.json)
             sink.json.endObject()
         }
         if let r = response {
             sink.json.key("response"); sink.json.beginObject()
             if r.functionCode != fc { sink.json.field("function_code", Int(r.functionCode.rawValue)) }
-            ModbusJSON.writeFields(r, bytes: responseBytes, request: request?.pdu, into: &sink.json)
+            ModbusJSON.writeFields(r, bytes: responseBytes, request: request == nil ? nil : requestPDU, into: &sink.json)
             ModbusJSON.writeProblems(r.problems, into: &sink.json)
             sink.json.endObject()
         }

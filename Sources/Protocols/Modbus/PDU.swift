@@ -134,3 +134,37 @@ public struct ModbusPDU: Sendable {
         payload = kind; dataOffset = offset; dataLength = max(0, length)
     }
 }
+
+/// The scalar fields of a PDU that pairing compares and a pending request keeps: a `ModbusPDU` without its
+/// carried data and problems (32 bytes, cheap to pass on the per-PDU path).
+struct ModbusFields {
+    /// The first PDU byte as sent.
+    var rawFunctionCode: UInt8
+    /// FC 43 MEI type (-1: none).
+    var meiType: Int16 = -1
+    /// Address (-1: none).
+    var address: Int32 = -1
+    /// Quantity (-1: none).
+    var quantity: Int32 = -1
+    /// FC 5/6 value, FC 7 output data, FC 11/12 status (-1: none).
+    var value: Int32 = -1
+    /// Byte-count field (-1: none).
+    var byteCount: Int32 = -1
+    /// FC 22 AND mask (-1: none).
+    var andMask: Int32 = -1
+    /// FC 22 OR mask (-1: none).
+    var orMask: Int32 = -1
+    /// FC 8 sub-function, FC 90 UMAS code or status (-1: none).
+    var subfunction: Int32 = -1
+
+    /// The function code with the exception bit cleared.
+    @inline(__always) var functionCode: FunctionCode { FunctionCode(rawValue: rawFunctionCode) }
+}
+
+extension ModbusPDU {
+    /// The scalar fields pairing needs.
+    @inline(__always) var fields: ModbusFields {
+        ModbusFields(rawFunctionCode: rawFunctionCode, meiType: meiType, address: address, quantity: quantity, value: value,
+                     byteCount: byteCount, andMask: andMask, orMask: orMask, subfunction: subfunction)
+    }
+}

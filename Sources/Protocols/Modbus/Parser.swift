@@ -12,14 +12,14 @@ extension ModbusPDU {
         var p = ModbusPDU()
         p.direction = direction
         guard pdu.count >= 1 else { p.flag(.badLength, at: 0, value: 0); return p }
-        p.rawFunctionCode = pdu.u8(0)
+        p.rawFunctionCode = pdu.loadU8(0)
         if p.functionCode.category == .unassigned {
             p.flag(.unknownFunction, at: 0, value: Int64(p.functionCode.rawValue))
         }
         if p.isException {
             // §7: an exception response is exactly the code byte and one exception-code byte.
             if pdu.count >= 2 {
-                let code = pdu.u8(1)
+                let code = pdu.loadU8(1)
                 p.exceptionCode = code
                 if !ExceptionCode(rawValue: code).isKnown { p.flag(.unknownException, at: 1, value: Int64(code)) }
             }
@@ -44,21 +44,21 @@ extension ModbusPDU {
     // MARK: - Helpers shared by the layouts
 
     /// Requires the PDU to be exactly `length` bytes; flags `badLength` otherwise.
-    @inlinable mutating func expectLength(_ pdu: ByteView, _ length: Int) {
+    @inline(__always) mutating func expectLength(_ pdu: ByteView, _ length: Int) {
         if pdu.count != length { flag(.badLength, at: min(pdu.count, length), value: Int64(pdu.count)) }
     }
 
     /// Requires at least `length` bytes; flags `badLength` and returns false otherwise.
-    @inlinable mutating func need(_ pdu: ByteView, _ length: Int) -> Bool {
+    @inline(__always) mutating func need(_ pdu: ByteView, _ length: Int) -> Bool {
         if pdu.count >= length { return true }
         flag(.badLength, at: pdu.count, value: Int64(pdu.count)); return false
     }
 
     /// Reads the 8-bit byte count at `offset` and checks it covers exactly the rest of the PDU.
     /// Returns how many data bytes follow it that may be read (never more than are present).
-    @inlinable mutating func byteCounted(_ pdu: ByteView, at offset: Int) -> Int {
+    @inline(__always) mutating func byteCounted(_ pdu: ByteView, at offset: Int) -> Int {
         guard pdu.has(1, at: offset) else { flag(.badLength, at: pdu.count, value: Int64(pdu.count)); return 0 }
-        let declared = Int(pdu.u8(offset))
+        let declared = Int(pdu.loadU8(offset))
         byteCount = Int32(declared)
         let present = pdu.count - offset - 1
         if declared != present { flag(.byteCountMismatch, at: offset, value: Int64(declared)) }
@@ -67,17 +67,17 @@ extension ModbusPDU {
 
     /// Reads address + quantity at offsets 1 and 3 and checks 1 ≤ quantity ≤ `maximum` and that the
     /// range stays inside the 16-bit address space.
-    @inlinable mutating func addressQuantity(_ pdu: ByteView, maximum: Int32) {
+    @inline(__always) mutating func addressQuantity(_ pdu: ByteView, maximum: Int32) {
         guard need(pdu, 5) else {
-            if pdu.has(2, at: 1) { address = Int32(pdu.u16be(1)) }
+            if pdu.has(2, at: 1) { address = Int32(pdu.loadBE16(1)) }
             return
         }
-        address = Int32(pdu.u16be(1)); quantity = Int32(pdu.u16be(3))
+        address = Int32(pdu.loadBE16(1)); quantity = Int32(pdu.loadBE16(3))
         checkQuantity(quantity, maximum: maximum, address: address, at: 3)
     }
 
     /// Flags `illegalQuantity` when `q` is 0, above `maximum`, or runs past address 65535.
-    @inlinable mutating func checkQuantity(_ q: Int32, maximum: Int32, address a: Int32, at offset: Int) {
+    @inline(__always) mutating func checkQuantity(_ q: Int32, maximum: Int32, address a: Int32, at offset: Int) {
         if q < 1 || q > maximum || (a >= 0 && Int64(a) + Int64(q) > 65_536) {
             flag(.illegalQuantity, at: offset, value: Int64(q))
         }

@@ -26,7 +26,7 @@
 import Wire
 
 extension ModbusPDU {
-    mutating func parseRequest(_ pdu: ByteView) {
+    @inline(__always) mutating func parseRequest(_ pdu: ByteView) {
         switch functionCode.rawValue {
         case 0x01, 0x02:
             addressQuantity(pdu, maximum: 2000); expectLength(pdu, 5)
@@ -61,14 +61,14 @@ extension ModbusPDU {
         case 0x17:
             readWriteRequest(pdu)
         case 0x18:
-            if pdu.has(2, at: 1) { address = Int32(pdu.u16be(1)) }
+            if pdu.has(2, at: 1) { address = Int32(pdu.loadBE16(1)) }
             expectLength(pdu, 3)
         case 0x2B:
             guard need(pdu, 2) else { return }
-            meiType = Int16(pdu.u8(1))
+            meiType = Int16(pdu.loadU8(1))
             if meiType == Int16(MEI.readDeviceIdentification) {
-                if pdu.has(1, at: 2) { readDeviceIDCode = Int16(pdu.u8(2)) }
-                if pdu.has(1, at: 3) { objectID = Int16(pdu.u8(3)) }
+                if pdu.has(1, at: 2) { readDeviceIDCode = Int16(pdu.loadU8(2)) }
+                if pdu.has(1, at: 3) { objectID = Int16(pdu.loadU8(3)) }
                 expectLength(pdu, 4)
                 if readDeviceIDCode >= 0 && (readDeviceIDCode < 1 || readDeviceIDCode > 4) {
                     flag(.illegalQuantity, at: 2, value: Int64(readDeviceIDCode))
@@ -84,18 +84,18 @@ extension ModbusPDU {
     }
 
     /// FC 5 / 6 and their echoed responses: address and one value.
-    mutating func singleWrite(_ pdu: ByteView) {
-        if pdu.has(2, at: 1) { address = Int32(pdu.u16be(1)) }
-        if pdu.has(2, at: 3) { value = Int32(pdu.u16be(3)) }
+    @inline(__always) mutating func singleWrite(_ pdu: ByteView) {
+        if pdu.has(2, at: 1) { address = Int32(pdu.loadBE16(1)) }
+        if pdu.has(2, at: 3) { value = Int32(pdu.loadBE16(3)) }
         quantity = 1
         expectLength(pdu, 5)
     }
 
     /// FC 22 request and its echoed response.
     mutating func maskWrite(_ pdu: ByteView) {
-        if pdu.has(2, at: 1) { address = Int32(pdu.u16be(1)) }
-        if pdu.has(2, at: 3) { andMask = Int32(pdu.u16be(3)) }
-        if pdu.has(2, at: 5) { orMask = Int32(pdu.u16be(5)) }
+        if pdu.has(2, at: 1) { address = Int32(pdu.loadBE16(1)) }
+        if pdu.has(2, at: 3) { andMask = Int32(pdu.loadBE16(3)) }
+        if pdu.has(2, at: 5) { orMask = Int32(pdu.loadBE16(5)) }
         quantity = 1
         expectLength(pdu, 7)
     }
@@ -103,13 +103,13 @@ extension ModbusPDU {
     /// FC 8 request and response (the response echoes the sub-function).
     mutating func diagnostics(_ pdu: ByteView) {
         guard need(pdu, 3) else { return }
-        subfunction = Int32(pdu.u16be(1))
+        subfunction = Int32(pdu.loadBE16(1))
         let n = pdu.count - 3
         carry(n > 0 && n % 2 == 0 ? .registers : (n > 0 ? .raw : .none), from: 3, length: n)
     }
 
     /// FC 15 / 16 request: address, quantity, byte count, values.
-    mutating func multipleWrite(_ pdu: ByteView, maximum: Int32, kind: ModbusPayload) {
+    @inline(__always) mutating func multipleWrite(_ pdu: ByteView, maximum: Int32, kind: ModbusPayload) {
         addressQuantityPrefix(pdu, maximum: maximum)
         let n = byteCounted(pdu, at: 5)
         let expected = kind == .bits ? (quantity + 7) / 8 : quantity * 2
@@ -120,18 +120,18 @@ extension ModbusPDU {
     }
 
     /// Address and quantity for layouts that continue after offset 5.
-    mutating func addressQuantityPrefix(_ pdu: ByteView, maximum: Int32) {
-        if pdu.has(2, at: 1) { address = Int32(pdu.u16be(1)) }
+    @inline(__always) mutating func addressQuantityPrefix(_ pdu: ByteView, maximum: Int32) {
+        if pdu.has(2, at: 1) { address = Int32(pdu.loadBE16(1)) }
         guard pdu.has(2, at: 3) else { flag(.badLength, at: pdu.count, value: Int64(pdu.count)); return }
-        quantity = Int32(pdu.u16be(3))
+        quantity = Int32(pdu.loadBE16(3))
         checkQuantity(quantity, maximum: maximum, address: address, at: 3)
     }
 
     /// FC 23 request.
     mutating func readWriteRequest(_ pdu: ByteView) {
         guard need(pdu, 9) else { return }
-        address = Int32(pdu.u16be(1)); quantity = Int32(pdu.u16be(3))
-        writeAddress = Int32(pdu.u16be(5)); writeQuantity = Int32(pdu.u16be(7))
+        address = Int32(pdu.loadBE16(1)); quantity = Int32(pdu.loadBE16(3))
+        writeAddress = Int32(pdu.loadBE16(5)); writeQuantity = Int32(pdu.loadBE16(7))
         checkQuantity(quantity, maximum: 125, address: address, at: 3)
         checkQuantity(writeQuantity, maximum: 121, address: writeAddress, at: 7)
         let n = byteCounted(pdu, at: 9)
@@ -147,7 +147,7 @@ extension ModbusPDU {
         let end = 2 + length
         while o < end {
             guard o + 7 <= end else { flag(.byteCountMismatch, at: o, value: Int64(end - o)); return }
-            let words = Int(pdu.u16be(o + 5))
+            let words = Int(pdu.loadBE16(o + 5))
             o += 7 + 2 * words
             if o > end { flag(.byteCountMismatch, at: o - 2 * words - 2, value: Int64(words)); return }
         }
@@ -156,11 +156,11 @@ extension ModbusPDU {
     /// FC 90 (UMAS) request or response: pairing key and UMAS function code / status.
     mutating func umas(_ pdu: ByteView) {
         guard need(pdu, 3) else {
-            if pdu.has(1, at: 1) { pairingKey = Int16(pdu.u8(1)) }
+            if pdu.has(1, at: 1) { pairingKey = Int16(pdu.loadU8(1)) }
             return
         }
-        pairingKey = Int16(pdu.u8(1))
-        subfunction = Int32(pdu.u8(2))
+        pairingKey = Int16(pdu.loadU8(1))
+        subfunction = Int32(pdu.loadU8(2))
         carry(pdu.count > 3 ? .raw : .none, from: 3, length: pdu.count - 3)
     }
 }

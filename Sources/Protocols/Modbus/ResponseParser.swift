@@ -25,7 +25,7 @@
 import Wire
 
 extension ModbusPDU {
-    mutating func parseResponse(_ pdu: ByteView) {
+    @inline(__always) mutating func parseResponse(_ pdu: ByteView) {
         switch functionCode.rawValue {
         case 0x01, 0x02:
             let n = byteCounted(pdu, at: 1)
@@ -40,18 +40,18 @@ extension ModbusPDU {
         case 0x06:
             singleWrite(pdu)
         case 0x07:
-            if pdu.has(1, at: 1) { value = Int32(pdu.u8(1)) }
+            if pdu.has(1, at: 1) { value = Int32(pdu.loadU8(1)) }
             expectLength(pdu, 2)
         case 0x08:
             diagnostics(pdu)
         case 0x0B:
-            if pdu.has(2, at: 1) { value = Int32(pdu.u16be(1)) }
-            if pdu.has(2, at: 3) { count = Int32(pdu.u16be(3)) }
+            if pdu.has(2, at: 1) { value = Int32(pdu.loadBE16(1)) }
+            if pdu.has(2, at: 3) { count = Int32(pdu.loadBE16(3)) }
             expectLength(pdu, 5)
         case 0x0C:
             let n = byteCounted(pdu, at: 1)
             if n >= 6 {
-                value = Int32(pdu.u16be(2)); count = Int32(pdu.u16be(4)); messageCount = Int32(pdu.u16be(6))
+                value = Int32(pdu.loadBE16(2)); count = Int32(pdu.loadBE16(4)); messageCount = Int32(pdu.loadBE16(6))
                 carry(.events, from: 8, length: n - 6)
             } else if byteCount >= 0 {
                 flag(.byteCountMismatch, at: 1, value: Int64(byteCount))
@@ -77,7 +77,7 @@ extension ModbusPDU {
             fifoResponse(pdu)
         case 0x2B:
             guard need(pdu, 2) else { return }
-            meiType = Int16(pdu.u8(1))
+            meiType = Int16(pdu.loadU8(1))
             if meiType == Int16(MEI.readDeviceIdentification) { deviceIdentification(pdu) }
             else { carry(.raw, from: 2, length: pdu.count - 2) }
         case 0x5A:
@@ -92,7 +92,7 @@ extension ModbusPDU {
         var o = 2
         let end = 2 + length
         while o < end {
-            let m = Int(pdu.u8(o))
+            let m = Int(pdu.loadU8(o))
             if m < 1 || o + 1 + m > end { flag(.byteCountMismatch, at: o, value: Int64(m)); return }
             o += 1 + m
         }
@@ -101,9 +101,9 @@ extension ModbusPDU {
     /// FC 24 response: 16-bit byte count, FIFO count (≤ 31), registers.
     mutating func fifoResponse(_ pdu: ByteView) {
         guard need(pdu, 5) else { return }
-        let declared = Int(pdu.u16be(1))
+        let declared = Int(pdu.loadBE16(1))
         byteCount = Int32(declared)
-        count = Int32(pdu.u16be(3))
+        count = Int32(pdu.loadBE16(3))
         if declared != pdu.count - 3 || declared != 2 + 2 * Int(count) { flag(.byteCountMismatch, at: 1, value: Int64(declared)) }
         if count > 31 { flag(.illegalQuantity, at: 3, value: Int64(count)) }
         let n = min(pdu.count - 5, 2 * Int(count))
@@ -113,15 +113,15 @@ extension ModbusPDU {
     /// MEI 14 response: header fields, then the objects, which must tile the rest of the PDU.
     mutating func deviceIdentification(_ pdu: ByteView) {
         guard need(pdu, 7) else { return }
-        readDeviceIDCode = Int16(pdu.u8(2))
-        conformityLevel = Int16(pdu.u8(3))
-        moreFollows = Int16(pdu.u8(4))
-        objectID = Int16(pdu.u8(5))
-        count = Int32(pdu.u8(6))
+        readDeviceIDCode = Int16(pdu.loadU8(2))
+        conformityLevel = Int16(pdu.loadU8(3))
+        moreFollows = Int16(pdu.loadU8(4))
+        objectID = Int16(pdu.loadU8(5))
+        count = Int32(pdu.loadU8(6))
         var o = 7, seen = 0
         while seen < Int(count) {
             guard pdu.has(2, at: o) else { flag(.byteCountMismatch, at: o, value: Int64(seen)); break }
-            let m = Int(pdu.u8(o + 1))
+            let m = Int(pdu.loadU8(o + 1))
             guard pdu.has(m, at: o + 2) else { flag(.byteCountMismatch, at: o + 1, value: Int64(m)); break }
             o += 2 + m; seen += 1
         }

@@ -5,9 +5,14 @@
 // this state lives in the flow. Among several pending requests with that key, the oldest one with the
 // same function code wins; failing that, the oldest with the key (and the function mismatch is an
 // anomaly). The table is bounded: it grows to `maximumPendingRequests` entries once and is then reused;
-// when full, the oldest entry is evicted (reported unmatched, reason `evicted`). Request PDUs are
-// copied into a per-flow arena (one fixed slot per entry) only when paired records are written, since
-// only those need the request's values at response time.
+// when full, the oldest entry is evicted (reported unmatched, reason `evicted`).
+//
+// Layout, for the per-PDU cost: a polling client has one request outstanding at a time, so entry 0 lives
+// inline in the session (in the flow's dissector state, no second cache line to fetch) and only entries
+// 1... (pipelined requests) live in an array. An entry holds what pairing, expiry, the fit check and the
+// classification need, not the parsed PDU. The parsed request PDU (`requests`) and its bytes (`arena`,
+// one fixed slot per entry) are kept only when records are written, since only those need the request's
+// values at response time.
 import Wire
 
 /// Bounds and thresholds of the per-flow Modbus state (named configuration values).
@@ -29,159 +34,261 @@ public struct ModbusLimits: Sendable {
     public init() {}
 }
 
-/// One request waiting for its response.
+/// One request waiting for its response: its key, when it came, and the request fields that the
+/// response is checked against and the classification is made from.
 public struct PendingRequest: Sendable {
+    // Pairing and the fit check read the first 24 bytes; the time and order matter with several pending or on expiry.
+
     /// MBAP transaction id.
     public var transactionID: UInt16 = 0
     /// MBAP unit id.
     public var unitID: UInt8 = 0
-    /// The parsed request.
-    public var pdu = ModbusPDU()
-    /// The request's classification.
-    public var classification = ModbusClassification(access: .read, function: "", subfunction: -1, subfunctionName: "")
-    /// Packet that completed the request.
-    public var frame: UInt64 = 0
+    /// The request's function code byte as sent.
+    public var rawFunctionCode: UInt8 = 0
+    /// Whether the entry is live.
+    public var inUse = false
+    /// FC 43 MEI type (-1: none).
+    public var meiType: Int16 = -1
+    /// The request's address (-1: none).
+    public var address: Int32 = -1
+    /// The request's quantity (-1: none).
+    public var quantity: Int32 = -1
+    /// FC 5/6 value (-1: none).
+    public var value: Int32 = -1
+    /// FC 8 sub-function or FC 90 UMAS code (-1: none).
+    public var subfunction: Int32 = -1
+    /// FC 22 AND mask (-1: none).
+    public var andMask: Int32 = -1
+    /// FC 22 OR mask (-1: none).
+    public var orMask: Int32 = -1
+    /// Request PDU bytes stored in the arena slot (0 when not stored).
+    public var storedLength: Int16 = 0
     /// Its time.
     public var time: PacketTime = .zero
     /// Insertion order (oldest = smallest).
     public var sequence: UInt64 = 0
-    /// Request PDU bytes stored in the arena slot (0 when not stored).
-    public var storedLength = 0
-    /// Whether the entry is live.
-    public var inUse = false
+    /// Packet that completed the request.
+    public var frame: UInt64 = 0
+
+    /// An empty entry.
+    public init() {}
+
+    /// The request's function code (exception bit cleared).
+    @inlinable public var functionCode: FunctionCode { FunctionCode(rawValue: rawFunctionCode) }
+
+    /// The request's classification (what `ModbusClassification.of` gives for the request PDU).
+    public var classification: ModbusClassification {
+        ModbusClassification.of(functionCode: functionCode, subfunction: subfunction, meiType: meiType, direction: .request)
+    }
 }
 
 /// Per-flow pairing state.
 public struct ModbusSession: Sendable {
-    /// The limits in force.
-    public var limits: ModbusLimits
-    /// The table (grows to `limits.maximumPendingRequests`, then reused).
-    public private(set) var entries: [PendingRequest] = []
-    /// Stored request PDUs, `slotSize` bytes per entry.
-    public private(set) var arena: [UInt8] = []
+    // Stored in the order of use on the per-PDU path (see `ModbusDissector`): counters, limits, entry 0, and
+    // last what only pipelining, exceptions and records need.
+
     /// Live entries.
     public private(set) var pendingCount = 0
-    /// Bytes of a request PDU kept per slot (the spec's largest PDU is 253 bytes).
-    @inlinable public static var slotSize: Int { 256 }
-
-    private var sequence: UInt64 = 0
-    private var oldestTime: PacketTime? = nil
-
     /// Requests since the last response.
     public private(set) var requestsSinceResponse = 0
+    /// Smallest `time` of the live entries, in microseconds (`Int64.max`: none).
+    private var oldestMicroseconds = Int64.max
+    /// The limits in force.
+    public var limits: ModbusLimits
     private var floodReported = false
-    private var exceptionWindowStart = PacketTime.zero
-    private var exceptionsInWindow = 0
     private var stormReported = false
+    /// Entries made so far (the table grows to `limits.maximumPendingRequests`, then is reused).
+    private var tableSize = 0
+    private var sequence: UInt64 = 0
+    /// Entry 0, inline.
+    private var first = PendingRequest()
+
+    private var exceptionsInWindow = 0
+    private var exceptionWindowStart: Int64 = 0
+    /// Entries 1...
+    private var rest: [PendingRequest] = []
+    /// The parsed request PDU of each entry, kept only when records are written (`insert(... pdu:)`).
+    private var requests: [ModbusPDU] = []
+    /// Stored request PDUs, `slotSize` bytes per entry.
+    public private(set) var arena: [UInt8] = []
+    /// Bytes of a request PDU kept per slot (the spec's largest PDU is 253 bytes).
+    @inlinable public static var slotSize: Int { 256 }
 
     /// Creates an empty session.
     public init(limits: ModbusLimits = .default) { self.limits = limits }
 
     // MARK: - Table
 
+    /// The table: every entry made so far, live or free (a copy, for inspection).
+    public var entries: [PendingRequest] { (0..<tableSize).map { entry($0) } }
+
+    /// Entry `index` of the table.
+    @inline(__always) public func entry(_ index: Int) -> PendingRequest { index == 0 ? first : rest[index - 1] }
+
+    /// The parsed request PDU of entry `index`, when it was kept (records on).
+    public func request(_ index: Int) -> ModbusPDU? { index < requests.count ? requests[index] : nil }
+
+    @inline(__always) private func inUse(_ index: Int) -> Bool { index == 0 ? first.inUse : rest[index - 1].inUse }
+    @inline(__always) private func sequence(_ index: Int) -> UInt64 { index == 0 ? first.sequence : rest[index - 1].sequence }
+
+    // The queries below are `mutating` although they change nothing: the dissector calls them on its stored
+    // session for every PDU, and a non-mutating call on a stored struct of this size loads a copy of the whole
+    // session first (a 200-byte memcpy per call, measured); a mutating call works on it in place.
+
     /// The index of the oldest entry when the table is full (the caller reports it, then removes it).
-    public func evictionCandidate() -> Int? {
+    @inline(__always) public mutating func evictionCandidate() -> Int? {
         guard pendingCount >= max(1, limits.maximumPendingRequests) else { return nil }
         return oldestIndex()
     }
 
-    /// Adds a request; `storing` copies its PDU bytes for the paired record. Returns the entry index.
+    /// Adds a request: its key, its fields and when it came. `pdu` is the parsed request, kept for the records
+    /// (nil: not kept); `storing` copies its PDU bytes for the paired record. Returns the entry index.
     @discardableResult
-    public mutating func insert(transactionID: UInt16, unitID: UInt8, pdu: ModbusPDU,
-                                classification: ModbusClassification, bytes: ByteView, storing: Bool,
-                                frame: UInt64, time: PacketTime) -> Int {
-        var index = -1
-        if pendingCount < entries.count {
-            for i in entries.indices where !entries[i].inUse { index = i; break }
-        }
-        if index < 0 {
-            index = entries.count
-            entries.append(PendingRequest())
+    public mutating func insert(transactionID: UInt16, unitID: UInt8, request pdu: ModbusPDU, bytes: ByteView,
+                                keeping: Bool, storing: Bool, frame: UInt64, time: PacketTime) -> Int {
+        insert(transactionID: transactionID, unitID: unitID, fields: pdu.fields, keeping: keeping ? pdu : nil, bytes: bytes,
+               storing: storing, frame: frame, time: time)
+    }
+
+    @discardableResult @inline(__always)
+    mutating func insert(transactionID: UInt16, unitID: UInt8, fields q: ModbusFields, keeping pdu: ModbusPDU?, bytes: ByteView,
+                         storing: Bool, frame: UInt64, time: PacketTime) -> Int {
+        // The lowest free index: entry 0 whenever nothing is pending.
+        var index = 0
+        if pendingCount > 0 {
+            index = tableSize
+            if pendingCount < tableSize {
+                for i in 0..<tableSize where !inUse(i) { index = i; break }
+            }
         }
         sequence &+= 1
-        var e = PendingRequest()
-        e.transactionID = transactionID; e.unitID = unitID; e.pdu = pdu; e.classification = classification
-        e.frame = frame; e.time = time; e.sequence = sequence; e.inUse = true
+        if index == 0 {
+            Self.fill(&first, transactionID: transactionID, unitID: unitID, request: q, frame: frame, time: time, sequence: sequence)
+        } else {
+            var e = PendingRequest()
+            Self.fill(&e, transactionID: transactionID, unitID: unitID, request: q, frame: frame, time: time, sequence: sequence)
+            if index - 1 < rest.count { rest[index - 1] = e } else { rest.append(e) }
+        }
+        if let pdu {
+            if requests.count <= index { requests.append(contentsOf: repeatElement(ModbusPDU(), count: index + 1 - requests.count)) }
+            requests[index] = pdu
+        }
         if storing {
             let needed = (index + 1) * ModbusSession.slotSize
             if arena.count < needed { arena.append(contentsOf: repeatElement(0, count: needed - arena.count)) }
             let n = min(bytes.count, ModbusSession.slotSize)
             let base = index * ModbusSession.slotSize
             for i in 0..<n { arena[base + i] = bytes.u8(i) }
-            e.storedLength = n
+            if index == 0 { first.storedLength = Int16(n) } else { rest[index - 1].storedLength = Int16(n) }
         }
-        entries[index] = e
+        if index == tableSize { tableSize += 1 }
         pendingCount += 1
-        if let t = oldestTime { if time < t { oldestTime = time } } else { oldestTime = time }
+        let t = time.totalMicroseconds
+        if t < oldestMicroseconds { oldestMicroseconds = t }
         return index
+    }
+
+    /// Sets every field of entry `e` (a live entry for the request `q`).
+    @inline(__always)
+    private static func fill(_ e: inout PendingRequest, transactionID: UInt16, unitID: UInt8, request q: ModbusFields,
+                             frame: UInt64, time: PacketTime, sequence: UInt64) {
+        e.transactionID = transactionID; e.unitID = unitID; e.rawFunctionCode = q.rawFunctionCode; e.inUse = true
+        e.storedLength = 0; e.meiType = q.meiType
+        e.address = q.address; e.quantity = q.quantity; e.value = q.value
+        e.andMask = q.andMask; e.orMask = q.orMask; e.subfunction = q.subfunction
+        e.frame = frame; e.time = time; e.sequence = sequence
     }
 
     /// Finds the pending request a response answers: same key, preferring the same function code.
     /// Returns the index and whether the function codes agree.
-    public func match(transactionID: UInt16, unitID: UInt8, functionCode: FunctionCode) -> (index: Int, sameFunction: Bool)? {
+    @inline(__always)
+    public mutating func match(transactionID: UInt16, unitID: UInt8, functionCode: FunctionCode) -> (index: Int, sameFunction: Bool)? {
         guard pendingCount > 0 else { return nil }
-        var best = -1, bestSame = false
-        for i in entries.indices where entries[i].inUse
-            && entries[i].transactionID == transactionID && entries[i].unitID == unitID {
-            let same = entries[i].pdu.functionCode == functionCode
-            if best < 0 || (same && !bestSame) || (same == bestSame && entries[i].sequence < entries[best].sequence) {
-                best = i; bestSame = same
+        // One request outstanding, in entry 0: the polling case.
+        if pendingCount == 1 && first.inUse {
+            guard first.transactionID == transactionID && first.unitID == unitID else { return nil }
+            return (0, first.functionCode == functionCode)
+        }
+        return matchAny(transactionID: transactionID, unitID: unitID, functionCode: functionCode)
+    }
+
+    private mutating func matchAny(transactionID: UInt16, unitID: UInt8, functionCode: FunctionCode) -> (index: Int, sameFunction: Bool)? {
+        var best = -1, bestSame = false, bestSequence: UInt64 = 0
+        for i in 0..<tableSize {
+            let e = entry(i)
+            guard e.inUse && e.transactionID == transactionID && e.unitID == unitID else { continue }
+            let same = e.functionCode == functionCode
+            if best < 0 || (same && !bestSame) || (same == bestSame && e.sequence < bestSequence) {
+                best = i; bestSame = same; bestSequence = e.sequence
             }
         }
         return best < 0 ? nil : (best, bestSame)
     }
 
     /// Frees an entry.
-    public mutating func remove(_ index: Int) {
-        guard entries.indices.contains(index), entries[index].inUse else { return }
-        entries[index].inUse = false
+    @inline(__always) public mutating func remove(_ index: Int) {
+        guard index >= 0 && index < tableSize && inUse(index) else { return }
+        if index == 0 { first.inUse = false } else { rest[index - 1].inUse = false }
         pendingCount -= 1
-        recomputeOldest()
+        if pendingCount == 0 { oldestMicroseconds = .max } else { recomputeOldest() }
     }
 
     /// The index of an entry older than the response timeout at `now`, if any.
-    public func expired(at now: PacketTime) -> Int? {
-        guard pendingCount > 0, let t = oldestTime, now.microseconds(since: t) > limits.responseTimeoutMicroseconds else { return nil }
-        var best = -1
-        for i in entries.indices where entries[i].inUse && now.microseconds(since: entries[i].time) > limits.responseTimeoutMicroseconds {
-            if best < 0 || entries[i].sequence < entries[best].sequence { best = i }
+    @inline(__always) public mutating func expired(at now: PacketTime) -> Int? {
+        guard pendingCount > 0, now.totalMicroseconds &- oldestMicroseconds > limits.responseTimeoutMicroseconds else { return nil }
+        return oldestExpired(at: now)
+    }
+
+    private mutating func oldestExpired(at now: PacketTime) -> Int? {
+        var best = -1, bestSequence: UInt64 = 0
+        for i in 0..<tableSize {
+            let e = entry(i)
+            if e.inUse && now.microseconds(since: e.time) > limits.responseTimeoutMicroseconds && (best < 0 || e.sequence < bestSequence) {
+                best = i; bestSequence = e.sequence
+            }
         }
         return best < 0 ? nil : best
     }
 
     /// The oldest live entry.
-    public func oldestIndex() -> Int? {
-        var best = -1
-        for i in entries.indices where entries[i].inUse {
-            if best < 0 || entries[i].sequence < entries[best].sequence { best = i }
+    public mutating func oldestIndex() -> Int? {
+        var best = -1, bestSequence: UInt64 = 0
+        for i in 0..<tableSize where inUse(i) {
+            let s = sequence(i)
+            if best < 0 || s < bestSequence { best = i; bestSequence = s }
         }
         return best < 0 ? nil : best
     }
 
     private mutating func recomputeOldest() {
-        oldestTime = nil
-        guard pendingCount > 0 else { return }
-        for i in entries.indices where entries[i].inUse {
-            let t = entries[i].time
-            if let o = oldestTime { if t < o { oldestTime = t } } else { oldestTime = t }
+        var oldest = Int64.max
+        for i in 0..<tableSize {
+            let e = entry(i)
+            if e.inUse && e.time.totalMicroseconds < oldest { oldest = e.time.totalMicroseconds }
         }
+        oldestMicroseconds = oldest
     }
 
     // MARK: - Flood and storm
 
     /// Counts a request; true exactly when the run of unanswered requests reaches the flood threshold.
-    public mutating func noteRequest() -> Bool {
+    @inline(__always) public mutating func noteRequest() -> Bool {
         requestsSinceResponse += 1
         if !floodReported && requestsSinceResponse >= limits.requestFloodThreshold { floodReported = true; return true }
         return false
     }
 
     /// Counts a response; for an exception, true exactly when the window's count reaches the storm threshold.
-    public mutating func noteResponse(exception: Bool, at now: PacketTime) -> Bool {
+    @inline(__always) public mutating func noteResponse(exception: Bool, at now: PacketTime) -> Bool {
         requestsSinceResponse = 0; floodReported = false
         guard exception else { return false }
-        if exceptionsInWindow == 0 || now.microseconds(since: exceptionWindowStart) > limits.exceptionStormWindowMicroseconds {
-            exceptionWindowStart = now; exceptionsInWindow = 0; stormReported = false
+        return noteException(at: now)
+    }
+
+    private mutating func noteException(at now: PacketTime) -> Bool {
+        let t = now.totalMicroseconds
+        if exceptionsInWindow == 0 || t &- exceptionWindowStart > limits.exceptionStormWindowMicroseconds {
+            exceptionWindowStart = t; exceptionsInWindow = 0; stormReported = false
         }
         exceptionsInWindow += 1
         if !stormReported && exceptionsInWindow >= limits.exceptionStormThreshold { stormReported = true; return true }

@@ -1,0 +1,122 @@
+// The per-PDU fast path: requests and normal responses of the function codes that make up nearly all
+// polling traffic (1–6, 15, 16), laid out exactly as the spec says, on a flow whose records are off.
+//
+// Such a PDU is read straight into `ModbusFields` (no `ModbusPDU`: its data region, payload kind and problem
+// fields only matter for records and anomalies, and there are neither) and then paired, classified and
+// handed to policy by the same session and operation code as every other PDU. The checks below are the
+// general parser's checks for these layouts, so a PDU is taken here exactly when `ModbusPDU.parse` would
+// find nothing wrong with it; anything else (another function code, an exception, a bad length, an
+// illegal quantity, a byte count that does not fit, records on) goes the general way. The tests and the
+// fuzz target compare the operations and anomalies of both paths on the same streams.
+import Wire
+import Records
+
+extension ModbusFields {
+    /// The fields of `pdu` when it is a well-formed request (`direction` `.request`) or normal response of
+    /// FC 1–6, 15 or 16; nil for everything else.
+    @inline(__always)
+    static func common(_ pdu: ByteView, direction: ModbusDirection) -> ModbusFields? {
+        let n = pdu.count
+        guard n >= 2 else { return nil }
+        let fc = pdu.loadU8(0)
+        var f = ModbusFields(rawFunctionCode: fc)
+        if direction == .request {
+            switch fc {
+            case 0x01, 0x02, 0x03, 0x04:
+                // Address and quantity, 1–2000 coils/inputs or 1–125 registers, inside the address space.
+                guard n == 5 else { return nil }
+                f.address = Int32(pdu.loadBE16(1)); f.quantity = Int32(pdu.loadBE16(3))
+                guard quantityFits(f.quantity, maximum: fc <= 0x02 ? 2000 : 125, address: f.address) else { return nil }
+            case 0x05, 0x06:
+                // Address and value; a coil is 0x0000 or 0xFF00.
+                guard n == 5 else { return nil }
+                f.address = Int32(pdu.loadBE16(1)); f.value = Int32(pdu.loadBE16(3)); f.quantity = 1
+                guard fc == 0x06 || f.value == 0 || f.value == 0xFF00 else { return nil }
+            case 0x0F, 0x10:
+                // Address, quantity (1–1968 coils, 1–123 registers), byte count covering exactly the values.
+                guard n >= 6 else { return nil }
+                f.address = Int32(pdu.loadBE16(1)); f.quantity = Int32(pdu.loadBE16(3)); f.byteCount = Int32(pdu.loadU8(5))
+                guard quantityFits(f.quantity, maximum: fc == 0x0F ? 1968 : 123, address: f.address),
+                      Int(f.byteCount) == n - 6,
+                      f.byteCount == (fc == 0x0F ? (f.quantity + 7) / 8 : 2 * f.quantity) else { return nil }
+            default:
+                return nil
+            }
+        } else {
+            switch fc {
+            case 0x01, 0x02, 0x03, 0x04:
+                // Byte count covering exactly the data; registers: an even count of at most 250.
+                f.byteCount = Int32(pdu.loadU8(1))
+                guard Int(f.byteCount) == n - 2, fc <= 0x02 || (f.byteCount % 2 == 0 && f.byteCount <= 250) else { return nil }
+            case 0x05, 0x06:
+                // The echo of the request.
+                guard n == 5 else { return nil }
+                f.address = Int32(pdu.loadBE16(1)); f.value = Int32(pdu.loadBE16(3)); f.quantity = 1
+                guard fc == 0x06 || f.value == 0 || f.value == 0xFF00 else { return nil }
+            case 0x0F, 0x10:
+                // Address and quantity written.
+                guard n == 5 else { return nil }
+                f.address = Int32(pdu.loadBE16(1)); f.quantity = Int32(pdu.loadBE16(3))
+                guard quantityFits(f.quantity, maximum: fc == 0x0F ? 1968 : 123, address: f.address) else { return nil }
+            default:
+                return nil
+            }
+        }
+        return f
+    }
+
+    /// `ModbusPDU.checkQuantity` passes: 1 ≤ `q` ≤ `maximum` and the range ends inside the address space.
+    @inline(__always)
+    static func quantityFits(_ q: Int32, maximum: Int32, address a: Int32) -> Bool {
+        q >= 1 && q <= maximum && Int64(a) + Int64(q) <= 65_536
+    }
+}
+
+extension ModbusDissector {
+    /// Handles the ADU at `offset` (with `header`) when no records are written, its length is within the spec
+    /// and its PDU is a common one (`ModbusFields.common`): what `handleADU` would do, without building a
+    /// `ModbusPDU`. Returns false, having done nothing, for any other ADU.
+    @inline(__always)
+    mutating func handleCommonADU(_ bytes: ByteView, at offset: Int, header h: MBAPHeader, side: FlowSide,
+                                  direction: ModbusDirection, delivery d: Delivery, sink: EventSink) -> Bool {
+        guard !d.pduRecords && !d.transactionRecords && h.length <= MBAPHeader.maximumLength,
+              let f = ModbusFields.common(bytes.clampedSlice(from: offset + MBAPHeader.size, length: h.pduLength), direction: direction)
+        else { return false }
+        sink.countPDU(.modbus)
+        if direction == .request {
+            // `operation(_:bytes:header:)` for these codes: no sub-function, the class of the function code.
+            let fc = f.functionCode
+            var op = Operation(appProtocol: .modbus, access: ModbusClassification.baseAccess(fc), functionCode: UInt16(fc.rawValue),
+                               function: fc.name)
+            op.unitID = Int32(h.unitID)
+            op.broadcast = h.unitID == 0
+            op.address = Int64(f.address); op.quantity = Int64(max(0, f.quantity))
+            sink.emit(op, sender: side)
+            if let i = session.evictionCandidate() { reportUnanswered(i, reason: "evicted", sink: sink) }
+            session.insert(transactionID: h.transactionID, unitID: h.unitID, fields: f, keeping: nil, bytes: .empty,
+                           storing: false, frame: d.frame, time: d.time)
+            if session.noteRequest() {
+                sink.emit(Anomaly(layer: "modbus", kind: "request_flood", offset: offset,
+                                  value: Int64(session.requestsSinceResponse)), sender: side)
+            }
+        } else {
+            let match = session.match(transactionID: h.transactionID, unitID: h.unitID, functionCode: f.functionCode)
+            if let m = match {
+                if !m.sameFunction {
+                    sink.emit(Anomaly(layer: "modbus", kind: "response_mismatch", offset: offset + MBAPHeader.size,
+                                      value: Int64(f.rawFunctionCode)), sender: side)
+                } else {
+                    checkFit(request: session.entry(m.index), response: f, at: offset + MBAPHeader.size, side: side, sink: sink)
+                }
+                // Not an exception: this only ends a request run (the flood counter).
+                _ = session.noteResponse(exception: false, at: d.time)
+                session.remove(m.index)
+            } else {
+                sink.emit(Anomaly(layer: "modbus", kind: "unsolicited_response", offset: offset,
+                                  value: Int64(h.transactionID)), sender: side)
+                _ = session.noteResponse(exception: false, at: d.time)
+            }
+        }
+        return true
+    }
+}
