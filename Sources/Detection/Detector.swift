@@ -190,6 +190,9 @@ public final class Detector {
     /// One application operation: conduit content, ICS-operation rules, unit-id scans and identification sweeps.
     public func operation(_ op: Operation, flow: FlowContext, alerts: inout [Alert]) {
         aggregator.sweep(op.time, into: &alerts)
+        // Without a policy every flow's verdict is the same, and a unit the dissector saw repeated is not a unit
+        // change: the common case needs no per-flow state at all (`isQuiet` with the no-policy verdict).
+        if policy == nil && op.unitRepeated && OperationRules.rule(for: op) == nil && !OperationRules.isIdentification(op) { return }
         // This runs for every request. The common case is decided from a few fields of the flow's state: the
         // copies in the engine-slot entry when the caller is an engine (one cache line), else the state itself.
         let slot: Int

@@ -32,6 +32,10 @@ public struct Operation: Sendable {
     public var broadcast = false
     /// Which flow side sent the PDU that carried the operation.
     public var sender: FlowSide = .initiator
+    /// Set by a dissector that knows the flow's previous operation addressed the same `unitID` (a poller asking
+    /// one device again): detection then need not look up the flow to see that the unit did not change.
+    /// False when the unit changed, for the flow's first operation, and from dissectors that do not track it.
+    public var unitRepeated = false
     /// The packet (1-based) that completed the PDU.
     public var frame: UInt64 = 0
     /// The time of that packet.

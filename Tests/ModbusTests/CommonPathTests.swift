@@ -91,7 +91,20 @@ struct CommonPathTests {
     /// What policy and detection receive, field by field.
     static func describe(_ o: Records.Operation) -> String {
         "\(o.appProtocol) \(o.access) \(o.functionCode) \(o.function) \(o.subfunction) \(o.unitID) \(o.address) \(o.quantity) "
-            + "\(o.broadcast) \(o.sender) \(o.frame) \(o.time.totalMicroseconds)"
+            + "\(o.broadcast) \(o.sender) \(o.frame) \(o.time.totalMicroseconds) \(o.unitRepeated)"
+    }
+
+    @Test("an operation says whether the flow's previous request addressed the same unit")
+    func unitRepeated() {
+        for records in [false, true] {
+            let h = Harness(records: records)
+            for (i, unit) in [1, 1, 2, 2, 1, 0, 0].enumerated() {
+                // Request 3 takes the general path (FC 43), the others the fast one when records are off.
+                h.send(Self.adu(UInt16(i), UInt8(unit), i == 3 ? [0x2B, 0x0E, 0x01, 0x00] : [0x03, 0, 0, 0, 1]))
+                h.send(Self.adu(UInt16(i), UInt8(unit), i == 3 ? [0xAB, 0x02] : [0x03, 0x02, 0, 1]), from: .responder)
+            }
+            #expect(h.operations.map(\.unitRepeated) == [false, true, false, true, false, false, true], "records \(records)")
+        }
     }
 
     static func describe(_ a: Anomaly) -> String {

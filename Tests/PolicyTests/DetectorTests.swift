@@ -359,6 +359,20 @@ func ecs(_ alerts: [Alert]) -> String {
         #expect(alerts.first?.techniques.map(\.id) == ["T0846"])
     }
 
+    @Test func unitsMarkedRepeatedByTheDissectorCountTheSame() {
+        // Units 1, 1, 2, 2, ..., 12, 12 from one client, marked as a dissector marks them, and unmarked.
+        func alerts(marked: Bool) -> String {
+            let ops = (0..<24).map { i -> Operation in
+                var o = op(.modbus, .read, fc: 3, "Read Holding Registers", unit: Int32(1 + i / 2), address: 0, quantity: 1, frame: UInt64(10 + i))
+                o.unitRepeated = marked && i % 2 == 1
+                return o
+            }
+            return ecs(run(Detector(policy: nil), flow("10.10.30.9", "10.10.30.5"), ops: ops))
+        }
+        #expect(alerts(marked: true).contains("ZW-ICS-013"))
+        #expect(alerts(marked: true) == alerts(marked: false))
+    }
+
     @Test func hostScan() {
         let d = Detector(policy: nil)
         var alerts: [Alert] = []

@@ -65,7 +65,7 @@ func streamPath(_ stream: ByteView, control: UInt8, sink: EventSink) -> (operati
             operations.append(fingerprint([UInt64(o.access.rawValue), UInt64(o.functionCode), UInt64(bitPattern: Int64(o.subfunction)),
                                            UInt64(bitPattern: Int64(o.unitID)), UInt64(bitPattern: o.address),
                                            UInt64(bitPattern: o.quantity), o.broadcast ? 1 : 0, UInt64(o.sender.rawValue), o.frame,
-                                           UInt64(o.function.utf8CodeUnitCount)]))
+                                           UInt64(o.function.utf8CodeUnitCount), o.unitRepeated ? 1 : 0]))
         }
         for a in sink.anomalies {
             anomalies.append(fingerprint([UInt64(a.kind.utf8CodeUnitCount), UInt64(bitPattern: Int64(a.offset)),

@@ -65,6 +65,19 @@ extension ModbusFields {
         return f
     }
 
+    /// The access class and name of request function `code` (1–6, 15, 16): `ModbusClassification.baseAccess`
+    /// and `FunctionCode.name`, looked up instead of switched over on every request.
+    @inline(__always)
+    static func commonOperation(_ code: UInt8) -> (AccessClass, StaticString) {
+        commonOperations[Int(code & 0x0F)]
+    }
+
+    /// Indexed by the function code's low four bits (FC 15 and 16 land on 15 and 0).
+    static let commonOperations: [(AccessClass, StaticString)] = (0..<16).map { low in
+        let code = FunctionCode(rawValue: low == 0 ? 16 : UInt8(low))
+        return (ModbusClassification.baseAccess(code), code.name)
+    }
+
     /// `ModbusPDU.checkQuantity` passes: 1 ≤ `q` ≤ `maximum` and the range ends inside the address space.
     @inline(__always)
     static func quantityFits(_ q: Int32, maximum: Int32, address a: Int32) -> Bool {
@@ -73,6 +86,21 @@ extension ModbusFields {
 }
 
 extension ModbusDissector {
+    /// Handles every whole, in-sync ADU from `offset` on whose PDU is a common one, as `handleCommonADU` does,
+    /// and returns the offset of the first one it leaves (or the end): the per-delivery loop of the usual case,
+    /// one call for all its ADUs. The caller checks that no records are written.
+    mutating func consumeCommon(_ bytes: ByteView, from start: Int, side: FlowSide, direction: ModbusDirection,
+                                delivery d: Delivery, sink: EventSink) -> Int {
+        var offset = start
+        while let length = Self.wholeADULength(bytes, at: offset,
+                                                hunting: side == .initiator ? initiatorFraming.hunting : responderFraming.hunting) {
+            let header = MBAPHeader(transactionID: bytes.loadBE16(offset), protocolID: 0, length: length, unitID: bytes.loadU8(offset + 6))
+            guard handleCommonADU(bytes, at: offset, header: header, side: side, direction: direction, delivery: d, sink: sink) else { break }
+            offset += Int(length) + 6
+        }
+        return offset
+    }
+
     /// Handles the ADU at `offset` (with `header`) when no records are written, its length is within the spec
     /// and its PDU is a common one (`ModbusFields.common`): what `handleADU` would do, without building a
     /// `ModbusPDU`. Returns false, having done nothing, for any other ADU.
@@ -86,11 +114,12 @@ extension ModbusDissector {
         if direction == .request {
             // `operation(_:bytes:header:)` for these codes: no sub-function, the class of the function code.
             let fc = f.functionCode
-            var op = Operation(appProtocol: .modbus, access: ModbusClassification.baseAccess(fc), functionCode: UInt16(fc.rawValue),
-                               function: fc.name)
+            let (access, name) = ModbusFields.commonOperation(fc.rawValue)
+            var op = Operation(appProtocol: .modbus, access: access, functionCode: UInt16(fc.rawValue), function: name)
             op.unitID = Int32(h.unitID)
             op.broadcast = h.unitID == 0
             op.address = Int64(f.address); op.quantity = Int64(max(0, f.quantity))
+            op.unitRepeated = noteRequestUnit(h.unitID)
             sink.emit(op, sender: side)
             if let i = session.evictionCandidate() { reportUnanswered(i, reason: "evicted", sink: sink) }
             session.insert(transactionID: h.transactionID, unitID: h.unitID, fields: f, keeping: nil, bytes: .empty,

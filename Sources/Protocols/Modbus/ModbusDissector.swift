@@ -61,6 +61,8 @@ public struct ModbusDissector: AppDissector {
     // as few cache lines as possible (a flow's state is rarely in cache when its next packet comes).
     var requesterSide: FlowSide? = nil
     var isUDP = false
+    /// The unit id of the flow's previous request (-1: none yet), for `Operation.unitRepeated`.
+    var lastRequestUnit: Int16 = -1
     var initiatorFraming = ModbusFraming()
     var responderFraming = ModbusFraming()
     var session = ModbusSession()
@@ -75,17 +77,18 @@ public struct ModbusDissector: AppDissector {
         let delivery = Delivery(sink)
         if session.pendingCount > 0 { expireRequests(at: delivery.time, sink: sink) }
         let direction: ModbusDirection = side == requesterSide ? .request : .response
+        let common = !delivery.pduRecords && !delivery.transactionRecords
         var offset = 0
         while true {
+            // Common PDUs of whole, in-sync ADUs, all in one call (CommonPDUs.swift).
+            if common { offset = consumeCommon(bytes, from: offset, side: side, direction: direction, delivery: delivery, sink: sink) }
             // In sync with a whole, well-formed ADU at `offset` (what `ModbusFraming.next` answers with `.adu`,
-            // without building its step): the common case, read straight from the bytes.
+            // without building its step), read straight from the bytes.
             let hunting = side == .initiator ? initiatorFraming.hunting : responderFraming.hunting
             if let length = Self.wholeADULength(bytes, at: offset, hunting: hunting) {
                 let header = MBAPHeader(transactionID: bytes.loadBE16(offset), protocolID: 0, length: length,
                                         unitID: bytes.loadU8(offset + 6))
-                if !handleCommonADU(bytes, at: offset, header: header, side: side, direction: direction, delivery: delivery, sink: sink) {
-                    handleADU(bytes, at: offset, header: header, side: side, direction: direction, delivery: delivery, sink: sink)
-                }
+                handleADU(bytes, at: offset, header: header, side: side, direction: direction, delivery: delivery, sink: sink)
                 offset += Int(length) + 6
                 continue
             }
@@ -186,7 +189,9 @@ public struct ModbusDissector: AppDissector {
     @inline(__always)
     mutating func handleRequest(_ pdu: ModbusPDU, bytes: ByteView, header h: MBAPHeader, at offset: Int, side: FlowSide,
                                 delivery d: Delivery, sink: EventSink) {
-        sink.emit(Self.operation(pdu, bytes: bytes, header: h), sender: side)
+        var op = Self.operation(pdu, bytes: bytes, header: h)
+        op.unitRepeated = noteRequestUnit(h.unitID)
+        sink.emit(op, sender: side)
         if let i = session.evictionCandidate() { reportUnanswered(i, reason: "evicted", sink: sink) }
         session.insert(transactionID: h.transactionID, unitID: h.unitID, fields: pdu.fields,
                        keeping: d.pduRecords || d.transactionRecords ? pdu : nil, bytes: bytes,
@@ -231,6 +236,13 @@ public struct ModbusDissector: AppDissector {
             }
         }
         if let m = match { session.remove(m.index) }
+    }
+
+    /// Whether the flow's previous request addressed `unit` too; remembers `unit` for the next one.
+    @inline(__always)
+    mutating func noteRequestUnit(_ unit: UInt8) -> Bool {
+        defer { lastRequestUnit = Int16(unit) }
+        return lastRequestUnit == Int16(unit)
     }
 
     /// A response that does not fit its request: wrong byte count for the quantity, or an echo that differs.
