@@ -96,7 +96,7 @@ final class OutputChannel: @unchecked Sendable {
     let kindMask: UInt32
     let wantsAlerts: Bool
     private let driver: any OutputDriver
-    private var encoder: MessageEncoder
+    @exclusivity(unchecked) private var encoder: MessageEncoder     // the output's thread only
     private let published: Mutex<OutputReport>
     private let stopDeadline = Mutex<Double>(0)
     private let finished = NSCondition()

@@ -32,8 +32,10 @@ final class StreamDriver: OutputDriver {
     private let connectTimeout: Double
     private let spool: Spool
 
-    private var connection: (any StreamConnection)?
-    private var ready = false
+    // The output's thread is the only one that touches a driver, so the runtime's exclusivity checks
+    // on the state used per message (a TLS lookup per access) prove nothing: unchecked.
+    @exclusivity(unchecked) private var connection: (any StreamConnection)?
+    @exclusivity(unchecked) private var ready = false
     private var connectStarted = 0.0
     private var nextAttempt = 0.0
     private var backoff = StreamDriver.initialBackoff
@@ -41,11 +43,11 @@ final class StreamDriver: OutputDriver {
     private var addresses: [SocketAddress] = []    // of the host, resolved per round of attempts
     private var addressIndex = 0
 
-    private var out: [UInt8] = []      // framed bytes not yet taken by the socket start at outSent
-    private var outSent = 0
-    private var plainQueued: UInt64 = 0
-    private var plainWritten: UInt64 = 0
-    private var inflight = InflightWindow()
+    @exclusivity(unchecked) private var out: [UInt8] = []      // framed bytes not yet taken by the socket start at outSent
+    @exclusivity(unchecked) private var outSent = 0
+    @exclusivity(unchecked) private var plainQueued: UInt64 = 0
+    @exclusivity(unchecked) private var plainWritten: UInt64 = 0
+    @exclusivity(unchecked) private var inflight = InflightWindow()
 
     private var sent: UInt64 = 0, spooled: UInt64 = 0, replayed: UInt64 = 0
     private var droppedSpoolFull: UInt64 = 0, droppedErrors: UInt64 = 0

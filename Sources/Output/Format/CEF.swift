@@ -24,21 +24,32 @@ import Records
 /// Writes alerts as CEF:0 text.
 public struct CEFEncoder: Sendable {
     /// Device Vendor.
-    public var vendor: String = "ZoneWatch"
+    public var vendor: String = "ZoneWatch" { didSet { prefix = CEFEncoder.prefix(vendor, product, version) } }
     /// Device Product.
-    public var product: String = "ZoneWatch"
+    public var product: String = "ZoneWatch" { didSet { prefix = CEFEncoder.prefix(vendor, product, version) } }
     /// Device Version.
-    public var version: String
+    public var version: String { didSet { prefix = CEFEncoder.prefix(vendor, product, version) } }
+    /// `CEF:0|vendor|product|version|`, escaped: the same in every record, so built once.
+    private var prefix: [UInt8]
 
     /// Creates an encoder stamping `version` as the Device Version.
-    public init(version: String) { self.version = version }
+    public init(version: String) {
+        self.version = version
+        prefix = CEFEncoder.prefix("ZoneWatch", "ZoneWatch", version)
+    }
 
-    /// Appends the CEF record of `alert` (no trailing newline).
-    public func write(_ alert: Alert, to out: inout [UInt8]) {
+    private static func prefix(_ vendor: String, _ product: String, _ version: String) -> [UInt8] {
+        var out: [UInt8] = []
         out.append(ascii: "CEF:0|")
         CEFEncoder.header(vendor, to: &out); out.append(UInt8(ascii: "|"))
         CEFEncoder.header(product, to: &out); out.append(UInt8(ascii: "|"))
         CEFEncoder.header(version, to: &out); out.append(UInt8(ascii: "|"))
+        return out
+    }
+
+    /// Appends the CEF record of `alert` (no trailing newline).
+    public func write(_ alert: Alert, to out: inout [UInt8]) {
+        out.append(contentsOf: prefix)
         CEFEncoder.header(alert.ruleID, to: &out); out.append(UInt8(ascii: "|"))
         CEFEncoder.header(alert.ruleName, to: &out); out.append(UInt8(ascii: "|"))
         out.append(decimal: max(0, min(10, alert.severity))); out.append(UInt8(ascii: "|"))

@@ -52,12 +52,18 @@ public struct MessageEncoder {
     private var json = JSONWriter(capacity: 8192)
     private let cef: CEFEncoder
     private let leef: LEEFEncoder
+    /// ` HOSTNAME APP-NAME PROCID ` of every syslog header, built once (the options never change).
+    private let identity: [UInt8]
+    private var timestamps = TimestampText()
 
     /// Creates an encoder; `productVersion` is the version written in CEF and LEEF headers.
     public init(format: OutputFormat, syslog: SyslogOptions?, productVersion: String = ZoneWatchVersion.current) {
         self.format = format; self.syslog = syslog
         cef = CEFEncoder(version: productVersion)
         leef = LEEFEncoder(leefVersion: format == .leef2 ? .v2 : .v1, version: productVersion)
+        var identity: [UInt8] = []
+        if let o = syslog { Syslog5424.writeIdentity(options: o, to: &identity) }
+        self.identity = identity
         message.reserveCapacity(8192)
     }
 
@@ -65,9 +71,11 @@ public struct MessageEncoder {
     public mutating func encode(_ alert: Alert) {
         message.removeAll(keepingCapacity: true)
         if let o = syslog {
+            // Syslog5424.writeHeader, with the parts that repeat from message to message copied.
             let severity = Syslog5424.severity(forAlertSeverity: alert.severity)
-            Syslog5424.writeHeader(priority: o.facility * 8 + severity, timestamp: alert.time, msgID: "alert",
-                                   options: o, to: &message)
+            Syslog5424.writePriority(o.facility * 8 + severity, to: &message)
+            timestamps.write(alert.time, to: &message)
+            message.append(contentsOf: identity); message.append(ascii: "alert ")
             Syslog5424.writeAlertSD(alert, options: o, to: &message)
             message.append(0x20)
         }
@@ -87,7 +95,7 @@ public struct MessageEncoder {
         if let o = syslog {
             Syslog5424.writePriority(o.facility * 8 + 6, to: &message)
             Syslog5424.copyLeadingTimestamp(line, to: &message)
-            Syslog5424.writeRest(msgID: kind.shortName, options: o, to: &message)
+            message.append(contentsOf: identity); message.append(ascii: kind.shortName); message.append(0x20)
             Syslog5424.openElement(options: o, to: &message)
             message.append(ascii: " kind=\""); message.append(ascii: kind.shortName); message.append(ascii: "\"]")
             message.append(0x20)
@@ -96,6 +104,29 @@ public struct MessageEncoder {
         var l = line
         while let last = l.last, last == 0x0A || last == 0x0D { l = l.dropLast() }
         message.append(contentsOf: l)
+    }
+}
+
+/// RFC 3339 text of packet times (`PacketTime.writeRFC3339`), formatted once per second: the alerts of
+/// a storm share their second, and only the microseconds differ.
+struct TimestampText {
+    private var seconds: Int64 = .min
+    private var text: [UInt8] = []      // YYYY-MM-DDTHH:MM:SS.ffffffZ
+
+    /// Appends the RFC 3339 text of `t`, exactly as `t.writeRFC3339` would.
+    mutating func write(_ t: PacketTime, to out: inout [UInt8]) {
+        guard t.microseconds >= 0 && t.microseconds < 1_000_000 else { t.writeRFC3339(to: &out); return }
+        if t.seconds != seconds {
+            text.removeAll(keepingCapacity: true)
+            t.writeRFC3339(to: &text)
+            seconds = text.count == 27 ? t.seconds : .min
+            if seconds == .min { out.append(contentsOf: text); return }
+        }
+        var us = Int(t.microseconds)
+        text.withUnsafeMutableBufferPointer { b in
+            for i in stride(from: 25, through: 20, by: -1) { b[i] = UInt8(ascii: "0") &+ UInt8(us % 10); us /= 10 }
+        }
+        out.append(contentsOf: text)
     }
 }
 

@@ -75,11 +75,16 @@ public enum Syslog5424 {
 
     /// Appends ` HOSTNAME APP-NAME PROCID MSGID ` (what follows the timestamp).
     static func writeRest(msgID: StaticString, options: SyslogOptions, to out: inout [UInt8]) {
+        writeIdentity(options: options, to: &out)
+        out.append(ascii: msgID); out.append(0x20)
+    }
+
+    /// Appends ` HOSTNAME APP-NAME PROCID ` (the part of every header that only the options decide).
+    static func writeIdentity(options: SyslogOptions, to out: inout [UInt8]) {
         out.append(0x20)
         headerField(options.hostname, max: 255, to: &out); out.append(0x20)
         headerField(options.appName, max: 48, to: &out); out.append(0x20)
         headerField(options.procID, max: 128, to: &out); out.append(0x20)
-        out.append(ascii: msgID); out.append(0x20)
     }
 
     /// Appends a header field: PRINTUSASCII only (others → `_`), at most `max` octets, `-` when empty.
