@@ -11,11 +11,14 @@ final class AlertPipeline: EngineObserver {
     let detector: Detector
     private let sink: EventSink
     private let outputs: OutputSet?
+    /// Whether anyone reads alert lines (`alerts.jsonl`, `--alerts -`): without, an alert storm would format each
+    /// alert as ECS JSON for nothing (a tenth of the capture thread's time in one).
+    private let writesLines: Bool
     @exclusivity(unchecked) private var pending: [Alert] = []   // one engine thread
     @exclusivity(unchecked) private(set) var alertCount: UInt64 = 0
 
-    init(detector: Detector, sink: EventSink, outputs: OutputSet?) {
-        self.detector = detector; self.sink = sink; self.outputs = outputs
+    init(detector: Detector, sink: EventSink, outputs: OutputSet?, writesLines: Bool = true) {
+        self.detector = detector; self.sink = sink; self.outputs = outputs; self.writesLines = writesLines
         pending.reserveCapacity(16)
     }
 
@@ -34,14 +37,16 @@ final class AlertPipeline: EngineObserver {
     func tick(time: PacketTime) { detector.tick(time: time, alerts: &pending); publish() }
     func finish() { detector.finish(alerts: &pending); publish() }
 
-    /// Files every pending alert as an ECS line and hands it to the SIEM outputs.
+    /// Files every pending alert as an ECS line (when lines are read) and hands it to the SIEM outputs.
     private func publish() {
         guard !pending.isEmpty else { return }
         for alert in pending {
             alertCount &+= 1
-            sink.json.reset()
-            alert.writeECS(to: &sink.json)
-            sink.finishLine(.alert)
+            if writesLines {
+                sink.json.reset()
+                alert.writeECS(to: &sink.json)
+                sink.finishLine(.alert)
+            }
             outputs?.deliver(alert)
         }
         pending.removeAll(keepingCapacity: true)

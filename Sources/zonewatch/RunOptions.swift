@@ -109,7 +109,8 @@ final class RunSession {
         let alertSink = options.workers > 1 ? EventSink() : engine.sink
         detectionSink = options.workers > 1 ? alertSink : nil
         if detection {
-            let pipeline = AlertPipeline(detector: Detector(policy: policy), sink: alertSink, outputs: outputs)
+            let pipeline = AlertPipeline(detector: Detector(policy: policy), sink: alertSink, outputs: outputs,
+                                         writesLines: options.outDirectory != nil || options.stdoutKinds.contains(.alert))
             if options.workers <= 1 { engine.observer = pipeline }
             alerts = pipeline
         } else {
