@@ -185,7 +185,9 @@ struct ReceiverTests {
         #expect(report.disconnects >= 2)
         #expect(slowest < 0.05, "deliver() took \(slowest) s")
 
-        #expect(waitUntil(seconds: 20) { receiver.messages(route).count >= total })
+        // The sender has had every alert acknowledged by now; rsyslog may still be writing them out, slowly when
+        // the machine is busy (a full test run: 5,821 of 6,000 after 20 s once). The bound only matters on failure.
+        #expect(waitUntil(seconds: 90) { receiver.messages(route).count >= total })
         let frames = try receiver.messages(route).map { raw -> Int in
             let cef = try parseCEF(try parseSyslog5424(raw).messageText)
             return Int(cef["msg"]!.dropFirst("alert #".count).prefix(while: { $0.isNumber }))!
