@@ -64,7 +64,10 @@ public final class Detector {
         var kind: FlowVerdict.Kind = .noPolicy
         var reversed = false
         var protocolDenied = false
-        var padding: (UInt8, UInt32, UInt32) = (0, 0, 0)
+        /// The state slot was allocated for this entry alone (`flowStarted` of an engine's flow), not through
+        /// `flows`: `flowEnded` frees it without hashing the endpoints.
+        var ownsSlot = false
+        var padding: (UInt32, UInt32) = (0, 0)
 
         init() {}
         init(serial: UInt64, slot: Int32, state s: FlowState) {
@@ -78,6 +81,9 @@ public final class Detector {
     @exclusivity(unchecked) var scans: DistinctCounter
     @exclusivity(unchecked) var unknownSeen: Set<IPAddress> = []
     @exclusivity(unchecked) var stats = DetectionCounters()
+    /// Each rule's ATT&CK references in the policy's release, by `RuleID.rawValue`: built once per policy, so an
+    /// alert shares the array instead of allocating one.
+    @exclusivity(unchecked) var techniqueReferences: [[AttackTechnique]] = []
 
     /// Creates a detector; `policy` nil means only ICS-operation, scan and anomaly alerts.
     public init(policy: CompiledPolicy?, config: DetectionConfig = DetectionConfig()) {
@@ -87,14 +93,20 @@ public final class Detector {
                                 capacity: config.maximumAggregationEntries)
         scans = DistinctCounter(windowMicroseconds: Int64(config.scanWindowSeconds) * 1_000_000, capacity: config.maximumScanKeys)
         flows.reserveCapacity(1024)
+        techniqueReferences = Self.references(policy?.attackVersion ?? .v19)
+    }
+
+    static func references(_ version: AttackVersion) -> [[AttackTechnique]] {
+        RuleID.allCases.map { id in id.rule.techniques.map { $0.reference(version) } }
     }
 
     /// Swaps the policy (a reload). Cached flow verdicts are recomputed lazily; open aggregation windows stay.
     public func replacePolicy(_ p: CompiledPolicy?) {
         policy = p
+        techniqueReferences = Self.references(attackVersion)
         flows.removeAll(keepingCapacity: true); slots.removeAll(keepingCapacity: true); freeSlots.removeAll(keepingCapacity: true)
         lastKey = nil
-        for i in engineSlots.indices { engineSlots[i].serial = 0 }
+        for i in engineSlots.indices { engineSlots[i].serial = 0; engineSlots[i].ownsSlot = false }
         unknownSeen.removeAll(keepingCapacity: true)
     }
 
@@ -116,9 +128,9 @@ public final class Detector {
     /// First packet of a flow: zone boundary, unknown hosts, ICS host scans.
     public func flowStarted(_ flow: FlowContext, frame: UInt64, time: PacketTime, alerts: inout [Alert]) {
         aggregator.sweep(time, into: &alerts)
-        let key = FlowKey(flow)
         let st = makeState(flow)
-        _ = store(key, st)
+        // An engine's flow is found by its slot and serial from now on: no key hashed or stored.
+        if !storeForEngine(flow, st) { _ = store(FlowKey(flow), st) }
         let v = st.verdict
         if v.kind == .intraAllow { return }
 
@@ -353,6 +365,11 @@ public final class Detector {
     /// The flow ended: forget its cached verdict (optional; the cache is bounded anyway).
     public func flowEnded(_ flow: FlowContext) {
         let e = Int(flow.flowSlot)
+        if let o = engineSlotIndex(for: flow), engineSlots[o].ownsSlot {
+            freeSlots.append(engineSlots[o].slot)
+            engineSlots[o].serial = 0; engineSlots[o].ownsSlot = false
+            return
+        }
         if e >= 0, e < engineSlots.count { engineSlots[e].serial = 0 }
         let key = FlowKey(flow)
         if let i = flows.removeValue(forKey: key) { freeSlots.append(i) }
@@ -410,16 +427,41 @@ public final class Detector {
             lastKey = key; lastSlot = Int(i)
             return lastSlot
         }
-        if flows.count >= config.maximumTrackedFlows {
-            flows.removeAll(keepingCapacity: true); slots.removeAll(keepingCapacity: true); freeSlots.removeAll(keepingCapacity: true)
-            for i in engineSlots.indices { engineSlots[i].serial = 0 }
-            stats.flowCacheResets &+= 1
-        }
-        let i: Int
-        if let f = freeSlots.popLast() { i = Int(f); slots[i] = s } else { i = slots.count; slots.append(s) }
+        let i = allocateSlot(s)
         flows[key] = Int32(i)
         lastKey = key; lastSlot = i
         return i
+    }
+
+    /// Caches `s` for an engine's flow under its slot and serial only (true), or returns false when `flow` has none.
+    /// Saves hashing the endpoints when the flow starts and ends; every later lookup goes through `engineSlots` anyway.
+    func storeForEngine(_ flow: FlowContext, _ s: FlowState) -> Bool {
+        let e = Int(flow.flowSlot)
+        guard flow.flowSerial != 0, e >= 0 else { return false }
+        if e >= engineSlots.count {
+            engineSlots.append(contentsOf: repeatElement(EngineSlot(), count: e + 1 - engineSlots.count))
+        } else if engineSlots[e].serial != 0 && engineSlots[e].ownsSlot {
+            // The slot's previous flow never ended here: its state is unreachable from now on.
+            freeSlots.append(engineSlots[e].slot)
+        }
+        let i = allocateSlot(s)
+        var entry = EngineSlot(serial: flow.flowSerial, slot: Int32(i), state: s)
+        entry.ownsSlot = true
+        engineSlots[e] = entry
+        return true
+    }
+
+    /// A free state slot holding `s`; empties the cache first when it tracks `maximumTrackedFlows` flows.
+    func allocateSlot(_ s: FlowState) -> Int {
+        if slots.count - freeSlots.count >= config.maximumTrackedFlows {
+            flows.removeAll(keepingCapacity: true); slots.removeAll(keepingCapacity: true); freeSlots.removeAll(keepingCapacity: true)
+            for i in engineSlots.indices { engineSlots[i].serial = 0; engineSlots[i].ownsSlot = false }
+            lastKey = nil
+            stats.flowCacheResets &+= 1
+        }
+        if let f = freeSlots.popLast() { let i = Int(f); slots[i] = s; return i }
+        slots.append(s)
+        return slots.count - 1
     }
 
     // MARK: - Raising
@@ -466,7 +508,7 @@ public final class Detector {
         a.networkProtocol = protocolName
         if let c = flow?.communityID, !c.isEmpty { a.communityID = c }
         a.attackVersion = attackVersion.rawValue
-        a.techniques = r.techniques.map { $0.reference(attackVersion) }
+        a.techniques = techniqueReferences[Int(rule.rawValue)]
         a.sourceZone = policy?.zoneName(sourceZone)
         a.destinationZone = policy?.zoneName(destinationZone)
         a.securityLevel = securityLevel >= 0 ? securityLevel : nil
