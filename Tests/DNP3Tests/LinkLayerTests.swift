@@ -29,6 +29,38 @@ struct LinkLayerTests {
         }
     }
 
+    @Test("eight-octet steps give the bitwise CRC at every length and alignment")
+    func crcSlicing() {
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        let bytes = (0..<64).map { _ -> UInt8 in
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return UInt8(truncatingIfNeeded: state >> 33)
+        }
+        for offset in 0..<9 {
+            for count in 0...(64 - offset) {
+                var crc: UInt16 = 0
+                for b in bytes[offset..<(offset + count)] {
+                    crc ^= UInt16(b)
+                    for _ in 0..<8 { crc = crc & 1 == 1 ? (crc >> 1) ^ 0xA6BC : crc >> 1 }
+                }
+                let got = ByteView.with(bytes) { DNP3CRC.compute($0, from: offset, count: count) }
+                #expect(got == ~crc, "offset \(offset) count \(count)")
+            }
+        }
+    }
+
+    @Test("a bad block CRC stops the copy at that block")
+    func userDataBadBlock() throws {
+        var bytes = Wire3.frame(userData: (0..<40).map { UInt8($0) })
+        bytes[10 + 18 + 5] ^= 0x01          // second block's data
+        let h = try #require(ByteView.with(bytes) { DNP3LinkHeader.parse($0, at: 0) })
+        let out = UnsafeMutableRawPointer.allocate(byteCount: 256, alignment: 1)
+        defer { out.deallocate() }
+        let r = ByteView.with(bytes) { h.extractUserData($0, frameAt: 0, into: out) }
+        #expect(r == DNP3UserData(count: 16, crcOK: false, badBlock: 1))
+        #expect(Array(UnsafeRawBufferPointer(start: out, count: 16)) == (0..<16).map { UInt8($0) })
+    }
+
     @Test("header fields: DIR, PRM, FCB, FCV, function, addresses")
     func headerFields() throws {
         let bytes = Wire3.frame(control: 0xF3, destination: 0x1234, source: 0xFFFD, userData: [0xC0, 0xC1, 0x01])

@@ -115,13 +115,15 @@ extension DNP3LinkHeader {
     /// block: nothing after it can be trusted.
     public func extractUserData(_ bytes: ByteView, frameAt offset: Int, into destination: UnsafeMutableRawPointer) -> DNP3UserData {
         precondition(bytes.has(frameSize, at: offset), "DNP3 frame not fully available")
+        // The bounds were checked once above: each block is CRC'd and copied in one pass over raw memory.
+        guard let base = bytes.raw.baseAddress else { return DNP3UserData(count: 0, crcOK: true, badBlock: -1) }
+        let t = DNP3CRC.slices
         var remaining = userDataLength, read = offset + DNP3LinkHeader.headerSize, written = 0, block = 0
         while remaining > 0 {
             let chunk = min(remaining, DNP3LinkHeader.blockSize)
-            if !DNP3CRC.check(bytes, from: read, count: chunk) {
+            if !DNP3CRC.copyBlock(base + read, count: chunk, to: destination + written, t) {
                 return DNP3UserData(count: written, crcOK: false, badBlock: block)
             }
-            for i in 0..<chunk { destination.storeBytes(of: bytes.u8(read + i), toByteOffset: written + i, as: UInt8.self) }
             written += chunk; read += chunk + 2; remaining -= chunk; block += 1
         }
         return DNP3UserData(count: written, crcOK: true, badBlock: -1)
