@@ -83,9 +83,13 @@ struct Aggregator {
         return true
     }
 
-    /// Opens a window for a freshly emitted alert.
-    mutating func open(_ key: AggregationKey, alert: Alert, alerts: inout [Alert]) {
+    /// Flushes every window when the table is full (before `open`, after the new alert was emitted).
+    @inline(__always) mutating func makeRoom(alerts: inout [Alert]) {
         if entries.count >= capacity { overflows &+= 1; flushAll(into: &alerts) }
+    }
+
+    /// Opens a window for a freshly emitted alert (`makeRoom` first).
+    mutating func open(_ key: AggregationKey, alert: consuming Alert) {
         let end = alert.time.totalMicroseconds &+ window
         sequence &+= 1
         entries[key] = Entry(windowEnd: end, order: sequence, template: alert)
@@ -199,4 +203,65 @@ struct DistinctCounter {
         table[key] = Window(start: t, values: values, count: 1, fired: fired)
         return fired
     }
+}
+
+/// A set of addresses by open addressing with one multiply-shift hash: `Set<IPAddress>` hashed two words through
+/// SipHash for every unzoned endpoint of every new flow.
+struct AddressSet {
+    var keys: [IPAddress]
+    var used: [Bool]
+    var mask: Int
+    /// Addresses held.
+    private(set) var count = 0
+
+    init(capacity: Int = 1024) {
+        let n = max(16, capacity.nextPowerOfTwo)
+        keys = Array(repeating: IPAddress(high: 0, low: 0), count: n); used = Array(repeating: false, count: n); mask = n - 1
+    }
+
+    @inline(__always) func home(_ ip: IPAddress) -> Int {
+        let x = (ip.high &* 0x9E37_79B9_7F4A_7C15 ^ ip.low) &* 0xBF58_476D_1CE4_E5B9
+        return Int(truncatingIfNeeded: x >> 32) & mask
+    }
+
+    /// Whether `ip` is in the set.
+    func contains(_ ip: IPAddress) -> Bool {
+        var i = home(ip)
+        while used[i] {
+            if keys[i] == ip { return true }
+            i = (i + 1) & mask
+        }
+        return false
+    }
+
+    /// Adds `ip` (no effect when present).
+    mutating func insert(_ ip: IPAddress) {
+        if (count + 1) * 2 > keys.count { grow() }
+        var i = home(ip)
+        while used[i] {
+            if keys[i] == ip { return }
+            i = (i + 1) & mask
+        }
+        keys[i] = ip; used[i] = true; count += 1
+    }
+
+    /// Empties the set, keeping its storage.
+    mutating func removeAll() {
+        guard count > 0 else { return }
+        for i in used.indices { used[i] = false }
+        count = 0
+    }
+
+    mutating func grow() {
+        let old = keys, oldUsed = used
+        let n = keys.count * 2
+        keys = Array(repeating: IPAddress(high: 0, low: 0), count: n); used = Array(repeating: false, count: n); mask = n - 1
+        count = 0
+        for i in old.indices where oldUsed[i] { insert(old[i]) }
+    }
+}
+
+extension Int {
+    /// The smallest power of two not below `self` (1 for 0).
+    var nextPowerOfTwo: Int { self <= 1 ? 1 : 1 << (Int.bitWidth - (self - 1).leadingZeroBitCount) }
 }

@@ -79,11 +79,13 @@ public final class Detector {
     @exclusivity(unchecked) var lastSlot = 0
     @exclusivity(unchecked) var aggregator: Aggregator
     @exclusivity(unchecked) var scans: DistinctCounter
-    @exclusivity(unchecked) var unknownSeen: Set<IPAddress> = []
+    @exclusivity(unchecked) var unknownSeen = AddressSet()
     @exclusivity(unchecked) var stats = DetectionCounters()
     /// Each rule's ATT&CK references in the policy's release, by `RuleID.rawValue`: built once per policy, so an
     /// alert shares the array instead of allocating one.
     @exclusivity(unchecked) var techniqueReferences: [[AttackTechnique]] = []
+    /// `event.action` of anomaly alerts by the FNV hash of layer and kind: a handful of distinct texts, built once.
+    @exclusivity(unchecked) var anomalyActions: [UInt64: (layer: StaticString, kind: StaticString, action: String)] = [:]
 
     /// Creates a detector; `policy` nil means only ICS-operation, scan and anomaly alerts.
     public init(policy: CompiledPolicy?, config: DetectionConfig = DetectionConfig()) {
@@ -107,7 +109,7 @@ public final class Detector {
         flows.removeAll(keepingCapacity: true); slots.removeAll(keepingCapacity: true); freeSlots.removeAll(keepingCapacity: true)
         lastKey = nil
         for i in engineSlots.indices { engineSlots[i].serial = 0; engineSlots[i].ownsSlot = false }
-        unknownSeen.removeAll(keepingCapacity: true)
+        unknownSeen.removeAll()
     }
 
     /// Counters so far.
@@ -167,7 +169,7 @@ public final class Detector {
                     var a = baseAlert(.icsHostScan, time: time, frame: frame, source: flow.initiator, destination: flow.responder,
                                       flow: flow, protocolName: flow.transport.name.description,
                                       sourceZone: st.initiatorZone, destinationZone: st.responderZone, securityLevel: Int(v.securityLevel))
-                    a.message = "\(flow.initiator.ip) opened ICS-port flows to \(config.hostScanThreshold) or more hosts within \(config.scanWindowSeconds) s (latest \(flow.responder.ip) port \(flow.responder.port))"
+                    a.message = "\(Self.ipText(flow.initiator.ip)) opened ICS-port flows to \(config.hostScanThreshold) or more hosts within \(config.scanWindowSeconds) s (latest \(Self.ipText(flow.responder.ip)) port \(flow.responder.port))"
                     return a
                 }
             }
@@ -283,7 +285,7 @@ public final class Detector {
                     var a = operationAlert(rule, op: op, flow: flow, sender: sender, peer: peer, senderZone: senderZone,
                                            peerZone: peerZone, securityLevel: Int(v.securityLevel))
                     if let policy, conduitIndex >= 0 { a.conduit = policy.conduits[Int(conduitIndex)].name }
-                    a.message = "\(rule.rule.name): \(describe(op)) from \(sender.ip) to \(peer.ip)"
+                    a.message = "\(rule.rule.name): \(describe(op)) from \(Self.ipText(sender.ip)) to \(Self.ipText(peer.ip))"
                     if notify, let c = a.conduit { a.message += " (permitted by conduit '\(c)', reported as it is in its notify list)" }
                     return a
                 }
@@ -297,7 +299,7 @@ public final class Detector {
                                        peerZone: peerZone, securityLevel: Int(v.securityLevel))
                 a.techniques = [Technique.forDisallowed(op.access).reference(attackVersion)]
                 if let policy, conduitIndex >= 0 { a.conduit = policy.conduits[Int(conduitIndex)].name }
-                a.message = "\(describe(op)) from \(sender.ip) to \(peer.ip) permitted by conduit '\(a.conduit ?? "")' and reported (notify: \(op.access.name))"
+                a.message = "\(describe(op)) from \(Self.ipText(sender.ip)) to \(Self.ipText(peer.ip)) permitted by conduit '\(a.conduit ?? "")' and reported (notify: \(op.access.name))"
                 return a
             }
         }
@@ -313,7 +315,7 @@ public final class Detector {
                     var a = operationAlert(.icsUnitScan, op: op, flow: flow, sender: sender, peer: peer, senderZone: senderZone,
                                            peerZone: peerZone, securityLevel: Int(v.securityLevel))
                     let what = op.appProtocol == .modbus ? "unit ids" : "DNP3 addresses"
-                    a.message = "\(sender.ip) addressed \(config.unitScanThreshold) or more \(what) on \(peer.ip) within \(config.scanWindowSeconds) s (\(op.appProtocol.name))"
+                    a.message = "\(Self.ipText(sender.ip)) addressed \(config.unitScanThreshold) or more \(what) on \(Self.ipText(peer.ip)) within \(config.scanWindowSeconds) s (\(op.appProtocol.name))"
                     return a
                 }
             }
@@ -330,8 +332,8 @@ public final class Detector {
                     var a = operationAlert(.icsIdentificationSweep, op: op, flow: flow, sender: sender, peer: peer, senderZone: senderZone,
                                            peerZone: peerZone, securityLevel: Int(v.securityLevel))
                     a.message = manyDevices
-                        ? "\(sender.ip) sent identification requests to \(config.identificationDeviceThreshold) or more devices within \(config.scanWindowSeconds) s (latest \(describe(op)) to \(peer.ip))"
-                        : "\(sender.ip) sent \(config.identificationRequestThreshold) or more identification requests to \(peer.ip) within \(config.scanWindowSeconds) s (latest \(describe(op)))"
+                        ? "\(Self.ipText(sender.ip)) sent identification requests to \(config.identificationDeviceThreshold) or more devices within \(config.scanWindowSeconds) s (latest \(describe(op)) to \(Self.ipText(peer.ip)))"
+                        : "\(Self.ipText(sender.ip)) sent \(config.identificationRequestThreshold) or more identification requests to \(Self.ipText(peer.ip)) within \(config.scanWindowSeconds) s (latest \(describe(op)))"
                     return a
                 }
             }
@@ -356,7 +358,7 @@ public final class Detector {
             }
             var alert = baseAlert(rule, time: a.time, frame: a.frame, source: src, destination: dst, flow: flow,
                                   protocolName: a.layer.description, sourceZone: sz, destinationZone: dz, securityLevel: sl)
-            alert.action = "anomaly-\(a.layer)-\(a.kind)"
+            alert.action = anomalyAction(a.layer, a.kind, hash: UInt64(bitPattern: k.extra))
             alert.message = "\(a.layer) anomaly \(a.kind) at offset \(a.offset)" + (a.value.map { " (value \($0))" } ?? "")
             return alert
         }
@@ -471,17 +473,20 @@ public final class Detector {
     func raise(_ rule: RuleID, key: AggregationKey, time: PacketTime, frame: UInt64, alerts: inout [Alert], _ build: () -> Alert) {
         stats.perCategory[Detector.categoryIndex(rule.rule.category)] &+= 1
         if aggregator.fold(key, time: time, frame: frame, alerts: &alerts) { return }
-        let alert = build()
         stats.raised &+= 1
-        alerts.append(alert)
-        aggregator.open(key, alert: alert, alerts: &alerts)
+        // Built straight into the list and copied once, into the window's template (a copy of an alert retains a
+        // dozen strings and arrays).
+        alerts.append(build())
+        let index = alerts.count - 1
+        aggregator.makeRoom(alerts: &alerts)
+        aggregator.open(key, alert: alerts[index])
     }
 
     func unknownHost(_ host: Endpoint, zone: Int32, peer: Endpoint, peerZone: Int32, flow: FlowContext, frame: UInt64,
                      time: PacketTime, alerts: inout [Alert]) {
         guard zone < 0, !CompiledPolicy.isNonUnicast(host.ip) else { return }
         if unknownSeen.contains(host.ip) { return }
-        if unknownSeen.count >= config.maximumUnknownHosts { unknownSeen.removeAll(keepingCapacity: true); stats.unknownHostResets &+= 1 }
+        if unknownSeen.count >= config.maximumUnknownHosts { unknownSeen.removeAll(); stats.unknownHostResets &+= 1 }
         unknownSeen.insert(host.ip)
         let k = AggregationKey(rule: RuleID.assetUnknownHost.rawValue, source: host.ip, destination: IPAddress(v4: 0))
         raise(.assetUnknownHost, key: k, time: time, frame: frame, alerts: &alerts) {
@@ -489,7 +494,7 @@ public final class Detector {
             var a = baseAlert(.assetUnknownHost, time: time, frame: frame, source: host, destination: peer, flow: flow,
                               protocolName: flow.transport.name.description, sourceZone: -1, destinationZone: peerZone, securityLevel: sl)
             let role = host == flow.initiator ? "initiating a flow to" : "answering"
-            a.message = "first sight of \(host.ip), which is in no zone, \(role) \(hostText(peer.ip, policy!.host(peer.ip)))"
+            a.message = "first sight of \(Self.ipText(host.ip)), which is in no zone, \(role) \(hostText(peer.ip, policy!.host(peer.ip)))"
             return a
         }
     }
@@ -563,7 +568,7 @@ public final class Detector {
         a.conduit = c.name
         if rule == .conduitProtocol {
             a.access = nil; a.function = nil
-            a.message = "\(op.appProtocol.name) from \(sender.ip) to \(peer.ip) is not allowed by conduit '\(c.name)'"
+            a.message = "\(op.appProtocol.name) from \(Self.ipText(sender.ip)) to \(Self.ipText(peer.ip)) is not allowed by conduit '\(c.name)'"
             return a
         }
         a.techniques = [Technique.forDisallowed(op.access).reference(attackVersion)]
@@ -589,7 +594,7 @@ public final class Detector {
                 reason = "DB \(op.dbNumber) is not allowed; allowed: \(rangesText(r.dbNumbers))"
             } else { reason = "data address not allowed" }
         }
-        a.message = "\(describe(op)) from \(sender.ip) to \(peer.ip) violates conduit '\(c.name)': \(reason)"
+        a.message = "\(describe(op)) from \(Self.ipText(sender.ip)) to \(Self.ipText(peer.ip)) violates conduit '\(c.name)': \(reason)"
         return a
     }
 
@@ -619,8 +624,8 @@ public final class Detector {
     }
 
     func hostText(_ ip: IPAddress, _ h: HostInfo) -> String {
-        guard let policy else { return "\(ip)" }
-        var s = "\(ip)"
+        guard let policy else { return Self.ipText(ip) }
+        var s = Self.ipText(ip)
         if h.asset >= 0 { s += " (\(policy.assetNames[Int(h.asset)]))" }
         return s
     }
@@ -640,6 +645,14 @@ public final class Detector {
     }
 
     // MARK: - Small helpers
+
+    /// `anomaly-<layer>-<kind>`, from the cache when this layer and kind were seen before.
+    func anomalyAction(_ layer: StaticString, _ kind: StaticString, hash: UInt64) -> String {
+        if let c = anomalyActions[hash], Self.equal(c.layer, layer), Self.equal(c.kind, kind) { return c.action }
+        let action = "anomaly-\(layer)-\(kind)"
+        if anomalyActions.count < 4096 { anomalyActions[hash] = (layer, kind, action) }
+        return action
+    }
 
     /// The index of `c` in `AlertCategory.allCases` without building that array.
     static func categoryIndex(_ c: AlertCategory) -> Int {
@@ -675,6 +688,25 @@ public final class Detector {
         }
         mix(a); mix(b)
         return h
+    }
+
+    /// `ip.description` without its temporary array: an IPv4 address (at most 15 bytes) becomes a small string held
+    /// inline, so alert messages name hosts with no heap allocation per address. IPv6 takes the general path.
+    static func ipText(_ ip: IPAddress) -> String {
+        guard ip.isIPv4 else { return ip.description }
+        let v = ip.v4
+        var buffer: (UInt64, UInt64) = (0, 0)
+        return withUnsafeMutableBytes(of: &buffer) { b in
+            var n = 0
+            for i in 0..<4 {
+                if i > 0 { b[n] = UInt8(ascii: "."); n += 1 }
+                let octet = UInt8(truncatingIfNeeded: v >> UInt32(24 - 8 * i))
+                if octet >= 100 { b[n] = UInt8(ascii: "0") &+ octet / 100; n += 1 }
+                if octet >= 10 { b[n] = UInt8(ascii: "0") &+ (octet / 10) % 10; n += 1 }
+                b[n] = UInt8(ascii: "0") &+ octet % 10; n += 1
+            }
+            return String(decoding: UnsafeRawBufferPointer(rebasing: b[0..<n]), as: UTF8.self)
+        }
     }
 
     static func hash(_ ip: IPAddress) -> Int64 { Int64(bitPattern: ip.low ^ (ip.high &* 0x9E37_79B9_7F4A_7C15)) }
