@@ -282,7 +282,7 @@ final class DetectionStage: @unchecked Sendable {
     private let pendingPolicy = Mutex<CompiledPolicy?>(nil)
     private let anomalyRecords: Bool
     private let anomalyLimit: Int
-    private var anomalyLogged: [String: Int] = [:]
+    private var anomalyLogged: [UInt64: Int] = [:]   // by Engine.anomalyKindKey
     private var anomalyJSON = JSONWriter(capacity: 512)
 
     init(observer: (any EngineObserver)?, sink: EventSink, detector: Detector?, waiter: Waiter, anomalyRecords: Bool, anomalyLimit: Int) {
@@ -292,7 +292,7 @@ final class DetectionStage: @unchecked Sendable {
 
     /// Logs an anomaly as one engine would: in packet order, at most `anomalyLimit` lines per (layer, kind).
     private func logAnomaly(_ a: Anomaly, flow: FlowContext?) {
-        let id = "\(a.layer).\(a.kind)"
+        let id = Engine.anomalyKindKey(a)
         let n = anomalyLogged[id, default: 0]
         guard n < anomalyLimit else { anomaliesNotLogged.add(1, ordering: .relaxed); return }
         anomalyLogged[id] = n + 1

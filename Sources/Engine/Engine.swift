@@ -49,7 +49,7 @@ public final class Engine {
     @exclusivity(unchecked) private var now = PacketTime.zero
     @exclusivity(unchecked) private var nextSweep: Int64 = 0
     @exclusivity(unchecked) private var sinkFlowSlot: Int32 = -1
-    @exclusivity(unchecked) private var anomalyLogged: [String: Int] = [:]
+    @exclusivity(unchecked) private var anomalyLogged: [UInt64: Int] = [:]   // by `anomalyKindKey`
     /// Flow prefetch pipeline (`prefetchFlows`): for packets ahead, [3i] the packet number, [3i+1] its flow hash,
     /// [3i+2] its flow slot once looked up (UInt64.max: none).
     private let aheadHashes = UnsafeMutablePointer<UInt64>.allocate(capacity: 48)
@@ -450,7 +450,7 @@ public final class Engine {
     private func logAnomaly(_ a: Anomaly, withFlow: Bool) {
         guard configuration.anomalyRecords else { return }
         // Bounded per kind so that a hostile capture cannot flood the log; the rest is counted.
-        let id = "\(a.layer).\(a.kind)"
+        let id = Engine.anomalyKindKey(a)
         let n = anomalyLogged[id, default: 0]
         guard n < configuration.anomalyLogLimitPerKind else { statistics.anomaliesNotLogged &+= 1; return }
         anomalyLogged[id] = n + 1
@@ -459,6 +459,17 @@ public final class Engine {
         json.bytes.append(UInt8(ascii: "\n"))
         sink.lines[RecordKind.anomaly.rawValue].append(contentsOf: json.bytes)
         sink.recordCounts[RecordKind.anomaly.rawValue] &+= 1
+    }
+
+    /// A 64-bit FNV-1a hash of "layer.kind": the per-kind log bound's key without building a String per
+    /// anomaly (a hostile capture raises anomalies at packet rate).
+    public static func anomalyKindKey(_ a: Anomaly) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        func add(_ text: StaticString) {
+            text.withUTF8Buffer { for b in $0 { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 } }
+        }
+        add(a.layer); h = (h ^ UInt64(UInt8(ascii: "."))) &* 0x0000_0100_0000_01B3; add(a.kind)
+        return h
     }
 
     /// Writes one `anomalies.jsonl` record (no newline); `flow` nil for a packet-level anomaly. Public so that a

@@ -102,3 +102,14 @@ extension Engine {
     let anomalies = engine.drainedLines(.anomaly)
     #expect(anomalies.contains { $0.contains("not_modbus_on_modbus_port") })
 }
+
+/// The per-kind anomaly log bound is keyed by a hash of "layer.kind" (no String per anomaly): the same kind
+/// always gives the same key, different kinds different keys.
+@Test func anomalyKindKeysSeparateKindsAndLayers() {
+    let kinds: [(StaticString, StaticString)] = [("modbus", "bad_protocol_id"), ("modbus", "not_modbus_on_modbus_port"),
+        ("dnp3", "bad_protocol_id"), ("tcp", "truncated_tcp_header"), ("ip", "ip_fragment_not_reassembled"),
+        ("flow", "reassembly_buffer_overflow"), ("s7comm", "pending_requests_overflow"), ("link", "truncated_link_header")]
+    let keys = kinds.map { Engine.anomalyKindKey(Anomaly(layer: $0.0, kind: $0.1, offset: 0)) }
+    #expect(Set(keys).count == kinds.count)
+    #expect(Engine.anomalyKindKey(Anomaly(layer: "modbus", kind: "bad_protocol_id", offset: 7, value: 3)) == keys[0])
+}
