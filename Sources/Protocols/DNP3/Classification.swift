@@ -43,7 +43,7 @@ public struct DNP3ObjectSummary: Sendable, Equatable {
             if h.group != 0 { onlyDeviceAttributes = false }
             if h.group < 50 || h.group > 52 { onlyTime = false }
             if h.group != 80 { onlyIIN = false }
-            if DNP3ObjectCatalog.size(group: h.group, variation: h.variation) == .unknown && h.variation != 0 { unknownGroups += 1 }
+            if h.size == .unknown && h.variation != 0 { unknownGroups += 1 }   // the parser already looked the size up
             quantity &+= Int64(h.count)
             if firstIndex < 0 {
                 switch h.rangeKind {

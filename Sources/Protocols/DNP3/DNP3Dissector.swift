@@ -10,13 +10,17 @@ import Records
 //   resync   anything that is not 05 64 is skipped (and reported) up to the next 05 64
 
 /// Per-flow state that owns memory: allocated once per flow, on its first bytes.
+///
+/// Only the flow's own dissector (one thread, one call at a time) touches it, so its stored properties
+/// skip the dynamic exclusivity checks a class property otherwise pays on every access (a
+/// `swift_beginAccess` call per frame).
 final class DNP3FlowState {
     /// Where a frame's user data is copied out of its CRC blocks (≤ 250 octets).
     let scratch = UnsafeMutableRawPointer.allocate(byteCount: 256, alignment: 16)
     /// Fragment reassembly, created when the flow first sends a multi-segment fragment.
-    var reassembler: DNP3Reassembler?
+    @exclusivity(unchecked) var reassembler: DNP3Reassembler?
     /// Pairing and select-before-operate tables.
-    var session = DNP3Session()
+    @exclusivity(unchecked) var session = DNP3Session()
     deinit { scratch.deallocate() }
 }
 

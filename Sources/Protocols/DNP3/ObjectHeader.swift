@@ -154,7 +154,9 @@ public struct DNP3ObjectParser {
     }
 
     /// The next header, nil at the end of the fragment; after an error the walk cannot continue.
-    public mutating func next() throws(DNP3ObjectError) -> DNP3ObjectHeader? {
+    /// Inlined into its callers' loops (the object summary runs it on every fragment), so the header
+    /// value is not materialised and returned through memory.
+    @inline(__always) public mutating func next() throws(DNP3ObjectError) -> DNP3ObjectHeader? {
         guard offset < fragment.count else { return nil }
         let at = offset
         guard fragment.has(3, at: at) else { throw .truncatedHeader(at: at) }
