@@ -90,18 +90,26 @@ struct PendingTable {
     }
 
     /// Adds `r`; returns an entry that had to make room (oldest, or the same key re-used), if any.
+    ///
+    /// The scan stops once it has seen all `live` keys and a free slot: with the usual one request in
+    /// flight that is a slot or two, not 64 (the result is the same as a full scan: every live key is
+    /// compared, and `free` is the first free slot either way).
     mutating func insert(_ r: PendingRequest) -> PendingRequest? {
         if !allocated {
             slots = [PendingRequest](repeating: PendingRequest(), count: PendingTable.capacity)
             allocated = true
         }
         let k = PendingTable.key(side: r.side, pduReference: r.pduReference, userdata: r.userdata)
-        var free = -1
+        var free = -1, seen = 0
         for i in 0..<keys.scalarCount {
-            if keys[i] == k {
-                let old = slots[i]; slots[i] = r; slots[i].used = true; return old
+            let key = keys[i]
+            if key == 0 {
+                if free < 0 { free = i }
+            } else {
+                if key == k { let old = slots[i]; slots[i] = r; slots[i].used = true; return old }
+                seen += 1
             }
-            if keys[i] == 0 && free < 0 { free = i }
+            if seen == live && free >= 0 { break }
         }
         if free >= 0 { slots[free] = r; slots[free].used = true; keys[free] = k; live += 1; return nil }
         var oldest = 0
@@ -110,15 +118,35 @@ struct PendingTable {
         return old
     }
 
+    /// Frees the key of the request from `side` with `pduReference` and returns its slot; -1 when none.
+    /// Stops once all `live` keys were compared.
+    @inline(__always) private mutating func removeSlot(side: FlowSide, pduReference: UInt16, userdata: Bool) -> Int {
+        guard live > 0 else { return -1 }
+        let k = PendingTable.key(side: side, pduReference: pduReference, userdata: userdata)
+        var seen = 0
+        for i in 0..<keys.scalarCount {
+            let key = keys[i]
+            if key == 0 { continue }
+            if key == k { keys[i] = 0; live -= 1; return i }
+            seen += 1
+            if seen == live { break }
+        }
+        return -1
+    }
+
     /// Removes and returns the request from `side` with `pduReference`, if pending.
     mutating func take(side: FlowSide, pduReference: UInt16, userdata: Bool) -> PendingRequest? {
-        guard live > 0 else { return nil }
-        let k = PendingTable.key(side: side, pduReference: pduReference, userdata: userdata)
-        for i in 0..<keys.scalarCount where keys[i] == k {
-            keys[i] = 0; slots[i].used = false; live -= 1
-            return slots[i]
-        }
-        return nil
+        let i = removeSlot(side: side, pduReference: pduReference, userdata: userdata)
+        guard i >= 0 else { return nil }
+        slots[i].used = false
+        return slots[i]
+    }
+
+    /// Removes the request from `side` with `pduReference`, if pending, without copying it out
+    /// (records off: nothing will read it).
+    mutating func remove(side: FlowSide, pduReference: UInt16, userdata: Bool) {
+        let i = removeSlot(side: side, pduReference: pduReference, userdata: userdata)
+        if i >= 0 { slots[i].used = false }
     }
 
     /// Removes and returns every pending request (oldest first is not guaranteed).

@@ -147,7 +147,7 @@ extension S7commDissector {
                 S7TransactionRecord.write(orphan, response: r, status: "unmatched_response", sink: sink)
             }
         } else {
-            _ = pending.take(side: side.opposite, pduReference: h.pduReference, userdata: false)
+            pending.remove(side: side.opposite, pduReference: h.pduReference, userdata: false)
         }
         guard sink.pduRecordsEnabled else { return }
         sink.beginRecord(.pdu, protocolName: "s7comm", objectKey: "s7comm", sender: side)
@@ -208,7 +208,7 @@ extension S7commDissector {
                 S7TransactionRecord.write(req, response: nil, status: "push", sink: sink)
             }
         } else if u.isResponse {
-            _ = pending.take(side: side.opposite, pduReference: pdu.header.pduReference, userdata: true)
+            pending.remove(side: side.opposite, pduReference: pdu.header.pduReference, userdata: true)
         }
 
         // Userdata messages longer than one PDU come as data units sharing a reference; the last one
