@@ -46,7 +46,7 @@ struct S7Header {
 
     /// Parses the header of `pdu`; nil when it fails the gate. Acks shorter than 12 bytes keep
     /// error class/code 0 and are flagged by `S7PDU.truncated`.
-    static func parse(_ pdu: ByteView) -> S7Header? {
+    @inline(__always) static func parse(_ pdu: ByteView) -> S7Header? {
         guard looksLikeS7(pdu) else { return nil }
         let rosctr = pdu.u8(1)
         var h = S7Header(rosctr: rosctr, redundancyID: pdu.u16be(2), pduReference: pdu.u16be(4),
@@ -71,7 +71,8 @@ struct S7PDU {
     var trailing: Int
 
     /// Splits `pdu`; nil when it fails the S7comm gate.
-    static func parse(_ pdu: ByteView) -> S7PDU? {
+    /// Inlined into `handleS7`, its only caller on the packet path.
+    @inline(__always) static func parse(_ pdu: ByteView) -> S7PDU? {
         guard let h = S7Header.parse(pdu) else { return nil }
         let hl = min(h.headerLength, pdu.count)
         let params = pdu.slice(from: hl, length: h.parameterLength)

@@ -65,7 +65,8 @@ struct S7VarSpecIterator: IteratorProtocol {
         self.view = view; self.offset = offset; remaining = count
     }
 
-    mutating func next() -> S7VarSpec? {
+    /// Inlined into the item loops (one per Read/Write Var Job), so each spec is built in registers.
+    @inline(__always) mutating func next() -> S7VarSpec? {
         guard remaining > 0 else { return nil }
         guard view.has(3, at: offset), view.u8(offset) == 0x12 else { malformed = true; remaining = 0; return nil }
         let len = Int(view.u8(offset + 1))
