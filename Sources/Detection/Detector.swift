@@ -76,6 +76,34 @@ public final class Detector {
         }
     }
     @exclusivity(unchecked) var engineSlots: [EngineSlot] = []
+
+    /// A resolved flow state for the fields `CompiledPolicy.resolve` reads (never the initiator's port).
+    struct CachedVerdict {
+        var initiator: IPAddress
+        var responder: IPAddress
+        var port: UInt16
+        var transport: UInt8
+        var midstream: Bool
+        var valid: Bool
+        var state: FlowState
+
+        @inline(__always) func matches(_ f: FlowContext) -> Bool {
+            valid && port == f.responder.port && initiator == f.initiator.ip && responder == f.responder.ip
+                && transport == f.transport.rawValue && midstream == f.midstream
+        }
+    }
+    /// Direct-mapped cache of resolved flows: a plant's new flows repeat a few host pairs and server ports, and a
+    /// resolve (two longest-prefix walks, the zone pair's conduits and their rules) cost about 1,500 instructions
+    /// per new flow. Exact keys, and the policy is immutable: a hit is what resolving again would return.
+    @exclusivity(unchecked) var verdictCache: [CachedVerdict] = []
+    static let verdictCacheSize = 4096
+
+    /// A host's zone and asset (`CompiledPolicy.host`).
+    struct CachedHost { var ip: IPAddress; var info: HostInfo; var valid: Bool }
+    /// Direct-mapped cache of host lookups, for flows the verdict cache misses: a plant has far fewer hosts than
+    /// host pairs, and a longest-prefix walk bit by bit cost about 390 instructions per endpoint.
+    @exclusivity(unchecked) var hostCache: [CachedHost] = []
+    static let hostCacheSize = 8192
     @exclusivity(unchecked) var lastSlot = 0
     @exclusivity(unchecked) var aggregator: Aggregator
     @exclusivity(unchecked) var scans: DistinctCounter
@@ -96,6 +124,26 @@ public final class Detector {
         scans = DistinctCounter(windowMicroseconds: Int64(config.scanWindowSeconds) * 1_000_000, capacity: config.maximumScanKeys)
         flows.reserveCapacity(1024)
         techniqueReferences = Self.references(policy?.attackVersion ?? .v19)
+        resetVerdictCache()
+    }
+
+    func resetVerdictCache() {
+        verdictCache.removeAll(keepingCapacity: true); hostCache.removeAll(keepingCapacity: true)
+        guard policy != nil else { return }
+        let empty = CachedVerdict(initiator: IPAddress(v4: 0), responder: IPAddress(v4: 0), port: 0, transport: 0, midstream: false,
+                                  valid: false, state: FlowState(verdict: .noPolicy, initiatorZone: -1, responderZone: -1))
+        verdictCache = Array(repeating: empty, count: Self.verdictCacheSize)
+        hostCache = Array(repeating: CachedHost(ip: IPAddress(v4: 0), info: .unknown, valid: false), count: Self.hostCacheSize)
+    }
+
+    /// `policy.host(ip)` through `hostCache`.
+    @inline(__always) func host(_ ip: IPAddress, _ policy: CompiledPolicy) -> HostInfo {
+        let x = (ip.low &* 0x9E37_79B9_7F4A_7C15 ^ ip.high) &* 0xBF58_476D_1CE4_E5B9
+        let i = Int(truncatingIfNeeded: x >> 40) & (Self.hostCacheSize - 1)
+        if hostCache[i].valid && hostCache[i].ip == ip { return hostCache[i].info }
+        let info = policy.host(ip)
+        hostCache[i] = CachedHost(ip: ip, info: info, valid: true)
+        return info
     }
 
     static func references(_ version: AttackVersion) -> [[AttackTechnique]] {
@@ -106,6 +154,7 @@ public final class Detector {
     public func replacePolicy(_ p: CompiledPolicy?) {
         policy = p
         techniqueReferences = Self.references(attackVersion)
+        resetVerdictCache()
         flows.removeAll(keepingCapacity: true); slots.removeAll(keepingCapacity: true); freeSlots.removeAll(keepingCapacity: true)
         lastKey = nil
         for i in engineSlots.indices { engineSlots[i].serial = 0; engineSlots[i].ownsSlot = false }
@@ -373,6 +422,8 @@ public final class Detector {
             return
         }
         if e >= 0, e < engineSlots.count { engineSlots[e].serial = 0 }
+        // Engine flows whose state was dropped by a cache reset have nothing to remove.
+        if flows.isEmpty { return }
         let key = FlowKey(flow)
         if let i = flows.removeValue(forKey: key) { freeSlots.append(i) }
         if lastKey == key { lastKey = nil }
@@ -388,9 +439,18 @@ public final class Detector {
 
     func makeState(_ flow: FlowContext) -> FlowState {
         guard let policy else { return FlowState(verdict: .noPolicy, initiatorZone: -1, responderZone: -1) }
-        let v = policy.resolve(initiator: flow.initiator, responder: flow.responder, transport: flow.transport, midstream: flow.midstream)
-        return FlowState(verdict: v, initiatorZone: v.reversed ? v.responder.zone : v.initiator.zone,
-                         responderZone: v.reversed ? v.initiator.zone : v.responder.zone)
+        var x = flow.initiator.ip.low &* 0x9E37_79B9_7F4A_7C15 ^ flow.initiator.ip.high ^ flow.responder.ip.high << 7
+        x = (x ^ (x >> 29) ^ flow.responder.ip.low) &* 0xBF58_476D_1CE4_E5B9
+        x = (x ^ UInt64(flow.responder.port) << 8 ^ UInt64(flow.transport.rawValue)) &* 0x94D0_49BB_1331_11EB
+        let i = Int(truncatingIfNeeded: x >> 40) & (Self.verdictCacheSize - 1)
+        if verdictCache[i].matches(flow) { return verdictCache[i].state }
+        let v = policy.resolve(initiator: flow.initiator, responder: flow.responder, transport: flow.transport, midstream: flow.midstream,
+                               initiatorHost: host(flow.initiator.ip, policy), responderHost: host(flow.responder.ip, policy))
+        let st = FlowState(verdict: v, initiatorZone: v.reversed ? v.responder.zone : v.initiator.zone,
+                           responderZone: v.reversed ? v.initiator.zone : v.responder.zone)
+        verdictCache[i] = CachedVerdict(initiator: flow.initiator.ip, responder: flow.responder.ip, port: flow.responder.port,
+                                        transport: flow.transport.rawValue, midstream: flow.midstream, valid: true, state: st)
+        return st
     }
 
     func state(for flow: FlowContext) -> FlowState { slots[slotIndex(for: flow)] }
@@ -414,9 +474,7 @@ public final class Detector {
         else if let i = flows[key] { lastKey = key; lastSlot = Int(i); slot = lastSlot }
         else { slot = store(key, makeState(flow)) }
         if flow.flowSerial != 0, e >= 0 {
-            if e >= engineSlots.count {
-                engineSlots.append(contentsOf: repeatElement(EngineSlot(), count: e + 1 - engineSlots.count))
-            }
+            if e >= engineSlots.count { growEngineSlots(to: e) }
             engineSlots[e] = EngineSlot(serial: flow.flowSerial, slot: Int32(slot), state: slots[slot])
         }
         return slot
@@ -441,7 +499,7 @@ public final class Detector {
         let e = Int(flow.flowSlot)
         guard flow.flowSerial != 0, e >= 0 else { return false }
         if e >= engineSlots.count {
-            engineSlots.append(contentsOf: repeatElement(EngineSlot(), count: e + 1 - engineSlots.count))
+            growEngineSlots(to: e)
         } else if engineSlots[e].serial != 0 && engineSlots[e].ownsSlot {
             // The slot's previous flow never ended here: its state is unreachable from now on.
             freeSlots.append(engineSlots[e].slot)
@@ -451,6 +509,13 @@ public final class Detector {
         entry.ownsSlot = true
         engineSlots[e] = entry
         return true
+    }
+
+    /// Makes `engineSlots[e]` exist, growing by half at least (an engine hands out slots one after another, and
+    /// growing by one entry per new flow cost a generic append per flow).
+    func growEngineSlots(to e: Int) {
+        let count = max(e + 1, engineSlots.count + max(1024, engineSlots.count / 2))
+        engineSlots.append(contentsOf: repeatElement(EngineSlot(), count: count - engineSlots.count))
     }
 
     /// A free state slot holding `s`; empties the cache first when it tracks `maximumTrackedFlows` flows.

@@ -131,6 +131,10 @@ public final class CompiledPolicy: Sendable {
     let hostTrie: PrefixTrie
     let hostEntries: [HostInfo]
     let pairs: [UInt64: (start: Int32, count: Int32)]
+    /// `pairs` as a flat from × to table when there are at most `flatPairZones` zones (count 0: no conduit):
+    /// an index instead of a SipHash lookup for every new flow.
+    let flatPairs: [(start: Int32, count: Int32)]
+    static let flatPairZones = 128
     // The per-operation path reads these flat arrays rather than copying `CompiledConduit` values.
     @usableFromInline let appMasks: [UInt8]
     @usableFromInline let notifyMasks: [UInt16]
@@ -141,6 +145,15 @@ public final class CompiledPolicy: Sendable {
          pairs: [UInt64: (start: Int32, count: Int32)], hostTrie: PrefixTrie, hostEntries: [HostInfo]) {
         self.policy = policy; self.zones = zones; self.assetNames = assetNames; self.conduits = conduits
         self.pairConduits = pairConduits; self.pairs = pairs; self.hostTrie = hostTrie; self.hostEntries = hostEntries
+        var flat: [(start: Int32, count: Int32)] = []
+        if zones.count <= CompiledPolicy.flatPairZones {
+            flat = Array(repeating: (0, 0), count: zones.count * zones.count)
+            for (key, pair) in pairs {
+                let from = Int(key >> 32), to = Int(key & 0xFFFF_FFFF)
+                if from < zones.count && to < zones.count { flat[from * zones.count + to] = pair }
+            }
+        }
+        flatPairs = flat
         self.defaultAction = policy.defaultAction; self.unknownHosts = policy.unknownHosts; self.attackVersion = policy.attackVersion
         appMasks = conduits.map(\.appMask)
         notifyMasks = conduits.map(\.notifyMask)
@@ -178,7 +191,13 @@ public final class CompiledPolicy: Sendable {
 
     /// Resolves a flow once: zones, the conduits that cover its endpoints, or why none does.
     public func resolve(initiator: Endpoint, responder: Endpoint, transport: Transport, midstream: Bool = false) -> FlowVerdict {
-        let hi = host(initiator.ip), hr = host(responder.ip)
+        resolve(initiator: initiator, responder: responder, transport: transport, midstream: midstream,
+                initiatorHost: host(initiator.ip), responderHost: host(responder.ip))
+    }
+
+    /// `resolve` with the endpoints' `host` results already known (a caller that caches host lookups).
+    public func resolve(initiator: Endpoint, responder: Endpoint, transport: Transport, midstream: Bool,
+                        initiatorHost hi: HostInfo, responderHost hr: HostInfo) -> FlowVerdict {
         var v = FlowVerdict(kind: .outside, initiator: hi, responder: hr, conduit: -1, pairStart: 0, conduitMask: 0,
                             transportMask: 0, reversed: false, securityLevel: -1)
         let sl = max(hi.zone >= 0 ? zones[Int(hi.zone)].securityLevel : -1, hr.zone >= 0 ? zones[Int(hr.zone)].securityLevel : -1)
@@ -210,9 +229,18 @@ public final class CompiledPolicy: Sendable {
 
     /// Fills `v` from the conduits of (initiator zone, responder zone); true when some conduit covers the flow.
     func match(_ v: inout FlowVerdict, initiator: Endpoint, responder: Endpoint, transport: Transport) -> Bool {
-        guard let pair = pairs[UInt64(UInt32(bitPattern: v.initiator.zone)) << 32 | UInt64(UInt32(bitPattern: v.responder.zone))] else {
-            v.kind = .noConduit
-            return false
+        let pair: (start: Int32, count: Int32)
+        if !flatPairs.isEmpty {
+            // Both zones are >= 0 here (`resolve` returned earlier otherwise).
+            let p = flatPairs[Int(v.initiator.zone) * zones.count + Int(v.responder.zone)]
+            guard p.count > 0 else { v.kind = .noConduit; return false }
+            pair = p
+        } else {
+            guard let p = pairs[UInt64(UInt32(bitPattern: v.initiator.zone)) << 32 | UInt64(UInt32(bitPattern: v.responder.zone))] else {
+                v.kind = .noConduit
+                return false
+            }
+            pair = p
         }
         v.pairStart = pair.start
         var mask: UInt64 = 0, tmask: UInt64 = 0
