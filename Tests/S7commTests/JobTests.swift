@@ -177,6 +177,30 @@ import Records
         #expect(h.dissector.pending.live == PendingTable.capacity)
     }
 
+    /// The scans stop early once every live key was seen; holes left by acks must not hide a live key
+    /// behind them, and a new request takes the first hole.
+    @Test func pendingTableFindsKeysBehindHoles() {
+        var t = PendingTable()
+        func request(_ ref: Int, frame: UInt64) -> PendingRequest {
+            var r = PendingRequest(); r.pduReference = UInt16(ref); r.frame = frame; return r
+        }
+        for ref in 0..<6 { #expect(t.insert(request(ref, frame: UInt64(ref))) == nil) }
+        t.remove(side: .initiator, pduReference: 1, userdata: false)
+        t.remove(side: .initiator, pduReference: 3, userdata: false)
+        #expect(t.live == 4)
+        #expect(t.take(side: .initiator, pduReference: 3, userdata: false) == nil)
+        #expect(t.take(side: .responder, pduReference: 5, userdata: false) == nil)
+        #expect(t.take(side: .initiator, pduReference: 5, userdata: true) == nil)
+        #expect(t.insert(request(4, frame: 40))?.frame == 4)          // same key behind two holes: superseded
+        #expect(t.insert(request(7, frame: 70)) == nil)               // first hole
+        #expect(t.slots[1].frame == 70 && t.live == 5)
+        #expect(t.take(side: .initiator, pduReference: 5, userdata: false)?.frame == 5)
+        #expect(t.take(side: .initiator, pduReference: 4, userdata: false)?.frame == 40)
+        var drained: [UInt16] = []
+        t.drain { drained.append($0.pduReference) }
+        #expect(drained.sorted() == [0, 2, 7] && t.live == 0)
+    }
+
     @Test func truncatedPDUIsFlagged() {
         let h = Harness()
         var pdu = S7Wire.s7(rosctr: 1, ref: 1, params: [0x04, 0x01] + S7Wire.item(area: 0x84, db: 1, byte: 0, count: 1))

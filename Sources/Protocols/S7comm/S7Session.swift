@@ -100,21 +100,28 @@ struct PendingTable {
             allocated = true
         }
         let k = PendingTable.key(side: r.side, pduReference: r.pduReference, userdata: r.userdata)
-        var free = -1, seen = 0
-        for i in 0..<keys.scalarCount {
-            let key = keys[i]
-            if key == 0 {
-                if free < 0 { free = i }
-            } else {
-                if key == k { let old = slots[i]; slots[i] = r; slots[i].used = true; return old }
-                seen += 1
+        var r = r
+        r.used = true   // set before the store: one write into `slots`, one uniqueness check
+        var free = -1, seen = 0, match = -1
+        let live = self.live
+        withUnsafeBytes(of: &keys) { raw in   // plain loads, not SIMD lane extracts
+            let keys = raw.bindMemory(to: UInt32.self)
+            for i in 0..<PendingTable.capacity {
+                let key = keys[i]
+                if key == 0 {
+                    if free < 0 { free = i }
+                } else {
+                    if key == k { match = i; return }
+                    seen += 1
+                }
+                if seen == live && free >= 0 { return }
             }
-            if seen == live && free >= 0 { break }
         }
-        if free >= 0 { slots[free] = r; slots[free].used = true; keys[free] = k; live += 1; return nil }
+        if match >= 0 { let old = slots[match]; slots[match] = r; return old }
+        if free >= 0 { slots[free] = r; keys[free] = k; self.live += 1; return nil }
         var oldest = 0
         for i in 1..<slots.count where slots[i].frame < slots[oldest].frame { oldest = i }
-        let old = slots[oldest]; slots[oldest] = r; slots[oldest].used = true; keys[oldest] = k
+        let old = slots[oldest]; slots[oldest] = r; keys[oldest] = k
         return old
     }
 
@@ -123,15 +130,21 @@ struct PendingTable {
     @inline(__always) private mutating func removeSlot(side: FlowSide, pduReference: UInt16, userdata: Bool) -> Int {
         guard live > 0 else { return -1 }
         let k = PendingTable.key(side: side, pduReference: pduReference, userdata: userdata)
-        var seen = 0
-        for i in 0..<keys.scalarCount {
-            let key = keys[i]
-            if key == 0 { continue }
-            if key == k { keys[i] = 0; live -= 1; return i }
-            seen += 1
-            if seen == live { break }
+        let live = self.live
+        let found = withUnsafeBytes(of: &keys) { raw -> Int in   // plain loads, not SIMD lane extracts
+            let keys = raw.bindMemory(to: UInt32.self)
+            var seen = 0
+            for i in 0..<PendingTable.capacity {
+                let key = keys[i]
+                if key == 0 { continue }
+                if key == k { return i }
+                seen += 1
+                if seen == live { break }
+            }
+            return -1
         }
-        return -1
+        if found >= 0 { keys[found] = 0; self.live -= 1 }
+        return found
     }
 
     /// Removes and returns the request from `side` with `pduReference`, if pending.
