@@ -49,6 +49,23 @@ struct LinkLayerTests {
         }
     }
 
+    @Test("the frame loop's one-word header read agrees with DNP3LinkHeader.parse")
+    func frameLoopHeader() {
+        var frames = [Wire3.frame(control: 0xF3, destination: 0x1234, source: 0xFFFD, userData: [0xC0, 0xC1, 0x01]),
+                      Wire3.frame(control: 0x0B, destination: 1, source: 100, userData: [])]
+        var bad = frames[0]; bad[9] ^= 0xFF; frames.append(bad)               // header CRC wrong
+        var notStart = frames[0]; notStart[1] = 0x65; frames.append(notStart) // not 05 64
+        frames.append(Array(frames[0].prefix(9)))                           // too short
+        for f in frames {
+            for off in 0..<min(3, f.count) {
+                let bytes = [UInt8](repeating: 0x05, count: off) + f
+                let fast = ByteView.with(bytes) { DNP3Dissector.linkHeader($0, at: off) }
+                let slow = ByteView.with(bytes) { DNP3LinkHeader.parse($0, at: off) }
+                #expect(fast == slow)
+            }
+        }
+    }
+
     @Test("a bad block CRC stops the copy at that block")
     func userDataBadBlock() throws {
         var bytes = Wire3.frame(userData: (0..<40).map { UInt8($0) })

@@ -62,7 +62,7 @@ public struct DNP3Dissector: AppDissector {
                 off = next
                 continue
             }
-            guard let header = DNP3LinkHeader.parse(bytes, at: off) else {
+            guard let header = DNP3Dissector.linkHeader(bytes, at: off) else {
                 if datagram { truncated(at: off, count: n - off, side: side, sink: sink); off = n }
                 break
             }
@@ -97,6 +97,20 @@ public struct DNP3Dissector: AppDissector {
             off += header.frameSize
         }
         return off
+    }
+
+    /// `DNP3LinkHeader.parse` for the frame loop: the header is one little-endian word plus its CRC, so
+    /// the fields come from one load and the CRC is a single eight-octet step (no per-field bounds
+    /// checks or calls).
+    @inline(__always) static func linkHeader(_ bytes: ByteView, at offset: Int) -> DNP3LinkHeader? {
+        guard bytes.has(DNP3LinkHeader.headerSize, at: offset), let base = bytes.raw.baseAddress else { return nil }
+        let p = base + offset
+        let word = UInt64(littleEndian: p.loadUnaligned(as: UInt64.self))
+        guard word & 0xFFFF == 0x6405 else { return nil }   // 05 64
+        let stored = UInt16(littleEndian: p.loadUnaligned(fromByteOffset: 8, as: UInt16.self))
+        return DNP3LinkHeader(length: UInt8(truncatingIfNeeded: word >> 16), control: UInt8(truncatingIfNeeded: word >> 24),
+                              destination: UInt16(truncatingIfNeeded: word >> 32), source: UInt16(truncatingIfNeeded: word >> 48),
+                              headerCRCOK: ~DNP3CRC.step8(0, word, DNP3CRC.slices) == stored)
     }
 
     /// The offset of the next 0x05 0x64 at or after `from`; a lone 0x05 in the last octet is kept.
