@@ -83,6 +83,9 @@ struct Aggregator {
         return true
     }
 
+    /// Whether `open` needs `makeRoom` first.
+    var isFull: Bool { entries.count >= capacity }
+
     /// Flushes every window when the table is full (before `open`, after the new alert was emitted).
     @inline(__always) mutating func makeRoom(alerts: inout [Alert]) {
         if entries.count >= capacity { overflows &+= 1; flushAll(into: &alerts) }

@@ -204,8 +204,8 @@ public final class Detector {
             if let rule {
                 let k = AggregationKey(rule: rule.rawValue, source: flow.initiator.ip, destination: flow.responder.ip,
                                        protocolCode: flow.transport.rawValue)
-                raise(rule, key: k, time: time, frame: frame, alerts: &alerts) {
-                    zoneAlert(rule, flow: flow, state: st, policy: policy, frame: frame, time: time)
+                raise(rule, key: k, time: time, frame: frame, alerts: &alerts) { a in
+                    zoneAlert(&a, rule, flow: flow, state: st, policy: policy, frame: frame, time: time)
                 }
             }
         }
@@ -214,12 +214,11 @@ public final class Detector {
         if v.kind != .conduit && config.icsPorts.contains(flow.responder.port) && !CompiledPolicy.isNonUnicast(flow.responder.ip) {
             let k = AggregationKey(rule: RuleID.icsHostScan.rawValue, source: flow.initiator.ip, destination: IPAddress(v4: 0))
             if scans.add(k, value: Self.hash(flow.responder.ip), distinct: true, threshold: config.hostScanThreshold, time: time) {
-                raise(.icsHostScan, key: k, time: time, frame: frame, alerts: &alerts) {
-                    var a = baseAlert(.icsHostScan, time: time, frame: frame, source: flow.initiator, destination: flow.responder,
+                raise(.icsHostScan, key: k, time: time, frame: frame, alerts: &alerts) { a in
+                    baseAlert(&a, .icsHostScan, time: time, frame: frame, source: flow.initiator, destination: flow.responder,
                                       flow: flow, protocolName: flow.transport.name.description,
                                       sourceZone: st.initiatorZone, destinationZone: st.responderZone, securityLevel: Int(v.securityLevel))
                     a.message = "\(Self.ipText(flow.initiator.ip)) opened ICS-port flows to \(config.hostScanThreshold) or more hosts within \(config.scanWindowSeconds) s (latest \(Self.ipText(flow.responder.ip)) port \(flow.responder.port))"
-                    return a
                 }
             }
         }
@@ -238,15 +237,14 @@ public final class Detector {
         let k = AggregationKey(rule: RuleID.conduitProtocol.rawValue, source: src.ip, destination: dst.ip,
                                protocolCode: appProtocol.map { $0.rawValue } ?? 0x80 | flow.transport.rawValue,
                                extra: appProtocol == nil ? Int64(dst.port) : 0)
-        raise(.conduitProtocol, key: k, time: time, frame: frame, alerts: &alerts) {
+        raise(.conduitProtocol, key: k, time: time, frame: frame, alerts: &alerts) { a in
             let name = appProtocol.map { $0.name.description } ?? flow.transport.name.description
-            var a = baseAlert(.conduitProtocol, time: time, frame: frame, source: src, destination: dst, flow: flow,
+            baseAlert(&a, .conduitProtocol, time: time, frame: frame, source: src, destination: dst, flow: flow,
                               protocolName: name, sourceZone: v.initiator.zone, destinationZone: v.responder.zone,
                               securityLevel: Int(v.securityLevel))
             a.conduit = policy.conduits[Int(v.conduit)].name
             let what = appProtocol == nil ? "\(name) to port \(dst.port)" : name
             a.message = "\(what) from \(hostText(src.ip, v.initiator)) to \(hostText(dst.ip, v.responder)) is not allowed by conduit '\(a.conduit!)' (allows \(allowedProtocols(policy, v)))"
-            return a
         }
     }
 
@@ -267,7 +265,6 @@ public final class Detector {
             slot = slotIndex(for: flow)
             let s = slots[slot]
             if isQuiet(op, kind: s.verdict.kind, reversed: s.verdict.reversed, protocolDenied: s.protocolDenied, lastUnit: s.lastUnit) {
-                return
             }
         }
         checkOperation(op, flow: flow, slot: slot, alerts: &alerts)
@@ -316,8 +313,8 @@ public final class Detector {
                                        subfunction: rule == .conduitProtocol ? -1 : op.subfunction,
                                        unit: rule == .conduitProtocol ? -1 : op.unitID,
                                        extra: rule == .conduitProtocol ? 0 : Int64(op.access.rawValue))
-                raise(rule, key: k, time: op.time, frame: op.frame, alerts: &alerts) {
-                    conduitAlert(rule, op: op, verdict: ov, flow: flow, sender: sender, peer: peer, senderZone: senderZone,
+                raise(rule, key: k, time: op.time, frame: op.frame, alerts: &alerts) { a in
+                    conduitAlert(&a, rule, op: op, verdict: ov, flow: flow, sender: sender, peer: peer, senderZone: senderZone,
                                  peerZone: peerZone, securityLevel: Int(v.securityLevel), policy: policy)
                 }
             }
@@ -330,26 +327,24 @@ public final class Detector {
                 let ei = v.reversed ? flow.responder : flow.initiator, er = v.reversed ? flow.initiator : flow.responder
                 let k = AggregationKey(rule: rule.rawValue, source: ei.ip, destination: er.ip, protocolCode: op.appProtocol.rawValue,
                                        unit: op.unitID)
-                raise(rule, key: k, time: op.time, frame: op.frame, alerts: &alerts) {
-                    var a = operationAlert(rule, op: op, flow: flow, sender: sender, peer: peer, senderZone: senderZone,
+                raise(rule, key: k, time: op.time, frame: op.frame, alerts: &alerts) { a in
+                    operationAlert(&a, rule, op: op, flow: flow, sender: sender, peer: peer, senderZone: senderZone,
                                            peerZone: peerZone, securityLevel: Int(v.securityLevel))
                     if let policy, conduitIndex >= 0 { a.conduit = policy.conduits[Int(conduitIndex)].name }
                     a.message = "\(rule.rule.name): \(describe(op)) from \(Self.ipText(sender.ip)) to \(Self.ipText(peer.ip))"
                     if notify, let c = a.conduit { a.message += " (permitted by conduit '\(c)', reported as it is in its notify list)" }
-                    return a
                 }
             }
         } else if notify {
             let k = AggregationKey(rule: RuleID.conduitNotify.rawValue, source: sender.ip, destination: peer.ip,
                                    protocolCode: op.appProtocol.rawValue, function: op.functionCode, subfunction: op.subfunction,
                                    unit: op.unitID, extra: Int64(op.access.rawValue))
-            raise(.conduitNotify, key: k, time: op.time, frame: op.frame, alerts: &alerts) {
-                var a = operationAlert(.conduitNotify, op: op, flow: flow, sender: sender, peer: peer, senderZone: senderZone,
+            raise(.conduitNotify, key: k, time: op.time, frame: op.frame, alerts: &alerts) { a in
+                operationAlert(&a, .conduitNotify, op: op, flow: flow, sender: sender, peer: peer, senderZone: senderZone,
                                        peerZone: peerZone, securityLevel: Int(v.securityLevel))
                 a.techniques = [Technique.forDisallowed(op.access).reference(attackVersion)]
                 if let policy, conduitIndex >= 0 { a.conduit = policy.conduits[Int(conduitIndex)].name }
                 a.message = "\(describe(op)) from \(Self.ipText(sender.ip)) to \(Self.ipText(peer.ip)) permitted by conduit '\(a.conduit ?? "")' and reported (notify: \(op.access.name))"
-                return a
             }
         }
 
@@ -360,12 +355,11 @@ public final class Detector {
             let k = AggregationKey(rule: RuleID.icsUnitScan.rawValue, source: sender.ip, destination: peer.ip,
                                    protocolCode: op.appProtocol.rawValue)
             if scans.add(k, value: Int64(op.unitID), distinct: true, threshold: config.unitScanThreshold, time: op.time) {
-                raise(.icsUnitScan, key: k, time: op.time, frame: op.frame, alerts: &alerts) {
-                    var a = operationAlert(.icsUnitScan, op: op, flow: flow, sender: sender, peer: peer, senderZone: senderZone,
+                raise(.icsUnitScan, key: k, time: op.time, frame: op.frame, alerts: &alerts) { a in
+                    operationAlert(&a, .icsUnitScan, op: op, flow: flow, sender: sender, peer: peer, senderZone: senderZone,
                                            peerZone: peerZone, securityLevel: Int(v.securityLevel))
                     let what = op.appProtocol == .modbus ? "unit ids" : "DNP3 addresses"
                     a.message = "\(Self.ipText(sender.ip)) addressed \(config.unitScanThreshold) or more \(what) on \(Self.ipText(peer.ip)) within \(config.scanWindowSeconds) s (\(op.appProtocol.name))"
-                    return a
                 }
             }
         }
@@ -377,13 +371,12 @@ public final class Detector {
             let manyRequests = scans.add(requests, value: 0, distinct: false, threshold: config.identificationRequestThreshold, time: op.time)
             if manyDevices || manyRequests {
                 let k = manyDevices ? devices : requests
-                raise(.icsIdentificationSweep, key: k, time: op.time, frame: op.frame, alerts: &alerts) {
-                    var a = operationAlert(.icsIdentificationSweep, op: op, flow: flow, sender: sender, peer: peer, senderZone: senderZone,
+                raise(.icsIdentificationSweep, key: k, time: op.time, frame: op.frame, alerts: &alerts) { a in
+                    operationAlert(&a, .icsIdentificationSweep, op: op, flow: flow, sender: sender, peer: peer, senderZone: senderZone,
                                            peerZone: peerZone, securityLevel: Int(v.securityLevel))
                     a.message = manyDevices
                         ? "\(Self.ipText(sender.ip)) sent identification requests to \(config.identificationDeviceThreshold) or more devices within \(config.scanWindowSeconds) s (latest \(describe(op)) to \(Self.ipText(peer.ip)))"
                         : "\(Self.ipText(sender.ip)) sent \(config.identificationRequestThreshold) or more identification requests to \(Self.ipText(peer.ip)) within \(config.scanWindowSeconds) s (latest \(describe(op)))"
-                    return a
                 }
             }
         }
@@ -397,7 +390,7 @@ public final class Detector {
         let zero = IPAddress(v4: 0)
         let k = AggregationKey(rule: rule.rawValue, source: src?.ip ?? zero, destination: dst?.ip ?? zero,
                                extra: Int64(bitPattern: Self.fnv(a.layer, a.kind)))
-        raise(rule, key: k, time: a.time, frame: a.frame, alerts: &alerts) {
+        raise(rule, key: k, time: a.time, frame: a.frame, alerts: &alerts) { alert in
             var sz: Int32 = -1, dz: Int32 = -1, sl = -1
             if let flow, policy != nil {
                 let st = state(for: flow)
@@ -405,11 +398,10 @@ public final class Detector {
                 dz = a.sender == .initiator ? st.responderZone : st.initiatorZone
                 sl = Int(st.verdict.securityLevel)
             }
-            var alert = baseAlert(rule, time: a.time, frame: a.frame, source: src, destination: dst, flow: flow,
+            baseAlert(&alert, rule, time: a.time, frame: a.frame, source: src, destination: dst, flow: flow,
                                   protocolName: a.layer.description, sourceZone: sz, destinationZone: dz, securityLevel: sl)
             alert.action = anomalyAction(a.layer, a.kind, hash: UInt64(bitPattern: k.extra))
             alert.message = "\(a.layer) anomaly \(a.kind) at offset \(a.offset)" + (a.value.map { " (value \($0))" } ?? "")
-            return alert
         }
     }
 
@@ -419,7 +411,6 @@ public final class Detector {
         if let o = engineSlotIndex(for: flow), engineSlots[o].ownsSlot {
             freeSlots.append(engineSlots[o].slot)
             engineSlots[o].serial = 0; engineSlots[o].ownsSlot = false
-            return
         }
         if e >= 0, e < engineSlots.count { engineSlots[e].serial = 0 }
         // Engine flows whose state was dropped by a cache reset have nothing to remove.
@@ -535,16 +526,24 @@ public final class Detector {
 
     /// Counts an occurrence; builds and emits the alert only when it is not a repeat within an open window.
     @inline(__always)
-    func raise(_ rule: RuleID, key: AggregationKey, time: PacketTime, frame: UInt64, alerts: inout [Alert], _ build: () -> Alert) {
+    func raise(_ rule: RuleID, key: AggregationKey, time: PacketTime, frame: UInt64, alerts: inout [Alert],
+               _ build: (inout Alert) -> Void) {
         stats.perCategory[Detector.categoryIndex(rule.rule.category)] &+= 1
         if aggregator.fold(key, time: time, frame: frame, alerts: &alerts) { return }
         stats.raised &+= 1
-        // Built straight into the list and copied once, into the window's template (a copy of an alert retains a
-        // dozen strings and arrays).
-        alerts.append(build())
-        let index = alerts.count - 1
-        aggregator.makeRoom(alerts: &alerts)
-        aggregator.open(key, alert: alerts[index])
+        // Built in place (a function returning an alert was compiled as a copy and a destroy of the whole alert, a
+        // dozen reference counts each way, at every return), then copied once into the window's template and moved
+        // into the list. A full table is flushed after the new alert is listed and before its window opens.
+        var alert = Alert(time: time, frame: frame, severity: 0, action: "", ruleID: "", ruleName: "", category: .capture, message: "")
+        build(&alert)
+        if aggregator.isFull {
+            alerts.append(alert)
+            aggregator.makeRoom(alerts: &alerts)
+            aggregator.open(key, alert: alert)
+        } else {
+            aggregator.open(key, alert: copy alert)
+            alerts.append(alert)
+        }
     }
 
     func unknownHost(_ host: Endpoint, zone: Int32, peer: Endpoint, peerZone: Int32, flow: FlowContext, frame: UInt64,
@@ -554,13 +553,12 @@ public final class Detector {
         if unknownSeen.count >= config.maximumUnknownHosts { unknownSeen.removeAll(); stats.unknownHostResets &+= 1 }
         unknownSeen.insert(host.ip)
         let k = AggregationKey(rule: RuleID.assetUnknownHost.rawValue, source: host.ip, destination: IPAddress(v4: 0))
-        raise(.assetUnknownHost, key: k, time: time, frame: frame, alerts: &alerts) {
+        raise(.assetUnknownHost, key: k, time: time, frame: frame, alerts: &alerts) { a in
             let sl = peerZone >= 0 ? policy!.zones[Int(peerZone)].securityLevel : -1
-            var a = baseAlert(.assetUnknownHost, time: time, frame: frame, source: host, destination: peer, flow: flow,
+            baseAlert(&a, .assetUnknownHost, time: time, frame: frame, source: host, destination: peer, flow: flow,
                               protocolName: flow.transport.name.description, sourceZone: -1, destinationZone: peerZone, securityLevel: sl)
             let role = host == flow.initiator ? "initiating a flow to" : "answering"
             a.message = "first sight of \(Self.ipText(host.ip)), which is in no zone, \(role) \(hostText(peer.ip, policy!.host(peer.ip)))"
-            return a
         }
     }
 
@@ -568,10 +566,10 @@ public final class Detector {
 
     var attackVersion: AttackVersion { policy?.attackVersion ?? .v19 }
 
-    func baseAlert(_ rule: RuleID, time: PacketTime, frame: UInt64, source: Endpoint?, destination: Endpoint?, flow: FlowContext?,
-                   protocolName: String?, sourceZone: Int32, destinationZone: Int32, securityLevel: Int, access: AccessClass? = nil) -> Alert {
+    func baseAlert(_ a: inout Alert, _ rule: RuleID, time: PacketTime, frame: UInt64, source: Endpoint?, destination: Endpoint?, flow: FlowContext?,
+                   protocolName: String?, sourceZone: Int32, destinationZone: Int32, securityLevel: Int, access: AccessClass? = nil) {
         let r = rule.rule
-        var a = Alert(time: time, frame: frame, severity: Severity.of(rule, access: access, securityLevel: securityLevel),
+        a = Alert(time: time, frame: frame, severity: Severity.of(rule, access: access, securityLevel: securityLevel),
                       action: r.action, ruleID: r.id, ruleName: r.name, category: r.category, message: "")
         a.source = source; a.destination = destination
         a.transport = flow?.transport
@@ -583,12 +581,11 @@ public final class Detector {
         a.destinationZone = policy?.zoneName(destinationZone)
         a.securityLevel = securityLevel >= 0 ? securityLevel : nil
         a.iec62443 = r.iec62443
-        return a
     }
 
-    func operationAlert(_ rule: RuleID, op: Operation, flow: FlowContext, sender: Endpoint, peer: Endpoint, senderZone: Int32,
-                        peerZone: Int32, securityLevel: Int) -> Alert {
-        var a = baseAlert(rule, time: op.time, frame: op.frame, source: sender, destination: peer, flow: flow,
+    func operationAlert(_ a: inout Alert, _ rule: RuleID, op: Operation, flow: FlowContext, sender: Endpoint, peer: Endpoint, senderZone: Int32,
+                        peerZone: Int32, securityLevel: Int) {
+        baseAlert(&a, rule, time: op.time, frame: op.frame, source: sender, destination: peer, flow: flow,
                           protocolName: op.appProtocol.name.description, sourceZone: senderZone, destinationZone: peerZone,
                           securityLevel: securityLevel, access: op.access)
         a.access = op.access.name.description
@@ -596,12 +593,11 @@ public final class Detector {
         if op.unitID >= 0 {
             if op.appProtocol == .dnp3 { a.dnp3Address = Int(op.unitID) } else if op.appProtocol == .modbus { a.unitID = Int(op.unitID) }
         }
-        return a
     }
 
-    func zoneAlert(_ rule: RuleID, flow: FlowContext, state st: FlowState, policy: CompiledPolicy, frame: UInt64, time: PacketTime) -> Alert {
+    func zoneAlert(_ a: inout Alert, _ rule: RuleID, flow: FlowContext, state st: FlowState, policy: CompiledPolicy, frame: UInt64, time: PacketTime) {
         let v = st.verdict
-        var a = baseAlert(rule, time: time, frame: frame, source: flow.initiator, destination: flow.responder, flow: flow,
+        baseAlert(&a, rule, time: time, frame: frame, source: flow.initiator, destination: flow.responder, flow: flow,
                           protocolName: flow.transport.name.description, sourceZone: st.initiatorZone,
                           destinationZone: st.responderZone, securityLevel: Int(v.securityLevel))
         if v.conduit >= 0 { a.conduit = policy.conduits[Int(v.conduit)].name }
@@ -622,19 +618,18 @@ public final class Detector {
         default:
             a.message = "flow from \(src) to \(dst) port \(port) between a zone and a host in no zone (default: deny)"
         }
-        return a
     }
 
-    func conduitAlert(_ rule: RuleID, op: Operation, verdict ov: OperationVerdict, flow: FlowContext, sender: Endpoint, peer: Endpoint,
-                      senderZone: Int32, peerZone: Int32, securityLevel: Int, policy: CompiledPolicy) -> Alert {
-        var a = operationAlert(rule, op: op, flow: flow, sender: sender, peer: peer, senderZone: senderZone, peerZone: peerZone,
+    func conduitAlert(_ a: inout Alert, _ rule: RuleID, op: Operation, verdict ov: OperationVerdict, flow: FlowContext, sender: Endpoint, peer: Endpoint,
+                      senderZone: Int32, peerZone: Int32, securityLevel: Int, policy: CompiledPolicy) {
+        operationAlert(&a, rule, op: op, flow: flow, sender: sender, peer: peer, senderZone: senderZone, peerZone: peerZone,
                                securityLevel: securityLevel)
         let c = policy.conduits[Int(ov.conduit)]
         a.conduit = c.name
         if rule == .conduitProtocol {
             a.access = nil; a.function = nil
             a.message = "\(op.appProtocol.name) from \(Self.ipText(sender.ip)) to \(Self.ipText(peer.ip)) is not allowed by conduit '\(c.name)'"
-            return a
+            return
         }
         a.techniques = [Technique.forDisallowed(op.access).reference(attackVersion)]
         let r = ov.rule >= 0 ? c.rules[Int(ov.rule)] : nil
@@ -660,7 +655,6 @@ public final class Detector {
             } else { reason = "data address not allowed" }
         }
         a.message = "\(describe(op)) from \(Self.ipText(sender.ip)) to \(Self.ipText(peer.ip)) violates conduit '\(c.name)': \(reason)"
-        return a
     }
 
     func describe(_ op: Operation) -> String {
