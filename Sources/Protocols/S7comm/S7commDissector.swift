@@ -126,6 +126,12 @@ public struct S7commDissector: AppDissector {
     /// Handles one TPKT: its COTP TPDU(s) and, for DT, the message they carry.
     mutating func handleTPKT(_ tpkt: ByteView, side: FlowSide, sink: EventSink) {
         var tpdu = tpkt.suffix(from: TPKT.headerLength)
+        // Class-0 DT (LI 2, code 0xF_), nearly every TPDU of an S7 connection: what COTPHeader.parse
+        // would say about it (user data at 3, EOT in bit 8 of TPDU-NR) without building the header.
+        if tpdu.count >= 3 && tpdu.u8(0) == 2 && tpdu.u8(1) >> 4 == COTPType.dt.rawValue {
+            handleDT(tpdu.suffix(from: 3), endOfMessage: tpdu.u8(2) & 0x80 != 0, side: side, sink: sink)
+            return
+        }
         // TPDUs that cannot carry user data may be followed by another TPDU (X.224 concatenation).
         for _ in 0..<4 {
             guard let h = COTPHeader.parse(tpdu) else {
