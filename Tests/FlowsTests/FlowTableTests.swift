@@ -49,3 +49,19 @@ private func state(_ k: FlowKey, _ t: Int64 = 0) -> FlowState {
     _ = t.remove(c)
     #expect(t.evictionCandidate == b)
 }
+
+@Test func prefetchHintsNameTheFlowsSlotOrNothing() {
+    var limits = FlowTableLimits(); limits.maximumFlows = 256
+    let t = FlowTable(limits: limits)
+    var slots: [Int32] = []
+    for i in 0..<200 { slots.append(t.insert(state(key(i)), hash: key(i).fastHash)) }
+    // The hint finds the slot by the hash's tag alone (no key compare): with distinct hashes, the flow's own slot.
+    for i in 0..<200 {
+        t.prefetchIndex(hash: key(i).fastHash)
+        #expect(t.prefetchSlot(hash: key(i).fastHash) == slots[i])
+    }
+    #expect(t.prefetchSlot(hash: key(999).fastHash) == -1)
+    // A stale slot number from a hint is only followed when it names an initialised slot.
+    #expect(t.initialisedState(slots[7]) == t.slots + Int(slots[7]))
+    #expect(t.initialisedState(-1) == nil && t.initialisedState(Int32(t.slotCount)) == nil)
+}
