@@ -547,7 +547,7 @@ public final class Detector {
             aggregator.open(key, alert: alert)
         } else {
             aggregator.open(key, alert: copy alert)
-            alerts.append(alert)
+            alerts.append(consume alert)
         }
     }
 
@@ -810,8 +810,24 @@ struct MessageText {
         s.withUTF8 { bytes.append(contentsOf: $0) }
     }
 
-    /// The address as `IPAddress.description` writes it.
-    mutating func add(_ ip: IPAddress) { ip.write(to: &bytes) }
+    /// The address as `IPAddress.description` writes it; an IPv4 address is formatted on the stack and appended
+    /// at once (`IPAddress.write` appended byte by byte: about 550 instructions per address).
+    mutating func add(_ ip: IPAddress) {
+        guard ip.isIPv4 else { ip.write(to: &bytes); return }
+        let v = ip.v4
+        var buffer: (UInt64, UInt64) = (0, 0)
+        withUnsafeMutableBytes(of: &buffer) { b in
+            var n = 0
+            for i in 0..<4 {
+                if i > 0 { b[n] = UInt8(ascii: "."); n += 1 }
+                let octet = UInt8(truncatingIfNeeded: v >> UInt32(24 - 8 * i))
+                if octet >= 100 { b[n] = UInt8(ascii: "0") &+ octet / 100; n += 1 }
+                if octet >= 10 { b[n] = UInt8(ascii: "0") &+ (octet / 10) % 10; n += 1 }
+                b[n] = UInt8(ascii: "0") &+ octet % 10; n += 1
+            }
+            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: b[0..<n]))
+        }
+    }
 
     /// Decimal, as `\(value)` writes it.
     mutating func add(_ value: Int64) {
