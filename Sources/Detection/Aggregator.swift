@@ -41,12 +41,18 @@ struct Aggregator {
         var firstRepeat: PacketTime = .zero
         var lastRepeat: PacketTime = .zero
         var lastFrame: UInt64 = 0
-        var template: Alert
+        /// Index of the emitted alert in `templates`.
+        var template: Int32
     }
 
     let window: Int64
     let capacity: Int
     var entries: [AggregationKey: Entry] = [:]
+    /// The alerts that opened the windows, by `Entry.template`: kept out of the table so that inserting a window
+    /// moves a few words instead of a whole alert (about 900 instructions per insert in an alert storm).
+    var templates: [Alert] = []
+    /// Indices of `templates` whose windows closed, reused by the next windows.
+    var freeTemplates: [Int32] = []
     /// Windows in the order they opened: with a fixed window length that is (nearly) the order they close,
     /// so a sweep pops from the front instead of scanning the table.
     var queue: [(end: Int64, order: UInt64, key: AggregationKey)] = []
@@ -73,6 +79,7 @@ struct Aggregator {
         if t >= entries.values[index].windowEnd {
             let e = entries.remove(at: index).value
             if e.repeats > 0 { emitSummary(e, into: &alerts) }
+            freeTemplates.append(e.template)
             return false
         }
         entries.values[index].repeats += 1
@@ -95,7 +102,9 @@ struct Aggregator {
     mutating func open(_ key: AggregationKey, alert: consuming Alert) {
         let end = alert.time.totalMicroseconds &+ window
         sequence &+= 1
-        entries[key] = Entry(windowEnd: end, order: sequence, template: alert)
+        let t: Int32
+        if let f = freeTemplates.popLast() { t = f; templates[Int(f)] = alert } else { t = Int32(templates.count); templates.append(alert) }
+        entries[key] = Entry(windowEnd: end, order: sequence, template: t)
         queue.append((end, sequence, key))
         if end < nextSweep { nextSweep = end }
     }
@@ -114,6 +123,7 @@ struct Aggregator {
             if let i = entries.index(forKey: item.key), entries.values[i].order == item.order {
                 let e = entries.remove(at: i).value
                 if e.repeats > 0 { emitSummary(e, into: &alerts) }
+                freeTemplates.append(e.template)
             }
         }
         if head == queue.count { queue.removeAll(keepingCapacity: true); head = 0 }
@@ -136,12 +146,13 @@ struct Aggregator {
         pending.sort { $0.order < $1.order }
         for p in pending { emitSummary(entries.values[p.index], into: &alerts) }
         entries.removeAll(keepingCapacity: true)
+        templates.removeAll(keepingCapacity: true); freeTemplates.removeAll(keepingCapacity: true)
         queue.removeAll(keepingCapacity: true); head = 0
         nextSweep = .max
     }
 
     mutating func emitSummary(_ e: Entry, into alerts: inout [Alert]) {
-        var a = e.template
+        var a = templates[Int(e.template)]
         a.count = e.repeats
         a.firstSeen = e.firstRepeat
         a.lastSeen = e.lastRepeat
