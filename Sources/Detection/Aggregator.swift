@@ -167,13 +167,17 @@ struct Aggregator {
 
 /// Counts distinct values per key within a window of packet time (scans and sweeps).
 struct DistinctCounter {
-    struct Window { var start: Int64; var values: [Int64]; var count: Int; var fired: Bool }
+    /// A key's window; its distinct values are `lists[list]`.
+    struct Window { var start: Int64; var list: Int32; var count: Int; var fired: Bool }
     let window: Int64
     let capacity: Int
     var table: [AggregationKey: Window] = [:]
     var resets: UInt64 = 0
-    /// Value arrays of windows dropped by a reset, reused by new keys.
-    var spare: [[Int64]] = []
+    /// The windows' value lists, kept out of the table so that a new key inserts a few words (an array in the
+    /// table's values made every insert and probe move and retain it); lists of windows dropped by a reset are
+    /// reused by the keys that come next, keeping their capacity (no heap allocation per new key in steady state).
+    var lists: [[Int64]] = []
+    var freeLists: [Int32] = []
 
     init(windowMicroseconds: Int64, capacity: Int) { window = max(1, windowMicroseconds); self.capacity = max(16, capacity) }
 
@@ -182,17 +186,17 @@ struct DistinctCounter {
     mutating func add(_ key: AggregationKey, value: Int64, distinct: Bool, threshold: Int, time: PacketTime) -> Bool {
         let t = time.totalMicroseconds
         if let i = table.index(forKey: key) {
+            let l = Int(table.values[i].list)
             if t &- table.values[i].start >= window {
-                // A new window, reset in place: keeping the value array's capacity saves a heap allocation per
-                // key and window (the bulk of steady-state allocations on a 100,000-flow replay).
+                // A new window, reset in place.
                 table.values[i].start = t
-                table.values[i].values.removeAll(keepingCapacity: true)
+                lists[l].removeAll(keepingCapacity: true)
                 table.values[i].count = 0
                 table.values[i].fired = false
             }
             if distinct {
-                if table.values[i].values.contains(value) { return false }
-                if table.values[i].values.count < threshold { table.values[i].values.append(value) }
+                if lists[l].contains(value) { return false }
+                if lists[l].count < threshold { lists[l].append(value) }
             }
             table.values[i].count += 1
             if !table.values[i].fired && table.values[i].count >= threshold {
@@ -202,19 +206,23 @@ struct DistinctCounter {
             return false
         }
         if table.count >= capacity {
-            // Keep the dropped windows' value arrays for the keys that come next: when more keys are live than
-            // the table holds, it resets over and over, and fresh arrays were a heap allocation per new key.
-            for w in table.values where w.values.capacity > 0 && spare.count < capacity { spare.append(w.values) }
             table.removeAll(keepingCapacity: true); resets &+= 1
+            freeLists.removeAll(keepingCapacity: true)
+            for l in lists.indices.reversed() { freeLists.append(Int32(l)) }
         }
-        var values: [Int64] = []
-        if distinct {
-            if var reused = spare.popLast() { reused.removeAll(keepingCapacity: true); values = reused }
-            else { values.reserveCapacity(min(threshold, 16)) }
-            values.append(value)
+        let l: Int32
+        if let f = freeLists.popLast() {
+            l = f
+            lists[Int(f)].removeAll(keepingCapacity: true)
+        } else {
+            l = Int32(lists.count)
+            var values: [Int64] = []
+            if distinct { values.reserveCapacity(min(threshold, 16)) }
+            lists.append(values)
         }
+        if distinct { lists[Int(l)].append(value) }
         let fired = threshold <= 1
-        table[key] = Window(start: t, values: values, count: 1, fired: fired)
+        table[key] = Window(start: t, list: l, count: 1, fired: fired)
         return fired
     }
 }
