@@ -49,8 +49,11 @@ struct S7Header {
     @inline(__always) static func parse(_ pdu: ByteView) -> S7Header? {
         guard looksLikeS7(pdu) else { return nil }
         let rosctr = pdu.u8(1)
-        var h = S7Header(rosctr: rosctr, redundancyID: pdu.u16be(2), pduReference: pdu.u16be(4),
-                         parameterLength: Int(pdu.u16be(6)), dataLength: Int(pdu.u16be(8)),
+        // The gate guaranteed 10 bytes: the four big-endian fields are read without per-read checks.
+        let raw = pdu.raw
+        @inline(__always) func be16(_ o: Int) -> UInt16 { UInt16(bigEndian: raw.loadUnaligned(fromByteOffset: o, as: UInt16.self)) }
+        var h = S7Header(rosctr: rosctr, redundancyID: be16(2), pduReference: be16(4),
+                         parameterLength: Int(be16(6)), dataLength: Int(be16(8)),
                          headerLength: (rosctr == 2 || rosctr == 3) ? 12 : 10)
         if h.isAck && pdu.count >= 12 { h.errorClass = pdu.u8(10); h.errorCode = pdu.u8(11) }
         return h
