@@ -12,8 +12,10 @@ public struct DetectionConfig: Sendable {
     public var identificationDeviceThreshold = 4
     /// Identification requests one source sends to one host before ZW-ICS-012.
     public var identificationRequestThreshold = 32
-    /// Flows whose policy verdict is cached (cleared when full).
-    public var maximumTrackedFlows = 1 << 16
+    /// Flows whose policy verdict is cached (cleared when full). The engine's default live-flow cap: with more
+    /// live flows than this the cache is cleared and every verdict recomputed again and again (100,000 plant
+    /// flows against the old 65,536 cost the mixed-plant replay with a policy about a fifth of its time).
+    public var maximumTrackedFlows = 1 << 18
     /// Open aggregation windows (flushed early when full).
     public var maximumAggregationEntries = 1 << 16
     /// Unknown hosts remembered for "first sight" (forgotten when full, so a host may be reported again).
