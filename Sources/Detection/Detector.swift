@@ -775,7 +775,12 @@ public final class Detector {
     /// inline, so alert messages name hosts with no heap allocation per address. IPv6 takes the general path.
     static func ipText(_ ip: IPAddress) -> String {
         guard ip.isIPv4 else { return ip.description }
-        let v = ip.v4
+        return withDottedQuad(ip.v4) { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// Runs `body` over the dotted-quad text of an IPv4 address, formatted on the stack (at most 15 bytes).
+    @inline(__always)
+    static func withDottedQuad<R>(_ v: UInt32, _ body: (UnsafeRawBufferPointer) -> R) -> R {
         var buffer: (UInt64, UInt64) = (0, 0)
         return withUnsafeMutableBytes(of: &buffer) { b in
             var n = 0
@@ -786,7 +791,7 @@ public final class Detector {
                 if octet >= 10 { b[n] = UInt8(ascii: "0") &+ (octet / 10) % 10; n += 1 }
                 b[n] = UInt8(ascii: "0") &+ octet % 10; n += 1
             }
-            return String(decoding: UnsafeRawBufferPointer(rebasing: b[0..<n]), as: UTF8.self)
+            return body(UnsafeRawBufferPointer(rebasing: b[0..<n]))
         }
     }
 
@@ -814,19 +819,7 @@ struct MessageText {
     /// at once (`IPAddress.write` appended byte by byte: about 550 instructions per address).
     mutating func add(_ ip: IPAddress) {
         guard ip.isIPv4 else { ip.write(to: &bytes); return }
-        let v = ip.v4
-        var buffer: (UInt64, UInt64) = (0, 0)
-        withUnsafeMutableBytes(of: &buffer) { b in
-            var n = 0
-            for i in 0..<4 {
-                if i > 0 { b[n] = UInt8(ascii: "."); n += 1 }
-                let octet = UInt8(truncatingIfNeeded: v >> UInt32(24 - 8 * i))
-                if octet >= 100 { b[n] = UInt8(ascii: "0") &+ octet / 100; n += 1 }
-                if octet >= 10 { b[n] = UInt8(ascii: "0") &+ (octet / 10) % 10; n += 1 }
-                b[n] = UInt8(ascii: "0") &+ octet % 10; n += 1
-            }
-            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: b[0..<n]))
-        }
+        Detector.withDottedQuad(ip.v4) { bytes.append(contentsOf: $0) }
     }
 
     /// Decimal, as `\(value)` writes it.
