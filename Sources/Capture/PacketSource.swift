@@ -40,6 +40,27 @@ public struct LiveCaptureOptions: Sendable {
     public init() {}
 }
 
+/// What `PacketSource.dispatch` hands packets to (subclass it; a class, so that libpcap's user pointer can carry
+/// it unretained).
+open class PacketConsumer {
+    /// Creates a consumer.
+    public init() {}
+    /// One packet: its header and a view of libpcap's buffer valid during the call only.
+    open func consume(_ header: PacketHeader, _ bytes: ByteView) {}
+    /// Whether to stop after the current packet (asked after each one).
+    open var stopRequested: Bool { false }
+}
+
+/// `dispatch`'s state, reached through libpcap's user pointer.
+private struct DispatchContext {
+    let consumer: Unmanaged<PacketConsumer>
+    let handle: OpaquePointer
+    var count = 0
+    init(consumer: PacketConsumer, handle: OpaquePointer) {
+        self.consumer = Unmanaged.passUnretained(consumer); self.handle = handle
+    }
+}
+
 /// A source of packets over libpcap: a capture file (pcap or pcapng, `-` for stdin) or a live interface.
 ///
 /// The only type in ZoneWatch that touches libpcap. `next()` hands out a borrowed view of libpcap's
@@ -173,6 +194,35 @@ public final class PacketSource {
             // libpcap reports a truncated offline file as an error here; EOF is PCAP_ERROR_BREAK (-2).
             throw CaptureError(.read, String(cString: pcap_geterr(handle)))
         }
+    }
+
+    /// Reads packets with `pcap_dispatch` until the end of the input, an error, or `consumer.stopRequested`
+    /// (asked after each packet), handing each to `consumer` with a view of libpcap's buffer valid during the
+    /// call only. Every `batch` packets it returns to let the caller do periodic work: the result is the number
+    /// of packets read, 0 at the end (or when stopped before any packet). Throws when the file is truncated or
+    /// the device fails, after handing on every packet before the failure. One C callback and one method call per
+    /// packet, no `Next` value and no closure context to retain: the replay loop's way, the cheapest libpcap offers.
+    public func dispatch(batch: Int32, to consumer: PacketConsumer) throws(CaptureError) -> Int {
+        var context = DispatchContext(consumer: consumer, handle: handle)
+        let status = withUnsafeMutablePointer(to: &context) { pointer in
+            pcap_dispatch(handle, batch, { user, header, data in
+                let context = UnsafeMutableRawPointer(user.unsafelyUnwrapped).assumingMemoryBound(to: DispatchContext.self)
+                let h = header.unsafelyUnwrapped.pointee
+                context.pointee.count &+= 1
+                // Borrowed, not retained: the consumer outlives the dispatch call.
+                let stop = context.pointee.consumer._withUnsafeGuaranteedRef { consumer in
+                    consumer.consume(PacketHeader(time: PacketTime(seconds: Int64(h.ts.tv_sec), microseconds: Int32(h.ts.tv_usec)),
+                                                  capturedLength: Int(h.caplen), wireLength: Int(h.len)),
+                                     ByteView(UnsafeRawBufferPointer(start: data, count: Int(h.caplen))))
+                    return consumer.stopRequested
+                }
+                if stop { pcap_breakloop(context.pointee.handle) }
+            }, UnsafeMutableRawPointer(pointer).assumingMemoryBound(to: UInt8.self))
+        }
+        // libpcap returns 0 when the file ends inside a batch (the packets before were handed on) and -2 after
+        // `pcap_breakloop`; either way the count is ours.
+        if status == PCAP_ERROR { throw CaptureError(.read, String(cString: pcap_geterr(handle))) }
+        return context.count
     }
 
     /// The captured bytes of the packet `distance` places after the current one (1: the next), when its record

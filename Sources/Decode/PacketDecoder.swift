@@ -70,7 +70,7 @@ public enum PacketDecoder {
     /// The addresses, ports and IP protocol of an untagged Ethernet/IPv4 TCP or UDP packet, read with the
     /// fewest loads: what a flow prefetch hint needs (a packet a few places ahead). Not a decoder: it checks only
     /// that the reads stay inside `bytes`; `decode` still decides about the packet when its turn comes.
-    @inlinable
+    @inlinable @inline(__always)
     public static func commonEthernetFlowTuple(_ bytes: ByteView) -> (source: UInt32, destination: UInt32, sourcePort: UInt16, destinationPort: UInt16, ipProtocol: UInt8)? {
         guard let p = bytes.raw.baseAddress, bytes.count >= 38,
               p.loadUnaligned(fromByteOffset: 12, as: UInt16.self) == UInt16(0x0800).bigEndian else { return nil }

@@ -50,9 +50,6 @@ public final class Engine {
     @exclusivity(unchecked) private var nextSweep: Int64 = 0
     @exclusivity(unchecked) private var sinkFlowSlot: Int32 = -1
     @exclusivity(unchecked) private var anomalyLogged: [UInt64: Int] = [:]   // by `anomalyKindKey`
-    /// Flow prefetch pipeline (`prefetchFlows`): for packets ahead, [3i] the packet number, [3i+1] its flow hash,
-    /// [3i+2] its flow slot once looked up (UInt64.max: none).
-    private let aheadHashes = UnsafeMutablePointer<UInt64>.allocate(capacity: 48)
     /// Diagnostic for scripts/bench (environment ZONEWATCH_NO_DISSECT=1): no flow is handed to a dissector, so
     /// a replay measures decoding, flows and reassembly alone. Not a user option.
     private let noDissect = getenv("ZONEWATCH_NO_DISSECT").map { String(cString: $0) == "1" } ?? false
@@ -64,7 +61,6 @@ public final class Engine {
     /// Creates an engine.
     public init(configuration: EngineConfiguration = .init()) {
         self.configuration = configuration
-        aheadHashes.initialize(repeating: 0, count: 48)
         flows = FlowTable(limits: configuration.flowLimits)
         sink.pduRecordsEnabled = configuration.pduRecords
         sink.transactionRecordsEnabled = configuration.transactionRecords
@@ -72,8 +68,6 @@ public final class Engine {
 
     /// Live flows.
     public var liveFlows: Int { flows.count }
-
-    deinit { aheadHashes.deallocate() }
 
     /// How many packets ahead `prefetchFlows` wants to see (`PacketSource.upcoming(Engine.prefetchDistance)`).
     public static let prefetchDistance = 8
@@ -85,26 +79,21 @@ public final class Engine {
     /// interleaved flows these are otherwise three dependent cache misses per packet. Hints only: nothing here
     /// changes what is computed (a stale slot only wastes a prefetch).
     public func prefetchFlows(ahead: ByteView?, linkType: Int32) {
-        let next = packetsProcessed &+ 1   // positions count this engine's packets (workers see every n-th frame)
-        let far = next &+ UInt64(Engine.prefetchDistance), near = next &+ UInt64(Engine.prefetchDistance / 2)
-        let nearest = next &+ UInt64(Engine.prefetchDistance / 4)
+        var hash: UInt64?
         if let bytes = ahead, linkType == PacketDecoder.ethernet, let t = PacketDecoder.commonEthernetFlowTuple(bytes) {
-            let hash = FlowKey(v4Source: t.source, destination: t.destination, sourcePort: t.sourcePort,
-                               destinationPort: t.destinationPort, ipProtocol: t.ipProtocol).fastHash
-            let i = Int(far & 15) * 3
-            aheadHashes[i] = far; aheadHashes[i + 1] = hash; aheadHashes[i + 2] = UInt64.max
-            flows.prefetchIndex(hash: hash)
+            hash = FlowKey(v4Source: t.source, destination: t.destination, sourcePort: t.sourcePort,
+                           destinationPort: t.destinationPort, ipProtocol: t.ipProtocol).fastHash
         }
-        let j = Int(near & 15) * 3
-        if aheadHashes[j] == near { aheadHashes[j + 2] = UInt64(bitPattern: Int64(flows.prefetchSlot(hash: aheadHashes[j + 1]))) }
-        let k = Int(nearest & 15) * 3
-        if aheadHashes[k] == nearest, let state = flows.initialisedState(Int32(truncatingIfNeeded: aheadHashes[k + 2])) {
-            switch ApplicationKind(rawValue: state.pointee.application) {
-            case .modbus: modbus.prefetch(state.pointee.applicationSlot)
-            case .dnp3: dnp3.prefetch(state.pointee.applicationSlot)
-            case .s7comm: s7comm.prefetch(state.pointee.applicationSlot)
-            default: break
-            }
+        // Positions count this engine's packets (workers see every n-th frame).
+        let s = flows.prefetchAhead(hash: hash, position: packetsProcessed &+ 1 &+ UInt64(Engine.prefetchDistance),
+                                    distance: UInt64(Engine.prefetchDistance))
+        guard s >= 0 else { return }
+        let state = flows.slots + Int(s)
+        switch ApplicationKind(rawValue: state.pointee.application) {
+        case .modbus: modbus.prefetch(state.pointee.applicationSlot)
+        case .dnp3: dnp3.prefetch(state.pointee.applicationSlot)
+        case .s7comm: s7comm.prefetch(state.pointee.applicationSlot)
+        default: break
         }
     }
 
@@ -120,6 +109,7 @@ public final class Engine {
         statistics.bytes &+= UInt64(bytes.count)
         if wireLength > bytes.count { statistics.truncatedPackets &+= 1 }
         if time.seconds >= nextSweep { sweep() }
+        if linkType == PacketDecoder.ethernet && processEstablishedTCPv4(bytes, wireLength: wireLength, time: time) { return }
 
         let packet: PacketView
         do {
@@ -167,6 +157,51 @@ public final class Engine {
             if packet.payloadLength > 0 { deliver(slot, side: side, event: .data(payload)) }
         default: break
         }
+    }
+
+    /// Most packets of a long-lived ICS connection in one pass: untagged Ethernet II, IPv4 without options and not
+    /// a fragment, TCP with ACK and none of SYN, FIN, RST, the whole IP packet captured, of a live flow whose
+    /// streams hold nothing out of order, carrying the next bytes in sequence (or none). For such a packet this
+    /// does exactly what the general path below would (counters, LRU, reassembly, delivery) and returns true;
+    /// for anything else it changes nothing and returns false. The general path builds a `PacketView`, a key and
+    /// a stream event, and costs several times more.
+    @inline(__always)
+    private func processEstablishedTCPv4(_ bytes: ByteView, wireLength: Int, time: PacketTime) -> Bool {
+        let n = bytes.count
+        guard n >= 54, let p = bytes.raw.baseAddress else { return false }
+        @inline(__always) func u8(_ o: Int) -> UInt8 { p.load(fromByteOffset: o, as: UInt8.self) }
+        @inline(__always) func u16(_ o: Int) -> UInt16 { UInt16(bigEndian: p.loadUnaligned(fromByteOffset: o, as: UInt16.self)) }
+        @inline(__always) func u32(_ o: Int) -> UInt32 { UInt32(bigEndian: p.loadUnaligned(fromByteOffset: o, as: UInt32.self)) }
+        guard u16(12) == 0x0800, u8(14) == 0x45, u16(20) & 0x3FFF == 0, u8(23) == 6 else { return false }
+        let ipEnd = 14 + Int(u16(16))
+        let flags = u8(47)
+        let payloadOffset = 34 + Int(u8(46) >> 4) * 4
+        guard flags & (PacketView.syn | PacketView.fin | PacketView.rst | PacketView.ack) == PacketView.ack,
+              payloadOffset >= 54, payloadOffset <= ipEnd, ipEnd <= n else { return false }
+        let source = u32(26), sourcePort = u16(34)
+        let key = FlowKey(v4Source: source, destination: u32(30), sourcePort: sourcePort, destinationPort: u16(36), ipProtocol: 6)
+        guard let slot = flows.find(key, hash: key.fastHash) else { return false }
+        let state = flows.slots + Int(slot)
+        let sentByLow = IPAddress(v4: source) == key.lowIP && sourcePort == key.lowPort
+        let side: FlowSide = sentByLow == state.pointee.initiatorIsLow ? .initiator : .responder
+        // The peer's held segments would be released by this acknowledgement: the general path handles that.
+        guard !streamPointer(slot, side.opposite).pointee.holdsSegments else { return false }
+        let length = ipEnd - payloadOffset
+        if length > 0 {
+            guard streamPointer(slot, side).pointee.advanceInOrder(sequence: u32(38), length: length) else { return false }
+        }
+        let ipBytes = UInt64(wireLength)
+        if side == .initiator {
+            state.pointee.packets.0 &+= 1; state.pointee.bytes.0 &+= ipBytes
+        } else {
+            state.pointee.packets.1 &+= 1; state.pointee.bytes.1 &+= ipBytes
+        }
+        if state.pointee.lastSeen.seconds != time.seconds { flows.touch(slot) }
+        state.pointee.lastSeen = time
+        if length > 0 {
+            deliver(slot, side: side, event: .data(ByteView(UnsafeRawBufferPointer(start: p + payloadOffset, count: length))))
+        }
+        return true
     }
 
     /// Moves the engine's clock without a packet: the current frame and time become `frame` and `time`, and the

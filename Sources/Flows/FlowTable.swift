@@ -51,6 +51,9 @@ public final class FlowTable {
     @exclusivity(unchecked) private var next: UnsafeMutablePointer<Int32>
     @exclusivity(unchecked) private var list: UnsafeMutablePointer<UInt8>       // 0 active, 1 closed
     @exclusivity(unchecked) private var freeSlots: [Int32] = []
+    /// `prefetchAhead`'s packets in flight by position mod 16: [3i] position, [3i+1] flow hash, [3i+2] slot once
+    /// looked up (UInt64.max: none).
+    private let aheadRing = UnsafeMutablePointer<UInt64>.allocate(capacity: 48)
     @exclusivity(unchecked) private var mask: Int
     private let capacity: Int
     /// The bounds in force.
@@ -72,13 +75,14 @@ public final class FlowTable {
         previous = .allocate(capacity: slotCapacity)
         next = .allocate(capacity: slotCapacity)
         list = .allocate(capacity: slotCapacity)
+        aheadRing.initialize(repeating: 0, count: 48)
     }
 
     deinit {
         slots.deinitialize(count: slotCount)
         FlowTable.releaseSlots(slots)
         free(index)
-        previous.deallocate(); next.deallocate(); list.deallocate()
+        previous.deallocate(); next.deallocate(); list.deallocate(); aheadRing.deallocate()
     }
 
     @inline(__always) private static func entry(_ hash: UInt64, _ slot: Int32) -> UInt64 {
@@ -192,6 +196,29 @@ public final class FlowTable {
             i = (i + 1) & mask
         }
         return -1
+    }
+
+    /// One step of the flow prefetch pipeline, once per packet, before the packet is processed: `hash` is the flow
+    /// hash of the packet `distance` places ahead, numbered `position` (nil: not known). Starts loading that
+    /// packet's index entry; looks up the packet `distance / 2` ahead in the index (its entry has had time to
+    /// arrive) and starts loading its flow state; returns the slot of the packet `distance / 4` ahead (its state
+    /// has had time to arrive; -1: none), for a hint about what the state points to. With thousands of
+    /// interleaved flows these are otherwise dependent cache misses on every packet. Hints only: lookups see no
+    /// difference, and a stale slot (the flow ended meanwhile) only wastes a prefetch. `distance` must be a
+    /// power of two of at most 16.
+    @inline(__always)
+    public func prefetchAhead(hash: UInt64?, position: UInt64, distance: UInt64) -> Int32 {
+        if let h = hash {
+            let i = Int(position & 15) &* 3
+            aheadRing[i] = position; aheadRing[i &+ 1] = h; aheadRing[i &+ 2] = UInt64.max
+            prefetchIndex(hash: h)
+        }
+        let near = position &- distance / 2, j = Int(near & 15) &* 3
+        if aheadRing[j] == near { aheadRing[j &+ 2] = UInt64(bitPattern: Int64(prefetchSlot(hash: aheadRing[j &+ 1]))) }
+        let nearest = position &- (distance &- distance / 4), k = Int(nearest & 15) &* 3
+        guard aheadRing[k] == nearest else { return -1 }
+        let s = Int32(truncatingIfNeeded: aheadRing[k &+ 2])
+        return s >= 0 && Int(s) < slotCount ? s : -1
     }
 
     /// The state in slot `s` if `s` names an initialised slot (for hints that carry a possibly stale slot number;

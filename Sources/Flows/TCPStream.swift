@@ -122,6 +122,18 @@ public struct TCPStream {
     /// Bytes held out of order.
     public var heldByteCount: Int { heldBytes }
 
+    /// Whether out-of-order segments are held (then an acknowledgement from the peer may release them).
+    public var holdsSegments: Bool { !held.isEmpty }
+
+    /// The in-order case of `segment` in one step, for the engine's established-flow path: when the stream is
+    /// synchronised, holds nothing and `sequence` is the next byte expected, moves past the `length` bytes (which
+    /// the caller then delivers whole) and returns true; otherwise changes nothing and returns false.
+    public mutating func advanceInOrder(sequence: UInt32, length: Int) -> Bool {
+        guard synchronized, sequence == nextSequence, held.isEmpty else { return false }
+        nextSequence = nextSequence &+ UInt32(truncatingIfNeeded: length)
+        return true
+    }
+
     private mutating func deliverInOrder(_ payload: ByteView, wireLength: Int, origin: (UInt64, PacketTime)? = nil,
                                          deliver: (StreamEvent) -> Void) {
         if !payload.isEmpty {

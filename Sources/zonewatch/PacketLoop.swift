@@ -1,6 +1,7 @@
 import Glibc
 import Synchronization
 import Capture
+import Wire
 import Engine
 import Appliance
 
@@ -21,37 +22,43 @@ func monotonicSeconds() -> Double {
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }
 
+/// The replay loop's per-packet work: a flow prefetch hint for a packet ahead, then the packet itself.
+private final class ReplayConsumer: PacketConsumer {
+    let engine: Engine
+    let source: PacketSource
+    let linkType: Int32
+    // Diagnostic for scripts/bench (ZONEWATCH_NO_PREFETCH=1): measure without the flow prefetch hints.
+    let prefetch = getenv("ZONEWATCH_NO_PREFETCH") == nil
+
+    init(engine: Engine, source: PacketSource) {
+        self.engine = engine; self.source = source; linkType = source.linkType.rawValue
+    }
+
+    override func consume(_ header: PacketHeader, _ bytes: ByteView) {
+        if prefetch { engine.prefetchFlows(ahead: source.upcoming(Engine.prefetchDistance), linkType: linkType) }
+        engine.process(bytes, linkType: linkType, time: header.time, wireLength: header.wireLength)
+    }
+
+    override var stopRequested: Bool { zonewatch.stopRequested.load(ordering: .relaxed) }
+}
+
 /// Reads every packet of `source` into `engine`, draining records to `records` as they pile up.
 /// Returns the read error that ended the loop early (a truncated file), if any.
 func runPacketLoop(_ source: PacketSource, session: RunSession, showProgress: Bool) -> CaptureError? {
     let engine = session.engine
-    let linkType = source.linkType.rawValue
-    // Diagnostic for scripts/bench (ZONEWATCH_NO_PREFETCH=1): measure without the flow prefetch hints.
-    let prefetch = getenv("ZONEWATCH_NO_PREFETCH") == nil
-    var count: UInt64 = 0
+    let consumer = ReplayConsumer(engine: engine, source: source)
     var lastProgress = monotonicSeconds()
     while !stopRequested.load(ordering: .relaxed) {
-        let next: PacketSource.Next
-        do { next = try source.next() } catch { return error }
-        switch next {
-        case .packet(let header, let bytes):
-            if prefetch { engine.prefetchFlows(ahead: source.upcoming(Engine.prefetchDistance), linkType: linkType) }
-            engine.process(bytes, linkType: linkType, time: header.time, wireLength: header.wireLength)
-            count &+= 1
-            if count & 4095 == 0 {
-                if engine.bufferedRecordBytes > 1 << 20 { engine.drainRecords(session.write) }
-                if showProgress {
-                    let t = monotonicSeconds()
-                    if t - lastProgress >= 1 {
-                        lastProgress = t
-                        printErrorRaw("\rzonewatch: \(engine.statistics.packets) packets, \(engine.liveFlows) live flows")
-                    }
-                }
+        let read: Int
+        do { read = try source.dispatch(batch: 4096, to: consumer) } catch { return error }
+        if read == 0 { return nil }
+        if engine.bufferedRecordBytes > 1 << 20 { engine.drainRecords(session.write) }
+        if showProgress {
+            let t = monotonicSeconds()
+            if t - lastProgress >= 1 {
+                lastProgress = t
+                printErrorRaw("\rzonewatch: \(engine.statistics.packets) packets, \(engine.liveFlows) live flows")
             }
-        case .timeout:
-            engine.drainRecords(session.write)
-        case .end:
-            return nil
         }
     }
     return nil
