@@ -177,6 +177,46 @@ import Records
         #expect(h.dissector.pending.live == PendingTable.capacity)
     }
 
+    /// Without transaction records only keys are filed (`PendingTable.insertKey`): the overflow anomaly comes at the
+    /// same request as with records, once, and the request array is never allocated.
+    @Test func pendingTableWithoutRecordsKeepsKeysOnly() {
+        let with = Harness(), without = Harness(records: false, transactions: false)
+        var overflowAt: [Int] = [], overflowAtWithout: [Int] = []
+        for ref in 0..<(PendingTable.capacity + 3) {
+            let pdu = S7Wire.dt(S7Wire.s7(rosctr: 1, ref: ref, params: [0x04, 0x01] + S7Wire.item(area: 0x84, db: 1, byte: 0, count: 1)))
+            with.feed(pdu); without.feed(pdu)
+            if with.anomalies.contains(where: { $0.kind.description == "pending_requests_overflow" }) && overflowAt.isEmpty { overflowAt.append(ref) }
+            if without.anomalies.contains(where: { $0.kind.description == "pending_requests_overflow" }) && overflowAtWithout.isEmpty {
+                overflowAtWithout.append(ref)
+            }
+        }
+        #expect(overflowAt == [PendingTable.capacity] && overflowAtWithout == overflowAt)
+        #expect(without.anomalies.filter { $0.kind.description == "pending_requests_overflow" }.count == 1)
+        #expect(without.dissector.pending.live == PendingTable.capacity && without.dissector.pending.slots.isEmpty)
+        #expect(without.operations.count == with.operations.count)
+    }
+
+    @Test func insertKeySupersedesEvictsAndFillsHoles() {
+        var t = PendingTable()
+        #expect(t.insertKey(side: .initiator, pduReference: 1, userdata: false) == .added)
+        #expect(t.insertKey(side: .initiator, pduReference: 1, userdata: false) == .sameKey)
+        #expect(t.insertKey(side: .responder, pduReference: 1, userdata: false) == .added)   // the side is part of the key
+        #expect(t.insertKey(side: .initiator, pduReference: 1, userdata: true) == .added)    // and the kind
+        t.remove(side: .initiator, pduReference: 1, userdata: false)
+        #expect(t.live == 2)
+        #expect(t.insertKey(side: .initiator, pduReference: 9, userdata: false) == .added)   // into the hole
+        for ref in 100..<(100 + PendingTable.capacity - 3) {
+            #expect(t.insertKey(side: .initiator, pduReference: UInt16(ref), userdata: false) == .added)
+        }
+        #expect(t.live == PendingTable.capacity)
+        #expect(t.insertKey(side: .initiator, pduReference: 9, userdata: false) == .sameKey)
+        #expect(t.insertKey(side: .initiator, pduReference: 7, userdata: false) == .evicted)
+        #expect(t.live == PendingTable.capacity && t.slots.isEmpty)
+        var drained = 0
+        t.drain { _ in drained += 1 }
+        #expect(drained == 0 && t.live == 0)   // keys only: nothing to hand out
+    }
+
     /// The scans stop early once every live key was seen; holes left by acks must not hide a live key
     /// behind them, and a new request takes the first hole.
     @Test func pendingTableFindsKeysBehindHoles() {

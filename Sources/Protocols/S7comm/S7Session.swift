@@ -83,6 +83,8 @@ struct PendingTable {
     private var keys = SIMD64<UInt32>()
     private var allocated = false   // inline, so that checking it does not touch `slots`' storage
     private(set) var live = 0
+    /// The slot `insertKey` evicts next when the table is full.
+    private var evictNext: UInt8 = 0
 
     /// The slot key of a request: never 0.
     private static func key(side: FlowSide, pduReference: UInt16, userdata: Bool) -> UInt32 {
@@ -125,6 +127,38 @@ struct PendingTable {
         return old
     }
 
+    /// What `insertKey` did.
+    enum KeyInsertion { case added, sameKey, evicted }
+
+    /// `insert` for a flow without transaction records: only the key is filed (nothing will read the request, and
+    /// writing it cost a uniqueness check and a cache miss on the flow's request array per request). A full
+    /// table drops the key in slot `evictNext` rather than the oldest (which needs the requests' frames): with
+    /// records off the only trace of an eviction is the flow's one `pending_requests_overflow` anomaly, raised at
+    /// the first eviction either way, so which key goes is not observable.
+    mutating func insertKey(side: FlowSide, pduReference: UInt16, userdata: Bool) -> KeyInsertion {
+        let k = PendingTable.key(side: side, pduReference: pduReference, userdata: userdata)
+        var free = -1, seen = 0, match = -1
+        let live = self.live
+        withUnsafeBytes(of: &keys) { raw in   // the scan of `insert`
+            let keys = raw.bindMemory(to: UInt32.self)
+            for i in 0..<PendingTable.capacity {
+                let key = keys[i]
+                if key == 0 {
+                    if free < 0 { free = i }
+                } else {
+                    if key == k { match = i; return }
+                    seen += 1
+                }
+                if seen == live && free >= 0 { return }
+            }
+        }
+        if match >= 0 { return .sameKey }
+        if free >= 0 { keys[free] = k; self.live += 1; return .added }
+        keys[Int(evictNext)] = k
+        evictNext = (evictNext &+ 1) % UInt8(PendingTable.capacity)
+        return .evicted
+    }
+
     /// Frees the key of the request from `side` with `pduReference` and returns its slot; -1 when none.
     /// Stops once all `live` keys were compared.
     @inline(__always) private mutating func removeSlot(side: FlowSide, pduReference: UInt16, userdata: Bool) -> Int {
@@ -157,15 +191,19 @@ struct PendingTable {
 
     /// Removes the request from `side` with `pduReference`, if pending, without copying it out
     /// (records off: nothing will read it).
+    /// `slots` is not touched: nothing reads a freed request (and a table filled by `insertKey` has none).
     mutating func remove(side: FlowSide, pduReference: UInt16, userdata: Bool) {
-        let i = removeSlot(side: side, pduReference: pduReference, userdata: userdata)
-        if i >= 0 { slots[i].used = false }
+        _ = removeSlot(side: side, pduReference: pduReference, userdata: userdata)
     }
 
     /// Removes and returns every pending request (oldest first is not guaranteed).
     mutating func drain(_ body: (PendingRequest) -> Void) {
         guard live > 0 else { return }
-        for i in 0..<keys.scalarCount where keys[i] != 0 { keys[i] = 0; slots[i].used = false; body(slots[i]) }
+        for i in 0..<keys.scalarCount where keys[i] != 0 {
+            keys[i] = 0
+            // Keys filed by `insertKey` have no request behind them (records off: the caller reads nothing).
+            if allocated { slots[i].used = false; body(slots[i]) }
+        }
         live = 0
     }
 }

@@ -106,6 +106,15 @@ extension S7commDissector {
 
     /// Files a request as pending; whatever it displaces is logged as unanswered.
     mutating func remember(_ req: PendingRequest, sink: EventSink) {
+        guard sink.transactionRecordsEnabled else {
+            // Records off: the table only needs the key (see `PendingTable.insertKey`).
+            if pending.insertKey(side: req.side, pduReference: req.pduReference, userdata: req.userdata) == .evicted
+                && !reportedPendingOverflow {
+                reportedPendingOverflow = true
+                sink.emit(Anomaly(layer: "s7comm", kind: "pending_requests_overflow", offset: 0, value: Int64(PendingTable.capacity)), sender: req.side)
+            }
+            return
+        }
         guard let old = pending.insert(req) else { return }
         let sameKey = old.side == req.side && old.pduReference == req.pduReference && old.userdata == req.userdata
         if !sameKey && !reportedPendingOverflow {
