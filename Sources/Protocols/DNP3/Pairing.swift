@@ -7,14 +7,14 @@ import Records
 
 extension DNP3Dissector {
     // MARK: - Select-before-operate
-    func checkSelectBeforeOperate(_ fragment: ByteView, _ ah: DNP3ApplicationHeader, link: DNP3LinkHeader,
-                                  side: FlowSide, sink: EventSink, state st: DNP3FlowState) {
+    mutating func checkSelectBeforeOperate(_ fragment: ByteView, _ ah: DNP3ApplicationHeader, link: DNP3LinkHeader,
+                                           side: FlowSide, sink: EventSink) {
         switch ah.function {
         case .select:
-            st.session.select(side: side, source: link.source, destination: link.destination, sequence: ah.sequence,
+            sessionState().session.select(side: side, source: link.source, destination: link.destination, sequence: ah.sequence,
                               fragment: fragment, objectsAt: ah.length, time: sink.time)
         case .operate:
-            let verdict = st.session.operate(side: side, source: link.source, destination: link.destination,
+            let verdict = sessionState().session.operate(side: side, source: link.source, destination: link.destination,
                                              sequence: ah.sequence, fragment: fragment, objectsAt: ah.length, time: sink.time)
             let kind: StaticString
             switch verdict {
