@@ -93,4 +93,102 @@ import Records
         m.add("modbus"); m.add(" é "); m.add(String("zone ü"))
         #expect(String(decoding: m.bytes, as: UTF8.self) == "modbus é zone ü")
     }
+
+    /// Two conduits for one zone pair (masks of two bits), rules with and without lists, notify lists, a transport rule.
+    static let quietPolicy = """
+    version: 1
+    zones:
+      - {name: scada, security_level: 2, networks: [10.10.20.0/24]}
+      - {name: cell, security_level: 3, networks: [10.10.30.0/24]}
+    conduits:
+      - name: first
+        from: scada
+        to: cell
+        allow:
+          - {protocol: modbus, access: [write], unit_ids: ["1-3"]}
+          - {protocol: modbus, access: [read, write, diagnostic]}
+          - {protocol: s7comm, access: [read, program_download]}
+          - {protocol: tcp, ports: [502, 20000]}
+        notify: [program_download, diagnostic]
+      - name: second
+        from: scada
+        to: cell
+        allow:
+          - {protocol: s7comm, access: [write, program_download]}
+          - {protocol: s7comm}
+        notify: [lifecycle]
+    intra_zone: monitor
+    default: deny
+    """
+
+    /// `quietAccessMask` only names classes `evaluate` allows whatever the operation, and names the ones a rule with no
+    /// lists decides first.
+    @Test func quietAccessMaskAgreesWithEvaluate() {
+        let p = compiled(Self.quietPolicy)
+        let v = p.resolve(initiator: Endpoint(ip: IPAddress("10.10.20.7")!, port: 40000),
+                          responder: Endpoint(ip: IPAddress("10.10.30.5")!, port: 502), transport: .tcp)
+        #expect(v.kind == .conduit && v.conduitMask.nonzeroBitCount == 2)
+        func quiet(_ app: AppProtocol) -> UInt16 {
+            p.quietAccessMask(app, pairStart: v.pairStart, conduitMask: v.conduitMask, transportMask: v.transportMask)
+        }
+        func bits(_ classes: [AccessClass]) -> UInt16 { classes.reduce(0) { $0 | 1 << UInt16($1.rawValue) } }
+        // modbus: write is decided by a rule with unit ids first, diagnostic is notified, read is plain.
+        #expect(quiet(.modbus) == bits([.read]))
+        // s7comm: read by `first`; program_download notified by `first`; the rest by `second`'s any-access rule,
+        // except lifecycle (notified there).
+        #expect(quiet(.s7comm) == bits(AccessClass.allCases.filter { ![.programDownload, .lifecycle, .response].contains($0) }))
+        // dnp3: no rule of its own; the transport rule of `first` covers port 502 with any content, notify aside.
+        #expect(quiet(.dnp3) == bits(AccessClass.allCases.filter { ![.programDownload, .diagnostic, .response].contains($0) }))
+        for app in AppProtocol.allCases {
+            let mask = quiet(app)
+            for access in AccessClass.allCases where mask & 1 << UInt16(access.rawValue) != 0 {
+                for unit: Int32 in [-1, 1, 7, 300] {
+                    for address: Int64 in [-1, 0, 70_000] {
+                        var o = op(app, access, fc: 3, "x", unit: unit, address: address, quantity: 4)
+                        o.area = 0x84; o.dbNumber = 9
+                        #expect(p.evaluate(o, verdict: v).kind == .allowed, "\(app) \(access)")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Engine contexts (masks and the quiet mask in the slot entry) raise what plain contexts raise and count the same
+    /// suppressed ICS-operation rules, for allowed, notified, list-decided and denied operations alike.
+    @Test func engineConduitFastPathMatchesPlainContexts() {
+        func scenario(engine: Bool) -> (String, DetectionCounters) {
+            let d = Detector(policy: compiled(Self.quietPolicy))
+            var alerts: [Alert] = []
+            var flows: [FlowContext] = []
+            for (i, (dport, app)) in [(UInt16(502), AppProtocol.modbus), (102, .s7comm), (502, .dnp3)].enumerated() {
+                var f = flow("10.10.20.7", "10.10.30.5", sport: UInt16(40_000 + i), dport: dport)
+                if engine { f.flowSlot = Int32(i); f.flowSerial = UInt64(i + 1) }
+                d.flowStarted(f, frame: 1, time: t0, alerts: &alerts)
+                d.flowIdentified(f, appProtocol: app, frame: 2, time: t0, alerts: &alerts)
+                flows.append(f)
+            }
+            var frame: UInt64 = 10
+            for round in 0..<3 {
+                for (i, app) in [AppProtocol.modbus, .s7comm, .dnp3].enumerated() {
+                    for access in AccessClass.allCases {
+                        for unit: Int32 in [1, 5] {
+                            frame += 1
+                            // Restart and stop function codes: ICS-operation rules, suppressed when a conduit allows them.
+                            let fc: UInt16 = app == .modbus ? 8 : app == .dnp3 ? 0x0D : 0x29
+                            var o = op(app, access, fc: fc, "f", unit: unit, address: Int64(round), quantity: 1, sub: 1, frame: frame,
+                                       seconds: 1_000 + Int64(round))
+                            o.sender = access == .response ? .responder : .initiator
+                            d.operation(o, flow: flows[i], alerts: &alerts)
+                        }
+                    }
+                }
+            }
+            d.finish(alerts: &alerts)
+            return (ecs(alerts), d.counters)
+        }
+        let viaEngine = scenario(engine: true), plain = scenario(engine: false)
+        #expect(!plain.0.isEmpty && plain.1.suppressedByConduit > 0)
+        #expect(viaEngine.0 == plain.0)
+        #expect(viaEngine.1 == plain.1)
+    }
 }
