@@ -135,7 +135,6 @@ public final class EventSink {
         let fresh = UnsafeMutablePointer<Operation>.allocate(capacity: capacity)
         fresh.moveInitialize(from: state.pointee.operationBuffer, count: state.pointee.operationCount)
         state.pointee.operationBuffer.deallocate()
-        state.pointee.pduCountBuffer.deallocate()
         state.pointee.operationBuffer = fresh
         state.pointee.operationCapacity = capacity
     }
