@@ -196,6 +196,15 @@ import Records
         #expect(without.operations.count == with.operations.count)
     }
 
+    /// What every PDU reads sits in the first 256 bytes of the state, the part the engine prefetches.
+    @Test func hotFieldsAreInTheStatesFirstLines() {
+        let hot: [PartialKeyPath<S7commDissector>] = [\.negotiatedPDUSize, \.reportedPendingOverflow, \.initiatorState,
+                                                      \.responderState, \.cotpBuffer, \.pending]
+        for k in hot { #expect(MemoryLayout<S7commDissector>.offset(of: k)! < 160) }
+        // The table's counters and its first keys follow right behind.
+        #expect(MemoryLayout<S7commDissector>.offset(of: \.pending)! + MemoryLayout<PendingTable>.offset(of: \.live)! < 192)
+    }
+
     @Test func insertKeySupersedesEvictsAndFillsHoles() {
         var t = PendingTable()
         #expect(t.insertKey(side: .initiator, pduReference: 1, userdata: false) == .added)

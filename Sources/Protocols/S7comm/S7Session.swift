@@ -79,12 +79,14 @@ struct S7ResponseSummary {
 /// whole table.
 struct PendingTable {
     static let capacity = 64
-    private(set) var slots: [PendingRequest] = []
-    private var keys = SIMD64<UInt32>()
-    private var allocated = false   // inline, so that checking it does not touch `slots`' storage
+    // The counters before the keys, and the keys' first slots (the ones a flow with a request or two in flight
+    // scans) right behind them: all within the lines the engine prefetches of the flow's dissector state.
     private(set) var live = 0
+    private var allocated = false   // inline, so that checking it does not touch `slots`' storage
     /// The slot `insertKey` evicts next when the table is full.
     private var evictNext: UInt8 = 0
+    private(set) var slots: [PendingRequest] = []
+    private var keys = SIMD64<UInt32>()
 
     /// The slot key of a request: never 0.
     private static func key(side: FlowSide, pduReference: UInt16, userdata: Bool) -> UInt32 {
