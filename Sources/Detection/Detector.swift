@@ -245,14 +245,23 @@ public final class Detector {
     public func flowIdentified(_ flow: FlowContext, appProtocol: AppProtocol?, frame: UInt64, time: PacketTime, alerts: inout [Alert]) {
         aggregator.sweep(time, into: &alerts)
         guard let policy else { return }
+        if let e = engineSlotIndex(for: flow) {
+            // The engine-slot entry says what `allowsProtocol` reads, so an allowed flow's state is not read.
+            let h = engineSlots[e]
+            if h.conduitMask != 0 {
+                let (pairStart, conduitMask, transportMask) = (h.pairStart, UInt64(h.conduitMask), UInt64(h.transportMask))
+                if let app = appProtocol {
+                    engineSlots[e].quietAccess = policy.quietAccessMask(app, pairStart: pairStart, conduitMask: conduitMask,
+                                                                        transportMask: transportMask)
+                    engineSlots[e].quietProtocol = app.rawValue &+ 1
+                }
+                if policy.allowsProtocol(appProtocol, pairStart: pairStart, conduitMask: conduitMask, transportMask: transportMask) { return }
+            } else if h.kind != .conduit {
+                return   // `allowsProtocol` allows every flow that is not `.conduit`
+            }
+        }
         let slot = slotIndex(for: flow)
         let v = slots[slot].verdict
-        if let app = appProtocol, let e = engineSlotIndex(for: flow), engineSlots[e].conduitMask != 0 {
-            let h = engineSlots[e]
-            engineSlots[e].quietAccess = policy.quietAccessMask(app, pairStart: h.pairStart, conduitMask: UInt64(h.conduitMask),
-                                                                transportMask: UInt64(h.transportMask))
-            engineSlots[e].quietProtocol = app.rawValue &+ 1
-        }
         guard v.kind == .conduit, !policy.allowsProtocol(appProtocol, verdict: v) else { return }
         slots[slot].protocolDenied = true
         if let e = engineSlotIndex(for: flow) { engineSlots[e].protocolDenied = true }

@@ -290,14 +290,19 @@ public final class CompiledPolicy: Sendable {
     /// Returns the conduit to name, and whether it is allowed.
     public func allowsProtocol(_ app: AppProtocol?, verdict v: FlowVerdict) -> Bool {
         guard v.kind == .conduit else { return true }
+        return allowsProtocol(app, pairStart: v.pairStart, conduitMask: v.conduitMask, transportMask: v.transportMask)
+    }
+
+    /// `allowsProtocol` for a `.conduit` verdict given by the fields it reads.
+    public func allowsProtocol(_ app: AppProtocol?, pairStart: Int32, conduitMask: UInt64, transportMask: UInt64) -> Bool {
         if let app {
-            var m = v.conduitMask
+            var m = conduitMask
             while m != 0 {
                 let i = m.trailingZeroBitCount; m &= m - 1
-                if conduits[Int(pairConduits[Int(v.pairStart) + i])].appMask & (1 << app.rawValue) != 0 { return true }
+                if appMasks[Int(pairConduits[Int(pairStart) + i])] & (1 << app.rawValue) != 0 { return true }
             }
         }
-        return v.transportMask != 0
+        return transportMask != 0
     }
 
     /// Checks one operation of a flow against the conduit(s) that cover it. Allocation-free.
