@@ -53,6 +53,9 @@ public final class OutputSet: @unchecked Sendable {
         }
     }
 
+    /// A hand-over point for one producer thread's alert batches (see `AlertFeed`).
+    public func alertFeed() -> AlertFeed { AlertFeed(channels: channels.filter(\.wantsAlerts)) }
+
     /// Queues one finished JSON line (no newline) of a non-alert record kind; never blocks.
     public func deliver(record kind: RecordKind, line: ArraySlice<UInt8>) {
         guard wants(kind) else { return }
@@ -85,6 +88,104 @@ public final class OutputSet: @unchecked Sendable {
         json.key("outputs"); json.beginArray()
         for r in statsSnapshot() { r.writeJSON(to: &json) }
         json.endArray()
+    }
+}
+
+/// One producer's way of handing alerts to the outputs in batches: `deliver(_:now:)` moves a whole list
+/// of alerts into one shared batch and queues it with one lock per output, instead of a box, a lock and
+/// a copy of every alert (about 400 bytes of references to retain) per alert. Batches and their
+/// arrays come back through the queues' retire path and are reused, so a steady stream allocates
+/// nothing. Not thread-safe: one feed per producer thread (each may have its own).
+public final class AlertFeed {
+    private let channels: [OutputChannel]
+    /// Batches every output is done with, emptied, capacity kept.
+    @exclusivity(unchecked) private var spare: [AlertBatch] = []
+    /// Items the consumers retired, handed over by the last push.
+    @exclusivity(unchecked) private var reclaimed: [OutputItem] = []
+    /// Each output's `ItemQueue.takes` when this feed last pushed to it.
+    @exclusivity(unchecked) private var takesAtPush: [UInt64]
+    /// Batches allocated so far (tests: recycling keeps this small).
+    @exclusivity(unchecked) private(set) var batchesMade = 0
+
+    /// Most spare batches kept. Since alerts wait while an output is busy, only a few batches are in flight
+    /// at a time (more only when a busy output lets `holdLimit` alerts pile up again and again); this bounds
+    /// what an idle feed keeps to a few MB.
+    static let spareLimit = 32
+    /// Spare batches whose array grew past this many alerts (a final aggregation flush) are dropped.
+    static let spareCapacityLimit = 512
+    /// Most alerts held back while the outputs are busy (see `deliver`).
+    static let holdLimit = 256
+
+    init(channels: [OutputChannel]) {
+        self.channels = channels
+        takesAtPush = channels.map { $0.queue.takes.load(ordering: .relaxed) &- 1 }
+        spare.reserveCapacity(AlertFeed.spareLimit)
+        reclaimed.reserveCapacity(4096)
+    }
+
+    /// Queues every alert of `alerts`, in order, for every output whose filter takes it; never blocks.
+    /// Takes the alerts: `alerts` is left empty, with a recycled array's capacity.
+    ///
+    /// Unless `now` is set, alerts stay in `alerts` (the caller keeps appending to the list) while every
+    /// output still has the previous batch in its queue: it would sit beside that one until the output's
+    /// thread comes back for more, so the caller waits for that and then hands over everything at once.
+    /// A caller that holds alerts must call again with `now` when no more come for a while (engine ticks).
+    public func deliver(_ alerts: inout [Alert], now: Bool = true) {
+        guard !alerts.isEmpty else { return }
+        guard !channels.isEmpty else { alerts.removeAll(keepingCapacity: true); return }
+        if !now && alerts.count < AlertFeed.holdLimit {
+            var waiting = true
+            for i in channels.indices where channels[i].queue.takes.load(ordering: .relaxed) != takesAtPush[i] {
+                waiting = false; break
+            }
+            if waiting { return }
+        }
+        let batch = takeBatch()
+        swap(&batch.alerts, &alerts)
+        var shared = false
+        for i in channels.indices {
+            let c = channels[i]
+            let min = c.spec.minSeverity
+            var taken = 0
+            for a in batch.alerts where a.severity >= min { taken += 1 }
+            if taken == batch.alerts.count {
+                c.queue.push(batch: batch, reclaiming: &reclaimed)
+                shared = true
+            } else if taken > 0 {
+                // This output filters some of them out: a batch of its own, with copies of the rest.
+                let own = takeBatch()
+                for a in batch.alerts where a.severity >= min { own.alerts.append(a) }
+                c.queue.push(batch: own, reclaiming: &reclaimed)
+            } else {
+                continue
+            }
+            takesAtPush[i] = c.queue.takes.load(ordering: .relaxed)
+            recycleReclaimed()
+        }
+        if !shared { recycle(batch) }
+    }
+
+    private func takeBatch() -> AlertBatch {
+        if let b = spare.popLast() { return b }
+        batchesMade += 1
+        return AlertBatch()
+    }
+
+    /// Releases what the consumers retired, here, outside the queue's lock; keeps batches no output
+    /// holds any more.
+    private func recycleReclaimed() {
+        while let item = reclaimed.popLast() {
+            if case .alerts(let batch) = consume item { recycle(batch) }
+        }
+    }
+
+    private func recycle(_ batch: consuming AlertBatch) {
+        var b = batch
+        // Another output may still hold it: that output's retire brings it back later.
+        guard isKnownUniquelyReferenced(&b), spare.count < AlertFeed.spareLimit,
+              b.alerts.capacity <= AlertFeed.spareCapacityLimit else { return }
+        b.alerts.removeAll(keepingCapacity: true)
+        spare.append(b)
     }
 }
 
@@ -139,6 +240,12 @@ final class OutputChannel: @unchecked Sendable {
 
     /// The output's thread: take a batch, encode and route it, do the I/O, publish counters.
     private func run() {
+        // Batch scheduling: the kernel lets this thread's wake-ups wait for the running thread's time slice
+        // instead of preempting it, so delivery does not interrupt capture (and cool its caches) on a busy
+        // machine; its share of CPU time is unchanged. Best effort: an error leaves the default policy.
+        // On Linux pid 0 is the calling thread; SCHED_BATCH (3) is hidden by Glibc's headers without _GNU_SOURCE.
+        var param = sched_param()
+        _ = sched_setscheduler(0, 3, &param)
         var batch: [OutputItem] = []
         batch.reserveCapacity(4096)
         while true {
@@ -148,6 +255,14 @@ final class OutputChannel: @unchecked Sendable {
                 case .alert(let box):
                     encoder.encode(box.alert)
                     driver.route(encoder.message, kind: .alert)
+                case .alerts(let shared):
+                    // Read in place: copying an alert would retain its strings here, on lines capture frees.
+                    shared.alerts.withUnsafeBufferPointer { alerts in
+                        for i in alerts.indices {
+                            encoder.encode(alerts[i])
+                            driver.route(encoder.message, kind: .alert)
+                        }
+                    }
                 case .record(let kind, let line):
                     encoder.encode(record: kind, line: line[...])
                     driver.route(encoder.message, kind: kind)

@@ -10,15 +10,18 @@ import Output
 final class AlertPipeline: EngineObserver {
     let detector: Detector
     private let sink: EventSink
-    private let outputs: OutputSet?
+    /// The SIEM outputs' hand-over point for this thread's alerts (one batch per `publish`).
+    private let outputs: AlertFeed?
     /// Whether anyone reads alert lines (`alerts.jsonl`, `--alerts -`): without, an alert storm would format each
     /// alert as ECS JSON for nothing (a tenth of the capture thread's time in one).
     private let writesLines: Bool
     @exclusivity(unchecked) private var pending: [Alert] = []   // one engine thread
     @exclusivity(unchecked) private(set) var alertCount: UInt64 = 0
+    /// `pending[..<filed]` are counted and filed already, held for the outputs (see `AlertFeed.deliver`).
+    @exclusivity(unchecked) private var filed = 0
 
     init(detector: Detector, sink: EventSink, outputs: OutputSet?, writesLines: Bool = true) {
-        self.detector = detector; self.sink = sink; self.outputs = outputs; self.writesLines = writesLines
+        self.detector = detector; self.sink = sink; self.outputs = outputs?.alertFeed(); self.writesLines = writesLines
         pending.reserveCapacity(16)
     }
 
@@ -33,22 +36,35 @@ final class AlertPipeline: EngineObserver {
         if !pending.isEmpty { publish() }
     }
     func anomaly(_ a: Anomaly, flow: FlowContext?) { detector.anomaly(a, flow: flow, alerts: &pending); publish() }
-    func flowEnded(_ flow: FlowContext, reason: FlowEndReason) { detector.flowEnded(flow) }
-    func tick(time: PacketTime) { detector.tick(time: time, alerts: &pending); publish() }
-    func finish() { detector.finish(alerts: &pending); publish() }
+    func flowEnded(_ flow: FlowContext, reason: FlowEndReason) {
+        detector.flowEnded(flow)
+        if !pending.isEmpty { publish() }      // held alerts go as soon as the outputs are ready
+    }
+    func tick(time: PacketTime) { detector.tick(time: time, alerts: &pending); publish(now: true) }
+    func finish() { detector.finish(alerts: &pending); publish(now: true) }
 
-    /// Files every pending alert as an ECS line (when lines are read) and hands it to the SIEM outputs.
-    private func publish() {
-        guard !pending.isEmpty else { return }
-        for alert in pending {
-            alertCount &+= 1
+    /// Files every new pending alert as an ECS line (when lines are read) and hands the pending alerts to the SIEM
+    /// outputs, which take the list itself (moved into one batch, no per-alert copy) and leave `pending` empty —
+    /// or, while the outputs still have the last batch queued and `now` is not set, leave them for a later call:
+    /// an alert storm then goes out in a few large batches. Every engine callback calls this while alerts are
+    /// held, and ticks (each second of packet time; idle ticks when live) and the end of input send them anyway.
+    private func publish(now: Bool = false) {
+        if pending.count > filed {
+            alertCount &+= UInt64(pending.count - filed)
             if writesLines {
-                sink.json.reset()
-                alert.writeECS(to: &sink.json)
-                sink.finishLine(.alert)
+                for i in filed..<pending.count {
+                    sink.json.reset()
+                    pending[i].writeECS(to: &sink.json)
+                    sink.finishLine(.alert)
+                }
             }
-            outputs?.deliver(alert)
         }
-        pending.removeAll(keepingCapacity: true)
+        guard !pending.isEmpty else { return }
+        if let outputs {
+            outputs.deliver(&pending, now: now)
+        } else {
+            pending.removeAll(keepingCapacity: true)
+        }
+        filed = pending.count
     }
 }

@@ -1,11 +1,20 @@
 import Foundation
+import Synchronization
 import Records
 
 /// What an output's queue holds: records not yet encoded (encoding happens on the output's thread,
 /// off the capture path).
 enum OutputItem {
     case alert(AlertBox)
+    /// The alerts of one hand-over (`AlertFeed`), in order.
+    case alerts(AlertBatch)
     case record(RecordKind, [UInt8])
+
+    /// Records this item stands for (what the queue's bound and counters count).
+    var recordCount: Int {
+        if case .alerts(let batch) = self { return batch.alerts.count }
+        return 1
+    }
 }
 
 /// One alert, copied once and shared by every output's queue (an `Alert` is ~400 bytes of
@@ -15,8 +24,17 @@ final class AlertBox: Sendable {
     init(_ alert: Alert) { self.alert = alert }
 }
 
+/// The alerts one engine callback raised, moved (not copied) out of the producer's list, and shared by
+/// every output that takes all of them. The producer fills it while it is the only holder and recycles it,
+/// array capacity included, once every output has retired it (`AlertFeed`); outputs only read it.
+final class AlertBatch: @unchecked Sendable {
+    @exclusivity(unchecked) var alerts: [Alert] = []
+    init() {}
+}
+
 /// A bounded multi-producer, single-consumer queue. `push` never waits for the consumer: it takes a
-/// lock held only for an append or an array swap, and drops (counting) when the queue is full.
+/// lock held only for an append or an array swap, and drops (counting) when the queue is full. The bound
+/// and the counters are in records: a batch item counts its alerts.
 ///
 /// Wake-ups are rationed, because a wake-up is a futex syscall on the producer (the capture thread):
 /// at 100,000 alerts/s a consumer that drains each record as it comes and then sleeps costs capture
@@ -29,13 +47,19 @@ final class AlertBox: Sendable {
 /// and the next `push` frees it on the producer's thread. An alert's box and strings come from the
 /// producer's malloc arena; freed on the output thread they would go back through that arena's lock
 /// and leave the producer's heap to be refilled (page faults), which capture would pay for.
+/// `push(batch:reclaiming:)` instead hands the retired items to the producer, which frees them (and
+/// recycles its batches) after the lock is released.
 final class ItemQueue: @unchecked Sendable {
     private let condition = NSCondition()
     // Every stored property below is touched only with `condition` locked, so the runtime's
     // exclusivity checks (a TLS lookup per access, on the capture path) prove nothing: unchecked.
     @exclusivity(unchecked) private var items: [OutputItem] = []
     @exclusivity(unchecked) private var retired: [OutputItem] = []
+    @exclusivity(unchecked) private var queuedRecords = 0       // records in `items`
     private let capacity: Int
+    /// Takes that found items: a producer that saw this change since its last push knows the consumer has
+    /// what it pushed (read without the lock).
+    let takes = Atomic<UInt64>(0)
     @exclusivity(unchecked) private var consumerWaiting = false
     @exclusivity(unchecked) private var consumerNapping = false
     @exclusivity(unchecked) private var consumerBusy = false     // the last take returned records
@@ -61,15 +85,48 @@ final class ItemQueue: @unchecked Sendable {
         defer { condition.unlock() }
         // Frees the consumer's processed items here (see the type's comment); they are few per batch.
         if !retired.isEmpty { retired.removeAll(keepingCapacity: true) }
-        guard !stopped, items.count < capacity else { droppedCount &+= 1; return false }
+        guard !stopped, queuedRecords < capacity else { droppedCount &+= 1; return false }
+        append(item, records: 1)
+        return true
+    }
+
+    /// Appends `batch` (as much of it as fits: the rest is counted as dropped) and moves the items the
+    /// consumer retired into `reclaimed` (which must be empty), for the caller to release or recycle
+    /// outside the lock. Returns the alerts queued.
+    @discardableResult
+    func push(batch: AlertBatch, reclaiming reclaimed: inout [OutputItem]) -> Int {
+        let count = batch.alerts.count
+        condition.lock()
+        defer { condition.unlock() }
+        if !retired.isEmpty { swap(&retired, &reclaimed) }
+        let room = stopped ? 0 : max(0, capacity - queuedRecords)
+        if count <= room {
+            append(.alerts(batch), records: count)
+            return count
+        }
+        droppedCount &+= UInt64(count - room)
+        guard room > 0 else { return 0 }
+        // Rare (the queue is all but full): the part that fits, in order, as a batch of its own.
+        let head = AlertBatch()
+        head.alerts = Array(batch.alerts.prefix(room))
+        append(.alerts(head), records: room)
+        return room
+    }
+
+    /// Queues `item` and wakes the consumer if it waits; `condition` is locked.
+    private func append(_ item: OutputItem, records: Int) {
+        let before = queuedRecords
         items.append(item)
-        acceptedCount &+= 1
+        queuedRecords = before + records
+        acceptedCount &+= UInt64(records)
         if consumerWaiting {
             consumerWaiting = false; wakeUpCount &+= 1; condition.signal()   // one wake-up per idle wait
-        } else if consumerNapping && items.count == max(1, capacity / 2) {
-            consumerNapping = false; wakeUpCount &+= 1; condition.signal()   // filling up: end the nap
+        } else if consumerNapping {
+            let half = max(1, capacity / 2)
+            if before < half && queuedRecords >= half {
+                consumerNapping = false; wakeUpCount &+= 1; condition.signal()   // filling up: end the nap
+            }
         }
-        return true
     }
 
     /// Moves every queued item into `batch` (which must be empty), waiting up to `timeout` seconds
@@ -90,7 +147,9 @@ final class ItemQueue: @unchecked Sendable {
             }
         }
         consumerBusy = !items.isEmpty
+        if consumerBusy { takes.add(1, ordering: .relaxed) }
         swap(&items, &batch)
+        queuedRecords = 0
         return stopped
     }
 
@@ -128,7 +187,7 @@ final class ItemQueue: @unchecked Sendable {
     func counters() -> (accepted: UInt64, dropped: UInt64, queued: Int) {
         condition.lock()
         defer { condition.unlock() }
-        return (acceptedCount, droppedCount, items.count)
+        return (acceptedCount, droppedCount, queuedRecords)
     }
 }
 
