@@ -513,6 +513,16 @@ public final class Detector {
         return e
     }
 
+    /// Where the entry for an engine's flow slot lies (nil: beyond the table), for an engine to prefetch a few
+    /// packets before that flow's operations arrive: with 100,000 flows the entry is otherwise a cache miss per
+    /// operation, most of what `operation` costs. A hint only: the address is never read through, and it is stale
+    /// once the table grows.
+    public func entryAddress(flowSlot: Int32) -> UnsafeRawPointer? {
+        let e = Int(flowSlot)
+        guard e >= 0, e < engineSlots.count else { return nil }
+        return engineSlots.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress! + e) }
+    }
+
     /// The slot of `flow`'s cached state, resolving the flow when it is not cached (one-entry cache first).
     @inline(__always) func slotIndex(for flow: FlowContext) -> Int {
         let e = Int(flow.flowSlot)

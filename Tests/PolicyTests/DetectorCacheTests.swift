@@ -191,4 +191,16 @@ import Records
         #expect(viaEngine.0 == plain.0)
         #expect(viaEngine.1 == plain.1)
     }
+
+    /// The prefetch hint names the entry `operation` reads for the slot, and nothing beyond the table.
+    @Test func entryAddressNamesTheSlotsEntry() {
+        let d = Detector(policy: compiled())
+        var alerts: [Alert] = []
+        let f = engineFlow("10.10.20.10", "10.10.30.5", slot: 5, serial: 9)
+        d.flowStarted(f, frame: 1, time: t0, alerts: &alerts)
+        let expected = d.engineSlots.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress! + 5) }
+        #expect(d.entryAddress(flowSlot: 5) == expected)
+        #expect(d.entryAddress(flowSlot: -1) == nil)
+        #expect(d.entryAddress(flowSlot: Int32(d.engineSlots.count)) == nil)
+    }
 }
