@@ -291,8 +291,12 @@ public final class Detector {
         let slot: Int
         if let e = engineSlotIndex(for: flow) {
             let h = engineSlots[e]
-            if isQuiet(op, kind: h.kind, reversed: h.reversed, protocolDenied: h.protocolDenied, lastUnit: h.lastUnit) { return }
-            if h.conduitMask != 0 && !h.protocolDenied && isAllowedQuietly(op, h) { return }
+            // A conduit flow (its masks are in the entry) whose protocol is allowed: `isQuiet` would say no at once.
+            if h.conduitMask != 0 && !h.protocolDenied {
+                if isAllowedQuietly(op, h) { return }
+            } else if isQuiet(op, kind: h.kind, reversed: h.reversed, protocolDenied: h.protocolDenied, lastUnit: h.lastUnit) {
+                return
+            }
             slot = Int(h.slot)
         } else {
             slot = slotIndex(for: flow)
