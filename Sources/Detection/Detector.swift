@@ -293,7 +293,21 @@ public final class Detector {
             let h = engineSlots[e]
             // A conduit flow (its masks are in the entry) whose protocol is allowed: `isQuiet` would say no at once.
             if h.conduitMask != 0 && !h.protocolDenied {
-                if isAllowedQuietly(op, h) { return }
+                // What `checkOperation` does for an operation the conduit allows (not notified), decided from the
+                // entry alone: count an ICS-operation rule as suppressed, nothing else. A response is not checked at
+                // all. A denial or notify, a unit-id change or an identification request (the scan counters) goes on
+                // to `checkOperation`, with nothing changed here. (Written out here: as a function it stayed out of
+                // line, a call and copies per operation.)
+                if op.access == .response { return }
+                let fromInitiator = (op.sender == .initiator) != h.reversed
+                let unitChanged = op.unitID >= 0 && op.unitID != h.lastUnit && (op.appProtocol == .modbus || op.appProtocol == .dnp3)
+                if !fromInitiator || !(unitChanged || OperationRules.isIdentification(op)) {
+                    let accessBit: UInt16 = 1 << UInt16(op.access.rawValue)
+                    if h.quietProtocol == op.appProtocol.rawValue &+ 1 && h.quietAccess & accessBit != 0 || isAllowedByEvaluation(op, h) {
+                        if OperationRules.rule(for: op) != nil { stats.suppressedByConduit &+= 1 }
+                        return
+                    }
+                }
             } else if isQuiet(op, kind: h.kind, reversed: h.reversed, protocolDenied: h.protocolDenied, lastUnit: h.lastUnit) {
                 return
             }
@@ -320,28 +334,14 @@ public final class Detector {
         return !unitChanged && !OperationRules.isIdentification(op)
     }
 
-    /// Whether `checkOperation` would find `op` allowed by the conduit of a flow whose engine-slot entry is `h`
-    /// (a `.conduit` verdict with its masks in `h`, protocol not denied) and do nothing but count an ICS-operation
-    /// rule as suppressed, which this then does. False when it would do more (a denial or a notify, a unit-id
-    /// change or an identification request for the scan counters): `checkOperation` then runs in full, and
-    /// nothing has been changed here.
-    @inline(__always)
-    func isAllowedQuietly(_ op: Operation, _ h: EngineSlot) -> Bool {
-        // A response: no conduit check (`evaluate` says `.notChecked`), no ICS-operation rule, no scan counter.
-        if op.access == .response { return true }
-        if (op.sender == .initiator) != h.reversed {
-            let unitChanged = op.unitID >= 0 && op.unitID != h.lastUnit && (op.appProtocol == .modbus || op.appProtocol == .dnp3)
-            if unitChanged || OperationRules.isIdentification(op) { return false }
-        }
-        let accessBit: UInt16 = 1 << UInt16(op.access.rawValue)
-        if h.quietProtocol != op.appProtocol.rawValue &+ 1 || h.quietAccess & accessBit == 0 {
-            // Not decided by protocol and class alone. Only the verdict's kind is read; the conduit it would name is
-            // for denials.
-            guard let policy, policy.evaluate(op, conduit: -1, pairStart: h.pairStart, conduitMask: UInt64(h.conduitMask),
-                                              transportMask: UInt64(h.transportMask)).kind == .allowed else { return false }
-        }
-        if OperationRules.rule(for: op) != nil { stats.suppressedByConduit &+= 1 }
-        return true
+    /// Whether `CompiledPolicy.evaluate` allows `op` (not `.allowedNotify`) on the conduit flow whose masks `h` holds:
+    /// for operations the flow's quiet mask does not decide. Kept out of line: `operation`'s common path stays small.
+    @inline(never)
+    func isAllowedByEvaluation(_ op: Operation, _ h: EngineSlot) -> Bool {
+        // Only the verdict's kind is read; the conduit it would name is for denials.
+        guard let policy else { return false }
+        return policy.evaluate(op, conduit: -1, pairStart: h.pairStart, conduitMask: UInt64(h.conduitMask),
+                               transportMask: UInt64(h.transportMask)).kind == .allowed
     }
 
     /// Everything `operation` checks, for the flow's state in `slot`.
