@@ -102,6 +102,8 @@ public final class AlertFeed {
     @exclusivity(unchecked) private var spare: [AlertBatch] = []
     /// Items the consumers retired, handed over by the last push.
     @exclusivity(unchecked) private var reclaimed: [OutputItem] = []
+    /// The first output's queue (kept alive by `channels`), read without reference counting.
+    private let firstQueue: Unmanaged<ItemQueue>?
     /// Each output's `ItemQueue.takes` when this feed last pushed to it.
     @exclusivity(unchecked) private var takesAtPush: [UInt64]
     /// Batches allocated so far (tests: recycling keeps this small).
@@ -118,6 +120,7 @@ public final class AlertFeed {
 
     init(channels: [OutputChannel]) {
         self.channels = channels
+        firstQueue = channels.first.map { Unmanaged.passUnretained($0.queue) }
         takesAtPush = channels.map { $0.queue.takes.load(ordering: .relaxed) &- 1 }
         spare.reserveCapacity(AlertFeed.spareLimit)
         reclaimed.reserveCapacity(4096)
@@ -133,13 +136,7 @@ public final class AlertFeed {
     public func deliver(_ alerts: inout [Alert], now: Bool = true) {
         guard !alerts.isEmpty else { return }
         guard !channels.isEmpty else { alerts.removeAll(keepingCapacity: true); return }
-        if !now && alerts.count < AlertFeed.holdLimit {
-            var waiting = true
-            for i in channels.indices where channels[i].queue.takes.load(ordering: .relaxed) != takesAtPush[i] {
-                waiting = false; break
-            }
-            if waiting { return }
-        }
+        if !now && alerts.count < AlertFeed.holdLimit && outputsBusy() { return }
         let batch = takeBatch()
         swap(&batch.alerts, &alerts)
         var shared = false
@@ -163,6 +160,19 @@ public final class AlertFeed {
             recycleReclaimed()
         }
         if !shared { recycle(batch) }
+    }
+
+    /// Whether no output has taken anything from its queue since this feed last pushed to it. Called for
+    /// every engine callback while alerts are held: the usual single output is checked without touching
+    /// the channel list (no reference counting, no bounds checks).
+    @inline(__always) private func outputsBusy() -> Bool {
+        if channels.count == 1, let q = firstQueue {
+            return q._withUnsafeGuaranteedRef { $0.takes.load(ordering: .relaxed) } == takesAtPush[0]
+        }
+        for i in channels.indices where channels[i].queue.takes.load(ordering: .relaxed) != takesAtPush[i] {
+            return false
+        }
+        return true
     }
 
     private func takeBatch() -> AlertBatch {

@@ -60,11 +60,8 @@ final class AlertPipeline: EngineObserver {
             }
         }
         guard !pending.isEmpty else { return }
-        if let outputs {
-            outputs.deliver(&pending, now: now)
-        } else {
-            pending.removeAll(keepingCapacity: true)
-        }
+        // Optional chaining on the stored reference (`if let` took a retain and a release per call).
+        if outputs == nil { pending.removeAll(keepingCapacity: true) } else { outputs?.deliver(&pending, now: now) }
         filed = pending.count
     }
 }
