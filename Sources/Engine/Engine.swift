@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CPrefetch
 import Wire
 import Records
 import Decode
@@ -96,8 +97,9 @@ public final class Engine {
         case .modbus: modbus.prefetch(state.pointee.applicationSlot)
         case .dnp3: dnp3.prefetch(state.pointee.applicationSlot)
         case .s7comm: s7comm.prefetch(state.pointee.applicationSlot)
-        default: break
+        default: return   // no operations to come: detection reads nothing of this flow's
         }
+        if let o = borrowedObserver, let p = o.stateAddress(flowSlot: s) { zw_prefetch(p) }
     }
 
     // MARK: - Packets
@@ -636,4 +638,13 @@ public protocol EngineObserver: AnyObject {
     func tick(time: PacketTime)
     /// End of input.
     func finish()
+    /// Where the observer keeps per-flow state for the engine's flow `slot`, if it does (nil otherwise): the
+    /// engine prefetches it with the flow's dissector state, a couple of packets before the flow's operations
+    /// arrive. A hint only: never read through.
+    func stateAddress(flowSlot: Int32) -> UnsafeRawPointer?
+}
+
+extension EngineObserver {
+    /// No per-flow state to prefetch.
+    public func stateAddress(flowSlot: Int32) -> UnsafeRawPointer? { nil }
 }
