@@ -144,4 +144,31 @@ struct CommonPathTests {
         #expect(fast.anomalies.map(Self.describe) == general.anomalies.map(Self.describe))
         #expect(fast.dissector.session.pendingCount == general.dissector.session.pendingCount)
     }
+
+    @Test("the polling case pairs a response only with the one pending request of the same key and function")
+    func pollingResponseChecks() {
+        // Each case: one request, then one response that differs from a fitting answer in one way.
+        let cases: [(request: [UInt8], response: [UInt8], tid: UInt16, unit: UInt8, kinds: [String])] = [
+            ([0x03, 0, 0, 0, 2], [0x03, 0x04, 0, 1, 0, 2], 7, 1, []),
+            ([0x03, 0, 0, 0, 2], [0x04, 0x04, 0, 1, 0, 2], 7, 1, ["response_mismatch"]),
+            ([0x03, 0, 0, 0, 2], [0x03, 0x02, 0, 1], 7, 1, ["byte_count_mismatch"]),
+            ([0x06, 0, 9, 0, 1], [0x06, 0, 9, 0, 2], 7, 1, ["response_mismatch"]),
+            ([0x10, 0, 9, 0, 1, 2, 0, 1], [0x10, 0, 9, 0, 2], 7, 1, ["response_mismatch"]),
+            ([0x03, 0, 0, 0, 2], [0x03, 0x04, 0, 1, 0, 2], 8, 1, ["unsolicited_response"]),
+            ([0x03, 0, 0, 0, 2], [0x03, 0x04, 0, 1, 0, 2], 7, 2, ["unsolicited_response"]),
+        ]
+        for (n, c) in cases.enumerated() {
+            var seen: [[String]] = []
+            for records in [false, true] {
+                let h = Harness(records: records)
+                h.send(Self.adu(7, 1, c.request))
+                h.send(Self.adu(c.tid, c.unit, c.response), from: .responder)
+                seen.append(h.anomalies.map { "\($0.kind)" })
+                // A fitting answer frees the entry; an unsolicited one leaves the request pending.
+                #expect(h.dissector.session.pendingCount == (c.kinds == ["unsolicited_response"] ? 1 : 0), "case \(n)")
+            }
+            #expect(seen[0] == c.kinds, "case \(n)")
+            #expect(seen[0] == seen[1], "case \(n)")
+        }
+    }
 }

@@ -66,16 +66,19 @@ extension ModbusFields {
     }
 
     /// The access class and name of request function `code` (1–6, 15, 16): `ModbusClassification.baseAccess`
-    /// and `FunctionCode.name`, looked up instead of switched over on every request.
+    /// and `FunctionCode.name`, as constants (a static table would cost a `swift_once` check on every request).
     @inline(__always)
     static func commonOperation(_ code: UInt8) -> (AccessClass, StaticString) {
-        commonOperations[Int(code & 0x0F)]
-    }
-
-    /// Indexed by the function code's low four bits (FC 15 and 16 land on 15 and 0).
-    static let commonOperations: [(AccessClass, StaticString)] = (0..<16).map { low in
-        let code = FunctionCode(rawValue: low == 0 ? 16 : UInt8(low))
-        return (ModbusClassification.baseAccess(code), code.name)
+        switch code {
+        case 0x01: (.read, "read_coils")
+        case 0x02: (.read, "read_discrete_inputs")
+        case 0x03: (.read, "read_holding_registers")
+        case 0x04: (.read, "read_input_registers")
+        case 0x05: (.control, "write_single_coil")
+        case 0x06: (.write, "write_single_register")
+        case 0x0F: (.control, "write_multiple_coils")
+        default: (.write, "write_multiple_registers")
+        }
     }
 
     /// `ModbusPDU.checkQuantity` passes: 1 ≤ `q` ≤ `maximum` and the range ends inside the address space.
@@ -89,11 +92,13 @@ extension ModbusDissector {
     /// Handles every whole, in-sync ADU from `offset` on whose PDU is a common one, as `handleCommonADU` does,
     /// and returns the offset of the first one it leaves (or the end): the per-delivery loop of the usual case,
     /// one call for all its ADUs. The caller checks that no records are written.
+    @inline(__always)
     mutating func consumeCommon(_ bytes: ByteView, from start: Int, side: FlowSide, direction: ModbusDirection,
                                 delivery d: Delivery, sink: EventSink) -> Int {
         var offset = start
-        while let length = Self.wholeADULength(bytes, at: offset,
-                                                hunting: side == .initiator ? initiatorFraming.hunting : responderFraming.hunting) {
+        // Nothing here changes the framing state: a hunting side stays hunting, a synced one synced.
+        guard !(side == .initiator ? initiatorFraming.hunting : responderFraming.hunting) else { return offset }
+        while let length = Self.wholeADULength(bytes, at: offset, hunting: false) {
             let header = MBAPHeader(transactionID: bytes.loadBE16(offset), protocolID: 0, length: length, unitID: bytes.loadU8(offset + 6))
             guard handleCommonADU(bytes, at: offset, header: header, side: side, direction: direction, delivery: d, sink: sink) else { break }
             offset += Int(length) + 6
@@ -104,48 +109,99 @@ extension ModbusDissector {
     /// Handles the ADU at `offset` (with `header`) when no records are written, its length is within the spec
     /// and its PDU is a common one (`ModbusFields.common`): what `handleADU` would do, without building a
     /// `ModbusPDU`. Returns false, having done nothing, for any other ADU.
+    ///
+    /// The polling case (a request with nothing pending, the response to the one pending request) runs inline;
+    /// anomalies, eviction and pipelined requests go through out-of-line calls, which keeps this loop's frame small.
     @inline(__always)
     mutating func handleCommonADU(_ bytes: ByteView, at offset: Int, header h: MBAPHeader, side: FlowSide,
                                   direction: ModbusDirection, delivery d: Delivery, sink: EventSink) -> Bool {
         guard !d.pduRecords && !d.transactionRecords && h.length <= MBAPHeader.maximumLength,
               let f = ModbusFields.common(bytes.clampedSlice(from: offset + MBAPHeader.size, length: h.pduLength), direction: direction)
         else { return false }
+        handleCommon(f, transactionID: h.transactionID, unitID: h.unitID, at: offset, side: side, direction: direction,
+                     delivery: d, sink: sink)
+        return true
+    }
+
+    /// What `handleADU` does for the common PDU `f` of the ADU at `offset`, records off.
+    ///
+    /// The polling case (a request with nothing pending, the response to the one pending request) runs inline;
+    /// anomalies, eviction and pipelined requests go through out-of-line calls, which keeps the caller's frame small.
+    @inline(__always)
+    mutating func handleCommon(_ f: ModbusFields, transactionID: UInt16, unitID: UInt8, at offset: Int, side: FlowSide,
+                               direction: ModbusDirection, delivery d: Delivery, sink: EventSink) {
         sink.countPDU(.modbus)
         if direction == .request {
             // `operation(_:bytes:header:)` for these codes: no sub-function, the class of the function code.
-            let fc = f.functionCode
-            let (access, name) = ModbusFields.commonOperation(fc.rawValue)
-            var op = Operation(appProtocol: .modbus, access: access, functionCode: UInt16(fc.rawValue), function: name)
-            op.unitID = Int32(h.unitID)
-            op.broadcast = h.unitID == 0
+            let (access, name) = ModbusFields.commonOperation(f.rawFunctionCode)
+            var op = Operation(appProtocol: .modbus, access: access, functionCode: UInt16(f.rawFunctionCode), function: name)
+            op.unitID = Int32(unitID)
+            op.broadcast = unitID == 0
             op.address = Int64(f.address); op.quantity = Int64(max(0, f.quantity))
-            op.unitRepeated = noteRequestUnit(h.unitID)
+            op.unitRepeated = noteRequestUnit(unitID)
             sink.emit(op, sender: side)
-            if let i = session.evictionCandidate() { reportUnanswered(i, reason: "evicted", sink: sink) }
-            session.insert(transactionID: h.transactionID, unitID: h.unitID, fields: f, keeping: nil, bytes: .empty,
-                           storing: false, frame: d.frame, time: d.time)
-            if session.noteRequest() {
-                sink.emit(Anomaly(layer: "modbus", kind: "request_flood", offset: offset,
-                                  value: Int64(session.requestsSinceResponse)), sender: side)
+            if session.pendingCount == 0 {
+                session.insertFirst(transactionID: transactionID, unitID: unitID, fields: f, frame: d.frame, time: d.time)
+            } else {
+                insertBehindPending(transactionID: transactionID, unitID: unitID, fields: f, delivery: d, sink: sink)
             }
+            if session.noteRequest() { reportFlood(at: offset, side: side, sink: sink) }
         } else {
-            let match = session.match(transactionID: h.transactionID, unitID: h.unitID, functionCode: f.functionCode)
-            if let m = match {
-                if !m.sameFunction {
-                    sink.emit(Anomaly(layer: "modbus", kind: "response_mismatch", offset: offset + MBAPHeader.size,
-                                      value: Int64(f.rawFunctionCode)), sender: side)
-                } else {
-                    checkFit(request: session.entry(m.index), response: f, at: offset + MBAPHeader.size, side: side, sink: sink)
+            if session.answersOnlyPending(transactionID: transactionID, unitID: unitID, functionCode: f.rawFunctionCode) {
+                // `match` found entry 0 with the same function: the fit check, then the entry is freed.
+                if let (kind, value) = Self.misfit(request: session.firstEntry, response: f) {
+                    Self.report(kind, offset: offset + MBAPHeader.size + 1, value: value, side: side, sink: sink)
                 }
                 // Not an exception: this only ends a request run (the flood counter).
-                _ = session.noteResponse(exception: false, at: d.time)
-                session.remove(m.index)
+                session.noteResponse()
+                session.removeOnlyPending()
             } else {
-                sink.emit(Anomaly(layer: "modbus", kind: "unsolicited_response", offset: offset,
-                                  value: Int64(h.transactionID)), sender: side)
-                _ = session.noteResponse(exception: false, at: d.time)
+                handleCommonResponseOtherwise(f, transactionID: transactionID, unitID: unitID, at: offset, side: side, sink: sink)
             }
         }
-        return true
+    }
+
+    /// A request while others are pending: evicts the oldest when the table is full, then files the request.
+    @inline(never)
+    mutating func insertBehindPending(transactionID: UInt16, unitID: UInt8, fields f: ModbusFields, delivery d: Delivery,
+                                      sink: EventSink) {
+        if let i = session.evictionCandidate() { reportUnanswered(i, reason: "evicted", sink: sink) }
+        session.insert(transactionID: transactionID, unitID: unitID, fields: f, keeping: nil, bytes: .empty,
+                       storing: false, frame: d.frame, time: d.time)
+    }
+
+    /// A common response that is not the answer to the one pending request with its function code: pairing
+    /// against the whole table, a function mismatch, or nothing to pair with (`handleResponse`'s other cases).
+    @inline(never)
+    mutating func handleCommonResponseOtherwise(_ f: ModbusFields, transactionID: UInt16, unitID: UInt8, at offset: Int,
+                                                side: FlowSide, sink: EventSink) {
+        let match = session.match(transactionID: transactionID, unitID: unitID, functionCode: f.functionCode)
+        if let m = match {
+            if !m.sameFunction {
+                sink.emit(Anomaly(layer: "modbus", kind: "response_mismatch", offset: offset + MBAPHeader.size,
+                                  value: Int64(f.rawFunctionCode)), sender: side)
+            } else {
+                checkFit(request: session.entry(m.index), response: f, at: offset + MBAPHeader.size, side: side, sink: sink)
+            }
+            session.noteResponse()
+            session.remove(m.index)
+        } else {
+            sink.emit(Anomaly(layer: "modbus", kind: "unsolicited_response", offset: offset,
+                              value: Int64(transactionID)), sender: side)
+            session.noteResponse()
+        }
+    }
+
+    /// Reports a request flood (`noteRequest` said the threshold was reached).
+    @inline(never)
+    func reportFlood(at offset: Int, side: FlowSide, sink: EventSink) {
+        sink.emit(Anomaly(layer: "modbus", kind: "request_flood", offset: offset,
+                          value: Int64(session.requestsSinceResponse)), sender: side)
+    }
+
+    /// Emits one Modbus anomaly (out of line: the callers are per-PDU paths where anomalies are rare).
+    @inline(never)
+    static func report(_ kind: StaticString, offset: Int, value: Int64, side: FlowSide, sink: EventSink) {
+        sink.emit(Anomaly(layer: "modbus", kind: kind, offset: offset, value: value), sender: side)
     }
 }

@@ -75,13 +75,40 @@ public struct ModbusDissector: AppDissector {
     public mutating func consume(_ bytes: ByteView, side: FlowSide, sink: EventSink) -> Int {
         if requesterSide == nil || isUDP { prepare(side: side, sink: sink) }
         let delivery = Delivery(sink)
-        if session.pendingCount > 0 { expireRequests(at: delivery.time, sink: sink) }
+        if session.pendingCount > 0 && session.anyExpired(at: delivery.time) { expireRequests(at: delivery.time, sink: sink) }
         let direction: ModbusDirection = side == requesterSide ? .request : .response
-        let common = !delivery.pduRecords && !delivery.transactionRecords
         var offset = 0
+        // The usual case, inline: common PDUs of whole, in-sync ADUs, records off, and nothing else in the
+        // delivery (CommonPDUs.swift). Everything else goes on out of line from where this stops.
+        if !delivery.pduRecords && !delivery.transactionRecords
+            && !(side == .initiator ? initiatorFraming.hunting : responderFraming.hunting) {
+            while let length = Self.wholeADULength(bytes, at: offset, hunting: false) {
+                let header = MBAPHeader(transactionID: bytes.loadBE16(offset), protocolID: 0, length: length,
+                                        unitID: bytes.loadU8(offset + 6))
+                guard handleCommonADU(bytes, at: offset, header: header, side: side, direction: direction, delivery: delivery,
+                                      sink: sink) else { break }
+                offset += Int(length) + 6
+            }
+            // All of it: what the steps of `consumeRest` would conclude, without them.
+            if offset == bytes.count { return offset }
+        }
+        return consumeRest(bytes, from: offset, side: side, direction: direction, delivery: delivery, sink: sink)
+    }
+
+    /// `consume` from `offset` on, for whatever its inline loop leaves: other PDUs, records, partial or bad
+    /// headers, hunts.
+    @inline(never)
+    mutating func consumeRest(_ bytes: ByteView, from start: Int, side: FlowSide, direction: ModbusDirection,
+                              delivery: Delivery, sink: EventSink) -> Int {
+        let common = !delivery.pduRecords && !delivery.transactionRecords
+        var offset = start
         while true {
             // Common PDUs of whole, in-sync ADUs, all in one call (CommonPDUs.swift).
-            if common { offset = consumeCommon(bytes, from: offset, side: side, direction: direction, delivery: delivery, sink: sink) }
+            if common {
+                offset = consumeCommon(bytes, from: offset, side: side, direction: direction, delivery: delivery, sink: sink)
+                // All of it: what the steps below would conclude, without them.
+                if offset == bytes.count { return offset }
+            }
             // In sync with a whole, well-formed ADU at `offset` (what `ModbusFraming.next` answers with `.adu`,
             // without building its step), read straight from the bytes.
             let hunting = side == .initiator ? initiatorFraming.hunting : responderFraming.hunting
@@ -248,6 +275,15 @@ public struct ModbusDissector: AppDissector {
     /// A response that does not fit its request: wrong byte count for the quantity, or an echo that differs.
     @inline(__always)
     func checkFit(request q: PendingRequest, response r: ModbusFields, at base: Int, side: FlowSide, sink: EventSink) {
+        if let (kind, value) = Self.misfit(request: q, response: r) {
+            Self.report(kind, offset: base + 1, value: value, side: side, sink: sink)
+        }
+    }
+
+    /// The anomaly kind and value when response `r` does not fit request `q` (both at PDU offset 1): a byte count
+    /// that is wrong for the quantity, else an echo that differs; nil when it fits.
+    @inline(__always)
+    static func misfit(request q: PendingRequest, response r: ModbusFields) -> (kind: StaticString, value: Int64)? {
         var expectedBytes: Int32 = -1
         switch r.functionCode {
         case .readCoils, .readDiscreteInputs: if q.quantity > 0 { expectedBytes = (q.quantity + 7) / 8 }
@@ -255,8 +291,7 @@ public struct ModbusDissector: AppDissector {
         default: break
         }
         if expectedBytes >= 0 && r.byteCount >= 0 && r.byteCount != expectedBytes {
-            sink.emit(Anomaly(layer: "modbus", kind: "byte_count_mismatch", offset: base + 1, value: Int64(r.byteCount)), sender: side)
-            return
+            return ("byte_count_mismatch", Int64(r.byteCount))
         }
         let echoDiffers: Bool
         switch r.functionCode {
@@ -267,9 +302,7 @@ public struct ModbusDissector: AppDissector {
         case .encapsulatedInterfaceTransport: echoDiffers = r.meiType != q.meiType
         default: echoDiffers = false
         }
-        if echoDiffers {
-            sink.emit(Anomaly(layer: "modbus", kind: "response_mismatch", offset: base + 1, value: Int64(r.address)), sender: side)
-        }
+        return echoDiffers ? ("response_mismatch", Int64(r.address)) : nil
     }
 
     /// One anomaly per problem the parser flagged.
@@ -299,7 +332,7 @@ public struct ModbusDissector: AppDissector {
         session.remove(index)
     }
 
-    @inline(__always)
+    @inline(never)
     mutating func expireRequests(at now: PacketTime, sink: EventSink) {
         while let i = session.expired(at: now) { reportUnanswered(i, reason: "timeout", sink: sink) }
     }

@@ -188,6 +188,17 @@ public struct ModbusSession: Sendable {
         return index
     }
 
+    /// `insert` of a request when nothing is pending (the polling case): it goes to entry 0.
+    @inline(__always)
+    mutating func insertFirst(transactionID: UInt16, unitID: UInt8, fields q: ModbusFields, frame: UInt64, time: PacketTime) {
+        sequence &+= 1
+        Self.fill(&first, transactionID: transactionID, unitID: unitID, request: q, frame: frame, time: time, sequence: sequence)
+        if tableSize == 0 { tableSize = 1 }
+        pendingCount = 1
+        let t = time.totalMicroseconds
+        if t < oldestMicroseconds { oldestMicroseconds = t }
+    }
+
     /// Sets every field of entry `e` (a live entry for the request `q`).
     @inline(__always)
     private static func fill(_ e: inout PendingRequest, transactionID: UInt16, unitID: UInt8, request q: ModbusFields,
@@ -212,6 +223,17 @@ public struct ModbusSession: Sendable {
         return matchAny(transactionID: transactionID, unitID: unitID, functionCode: functionCode)
     }
 
+    /// Whether a response with this key and function code (exception bit cleared) answers entry 0, the only
+    /// pending request, with the same function: what `match` answers with `(0, true)` in the polling case.
+    @inline(__always)
+    mutating func answersOnlyPending(transactionID: UInt16, unitID: UInt8, functionCode: UInt8) -> Bool {
+        pendingCount == 1 && first.inUse && first.transactionID == transactionID && first.unitID == unitID
+            && first.functionCode == FunctionCode(rawValue: functionCode)
+    }
+
+    /// Entry 0.
+    @inline(__always) var firstEntry: PendingRequest { first }
+
     private mutating func matchAny(transactionID: UInt16, unitID: UInt8, functionCode: FunctionCode) -> (index: Int, sameFunction: Bool)? {
         var best = -1, bestSame = false, bestSequence: UInt64 = 0
         for i in 0..<tableSize {
@@ -231,6 +253,18 @@ public struct ModbusSession: Sendable {
         if index == 0 { first.inUse = false } else { rest[index - 1].inUse = false }
         pendingCount -= 1
         if pendingCount == 0 { oldestMicroseconds = .max } else { recomputeOldest() }
+    }
+
+    /// `remove(0)` when entry 0 is the only pending request.
+    @inline(__always) mutating func removeOnlyPending() {
+        first.inUse = false
+        pendingCount = 0
+        oldestMicroseconds = .max
+    }
+
+    /// Whether some entry is older than the response timeout at `now` (`expired(at:)` is not nil).
+    @inline(__always) mutating func anyExpired(at now: PacketTime) -> Bool {
+        now.totalMicroseconds &- oldestMicroseconds > limits.responseTimeoutMicroseconds
     }
 
     /// The index of an entry older than the response timeout at `now`, if any.
@@ -283,6 +317,11 @@ public struct ModbusSession: Sendable {
         requestsSinceResponse = 0; floodReported = false
         guard exception else { return false }
         return noteException(at: now)
+    }
+
+    /// `noteResponse(exception: false, at:)`: a normal response ends the run of unanswered requests.
+    @inline(__always) mutating func noteResponse() {
+        requestsSinceResponse = 0; floodReported = false
     }
 
     private mutating func noteException(at now: PacketTime) -> Bool {
