@@ -77,22 +77,18 @@ public struct ModbusDissector: AppDissector {
         let delivery = Delivery(sink)
         if session.pendingCount > 0 && session.anyExpired(at: delivery.time) { expireRequests(at: delivery.time, sink: sink) }
         let direction: ModbusDirection = side == requesterSide ? .request : .response
-        var offset = 0
-        // The usual case, inline: common PDUs of whole, in-sync ADUs, records off, and nothing else in the
-        // delivery (CommonPDUs.swift). Everything else goes on out of line from where this stops.
+        // The usual case, inline: the delivery is one whole, in-sync ADU holding a common PDU, and records are off
+        // (CommonPDUs.swift). No loop here: a loop's hoisted values cost spills and reloads on every call, and
+        // several ADUs in one delivery are rare enough for `consumeRest` (whose loop takes them the same way).
         if !delivery.pduRecords && !delivery.transactionRecords
-            && !(side == .initiator ? initiatorFraming.hunting : responderFraming.hunting) {
-            while let length = Self.wholeADULength(bytes, at: offset, hunting: false) {
-                let header = MBAPHeader(transactionID: bytes.loadBE16(offset), protocolID: 0, length: length,
-                                        unitID: bytes.loadU8(offset + 6))
-                guard handleCommonADU(bytes, at: offset, header: header, side: side, direction: direction, delivery: delivery,
-                                      sink: sink) else { break }
-                offset += Int(length) + 6
+            && !(side == .initiator ? initiatorFraming.hunting : responderFraming.hunting),
+            let length = Self.wholeADULength(bytes, at: 0, hunting: false), Int(length) + 6 == bytes.count {
+            let header = MBAPHeader(transactionID: bytes.loadBE16(0), protocolID: 0, length: length, unitID: bytes.loadU8(6))
+            if handleCommonADU(bytes, at: 0, header: header, side: side, direction: direction, delivery: delivery, sink: sink) {
+                return bytes.count
             }
-            // All of it: what the steps of `consumeRest` would conclude, without them.
-            if offset == bytes.count { return offset }
         }
-        return consumeRest(bytes, from: offset, side: side, direction: direction, delivery: delivery, sink: sink)
+        return consumeRest(bytes, from: 0, side: side, direction: direction, delivery: delivery, sink: sink)
     }
 
     /// `consume` from `offset` on, for whatever its inline loop leaves: other PDUs, records, partial or bad
