@@ -93,6 +93,8 @@ public final class Engine {
                                     distance: UInt64(Engine.prefetchDistance))
         guard s >= 0 else { return }
         let state = flows.slots + Int(s)
+        // Its first packet in this second of packet time moves the flow to the front of the LRU list.
+        if state.pointee.lastSeen.seconds != now.seconds { flows.prefetchNeighbours(of: s) }
         switch ApplicationKind(rawValue: state.pointee.application) {
         case .modbus: modbus.prefetch(state.pointee.applicationSlot)
         case .dnp3: dnp3.prefetch(state.pointee.applicationSlot)

@@ -66,8 +66,14 @@ public struct FlowState {
     public var communityID: InlineText
     /// Serial number of the flow within the run (1-based), set by the engine.
     public var serial: UInt64 = 0
+    /// The flow table's LRU links (slot numbers, -1 none) and list (0 active, 1 closed), in the slot rather than in
+    /// arrays of their own: moving a flow to the front of its list then reads its own links from a line the packet
+    /// prefetched anyway, and writes its neighbours' (prefetched with it, see `FlowTable.prefetchNeighbours`).
+    var lruPrevious: Int32 = -1
+    var lruNext: Int32 = -1
+    var lruList: UInt32 = 0
     /// Pads the stride to a whole number of cache lines (see `FlowStateLayoutTests`).
-    var padding: (UInt64, UInt64) = (0, 0)
+    var padding: UInt32 = 0
 
     /// Creates the state of a new flow.
     public init(key: FlowKey, initiatorIsLow: Bool, midstream: Bool, firstSeen: PacketTime, lastSeen: PacketTime,
