@@ -49,6 +49,27 @@ struct LinkLayerTests {
         }
     }
 
+    @Test("a user-data block of every length is copied and its CRC checked in one pass")
+    func copyBlockEveryLength() {
+        var state: UInt64 = 0x2545_F491_4F6C_DD1D
+        for count in 1...16 {
+            let data = (0..<count).map { _ -> UInt8 in
+                state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+                return UInt8(truncatingIfNeeded: state >> 33)
+            }
+            let crc = ByteView.with(data) { DNP3CRC.compute($0, from: 0, count: count) }
+            for corrupt in [false, true] {
+                let block = data + [UInt8(crc & 0xFF) ^ (corrupt ? 1 : 0), UInt8(crc >> 8)]
+                var copy = [UInt8](repeating: 0, count: 16)
+                let ok = block.withUnsafeBytes { src in
+                    copy.withUnsafeMutableBytes { DNP3CRC.copyBlock(src.baseAddress!, count: count, to: $0.baseAddress!, DNP3CRC.slices) }
+                }
+                #expect(ok == !corrupt, "count \(count)")
+                #expect(Array(copy.prefix(count)) == data, "count \(count)")
+            }
+        }
+    }
+
     @Test("the frame loop's one-word header read agrees with DNP3LinkHeader.parse")
     func frameLoopHeader() {
         var frames = [Wire3.frame(control: 0xF3, destination: 0x1234, source: 0xFFFD, userData: [0xC0, 0xC1, 0x01]),
