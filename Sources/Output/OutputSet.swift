@@ -140,6 +140,12 @@ public final class AlertFeed {
         let batch = takeBatch()
         swap(&batch.alerts, &alerts)
         var shared = false
+        if channels.count > 1 {
+            // Outputs that take every alert share the batch; `readers` must never be too low (see AlertBatch).
+            var readers = 0
+            for c in channels where batch.alerts.allSatisfy({ $0.severity >= c.spec.minSeverity }) { readers += 1 }
+            batch.readers = readers
+        }
         for i in channels.indices {
             let c = channels[i]
             let min = c.spec.minSeverity
@@ -176,7 +182,7 @@ public final class AlertFeed {
     }
 
     private func takeBatch() -> AlertBatch {
-        if let b = spare.popLast() { return b }
+        if let b = spare.popLast() { b.readers = 1; return b }
         batchesMade += 1
         return AlertBatch()
     }
@@ -273,6 +279,8 @@ final class OutputChannel: @unchecked Sendable {
                             driver.route(encoder.message, kind: .alert)
                         }
                     }
+                    // The only reader: release the alerts here, where they were just read (see AlertBatch).
+                    if shared.readers == 1 { shared.alerts.removeAll(keepingCapacity: true) }
                 case .record(let kind, let line):
                     encoder.encode(record: kind, line: line[...])
                     driver.route(encoder.message, kind: kind)
