@@ -91,8 +91,9 @@ extension ModbusFields {
 extension ModbusDissector {
     /// Handles every whole, in-sync ADU from `offset` on whose PDU is a common one, as `handleCommonADU` does,
     /// and returns the offset of the first one it leaves (or the end): the per-delivery loop of the usual case,
-    /// one call for all its ADUs. The caller checks that no records are written.
-    @inline(__always)
+    /// one call for all its ADUs. The caller checks that no records are written. Out of line: inlined, its loop's
+    /// set-up would be paid by every delivery of the general loop, records on or not.
+    @inline(never)
     mutating func consumeCommon(_ bytes: ByteView, from start: Int, side: FlowSide, direction: ModbusDirection,
                                 delivery d: Delivery, sink: EventSink) -> Int {
         var offset = start
@@ -115,7 +116,15 @@ extension ModbusDissector {
     @inline(__always)
     mutating func handleCommonADU(_ bytes: ByteView, at offset: Int, header h: MBAPHeader, side: FlowSide,
                                   direction: ModbusDirection, delivery d: Delivery, sink: EventSink) -> Bool {
-        guard !d.pduRecords && !d.transactionRecords && h.length <= MBAPHeader.maximumLength,
+        guard !d.pduRecords && !d.transactionRecords else { return false }
+        return handleQuietADU(bytes, at: offset, header: h, side: side, direction: direction, delivery: d, sink: sink)
+    }
+
+    /// `handleCommonADU` when the caller knows that no records are written.
+    @inline(__always)
+    mutating func handleQuietADU(_ bytes: ByteView, at offset: Int, header h: MBAPHeader, side: FlowSide,
+                                 direction: ModbusDirection, delivery d: Delivery, sink: EventSink) -> Bool {
+        guard h.length <= MBAPHeader.maximumLength,
               let f = ModbusFields.common(bytes.clampedSlice(from: offset + MBAPHeader.size, length: h.pduLength), direction: direction)
         else { return false }
         handleCommon(f, transactionID: h.transactionID, unitID: h.unitID, at: offset, side: side, direction: direction,

@@ -73,29 +73,53 @@ public struct ModbusDissector: AppDissector {
     /// Frames, parses, pairs and reports every whole ADU in `bytes`; returns the bytes used (ADUs and
     /// skipped garbage). A partial ADU at the end is left for the engine to present again.
     public mutating func consume(_ bytes: ByteView, side: FlowSide, sink: EventSink) -> Int {
+        // Two out-of-line bodies behind one test, so that neither pays for the other's frame: records off (`replay`
+        // without logs, the per-packet case) and records on (`zonewatch dissect`, `--out`).
+        if sink.pduRecordsEnabled || sink.transactionRecordsEnabled { return consumeRecording(bytes, side: side, sink: sink) }
+        return consumeQuietly(bytes, side: side, sink: sink)
+    }
+
+    /// `consume` with records off.
+    @inline(never)
+    mutating func consumeQuietly(_ bytes: ByteView, side: FlowSide, sink: EventSink) -> Int {
         if requesterSide == nil || isUDP { prepare(side: side, sink: sink) }
         let delivery = Delivery(sink)
         if session.pendingCount > 0 && session.anyExpired(at: delivery.time) { expireRequests(at: delivery.time, sink: sink) }
         let direction: ModbusDirection = side == requesterSide ? .request : .response
-        // The usual case, inline: the delivery is one whole, in-sync ADU holding a common PDU, and records are off
-        // (CommonPDUs.swift). No loop here: a loop's hoisted values cost spills and reloads on every call, and
+        // The usual case, inline: the delivery is one whole, in-sync ADU holding a common PDU (CommonPDUs.swift). No loop here: a loop's hoisted values cost spills and reloads on every call, and
         // several ADUs in one delivery are rare enough for `consumeRest` (whose loop takes them the same way).
-        if !delivery.pduRecords && !delivery.transactionRecords
-            && !(side == .initiator ? initiatorFraming.hunting : responderFraming.hunting),
+        if !(side == .initiator ? initiatorFraming.hunting : responderFraming.hunting),
             let length = Self.wholeADULength(bytes, at: 0, hunting: false), Int(length) + 6 == bytes.count {
             let header = MBAPHeader(transactionID: bytes.loadBE16(0), protocolID: 0, length: length, unitID: bytes.loadU8(6))
-            if handleCommonADU(bytes, at: 0, header: header, side: side, direction: direction, delivery: delivery, sink: sink) {
+            if handleQuietADU(bytes, at: 0, header: header, side: side, direction: direction, delivery: delivery, sink: sink) {
                 return bytes.count
             }
         }
         return consumeRest(bytes, from: 0, side: side, direction: direction, delivery: delivery, sink: sink)
     }
 
-    /// `consume` from `offset` on, for whatever its inline loop leaves: other PDUs, records, partial or bad
+    /// `consume` with records on.
+    @inline(never)
+    mutating func consumeRecording(_ bytes: ByteView, side: FlowSide, sink: EventSink) -> Int {
+        if requesterSide == nil || isUDP { prepare(side: side, sink: sink) }
+        let delivery = Delivery(sink)
+        if session.pendingCount > 0 && session.anyExpired(at: delivery.time) { expireRequests(at: delivery.time, sink: sink) }
+        let direction: ModbusDirection = side == requesterSide ? .request : .response
+        return consumeSteps(bytes, from: 0, side: side, direction: direction, delivery: delivery, sink: sink)
+    }
+
+    /// `consume` from `start` on, for whatever its inline case leaves: several ADUs, other PDUs, partial or bad
     /// headers, hunts.
     @inline(never)
     mutating func consumeRest(_ bytes: ByteView, from start: Int, side: FlowSide, direction: ModbusDirection,
                               delivery: Delivery, sink: EventSink) -> Int {
+        consumeSteps(bytes, from: start, side: side, direction: direction, delivery: delivery, sink: sink)
+    }
+
+    /// The general loop: every whole ADU from `start` on, framing steps for the rest.
+    @inline(__always)
+    mutating func consumeSteps(_ bytes: ByteView, from start: Int, side: FlowSide, direction: ModbusDirection,
+                               delivery: Delivery, sink: EventSink) -> Int {
         let common = !delivery.pduRecords && !delivery.transactionRecords
         var offset = start
         while true {
