@@ -527,6 +527,13 @@ public final class Detector {
         return engineSlots.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress! + e) }
     }
 
+    /// The whole engine-slot table as a prefetch hint (first entry, entries, bytes per entry): an engine computes
+    /// `entryAddress` itself from it, without a call per packet. Valid until the next `flowStarted` (which may grow
+    /// the table); a hint only, never read through.
+    public var entryTable: (base: UnsafeRawPointer?, count: Int, stride: Int) {
+        engineSlots.withUnsafeBufferPointer { (UnsafeRawPointer($0.baseAddress), $0.count, MemoryLayout<EngineSlot>.stride) }
+    }
+
     /// The slot of `flow`'s cached state, resolving the flow when it is not cached (one-entry cache first).
     @inline(__always) func slotIndex(for flow: FlowContext) -> Int {
         let e = Int(flow.flowSlot)

@@ -42,7 +42,10 @@ final class AlertPipeline: EngineObserver {
     }
     func tick(time: PacketTime) { detector.tick(time: time, alerts: &pending); publish(now: true) }
     func finish() { detector.finish(alerts: &pending); publish(now: true) }
-    func stateAddress(flowSlot: Int32) -> UnsafeRawPointer? { detector.entryAddress(flowSlot: flowSlot) }
+    func flowStateTable() -> FlowStateTable {
+        let t = detector.entryTable
+        return FlowStateTable(base: t.base, count: t.count, stride: t.stride)
+    }
 
     /// Files every new pending alert as an ECS line (when lines are read) and hands the pending alerts to the SIEM
     /// outputs, which take the list itself (moved into one batch, no per-alert copy) and leave `pending` empty —
