@@ -6,7 +6,10 @@
 //   response → pair it with its request (Session.swift), check it fits, a `pdu` record and one paired
 //              `modbus` transaction record (matched, or unmatched with a reason).
 // Whole, in-sync ADUs are cut straight from the bytes; a well-formed request or response of FC 1–6, 15 or
-// 16 with records off is handled without a parsed `ModbusPDU` (CommonPDUs.swift), everything else here.
+// 16 with records off is handled without a parsed `ModbusPDU` (CommonPDUs.swift), everything else here. With records
+// off, a delivery of exactly one such ADU (a request with nothing pending, or the answer to the one pending request)
+// is the per-packet case: it runs inline in `consumeQuietly`, and whatever is unusual about it (anomalies,
+// pipelining, expiry) is an out-of-line call.
 // Anomaly kinds: bad_protocol_id, bad_length, resync, unknown_function_code, unknown_exception_code,
 // illegal_quantity, bad_coil_value, byte_count_mismatch, response_mismatch, unsolicited_response,
 // request_flood, exception_storm. (`not_modbus_on_modbus_port` comes from the engine when `probe` rejects.)
@@ -86,8 +89,9 @@ public struct ModbusDissector: AppDissector {
         let delivery = Delivery(sink)
         if session.pendingCount > 0 && session.anyExpired(at: delivery.time) { expireRequests(at: delivery.time, sink: sink) }
         let direction: ModbusDirection = side == requesterSide ? .request : .response
-        // The usual case, inline: the delivery is one whole, in-sync ADU holding a common PDU (CommonPDUs.swift). No loop here: a loop's hoisted values cost spills and reloads on every call, and
-        // several ADUs in one delivery are rare enough for `consumeRest` (whose loop takes them the same way).
+        // The usual case, inline: the delivery is one whole, in-sync ADU holding a common PDU (CommonPDUs.swift).
+        // No loop here: a loop's hoisted values cost spills and reloads on every call, and several ADUs in one
+        // delivery are rare enough for `consumeRest` (whose loop takes them the same way).
         if !(side == .initiator ? initiatorFraming.hunting : responderFraming.hunting),
             let length = Self.wholeADULength(bytes, at: 0, hunting: false), Int(length) + 6 == bytes.count {
             let header = MBAPHeader(transactionID: bytes.loadBE16(0), protocolID: 0, length: length, unitID: bytes.loadU8(6))
