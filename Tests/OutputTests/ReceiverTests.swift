@@ -165,19 +165,25 @@ struct ReceiverTests {
         defer { receiver.stop() }
         let outputs = try OutputSet(specs: [try OutputSpec.parse(url(receiver, route, format: .cef, spool: tmp.path + "/spool"))])
 
+        // Handed over as the alert pipeline does: through a feed, held while the output is busy.
+        let feed = outputs.alertFeed()
+        var pending: [Alert] = []
         let total = 6000
         var slowest = 0.0
         for n in 1...total {
             let t0 = Date()
-            outputs.deliver(Sample.numbered(n))
+            pending.append(Sample.numbered(n))
+            feed.deliver(&pending, now: false)
             slowest = max(slowest, Date().timeIntervalSince(t0))
             if n % 20 == 0 { usleep(5_000) }                   // a replay raising alerts over ~1.5 s
             if n == 1500 || n == 3500 {
+                feed.deliver(&pending, now: true)
                 #expect(waitUntil(seconds: 15) { outputs.statsSnapshot()[0].sent == UInt64(n) }, "stuck before stop at \(n)")
                 receiver.stop()
             }
             if n == 2500 || n == 4500 { try receiver.start() }
         }
+        feed.deliver(&pending, now: true)
         let report = outputs.shutdown(deadline: 30)[0]
         #expect(report.sent == UInt64(total), "\(report.summary)")
         #expect(report.dropped == 0 && report.inSpool == 0 && report.pending == 0, "\(report.summary)")
