@@ -1,5 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import CPrefetch
 import Records
+import Flows
 
 /// Per-flow states of one dissector type, stored inline in one block and reused through a free list,
 /// (a final class, so that `states[i].consume(...)` mutates in place), so the engine reaches a flow's dissector without existentials, boxes or enum copies.
@@ -14,20 +18,25 @@ final class DissectorPool<D: AppDissector> {
     @exclusivity(unchecked) private var count = 0
     @exclusivity(unchecked) private var free: [Int32] = []
 
-    init() { states = .allocate(capacity: capacity) }
+    init() { states = DissectorPool.allocateStates(capacity) }
 
     deinit {
         states.deinitialize(count: count)
-        states.deallocate()
+        Glibc.free(states)
+    }
+
+    /// Room for `n` states on a cache-line boundary, in huge pages once large (`LargeBlock`).
+    private static func allocateStates(_ n: Int) -> UnsafeMutablePointer<D> {
+        LargeBlock.allocate(n * MemoryLayout<D>.stride).bindMemory(to: D.self, capacity: n)
     }
 
     /// A slot holding a fresh state.
     func allocate() -> Int32 {
         if let s = free.popLast() { states[Int(s)] = D(); return s }
         if count == capacity {
-            let fresh = UnsafeMutablePointer<D>.allocate(capacity: capacity * 2)
+            let fresh = DissectorPool.allocateStates(capacity * 2)
             fresh.moveInitialize(from: states, count: count)
-            states.deallocate()
+            Glibc.free(states)
             states = fresh; capacity *= 2
         }
         (states + count).initialize(to: D())

@@ -119,20 +119,7 @@ public final class FlowTable {
         return block.bindMemory(to: UInt64.self, capacity: size)
     }
 
-    private static func allocateBlock(_ bytes: Int) -> UnsafeMutableRawPointer {
-        let huge = 2 << 20
-        var block: UnsafeMutableRawPointer?
-        if bytes >= huge {
-            let rounded = (bytes + huge - 1) & ~(huge - 1)
-            if posix_memalign(&block, huge, rounded) == 0, let b = block {
-                _ = madvise(b, rounded, 14)   // MADV_HUGEPAGE; only a hint
-            }
-        } else {
-            _ = posix_memalign(&block, 64, Swift.max(bytes, 64))
-        }
-        guard let b = block else { fatalError("flow table: out of memory (\(bytes) bytes)") }
-        return b
-    }
+    private static func allocateBlock(_ bytes: Int) -> UnsafeMutableRawPointer { LargeBlock.allocate(bytes) }
 
     private static func releaseSlots(_ slots: UnsafeMutablePointer<FlowState>) { free(slots) }
 
