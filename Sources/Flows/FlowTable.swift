@@ -25,7 +25,7 @@ public struct FlowTableLimits: Sendable {
 /// so a probe touches only the index until the one key comparison; backward-shift deletion (no tombstones).
 /// The index grows with the live flows (kept at most half full); the key compared is the one in the flow's
 /// state (its first cache line, which the packet touches next anyway); LRU links (active and closed
-/// lists, for O(1) idle expiry and eviction) sit in their own arrays, and slots grow on demand up to the cap
+/// lists, for O(1) idle expiry and eviction) sit in the flow's slot, and slots grow on demand up to the cap
 /// and are then reused: nothing here allocates per packet in steady state.
 ///
 /// A final class, owned by one engine on one thread: callers reach the arrays in place (a struct held in a
