@@ -47,8 +47,8 @@ let package = Package(
                 swiftSettings: strict),
         // Appliance mode: configuration file, privilege drop, multi-worker pipeline, stats and metrics.
         .systemLibrary(name: "CAppliance", path: "Sources/CAppliance"),
-        .target(name: "Appliance", dependencies: ["CAppliance", "Wire", "Records", "Capture", "Decode", "Flows", "Engine",
-                                                  "Policy", "Detection", "Output"],
+        .target(name: "Appliance", dependencies: ["CAppliance", "CPrefetch", "Wire", "Records", "Capture", "Decode", "Flows",
+                                                  "Engine", "Policy", "Detection", "Output"],
                 swiftSettings: strict),
         .executableTarget(name: "zonewatch", dependencies: ["Engine", "Capture", "Decode", "Flows", "Policy", "Detection",
                                                            "Output", "Records", "Wire", "Appliance"],

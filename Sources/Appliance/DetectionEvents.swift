@@ -107,6 +107,17 @@ public final class EventQueue: @unchecked Sendable {
         return (slots + (consumerTail & mask)).pointee.key
     }
 
+    /// The engine flow slot of the event `distance` places after the oldest, when it is queued already (consumer
+    /// side): a prefetch hint, since the event will read the detector's entry for that slot.
+    @inline(__always)
+    public func flowSlot(ahead distance: Int) -> Int32? {
+        guard consumerTail &+ distance < consumerHeadCopy else { return nil }
+        switch (slots + ((consumerTail &+ distance) & mask)).pointee.event {
+        case .operation(_, let f), .flowIdentified(let f, _, _, _), .flowEnded(let f, _): return f.flowSlot
+        default: return nil
+        }
+    }
+
     /// The oldest event's payload; only after `headKey()` or `peek()` returned non-nil (consumer side).
     @inline(__always)
     public var headEvent: DetectionEvent { (slots + (consumerTail & mask)).pointee.event }
