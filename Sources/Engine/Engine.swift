@@ -39,13 +39,19 @@ public final class Engine {
     @exclusivity(unchecked) public private(set) var statistics = EngineStatistics()
     /// Receives flow events, operations and anomalies (policy and detection); optional.
     @exclusivity(unchecked) public var observer: (any EngineObserver)? {
-        didSet { borrowedObserver = observer; observerTable = observer?.flowStateTable() ?? .none }
+        didSet {
+            operationForwarder = observer.map { Engine.forwarder(to: $0) }
+            borrowedForwarder = operationForwarder.map { Unmanaged.passUnretained($0) }
+            observerTable = observer?.flowStateTable() ?? .none
+        }
     }
     /// `observer.flowStateTable()`, refreshed whenever a flow starts.
     @exclusivity(unchecked) private var observerTable = FlowStateTable.none
-    /// `observer` without reference counting, for the per-operation call: loading the strong reference retains
-    /// and releases it, two atomic operations per operation (~5 % of a Modbus replay). `observer` keeps it alive.
-    @exclusivity(unchecked) private unowned(unsafe) var borrowedObserver: (any EngineObserver)?
+    /// Hands drained operations to `observer` (kept alive here); `borrowedForwarder` reaches it without reference
+    /// counting: loading the observer (an existential) from this class retained and released it on every drain,
+    /// two atomic operations per request packet.
+    @exclusivity(unchecked) private var operationForwarder: OperationForwarder?
+    @exclusivity(unchecked) private var borrowedForwarder: Unmanaged<OperationForwarder>?
 
     private let flows: FlowTable
     private let communityIDs = CommunityIDHasher()
@@ -494,7 +500,7 @@ public final class Engine {
         let operations = sink.operationCount
         if operations > 0 {
             statistics.operations &+= UInt64(operations)
-            if let o = borrowedObserver { sink.drainOperations { o.operation($0, flow: sink.flow) } } else { sink.drainOperations { _ in } }
+            if let f = borrowedForwarder { f._withUnsafeGuaranteedRef { $0.forward(from: sink) } } else { sink.drainOperations { _ in } }
         }
         if sink.anomalyCount > 0 {
             for a in sink.anomalies {
@@ -627,6 +633,22 @@ public final class Engine {
 
     /// Bytes waiting in the record buffers (the caller drains when this grows).
     public var bufferedRecordBytes: Int { sink.lines.reduce(0) { $0 + $1.count } }
+}
+
+/// Drains a sink's operations into an observer. A class reached through `Unmanaged` (an existential cannot be),
+/// opened once to the observer's concrete type, whose `let` reference is then used with no retain per call.
+class OperationForwarder {
+    func forward(from sink: EventSink) {}
+}
+
+private final class TypedOperationForwarder<O: EngineObserver>: OperationForwarder {
+    let observer: O
+    init(_ observer: O) { self.observer = observer }
+    override func forward(from sink: EventSink) { sink.drainOperations { observer.operation($0, flow: sink.flow) } }
+}
+
+extension Engine {
+    fileprivate static func forwarder<O: EngineObserver>(to observer: O) -> OperationForwarder { TypedOperationForwarder(observer) }
 }
 
 /// Receives what policy and detection need from an engine. Called on the engine's thread.
