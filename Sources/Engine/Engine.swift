@@ -53,6 +53,10 @@ public final class Engine {
     @exclusivity(unchecked) private var operationForwarder: OperationForwarder?
     @exclusivity(unchecked) private var borrowedForwarder: Unmanaged<OperationForwarder>?
 
+    /// Packets the one-pass established-TCP path handled (the rest took the general path).
+    @exclusivity(unchecked) public private(set) var packetsOnEstablishedPath: UInt64 = 0
+    private let establishedTCPPath: Bool
+
     private let flows: FlowTable
     private let communityIDs = CommunityIDHasher()
     private let modbus = DissectorPool<ModbusDissector>()
@@ -75,6 +79,7 @@ public final class Engine {
     /// Creates an engine.
     public init(configuration: EngineConfiguration = .init()) {
         self.configuration = configuration
+        establishedTCPPath = configuration.establishedTCPPath
         flows = FlowTable(limits: configuration.flowLimits)
         sink.pduRecordsEnabled = configuration.pduRecords
         sink.transactionRecordsEnabled = configuration.transactionRecords
@@ -126,7 +131,10 @@ public final class Engine {
         statistics.bytes &+= UInt64(bytes.count)
         if wireLength > bytes.count { statistics.truncatedPackets &+= 1 }
         if time.seconds >= nextSweep { sweep() }
-        if linkType == PacketDecoder.ethernet && processEstablishedTCPv4(bytes, wireLength: wireLength, time: time) { return }
+        if linkType == PacketDecoder.ethernet && establishedTCPPath && processEstablishedTCPv4(bytes, wireLength: wireLength, time: time) {
+            packetsOnEstablishedPath &+= 1
+            return
+        }
 
         let packet: PacketView
         do {

@@ -18,6 +18,9 @@ public struct EngineConfiguration: Sendable {
     public var anomalyLogLimitPerKind = 1_000
     /// Bytes buffered while a flow's protocol is undecided, at most.
     public var maximumProbeBytes = 512
+    /// Whether the common established-TCP packet takes the one-pass path (`Engine.processEstablishedTCPv4`);
+    /// false sends every packet through the general path. The records are the same either way: tests compare them.
+    public var establishedTCPPath = true
     /// Creates the defaults.
     public init() {}
 }
