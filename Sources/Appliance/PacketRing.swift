@@ -57,6 +57,7 @@ public final class PacketRing: @unchecked Sendable {
     private var consumerTail = 0
     private var consumerHeadCopy = 0
     private var pendingSize = 0
+    private var releasedSincePublish = 0
     // Consumer-private lookahead (`upcomingPacket`): the position of the packet message it answered last, and for
     // which distance.
     private var aheadPosition = -1
@@ -95,7 +96,7 @@ public final class PacketRing: @unchecked Sendable {
     /// (live: the caller counts a drop). Payloads beyond `maximumPayload` are cut (never happens with
     /// snaplen ≤ 256 KiB and a ring ≥ 1 MiB).
     @inline(__always)
-    public func push(_ header: RingMessageHeader, payload: UnsafeRawBufferPointer, block: Bool) -> Bool {
+    public func push(_ header: RingMessageHeader, payload: UnsafeRawBufferPointer, block: Bool, publish: Bool = true) -> Bool {
         var h = header
         let n = min(payload.count, maximumPayload)
         h.capturedLength = UInt32(n)
@@ -130,17 +131,37 @@ public final class PacketRing: @unchecked Sendable {
         buffer.advanced(by: offset).storeBytes(of: h, as: RingMessageHeader.self)
         if n > 0 { buffer.advanced(by: offset + Self.headerSize).copyMemory(from: payload.baseAddress!, byteCount: n) }
         producerHead += size
+        if publish { self.publish() }
+        return true
+    }
+
+    /// Makes every message pushed so far visible to the consumer, and wakes a sleeping consumer once a good share
+    /// is queued. `push(publish: false)` leaves this to the caller, who then publishes every few messages: the
+    /// store is a full fence on a line the consumer reads, which cost more than the rest of a push.
+    @inline(__always)
+    public func publish() {
         head.store(producerHead, ordering: .sequentiallyConsistent)
         if consumerWaiter.sleeping.load(ordering: .sequentiallyConsistent)
             && producerHead - producerTailCopy >= wakeBytes && producerHead - tail.load(ordering: .relaxed) >= wakeBytes {
             consumerWaiter.wake()
         }
-        return true
+    }
+
+    /// Whether a message with `payloadCount` bytes fits without waiting (producer side).
+    @inline(__always)
+    public func hasRoom(for payloadCount: Int) -> Bool {
+        let size = (Self.headerSize + min(payloadCount, maximumPayload) + 7) & ~7
+        let toEnd = capacity - (producerHead & mask)
+        let needed = toEnd < size ? toEnd + size : size
+        if producerHead + needed - producerTailCopy <= capacity { return true }
+        producerTailCopy = tail.load(ordering: .acquiring)
+        return producerHead + needed - producerTailCopy <= capacity
     }
 
     /// Wakes a sleeping consumer if anything is queued (the producer's batch ended: a live capture found no
     /// more packets for now, or the input ended).
     public func flush() {
+        head.store(producerHead, ordering: .sequentiallyConsistent)
         if consumerWaiter.sleeping.load(ordering: .sequentiallyConsistent) && producerHead != tail.load(ordering: .relaxed) {
             consumerWaiter.wake()
         }
@@ -207,6 +228,11 @@ public final class PacketRing: @unchecked Sendable {
     public func release() {
         consumerTail += pendingSize
         pendingSize = 0
+        // Published every 32 messages and whenever the consumer has caught up with what it has seen (so an idle
+        // worker's ring reads as drained): the store is a full fence on a line the producer reads.
+        releasedSincePublish &+= 1
+        guard releasedSincePublish >= 32 || consumerTail == consumerHeadCopy else { return }
+        releasedSincePublish = 0
         tail.store(consumerTail, ordering: .sequentiallyConsistent)
         // The producer waits for `wakeBytes` of room; wake it once that much is free (by our view of the head,
         // which may lag: an early wake is harmless, it re-checks and sleeps again).

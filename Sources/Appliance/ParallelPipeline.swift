@@ -52,6 +52,9 @@ public final class ParallelPipeline: @unchecked Sendable {
 
     let settings: Settings
     let workers: [PipelineWorker]
+    /// The workers' rings for the reader, unretained (the workers keep them alive): retaining a ring per packet wrote
+    /// its reference count, in a cache line the worker's thread reads too, from the reader's core on every packet.
+    private let readerRings: [Unmanaged<PacketRing>]
     let detection: DetectionStage
     private let writeLock = Mutex<Int>(0)
     private let writer: (RecordKind, [UInt8]) -> Void
@@ -64,6 +67,7 @@ public final class ParallelPipeline: @unchecked Sendable {
     private var lastTime = PacketTime.zero
     private var started = false
     private var finished = false
+    private var unpublished = 0   // packets pushed since `publishAll`
     /// Packets a live capture could not queue because the worker's ring was full.
     public private(set) var queueDrops: UInt64 = 0
     /// Packets handed to `packet(...)` (frames numbered).
@@ -87,6 +91,7 @@ public final class ParallelPipeline: @unchecked Sendable {
                                      recorder: recorder, flushBytes: settings.recordFlushBytes))
         }
         workers = ws
+        readerRings = ws.map { Unmanaged.passUnretained($0.ring) }
         detection = DetectionStage(observer: observer, sink: alertSink, detector: detector, waiter: detectionWaiter,
                                    anomalyRecords: settings.anomalyRecords, anomalyLimit: settings.anomalyLogLimitPerKind)
         writer = write
@@ -116,30 +121,50 @@ public final class ParallelPipeline: @unchecked Sendable {
         frame &+= 1
         key &+= 1
         lastTime = time
-        let target = workers.count == 1 ? 0 : FlowDispatch.worker(for: ByteView(bytes), linkType: linkType, workers: workers.count)
+        let target = readerRings.count == 1 ? 0 : FlowDispatch.worker(for: ByteView(bytes), linkType: linkType, workers: readerRings.count)
         var header = RingMessageHeader(kind: RingMessageKind.advance.rawValue, linkType: linkType, key: key, frame: frame,
                                        time: time, capturedLength: 0, wireLength: 0)
         if time.seconds >= nextSweep {
             nextSweep = time.seconds &+ 1
+            publishAll(through: key &- 1)   // these pushes may wait for room
             for w in workers where w.index != target {
                 _ = w.ring.push(header, payload: UnsafeRawBufferPointer(start: nil, count: 0), block: true)
             }
         }
         header.kind = RingMessageKind.packet.rawValue
         header.wireLength = UInt32(clamping: wireLength)
-        if !workers[target].ring.push(header, payload: bytes, block: settings.blocking) { queueDrops &+= 1 }
+        let blocking = settings.blocking
+        let queued = readerRings[target]._withUnsafeGuaranteedRef { ring in
+            // Before waiting for room, everything pushed must be visible: the merge may need it to let the
+            // worker that would free the room go on.
+            if blocking && !ring.hasRoom(for: bytes.count) { publishAll(through: key &- 1) }
+            return ring.push(header, payload: bytes, block: blocking, publish: false)
+        }
+        if !queued { queueDrops &+= 1 }
+        unpublished &+= 1
+        if unpublished >= 32 { publishAll(through: key) }
+    }
+
+    /// Publishes every ring's pushed messages, then `dispatched` = `key`: the detection merge treats a worker whose
+    /// ring is drained as having nothing before `dispatched`, so that must only count messages the rings show.
+    /// Done every 32 packets rather than per packet (each is a fenced store to a line another core reads).
+    private func publishAll(through key: UInt64) {
+        for ring in readerRings { ring._withUnsafeGuaranteedRef { $0.publish() } }
         dispatched.store(key, ordering: .releasing)
+        unpublished = 0
     }
 
     /// Wakes workers that sleep while packets wait in their rings (a live capture calls this when a read batch
     /// ends; in between, workers are woken only once a good share of their ring has filled).
     public func flush() {
+        publishAll(through: key)
         for w in workers { w.ring.flush() }
     }
 
     /// Lets time pass with no packet (a live capture with no traffic): every worker's clock moves to `time`,
     /// so idle flows end and aggregation windows close.
     public func idle(time: PacketTime) {
+        publishAll(through: key)
         key &+= 1
         lastTime = time
         if time.seconds >= nextSweep { nextSweep = time.seconds &+ 1 }
@@ -156,6 +181,7 @@ public final class ParallelPipeline: @unchecked Sendable {
         guard !finished else { return }
         finished = true
         if !started { start() }
+        publishAll(through: key)
         key &+= 1
         let header = RingMessageHeader(kind: RingMessageKind.finish.rawValue, linkType: 0, key: key, frame: frame,
                                        time: lastTime, capturedLength: 0, wireLength: 0)
@@ -326,7 +352,10 @@ final class DetectionStage: @unchecked Sendable {
     }
 
     func run(_ pipeline: ParallelPipeline) {
-        let workers = pipeline.workers
+        // Unretained views of the workers and their event queues (the pipeline keeps them alive): retaining them per
+        // event wrote their reference counts, in cache lines their worker threads write too.
+        let workers = pipeline.workers.map { Unmanaged.passUnretained($0) }
+        let queues = pipeline.workers.map { Unmanaged.passUnretained($0.events) }
         let n = workers.count
         // Held for the whole run: reading the property per event retained and released the observer each time.
         let observer = self.observer
@@ -343,9 +372,10 @@ final class DetectionStage: @unchecked Sendable {
             let d = pipeline.dispatched.load(ordering: .acquiring)
             var any = false
             for v in 0..<n {
-                let w = workers[v]
-                let safe = w.ring.isDrained ? d &+ 1 : w.completed.load(ordering: .acquiring) &+ 1
-                if let k = w.events.headKey() { bounds[v] = k; any = true } else { bounds[v] = safe }
+                let safe = workers[v]._withUnsafeGuaranteedRef { w in
+                    w.ring.isDrained ? d &+ 1 : w.completed.load(ordering: .acquiring) &+ 1
+                }
+                if let k = queues[v]._withUnsafeGuaranteedRef({ $0.headKey() }) { bounds[v] = k; any = true } else { bounds[v] = safe }
             }
             var progressed = false
             if any {
@@ -354,7 +384,7 @@ final class DetectionStage: @unchecked Sendable {
                     var best = -1
                     var bestKey = UInt64.max
                     for v in 0..<n {
-                        if let k = workers[v].events.headKey() {
+                        if let k = queues[v]._withUnsafeGuaranteedRef({ $0.headKey() }) {
                             bounds[v] = k
                             if k < bestKey { bestKey = k; best = v }
                         }
@@ -365,10 +395,13 @@ final class DetectionStage: @unchecked Sendable {
                         if bounds[v] < bestKey || (bounds[v] == bestKey && v < best) { allowed = false; break }
                     }
                     guard allowed else { break }
-                    let event = workers[best].events.headEvent
-                    workers[best].events.pop()
+                    let (event, ahead) = queues[best]._withUnsafeGuaranteedRef { q in
+                        let e = q.headEvent
+                        q.pop()
+                        return (e, q.flowSlot(ahead: 6))
+                    }
                     progressed = true
-                    if let s = workers[best].events.flowSlot(ahead: 6), s >= 0, Int(s) < entries.count, let base = entries.base {
+                    if let s = ahead, s >= 0, Int(s) < entries.count, let base = entries.base {
                         zw_prefetch(base + Int(s) &* entries.stride)
                     }
                     if case .finish = event {
@@ -387,7 +420,7 @@ final class DetectionStage: @unchecked Sendable {
                             if case .flowStarted = event { entries = o.flowStateTable() }
                         }
                     }
-                    if workers[best].events.headKey() == nil {
+                    if queues[best]._withUnsafeGuaranteedRef({ $0.headKey() }) == nil {
                         // Its queue emptied: its bound must be re-read (before the queue) on the next pass.
                         if bounds[best] != .max { break }
                     }

@@ -67,28 +67,34 @@ func runPacketLoop(_ source: PacketSource, session: RunSession, showProgress: Bo
 /// `--workers N`: reads every packet of `source` and hands it to the pipeline (which numbers it, copies it into
 /// its flow's worker ring and waits when that ring is full: replay never drops). Returns the read error that
 /// ended the loop early, if any.
+/// The `--workers` reader's per-packet work: hand the packet to the pipeline (which numbers it and copies it into its
+/// flow's worker ring).
+private final class PipelineConsumer: PacketConsumer {
+    let pipeline: ParallelPipeline
+    let linkType: Int32
+
+    init(pipeline: ParallelPipeline, linkType: Int32) { self.pipeline = pipeline; self.linkType = linkType }
+
+    override func consume(_ header: PacketHeader, _ bytes: ByteView) {
+        pipeline.packet(bytes.raw, linkType: linkType, time: header.time, wireLength: header.wireLength)
+    }
+
+    override var stopRequested: Bool { zonewatch.stopRequested.load(ordering: .relaxed) }
+}
+
 func runParallelPacketLoop(_ source: PacketSource, pipeline: ParallelPipeline, showProgress: Bool) -> CaptureError? {
-    let linkType = source.linkType.rawValue
-    var count: UInt64 = 0
+    let consumer = PipelineConsumer(pipeline: pipeline, linkType: source.linkType.rawValue)
     var lastProgress = monotonicSeconds()
     while !stopRequested.load(ordering: .relaxed) {
-        let next: PacketSource.Next
-        do { next = try source.next() } catch { return error }
-        switch next {
-        case .packet(let header, let bytes):
-            pipeline.packet(bytes.raw, linkType: linkType, time: header.time, wireLength: header.wireLength)
-            count &+= 1
-            if showProgress && count & 65535 == 0 {
-                let t = monotonicSeconds()
-                if t - lastProgress >= 1 {
-                    lastProgress = t
-                    printErrorRaw("\rzonewatch: \(pipeline.framesRead) packets, \(pipeline.liveFlows) live flows")
-                }
+        let read: Int
+        do { read = try source.dispatch(batch: 65536, to: consumer) } catch { return error }
+        if read == 0 { return nil }
+        if showProgress {
+            let t = monotonicSeconds()
+            if t - lastProgress >= 1 {
+                lastProgress = t
+                printErrorRaw("\rzonewatch: \(pipeline.framesRead) packets, \(pipeline.liveFlows) live flows")
             }
-        case .timeout:
-            continue
-        case .end:
-            return nil
         }
     }
     return nil
