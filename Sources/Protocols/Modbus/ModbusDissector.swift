@@ -82,13 +82,20 @@ public struct ModbusDissector: AppDissector {
         return consumeQuietly(bytes, side: side, sink: sink)
     }
 
-    /// `consume` with records off.
-    @inline(never)
-    mutating func consumeQuietly(_ bytes: ByteView, side: FlowSide, sink: EventSink) -> Int {
+    /// What every delivery starts with: the flow's sides known, requests that timed out reported, the packet's
+    /// stamp and this side's direction.
+    @inline(__always)
+    mutating func beginDelivery(side: FlowSide, sink: EventSink) -> (Delivery, ModbusDirection) {
         if requesterSide == nil || isUDP { prepare(side: side, sink: sink) }
         let delivery = Delivery(sink)
         if session.pendingCount > 0 && session.anyExpired(at: delivery.time) { expireRequests(at: delivery.time, sink: sink) }
-        let direction: ModbusDirection = side == requesterSide ? .request : .response
+        return (delivery, side == requesterSide ? .request : .response)
+    }
+
+    /// `consume` with records off.
+    @inline(never)
+    mutating func consumeQuietly(_ bytes: ByteView, side: FlowSide, sink: EventSink) -> Int {
+        let (delivery, direction) = beginDelivery(side: side, sink: sink)
         // The usual case, inline: the delivery is one whole, in-sync ADU holding a common PDU (CommonPDUs.swift).
         // No loop here: a loop's hoisted values cost spills and reloads on every call, and several ADUs in one
         // delivery are rare enough for `consumeRest` (whose loop takes them the same way).
@@ -105,10 +112,7 @@ public struct ModbusDissector: AppDissector {
     /// `consume` with records on.
     @inline(never)
     mutating func consumeRecording(_ bytes: ByteView, side: FlowSide, sink: EventSink) -> Int {
-        if requesterSide == nil || isUDP { prepare(side: side, sink: sink) }
-        let delivery = Delivery(sink)
-        if session.pendingCount > 0 && session.anyExpired(at: delivery.time) { expireRequests(at: delivery.time, sink: sink) }
-        let direction: ModbusDirection = side == requesterSide ? .request : .response
+        let (delivery, direction) = beginDelivery(side: side, sink: sink)
         return consumeSteps(bytes, from: 0, side: side, direction: direction, delivery: delivery, sink: sink)
     }
 

@@ -106,6 +106,18 @@ struct PendingTable {
         let k = PendingTable.key(side: r.side, pduReference: r.pduReference, userdata: r.userdata)
         var r = r
         r.used = true   // set before the store: one write into `slots`, one uniqueness check
+        let (free, match) = findSlot(k)
+        if match >= 0 { let old = slots[match]; slots[match] = r; return old }
+        if free >= 0 { slots[free] = r; keys[free] = k; self.live += 1; return nil }
+        var oldest = 0
+        for i in 1..<slots.count where slots[i].frame < slots[oldest].frame { oldest = i }
+        let old = slots[oldest]; slots[oldest] = r; keys[oldest] = k
+        return old
+    }
+
+    /// Where key `k` is filed (`match`, -1 none) and the first free slot (-1 none) for `insert` and `insertKey`.
+    /// Stops once all `live` keys were compared and a free slot is known.
+    @inline(__always) private mutating func findSlot(_ k: UInt32) -> (free: Int, match: Int) {
         var free = -1, seen = 0, match = -1
         let live = self.live
         withUnsafeBytes(of: &keys) { raw in   // plain loads, not SIMD lane extracts
@@ -121,12 +133,7 @@ struct PendingTable {
                 if seen == live && free >= 0 { return }
             }
         }
-        if match >= 0 { let old = slots[match]; slots[match] = r; return old }
-        if free >= 0 { slots[free] = r; keys[free] = k; self.live += 1; return nil }
-        var oldest = 0
-        for i in 1..<slots.count where slots[i].frame < slots[oldest].frame { oldest = i }
-        let old = slots[oldest]; slots[oldest] = r; keys[oldest] = k
-        return old
+        return (free, match)
     }
 
     /// What `insertKey` did.
@@ -139,21 +146,7 @@ struct PendingTable {
     /// the first eviction either way, so which key goes is not observable.
     mutating func insertKey(side: FlowSide, pduReference: UInt16, userdata: Bool) -> KeyInsertion {
         let k = PendingTable.key(side: side, pduReference: pduReference, userdata: userdata)
-        var free = -1, seen = 0, match = -1
-        let live = self.live
-        withUnsafeBytes(of: &keys) { raw in   // the scan of `insert`
-            let keys = raw.bindMemory(to: UInt32.self)
-            for i in 0..<PendingTable.capacity {
-                let key = keys[i]
-                if key == 0 {
-                    if free < 0 { free = i }
-                } else {
-                    if key == k { match = i; return }
-                    seen += 1
-                }
-                if seen == live && free >= 0 { return }
-            }
-        }
+        let (free, match) = findSlot(k)
         if match >= 0 { return .sameKey }
         if free >= 0 { keys[free] = k; self.live += 1; return .added }
         keys[Int(evictNext)] = k
