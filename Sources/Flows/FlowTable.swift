@@ -194,11 +194,6 @@ public final class FlowTable {
         return s >= 0 && Int(s) < slotCount ? s : -1
     }
 
-    /// The state in slot `s` if `s` names an initialised slot (for hints that carry a possibly stale slot number;
-    /// the state may belong to another flow by now).
-    public func initialisedState(_ s: Int32) -> UnsafeMutablePointer<FlowState>? {
-        s >= 0 && Int(s) < slotCount ? slots + Int(s) : nil
-    }
 
     /// Inserts a new flow; the table must not be full (evict first).
     public func insert(_ state: FlowState, hash: UInt64) -> Int32 {

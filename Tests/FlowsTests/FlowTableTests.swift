@@ -61,7 +61,18 @@ private func state(_ k: FlowKey, _ t: Int64 = 0) -> FlowState {
         #expect(t.prefetchSlot(hash: key(i).fastHash) == slots[i])
     }
     #expect(t.prefetchSlot(hash: key(999).fastHash) == -1)
-    // A stale slot number from a hint is only followed when it names an initialised slot.
-    #expect(t.initialisedState(slots[7]) == t.slots + Int(slots[7]))
-    #expect(t.initialisedState(-1) == nil && t.initialisedState(Int32(t.slotCount)) == nil)
+    // The pipeline: a packet's hash goes in `distance` positions ahead; its slot comes out three quarters of the
+    // way later (index, then state, then the answer), for packets whose hash was known.
+    var answers: [Int32] = []
+    for position in UInt64(1)...UInt64(40) {
+        let i = Int(position % 200)
+        let hash: UInt64? = position % 5 == 0 ? nil : key(i).fastHash
+        answers.append(t.prefetchAhead(hash: hash, position: position &+ 8, distance: 8))
+    }
+    for step in UInt64(7)...UInt64(40) {
+        let entered = step - 6   // the step that entered the packet answered now (8 ahead then, 2 ahead now)
+        let expected: Int32 = entered % 5 == 0 ? -1 : slots[Int(entered % 200)]
+        #expect(answers[Int(step) - 1] == expected, "step \(step)")
+    }
+    #expect(t.prefetchAhead(hash: nil, position: 1_000, distance: 8) == -1)
 }
