@@ -140,6 +140,10 @@ public final class Detector {
                                 capacity: config.maximumAggregationEntries)
         scans = DistinctCounter(windowMicroseconds: Int64(config.scanWindowSeconds) * 1_000_000, capacity: config.maximumScanKeys)
         flows.reserveCapacity(1024)
+        // Address space for the per-flow tables up front (pages are touched only as flows come): grown by doubling,
+        // each growth copied the whole table into fresh pages, which was most of a 100,000-flow replay's page faults.
+        slots.reserveCapacity(config.maximumTrackedFlows)
+        engineSlots.reserveCapacity(config.maximumTrackedFlows)
         techniqueReferences = Self.references(policy?.attackVersion ?? .v19)
         resetVerdictCache()
     }
