@@ -65,7 +65,10 @@ public final class FlowTable {
         mask = 1023
         indexSize = 1024
         index = FlowTable.allocateIndex(1024)
-        slotCapacity = min(capacity, 1024)
+        // Address space for every slot up front: pages are touched (huge pages: 2 MiB at a time) only as flows come,
+        // and the block never moves (doubling it copied every flow's state into fresh pages, page faults included).
+        slotCapacity = capacity
+        hashes.reserveCapacity(capacity)
         slotStore = FlowTable.allocateSlots(slotCapacity)
         aheadRing.initialize(repeating: 0, count: 48)
     }
