@@ -280,7 +280,7 @@ public final class Engine {
         // The peer bytes this packet acknowledges were sent before it: release them first, so that a request
         // held behind a hole is dissected before the answer this packet carries.
         // The streams are worked on in place in the flow's slot (a raw block: no copy, no retain/release of the
-        // held-segment buffers); delivering never inserts flows, so the slot does not move meanwhile.
+        // held-segment buffers); slots never move.
         if flags & PacketView.ack != 0 {
             streamPointer(slot, side.opposite).pointee.peerAcknowledged(packet.acknowledgement) { event in
                 self.deliver(slot, side: side.opposite, event: event)
@@ -295,13 +295,13 @@ public final class Engine {
         if flows.slots[Int(slot)].isClosed { flows.markClosed(slot) }
     }
 
-    /// One side's stream in place in the flow's slot (valid until the next flow insert).
+    /// One side's stream in place in the flow's slot.
     @inline(__always) private func streamPointer(_ slot: Int32, _ side: FlowSide) -> UnsafeMutablePointer<TCPStream> {
         let raw = UnsafeMutableRawPointer(flows.slots + Int(slot))
         return (raw + (side == .initiator ? initiatorStreamOffset : responderStreamOffset)).assumingMemoryBound(to: TCPStream.self)
     }
 
-    /// One side's carry (unconsumed stream bytes) in place in the flow's slot (valid until the next flow insert).
+    /// One side's carry (unconsumed stream bytes) in place in the flow's slot.
     @inline(__always) private func carryPointer(_ slot: Int32, _ side: FlowSide) -> UnsafeMutablePointer<[UInt8]> {
         let raw = UnsafeMutableRawPointer(flows.slots + Int(slot))
         return (raw + (side == .initiator ? initiatorCarryOffset : responderCarryOffset)).assumingMemoryBound(to: [UInt8].self)

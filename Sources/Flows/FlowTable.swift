@@ -25,20 +25,19 @@ public struct FlowTableLimits: Sendable {
 /// so a probe touches only the index until the one key comparison; backward-shift deletion (no tombstones).
 /// The index grows with the live flows (kept at most half full); the key compared is the one in the flow's
 /// state (its first cache line, which the packet touches next anyway); LRU links (active and closed
-/// lists, for O(1) idle expiry and eviction) sit in the flow's slot, and slots grow on demand up to the cap
-/// and are then reused: nothing here allocates per packet in steady state.
+/// lists, for O(1) idle expiry and eviction) sit in the flow's slot, and slots are taken in order up to the cap
+/// and then reused: nothing here allocates per packet in steady state.
 ///
 /// A final class, owned by one engine on one thread: callers reach the arrays in place (a struct held in a
 /// class property is copied, buffers retained, on some accesses), and exclusivity checks are off.
 public final class FlowTable {
-    /// Flow states by slot (the first `slotCount` initialised; the block doubles as flows come, up to the cap);
+    /// Flow states by slot (the first `slotCount` initialised; the block holds the cap, its pages touched as flows come);
     /// a slot not reachable from the index is free (its contents are stale). A raw pointer, not an array: the
     /// engine reaches it from another module several times per packet, and there a class's array property
     /// costs a dynamic exclusivity check, a uniqueness check and a bounds check per access. Slot numbers come
-    /// only from this table; the pointer changes only when `insert` grows the block.
+    /// only from this table; the block never moves.
     @inlinable public var slots: UnsafeMutablePointer<FlowState> { slotStore }
-    @exclusivity(unchecked) @usableFromInline var slotStore: UnsafeMutablePointer<FlowState>
-    @exclusivity(unchecked) private var slotCapacity: Int
+    @usableFromInline let slotStore: UnsafeMutablePointer<FlowState>
     /// Slots initialised so far.
     @exclusivity(unchecked) public private(set) var slotCount = 0
     // 0 empty, else (hash >> 32) << 32 | (slot + 1); raw for the same reasons as the slots (and huge pages).
@@ -67,9 +66,8 @@ public final class FlowTable {
         index = FlowTable.allocateIndex(1024)
         // Address space for every slot up front: pages are touched (huge pages: 2 MiB at a time) only as flows come,
         // and the block never moves (doubling it copied every flow's state into fresh pages, page faults included).
-        slotCapacity = capacity
         hashes.reserveCapacity(capacity)
-        slotStore = FlowTable.allocateSlots(slotCapacity)
+        slotStore = FlowTable.allocateSlots(capacity)
         aheadRing.initialize(repeating: 0, count: 48)
     }
 
@@ -207,14 +205,6 @@ public final class FlowTable {
             slots[Int(s)] = state; hashes[Int(s)] = hash
         } else {
             precondition(slotCount < capacity, "flow table full: evict before inserting")
-            if slotCount == slotCapacity {
-                let bigger = min(capacity, slotCapacity * 2)
-                let fresh = FlowTable.allocateSlots(bigger)
-                fresh.moveInitialize(from: slots, count: slotCount)
-                FlowTable.releaseSlots(slots)
-                slotStore = fresh
-                slotCapacity = bigger
-            }
             s = Int32(slotCount)
             (slots + slotCount).initialize(to: state); slotCount += 1
             hashes.append(hash)
