@@ -47,6 +47,16 @@ open class PacketConsumer {
     public init() {}
     /// One packet: its header and a view of libpcap's buffer valid during the call only.
     open func consume(_ header: PacketHeader, _ bytes: ByteView) {}
+    /// One packet with the one `lookahead` places after it when the file's read buffer already holds it
+    /// (`PacketSource.upcoming`; nil otherwise), for prefetching. Called instead of `consume(_:_:)` when
+    /// `lookahead` is above 0; the default forwards to it.
+    open func consume(_ header: PacketHeader, _ bytes: ByteView, ahead: ByteView?) { consume(header, bytes) }
+    /// How many packets ahead to look (0: no lookahead). Asked once per `dispatch` call.
+    open var lookahead: Int { 0 }
+    /// Whether `stopRequested` is asked after every packet (true) or only by the caller between `dispatch` calls
+    /// (false: a replay stops within one batch anyway, and the question costs a call per packet). Asked once per
+    /// `dispatch` call.
+    open var stopsWithinBatch: Bool { true }
     /// Whether to stop after the current packet (asked after each one).
     open var stopRequested: Bool { false }
 }
@@ -54,10 +64,15 @@ open class PacketConsumer {
 /// `dispatch`'s state, reached through libpcap's user pointer.
 private struct DispatchContext {
     let consumer: Unmanaged<PacketConsumer>
+    let source: Unmanaged<PacketSource>
     let handle: OpaquePointer
+    let lookahead: Int
+    let stopsWithinBatch: Bool
     var count = 0
-    init(consumer: PacketConsumer, handle: OpaquePointer) {
-        self.consumer = Unmanaged.passUnretained(consumer); self.handle = handle
+    init(consumer: PacketConsumer, source: PacketSource, handle: OpaquePointer) {
+        self.consumer = Unmanaged.passUnretained(consumer); self.source = Unmanaged.passUnretained(source)
+        self.handle = handle
+        lookahead = consumer.lookahead; stopsWithinBatch = consumer.stopsWithinBatch
     }
 }
 
@@ -197,24 +212,32 @@ public final class PacketSource {
     }
 
     /// Reads packets with `pcap_dispatch` until the end of the input, an error, or `consumer.stopRequested`
-    /// (asked after each packet), handing each to `consumer` with a view of libpcap's buffer valid during the
-    /// call only. Every `batch` packets it returns to let the caller do periodic work: the result is the number
+    /// (asked after each packet unless `consumer.stopsWithinBatch` is false), handing each to `consumer` with a
+    /// view of libpcap's buffer valid during the call only (and, with `consumer.lookahead`, the packet that many
+    /// places ahead). Every `batch` packets it returns to let the caller do periodic work: the result is the number
     /// of packets read, 0 at the end (or when stopped before any packet). Throws when the file is truncated or
     /// the device fails, after handing on every packet before the failure. One C callback and one method call per
     /// packet, no `Next` value and no closure context to retain: the replay loop's way, the cheapest libpcap offers.
     public func dispatch(batch: Int32, to consumer: PacketConsumer) throws(CaptureError) -> Int {
-        var context = DispatchContext(consumer: consumer, handle: handle)
+        var context = DispatchContext(consumer: consumer, source: self, handle: handle)
         let status = withUnsafeMutablePointer(to: &context) { pointer in
             pcap_dispatch(handle, batch, { user, header, data in
                 let context = UnsafeMutableRawPointer(user.unsafelyUnwrapped).assumingMemoryBound(to: DispatchContext.self)
                 let h = header.unsafelyUnwrapped.pointee
                 context.pointee.count &+= 1
-                // Borrowed, not retained: the consumer outlives the dispatch call.
+                let packetHeader = PacketHeader(time: PacketTime(seconds: Int64(h.ts.tv_sec), microseconds: Int32(h.ts.tv_usec)),
+                                                capturedLength: Int(h.caplen), wireLength: Int(h.len))
+                let bytes = ByteView(UnsafeRawBufferPointer(start: data, count: Int(h.caplen)))
+                // Borrowed, not retained: the consumer and the source outlive the dispatch call.
+                let lookahead = context.pointee.lookahead
                 let stop = context.pointee.consumer._withUnsafeGuaranteedRef { consumer in
-                    consumer.consume(PacketHeader(time: PacketTime(seconds: Int64(h.ts.tv_sec), microseconds: Int32(h.ts.tv_usec)),
-                                                  capturedLength: Int(h.caplen), wireLength: Int(h.len)),
-                                     ByteView(UnsafeRawBufferPointer(start: data, count: Int(h.caplen))))
-                    return consumer.stopRequested
+                    if lookahead > 0 {
+                        let ahead = context.pointee.source._withUnsafeGuaranteedRef { $0.upcoming(lookahead) }
+                        consumer.consume(packetHeader, bytes, ahead: ahead)
+                    } else {
+                        consumer.consume(packetHeader, bytes)
+                    }
+                    return context.pointee.stopsWithinBatch && consumer.stopRequested
                 }
                 if stop { pcap_breakloop(context.pointee.handle) }
             }, UnsafeMutableRawPointer(pointer).assumingMemoryBound(to: UInt8.self))

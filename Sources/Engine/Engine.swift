@@ -205,7 +205,12 @@ public final class Engine {
               payloadOffset >= 54, payloadOffset <= ipEnd, ipEnd <= n else { return false }
         let source = u32(26), sourcePort = u16(34)
         let key = FlowKey(v4Source: source, destination: u32(30), sourcePort: sourcePort, destinationPort: u16(36), ipProtocol: 6)
-        guard let slot = flows.find(key, hash: key.fastHash) else { return false }
+        // The prefetch pipeline usually found this flow's slot already: one key comparison instead of a hash and a probe.
+        var slot = flows.candidate(at: packetsProcessed)
+        if slot < 0 || flows.slots[Int(slot)].key != key {
+            guard let s = flows.find(key, hash: key.fastHash) else { return false }
+            slot = s
+        }
         let state = flows.slots + Int(slot)
         let sentByLow = IPAddress(v4: source) == key.lowIP && sourcePort == key.lowPort
         let side: FlowSide = sentByLow == state.pointee.initiatorIsLow ? .initiator : .responder

@@ -69,8 +69,8 @@ public struct FlowState {
     /// The flow table's LRU links (slot numbers, -1 none) and list (0 active, 1 closed), in the slot rather than in
     /// arrays of their own: moving a flow to the front of its list then reads its own links from a line the packet
     /// prefetched anyway, and writes its neighbours' (prefetched with it, see `FlowTable.prefetchNeighbours`).
-    var lruPrevious: Int32 = -1
-    var lruNext: Int32 = -1
+    @usableFromInline var lruPrevious: Int32 = -1
+    @usableFromInline var lruNext: Int32 = -1
     var lruList: UInt32 = 0
     /// Pads the stride to a whole number of cache lines (see `FlowStateLayoutTests`).
     var padding: UInt32 = 0

@@ -39,16 +39,19 @@ public final class FlowTable {
     @inlinable public var slots: UnsafeMutablePointer<FlowState> { slotStore }
     @usableFromInline let slotStore: UnsafeMutablePointer<FlowState>
     /// Slots initialised so far.
-    @exclusivity(unchecked) public private(set) var slotCount = 0
+    @inlinable public var slotCount: Int { initialisedSlots }
+    @exclusivity(unchecked) @usableFromInline var initialisedSlots = 0
     // 0 empty, else (hash >> 32) << 32 | (slot + 1); raw for the same reasons as the slots (and huge pages).
-    @exclusivity(unchecked) private var index: UnsafeMutablePointer<UInt64>
+    @exclusivity(unchecked) @usableFromInline var index: UnsafeMutablePointer<UInt64>
     @exclusivity(unchecked) private var indexSize: Int
     @exclusivity(unchecked) private var hashes: [UInt64] = []
     @exclusivity(unchecked) private var freeSlots: [Int32] = []
-    /// `prefetchAhead`'s packets in flight by position mod 16: [3i] position, [3i+1] flow hash, [3i+2] slot once
-    /// looked up (UInt64.max: none).
-    private let aheadRing = UnsafeMutablePointer<UInt64>.allocate(capacity: 48)
-    @exclusivity(unchecked) private var mask: Int
+    /// `prefetchAhead`'s packets in flight by position mod 16: [4i] position, [4i+1] flow hash, [4i+2] slot once
+    /// looked up (UInt64.max: none), [4i+3] `removals` at that lookup.
+    @usableFromInline let aheadRing = UnsafeMutablePointer<UInt64>.allocate(capacity: 64)
+    /// Flows removed so far: a slot `prefetchAhead` found is still that flow's while this has not moved.
+    @exclusivity(unchecked) @usableFromInline var removals: UInt64 = 0
+    @exclusivity(unchecked) @usableFromInline var mask: Int
     private let capacity: Int
     /// The bounds in force.
     public let limits: FlowTableLimits
@@ -68,7 +71,7 @@ public final class FlowTable {
         // and the block never moves (doubling it copied every flow's state into fresh pages, page faults included).
         hashes.reserveCapacity(capacity)
         slotStore = FlowTable.allocateSlots(capacity)
-        aheadRing.initialize(repeating: 0, count: 48)
+        aheadRing.initialize(repeating: 0, count: 64)
     }
 
     deinit {
@@ -78,11 +81,11 @@ public final class FlowTable {
         aheadRing.deallocate()
     }
 
-    @inline(__always) private static func entry(_ hash: UInt64, _ slot: Int32) -> UInt64 {
+    @inline(__always) @usableFromInline static func entry(_ hash: UInt64, _ slot: Int32) -> UInt64 {
         (hash & 0xFFFF_FFFF_0000_0000) | UInt64(UInt32(bitPattern: slot) &+ 1)
     }
 
-    @inline(__always) private static func slot(of entry: UInt64) -> Int32 {
+    @inlinable @inline(__always) static func slot(of entry: UInt64) -> Int32 {
         Int32(bitPattern: UInt32(truncatingIfNeeded: entry) &- 1)
     }
 
@@ -129,6 +132,7 @@ public final class FlowTable {
     public var isFull: Bool { count >= limits.maximumFlows }
 
     /// The slot of `key`, if live.
+    @inlinable
     public func find(_ key: FlowKey, hash: UInt64) -> Int32? {
         let tag = hash & 0xFFFF_FFFF_0000_0000
         var i = Int(truncatingIfNeeded: hash) & mask
@@ -144,6 +148,7 @@ public final class FlowTable {
     }
 
     /// Starts loading the index entry where the flow with `hash` would be (for a packet a few places ahead).
+    @inlinable
     public func prefetchIndex(hash: UInt64) {
         zw_prefetch(index + (Int(truncatingIfNeeded: hash) & mask))
     }
@@ -152,7 +157,7 @@ public final class FlowTable {
     /// (prefetched a little earlier) names a candidate: the first entry with the hash's tag. There is no key
     /// comparison (that would wait for the very line being prefetched); a wrong guess only wastes a prefetch.
     /// Returns the candidate's slot (-1 none), for a later hint about its application state.
-    @discardableResult
+    @discardableResult @inlinable
     public func prefetchSlot(hash: UInt64) -> Int32 {
         let tag = hash & 0xFFFF_FFFF_0000_0000
         var i = Int(truncatingIfNeeded: hash) & mask
@@ -180,21 +185,33 @@ public final class FlowTable {
     /// interleaved flows these are otherwise dependent cache misses on every packet. Hints only: lookups see no
     /// difference, and a stale slot (the flow ended meanwhile) only wastes a prefetch. `distance` must be a
     /// power of two of at most 16.
-    @inline(__always)
+    @inlinable @inline(__always)
     public func prefetchAhead(hash: UInt64?, position: UInt64, distance: UInt64) -> Int32 {
         if let h = hash {
-            let i = Int(position & 15) &* 3
+            let i = Int(position & 15) &* 4
             aheadRing[i] = position; aheadRing[i &+ 1] = h; aheadRing[i &+ 2] = UInt64.max
             prefetchIndex(hash: h)
         }
-        let near = position &- distance / 2, j = Int(near & 15) &* 3
-        if aheadRing[j] == near { aheadRing[j &+ 2] = UInt64(bitPattern: Int64(prefetchSlot(hash: aheadRing[j &+ 1]))) }
-        let nearest = position &- (distance &- distance / 4), k = Int(nearest & 15) &* 3
+        let near = position &- distance / 2, j = Int(near & 15) &* 4
+        if aheadRing[j] == near {
+            aheadRing[j &+ 2] = UInt64(bitPattern: Int64(prefetchSlot(hash: aheadRing[j &+ 1])))
+            aheadRing[j &+ 3] = removals
+        }
+        let nearest = position &- (distance &- distance / 4), k = Int(nearest & 15) &* 4
         guard aheadRing[k] == nearest else { return -1 }
         let s = Int32(truncatingIfNeeded: aheadRing[k &+ 2])
         return s >= 0 && Int(s) < slotCount ? s : -1
     }
 
+    /// The slot `prefetchAhead` found for the packet numbered `position` (its flow's live slot, or another live
+    /// flow's whose hash shares the tag), or -1 when there is none or a flow has been removed since (the slot may
+    /// be stale). The caller compares keys: with a match this is the flow `find` would return, without probing.
+    @inlinable @inline(__always)
+    public func candidate(at position: UInt64) -> Int32 {
+        let k = Int(position & 15) &* 4
+        guard aheadRing[k] == position, aheadRing[k &+ 3] == removals else { return -1 }
+        return Int32(truncatingIfNeeded: aheadRing[k &+ 2])
+    }
 
     /// Inserts a new flow; the table must not be full (evict first).
     public func insert(_ state: FlowState, hash: UInt64) -> Int32 {
@@ -204,9 +221,9 @@ public final class FlowTable {
             s = reused
             slots[Int(s)] = state; hashes[Int(s)] = hash
         } else {
-            precondition(slotCount < capacity, "flow table full: evict before inserting")
-            s = Int32(slotCount)
-            (slots + slotCount).initialize(to: state); slotCount += 1
+            precondition(initialisedSlots < capacity, "flow table full: evict before inserting")
+            s = Int32(initialisedSlots)
+            (slots + initialisedSlots).initialize(to: state); initialisedSlots += 1
             hashes.append(hash)
         }
         var i = Int(truncatingIfNeeded: hash) & mask
@@ -236,6 +253,7 @@ public final class FlowTable {
         index[i] = 0
         freeSlots.append(s)
         count -= 1
+        removals &+= 1
         // Hand the state out and leave an empty one behind, so its buffers are released now.
         var state = FlowState(key: slots[Int(s)].key, initiatorIsLow: true, midstream: false, firstSeen: .zero,
                               lastSeen: .zero, firstFrame: 0, communityID: InlineText())
@@ -259,7 +277,7 @@ public final class FlowTable {
     /// Starts loading the LRU links of flow `s`'s neighbours, when a packet of it a little ahead will move it to
     /// the front (`touch`, the first packet of a flow in a second of packet time): with thousands of flows they are
     /// otherwise two cache misses per touch. `s`'s own slot must have been prefetched before (its links are read).
-    @inline(__always)
+    @inlinable @inline(__always)
     public func prefetchNeighbours(of s: Int32) {
         let links = MemoryLayout<FlowState>.offset(of: \FlowState.lruPrevious)!
         let p = slots[Int(s)].lruPrevious, n = slots[Int(s)].lruNext

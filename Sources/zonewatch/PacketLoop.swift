@@ -22,31 +22,11 @@ func monotonicSeconds() -> Double {
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }
 
-/// The replay loop's per-packet work: a flow prefetch hint for a packet ahead, then the packet itself.
-private final class ReplayConsumer: PacketConsumer {
-    let engine: Engine
-    let source: PacketSource
-    let linkType: Int32
-    // Diagnostic for scripts/bench (ZONEWATCH_NO_PREFETCH=1): measure without the flow prefetch hints.
-    let prefetch = getenv("ZONEWATCH_NO_PREFETCH") == nil
-
-    init(engine: Engine, source: PacketSource) {
-        self.engine = engine; self.source = source; linkType = source.linkType.rawValue
-    }
-
-    override func consume(_ header: PacketHeader, _ bytes: ByteView) {
-        if prefetch { engine.prefetchFlows(ahead: source.upcoming(Engine.prefetchDistance), linkType: linkType) }
-        engine.process(bytes, linkType: linkType, time: header.time, wireLength: header.wireLength)
-    }
-
-    override var stopRequested: Bool { zonewatch.stopRequested.load(ordering: .relaxed) }
-}
-
 /// Reads every packet of `source` into `engine`, draining records to `records` as they pile up.
 /// Returns the read error that ended the loop early (a truncated file), if any.
 func runPacketLoop(_ source: PacketSource, session: RunSession, showProgress: Bool) -> CaptureError? {
     let engine = session.engine
-    let consumer = ReplayConsumer(engine: engine, source: source)
+    let consumer = EngineConsumer(engine: engine, linkType: source.linkType.rawValue)
     var lastProgress = monotonicSeconds()
     while !stopRequested.load(ordering: .relaxed) {
         let read: Int
