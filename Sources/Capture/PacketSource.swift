@@ -91,13 +91,13 @@ public final class PacketSource {
     /// Lookahead over a classic pcap file's read buffer (`upcoming`): 0 unavailable, 1 records in host byte
     /// order, 2 byte-swapped.
     @exclusivity(unchecked) private var lookaheadOrder: UInt8 = 0
-    // The record `upcoming` answered last, for which distance, and the read buffer's extent then (a refill
-    // moves both). Touched per packet by one thread: no dynamic exclusivity checks.
-    @exclusivity(unchecked) private var aheadRecord: UnsafePointer<UInt8>?
-    @exclusivity(unchecked) private var aheadLength = 0
+    // The record after the one `upcoming` answered last, for which distance, and the unread extent of the read
+    // buffer then (within one fill its start only grows; a refill moves it back). Touched per packet by one
+    // thread: no dynamic exclusivity checks.
+    @exclusivity(unchecked) private var aheadNext: UnsafeRawPointer?
     @exclusivity(unchecked) private var aheadDistance = 0
-    @exclusivity(unchecked) private var aheadBufferStart = UnsafePointer<UInt8>(bitPattern: 1)!
-    @exclusivity(unchecked) private var aheadBufferEnd = UnsafePointer<UInt8>(bitPattern: 1)!
+    @exclusivity(unchecked) private var aheadBufferStart = UnsafeRawPointer(bitPattern: 1)!
+    @exclusivity(unchecked) private var aheadBufferEnd = UnsafeRawPointer(bitPattern: 1)!
 
     private init(handle: OpaquePointer, file: UnsafeMutablePointer<FILE>?, buffer: UnsafeMutableRawPointer?, live: Bool) throws(CaptureError) {
         self.handle = handle; self.file = file; self.readBuffer = buffer; self.isLive = live
@@ -253,29 +253,29 @@ public final class PacketSource {
     /// copied or consumed: the packet still comes from `next()`. Only a hint source (flow prefetching), so the
     /// bytes are not validated beyond staying inside the buffer; the view is valid until the next `next()`.
     /// Called once per packet with the same distance, it steps one record on from the previous answer instead
-    /// of walking `distance` record headers again.
+    /// of walking `distance` record headers again. (glibc's FILE read pointers are part of its public ABI.)
     @inline(__always)
     public func upcoming(_ distance: Int) -> ByteView? {
         guard lookaheadOrder != 0, let fp = file else { return nil }
-        var available = 0
-        guard let start = zw_stdio_unread(fp, &available) else { return nil }
-        let end = start + available
-        var record: UnsafePointer<UInt8>
+        // glibc's read pointers, read in place (a C helper taking an out-parameter cost a stack-protector check).
+        guard let readPointer = fp.pointee._IO_read_ptr, let readEnd = fp.pointee._IO_read_end else { return nil }
+        let start = UnsafeRawPointer(readPointer), end = UnsafeRawPointer(readEnd)
+        var record: UnsafeRawPointer
         var remaining: Int
-        if let last = aheadRecord, distance == aheadDistance, end == aheadBufferEnd, start >= aheadBufferStart, last >= start {
-            record = last + 16 + aheadLength; remaining = 1   // same buffer fill, one packet later
+        if let next = aheadNext, distance == aheadDistance, end == aheadBufferEnd, start >= aheadBufferStart, next >= start {
+            record = next; remaining = 1   // same buffer fill, one packet later
         } else {
             record = start; remaining = distance
         }
-        aheadRecord = nil
+        aheadNext = nil
         while end - record >= 16 {
-            var captured = UnsafeRawPointer(record).loadUnaligned(fromByteOffset: 8, as: UInt32.self)
+            var captured = record.loadUnaligned(fromByteOffset: 8, as: UInt32.self)
             if lookaheadOrder == 2 { captured = captured.byteSwapped }
             let length = Int(captured)
             guard length <= end - record - 16 else { return nil }
             remaining -= 1
             if remaining <= 0 {
-                aheadRecord = record; aheadLength = length; aheadDistance = distance
+                aheadNext = record + 16 + length; aheadDistance = distance
                 aheadBufferStart = start; aheadBufferEnd = end
                 return ByteView(UnsafeRawBufferPointer(start: record + 16, count: length))
             }

@@ -97,7 +97,11 @@ public final class Engine {
     /// dissector state (a quarter), each found through what the stage before loaded. With thousands of
     /// interleaved flows these are otherwise three dependent cache misses per packet. Hints only: nothing here
     /// changes what is computed (a stale slot only wastes a prefetch).
-    public func prefetchFlows(ahead: ByteView?, linkType: Int32) {
+    public func prefetchFlows(ahead: ByteView?, linkType: Int32) { prefetchStage(ahead: ahead, linkType: linkType) }
+
+    /// `prefetchFlows`, inlined into the replay loop's consumer.
+    @inline(__always)
+    func prefetchStage(ahead: ByteView?, linkType: Int32) {
         var hash: UInt64?
         if let bytes = ahead, linkType == PacketDecoder.ethernet, let t = PacketDecoder.commonEthernetFlowTuple(bytes) {
             hash = FlowKey(v4Source: t.source, destination: t.destination, sourcePort: t.sourcePort,
@@ -124,6 +128,12 @@ public final class Engine {
     /// Processes one packet. `bytes` is borrowed for the duration of the call only. `frame` is the packet's
     /// 1-based number when a reader numbers packets for several engines (`--workers`); 0: the engine counts.
     public func process(_ bytes: ByteView, linkType: Int32, time: PacketTime, wireLength: Int, frame number: UInt64 = 0) {
+        processPacket(bytes, linkType: linkType, time: time, wireLength: wireLength, frame: number)
+    }
+
+    /// `process`, inlined into the replay loop's consumer.
+    @inline(__always)
+    func processPacket(_ bytes: ByteView, linkType: Int32, time: PacketTime, wireLength: Int, frame number: UInt64) {
         frame = number == 0 ? frame &+ 1 : number
         packetsProcessed &+= 1
         now = time
@@ -135,7 +145,13 @@ public final class Engine {
             packetsOnEstablishedPath &+= 1
             return
         }
+        processGeneral(bytes, linkType: linkType, time: time, wireLength: wireLength)
+    }
 
+    /// Everything the one-pass path does not take: decoding with every error reported, flow creation, port reuse,
+    /// handshakes and closes, reassembly out of order. Kept out of line so that the common path stays small.
+    @inline(never)
+    private func processGeneral(_ bytes: ByteView, linkType: Int32, time: PacketTime, wireLength: Int) {
         let packet: PacketView
         do {
             guard let p = try PacketDecoder.decode(bytes, linkType: linkType) else { statistics.nonIPPackets &+= 1; return }
@@ -385,7 +401,7 @@ public final class Engine {
         case .modbus: consume(modbus, slot: slot, side: side, bytes: bytes, frame: frame, time: now)
         case .dnp3: consume(dnp3, slot: slot, side: side, bytes: bytes, frame: frame, time: now)
         case .s7comm: consume(s7comm, slot: slot, side: side, bytes: bytes, frame: frame, time: now)
-        case .none: return
+        case .some(.none): return   // (a bare `.none` here would be the optional's nil)
         default: deliver(slot, side: side, event: .data(bytes))   // undecided: identification first
         }
     }

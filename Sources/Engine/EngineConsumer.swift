@@ -23,8 +23,8 @@ public final class EngineConsumer: PacketConsumer {
     override public var stopsWithinBatch: Bool { false }
 
     override public func consume(_ header: PacketHeader, _ bytes: ByteView, ahead: ByteView?) {
-        engine.prefetchFlows(ahead: ahead, linkType: linkType)
-        engine.process(bytes, linkType: linkType, time: header.time, wireLength: header.wireLength)
+        engine.prefetchStage(ahead: ahead, linkType: linkType)
+        engine.processPacket(bytes, linkType: linkType, time: header.time, wireLength: header.wireLength, frame: 0)
     }
 
     override public func consume(_ header: PacketHeader, _ bytes: ByteView) {

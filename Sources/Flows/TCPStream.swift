@@ -31,11 +31,14 @@ public struct TCPStream {
     // Layout: the first 16 bytes are what an in-order segment touches (the flow's slot keeps both streams'
     // first bytes in its hot cache lines); counters, touched only when something goes wrong, follow.
     /// The sequence number of the next byte expected.
-    public private(set) var nextSequence: UInt32 = 0
+    @inlinable public var nextSequence: UInt32 { expected }
     /// Whether `nextSequence` is known (SYN seen, or first data when picked up midstream).
-    public private(set) var synchronized = false
+    @inlinable public var synchronized: Bool { isSynchronized }
+    // Stored under other names so that the engine's per-packet path can inline `advanceInOrder`.
+    @usableFromInline var expected: UInt32 = 0
+    @usableFromInline var isSynchronized = false
     /// Held out-of-order segments, sorted by sequence.
-    private var held: [HeldSegment] = []
+    @usableFromInline var held: [HeldSegment] = []
     private var heldBytes = 0
 
     /// Bytes declared missing.
@@ -51,7 +54,7 @@ public struct TCPStream {
     /// Holes given up on because the holding bounds were reached.
     public private(set) var holdOverflows: UInt32 = 0
 
-    struct HeldSegment {
+    @usableFromInline struct HeldSegment {
         var sequence: UInt32
         var bytes: [UInt8]
         var wireLength: Int
@@ -68,13 +71,13 @@ public struct TCPStream {
                                  deliver: (StreamEvent) -> Void) {
         var seq = sequence
         if syn {
-            nextSequence = sequence &+ 1; synchronized = true
+            expected = sequence &+ 1; isSynchronized = true
             held.removeAll(); heldBytes = 0
             seq = sequence &+ 1
         }
         guard wireLength > 0 else { return }
-        if !synchronized { nextSequence = seq; synchronized = true }
-        let rel = Int32(bitPattern: seq &- nextSequence)
+        if !isSynchronized { expected = seq; isSynchronized = true }
+        let rel = Int32(bitPattern: seq &- expected)
         if rel == 0 {
             deliverInOrder(payload, wireLength: wireLength, deliver: deliver)
             drainHeld(deliver: deliver)
@@ -104,8 +107,8 @@ public struct TCPStream {
 
     /// The peer acknowledged up to `ack`: a held hole before `ack` was lost before capture.
     public mutating func peerAcknowledged(_ ack: UInt32, deliver: (StreamEvent) -> Void) {
-        guard synchronized, let first = held.first else { return }
-        guard Int32(bitPattern: ack &- nextSequence) > 0 else { return }
+        guard isSynchronized, let first = held.first else { return }
+        guard Int32(bitPattern: ack &- expected) > 0 else { return }
         let target = Int32(bitPattern: ack &- first.sequence) < 0 ? ack : first.sequence
         skip(to: target, deliver: deliver)
         drainHeld(afterLoss: true, deliver: deliver)
@@ -123,14 +126,14 @@ public struct TCPStream {
     public var heldByteCount: Int { heldBytes }
 
     /// Whether out-of-order segments are held (then an acknowledgement from the peer may release them).
-    public var holdsSegments: Bool { !held.isEmpty }
+    @inlinable public var holdsSegments: Bool { !held.isEmpty }
 
     /// The in-order case of `segment` in one step, for the engine's established-flow path: when the stream is
     /// synchronised, holds nothing and `sequence` is the next byte expected, moves past the `length` bytes (which
     /// the caller then delivers whole) and returns true; otherwise changes nothing and returns false.
-    public mutating func advanceInOrder(sequence: UInt32, length: Int) -> Bool {
-        guard synchronized, sequence == nextSequence, held.isEmpty else { return false }
-        nextSequence = nextSequence &+ UInt32(truncatingIfNeeded: length)
+    @inlinable public mutating func advanceInOrder(sequence: UInt32, length: Int) -> Bool {
+        guard isSynchronized, sequence == expected, held.isEmpty else { return false }
+        expected = expected &+ UInt32(truncatingIfNeeded: length)
         return true
     }
 
@@ -143,15 +146,15 @@ public struct TCPStream {
             gaps &+= 1; gapBytes &+= UInt64(wireLength - payload.count)
             deliver(.gap(wireLength - payload.count))
         }
-        nextSequence = nextSequence &+ UInt32(truncatingIfNeeded: wireLength)
+        expected = expected &+ UInt32(truncatingIfNeeded: wireLength)
     }
 
     private mutating func skip(to target: UInt32, deliver: (StreamEvent) -> Void) {
-        let missing = Int32(bitPattern: target &- nextSequence)
+        let missing = Int32(bitPattern: target &- expected)
         guard missing > 0 else { return }
         gaps &+= 1; gapBytes &+= UInt64(missing)
         deliver(.gap(Int(missing)))
-        nextSequence = target
+        expected = target
     }
 
     private mutating func hold(_ seq: UInt32, _ payload: ByteView, _ wireLength: Int, frame: UInt64, time: PacketTime) {
@@ -166,7 +169,7 @@ public struct TCPStream {
     /// bytes are reported on the packet that carried them; a filled hole completes on the filling packet.
     private mutating func drainHeld(afterLoss: Bool = false, deliver: (StreamEvent) -> Void) {
         while let first = held.first {
-            let rel = Int32(bitPattern: first.sequence &- nextSequence)
+            let rel = Int32(bitPattern: first.sequence &- expected)
             if rel > 0 { return }
             held.removeFirst()
             heldBytes -= first.bytes.count
