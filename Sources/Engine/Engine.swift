@@ -104,8 +104,8 @@ public final class Engine {
     func prefetchStage(ahead: ByteView?, linkType: Int32) {
         var hash: UInt64?
         if let bytes = ahead, linkType == PacketDecoder.ethernet, let t = PacketDecoder.commonEthernetFlowTuple(bytes) {
-            hash = FlowKey(v4Source: t.source, destination: t.destination, sourcePort: t.sourcePort,
-                           destinationPort: t.destinationPort, ipProtocol: t.ipProtocol).fastHash
+            hash = FlowKey.v4Hash(source: t.source, destination: t.destination, sourcePort: t.sourcePort,
+                                  destinationPort: t.destinationPort, ipProtocol: t.ipProtocol)
         }
         // Positions count this engine's packets (workers see every n-th frame).
         let s = flows.prefetchAhead(hash: hash, position: packetsProcessed &+ 1 &+ UInt64(Engine.prefetchDistance),

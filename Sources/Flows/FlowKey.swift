@@ -53,14 +53,33 @@ public struct FlowKey: Hashable, Sendable {
     /// Whether `packet` (which must belong to this key) was sent by the low endpoint.
     @inlinable public func sentByLow(_ p: PacketView) -> Bool { p.source == lowIP && p.sourcePort == lowPort }
 
-    /// A cheap, well-mixed 64-bit hash (no SipHash on the per-packet path); symmetric by construction.
+    /// A cheap, well-mixed 64-bit hash (no SipHash on the per-packet path), symmetric by construction: the
+    /// endpoints' hashes are added, so either order of a packet's addresses gives the same value without putting
+    /// them in canonical order first (the replay loop hashes packets a few places ahead straight from their bytes,
+    /// `v4Hash`).
     @inlinable @inline(__always) public var fastHash: UInt64 {
-        var h = lowIP.high &* 0x9E37_79B9_7F4A_7C15
-        h = (h ^ lowIP.low) &* 0xBF58_476D_1CE4_E5B9
-        h = (h ^ highIP.high) &* 0x94D0_49BB_1331_11EB
-        h = (h ^ highIP.low) &* 0x9E37_79B9_7F4A_7C15
-        h ^= UInt64(lowPort) << 32 | UInt64(highPort) << 16 | UInt64(ipProtocol) << 8 | UInt64(vlan) << 48
-        h = (h ^ (h >> 31)) &* 0xBF58_476D_1CE4_E5B9
+        FlowKey.finish(FlowKey.endpointHash(lowIP.high, lowIP.low, lowPort) &+ FlowKey.endpointHash(highIP.high, highIP.low, highPort),
+                       ipProtocol: ipProtocol, vlan: vlan)
+    }
+
+    /// `fastHash` of the untagged IPv4 key of a packet from `source`:`sourcePort` to `destination`:`destinationPort`,
+    /// from the packet's own fields (either direction gives the same value).
+    @inlinable @inline(__always)
+    public static func v4Hash(source: UInt32, destination: UInt32, sourcePort: UInt16, destinationPort: UInt16, ipProtocol: UInt8) -> UInt64 {
+        let mapped: UInt64 = 0xFFFF_0000_0000   // IPAddress(v4:)'s low word, high word 0
+        return finish(endpointHash(0, mapped | UInt64(source), sourcePort) &+ endpointHash(0, mapped | UInt64(destination), destinationPort),
+                      ipProtocol: ipProtocol, vlan: 0)
+    }
+
+    @inlinable @inline(__always)
+    static func endpointHash(_ high: UInt64, _ low: UInt64, _ port: UInt16) -> UInt64 {
+        ((low ^ UInt64(port) << 48) &* 0x9E37_79B9_7F4A_7C15) ^ (high &* 0xBF58_476D_1CE4_E5B9)
+    }
+
+    @inlinable @inline(__always)
+    static func finish(_ sum: UInt64, ipProtocol: UInt8, vlan: UInt16) -> UInt64 {
+        var h = sum ^ (UInt64(ipProtocol) << 8 | UInt64(vlan) << 16)
+        h = (h ^ (h >> 32)) &* 0x94D0_49BB_1331_11EB
         return h ^ (h >> 29)
     }
 }
