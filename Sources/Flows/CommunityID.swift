@@ -74,23 +74,15 @@ public enum CommunityID {
     }
 }
 
-/// Community ID v1 of flows as they are created, without allocating: one reusable digest context and stack
-/// buffers (the plain `CommunityID.compute` builds five arrays and a digest context per call: a SYN flood creates
-/// flows at packet rate). One per engine, so one per thread.
+/// Community ID v1 of flows as they are created, without allocating: stack buffers and OpenSSL's SHA-1 called
+/// directly (`zw_sha1`; the plain `CommunityID.compute` builds five arrays and goes through EVP: a SYN flood
+/// creates flows at packet rate). One per engine, so one per thread.
 public final class CommunityIDHasher {
-    private let context: OpaquePointer? = EVP_MD_CTX_new()
-    private let sha1: OpaquePointer? = EVP_MD_fetch(nil, "SHA1", nil)
-
     /// Creates a hasher.
     public init() {}
 
-    deinit { EVP_MD_CTX_free(context); EVP_MD_free(sha1) }
-
     /// The Community ID text ("1:" and base64) of the flow between `a` and `b`, in either order.
     public func text(_ a: Endpoint, _ b: Endpoint, ipProtocol: UInt8, seed: UInt16 = 0) -> InlineText {
-        guard let context, let sha1 else {
-            return InlineText(CommunityID.compute(source: a, destination: b, ipProtocol: ipProtocol, seed: seed))
-        }
         // The spec orders endpoints by address bytes, then port; IPAddress's order is the same (IPv4 is mapped).
         let aFirst = a.ip < b.ip || (a.ip == b.ip && a.port <= b.port)
         let first = aFirst ? a : b, second = aFirst ? b : a
@@ -113,9 +105,7 @@ public final class CommunityIDHasher {
                 put(UInt8(second.port >> 8)); put(UInt8(second.port & 0xFF))
             }
             let digest = input + 48
-            var length: UInt32 = 0
-            guard EVP_DigestInit_ex(context, sha1, nil) == 1, EVP_DigestUpdate(context, input, n) == 1,
-                  EVP_DigestFinal_ex(context, digest, &length) == 1, length == 20 else {
+            guard zw_sha1(input, n, digest) == 1 else {
                 return InlineText(CommunityID.compute(source: a, destination: b, ipProtocol: ipProtocol, seed: seed))
             }
             // "1:" + base64 of 20 bytes (27 characters and one "=").
