@@ -441,7 +441,10 @@ public final class Engine {
         var carry = takeCarry(slot, side)
         let transport: Transport = flows.slots[Int(slot)].key.ipProtocol == 6 ? .tcp : .udp
         let isUDP = transport == .udp
-        if !isUDP { carry.append(contentsOf: bytes.raw) }
+        // A side's first bytes (nothing stashed, the usual case) are probed where they lie and copied only if the
+        // decision must wait for more: stashing them first cost an allocation and a copy per flow.
+        let inPlace = isUDP || carry.isEmpty
+        if !inPlace { carry.append(contentsOf: bytes.raw) }
         let ini = flows.slots[Int(slot)].initiator.port, res = flows.slots[Int(slot)].responder.port
         var verdictKind = ApplicationKind.none
         var waiting = false
@@ -464,9 +467,10 @@ public final class Engine {
             consider(DNP3Dissector.self, .dnp3, view)
             consider(S7commDissector.self, .s7comm, view)
         }
-        if isUDP { probeAll(bytes) } else { carry.withUnsafeBytes { probeAll(ByteView($0)) } }
+        if inPlace { probeAll(bytes) } else { carry.withUnsafeBytes { probeAll(ByteView($0)) } }
 
-        if verdictKind == .none && waiting && carry.count < configuration.maximumProbeBytes && !isUDP {
+        if verdictKind == .none && waiting && (inPlace ? bytes.count : carry.count) < configuration.maximumProbeBytes && !isUDP {
+            if inPlace { carry.append(contentsOf: bytes.raw) }
             putCarry(slot, side, carry)   // keep the bytes and decide on the next ones
             return
         }
@@ -498,8 +502,8 @@ public final class Engine {
         default: break
         }
         notifyIdentified(slot, p)
-        // The stashed bytes (TCP) or the datagram (UDP) go to the new dissector now.
-        deliver(slot, side: side, event: .data(isUDP ? bytes : ByteView.empty))
+        // The stashed bytes (TCP), or the bytes probed in place, go to the new dissector now.
+        deliver(slot, side: side, event: .data(inPlace ? bytes : ByteView.empty))
     }
 
     private func notifyIdentified(_ slot: Int32, _ p: AppProtocol?) {
