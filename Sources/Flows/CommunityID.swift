@@ -86,7 +86,8 @@ public final class CommunityIDHasher {
         // The spec orders endpoints by address bytes, then port; IPAddress's order is the same (IPv4 is mapped).
         let aFirst = a.ip < b.ip || (a.ip == b.ip && a.port <= b.port)
         let first = aFirst ? a : b, second = aFirst ? b : a
-        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 96) { buffer -> InlineText in
+        // input at 0..<48, digest at 48..<68, text ("1:" and 28 base64 characters) at 68..<98.
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 98) { buffer -> InlineText in
             let input = buffer.baseAddress!
             var n = 0
             func put(_ byte: UInt8) { input[n] = byte; n += 1 }
