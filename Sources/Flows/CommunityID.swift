@@ -25,20 +25,14 @@ public enum CommunityID {
         var digest = [UInt8](repeating: 0, count: 20)
         input.withUnsafeBufferPointer { inp in
             digest.withUnsafeMutableBufferPointer { out in
-                // OpenSSL 3's one-shot SHA1() looks the algorithm up by name on every call (EVP_Q_digest: about
-                // 5,000 instructions, more than the hash); with the implementation fetched once it is ~1,500.
-                if let md = sha1 {
-                    _ = EVP_Digest(inp.baseAddress, inp.count, out.baseAddress, nil, md, nil)
-                } else {
-                    _ = SHA1(inp.baseAddress, inp.count, out.baseAddress)
-                }
+                var context = SHA_CTX()
+                _ = SHA1_Init(&context)
+                _ = SHA1_Update(&context, inp.baseAddress, inp.count)
+                _ = SHA1_Final(out.baseAddress, &context)
             }
         }
         return base64(digest, prefix: "1:")
     }
-
-    /// SHA-1 fetched once from the default provider (nil if unavailable: fall back to the one-shot call).
-    nonisolated(unsafe) private static let sha1: OpaquePointer? = EVP_MD_fetch(nil, "SHA1", nil)
 
     private static func lexicographicallyLess(_ x: [UInt8], _ y: [UInt8]) -> Bool {
         for (p, q) in zip(x, y) where p != q { return p < q }
@@ -74,27 +68,24 @@ public enum CommunityID {
     }
 }
 
-/// Community ID v1 of flows as they are created, without allocating: one reusable digest context and stack
-/// buffers (the plain `CommunityID.compute` builds five arrays and a digest context per call: a SYN flood creates
-/// flows at packet rate). One per engine, so one per thread.
+/// Community ID v1 of flows as they are created, without allocating: stack buffers (the plain
+/// `CommunityID.compute` builds five arrays per call: a SYN flood creates flows at packet rate). One per engine,
+/// so one per thread.
+///
+/// SHA-1 is OpenSSL's low-level SHA1_Init/Update/Final (the same SHA-NI/AVX code as EVP's): ~50 ns a flow against
+/// ~85 ns through EVP_Digest* with a fetched EVP_MD, and no EVP_MD_fetch, whose first call initialises OpenSSL 3
+/// (reads openssl.cnf, loads the default provider: ~1 ms of every zonewatch process's start-up).
 public final class CommunityIDHasher {
-    private let context: OpaquePointer? = EVP_MD_CTX_new()
-    private let sha1: OpaquePointer? = EVP_MD_fetch(nil, "SHA1", nil)
-
     /// Creates a hasher.
     public init() {}
 
-    deinit { EVP_MD_CTX_free(context); EVP_MD_free(sha1) }
-
     /// The Community ID text ("1:" and base64) of the flow between `a` and `b`, in either order.
     public func text(_ a: Endpoint, _ b: Endpoint, ipProtocol: UInt8, seed: UInt16 = 0) -> InlineText {
-        guard let context, let sha1 else {
-            return InlineText(CommunityID.compute(source: a, destination: b, ipProtocol: ipProtocol, seed: seed))
-        }
         // The spec orders endpoints by address bytes, then port; IPAddress's order is the same (IPv4 is mapped).
         let aFirst = a.ip < b.ip || (a.ip == b.ip && a.port <= b.port)
         let first = aFirst ? a : b, second = aFirst ? b : a
-        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 96) { buffer -> InlineText in
+        // input at 0..<48, digest at 48..<68, text ("1:" and 28 base64 characters) at 68..<98.
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 98) { buffer -> InlineText in
             let input = buffer.baseAddress!
             var n = 0
             func put(_ byte: UInt8) { input[n] = byte; n += 1 }
@@ -113,11 +104,10 @@ public final class CommunityIDHasher {
                 put(UInt8(second.port >> 8)); put(UInt8(second.port & 0xFF))
             }
             let digest = input + 48
-            var length: UInt32 = 0
-            guard EVP_DigestInit_ex(context, sha1, nil) == 1, EVP_DigestUpdate(context, input, n) == 1,
-                  EVP_DigestFinal_ex(context, digest, &length) == 1, length == 20 else {
-                return InlineText(CommunityID.compute(source: a, destination: b, ipProtocol: ipProtocol, seed: seed))
-            }
+            var context = SHA_CTX()
+            _ = SHA1_Init(&context)
+            _ = SHA1_Update(&context, input, n)
+            _ = SHA1_Final(digest, &context)
             // "1:" + base64 of 20 bytes (27 characters and one "=").
             let text = input + 68
             let table: StaticString = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
