@@ -1,4 +1,4 @@
-import Foundation
+import Glibc
 import Wire
 import Records
 
@@ -33,8 +33,8 @@ public func benchmarkTCPDelivery(alerts: Int, port: UInt16) -> Double {
 /// `benchmarkTCPDelivery` with the details (caller cost per alert, the output's report).
 public func benchmarkTCPDeliveryDetailed(alerts: Int, port: UInt16, format: OutputFormat = .cef) -> DeliveryBenchmark {
     let sink = FrameSink(port: port, expect: alerts)
-    let spool = NSTemporaryDirectory() + "zw-bench-spool-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-    defer { try? FileManager.default.removeItem(atPath: spool) }
+    let spool = temporaryDirectory() + "zw-bench-spool-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    defer { removeTree(spool) }
     var none = DeliveryBenchmark(alerts: alerts, received: 0, seconds: 0, deliverNanoseconds: 0, report: OutputReport(url: ""))
     guard sink.port != 0,
           let spec = try? OutputSpec.parse("syslog+tcp://127.0.0.1:\(sink.port)?format=\(format)&spool=\(spool)&queue=262144"),
@@ -83,6 +83,28 @@ public func benchmarkTCPDeliveryDetailed(alerts: Int, port: UInt16, format: Outp
     return none
 }
 
+/// `$TMPDIR` with a trailing slash, or `/tmp/` (what Foundation's `NSTemporaryDirectory` gives).
+func temporaryDirectory() -> String {
+    guard let p = getenv("TMPDIR"), p.pointee != 0 else { return "/tmp/" }
+    let path = String(cString: p)
+    return path.hasSuffix("/") ? path : path + "/"
+}
+
+/// Deletes `path` and, for a folder, everything in it; errors are ignored (best-effort clean-up).
+func removeTree(_ path: String) {
+    if unlink(path) == 0 || errno == ENOENT { return }
+    if let dir = opendir(path) {
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name != "." && name != ".." { removeTree(path + "/" + name) }
+        }
+        closedir(dir)
+    }
+    rmdir(path)
+}
+
 /// User + system CPU seconds of this process so far.
 func processCPUSeconds() -> Double {
     var u = rusage()
@@ -103,7 +125,7 @@ final class FrameSink: @unchecked Sendable {
     private(set) var port: UInt16 = 0
     private let listener: Int32
     private let expect: Int
-    private let state = NSCondition()
+    private let state = WaitCondition()
     private var frames = 0
     private(set) var lastFrameTime = 0.0
     private var closed = false
@@ -125,9 +147,7 @@ final class FrameSink: @unchecked Sendable {
         }
         guard ok else { return }
         port = UInt16(bigEndian: addr.sin_port)
-        let t = Thread { [self] in run() }
-        t.name = "zw-bench-sink"
-        t.start()
+        startThread(name: "zw-bench-sink") { [self] in run() }
     }
 
     private func run() {
@@ -173,7 +193,7 @@ final class FrameSink: @unchecked Sendable {
         while frames < expect {
             let left = deadline - monotonicSeconds()
             if left <= 0 { break }
-            _ = state.wait(until: Date(timeIntervalSinceNow: min(left, 0.1)))
+            state.wait(seconds: min(left, 0.1))
         }
         return frames
     }

@@ -1,4 +1,4 @@
-import Foundation
+import Glibc
 import Synchronization
 import Records
 
@@ -216,7 +216,7 @@ final class OutputChannel: @unchecked Sendable {
     @exclusivity(unchecked) private var encoder: MessageEncoder     // the output's thread only
     private let published: Mutex<OutputReport>
     private let stopDeadline = Mutex<Double>(0)
-    private let finished = NSCondition()
+    private let finished = WaitCondition()
     private var isFinished = false
     private var started = false
 
@@ -248,10 +248,7 @@ final class OutputChannel: @unchecked Sendable {
     }
 
     func start(index: Int) {
-        started = true
-        let thread = Thread { [self] in run() }
-        thread.name = "zw-output-\(index)"
-        thread.start()
+        started = startThread(name: "zw-output-\(index)") { [self] in run() }
     }
 
     /// The output's thread: take a batch, encode and route it, do the I/O, publish counters.
@@ -329,7 +326,7 @@ final class OutputChannel: @unchecked Sendable {
         while !isFinished {
             let left = waitUntil - monotonicSeconds()
             if left <= 0 { break }
-            _ = finished.wait(until: Date(timeIntervalSinceNow: left))
+            finished.wait(seconds: left)
         }
         let done = isFinished
         finished.unlock()

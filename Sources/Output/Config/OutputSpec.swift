@@ -124,7 +124,7 @@ public struct OutputSpec: Sendable, Equatable {
             spec = OutputSpec(url: url, destination: .stdout)
             if text.count > 1 { query = text.dropFirst(2) }
         } else {
-            guard let sep = text.firstRange(of: "://") else { throw .notAURL(url) }
+            guard let sep = text.firstRange(ofText: "://") else { throw .notAURL(url) }
             let scheme = text[..<sep.lowerBound].lowercased()
             var rest = text[sep.upperBound...]
             if let q = rest.firstIndex(of: "?") { query = rest[rest.index(after: q)...]; rest = rest[..<q] }
@@ -385,6 +385,17 @@ public enum OutputSpecError: Error, Equatable, CustomStringConvertible {
 }
 
 extension StringProtocol {
+    /// The first occurrence of `needle`, character by character (`firstRange(of:)` without the regex
+    /// runtime, which zonewatch does not link).
+    func firstRange(ofText needle: String) -> Range<Index>? {
+        var i = startIndex
+        while i < endIndex {
+            if self[i...].hasPrefix(needle) { return i..<index(i, offsetBy: needle.count) }
+            formIndex(after: &i)
+        }
+        return nil
+    }
+
     func trimmingASCIIWhitespace() -> String {
         var s = Substring(self)
         while let f = s.first, f == " " || f == "\t" || f == "\n" || f == "\r" { s = s.dropFirst() }

@@ -1,4 +1,4 @@
-import Foundation
+import Glibc
 import Records
 
 /// Syslog over UDP (RFC 5426): one message per datagram, cut to `max_size` on a UTF-8 boundary.

@@ -1,4 +1,4 @@
-import Foundation
+import Glibc
 import Records
 
 /// A folder of record files, one per kind (`alerts.jsonl`, `flows.jsonl`, ...; alerts in CEF or LEEF

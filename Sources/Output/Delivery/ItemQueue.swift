@@ -1,4 +1,4 @@
-import Foundation
+import Glibc
 import Synchronization
 import Records
 
@@ -52,7 +52,7 @@ final class AlertBatch: @unchecked Sendable {
 /// recycles its batches) after the lock is released. (The alerts of a batch with one reader are the
 /// exception: see `AlertBatch`.)
 final class ItemQueue: @unchecked Sendable {
-    private let condition = NSCondition()
+    private let condition = WaitCondition()
     // Every stored property below is touched only with `condition` locked, so the runtime's
     // exclusivity checks (a TLS lookup per access, on the capture path) prove nothing: unchecked.
     @exclusivity(unchecked) private var items: [OutputItem] = []
@@ -140,11 +140,11 @@ final class ItemQueue: @unchecked Sendable {
         if items.isEmpty && !stopped && timeout > 0 {
             if consumerBusy {
                 consumerNapping = true
-                _ = condition.wait(until: Date(timeIntervalSinceNow: min(timeout, ItemQueue.coalesceSeconds)))
+                condition.wait(seconds: min(timeout, ItemQueue.coalesceSeconds))
                 consumerNapping = false
             } else {
                 consumerWaiting = true
-                _ = condition.wait(until: Date(timeIntervalSinceNow: timeout))
+                condition.wait(seconds: timeout)
                 consumerWaiting = false
             }
         }

@@ -1,4 +1,4 @@
-import Foundation
+import Glibc
 
 // On-disk spool of one output: an ordered log of encoded messages, written when the receiver is
 // down or slow and replayed, oldest first, when it is back.
@@ -294,7 +294,7 @@ final class Spool {
         closedir(dir)
         seqs.sort()
         var starts: [Int64: Int] = [:]
-        if let text = try? String(contentsOfFile: directory + "/state", encoding: .utf8) {
+        if let bytes = Spool.readFile(directory + "/state"), let text = String(validating: bytes, as: UTF8.self) {
             for line in text.split(separator: "\n") {
                 let parts = line.split(separator: " ")
                 if parts.count == 2, let seq = Int64(parts[0]), let start = Int(parts[1]) { starts[seq] = start }
@@ -349,6 +349,21 @@ final class Spool {
                 done += n
             }
             return true
+        }
+    }
+
+    /// The whole content of the file at `path`; nil when it cannot be opened or read.
+    static func readFile(_ path: String) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { Glibc.close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 { if errno == EINTR { continue }; return nil }
+            if n == 0 { return bytes }
+            bytes.append(contentsOf: chunk[..<n])
         }
     }
 

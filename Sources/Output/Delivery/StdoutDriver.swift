@@ -1,4 +1,4 @@
-import Foundation
+import Glibc
 import Records
 
 /// Standard output, one record per line, written once per batch (for piping into another tool).

@@ -1,4 +1,4 @@
-import Foundation
+import Glibc
 import Records
 
 /// What an output's thread drives: takes encoded messages and does the I/O of one transport.

@@ -1,4 +1,4 @@
-import Foundation
+import Glibc
 
 // POSIX socket plumbing for the syslog transports. Every socket is non-blocking: the output's thread
 // never sleeps in a syscall longer than it chooses to, so it keeps draining its queue into the spool
@@ -8,7 +8,7 @@ import Foundation
 struct ConnectionError: Error, CustomStringConvertible {
     var description: String
     init(_ text: String) { description = text }
-    static func errno(_ what: String, _ e: Int32 = Foundation.errno) -> ConnectionError {
+    static func errno(_ what: String, _ e: Int32 = Glibc.errno) -> ConnectionError {
         ConnectionError("\(what): \(errnoText(e))")
     }
 }

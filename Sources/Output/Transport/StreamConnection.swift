@@ -1,4 +1,4 @@
-import Foundation
+import Glibc
 
 /// A byte stream to a syslog receiver (plain TCP or TLS), driven without blocking by the output's
 /// thread: `advance` until ready, `write` what the socket takes, and compare `transportOffset` of

@@ -1,4 +1,4 @@
-import Foundation
+import Glibc
 import COpenSSL
 
 // Syslog over TLS (RFC 5425) through OpenSSL's libssl:
