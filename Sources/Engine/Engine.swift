@@ -114,10 +114,11 @@ public final class Engine {
         let state = flows.slots + Int(s)
         // Its first packet in this second of packet time moves the flow to the front of the LRU list.
         if state.pointee.lastSeen.seconds != now.seconds { flows.prefetchNeighbours(of: s) }
-        switch ApplicationKind(rawValue: state.pointee.application) {
-        case .modbus: modbus.prefetch(state.pointee.applicationSlot)
-        case .dnp3: dnp3.prefetch(state.pointee.applicationSlot)
-        case .s7comm: s7comm.prefetch(state.pointee.applicationSlot)
+        // Raw values compared: `ApplicationKind(rawValue:)` was a call per packet here.
+        switch state.pointee.application {
+        case ApplicationKind.modbus.rawValue: modbus.prefetch(state.pointee.applicationSlot)
+        case ApplicationKind.dnp3.rawValue: dnp3.prefetch(state.pointee.applicationSlot)
+        case ApplicationKind.s7comm.rawValue: s7comm.prefetch(state.pointee.applicationSlot)
         default: return   // no operations to come: detection reads nothing of this flow's
         }
         if Int(s) < observerTable.count, let base = observerTable.base { zw_prefetch(base + Int(s) &* observerTable.stride) }

@@ -157,7 +157,7 @@ public final class FlowTable {
     /// (prefetched a little earlier) names a candidate: the first entry with the hash's tag. There is no key
     /// comparison (that would wait for the very line being prefetched); a wrong guess only wastes a prefetch.
     /// Returns the candidate's slot (-1 none), for a later hint about its application state.
-    @discardableResult @inlinable
+    @discardableResult @inlinable @inline(__always)
     public func prefetchSlot(hash: UInt64) -> Int32 {
         let tag = hash & 0xFFFF_FFFF_0000_0000
         var i = Int(truncatingIfNeeded: hash) & mask
