@@ -165,11 +165,10 @@ public final class FlowTable {
             let e = index[i]
             if e == 0 { return -1 }
             if e & 0xFFFF_FFFF_0000_0000 == tag {
-                // The per-packet lines, and the slot's rest too: a dissected flow's PDUs read the Community ID and
-                // serial number (the flow context of their records) from the per-flow lines.
+                // The per-packet lines (see `FlowState`); a dissected flow's per-flow lines are asked for later,
+                // once its application is known (`prefetchFlowLines`).
                 let state = UnsafeRawPointer(slots + Int(FlowTable.slot(of: e)))
-                var line = 0
-                while line < MemoryLayout<FlowState>.stride { zw_prefetch(state + line); line += 64 }
+                zw_prefetch(state); zw_prefetch(state + 64); zw_prefetch(state + 128)
                 return FlowTable.slot(of: e)
             }
             i = (i + 1) & mask
@@ -283,6 +282,15 @@ public final class FlowTable {
         let p = slots[Int(s)].lruPrevious, n = slots[Int(s)].lruNext
         if p >= 0 { zw_prefetch(UnsafeRawPointer(slots + Int(p)) + links) }
         if n >= 0 { zw_prefetch(UnsafeRawPointer(slots + Int(n)) + links) }
+    }
+
+    /// Starts loading the per-flow lines of slot `s` (past the three per-packet ones): a dissected flow's PDUs read
+    /// the Community ID and serial number (the flow context of their operations and records) from them.
+    @inlinable @inline(__always)
+    public func prefetchFlowLines(of s: Int32) {
+        let state = UnsafeRawPointer(slots + Int(s))
+        var line = 192
+        while line < MemoryLayout<FlowState>.stride { zw_prefetch(state + line); line += 64 }
     }
 
     /// The least recently seen flow of the closed or the active list.
