@@ -110,6 +110,11 @@ public final class PacketSource {
         linkType = lt
     }
 
+    /// libpcap's error buffer as text (up to its terminating zero).
+    private static func text(_ errbuf: [CChar]) -> String {
+        String(decoding: errbuf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     deinit {
         pcap_close(handle)   // also closes `file`
         readBuffer?.deallocate()
@@ -120,7 +125,7 @@ public final class PacketSource {
     public static func openFile(_ path: String) throws(CaptureError) -> PacketSource {
         var errbuf = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE) + 1)
         if path == "-" {
-            guard let h = pcap_open_offline("-", &errbuf) else { throw CaptureError(.open, "-: " + String(cString: errbuf)) }
+            guard let h = pcap_open_offline("-", &errbuf) else { throw CaptureError(.open, "-: " + PacketSource.text(errbuf)) }
             return try PacketSource(handle: h, file: nil, buffer: nil, live: false)
         }
         guard let fp = fopen(path, "rb") else {
@@ -135,7 +140,7 @@ public final class PacketSource {
         let magicRead = pread(fileno(fp), &magic, 4, 0) == 4
         guard let h = pcap_fopen_offline(fp, &errbuf) else {
             fclose(fp); buffer.deallocate()
-            throw CaptureError(.open, "\(path): " + String(cString: errbuf))
+            throw CaptureError(.open, "\(path): " + PacketSource.text(errbuf))
         }
         let source = try PacketSource(handle: h, file: fp, buffer: buffer, live: false)
         if magicRead {
@@ -151,7 +156,7 @@ public final class PacketSource {
     /// Opens a live capture on `interface`.
     public static func openLive(interface: String, options: LiveCaptureOptions = .init()) throws(CaptureError) -> PacketSource {
         var errbuf = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE) + 1)
-        guard let h = pcap_create(interface, &errbuf) else { throw CaptureError(.open, "\(interface): " + String(cString: errbuf)) }
+        guard let h = pcap_create(interface, &errbuf) else { throw CaptureError(.open, "\(interface): " + PacketSource.text(errbuf)) }
         pcap_set_snaplen(h, options.snapLength)
         pcap_set_promisc(h, options.promiscuous ? 1 : 0)
         pcap_set_timeout(h, options.timeoutMilliseconds)
@@ -299,7 +304,7 @@ public final class PacketSource {
     /// packet is ready, so one thread can serve several interfaces with `poll` on their `fileDescriptor`s.
     public func setNonBlocking(_ on: Bool) throws(CaptureError) {
         var errbuf = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE) + 1)
-        guard pcap_setnonblock(handle, on ? 1 : 0, &errbuf) == 0 else { throw CaptureError(.activate, String(cString: errbuf)) }
+        guard pcap_setnonblock(handle, on ? 1 : 0, &errbuf) == 0 else { throw CaptureError(.activate, PacketSource.text(errbuf)) }
     }
 
     /// The file descriptor of a live capture (for PACKET_FANOUT); -1 for files.
