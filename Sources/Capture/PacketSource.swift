@@ -64,15 +64,15 @@ open class PacketConsumer {
 /// `dispatch`'s state, reached through libpcap's user pointer.
 private struct DispatchContext {
     let consumer: Unmanaged<PacketConsumer>
-    let source: Unmanaged<PacketSource>
     let handle: OpaquePointer
-    let lookahead: Int
+    let lookaheadDistance: Int
     let stopsWithinBatch: Bool
+    /// The source's lookahead, stepped here for the call's duration (no access to the source per packet).
+    var lookahead: RecordLookahead
     var count = 0
-    init(consumer: PacketConsumer, source: PacketSource, handle: OpaquePointer) {
-        self.consumer = Unmanaged.passUnretained(consumer); self.source = Unmanaged.passUnretained(source)
-        self.handle = handle
-        lookahead = consumer.lookahead; stopsWithinBatch = consumer.stopsWithinBatch
+    init(consumer: PacketConsumer, handle: OpaquePointer, lookahead: RecordLookahead) {
+        self.consumer = Unmanaged.passUnretained(consumer); self.handle = handle; self.lookahead = lookahead
+        lookaheadDistance = consumer.lookahead; stopsWithinBatch = consumer.stopsWithinBatch
     }
 }
 
@@ -82,25 +82,17 @@ private struct DispatchContext {
 /// buffer, valid only until the following call (libpcap's contract): nothing is copied per packet.
 public final class PacketSource {
     private let handle: OpaquePointer
-    private var file: UnsafeMutablePointer<FILE>?
     private var readBuffer: UnsafeMutableRawPointer?
     /// The capture's link type (`pcap_datalink`).
     public let linkType: LinkType
     /// Whether this is a live capture.
     public let isLive: Bool
-    /// Lookahead over a classic pcap file's read buffer (`upcoming`): 0 unavailable, 1 records in host byte
-    /// order, 2 byte-swapped.
-    @exclusivity(unchecked) private var lookaheadOrder: UInt8 = 0
-    // The record after the one `upcoming` answered last, for which distance, and the unread extent of the read
-    // buffer then (within one fill its start only grows; a refill moves it back). Touched per packet by one
-    // thread: no dynamic exclusivity checks.
-    @exclusivity(unchecked) private var aheadNext: UnsafeRawPointer?
-    @exclusivity(unchecked) private var aheadDistance = 0
-    @exclusivity(unchecked) private var aheadBufferStart = UnsafeRawPointer(bitPattern: 1)!
-    @exclusivity(unchecked) private var aheadBufferEnd = UnsafeRawPointer(bitPattern: 1)!
+    /// Lookahead over a classic pcap file's read buffer (`upcoming`). Touched per packet by one thread: no dynamic
+    /// exclusivity checks.
+    @exclusivity(unchecked) private var lookahead = RecordLookahead()
 
-    private init(handle: OpaquePointer, file: UnsafeMutablePointer<FILE>?, buffer: UnsafeMutableRawPointer?, live: Bool) throws(CaptureError) {
-        self.handle = handle; self.file = file; self.readBuffer = buffer; self.isLive = live
+    private init(handle: OpaquePointer, buffer: UnsafeMutableRawPointer?, live: Bool) throws(CaptureError) {
+        self.handle = handle; self.readBuffer = buffer; self.isLive = live
         let dlt = pcap_datalink(handle)
         guard let lt = LinkType(rawValue: dlt) else {
             let name = pcap_datalink_val_to_name(dlt).map { String(cString: $0) } ?? "unknown"
@@ -116,7 +108,7 @@ public final class PacketSource {
     }
 
     deinit {
-        pcap_close(handle)   // also closes `file`
+        pcap_close(handle)   // also closes the stream it read
         readBuffer?.deallocate()
     }
 
@@ -126,7 +118,7 @@ public final class PacketSource {
         var errbuf = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE) + 1)
         if path == "-" {
             guard let h = pcap_open_offline("-", &errbuf) else { throw CaptureError(.open, "-: " + PacketSource.text(errbuf)) }
-            return try PacketSource(handle: h, file: nil, buffer: nil, live: false)
+            return try PacketSource(handle: h, buffer: nil, live: false)
         }
         guard let fp = fopen(path, "rb") else {
             throw CaptureError(.open, "\(path): cannot open: \(String(cString: strerror(errno)))")
@@ -142,11 +134,12 @@ public final class PacketSource {
             fclose(fp); buffer.deallocate()
             throw CaptureError(.open, "\(path): " + PacketSource.text(errbuf))
         }
-        let source = try PacketSource(handle: h, file: fp, buffer: buffer, live: false)
+        let source = try PacketSource(handle: h, buffer: buffer, live: false)
+        source.lookahead.file = fp   // libpcap reads this stream; `upcoming` peeks into its buffer
         if magicRead {
             switch magic {
-            case 0xA1B2_C3D4, 0xA1B2_3C4D: source.lookaheadOrder = 1
-            case 0xD4C3_B2A1, 0x4D3C_B2A1: source.lookaheadOrder = 2
+            case 0xA1B2_C3D4, 0xA1B2_3C4D: source.lookahead.order = 1
+            case 0xD4C3_B2A1, 0x4D3C_B2A1: source.lookahead.order = 2
             default: break
             }
         }
@@ -168,7 +161,7 @@ public final class PacketSource {
             pcap_close(h)
             throw CaptureError(.activate, "\(interface): \(message.isEmpty ? String(cString: pcap_statustostr(status)) : message)")
         }
-        let source = try PacketSource(handle: h, file: nil, buffer: nil, live: true)
+        let source = try PacketSource(handle: h, buffer: nil, live: true)
         if let f = options.filter { try source.setFilter(f) }
         return source
     }
@@ -224,7 +217,7 @@ public final class PacketSource {
     /// the device fails, after handing on every packet before the failure. One C callback and one method call per
     /// packet, no `Next` value and no closure context to retain: the replay loop's way, the cheapest libpcap offers.
     public func dispatch(batch: Int32, to consumer: PacketConsumer) throws(CaptureError) -> Int {
-        var context = DispatchContext(consumer: consumer, source: self, handle: handle)
+        var context = DispatchContext(consumer: consumer, handle: handle, lookahead: lookahead)
         let status = withUnsafeMutablePointer(to: &context) { pointer in
             pcap_dispatch(handle, batch, { user, header, data in
                 let context = UnsafeMutableRawPointer(user.unsafelyUnwrapped).assumingMemoryBound(to: DispatchContext.self)
@@ -233,20 +226,17 @@ public final class PacketSource {
                 let packetHeader = PacketHeader(time: PacketTime(seconds: Int64(h.ts.tv_sec), microseconds: Int32(h.ts.tv_usec)),
                                                 capturedLength: Int(h.caplen), wireLength: Int(h.len))
                 let bytes = ByteView(UnsafeRawBufferPointer(start: data, count: Int(h.caplen)))
-                // Borrowed, not retained: the consumer and the source outlive the dispatch call.
-                let lookahead = context.pointee.lookahead
+                let distance = context.pointee.lookaheadDistance
+                let ahead = distance > 0 ? context.pointee.lookahead.packet(after: distance) : nil
+                // Borrowed, not retained: the consumer outlives the dispatch call.
                 let stop = context.pointee.consumer._withUnsafeGuaranteedRef { consumer in
-                    if lookahead > 0 {
-                        let ahead = context.pointee.source._withUnsafeGuaranteedRef { $0.upcoming(lookahead) }
-                        consumer.consume(packetHeader, bytes, ahead: ahead)
-                    } else {
-                        consumer.consume(packetHeader, bytes)
-                    }
+                    if distance > 0 { consumer.consume(packetHeader, bytes, ahead: ahead) } else { consumer.consume(packetHeader, bytes) }
                     return context.pointee.stopsWithinBatch && consumer.stopRequested
                 }
                 if stop { pcap_breakloop(context.pointee.handle) }
             }, UnsafeMutableRawPointer(pointer).assumingMemoryBound(to: UInt8.self))
         }
+        lookahead = context.lookahead
         // libpcap returns 0 when the file ends inside a batch (the packets before were handed on) and -2 after
         // `pcap_breakloop`; either way the count is ours.
         if status == PCAP_ERROR { throw CaptureError(.read, String(cString: pcap_geterr(handle))) }
@@ -260,34 +250,7 @@ public final class PacketSource {
     /// Called once per packet with the same distance, it steps one record on from the previous answer instead
     /// of walking `distance` record headers again. (glibc's FILE read pointers are part of its public ABI.)
     @inline(__always)
-    public func upcoming(_ distance: Int) -> ByteView? {
-        guard lookaheadOrder != 0, let fp = file else { return nil }
-        // glibc's read pointers, read in place (a C helper taking an out-parameter cost a stack-protector check).
-        guard let readPointer = fp.pointee._IO_read_ptr, let readEnd = fp.pointee._IO_read_end else { return nil }
-        let start = UnsafeRawPointer(readPointer), end = UnsafeRawPointer(readEnd)
-        var record: UnsafeRawPointer
-        var remaining: Int
-        if let next = aheadNext, distance == aheadDistance, end == aheadBufferEnd, start >= aheadBufferStart, next >= start {
-            record = next; remaining = 1   // same buffer fill, one packet later
-        } else {
-            record = start; remaining = distance
-        }
-        aheadNext = nil
-        while end - record >= 16 {
-            var captured = record.loadUnaligned(fromByteOffset: 8, as: UInt32.self)
-            if lookaheadOrder == 2 { captured = captured.byteSwapped }
-            let length = Int(captured)
-            guard length <= end - record - 16 else { return nil }
-            remaining -= 1
-            if remaining <= 0 {
-                aheadNext = record + 16 + length; aheadDistance = distance
-                aheadBufferStart = start; aheadBufferEnd = end
-                return ByteView(UnsafeRawBufferPointer(start: record + 16, count: length))
-            }
-            record += 16 + length
-        }
-        return nil
-    }
+    public func upcoming(_ distance: Int) -> ByteView? { lookahead.packet(after: distance) }
 
     /// Asks a blocked `next()` to return `.end` (safe from another thread or a signal handler's helper thread).
     public func breakLoop() { pcap_breakloop(handle) }
