@@ -221,16 +221,19 @@ public final class Engine {
         let payloadOffset = 34 + Int(u8(46) >> 4) * 4
         guard flags & (PacketView.syn | PacketView.fin | PacketView.rst | PacketView.ack) == PacketView.ack,
               payloadOffset >= 54, payloadOffset <= ipEnd, ipEnd <= n else { return false }
-        let source = u32(26), sourcePort = u16(34)
-        let key = FlowKey(v4Source: source, destination: u32(30), sourcePort: sourcePort, destinationPort: u16(36), ipProtocol: 6)
+        let source = u32(26), destination = u32(30), sourcePort = u16(34), destinationPort = u16(36)
+        // The key's canonical order (as `FlowKey(v4Source:...)` puts it), compared field by field with the slot's key.
+        let sentByLow = source < destination || (source == destination && sourcePort <= destinationPort)
+        let mapped: UInt64 = 0xFFFF_0000_0000   // IPAddress(v4:)'s low word
+        let lowIP = mapped | UInt64(sentByLow ? source : destination), highIP = mapped | UInt64(sentByLow ? destination : source)
+        let lowPort = sentByLow ? sourcePort : destinationPort, highPort = sentByLow ? destinationPort : sourcePort
         // The prefetch pipeline usually found this flow's slot already: one key comparison instead of a hash and a probe.
         var slot = flows.candidate(at: packetsProcessed)
-        if slot < 0 || flows.slots[Int(slot)].key != key {
-            guard let s = flows.find(key, hash: key.fastHash) else { return false }
-            slot = s
+        if slot < 0 || !Engine.isTCPv4Key(flows.slots[Int(slot)].key, lowIP: lowIP, highIP: highIP, lowPort: lowPort, highPort: highPort) {
+            slot = findTCPv4(source: source, destination: destination, sourcePort: sourcePort, destinationPort: destinationPort)
+            guard slot >= 0 else { return false }
         }
         let state = flows.slots + Int(slot)
-        let sentByLow = IPAddress(v4: source) == key.lowIP && sourcePort == key.lowPort
         let side: FlowSide = sentByLow == state.pointee.initiatorIsLow ? .initiator : .responder
         // The peer's held segments would be released by this acknowledgement: the general path handles that.
         guard !streamPointer(slot, side.opposite).pointee.holdsSegments else { return false }
@@ -250,6 +253,20 @@ public final class Engine {
             deliverData(slot, side: side, bytes: ByteView(UnsafeRawBufferPointer(start: p + payloadOffset, count: length)))
         }
         return true
+    }
+
+    /// Whether `key` is the untagged IPv4 TCP key with these canonical fields.
+    @inline(__always)
+    private static func isTCPv4Key(_ key: FlowKey, lowIP: UInt64, highIP: UInt64, lowPort: UInt16, highPort: UInt16) -> Bool {
+        key.lowIP.low == lowIP && key.highIP.low == highIP && key.lowIP.high == 0 && key.highIP.high == 0
+            && key.lowPort == lowPort && key.highPort == highPort && key.ipProtocol == 6 && key.vlan == 0
+    }
+
+    /// The one-pass path's lookup when the prefetch pipeline had no slot for the packet: the flow's slot, or -1.
+    @inline(never)
+    private func findTCPv4(source: UInt32, destination: UInt32, sourcePort: UInt16, destinationPort: UInt16) -> Int32 {
+        let key = FlowKey(v4Source: source, destination: destination, sourcePort: sourcePort, destinationPort: destinationPort, ipProtocol: 6)
+        return flows.find(key, hash: key.fastHash) ?? -1
     }
 
     /// Moves the engine's clock without a packet: the current frame and time become `frame` and `time`, and the
