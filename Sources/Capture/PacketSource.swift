@@ -112,8 +112,10 @@ public final class PacketSource {
         readBuffer?.deallocate()
     }
 
-    /// Opens a pcap or pcapng file; `-` reads standard input. Offline files get a 1 MiB stdio buffer
-    /// of our own (glibc ignores the size when `setvbuf` is given no buffer), which cuts `read` calls.
+    /// Opens a pcap or pcapng file; `-` reads standard input. Offline files get a 64 KiB stdio buffer of our own
+    /// (glibc ignores the size when `setvbuf` is given no buffer): 16 times fewer `read` calls than glibc's 4 KiB,
+    /// while the buffer still stays in the L2 cache beside the flow table (1 MiB, the size of that cache, evicted
+    /// it at every refill: ~2 % slower on 10,000 flows; 16 KiB: more calls and less lookahead, ~5 % slower).
     public static func openFile(_ path: String) throws(CaptureError) -> PacketSource {
         var errbuf = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE) + 1)
         if path == "-" {
@@ -123,7 +125,7 @@ public final class PacketSource {
         guard let fp = fopen(path, "rb") else {
             throw CaptureError(.open, "\(path): cannot open: \(String(cString: strerror(errno)))")
         }
-        let size = 1 << 20
+        let size = 64 << 10
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 16)
         setvbuf(fp, buffer.assumingMemoryBound(to: CChar.self), _IOFBF, size)
         // The magic, read beside stdio (pread moves no file position): classic pcap with 16-byte record

@@ -54,7 +54,7 @@ import Wire
     }
 
     @Test func acrossReadBufferRefillsAnswersAreRightOrAbsent() throws {
-        // 3 MiB of records: the 1 MiB read buffer is refilled several times, records straddle its end.
+        // 3 MiB of records: the read buffer (64 KiB) is refilled many times, records straddle its end.
         let plant = try Data(contentsOf: repositoryRoot.appendingPathComponent("Fixtures/demo/plant.pcap"))
         var file = plant.prefix(24)
         for _ in 0..<300 { file.append(plant.dropFirst(24)) }
