@@ -159,7 +159,10 @@ struct Aggregator {
         a.time = e.lastRepeat
         a.frame = e.lastFrame
         let seconds = window / 1_000_000
-        a.message += " (repeated \(e.repeats) more time\(e.repeats == 1 ? "" : "s") within \(seconds) s)"
+        // Appended in place: `message +=` with an interpolation allocated the piece and the grown message.
+        a.messageText.append(" (repeated "); a.messageText.append(decimal: e.repeats)
+        a.messageText.append(e.repeats == 1 ? " more time within " : " more times within ")
+        a.messageText.append(decimal: seconds); a.messageText.append(" s)")
         summaries &+= 1
         alerts.append(a)
     }

@@ -127,8 +127,6 @@ public final class Detector {
     /// Each rule's ATT&CK references in the policy's release, by `RuleID.rawValue`: built once per policy, so an
     /// alert shares the array instead of allocating one.
     @exclusivity(unchecked) var techniqueReferences: [[AttackTechnique]] = []
-    /// The byte buffer `message` builds alert texts in, kept between alerts.
-    @exclusivity(unchecked) var messageBytes: [UInt8] = []
     /// `event.action` of anomaly alerts by the FNV hash of layer and kind: a handful of distinct texts, built once.
     @exclusivity(unchecked) var anomalyActions: [UInt64: (layer: StaticString, kind: StaticString, action: String)] = [:]
 
@@ -466,7 +464,7 @@ public final class Detector {
             baseAlert(&alert, rule, time: a.time, frame: a.frame, source: src, destination: dst, flow: flow,
                                   protocolName: a.layer.description, sourceZone: sz, destinationZone: dz, securityLevel: sl)
             alert.action = anomalyAction(a.layer, a.kind, hash: UInt64(bitPattern: k.extra))
-            alert.message = message { m in
+            alert.messageText = message { m in
                 m.add(a.layer); m.add(" anomaly "); m.add(a.kind); m.add(" at offset "); m.add(Int64(a.offset))
                 if let value = a.value { m.add(" (value "); m.add(value); m.add(")") }
             }
@@ -644,7 +642,7 @@ public final class Detector {
                               protocolName: flow.transport.name.description, sourceZone: -1, destinationZone: peerZone, securityLevel: sl)
             let role = host == flow.initiator ? "initiating a flow to" : "answering"
             let peerHost = policy!.host(peer.ip)
-            a.message = message { m in
+            a.messageText = message { m in
                 m.add("first sight of "); m.add(host.ip); m.add(", which is in no zone, "); m.add(role); m.add(" ")
                 m.add(peer.ip); m.addAsset(peerHost, policy!)
             }
@@ -663,7 +661,7 @@ public final class Detector {
         a.source = source; a.destination = destination
         a.transport = flow?.transport
         a.networkProtocol = protocolName
-        if let c = flow?.communityID, !c.isEmpty { a.communityID = c }
+        if let flow { a.communityIDText = flow.communityIDText }
         a.attackVersion = attackVersion.rawValue
         a.techniques = techniqueReferences[Int(rule.rawValue)]
         a.sourceZone = policy?.zoneName(sourceZone)
@@ -794,17 +792,12 @@ public final class Detector {
 
     // MARK: - Small helpers
 
-    /// An alert message built as UTF-8 in a reused buffer and turned into one string: an interpolation grew its
-    /// string piece by piece (about 640 instructions per piece measured in an alert storm).
-    func message(_ build: (inout MessageText) -> Void) -> String {
-        var m = MessageText(bytes: messageBytes)
-        messageBytes = []
-        m.bytes.removeAll(keepingCapacity: true)
-        if m.bytes.capacity < 256 { m.bytes.reserveCapacity(256) }
+    /// An alert message built piece by piece as inline text: an interpolation grew a string piece by piece (about
+    /// 640 instructions per piece measured in an alert storm) and allocated it.
+    func message(_ build: (inout MessageText) -> Void) -> AlertText {
+        var m = MessageText()
         build(&m)
-        let text = String(decoding: m.bytes, as: UTF8.self)
-        messageBytes = m.bytes
-        return text
+        return m.text
     }
 
     /// `anomaly-<layer>-<kind>`, from the cache when this layer and kind were seen before.
@@ -880,33 +873,17 @@ public final class Detector {
 
 /// Alert message text under construction (see `Detector.message`); writes what string interpolation would.
 struct MessageText {
-    var bytes: [UInt8]
+    var text = AlertText()
 
-    mutating func add(_ s: StaticString) {
-        if s.hasPointerRepresentation {
-            bytes.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
-        } else {
-            add(s.description)
-        }
-    }
+    mutating func add(_ s: StaticString) { text.append(s) }
 
-    mutating func add(_ s: String) {
-        var s = s
-        s.withUTF8 { bytes.append(contentsOf: $0) }
-    }
+    mutating func add(_ s: String) { text.append(s) }
 
-    /// The address as `IPAddress.description` writes it; an IPv4 address is formatted on the stack and appended
-    /// at once (`IPAddress.write` appended byte by byte: about 550 instructions per address).
-    mutating func add(_ ip: IPAddress) {
-        guard ip.isIPv4 else { ip.write(to: &bytes); return }
-        Detector.withDottedQuad(ip.v4) { bytes.append(contentsOf: $0) }
-    }
+    /// The address as `IPAddress.description` writes it.
+    mutating func add(_ ip: IPAddress) { text.append(ip) }
 
     /// Decimal, as `\(value)` writes it.
-    mutating func add(_ value: Int64) {
-        if value < 0 { bytes.append(UInt8(ascii: "-")) }
-        writeDecimal(value.magnitude, to: &bytes)
-    }
+    mutating func add(_ value: Int64) { text.append(decimal: value) }
 
     /// ` (asset name)` when the host is a named asset (what `Detector.hostText` appends).
     mutating func addAsset(_ h: HostInfo, _ policy: CompiledPolicy) {

@@ -79,19 +79,20 @@ import Records
         let addresses = ["0.0.0.0", "10.0.0.1", "9.99.100.255", "255.255.255.255", "::1", "2001:db8::7", "fe80::1:0:0:1"]
         for text in addresses {
             let ip = IPAddress(text)!
-            var m = MessageText(bytes: [])
+            var m = MessageText()
             m.add(ip)
-            #expect(String(decoding: m.bytes, as: UTF8.self) == "\(ip)")
+            #expect(m.text.string == "\(ip)")
             #expect(Detector.ipText(ip) == "\(ip)")
         }
         for v: Int64 in [0, 7, -7, 1_000_000, .max, .min] {
-            var m = MessageText(bytes: [])
+            var m = MessageText()
             m.add(v)
-            #expect(String(decoding: m.bytes, as: UTF8.self) == "\(v)")
+            #expect(m.text.string == "\(v)")
         }
-        var m = MessageText(bytes: [])
+        var m = MessageText()
         m.add("modbus"); m.add(" é "); m.add(String("zone ü"))
-        #expect(String(decoding: m.bytes, as: UTF8.self) == "modbus é zone ü")
+        #expect(m.text.string == "modbus é zone ü")
+        #expect(m.text.isInline)
     }
 
     /// Two conduits for one zone pair (masks of two bits), rules with and without lists, notify lists, a transport rule.

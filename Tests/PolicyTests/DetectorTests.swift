@@ -435,6 +435,10 @@ func ecs(_ alerts: [Alert]) -> String {
         #expect(alerts[0].action == "anomaly-modbus-bad_protocol_id")
         #expect(alerts[0].iec62443 == ["SR 3.5"] && alerts[0].sourceZone == "scada")
         #expect(alerts[0].message == "modbus anomaly bad_protocol_id at offset 2 (value 7)")
+        #expect(summary.message == "modbus anomaly bad_protocol_id at offset 2 (value 7) (repeated 4 more times within 60 s)")
+        // Alert texts raised at packet rate stay inline: no heap allocation per alert or summary.
+        #expect(alerts.allSatisfy { $0.messageText.isInline })
+        #expect(alerts.allSatisfy { $0.communityIDText == InlineText("1:test") && $0.communityID == "1:test" })
         let c = d.counters
         #expect(c.raised == 2 && c.aggregated == 4 && c.summaries == 1)
         #expect(c.perCategory[AlertCategory.allCases.firstIndex(of: .protocolAnomaly)!] == 6)
@@ -461,6 +465,7 @@ func ecs(_ alerts: [Alert]) -> String {
         #expect(alerts.map(\.frame) == [1, 2, 3])
         #expect(alerts.map(\.count) == [1, 1, 1])
         #expect(alerts[1].firstSeen != nil && alerts[2].firstSeen == nil)
+        #expect(alerts[1].message == alerts[0].message + " (repeated 1 more time within 60 s)")
         var tail: [Alert] = []
         d.tick(time: PacketTime(seconds: 2_000, microseconds: 0), alerts: &tail)
         d.finish(alerts: &tail)
