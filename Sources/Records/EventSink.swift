@@ -96,6 +96,12 @@ public final class EventSink {
         get { Array(UnsafeBufferPointer(start: state.pointee.pduCountBuffer, count: AppProtocol.allCases.count)) }
         set { for i in 0..<min(newValue.count, AppProtocol.allCases.count) { state.pointee.pduCountBuffer[i] = newValue[i] } }
     }
+    /// Copies the PDU counts into `counts` in place (the getter builds an array: an allocation per call).
+    public func copyPDUCounts(into counts: inout [UInt64]) {
+        let n = AppProtocol.allCases.count
+        if counts.count != n { counts = [UInt64](repeating: 0, count: n) }
+        counts.withUnsafeMutableBufferPointer { c in for i in 0..<n { c[i] = state.pointee.pduCountBuffer[i] } }
+    }
     /// Records written per kind.
     @inlinable public var recordCounts: [UInt64] {
         get { state.pointee.recordCounts } set { state.pointee.recordCounts = newValue } _modify { yield &state.pointee.recordCounts } }
