@@ -68,7 +68,11 @@ struct Aggregator {
 
     init(windowMicroseconds: Int64, capacity: Int) {
         window = max(1, windowMicroseconds); self.capacity = max(16, capacity)
-        entries.reserveCapacity(256)
+        // Room for a few thousand open windows up front (address space; pages are touched as windows open): grown
+        // by doubling, the tables reallocated as an alert storm's windows piled up, until the first ones closed.
+        let initial = min(self.capacity, 4096)
+        entries.reserveCapacity(initial); templates.reserveCapacity(initial); freeTemplates.reserveCapacity(initial)
+        queue.reserveCapacity(initial)
     }
 
     /// Counts a repeat of `key` at `time` and returns true; returns false when `key` has no open window

@@ -22,7 +22,10 @@ public final class EventSink {
         @usableFromInline var pduRecordsEnabled = false
         @usableFromInline var transactionRecordsEnabled = false
         @usableFromInline var json = JSONWriter(capacity: 1 << 16)
-        @usableFromInline var lines: [[UInt8]] = RecordKind.allCases.map { _ in var b = [UInt8](); b.reserveCapacity(1 << 16); return b }
+        // Each kind's buffer has room for what accumulates between drains (the replay loop drains once the buffers
+        // hold 1 MiB) up front: address space only, pages are touched as lines come. Grown by doubling, a buffer
+        // reallocated whenever a kind's share of a drain first crossed a new power of two, well into a run.
+        @usableFromInline var lines: [[UInt8]] = RecordKind.allCases.map { _ in var b = [UInt8](); b.reserveCapacity(1 << 20 + 1 << 17); return b }
         /// Operations emitted since the last drain, in a block of their own: appending and draining one per PDU
         /// costs no uniqueness check, retain or `removeAll` (an `Operation` is plain data).
         @usableFromInline var operationBuffer = UnsafeMutablePointer<Operation>.allocate(capacity: 64)
