@@ -127,6 +127,10 @@ public final class Detector {
     /// Each rule's ATT&CK references in the policy's release, by `RuleID.rawValue`: built once per policy, so an
     /// alert shares the array instead of allocating one.
     @exclusivity(unchecked) var techniqueReferences: [[AttackTechnique]] = []
+    /// Texts of static strings by address (see `text`).
+    @exclusivity(unchecked) var staticTexts: [UInt: String] = [:]
+    /// One-technique lists by `Technique.rawValue` in the policy's release (see `singleTechnique`).
+    @exclusivity(unchecked) var singleTechniques: [[AttackTechnique]] = []
     /// `event.action` of anomaly alerts by the FNV hash of layer and kind: a handful of distinct texts, built once.
     @exclusivity(unchecked) var anomalyActions: [UInt64: (layer: StaticString, kind: StaticString, action: String)] = [:]
 
@@ -143,6 +147,7 @@ public final class Detector {
         slots.reserveCapacity(config.maximumTrackedFlows)
         engineSlots.reserveCapacity(config.maximumTrackedFlows)
         techniqueReferences = Self.references(policy?.attackVersion ?? .v19)
+        singleTechniques = Technique.allCases.map { [$0.reference(policy?.attackVersion ?? .v19)] }
         resetVerdictCache()
     }
 
@@ -173,6 +178,7 @@ public final class Detector {
     public func replacePolicy(_ p: CompiledPolicy?) {
         policy = p
         techniqueReferences = Self.references(attackVersion)
+        singleTechniques = Technique.allCases.map { [$0.reference(attackVersion)] }
         resetVerdictCache()
         flows.removeAll(keepingCapacity: true); slots.removeAll(keepingCapacity: true); freeSlots.removeAll(keepingCapacity: true)
         lastKey = nil
@@ -394,8 +400,12 @@ public final class Detector {
                     operationAlert(&a, rule, op: op, flow: flow, sender: sender, peer: peer, senderZone: senderZone,
                                            peerZone: peerZone, securityLevel: Int(v.securityLevel))
                     if let policy, conduitIndex >= 0 { a.conduit = policy.conduits[Int(conduitIndex)].name }
-                    a.message = "\(rule.rule.name): \(describe(op)) from \(Self.ipText(sender.ip)) to \(Self.ipText(peer.ip))"
-                    if notify, let c = a.conduit { a.message += " (permitted by conduit '\(c)', reported as it is in its notify list)" }
+                    let conduit = a.conduit
+                    a.messageText = message { m in
+                        m.add(rule.rule.name); m.add(": "); describe(op, into: &m)
+                        m.add(" from "); m.add(sender.ip); m.add(" to "); m.add(peer.ip)
+                        if notify, let c = conduit { m.add(" (permitted by conduit '"); m.add(c); m.add("', reported as it is in its notify list)") }
+                    }
                 }
             }
         } else if notify {
@@ -405,9 +415,13 @@ public final class Detector {
             raise(.conduitNotify, key: k, time: op.time, frame: op.frame, alerts: &alerts) { a in
                 operationAlert(&a, .conduitNotify, op: op, flow: flow, sender: sender, peer: peer, senderZone: senderZone,
                                        peerZone: peerZone, securityLevel: Int(v.securityLevel))
-                a.techniques = [Technique.forDisallowed(op.access).reference(attackVersion)]
+                a.techniques = singleTechnique(Technique.forDisallowed(op.access))
                 if let policy, conduitIndex >= 0 { a.conduit = policy.conduits[Int(conduitIndex)].name }
-                a.message = "\(describe(op)) from \(Self.ipText(sender.ip)) to \(Self.ipText(peer.ip)) permitted by conduit '\(a.conduit ?? "")' and reported (notify: \(op.access.name))"
+                let conduit = a.conduit ?? ""
+                a.messageText = message { m in
+                    describe(op, into: &m); m.add(" from "); m.add(sender.ip); m.add(" to "); m.add(peer.ip)
+                    m.add(" permitted by conduit '"); m.add(conduit); m.add("' and reported (notify: "); m.add(op.access.name); m.add(")")
+                }
             }
         }
 
@@ -421,8 +435,11 @@ public final class Detector {
                 raise(.icsUnitScan, key: k, time: op.time, frame: op.frame, alerts: &alerts) { a in
                     operationAlert(&a, .icsUnitScan, op: op, flow: flow, sender: sender, peer: peer, senderZone: senderZone,
                                            peerZone: peerZone, securityLevel: Int(v.securityLevel))
-                    let what = op.appProtocol == .modbus ? "unit ids" : "DNP3 addresses"
-                    a.message = "\(Self.ipText(sender.ip)) addressed \(config.unitScanThreshold) or more \(what) on \(Self.ipText(peer.ip)) within \(config.scanWindowSeconds) s (\(op.appProtocol.name))"
+                    a.messageText = message { m in
+                        m.add(sender.ip); m.add(" addressed "); m.add(Int64(config.unitScanThreshold)); m.add(" or more ")
+                        m.add(op.appProtocol == .modbus ? "unit ids" : "DNP3 addresses"); m.add(" on "); m.add(peer.ip)
+                        m.add(" within "); m.add(Int64(config.scanWindowSeconds)); m.add(" s ("); m.add(op.appProtocol.name); m.add(")")
+                    }
                 }
             }
         }
@@ -437,9 +454,18 @@ public final class Detector {
                 raise(.icsIdentificationSweep, key: k, time: op.time, frame: op.frame, alerts: &alerts) { a in
                     operationAlert(&a, .icsIdentificationSweep, op: op, flow: flow, sender: sender, peer: peer, senderZone: senderZone,
                                            peerZone: peerZone, securityLevel: Int(v.securityLevel))
-                    a.message = manyDevices
-                        ? "\(Self.ipText(sender.ip)) sent identification requests to \(config.identificationDeviceThreshold) or more devices within \(config.scanWindowSeconds) s (latest \(describe(op)) to \(Self.ipText(peer.ip)))"
-                        : "\(Self.ipText(sender.ip)) sent \(config.identificationRequestThreshold) or more identification requests to \(Self.ipText(peer.ip)) within \(config.scanWindowSeconds) s (latest \(describe(op)))"
+                    a.messageText = message { m in
+                        m.add(sender.ip)
+                        if manyDevices {
+                            m.add(" sent identification requests to "); m.add(Int64(config.identificationDeviceThreshold))
+                            m.add(" or more devices within "); m.add(Int64(config.scanWindowSeconds)); m.add(" s (latest ")
+                            describe(op, into: &m); m.add(" to "); m.add(peer.ip); m.add(")")
+                        } else {
+                            m.add(" sent "); m.add(Int64(config.identificationRequestThreshold)); m.add(" or more identification requests to ")
+                            m.add(peer.ip); m.add(" within "); m.add(Int64(config.scanWindowSeconds)); m.add(" s (latest ")
+                            describe(op, into: &m); m.add(")")
+                        }
+                    }
                 }
             }
         }
@@ -675,8 +701,8 @@ public final class Detector {
         baseAlert(&a, rule, time: op.time, frame: op.frame, source: sender, destination: peer, flow: flow,
                           protocolName: op.appProtocol.name.description, sourceZone: senderZone, destinationZone: peerZone,
                           securityLevel: securityLevel, access: op.access)
-        a.access = op.access.name.description
-        a.function = op.function.description
+        a.access = text(op.access.name)
+        a.function = text(op.function)
         if op.unitID >= 0 {
             if op.appProtocol == .dnp3 { a.dnp3Address = Int(op.unitID) } else if op.appProtocol == .modbus { a.unitID = Int(op.unitID) }
         }
@@ -715,34 +741,105 @@ public final class Detector {
         a.conduit = c.name
         if rule == .conduitProtocol {
             a.access = nil; a.function = nil
-            a.message = "\(op.appProtocol.name) from \(Self.ipText(sender.ip)) to \(Self.ipText(peer.ip)) is not allowed by conduit '\(c.name)'"
+            a.messageText = message { m in
+                m.add(op.appProtocol.name); m.add(" from "); m.add(sender.ip); m.add(" to "); m.add(peer.ip)
+                m.add(" is not allowed by conduit '"); m.add(c.name); m.add("'")
+            }
             return
         }
-        a.techniques = [Technique.forDisallowed(op.access).reference(attackVersion)]
+        a.techniques = singleTechnique(Technique.forDisallowed(op.access))
         let r = ov.rule >= 0 ? c.rules[Int(ov.rule)] : nil
-        let reason: String
-        switch rule {
-        case .conduitFunction:
-            var allowed: [String] = []
-            if let r, r.accessMask != 0 {
-                allowed.append(AccessClass.allCases.filter { r.accessMask & (1 << UInt16($0.rawValue)) != 0 }.map { $0.name.description }.joined(separator: ", "))
+        a.messageText = message { m in
+            describe(op, into: &m); m.add(" from "); m.add(sender.ip); m.add(" to "); m.add(peer.ip)
+            m.add(" violates conduit '"); m.add(c.name); m.add("': ")
+            switch rule {
+            case .conduitFunction:
+                m.add(op.access.name); m.add(" (function "); m.add(Int64(op.functionCode)); m.add(") is not allowed")
+                let accesses = r.map { $0.accessMask != 0 } ?? false, functions = r.map { !$0.functions.isEmpty } ?? false
+                if accesses || functions { m.add("; allowed: ") }
+                if accesses, let r {
+                    var first = true
+                    for x in AccessClass.allCases where r.accessMask & (1 << UInt16(x.rawValue)) != 0 {
+                        if !first { m.add(", ") }
+                        first = false; m.add(x.name)
+                    }
+                }
+                if accesses && functions { m.add("; ") }
+                if functions, let r {
+                    m.add("functions ")
+                    for (i, f) in r.functions.enumerated() { if i > 0 { m.add(", ") }; m.add(Int64(f)) }
+                }
+            case .conduitDevice:
+                m.add(op.appProtocol == .dnp3 ? "DNP3 address " : "unit id "); m.add(Int64(op.unitID)); m.add(" is not allowed")
+                if let r { m.add("; allowed: "); addRanges(r.devices, into: &m) }
+            default:
+                if let r, !r.addresses.isEmpty, op.address >= 0,
+                   !r.addresses.contains(where: { $0.contains(op.address) && $0.contains(op.address + max(op.quantity, 1) - 1) }) {
+                    m.add("addresses "); addAddresses(op, into: &m); m.add(" are outside the allowed "); addRanges(r.addresses, into: &m)
+                } else if let r, !r.areas.isEmpty, op.area >= 0, !r.areas.contains(op.area) {
+                    m.add("S7 area "); addAreaName(op.area, into: &m); m.add(" is not allowed; allowed: ")
+                    for (i, area) in r.areas.enumerated() { if i > 0 { m.add(", ") }; addAreaName(area, into: &m) }
+                } else if let r {
+                    m.add("DB "); m.add(Int64(op.dbNumber)); m.add(" is not allowed; allowed: "); addRanges(r.dbNumbers, into: &m)
+                } else {
+                    m.add("data address not allowed")
+                }
             }
-            if let r, !r.functions.isEmpty { allowed.append("functions " + r.functions.map(String.init).joined(separator: ", ")) }
-            reason = "\(op.access.name) (function \(op.functionCode)) is not allowed" + (allowed.isEmpty ? "" : "; allowed: " + allowed.joined(separator: "; "))
-        case .conduitDevice:
-            let what = op.appProtocol == .dnp3 ? "DNP3 address" : "unit id"
-            reason = "\(what) \(op.unitID) is not allowed" + (r.map { "; allowed: " + rangesText($0.devices) } ?? "")
-        default:
-            if let r, !r.addresses.isEmpty, op.address >= 0, !r.addresses.contains(where: { $0.contains(op.address) && $0.contains(op.address + max(op.quantity, 1) - 1) }) {
-                reason = "addresses \(addressText(op)) are outside the allowed \(rangesText(r.addresses))"
-            } else if let r, !r.areas.isEmpty, op.area >= 0, !r.areas.contains(op.area) {
-                reason = "S7 area \(areaName(op.area)) is not allowed; allowed: " + r.areas.map { areaName($0) }.joined(separator: ", ")
-            } else if let r {
-                reason = "DB \(op.dbNumber) is not allowed; allowed: \(rangesText(r.dbNumbers))"
-            } else { reason = "data address not allowed" }
         }
-        a.message = "\(describe(op)) from \(Self.ipText(sender.ip)) to \(Self.ipText(peer.ip)) violates conduit '\(c.name)': \(reason)"
     }
+
+    /// What `describe` returns, written into `m`.
+    func describe(_ op: Operation, into m: inout MessageText) {
+        m.add(op.appProtocol.name); m.add(" "); m.add(op.function); m.add(" ("); m.add(op.access.name); m.add(")")
+        if op.unitID >= 0 { m.add(op.appProtocol == .dnp3 ? " outstation " : " unit "); m.add(Int64(op.unitID)) }
+        if op.area >= 0 { m.add(" area "); addAreaName(op.area, into: &m) }
+        if op.dbNumber >= 0 { m.add(" DB "); m.add(Int64(op.dbNumber)) }
+        if op.address >= 0 { m.add(op.quantity > 1 ? " addresses " : " address "); addAddresses(op, into: &m) }
+    }
+
+    /// What `addressText` returns, written into `m`.
+    func addAddresses(_ op: Operation, into m: inout MessageText) {
+        m.add(op.address)
+        if op.quantity > 1 { m.add("-"); m.add(op.address + op.quantity - 1) }
+    }
+
+    /// What `rangesText` returns, written into `m`.
+    func addRanges(_ r: [ClosedRange<Int64>], into m: inout MessageText) {
+        if r.isEmpty { m.add("any"); return }
+        for (i, x) in r.enumerated() {
+            if i > 0 { m.add(", ") }
+            m.add(x.lowerBound)
+            if x.lowerBound != x.upperBound { m.add("-"); m.add(x.upperBound) }
+        }
+    }
+
+    /// What `areaName` returns, written into `m`.
+    func addAreaName(_ code: Int16, into m: inout MessageText) {
+        if let name = Self.knownAreaName(code) { m.add(name) } else { m.add(areaName(code)) }
+    }
+
+    /// The S7 area's name, nil for a code with none.
+    static func knownAreaName(_ code: Int16) -> StaticString? {
+        switch code {
+        case 0x80: "P"; case 0x81: "I"; case 0x82: "Q"; case 0x83: "M"; case 0x84: "DB"; case 0x85: "DI"
+        case 0x86: "L"; case 0x87: "V"; case 0x1C: "C"; case 0x1D: "T"
+        default: nil
+        }
+    }
+
+    /// `s` as a `String` shared by every alert that names it (a `String` made from a static string of more than 15
+    /// bytes is a heap allocation): function and access names are a fixed vocabulary.
+    func text(_ s: StaticString) -> String {
+        guard s.hasPointerRepresentation else { return s.description }
+        let key = UInt(bitPattern: s.utf8Start)
+        if let t = staticTexts[key] { return t }
+        let t = s.description
+        if staticTexts.count < 4096 { staticTexts[key] = t }
+        return t
+    }
+
+    /// `[t.reference(attackVersion)]`, built once per technique and release.
+    func singleTechnique(_ t: Technique) -> [AttackTechnique] { singleTechniques[Int(t.rawValue)] }
 
     func describe(_ op: Operation) -> String {
         var s = "\(op.appProtocol.name) \(op.function) (\(op.access.name))"

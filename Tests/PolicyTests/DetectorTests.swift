@@ -172,6 +172,24 @@ func ecs(_ alerts: [Alert]) -> String {
         #expect(a.message.contains("addresses 995-1004 are outside the allowed 0-999"), "\(a.message)")
     }
 
+    /// Whole messages, as the string interpolations that built them before they were written piece by piece wrote them.
+    @Test func operationAlertMessagesAreExact() {
+        let write = run(Detector(policy: compiled()), f, ops: [op(.modbus, .write, fc: 16, "Write Multiple Registers", unit: 1, address: 995, quantity: 10)])
+        #expect(write.map(\.message) == ["modbus Write Multiple Registers (write) unit 1 addresses 995-1004 from 10.10.20.10 to 10.10.30.5 violates conduit 'scada-to-cell': addresses 995-1004 are outside the allowed 0-999"])
+        let unit = run(Detector(policy: compiled()), f, ops: [op(.modbus, .read, fc: 3, "Read Holding Registers", unit: 20, address: 0, quantity: 1)])
+        #expect(unit.map(\.message) == ["modbus Read Holding Registers (read) unit 20 address 0 from 10.10.20.10 to 10.10.30.5 violates conduit 'scada-to-cell': unit id 20 is not allowed; allowed: 1-10"])
+        let diag = run(Detector(policy: compiled()), f, ops: [op(.modbus, .diagnostic, fc: 17, "Report Server ID", unit: 1)])
+        #expect(diag.map(\.message) == ["modbus Report Server ID (diagnostic) unit 1 from 10.10.20.10 to 10.10.30.5 violates conduit 'scada-to-cell': diagnostic (function 17) is not allowed; allowed: read, write"])
+        let text = plantPolicy.replacingOccurrences("notify: [program_download, lifecycle]", "notify: [write]")
+        let notify = run(Detector(policy: compiled(text)), f, ops: [op(.modbus, .write, fc: 6, "Write Single Register", unit: 1, address: 5, quantity: 1)])
+        #expect(notify.map(\.message) == ["modbus Write Single Register (write) unit 1 address 5 from 10.10.20.10 to 10.10.30.5 permitted by conduit 'scada-to-cell' and reported (notify: write)"])
+        let download = run(Detector(policy: compiled()), flow("10.10.20.50", "10.10.30.5", dport: 102), app: .s7comm,
+                            ops: [op(.s7comm, .programDownload, fc: 0x1A, "Request download")])
+        #expect(download.map(\.message) == ["Program download: s7comm Request download (program_download) from 10.10.20.50 to 10.10.30.5 (permitted by conduit 'scada-to-cell', reported as it is in its notify list)"])
+        #expect((write + unit + diag + notify + download).allSatisfy { $0.messageText.isInline })
+        #expect(write.first?.function == "Write Multiple Registers" && download.first?.access == "program_download")
+    }
+
     @Test func unitOutsideTheList() {
         let alerts = run(Detector(policy: compiled()), f, ops: [op(.modbus, .read, fc: 3, "Read Holding Registers", unit: 20, address: 0, quantity: 1)])
         #expect(alerts.map(\.ruleID) == ["ZW-CONDUIT-003"])
