@@ -50,9 +50,10 @@ public struct LEEFEncoder: Sendable {
     /// One attribute value.
     enum Value {
         case text(String)
-        /// Inline text (Community ID, message): no `String` made for it.
-        case inline(InlineText)
-        case message(AlertText)
+        /// The alert's Community ID and message, read from the alert's inline text (no `String` made for them; no
+        /// payload, so that a value stays small: one is built and passed per attribute).
+        case communityID
+        case message
         case literal(StaticString)
         case number(Int)
         case ip(IPAddress)
@@ -82,10 +83,10 @@ public struct LEEFEncoder: Sendable {
         if let u = a.unitID { body("unitId", .number(u)) }
         if let d = a.dnp3Address { body("dnp3Address", .number(d)) }
         if let s = a.securityLevel { body("securityLevel", .number(s)) }
-        if !a.communityIDText.isEmpty { body("communityId", .inline(a.communityIDText)) }
+        if !a.communityIDText.isEmpty { body("communityId", .communityID) }
         if a.count != 1 { body("count", .number(a.count)) }
         body("frame", .number(Int(clamping: a.frame)))
-        body("msg", .message(a.messageText))
+        body("msg", .message)
     }
 
     /// The 2.0 delimiter for `a`: the first candidate found in no text value (`^` if all occur).
@@ -99,8 +100,8 @@ public struct LEEFEncoder: Sendable {
             }
             switch v {
             case .text(var s): s.withUTF8 { scan(UnsafeRawBufferPointer($0)) }
-            case .inline(let t): t.withBytes(scan)
-            case .message(let t): t.withBytes(scan)
+            case .communityID: a.communityIDText.withBytes(scan)
+            case .message: a.messageText.withBytes(scan)
             default: return
             }
         }
@@ -127,8 +128,8 @@ public struct LEEFEncoder: Sendable {
             out.append(ascii: key); out.append(UInt8(ascii: "="))
             switch value {
             case .text(let s): LEEFEncoder.value(s, delimiter: delimiter, to: &out)
-            case .inline(let t): t.withBytes { LEEFEncoder.value(bytes: $0, delimiter: delimiter, to: &out) }
-            case .message(let t): t.withBytes { LEEFEncoder.value(bytes: $0, delimiter: delimiter, to: &out) }
+            case .communityID: alert.communityIDText.withBytes { LEEFEncoder.value(bytes: $0, delimiter: delimiter, to: &out) }
+            case .message: alert.messageText.withBytes { LEEFEncoder.value(bytes: $0, delimiter: delimiter, to: &out) }
             case .literal(let s): out.append(ascii: s)
             case .number(let n): out.append(decimal: n)
             case .ip(let a): a.write(to: &out)
