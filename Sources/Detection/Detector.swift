@@ -243,7 +243,11 @@ public final class Detector {
                     baseAlert(&a, .icsHostScan, time: time, frame: frame, source: flow.initiator, destination: flow.responder,
                                       flow: flow, protocolName: flow.transport.name.description,
                                       sourceZone: st.initiatorZone, destinationZone: st.responderZone, securityLevel: Int(v.securityLevel))
-                    a.message = "\(Self.ipText(flow.initiator.ip)) opened ICS-port flows to \(config.hostScanThreshold) or more hosts within \(config.scanWindowSeconds) s (latest \(Self.ipText(flow.responder.ip)) port \(flow.responder.port))"
+                    a.messageText = message { m in
+                        m.add(flow.initiator.ip); m.add(" opened ICS-port flows to "); m.add(Int64(config.hostScanThreshold))
+                        m.add(" or more hosts within "); m.add(Int64(config.scanWindowSeconds)); m.add(" s (latest ")
+                        m.add(flow.responder.ip); m.add(" port "); m.add(Int64(flow.responder.port)); m.add(")")
+                    }
                 }
             }
         }
@@ -282,9 +286,14 @@ public final class Detector {
             baseAlert(&a, .conduitProtocol, time: time, frame: frame, source: src, destination: dst, flow: flow,
                               protocolName: name, sourceZone: v.initiator.zone, destinationZone: v.responder.zone,
                               securityLevel: Int(v.securityLevel))
-            a.conduit = policy.conduits[Int(v.conduit)].name
-            let what = appProtocol == nil ? "\(name) to port \(dst.port)" : name
-            a.message = "\(what) from \(hostText(src.ip, v.initiator)) to \(hostText(dst.ip, v.responder)) is not allowed by conduit '\(a.conduit!)' (allows \(allowedProtocols(policy, v)))"
+            let conduit = policy.conduits[Int(v.conduit)].name
+            a.conduit = conduit
+            a.messageText = message { m in
+                m.add(name)
+                if appProtocol == nil { m.add(" to port "); m.add(Int64(dst.port)) }
+                m.add(" from "); m.add(src.ip); m.addAsset(v.initiator, policy); m.add(" to "); m.add(dst.ip); m.addAsset(v.responder, policy)
+                m.add(" is not allowed by conduit '"); m.add(conduit); m.add("' (allows "); m.add(allowedProtocols(policy, v)); m.add(")")
+            }
         }
     }
 
@@ -714,22 +723,31 @@ public final class Detector {
                           protocolName: flow.transport.name.description, sourceZone: st.initiatorZone,
                           destinationZone: st.responderZone, securityLevel: Int(v.securityLevel))
         if v.conduit >= 0 { a.conduit = policy.conduits[Int(v.conduit)].name }
-        let src = hostText(flow.initiator.ip, policy.host(flow.initiator.ip))
-        let dst = hostText(flow.responder.ip, policy.host(flow.responder.ip))
-        let port = flow.responder.port
-        switch rule {
-        case .zoneNoConduit:
-            a.message = v.kind == .intraDenied
-                ? "flow from \(src) to \(dst) port \(port) inside zone '\(a.sourceZone ?? "")' matches none of the zone's rules (intra_zone: enforce)"
-                : "flow from \(src) to \(dst) port \(port): no conduit from zone '\(a.sourceZone ?? "")' to zone '\(a.destinationZone ?? "")' (default: deny)"
-        case .zoneWrongDirection:
-            a.message = "flow from \(src) to \(dst) port \(port) runs against conduit '\(a.conduit ?? "")', which only allows zone '\(a.destinationZone ?? "")' to initiate"
-        case .zoneInitiatorNotListed:
-            a.message = "\(src) may not initiate on conduit '\(a.conduit ?? "")' (not in its initiators); flow to \(dst) port \(port)"
-        case .zoneResponderNotListed:
-            a.message = "\(dst) is not a listed responder of conduit '\(a.conduit ?? "")'; flow from \(src) port \(port)"
-        default:
-            a.message = "flow from \(src) to \(dst) port \(port) between a zone and a host in no zone (default: deny)"
+        let si = policy.host(flow.initiator.ip), di = policy.host(flow.responder.ip)
+        let port = Int64(flow.responder.port)
+        let sourceZone = a.sourceZone ?? "", destinationZone = a.destinationZone ?? "", conduit = a.conduit ?? ""
+        a.messageText = message { m in
+            switch rule {
+            case .zoneInitiatorNotListed:
+                m.add(flow.initiator.ip); m.addAsset(si, policy); m.add(" may not initiate on conduit '"); m.add(conduit)
+                m.add("' (not in its initiators); flow to "); m.add(flow.responder.ip); m.addAsset(di, policy); m.add(" port "); m.add(port)
+            case .zoneResponderNotListed:
+                m.add(flow.responder.ip); m.addAsset(di, policy); m.add(" is not a listed responder of conduit '"); m.add(conduit)
+                m.add("'; flow from "); m.add(flow.initiator.ip); m.addAsset(si, policy); m.add(" port "); m.add(port)
+            default:
+                m.add("flow from "); m.add(flow.initiator.ip); m.addAsset(si, policy)
+                m.add(" to "); m.add(flow.responder.ip); m.addAsset(di, policy); m.add(" port "); m.add(port)
+                if rule == .zoneNoConduit && v.kind == .intraDenied {
+                    m.add(" inside zone '"); m.add(sourceZone); m.add("' matches none of the zone's rules (intra_zone: enforce)")
+                } else if rule == .zoneNoConduit {
+                    m.add(": no conduit from zone '"); m.add(sourceZone); m.add("' to zone '"); m.add(destinationZone); m.add("' (default: deny)")
+                } else if rule == .zoneWrongDirection {
+                    m.add(" runs against conduit '"); m.add(conduit); m.add("', which only allows zone '"); m.add(destinationZone)
+                    m.add("' to initiate")
+                } else {
+                    m.add(" between a zone and a host in no zone (default: deny)")
+                }
+            }
         }
     }
 

@@ -91,6 +91,18 @@ func ecs(_ alerts: [Alert]) -> String {
         #expect(a.communityID == "1:test")
     }
 
+    /// Whole messages, as the string interpolations that built them before they were written piece by piece wrote them.
+    @Test func flowAlertMessagesAreExact() {
+        func messages(_ f: FlowContext, app: AppProtocol? = .modbus) -> [String] { run(Detector(policy: compiled()), f, app: app).map(\.message) }
+        #expect(messages(flow("10.0.1.1", "10.10.30.5")) == ["flow from 10.0.1.1 to 10.10.30.5 (plc1) port 502: no conduit from zone 'enterprise' to zone 'cell' (default: deny)"])
+        #expect(messages(flow("10.10.30.5", "10.10.20.10")) == ["flow from 10.10.30.5 (plc1) to 10.10.20.10 (hmi) port 502 runs against conduit 'scada-to-cell', which only allows zone 'scada' to initiate"])
+        #expect(messages(flow("10.10.20.77", "10.10.30.5")) == ["10.10.20.77 may not initiate on conduit 'scada-to-cell' (not in its initiators); flow to 10.10.30.5 (plc1) port 502"])
+        #expect(messages(flow("10.10.20.10", "10.10.30.100")) == ["10.10.30.100 is not a listed responder of conduit 'scada-to-cell'; flow from 10.10.20.10 (hmi) port 502"])
+        #expect(messages(flow("192.168.7.7", "10.10.30.5")) == ["first sight of 192.168.7.7, which is in no zone, initiating a flow to 10.10.30.5 (plc1)",
+                                                               "flow from 192.168.7.7 to 10.10.30.5 (plc1) port 502 between a zone and a host in no zone (default: deny)"])
+        #expect(messages(flow("10.10.20.10", "10.10.30.5", dport: 23), app: nil) == ["tcp to port 23 from 10.10.20.10 (hmi) to 10.10.30.5 (plc1) is not allowed by conduit 'scada-to-cell' (allows modbus, s7comm, dnp3, tcp 22)"])
+    }
+
     @Test func initiatorOnTheWrongSide() throws {
         let alerts = run(Detector(policy: compiled()), flow("10.10.30.5", "10.10.20.10"))
         #expect(alerts.map(\.ruleID) == ["ZW-ZONE-002"])
@@ -388,6 +400,7 @@ func ecs(_ alerts: [Alert]) -> String {
             return ecs(run(Detector(policy: nil), flow("10.10.30.9", "10.10.30.5"), ops: ops))
         }
         #expect(alerts(marked: true).contains("ZW-ICS-013"))
+        #expect(alerts(marked: true).contains(#""message":"10.10.30.9 addressed 8 or more unit ids on 10.10.30.5 within 60 s (modbus)""#))
         #expect(alerts(marked: true) == alerts(marked: false))
     }
 
@@ -401,6 +414,7 @@ func ecs(_ alerts: [Alert]) -> String {
         d.finish(alerts: &alerts)
         #expect(alerts.map(\.ruleID) == ["ZW-ICS-014"])
         #expect(alerts.first?.frame == 8)
+        #expect(alerts.first?.message == "10.10.30.9 opened ICS-port flows to 8 or more hosts within 60 s (latest 10.10.30.108 port 502)")
     }
 
     @Test func flowsAConduitCoversAreNotAHostScan() {
