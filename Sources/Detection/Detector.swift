@@ -884,13 +884,6 @@ public final class Detector {
         }
     }
 
-    func hostText(_ ip: IPAddress, _ h: HostInfo) -> String {
-        guard let policy else { return Self.ipText(ip) }
-        var s = Self.ipText(ip)
-        if h.asset >= 0 { s += " (\(policy.assetNames[Int(h.asset)]))" }
-        return s
-    }
-
     func allowedProtocols(_ policy: CompiledPolicy, _ v: FlowVerdict) -> String {
         var names: [String] = []
         var m = v.conduitMask
@@ -959,30 +952,6 @@ public final class Detector {
         return h
     }
 
-    /// `ip.description` without its temporary array: an IPv4 address (at most 15 bytes) becomes a small string held
-    /// inline, so alert messages name hosts with no heap allocation per address. IPv6 takes the general path.
-    static func ipText(_ ip: IPAddress) -> String {
-        guard ip.isIPv4 else { return ip.description }
-        return withDottedQuad(ip.v4) { String(decoding: $0, as: UTF8.self) }
-    }
-
-    /// Runs `body` over the dotted-quad text of an IPv4 address, formatted on the stack (at most 15 bytes).
-    @inline(__always)
-    static func withDottedQuad<R>(_ v: UInt32, _ body: (UnsafeRawBufferPointer) -> R) -> R {
-        var buffer: (UInt64, UInt64) = (0, 0)
-        return withUnsafeMutableBytes(of: &buffer) { b in
-            var n = 0
-            for i in 0..<4 {
-                if i > 0 { b[n] = UInt8(ascii: "."); n += 1 }
-                let octet = UInt8(truncatingIfNeeded: v >> UInt32(24 - 8 * i))
-                if octet >= 100 { b[n] = UInt8(ascii: "0") &+ octet / 100; n += 1 }
-                if octet >= 10 { b[n] = UInt8(ascii: "0") &+ (octet / 10) % 10; n += 1 }
-                b[n] = UInt8(ascii: "0") &+ octet % 10; n += 1
-            }
-            return body(UnsafeRawBufferPointer(rebasing: b[0..<n]))
-        }
-    }
-
     static func hash(_ ip: IPAddress) -> Int64 { Int64(bitPattern: ip.low ^ (ip.high &* 0x9E37_79B9_7F4A_7C15)) }
 }
 
@@ -1000,7 +969,7 @@ struct MessageText {
     /// Decimal, as `\(value)` writes it.
     mutating func add(_ value: Int64) { text.append(decimal: value) }
 
-    /// ` (asset name)` when the host is a named asset (what `Detector.hostText` appends).
+    /// ` (asset name)` after a host's address when the host is a named asset.
     mutating func addAsset(_ h: HostInfo, _ policy: CompiledPolicy) {
         guard h.asset >= 0 else { return }
         add(" ("); add(policy.assetNames[Int(h.asset)]); add(")")

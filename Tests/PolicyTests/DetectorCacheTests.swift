@@ -82,7 +82,6 @@ import Records
             var m = MessageText()
             m.add(ip)
             #expect(m.text.string == "\(ip)")
-            #expect(Detector.ipText(ip) == "\(ip)")
         }
         for v: Int64 in [0, 7, -7, 1_000_000, .max, .min] {
             var m = MessageText()
