@@ -68,7 +68,11 @@ struct Aggregator {
 
     init(windowMicroseconds: Int64, capacity: Int) {
         window = max(1, windowMicroseconds); self.capacity = max(16, capacity)
-        entries.reserveCapacity(256)
+        // Room for a few thousand open windows up front (address space; pages are touched as windows open): grown
+        // by doubling, the tables reallocated as an alert storm's windows piled up, until the first ones closed.
+        let initial = min(self.capacity, 4096)
+        entries.reserveCapacity(initial); templates.reserveCapacity(initial); freeTemplates.reserveCapacity(initial)
+        queue.reserveCapacity(initial)
     }
 
     /// Counts a repeat of `key` at `time` and returns true; returns false when `key` has no open window
@@ -159,7 +163,10 @@ struct Aggregator {
         a.time = e.lastRepeat
         a.frame = e.lastFrame
         let seconds = window / 1_000_000
-        a.message += " (repeated \(e.repeats) more time\(e.repeats == 1 ? "" : "s") within \(seconds) s)"
+        // Appended in place: `message +=` with an interpolation allocated the piece and the grown message.
+        a.messageText.append(" (repeated "); a.messageText.append(decimal: e.repeats)
+        a.messageText.append(e.repeats == 1 ? " more time within " : " more times within ")
+        a.messageText.append(decimal: seconds); a.messageText.append(" s)")
         summaries &+= 1
         alerts.append(a)
     }

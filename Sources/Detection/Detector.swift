@@ -127,8 +127,10 @@ public final class Detector {
     /// Each rule's ATT&CK references in the policy's release, by `RuleID.rawValue`: built once per policy, so an
     /// alert shares the array instead of allocating one.
     @exclusivity(unchecked) var techniqueReferences: [[AttackTechnique]] = []
-    /// The byte buffer `message` builds alert texts in, kept between alerts.
-    @exclusivity(unchecked) var messageBytes: [UInt8] = []
+    /// Texts of static strings by address (see `text`).
+    @exclusivity(unchecked) var staticTexts: [UInt: String] = [:]
+    /// One-technique lists by `Technique.rawValue` in the policy's release (see `singleTechnique`).
+    @exclusivity(unchecked) var singleTechniques: [[AttackTechnique]] = []
     /// `event.action` of anomaly alerts by the FNV hash of layer and kind: a handful of distinct texts, built once.
     @exclusivity(unchecked) var anomalyActions: [UInt64: (layer: StaticString, kind: StaticString, action: String)] = [:]
 
@@ -145,6 +147,7 @@ public final class Detector {
         slots.reserveCapacity(config.maximumTrackedFlows)
         engineSlots.reserveCapacity(config.maximumTrackedFlows)
         techniqueReferences = Self.references(policy?.attackVersion ?? .v19)
+        singleTechniques = Technique.allCases.map { [$0.reference(policy?.attackVersion ?? .v19)] }
         resetVerdictCache()
     }
 
@@ -175,6 +178,7 @@ public final class Detector {
     public func replacePolicy(_ p: CompiledPolicy?) {
         policy = p
         techniqueReferences = Self.references(attackVersion)
+        singleTechniques = Technique.allCases.map { [$0.reference(attackVersion)] }
         resetVerdictCache()
         flows.removeAll(keepingCapacity: true); slots.removeAll(keepingCapacity: true); freeSlots.removeAll(keepingCapacity: true)
         lastKey = nil
@@ -239,7 +243,11 @@ public final class Detector {
                     baseAlert(&a, .icsHostScan, time: time, frame: frame, source: flow.initiator, destination: flow.responder,
                                       flow: flow, protocolName: flow.transport.name.description,
                                       sourceZone: st.initiatorZone, destinationZone: st.responderZone, securityLevel: Int(v.securityLevel))
-                    a.message = "\(Self.ipText(flow.initiator.ip)) opened ICS-port flows to \(config.hostScanThreshold) or more hosts within \(config.scanWindowSeconds) s (latest \(Self.ipText(flow.responder.ip)) port \(flow.responder.port))"
+                    a.messageText = message { m in
+                        m.add(flow.initiator.ip); m.add(" opened ICS-port flows to "); m.add(Int64(config.hostScanThreshold))
+                        m.add(" or more hosts within "); m.add(Int64(config.scanWindowSeconds)); m.add(" s (latest ")
+                        m.add(flow.responder.ip); m.add(" port "); m.add(Int64(flow.responder.port)); m.add(")")
+                    }
                 }
             }
         }
@@ -278,9 +286,14 @@ public final class Detector {
             baseAlert(&a, .conduitProtocol, time: time, frame: frame, source: src, destination: dst, flow: flow,
                               protocolName: name, sourceZone: v.initiator.zone, destinationZone: v.responder.zone,
                               securityLevel: Int(v.securityLevel))
-            a.conduit = policy.conduits[Int(v.conduit)].name
-            let what = appProtocol == nil ? "\(name) to port \(dst.port)" : name
-            a.message = "\(what) from \(hostText(src.ip, v.initiator)) to \(hostText(dst.ip, v.responder)) is not allowed by conduit '\(a.conduit!)' (allows \(allowedProtocols(policy, v)))"
+            let conduit = policy.conduits[Int(v.conduit)].name
+            a.conduit = conduit
+            a.messageText = message { m in
+                m.add(name)
+                if appProtocol == nil { m.add(" to port "); m.add(Int64(dst.port)) }
+                m.add(" from "); m.add(src.ip); m.addAsset(v.initiator, policy); m.add(" to "); m.add(dst.ip); m.addAsset(v.responder, policy)
+                m.add(" is not allowed by conduit '"); m.add(conduit); m.add("' (allows "); m.add(allowedProtocols(policy, v)); m.add(")")
+            }
         }
     }
 
@@ -396,8 +409,12 @@ public final class Detector {
                     operationAlert(&a, rule, op: op, flow: flow, sender: sender, peer: peer, senderZone: senderZone,
                                            peerZone: peerZone, securityLevel: Int(v.securityLevel))
                     if let policy, conduitIndex >= 0 { a.conduit = policy.conduits[Int(conduitIndex)].name }
-                    a.message = "\(rule.rule.name): \(describe(op)) from \(Self.ipText(sender.ip)) to \(Self.ipText(peer.ip))"
-                    if notify, let c = a.conduit { a.message += " (permitted by conduit '\(c)', reported as it is in its notify list)" }
+                    let conduit = a.conduit
+                    a.messageText = message { m in
+                        m.add(rule.rule.name); m.add(": "); describe(op, into: &m)
+                        m.add(" from "); m.add(sender.ip); m.add(" to "); m.add(peer.ip)
+                        if notify, let c = conduit { m.add(" (permitted by conduit '"); m.add(c); m.add("', reported as it is in its notify list)") }
+                    }
                 }
             }
         } else if notify {
@@ -407,9 +424,13 @@ public final class Detector {
             raise(.conduitNotify, key: k, time: op.time, frame: op.frame, alerts: &alerts) { a in
                 operationAlert(&a, .conduitNotify, op: op, flow: flow, sender: sender, peer: peer, senderZone: senderZone,
                                        peerZone: peerZone, securityLevel: Int(v.securityLevel))
-                a.techniques = [Technique.forDisallowed(op.access).reference(attackVersion)]
+                a.techniques = singleTechnique(Technique.forDisallowed(op.access))
                 if let policy, conduitIndex >= 0 { a.conduit = policy.conduits[Int(conduitIndex)].name }
-                a.message = "\(describe(op)) from \(Self.ipText(sender.ip)) to \(Self.ipText(peer.ip)) permitted by conduit '\(a.conduit ?? "")' and reported (notify: \(op.access.name))"
+                let conduit = a.conduit ?? ""
+                a.messageText = message { m in
+                    describe(op, into: &m); m.add(" from "); m.add(sender.ip); m.add(" to "); m.add(peer.ip)
+                    m.add(" permitted by conduit '"); m.add(conduit); m.add("' and reported (notify: "); m.add(op.access.name); m.add(")")
+                }
             }
         }
 
@@ -423,8 +444,11 @@ public final class Detector {
                 raise(.icsUnitScan, key: k, time: op.time, frame: op.frame, alerts: &alerts) { a in
                     operationAlert(&a, .icsUnitScan, op: op, flow: flow, sender: sender, peer: peer, senderZone: senderZone,
                                            peerZone: peerZone, securityLevel: Int(v.securityLevel))
-                    let what = op.appProtocol == .modbus ? "unit ids" : "DNP3 addresses"
-                    a.message = "\(Self.ipText(sender.ip)) addressed \(config.unitScanThreshold) or more \(what) on \(Self.ipText(peer.ip)) within \(config.scanWindowSeconds) s (\(op.appProtocol.name))"
+                    a.messageText = message { m in
+                        m.add(sender.ip); m.add(" addressed "); m.add(Int64(config.unitScanThreshold)); m.add(" or more ")
+                        m.add(op.appProtocol == .modbus ? "unit ids" : "DNP3 addresses"); m.add(" on "); m.add(peer.ip)
+                        m.add(" within "); m.add(Int64(config.scanWindowSeconds)); m.add(" s ("); m.add(op.appProtocol.name); m.add(")")
+                    }
                 }
             }
         }
@@ -439,9 +463,18 @@ public final class Detector {
                 raise(.icsIdentificationSweep, key: k, time: op.time, frame: op.frame, alerts: &alerts) { a in
                     operationAlert(&a, .icsIdentificationSweep, op: op, flow: flow, sender: sender, peer: peer, senderZone: senderZone,
                                            peerZone: peerZone, securityLevel: Int(v.securityLevel))
-                    a.message = manyDevices
-                        ? "\(Self.ipText(sender.ip)) sent identification requests to \(config.identificationDeviceThreshold) or more devices within \(config.scanWindowSeconds) s (latest \(describe(op)) to \(Self.ipText(peer.ip)))"
-                        : "\(Self.ipText(sender.ip)) sent \(config.identificationRequestThreshold) or more identification requests to \(Self.ipText(peer.ip)) within \(config.scanWindowSeconds) s (latest \(describe(op)))"
+                    a.messageText = message { m in
+                        m.add(sender.ip)
+                        if manyDevices {
+                            m.add(" sent identification requests to "); m.add(Int64(config.identificationDeviceThreshold))
+                            m.add(" or more devices within "); m.add(Int64(config.scanWindowSeconds)); m.add(" s (latest ")
+                            describe(op, into: &m); m.add(" to "); m.add(peer.ip); m.add(")")
+                        } else {
+                            m.add(" sent "); m.add(Int64(config.identificationRequestThreshold)); m.add(" or more identification requests to ")
+                            m.add(peer.ip); m.add(" within "); m.add(Int64(config.scanWindowSeconds)); m.add(" s (latest ")
+                            describe(op, into: &m); m.add(")")
+                        }
+                    }
                 }
             }
         }
@@ -466,7 +499,7 @@ public final class Detector {
             baseAlert(&alert, rule, time: a.time, frame: a.frame, source: src, destination: dst, flow: flow,
                                   protocolName: a.layer.description, sourceZone: sz, destinationZone: dz, securityLevel: sl)
             alert.action = anomalyAction(a.layer, a.kind, hash: UInt64(bitPattern: k.extra))
-            alert.message = message { m in
+            alert.messageText = message { m in
                 m.add(a.layer); m.add(" anomaly "); m.add(a.kind); m.add(" at offset "); m.add(Int64(a.offset))
                 if let value = a.value { m.add(" (value "); m.add(value); m.add(")") }
             }
@@ -644,7 +677,7 @@ public final class Detector {
                               protocolName: flow.transport.name.description, sourceZone: -1, destinationZone: peerZone, securityLevel: sl)
             let role = host == flow.initiator ? "initiating a flow to" : "answering"
             let peerHost = policy!.host(peer.ip)
-            a.message = message { m in
+            a.messageText = message { m in
                 m.add("first sight of "); m.add(host.ip); m.add(", which is in no zone, "); m.add(role); m.add(" ")
                 m.add(peer.ip); m.addAsset(peerHost, policy!)
             }
@@ -663,7 +696,7 @@ public final class Detector {
         a.source = source; a.destination = destination
         a.transport = flow?.transport
         a.networkProtocol = protocolName
-        if let c = flow?.communityID, !c.isEmpty { a.communityID = c }
+        if let flow { a.communityIDText = flow.communityIDText }
         a.attackVersion = attackVersion.rawValue
         a.techniques = techniqueReferences[Int(rule.rawValue)]
         a.sourceZone = policy?.zoneName(sourceZone)
@@ -677,8 +710,8 @@ public final class Detector {
         baseAlert(&a, rule, time: op.time, frame: op.frame, source: sender, destination: peer, flow: flow,
                           protocolName: op.appProtocol.name.description, sourceZone: senderZone, destinationZone: peerZone,
                           securityLevel: securityLevel, access: op.access)
-        a.access = op.access.name.description
-        a.function = op.function.description
+        a.access = text(op.access.name)
+        a.function = text(op.function)
         if op.unitID >= 0 {
             if op.appProtocol == .dnp3 { a.dnp3Address = Int(op.unitID) } else if op.appProtocol == .modbus { a.unitID = Int(op.unitID) }
         }
@@ -690,22 +723,31 @@ public final class Detector {
                           protocolName: flow.transport.name.description, sourceZone: st.initiatorZone,
                           destinationZone: st.responderZone, securityLevel: Int(v.securityLevel))
         if v.conduit >= 0 { a.conduit = policy.conduits[Int(v.conduit)].name }
-        let src = hostText(flow.initiator.ip, policy.host(flow.initiator.ip))
-        let dst = hostText(flow.responder.ip, policy.host(flow.responder.ip))
-        let port = flow.responder.port
-        switch rule {
-        case .zoneNoConduit:
-            a.message = v.kind == .intraDenied
-                ? "flow from \(src) to \(dst) port \(port) inside zone '\(a.sourceZone ?? "")' matches none of the zone's rules (intra_zone: enforce)"
-                : "flow from \(src) to \(dst) port \(port): no conduit from zone '\(a.sourceZone ?? "")' to zone '\(a.destinationZone ?? "")' (default: deny)"
-        case .zoneWrongDirection:
-            a.message = "flow from \(src) to \(dst) port \(port) runs against conduit '\(a.conduit ?? "")', which only allows zone '\(a.destinationZone ?? "")' to initiate"
-        case .zoneInitiatorNotListed:
-            a.message = "\(src) may not initiate on conduit '\(a.conduit ?? "")' (not in its initiators); flow to \(dst) port \(port)"
-        case .zoneResponderNotListed:
-            a.message = "\(dst) is not a listed responder of conduit '\(a.conduit ?? "")'; flow from \(src) port \(port)"
-        default:
-            a.message = "flow from \(src) to \(dst) port \(port) between a zone and a host in no zone (default: deny)"
+        let si = policy.host(flow.initiator.ip), di = policy.host(flow.responder.ip)
+        let port = Int64(flow.responder.port)
+        let sourceZone = a.sourceZone ?? "", destinationZone = a.destinationZone ?? "", conduit = a.conduit ?? ""
+        a.messageText = message { m in
+            switch rule {
+            case .zoneInitiatorNotListed:
+                m.add(flow.initiator.ip); m.addAsset(si, policy); m.add(" may not initiate on conduit '"); m.add(conduit)
+                m.add("' (not in its initiators); flow to "); m.add(flow.responder.ip); m.addAsset(di, policy); m.add(" port "); m.add(port)
+            case .zoneResponderNotListed:
+                m.add(flow.responder.ip); m.addAsset(di, policy); m.add(" is not a listed responder of conduit '"); m.add(conduit)
+                m.add("'; flow from "); m.add(flow.initiator.ip); m.addAsset(si, policy); m.add(" port "); m.add(port)
+            default:
+                m.add("flow from "); m.add(flow.initiator.ip); m.addAsset(si, policy)
+                m.add(" to "); m.add(flow.responder.ip); m.addAsset(di, policy); m.add(" port "); m.add(port)
+                if rule == .zoneNoConduit && v.kind == .intraDenied {
+                    m.add(" inside zone '"); m.add(sourceZone); m.add("' matches none of the zone's rules (intra_zone: enforce)")
+                } else if rule == .zoneNoConduit {
+                    m.add(": no conduit from zone '"); m.add(sourceZone); m.add("' to zone '"); m.add(destinationZone); m.add("' (default: deny)")
+                } else if rule == .zoneWrongDirection {
+                    m.add(" runs against conduit '"); m.add(conduit); m.add("', which only allows zone '"); m.add(destinationZone)
+                    m.add("' to initiate")
+                } else {
+                    m.add(" between a zone and a host in no zone (default: deny)")
+                }
+            }
         }
     }
 
@@ -717,34 +759,105 @@ public final class Detector {
         a.conduit = c.name
         if rule == .conduitProtocol {
             a.access = nil; a.function = nil
-            a.message = "\(op.appProtocol.name) from \(Self.ipText(sender.ip)) to \(Self.ipText(peer.ip)) is not allowed by conduit '\(c.name)'"
+            a.messageText = message { m in
+                m.add(op.appProtocol.name); m.add(" from "); m.add(sender.ip); m.add(" to "); m.add(peer.ip)
+                m.add(" is not allowed by conduit '"); m.add(c.name); m.add("'")
+            }
             return
         }
-        a.techniques = [Technique.forDisallowed(op.access).reference(attackVersion)]
+        a.techniques = singleTechnique(Technique.forDisallowed(op.access))
         let r = ov.rule >= 0 ? c.rules[Int(ov.rule)] : nil
-        let reason: String
-        switch rule {
-        case .conduitFunction:
-            var allowed: [String] = []
-            if let r, r.accessMask != 0 {
-                allowed.append(AccessClass.allCases.filter { r.accessMask & (1 << UInt16($0.rawValue)) != 0 }.map { $0.name.description }.joined(separator: ", "))
+        a.messageText = message { m in
+            describe(op, into: &m); m.add(" from "); m.add(sender.ip); m.add(" to "); m.add(peer.ip)
+            m.add(" violates conduit '"); m.add(c.name); m.add("': ")
+            switch rule {
+            case .conduitFunction:
+                m.add(op.access.name); m.add(" (function "); m.add(Int64(op.functionCode)); m.add(") is not allowed")
+                let accesses = r.map { $0.accessMask != 0 } ?? false, functions = r.map { !$0.functions.isEmpty } ?? false
+                if accesses || functions { m.add("; allowed: ") }
+                if accesses, let r {
+                    var first = true
+                    for x in AccessClass.allCases where r.accessMask & (1 << UInt16(x.rawValue)) != 0 {
+                        if !first { m.add(", ") }
+                        first = false; m.add(x.name)
+                    }
+                }
+                if accesses && functions { m.add("; ") }
+                if functions, let r {
+                    m.add("functions ")
+                    for (i, f) in r.functions.enumerated() { if i > 0 { m.add(", ") }; m.add(Int64(f)) }
+                }
+            case .conduitDevice:
+                m.add(op.appProtocol == .dnp3 ? "DNP3 address " : "unit id "); m.add(Int64(op.unitID)); m.add(" is not allowed")
+                if let r { m.add("; allowed: "); addRanges(r.devices, into: &m) }
+            default:
+                if let r, !r.addresses.isEmpty, op.address >= 0,
+                   !r.addresses.contains(where: { $0.contains(op.address) && $0.contains(op.address + max(op.quantity, 1) - 1) }) {
+                    m.add("addresses "); addAddresses(op, into: &m); m.add(" are outside the allowed "); addRanges(r.addresses, into: &m)
+                } else if let r, !r.areas.isEmpty, op.area >= 0, !r.areas.contains(op.area) {
+                    m.add("S7 area "); addAreaName(op.area, into: &m); m.add(" is not allowed; allowed: ")
+                    for (i, area) in r.areas.enumerated() { if i > 0 { m.add(", ") }; addAreaName(area, into: &m) }
+                } else if let r {
+                    m.add("DB "); m.add(Int64(op.dbNumber)); m.add(" is not allowed; allowed: "); addRanges(r.dbNumbers, into: &m)
+                } else {
+                    m.add("data address not allowed")
+                }
             }
-            if let r, !r.functions.isEmpty { allowed.append("functions " + r.functions.map(String.init).joined(separator: ", ")) }
-            reason = "\(op.access.name) (function \(op.functionCode)) is not allowed" + (allowed.isEmpty ? "" : "; allowed: " + allowed.joined(separator: "; "))
-        case .conduitDevice:
-            let what = op.appProtocol == .dnp3 ? "DNP3 address" : "unit id"
-            reason = "\(what) \(op.unitID) is not allowed" + (r.map { "; allowed: " + rangesText($0.devices) } ?? "")
-        default:
-            if let r, !r.addresses.isEmpty, op.address >= 0, !r.addresses.contains(where: { $0.contains(op.address) && $0.contains(op.address + max(op.quantity, 1) - 1) }) {
-                reason = "addresses \(addressText(op)) are outside the allowed \(rangesText(r.addresses))"
-            } else if let r, !r.areas.isEmpty, op.area >= 0, !r.areas.contains(op.area) {
-                reason = "S7 area \(areaName(op.area)) is not allowed; allowed: " + r.areas.map { areaName($0) }.joined(separator: ", ")
-            } else if let r {
-                reason = "DB \(op.dbNumber) is not allowed; allowed: \(rangesText(r.dbNumbers))"
-            } else { reason = "data address not allowed" }
         }
-        a.message = "\(describe(op)) from \(Self.ipText(sender.ip)) to \(Self.ipText(peer.ip)) violates conduit '\(c.name)': \(reason)"
     }
+
+    /// What `describe` returns, written into `m`.
+    func describe(_ op: Operation, into m: inout MessageText) {
+        m.add(op.appProtocol.name); m.add(" "); m.add(op.function); m.add(" ("); m.add(op.access.name); m.add(")")
+        if op.unitID >= 0 { m.add(op.appProtocol == .dnp3 ? " outstation " : " unit "); m.add(Int64(op.unitID)) }
+        if op.area >= 0 { m.add(" area "); addAreaName(op.area, into: &m) }
+        if op.dbNumber >= 0 { m.add(" DB "); m.add(Int64(op.dbNumber)) }
+        if op.address >= 0 { m.add(op.quantity > 1 ? " addresses " : " address "); addAddresses(op, into: &m) }
+    }
+
+    /// What `addressText` returns, written into `m`.
+    func addAddresses(_ op: Operation, into m: inout MessageText) {
+        m.add(op.address)
+        if op.quantity > 1 { m.add("-"); m.add(op.address + op.quantity - 1) }
+    }
+
+    /// What `rangesText` returns, written into `m`.
+    func addRanges(_ r: [ClosedRange<Int64>], into m: inout MessageText) {
+        if r.isEmpty { m.add("any"); return }
+        for (i, x) in r.enumerated() {
+            if i > 0 { m.add(", ") }
+            m.add(x.lowerBound)
+            if x.lowerBound != x.upperBound { m.add("-"); m.add(x.upperBound) }
+        }
+    }
+
+    /// What `areaName` returns, written into `m`.
+    func addAreaName(_ code: Int16, into m: inout MessageText) {
+        if let name = Self.knownAreaName(code) { m.add(name) } else { m.add(areaName(code)) }
+    }
+
+    /// The S7 area's name, nil for a code with none.
+    static func knownAreaName(_ code: Int16) -> StaticString? {
+        switch code {
+        case 0x80: "P"; case 0x81: "I"; case 0x82: "Q"; case 0x83: "M"; case 0x84: "DB"; case 0x85: "DI"
+        case 0x86: "L"; case 0x87: "V"; case 0x1C: "C"; case 0x1D: "T"
+        default: nil
+        }
+    }
+
+    /// `s` as a `String` shared by every alert that names it (a `String` made from a static string of more than 15
+    /// bytes is a heap allocation): function and access names are a fixed vocabulary.
+    func text(_ s: StaticString) -> String {
+        guard s.hasPointerRepresentation else { return s.description }
+        let key = UInt(bitPattern: s.utf8Start)
+        if let t = staticTexts[key] { return t }
+        let t = s.description
+        if staticTexts.count < 4096 { staticTexts[key] = t }
+        return t
+    }
+
+    /// `[t.reference(attackVersion)]`, built once per technique and release.
+    func singleTechnique(_ t: Technique) -> [AttackTechnique] { singleTechniques[Int(t.rawValue)] }
 
     func describe(_ op: Operation) -> String {
         var s = "\(op.appProtocol.name) \(op.function) (\(op.access.name))"
@@ -771,13 +884,6 @@ public final class Detector {
         }
     }
 
-    func hostText(_ ip: IPAddress, _ h: HostInfo) -> String {
-        guard let policy else { return Self.ipText(ip) }
-        var s = Self.ipText(ip)
-        if h.asset >= 0 { s += " (\(policy.assetNames[Int(h.asset)]))" }
-        return s
-    }
-
     func allowedProtocols(_ policy: CompiledPolicy, _ v: FlowVerdict) -> String {
         var names: [String] = []
         var m = v.conduitMask
@@ -794,17 +900,12 @@ public final class Detector {
 
     // MARK: - Small helpers
 
-    /// An alert message built as UTF-8 in a reused buffer and turned into one string: an interpolation grew its
-    /// string piece by piece (about 640 instructions per piece measured in an alert storm).
-    func message(_ build: (inout MessageText) -> Void) -> String {
-        var m = MessageText(bytes: messageBytes)
-        messageBytes = []
-        m.bytes.removeAll(keepingCapacity: true)
-        if m.bytes.capacity < 256 { m.bytes.reserveCapacity(256) }
+    /// An alert message built piece by piece as inline text: an interpolation grew a string piece by piece (about
+    /// 640 instructions per piece measured in an alert storm) and allocated it.
+    func message(_ build: (inout MessageText) -> Void) -> AlertText {
+        var m = MessageText()
         build(&m)
-        let text = String(decoding: m.bytes, as: UTF8.self)
-        messageBytes = m.bytes
-        return text
+        return m.text
     }
 
     /// `anomaly-<layer>-<kind>`, from the cache when this layer and kind were seen before.
@@ -851,64 +952,24 @@ public final class Detector {
         return h
     }
 
-    /// `ip.description` without its temporary array: an IPv4 address (at most 15 bytes) becomes a small string held
-    /// inline, so alert messages name hosts with no heap allocation per address. IPv6 takes the general path.
-    static func ipText(_ ip: IPAddress) -> String {
-        guard ip.isIPv4 else { return ip.description }
-        return withDottedQuad(ip.v4) { String(decoding: $0, as: UTF8.self) }
-    }
-
-    /// Runs `body` over the dotted-quad text of an IPv4 address, formatted on the stack (at most 15 bytes).
-    @inline(__always)
-    static func withDottedQuad<R>(_ v: UInt32, _ body: (UnsafeRawBufferPointer) -> R) -> R {
-        var buffer: (UInt64, UInt64) = (0, 0)
-        return withUnsafeMutableBytes(of: &buffer) { b in
-            var n = 0
-            for i in 0..<4 {
-                if i > 0 { b[n] = UInt8(ascii: "."); n += 1 }
-                let octet = UInt8(truncatingIfNeeded: v >> UInt32(24 - 8 * i))
-                if octet >= 100 { b[n] = UInt8(ascii: "0") &+ octet / 100; n += 1 }
-                if octet >= 10 { b[n] = UInt8(ascii: "0") &+ (octet / 10) % 10; n += 1 }
-                b[n] = UInt8(ascii: "0") &+ octet % 10; n += 1
-            }
-            return body(UnsafeRawBufferPointer(rebasing: b[0..<n]))
-        }
-    }
-
     static func hash(_ ip: IPAddress) -> Int64 { Int64(bitPattern: ip.low ^ (ip.high &* 0x9E37_79B9_7F4A_7C15)) }
 }
 
 /// Alert message text under construction (see `Detector.message`); writes what string interpolation would.
 struct MessageText {
-    var bytes: [UInt8]
+    var text = AlertText()
 
-    mutating func add(_ s: StaticString) {
-        if s.hasPointerRepresentation {
-            bytes.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
-        } else {
-            add(s.description)
-        }
-    }
+    mutating func add(_ s: StaticString) { text.append(s) }
 
-    mutating func add(_ s: String) {
-        var s = s
-        s.withUTF8 { bytes.append(contentsOf: $0) }
-    }
+    mutating func add(_ s: String) { text.append(s) }
 
-    /// The address as `IPAddress.description` writes it; an IPv4 address is formatted on the stack and appended
-    /// at once (`IPAddress.write` appended byte by byte: about 550 instructions per address).
-    mutating func add(_ ip: IPAddress) {
-        guard ip.isIPv4 else { ip.write(to: &bytes); return }
-        Detector.withDottedQuad(ip.v4) { bytes.append(contentsOf: $0) }
-    }
+    /// The address as `IPAddress.description` writes it.
+    mutating func add(_ ip: IPAddress) { text.append(ip) }
 
     /// Decimal, as `\(value)` writes it.
-    mutating func add(_ value: Int64) {
-        if value < 0 { bytes.append(UInt8(ascii: "-")) }
-        writeDecimal(value.magnitude, to: &bytes)
-    }
+    mutating func add(_ value: Int64) { text.append(decimal: value) }
 
-    /// ` (asset name)` when the host is a named asset (what `Detector.hostText` appends).
+    /// ` (asset name)` after a host's address when the host is a named asset.
     mutating func addAsset(_ h: HostInfo, _ policy: CompiledPolicy) {
         guard h.asset >= 0 else { return }
         add(" ("); add(policy.assetNames[Int(h.asset)]); add(")")

@@ -580,11 +580,10 @@ public final class Engine {
         let n = anomalyLogged[id, default: 0]
         guard n < configuration.anomalyLogLimitPerKind else { statistics.anomaliesNotLogged &+= 1; return }
         anomalyLogged[id] = n + 1
-        var json = JSONWriter(capacity: 512)
-        Engine.writeAnomalyRecord(a, flow: withFlow ? sink.flow : nil, into: &json)
-        json.bytes.append(UInt8(ascii: "\n"))
-        sink.lines[RecordKind.anomaly.rawValue].append(contentsOf: json.bytes)
-        sink.recordCounts[RecordKind.anomaly.rawValue] &+= 1
+        // The sink's writer (no record is open between dissector calls): a fresh writer was an allocation per anomaly.
+        sink.json.reset()
+        Engine.writeAnomalyRecord(a, flow: withFlow ? sink.flow : nil, into: &sink.json)
+        sink.finishLine(.anomaly)
     }
 
     /// A 64-bit FNV-1a hash of "layer.kind": the per-kind log bound's key without building a String per
@@ -676,7 +675,7 @@ public final class Engine {
 
     /// Hands every finished record line to `body` (kind, bytes) and empties the buffers.
     public func drainRecords(_ body: (RecordKind, [UInt8]) -> Void) {
-        statistics.pdus = sink.pduCounts
+        sink.copyPDUCounts(into: &statistics.pdus)   // in place: no array per drain
         for kind in RecordKind.allCases where !sink.lines[kind.rawValue].isEmpty {
             body(kind, sink.lines[kind.rawValue])
             sink.lines[kind.rawValue].removeAll(keepingCapacity: true)

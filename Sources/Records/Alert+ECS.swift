@@ -24,7 +24,7 @@ extension Alert {
         json.key("network"); json.beginObject()
         if let t = transport { json.field("transport", t.name) }
         if let p = networkProtocol { json.field("protocol", p) }
-        if let c = communityID, !c.isEmpty { json.field("community_id", c) }
+        if !communityIDText.isEmpty { json.key("community_id"); json.string(communityIDText) }
         json.endObject()
         if !techniques.isEmpty {
             json.key("threat"); json.beginObject()
@@ -47,7 +47,7 @@ extension Alert {
         if let u = unitID { json.field("unit_id", u) }
         if let d = dnp3Address { json.field("dnp3_address", d) }
         json.endObject()
-        json.field("message", message)
+        json.key("message"); json.string(messageText)
         json.endObject()
     }
 }

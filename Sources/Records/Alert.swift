@@ -21,7 +21,8 @@ public enum AlertCategory: String, Sendable, CaseIterable {
 }
 
 /// One alert, shaped as its ECS record (policy issue): built by detection, encoded by outputs.
-/// Alerts are rare, so this type may hold `String`s.
+/// Some captures raise alerts at packet rate, so the per-alert texts (message, Community ID) are held inline;
+/// the other `String`s are shared ones (the rule catalog, the policy's names, short protocol names).
 public struct Alert: Sendable {
     /// Packet time of the (first) packet that raised it.
     public var time: PacketTime
@@ -45,8 +46,14 @@ public struct Alert: Sendable {
     public var transport: Transport?
     /// Application protocol name (`modbus`, ...) or transport name for non-ICS flows.
     public var networkProtocol: String?
-    /// Community ID of the flow.
-    public var communityID: String?
+    /// Community ID of the flow (v1 text: 30 bytes), empty when none.
+    public var communityIDText = InlineText()
+    /// `communityIDText` as a string, nil when empty (allocates: for tests and cold paths; a Community ID v1
+    /// text fits, longer text is cut to 31 bytes).
+    public var communityID: String? {
+        get { communityIDText.isEmpty ? nil : communityIDText.string }
+        set { communityIDText = InlineText(newValue ?? "") }
+    }
     /// ATT&CK for ICS techniques.
     public var techniques: [AttackTechnique] = []
     /// ATT&CK version the ids were taken from.
@@ -70,7 +77,12 @@ public struct Alert: Sendable {
     /// DNP3 outstation address.
     public var dnp3Address: Int?
     /// Human-readable one-liner.
-    public var message: String
+    public var messageText: AlertText
+    /// `messageText` as a string (allocates beyond 15 bytes: for tests and cold paths).
+    public var message: String {
+        get { messageText.string }
+        set { messageText = AlertText(newValue) }
+    }
     /// How many identical alerts this one stands for (aggregation window).
     public var count: Int = 1
     /// First time seen within the aggregation window.
@@ -82,6 +94,6 @@ public struct Alert: Sendable {
     public init(time: PacketTime, frame: UInt64, severity: Int, action: String, ruleID: String,
                 ruleName: String, category: AlertCategory, message: String) {
         self.time = time; self.frame = frame; self.severity = severity; self.action = action
-        self.ruleID = ruleID; self.ruleName = ruleName; self.category = category; self.message = message
+        self.ruleID = ruleID; self.ruleName = ruleName; self.category = category; self.messageText = AlertText(message)
     }
 }

@@ -22,7 +22,10 @@ public final class EventSink {
         @usableFromInline var pduRecordsEnabled = false
         @usableFromInline var transactionRecordsEnabled = false
         @usableFromInline var json = JSONWriter(capacity: 1 << 16)
-        @usableFromInline var lines: [[UInt8]] = RecordKind.allCases.map { _ in var b = [UInt8](); b.reserveCapacity(1 << 16); return b }
+        // Each kind's buffer has room for what accumulates between drains (the replay loop drains once the buffers
+        // hold 1 MiB) up front: address space only, pages are touched as lines come. Grown by doubling, a buffer
+        // reallocated whenever a kind's share of a drain first crossed a new power of two, well into a run.
+        @usableFromInline var lines: [[UInt8]] = RecordKind.allCases.map { _ in var b = [UInt8](); b.reserveCapacity(1 << 20 + 1 << 17); return b }
         /// Operations emitted since the last drain, in a block of their own: appending and draining one per PDU
         /// costs no uniqueness check, retain or `removeAll` (an `Operation` is plain data).
         @usableFromInline var operationBuffer = UnsafeMutablePointer<Operation>.allocate(capacity: 64)
@@ -95,6 +98,12 @@ public final class EventSink {
     public var pduCounts: [UInt64] {
         get { Array(UnsafeBufferPointer(start: state.pointee.pduCountBuffer, count: AppProtocol.allCases.count)) }
         set { for i in 0..<min(newValue.count, AppProtocol.allCases.count) { state.pointee.pduCountBuffer[i] = newValue[i] } }
+    }
+    /// Copies the PDU counts into `counts` in place (the getter builds an array: an allocation per call).
+    public func copyPDUCounts(into counts: inout [UInt64]) {
+        let n = AppProtocol.allCases.count
+        if counts.count != n { counts = [UInt64](repeating: 0, count: n) }
+        counts.withUnsafeMutableBufferPointer { c in for i in 0..<n { c[i] = state.pointee.pduCountBuffer[i] } }
     }
     /// Records written per kind.
     @inlinable public var recordCounts: [UInt64] {

@@ -55,6 +55,8 @@ public struct JSONWriter {
 
     /// Writes inline text as a string value, escaped.
     public mutating func string(_ t: InlineText) { separate(); t.withBytes { writeEscaped($0) }; needsComma = true }
+    /// An alert text as a JSON string.
+    public mutating func string(_ t: AlertText) { separate(); t.withBytes { writeEscaped($0) }; needsComma = true }
 
     /// Writes raw bytes from the wire as a string value, escaped (invalid UTF-8 → `\u00XX`).
     public mutating func string(bytes view: ByteView) {

@@ -22,7 +22,9 @@ final class AlertPipeline: EngineObserver {
 
     init(detector: Detector, sink: EventSink, outputs: OutputSet?, writesLines: Bool = true) {
         self.detector = detector; self.sink = sink; self.outputs = outputs?.alertFeed(); self.writesLines = writesLines
-        pending.reserveCapacity(16)
+        // A sweep emits the summaries of every window that closed within a second of packet time at once: in an
+        // alert storm, hundreds. Reserved up front so that the list does not grow (reallocate) mid-run.
+        pending.reserveCapacity(1024)
     }
 
     func flowStarted(_ flow: FlowContext, frame: UInt64, time: PacketTime) {

@@ -79,19 +79,42 @@ import Records
         let addresses = ["0.0.0.0", "10.0.0.1", "9.99.100.255", "255.255.255.255", "::1", "2001:db8::7", "fe80::1:0:0:1"]
         for text in addresses {
             let ip = IPAddress(text)!
-            var m = MessageText(bytes: [])
+            var m = MessageText()
             m.add(ip)
-            #expect(String(decoding: m.bytes, as: UTF8.self) == "\(ip)")
-            #expect(Detector.ipText(ip) == "\(ip)")
+            #expect(m.text.string == "\(ip)")
         }
         for v: Int64 in [0, 7, -7, 1_000_000, .max, .min] {
-            var m = MessageText(bytes: [])
+            var m = MessageText()
             m.add(v)
-            #expect(String(decoding: m.bytes, as: UTF8.self) == "\(v)")
+            #expect(m.text.string == "\(v)")
         }
-        var m = MessageText(bytes: [])
+        var m = MessageText()
         m.add("modbus"); m.add(" é "); m.add(String("zone ü"))
-        #expect(String(decoding: m.bytes, as: UTF8.self) == "modbus é zone ü")
+        #expect(m.text.string == "modbus é zone ü")
+        #expect(m.text.isInline)
+    }
+
+    @Test func messageBuildersWriteWhatTheStringHelpersReturn() {
+        let d = Detector(policy: nil)
+        var g = SystemRandomNumberGenerator()
+        let protocols: [AppProtocol] = [.modbus, .dnp3, .s7comm]
+        let areas: [Int16] = [-1, 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x1C, 0x1D, 0x42, 0x7F]
+        for _ in 0..<500 {
+            var o = Operation(appProtocol: protocols.randomElement(using: &g)!, access: AccessClass.allCases.randomElement(using: &g)!,
+                              functionCode: UInt16.random(in: 0...300, using: &g), function: "a function name longer than fifteen")
+            o.unitID = Int32.random(in: -1...300, using: &g); o.address = Int64.random(in: -1...70_000, using: &g)
+            o.quantity = Int64.random(in: 0...3, using: &g); o.area = areas.randomElement(using: &g)!
+            o.dbNumber = Int32.random(in: -1...2_000, using: &g)
+            var m = MessageText(); d.describe(o, into: &m)
+            #expect(m.text.string == d.describe(o))
+            if o.address >= 0 { var a = MessageText(); d.addAddresses(o, into: &a); #expect(a.text.string == d.addressText(o)) }
+            var n = MessageText(); d.addAreaName(o.area, into: &n)
+            #expect(n.text.string == d.areaName(o.area))
+        }
+        for ranges: [ClosedRange<Int64>] in [[], [1...1], [1...10], [0...0, 5...9, 100...65_535], [-3...(-1)]] {
+            var m = MessageText(); d.addRanges(ranges, into: &m)
+            #expect(m.text.string == d.rangesText(ranges))
+        }
     }
 
     /// Two conduits for one zone pair (masks of two bits), rules with and without lists, notify lists, a transport rule.

@@ -91,6 +91,18 @@ func ecs(_ alerts: [Alert]) -> String {
         #expect(a.communityID == "1:test")
     }
 
+    /// Whole messages, as the string interpolations that built them before they were written piece by piece wrote them.
+    @Test func flowAlertMessagesAreExact() {
+        func messages(_ f: FlowContext, app: AppProtocol? = .modbus) -> [String] { run(Detector(policy: compiled()), f, app: app).map(\.message) }
+        #expect(messages(flow("10.0.1.1", "10.10.30.5")) == ["flow from 10.0.1.1 to 10.10.30.5 (plc1) port 502: no conduit from zone 'enterprise' to zone 'cell' (default: deny)"])
+        #expect(messages(flow("10.10.30.5", "10.10.20.10")) == ["flow from 10.10.30.5 (plc1) to 10.10.20.10 (hmi) port 502 runs against conduit 'scada-to-cell', which only allows zone 'scada' to initiate"])
+        #expect(messages(flow("10.10.20.77", "10.10.30.5")) == ["10.10.20.77 may not initiate on conduit 'scada-to-cell' (not in its initiators); flow to 10.10.30.5 (plc1) port 502"])
+        #expect(messages(flow("10.10.20.10", "10.10.30.100")) == ["10.10.30.100 is not a listed responder of conduit 'scada-to-cell'; flow from 10.10.20.10 (hmi) port 502"])
+        #expect(messages(flow("192.168.7.7", "10.10.30.5")) == ["first sight of 192.168.7.7, which is in no zone, initiating a flow to 10.10.30.5 (plc1)",
+                                                               "flow from 192.168.7.7 to 10.10.30.5 (plc1) port 502 between a zone and a host in no zone (default: deny)"])
+        #expect(messages(flow("10.10.20.10", "10.10.30.5", dport: 23), app: nil) == ["tcp to port 23 from 10.10.20.10 (hmi) to 10.10.30.5 (plc1) is not allowed by conduit 'scada-to-cell' (allows modbus, s7comm, dnp3, tcp 22)"])
+    }
+
     @Test func initiatorOnTheWrongSide() throws {
         let alerts = run(Detector(policy: compiled()), flow("10.10.30.5", "10.10.20.10"))
         #expect(alerts.map(\.ruleID) == ["ZW-ZONE-002"])
@@ -170,6 +182,24 @@ func ecs(_ alerts: [Alert]) -> String {
         #expect(a.iec62443 == ["SR 2.1", "SR 5.2"])
         #expect(a.severity == 8)      // write tier 6 + SL3 adjustment 2
         #expect(a.message.contains("addresses 995-1004 are outside the allowed 0-999"), "\(a.message)")
+    }
+
+    /// Whole messages, as the string interpolations that built them before they were written piece by piece wrote them.
+    @Test func operationAlertMessagesAreExact() {
+        let write = run(Detector(policy: compiled()), f, ops: [op(.modbus, .write, fc: 16, "Write Multiple Registers", unit: 1, address: 995, quantity: 10)])
+        #expect(write.map(\.message) == ["modbus Write Multiple Registers (write) unit 1 addresses 995-1004 from 10.10.20.10 to 10.10.30.5 violates conduit 'scada-to-cell': addresses 995-1004 are outside the allowed 0-999"])
+        let unit = run(Detector(policy: compiled()), f, ops: [op(.modbus, .read, fc: 3, "Read Holding Registers", unit: 20, address: 0, quantity: 1)])
+        #expect(unit.map(\.message) == ["modbus Read Holding Registers (read) unit 20 address 0 from 10.10.20.10 to 10.10.30.5 violates conduit 'scada-to-cell': unit id 20 is not allowed; allowed: 1-10"])
+        let diag = run(Detector(policy: compiled()), f, ops: [op(.modbus, .diagnostic, fc: 17, "Report Server ID", unit: 1)])
+        #expect(diag.map(\.message) == ["modbus Report Server ID (diagnostic) unit 1 from 10.10.20.10 to 10.10.30.5 violates conduit 'scada-to-cell': diagnostic (function 17) is not allowed; allowed: read, write"])
+        let text = plantPolicy.replacingOccurrences("notify: [program_download, lifecycle]", "notify: [write]")
+        let notify = run(Detector(policy: compiled(text)), f, ops: [op(.modbus, .write, fc: 6, "Write Single Register", unit: 1, address: 5, quantity: 1)])
+        #expect(notify.map(\.message) == ["modbus Write Single Register (write) unit 1 address 5 from 10.10.20.10 to 10.10.30.5 permitted by conduit 'scada-to-cell' and reported (notify: write)"])
+        let download = run(Detector(policy: compiled()), flow("10.10.20.50", "10.10.30.5", dport: 102), app: .s7comm,
+                            ops: [op(.s7comm, .programDownload, fc: 0x1A, "Request download")])
+        #expect(download.map(\.message) == ["Program download: s7comm Request download (program_download) from 10.10.20.50 to 10.10.30.5 (permitted by conduit 'scada-to-cell', reported as it is in its notify list)"])
+        #expect((write + unit + diag + notify + download).allSatisfy { $0.messageText.isInline })
+        #expect(write.first?.function == "Write Multiple Registers" && download.first?.access == "program_download")
     }
 
     @Test func unitOutsideTheList() {
@@ -370,6 +400,7 @@ func ecs(_ alerts: [Alert]) -> String {
             return ecs(run(Detector(policy: nil), flow("10.10.30.9", "10.10.30.5"), ops: ops))
         }
         #expect(alerts(marked: true).contains("ZW-ICS-013"))
+        #expect(alerts(marked: true).contains(#""message":"10.10.30.9 addressed 8 or more unit ids on 10.10.30.5 within 60 s (modbus)""#))
         #expect(alerts(marked: true) == alerts(marked: false))
     }
 
@@ -383,6 +414,7 @@ func ecs(_ alerts: [Alert]) -> String {
         d.finish(alerts: &alerts)
         #expect(alerts.map(\.ruleID) == ["ZW-ICS-014"])
         #expect(alerts.first?.frame == 8)
+        #expect(alerts.first?.message == "10.10.30.9 opened ICS-port flows to 8 or more hosts within 60 s (latest 10.10.30.108 port 502)")
     }
 
     @Test func flowsAConduitCoversAreNotAHostScan() {
@@ -435,6 +467,10 @@ func ecs(_ alerts: [Alert]) -> String {
         #expect(alerts[0].action == "anomaly-modbus-bad_protocol_id")
         #expect(alerts[0].iec62443 == ["SR 3.5"] && alerts[0].sourceZone == "scada")
         #expect(alerts[0].message == "modbus anomaly bad_protocol_id at offset 2 (value 7)")
+        #expect(summary.message == "modbus anomaly bad_protocol_id at offset 2 (value 7) (repeated 4 more times within 60 s)")
+        // Alert texts raised at packet rate stay inline: no heap allocation per alert or summary.
+        #expect(alerts.allSatisfy { $0.messageText.isInline })
+        #expect(alerts.allSatisfy { $0.communityIDText == InlineText("1:test") && $0.communityID == "1:test" })
         let c = d.counters
         #expect(c.raised == 2 && c.aggregated == 4 && c.summaries == 1)
         #expect(c.perCategory[AlertCategory.allCases.firstIndex(of: .protocolAnomaly)!] == 6)
@@ -461,6 +497,7 @@ func ecs(_ alerts: [Alert]) -> String {
         #expect(alerts.map(\.frame) == [1, 2, 3])
         #expect(alerts.map(\.count) == [1, 1, 1])
         #expect(alerts[1].firstSeen != nil && alerts[2].firstSeen == nil)
+        #expect(alerts[1].message == alerts[0].message + " (repeated 1 more time within 60 s)")
         var tail: [Alert] = []
         d.tick(time: PacketTime(seconds: 2_000, microseconds: 0), alerts: &tail)
         d.finish(alerts: &tail)

@@ -27,15 +27,19 @@ extension Array where Element == UInt8 {
     @inline(__always)
     mutating func append(_ s: String, special: (UInt8) -> Bool, replace: (UInt8, inout [UInt8]) -> Void) {
         var s = s
-        s.withUTF8 { buf in
-            var run = 0
-            for i in 0..<buf.count where special(buf[i]) {
-                if i > run { append(contentsOf: UnsafeBufferPointer(rebasing: buf[run..<i])) }
-                replace(buf[i], &self)
-                run = i + 1
-            }
-            if run < buf.count { append(contentsOf: UnsafeBufferPointer(rebasing: buf[run...])) }
+        s.withUTF8 { append(bytes: UnsafeRawBufferPointer($0), special: special, replace: replace) }
+    }
+
+    /// `append(_:special:replace:)` over UTF-8 bytes (inline alert texts: no `String` made for them).
+    @inline(__always)
+    mutating func append(bytes buf: UnsafeRawBufferPointer, special: (UInt8) -> Bool, replace: (UInt8, inout [UInt8]) -> Void) {
+        var run = 0
+        for i in 0..<buf.count where special(buf[i]) {
+            if i > run { append(contentsOf: UnsafeRawBufferPointer(rebasing: buf[run..<i])) }
+            replace(buf[i], &self)
+            run = i + 1
         }
+        if run < buf.count { append(contentsOf: UnsafeRawBufferPointer(rebasing: buf[run...])) }
     }
 }
 

@@ -86,12 +86,14 @@ public struct CEFEncoder: Sendable {
             }
         }
         if let f = alert.function { ext.text("cs5Label", "function"); ext.text("cs5", f) }
-        if let c = alert.communityID, !c.isEmpty { ext.text("cs6Label", "communityId"); ext.text("cs6", c) }
+        if !alert.communityIDText.isEmpty {
+            ext.text("cs6Label", "communityId"); ext.key("cs6"); alert.communityIDText.withBytes { CEFEncoder.value(bytes: $0, to: &ext.out) }
+        }
         if let u = alert.unitID { ext.text("cn1Label", "unitId"); ext.number("cn1", Int64(u)) }
         if let d = alert.dnp3Address { ext.text("cn2Label", "dnp3Address"); ext.number("cn2", Int64(d)) }
         if let s = alert.securityLevel { ext.text("cn3Label", "securityLevel"); ext.number("cn3", Int64(s)) }
         if let a = alert.access { ext.text("flexString1Label", "access"); ext.text("flexString1", a) }
-        ext.text("msg", alert.message)
+        ext.key("msg"); alert.messageText.withBytes { CEFEncoder.value(bytes: $0, to: &ext.out) }
     }
 
     /// Appends `s` escaped as a CEF header field.
@@ -107,7 +109,13 @@ public struct CEFEncoder: Sendable {
 
     /// Appends `s` escaped as a CEF extension value.
     public static func value(_ s: String, to out: inout [UInt8]) {
-        out.append(s, special: { $0 == UInt8(ascii: "\\") || $0 == UInt8(ascii: "=") || $0 < 0x20 || $0 == 0x7F }) { b, out in
+        var s = s
+        s.withUTF8 { value(bytes: UnsafeRawBufferPointer($0), to: &out) }
+    }
+
+    /// Appends UTF-8 bytes escaped as a CEF extension value.
+    static func value(bytes: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+        out.append(bytes: bytes, special: { $0 == UInt8(ascii: "\\") || $0 == UInt8(ascii: "=") || $0 < 0x20 || $0 == 0x7F }) { b, out in
             switch b {
             case UInt8(ascii: "\\"), UInt8(ascii: "="): out.append(0x5C); out.append(b)
             case 0x0A: out.append(0x5C); out.append(UInt8(ascii: "n"))

@@ -50,6 +50,10 @@ public struct LEEFEncoder: Sendable {
     /// One attribute value.
     enum Value {
         case text(String)
+        /// The alert's Community ID and message, read from the alert's inline text (no `String` made for them; no
+        /// payload, so that a value stays small: one is built and passed per attribute).
+        case communityID
+        case message
         case literal(StaticString)
         case number(Int)
         case ip(IPAddress)
@@ -79,21 +83,26 @@ public struct LEEFEncoder: Sendable {
         if let u = a.unitID { body("unitId", .number(u)) }
         if let d = a.dnp3Address { body("dnp3Address", .number(d)) }
         if let s = a.securityLevel { body("securityLevel", .number(s)) }
-        if let c = a.communityID, !c.isEmpty { body("communityId", .text(c)) }
+        if !a.communityIDText.isEmpty { body("communityId", .communityID) }
         if a.count != 1 { body("count", .number(a.count)) }
         body("frame", .number(Int(clamping: a.frame)))
-        body("msg", .text(a.message))
+        body("msg", .message)
     }
 
     /// The 2.0 delimiter for `a`: the first candidate found in no text value (`^` if all occur).
     static func chooseDelimiter(for a: Alert) -> UInt8 {
         var seen: UInt32 = 0   // bit i: delimiters[i] occurs somewhere
         forEachAttribute(a) { _, v in
-            guard case .text(var s) = v else { return }
-            s.withUTF8 { buf in
+            func scan(_ buf: UnsafeRawBufferPointer) {
                 for b in buf where b < 0x80 && candidateMask & (1 << UInt64(b & 0x3F)) != 0 {
                     for (i, d) in delimiters.enumerated() where b == d { seen |= 1 << UInt32(i) }
                 }
+            }
+            switch v {
+            case .text(var s): s.withUTF8 { scan(UnsafeRawBufferPointer($0)) }
+            case .communityID: a.communityIDText.withBytes(scan)
+            case .message: a.messageText.withBytes(scan)
+            default: return
             }
         }
         for (i, d) in delimiters.enumerated() where seen & (1 << UInt32(i)) == 0 { return d }
@@ -119,6 +128,8 @@ public struct LEEFEncoder: Sendable {
             out.append(ascii: key); out.append(UInt8(ascii: "="))
             switch value {
             case .text(let s): LEEFEncoder.value(s, delimiter: delimiter, to: &out)
+            case .communityID: alert.communityIDText.withBytes { LEEFEncoder.value(bytes: $0, delimiter: delimiter, to: &out) }
+            case .message: alert.messageText.withBytes { LEEFEncoder.value(bytes: $0, delimiter: delimiter, to: &out) }
             case .literal(let s): out.append(ascii: s)
             case .number(let n): out.append(decimal: n)
             case .ip(let a): a.write(to: &out)
@@ -144,7 +155,13 @@ public struct LEEFEncoder: Sendable {
 
     /// Appends a value: CR, LF, controls and the delimiter → space.
     public static func value(_ s: String, delimiter: UInt8, to out: inout [UInt8]) {
-        out.append(s, special: { $0 == delimiter || $0 == 0x0A || $0 == 0x0D || isUnsafeControl($0) }) { _, out in
+        var s = s
+        s.withUTF8 { value(bytes: UnsafeRawBufferPointer($0), delimiter: delimiter, to: &out) }
+    }
+
+    /// Appends UTF-8 bytes as a value.
+    static func value(bytes: UnsafeRawBufferPointer, delimiter: UInt8, to out: inout [UInt8]) {
+        out.append(bytes: bytes, special: { $0 == delimiter || $0 == 0x0A || $0 == 0x0D || isUnsafeControl($0) }) { _, out in
             out.append(0x20)
         }
     }

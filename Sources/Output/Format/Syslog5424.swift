@@ -148,7 +148,7 @@ public enum Syslog5424 {
             }
             out.append(UInt8(ascii: "\""))
         }
-        if let c = a.communityID, !c.isEmpty { param("communityId", c, to: &out) }
+        if !a.communityIDText.isEmpty { out.append(0x20); out.append(ascii: "communityId=\""); a.communityIDText.withBytes { escapeParamValue($0, to: &out) }; out.append(UInt8(ascii: "\"")) }
         out.append(UInt8(ascii: "]"))
     }
 
