@@ -308,7 +308,7 @@ public final class Detector {
                 if !fromInitiator || !(unitChanged || OperationRules.isIdentification(op)) {
                     let accessBit: UInt16 = 1 << UInt16(op.access.rawValue)
                     if h.quietProtocol == op.appProtocol.rawValue &+ 1 && h.quietAccess & accessBit != 0 || isAllowedByEvaluation(op, h) {
-                        if OperationRules.rule(for: op) != nil { stats.suppressedByConduit &+= 1 }
+                        if OperationRules.mayRaise(op) && OperationRules.rule(for: op) != nil { stats.suppressedByConduit &+= 1 }
                         return
                     }
                 }

@@ -63,24 +63,23 @@ extension S7commDissector {
             let specLength = Int(p8(offset + 1))
             guard specLength >= 1, offset <= parameterLength - 2 - specLength else { break }
             let b = offset + 2
-            var o = op
+            let o = sink.emitted(op, sender: side)
             switch p8(b) {
             case 0x10 where specLength >= 10:
                 let area = p8(b + 6)
-                o.area = Int16(area)
-                if area == 0x84 || area == 0x85 { o.dbNumber = Int32(p16(b + 4)) }
+                o.pointee.area = Int16(area)
+                if area == 0x84 || area == 0x85 { o.pointee.dbNumber = Int32(p16(b + 4)) }
                 let address = Int(p8(b + 7)) << 16 | Int(p16(b + 8))
-                o.address = Int64(area >= 0x1C && area <= 0x1F ? address & 0xFFFF : address >> 3)
-                o.quantity = Int64(Int(p16(b + 2)) * S7Names.elementSize(p8(b + 1)))
+                o.pointee.address = Int64(area >= 0x1C && area <= 0x1F ? address & 0xFFFF : address >> 3)
+                o.pointee.quantity = Int64(Int(p16(b + 2)) * S7Names.elementSize(p8(b + 1)))
             case 0xB0 where specLength >= 7:
-                o.area = 0x84
-                o.dbNumber = Int32(p16(b + 3))
-                o.address = Int64(p16(b + 5))
-                o.quantity = Int64(p8(b + 2))   // transport size 2 (BYTE): one byte per element
+                o.pointee.area = 0x84
+                o.pointee.dbNumber = Int32(p16(b + 3))
+                o.pointee.address = Int64(p16(b + 5))
+                o.pointee.quantity = Int64(p8(b + 2))   // transport size 2 (BYTE): one byte per element
             default:
                 break
             }
-            sink.emit(o, sender: side)
             emitted = true
             offset += 2 + specLength
             remaining -= 1
