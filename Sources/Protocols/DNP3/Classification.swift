@@ -31,8 +31,13 @@ public struct DNP3ObjectSummary: Sendable, Equatable {
     public init(fragment: ByteView, header: DNP3ApplicationHeader) {
         if let summary = DNP3ObjectSummary.commonHeaders(fragment, from: header.length, function: header.function) {
             self = summary
-            return
+        } else {
+            self.init(walkingEveryHeaderOf: fragment, header: header)
         }
+    }
+
+    /// The summary through `DNP3ObjectParser`, whatever the headers are.
+    init(walkingEveryHeaderOf fragment: ByteView, header: DNP3ApplicationHeader) {
         var parser = DNP3ObjectParser(fragment: fragment, objectsAt: header.length, function: header.function)
         while true {
             let h: DNP3ObjectHeader
