@@ -286,6 +286,33 @@ public final class Detector {
 
     /// One application operation: conduit content, ICS-operation rules, unit-id scans and identification sweeps.
     public func operation(_ op: Operation, flow: FlowContext, alerts: inout [Alert]) {
+        if isAllowedQuietly(op, flow: flow) { return }
+        checkedOperation(op, flow: flow, alerts: &alerts)
+    }
+
+    /// Whether `checkedOperation` would do nothing at all for `op`: no aggregation window is due, and the operation
+    /// is a response or a request of the quiet kind on an engine flow whose conduit allows its protocol (its access
+    /// class in the flow's quiet mask, the unit as before or the sender the responder, no identification, no
+    /// ICS-operation rule). Reads the flow's engine-slot entry and nothing else, and changes nothing: nearly every
+    /// operation of a plant ends here, in a function small enough that it sets up no stack frame worth the name
+    /// (`checkedOperation`'s, sized for its alert paths, cost more than the checks).
+    @inline(__always)
+    func isAllowedQuietly(_ op: Operation, flow: FlowContext) -> Bool {
+        guard op.time.totalMicroseconds < aggregator.nextSweep, policy != nil, let e = engineSlotIndex(for: flow) else { return false }
+        let h = engineSlots[e]
+        guard h.conduitMask != 0 && !h.protocolDenied else { return false }
+        if op.access == .response { return true }
+        if (op.sender == .initiator) != h.reversed {
+            let unitChanged = op.unitID >= 0 && op.unitID != h.lastUnit && (op.appProtocol == .modbus || op.appProtocol == .dnp3)
+            if unitChanged || OperationRules.isIdentification(op) { return false }
+        }
+        let accessBit: UInt16 = 1 << UInt16(op.access.rawValue)
+        return h.quietProtocol == op.appProtocol.rawValue &+ 1 && h.quietAccess & accessBit != 0 && !OperationRules.mayRaise(op)
+    }
+
+    /// `operation` from the start, for whatever `isAllowedQuietly` leaves.
+    @inline(never)
+    func checkedOperation(_ op: Operation, flow: FlowContext, alerts: inout [Alert]) {
         aggregator.sweep(op.time, into: &alerts)
         // Without a policy every flow's verdict is the same, and a unit the dissector saw repeated is not a unit
         // change: the common case needs no per-flow state at all (`isQuiet` with the no-policy verdict).

@@ -15,6 +15,9 @@ public enum OperationRules {
     /// reads and writes, so the answer comes from a few bit tests instead of the protocol switch.
     @inlinable @inline(__always) public static func mayRaise(_ op: Operation) -> Bool {
         if op.access == .response { return false }
+        // Access classes that raise a rule whatever the function code: lifecycle, program download and upload, and
+        // (S7) auth. A literal: a static constant is read through a lazy global's once-check and accessor.
+        let accessClassesWithRules: UInt16 = 1 << 3 | 1 << 4 | 1 << 7 | 1 << 9
         if (1 as UInt16) << UInt16(op.access.rawValue) & accessClassesWithRules != 0 || op.broadcast || op.functionCode >= 128 {
             return true
         }
@@ -30,11 +33,6 @@ public enum OperationRules {
         let fc = UInt64(op.functionCode)
         return (fc < 64 ? low >> fc : high >> (fc &- 64)) & 1 != 0
     }
-
-    /// Access classes that raise a rule whatever the function code: lifecycle, program download and upload, and (S7) auth.
-    @usableFromInline static let accessClassesWithRules: UInt16 =
-        1 << UInt16(AccessClass.lifecycle.rawValue) | 1 << UInt16(AccessClass.programDownload.rawValue)
-        | 1 << UInt16(AccessClass.programUpload.rawValue) | 1 << UInt16(AccessClass.auth.rawValue)
 
     /// `rule(for:)` for an operation `mayRaise` let through.
     @inlinable static func matchingRule(_ op: Operation) -> RuleID? {
