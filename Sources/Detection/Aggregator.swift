@@ -15,14 +15,17 @@ struct AggregationKey: Hashable {
 
     /// One pre-mixed word instead of eleven fields through SipHash: a key is hashed for every alert raised,
     /// every scan-counter update and every new ICS flow.
-    func hash(into h: inout Hasher) {
+    func hash(into h: inout Hasher) { h.combine(mixed) }
+
+    /// The fields folded into one word (what `hash(into:)` feeds the hasher).
+    var mixed: UInt64 {
         var x = source.high &* 0x9E37_79B9_7F4A_7C15 ^ source.low
         x = (x ^ (x >> 29)) &* 0xBF58_476D_1CE4_E5B9 ^ destination.low ^ (destination.high << 1)
         x = (x ^ (x >> 32)) &* 0x94D0_49BB_1331_11EB
         x ^= UInt64(rule) << 56 | UInt64(protocolCode) << 48 | UInt64(function) << 32 | UInt64(UInt32(bitPattern: subfunction))
         x = (x ^ (x >> 31)) &* 0x9E37_79B9_7F4A_7C15
         x ^= UInt64(UInt32(bitPattern: unit)) << 32 ^ UInt64(bitPattern: extra)
-        h.combine(x)
+        return x
     }
 }
 
@@ -176,9 +179,18 @@ struct Aggregator {
 struct DistinctCounter {
     /// A key's window; its distinct values are `lists[list]`.
     struct Window { var start: Int64; var list: Int32; var count: Int; var fired: Bool }
+    /// One slot of the table: a key and its window, or free.
+    struct Slot { var key: AggregationKey; var window: Window; var used: Bool }
     let window: Int64
     let capacity: Int
-    var table: [AggregationKey: Window] = [:]
+    /// Open addressing with linear probing over `AggregationKey.mixed` (a `Dictionary` seeded and ran SipHash for every
+    /// update, and probed twice to insert: most of what a flow's first ICS request cost). Keys are only ever removed
+    /// all at once (`capacity` reached), so no slot needs a tombstone. At most half full: it doubles before that,
+    /// up to the size `capacity` keys need.
+    private(set) var slots: [Slot]
+    private var mask: Int
+    /// Keys held.
+    private(set) var count = 0
     var resets: UInt64 = 0
     /// The windows' value lists, kept out of the table so that a new key inserts a few words (an array in the
     /// table's values made every insert and probe move and retain it); lists of windows dropped by a reset are
@@ -186,36 +198,58 @@ struct DistinctCounter {
     var lists: [[Int64]] = []
     var freeLists: [Int32] = []
 
-    init(windowMicroseconds: Int64, capacity: Int) { window = max(1, windowMicroseconds); self.capacity = max(16, capacity) }
+    init(windowMicroseconds: Int64, capacity: Int) {
+        window = max(1, windowMicroseconds); self.capacity = max(16, capacity)
+        slots = DistinctCounter.emptySlots(64); mask = 63
+    }
+
+    static func emptySlots(_ n: Int) -> [Slot] {
+        let free = Slot(key: AggregationKey(rule: 0, source: IPAddress(v4: 0), destination: IPAddress(v4: 0)),
+                        window: Window(start: 0, list: 0, count: 0, fired: false), used: false)
+        return Array(repeating: free, count: n)
+    }
+
+    /// The slot holding `key`, or the free slot where it would go.
+    @inline(__always) func find(_ key: AggregationKey) -> Int {
+        var i = Int(truncatingIfNeeded: key.mixed >> 17) & mask
+        while slots[i].used && slots[i].key != key { i = (i &+ 1) & mask }
+        return i
+    }
 
     /// Adds `value` (or, with `distinct: false`, one more event) for `key`; true exactly once per window,
     /// when the count reaches `threshold`.
     mutating func add(_ key: AggregationKey, value: Int64, distinct: Bool, threshold: Int, time: PacketTime) -> Bool {
         let t = time.totalMicroseconds
-        if let i = table.index(forKey: key) {
-            let l = Int(table.values[i].list)
-            if t &- table.values[i].start >= window {
+        var i = find(key)
+        if slots[i].used {
+            let l = Int(slots[i].window.list)
+            if t &- slots[i].window.start >= window {
                 // A new window, reset in place.
-                table.values[i].start = t
+                slots[i].window.start = t
                 lists[l].removeAll(keepingCapacity: true)
-                table.values[i].count = 0
-                table.values[i].fired = false
+                slots[i].window.count = 0
+                slots[i].window.fired = false
             }
             if distinct {
                 if lists[l].contains(value) { return false }
                 if lists[l].count < threshold { lists[l].append(value) }
             }
-            table.values[i].count += 1
-            if !table.values[i].fired && table.values[i].count >= threshold {
-                table.values[i].fired = true
+            slots[i].window.count += 1
+            if !slots[i].window.fired && slots[i].window.count >= threshold {
+                slots[i].window.fired = true
                 return true
             }
             return false
         }
-        if table.count >= capacity {
-            table.removeAll(keepingCapacity: true); resets &+= 1
+        if count >= capacity {
+            for j in slots.indices { slots[j].used = false }
+            count = 0; resets &+= 1
             freeLists.removeAll(keepingCapacity: true)
             for l in lists.indices.reversed() { freeLists.append(Int32(l)) }
+            i = find(key)
+        } else if (count + 1) * 2 > slots.count {
+            grow()
+            i = find(key)
         }
         let l: Int32
         if let f = freeLists.popLast() {
@@ -229,8 +263,16 @@ struct DistinctCounter {
         }
         if distinct { lists[Int(l)].append(value) }
         let fired = threshold <= 1
-        table[key] = Window(start: t, list: l, count: 1, fired: fired)
+        slots[i] = Slot(key: key, window: Window(start: t, list: l, count: 1, fired: fired), used: true)
+        count += 1
         return fired
+    }
+
+    /// Doubles the table and files every key again.
+    mutating func grow() {
+        let old = slots
+        slots = DistinctCounter.emptySlots(old.count * 2); mask = slots.count - 1
+        for s in old where s.used { slots[find(s.key)] = s }
     }
 }
 

@@ -113,6 +113,31 @@ public final class Detector {
     @exclusivity(unchecked) var verdictCache: [CachedVerdict] = []
     static let verdictCacheSize = 4096
 
+    /// A resolved flow state by what `CompiledPolicy.resolve` reads of a flow when no conduit lists initiators or
+    /// responders and both addresses are unicast: the hosts' zones and assets, the server port, transport, midstream.
+    struct CachedZoneVerdict {
+        var initiator: HostInfo
+        var responder: HostInfo
+        var port: UInt16
+        var transport: UInt8
+        var midstream: Bool
+        var valid: Bool
+        var state: FlowState
+
+        @inline(__always) func matches(_ hi: HostInfo, _ hr: HostInfo, _ f: FlowContext) -> Bool {
+            valid && port == f.responder.port && initiator == hi && responder == hr && transport == f.transport.rawValue
+                && midstream == f.midstream
+        }
+    }
+    /// Whether no conduit of the policy lists initiators or responders: a flow's verdict then depends on its
+    /// addresses only through their zones and assets (and whether they are unicast), so `zoneVerdicts` answers for
+    /// every pair of hosts of the same zones and assets. A plant's new flows are mostly new host pairs (the verdict
+    /// cache hit about a fifth of them) over a handful of zone pairs and server ports.
+    @exclusivity(unchecked) var addressFreeConduits = false
+    /// Direct-mapped cache of resolved flows by zones, assets, port, transport and midstream (see `addressFreeConduits`).
+    @exclusivity(unchecked) var zoneVerdicts: [CachedZoneVerdict] = []
+    static let zoneVerdictCacheSize = 1024
+
     /// A host's zone and asset (`CompiledPolicy.host`).
     struct CachedHost { var ip: IPAddress; var info: HostInfo; var valid: Bool }
     /// Direct-mapped cache of host lookups, for flows the verdict cache misses: a plant has far fewer hosts than
@@ -153,10 +178,14 @@ public final class Detector {
 
     func resetVerdictCache() {
         verdictCache.removeAll(keepingCapacity: true); hostCache.removeAll(keepingCapacity: true)
-        guard policy != nil else { return }
+        zoneVerdicts.removeAll(keepingCapacity: true); addressFreeConduits = false
+        guard let policy else { return }
         let empty = CachedVerdict(initiator: IPAddress(v4: 0), responder: IPAddress(v4: 0), port: 0, transport: 0, midstream: false,
                                   valid: false, state: FlowState(verdict: .noPolicy, initiatorZone: -1, responderZone: -1))
         verdictCache = Array(repeating: empty, count: Self.verdictCacheSize)
+        addressFreeConduits = policy.conduits.allSatisfy { $0.initiators.isEmpty && $0.responders.isEmpty }
+        zoneVerdicts = Array(repeating: CachedZoneVerdict(initiator: .unknown, responder: .unknown, port: 0, transport: 0, midstream: false,
+                                                          valid: false, state: empty.state), count: Self.zoneVerdictCacheSize)
         hostCache = Array(repeating: CachedHost(ip: IPAddress(v4: 0), info: .unknown, valid: false), count: Self.hostCacheSize)
     }
 
@@ -299,6 +328,33 @@ public final class Detector {
 
     /// One application operation: conduit content, ICS-operation rules, unit-id scans and identification sweeps.
     public func operation(_ op: Operation, flow: FlowContext, alerts: inout [Alert]) {
+        if isAllowedQuietly(op, flow: flow) { return }
+        checkedOperation(op, flow: flow, alerts: &alerts)
+    }
+
+    /// Whether `checkedOperation` would do nothing at all for `op`: no aggregation window is due, and the operation
+    /// is a response or a request of the quiet kind on an engine flow whose conduit allows its protocol (its access
+    /// class in the flow's quiet mask, the unit as before or the sender the responder, no identification, no
+    /// ICS-operation rule). Reads the flow's engine-slot entry and nothing else, and changes nothing: nearly every
+    /// operation of a plant ends here, in a function small enough that it sets up no stack frame worth the name
+    /// (`checkedOperation`'s, sized for its alert paths, cost more than the checks).
+    @inline(__always)
+    func isAllowedQuietly(_ op: Operation, flow: FlowContext) -> Bool {
+        guard op.time.totalMicroseconds < aggregator.nextSweep, policy != nil, let e = engineSlotIndex(for: flow) else { return false }
+        let h = engineSlots[e]
+        guard h.conduitMask != 0 && !h.protocolDenied else { return false }
+        if op.access == .response { return true }
+        if (op.sender == .initiator) != h.reversed {
+            let unitChanged = op.unitID >= 0 && op.unitID != h.lastUnit && (op.appProtocol == .modbus || op.appProtocol == .dnp3)
+            if unitChanged || OperationRules.isIdentification(op) { return false }
+        }
+        let accessBit: UInt16 = 1 << UInt16(op.access.rawValue)
+        return h.quietProtocol == op.appProtocol.rawValue &+ 1 && h.quietAccess & accessBit != 0 && !OperationRules.mayRaise(op)
+    }
+
+    /// `operation` from the start, for whatever `isAllowedQuietly` leaves.
+    @inline(never)
+    func checkedOperation(_ op: Operation, flow: FlowContext, alerts: inout [Alert]) {
         aggregator.sweep(op.time, into: &alerts)
         // Without a policy every flow's verdict is the same, and a unit the dissector saw repeated is not a unit
         // change: the common case needs no per-flow state at all (`isQuiet` with the no-policy verdict).
@@ -321,7 +377,7 @@ public final class Detector {
                 if !fromInitiator || !(unitChanged || OperationRules.isIdentification(op)) {
                     let accessBit: UInt16 = 1 << UInt16(op.access.rawValue)
                     if h.quietProtocol == op.appProtocol.rawValue &+ 1 && h.quietAccess & accessBit != 0 || isAllowedByEvaluation(op, h) {
-                        if OperationRules.rule(for: op) != nil { stats.suppressedByConduit &+= 1 }
+                        if OperationRules.mayRaise(op) && OperationRules.rule(for: op) != nil { stats.suppressedByConduit &+= 1 }
                         return
                     }
                 }
@@ -531,6 +587,9 @@ public final class Detector {
 
     func makeState(_ flow: FlowContext) -> FlowState {
         guard let policy else { return FlowState(verdict: .noPolicy, initiatorZone: -1, responderZone: -1) }
+        if addressFreeConduits && !CompiledPolicy.isNonUnicast(flow.initiator.ip) && !CompiledPolicy.isNonUnicast(flow.responder.ip) {
+            return zoneState(flow, policy)
+        }
         var x = flow.initiator.ip.low &* 0x9E37_79B9_7F4A_7C15 ^ flow.initiator.ip.high ^ flow.responder.ip.high << 7
         x = (x ^ (x >> 29) ^ flow.responder.ip.low) &* 0xBF58_476D_1CE4_E5B9
         x = (x ^ UInt64(flow.responder.port) << 8 ^ UInt64(flow.transport.rawValue)) &* 0x94D0_49BB_1331_11EB
@@ -542,6 +601,24 @@ public final class Detector {
                            responderZone: v.reversed ? v.initiator.zone : v.responder.zone)
         verdictCache[i] = CachedVerdict(initiator: flow.initiator.ip, responder: flow.responder.ip, port: flow.responder.port,
                                         transport: flow.transport.rawValue, midstream: flow.midstream, valid: true, state: st)
+        return st
+    }
+
+    /// `makeState` through `zoneVerdicts`, for a flow between unicast hosts under a policy whose conduits list no
+    /// hosts: the hosts' zones and assets (from the host cache) instead of the flow's addresses as the key.
+    func zoneState(_ flow: FlowContext, _ policy: CompiledPolicy) -> FlowState {
+        let hi = host(flow.initiator.ip, policy), hr = host(flow.responder.ip, policy)
+        var x = UInt64(UInt32(bitPattern: hi.zone)) << 32 | UInt64(UInt32(bitPattern: hr.zone))
+        x = (x ^ UInt64(UInt32(bitPattern: hi.asset)) << 16 ^ UInt64(UInt32(bitPattern: hr.asset)) << 40) &* 0x9E37_79B9_7F4A_7C15
+        x = (x ^ UInt64(flow.responder.port) << 8 ^ UInt64(flow.transport.rawValue) ^ (flow.midstream ? 0x80 : 0)) &* 0xBF58_476D_1CE4_E5B9
+        let i = Int(truncatingIfNeeded: x >> 40) & (Self.zoneVerdictCacheSize - 1)
+        if zoneVerdicts[i].matches(hi, hr, flow) { return zoneVerdicts[i].state }
+        let v = policy.resolve(initiator: flow.initiator, responder: flow.responder, transport: flow.transport, midstream: flow.midstream,
+                               initiatorHost: hi, responderHost: hr)
+        let st = FlowState(verdict: v, initiatorZone: v.reversed ? v.responder.zone : v.initiator.zone,
+                           responderZone: v.reversed ? v.initiator.zone : v.responder.zone)
+        zoneVerdicts[i] = CachedZoneVerdict(initiator: hi, responder: hr, port: flow.responder.port, transport: flow.transport.rawValue,
+                                            midstream: flow.midstream, valid: true, state: st)
         return st
     }
 

@@ -7,6 +7,35 @@ import Records
 public enum OperationRules {
     /// The rule `op` raises by itself (sweeps and scans are counted separately), or nil.
     @inlinable @inline(__always) public static func rule(for op: Operation) -> RuleID? {
+        mayRaise(op) ? matchingRule(op) : nil
+    }
+
+    /// False when `rule(for:)` is certainly nil: a response, or an operation whose access class, broadcast flag and
+    /// function code are none that `matchingRule` looks at. Detection asks for every request and nearly all are plain
+    /// reads and writes, so the answer comes from a few bit tests instead of the protocol switch.
+    @inlinable @inline(__always) public static func mayRaise(_ op: Operation) -> Bool {
+        if op.access == .response { return false }
+        // Access classes that raise a rule whatever the function code: lifecycle, program download and upload, and
+        // (S7) auth. A literal: a static constant is read through a lazy global's once-check and accessor.
+        let accessClassesWithRules: UInt16 = 1 << 3 | 1 << 4 | 1 << 7 | 1 << 9
+        if (1 as UInt16) << UInt16(op.access.rawValue) & accessClassesWithRules != 0 || op.broadcast || op.functionCode >= 128 {
+            return true
+        }
+        // Function codes below 128 that `matchingRule` names, per protocol, as two 64-bit masks (S7 userdata codes are
+        // group << 8 | sub-function, so they are at least 0x100 and took the branch above).
+        let low: UInt64, high: UInt64
+        switch op.appProtocol {
+        case .modbus: low = 1 << 8; high = 1 << (90 - 64) | 1 << (125 - 64)
+        case .dnp3: low = 1 << 0x0D | 1 << 0x0E | 1 << 0x10 | 1 << 0x11 | 1 << 0x12 | 1 << 0x15; high = 0
+        case .s7comm: low = 1 << 0x28 | 1 << 0x29; high = 0
+        case .s7commPlus: low = 0; high = 0
+        }
+        let fc = UInt64(op.functionCode)
+        return (fc < 64 ? low >> fc : high >> (fc &- 64)) & 1 != 0
+    }
+
+    /// `rule(for:)` for an operation `mayRaise` let through.
+    @inlinable static func matchingRule(_ op: Operation) -> RuleID? {
         if op.access == .response { return nil }
         if op.broadcast && (op.access == .write || op.access == .control) { return .icsBroadcastWrite }
         let fc = op.functionCode, sub = op.subfunction

@@ -60,6 +60,55 @@ import Records
         }
     }
 
+    /// A policy whose conduits list no hosts: verdicts come from the zone-level cache, and must be what a fresh
+    /// resolve gives for every pair of hosts (assets, unzoned and multicast hosts, both directions, midstream).
+    @Test func zoneLevelVerdictsEqualFreshResolves() {
+        let p = compiled("""
+        version: 1
+        zones:
+          - {name: enterprise, security_level: 1, networks: [10.0.0.0/16]}
+          - {name: scada, security_level: 2, networks: [10.10.20.0/24]}
+          - {name: cell, security_level: 3, networks: [10.10.30.0/24], intra_zone: enforce}
+        assets:
+          - {name: hmi, address: 10.10.20.10, zone: scada}
+          - {name: plc1, address: 10.10.30.5, zone: cell}
+        conduits:
+          - name: scada-to-cell
+            from: scada
+            to: cell
+            allow:
+              - {protocol: modbus, access: [read, write]}
+              - {protocol: tcp, ports: [22]}
+          - name: enterprise-to-scada
+            from: enterprise
+            to: scada
+            allow:
+              - {protocol: tcp, ports: [443]}
+        default: deny
+        """)
+        let d = Detector(policy: p)
+        #expect(d.addressFreeConduits)
+        let hosts = ["10.0.1.1", "10.0.1.2", "10.10.20.10", "10.10.20.50", "10.10.20.51", "10.10.30.5", "10.10.30.77",
+                     "10.10.30.78", "192.168.1.1", "192.168.1.2", "224.0.0.1", "255.255.255.255"]
+        for _ in 0..<2 {
+            for a in hosts {
+                for b in hosts where a != b {
+                    for port: UInt16 in [22, 443, 502] {
+                        for midstream in [false, true] {
+                            for transport in [Transport.tcp, .udp] {
+                                let f = flow(a, b, dport: port, transport: transport, midstream: midstream)
+                                #expect(d.makeState(f).verdict == p.resolve(initiator: f.initiator, responder: f.responder,
+                                                                            transport: f.transport, midstream: midstream))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // A policy with host lists keeps the address-keyed cache.
+        #expect(!Detector(policy: compiled()).addressFreeConduits)
+    }
+
     @Test func addressSetMatchesSet() {
         var fast = AddressSet(capacity: 16)
         var reference = Set<IPAddress>()

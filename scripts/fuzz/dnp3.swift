@@ -9,6 +9,9 @@
 //   2 mod 4  link frames built with correct CRCs from (control, transport, length, data) records, so
 //            mutations land in the transport and application layers instead of failing a CRC
 //   3 mod 4  one application fragment handed straight to the application-layer parser and writers
+//
+// Modes 0-2 run twice, writing records and not: both runs must emit the same operations and anomalies
+// (`digest`). Mode 3 checks the object summary's common-header walk against the general one.
 
 import Wire
 import Records
@@ -30,17 +33,40 @@ func appendFrame(_ out: inout [UInt8], control: UInt8, destination: UInt16, sour
     }
 }
 
-func makeSink(_ transport: Transport) -> EventSink {
+func makeSink(_ transport: Transport, records: Bool) -> EventSink {
     let sink = EventSink()
-    sink.pduRecordsEnabled = true
-    sink.transactionRecordsEnabled = true
+    sink.pduRecordsEnabled = records
+    sink.transactionRecordsEnabled = records
     sink.flow = FlowContext(initiator: Endpoint(ip: IPAddress(v4: 0x0A00_0001), port: 40000),
                             responder: Endpoint(ip: IPAddress(v4: 0x0A00_0002), port: 20000), transport: transport)
     return sink
 }
 
+/// Folds what `sink` emitted since the last call (every field of its operations and anomalies) into `h` and forgets
+/// it: a run with records written and one without must come to the same value (the dissectors take other paths
+/// when no record is written, and those must emit exactly what the recording paths do).
+func digest(_ sink: EventSink, into h: inout UInt64) {
+    func mix(_ v: UInt64, _ h: inout UInt64) { h = (h ^ v) &* 0x100_0000_01B3 }
+    func mix(_ s: StaticString, _ h: inout UInt64) { mix(s.hasPointerRepresentation ? UInt64(UInt(bitPattern: s.utf8Start)) : 1, &h) }
+    sink.drainOperations { o in
+        mix(UInt64(o.appProtocol.rawValue) << 8 | UInt64(o.access.rawValue), &h); mix(UInt64(o.functionCode), &h); mix(o.function, &h)
+        mix(UInt64(UInt32(bitPattern: o.subfunction)), &h); mix(UInt64(UInt32(bitPattern: o.unitID)), &h)
+        mix(UInt64(UInt32(bitPattern: o.sourceAddress)), &h); mix(UInt64(UInt16(bitPattern: o.area)), &h)
+        mix(UInt64(UInt32(bitPattern: o.dbNumber)), &h); mix(UInt64(bitPattern: o.address), &h); mix(UInt64(bitPattern: o.quantity), &h)
+        mix((o.broadcast ? 1 : 0) | (o.sender == .initiator ? 0 : 2) | (o.unitRepeated ? 4 : 0), &h)
+        mix(o.frame, &h); mix(UInt64(bitPattern: o.time.totalMicroseconds), &h)
+    }
+    for a in sink.anomalies {
+        mix(a.layer, &h); mix(a.kind, &h); mix(UInt64(bitPattern: Int64(a.offset)), &h)
+        mix(a.value.map { UInt64(bitPattern: $0) } ?? 0xDEAD_BEEF_0000_0001, &h)
+        mix(a.frame, &h); mix(a.sender == .initiator ? 0 : 1, &h)
+    }
+    sink.anomalies.removeAll(keepingCapacity: true)
+}
+
 /// Feeds `segment` the way the engine does: the unconsumed tail of the side comes first.
-func feed(_ d: inout DNP3Dissector, _ tails: inout [[UInt8]], _ segment: ArraySlice<UInt8>, side: FlowSide, sink: EventSink) {
+func feed(_ d: inout DNP3Dissector, _ tails: inout [[UInt8]], _ segment: ArraySlice<UInt8>, side: FlowSide, sink: EventSink,
+          digest h: inout UInt64) {
     let s = Int(side.rawValue)
     let input = tails[s] + segment
     let used = ByteView.with(input) { d.consume($0, side: side, sink: sink) }
@@ -48,28 +74,32 @@ func feed(_ d: inout DNP3Dissector, _ tails: inout [[UInt8]], _ segment: ArraySl
     tails[s] = Array(input[used...])
     precondition(tails[s].count <= DNP3Dissector.maximumPDUSize, "unconsumed tail larger than maximumPDUSize")
     sink.frame &+= 1
-    sink.anomalies.removeAll(keepingCapacity: true)
-    sink.operations.removeAll(keepingCapacity: true)
+    digest(sink, into: &h)
     for k in sink.lines.indices { sink.lines[k].removeAll(keepingCapacity: true) }
 }
 
-func fuzzStream(_ data: ArraySlice<UInt8>) {
-    let sink = makeSink(.tcp)
+func fuzzStream(_ data: ArraySlice<UInt8>, records: Bool) -> UInt64 {
+    let sink = makeSink(.tcp, records: records)
+    var h: UInt64 = 0xCBF2_9CE4_8422_2325
     var d = DNP3Dissector(), tails: [[UInt8]] = [[], []]
     var i = data.startIndex, side = FlowSide.initiator
     while i < data.endIndex {
         let cut = Int(data[i]) % 64 + 1
         let end = min(data.endIndex, i + 1 + cut)
-        feed(&d, &tails, data[(i + 1)..<end], side: side, sink: sink)
+        feed(&d, &tails, data[(i + 1)..<end], side: side, sink: sink, digest: &h)
         if data[i] & 0x80 != 0 { side = side.opposite }
         if data[i] & 0x40 != 0 && data[i] & 0x3F == 0 { d.gap(side: side, length: cut, sink: sink); tails[Int(side.rawValue)] = [] }
         i = end
     }
     d.finish(sink: sink)
+    digest(sink, into: &h)
+    for p in sink.pduCounts { h = (h ^ p) &* 0x100_0000_01B3 }
+    return h
 }
 
-func fuzzDatagrams(_ data: ArraySlice<UInt8>) {
-    let sink = makeSink(.udp)
+func fuzzDatagrams(_ data: ArraySlice<UInt8>, records: Bool) -> UInt64 {
+    let sink = makeSink(.udp, records: records)
+    var h: UInt64 = 0xCBF2_9CE4_8422_2325
     var d = DNP3Dissector()
     var i = data.startIndex
     while i < data.endIndex {
@@ -78,13 +108,20 @@ func fuzzDatagrams(_ data: ArraySlice<UInt8>) {
         let datagram = Array(data[(i + 1)..<end])
         let used = ByteView.with(datagram) { d.consume($0, side: data[i] & 1 == 0 ? .initiator : .responder, sink: sink) }
         precondition(used >= 0 && used <= datagram.count)
+        sink.frame &+= 1
+        digest(sink, into: &h)
+        for k in sink.lines.indices { sink.lines[k].removeAll(keepingCapacity: true) }
         i = end
     }
     d.finish(sink: sink)
+    digest(sink, into: &h)
+    for p in sink.pduCounts { h = (h ^ p) &* 0x100_0000_01B3 }
+    return h
 }
 
-func fuzzFrames(_ data: ArraySlice<UInt8>) {
-    let sink = makeSink(.tcp)
+func fuzzFrames(_ data: ArraySlice<UInt8>, records: Bool) -> UInt64 {
+    let sink = makeSink(.tcp, records: records)
+    var h: UInt64 = 0xCBF2_9CE4_8422_2325
     var d = DNP3Dissector(), tails: [[UInt8]] = [[], []]
     var i = data.startIndex
     while i + 3 <= data.endIndex {
@@ -96,10 +133,13 @@ func fuzzFrames(_ data: ArraySlice<UInt8>) {
         let fromMaster = control & 0x80 != 0
         appendFrame(&stream, control: control, destination: fromMaster ? 10 : 1, source: fromMaster ? 1 : 10,
                     userData: user.prefix(250))
-        feed(&d, &tails, stream[...], side: fromMaster ? .initiator : .responder, sink: sink)
+        feed(&d, &tails, stream[...], side: fromMaster ? .initiator : .responder, sink: sink, digest: &h)
         i = end
     }
     d.finish(sink: sink)
+    digest(sink, into: &h)
+    for p in sink.pduCounts { h = (h ^ p) &* 0x100_0000_01B3 }
+    return h
 }
 
 func fuzzFragment(_ data: ArraySlice<UInt8>) {
@@ -107,6 +147,7 @@ func fuzzFragment(_ data: ArraySlice<UInt8>) {
     ByteView.with(fragment) { v in
         guard let ah = try? DNP3ApplicationHeader.parse(v) else { return }
         let objects = DNP3ObjectSummary(fragment: v, header: ah)
+        precondition(objects == DNP3ObjectSummary(walkingEveryHeaderOf: v, header: ah), "common-header walk disagrees")
         let access = DNP3Classifier.access(ah.function, objects: objects)
         var json = JSONWriter(capacity: 1024)
         json.beginObject()
@@ -121,9 +162,9 @@ public func LLVMFuzzerTestOneInput(_ pointer: UnsafePointer<UInt8>, _ count: Int
     let bytes = Array(UnsafeBufferPointer(start: pointer, count: count))
     let rest = bytes[1...]
     switch bytes[0] % 4 {
-    case 0: fuzzStream(rest)
-    case 1: fuzzDatagrams(rest)
-    case 2: fuzzFrames(rest)
+    case 0: precondition(fuzzStream(rest, records: true) == fuzzStream(rest, records: false), "records on and off emit differently")
+    case 1: precondition(fuzzDatagrams(rest, records: true) == fuzzDatagrams(rest, records: false), "records on and off emit differently")
+    case 2: precondition(fuzzFrames(rest, records: true) == fuzzFrames(rest, records: false), "records on and off emit differently")
     default: fuzzFragment(rest)
     }
     return 0

@@ -5,7 +5,8 @@
 //
 // Input layout: byte 0 seeds how the rest is delivered (chunk sizes, sides, gaps) and whether each chunk
 // is sent as raw stream bytes or wrapped in a TPKT + COTP DT (so that the fuzzer reaches the S7 and
-// S7comm-plus parsers without having to discover the framing first).
+// S7comm-plus parsers without having to discover the framing first). The stream runs twice, writing records
+// and not: both runs must emit the same operations and anomalies (`digest`).
 
 /// One sink reused across inputs, as the engine reuses its worker's sink.
 nonisolated(unsafe) let fuzzSink: EventSink = {
@@ -16,6 +17,28 @@ nonisolated(unsafe) let fuzzSink: EventSink = {
                          responder: Endpoint(ip: IPAddress(v4: 0x7F00_0002), port: 102), transport: .tcp)
     return s
 }()
+
+/// Folds what `sink` emitted since the last call (every field of its operations and anomalies) into `h` and forgets
+/// it: a run with records written and one without must come to the same value (the dissectors take other paths
+/// when no record is written, and those must emit exactly what the recording paths do).
+func digest(_ sink: EventSink, into h: inout UInt64) {
+    func mix(_ v: UInt64, _ h: inout UInt64) { h = (h ^ v) &* 0x100_0000_01B3 }
+    func mix(_ s: StaticString, _ h: inout UInt64) { mix(s.hasPointerRepresentation ? UInt64(UInt(bitPattern: s.utf8Start)) : 1, &h) }
+    sink.drainOperations { o in
+        mix(UInt64(o.appProtocol.rawValue) << 8 | UInt64(o.access.rawValue), &h); mix(UInt64(o.functionCode), &h); mix(o.function, &h)
+        mix(UInt64(UInt32(bitPattern: o.subfunction)), &h); mix(UInt64(UInt32(bitPattern: o.unitID)), &h)
+        mix(UInt64(UInt32(bitPattern: o.sourceAddress)), &h); mix(UInt64(UInt16(bitPattern: o.area)), &h)
+        mix(UInt64(UInt32(bitPattern: o.dbNumber)), &h); mix(UInt64(bitPattern: o.address), &h); mix(UInt64(bitPattern: o.quantity), &h)
+        mix((o.broadcast ? 1 : 0) | (o.sender == .initiator ? 0 : 2) | (o.unitRepeated ? 4 : 0), &h)
+        mix(o.frame, &h); mix(UInt64(bitPattern: o.time.totalMicroseconds), &h)
+    }
+    for a in sink.anomalies {
+        mix(a.layer, &h); mix(a.kind, &h); mix(UInt64(bitPattern: Int64(a.offset)), &h)
+        mix(a.value.map { UInt64(bitPattern: $0) } ?? 0xDEAD_BEEF_0000_0001, &h)
+        mix(a.frame, &h); mix(a.sender == .initiator ? 0 : 1, &h)
+    }
+    sink.anomalies.removeAll(keepingCapacity: true)
+}
 
 /// Every parser and record writer on the raw bytes, as if they were a COTP payload.
 func fuzzParsers(_ v: ByteView) {
@@ -53,9 +76,18 @@ public func s7commFuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CI
     let control = all.u8(0)
     let stream = all.suffix(from: 1)
     fuzzParsers(stream)
+    precondition(run(stream, control: control, records: true) == run(stream, control: control, records: false),
+                 "records on and off emit differently")
+    return 0
+}
 
-    // The stream path, with an engine-like carry per side.
+/// The stream path, with an engine-like carry per side; returns the digest of what it emitted.
+func run(_ stream: ByteView, control: UInt8, records: Bool) -> UInt64 {
     let sink = fuzzSink
+    sink.pduRecordsEnabled = records
+    sink.transactionRecordsEnabled = records
+    var h: UInt64 = 0xCBF2_9CE4_8422_2325
+    let counts = sink.pduCounts
     var dissector = S7commDissector()
     var carry: [[UInt8]] = [[], []]
     var seed = UInt32(control) &* 2_654_435_761 | 1
@@ -86,13 +118,12 @@ public func s7commFuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CI
         precondition(used >= 0 && used <= input.count, "consumed \(used) of \(input.count)")
         carry[s] = used < input.count ? Array(input[used...].prefix(70_000)) : []
         offset += length
-        sink.operations.removeAll(keepingCapacity: true)
-        sink.anomalies.removeAll(keepingCapacity: true)
+        digest(sink, into: &h)
         for k in sink.lines.indices { sink.lines[k].removeAll(keepingCapacity: true) }
     }
     dissector.finish(sink: sink)
     for k in sink.lines.indices { sink.lines[k].removeAll(keepingCapacity: true) }
-    sink.operations.removeAll(keepingCapacity: true)
-    sink.anomalies.removeAll(keepingCapacity: true)
-    return 0
+    digest(sink, into: &h)
+    for (p, c) in zip(sink.pduCounts, counts) { h = (h ^ (p &- c)) &* 0x100_0000_01B3 }
+    return h
 }

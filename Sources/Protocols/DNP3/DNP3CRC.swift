@@ -101,7 +101,39 @@ public enum DNP3CRC {
             destination.storeBytes(of: b, toByteOffset: 8, as: UInt64.self)
             return ~step8(step8(0, UInt64(littleEndian: a), t), UInt64(littleEndian: b), t) == stored
         }
-        destination.copyMemory(from: source, byteCount: count)
-        return ~register(0, source, count: count, t) == stored
+        return ~registerCopying(source, count: count, to: destination, t) == stored
+    }
+
+    /// `register(0, source, count: count, t)` for a block shorter than 16 octets, storing each step's octets at
+    /// `destination` as it goes: the last block of nearly every frame is short, and copying it took a `memmove` call.
+    @inline(__always) static func registerCopying(_ source: UnsafeRawPointer, count: Int, to destination: UnsafeMutableRawPointer,
+                                                  _ t: UnsafePointer<UInt16>) -> UInt16 {
+        var crc: UInt16 = 0, i = 0
+        if count >= 8 {
+            let w = source.loadUnaligned(as: UInt64.self)
+            destination.storeBytes(of: w, as: UInt64.self)
+            crc = step8(crc, UInt64(littleEndian: w), t)
+            i = 8
+        }
+        if i + 4 <= count {
+            let w = source.loadUnaligned(fromByteOffset: i, as: UInt32.self)
+            destination.storeBytes(of: w, toByteOffset: i, as: UInt32.self)
+            let x = UInt32(littleEndian: w) ^ UInt32(crc)
+            crc = t[3 * 256 + Int(x & 0xFF)] ^ t[2 * 256 + Int((x >> 8) & 0xFF)] ^ t[1 * 256 + Int((x >> 16) & 0xFF)] ^ t[Int(x >> 24)]
+            i += 4
+        }
+        if i + 2 <= count {
+            let w = source.loadUnaligned(fromByteOffset: i, as: UInt16.self)
+            destination.storeBytes(of: w, toByteOffset: i, as: UInt16.self)
+            let x = UInt16(littleEndian: w) ^ crc
+            crc = t[1 * 256 + Int(x & 0xFF)] ^ t[Int(x >> 8)]
+            i += 2
+        }
+        if i < count {
+            let b = source.load(fromByteOffset: i, as: UInt8.self)
+            destination.storeBytes(of: b, toByteOffset: i, as: UInt8.self)
+            crc = (crc >> 8) ^ t[Int(UInt8(truncatingIfNeeded: crc) ^ b)]
+        }
+        return crc
     }
 }

@@ -100,6 +100,34 @@ public enum DNP3ObjectCatalog {
         }
     }
 
+    /// `size(group:variation:)` in one octet, for the object-header walk of every fragment: 0 unknown, 1...127 that
+    /// many octets, `sizeCodeNone`, `sizeCodeBits1`, `sizeCodeBits2`, and `sizeCodeOther` for the sizes the walk
+    /// leaves to the general parser (variation-length, device attributes, variable).
+    static func sizeCode(group: UInt8, variation: UInt8) -> UInt8 {
+        switch size(group: group, variation: variation) {
+        case .fixed(let n): n > 0 && n < 0x80 ? UInt8(n) : sizeCodeOther
+        case .none: sizeCodeNone
+        case .bits(1): sizeCodeBits1
+        case .bits(2): sizeCodeBits2
+        case .unknown: 0
+        default: sizeCodeOther
+        }
+    }
+    static let sizeCodeNone: UInt8 = 0x80
+    static let sizeCodeBits1: UInt8 = 0x81
+    static let sizeCodeBits2: UInt8 = 0x82
+    static let sizeCodeOther: UInt8 = 0x83
+
+    /// `sizeCode` of every group with variations 0...15, at `group << 4 | variation` (4 KiB, built once, never freed
+    /// or written after).
+    nonisolated(unsafe) static let sizeCodes: UnsafePointer<UInt8> = {
+        let p = UnsafeMutablePointer<UInt8>.allocate(capacity: 256 * 16)
+        for g in 0..<256 {
+            for v in 0..<16 { p[g << 4 | v] = sizeCode(group: UInt8(g), variation: UInt8(v)) }
+        }
+        return UnsafePointer(p)
+    }()
+
     /// The record name of a group (`unknown` for groups outside the library).
     public static func name(group: UInt8, variation: UInt8) -> StaticString {
         switch group {

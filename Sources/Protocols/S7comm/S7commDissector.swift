@@ -76,6 +76,7 @@ public struct S7commDissector: AppDissector {
     /// Frames and handles every whole TPKT in `bytes`; returns the bytes used (a partial TPKT is left).
     public mutating func consume(_ bytes: ByteView, side: FlowSide, sink: EventSink) -> Int {
         var offset = 0
+        let recordsOff = !sink.pduRecordsEnabled && !sink.transactionRecordsEnabled
         while offset < bytes.count {
             if state(side).resynchronising {
                 let next = TPKT.resynchronisationPoint(bytes, from: offset)
@@ -94,6 +95,10 @@ public struct S7commDissector: AppDissector {
                 var s = state(side); s.resynchronising = true; setState(s, side)
             case .valid(let length):
                 guard bytes.has(length, at: offset) else { return offset }
+                if recordsOff, let base = bytes.raw.baseAddress, readWriteVar(base + offset, length: length, side: side, sink: sink) {
+                    offset += length
+                    continue
+                }
                 handleTPKT(bytes.slice(from: offset, length: length), side: side, sink: sink)
                 offset += length
             }
