@@ -430,7 +430,7 @@ public final class Engine {
     private func consume<D: AppDissector>(_ pool: DissectorPool<D>, slot: Int32, side: FlowSide, bytes: ByteView,
                                           frame: UInt64, time: PacketTime) {
         let app = Int(flows.slots[Int(slot)].applicationSlot)
-        setSinkFlow(slot)
+        if sinkFlowSlot != slot { sink.flow = pool.contexts[app]; sinkFlowSlot = slot }   // as `setSinkFlow` builds it
         sink.frame = frame; sink.time = time
         let carry = carryPointer(slot, side)   // in place: no swap, no retain
         if flows.slots[Int(slot)].key.ipProtocol == 17 {
@@ -514,10 +514,11 @@ public final class Engine {
         flows.slots[Int(slot)].application = verdictKind.rawValue
         let p = verdictKind.appProtocol!
         statistics.flowsPerProtocol[Int(p.rawValue)] &+= 1
+        setSinkFlow(slot)
         switch verdictKind {
-        case .modbus: flows.slots[Int(slot)].applicationSlot = modbus.allocate()
-        case .dnp3: flows.slots[Int(slot)].applicationSlot = dnp3.allocate()
-        case .s7comm: flows.slots[Int(slot)].applicationSlot = s7comm.allocate()
+        case .modbus: flows.slots[Int(slot)].applicationSlot = modbus.allocate(context: sink.flow)
+        case .dnp3: flows.slots[Int(slot)].applicationSlot = dnp3.allocate(context: sink.flow)
+        case .s7comm: flows.slots[Int(slot)].applicationSlot = s7comm.allocate(context: sink.flow)
         default: break
         }
         notifyIdentified(slot, p)
