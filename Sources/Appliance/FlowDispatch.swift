@@ -2,8 +2,9 @@ import Wire
 import Decode
 import Flows
 
-/// Which worker a packet goes to: a symmetric hash of its flow key (VLAN, both addresses, both ports,
-/// transport), so both directions of a flow meet in one engine. Packets that do not decode (not IP,
+/// Which worker a packet goes to: a symmetric hash of its two addresses and two ports (a function of its flow
+/// key, the same for both directions), so both directions of a flow meet in one engine. One multiply, not the
+/// flow table's `fastHash`: with workers reading the file themselves every worker computes it for every packet. Packets that do not decode (not IP,
 /// malformed, fragments) all go to worker 0, so their anomaly records and alerts come from one place, as
 /// with one worker.
 public enum FlowDispatch {
@@ -18,15 +19,20 @@ public enum FlowDispatch {
         } catch {
             return 0
         }
-        return index(FlowKey(packet: packet).fastHash, workers: workers)
+        return index(symmetricHash(packet), workers: workers)
     }
 
-    /// Maps a flow hash to a worker. The flow table indexes by the hash's low bits and tags by its high bits;
-    /// remixing first keeps each worker's share of hashes evenly spread over its own table.
+    /// Addresses and ports folded with XOR (so the order of the two endpoints does not matter), then mixed.
+    @inline(__always)
+    static func symmetricHash(_ p: PacketView) -> UInt64 {
+        let addresses = p.source.low ^ p.destination.low ^ (p.source.high ^ p.destination.high) &* 0xBF58_476D_1CE4_E5B9
+        let ports = UInt64(p.sourcePort ^ p.destinationPort)
+        return (addresses ^ ports << 48 ^ ports << 20) &* 0x9E37_79B9_7F4A_7C15
+    }
+
+    /// Maps a hash to a worker by its high bits (a multiply's best-mixed ones).
     @inline(__always)
     public static func index(_ hash: UInt64, workers: Int) -> Int {
-        var x = hash &* 0xD6E8_FEB8_6659_FD93
-        x ^= x >> 32
-        return Int(((x & 0xFFFF_FFFF) &* UInt64(workers)) >> 32)
+        Int(((hash >> 32) &* UInt64(workers)) >> 32)
     }
 }
