@@ -12,6 +12,7 @@ public enum FlowDispatch {
     @inline(__always)
     public static func worker(for bytes: ByteView, linkType: Int32, workers: Int) -> Int {
         guard workers > 1 else { return 0 }
+        if linkType == PacketDecoder.ethernet, let h = commonShapeHash(bytes) { return index(h, workers: workers) }
         let packet: PacketView
         do {
             guard let p = try PacketDecoder.decode(bytes, linkType: linkType) else { return 0 }
@@ -22,12 +23,45 @@ public enum FlowDispatch {
         return index(symmetricHash(packet), workers: workers)
     }
 
+    /// `symmetricHash` straight from the bytes for exactly the packets `PacketDecoder.decode` takes its one-pass
+    /// path for (untagged Ethernet II, IPv4 without options, not a fragment, TCP or UDP with consistent lengths:
+    /// the same checks), whose addresses and ports are then these; nil for any other packet. Building the decoder's
+    /// whole `PacketView` for a packet that is usually another worker's cost more than the rest of the dispatch.
+    @inline(__always)
+    static func commonShapeHash(_ bytes: ByteView) -> UInt64? {
+        let n = bytes.count
+        guard n >= 42, let p = bytes.raw.baseAddress else { return nil }
+        @inline(__always) func u16(_ o: Int) -> UInt16 { UInt16(bigEndian: p.loadUnaligned(fromByteOffset: o, as: UInt16.self)) }
+        @inline(__always) func u32(_ o: Int) -> UInt32 { UInt32(bigEndian: p.loadUnaligned(fromByteOffset: o, as: UInt32.self)) }
+        guard u16(12) == 0x0800, p.load(fromByteOffset: 14, as: UInt8.self) == 0x45, u16(20) & 0x3FFF == 0 else { return nil }
+        let totalLength = Int(u16(16))
+        guard totalLength >= 20 else { return nil }
+        let ipEnd = 14 + totalLength
+        switch p.load(fromByteOffset: 23, as: UInt8.self) {
+        case 6:
+            guard n >= 54, ipEnd >= 54 else { return nil }
+            let dataOffset = Int(p.load(fromByteOffset: 46, as: UInt8.self) >> 4) * 4
+            guard dataOffset >= 20, 34 + dataOffset <= Swift.min(ipEnd, n) else { return nil }
+        case 17:
+            guard ipEnd >= 42, u16(38) >= 8 else { return nil }
+        default:
+            return nil
+        }
+        // IPv4 addresses are ::ffff:a.b.c.d: the XOR of the two 128-bit forms is the XOR of the 32-bit ones.
+        return mix(addresses: UInt64(u32(26) ^ u32(30)), ports: u16(34) ^ u16(36))
+    }
+
     /// Addresses and ports folded with XOR (so the order of the two endpoints does not matter), then mixed.
     @inline(__always)
     static func symmetricHash(_ p: PacketView) -> UInt64 {
-        let addresses = p.source.low ^ p.destination.low ^ (p.source.high ^ p.destination.high) &* 0xBF58_476D_1CE4_E5B9
-        let ports = UInt64(p.sourcePort ^ p.destinationPort)
-        return (addresses ^ ports << 48 ^ ports << 20) &* 0x9E37_79B9_7F4A_7C15
+        mix(addresses: p.source.low ^ p.destination.low ^ (p.source.high ^ p.destination.high) &* 0xBF58_476D_1CE4_E5B9,
+            ports: p.sourcePort ^ p.destinationPort)
+    }
+
+    @inline(__always)
+    static func mix(addresses: UInt64, ports: UInt16) -> UInt64 {
+        let q = UInt64(ports)
+        return (addresses ^ q << 48 ^ q << 20) &* 0x9E37_79B9_7F4A_7C15
     }
 
     /// Maps a hash to a worker by its high bits (a multiply's best-mixed ones).

@@ -40,14 +40,14 @@ final class MappedCapture {
     /// `next()` met a record libpcap must handle (or a damaged one); nothing more comes from here.
     private(set) var irregular = false
     /// How far ahead of the current record the file is prefetched, in bytes.
-    static let prefetchAhead = 12 << 10
+    static let prefetchAhead = 6 << 10
     // Lookahead cursor: the record `aheadDistance` records after the last one `next()` returned (-1: unknown).
     private var aheadOffset = -1
     private var aheadDistance = 0
 
     /// Maps `path` when it is a classic pcap file of the shape described above with link type `linkType`; nil
     /// otherwise (pcapng, modified formats, other versions: libpcap reads those).
-    init?(path: String, linkType: Int32, windowBytes: Int = 8 << 20) {
+    init?(path: String, linkType: Int32, windowBytes: Int = 4 << 20) {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         var st = stat()
@@ -134,8 +134,11 @@ final class MappedCapture {
         guard let r = record(at: offset) else { irregular = true; return nil }
         // Start loading the file well ahead of the records in hand (the lookahead reads a few kilobytes on; each
         // page of the page cache is a separate physical page, which the hardware prefetcher does not cross).
-        if offset &+ Self.prefetchAhead < windowStart &+ windowLength, let w = window {
-            zw_prefetch_read(UnsafeRawPointer(w) + (offset &+ Self.prefetchAhead &- windowStart))
+        // Two lines a record: records are longer than a line on average, so one would leave gaps.
+        if offset &+ Self.prefetchAhead &+ 64 < windowStart &+ windowLength, let w = window {
+            let ahead = UnsafeRawPointer(w) + (offset &+ Self.prefetchAhead &- windowStart)
+            zw_prefetch_read(ahead)
+            zw_prefetch_read(ahead + 64)
         }
         offset += r.size
         records &+= 1

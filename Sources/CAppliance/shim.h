@@ -45,7 +45,7 @@ static inline long zw_gettid(void) { return (long)syscall(SYS_gettid); }
 
 /// A read prefetch hint (a compiler builtin): a memory-mapped capture file is read ahead of the records in hand.
 static inline __attribute__((always_inline)) void zw_prefetch_read(const void *address) {
-    __builtin_prefetch(address, 0, 0);
+    __builtin_prefetch(address, 0, 3);
 }
 
 #endif
