@@ -1,4 +1,5 @@
 import Synchronization
+import CPrefetch
 import Wire
 import Records
 import Flows
@@ -83,6 +84,8 @@ public final class EventQueue: @unchecked Sendable {
             }
         }
         slots[producerHead & mask] = e
+        // The slot a few places on was last read by the consumer's core: start taking its lines back now.
+        Self.prefetch(slots + ((producerHead &+ Self.prefetchDistance) & mask))
         producerHead += 1
         head.store(producerHead, ordering: .releasing)
         // Half full (by the possibly stale count): make sure the consumer is awake before the producer has to wait.
@@ -124,9 +127,21 @@ public final class EventQueue: @unchecked Sendable {
     @inline(__always)
     public var headEvent: DetectionEvent { (slots + (consumerTail & mask)).pointee.event }
 
+    /// Slots prefetched ahead, by both sides: an event spans several cache lines, written on one core and read on
+    /// another, and each line otherwise arrives only when the event is touched.
+    static let prefetchDistance = 8
+
+    @inline(__always)
+    static func prefetch(_ slot: UnsafeMutablePointer<KeyedEvent>) {
+        let p = UnsafeRawPointer(slot)
+        var offset = 0
+        while offset < MemoryLayout<KeyedEvent>.stride { zw_prefetch(p + offset); offset &+= 64 }
+    }
+
     /// Removes the oldest event (consumer side); publishes the room every 64 events and when empty.
     @inline(__always)
     public func pop() {
+        if consumerTail &+ Self.prefetchDistance < consumerHeadCopy { Self.prefetch(slots + ((consumerTail &+ Self.prefetchDistance) & mask)) }
         consumerTail += 1
         if consumerTail & 63 == 0 || consumerTail == consumerHeadCopy {
             tail.store(consumerTail, ordering: .sequentiallyConsistent)
