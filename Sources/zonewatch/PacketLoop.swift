@@ -79,11 +79,14 @@ private final class PipelineConsumer: PacketConsumer {
     override var stopRequested: Bool { zonewatch.stopRequested.load(ordering: .relaxed) }
 }
 
-/// `source` and `count - 1` more handles on the same file, none read yet; nil when another handle cannot be opened
-/// (the reader thread then feeds the workers) or when the diagnostic ZONEWATCH_WORKER_READER=1 asks for that
-/// (for comparing the two in scripts/bench; not a user option).
+/// `source` and `count - 1` more handles on the same file, none read yet; nil when `path` is not a regular file (a
+/// pipe such as `<(...)` must be read once, by one reader), when another handle cannot be opened (the reader thread
+/// then feeds the workers) or when the diagnostic ZONEWATCH_WORKER_READER=1 asks for the reader thread
+/// (ZONEWATCH_NO_MAP=1: workers read through libpcap, not memory maps; both for measuring, not user options).
 private func sharedFileSources(_ source: PacketSource, path: String, count: Int) -> [PacketSource]? {
     guard getenv("ZONEWATCH_WORKER_READER") == nil else { return nil }
+    var st = stat()
+    guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
     var sources = [source]
     for _ in 1..<max(count, 2) {
         guard let s = try? PacketSource.openFile(path), s.linkType == source.linkType else { return nil }
@@ -98,7 +101,8 @@ private func sharedFileSources(_ source: PacketSource, path: String, count: Int)
 /// ring is full: replay never drops). Returns the read error that ended the input early, if any.
 func runParallelPacketLoop(_ source: PacketSource, path: String? = nil, pipeline: ParallelPipeline, showProgress: Bool) -> CaptureError? {
     if let path, path != "-", !source.isLive, let sources = sharedFileSources(source, path: path, count: pipeline.workerCount) {
-        return pipeline.replayFile(sources, path: getenv("ZONEWATCH_NO_MAP") == nil ? path : nil, stop: { zonewatch.stopRequested.load(ordering: .relaxed) },
+        return pipeline.replayFile(sources, path: getenv("ZONEWATCH_NO_MAP") == nil ? path : nil,
+                                   stop: { zonewatch.stopRequested.load(ordering: .relaxed) },
                                    progress: showProgress ? { packets in
                                        printErrorRaw("\rzonewatch: \(packets) packets, \(pipeline.liveFlows) live flows")
                                    } : nil)
