@@ -1,4 +1,5 @@
 import Synchronization
+import CPrefetch
 import Wire
 import Records
 import Flows
@@ -67,11 +68,13 @@ public final class EventQueue: @unchecked Sendable {
 
     deinit { slots.deinitialize(count: capacity); slots.deallocate() }
 
-    /// Appends an event, waiting for room (waking `consumer` so it drains) when the queue is full.
+    /// Appends an event, waiting for room (waking `consumer` so it drains) when the queue is full; `beforeWait`
+    /// runs once before the first wait (the producer publishes its progress so the merge can go on).
     @inline(__always)
-    public func push(_ e: KeyedEvent, consumer: Waiter) {
+    public func push(_ e: KeyedEvent, consumer: Waiter, beforeWait: () -> Void = {}) {
         if producerHead - producerTailCopy >= capacity {
             producerTailCopy = tail.load(ordering: .acquiring)
+            if producerHead - producerTailCopy >= capacity { beforeWait() }
             while producerHead - producerTailCopy >= capacity {
                 consumer.wake()
                 producerWaiter.await { [self] in
@@ -81,6 +84,8 @@ public final class EventQueue: @unchecked Sendable {
             }
         }
         slots[producerHead & mask] = e
+        // The slot a few places on was last read by the consumer's core: start taking its lines back now.
+        Self.prefetch(slots + ((producerHead &+ Self.prefetchDistance) & mask))
         producerHead += 1
         head.store(producerHead, ordering: .releasing)
         // Half full (by the possibly stale count): make sure the consumer is awake before the producer has to wait.
@@ -122,9 +127,21 @@ public final class EventQueue: @unchecked Sendable {
     @inline(__always)
     public var headEvent: DetectionEvent { (slots + (consumerTail & mask)).pointee.event }
 
+    /// Slots prefetched ahead, by both sides: an event spans several cache lines, written on one core and read on
+    /// another, and each line otherwise arrives only when the event is touched.
+    static let prefetchDistance = 8
+
+    @inline(__always)
+    static func prefetch(_ slot: UnsafeMutablePointer<KeyedEvent>) {
+        let p = UnsafeRawPointer(slot)
+        var offset = 0
+        while offset < MemoryLayout<KeyedEvent>.stride { zw_prefetch(p + offset); offset &+= 64 }
+    }
+
     /// Removes the oldest event (consumer side); publishes the room every 64 events and when empty.
     @inline(__always)
     public func pop() {
+        if consumerTail &+ Self.prefetchDistance < consumerHeadCopy { Self.prefetch(slots + ((consumerTail &+ Self.prefetchDistance) & mask)) }
         consumerTail += 1
         if consumerTail & 63 == 0 || consumerTail == consumerHeadCopy {
             tail.store(consumerTail, ordering: .sequentiallyConsistent)
@@ -143,6 +160,10 @@ public final class EventRecorder: EngineObserver, @unchecked Sendable {
     let workers: Int32
     /// The merge key of the message being processed (set by the worker before each message).
     public var key: UInt64 = 0
+    /// Merge key up to which every event of this worker has been pushed (read by the detection thread: the
+    /// worker's lower bound while it has work in hand). Stored by the worker after each message and, since the
+    /// worker processes keys in order, as `key - 1` before it waits for room in its event queue.
+    let completed = Atomic<UInt64>(0)
 
     init(queue: EventQueue, consumer: Waiter, worker: Int, workers: Int) {
         self.queue = queue; self.consumer = consumer; self.worker = Int32(worker); self.workers = Int32(workers)
@@ -155,7 +176,9 @@ public final class EventRecorder: EngineObserver, @unchecked Sendable {
         return c
     }
 
-    @inline(__always) func push(_ e: DetectionEvent) { queue.push(KeyedEvent(key: key, event: e), consumer: consumer) }
+    @inline(__always) func push(_ e: DetectionEvent) {
+        queue.push(KeyedEvent(key: key, event: e), consumer: consumer) { completed.store(key &- 1, ordering: .releasing) }
+    }
 
     public func flowStarted(_ flow: FlowContext, frame: UInt64, time: PacketTime) { push(.flowStarted(unique(flow), frame: frame, time: time)) }
     public func flowIdentified(_ flow: FlowContext, appProtocol: AppProtocol?, frame: UInt64, time: PacketTime) {

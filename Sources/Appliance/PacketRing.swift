@@ -13,6 +13,9 @@ public enum RingMessageKind: UInt32, Sendable {
     case finish = 3
     /// Filler up to the end of the buffer; the next message starts at offset 0.
     case wrap = 4
+    /// Read a capture file with the worker's own handle (`ParallelPipeline.replayFile`): no payload; the file
+    /// and where its frames start are in the pipeline's current `FileShare`.
+    case file = 5
 }
 
 /// The fixed header in front of every ring message (40 bytes, 8-aligned).

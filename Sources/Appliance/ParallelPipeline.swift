@@ -2,6 +2,7 @@ import Glibc
 import Synchronization
 import CPrefetch
 import Wire
+import Capture
 import Records
 import Decode
 import Flows
@@ -9,10 +10,25 @@ import Engine
 import Policy
 import Detection
 
-/// `--workers N`: one reader (the calling thread) numbers packets and copies each into the ring of the worker
-/// its flow hashes to; N worker threads each run their own `Engine` (flows, reassembly, dissectors, records)
-/// with nothing shared on the per-packet path; one detection thread runs the single `Detector` over the
-/// workers' observer events merged back into packet order.
+/// `--workers N`: N worker threads each run their own `Engine` (flows, reassembly, dissectors, records) with
+/// nothing shared on the per-packet path; one detection thread runs the single `Detector` over the workers'
+/// observer events merged back into packet order. Packets reach the workers one of two ways:
+///
+/// - A capture file (`replayFile`): every worker reads the whole file itself, through a memory map of its own
+///   (`MappedCapture`; libpcap for pcapng and from any record libpcap must handle), numbers every packet so frame
+///   numbers stay global, runs the sweep a single engine would run at it, and processes only the packets whose
+///   flow hashes to it. No reader thread, no packet copies, no packet crossing between cores: what a worker pays
+///   for the others' packets is a header read and one multiply each.
+/// - Standard input and live captures (`packet`): one reader (the calling thread) numbers packets and copies each
+///   into the ring of the worker its flow hashes to.
+///
+/// Why the file way: with a reader thread every packet is read by libpcap (two copies), copied again into a ring,
+/// and its cache lines then move to the worker's core; on a 2-core machine the reader took about a fifth of the
+/// CPU time and was a fourth thread on two cores. A reader queueing only references into a mapped file (measured
+/// too) still paid a cross-core cache-line transfer per packet for the ring message, plus a miss in the worker
+/// for the packet itself. Workers reading the file themselves pay instead a header read and a hash for each of
+/// the others' packets, about the same CPU time in total, with one thread fewer and nothing but detection
+/// events crossing between cores.
 ///
 /// Why detection is not per worker: several rules count across flows and host pairs (an ICS host scan is one
 /// source opening flows to many hosts, an unknown host is reported once however many peers it has, alerts are
@@ -23,11 +39,15 @@ import Detection
 ///
 /// Sweeps: a single engine ends idle flows at the first packet of each new second of packet time. The reader
 /// keeps the same clock and sends an `advance` message at that frame to every worker that did not get the
-/// packet, so every flow ends at the same frame as with one worker.
+/// packet; a worker reading the file keeps that clock itself and advances its engine at that frame. Either way
+/// every flow ends at the same frame as with one worker. Merge keys: the reader numbers its messages; a worker
+/// reading a file gives each packet's events the key its packet would have had (keys go on from the file's
+/// first packet), so the detection merge is the same for both.
 ///
 /// Bounds: each ring holds `ringBytes` (packets are copied once, into preallocated memory); each event queue
-/// holds `eventCapacity` events. Replay (`blocking`) waits when a ring is full and never drops; a live capture
-/// counts the packet in `queueDrops` instead, so loss stays visible.
+/// holds `eventCapacity` events (a worker reading a file ahead of the others waits there: they cannot drift apart
+/// by more); each worker maps at most two 4 MiB windows of a file. Replay (`blocking`) waits when a ring is full
+/// and never drops; a live capture counts the packet in `queueDrops` instead, so loss stays visible.
 public final class ParallelPipeline: @unchecked Sendable {
     /// How the pipeline is shaped.
     public struct Settings: Sendable {
@@ -35,8 +55,10 @@ public final class ParallelPipeline: @unchecked Sendable {
         public var workers: Int
         /// Bytes per worker ring.
         public var ringBytes = 8 << 20
-        /// Detection events per worker queue.
-        public var eventCapacity = 8192
+        /// Detection events per worker queue (about 210 bytes each, 7 MiB a worker when full). Deep enough that
+        /// two workers sharing two cores with the detection thread seldom wait on it: on the mixed plant, 8,192
+        /// gave about twice the context switches (voluntary and involuntary) and a slower replay.
+        public var eventCapacity = 32768
         /// Replay: wait when a ring is full. Live: drop and count.
         public var blocking = true
         /// Record bytes a worker buffers before writing them out (whole lines).
@@ -68,10 +90,14 @@ public final class ParallelPipeline: @unchecked Sendable {
     private var started = false
     private var finished = false
     private var unpublished = 0   // packets pushed since `publishAll`
+    /// The file the workers are reading with their own handles (`replayFile`), set before its ring messages.
+    @exclusivity(unchecked) var currentShare: FileShare?
     /// Packets a live capture could not queue because the worker's ring was full.
     public private(set) var queueDrops: UInt64 = 0
-    /// Packets handed to `packet(...)` (frames numbered).
+    /// Packets handed to `packet(...)` or read by `replayFile` (frames numbered).
     public var framesRead: UInt64 { frame }
+    /// Worker threads (engines).
+    public var workerCount: Int { workers.count }
 
     /// Builds the stages. `makeEngine(i)` makes worker i's engine (its observer is replaced); `observer` is the
     /// detection stage's `EngineObserver` (policy and detection), writing alert lines into `alertSink`;
@@ -143,6 +169,43 @@ public final class ParallelPipeline: @unchecked Sendable {
         if !queued { queueDrops &+= 1 }
         unpublished &+= 1
         if unpublished >= 32 { publishAll(through: key) }
+    }
+
+    /// Replays a capture file with every worker reading it through its own handle (`sources`, one per worker,
+    /// each opened on the same file and not yet read): no reader thread and no packet copies. Each worker reads
+    /// every packet, numbers it (so frame numbers stay global), runs the sweep a single engine would run at it,
+    /// and processes it only if its flow hashes to that worker; its events carry the packet's merge key as with
+    /// the ring, so detection merges them as before. Returns when every worker has read to the end (or `stop`
+    /// said so), with the read error that ended the file early, if any (every worker meets the same one at the
+    /// same packet; it is reported once). `progress(packets)` is called about once a second meanwhile.
+    public func replayFile(_ sources: [PacketSource], path: String?, stop: @escaping @Sendable () -> Bool,
+                           progress: ((UInt64) -> Void)? = nil) -> CaptureError? {
+        precondition(sources.count == workers.count, "one source per worker")
+        if !started { start() }
+        publishAll(through: key)
+        let share = FileShare(sources: sources, path: path, firstKey: key, firstFrame: frame, nextSweep: nextSweep, stop: stop)
+        currentShare = share
+        let header = RingMessageHeader(kind: RingMessageKind.file.rawValue, linkType: share.linkType, key: key, frame: frame,
+                                       time: lastTime, capturedLength: 0, wireLength: 0)
+        for w in workers { _ = w.ring.push(header, payload: UnsafeRawBufferPointer(start: nil, count: 0), block: true) }
+        for w in workers { w.ring.flush() }
+        var lastProgress = monotonicNow()
+        while share.finishedWorkers.load(ordering: .acquiring) < workers.count {
+            share.done.wait(microseconds: 250_000)
+            if let report = progress, monotonicNow() - lastProgress >= 1 {
+                lastProgress = monotonicNow()
+                let slowest = workers.map { $0.recorder.completed.load(ordering: .relaxed) }.min() ?? key
+                report(frame &+ (slowest > key ? slowest &- key : 0))
+            }
+        }
+        currentShare = nil
+        // Every worker read the same packets unless stopped part-way: the furthest decides where the stream is.
+        let furthest = share.results.max { $0.packets < $1.packets } ?? FileShare.Result()
+        frame &+= furthest.packets
+        key &+= furthest.packets
+        if furthest.packets > 0 { lastTime = furthest.lastTime; nextSweep = furthest.nextSweep }
+        dispatched.store(key, ordering: .releasing)
+        return share.results.lazy.compactMap(\.error).first
     }
 
     /// Publishes every ring's pushed messages, then `dispatched` = `key`: the detection merge treats a worker whose
@@ -226,8 +289,6 @@ final class PipelineWorker: @unchecked Sendable {
     let events: EventQueue
     let recorder: EventRecorder
     let flushBytes: Int
-    /// Merge key of the last message fully processed (its events are in `events`).
-    let completed = Atomic<UInt64>(0)
     let published = Mutex(EngineStatistics())
     let publishedLiveFlows = Atomic<Int>(0)
     var thread: WorkerThread?
@@ -278,10 +339,16 @@ final class PipelineWorker: @unchecked Sendable {
                 engine.advance(frame: h.frame, time: h.time, sweep: false)
                 engine.finish()
                 done = true
+            case .file:
+                // Read the whole file here; `completed` then stands at its last packet's key, not this message's.
+                if let share = pipeline.currentShare { runFile(share, pipeline, prefetch: prefetch) }
+                ring.release()
+                pipeline.currentShare?.workerFinished()
+                continue
             default:
                 break
             }
-            completed.store(h.key, ordering: .releasing)
+            recorder.completed.store(h.key, ordering: .releasing)
             ring.release()
             count &+= 1
             if count & 0xFFFF == 0 { publish() }
@@ -294,6 +361,192 @@ final class PipelineWorker: @unchecked Sendable {
             }
         }
     }
+}
+
+extension PipelineWorker {
+    /// Reads every packet of the shared file with this worker's own handle and runs those whose flow hashes to
+    /// this worker (see `ParallelPipeline.replayFile`); records how far it read and how it ended in `share`.
+    func runFile(_ share: FileShare, _ pipeline: ParallelPipeline, prefetch: Bool) {
+        let source = share.sources[index]
+        let reader = FileShareReader(worker: self, pipeline: pipeline, share: share, source: source, prefetch: prefetch)
+        var failure: CaptureError?
+        var stopped = false
+        if let path = share.path, let mapped = MappedCapture(path: path, linkType: share.linkType) {
+            reader.mapped = mapped
+            while let (time, wireLength, bytes) = mapped.next() {
+                reader.packet(time: time, wireLength: wireLength, bytes)
+                if reader.count & 4095 == 0 && share.stop() { stopped = true; break }
+            }
+            reader.mapped = nil
+            // A record libpcap must handle (or a damaged file): libpcap goes on from there, after skipping what
+            // was read here, so its behaviour and its error messages are kept.
+            if !mapped.irregular { stopped = true }
+            reader.skip = mapped.records
+        }
+        while !stopped && !share.stop() {
+            do {
+                if try source.dispatch(batch: 65536, to: reader) == 0 { break }
+            } catch {
+                failure = error
+                break
+            }
+        }
+        let last = share.firstKey &+ reader.count
+        share.results[index] = FileShare.Result(packets: reader.count, lastTime: reader.lastTime, nextSweep: reader.nextSweep, error: failure)
+        recorder.completed.store(last, ordering: .releasing)
+        publish()
+        if engine.bufferedRecordBytes > 0 { drain(pipeline) }
+    }
+}
+
+/// One capture file read by every worker at once, each with its own libpcap handle (`replayFile`).
+final class FileShare: @unchecked Sendable {
+    struct Result {
+        var packets: UInt64 = 0
+        var lastTime = PacketTime.zero
+        var nextSweep: Int64 = 0
+        var error: CaptureError?
+    }
+    /// One open handle on the file per worker.
+    let sources: [PacketSource]
+    /// The file's path, for reading it through a memory map (`MappedCapture`) where it allows; nil: libpcap only.
+    let path: String?
+    let linkType: Int32
+    /// Merge key and frame number of the packet before the file's first.
+    let firstKey: UInt64
+    let firstFrame: UInt64
+    /// The sweep clock as the file starts (the first second of packet time that sweeps).
+    let nextSweep: Int64
+    let stop: @Sendable () -> Bool
+    /// Per worker, written by that worker before it counts itself in `finishedWorkers` (raw memory: workers
+    /// write their own elements at the same time).
+    let results: UnsafeMutableBufferPointer<Result>
+    let finishedWorkers = Atomic<Int>(0)
+    /// The caller waits here for the workers.
+    let done = Waiter()
+
+    init(sources: [PacketSource], path: String?, firstKey: UInt64, firstFrame: UInt64, nextSweep: Int64, stop: @escaping @Sendable () -> Bool) {
+        self.sources = sources; self.path = path; linkType = sources[0].linkType.rawValue
+        self.firstKey = firstKey; self.firstFrame = firstFrame; self.nextSweep = nextSweep; self.stop = stop
+        results = .allocate(capacity: sources.count)
+        _ = results.initialize(from: repeatElement(Result(), count: sources.count))
+    }
+
+    deinit { results.deinitialize().deallocate() }
+
+    func workerFinished() {
+        finishedWorkers.add(1, ordering: .acquiringAndReleasing)
+        done.wake()
+    }
+}
+
+/// A worker's per-packet work while it reads a shared file: number every packet (so frames are global), run the
+/// sweep a single engine would run at it, and process the packet only if its flow hashes to this worker.
+///
+/// The flow hash of each packet is computed once, `lookahead` packets early while the packet sits in the file's
+/// read buffer (`PacketSource.upcoming`), and kept by packet number until its turn. The same look tells the
+/// engine's flow prefetch which packet is this worker's `Engine.prefetchDistance`-th own packet ahead (the
+/// pipeline it drives counts the engine's packets, not the file's); another worker's flows are not in this
+/// engine's table, so prefetching them would only evict useful lines.
+final class FileShareReader: PacketConsumer {
+    let engine: Engine
+    let recorder: EventRecorder
+    unowned(unsafe) let worker: PipelineWorker
+    unowned(unsafe) let pipeline: ParallelPipeline
+    let source: PacketSource
+    let share: FileShare
+    let index: Int
+    let workers: Int
+    let linkType: Int32
+    let firstKey: UInt64
+    let firstFrame: UInt64
+    let prefetch: Bool
+    /// How many of the file's packets ahead the hash is computed: about twice `prefetchDistance` own packets.
+    let lookahead: Int
+    /// Packets read from this file.
+    @exclusivity(unchecked) var count: UInt64 = 0
+    @exclusivity(unchecked) var nextSweep: Int64
+    @exclusivity(unchecked) var lastTime = PacketTime.zero
+    /// Where the packets come from when not from libpcap (`source`).
+    @exclusivity(unchecked) var mapped: MappedCapture?
+    /// Packets libpcap hands on that were read already (through `mapped`), to pass over.
+    @exclusivity(unchecked) var skip: UInt64 = 0
+    /// Worker of packet n at [n & 63]: n << 8 | worker (stale or 0: not computed).
+    private let owners = UnsafeMutablePointer<UInt64>.allocate(capacity: 64)
+    /// This worker's packets among the next `lookahead` (a FIFO of 64: packet number and bytes in the read
+    /// buffer, which stays allocated, so a view made stale by a refill only spoils a hint).
+    private let ownNumbers = UnsafeMutablePointer<UInt64>.allocate(capacity: 64)
+    private let ownViews = UnsafeMutablePointer<ByteView>.allocate(capacity: 64)
+    @exclusivity(unchecked) private var ownHead = 0
+    @exclusivity(unchecked) private var ownTail = 0
+
+    init(worker: PipelineWorker, pipeline: ParallelPipeline, share: FileShare, source: PacketSource, prefetch: Bool) {
+        engine = worker.engine; recorder = worker.recorder; self.worker = worker; self.pipeline = pipeline
+        self.source = source; self.share = share; index = worker.index; workers = share.sources.count
+        linkType = share.linkType; firstKey = share.firstKey; firstFrame = share.firstFrame
+        nextSweep = share.nextSweep; self.prefetch = prefetch
+        lookahead = min(Engine.prefetchDistance * 2 * workers, 48)
+        owners.initialize(repeating: 0, count: 64)
+        ownNumbers.initialize(repeating: 0, count: 64)
+        ownViews.initialize(repeating: ByteView(UnsafeRawBufferPointer(start: nil, count: 0)), count: 64)
+    }
+
+    deinit { owners.deallocate(); ownNumbers.deallocate(); ownViews.deallocate() }
+
+    @inline(__always)
+    private func owner(_ bytes: ByteView) -> Int {
+        FlowDispatch.worker(for: bytes, linkType: linkType, workers: workers)
+    }
+
+    override func consume(_ header: PacketHeader, _ bytes: ByteView) {
+        if skip > 0 { skip &-= 1; return }
+        packet(time: header.time, wireLength: header.wireLength, bytes)
+    }
+
+    @inline(__always)
+    func packet(time: PacketTime, wireLength: Int, _ bytes: ByteView) {
+        count &+= 1
+        let n = count
+        lastTime = time
+        if let next = mapped?.upcoming(lookahead) ?? source.upcoming(lookahead) {
+            let m = n &+ UInt64(lookahead)
+            let w = owner(next)
+            owners[Int(m & 63)] = m << 8 | UInt64(w)
+            // Written always and kept only if ours (no branch on a coin flip); the queue never holds more than
+            // `lookahead` (< 64) packets.
+            ownNumbers[ownTail & 63] = m; ownViews[ownTail & 63] = next
+            ownTail &+= w == index ? 1 : 0
+        }
+        let known = owners[Int(n & 63)]
+        let target = known >> 8 == n ? Int(known & 0xFF) : owner(bytes)
+        let sweep = time.seconds >= nextSweep
+        if sweep { nextSweep = time.seconds &+ 1 }
+        if target == index {
+            recorder.key = firstKey &+ n
+            if prefetch {
+                while ownHead != ownTail && ownNumbers[ownHead & 63] <= n { ownHead &+= 1 }
+                let d = Engine.prefetchDistance - 1   // the queue starts at the next own packet
+                engine.prefetchFlows(ahead: ownTail &- ownHead > d ? ownViews[(ownHead &+ d) & 63] : nil, linkType: linkType)
+            }
+            engine.process(bytes, linkType: linkType, time: time, wireLength: wireLength, frame: firstFrame &+ n)
+        } else if sweep {
+            recorder.key = firstKey &+ n
+            engine.advance(frame: firstFrame &+ n, time: time)
+        }
+        if sweep {
+            worker.publish()
+            // Once a second of packet time: records reach the files within about a second on a busy link too.
+            if engine.bufferedRecordBytes > 0 { worker.drain(pipeline) }
+        }
+        if n & 15 == 0 {
+            // Everything up to this packet is in the event queue (the detection merge's lower bound for us).
+            recorder.completed.store(firstKey &+ n, ordering: .releasing)
+            if n & 0xFFFF == 0 { worker.publish() }
+            if n & 0x3FF == 0 && engine.bufferedRecordBytes > worker.flushBytes { worker.drain(pipeline) }
+        }
+    }
+
+    override var stopRequested: Bool { share.stop() }
 }
 
 /// The detection thread: merges the workers' events in (merge key, worker) order into the single observer.
@@ -372,8 +625,12 @@ final class DetectionStage: @unchecked Sendable {
             let d = pipeline.dispatched.load(ordering: .acquiring)
             var any = false
             for v in 0..<n {
+                // A drained worker's next event comes from a message not yet dispatched (key > d) and after what it
+                // completed: a worker that read a file to its end has completed keys the reader has not dispatched
+                // yet (it publishes them once every worker is done), and waiting for `d` alone would wait for it.
                 let safe = workers[v]._withUnsafeGuaranteedRef { w in
-                    w.ring.isDrained ? d &+ 1 : w.completed.load(ordering: .acquiring) &+ 1
+                    let done = w.recorder.completed.load(ordering: .acquiring)
+                    return w.ring.isDrained ? max(d, done) &+ 1 : done &+ 1
                 }
                 if let k = queues[v]._withUnsafeGuaranteedRef({ $0.headKey() }) { bounds[v] = k; any = true } else { bounds[v] = safe }
             }

@@ -44,9 +44,6 @@ func runPacketLoop(_ source: PacketSource, session: RunSession, showProgress: Bo
     return nil
 }
 
-/// `--workers N`: reads every packet of `source` and hands it to the pipeline (which numbers it, copies it into
-/// its flow's worker ring and waits when that ring is full: replay never drops). Returns the read error that
-/// ended the loop early, if any.
 /// The `--workers` reader's per-packet work: hand the packet to the pipeline (which numbers it and copies it into its
 /// flow's worker ring).
 private final class PipelineConsumer: PacketConsumer {
@@ -62,7 +59,34 @@ private final class PipelineConsumer: PacketConsumer {
     override var stopRequested: Bool { zonewatch.stopRequested.load(ordering: .relaxed) }
 }
 
-func runParallelPacketLoop(_ source: PacketSource, pipeline: ParallelPipeline, showProgress: Bool) -> CaptureError? {
+/// `source` and `count - 1` more handles on the same file, none read yet; nil when `path` is not a regular file (a
+/// pipe such as `<(...)` must be read once, by one reader), when another handle cannot be opened (the reader thread
+/// then feeds the workers) or when the diagnostic ZONEWATCH_WORKER_READER=1 asks for the reader thread
+/// (ZONEWATCH_NO_MAP=1: workers read through libpcap, not memory maps; both for measuring, not user options).
+private func sharedFileSources(_ source: PacketSource, path: String, count: Int) -> [PacketSource]? {
+    guard getenv("ZONEWATCH_WORKER_READER") == nil else { return nil }
+    var st = stat()
+    guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
+    var sources = [source]
+    for _ in 1..<max(count, 2) {
+        guard let s = try? PacketSource.openFile(path), s.linkType == source.linkType else { return nil }
+        sources.append(s)
+    }
+    return sources
+}
+
+/// `--workers N` over one input. A capture file (`path`, not stdin) is read by every worker with its own handle
+/// (`ParallelPipeline.replayFile`: no reader thread, no packet copies); otherwise this thread reads `source` and
+/// hands each packet to the pipeline (which numbers it, copies it into its flow's worker ring and waits when that
+/// ring is full: replay never drops). Returns the read error that ended the input early, if any.
+func runParallelPacketLoop(_ source: PacketSource, path: String? = nil, pipeline: ParallelPipeline, showProgress: Bool) -> CaptureError? {
+    if let path, path != "-", !source.isLive, let sources = sharedFileSources(source, path: path, count: pipeline.workerCount) {
+        return pipeline.replayFile(sources, path: getenv("ZONEWATCH_NO_MAP") == nil ? path : nil,
+                                   stop: { zonewatch.stopRequested.load(ordering: .relaxed) },
+                                   progress: showProgress ? { packets in
+                                       printErrorRaw("\rzonewatch: \(packets) packets, \(pipeline.liveFlows) live flows")
+                                   } : nil)
+    }
     let consumer = PipelineConsumer(pipeline: pipeline, linkType: source.linkType.rawValue)
     var lastProgress = monotonicSeconds()
     while !stopRequested.load(ordering: .relaxed) {

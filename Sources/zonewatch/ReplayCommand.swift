@@ -27,7 +27,8 @@ enum ReplayCommand {
       --udp-timeout S      idle timeout of UDP and other flows; default 120
       --workers N          analyse on N threads (flows spread by a symmetric hash, one engine each,
                            detection merged back into packet order: the same records and alerts as
-                           one worker, up to line order); default 1
+                           one worker, up to line order; each worker reads a capture file itself,
+                           stdin is read by one thread for all); default 1
       --quiet              no summary on stderr
 
     exit status: 0 success, 1 runtime failure, 2 usage or input error (missing file, not a capture,
@@ -63,7 +64,7 @@ enum ReplayCommand {
             opened += 1
             let big = file != "-" && fileSize(file) > 64 << 20
             let progress = big && isatty(2) != 0 && !options.quiet
-            let failure = pipeline.map { runParallelPacketLoop(source, pipeline: $0, showProgress: progress) }
+            let failure = pipeline.map { runParallelPacketLoop(source, path: file, pipeline: $0, showProgress: progress) }
                 ?? runPacketLoop(source, session: session, showProgress: progress)
             if let error = failure {
                 printError("\(big ? "\n" : "")zonewatch: \(file): \(error.message) (records up to the damage were written)")

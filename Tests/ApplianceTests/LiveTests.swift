@@ -328,6 +328,23 @@ struct ReplayWorkersTests {
         #expect(sortedLines("\(outputs[1]!)/flows.jsonl").count > 1000)
     }
 
+    /// A path that is a pipe (`/dev/stdin` fed by `cat`) is read once, by the reader thread: workers opening it
+    /// again would split the stream between them (the capture is larger than a read buffer, so they would).
+    @Test func aPipeNamedByPathIsReadOnce() throws {
+        let dir = try openScratchFolder("workers-pipe")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let capture = try generatedCapture(profile: "mixed", packets: 120_000, flows: 4000), policy = fixture("demo/policy.yaml")
+        let (status, _, err) = try run(zonewatchBinary!, ["replay", capture, "--policy", policy, "--out", "\(dir)/file"])
+        #expect(status == 0, "\(err)")
+        let (piped, _, pipedErr) = try run("/bin/sh", ["-c", "cat '\(capture)' | '\(zonewatchBinary!)' replay /dev/stdin --policy '\(policy)' --out '\(dir)/pipe' --workers 2"])
+        #expect(piped == 0, "\(pipedErr)")
+        for name in ["alerts", "modbus", "flows", "anomalies"] {
+            let same = sortedLines("\(dir)/pipe/\(name).jsonl") == sortedLines("\(dir)/file/\(name).jsonl")
+            #expect(same, "\(name).jsonl read from the pipe by 2 workers differs from the file read by one")
+        }
+        #expect(!sortedLines("\(dir)/file/flows.jsonl").isEmpty)
+    }
+
     @Test func fixturesGiveTheSameFilesAsOneWorker() throws {
         let dir = try openScratchFolder("workers-fixtures")
         defer { try? FileManager.default.removeItem(atPath: dir) }

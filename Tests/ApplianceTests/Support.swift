@@ -89,9 +89,20 @@ func runSingle(_ files: [String], policy: CompiledPolicy?, anomalyLimit: Int = 1
     return out
 }
 
+/// How `runParallel` hands a file to the pipeline.
+enum PipelineFeed {
+    /// This thread reads and pushes each packet into the rings (stdin, live capture).
+    case reader
+    /// The workers read the file themselves (`replayFile`), through memory maps where they can (`mapped`) or
+    /// through libpcap only.
+    case workersRead(mapped: Bool)
+    /// Files alternately one way and the other (workers first).
+    case alternating
+}
+
 /// Runs capture files through the multi-worker pipeline.
 func runParallel(_ files: [String], policy: CompiledPolicy?, workers: Int, ringBytes: Int = 1 << 20, eventCapacity: Int = 64,
-                 anomalyLimit: Int = 1_000) -> RecordLines {
+                 anomalyLimit: Int = 1_000, feed: PipelineFeed = .reader) -> RecordLines {
     let sink = EventSink()
     let observer = TestAlertObserver(policy: policy, sink: sink)
     var settings = ParallelPipeline.Settings(workers: workers)
@@ -107,8 +118,19 @@ func runParallel(_ files: [String], policy: CompiledPolicy?, workers: Int, ringB
                                     observer: observer, alertSink: sink, detector: observer.detector,
                                     write: { collected.add($0, $1) })
     pipeline.start()
-    for file in files {
+    for (i, file) in files.enumerated() {
         guard let source = try? PacketSource.openFile(file) else { continue }
+        var workersRead = false, mapped = true
+        switch feed {
+        case .reader: break
+        case .workersRead(let m): workersRead = true; mapped = m
+        case .alternating: workersRead = i % 2 == 0
+        }
+        if workersRead {
+            let sources = [source] + (1..<workers).compactMap { _ in try? PacketSource.openFile(file) }
+            _ = pipeline.replayFile(sources, path: mapped ? file : nil, stop: { false })
+            continue
+        }
         while case .packet(let h, let bytes)? = try? source.next() {
             pipeline.packet(bytes.raw, linkType: source.linkType.rawValue, time: h.time, wireLength: h.wireLength)
         }

@@ -1,0 +1,168 @@
+import Glibc
+import Wire
+import Capture
+import CAppliance
+
+/// A classic pcap file read in place through a sliding memory map, for `ParallelPipeline.replayFile`: every worker
+/// reads every record of the file, and through libpcap each would pay a `read` into stdio's buffer and a copy into
+/// libpcap's for all of them (the other workers' packets included), which streamed twice the file through each
+/// core's cache. Here a record is a pointer into the page cache: a worker touches only the headers of the packets
+/// that are not its own.
+///
+/// Only what libpcap would hand on unchanged is read this way: classic pcap 2.4, micro- or nanosecond timestamps
+/// (nanoseconds scaled down to microseconds, as libpcap does by default), host byte order (swapped files only for
+/// Ethernet, whose frames libpcap never rewrites), records whose captured length is within the file's snapshot
+/// length (libpcap's adjusted value) and which lie wholly inside the file. `next()` stops at the first record
+/// that is not so (`irregular`): the caller lets libpcap take over from that record on, so damaged files keep
+/// libpcap's behaviour and error messages exactly.
+final class MappedCapture {
+    private let descriptor: Int32
+    private let fileSize: Int
+    private let swapped: Bool
+    private let nanoseconds: Bool
+    private let snapshot: Int
+    private let pageSize: Int
+    /// Bytes mapped at a time, and the least left beyond a record's start before the window moves on (one whole
+    /// record of the largest allowed size always fits).
+    private let windowBytes: Int
+    private let margin: Int
+    private var window: UnsafeMutableRawPointer?
+    private var windowStart = 0
+    private var windowLength = 0
+    /// The window before, unmapped only when the next one replaces this one: views handed out a few records
+    /// ahead (`upcoming`) may point into it after a move.
+    private var previousWindow: UnsafeMutableRawPointer?
+    private var previousLength = 0
+    /// File offset of the next record.
+    private(set) var offset = 24
+    /// Records handed out.
+    private(set) var records: UInt64 = 0
+    /// `next()` met a record libpcap must handle (or a damaged one); nothing more comes from here.
+    private(set) var irregular = false
+    /// How far ahead of the current record the file is prefetched, in bytes.
+    static let prefetchAhead = 6 << 10
+    // Lookahead cursor: the record `aheadDistance` records after the last one `next()` returned (-1: unknown).
+    private var aheadOffset = -1
+    private var aheadDistance = 0
+
+    /// Maps `path` when it is a classic pcap file of the shape described above with link type `linkType`; nil
+    /// otherwise (pcapng, modified formats, other versions: libpcap reads those).
+    init?(path: String, linkType: Int32, windowBytes: Int = 4 << 20) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        var st = stat()
+        var header = [UInt8](repeating: 0, count: 24)
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_size >= 24,
+              pread(fd, &header, 24, 0) == 24 else { close(fd); return nil }
+        func u32(_ o: Int) -> UInt32 { UInt32(header[o]) | UInt32(header[o + 1]) << 8 | UInt32(header[o + 2]) << 16 | UInt32(header[o + 3]) << 24 }
+        let magic = u32(0)
+        let swap: Bool
+        switch magic {
+        case 0xA1B2_C3D4: swap = false; nanoseconds = false
+        case 0xA1B2_3C4D: swap = false; nanoseconds = true
+        case 0xD4C3_B2A1: swap = true; nanoseconds = false
+        case 0x4D3C_B2A1: swap = true; nanoseconds = true
+        default: close(fd); return nil
+        }
+        func field(_ o: Int) -> UInt32 { swap ? u32(o).byteSwapped : u32(o) }
+        let major = swap ? (UInt16(header[4]) << 8 | UInt16(header[5])) : (UInt16(header[4]) | UInt16(header[5]) << 8)
+        let minor = swap ? (UInt16(header[6]) << 8 | UInt16(header[7])) : (UInt16(header[6]) | UInt16(header[7]) << 8)
+        // 2.3 and older may have caplen and len swapped (libpcap fixes them up).
+        guard major == 2, minor == 4, !swap || linkType == 1 else { close(fd); return nil }
+        // libpcap's pcap_adjust_snapshot: 0 or more than the link type's maximum (262,144 for ours) means the maximum.
+        let snap = Int(field(16))
+        snapshot = snap == 0 || snap > 262_144 ? 262_144 : snap
+        descriptor = fd; fileSize = Int(st.st_size); swapped = swap
+        pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+        margin = (16 + snapshot + pageSize - 1) / pageSize * pageSize + pageSize
+        self.windowBytes = max(windowBytes, margin * 2)
+        _ = posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL)
+    }
+
+    deinit {
+        if let w = window { munmap(w, windowLength) }
+        if let w = previousWindow { munmap(w, previousLength) }
+        close(descriptor)
+    }
+
+    /// Maps the window holding `offset` and at least `margin` bytes after it (or the rest of the file).
+    private func map(at offset: Int) -> Bool {
+        if let w = previousWindow { munmap(w, previousLength) }
+        previousWindow = window; previousLength = windowLength
+        window = nil
+        let start = offset / pageSize * pageSize
+        let length = min(windowBytes, fileSize - start)
+        // MAP_POPULATE: the window's page table entries are filled in one go (the file is normally in the page
+        // cache), not by a fault every few pages in the packet loop.
+        guard length > 0, let p = mmap(nil, length, PROT_READ, MAP_PRIVATE | MAP_POPULATE, descriptor, off_t(start)), p != MAP_FAILED else {
+            return false
+        }
+        _ = madvise(p, length, MADV_SEQUENTIAL)
+        window = p; windowStart = start; windowLength = length
+        return true
+    }
+
+    /// The record at file offset `o` when it lies inside the current window: its header fields and bytes.
+    @inline(__always)
+    private func record(at o: Int) -> (time: PacketTime, wireLength: Int, bytes: ByteView, size: Int)? {
+        guard let w = window, o >= windowStart, o + 16 <= windowStart + windowLength else { return nil }
+        let p = UnsafeRawPointer(w) + (o - windowStart)
+        var seconds = p.loadUnaligned(as: UInt32.self), fraction = p.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
+        var captured = p.loadUnaligned(fromByteOffset: 8, as: UInt32.self), length = p.loadUnaligned(fromByteOffset: 12, as: UInt32.self)
+        if swapped {
+            seconds = seconds.byteSwapped; fraction = fraction.byteSwapped; captured = captured.byteSwapped; length = length.byteSwapped
+        }
+        let caplen = Int(captured)
+        guard caplen <= snapshot, fraction < (nanoseconds ? 1_000_000_000 : 1_000_000), o + 16 + caplen <= windowStart + windowLength else { return nil }
+        if nanoseconds { fraction /= 1000 }
+        // libpcap hands seconds and microseconds on as they are in the file (unsigned 32-bit on disk).
+        return (PacketTime(seconds: Int64(seconds), microseconds: Int32(fraction)), Int(length),
+                ByteView(UnsafeRawBufferPointer(start: p + 16, count: caplen)), 16 + caplen)
+    }
+
+    /// The next record, valid until the next call; nil at the end of the file or at a record libpcap must handle
+    /// (`irregular` then says which).
+    @inline(__always)
+    func next() -> (time: PacketTime, wireLength: Int, bytes: ByteView)? {
+        guard !irregular else { return nil }
+        if offset + 16 + snapshot > windowStart + windowLength && windowStart + windowLength < fileSize || window == nil {
+            if offset >= fileSize { return nil }
+            guard map(at: offset) else { irregular = true; return nil }
+            aheadOffset = -1
+        }
+        if offset == fileSize { return nil }
+        guard let r = record(at: offset) else { irregular = true; return nil }
+        // Start loading the file well ahead of the records in hand (the lookahead reads a few kilobytes on; each
+        // page of the page cache is a separate physical page, which the hardware prefetcher does not cross).
+        // Two lines a record: records are longer than a line on average, so one would leave gaps.
+        if offset &+ Self.prefetchAhead &+ 64 < windowStart &+ windowLength, let w = window {
+            let ahead = UnsafeRawPointer(w) + (offset &+ Self.prefetchAhead &- windowStart)
+            zw_prefetch_read(ahead)
+            zw_prefetch_read(ahead + 64)
+        }
+        offset += r.size
+        records &+= 1
+        return (r.time, r.wireLength, r.bytes)
+    }
+
+    /// The bytes of the record `distance` records after the one `next()` returned last, when it is inside the
+    /// current window and regular; nil otherwise. A hint source: called once per record with the same distance,
+    /// it steps one record on from its previous answer.
+    @inline(__always)
+    func upcoming(_ distance: Int) -> ByteView? {
+        var o: Int
+        if aheadOffset >= 0 && aheadDistance == distance {
+            guard let r = record(at: aheadOffset) else { aheadOffset = -1; return nil }
+            o = aheadOffset + r.size
+        } else {
+            o = offset
+            for _ in 1..<max(distance, 1) {
+                guard let r = record(at: o) else { return nil }
+                o += r.size
+            }
+        }
+        guard let r = record(at: o) else { aheadOffset = -1; return nil }
+        aheadOffset = o; aheadDistance = distance
+        return r.bytes
+    }
+}
