@@ -462,7 +462,7 @@ final class FileShareReader: PacketConsumer {
     let firstFrame: UInt64
     let prefetch: Bool
     /// How many of the file's packets ahead the hash is computed: about twice `prefetchDistance` own packets.
-    let lookahead: Int
+    let hashAhead: Int
     /// Packets read from this file.
     @exclusivity(unchecked) var count: UInt64 = 0
     @exclusivity(unchecked) var nextSweep: Int64
@@ -473,7 +473,7 @@ final class FileShareReader: PacketConsumer {
     @exclusivity(unchecked) var skip: UInt64 = 0
     /// Worker of packet n at [n & 63]: n << 8 | worker (stale or 0: not computed).
     private let owners = UnsafeMutablePointer<UInt64>.allocate(capacity: 64)
-    /// This worker's packets among the next `lookahead` (a FIFO of 64: packet number and bytes in the read
+    /// This worker's packets among the next `hashAhead` (a FIFO of 64: packet number and bytes in the read
     /// buffer, which stays allocated, so a view made stale by a refill only spoils a hint).
     private let ownNumbers = UnsafeMutablePointer<UInt64>.allocate(capacity: 64)
     private let ownViews = UnsafeMutablePointer<ByteView>.allocate(capacity: 64)
@@ -485,7 +485,7 @@ final class FileShareReader: PacketConsumer {
         self.source = source; self.share = share; index = worker.index; workers = share.sources.count
         linkType = share.linkType; firstKey = share.firstKey; firstFrame = share.firstFrame
         nextSweep = share.nextSweep; self.prefetch = prefetch
-        lookahead = min(Engine.prefetchDistance * 2 * workers, 48)
+        hashAhead = min(Engine.prefetchDistance * 2 * workers, 48)
         owners.initialize(repeating: 0, count: 64)
         ownNumbers.initialize(repeating: 0, count: 64)
         ownViews.initialize(repeating: ByteView(UnsafeRawBufferPointer(start: nil, count: 0)), count: 64)
@@ -508,12 +508,12 @@ final class FileShareReader: PacketConsumer {
         count &+= 1
         let n = count
         lastTime = time
-        if let next = mapped?.upcoming(lookahead) ?? source.upcoming(lookahead) {
-            let m = n &+ UInt64(lookahead)
+        if let next = mapped?.upcoming(hashAhead) ?? source.upcoming(hashAhead) {
+            let m = n &+ UInt64(hashAhead)
             let w = owner(next)
             owners[Int(m & 63)] = m << 8 | UInt64(w)
             // Written always and kept only if ours (no branch on a coin flip); the queue never holds more than
-            // `lookahead` (< 64) packets.
+            // `hashAhead` (< 64) packets.
             ownNumbers[ownTail & 63] = m; ownViews[ownTail & 63] = next
             ownTail &+= w == index ? 1 : 0
         }
