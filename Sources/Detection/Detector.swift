@@ -332,7 +332,8 @@ public final class Detector {
         checkedOperation(op, flow: flow, alerts: &alerts)
     }
 
-    /// Whether `checkedOperation` would do nothing at all for `op`: no aggregation window is due, and the operation
+    /// Whether `checkedOperation` would do nothing at all for `op`: no aggregation window is due, and there is no
+    /// policy and no rule to raise, or the operation
     /// is a response or a request of the quiet kind on an engine flow whose conduit allows its protocol (its access
     /// class in the flow's quiet mask, the unit as before or the sender the responder, no identification, no
     /// ICS-operation rule). Reads the flow's engine-slot entry and nothing else, and changes nothing: nearly every
@@ -340,7 +341,11 @@ public final class Detector {
     /// (`checkedOperation`'s, sized for its alert paths, cost more than the checks).
     @inline(__always)
     func isAllowedQuietly(_ op: Operation, flow: FlowContext) -> Bool {
-        guard op.time.totalMicroseconds < aggregator.nextSweep, policy != nil, let e = engineSlotIndex(for: flow) else { return false }
+        guard op.time.totalMicroseconds < aggregator.nextSweep else { return false }
+        // Without a policy: `checkedOperation`'s first return (no ICS-operation rule can match, the unit as before,
+        // no identification), decided here without its frame.
+        if policy == nil { return op.unitRepeated && !OperationRules.mayRaise(op) && !OperationRules.isIdentification(op) }
+        guard let e = engineSlotIndex(for: flow) else { return false }
         let h = engineSlots[e]
         guard h.conduitMask != 0 && !h.protocolDenied else { return false }
         if op.access == .response { return true }
