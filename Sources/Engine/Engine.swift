@@ -40,7 +40,7 @@ public final class Engine {
     /// Receives flow events, operations and anomalies (policy and detection); optional.
     @exclusivity(unchecked) public var observer: (any EngineObserver)? {
         didSet {
-            operationForwarder = observer.map { Engine.forwarder(to: $0) }
+            operationForwarder = observer.map { $0.operationForwarder() ?? Engine.forwarder(to: $0) }
             borrowedForwarder = operationForwarder.map { Unmanaged.passUnretained($0) }
             observerTable = observer?.flowStateTable() ?? .none
         }
@@ -688,9 +688,14 @@ public final class Engine {
 }
 
 /// Drains a sink's operations into an observer. A class reached through `Unmanaged` (an existential cannot be),
-/// opened once to the observer's concrete type, whose `let` reference is then used with no retain per call.
-class OperationForwarder {
-    func forward(from sink: EventSink) {}
+/// opened once to the observer's concrete type, whose `let` reference is then used with no retain per call. An
+/// observer may supply its own subclass (`EngineObserver.operationForwarder()`), compiled for its concrete type:
+/// the engine's generic one calls the observer through its protocol witness.
+open class OperationForwarder {
+    /// Creates a forwarder.
+    public init() {}
+    /// Hands every operation in `sink` to the observer, with `sink.flow`, and empties the sink's operations.
+    open func forward(from sink: EventSink) {}
 }
 
 private final class TypedOperationForwarder<O: EngineObserver>: OperationForwarder {
@@ -723,11 +728,16 @@ public protocol EngineObserver: AnyObject {
     /// otherwise): the engine prefetches a flow's entry with its dissector state, a couple of packets before the
     /// flow's operations arrive. Asked again after every `flowStarted` (which may grow the table). A hint only.
     func flowStateTable() -> FlowStateTable
+    /// A forwarder of drained operations to this observer, built for its concrete type (nil: the engine's generic
+    /// one, which calls `operation(_:flow:)` through the protocol). Asked when the observer is set.
+    func operationForwarder() -> OperationForwarder?
 }
 
 extension EngineObserver {
     /// No per-flow state to prefetch.
     public func flowStateTable() -> FlowStateTable { .none }
+    /// The engine's generic forwarder.
+    public func operationForwarder() -> OperationForwarder? { nil }
 }
 
 /// An observer's per-flow state as a prefetch hint: `count` entries of `stride` bytes from `base`, by flow slot.

@@ -44,6 +44,7 @@ final class AlertPipeline: EngineObserver {
     }
     func tick(time: PacketTime) { detector.tick(time: time, alerts: &pending); publish(now: true) }
     func finish() { detector.finish(alerts: &pending); publish(now: true) }
+    func operationForwarder() -> OperationForwarder? { AlertPipelineForwarder(self) }
     func flowStateTable() -> FlowStateTable {
         let t = detector.entryTable
         return FlowStateTable(base: t.base, count: t.count, stride: t.stride)
@@ -69,5 +70,16 @@ final class AlertPipeline: EngineObserver {
         // Optional chaining on the stored reference (`if let` took a retain and a release per call).
         if outputs == nil { pending.removeAll(keepingCapacity: true) } else { outputs?.deliver(&pending, now: now) }
         filed = pending.count
+    }
+}
+
+/// Drains a sink's operations into an `AlertPipeline`, calling it directly (the engine's generic forwarder goes
+/// through the observer protocol's witness for every operation). Holds the pipeline unretained: the engine keeps
+/// both, the pipeline as its observer.
+private final class AlertPipelineForwarder: OperationForwarder {
+    private let pipeline: Unmanaged<AlertPipeline>
+    init(_ pipeline: AlertPipeline) { self.pipeline = Unmanaged.passUnretained(pipeline) }
+    override func forward(from sink: EventSink) {
+        pipeline._withUnsafeGuaranteedRef { p in sink.drainOperations { p.operation($0, flow: sink.flow) } }
     }
 }
