@@ -56,6 +56,8 @@ public final class Engine {
     /// Packets the one-pass established-TCP path handled (the rest took the general path).
     @exclusivity(unchecked) public private(set) var packetsOnEstablishedPath: UInt64 = 0
     private let establishedTCPPath: Bool
+    /// PDU or transaction records are written (dissectors then read the sink's flow context on every record).
+    private let recordsEnabled: Bool
 
     private let flows: FlowTable
     private let communityIDs = CommunityIDHasher()
@@ -80,6 +82,7 @@ public final class Engine {
     public init(configuration: EngineConfiguration = .init()) {
         self.configuration = configuration
         establishedTCPPath = configuration.establishedTCPPath
+        recordsEnabled = configuration.pduRecords || configuration.transactionRecords
         flows = FlowTable(limits: configuration.flowLimits)
         sink.pduRecordsEnabled = configuration.pduRecords
         sink.transactionRecordsEnabled = configuration.transactionRecords
@@ -430,7 +433,11 @@ public final class Engine {
     private func consume<D: AppDissector>(_ pool: DissectorPool<D>, slot: Int32, side: FlowSide, bytes: ByteView,
                                           frame: UInt64, time: PacketTime) {
         let app = Int(flows.slots[Int(slot)].applicationSlot)
-        if sinkFlowSlot != slot { sink.flow = pool.contexts[app]; sinkFlowSlot = slot }   // as `setSinkFlow` builds it
+        // The context as `setSinkFlow` builds it, kept with the dissector state. A dissector that reads it only at a
+        // flow's first delivery (which follows `identify`, where it is set) gets it below, when something is drained.
+        if sinkFlowSlot != slot && (D.readsFlowContextAfterFirstDelivery || recordsEnabled) {
+            sink.flow = pool.contexts[app]; sinkFlowSlot = slot
+        }
         sink.frame = frame; sink.time = time
         let carry = carryPointer(slot, side)   // in place: no swap, no retain
         if flows.slots[Int(slot)].key.ipProtocol == 17 {
@@ -453,7 +460,11 @@ public final class Engine {
             pool.states[app].gap(side: side, length: carry.pointee.count, sink: sink)
             carry.pointee.removeAll(keepingCapacity: true)
         }
-        drainSink()
+        // Most deliveries leave nothing (a request waits for its response): no context copy and no call then.
+        if sink.operationCount > 0 || sink.anomalyCount > 0 {
+            if sinkFlowSlot != slot { sink.flow = pool.contexts[app]; sinkFlowSlot = slot }
+            drainSink()
+        }
     }
 
     private func identify(_ slot: Int32, side: FlowSide, bytes: ByteView) {

@@ -24,6 +24,8 @@ public struct ModbusDissector: AppDissector {
     public static func isWellKnownPort(_ port: UInt16) -> Bool { port == 502 }
     /// The largest ADU we accept (UMAS frames beyond the spec's 260 bytes included).
     public static var maximumPDUSize: Int { Int(MBAPHeader.toleratedLength) + 6 }
+    /// The flow context is read once, at the first delivery (`prepare`: which side requests, TCP or UDP).
+    public static var readsFlowContextAfterFirstDelivery: Bool { false }
 
     /// Accepts only bytes that are Modbus ADUs by content (see `MBAPHeader.plausibility`); the port
     /// plays no part, so garbage on 502 is rejected and Modbus on any other port is found.

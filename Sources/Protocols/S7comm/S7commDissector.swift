@@ -39,6 +39,8 @@ public struct S7commDissector: AppDissector {
     public static func isWellKnownPort(_ port: UInt16) -> Bool { port == 102 }
     /// The TPKT length field's maximum.
     public static var maximumPDUSize: Int { 65535 }
+    /// The flow context is only read when records are written.
+    public static var readsFlowContextAfterFirstDelivery: Bool { false }
 
     /// A TPKT version 3 header with a COTP TPDU of a known type behind it.
     public static func probe(_ bytes: ByteView, side: FlowSide, transport: Transport) -> ProbeVerdict {
