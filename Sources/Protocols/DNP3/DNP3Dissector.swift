@@ -218,6 +218,19 @@ public struct DNP3Dissector: AppDissector {
         return quietFragment(scratch + 1, count: user.count - 1, link: header, side: side, sink: sink)
     }
 
+    /// The operation a request fragment stands for (both fragment paths emit it).
+    @inline(__always)
+    static func requestOperation(_ function: DNP3FunctionCode, access: AccessClass, objects: DNP3ObjectSummary,
+                                 link: DNP3LinkHeader) -> Operation {
+        var op = Operation(appProtocol: .dnp3, access: access, functionCode: UInt16(function.rawValue), function: function.name)
+        op.unitID = Int32(link.destination)
+        op.sourceAddress = Int32(link.source)
+        op.broadcast = link.destination >= 0xFFFD
+        op.address = objects.firstIndex
+        op.quantity = objects.quantity
+        return op
+    }
+
     /// `processFragment` with records off for a fragment that raises no anomaly of its own there: a known function
     /// sent in the right direction, its header whole, and object headers `DNP3ObjectSummary.commonHeaders` walks
     /// without finding anything unknown. False, with nothing done, otherwise.
@@ -232,14 +245,8 @@ public struct DNP3Dissector: AppDissector {
               objects.unknownGroups == 0 else { return false }
         sink.countPDU(.dnp3)
         guard !isResponse else { return true }
-        var op = Operation(appProtocol: .dnp3, access: DNP3Classifier.access(function, objects: objects),
-                           functionCode: UInt16(function.rawValue), function: function.name)
-        op.unitID = Int32(link.destination)
-        op.sourceAddress = Int32(link.source)
-        op.broadcast = link.destination >= 0xFFFD
-        op.address = objects.firstIndex
-        op.quantity = objects.quantity
-        sink.emit(op, sender: side)
+        sink.emit(DNP3Dissector.requestOperation(function, access: DNP3Classifier.access(function, objects: objects),
+                                                  objects: objects, link: link), sender: side)
         if function == .select || function == .operate {
             let ah = DNP3ApplicationHeader(control: fragment.load(as: UInt8.self), function: function)
             checkSelectBeforeOperate(view, ah, link: link, side: side, sink: sink)
@@ -290,13 +297,7 @@ public struct DNP3Dissector: AppDissector {
         let access = DNP3Classifier.access(function, objects: objects)
 
         if !function.isResponse {
-            var op = Operation(appProtocol: .dnp3, access: access, functionCode: UInt16(function.rawValue), function: function.name)
-            op.unitID = Int32(link.destination)
-            op.sourceAddress = Int32(link.source)
-            op.broadcast = link.destination >= 0xFFFD
-            op.address = objects.firstIndex
-            op.quantity = objects.quantity
-            sink.emit(op, sender: side)
+            sink.emit(DNP3Dissector.requestOperation(function, access: access, objects: objects, link: link), sender: side)
             checkSelectBeforeOperate(fragment, ah, link: link, side: side, sink: sink)
         }
 
