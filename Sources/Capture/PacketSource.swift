@@ -10,6 +10,10 @@ public struct PacketHeader: Sendable {
     public var capturedLength: Int
     /// Bytes on the wire.
     public var wireLength: Int
+    /// A header.
+    @inlinable public init(time: PacketTime, capturedLength: Int, wireLength: Int) {
+        self.time = time; self.capturedLength = capturedLength; self.wireLength = wireLength
+    }
 }
 
 /// Counters from `pcap_stats` for live captures.
@@ -90,6 +94,13 @@ public final class PacketSource {
     /// Lookahead over a classic pcap file's read buffer (`upcoming`). Touched per packet by one thread: no dynamic
     /// exclusivity checks.
     @exclusivity(unchecked) private var lookahead = RecordLookahead()
+
+    /// The lookahead over the file's read buffer, for a C handler (`dispatch(batch:handler:user:)`) to step in its
+    /// own context during a call and hand back after it.
+    public var recordLookahead: RecordLookahead {
+        get { lookahead }
+        set { lookahead = newValue }
+    }
 
     private init(handle: OpaquePointer, buffer: UnsafeMutableRawPointer?, live: Bool) throws(CaptureError) {
         self.handle = handle; self.readBuffer = buffer; self.isLive = live
@@ -243,6 +254,33 @@ public final class PacketSource {
         // `pcap_breakloop`; either way the count is ours.
         if status == PCAP_ERROR { throw CaptureError(.read, String(cString: pcap_geterr(handle))) }
         return context.count
+    }
+
+    /// libpcap's per-packet callback (`pcap_handler`): the user pointer, the record's header and its captured bytes.
+    public typealias Handler = pcap_handler
+
+    /// Reads packets with `pcap_dispatch` until `batch` have been read, the input ends or `pcap_breakloop`, handing
+    /// each to `handler` with `user` (turn header and bytes into values with `packet(_:_:)`). For a consumer whose
+    /// whole per-packet work can then be one C function with everything inlined, no method call in between (the
+    /// replay loop's, see `EngineConsumer`). libpcap reports 0 when the file ends inside a batch: the handler counts
+    /// the packets itself. Throws when the file is truncated or the device fails, after handing on every packet
+    /// before the failure.
+    public func dispatch(batch: Int32, handler: Handler, user: UnsafeMutableRawPointer) throws(CaptureError) {
+        if pcap_dispatch(handle, batch, handler, user.assumingMemoryBound(to: UInt8.self)) == PCAP_ERROR {
+            throw CaptureError(.read, String(cString: pcap_geterr(handle)))
+        }
+    }
+
+    /// The header and a view of the captured bytes of the record libpcap hands a `Handler` (valid during the call).
+    @inlinable @inline(__always)
+    public static func packet(_ header: UnsafePointer<pcap_pkthdr>?, _ data: UnsafePointer<UInt8>?) -> (PacketHeader, ByteView) {
+        let h = header.unsafelyUnwrapped.pointee
+        // libpcap's microseconds are a 32-bit field of the file: in range unless the file is damaged.
+        let us = Int32(truncatingIfNeeded: h.ts.tv_usec)
+        let time = UInt32(bitPattern: us) < 1_000_000 ? PacketTime(seconds: Int64(h.ts.tv_sec), microsecondsInRange: us)
+                                                      : PacketTime(seconds: Int64(h.ts.tv_sec), microseconds: us)
+        return (PacketHeader(time: time, capturedLength: Int(h.caplen), wireLength: Int(h.len)),
+                ByteView(UnsafeRawBufferPointer(start: data, count: Int(h.caplen))))
     }
 
     /// The captured bytes of the packet `distance` places after the current one (1: the next), when its record

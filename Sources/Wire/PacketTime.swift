@@ -13,6 +13,11 @@ public struct PacketTime: Hashable, Comparable, Sendable {
         self.seconds = s; self.microseconds = Int32(us)
     }
 
+    /// Creates a time whose microseconds the caller knows are in 0..<1_000_000 (no normalising branch to inline).
+    @inlinable @inline(__always) public init(seconds: Int64, microsecondsInRange microseconds: Int32) {
+        self.seconds = seconds; self.microseconds = microseconds
+    }
+
     /// The epoch.
     public static let zero = PacketTime(seconds: 0, microseconds: 0)
 

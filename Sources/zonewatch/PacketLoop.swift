@@ -30,7 +30,7 @@ func runPacketLoop(_ source: PacketSource, session: RunSession, showProgress: Bo
     var lastProgress = monotonicSeconds()
     while !stopRequested.load(ordering: .relaxed) {
         let read: Int
-        do { read = try source.dispatch(batch: 4096, to: consumer) } catch { return error }
+        do { read = try consumer.dispatch(from: source, batch: 4096) } catch { return error }
         if read == 0 { return nil }
         if engine.bufferedRecordBytes > 1 << 20 { engine.drainRecords(session.write) }
         if showProgress {
