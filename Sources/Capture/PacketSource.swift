@@ -228,7 +228,8 @@ public final class PacketSource {
     /// places ahead). Every `batch` packets it returns to let the caller do periodic work: the result is the number
     /// of packets read, 0 at the end (or when stopped before any packet). Throws when the file is truncated or
     /// the device fails, after handing on every packet before the failure. One C callback and one method call per
-    /// packet, no `Next` value and no closure context to retain: the replay loop's way, the cheapest libpcap offers.
+    /// packet, no `Next` value and no closure context to retain (the replay loop goes one step further with its own C
+    /// handler: `dispatch(batch:handler:user:)`).
     public func dispatch(batch: Int32, to consumer: PacketConsumer) throws(CaptureError) -> Int {
         var context = DispatchContext(consumer: consumer, handle: handle, lookahead: lookahead)
         let status = withUnsafeMutablePointer(to: &context) { pointer in

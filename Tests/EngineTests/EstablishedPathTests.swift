@@ -8,7 +8,10 @@ import Engine
 /// Every record kind of one capture, as the engine writes them, and the engine's counters.
 /// Nil when the file cannot be opened (the edge fixtures include garbage and unknown link types); a read error
 /// ends the input, as in `zonewatch replay`.
-private func allRecords(of path: String, establishedPath: Bool) -> (lines: [String], packets: UInt64, onPath: UInt64)? {
+/// `throughConsumer` reads as the replay loop does (`EngineConsumer.dispatch(from:batch:)`, with the prefetch
+/// lookahead), in small batches so that batch ends fall everywhere; otherwise packet by packet with `next()`.
+private func allRecords(of path: String, establishedPath: Bool, throughConsumer: Bool = false)
+    -> (lines: [String], packets: UInt64, onPath: UInt64)? {
     var c = EngineConfiguration()
     c.pduRecords = true; c.transactionRecords = true; c.establishedTCPPath = establishedPath
     let engine = Engine(configuration: c)
@@ -17,6 +20,13 @@ private func allRecords(of path: String, establishedPath: Bool) -> (lines: [Stri
     var lines: [String] = []
     func drain() {
         engine.drainRecords { kind, bytes in lines.append("\(kind): " + String(decoding: bytes, as: UTF8.self)) }
+    }
+    if throughConsumer {
+        let consumer = EngineConsumer(engine: engine, linkType: linkType)
+        while let read = try? consumer.dispatch(from: source, batch: 7), read > 0 { drain() }
+        engine.finish()
+        drain()
+        return (lines, engine.statistics.packets, engine.packetsOnEstablishedPath)
     }
     loop: while true {
         guard let next = try? source.next() else { break loop }
@@ -68,4 +78,26 @@ func establishedPathWritesWhatTheGeneralPathWrites(_ capture: String) {
     let path = repositoryRoot.appendingPathComponent("Fixtures/demo/plant.pcap").path
     let run = try #require(allRecords(of: path, establishedPath: true))
     #expect(run.onPath * 2 > run.packets, "\(run.onPath) of \(run.packets) packets on the one-pass path")
+}
+
+/// The replay loop's C handler (`EngineConsumer.dispatch(from:batch:)`: lookahead, prefetch stage, packet step)
+/// must write exactly what the engine writes when handed the packets one by one.
+@Test(arguments: fixtureCaptures)
+func replayLoopHandlerWritesWhatPacketByPacketWrites(_ capture: String) {
+    let path = repositoryRoot.appendingPathComponent("Fixtures").appendingPathComponent(capture).path
+    let handler = allRecords(of: path, establishedPath: true, throughConsumer: true)
+    let single = allRecords(of: path, establishedPath: true)
+    #expect((handler == nil) == (single == nil))
+    guard let handler, let single else { return }
+    #expect(handler.packets == single.packets)
+    #expect(handler.onPath == single.onPath)
+    // Drained per batch here and per packet there: compare each kind's whole text, not the chunks.
+    func text(_ lines: [String]) -> [String: String] {
+        lines.reduce(into: [:]) { all, line in
+            let kind = String(line.prefix { $0 != ":" })
+            all[kind, default: ""] += line.dropFirst(kind.count + 2)
+        }
+    }
+    #expect(text(handler.lines) == text(single.lines))
+    if single.packets > 0 { #expect(!text(single.lines).isEmpty) }
 }
