@@ -47,10 +47,8 @@ public final class FlowTable {
     @exclusivity(unchecked) private var hashes: [UInt64] = []
     @exclusivity(unchecked) private var freeSlots: [Int32] = []
     /// `prefetchAhead`'s packets in flight by position mod 16: [4i] position, [4i+1] flow hash, [4i+2] slot once
-    /// looked up (UInt64.max: none), [4i+3] `removals` at that lookup.
+    /// looked up (UInt64.max: none), [4i+3] unused.
     @usableFromInline let aheadRing = UnsafeMutablePointer<UInt64>.allocate(capacity: 64)
-    /// Flows removed so far: a slot `prefetchAhead` found is still that flow's while this has not moved.
-    @exclusivity(unchecked) @usableFromInline var removals: UInt64 = 0
     @exclusivity(unchecked) @usableFromInline var mask: Int
     private let capacity: Int
     /// The bounds in force.
@@ -194,7 +192,6 @@ public final class FlowTable {
         let near = position &- distance / 2, j = Int(near & 15) &* 4
         if aheadRing[j] == near {
             aheadRing[j &+ 2] = UInt64(bitPattern: Int64(prefetchSlot(hash: aheadRing[j &+ 1])))
-            aheadRing[j &+ 3] = removals
         }
         let nearest = position &- (distance &- distance / 4), k = Int(nearest & 15) &* 4
         guard aheadRing[k] == nearest else { return -1 }
@@ -202,15 +199,21 @@ public final class FlowTable {
         return s >= 0 && Int(s) < slotCount ? s : -1
     }
 
-    /// The slot `prefetchAhead` found for the packet numbered `position` (its flow's live slot, or another live
-    /// flow's whose hash shares the tag), or -1 when there is none or a flow has been removed since (the slot may
-    /// be stale). The caller compares keys: with a match this is the flow `find` would return, without probing.
+    /// The slot `prefetchAhead` found for the packet numbered `position`, or -1 when there is none. It held the
+    /// flow's state then (or another flow's whose hash shares the tag); the flow may have ended since, and the slot
+    /// may hold a new flow or be vacant (`vacantKey`). The caller compares keys: with a match this is the flow
+    /// `find` would return (keys are unique among live flows), without probing.
     @inlinable @inline(__always)
     public func candidate(at position: UInt64) -> Int32 {
         let k = Int(position & 15) &* 4
-        guard aheadRing[k] == position, aheadRing[k &+ 3] == removals else { return -1 }
+        guard aheadRing[k] == position else { return -1 }
         return Int32(truncatingIfNeeded: aheadRing[k &+ 2])
     }
+
+    /// The key a removed flow's slot keeps until it is reused: no packet has it (VLAN 0xFFFF is reserved by
+    /// 802.1Q, and a decoded packet has addresses and a protocol).
+    public static let vacantKey = FlowKey(lowIP: IPAddress(v4: 0), highIP: IPAddress(v4: 0), lowPort: 0, highPort: 0,
+                                          ipProtocol: 0, vlan: 0xFFFF)
 
     /// Inserts a new flow; the table must not be full (evict first).
     public func insert(_ state: FlowState, hash: UInt64) -> Int32 {
@@ -252,9 +255,10 @@ public final class FlowTable {
         index[i] = 0
         freeSlots.append(s)
         count -= 1
-        removals &+= 1
-        // Hand the state out and leave an empty one behind, so its buffers are released now.
-        var state = FlowState(key: slots[Int(s)].key, initiatorIsLow: true, midstream: false, firstSeen: .zero,
+        // Hand the state out and leave an empty one behind, so its buffers are released now. Its key matches no
+        // packet (VLAN 0xFFFF is reserved, protocol 0 and no addresses): a slot `prefetchAhead` named before the
+        // flow ended then fails the caller's key comparison (`candidate`).
+        var state = FlowState(key: FlowTable.vacantKey, initiatorIsLow: true, midstream: false, firstSeen: .zero,
                               lastSeen: .zero, firstFrame: 0, communityID: InlineText())
         swap(&state, &slots[Int(s)])
         return state

@@ -76,3 +76,32 @@ private func state(_ k: FlowKey, _ t: Int64 = 0) -> FlowState {
     }
     #expect(t.prefetchAhead(hash: nil, position: 1_000, distance: 8) == -1)
 }
+
+/// A flow that ends while its packets are in the prefetch pipeline: `candidate` may still name its slot, but the
+/// slot's key is then `vacantKey` (no packet's) until a new flow takes the slot, so the caller's key comparison
+/// sends the packet to `find`, never to the ended flow's state.
+@Test func candidateOfAnEndedFlowNamesAVacantSlot() {
+    var limits = FlowTableLimits(); limits.maximumFlows = 64
+    let t = FlowTable(limits: limits)
+    var slots: [Int32] = []
+    for i in 0..<20 { slots.append(t.insert(state(key(i)), hash: key(i).fastHash)) }
+    // Step n enters a packet of flow n - 1 as position n + 8; it is looked up at step n + 4.
+    for step in UInt64(1)...UInt64(12) {
+        _ = t.prefetchAhead(hash: key(Int(step - 1)).fastHash, position: step &+ 8, distance: 8)
+    }
+    let position: UInt64 = 9 + 8   // flow 8's packet: entered at step 9, not looked up before step 13
+    #expect(t.candidate(at: position) == -1)
+    _ = t.prefetchAhead(hash: nil, position: 13 &+ 8, distance: 8)
+    #expect(t.candidate(at: position) == slots[8])
+    let ended = t.remove(slots[8])
+    #expect(ended.key == key(8))
+    #expect(t.candidate(at: position) == slots[8])
+    #expect(t.slots[Int(slots[8])].key == FlowTable.vacantKey)
+    #expect(t.slots[Int(slots[8])].key != key(8))
+    #expect(t.find(key(8), hash: key(8).fastHash) == nil)
+    // A new flow with the same key takes the freed slot: the candidate is that flow, the one `find` returns.
+    let again = t.insert(state(key(8)), hash: key(8).fastHash)
+    #expect(again == slots[8])
+    #expect(t.slots[Int(t.candidate(at: position))].key == key(8))
+    #expect(t.find(key(8), hash: key(8).fastHash) == again)
+}
