@@ -647,8 +647,9 @@ public final class Engine {
     }
 
     private func endFlow(_ slot: Int32, reason: FlowEndReason) {
-        // Release held segments (with their gaps) to the dissector before it hears the flow has ended.
-        for side in [FlowSide.initiator, .responder] {
+        // Release held segments (with their gaps) to the dissector before it hears the flow has ended. A stream
+        // holding none has nothing to flush: not moving it out and back saves two stream copies a flow.
+        for side in [FlowSide.initiator, .responder] where streamPointer(slot, side).pointee.holdsSegments {
             var stream = takeStream(slot, side)
             stream.flush { event in self.deliver(slot, side: side, event: event) }
             putStream(slot, side, stream)
