@@ -55,8 +55,9 @@ public final class EngineConsumer {
 
 extension Engine {
     /// One packet of `EngineConsumer.dispatch(from:batch:)`: the prefetch stage (with the packet the lookahead finds
-    /// `prefetchDistance` ahead) and the packet step, inlined into the C handler.
-    @inline(__always)
+    /// `prefetchDistance` ahead), then the packet step. Kept out of the C handler (a call either way: the packet
+    /// step is not inlined into the handler, and its frame is the larger).
+    @inline(never)
     fileprivate func dispatchedPacket(_ header: UnsafePointer<pcap_pkthdr>?, _ data: UnsafePointer<UInt8>?,
                                       _ context: UnsafeMutablePointer<EngineConsumer.HandlerContext>) {
         let (h, bytes) = PacketSource.packet(header, data)
