@@ -232,7 +232,7 @@ public final class Engine {
         let lowPort = sentByLow ? sourcePort : destinationPort, highPort = sentByLow ? destinationPort : sourcePort
         // The prefetch pipeline usually found this flow's slot already: one key comparison instead of a hash and a probe.
         var slot = flows.candidate(at: packetsProcessed)
-        if slot < 0 || !Engine.isTCPv4Key(flows.slots[Int(slot)].key, lowIP: lowIP, highIP: highIP, lowPort: lowPort, highPort: highPort) {
+        if slot < 0 || !Engine.isTCPv4Key(UnsafeRawPointer(flows.slots + Int(slot)), lowIP: lowIP, highIP: highIP, lowPort: lowPort, highPort: highPort) {
             slot = findTCPv4(source: source, destination: destination, sourcePort: sourcePort, destinationPort: destinationPort)
             guard slot >= 0 else { return false }
         }
@@ -258,11 +258,18 @@ public final class Engine {
         return true
     }
 
-    /// Whether `key` is the untagged IPv4 TCP key with these canonical fields.
+    /// Whether the key at `key` (a `FlowKey` in memory) is the untagged IPv4 TCP key with these canonical fields.
+    /// Compared as five 64-bit words with one branch, not field by field (eight branches, and the fields' values
+    /// spilled around them): the layout is checked by `FlowKeyTests.layoutIsWhatTheEngineComparesAsWords`.
     @inline(__always)
-    private static func isTCPv4Key(_ key: FlowKey, lowIP: UInt64, highIP: UInt64, lowPort: UInt16, highPort: UInt16) -> Bool {
-        key.lowIP.low == lowIP && key.highIP.low == highIP && key.lowIP.high == 0 && key.highIP.high == 0
-            && key.lowPort == lowPort && key.highPort == highPort && key.ipProtocol == 6 && key.vlan == 0
+    private static func isTCPv4Key(_ key: UnsafeRawPointer, lowIP: UInt64, highIP: UInt64, lowPort: UInt16, highPort: UInt16) -> Bool {
+        // lowIP (high 0, low 8), highIP (high 16, low 24), then lowPort 32, highPort 34, ipProtocol 36, a padding
+        // byte (masked out), vlan 38.
+        let tail = UInt64(lowPort) | UInt64(highPort) << 16 | 6 << 32
+        let difference = (key.load(as: UInt64.self) | key.load(fromByteOffset: 16, as: UInt64.self))
+            | (key.load(fromByteOffset: 8, as: UInt64.self) ^ lowIP) | (key.load(fromByteOffset: 24, as: UInt64.self) ^ highIP)
+            | ((key.load(fromByteOffset: 32, as: UInt64.self) & 0xFFFF_00FF_FFFF_FFFF) ^ tail)
+        return difference == 0
     }
 
     /// The one-pass path's lookup when the prefetch pipeline had no slot for the packet: the flow's slot, or -1.

@@ -48,3 +48,18 @@ func v4HashIsTheKeysHashInBothDirections(seed: Int) {
     #expect(low.count > 600)     // 1,024 keys into 1,024 positions: about 647 distinct when uniform
     #expect(high.count == 1024)
 }
+
+/// The engine's one-pass path compares a slot's key with a packet's as 64-bit words (`Engine.isTCPv4Key`): the key
+/// must start its flow slot and keep this layout.
+@Test func layoutIsWhatTheEngineComparesAsWords() {
+    #expect(MemoryLayout<FlowState>.offset(of: \FlowState.key) == 0)
+    #expect(MemoryLayout<IPAddress>.offset(of: \IPAddress.high) == 0)
+    #expect(MemoryLayout<IPAddress>.offset(of: \IPAddress.low) == 8)
+    #expect(MemoryLayout<FlowKey>.offset(of: \FlowKey.lowIP) == 0)
+    #expect(MemoryLayout<FlowKey>.offset(of: \FlowKey.highIP) == 16)
+    #expect(MemoryLayout<FlowKey>.offset(of: \FlowKey.lowPort) == 32)
+    #expect(MemoryLayout<FlowKey>.offset(of: \FlowKey.highPort) == 34)
+    #expect(MemoryLayout<FlowKey>.offset(of: \FlowKey.ipProtocol) == 36)
+    #expect(MemoryLayout<FlowKey>.offset(of: \FlowKey.vlan) == 38)
+    #expect(MemoryLayout<FlowKey>.size == 40)
+}
