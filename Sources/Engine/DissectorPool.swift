@@ -44,7 +44,8 @@ final class DissectorPool<D: AppDissector> {
 
     /// A slot holding a fresh state, for the flow with `context`.
     func allocate(context: FlowContext) -> Int32 {
-        if let s = free.popLast() { states[Int(s)] = D(); contexts[Int(s)] = context; return s }
+        // A freed slot already holds a fresh state (`release` put it there).
+        if let s = free.popLast() { contexts[Int(s)] = context; return s }
         if count == capacity {
             let fresh = DissectorPool.allocateStates(capacity * 2)
             fresh.moveInitialize(from: states, count: count)
@@ -62,7 +63,8 @@ final class DissectorPool<D: AppDissector> {
         return Int32(count - 1)
     }
 
-    /// Returns a slot; its state is replaced so that per-flow memory is released now.
+    /// Returns a slot; its state is replaced by a fresh one, so that per-flow memory is released now and the slot
+    /// is ready for `allocate`.
     func release(_ s: Int32) {
         states[Int(s)] = D()
         free.append(s)
