@@ -89,6 +89,14 @@ public final class EventSink {
         }
         state.pointee.operationCount = 0
     }
+    /// Hands `body` the waiting operations and the flow context where they lie (no copy of either per operation),
+    /// and then forgets the operations. `body` must not emit into this sink; the pointers are valid during the call only.
+    @inlinable public func drainOperationsInPlace(_ body: (UnsafePointer<Operation>, Int, UnsafePointer<FlowContext>) -> Void) {
+        withUnsafePointer(to: &state.pointee.flow) { flow in
+            body(state.pointee.operationBuffer, state.pointee.operationCount, flow)
+        }
+        state.pointee.operationCount = 0
+    }
     /// How many anomalies are waiting to be drained.
     @inlinable public var anomalyCount: Int { state.pointee.anomalies.count }
     /// Anomalies emitted since the engine last drained them.

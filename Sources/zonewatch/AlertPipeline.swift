@@ -37,6 +37,20 @@ final class AlertPipeline: EngineObserver {
         detector.operation(op, flow: flow, alerts: &pending)
         if !pending.isEmpty { publish() }
     }
+    /// `operation` for every operation waiting in `sink`, read in place, with its flow context; empties the sink's
+    /// operations. Alerts are published after each operation that leaves any, as `operation` does.
+    func operations(in sink: EventSink) {
+        sink.drainOperationsInPlace { ops, count, flow in
+            guard count > 0 else { return }
+            var i = 0
+            repeat {
+                i += detector.operations(ops + i, count: count - i, flow: flow, alerts: &pending)
+                // The detector stops early only when alerts are pending: with none, every operation was handled.
+                if pending.isEmpty { return }
+                publish()
+            } while i < count
+        }
+    }
     func anomaly(_ a: Anomaly, flow: FlowContext?) { detector.anomaly(a, flow: flow, alerts: &pending); publish() }
     func flowEnded(_ flow: FlowContext, reason: FlowEndReason) {
         detector.flowEnded(flow)
@@ -80,6 +94,6 @@ private final class AlertPipelineForwarder: OperationForwarder {
     private let pipeline: Unmanaged<AlertPipeline>
     init(_ pipeline: AlertPipeline) { self.pipeline = Unmanaged.passUnretained(pipeline) }
     override func forward(from sink: EventSink) {
-        pipeline._withUnsafeGuaranteedRef { p in sink.drainOperations { p.operation($0, flow: sink.flow) } }
+        pipeline._withUnsafeGuaranteedRef { $0.operations(in: sink) }
     }
 }
