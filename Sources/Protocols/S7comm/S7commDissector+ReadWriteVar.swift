@@ -15,7 +15,7 @@ extension S7commDissector {
     /// Handles the TPKT of `length` bytes at `tpkt` (whole, and known to be a valid TPKT header) when it is a
     /// Read/Write Var Job or a (non-setup) Ack_Data in one DT TPDU and records are off; false, with nothing
     /// done, for anything else.
-    @inline(__always)
+    @_transparent
     mutating func readWriteVar(_ tpkt: UnsafeRawPointer, length: Int, side: FlowSide, sink: EventSink) -> Bool {
         // TPKT header (4), COTP DT with LI 2 and EOT (3), S7 header (at least 10; Ack_Data 12) behind it.
         guard length >= 17, tpkt.load(fromByteOffset: 4, as: UInt8.self) == 2,
