@@ -89,13 +89,15 @@ public final class EventSink {
         }
         state.pointee.operationCount = 0
     }
-    /// Hands `body` the waiting operations and the flow context where they lie (no copy of either per operation),
-    /// and then forgets the operations. `body` must not emit into this sink; the pointers are valid during the call only.
-    @inlinable public func drainOperationsInPlace(_ body: (UnsafePointer<Operation>, Int, UnsafePointer<FlowContext>) -> Void) {
-        withUnsafePointer(to: &state.pointee.flow) { flow in
-            body(state.pointee.operationBuffer, state.pointee.operationCount, flow)
-        }
+    /// Hands `body` the waiting operations where they lie (no copy per operation), and then forgets them. `body` must
+    /// not emit into this sink; the pointer is valid during the call only.
+    @inlinable public func drainOperationsInPlace(_ body: (UnsafePointer<Operation>, Int) -> Void) {
+        body(state.pointee.operationBuffer, state.pointee.operationCount)
         state.pointee.operationCount = 0
+    }
+    /// Hands `body` the address of `flow` (valid during the call only, while nothing sets `flow`).
+    @inlinable public func withFlowPointer<R>(_ body: (UnsafePointer<FlowContext>) -> R) -> R {
+        withUnsafePointer(to: &state.pointee.flow, body)
     }
     /// How many anomalies are waiting to be drained.
     @inlinable public var anomalyCount: Int { state.pointee.anomalies.count }

@@ -37,10 +37,10 @@ final class AlertPipeline: EngineObserver {
         detector.operation(op, flow: flow, alerts: &pending)
         if !pending.isEmpty { publish() }
     }
-    /// `operation` for every operation waiting in `sink`, read in place, with its flow context; empties the sink's
-    /// operations. Alerts are published after each operation that leaves any, as `operation` does.
-    func operations(in sink: EventSink) {
-        sink.drainOperationsInPlace { ops, count, flow in
+    /// `operation` for every operation waiting in `sink`, read in place, with the flow context at `flow`; empties the
+    /// sink's operations. Alerts are published after each operation that leaves any, as `operation` does.
+    func operations(in sink: EventSink, flow: UnsafePointer<FlowContext>) {
+        sink.drainOperationsInPlace { ops, count in
             guard count > 0 else { return }
             var i = 0
             repeat {
@@ -93,7 +93,7 @@ final class AlertPipeline: EngineObserver {
 private final class AlertPipelineForwarder: OperationForwarder {
     private let pipeline: Unmanaged<AlertPipeline>
     init(_ pipeline: AlertPipeline) { self.pipeline = Unmanaged.passUnretained(pipeline) }
-    override func forward(from sink: EventSink) {
-        pipeline._withUnsafeGuaranteedRef { $0.operations(in: sink) }
+    override func forward(from sink: EventSink, flow: UnsafePointer<FlowContext>) {
+        pipeline._withUnsafeGuaranteedRef { $0.operations(in: sink, flow: flow) }
     }
 }
