@@ -42,13 +42,22 @@ final class AlertPipeline: EngineObserver {
     func operations(in sink: EventSink, flow: UnsafePointer<FlowContext>) {
         sink.drainOperationsInPlace { ops, count in
             guard count > 0 else { return }
-            var i = 0
-            repeat {
-                i += detector.operations(ops + i, count: count - i, flow: flow, alerts: &pending)
-                // The detector stops early only when alerts are pending: with none, every operation was handled.
-                if pending.isEmpty { return }
-                publish()
-            } while i < count
+            let handled = detector.operations(ops, count: count, flow: flow, alerts: &pending)
+            // The detector stops early only when alerts are pending: with none, every operation was handled.
+            if !pending.isEmpty { publishingOperations(ops, count: count, from: handled, flow: flow) }
+        }
+    }
+
+    /// `operations(in:flow:)` once alerts are pending after the operations before `start`: publishes them, and goes on
+    /// with the rest. Out of line: with no alert, forwarding a delivery's operations is one call and no loop.
+    @inline(never)
+    private func publishingOperations(_ ops: UnsafePointer<Operation>, count: Int, from start: Int, flow: UnsafePointer<FlowContext>) {
+        var i = start
+        while true {
+            publish()
+            if i == count { return }
+            i += detector.operations(ops + i, count: count - i, flow: flow, alerts: &pending)
+            if pending.isEmpty { return }
         }
     }
     func anomaly(_ a: Anomaly, flow: FlowContext?) { detector.anomaly(a, flow: flow, alerts: &pending); publish() }
