@@ -338,13 +338,29 @@ public final class Detector {
     /// from there). An engine's drain passes the sink's operations and context in place: calling `operation` once per
     /// operation copied both (a 120-byte context) through two calls, more than the check itself costs.
     public func operations(_ ops: UnsafePointer<Operation>, count: Int, flow: UnsafePointer<FlowContext>, alerts: inout [Alert]) -> Int {
-        var i = 0
+        var i = 0, previousQuiet = false
         while i < count {
-            if !isAllowedQuietly(ops + i, flow: flow) { checkedOperation(ops[i], flow: flow.pointee, alerts: &alerts) }
+            let op = ops + i
+            // An operation whose every field `isAllowedQuietly` reads equals its quiet predecessor's is quiet too: the
+            // quiet check changes nothing, so what it read is as it was (the items of one S7 request, ~2.5 a request).
+            // `alerts` is as it was after the predecessor, too: empty, or the loop would have stopped.
+            if previousQuiet && Self.sameQuietInputs(op, op - 1) { i += 1; continue }
+            previousQuiet = isAllowedQuietly(op, flow: flow)
+            if !previousQuiet { checkedOperation(ops[i], flow: flow.pointee, alerts: &alerts) }
             i += 1
             if !alerts.isEmpty { break }
         }
         return i
+    }
+
+    /// Whether `a` and `b` agree on every field `isAllowedQuietly` reads.
+    @inline(__always)
+    static func sameQuietInputs(_ a: UnsafePointer<Operation>, _ b: UnsafePointer<Operation>) -> Bool {
+        a.pointee.appProtocol == b.pointee.appProtocol && a.pointee.access == b.pointee.access
+            && a.pointee.functionCode == b.pointee.functionCode && a.pointee.unitID == b.pointee.unitID
+            && a.pointee.sender == b.pointee.sender && a.pointee.broadcast == b.pointee.broadcast
+            && a.pointee.unitRepeated == b.pointee.unitRepeated
+            && a.pointee.time.seconds == b.pointee.time.seconds && a.pointee.time.microseconds == b.pointee.time.microseconds
     }
 
     /// Whether `checkedOperation` would do nothing at all for `op`: no aggregation window is due, and there is no

@@ -440,25 +440,28 @@ public final class Engine {
         }
         sink.frame = frame; sink.time = time
         let carry = carryPointer(slot, side)   // in place: no swap, no retain
+        // Checked only where the carry may have grown: a delivery the dissector takes whole (the usual one) leaves it empty.
+        @inline(__always) func dropCarryBeyondBound() {
+            guard carry.pointee.count > D.maximumPDUSize else { return }
+            // The dissector cannot make progress within its own PDU bound: drop and resynchronise.
+            statistics.carryOverflows &+= 1
+            sink.emit(Anomaly(layer: "flow", kind: "reassembly_buffer_overflow", offset: 0, value: Int64(carry.pointee.count)), sender: side)
+            pool.states[app].gap(side: side, length: carry.pointee.count, sink: sink)
+            carry.pointee.removeAll(keepingCapacity: true)
+        }
         if flows.slots[Int(slot)].key.ipProtocol == 17 {
-            // Datagrams are whole messages: nothing carries over to the next one.
+            // Datagrams are whole messages: nothing carries over to the next one (the carry stays empty).
             _ = pool.states[app].consume(bytes, side: side, sink: sink)
         } else if carry.pointee.isEmpty {
             let used = min(max(pool.states[app].consume(bytes, side: side, sink: sink), 0), bytes.count)
-            if used < bytes.count { carry.pointee.append(contentsOf: bytes.suffix(from: used).raw) }
+            if used < bytes.count { carry.pointee.append(contentsOf: bytes.suffix(from: used).raw); dropCarryBeyondBound() }
         } else {
             carry.pointee.append(contentsOf: bytes.raw)
             let used = carry.pointee.withUnsafeBytes { raw in
                 min(max(pool.states[app].consume(ByteView(raw), side: side, sink: sink), 0), raw.count)
             }
             carry.pointee.removeFirst(used)
-        }
-        if carry.pointee.count > D.maximumPDUSize {
-            // The dissector cannot make progress within its own PDU bound: drop and resynchronise.
-            statistics.carryOverflows &+= 1
-            sink.emit(Anomaly(layer: "flow", kind: "reassembly_buffer_overflow", offset: 0, value: Int64(carry.pointee.count)), sender: side)
-            pool.states[app].gap(side: side, length: carry.pointee.count, sink: sink)
-            carry.pointee.removeAll(keepingCapacity: true)
+            dropCarryBeyondBound()
         }
         // Most deliveries leave nothing (a request waits for its response): no context copy and no call then. Operations
         // alone (a request) go to the forwarder with the context where the pool keeps it: copying it into the sink for
