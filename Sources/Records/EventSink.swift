@@ -147,6 +147,18 @@ public final class EventSink {
         return p
     }
 
+    /// Queues a copy of the operation queued last (stamp and sender included; there must be one since the last drain)
+    /// and returns where it is stored (valid until the next emit or drain): a dissector emitting one operation per item
+    /// of a request copies the previous item's and changes the item's fields.
+    @inlinable @inline(__always) public func emittedAgain() -> UnsafeMutablePointer<Operation> {
+        precondition(state.pointee.operationCount > 0, "no operation to repeat")
+        if state.pointee.operationCount == state.pointee.operationCapacity { growOperations() }
+        let p = state.pointee.operationBuffer + state.pointee.operationCount
+        p.initialize(to: (p - 1).pointee)
+        state.pointee.operationCount += 1
+        return p
+    }
+
     /// Queues `op` as it is and returns where it is stored (valid until the next append or drain).
     @inlinable @inline(__always) @discardableResult func append(_ op: Operation) -> UnsafeMutablePointer<Operation> {
         if state.pointee.operationCount == state.pointee.operationCapacity { growOperations() }
