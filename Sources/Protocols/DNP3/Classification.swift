@@ -151,6 +151,7 @@ extension DNP3ObjectSummary {
 /// Maps a fragment to its access class.
 public enum DNP3Classifier {
     /// The access class of a fragment with `function` and objects `objects`.
+    @_transparent   // once per request on the quiet path, whose caller is too big for `@inline(__always)` to be honoured
     public static func access(_ function: DNP3FunctionCode, objects: DNP3ObjectSummary) -> AccessClass {
         switch function.rawValue {
         case 0x01:
