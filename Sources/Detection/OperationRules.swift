@@ -14,23 +14,31 @@ public enum OperationRules {
     /// function code are none that `matchingRule` looks at. Detection asks for every request and nearly all are plain
     /// reads and writes, so the answer comes from a few bit tests instead of the protocol switch.
     @inlinable @inline(__always) public static func mayRaise(_ op: Operation) -> Bool {
-        if op.access == .response { return false }
+        mayRaise(appProtocol: op.appProtocol, access: op.access, functionCode: op.functionCode, broadcast: op.broadcast)
+    }
+
+    /// `mayRaise` from the four fields it reads: a caller holding an operation in place passes them in registers
+    /// (the operation itself is passed by address, which made the caller copy it, 96 bytes, to the stack first).
+    /// Transparent: `@inline(__always)` left it a call (about 25 instructions per operation) in detection's quiet path.
+    @_transparent
+    public static func mayRaise(appProtocol: AppProtocol, access: AccessClass, functionCode: UInt16, broadcast: Bool) -> Bool {
+        if access == .response { return false }
         // Access classes that raise a rule whatever the function code: lifecycle, program download and upload, and
         // (S7) auth. A literal: a static constant is read through a lazy global's once-check and accessor.
         let accessClassesWithRules: UInt16 = 1 << 3 | 1 << 4 | 1 << 7 | 1 << 9
-        if (1 as UInt16) << UInt16(op.access.rawValue) & accessClassesWithRules != 0 || op.broadcast || op.functionCode >= 128 {
+        if (1 as UInt16) << UInt16(access.rawValue) & accessClassesWithRules != 0 || broadcast || functionCode >= 128 {
             return true
         }
         // Function codes below 128 that `matchingRule` names, per protocol, as two 64-bit masks (S7 userdata codes are
         // group << 8 | sub-function, so they are at least 0x100 and took the branch above).
         let low: UInt64, high: UInt64
-        switch op.appProtocol {
+        switch appProtocol {
         case .modbus: low = 1 << 8; high = 1 << (90 - 64) | 1 << (125 - 64)
         case .dnp3: low = 1 << 0x0D | 1 << 0x0E | 1 << 0x10 | 1 << 0x11 | 1 << 0x12 | 1 << 0x15; high = 0
         case .s7comm: low = 1 << 0x28 | 1 << 0x29; high = 0
         case .s7commPlus: low = 0; high = 0
         }
-        let fc = UInt64(op.functionCode)
+        let fc = UInt64(functionCode)
         return (fc < 64 ? low >> fc : high >> (fc &- 64)) & 1 != 0
     }
 
@@ -87,7 +95,12 @@ public enum OperationRules {
 
     /// Whether `op` asks a device who or what it is (counted by the identification-sweep rule).
     @inlinable public static func isIdentification(_ op: Operation) -> Bool {
-        op.access == .diagnostic
+        isIdentification(access: op.access)
+    }
+
+    /// `isIdentification` from the operation's access class (the one field it reads).
+    @inlinable @inline(__always) public static func isIdentification(access: AccessClass) -> Bool {
+        access == .diagnostic
     }
 
     /// Whether the static name contains `needle` (ASCII), without allocating.

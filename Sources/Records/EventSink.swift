@@ -89,6 +89,16 @@ public final class EventSink {
         }
         state.pointee.operationCount = 0
     }
+    /// Hands `body` the waiting operations where they lie (no copy per operation), and then forgets them. `body` must
+    /// not emit into this sink; the pointer is valid during the call only.
+    @inlinable public func drainOperationsInPlace(_ body: (UnsafePointer<Operation>, Int) -> Void) {
+        body(state.pointee.operationBuffer, state.pointee.operationCount)
+        state.pointee.operationCount = 0
+    }
+    /// Hands `body` the address of `flow` (valid during the call only, while nothing sets `flow`).
+    @inlinable public func withFlowPointer<R>(_ body: (UnsafePointer<FlowContext>) -> R) -> R {
+        withUnsafePointer(to: &state.pointee.flow, body)
+    }
     /// How many anomalies are waiting to be drained.
     @inlinable public var anomalyCount: Int { state.pointee.anomalies.count }
     /// Anomalies emitted since the engine last drained them.
@@ -134,6 +144,18 @@ public final class EventSink {
     @inlinable @inline(__always) public func emitted(_ op: Operation, sender: FlowSide) -> UnsafeMutablePointer<Operation> {
         let p = append(op)
         p.pointee.frame = state.pointee.frame; p.pointee.time = state.pointee.time; p.pointee.sender = sender
+        return p
+    }
+
+    /// Queues a copy of the operation queued last (stamp and sender included; there must be one since the last drain)
+    /// and returns where it is stored (valid until the next emit or drain): a dissector emitting one operation per item
+    /// of a request copies the previous item's and changes the item's fields.
+    @inlinable @inline(__always) public func emittedAgain() -> UnsafeMutablePointer<Operation> {
+        precondition(state.pointee.operationCount > 0, "no operation to repeat")
+        if state.pointee.operationCount == state.pointee.operationCapacity { growOperations() }
+        let p = state.pointee.operationBuffer + state.pointee.operationCount
+        p.initialize(to: (p - 1).pointee)
+        state.pointee.operationCount += 1
         return p
     }
 

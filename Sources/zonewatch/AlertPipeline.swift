@@ -37,6 +37,29 @@ final class AlertPipeline: EngineObserver {
         detector.operation(op, flow: flow, alerts: &pending)
         if !pending.isEmpty { publish() }
     }
+    /// `operation` for every operation waiting in `sink`, read in place, with the flow context at `flow`; empties the
+    /// sink's operations. Alerts are published after each operation that leaves any, as `operation` does.
+    func operations(in sink: EventSink, flow: UnsafePointer<FlowContext>) {
+        sink.drainOperationsInPlace { ops, count in
+            guard count > 0 else { return }
+            let handled = detector.operations(ops, count: count, flow: flow, alerts: &pending)
+            // The detector stops early only when alerts are pending: with none, every operation was handled.
+            if !pending.isEmpty { publishingOperations(ops, count: count, from: handled, flow: flow) }
+        }
+    }
+
+    /// `operations(in:flow:)` once alerts are pending after the operations before `start`: publishes them, and goes on
+    /// with the rest. Out of line: with no alert, forwarding a delivery's operations is one call and no loop.
+    @inline(never)
+    private func publishingOperations(_ ops: UnsafePointer<Operation>, count: Int, from start: Int, flow: UnsafePointer<FlowContext>) {
+        var i = start
+        while true {
+            publish()
+            if i == count { return }
+            i += detector.operations(ops + i, count: count - i, flow: flow, alerts: &pending)
+            if pending.isEmpty { return }
+        }
+    }
     func anomaly(_ a: Anomaly, flow: FlowContext?) { detector.anomaly(a, flow: flow, alerts: &pending); publish() }
     func flowEnded(_ flow: FlowContext, reason: FlowEndReason) {
         detector.flowEnded(flow)
@@ -79,7 +102,7 @@ final class AlertPipeline: EngineObserver {
 private final class AlertPipelineForwarder: OperationForwarder {
     private let pipeline: Unmanaged<AlertPipeline>
     init(_ pipeline: AlertPipeline) { self.pipeline = Unmanaged.passUnretained(pipeline) }
-    override func forward(from sink: EventSink) {
-        pipeline._withUnsafeGuaranteedRef { p in sink.drainOperations { p.operation($0, flow: sink.flow) } }
+    override func forward(from sink: EventSink, flow: UnsafePointer<FlowContext>) {
+        pipeline._withUnsafeGuaranteedRef { $0.operations(in: sink, flow: flow) }
     }
 }

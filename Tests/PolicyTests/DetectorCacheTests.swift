@@ -40,6 +40,48 @@ import Records
         #expect(ecs(keyed) == ecs(engine))
     }
 
+    /// `operations` (a delivery's operations in place, as an engine's drain hands them over) raises what `operation`
+    /// raises one by one, stopping after each operation that leaves alerts: quiet repeats (the items of one S7 request,
+    /// which it skips after the first), denials, identification requests, rules and a window boundary in one run.
+    @Test func operationsInOneCallRaiseWhatOperationByOperationRaises() {
+        let f = engineFlow("10.10.20.10", "10.10.30.5", slot: 2, serial: 5, dport: 102)
+        func item(_ address: Int64, seconds: Int64 = 1_000) -> Operation {
+            op(.s7comm, .read, fc: 4, "Read Var", address: address, quantity: 4, area: 0x84, db: 1, seconds: seconds)
+        }
+        let ops: [Operation] = [item(0), item(8), item(16),
+                                op(.s7comm, .write, fc: 5, "Write Var", address: 0, quantity: 2, area: 0x84, db: 1),   // denied
+                                item(0), item(8),
+                                op(.s7comm, .diagnostic, fc: 0x4401, "Read SZL", sub: 0x11),
+                                op(.s7comm, .lifecycle, fc: 0x29, "PLC Stop"),   // rule, notified
+                                op(.s7comm, .response, fc: 4, "Read Var", sender: .responder),
+                                item(0), item(8), item(16),
+                                item(0, seconds: 1_400), item(8, seconds: 1_400)]   // past the aggregation window
+        let oneByOne = run(Detector(policy: compiled()), f, app: .s7comm, ops: ops)
+        let d = Detector(policy: compiled())
+        var alerts: [Alert] = [], published: [Alert] = []
+        d.flowStarted(f, frame: 1, time: t0, alerts: &alerts)
+        d.flowIdentified(f, appProtocol: .s7comm, frame: 2, time: t0, alerts: &alerts)
+        published += alerts; alerts.removeAll()
+        var calls = 0
+        ops.withUnsafeBufferPointer { buffer in
+            withUnsafePointer(to: f) { context in
+                var i = 0
+                while i < buffer.count {
+                    let handled = d.operations(buffer.baseAddress! + i, count: buffer.count - i, flow: context, alerts: &alerts)
+                    #expect(handled >= 1)
+                    #expect(i + handled == buffer.count || !alerts.isEmpty)   // it stops early only with alerts pending
+                    i += handled; calls += 1
+                    published += alerts; alerts.removeAll()
+                }
+            }
+        }
+        d.finish(alerts: &alerts)
+        published += alerts
+        #expect(calls > 1)
+        #expect(!oneByOne.isEmpty)
+        #expect(ecs(published) == ecs(oneByOne))
+    }
+
     @Test func cachedVerdictsEqualFreshResolves() {
         let p = compiled()
         let d = Detector(policy: p)

@@ -72,7 +72,7 @@ extension DNP3ObjectSummary {
     /// of a fixed size, packed bits or none, and no error anywhere. This is the walk `DNP3ObjectParser` makes for them,
     /// over raw memory with one bounds check per header and the object size from `sizeCodes`: polls and their
     /// responses, every fragment of a plant's steady state, cost about 350 instructions through the general walk.
-    @inline(__always)
+    @_transparent
     static func commonHeaders(_ fragment: ByteView, from start: Int, function: DNP3FunctionCode) -> DNP3ObjectSummary? {
         let n = fragment.count
         guard start < n else { return .noHeaders }
@@ -151,6 +151,7 @@ extension DNP3ObjectSummary {
 /// Maps a fragment to its access class.
 public enum DNP3Classifier {
     /// The access class of a fragment with `function` and objects `objects`.
+    @_transparent   // once per request on the quiet path, whose caller is too big for `@inline(__always)` to be honoured
     public static func access(_ function: DNP3FunctionCode, objects: DNP3ObjectSummary) -> AccessClass {
         switch function.rawValue {
         case 0x01:

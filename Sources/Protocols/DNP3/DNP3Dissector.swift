@@ -29,6 +29,8 @@ public struct DNP3Dissector: AppDissector {
     public static func isWellKnownPort(_ port: UInt16) -> Bool { port == 20000 }
     /// The largest link frame: LENGTH 255 with its 17 CRCs, 292 octets.
     public static var maximumPDUSize: Int { DNP3LinkHeader.maximumFrameSize }
+    /// The flow context is read at the first delivery (TCP or UDP: `datagram`), and otherwise only for records.
+    public static var readsFlowContextAfterFirstDelivery: Bool { false }
 
     /// Accepts bytes that start with 0x05 0x64 and a header whose CRC checks out.
     public static func probe(_ bytes: ByteView, side: FlowSide, transport: Transport) -> ProbeVerdict {
@@ -43,6 +45,9 @@ public struct DNP3Dissector: AppDissector {
     /// Fragment reassembly, created when the flow first sends a multi-segment fragment. Held here rather than in
     /// `state` so that the usual single-segment fragment is recognised without reaching a heap object.
     var reassembler: DNP3Reassembler?
+    /// Whether the flow is UDP (each datagram holds whole frames), from the flow context at the first delivery; nil
+    /// before it.
+    var datagram: Bool?
 
     /// A fresh flow; its buffers are allocated when it first needs them.
     public init() {}
@@ -58,7 +63,9 @@ public struct DNP3Dissector: AppDissector {
     // MARK: - Link layer: framing and resynchronisation
 
     /// Parses every whole link frame in `bytes`, resynchronising on 05 64; leaves a partial frame unconsumed.
+    @inlinable
     public mutating func consume(_ bytes: ByteView, side: FlowSide, sink: EventSink) -> Int {
+        // Inlinable: the engine's call lands in `consumeFrames` directly (this wrapper was a call of its own per packet).
         // A frame's user data is copied out of its CRC blocks (≤ 250 octets) into stack memory: it is read before
         // the frame's handling returns (a multi-segment fragment is copied into the reassembler).
         withUnsafeTemporaryAllocation(byteCount: 256, alignment: 16) { scratch in
@@ -67,9 +74,12 @@ public struct DNP3Dissector: AppDissector {
     }
 
     /// `consume` with its scratch buffer.
+    @usableFromInline
     mutating func consumeFrames(_ bytes: ByteView, side: FlowSide, sink: EventSink, scratch: UnsafeMutableRawPointer) -> Int {
-        let datagram = sink.flow.transport == .udp
+        let datagram: Bool
+        if let d = self.datagram { datagram = d } else { datagram = sink.flow.transport == .udp; self.datagram = datagram }
         let quiet = !sink.pduRecordsEnabled && !sink.transactionRecordsEnabled
+        let crcTable = DNP3CRC.slices   // once per delivery (see `DNP3LinkHeader.copyUserData`)
         let n = bytes.count
         var off = 0
         while off < n {
@@ -79,7 +89,7 @@ public struct DNP3Dissector: AppDissector {
                 off = next
                 continue
             }
-            guard let header = DNP3Dissector.linkHeader(bytes, at: off) else {
+            guard let header = DNP3Dissector.linkHeader(bytes, at: off, crcTable: crcTable) else {
                 if datagram { truncated(at: off, count: n - off, side: side, sink: sink); off = n }
                 break
             }
@@ -110,7 +120,7 @@ public struct DNP3Dissector: AppDissector {
                 if datagram { truncated(at: off, count: n - off, side: side, sink: sink); off = n }
                 break
             }
-            if !quiet || !quietFrame(bytes, at: off, header, side: side, sink: sink, scratch: scratch) {
+            if !quiet || !quietFrame(bytes, at: off, header, side: side, sink: sink, scratch: scratch, crcTable: crcTable) {
                 processFrame(bytes, at: off, header, side: side, sink: sink, scratch: scratch)
             }
             off += header.frameSize
@@ -121,7 +131,8 @@ public struct DNP3Dissector: AppDissector {
     /// `DNP3LinkHeader.parse` for the frame loop: the header is one little-endian word plus its CRC, so
     /// the fields come from one load and the CRC is a single eight-octet step (no per-field bounds
     /// checks or calls).
-    @inline(__always) static func linkHeader(_ bytes: ByteView, at offset: Int) -> DNP3LinkHeader? {
+    @inline(__always) static func linkHeader(_ bytes: ByteView, at offset: Int,
+                                             crcTable: UnsafePointer<UInt16> = DNP3CRC.slices) -> DNP3LinkHeader? {
         guard bytes.has(DNP3LinkHeader.headerSize, at: offset), let base = bytes.raw.baseAddress else { return nil }
         let p = base + offset
         let word = UInt64(littleEndian: p.loadUnaligned(as: UInt64.self))
@@ -129,7 +140,7 @@ public struct DNP3Dissector: AppDissector {
         let stored = UInt16(littleEndian: p.loadUnaligned(fromByteOffset: 8, as: UInt16.self))
         return DNP3LinkHeader(length: UInt8(truncatingIfNeeded: word >> 16), control: UInt8(truncatingIfNeeded: word >> 24),
                               destination: UInt16(truncatingIfNeeded: word >> 32), source: UInt16(truncatingIfNeeded: word >> 48),
-                              headerCRCOK: ~DNP3CRC.step8(0, word, DNP3CRC.slices) == stored)
+                              headerCRCOK: ~DNP3CRC.step8(0, word, crcTable) == stored)
     }
 
     /// The offset of the next 0x05 0x64 at or after `from`; a lone 0x05 in the last octet is kept.
@@ -209,11 +220,13 @@ public struct DNP3Dissector: AppDissector {
     /// False, with nothing done, for any other frame (`processFrame` then handles it from the start). The layers'
     /// intermediate results (transport result, application header, object summary), built and checked one by one
     /// there, cost about 400 instructions per frame.
-    @inline(__always)
+    @_transparent
     mutating func quietFrame(_ bytes: ByteView, at off: Int, _ header: DNP3LinkHeader, side: FlowSide,
-                             sink: EventSink, scratch: UnsafeMutableRawPointer) -> Bool {
-        guard header.functionCarriesUserData && header.userDataLength > 0 && reassembler == nil else { return false }
-        let user = header.extractUserData(bytes, frameAt: off, into: scratch)
+                             sink: EventSink, scratch: UnsafeMutableRawPointer, crcTable: UnsafePointer<UInt16>) -> Bool {
+        guard header.functionCarriesUserData && header.userDataLength > 0 && reassembler == nil,
+              let base = bytes.raw.baseAddress else { return false }
+        // The caller checked that the whole frame is there (`extractUserData`'s precondition).
+        let user = header.copyUserData(frame: base + off, into: scratch, crcTable)
         guard user.crcOK && scratch.load(as: UInt8.self) & 0xC0 == 0xC0 else { return false }   // transport FIN and FIR
         return quietFragment(scratch + 1, count: user.count - 1, link: header, side: side, sink: sink)
     }
@@ -234,7 +247,7 @@ public struct DNP3Dissector: AppDissector {
     /// `processFragment` with records off for a fragment that raises no anomaly of its own there: a known function
     /// sent in the right direction, its header whole, and object headers `DNP3ObjectSummary.commonHeaders` walks
     /// without finding anything unknown. False, with nothing done, otherwise.
-    @inline(__always)
+    @_transparent
     mutating func quietFragment(_ fragment: UnsafeRawPointer, count: Int, link: DNP3LinkHeader, side: FlowSide, sink: EventSink) -> Bool {
         guard count >= 2 else { return false }
         let function = DNP3FunctionCode(rawValue: fragment.load(fromByteOffset: 1, as: UInt8.self))

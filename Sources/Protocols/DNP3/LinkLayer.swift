@@ -117,11 +117,17 @@ extension DNP3LinkHeader {
         precondition(bytes.has(frameSize, at: offset), "DNP3 frame not fully available")
         // The bounds were checked once above: each block is CRC'd and copied in one pass over raw memory.
         guard let base = bytes.raw.baseAddress else { return DNP3UserData(count: 0, crcOK: true, badBlock: -1) }
-        let t = DNP3CRC.slices
-        var remaining = userDataLength, read = offset + DNP3LinkHeader.headerSize, written = 0, block = 0
+        return copyUserData(frame: base + offset, into: destination, DNP3CRC.slices)
+    }
+
+    /// `extractUserData` for the whole frame at `frame`, with the CRC table (`DNP3CRC.slices`) at hand: the frame loop
+    /// reads the table once per delivery (each read of the lazy global is a `swift_once` call), and inlines this.
+    @_transparent
+    func copyUserData(frame: UnsafeRawPointer, into destination: UnsafeMutableRawPointer, _ t: UnsafePointer<UInt16>) -> DNP3UserData {
+        var remaining = userDataLength, read = DNP3LinkHeader.headerSize, written = 0, block = 0
         while remaining > 0 {
             let chunk = min(remaining, DNP3LinkHeader.blockSize)
-            if !DNP3CRC.copyBlock(base + read, count: chunk, to: destination + written, t) {
+            if !DNP3CRC.copyBlock(frame + read, count: chunk, to: destination + written, t) {
                 return DNP3UserData(count: written, crcOK: false, badBlock: block)
             }
             written += chunk; read += chunk + 2; remaining -= chunk; block += 1

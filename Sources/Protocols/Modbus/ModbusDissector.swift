@@ -77,9 +77,11 @@ public struct ModbusDissector: AppDissector {
 
     /// Frames, parses, pairs and reports every whole ADU in `bytes`; returns the bytes used (ADUs and
     /// skipped garbage). A partial ADU at the end is left for the engine to present again.
+    @inlinable
     public mutating func consume(_ bytes: ByteView, side: FlowSide, sink: EventSink) -> Int {
         // Two out-of-line bodies behind one test, so that neither pays for the other's frame: records off (`replay`
-        // without logs, the per-packet case) and records on (`zonewatch dissect`, `--out`).
+        // without logs, the per-packet case) and records on (`zonewatch dissect`, `--out`). Inlinable, so that the
+        // engine calls the one it needs directly.
         if sink.pduRecordsEnabled || sink.transactionRecordsEnabled { return consumeRecording(bytes, side: side, sink: sink) }
         return consumeQuietly(bytes, side: side, sink: sink)
     }
@@ -95,7 +97,7 @@ public struct ModbusDissector: AppDissector {
     }
 
     /// `consume` with records off.
-    @inline(never)
+    @inline(never) @usableFromInline
     mutating func consumeQuietly(_ bytes: ByteView, side: FlowSide, sink: EventSink) -> Int {
         let (delivery, direction) = beginDelivery(side: side, sink: sink)
         // The usual case, inline: the delivery is one whole, in-sync ADU holding a common PDU (CommonPDUs.swift).
@@ -112,7 +114,7 @@ public struct ModbusDissector: AppDissector {
     }
 
     /// `consume` with records on.
-    @inline(never)
+    @inline(never) @usableFromInline
     mutating func consumeRecording(_ bytes: ByteView, side: FlowSide, sink: EventSink) -> Int {
         let (delivery, direction) = beginDelivery(side: side, sink: sink)
         return consumeSteps(bytes, from: 0, side: side, direction: direction, delivery: delivery, sink: sink)

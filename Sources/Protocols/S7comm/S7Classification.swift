@@ -8,6 +8,7 @@ import Records
 /// (§0.3), and they are still `program_download`.
 enum S7Classification {
     /// The class of a Job's parameter function; `piService` is the service name for 0x28.
+    @_transparent   // once per request on the quiet path, whose caller is too big for `@inline(__always)` to be honoured
     static func job(function f: UInt8, piService: ByteView) -> AccessClass {
         switch f {
         case 0x00: .diagnostic

@@ -16,6 +16,7 @@ enum S7Names {
     }
 
     /// Parameter function codes of Job and Ack_Data PDUs.
+    @_transparent   // once per request on the quiet path, whose caller is too big for `@inline(__always)` to be honoured
     static func function(_ f: UInt8) -> StaticString {
         switch f {
         case 0x00: "CPU services"

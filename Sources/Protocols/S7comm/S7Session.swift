@@ -144,6 +144,7 @@ struct PendingTable {
     /// table drops the key in slot `evictNext` rather than the oldest (which needs the requests' frames): with
     /// records off the only trace of an eviction is the flow's one `pending_requests_overflow` anomaly, raised at
     /// the first eviction either way, so which key goes is not observable.
+    @_transparent
     mutating func insertKey(side: FlowSide, pduReference: UInt16, userdata: Bool) -> KeyInsertion {
         let k = PendingTable.key(side: side, pduReference: pduReference, userdata: userdata)
         let (free, match) = findSlot(k)
@@ -187,6 +188,7 @@ struct PendingTable {
     /// Removes the request from `side` with `pduReference`, if pending, without copying it out
     /// (records off: nothing will read it).
     /// `slots` is not touched: nothing reads a freed request (and a table filled by `insertKey` has none).
+    @_transparent
     mutating func remove(side: FlowSide, pduReference: UInt16, userdata: Bool) {
         _ = removeSlot(side: side, pduReference: pduReference, userdata: userdata)
     }
