@@ -107,10 +107,12 @@ public final class ParallelPipeline: @unchecked Sendable {
                 detector: Detector?, write: @escaping (RecordKind, [UInt8]) -> Void) {
         self.settings = settings
         let detectionWaiter = Waiter()
+        let sendsTraits = observer is any QuietOperationObserver
         var ws: [PipelineWorker] = []
         for i in 0..<settings.workers {
             let queue = EventQueue(capacity: settings.eventCapacity)
-            let recorder = EventRecorder(queue: queue, consumer: detectionWaiter, worker: i, workers: settings.workers)
+            let recorder = EventRecorder(queue: queue, consumer: detectionWaiter, worker: i, workers: settings.workers,
+                                         sendsTraits: sendsTraits)
             let engine = makeEngine(i)
             engine.observer = recorder
             ws.append(PipelineWorker(index: i, engine: engine, ring: PacketRing(bytes: settings.ringBytes), events: queue,
@@ -612,6 +614,7 @@ final class DetectionStage: @unchecked Sendable {
         let n = workers.count
         // Held for the whole run: reading the property per event retained and released the observer each time.
         let observer = self.observer
+        let quietObserver = observer as? any QuietOperationObserver
         // The detector's per-flow entries, prefetched for the event a few places behind the one replayed (with
         // 100,000 flows each entry is otherwise a cache miss on this thread); the table may grow at a flow start.
         var entries = observer?.flowStateTable() ?? .none
@@ -652,12 +655,27 @@ final class DetectionStage: @unchecked Sendable {
                         if bounds[v] < bestKey || (bounds[v] == bestKey && v < best) { allowed = false; break }
                     }
                     guard allowed else { break }
+                    progressed = true
+                    // An operation sent with its quiet traits that the detector passes over: only its time matters
+                    // (the same check and sweep `operation` would make); the event itself is not read.
+                    let traits = queues[best]._withUnsafeGuaranteedRef { $0.headTraits }
+                    if traits.flowSerial != 0, let quiet = quietObserver, quiet.passesQuietly(traits) {
+                        let ahead = queues[best]._withUnsafeGuaranteedRef { q in
+                            q.pop()
+                            return q.flowSlot(ahead: 6)
+                        }
+                        if let s = ahead, s >= 0, Int(s) < entries.count, let base = entries.base {
+                            zw_prefetch(base + Int(s) &* entries.stride)
+                        }
+                        quiet.quietOperation(time: traits.time)
+                        if queues[best]._withUnsafeGuaranteedRef({ $0.headKey() }) == nil { break }
+                        continue
+                    }
                     let (event, ahead) = queues[best]._withUnsafeGuaranteedRef { q in
                         let e = q.headEvent
                         q.pop()
                         return (e, q.flowSlot(ahead: 6))
                     }
-                    progressed = true
                     if let s = ahead, s >= 0, Int(s) < entries.count, let base = entries.base {
                         zw_prefetch(base + Int(s) &* entries.stride)
                     }

@@ -4,10 +4,11 @@ import Flows
 import Engine
 import Detection
 import Output
+import Appliance
 
 /// Connects an engine to detection (policy checks, ICS-operation rules) and to the alert destinations:
 /// `alerts.jsonl`/`--alerts -` through the engine's record buffers, and every `--output` SIEM.
-final class AlertPipeline: EngineObserver {
+final class AlertPipeline: EngineObserver, QuietOperationObserver {
     let detector: Detector
     private let sink: EventSink
     /// The SIEM outputs' hand-over point for this thread's alerts (one batch per `publish`).
@@ -35,6 +36,13 @@ final class AlertPipeline: EngineObserver {
     }
     func operation(_ op: Operation, flow: FlowContext) {
         detector.operation(op, flow: flow, alerts: &pending)
+        if !pending.isEmpty { publish() }
+    }
+    /// `--workers`: whether `operation` would only sweep the aggregation windows (see `QuietOperationObserver`).
+    func passesQuietly(_ traits: QuietTraits) -> Bool { detector.passesQuietly(traits) }
+    /// `operation` for an operation that `passesQuietly`: `Detector.tick` is the sweep `operation` makes.
+    func quietOperation(time: PacketTime) {
+        detector.tick(time: time, alerts: &pending)
         if !pending.isEmpty { publish() }
     }
     func anomaly(_ a: Anomaly, flow: FlowContext?) { detector.anomaly(a, flow: flow, alerts: &pending); publish() }
