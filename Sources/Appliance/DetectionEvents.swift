@@ -190,8 +190,12 @@ public final class EventQueue: @unchecked Sendable {
     @inline(__always)
     public func pop() {
         if consumerTail &+ Self.prefetchDistance < consumerHeadCopy {
-            // An event sent with quiet traits is mostly never read: only the others' slots are fetched ahead.
+            // An event sent with quiet traits is mostly never read: only the others' slots are fetched ahead, as
+            // their headers say (fetched further ahead still).
             let i = (consumerTail &+ Self.prefetchDistance) & mask
+            if consumerTail &+ 2 &* Self.prefetchDistance < consumerHeadCopy {
+                zw_prefetch(UnsafeRawPointer(headers + ((consumerTail &+ 2 &* Self.prefetchDistance) & mask)))
+            }
             if (headers + i).pointee.traits.flowSerial == 0 { Self.prefetch(slots + i) }
         }
         consumerTail += 1

@@ -120,6 +120,19 @@ final class MappedCapture {
                 ByteView(UnsafeRawBufferPointer(start: p + 16, count: caplen)), 16 + caplen)
     }
 
+    /// `record(at:)`'s bytes and size alone, under the same checks (no time built: `upcoming` runs for every record
+    /// of the file in every worker).
+    @inline(__always)
+    private func recordBytes(at o: Int) -> (bytes: ByteView, size: Int)? {
+        guard let w = window, o >= windowStart, o + 16 <= windowStart + windowLength else { return nil }
+        let p = UnsafeRawPointer(w) + (o - windowStart)
+        var fraction = p.loadUnaligned(fromByteOffset: 4, as: UInt32.self), captured = p.loadUnaligned(fromByteOffset: 8, as: UInt32.self)
+        if swapped { fraction = fraction.byteSwapped; captured = captured.byteSwapped }
+        let caplen = Int(captured)
+        guard caplen <= snapshot, fraction < (nanoseconds ? 1_000_000_000 : 1_000_000), o + 16 + caplen <= windowStart + windowLength else { return nil }
+        return (ByteView(UnsafeRawBufferPointer(start: p + 16, count: caplen)), 16 + caplen)
+    }
+
     /// The next record, valid until the next call; nil at the end of the file or at a record libpcap must handle
     /// (`irregular` then says which).
     @inline(__always)
@@ -152,16 +165,16 @@ final class MappedCapture {
     func upcoming(_ distance: Int) -> ByteView? {
         var o: Int
         if aheadOffset >= 0 && aheadDistance == distance {
-            guard let r = record(at: aheadOffset) else { aheadOffset = -1; return nil }
+            guard let r = recordBytes(at: aheadOffset) else { aheadOffset = -1; return nil }
             o = aheadOffset + r.size
         } else {
             o = offset
             for _ in 1..<max(distance, 1) {
-                guard let r = record(at: o) else { return nil }
+                guard let r = recordBytes(at: o) else { return nil }
                 o += r.size
             }
         }
-        guard let r = record(at: o) else { aheadOffset = -1; return nil }
+        guard let r = recordBytes(at: o) else { aheadOffset = -1; return nil }
         aheadOffset = o; aheadDistance = distance
         return r.bytes
     }

@@ -614,7 +614,11 @@ final class DetectionStage: @unchecked Sendable {
         let n = workers.count
         // Held for the whole run: reading the property per event retained and released the observer each time.
         let observer = self.observer
+        // Its two calls as closures made once (`if let` on the optional observer retained and released it per event).
         let quietObserver = observer as? any QuietOperationObserver
+        let takesQuietOperations = quietObserver != nil
+        let passesQuietly: (QuietTraits) -> Bool = quietObserver.map { q in { q.passesQuietly($0) } } ?? { _ in false }
+        let quietOperation: (PacketTime) -> Void = quietObserver.map { q in { q.quietOperation(time: $0) } } ?? { _ in }
         // The detector's per-flow entries, prefetched for the event a few places behind the one replayed (with
         // 100,000 flows each entry is otherwise a cache miss on this thread); the table may grow at a flow start.
         var entries = observer?.flowStateTable() ?? .none
@@ -656,49 +660,59 @@ final class DetectionStage: @unchecked Sendable {
                     }
                     guard allowed else { break }
                     progressed = true
-                    // An operation sent with its quiet traits that the detector passes over: only its time matters
-                    // (the same check and sweep `operation` would make); the event itself is not read.
-                    let traits = queues[best]._withUnsafeGuaranteedRef { $0.headTraits }
-                    if traits.flowSerial != 0, let quiet = quietObserver, quiet.passesQuietly(traits) {
-                        let ahead = queues[best]._withUnsafeGuaranteedRef { q in
-                            q.pop()
-                            return q.flowSlot(ahead: 6)
+                    // Every other worker's events have keys of at least its bound, so `best`'s events come first as
+                    // long as their keys stay below `limit` (at a tie the lower worker index goes first): they are
+                    // taken in one run, without looking at the other queues for each.
+                    var limit = UInt64.max
+                    for v in 0..<n where v != best {
+                        limit = min(limit, v > best ? (bounds[v] == .max ? .max : bounds[v] &+ 1) : bounds[v])
+                    }
+                    let queue = queues[best]
+                    var emptied = false
+                    while true {
+                        // An operation sent with its quiet traits that the detector passes over: only its time
+                        // matters (the same check and sweep `operation` would make); the event itself is not read.
+                        let traits = queue._withUnsafeGuaranteedRef { $0.headTraits }
+                        if traits.flowSerial != 0 && takesQuietOperations && passesQuietly(traits) {
+                            let ahead = queue._withUnsafeGuaranteedRef { q in
+                                q.pop()
+                                return q.flowSlot(ahead: 6)
+                            }
+                            if let s = ahead, s >= 0, Int(s) < entries.count, let base = entries.base {
+                                zw_prefetch(base + Int(s) &* entries.stride)
+                            }
+                            quietOperation(traits.time)
+                        } else {
+                            let (event, ahead) = queue._withUnsafeGuaranteedRef { q in
+                                let e = q.headEvent
+                                q.pop()
+                                return (e, q.flowSlot(ahead: 6))
+                            }
+                            if let s = ahead, s >= 0, Int(s) < entries.count, let base = entries.base {
+                                zw_prefetch(base + Int(s) &* entries.stride)
+                            }
+                            if case .finish = event {
+                                finishedWorkers += 1
+                                // A finished worker produces nothing more.
+                                bounds[best] = .max
+                                if finishedWorkers == n {
+                                    observer?.finish()
+                                    flushAlerts(pipeline)
+                                    return
+                                }
+                            } else {
+                                if anomalyRecords, case .anomaly(let a, let f) = event { logAnomaly(a, flow: f) }
+                                if let o = observer {
+                                    event.replay(into: o)
+                                    if case .flowStarted = event { entries = o.flowStateTable() }
+                                }
+                            }
                         }
-                        if let s = ahead, s >= 0, Int(s) < entries.count, let base = entries.base {
-                            zw_prefetch(base + Int(s) &* entries.stride)
-                        }
-                        quiet.quietOperation(time: traits.time)
-                        if queues[best]._withUnsafeGuaranteedRef({ $0.headKey() }) == nil { break }
-                        continue
+                        guard let k = queue._withUnsafeGuaranteedRef({ $0.headKey() }) else { emptied = true; break }
+                        if k >= limit { break }
                     }
-                    let (event, ahead) = queues[best]._withUnsafeGuaranteedRef { q in
-                        let e = q.headEvent
-                        q.pop()
-                        return (e, q.flowSlot(ahead: 6))
-                    }
-                    if let s = ahead, s >= 0, Int(s) < entries.count, let base = entries.base {
-                        zw_prefetch(base + Int(s) &* entries.stride)
-                    }
-                    if case .finish = event {
-                        finishedWorkers += 1
-                        // A finished worker produces nothing more.
-                        bounds[best] = .max
-                        if finishedWorkers == n {
-                            observer?.finish()
-                            flushAlerts(pipeline)
-                            return
-                        }
-                    } else {
-                        if anomalyRecords, case .anomaly(let a, let f) = event { logAnomaly(a, flow: f) }
-                        if let o = observer {
-                            event.replay(into: o)
-                            if case .flowStarted = event { entries = o.flowStateTable() }
-                        }
-                    }
-                    if queues[best]._withUnsafeGuaranteedRef({ $0.headKey() }) == nil {
-                        // Its queue emptied: its bound must be re-read (before the queue) on the next pass.
-                        if bounds[best] != .max { break }
-                    }
+                    // Its queue emptied: its bound must be re-read (before the queue) on the next pass.
+                    if emptied && bounds[best] != .max { break }
                 }
             }
             let buffered = sink.lines[RecordKind.alert.rawValue].count + sink.lines[RecordKind.anomaly.rawValue].count
