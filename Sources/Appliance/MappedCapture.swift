@@ -158,6 +158,49 @@ final class MappedCapture {
         return (r.time, r.wireLength, r.bytes)
     }
 
+    /// A record's fields as `next()` reads them, the time not yet built (`fraction` in microseconds).
+    struct RawRecord {
+        var bytes: ByteView
+        var seconds: UInt32
+        var fraction: UInt32
+        var wireLength: UInt32
+        /// The time `next()` would return.
+        @inline(__always) var time: PacketTime { PacketTime(seconds: Int64(seconds), microseconds: Int32(fraction)) }
+    }
+
+    /// `next()` without building the time (a worker builds it only for its own packets and at sweeps): the same
+    /// records, window moves, prefetches, counts and `irregular`.
+    @inline(__always)
+    func nextRaw() -> RawRecord? {
+        guard !irregular else { return nil }
+        if offset &+ 16 &+ snapshot > windowStart &+ windowLength && windowStart &+ windowLength < fileSize || window == nil {
+            if offset >= fileSize { return nil }
+            guard map(at: offset) else { irregular = true; return nil }
+            aheadOffset = -1
+        }
+        if offset == fileSize { return nil }
+        guard let w = window, offset >= windowStart, offset &+ 16 <= windowStart &+ windowLength else { irregular = true; return nil }
+        let p = UnsafeRawPointer(w) + (offset &- windowStart)
+        var seconds = p.loadUnaligned(as: UInt32.self), fraction = p.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
+        var captured = p.loadUnaligned(fromByteOffset: 8, as: UInt32.self), length = p.loadUnaligned(fromByteOffset: 12, as: UInt32.self)
+        if swapped {
+            seconds = seconds.byteSwapped; fraction = fraction.byteSwapped; captured = captured.byteSwapped; length = length.byteSwapped
+        }
+        let caplen = Int(captured)
+        guard caplen <= snapshot, fraction < (nanoseconds ? 1_000_000_000 : 1_000_000),
+              offset &+ 16 &+ caplen <= windowStart &+ windowLength else { irregular = true; return nil }
+        if nanoseconds { fraction /= 1000 }
+        if offset &+ Self.prefetchAhead &+ 64 < windowStart &+ windowLength {
+            let ahead = UnsafeRawPointer(w) + (offset &+ Self.prefetchAhead &- windowStart)
+            zw_prefetch_read(ahead)
+            zw_prefetch_read(ahead + 64)
+        }
+        offset &+= 16 &+ caplen
+        records &+= 1
+        return RawRecord(bytes: ByteView(UnsafeRawBufferPointer(start: p + 16, count: caplen)), seconds: seconds, fraction: fraction,
+                         wireLength: length)
+    }
+
     /// The bytes of the record `distance` records after the one `next()` returned last, when it is inside the
     /// current window and regular; nil otherwise. A hint source: called once per record with the same distance,
     /// it steps one record on from its previous answer.

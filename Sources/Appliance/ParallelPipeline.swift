@@ -374,16 +374,10 @@ extension PipelineWorker {
         var failure: CaptureError?
         var stopped = false
         if let path = share.path, let mapped = MappedCapture(path: path, linkType: share.linkType) {
-            reader.mapped = mapped
-            while let (time, wireLength, bytes) = mapped.next() {
-                reader.packet(time: time, wireLength: wireLength, bytes)
-                if reader.count & 4095 == 0 && share.stop() { stopped = true; break }
-            }
-            reader.mapped = nil
             // A record libpcap must handle (or a damaged file): libpcap goes on from there, after skipping what
             // was read here, so its behaviour and its error messages are kept.
-            if !mapped.irregular { stopped = true }
-            reader.skip = mapped.records
+            stopped = reader.readMapped(mapped)
+            reader.skip = reader.count
         }
         while !stopped && !share.stop() {
             do {
@@ -549,6 +543,73 @@ final class FileShareReader: PacketConsumer {
     }
 
     override var stopRequested: Bool { share.stop() }
+
+    /// `packet` for every record of a mapped file, in one loop: each record's header is read once, `hashAhead`
+    /// records ahead of the packet in hand (its owner computed there and kept with it in a ring of 64), and a
+    /// packet's time is built only when this worker processes the packet or sweeps at it. Same numbering, owners,
+    /// prefetch hints, sweeps, merge-key bounds and stop checks as `runFile` calling `packet` per `mapped.next()`.
+    /// Returns whether the file ended here (its end, or `share.stop()`): false when `m` met a record libpcap must
+    /// handle, with `count` at the last record taken (the one before it).
+    func readMapped(_ m: MappedCapture) -> Bool {
+        let ring = UnsafeMutablePointer<MappedCapture.RawRecord>.allocate(capacity: 64)
+        let ringOwners = UnsafeMutablePointer<Int>.allocate(capacity: 64)
+        defer { ring.deallocate(); ringOwners.deallocate() }
+        var parsed = count       // records read into the ring (numbered like `count`)
+        var n = count            // records taken
+        var nextSweep = self.nextSweep
+        var lastSeconds: UInt32 = 0, lastFraction: UInt32 = 0, any = false
+        var tail = 0, head = 0   // the own-packet hint queue (`ownNumbers`/`ownViews`)
+        let index = self.index
+        var stopped = false
+        while true {
+            // Keep `hashAhead` records parsed ahead of the next one taken.
+            while parsed &- n <= UInt64(hashAhead), let r = m.nextRaw() {
+                parsed &+= 1
+                let i = Int(parsed & 63)
+                ring[i] = r
+                let w = owner(r.bytes)
+                ringOwners[i] = w
+                ownNumbers[tail & 63] = parsed; ownViews[tail & 63] = r.bytes
+                tail &+= w == index ? 1 : 0
+            }
+            guard n != parsed else { stopped = !m.irregular; break }
+            n &+= 1
+            let i = Int(n & 63)
+            let r = ring[i]
+            lastSeconds = r.seconds; lastFraction = r.fraction; any = true
+            let seconds = Int64(r.seconds)
+            let sweep = seconds >= nextSweep
+            if sweep { nextSweep = seconds &+ 1 }
+            if ringOwners[i] == index {
+                recorder.key = firstKey &+ n
+                if prefetch {
+                    while head != tail && ownNumbers[head & 63] <= n { head &+= 1 }
+                    let d = Engine.prefetchDistance - 1   // the queue starts at the next own packet
+                    engine.prefetchFlows(ahead: tail &- head > d ? ownViews[(head &+ d) & 63] : nil, linkType: linkType)
+                }
+                engine.process(r.bytes, linkType: linkType, time: r.time, wireLength: Int(r.wireLength), frame: firstFrame &+ n)
+            } else if sweep {
+                recorder.key = firstKey &+ n
+                engine.advance(frame: firstFrame &+ n, time: r.time)
+            }
+            if sweep {
+                worker.publish()
+                // Once a second of packet time: records reach the files within about a second on a busy link too.
+                if engine.bufferedRecordBytes > 0 { worker.drain(pipeline) }
+            }
+            if n & 15 == 0 {
+                // Everything up to this packet is in the event queue (the detection merge's lower bound for us).
+                recorder.completed.store(firstKey &+ n, ordering: .releasing)
+                if n & 0xFFFF == 0 { worker.publish() }
+                if n & 0x3FF == 0 && engine.bufferedRecordBytes > worker.flushBytes { worker.drain(pipeline) }
+            }
+            if n & 4095 == 0 && share.stop() { stopped = true; break }
+        }
+        count = n
+        self.nextSweep = nextSweep
+        if any { lastTime = PacketTime(seconds: Int64(lastSeconds), microseconds: Int32(lastFraction)) }
+        return stopped
+    }
 }
 
 /// The detection thread: merges the workers' events in (merge key, worker) order into the single observer.
