@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 import Wire
 import Capture
 import CAppliance
@@ -16,12 +17,12 @@ import CAppliance
 /// that is not so (`irregular`): the caller lets libpcap take over from that record on, so damaged files keep
 /// libpcap's behaviour and error messages exactly.
 final class MappedCapture {
-    private let descriptor: Int32
-    private let fileSize: Int
+    fileprivate let descriptor: Int32
+    fileprivate let fileSize: Int
     private let swapped: Bool
     private let nanoseconds: Bool
     private let snapshot: Int
-    private let pageSize: Int
+    fileprivate let pageSize: Int
     /// Bytes mapped at a time, and the least left beyond a record's start before the window moves on (one whole
     /// record of the largest allowed size always fits).
     private let windowBytes: Int
@@ -72,6 +73,7 @@ final class MappedCapture {
         // libpcap's pcap_adjust_snapshot: 0 or more than the link type's maximum (262,144 for ours) means the maximum.
         let snap = Int(field(16))
         snapshot = snap == 0 || snap > 262_144 ? 262_144 : snap
+        shared = nil; worker = 0
         descriptor = fd; fileSize = Int(st.st_size); swapped = swap
         pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
         margin = (16 + snapshot + pageSize - 1) / pageSize * pageSize + pageSize
@@ -79,10 +81,35 @@ final class MappedCapture {
         _ = posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL)
     }
 
+    /// The whole-file map this cursor reads (`init(sharing:worker:)`), which it tells how far it has read.
+    private let shared: SharedCaptureMap?
+    private let worker: Int
+    /// The offset at which the cursor next reports its position to `shared`.
+    private var nextReport = 0
+
+    /// A cursor over `shared`'s map of the whole file, for worker `worker`: the same records as a map of its own.
+    init(sharing shared: SharedCaptureMap, worker: Int) {
+        let t = shared.template
+        descriptor = -1; fileSize = t.fileSize; swapped = t.swapped; nanoseconds = t.nanoseconds; snapshot = t.snapshot
+        pageSize = t.pageSize; windowBytes = t.windowBytes; margin = t.margin
+        self.shared = shared; self.worker = worker
+        window = UnsafeMutableRawPointer(mutating: shared.base); windowStart = 0; windowLength = fileSize
+    }
+
     deinit {
+        guard shared == nil else { return }
         if let w = window { munmap(w, windowLength) }
         if let w = previousWindow { munmap(w, previousLength) }
         close(descriptor)
+    }
+
+    /// Tells the shared map how far this cursor has read (every `SharedCaptureMap.reportBytes`).
+    @inline(__always)
+    private func report() {
+        if let s = shared, offset >= nextReport {
+            nextReport = offset &+ SharedCaptureMap.reportBytes
+            s.advance(worker: worker, to: offset)
+        }
     }
 
     /// Maps the window holding `offset` and at least `margin` bytes after it (or the rest of the file).
@@ -144,6 +171,7 @@ final class MappedCapture {
             aheadOffset = -1
         }
         if offset == fileSize { return nil }
+        report()
         guard let r = record(at: offset) else { irregular = true; return nil }
         // Start loading the file well ahead of the records in hand (the lookahead reads a few kilobytes on; each
         // page of the page cache is a separate physical page, which the hardware prefetcher does not cross).
@@ -179,6 +207,7 @@ final class MappedCapture {
             aheadOffset = -1
         }
         if offset == fileSize { return nil }
+        report()
         guard let w = window, offset >= windowStart, offset &+ 16 <= windowStart &+ windowLength else { irregular = true; return nil }
         let p = UnsafeRawPointer(w) + (offset &- windowStart)
         var seconds = p.loadUnaligned(as: UInt32.self), fraction = p.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
@@ -221,4 +250,70 @@ final class MappedCapture {
         aheadOffset = o; aheadDistance = distance
         return r.bytes
     }
+}
+
+/// One memory map of a whole classic pcap file for all the workers of a `replayFile`. They are threads of one
+/// process, so one set of page-table entries serves them all: with a map per worker, each made and dropped the
+/// entries of every page of the file (about a tenth of a worker's CPU time, in the kernel). Entries are made ahead
+/// of the leading worker, a few MiB at a time, by whichever worker gets there first (`MADV_POPULATE_READ`; where
+/// that is missing, pages fault in as read), and dropped behind the slowest (`MADV_DONTNEED`: the pages stay in the
+/// page cache and would fault back in if read), so the map's resident part stays a few MiB, as with windows.
+final class SharedCaptureMap: @unchecked Sendable {
+    /// The file opened and checked as for a map of its own (its descriptor and header fields).
+    fileprivate let template: MappedCapture
+    let base: UnsafeRawPointer
+    private let length: Int
+    /// Bytes from the start whose entries were made (claimed by one worker, then made) or dropped.
+    private let populated = Atomic<Int>(0)
+    private let released = Atomic<Int>(0)
+    /// Each worker's reported offset (`Int.max`: not reading here).
+    private final class Position: Sendable { let offset = Atomic<Int>(0) }
+    private let positions: [Position]
+    /// How often a cursor reports, how far ahead entries are made and in what steps, and how far behind the slowest
+    /// cursor they are dropped (views handed out a few records back stay mapped anyway).
+    static let reportBytes = 1 << 20
+    static let aheadBytes = 4 << 20
+    static let stepBytes = 2 << 20
+    static let behindBytes = 1 << 20
+
+    /// Maps `path` when `MappedCapture(path:linkType:)` would read it; nil otherwise (or when the map fails).
+    init?(path: String, linkType: Int32, workers: Int) {
+        guard let t = MappedCapture(path: path, linkType: linkType) else { return nil }
+        guard let p = mmap(nil, t.fileSize, PROT_READ, MAP_PRIVATE | MAP_NORESERVE, t.descriptor, 0), p != MAP_FAILED else { return nil }
+        _ = madvise(p, t.fileSize, MADV_SEQUENTIAL)
+        template = t; base = UnsafeRawPointer(p); length = t.fileSize
+        positions = (0..<max(1, workers)).map { _ in Position() }
+    }
+
+    deinit { munmap(UnsafeMutableRawPointer(mutating: base), length) }
+
+    /// Worker `worker` has read up to `offset`: make the entries ahead of it, drop those behind every worker.
+    func advance(worker: Int, to offset: Int) {
+        positions[worker].offset.store(offset, ordering: .relaxed)
+        let want = min(length, offset &+ Self.aheadBytes)
+        var p = populated.load(ordering: .acquiring)
+        while p < want {
+            let end = min(length, p &+ Self.stepBytes)
+            let (claimed, current) = populated.compareExchange(expected: p, desired: end, ordering: .acquiringAndReleasing)
+            if claimed {
+                _ = madvise(UnsafeMutableRawPointer(mutating: base + p), end &- p, 22 /* MADV_POPULATE_READ */)
+                p = end
+            } else {
+                p = current
+            }
+        }
+        var slowest = Int.max
+        for position in positions { slowest = min(slowest, position.offset.load(ordering: .relaxed)) }
+        let page = template.pageSize
+        let keep = max(0, slowest &- Self.behindBytes) / page * page
+        let r = released.load(ordering: .acquiring)
+        if keep &- r >= Self.stepBytes {
+            let (claimed, _) = released.compareExchange(expected: r, desired: keep, ordering: .acquiringAndReleasing)
+            if claimed { _ = madvise(UnsafeMutableRawPointer(mutating: base + r), keep &- r, MADV_DONTNEED) }
+        }
+    }
+
+    /// Worker `worker` reads no more from here (the end of the file, or libpcap takes over): it no longer holds
+    /// entries back.
+    func finished(worker: Int) { positions[worker].offset.store(Int.max, ordering: .relaxed) }
 }

@@ -373,11 +373,13 @@ extension PipelineWorker {
         let reader = FileShareReader(worker: self, pipeline: pipeline, share: share, source: source, prefetch: prefetch)
         var failure: CaptureError?
         var stopped = false
-        if let path = share.path, let mapped = MappedCapture(path: path, linkType: share.linkType) {
+        let map = share.map.map { MappedCapture(sharing: $0, worker: index) }
+        if let mapped = map ?? share.path.flatMap({ MappedCapture(path: $0, linkType: share.linkType) }) {
             // A record libpcap must handle (or a damaged file): libpcap goes on from there, after skipping what
             // was read here, so its behaviour and its error messages are kept.
             stopped = reader.readMapped(mapped)
             reader.skip = reader.count
+            share.map?.finished(worker: index)
         }
         while !stopped && !share.stop() {
             do {
@@ -407,6 +409,8 @@ final class FileShare: @unchecked Sendable {
     let sources: [PacketSource]
     /// The file's path, for reading it through a memory map (`MappedCapture`) where it allows; nil: libpcap only.
     let path: String?
+    /// The one map of the file the workers read through (nil: each maps windows of its own, or libpcap only).
+    let map: SharedCaptureMap?
     let linkType: Int32
     /// Merge key and frame number of the packet before the file's first.
     let firstKey: UInt64
@@ -424,6 +428,8 @@ final class FileShare: @unchecked Sendable {
     init(sources: [PacketSource], path: String?, firstKey: UInt64, firstFrame: UInt64, nextSweep: Int64, stop: @escaping @Sendable () -> Bool) {
         self.sources = sources; self.path = path; linkType = sources[0].linkType.rawValue
         self.firstKey = firstKey; self.firstFrame = firstFrame; self.nextSweep = nextSweep; self.stop = stop
+        let linkType = self.linkType
+        map = path.flatMap { SharedCaptureMap(path: $0, linkType: linkType, workers: sources.count) }
         results = .allocate(capacity: sources.count)
         _ = results.initialize(from: repeatElement(Result(), count: sources.count))
     }
