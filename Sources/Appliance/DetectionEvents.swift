@@ -44,10 +44,10 @@ public struct KeyedEvent: Sendable {
 /// (`zonewatch`'s `AlertPipeline`): the workers then send each operation's `QuietTraits` beside it, and the
 /// detection thread reads the operation itself only when `passesQuietly` says no.
 public protocol QuietOperationObserver: EngineObserver {
-    /// `Detector.passesQuietly`: whether `operation` would only sweep the aggregation windows to `traits.time`.
-    func passesQuietly(_ traits: QuietTraits) -> Bool
-    /// What `operation` does for such an operation: sweep to `time` (and publish the summaries that closes).
-    func quietOperation(time: PacketTime)
+    /// When `Detector.passesQuietly` says `operation` would only sweep the aggregation windows to `traits.time`,
+    /// does what `operation` does for it (the sweep, and publishing the summaries that closes) and returns true;
+    /// otherwise does nothing and returns false.
+    func takeQuietly(_ traits: QuietTraits) -> Bool
 }
 
 /// What the detection thread reads of every queued event: its merge key and, for an operation, its quiet traits

@@ -681,11 +681,10 @@ final class DetectionStage: @unchecked Sendable {
         let n = workers.count
         // Held for the whole run: reading the property per event retained and released the observer each time.
         let observer = self.observer
-        // Its two calls as closures made once (`if let` on the optional observer retained and released it per event).
+        // Its call as a closure made once (`if let` on the optional observer retained and released it per event).
         let quietObserver = observer as? any QuietOperationObserver
         let takesQuietOperations = quietObserver != nil
-        let passesQuietly: (QuietTraits) -> Bool = quietObserver.map { q in { q.passesQuietly($0) } } ?? { _ in false }
-        let quietOperation: (PacketTime) -> Void = quietObserver.map { q in { q.quietOperation(time: $0) } } ?? { _ in }
+        let takeQuietly: (QuietTraits) -> Bool = quietObserver.map { q in { q.takeQuietly($0) } } ?? { _ in false }
         // The detector's per-flow entries, prefetched for the event a few places behind the one replayed (with
         // 100,000 flows each entry is otherwise a cache miss on this thread); the table may grow at a flow start.
         var entries = observer?.flowStateTable() ?? .none
@@ -740,7 +739,7 @@ final class DetectionStage: @unchecked Sendable {
                         // An operation sent with its quiet traits that the detector passes over: only its time
                         // matters (the same check and sweep `operation` would make); the event itself is not read.
                         let traits = queue._withUnsafeGuaranteedRef { $0.headTraits }
-                        if traits.flowSerial != 0 && takesQuietOperations && passesQuietly(traits) {
+                        if traits.flowSerial != 0 && takesQuietOperations && takeQuietly(traits) {
                             let ahead = queue._withUnsafeGuaranteedRef { q in
                                 q.pop()
                                 return q.flowSlot(ahead: 6)
@@ -748,7 +747,6 @@ final class DetectionStage: @unchecked Sendable {
                             if let s = ahead, s >= 0, Int(s) < entries.count, let base = entries.base {
                                 zw_prefetch(base + Int(s) &* entries.stride)
                             }
-                            quietOperation(traits.time)
                         } else {
                             let (event, ahead) = queue._withUnsafeGuaranteedRef { q in
                                 let e = q.headEvent

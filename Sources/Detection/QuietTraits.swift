@@ -21,8 +21,11 @@ public struct QuietTraits: Sendable {
 
     static let response: UInt8 = 1, fromInitiator: UInt8 = 2, identification: UInt8 = 4, mayRaise: UInt8 = 8
 
-    /// No operation: `passesQuietly` says no.
-    public static let none = QuietTraits(time: .zero, flowSerial: 0, flowSlot: -1, unit: .min, accessBit: 0, quietProtocol: 0, flags: 0)
+    /// No operation: `passesQuietly` says no. (Computed: a stored static went through a lazy-initialisation check
+    /// for every event.)
+    @inline(__always) public static var none: QuietTraits {
+        QuietTraits(time: .zero, flowSerial: 0, flowSlot: -1, unit: .min, accessBit: 0, quietProtocol: 0, flags: 0)
+    }
 
     init(time: PacketTime, flowSerial: UInt64, flowSlot: Int32, unit: Int32, accessBit: UInt16, quietProtocol: UInt8, flags: UInt8) {
         self.time = time; self.flowSerial = flowSerial; self.flowSlot = flowSlot; self.unit = unit
@@ -66,5 +69,13 @@ extension Detector {
             if unitChanged || t.flags & QuietTraits.identification != 0 { return false }
         }
         return h.quietProtocol == t.quietProtocol && h.quietAccess & t.accessBit != 0 && t.flags & QuietTraits.mayRaise == 0
+    }
+
+    /// `operation` for an operation with these traits when `passesQuietly` says yes: the sweep to its time (true);
+    /// nothing when it says no (false: the caller hands over the operation itself). One call for both.
+    public func takeQuietly(_ t: QuietTraits, alerts: inout [Alert]) -> Bool {
+        guard passesQuietly(t) else { return false }
+        aggregator.sweep(t.time, into: &alerts)
+        return true
     }
 }

@@ -38,12 +38,12 @@ final class AlertPipeline: EngineObserver, QuietOperationObserver {
         detector.operation(op, flow: flow, alerts: &pending)
         if !pending.isEmpty { publish() }
     }
-    /// `--workers`: whether `operation` would only sweep the aggregation windows (see `QuietOperationObserver`).
-    func passesQuietly(_ traits: QuietTraits) -> Bool { detector.passesQuietly(traits) }
-    /// `operation` for an operation that `passesQuietly`: `Detector.tick` is the sweep `operation` makes.
-    func quietOperation(time: PacketTime) {
-        detector.tick(time: time, alerts: &pending)
+    /// `--workers`: `operation` for an operation the detector passes over quietly, from its traits alone (see
+    /// `QuietOperationObserver`); false, and nothing done, for any other.
+    func takeQuietly(_ traits: QuietTraits) -> Bool {
+        guard detector.takeQuietly(traits, alerts: &pending) else { return false }
         if !pending.isEmpty { publish() }
+        return true
     }
     func anomaly(_ a: Anomaly, flow: FlowContext?) { detector.anomaly(a, flow: flow, alerts: &pending); publish() }
     func flowEnded(_ flow: FlowContext, reason: FlowEndReason) {

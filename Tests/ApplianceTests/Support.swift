@@ -49,8 +49,12 @@ final class TestAlertObserver: EngineObserver, QuietOperationObserver {
     func finish() { detector.finish(alerts: &pending); publish() }
     /// Operations taken by their quiet traits alone (the detection thread only).
     var quietOperations = 0
-    func passesQuietly(_ traits: QuietTraits) -> Bool { detector.passesQuietly(traits) }
-    func quietOperation(time: PacketTime) { quietOperations += 1; detector.tick(time: time, alerts: &pending); publish() }
+    func takeQuietly(_ traits: QuietTraits) -> Bool {
+        guard detector.takeQuietly(traits, alerts: &pending) else { return false }
+        quietOperations += 1
+        publish()
+        return true
+    }
     func publish() {
         for a in pending { sink.json.reset(); a.writeECS(to: &sink.json); sink.finishLine(.alert) }
         pending.removeAll()

@@ -300,7 +300,10 @@ import Records
                             o.sender = access == .response || (frame % 5 == 0) ? .responder : .initiator
                             if quietly {
                                 checked += 1
-                                if d.passesQuietly(QuietTraits(o, flow: f)) { passed += 1; d.tick(time: o.time, alerts: &alerts); continue }
+                                // `takeQuietly` must be `passesQuietly` then `tick`.
+                                let passes = d.passesQuietly(QuietTraits(o, flow: f))
+                                if d.takeQuietly(QuietTraits(o, flow: f), alerts: &alerts) { #expect(passes); passed += 1; continue }
+                                #expect(!passes)
                             }
                             d.operation(o, flow: f, alerts: &alerts)
                         }
