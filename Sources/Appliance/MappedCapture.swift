@@ -4,7 +4,8 @@ import Wire
 import Capture
 import CAppliance
 
-/// A classic pcap file read in place through a sliding memory map, for `ParallelPipeline.replayFile`: every worker
+/// A classic pcap file read in place through a memory map (a window of its own that slides, or a cursor over the
+/// workers' `SharedCaptureMap` of the whole file), for `ParallelPipeline.replayFile`: every worker
 /// reads every record of the file, and through libpcap each would pay a `read` into stdio's buffer and a copy into
 /// libpcap's for all of them (the other workers' packets included), which streamed twice the file through each
 /// core's cache. Here a record is a pointer into the page cache: a worker touches only the headers of the packets
@@ -13,7 +14,7 @@ import CAppliance
 /// Only what libpcap would hand on unchanged is read this way: classic pcap 2.4, micro- or nanosecond timestamps
 /// (nanoseconds scaled down to microseconds, as libpcap does by default), host byte order (swapped files only for
 /// Ethernet, whose frames libpcap never rewrites), records whose captured length is within the file's snapshot
-/// length (libpcap's adjusted value) and which lie wholly inside the file. `next()` stops at the first record
+/// length (libpcap's adjusted value) and which lie wholly inside the file. `nextRaw()` stops at the first record
 /// that is not so (`irregular`): the caller lets libpcap take over from that record on, so damaged files keep
 /// libpcap's behaviour and error messages exactly.
 final class MappedCapture {
@@ -31,20 +32,17 @@ final class MappedCapture {
     private var windowStart = 0
     private var windowLength = 0
     /// The window before, unmapped only when the next one replaces this one: views handed out a few records
-    /// ahead (`upcoming`) may point into it after a move.
+    /// back may point into it after a move.
     private var previousWindow: UnsafeMutableRawPointer?
     private var previousLength = 0
     /// File offset of the next record.
     private(set) var offset = 24
     /// Records handed out.
     private(set) var records: UInt64 = 0
-    /// `next()` met a record libpcap must handle (or a damaged one); nothing more comes from here.
+    /// `nextRaw()` met a record libpcap must handle (or a damaged one); nothing more comes from here.
     private(set) var irregular = false
     /// How far ahead of the current record the file is prefetched, in bytes.
     static let prefetchAhead = 6 << 10
-    // Lookahead cursor: the record `aheadDistance` records after the last one `next()` returned (-1: unknown).
-    private var aheadOffset = -1
-    private var aheadDistance = 0
 
     /// Maps `path` when it is a classic pcap file of the shape described above with link type `linkType`; nil
     /// otherwise (pcapng, modified formats, other versions: libpcap reads those).
@@ -129,82 +127,25 @@ final class MappedCapture {
         return true
     }
 
-    /// The record at file offset `o` when it lies inside the current window: its header fields and bytes.
-    @inline(__always)
-    private func record(at o: Int) -> (time: PacketTime, wireLength: Int, bytes: ByteView, size: Int)? {
-        guard let w = window, o >= windowStart, o + 16 <= windowStart + windowLength else { return nil }
-        let p = UnsafeRawPointer(w) + (o - windowStart)
-        var seconds = p.loadUnaligned(as: UInt32.self), fraction = p.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
-        var captured = p.loadUnaligned(fromByteOffset: 8, as: UInt32.self), length = p.loadUnaligned(fromByteOffset: 12, as: UInt32.self)
-        if swapped {
-            seconds = seconds.byteSwapped; fraction = fraction.byteSwapped; captured = captured.byteSwapped; length = length.byteSwapped
-        }
-        let caplen = Int(captured)
-        guard caplen <= snapshot, fraction < (nanoseconds ? 1_000_000_000 : 1_000_000), o + 16 + caplen <= windowStart + windowLength else { return nil }
-        if nanoseconds { fraction /= 1000 }
-        // libpcap hands seconds and microseconds on as they are in the file (unsigned 32-bit on disk).
-        return (PacketTime(seconds: Int64(seconds), microseconds: Int32(fraction)), Int(length),
-                ByteView(UnsafeRawBufferPointer(start: p + 16, count: caplen)), 16 + caplen)
-    }
-
-    /// `record(at:)`'s bytes and size alone, under the same checks (no time built: `upcoming` runs for every record
-    /// of the file in every worker).
-    @inline(__always)
-    private func recordBytes(at o: Int) -> (bytes: ByteView, size: Int)? {
-        guard let w = window, o >= windowStart, o + 16 <= windowStart + windowLength else { return nil }
-        let p = UnsafeRawPointer(w) + (o - windowStart)
-        var fraction = p.loadUnaligned(fromByteOffset: 4, as: UInt32.self), captured = p.loadUnaligned(fromByteOffset: 8, as: UInt32.self)
-        if swapped { fraction = fraction.byteSwapped; captured = captured.byteSwapped }
-        let caplen = Int(captured)
-        guard caplen <= snapshot, fraction < (nanoseconds ? 1_000_000_000 : 1_000_000), o + 16 + caplen <= windowStart + windowLength else { return nil }
-        return (ByteView(UnsafeRawBufferPointer(start: p + 16, count: caplen)), 16 + caplen)
-    }
-
-    /// The next record, valid until the next call; nil at the end of the file or at a record libpcap must handle
-    /// (`irregular` then says which).
-    @inline(__always)
-    func next() -> (time: PacketTime, wireLength: Int, bytes: ByteView)? {
-        guard !irregular else { return nil }
-        if offset + 16 + snapshot > windowStart + windowLength && windowStart + windowLength < fileSize || window == nil {
-            if offset >= fileSize { return nil }
-            guard map(at: offset) else { irregular = true; return nil }
-            aheadOffset = -1
-        }
-        if offset == fileSize { return nil }
-        report()
-        guard let r = record(at: offset) else { irregular = true; return nil }
-        // Start loading the file well ahead of the records in hand (the lookahead reads a few kilobytes on; each
-        // page of the page cache is a separate physical page, which the hardware prefetcher does not cross).
-        // Two lines a record: records are longer than a line on average, so one would leave gaps.
-        if offset &+ Self.prefetchAhead &+ 64 < windowStart &+ windowLength, let w = window {
-            let ahead = UnsafeRawPointer(w) + (offset &+ Self.prefetchAhead &- windowStart)
-            zw_prefetch_read(ahead)
-            zw_prefetch_read(ahead + 64)
-        }
-        offset += r.size
-        records &+= 1
-        return (r.time, r.wireLength, r.bytes)
-    }
-
-    /// A record's fields as `next()` reads them, the time not yet built (`fraction` in microseconds).
+    /// A record's fields, the time not yet built (`fraction` in microseconds).
     struct RawRecord {
         var bytes: ByteView
         var seconds: UInt32
         var fraction: UInt32
         var wireLength: UInt32
-        /// The time `next()` would return.
+        /// The record's time, as libpcap hands it on.
         @inline(__always) var time: PacketTime { PacketTime(seconds: Int64(seconds), microseconds: Int32(fraction)) }
     }
 
-    /// `next()` without building the time (a worker builds it only for its own packets and at sweeps): the same
-    /// records, window moves, prefetches, counts and `irregular`.
+    /// The next record, valid until the window moves twice (views a few records back stay valid); nil at the end
+    /// of the file or at a record libpcap must handle (`irregular` then says which). The time is not built: a
+    /// worker builds it only for its own packets and at sweeps.
     @inline(__always)
     func nextRaw() -> RawRecord? {
         guard !irregular else { return nil }
         if offset &+ 16 &+ snapshot > windowStart &+ windowLength && windowStart &+ windowLength < fileSize || window == nil {
             if offset >= fileSize { return nil }
             guard map(at: offset) else { irregular = true; return nil }
-            aheadOffset = -1
         }
         if offset == fileSize { return nil }
         report()
@@ -228,27 +169,6 @@ final class MappedCapture {
         records &+= 1
         return RawRecord(bytes: ByteView(UnsafeRawBufferPointer(start: p + 16, count: caplen)), seconds: seconds, fraction: fraction,
                          wireLength: length)
-    }
-
-    /// The bytes of the record `distance` records after the one `next()` returned last, when it is inside the
-    /// current window and regular; nil otherwise. A hint source: called once per record with the same distance,
-    /// it steps one record on from its previous answer.
-    @inline(__always)
-    func upcoming(_ distance: Int) -> ByteView? {
-        var o: Int
-        if aheadOffset >= 0 && aheadDistance == distance {
-            guard let r = recordBytes(at: aheadOffset) else { aheadOffset = -1; return nil }
-            o = aheadOffset + r.size
-        } else {
-            o = offset
-            for _ in 1..<max(distance, 1) {
-                guard let r = recordBytes(at: o) else { return nil }
-                o += r.size
-            }
-        }
-        guard let r = recordBytes(at: o) else { aheadOffset = -1; return nil }
-        aheadOffset = o; aheadDistance = distance
-        return r.bytes
     }
 }
 

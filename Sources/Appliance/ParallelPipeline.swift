@@ -14,11 +14,12 @@ import Detection
 /// nothing shared on the per-packet path; one detection thread runs the single `Detector` over the workers'
 /// observer events merged back into packet order. Packets reach the workers one of two ways:
 ///
-/// - A capture file (`replayFile`): every worker reads the whole file itself, through a memory map of its own
-///   (`MappedCapture`; libpcap for pcapng and from any record libpcap must handle), numbers every packet so frame
-///   numbers stay global, runs the sweep a single engine would run at it, and processes only the packets whose
-///   flow hashes to it. No reader thread, no packet copies, no packet crossing between cores: what a worker pays
-///   for the others' packets is a header read and one multiply each.
+/// - A capture file (`replayFile`): every worker reads the whole file itself, through one memory map of the file
+///   shared by all (`SharedCaptureMap`, `MappedCapture`; libpcap for pcapng and from any record libpcap must
+///   handle), numbers every packet so frame numbers stay global, runs the sweep a single engine would run at it,
+///   and processes only the packets whose flow hashes to it (`FileShareReader.readMapped`). No reader thread, no
+///   packet copies, no packet crossing between cores: what a worker pays for the others' packets is a header read
+///   and one multiply each.
 /// - Standard input and live captures (`packet`): one reader (the calling thread) numbers packets and copies each
 ///   into the ring of the worker its flow hashes to.
 ///
@@ -37,6 +38,16 @@ import Detection
 /// exact sequence a single engine would have produced, so alerts are identical to one worker's, and records
 /// (built by the workers' engines with the global frame numbers) are identical up to line order.
 ///
+/// Operations: nearly every operation of a plant is one the detector passes over (a conduit allows it, nothing
+/// to count), and each event is about 230 bytes written on one core and read on another. So when the detection
+/// observer is a `QuietOperationObserver`, a worker sends every operation with its `QuietTraits` (48 bytes, in
+/// the event queue's header array), and the detection thread asks the detector, on its own flow state at that
+/// point of the merged stream, whether the operation would only sweep the aggregation windows
+/// (`Detector.takeQuietly`, exactly `isAllowedQuietly` without its clock test); then it does that sweep and never
+/// reads the event, whose cache lines stay with the worker. Only when the answer is no does it read the event and
+/// replay it. Nothing is decided in the worker, so alerts stay exact whatever the detector's state (policy
+/// reloads, flow-cache resets); on the mixed plant 97% of operations go this way.
+///
 /// Sweeps: a single engine ends idle flows at the first packet of each new second of packet time. The reader
 /// keeps the same clock and sends an `advance` message at that frame to every worker that did not get the
 /// packet; a worker reading the file keeps that clock itself and advances its engine at that frame. Either way
@@ -46,7 +57,8 @@ import Detection
 ///
 /// Bounds: each ring holds `ringBytes` (packets are copied once, into preallocated memory); each event queue
 /// holds `eventCapacity` events (a worker reading a file ahead of the others waits there: they cannot drift apart
-/// by more); each worker maps at most two 4 MiB windows of a file. Replay (`blocking`) waits when a ring is full
+/// by more); the shared map of a file keeps page-table entries only from a few MiB behind the slowest worker to a
+/// few MiB ahead of the fastest (without it, each worker maps two 4 MiB windows). Replay (`blocking`) waits when a ring is full
 /// and never drops; a live capture counts the packet in `queueDrops` instead, so loss stays visible.
 public final class ParallelPipeline: @unchecked Sendable {
     /// How the pipeline is shaped.
@@ -469,9 +481,7 @@ final class FileShareReader: PacketConsumer {
     @exclusivity(unchecked) var count: UInt64 = 0
     @exclusivity(unchecked) var nextSweep: Int64
     @exclusivity(unchecked) var lastTime = PacketTime.zero
-    /// Where the packets come from when not from libpcap (`source`).
-    @exclusivity(unchecked) var mapped: MappedCapture?
-    /// Packets libpcap hands on that were read already (through `mapped`), to pass over.
+    /// Packets libpcap hands on that were read already (through a `MappedCapture`), to pass over.
     @exclusivity(unchecked) var skip: UInt64 = 0
     /// Worker of packet n at [n & 63]: n << 8 | worker (stale or 0: not computed).
     private let owners = UnsafeMutablePointer<UInt64>.allocate(capacity: 64)
@@ -510,7 +520,7 @@ final class FileShareReader: PacketConsumer {
         count &+= 1
         let n = count
         lastTime = time
-        if let next = mapped?.upcoming(hashAhead) ?? source.upcoming(hashAhead) {
+        if let next = source.upcoming(hashAhead) {
             let m = n &+ UInt64(hashAhead)
             let w = owner(next)
             owners[Int(m & 63)] = m << 8 | UInt64(w)
@@ -553,7 +563,7 @@ final class FileShareReader: PacketConsumer {
     /// `packet` for every record of a mapped file, in one loop: each record's header is read once, `hashAhead`
     /// records ahead of the packet in hand (its owner computed there and kept with it in a ring of 64), and a
     /// packet's time is built only when this worker processes the packet or sweeps at it. Same numbering, owners,
-    /// prefetch hints, sweeps, merge-key bounds and stop checks as `runFile` calling `packet` per `mapped.next()`.
+    /// prefetch hints, sweeps, merge-key bounds and stop checks as `packet` for each record.
     /// Returns whether the file ended here (its end, or `share.stop()`): false when `m` met a record libpcap must
     /// handle, with `count` at the last record taken (the one before it).
     func readMapped(_ m: MappedCapture) -> Bool {
