@@ -246,12 +246,29 @@ public final class EventRecorder: EngineObserver, @unchecked Sendable {
     public func flowIdentified(_ flow: FlowContext, appProtocol: AppProtocol?, frame: UInt64, time: PacketTime) {
         push(.flowIdentified(unique(flow), appProtocol, frame: frame, time: time))
     }
-    public func operation(_ op: Operation, flow: FlowContext) {
-        let f = unique(flow)
+    public func operation(_ op: Operation, flow: FlowContext) { pushOperation(op, uniqueFlow: unique(flow)) }
+
+    @inline(__always) func pushOperation(_ op: Operation, uniqueFlow f: FlowContext) {
         push(.operation(op, f), traits: sendsTraits ? QuietTraits(op, flow: f) : .none)
     }
+
+    public func operationForwarder() -> OperationForwarder? { EventRecorderForwarder(self) }
     public func anomaly(_ a: Anomaly, flow: FlowContext?) { push(.anomaly(a, flow.map(unique))) }
     public func flowEnded(_ flow: FlowContext, reason: FlowEndReason) { push(.flowEnded(unique(flow), reason)) }
     public func tick(time: PacketTime) { push(.tick(time)) }
     public func finish() { push(.finish) }
+}
+
+/// Drains a sink's operations into an `EventRecorder` directly (the engine's generic forwarder calls `operation`
+/// through the observer protocol for each), making the flow context unique once per drain rather than per
+/// operation. Holds the recorder unretained: the engine keeps both, the recorder as its observer.
+private final class EventRecorderForwarder: OperationForwarder {
+    private let recorder: Unmanaged<EventRecorder>
+    init(_ recorder: EventRecorder) { self.recorder = Unmanaged.passUnretained(recorder) }
+    override func forward(from sink: EventSink) {
+        recorder._withUnsafeGuaranteedRef { r in
+            let f = r.unique(sink.flow)
+            sink.drainOperations { r.pushOperation($0, uniqueFlow: f) }
+        }
+    }
 }
