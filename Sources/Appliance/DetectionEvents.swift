@@ -4,6 +4,7 @@ import Wire
 import Records
 import Flows
 import Engine
+import Detection
 
 /// One `EngineObserver` call, recorded by a worker for the detection thread. Every payload is a plain value
 /// (no references), so copying an event into the queue is a memory copy.
@@ -39,12 +40,33 @@ public struct KeyedEvent: Sendable {
     public var event: DetectionEvent
 }
 
-/// Single-producer/single-consumer queue of `KeyedEvent`s in a preallocated array (a worker → the detection
-/// thread). The producer waits when it is full; nothing is ever dropped.
+/// An observer that can take an operation the detector would pass over quietly as its packet time alone
+/// (`zonewatch`'s `AlertPipeline`): the workers then send each operation's `QuietTraits` beside it, and the
+/// detection thread reads the operation itself only when `passesQuietly` says no.
+public protocol QuietOperationObserver: EngineObserver {
+    /// When `Detector.passesQuietly` says `operation` would only sweep the aggregation windows to `traits.time`,
+    /// does what `operation` does for it (the sweep, and publishing the summaries that closes) and returns true;
+    /// otherwise does nothing and returns false.
+    func takeQuietly(_ traits: QuietTraits) -> Bool
+}
+
+/// What the detection thread reads of every queued event: its merge key and, for an operation, its quiet traits
+/// (`traits.flowSerial` 0: none). 48 bytes, so the operations the detector passes over cost the detection thread
+/// one cache line for 1.3 events instead of the event's four.
+struct EventHeader {
+    var key: UInt64
+    var traits: QuietTraits
+}
+
+/// Single-producer/single-consumer queue of detection events with their merge keys, in preallocated arrays
+/// (a worker → the detection thread). The producer waits when it is full; nothing is ever dropped. Keys and quiet
+/// traits (`EventHeader`) lie apart from the events: the event of an operation that passes quietly is written but
+/// never read, so its cache lines stay with the producer's core.
 public final class EventQueue: @unchecked Sendable {
     private let capacity: Int
     private let mask: Int
-    private let slots: UnsafeMutablePointer<KeyedEvent>
+    private let headers: UnsafeMutablePointer<EventHeader>
+    private let slots: UnsafeMutablePointer<DetectionEvent>
     private let head = Atomic<Int>(0)
     private let pad0: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0)
     private let tail = Atomic<Int>(0)
@@ -62,16 +84,27 @@ public final class EventQueue: @unchecked Sendable {
         while c < capacity { c <<= 1 }
         self.capacity = c
         mask = c - 1
+        headers = .allocate(capacity: c)
+        headers.initialize(repeating: EventHeader(key: 0, traits: .none), count: c)
         slots = .allocate(capacity: c)
-        slots.initialize(repeating: KeyedEvent(key: 0, event: .finish), count: c)
+        slots.initialize(repeating: .finish, count: c)
     }
 
-    deinit { slots.deinitialize(count: capacity); slots.deallocate() }
+    deinit {
+        headers.deinitialize(count: capacity); headers.deallocate()
+        slots.deinitialize(count: capacity); slots.deallocate()
+    }
 
     /// Appends an event, waiting for room (waking `consumer` so it drains) when the queue is full; `beforeWait`
     /// runs once before the first wait (the producer publishes its progress so the merge can go on).
     @inline(__always)
     public func push(_ e: KeyedEvent, consumer: Waiter, beforeWait: () -> Void = {}) {
+        push(key: e.key, e.event, traits: .none, consumer: consumer, beforeWait: beforeWait)
+    }
+
+    /// `push` with the event's quiet traits (an operation; `.none` for any other event).
+    @inline(__always)
+    public func push(key: UInt64, _ event: DetectionEvent, traits: QuietTraits, consumer: Waiter, beforeWait: () -> Void = {}) {
         if producerHead - producerTailCopy >= capacity {
             producerTailCopy = tail.load(ordering: .acquiring)
             if producerHead - producerTailCopy >= capacity { beforeWait() }
@@ -83,41 +116,56 @@ public final class EventQueue: @unchecked Sendable {
                 }
             }
         }
-        slots[producerHead & mask] = e
+        let i = producerHead & mask
+        headers[i] = EventHeader(key: key, traits: traits)
+        slots[i] = event
         // The slot a few places on was last read by the consumer's core: start taking its lines back now.
-        Self.prefetch(slots + ((producerHead &+ Self.prefetchDistance) & mask))
+        let ahead = (producerHead &+ Self.prefetchDistance) & mask
+        Self.prefetch(slots + ahead)
+        zw_prefetch(UnsafeRawPointer(headers + ahead))
         producerHead += 1
         head.store(producerHead, ordering: .releasing)
         // Half full (by the possibly stale count): make sure the consumer is awake before the producer has to wait.
         if producerHead - producerTailCopy == capacity / 2 { consumer.wakeIfSleeping() }
     }
 
+    /// Whether an event is queued (consumer side).
+    @inline(__always)
+    private func hasHead() -> Bool {
+        if consumerTail == consumerHeadCopy {
+            consumerHeadCopy = head.load(ordering: .acquiring)
+            if consumerTail == consumerHeadCopy { return false }
+        }
+        return true
+    }
+
     /// The oldest event, or nil when empty (consumer side).
     @inline(__always)
     public func peek() -> KeyedEvent? {
-        if consumerTail == consumerHeadCopy {
-            consumerHeadCopy = head.load(ordering: .acquiring)
-            if consumerTail == consumerHeadCopy { return nil }
-        }
-        return slots[consumerTail & mask]
+        guard hasHead() else { return nil }
+        return KeyedEvent(key: headers[consumerTail & mask].key, event: slots[consumerTail & mask])
     }
 
     /// The merge key of the oldest event, or nil when empty (consumer side; reads only the key).
     @inline(__always)
     public func headKey() -> UInt64? {
-        if consumerTail == consumerHeadCopy {
-            consumerHeadCopy = head.load(ordering: .acquiring)
-            if consumerTail == consumerHeadCopy { return nil }
-        }
-        return (slots + (consumerTail & mask)).pointee.key
+        guard hasHead() else { return nil }
+        return (headers + (consumerTail & mask)).pointee.key
     }
+
+    /// The oldest event's quiet traits; only after `headKey()` or `peek()` returned non-nil (consumer side).
+    @inline(__always)
+    public var headTraits: QuietTraits { (headers + (consumerTail & mask)).pointee.traits }
 
     /// The engine flow slot of the event `distance` places after the oldest, when it is queued already (consumer
     /// side): a prefetch hint, since the event will read the detector's entry for that slot.
     @inline(__always)
     public func flowSlot(ahead distance: Int) -> Int32? {
         guard consumerTail &+ distance < consumerHeadCopy else { return nil }
-        switch (slots + ((consumerTail &+ distance) & mask)).pointee.event {
+        let i = (consumerTail &+ distance) & mask
+        let t = (headers + i).pointee.traits
+        if t.flowSerial != 0 { return t.flowSlot }
+        switch (slots + i).pointee {
         case .operation(_, let f), .flowIdentified(let f, _, _, _), .flowEnded(let f, _): return f.flowSlot
         default: return nil
         }
@@ -125,23 +173,31 @@ public final class EventQueue: @unchecked Sendable {
 
     /// The oldest event's payload; only after `headKey()` or `peek()` returned non-nil (consumer side).
     @inline(__always)
-    public var headEvent: DetectionEvent { (slots + (consumerTail & mask)).pointee.event }
+    public var headEvent: DetectionEvent { (slots + (consumerTail & mask)).pointee }
 
     /// Slots prefetched ahead, by both sides: an event spans several cache lines, written on one core and read on
     /// another, and each line otherwise arrives only when the event is touched.
     static let prefetchDistance = 8
 
     @inline(__always)
-    static func prefetch(_ slot: UnsafeMutablePointer<KeyedEvent>) {
+    static func prefetch(_ slot: UnsafeMutablePointer<DetectionEvent>) {
         let p = UnsafeRawPointer(slot)
         var offset = 0
-        while offset < MemoryLayout<KeyedEvent>.stride { zw_prefetch(p + offset); offset &+= 64 }
+        while offset < MemoryLayout<DetectionEvent>.stride { zw_prefetch(p + offset); offset &+= 64 }
     }
 
     /// Removes the oldest event (consumer side); publishes the room every 64 events and when empty.
     @inline(__always)
     public func pop() {
-        if consumerTail &+ Self.prefetchDistance < consumerHeadCopy { Self.prefetch(slots + ((consumerTail &+ Self.prefetchDistance) & mask)) }
+        if consumerTail &+ Self.prefetchDistance < consumerHeadCopy {
+            // An event sent with quiet traits is mostly never read: only the others' slots are fetched ahead, as
+            // their headers say (fetched further ahead still).
+            let i = (consumerTail &+ Self.prefetchDistance) & mask
+            if consumerTail &+ 2 &* Self.prefetchDistance < consumerHeadCopy {
+                zw_prefetch(UnsafeRawPointer(headers + ((consumerTail &+ 2 &* Self.prefetchDistance) & mask)))
+            }
+            if (headers + i).pointee.traits.flowSerial == 0 { Self.prefetch(slots + i) }
+        }
         consumerTail += 1
         if consumerTail & 63 == 0 || consumerTail == consumerHeadCopy {
             tail.store(consumerTail, ordering: .sequentiallyConsistent)
@@ -158,15 +214,21 @@ public final class EventRecorder: EngineObserver, @unchecked Sendable {
     let consumer: Waiter
     let worker: Int32
     let workers: Int32
-    /// The merge key of the message being processed (set by the worker before each message).
-    public var key: UInt64 = 0
+    /// The merge key of the message being processed (set by the worker before each message). Only the worker's
+    /// thread touches it: unchecked, since a dynamic exclusivity check per packet and per event cost about 5% of a
+    /// worker's instructions.
+    @exclusivity(unchecked) public var key: UInt64 = 0
     /// Merge key up to which every event of this worker has been pushed (read by the detection thread: the
     /// worker's lower bound while it has work in hand). Stored by the worker after each message and, since the
     /// worker processes keys in order, as `key - 1` before it waits for room in its event queue.
     let completed = Atomic<UInt64>(0)
 
-    init(queue: EventQueue, consumer: Waiter, worker: Int, workers: Int) {
+    /// Whether operations go with their `QuietTraits` (the detection observer is a `QuietOperationObserver`).
+    let sendsTraits: Bool
+
+    init(queue: EventQueue, consumer: Waiter, worker: Int, workers: Int, sendsTraits: Bool = false) {
         self.queue = queue; self.consumer = consumer; self.worker = Int32(worker); self.workers = Int32(workers)
+        self.sendsTraits = sendsTraits
     }
 
     @inline(__always) func unique(_ f: FlowContext) -> FlowContext {
@@ -176,17 +238,37 @@ public final class EventRecorder: EngineObserver, @unchecked Sendable {
         return c
     }
 
-    @inline(__always) func push(_ e: DetectionEvent) {
-        queue.push(KeyedEvent(key: key, event: e), consumer: consumer) { completed.store(key &- 1, ordering: .releasing) }
+    @inline(__always) func push(_ e: DetectionEvent, traits: QuietTraits = .none) {
+        queue.push(key: key, e, traits: traits, consumer: consumer) { completed.store(key &- 1, ordering: .releasing) }
     }
 
     public func flowStarted(_ flow: FlowContext, frame: UInt64, time: PacketTime) { push(.flowStarted(unique(flow), frame: frame, time: time)) }
     public func flowIdentified(_ flow: FlowContext, appProtocol: AppProtocol?, frame: UInt64, time: PacketTime) {
         push(.flowIdentified(unique(flow), appProtocol, frame: frame, time: time))
     }
-    public func operation(_ op: Operation, flow: FlowContext) { push(.operation(op, unique(flow))) }
+    public func operation(_ op: Operation, flow: FlowContext) { pushOperation(op, uniqueFlow: unique(flow)) }
+
+    @inline(__always) func pushOperation(_ op: Operation, uniqueFlow f: FlowContext) {
+        push(.operation(op, f), traits: sendsTraits ? QuietTraits(op, flow: f) : .none)
+    }
+
+    public func operationForwarder() -> OperationForwarder? { EventRecorderForwarder(self) }
     public func anomaly(_ a: Anomaly, flow: FlowContext?) { push(.anomaly(a, flow.map(unique))) }
     public func flowEnded(_ flow: FlowContext, reason: FlowEndReason) { push(.flowEnded(unique(flow), reason)) }
     public func tick(time: PacketTime) { push(.tick(time)) }
     public func finish() { push(.finish) }
+}
+
+/// Drains a sink's operations into an `EventRecorder` directly (the engine's generic forwarder calls `operation`
+/// through the observer protocol for each), making the flow context unique once per drain rather than per
+/// operation. Holds the recorder unretained: the engine keeps both, the recorder as its observer.
+private final class EventRecorderForwarder: OperationForwarder {
+    private let recorder: Unmanaged<EventRecorder>
+    init(_ recorder: EventRecorder) { self.recorder = Unmanaged.passUnretained(recorder) }
+    override func forward(from sink: EventSink, flow: UnsafePointer<FlowContext>) {
+        recorder._withUnsafeGuaranteedRef { r in
+            let f = r.unique(flow.pointee)
+            sink.drainOperations { r.pushOperation($0, uniqueFlow: f) }
+        }
+    }
 }

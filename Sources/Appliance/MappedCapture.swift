@@ -1,9 +1,11 @@
 import Glibc
+import Synchronization
 import Wire
 import Capture
 import CAppliance
 
-/// A classic pcap file read in place through a sliding memory map, for `ParallelPipeline.replayFile`: every worker
+/// A classic pcap file read in place through a memory map (a window of its own that slides, or a cursor over the
+/// workers' `SharedCaptureMap` of the whole file), for `ParallelPipeline.replayFile`: every worker
 /// reads every record of the file, and through libpcap each would pay a `read` into stdio's buffer and a copy into
 /// libpcap's for all of them (the other workers' packets included), which streamed twice the file through each
 /// core's cache. Here a record is a pointer into the page cache: a worker touches only the headers of the packets
@@ -12,16 +14,16 @@ import CAppliance
 /// Only what libpcap would hand on unchanged is read this way: classic pcap 2.4, micro- or nanosecond timestamps
 /// (nanoseconds scaled down to microseconds, as libpcap does by default), host byte order (swapped files only for
 /// Ethernet, whose frames libpcap never rewrites), records whose captured length is within the file's snapshot
-/// length (libpcap's adjusted value) and which lie wholly inside the file. `next()` stops at the first record
+/// length (libpcap's adjusted value) and which lie wholly inside the file. `nextRaw()` stops at the first record
 /// that is not so (`irregular`): the caller lets libpcap take over from that record on, so damaged files keep
 /// libpcap's behaviour and error messages exactly.
 final class MappedCapture {
-    private let descriptor: Int32
-    private let fileSize: Int
+    fileprivate let descriptor: Int32
+    fileprivate let fileSize: Int
     private let swapped: Bool
     private let nanoseconds: Bool
     private let snapshot: Int
-    private let pageSize: Int
+    fileprivate let pageSize: Int
     /// Bytes mapped at a time, and the least left beyond a record's start before the window moves on (one whole
     /// record of the largest allowed size always fits).
     private let windowBytes: Int
@@ -30,20 +32,17 @@ final class MappedCapture {
     private var windowStart = 0
     private var windowLength = 0
     /// The window before, unmapped only when the next one replaces this one: views handed out a few records
-    /// ahead (`upcoming`) may point into it after a move.
+    /// back may point into it after a move.
     private var previousWindow: UnsafeMutableRawPointer?
     private var previousLength = 0
     /// File offset of the next record.
     private(set) var offset = 24
     /// Records handed out.
     private(set) var records: UInt64 = 0
-    /// `next()` met a record libpcap must handle (or a damaged one); nothing more comes from here.
+    /// `nextRaw()` met a record libpcap must handle (or a damaged one); nothing more comes from here.
     private(set) var irregular = false
     /// How far ahead of the current record the file is prefetched, in bytes.
     static let prefetchAhead = 6 << 10
-    // Lookahead cursor: the record `aheadDistance` records after the last one `next()` returned (-1: unknown).
-    private var aheadOffset = -1
-    private var aheadDistance = 0
 
     /// Maps `path` when it is a classic pcap file of the shape described above with link type `linkType`; nil
     /// otherwise (pcapng, modified formats, other versions: libpcap reads those).
@@ -72,6 +71,7 @@ final class MappedCapture {
         // libpcap's pcap_adjust_snapshot: 0 or more than the link type's maximum (262,144 for ours) means the maximum.
         let snap = Int(field(16))
         snapshot = snap == 0 || snap > 262_144 ? 262_144 : snap
+        shared = nil; worker = 0
         descriptor = fd; fileSize = Int(st.st_size); swapped = swap
         pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
         margin = (16 + snapshot + pageSize - 1) / pageSize * pageSize + pageSize
@@ -79,10 +79,35 @@ final class MappedCapture {
         _ = posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL)
     }
 
+    /// The whole-file map this cursor reads (`init(sharing:worker:)`), which it tells how far it has read.
+    private let shared: SharedCaptureMap?
+    private let worker: Int
+    /// The offset at which the cursor next reports its position to `shared`.
+    private var nextReport = 0
+
+    /// A cursor over `shared`'s map of the whole file, for worker `worker`: the same records as a map of its own.
+    init(sharing shared: SharedCaptureMap, worker: Int) {
+        let t = shared.template
+        descriptor = -1; fileSize = t.fileSize; swapped = t.swapped; nanoseconds = t.nanoseconds; snapshot = t.snapshot
+        pageSize = t.pageSize; windowBytes = t.windowBytes; margin = t.margin
+        self.shared = shared; self.worker = worker
+        window = UnsafeMutableRawPointer(mutating: shared.base); windowStart = 0; windowLength = fileSize
+    }
+
     deinit {
+        guard shared == nil else { return }
         if let w = window { munmap(w, windowLength) }
         if let w = previousWindow { munmap(w, previousLength) }
         close(descriptor)
+    }
+
+    /// Tells the shared map how far this cursor has read (every `SharedCaptureMap.reportBytes`).
+    @inline(__always)
+    private func report() {
+        if let s = shared, offset >= nextReport {
+            nextReport = offset &+ SharedCaptureMap.reportBytes
+            s.advance(worker: worker, to: offset)
+        }
     }
 
     /// Maps the window holding `offset` and at least `margin` bytes after it (or the rest of the file).
@@ -102,67 +127,113 @@ final class MappedCapture {
         return true
     }
 
-    /// The record at file offset `o` when it lies inside the current window: its header fields and bytes.
+    /// A record's fields, the time not yet built (`fraction` in microseconds).
+    struct RawRecord {
+        var bytes: ByteView
+        var seconds: UInt32
+        var fraction: UInt32
+        var wireLength: UInt32
+        /// The record's time, as libpcap hands it on.
+        @inline(__always) var time: PacketTime { PacketTime(seconds: Int64(seconds), microseconds: Int32(fraction)) }
+    }
+
+    /// The next record, valid until the window moves twice (views a few records back stay valid); nil at the end
+    /// of the file or at a record libpcap must handle (`irregular` then says which). The time is not built: a
+    /// worker builds it only for its own packets and at sweeps.
     @inline(__always)
-    private func record(at o: Int) -> (time: PacketTime, wireLength: Int, bytes: ByteView, size: Int)? {
-        guard let w = window, o >= windowStart, o + 16 <= windowStart + windowLength else { return nil }
-        let p = UnsafeRawPointer(w) + (o - windowStart)
+    func nextRaw() -> RawRecord? {
+        guard !irregular else { return nil }
+        if offset &+ 16 &+ snapshot > windowStart &+ windowLength && windowStart &+ windowLength < fileSize || window == nil {
+            if offset >= fileSize { return nil }
+            guard map(at: offset) else { irregular = true; return nil }
+        }
+        if offset == fileSize { return nil }
+        report()
+        guard let w = window, offset >= windowStart, offset &+ 16 <= windowStart &+ windowLength else { irregular = true; return nil }
+        let p = UnsafeRawPointer(w) + (offset &- windowStart)
         var seconds = p.loadUnaligned(as: UInt32.self), fraction = p.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
         var captured = p.loadUnaligned(fromByteOffset: 8, as: UInt32.self), length = p.loadUnaligned(fromByteOffset: 12, as: UInt32.self)
         if swapped {
             seconds = seconds.byteSwapped; fraction = fraction.byteSwapped; captured = captured.byteSwapped; length = length.byteSwapped
         }
         let caplen = Int(captured)
-        guard caplen <= snapshot, fraction < (nanoseconds ? 1_000_000_000 : 1_000_000), o + 16 + caplen <= windowStart + windowLength else { return nil }
+        guard caplen <= snapshot, fraction < (nanoseconds ? 1_000_000_000 : 1_000_000),
+              offset &+ 16 &+ caplen <= windowStart &+ windowLength else { irregular = true; return nil }
         if nanoseconds { fraction /= 1000 }
-        // libpcap hands seconds and microseconds on as they are in the file (unsigned 32-bit on disk).
-        return (PacketTime(seconds: Int64(seconds), microseconds: Int32(fraction)), Int(length),
-                ByteView(UnsafeRawBufferPointer(start: p + 16, count: caplen)), 16 + caplen)
-    }
-
-    /// The next record, valid until the next call; nil at the end of the file or at a record libpcap must handle
-    /// (`irregular` then says which).
-    @inline(__always)
-    func next() -> (time: PacketTime, wireLength: Int, bytes: ByteView)? {
-        guard !irregular else { return nil }
-        if offset + 16 + snapshot > windowStart + windowLength && windowStart + windowLength < fileSize || window == nil {
-            if offset >= fileSize { return nil }
-            guard map(at: offset) else { irregular = true; return nil }
-            aheadOffset = -1
-        }
-        if offset == fileSize { return nil }
-        guard let r = record(at: offset) else { irregular = true; return nil }
-        // Start loading the file well ahead of the records in hand (the lookahead reads a few kilobytes on; each
-        // page of the page cache is a separate physical page, which the hardware prefetcher does not cross).
-        // Two lines a record: records are longer than a line on average, so one would leave gaps.
-        if offset &+ Self.prefetchAhead &+ 64 < windowStart &+ windowLength, let w = window {
+        if offset &+ Self.prefetchAhead &+ 64 < windowStart &+ windowLength {
             let ahead = UnsafeRawPointer(w) + (offset &+ Self.prefetchAhead &- windowStart)
             zw_prefetch_read(ahead)
             zw_prefetch_read(ahead + 64)
         }
-        offset += r.size
+        offset &+= 16 &+ caplen
         records &+= 1
-        return (r.time, r.wireLength, r.bytes)
+        return RawRecord(bytes: ByteView(UnsafeRawBufferPointer(start: p + 16, count: caplen)), seconds: seconds, fraction: fraction,
+                         wireLength: length)
+    }
+}
+
+/// One memory map of a whole classic pcap file for all the workers of a `replayFile`. They are threads of one
+/// process, so one set of page-table entries serves them all: with a map per worker, each made and dropped the
+/// entries of every page of the file (about a tenth of a worker's CPU time, in the kernel). Entries are made ahead
+/// of the leading worker, a few MiB at a time, by whichever worker gets there first (`MADV_POPULATE_READ`; where
+/// that is missing, pages fault in as read), and dropped behind the slowest (`MADV_DONTNEED`: the pages stay in the
+/// page cache and would fault back in if read), so the map's resident part stays a few MiB, as with windows.
+final class SharedCaptureMap: @unchecked Sendable {
+    /// The file opened and checked as for a map of its own (its descriptor and header fields).
+    fileprivate let template: MappedCapture
+    let base: UnsafeRawPointer
+    private let length: Int
+    /// Bytes from the start whose entries were made (claimed by one worker, then made) or dropped.
+    private let populated = Atomic<Int>(0)
+    private let released = Atomic<Int>(0)
+    /// Each worker's reported offset (`Int.max`: not reading here).
+    private final class Position: Sendable { let offset = Atomic<Int>(0) }
+    private let positions: [Position]
+    /// How often a cursor reports, how far ahead entries are made and in what steps, and how far behind the slowest
+    /// cursor they are dropped (views handed out a few records back stay mapped anyway).
+    static let reportBytes = 1 << 20
+    static let aheadBytes = 4 << 20
+    static let stepBytes = 2 << 20
+    static let behindBytes = 1 << 20
+
+    /// Maps `path` when `MappedCapture(path:linkType:)` would read it; nil otherwise (or when the map fails).
+    init?(path: String, linkType: Int32, workers: Int) {
+        guard let t = MappedCapture(path: path, linkType: linkType) else { return nil }
+        guard let p = mmap(nil, t.fileSize, PROT_READ, MAP_PRIVATE | MAP_NORESERVE, t.descriptor, 0), p != MAP_FAILED else { return nil }
+        _ = madvise(p, t.fileSize, MADV_SEQUENTIAL)
+        template = t; base = UnsafeRawPointer(p); length = t.fileSize
+        positions = (0..<max(1, workers)).map { _ in Position() }
     }
 
-    /// The bytes of the record `distance` records after the one `next()` returned last, when it is inside the
-    /// current window and regular; nil otherwise. A hint source: called once per record with the same distance,
-    /// it steps one record on from its previous answer.
-    @inline(__always)
-    func upcoming(_ distance: Int) -> ByteView? {
-        var o: Int
-        if aheadOffset >= 0 && aheadDistance == distance {
-            guard let r = record(at: aheadOffset) else { aheadOffset = -1; return nil }
-            o = aheadOffset + r.size
-        } else {
-            o = offset
-            for _ in 1..<max(distance, 1) {
-                guard let r = record(at: o) else { return nil }
-                o += r.size
+    deinit { munmap(UnsafeMutableRawPointer(mutating: base), length) }
+
+    /// Worker `worker` has read up to `offset`: make the entries ahead of it, drop those behind every worker.
+    func advance(worker: Int, to offset: Int) {
+        positions[worker].offset.store(offset, ordering: .relaxed)
+        let want = min(length, offset &+ Self.aheadBytes)
+        var p = populated.load(ordering: .acquiring)
+        while p < want {
+            let end = min(length, p &+ Self.stepBytes)
+            let (claimed, current) = populated.compareExchange(expected: p, desired: end, ordering: .acquiringAndReleasing)
+            if claimed {
+                _ = madvise(UnsafeMutableRawPointer(mutating: base + p), end &- p, 22 /* MADV_POPULATE_READ */)
+                p = end
+            } else {
+                p = current
             }
         }
-        guard let r = record(at: o) else { aheadOffset = -1; return nil }
-        aheadOffset = o; aheadDistance = distance
-        return r.bytes
+        var slowest = Int.max
+        for position in positions { slowest = min(slowest, position.offset.load(ordering: .relaxed)) }
+        let page = template.pageSize
+        let keep = max(0, slowest &- Self.behindBytes) / page * page
+        let r = released.load(ordering: .acquiring)
+        if keep &- r >= Self.stepBytes {
+            let (claimed, _) = released.compareExchange(expected: r, desired: keep, ordering: .acquiringAndReleasing)
+            if claimed { _ = madvise(UnsafeMutableRawPointer(mutating: base + r), keep &- r, MADV_DONTNEED) }
+        }
     }
+
+    /// Worker `worker` reads no more from here (the end of the file, or libpcap takes over): it no longer holds
+    /// entries back.
+    func finished(worker: Int) { positions[worker].offset.store(Int.max, ordering: .relaxed) }
 }

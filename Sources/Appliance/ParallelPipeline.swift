@@ -14,11 +14,12 @@ import Detection
 /// nothing shared on the per-packet path; one detection thread runs the single `Detector` over the workers'
 /// observer events merged back into packet order. Packets reach the workers one of two ways:
 ///
-/// - A capture file (`replayFile`): every worker reads the whole file itself, through a memory map of its own
-///   (`MappedCapture`; libpcap for pcapng and from any record libpcap must handle), numbers every packet so frame
-///   numbers stay global, runs the sweep a single engine would run at it, and processes only the packets whose
-///   flow hashes to it. No reader thread, no packet copies, no packet crossing between cores: what a worker pays
-///   for the others' packets is a header read and one multiply each.
+/// - A capture file (`replayFile`): every worker reads the whole file itself, through one memory map of the file
+///   shared by all (`SharedCaptureMap`, `MappedCapture`; libpcap for pcapng and from any record libpcap must
+///   handle), numbers every packet so frame numbers stay global, runs the sweep a single engine would run at it,
+///   and processes only the packets whose flow hashes to it (`FileShareReader.readMapped`). No reader thread, no
+///   packet copies, no packet crossing between cores: what a worker pays for the others' packets is a header read
+///   and one multiply each.
 /// - Standard input and live captures (`packet`): one reader (the calling thread) numbers packets and copies each
 ///   into the ring of the worker its flow hashes to.
 ///
@@ -37,6 +38,16 @@ import Detection
 /// exact sequence a single engine would have produced, so alerts are identical to one worker's, and records
 /// (built by the workers' engines with the global frame numbers) are identical up to line order.
 ///
+/// Operations: nearly every operation of a plant is one the detector passes over (a conduit allows it, nothing
+/// to count), and each event is about 230 bytes written on one core and read on another. So when the detection
+/// observer is a `QuietOperationObserver`, a worker sends every operation with its `QuietTraits` (48 bytes, in
+/// the event queue's header array), and the detection thread asks the detector, on its own flow state at that
+/// point of the merged stream, whether the operation would only sweep the aggregation windows
+/// (`Detector.takeQuietly`, exactly `isAllowedQuietly` without its clock test); then it does that sweep and never
+/// reads the event, whose cache lines stay with the worker. Only when the answer is no does it read the event and
+/// replay it. Nothing is decided in the worker, so alerts stay exact whatever the detector's state (policy
+/// reloads, flow-cache resets); on the mixed plant 97% of operations go this way.
+///
 /// Sweeps: a single engine ends idle flows at the first packet of each new second of packet time. The reader
 /// keeps the same clock and sends an `advance` message at that frame to every worker that did not get the
 /// packet; a worker reading the file keeps that clock itself and advances its engine at that frame. Either way
@@ -46,7 +57,8 @@ import Detection
 ///
 /// Bounds: each ring holds `ringBytes` (packets are copied once, into preallocated memory); each event queue
 /// holds `eventCapacity` events (a worker reading a file ahead of the others waits there: they cannot drift apart
-/// by more); each worker maps at most two 4 MiB windows of a file. Replay (`blocking`) waits when a ring is full
+/// by more); the shared map of a file keeps page-table entries only from a few MiB behind the slowest worker to a
+/// few MiB ahead of the fastest (without it, each worker maps two 4 MiB windows). Replay (`blocking`) waits when a ring is full
 /// and never drops; a live capture counts the packet in `queueDrops` instead, so loss stays visible.
 public final class ParallelPipeline: @unchecked Sendable {
     /// How the pipeline is shaped.
@@ -107,10 +119,12 @@ public final class ParallelPipeline: @unchecked Sendable {
                 detector: Detector?, write: @escaping (RecordKind, [UInt8]) -> Void) {
         self.settings = settings
         let detectionWaiter = Waiter()
+        let sendsTraits = observer is any QuietOperationObserver
         var ws: [PipelineWorker] = []
         for i in 0..<settings.workers {
             let queue = EventQueue(capacity: settings.eventCapacity)
-            let recorder = EventRecorder(queue: queue, consumer: detectionWaiter, worker: i, workers: settings.workers)
+            let recorder = EventRecorder(queue: queue, consumer: detectionWaiter, worker: i, workers: settings.workers,
+                                         sendsTraits: sendsTraits)
             let engine = makeEngine(i)
             engine.observer = recorder
             ws.append(PipelineWorker(index: i, engine: engine, ring: PacketRing(bytes: settings.ringBytes), events: queue,
@@ -371,17 +385,13 @@ extension PipelineWorker {
         let reader = FileShareReader(worker: self, pipeline: pipeline, share: share, source: source, prefetch: prefetch)
         var failure: CaptureError?
         var stopped = false
-        if let path = share.path, let mapped = MappedCapture(path: path, linkType: share.linkType) {
-            reader.mapped = mapped
-            while let (time, wireLength, bytes) = mapped.next() {
-                reader.packet(time: time, wireLength: wireLength, bytes)
-                if reader.count & 4095 == 0 && share.stop() { stopped = true; break }
-            }
-            reader.mapped = nil
+        let map = share.map.map { MappedCapture(sharing: $0, worker: index) }
+        if let mapped = map ?? share.path.flatMap({ MappedCapture(path: $0, linkType: share.linkType) }) {
             // A record libpcap must handle (or a damaged file): libpcap goes on from there, after skipping what
             // was read here, so its behaviour and its error messages are kept.
-            if !mapped.irregular { stopped = true }
-            reader.skip = mapped.records
+            stopped = reader.readMapped(mapped)
+            reader.skip = reader.count
+            share.map?.finished(worker: index)
         }
         while !stopped && !share.stop() {
             do {
@@ -411,6 +421,8 @@ final class FileShare: @unchecked Sendable {
     let sources: [PacketSource]
     /// The file's path, for reading it through a memory map (`MappedCapture`) where it allows; nil: libpcap only.
     let path: String?
+    /// The one map of the file the workers read through (nil: each maps windows of its own, or libpcap only).
+    let map: SharedCaptureMap?
     let linkType: Int32
     /// Merge key and frame number of the packet before the file's first.
     let firstKey: UInt64
@@ -428,6 +440,8 @@ final class FileShare: @unchecked Sendable {
     init(sources: [PacketSource], path: String?, firstKey: UInt64, firstFrame: UInt64, nextSweep: Int64, stop: @escaping @Sendable () -> Bool) {
         self.sources = sources; self.path = path; linkType = sources[0].linkType.rawValue
         self.firstKey = firstKey; self.firstFrame = firstFrame; self.nextSweep = nextSweep; self.stop = stop
+        let linkType = self.linkType
+        map = path.flatMap { SharedCaptureMap(path: $0, linkType: linkType, workers: sources.count) }
         results = .allocate(capacity: sources.count)
         _ = results.initialize(from: repeatElement(Result(), count: sources.count))
     }
@@ -467,9 +481,7 @@ final class FileShareReader: PacketConsumer {
     @exclusivity(unchecked) var count: UInt64 = 0
     @exclusivity(unchecked) var nextSweep: Int64
     @exclusivity(unchecked) var lastTime = PacketTime.zero
-    /// Where the packets come from when not from libpcap (`source`).
-    @exclusivity(unchecked) var mapped: MappedCapture?
-    /// Packets libpcap hands on that were read already (through `mapped`), to pass over.
+    /// Packets libpcap hands on that were read already (through a `MappedCapture`), to pass over.
     @exclusivity(unchecked) var skip: UInt64 = 0
     /// Worker of packet n at [n & 63]: n << 8 | worker (stale or 0: not computed).
     private let owners = UnsafeMutablePointer<UInt64>.allocate(capacity: 64)
@@ -508,7 +520,7 @@ final class FileShareReader: PacketConsumer {
         count &+= 1
         let n = count
         lastTime = time
-        if let next = mapped?.upcoming(hashAhead) ?? source.upcoming(hashAhead) {
+        if let next = source.upcoming(hashAhead) {
             let m = n &+ UInt64(hashAhead)
             let w = owner(next)
             owners[Int(m & 63)] = m << 8 | UInt64(w)
@@ -547,6 +559,73 @@ final class FileShareReader: PacketConsumer {
     }
 
     override var stopRequested: Bool { share.stop() }
+
+    /// `packet` for every record of a mapped file, in one loop: each record's header is read once, `hashAhead`
+    /// records ahead of the packet in hand (its owner computed there and kept with it in a ring of 64), and a
+    /// packet's time is built only when this worker processes the packet or sweeps at it. Same numbering, owners,
+    /// prefetch hints, sweeps, merge-key bounds and stop checks as `packet` for each record.
+    /// Returns whether the file ended here (its end, or `share.stop()`): false when `m` met a record libpcap must
+    /// handle, with `count` at the last record taken (the one before it).
+    func readMapped(_ m: MappedCapture) -> Bool {
+        let ring = UnsafeMutablePointer<MappedCapture.RawRecord>.allocate(capacity: 64)
+        let ringOwners = UnsafeMutablePointer<Int>.allocate(capacity: 64)
+        defer { ring.deallocate(); ringOwners.deallocate() }
+        var parsed = count       // records read into the ring (numbered like `count`)
+        var n = count            // records taken
+        var nextSweep = self.nextSweep
+        var lastSeconds: UInt32 = 0, lastFraction: UInt32 = 0, any = false
+        var tail = 0, head = 0   // the own-packet hint queue (`ownNumbers`/`ownViews`)
+        let index = self.index
+        var stopped = false
+        while true {
+            // Keep `hashAhead` records parsed ahead of the next one taken.
+            while parsed &- n <= UInt64(hashAhead), let r = m.nextRaw() {
+                parsed &+= 1
+                let i = Int(parsed & 63)
+                ring[i] = r
+                let w = owner(r.bytes)
+                ringOwners[i] = w
+                ownNumbers[tail & 63] = parsed; ownViews[tail & 63] = r.bytes
+                tail &+= w == index ? 1 : 0
+            }
+            guard n != parsed else { stopped = !m.irregular; break }
+            n &+= 1
+            let i = Int(n & 63)
+            let r = ring[i]
+            lastSeconds = r.seconds; lastFraction = r.fraction; any = true
+            let seconds = Int64(r.seconds)
+            let sweep = seconds >= nextSweep
+            if sweep { nextSweep = seconds &+ 1 }
+            if ringOwners[i] == index {
+                recorder.key = firstKey &+ n
+                if prefetch {
+                    while head != tail && ownNumbers[head & 63] <= n { head &+= 1 }
+                    let d = Engine.prefetchDistance - 1   // the queue starts at the next own packet
+                    engine.prefetchFlows(ahead: tail &- head > d ? ownViews[(head &+ d) & 63] : nil, linkType: linkType)
+                }
+                engine.process(r.bytes, linkType: linkType, time: r.time, wireLength: Int(r.wireLength), frame: firstFrame &+ n)
+            } else if sweep {
+                recorder.key = firstKey &+ n
+                engine.advance(frame: firstFrame &+ n, time: r.time)
+            }
+            if sweep {
+                worker.publish()
+                // Once a second of packet time: records reach the files within about a second on a busy link too.
+                if engine.bufferedRecordBytes > 0 { worker.drain(pipeline) }
+            }
+            if n & 15 == 0 {
+                // Everything up to this packet is in the event queue (the detection merge's lower bound for us).
+                recorder.completed.store(firstKey &+ n, ordering: .releasing)
+                if n & 0xFFFF == 0 { worker.publish() }
+                if n & 0x3FF == 0 && engine.bufferedRecordBytes > worker.flushBytes { worker.drain(pipeline) }
+            }
+            if n & 4095 == 0 && share.stop() { stopped = true; break }
+        }
+        count = n
+        self.nextSweep = nextSweep
+        if any { lastTime = PacketTime(seconds: Int64(lastSeconds), microseconds: Int32(lastFraction)) }
+        return stopped
+    }
 }
 
 /// The detection thread: merges the workers' events in (merge key, worker) order into the single observer.
@@ -612,6 +691,10 @@ final class DetectionStage: @unchecked Sendable {
         let n = workers.count
         // Held for the whole run: reading the property per event retained and released the observer each time.
         let observer = self.observer
+        // Its call as a closure made once (`if let` on the optional observer retained and released it per event).
+        let quietObserver = observer as? any QuietOperationObserver
+        let takesQuietOperations = quietObserver != nil
+        let takeQuietly: (QuietTraits) -> Bool = quietObserver.map { q in { q.takeQuietly($0) } } ?? { _ in false }
         // The detector's per-flow entries, prefetched for the event a few places behind the one replayed (with
         // 100,000 flows each entry is otherwise a cache miss on this thread); the table may grow at a flow start.
         var entries = observer?.flowStateTable() ?? .none
@@ -652,35 +735,59 @@ final class DetectionStage: @unchecked Sendable {
                         if bounds[v] < bestKey || (bounds[v] == bestKey && v < best) { allowed = false; break }
                     }
                     guard allowed else { break }
-                    let (event, ahead) = queues[best]._withUnsafeGuaranteedRef { q in
-                        let e = q.headEvent
-                        q.pop()
-                        return (e, q.flowSlot(ahead: 6))
-                    }
                     progressed = true
-                    if let s = ahead, s >= 0, Int(s) < entries.count, let base = entries.base {
-                        zw_prefetch(base + Int(s) &* entries.stride)
+                    // Every other worker's events have keys of at least its bound, so `best`'s events come first as
+                    // long as their keys stay below `limit` (at a tie the lower worker index goes first): they are
+                    // taken in one run, without looking at the other queues for each.
+                    var limit = UInt64.max
+                    for v in 0..<n where v != best {
+                        limit = min(limit, v > best ? (bounds[v] == .max ? .max : bounds[v] &+ 1) : bounds[v])
                     }
-                    if case .finish = event {
-                        finishedWorkers += 1
-                        // A finished worker produces nothing more.
-                        bounds[best] = .max
-                        if finishedWorkers == n {
-                            observer?.finish()
-                            flushAlerts(pipeline)
-                            return
+                    let queue = queues[best]
+                    var emptied = false
+                    while true {
+                        // An operation sent with its quiet traits that the detector passes over: only its time
+                        // matters (the same check and sweep `operation` would make); the event itself is not read.
+                        let traits = queue._withUnsafeGuaranteedRef { $0.headTraits }
+                        if traits.flowSerial != 0 && takesQuietOperations && takeQuietly(traits) {
+                            let ahead = queue._withUnsafeGuaranteedRef { q in
+                                q.pop()
+                                return q.flowSlot(ahead: 6)
+                            }
+                            if let s = ahead, s >= 0, Int(s) < entries.count, let base = entries.base {
+                                zw_prefetch(base + Int(s) &* entries.stride)
+                            }
+                        } else {
+                            let (event, ahead) = queue._withUnsafeGuaranteedRef { q in
+                                let e = q.headEvent
+                                q.pop()
+                                return (e, q.flowSlot(ahead: 6))
+                            }
+                            if let s = ahead, s >= 0, Int(s) < entries.count, let base = entries.base {
+                                zw_prefetch(base + Int(s) &* entries.stride)
+                            }
+                            if case .finish = event {
+                                finishedWorkers += 1
+                                // A finished worker produces nothing more.
+                                bounds[best] = .max
+                                if finishedWorkers == n {
+                                    observer?.finish()
+                                    flushAlerts(pipeline)
+                                    return
+                                }
+                            } else {
+                                if anomalyRecords, case .anomaly(let a, let f) = event { logAnomaly(a, flow: f) }
+                                if let o = observer {
+                                    event.replay(into: o)
+                                    if case .flowStarted = event { entries = o.flowStateTable() }
+                                }
+                            }
                         }
-                    } else {
-                        if anomalyRecords, case .anomaly(let a, let f) = event { logAnomaly(a, flow: f) }
-                        if let o = observer {
-                            event.replay(into: o)
-                            if case .flowStarted = event { entries = o.flowStateTable() }
-                        }
+                        guard let k = queue._withUnsafeGuaranteedRef({ $0.headKey() }) else { emptied = true; break }
+                        if k >= limit { break }
                     }
-                    if queues[best]._withUnsafeGuaranteedRef({ $0.headKey() }) == nil {
-                        // Its queue emptied: its bound must be re-read (before the queue) on the next pass.
-                        if bounds[best] != .max { break }
-                    }
+                    // Its queue emptied: its bound must be re-read (before the queue) on the next pass.
+                    if emptied && bounds[best] != .max { break }
                 }
             }
             let buffered = sink.lines[RecordKind.alert.rawValue].count + sink.lines[RecordKind.anomaly.rawValue].count

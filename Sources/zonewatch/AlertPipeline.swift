@@ -4,10 +4,11 @@ import Flows
 import Engine
 import Detection
 import Output
+import Appliance
 
 /// Connects an engine to detection (policy checks, ICS-operation rules) and to the alert destinations:
 /// `alerts.jsonl`/`--alerts -` through the engine's record buffers, and every `--output` SIEM.
-final class AlertPipeline: EngineObserver {
+final class AlertPipeline: EngineObserver, QuietOperationObserver {
     let detector: Detector
     private let sink: EventSink
     /// The SIEM outputs' hand-over point for this thread's alerts (one batch per `publish`).
@@ -59,6 +60,14 @@ final class AlertPipeline: EngineObserver {
             i += detector.operations(ops + i, count: count - i, flow: flow, alerts: &pending)
             if pending.isEmpty { return }
         }
+    }
+
+    /// `--workers`: `operation` for an operation the detector passes over quietly, from its traits alone (see
+    /// `QuietOperationObserver`); false, and nothing done, for any other.
+    func takeQuietly(_ traits: QuietTraits) -> Bool {
+        guard detector.takeQuietly(traits, alerts: &pending) else { return false }
+        if !pending.isEmpty { publish() }
+        return true
     }
     func anomaly(_ a: Anomaly, flow: FlowContext?) { detector.anomaly(a, flow: flow, alerts: &pending); publish() }
     func flowEnded(_ flow: FlowContext, reason: FlowEndReason) {

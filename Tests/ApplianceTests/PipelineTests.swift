@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import Policy
 import Synchronization
 import Wire
 import Records
@@ -152,6 +153,88 @@ import Capture
                 #expect(one == many, "\(file) mapped \(mapped): one worker \(one), \(workers) workers \(many)")
             }
         }
+    }
+
+    /// The zones and conduits of scripts/bench for the address plan of the generated captures (Fixtures/mixed).
+    static let plantPolicy: CompiledPolicy = {
+        let text = """
+        version: 1
+        zones:
+          - {name: supervisory, security_level: 2, purdue_level: 2, networks: [10.10.0.0/16]}
+          - {name: control, security_level: 3, purdue_level: 1, networks: [10.20.0.0/16]}
+          - {name: it-services, security_level: 1, purdue_level: 4, networks: [10.0.0.0/24]}
+        conduits:
+          - name: scada-to-control
+            from: supervisory
+            to: control
+            allow:
+              - {protocol: modbus, access: [read, write]}
+              - {protocol: dnp3, access: [read, time, session]}
+              - {protocol: s7comm, access: [read, write, session]}
+          - name: scada-to-it
+            from: supervisory
+            to: it-services
+            allow:
+              - {protocol: tcp, ports: [80]}
+              - {protocol: udp, ports: [53, 123]}
+        intra_zone: monitor
+        default: deny
+        unknown_hosts: alert
+        """
+        let (p, errors) = loadPolicy(text: text, file: "plant.yaml")
+        precondition(errors.isEmpty, "\(errors)")
+        return p!
+    }()
+
+    /// Modbus/TCP between the plant's supervisory and control zones: 12 flows, each a handshake then requests and
+    /// responses, mostly reads and writes of one unit (quiet under `plantPolicy`), with unit changes (the unit-scan
+    /// counter), diagnostics (denied by the conduit) and reads of device identification, over three minutes of
+    /// packet time so that aggregation windows close between operations.
+    func modbusPlantCapture() throws -> String {
+        var packets: [[UInt8]] = []
+        var seq: [UInt32] = Array(repeating: 1000, count: 12), ack: [UInt32] = Array(repeating: 9000, count: 12)
+        func client(_ i: Int) -> UInt32 { ipv4(10, 10, 0, UInt8(5 + i % 3)) }
+        func server(_ i: Int) -> UInt32 { ipv4(10, 20, 0, UInt8(7 + i)) }
+        for i in 0..<12 {
+            let sport = UInt16(40_000 + i)
+            packets.append(tcpFrame(src: client(i), sport: sport, dst: server(i), dport: 502, seq: seq[i] - 1, flags: 0x02))
+            packets.append(tcpFrame(src: server(i), sport: 502, dst: client(i), dport: sport, seq: ack[i] - 1, ack: seq[i], flags: 0x12))
+            packets.append(tcpFrame(src: client(i), sport: sport, dst: server(i), dport: 502, seq: seq[i], ack: ack[i], flags: 0x10))
+        }
+        for n in 0..<600 {
+            let i = n % 12, sport = UInt16(40_000 + i)
+            let fc: UInt8 = n % 97 == 5 ? 8 : n % 89 == 3 ? 43 : n % 3 == 0 ? 6 : 3
+            let unit: UInt8 = n % 53 == 7 ? UInt8(1 + n % 9) : 1
+            let tid = [UInt8(n >> 8), UInt8(n & 0xFF)]
+            let body: [UInt8] = fc == 43 ? [0x0E, 0x01, 0x00] : fc == 8 ? [0x00, 0x01, 0x00, 0x00] : [0x00, 0x10, 0x00, 0x02]
+            let request = tid + [0, 0, 0, UInt8(2 + body.count), unit, fc] + body
+            let answer: [UInt8] = fc == 3 ? [4, 0, 1, 0, 2] : fc == 43 ? [0x0E, 0x01, 0x01, 0x00, 0x00, 0x00] : body
+            let response = tid + [0, 0, 0, UInt8(2 + answer.count), unit, fc] + answer
+            packets.append(tcpFrame(src: client(i), sport: sport, dst: server(i), dport: 502, seq: seq[i], ack: ack[i], flags: 0x18, payload: request))
+            seq[i] &+= UInt32(request.count)
+            packets.append(tcpFrame(src: server(i), sport: 502, dst: client(i), dport: sport, seq: ack[i], ack: seq[i], flags: 0x18, payload: response))
+            ack[i] &+= UInt32(response.count)
+        }
+        // 1,224 packets 150 ms apart: about three minutes.
+        return try temporaryFile(pcapFile(packets, stepMicroseconds: 150_000), "modbus-plant.pcap")
+    }
+
+    /// Under a policy whose conduits allow most operations, the detection thread takes most operations by their
+    /// quiet traits alone (`QuietOperationObserver`): records and alerts stay those of one engine, whichever way
+    /// the packets reach the workers, with event queues small enough that workers wait on the merge.
+    @Test(arguments: [2, 3])
+    func operationsPassedQuietlyGiveTheSameRecordsAsOneWorker(workers: Int) {
+        var quiet = 0
+        for file in fixtureCaptures() + [try! modbusPlantCapture()] {
+            for policy in [Self.plantPolicy, demoPolicy] {
+                let one = runSingle([file], policy: policy).sorted
+                for feed in [PipelineFeed.reader, .workersRead(mapped: true)] {
+                    let many = runParallel([file], policy: policy, workers: workers, feed: feed) { quiet += $0.quietOperations }.sorted
+                    #expect(one == many, "\(file) \(feed): one worker \(one), \(workers) workers \(many)")
+                }
+            }
+        }
+        #expect(quiet > 100)
     }
 
     /// Files read by the workers and files fed by a reader, in one stream: frame numbers and the sweep clock carry

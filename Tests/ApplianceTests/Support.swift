@@ -33,7 +33,7 @@ let demoPolicy: CompiledPolicy = {
 }()
 
 /// What `AlertPipeline` (in the zonewatch executable) does, for in-process runs: detection, alerts as ECS lines.
-final class TestAlertObserver: EngineObserver {
+final class TestAlertObserver: EngineObserver, QuietOperationObserver {
     let detector: Detector
     let sink: EventSink
     var pending: [Alert] = []
@@ -47,6 +47,14 @@ final class TestAlertObserver: EngineObserver {
     func flowEnded(_ flow: FlowContext, reason: FlowEndReason) { detector.flowEnded(flow) }
     func tick(time: PacketTime) { detector.tick(time: time, alerts: &pending); publish() }
     func finish() { detector.finish(alerts: &pending); publish() }
+    /// Operations taken by their quiet traits alone (the detection thread only).
+    var quietOperations = 0
+    func takeQuietly(_ traits: QuietTraits) -> Bool {
+        guard detector.takeQuietly(traits, alerts: &pending) else { return false }
+        quietOperations += 1
+        publish()
+        return true
+    }
     func publish() {
         for a in pending { sink.json.reset(); a.writeECS(to: &sink.json); sink.finishLine(.alert) }
         pending.removeAll()
@@ -102,7 +110,7 @@ enum PipelineFeed {
 
 /// Runs capture files through the multi-worker pipeline.
 func runParallel(_ files: [String], policy: CompiledPolicy?, workers: Int, ringBytes: Int = 1 << 20, eventCapacity: Int = 64,
-                 anomalyLimit: Int = 1_000, feed: PipelineFeed = .reader) -> RecordLines {
+                 anomalyLimit: Int = 1_000, feed: PipelineFeed = .reader, finished: ((TestAlertObserver) -> Void)? = nil) -> RecordLines {
     let sink = EventSink()
     let observer = TestAlertObserver(policy: policy, sink: sink)
     var settings = ParallelPipeline.Settings(workers: workers)
@@ -136,6 +144,7 @@ func runParallel(_ files: [String], policy: CompiledPolicy?, workers: Int, ringB
         }
     }
     pipeline.finish()
+    finished?(observer)
     return collected.lines
 }
 

@@ -306,6 +306,70 @@ import Records
         #expect(viaEngine.1 == plain.1)
     }
 
+    /// `passesQuietly` (what `--workers` checks instead of handing the detection thread the operation) says yes only
+    /// where `operation` would do nothing but sweep: a detector that gets `tick(time:)` for those operations and
+    /// `operation` for the rest raises the same alerts in the same order and counts the same as one that gets
+    /// `operation` for all, over allowed, notified, denied, response, unit-changing, identification and rule-raising
+    /// operations, a protocol the conduit denies, policy reloads and aggregation windows closing between operations.
+    @Test func passesQuietlyOnlyWhereOperationOnlySweeps() {
+        func scenario(quietly: Bool) -> (String, DetectionCounters, passed: Int, checked: Int) {
+            let d = Detector(policy: compiled(Self.quietPolicy))
+            var alerts: [Alert] = []
+            var passed = 0, checked = 0
+            var flows: [FlowContext] = []
+            let apps: [AppProtocol?] = [.modbus, .s7comm, .dnp3, .modbus, nil]
+            for (i, app) in apps.enumerated() {
+                // Flow 3 is reversed (the cell side opened it); flow 4 has no engine slot.
+                var f = i == 3 ? flow("10.10.30.5", "10.10.20.7", sport: 40_003, dport: 502)
+                               : flow("10.10.20.7", "10.10.30.5", sport: UInt16(40_000 + i), dport: i == 1 ? 102 : 502)
+                if i != 4 { f.flowSlot = Int32(i); f.flowSerial = UInt64(i + 1) }
+                d.flowStarted(f, frame: 1, time: t0, alerts: &alerts)
+                d.flowIdentified(f, appProtocol: app ?? .modbus, frame: 2, time: t0, alerts: &alerts)
+                flows.append(f)
+            }
+            var frame: UInt64 = 10
+            for round in 0..<6 {
+                if round == 4 { d.replacePolicy(compiled(Self.quietPolicy)) }
+                for (i, f) in flows.enumerated() {
+                    let app = apps[i] ?? .modbus
+                    for access in AccessClass.allCases {
+                        for (unit, fc) in [(Int32(1), UInt16(3)), (1, 3), (5, 8), (-1, 43), (5, 3)] {
+                            frame += 1
+                            // Seconds of packet time go on past the 60 s windows, so windows close between operations.
+                            var o = op(app, access, fc: app == .modbus ? fc : app == .dnp3 ? 0x0D : 0x29, "f", unit: unit,
+                                       address: Int64(round), quantity: 1, sub: fc == 43 ? 14 : 1, frame: frame,
+                                       seconds: 1_000 + Int64(round) * 25 + Int64(frame % 7))
+                            o.sender = access == .response || (frame % 5 == 0) ? .responder : .initiator
+                            if quietly {
+                                checked += 1
+                                // `takeQuietly` must be `passesQuietly` then `tick`.
+                                let passes = d.passesQuietly(QuietTraits(o, flow: f))
+                                if d.takeQuietly(QuietTraits(o, flow: f), alerts: &alerts) { #expect(passes); passed += 1; continue }
+                                #expect(!passes)
+                            }
+                            d.operation(o, flow: f, alerts: &alerts)
+                        }
+                    }
+                }
+            }
+            d.finish(alerts: &alerts)
+            return (ecs(alerts), d.counters, passed, checked)
+        }
+        let quiet = scenario(quietly: true), plain = scenario(quietly: false)
+        #expect(quiet.passed > 0 && quiet.passed < quiet.checked)
+        #expect(!plain.0.isEmpty && plain.1.suppressedByConduit > 0)
+        #expect(quiet.0 == plain.0)
+        #expect(quiet.1 == plain.1)
+        // No engine flow: never quiet this way.
+        let d = Detector(policy: compiled(Self.quietPolicy))
+        var alerts: [Alert] = []
+        let f = flow("10.10.20.7", "10.10.30.5")
+        d.flowStarted(f, frame: 1, time: t0, alerts: &alerts)
+        d.flowIdentified(f, appProtocol: .modbus, frame: 2, time: t0, alerts: &alerts)
+        #expect(!d.passesQuietly(QuietTraits(op(.modbus, .response, fc: 3, "f", sender: .responder), flow: f)))
+        #expect(!Detector(policy: nil).passesQuietly(QuietTraits(op(.modbus, .response, fc: 3, "f"), flow: engineFlow("10.10.20.7", "10.10.30.5", slot: 0, serial: 1))))
+    }
+
     /// The prefetch hint names the entry `operation` reads for the slot, and nothing beyond the table.
     @Test func entryAddressNamesTheSlotsEntry() {
         let d = Detector(policy: compiled())
