@@ -515,6 +515,23 @@ final class FileShareReader: PacketConsumer {
         packet(time: header.time, wireLength: header.wireLength, bytes)
     }
 
+    /// What follows packet `n` whoever took it (both read loops): at a sweep, publish and let records out; every 16
+    /// packets, raise the merge's lower bound, and now and then publish and flush.
+    @inline(__always)
+    private func afterPacket(_ n: UInt64, sweep: Bool) {
+        if sweep {
+            worker.publish()
+            // Once a second of packet time: records reach the files within about a second on a busy link too.
+            if engine.bufferedRecordBytes > 0 { worker.drain(pipeline) }
+        }
+        if n & 15 == 0 {
+            // Everything up to this packet is in the event queue (the detection merge's lower bound for us).
+            recorder.completed.store(firstKey &+ n, ordering: .releasing)
+            if n & 0xFFFF == 0 { worker.publish() }
+            if n & 0x3FF == 0 && engine.bufferedRecordBytes > worker.flushBytes { worker.drain(pipeline) }
+        }
+    }
+
     @inline(__always)
     func packet(time: PacketTime, wireLength: Int, _ bytes: ByteView) {
         count &+= 1
@@ -545,17 +562,7 @@ final class FileShareReader: PacketConsumer {
             recorder.key = firstKey &+ n
             engine.advance(frame: firstFrame &+ n, time: time)
         }
-        if sweep {
-            worker.publish()
-            // Once a second of packet time: records reach the files within about a second on a busy link too.
-            if engine.bufferedRecordBytes > 0 { worker.drain(pipeline) }
-        }
-        if n & 15 == 0 {
-            // Everything up to this packet is in the event queue (the detection merge's lower bound for us).
-            recorder.completed.store(firstKey &+ n, ordering: .releasing)
-            if n & 0xFFFF == 0 { worker.publish() }
-            if n & 0x3FF == 0 && engine.bufferedRecordBytes > worker.flushBytes { worker.drain(pipeline) }
-        }
+        afterPacket(n, sweep: sweep)
     }
 
     override var stopRequested: Bool { share.stop() }
@@ -608,17 +615,7 @@ final class FileShareReader: PacketConsumer {
                 recorder.key = firstKey &+ n
                 engine.advance(frame: firstFrame &+ n, time: r.time)
             }
-            if sweep {
-                worker.publish()
-                // Once a second of packet time: records reach the files within about a second on a busy link too.
-                if engine.bufferedRecordBytes > 0 { worker.drain(pipeline) }
-            }
-            if n & 15 == 0 {
-                // Everything up to this packet is in the event queue (the detection merge's lower bound for us).
-                recorder.completed.store(firstKey &+ n, ordering: .releasing)
-                if n & 0xFFFF == 0 { worker.publish() }
-                if n & 0x3FF == 0 && engine.bufferedRecordBytes > worker.flushBytes { worker.drain(pipeline) }
-            }
+            afterPacket(n, sweep: sweep)
             if n & 4095 == 0 && share.stop() { stopped = true; break }
         }
         count = n
