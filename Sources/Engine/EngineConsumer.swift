@@ -8,17 +8,17 @@ import Wire
 /// Hands the packets a `PacketSource` reads to an engine, each with the flow prefetch hint for the packet
 /// `Engine.prefetchDistance` places ahead: the replay loop's whole per-packet work.
 public final class EngineConsumer {
+    /// Keeps the engine alive: the handler context holds it unretained.
     private let engine: Engine
-    private let linkType: Int32
-    // Diagnostic for scripts/bench (ZONEWATCH_NO_PREFETCH=1): measure without the flow prefetch hints.
-    private let prefetch = getenv("ZONEWATCH_NO_PREFETCH") == nil
 
     /// `dispatch(from:batch:)`'s handler context, reached through libpcap's user pointer.
     private let context = UnsafeMutablePointer<HandlerContext>.allocate(capacity: 1)
 
     /// A consumer feeding `engine` packets of `linkType`.
     public init(engine: Engine, linkType: Int32) {
-        self.engine = engine; self.linkType = linkType
+        self.engine = engine
+        // Diagnostic for scripts/bench (ZONEWATCH_NO_PREFETCH=1): measure without the flow prefetch hints.
+        let prefetch = getenv("ZONEWATCH_NO_PREFETCH") == nil
         context.initialize(to: HandlerContext(engine: Unmanaged.passUnretained(engine), linkType: linkType, prefetch: prefetch,
                                               lookahead: RecordLookahead()))
     }
