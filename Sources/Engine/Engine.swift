@@ -75,6 +75,7 @@ public final class Engine {
     private let noDissect = getenv("ZONEWATCH_NO_DISSECT").map { String(cString: $0) == "1" } ?? false
     private let initiatorStreamOffset = MemoryLayout<FlowState>.offset(of: \FlowState.initiatorStream)!
     private let responderStreamOffset = MemoryLayout<FlowState>.offset(of: \FlowState.responderStream)!
+    private let inOrderOffset = MemoryLayout<FlowState>.offset(of: \FlowState.inOrder)!
     private let initiatorCarryOffset = MemoryLayout<FlowState>.offset(of: \FlowState.initiatorCarry)!
     private let responderCarryOffset = MemoryLayout<FlowState>.offset(of: \FlowState.responderCarry)!
 
@@ -115,8 +116,6 @@ public final class Engine {
                                     distance: UInt64(Engine.prefetchDistance))
         guard s >= 0 else { return }
         let state = flows.slots + Int(s)
-        // Its first packet in this second of packet time moves the flow to the front of the LRU list.
-        if state.pointee.lastSeen.seconds != now.seconds { flows.prefetchNeighbours(of: s) }
         // Raw values compared: `ApplicationKind(rawValue:)` was a call per packet here.
         switch state.pointee.application {
         case ApplicationKind.modbus.rawValue: modbus.prefetch(state.pointee.applicationSlot)
@@ -193,7 +192,7 @@ public final class Engine {
         }
         // The LRU order is kept to the second of packet time, which is all that idle expiry (whole seconds) and
         // eviction need: a flow moves to the front on its first packet in a second, not on every packet.
-        if flows.slots[Int(slot)].lastSeen.seconds != time.seconds { flows.touch(slot) }
+        flows.touchLater(slot, if: flows.slots[Int(slot)].lastSeen.seconds != time.seconds)
         flows.slots[Int(slot)].lastSeen = time
 
         let payload = bytes.slice(from: packet.payloadOffset, length: packet.payloadLength)
@@ -238,11 +237,19 @@ public final class Engine {
         }
         let state = flows.slots + Int(slot)
         let side: FlowSide = sentByLow == state.pointee.initiatorIsLow ? .initiator : .responder
-        // The peer's held segments would be released by this acknowledgement: the general path handles that.
-        guard !streamPointer(slot, side.opposite).pointee.holdsSegments else { return false }
+        // The streams as `FlowState.streamSummary` has them (their own lines are not read here). The peer's held
+        // segments would be released by this acknowledgement: the general path handles that.
+        // With bytes, this side's stream must also be synchronised, hold nothing, and expect exactly these bytes.
         let length = ipEnd - payloadOffset
+        let shift = UInt32(side.rawValue) &* 2
+        let peerQuiet: UInt32 = 1 << (2 &- shift)
+        let needed = length > 0 ? peerQuiet | 3 << shift : peerQuiet
+        guard UInt32(state.pointee.streamSummary) & needed == needed else { return false }
         if length > 0 {
-            guard streamPointer(slot, side).pointee.advanceInOrder(sequence: u32(38), length: length) else { return false }
+            let next = (UnsafeMutableRawPointer(state) + inOrderOffset).assumingMemoryBound(to: UInt32.self) + Int(side.rawValue)
+            let sequence = u32(38)
+            guard sequence == next.pointee else { return false }
+            next.pointee = sequence &+ UInt32(truncatingIfNeeded: length)
         }
         let ipBytes = UInt64(wireLength)
         if side == .initiator {
@@ -250,7 +257,7 @@ public final class Engine {
         } else {
             state.pointee.packets.1 &+= 1; state.pointee.bytes.1 &+= ipBytes
         }
-        if state.pointee.lastSeen.seconds != time.seconds { flows.touch(slot) }
+        flows.touchLater(slot, if: state.pointee.lastSeen.seconds != time.seconds)
         state.pointee.lastSeen = time
         if length > 0 {
             deliverData(slot, side: side, bytes: ByteView(UnsafeRawBufferPointer(start: p + payloadOffset, count: length)))
@@ -326,6 +333,8 @@ public final class Engine {
     private func tcpSegment(_ slot: Int32, side: FlowSide, packet: PacketView, payload: ByteView) {
         let flags = packet.tcpFlags
         let limits = configuration.streamLimits
+        takeBackInOrder(slot)
+        defer { summariseStreams(slot) }
         // Move the stream out of the table while it delivers (exclusive access; no copy of its buffers).
         // The peer bytes this packet acknowledges were sent before it: release them first, so that a request
         // held behind a hole is dissected before the answer this packet carries.
@@ -343,6 +352,26 @@ public final class Engine {
         if flags & PacketView.rst != 0 { flows.slots[Int(slot)].reset = true }
         if flags & PacketView.fin != 0 { flows.slots[Int(slot)].finMask |= side == .initiator ? 1 : 2 }
         if flows.slots[Int(slot)].isClosed { flows.markClosed(slot) }
+    }
+
+    /// Writes the next sequence numbers the one-pass path kept in `FlowState.inOrder` back into the streams, before
+    /// they are used.
+    private func takeBackInOrder(_ slot: Int32) {
+        let state = flows.slots + Int(slot)
+        let summary = state.pointee.streamSummary
+        if summary & 0b0010 != 0 { state.pointee.initiatorStream.nextSequence = state.pointee.inOrder.0 }
+        if summary & 0b1000 != 0 { state.pointee.responderStream.nextSequence = state.pointee.inOrder.1 }
+    }
+
+    /// Sets `FlowState.streamSummary` and `inOrder` from the streams, after they were used.
+    private func summariseStreams(_ slot: Int32) {
+        let state = flows.slots + Int(slot)
+        var summary: UInt8 = 0
+        if !state.pointee.initiatorStream.holdsSegments { summary |= 0b0001 }
+        if state.pointee.initiatorStream.synchronized { summary |= 0b0010; state.pointee.inOrder.0 = state.pointee.initiatorStream.nextSequence }
+        if !state.pointee.responderStream.holdsSegments { summary |= 0b0100 }
+        if state.pointee.responderStream.synchronized { summary |= 0b1000; state.pointee.inOrder.1 = state.pointee.responderStream.nextSequence }
+        state.pointee.streamSummary = summary
     }
 
     /// One side's stream in place in the flow's slot.
@@ -673,6 +702,7 @@ public final class Engine {
     private func endFlow(_ slot: Int32, reason: FlowEndReason) {
         // Release held segments (with their gaps) to the dissector before it hears the flow has ended. A stream
         // holding none has nothing to flush: not moving it out and back saves two stream copies a flow.
+        takeBackInOrder(slot)
         for side in [FlowSide.initiator, .responder] where streamPointer(slot, side).pointee.holdsSegments {
             var stream = takeStream(slot, side)
             stream.flush { event in self.deliver(slot, side: side, event: event) }

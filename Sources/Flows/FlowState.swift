@@ -19,9 +19,10 @@ public enum FlowEndReason: UInt8, Sendable {
 
 /// Everything ZoneWatch keeps about one live flow, stored by value in the flow table's slots.
 ///
-/// Field order is layout (Swift keeps declaration order): what every packet reads or writes comes first, so a
-/// packet touches the first three cache lines of its slot and no more (10,000 interleaved flows do not fit in
-/// a core's L2, and each further line is a miss per packet); what is written once per flow comes last.
+/// Field order is layout (Swift keeps declaration order): what every packet reads or writes comes first, so an
+/// in-order packet of an established flow touches the first two cache lines of its slot and no more (10,000
+/// interleaved flows do not fit in a core's L2, and each further line is a miss per packet); the streams, read
+/// only by the engine's general path, come next; what is written once per flow comes last.
 /// `FlowStateLayoutTests` checks the offsets and that the stride is a whole number of cache lines (the table
 /// allocates slots 64-byte aligned).
 public struct FlowState {
@@ -44,15 +45,23 @@ public struct FlowState {
     public var reset = false
     /// Application state owned by the engine: which dissector (0 undecided) and its slot.
     public var application: UInt8 = 0
+    /// What the engine's one-pass path needs of the two streams, so that it reads nothing of them: per side
+    /// (`FlowSide.rawValue`), bit 2·side: the stream holds no out-of-order segments; bit 2·side + 1: the stream is
+    /// synchronised and its next sequence number is `inOrder`'s, not its own (stale until the engine writes it
+    /// back, before the stream is used: see `Engine.tcpSegment`).
+    public var streamSummary: UInt8 = FlowState.quietStreams
     /// The engine's slot for the dissector state.
     public var applicationSlot: Int32 = -1
     /// The initiator's SYN sequence number (valid when `midstream` is false): a SYN with the same number
     /// on a closed flow is a retransmission, a different one is port reuse (a new conversation).
     public var initialSequence: UInt32 = 0
+    /// The next sequence number per side while `streamSummary` says so.
+    public var inOrder: (UInt32, UInt32) = (0, 0)
     /// Unconsumed stream bytes waiting for the rest of a PDU, initiator side.
     public var initiatorCarry: [UInt8] = []
     /// Same, responder side.
     public var responderCarry: [UInt8] = []
+    // ---- per packet of the engine's general path
     /// In-order reassembly, initiator → responder.
     public var initiatorStream = TCPStream()
     /// In-order reassembly, responder → initiator.
@@ -66,14 +75,8 @@ public struct FlowState {
     public var communityID: InlineText
     /// Serial number of the flow within the run (1-based), set by the engine.
     public var serial: UInt64 = 0
-    /// The flow table's LRU links (slot numbers, -1 none) and list (0 active, 1 closed), in the slot rather than in
-    /// arrays of their own: moving a flow to the front of its list then reads its own links from a line the packet
-    /// prefetched anyway, and writes its neighbours' (prefetched with it, see `FlowTable.prefetchNeighbours`).
-    @usableFromInline var lruPrevious: Int32 = -1
-    @usableFromInline var lruNext: Int32 = -1
-    var lruList: UInt32 = 0
     /// Pads the stride to a whole number of cache lines (see `FlowStateLayoutTests`).
-    var padding: UInt32 = 0
+    var padding: UInt64 = 0
 
     /// Creates the state of a new flow.
     public init(key: FlowKey, initiatorIsLow: Bool, midstream: Bool, firstSeen: PacketTime, lastSeen: PacketTime,
@@ -90,6 +93,9 @@ public struct FlowState {
     @inlinable public var responder: Endpoint {
         initiatorIsLow ? Endpoint(ip: key.highIP, port: key.highPort) : Endpoint(ip: key.lowIP, port: key.lowPort)
     }
+    /// `streamSummary` of a flow whose streams hold nothing and are not synchronised.
+    public static let quietStreams: UInt8 = 0b0101
+
     /// Whether the flow has closed (both FINs or a RST) and only lingers for stragglers.
     @inlinable public var isClosed: Bool { reset || finMask == 3 }
 }

@@ -28,13 +28,11 @@ public struct TCPStreamLimits: Sendable {
 /// acknowledges, that outlives the holding bounds, or that is still open when the flow ends becomes an
 /// explicit `.gap` — never silent.
 public struct TCPStream {
-    // Layout: the first 16 bytes are what an in-order segment touches (the flow's slot keeps both streams'
-    // first bytes in its hot cache lines); counters, touched only when something goes wrong, follow.
-    /// The sequence number of the next byte expected.
-    @inlinable public var nextSequence: UInt32 { expected }
+    /// The sequence number of the next byte expected (set: the engine's one-pass path kept it elsewhere meanwhile).
+    @inlinable public var nextSequence: UInt32 { get { expected } set { expected = newValue } }
     /// Whether `nextSequence` is known (SYN seen, or first data when picked up midstream).
     @inlinable public var synchronized: Bool { isSynchronized }
-    // Stored under other names so that the engine's per-packet path can inline `advanceInOrder`.
+    // Stored under other names so that the accessors above inline into the engine.
     @usableFromInline var expected: UInt32 = 0
     @usableFromInline var isSynchronized = false
     /// Held out-of-order segments, sorted by sequence.
@@ -127,15 +125,6 @@ public struct TCPStream {
 
     /// Whether out-of-order segments are held (then an acknowledgement from the peer may release them).
     @inlinable public var holdsSegments: Bool { !held.isEmpty }
-
-    /// The in-order case of `segment` in one step, for the engine's established-flow path: when the stream is
-    /// synchronised, holds nothing and `sequence` is the next byte expected, moves past the `length` bytes (which
-    /// the caller then delivers whole) and returns true; otherwise changes nothing and returns false.
-    @inlinable public mutating func advanceInOrder(sequence: UInt32, length: Int) -> Bool {
-        guard isSynchronized, sequence == expected, held.isEmpty else { return false }
-        expected = expected &+ UInt32(truncatingIfNeeded: length)
-        return true
-    }
 
     private mutating func deliverInOrder(_ payload: ByteView, wireLength: Int, origin: (UInt64, PacketTime)? = nil,
                                          deliver: (StreamEvent) -> Void) {

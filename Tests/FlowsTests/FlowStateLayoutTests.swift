@@ -1,24 +1,36 @@
 import Testing
 @testable import Flows
+import Wire
 
-/// The flow state's layout is a performance contract (see `FlowState`): what a packet touches lies in the
-/// first three cache lines of a slot, and slots are whole lines so that those lines do not straddle.
+/// The flow state's layout is a performance contract (see `FlowState`): what an in-order packet of an established
+/// flow touches lies in the first two cache lines of a slot, the streams (general path only) in the next, and
+/// slots are whole lines so that those lines do not straddle.
 @Suite struct FlowStateLayoutTests {
     @Test func strideIsWholeCacheLines() {
         #expect(MemoryLayout<FlowState>.stride % 64 == 0, "stride \(MemoryLayout<FlowState>.stride): adjust FlowState.padding")
     }
 
-    @Test func perPacketFieldsLieInTheFirstThreeCacheLines() {
-        // Each stream's first 16 bytes (next sequence number, synchronised flag, held segments) are per packet.
-        let responder = MemoryLayout<FlowState>.offset(of: \FlowState.responderStream)!
-        #expect(responder + 16 <= 192, "responderStream at \(responder)")
-        for offset in [MemoryLayout<FlowState>.offset(of: \FlowState.lastSeen)!,
-                       MemoryLayout<FlowState>.offset(of: \FlowState.application)!,
-                       MemoryLayout<FlowState>.offset(of: \FlowState.responderCarry)!,
-                       MemoryLayout<FlowState>.offset(of: \FlowState.initiatorStream)!] {
-            #expect(offset < responder)
+    @Test func perPacketFieldsLieInTheFirstTwoCacheLines() {
+        // Ends of the fields the engine's one-pass path and the dissectors' delivery read or write.
+        let ends = [MemoryLayout<FlowState>.offset(of: \FlowState.key)! + MemoryLayout<FlowKey>.size,
+                    MemoryLayout<FlowState>.offset(of: \FlowState.lastSeen)! + MemoryLayout<PacketTime>.size,
+                    MemoryLayout<FlowState>.offset(of: \FlowState.application)! + 1,
+                    MemoryLayout<FlowState>.offset(of: \FlowState.streamSummary)! + 1,
+                    MemoryLayout<FlowState>.offset(of: \FlowState.applicationSlot)! + 4,
+                    MemoryLayout<FlowState>.offset(of: \FlowState.inOrder)! + 8,
+                    MemoryLayout<FlowState>.offset(of: \FlowState.initiatorCarry)! + 8,
+                    MemoryLayout<FlowState>.offset(of: \FlowState.responderCarry)! + 8]
+        for end in ends { #expect(end <= 128, "a per-packet field ends at \(end)") }
+        #expect(MemoryLayout<FlowState>.offset(of: \FlowState.initiatorStream)! >= 128)
+    }
+
+    @Test func perFlowFieldsLieFromTheLineFlowTablePrefetchesFrom() {
+        // `FlowTable.prefetchFlowLines` asks for the lines from 192 on for a dissected flow, whose records read these.
+        for offset in [MemoryLayout<FlowState>.offset(of: \FlowState.firstFrame)!,
+                       MemoryLayout<FlowState>.offset(of: \FlowState.communityID)!,
+                       MemoryLayout<FlowState>.offset(of: \FlowState.serial)!] {
+            #expect(offset >= 192, "a per-flow field at \(offset)")
         }
-        #expect(MemoryLayout<FlowState>.offset(of: \FlowState.firstSeen)! >= responder)
     }
 
     @Test func slotsAreCacheLineAligned() {

@@ -50,6 +50,54 @@ private func state(_ k: FlowKey, _ t: Int64 = 0) -> FlowState {
     #expect(t.evictionCandidate == b)
 }
 
+/// `touchLater` only defers: whatever reads or changes the lists next (eviction and expiry order, inserts, closes,
+/// removals) sees them as if each flow had been touched at once, in the order noted, also past the pending buffer's
+/// capacity. Two tables get the same random operations, one touching at once and one later, and must agree.
+@Test func deferredTouchesLeaveTheOrderImmediateTouchesLeave() {
+    var limits = FlowTableLimits(); limits.maximumFlows = 48
+    let now = FlowTable(limits: limits), later = FlowTable(limits: limits)
+    var random: UInt64 = 0x9E37_79B9_7F4A_7C15
+    func next(_ n: Int) -> Int {
+        random = random &* 6364136223846793005 &+ 1442695040888963407
+        return Int((random >> 33) % UInt64(n))
+    }
+    var live: [Int32] = [], nextKey = 0
+    for _ in 0..<20_000 {
+        switch next(100) {
+        case 0..<10 where !now.isFull:
+            let k = key(nextKey); nextKey += 1
+            let s = now.insert(state(k), hash: k.fastHash)
+            #expect(later.insert(state(k), hash: k.fastHash) == s)
+            live.append(s)
+        case 10..<13 where !live.isEmpty:
+            let s = live[next(live.count)]
+            now.markClosed(s); later.markClosed(s)
+        case 13..<16 where !live.isEmpty:
+            // The eviction candidate, or any flow (a flow ends on its own packet too).
+            let s = next(2) == 0 ? now.evictionCandidate! : live[next(live.count)]
+            _ = now.remove(s); _ = later.remove(s)
+            live.removeAll { $0 == s }
+        case 16..<18:
+            #expect(now.oldest(closed: false) == later.oldest(closed: false))
+            #expect(now.oldest(closed: true) == later.oldest(closed: true))
+        default:
+            guard !live.isEmpty else { continue }
+            // Now and then a run of touches longer than the pending buffer.
+            for _ in 0..<(next(500) == 0 ? 3_000 : 1) {
+                let s = live[next(live.count)], seen = next(3) != 0
+                if seen { now.touch(s) }
+                later.touchLater(s, if: seen)
+            }
+        }
+    }
+    // Both drain in the same least-recently-seen order.
+    while let s = now.evictionCandidate {
+        #expect(later.evictionCandidate == s)
+        _ = now.remove(s); _ = later.remove(s)
+    }
+    #expect(later.evictionCandidate == nil)
+}
+
 @Test func prefetchHintsNameTheFlowsSlotOrNothing() {
     var limits = FlowTableLimits(); limits.maximumFlows = 256
     let t = FlowTable(limits: limits)
