@@ -205,7 +205,7 @@ public final class Engine {
     }
 
     /// Most packets of a long-lived ICS connection in one pass: untagged Ethernet II, IPv4 without options and not
-    /// a fragment, TCP with ACK and none of SYN, FIN, RST, the whole IP packet captured, of a live flow whose
+    /// a fragment, TCP with ACK and neither SYN nor RST, the whole IP packet captured, of a live flow whose
     /// streams hold nothing out of order, carrying the next bytes in sequence (or none). For such a packet this
     /// does exactly what the general path below would (counters, LRU, reassembly, delivery) and returns true;
     /// for anything else it changes nothing and returns false. The general path builds a `PacketView`, a key and
@@ -221,7 +221,7 @@ public final class Engine {
         let ipEnd = 14 + Int(u16(16))
         let flags = u8(47)
         let payloadOffset = 34 + Int(u8(46) >> 4) * 4
-        guard flags & (PacketView.syn | PacketView.fin | PacketView.rst | PacketView.ack) == PacketView.ack,
+        guard flags & (PacketView.syn | PacketView.rst | PacketView.ack) == PacketView.ack,
               payloadOffset >= 54, payloadOffset <= ipEnd, ipEnd <= n else { return false }
         let source = u32(26), destination = u32(30), sourcePort = u16(34), destinationPort = u16(36)
         // The key's canonical order (as `FlowKey(v4Source:...)` puts it), compared field by field with the slot's key.
@@ -261,6 +261,11 @@ public final class Engine {
         state.pointee.lastSeen = time
         if length > 0 {
             deliverData(slot, side: side, bytes: ByteView(UnsafeRawBufferPointer(start: p + payloadOffset, count: length)))
+        }
+        // A FIN after its bytes, as `tcpSegment` takes it (the streams do not count it).
+        if flags & PacketView.fin != 0 {
+            state.pointee.finMask |= side == .initiator ? 1 : 2
+            if state.pointee.isClosed { flows.markClosed(slot) }
         }
         return true
     }
