@@ -697,9 +697,13 @@ public final class Engine {
         while let s = flows.oldest(closed: true), flows.slots[Int(s)].lastSeen.seconds + limits.closedLinger <= now.seconds {
             endFlow(s, reason: flows.slots[Int(s)].reset ? .rst : .fin)
         }
-        while let s = flows.oldest(closed: false) {
-            let timeout = flows.slots[Int(s)].key.ipProtocol == 6 ? limits.tcpIdleTimeout : limits.udpIdleTimeout
-            guard flows.slots[Int(s)].lastSeen.seconds + timeout <= now.seconds else { break }
+        // Each active list is in least-recently-seen order under one timeout: its expired flows are a prefix of it.
+        // Both are ended in the order they were last seen, as one list would give them.
+        func expired(_ list: LRUList, _ timeout: Int64) -> Int32? {
+            guard let s = flows.oldest(list), flows.slots[Int(s)].lastSeen.seconds + timeout <= now.seconds else { return nil }
+            return s
+        }
+        while let s = flows.lessRecentlySeen(expired(.activeTCP, limits.tcpIdleTimeout), expired(.activeOther, limits.udpIdleTimeout)) {
             endFlow(s, reason: .idleTimeout)
         }
     }

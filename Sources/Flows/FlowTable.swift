@@ -46,10 +46,10 @@ public final class FlowTable {
     @exclusivity(unchecked) private var indexSize: Int
     @exclusivity(unchecked) private var hashes: [UInt64] = []
     @exclusivity(unchecked) private var freeSlots: [Int32] = []
-    /// LRU links by slot (previous, next; -1 none, and which list: 0 active, 1 closed).
+    /// LRU links by slot: neighbours, list, and order of the last move to the front (`LRULinks`).
     /// An array of their own, 8 bytes a flow, not fields of the slot: a flow moves to the front on its first packet
     /// in a second, which rewrites its own and three other flows' links; with 10,000 flows the array stays in
-    /// the core's L2 (80 KB), where the slots' fifth lines (3 MB) came from L3 or memory, a few misses per move.
+    /// the core's L2 (240 KB), where the slots' fifth lines (3 MB) came from L3 or memory, a few misses per move.
     @usableFromInline let lruLinks: UnsafeMutablePointer<LRULinks>
     /// Flows seen again (their first packet in a second of packet time) since the LRU lists were last brought up
     /// to date, in order. `touchLater` notes one with a store and no branch; every other use or change of the lists
@@ -66,8 +66,11 @@ public final class FlowTable {
     private let capacity: Int
     /// The bounds in force.
     public let limits: FlowTableLimits
-    @exclusivity(unchecked) private var heads: (Int32, Int32) = (-1, -1)   // most recently seen, per list
-    @exclusivity(unchecked) private var tails: (Int32, Int32) = (-1, -1)   // least recently seen, per list
+    /// Most and least recently seen flow of each `LRUList` (by raw value; -1 none).
+    private let heads = UnsafeMutablePointer<Int32>.allocate(capacity: 3)
+    private let tails = UnsafeMutablePointer<Int32>.allocate(capacity: 3)
+    /// The next move to the front's order number (`LRULinks.order`).
+    @exclusivity(unchecked) private var nextOrder: UInt64 = 0
     /// Live flows.
     @exclusivity(unchecked) public private(set) var count = 0
 
@@ -84,6 +87,7 @@ public final class FlowTable {
         slotStore = FlowTable.allocateSlots(capacity)
         lruLinks = LargeBlock.allocate(capacity * MemoryLayout<LRULinks>.stride).bindMemory(to: LRULinks.self, capacity: capacity)
         aheadRing.initialize(repeating: 0, count: 128)
+        heads.initialize(repeating: -1, count: 3); tails.initialize(repeating: -1, count: 3)
     }
 
     deinit {
@@ -93,6 +97,7 @@ public final class FlowTable {
         free(index)
         aheadRing.deallocate()
         pendingTouches.deallocate()
+        heads.deallocate(); tails.deallocate()
     }
 
     @inline(__always) @usableFromInline static func entry(_ hash: UInt64, _ slot: Int32) -> UInt64 {
@@ -249,7 +254,7 @@ public final class FlowTable {
         while index[i] != 0 { i = (i + 1) & mask }
         index[i] = FlowTable.entry(hash, s)
         count += 1
-        link(s, to: 0)
+        link(s, to: Int((state.key.ipProtocol == 6 ? LRUList.activeTCP : .activeOther).rawValue))
         return s
     }
 
@@ -315,16 +320,21 @@ public final class FlowTable {
     /// Moves flow `s` to the front of its list.
     @inline(__always)
     private func relink(_ s: Int32) {
-        let l = lruLinks[Int(s)].list
-        if (l == 0 ? heads.0 : heads.1) == s { return }
+        let l = lruLinks[Int(s)].listIndex
+        if heads[l] == s {
+            // Already first in its list, but maybe not the most recently seen of all (see `lessRecentlySeen`).
+            lruLinks[Int(s)].listAndOrder = UInt64(l) << 56 | nextOrder
+            nextOrder &+= 1
+            return
+        }
         unlink(s); link(s, to: l)
     }
 
     /// Moves a flow to the closed list (it lingers there for stragglers).
     public func markClosed(_ s: Int32) {
-        guard lruLinks[Int(s)].list == 0 else { return }
+        guard lruLinks[Int(s)].listIndex != Int(LRUList.closed.rawValue) else { return }
         applyPendingTouches()
-        unlink(s); link(s, to: 1)
+        unlink(s); link(s, to: Int(LRUList.closed.rawValue))
     }
 
     /// Starts loading the per-flow lines of slot `s` (past the per-packet ones and the streams: from line 3, see
@@ -337,11 +347,24 @@ public final class FlowTable {
         while line < MemoryLayout<FlowState>.stride { zw_prefetch(state + line); line += 64 }
     }
 
-    /// The least recently seen flow of the closed or the active list.
-    public func oldest(closed: Bool) -> Int32? {
+    /// The least recently seen flow of `list`.
+    public func oldest(_ list: LRUList) -> Int32? {
         applyPendingTouches()
-        let t = closed ? tails.1 : tails.0
+        let t = tails[Int(list.rawValue)]
         return t >= 0 ? t : nil
+    }
+
+    /// The least recently seen closed flow, or (`closed` false) the least recently seen of all active ones.
+    public func oldest(closed: Bool) -> Int32? {
+        if closed { return oldest(.closed) }
+        return lessRecentlySeen(oldest(.activeTCP), oldest(.activeOther))
+    }
+
+    /// Of two flows (either may be absent), the one that moved to the front of its list less recently.
+    public func lessRecentlySeen(_ a: Int32?, _ b: Int32?) -> Int32? {
+        guard let a else { return b }
+        guard let b else { return a }
+        return lruLinks[Int(a)].order < lruLinks[Int(b)].order ? a : b
     }
 
     /// The flow to evict when full: a closed one if any, else the least recently seen.
@@ -350,30 +373,45 @@ public final class FlowTable {
     // Inlined into `touch` (a relink for nearly every packet of a plant whose flows send less than one packet a
     // second): as calls they doubled its cost.
     @inline(__always)
-    private func link(_ s: Int32, to l: UInt32) {
-        let head = l == 0 ? heads.0 : heads.1
-        lruLinks[Int(s)] = LRULinks(previous: -1, next: head, list: l)
+    private func link(_ s: Int32, to i: Int) {
+        let head = heads[i]
+        lruLinks[Int(s)] = LRULinks(previous: -1, next: head, listIndex: i, order: nextOrder)
+        nextOrder &+= 1
         if head >= 0 { lruLinks[Int(head)].previous = s }
-        if l == 0 { heads.0 = s; if tails.0 < 0 { tails.0 = s } } else { heads.1 = s; if tails.1 < 0 { tails.1 = s } }
+        heads[i] = s
+        if tails[i] < 0 { tails[i] = s }
     }
 
     @inline(__always)
     private func unlink(_ s: Int32) {
         let links = lruLinks[Int(s)]
-        let p = links.previous, n = links.next, l = links.list
-        if p >= 0 { lruLinks[Int(p)].next = n } else if l == 0 { heads.0 = n } else { heads.1 = n }
-        if n >= 0 { lruLinks[Int(n)].previous = p } else if l == 0 { tails.0 = p } else { tails.1 = p }
+        let p = links.previous, n = links.next, i = links.listIndex
+        if p >= 0 { lruLinks[Int(p)].next = n } else { heads[i] = n }
+        if n >= 0 { lruLinks[Int(n)].previous = p } else { tails[i] = p }
         lruLinks[Int(s)].previous = -1; lruLinks[Int(s)].next = -1
     }
 }
 
-/// A flow's LRU list and its neighbours there (slot numbers, -1 none).
+/// The flow table's recency lists. Active flows are listed by transport because their idle timeouts differ: in one
+/// list, a TCP flow within its 600 s kept every UDP flow seen after it alive past its 120 s.
+public enum LRUList: UInt8, Sendable {
+    case activeTCP = 0, closed = 1, activeOther = 2
+}
+
+/// A flow's LRU list and its neighbours there (slot numbers, -1 none): 16 bytes.
 public struct LRULinks {
     /// The next more recently seen flow.
     @usableFromInline var previous: Int32
     /// The next less recently seen flow.
     @usableFromInline var next: Int32
-    /// 0 active, 1 closed.
-    @usableFromInline var list: UInt32
-    @usableFromInline init(previous: Int32, next: Int32, list: UInt32) { self.previous = previous; self.next = next; self.list = list }
+    /// The list's raw value (top byte) and when the flow last moved to the front (the rest, increasing over the
+    /// table's life: orders flows across lists).
+    @usableFromInline var listAndOrder: UInt64
+    @usableFromInline init(previous: Int32, next: Int32, listIndex: Int, order: UInt64) {
+        self.previous = previous; self.next = next; listAndOrder = UInt64(listIndex) << 56 | order & (1 << 56 - 1)
+    }
+    /// The list's raw value.
+    @usableFromInline var listIndex: Int { Int(truncatingIfNeeded: listAndOrder >> 56) }
+    /// Order of the last move to the front.
+    @usableFromInline var order: UInt64 { listAndOrder & (1 << 56 - 1) }
 }

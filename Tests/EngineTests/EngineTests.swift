@@ -80,6 +80,38 @@ extension Engine {
     #expect(engine.liveFlows == 1 && engine.statistics.flowsEnded[2] == 1)
 }
 
+/// Ethernet + IPv4 + UDP with the given endpoints and payload (checksum 0: not computed).
+func udpFrame(src: UInt32, sport: UInt16, dst: UInt32, dport: UInt16, payload: [UInt8] = [0]) -> [UInt8] {
+    let total = 20 + 8 + payload.count
+    var b: [UInt8] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x08, 0x00]
+    b += [0x45, 0, UInt8(total >> 8), UInt8(total & 0xFF), 0, 0, 0x40, 0, 64, 17, 0, 0]
+    for v in [src, dst] { b += [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
+    b += [UInt8(sport >> 8), UInt8(sport & 0xFF), UInt8(dport >> 8), UInt8(dport & 0xFF), 0, UInt8(8 + payload.count), 0, 0]
+    return b + payload
+}
+
+/// Each transport's idle timeout holds on its own: a UDP flow idle past its timeout ends at the next sweep even
+/// when a TCP flow seen before it is still within the longer TCP timeout, and the flows end in the order they were
+/// last seen. (With one recency list for both, the TCP flow in front kept the UDP flow alive.)
+@Test func udpFlowsTimeOutBehindLiveTCPFlows() {
+    var c = EngineConfiguration(); c.flowLimits.tcpIdleTimeout = 600; c.flowLimits.udpIdleTimeout = 120
+    let engine = Engine(configuration: c)
+    engine.feed(tcpFrame(src: 1, sport: 40000, dst: 2, dport: 502, seq: 1, flags: 0x10, payload: [1]), at: 0)
+    engine.feed(udpFrame(src: 3, sport: 20000, dst: 4, dport: 20000), at: 10)
+    engine.feed(udpFrame(src: 5, sport: 20000, dst: 6, dport: 20000), at: 20)
+    engine.feed(tcpFrame(src: 7, sport: 40000, dst: 8, dport: 502, seq: 1, flags: 0x10, payload: [1]), at: 135)
+    // At 135 the first UDP flow (seen at 10) is past 120 s, the second (seen at 20) not yet, the TCP flow (0) not.
+    #expect(engine.liveFlows == 3 && engine.statistics.flowsEnded[2] == 1)
+    engine.feed(tcpFrame(src: 7, sport: 40000, dst: 8, dport: 502, seq: 2, flags: 0x10, payload: [1]), at: 700)
+    let lines = engine.drainedLines(.flow)
+    // At 700: the TCP flow seen at 0 (600 s), then the UDP flow seen at 20, in the order they were last seen.
+    #expect(lines.count == 3)
+    if lines.count == 3 {
+        #expect(lines[0].contains(#""ip":"0.0.0.3""#) && lines[0].contains(#""reason":"idle_timeout""#))
+        #expect(lines[1].contains(#""ip":"0.0.0.1""#) && lines[2].contains(#""ip":"0.0.0.5""#))
+    }
+}
+
 @Test func malformedPacketsAreCountedNotFatal() {
     var c = EngineConfiguration(); c.anomalyRecords = true
     let engine = Engine(configuration: c)

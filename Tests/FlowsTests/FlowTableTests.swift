@@ -50,6 +50,24 @@ private func state(_ k: FlowKey, _ t: Int64 = 0) -> FlowState {
     #expect(t.evictionCandidate == b)
 }
 
+/// TCP and other flows are listed apart (their idle timeouts differ), and eviction still takes the least recently
+/// seen of all.
+@Test func activeFlowsAreListedByTransportAndEvictedByRecency() {
+    var limits = FlowTableLimits(); limits.maximumFlows = 8
+    let t = FlowTable(limits: limits)
+    var udp = key(2); udp.ipProtocol = 17
+    let a = t.insert(state(key(1)), hash: key(1).fastHash)
+    let b = t.insert(state(udp), hash: udp.fastHash)
+    let c = t.insert(state(key(3)), hash: key(3).fastHash)
+    #expect(t.oldest(.activeTCP) == a && t.oldest(.activeOther) == b && t.evictionCandidate == a)
+    t.touch(a)
+    #expect(t.oldest(.activeTCP) == c && t.oldest(.activeOther) == b && t.evictionCandidate == b)
+    t.touch(b)
+    #expect(t.evictionCandidate == c)
+    t.markClosed(a)
+    #expect(t.oldest(.closed) == a && t.evictionCandidate == a)
+}
+
 /// `touchLater` only defers: whatever reads or changes the lists next (eviction and expiry order, inserts, closes,
 /// removals) sees them as if each flow had been touched at once, in the order noted, also past the pending buffer's
 /// capacity. Two tables get the same random operations, one touching at once and one later, and must agree.
@@ -65,7 +83,9 @@ private func state(_ k: FlowKey, _ t: Int64 = 0) -> FlowState {
     for _ in 0..<20_000 {
         switch next(100) {
         case 0..<10 where !now.isFull:
-            let k = key(nextKey); nextKey += 1
+            // TCP and UDP flows: two active lists, merged by recency for eviction.
+            var k = key(nextKey); nextKey += 1
+            if next(2) == 0 { k.ipProtocol = 17 }
             let s = now.insert(state(k), hash: k.fastHash)
             #expect(later.insert(state(k), hash: k.fastHash) == s)
             live.append(s)
@@ -79,6 +99,7 @@ private func state(_ k: FlowKey, _ t: Int64 = 0) -> FlowState {
             live.removeAll { $0 == s }
         case 16..<18:
             #expect(now.oldest(closed: false) == later.oldest(closed: false))
+            #expect(now.oldest(.activeTCP) == later.oldest(.activeTCP) && now.oldest(.activeOther) == later.oldest(.activeOther))
             #expect(now.oldest(closed: true) == later.oldest(closed: true))
         default:
             guard !live.isEmpty else { continue }
