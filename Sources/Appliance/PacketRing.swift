@@ -76,16 +76,19 @@ public final class PacketRing: @unchecked Sendable {
     /// much is free: waking costs a system call on each side, so it is done per batch, never per packet.
     private let wakeBytes: Int
 
-    /// Creates a ring of at least `bytes` bytes (rounded up to a power of two, at least 1 MiB).
-    public init(bytes: Int) {
+    /// Creates a ring of at least `bytes` bytes (rounded up to a power of two, at least 1 MiB); `prefault`: touch
+    /// every page now (live capture), else pages fault in as messages first reach them.
+    public init(bytes: Int, prefault: Bool = true) {
         var c = 1 << 20
         while c < bytes && c < 1 << 31 { c <<= 1 }
         capacity = c
         mask = c - 1
         wakeBytes = c / 8
         buffer = UnsafeMutableRawPointer.allocate(byteCount: c, alignment: 64)
-        // Touch every page now, so the first pass over the ring does not fault on the packet path.
-        buffer.initializeMemory(as: UInt8.self, repeating: 0, count: c)
+        // Live: touch every page now, so the first pass over the ring does not fault on the packet path. Replay
+        // need not: a worker reading the file itself gets only a few control messages here, and 2 × 8 MiB of page
+        // faults and zeroing were most of `--workers 2`'s start-up, before any worker ran.
+        if prefault { buffer.initializeMemory(as: UInt8.self, repeating: 0, count: c) }
     }
 
     deinit { buffer.deallocate() }

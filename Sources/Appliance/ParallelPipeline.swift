@@ -127,7 +127,7 @@ public final class ParallelPipeline: @unchecked Sendable {
                                          sendsTraits: sendsTraits)
             let engine = makeEngine(i)
             engine.observer = recorder
-            ws.append(PipelineWorker(index: i, engine: engine, ring: PacketRing(bytes: settings.ringBytes), events: queue,
+            ws.append(PipelineWorker(index: i, engine: engine, ring: PacketRing(bytes: settings.ringBytes, prefault: !settings.blocking), events: queue,
                                      recorder: recorder, flushBytes: settings.recordFlushBytes))
         }
         workers = ws
