@@ -94,7 +94,7 @@ public struct FlowState {
         initiatorIsLow ? Endpoint(ip: key.highIP, port: key.highPort) : Endpoint(ip: key.lowIP, port: key.lowPort)
     }
     /// `streamSummary` of a flow whose streams hold nothing and are not synchronised.
-    public static let quietStreams: UInt8 = 0b0101
+    public static var quietStreams: UInt8 { 0b0101 }
 
     /// Whether the flow has closed (both FINs or a RST) and only lingers for stragglers.
     @inlinable public var isClosed: Bool { reset || finMask == 3 }

@@ -24,9 +24,9 @@ public struct FlowTableLimits: Sendable {
 /// Linear probing over a power-of-two index whose entries carry the upper hash bits beside the slot number,
 /// so a probe touches only the index until the one key comparison; backward-shift deletion (no tombstones).
 /// The index grows with the live flows (kept at most half full); the key compared is the one in the flow's
-/// state (its first cache line, which the packet touches next anyway); LRU links (active and closed
-/// lists, for O(1) idle expiry and eviction) sit in a small array of their own, and slots are taken in order up to the cap
-/// and then reused: nothing here allocates per packet in steady state.
+/// state (its first cache line, which the packet touches next anyway); LRU links (active TCP, active other and
+/// closed lists, for O(1) idle expiry and eviction) sit in a small array of their own, and slots are taken in order
+/// up to the cap and then reused: nothing here allocates per packet in steady state.
 ///
 /// A final class, owned by one engine on one thread: callers reach the arrays in place (a struct held in a
 /// class property is copied, buffers retained, on some accesses), and exclusivity checks are off.
@@ -47,9 +47,9 @@ public final class FlowTable {
     @exclusivity(unchecked) private var hashes: [UInt64] = []
     @exclusivity(unchecked) private var freeSlots: [Int32] = []
     /// LRU links by slot: neighbours, list, and order of the last move to the front (`LRULinks`).
-    /// An array of their own, 8 bytes a flow, not fields of the slot: a flow moves to the front on its first packet
+    /// An array of their own, 16 bytes a flow, not fields of the slot: a flow moves to the front on its first packet
     /// in a second, which rewrites its own and three other flows' links; with 10,000 flows the array stays in
-    /// the core's L2 (240 KB), where the slots' fifth lines (3 MB) came from L3 or memory, a few misses per move.
+    /// the core's L2 (160 KB), where the slots' fifth lines (3 MB) came from L3 or memory, a few misses per move.
     @usableFromInline let lruLinks: UnsafeMutablePointer<LRULinks>
     /// Flows seen again (their first packet in a second of packet time) since the LRU lists were last brought up
     /// to date, in order. `touchLater` notes one with a store and no branch; every other use or change of the lists
@@ -59,7 +59,7 @@ public final class FlowTable {
     @usableFromInline let pendingTouches = UnsafeMutablePointer<Int32>.allocate(capacity: FlowTable.pendingCapacity)
     @exclusivity(unchecked) @usableFromInline var pendingCount = 0
     @usableFromInline static let pendingCapacity = 1024
-    /// `prefetchAhead`'s packets in flight by position mod 16: [4i] position, [4i+1] flow hash, [4i+2] slot once
+    /// `prefetchAhead`'s packets in flight by position mod 32: [4i] position, [4i+1] flow hash, [4i+2] slot once
     /// looked up (UInt64.max: none), [4i+3] unused.
     @usableFromInline let aheadRing = UnsafeMutablePointer<UInt64>.allocate(capacity: 128)
     @exclusivity(unchecked) @usableFromInline var mask: Int
