@@ -86,6 +86,9 @@ public final class Engine {
         flows = FlowTable(limits: configuration.flowLimits)
         sink.pduRecordsEnabled = configuration.pduRecords
         sink.transactionRecordsEnabled = configuration.transactionRecords
+        // Records copy a flow's whole context into the sink per delivery; otherwise only its first line is read.
+        modbus.prefetchesWholeContext = recordsEnabled; dnp3.prefetchesWholeContext = recordsEnabled
+        s7comm.prefetchesWholeContext = recordsEnabled
     }
 
     /// Live flows.
