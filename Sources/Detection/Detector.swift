@@ -328,7 +328,7 @@ public final class Detector {
 
     /// One application operation: conduit content, ICS-operation rules, unit-id scans and identification sweeps.
     public func operation(_ op: Operation, flow: FlowContext, alerts: inout [Alert]) {
-        let quiet = withUnsafePointer(to: op) { o in withUnsafePointer(to: flow) { isAllowedQuietly(o, flow: $0) } }
+        let quiet = withUnsafePointer(to: op) { isAllowedQuietly($0, flowSerial: flow.flowSerial, flowSlot: flow.flowSlot) }
         if quiet { return }
         checkedOperation(op, flow: flow, alerts: &alerts)
     }
@@ -338,9 +338,18 @@ public final class Detector {
     /// from there). An engine's drain passes the sink's operations and context in place: calling `operation` once per
     /// operation copied both (a 120-byte context) through two calls, more than the check itself costs.
     public func operations(_ ops: UnsafePointer<Operation>, count: Int, flow: UnsafePointer<FlowContext>, alerts: inout [Alert]) -> Int {
+        operations(ops, count: count, flow: flow, flowSerial: flow.pointee.flowSerial, flowSlot: flow.pointee.flowSlot, alerts: &alerts)
+    }
+
+    /// `operations(_:count:flow:alerts:)` for a caller that has the context's `flowSerial` and `flowSlot` at hand (an
+    /// engine, from the flow's own state): the operations passed over quietly then read nothing of the context, whose
+    /// cache line was otherwise a miss of its own on nearly every request and response of a plant with many flows.
+    /// `flowSerial` and `flowSlot` must be the context's.
+    public func operations(_ ops: UnsafePointer<Operation>, count: Int, flow: UnsafePointer<FlowContext>, flowSerial: UInt64,
+                           flowSlot: Int32, alerts: inout [Alert]) -> Int {
         guard count > 0 else { return 0 }
         // The first operation (usually the only one) on its own, so that a single operation pays for no loop.
-        var quiet = isAllowedQuietly(ops, flow: flow)
+        var quiet = isAllowedQuietly(ops, flowSerial: flowSerial, flowSlot: flowSlot)
         if !quiet { checkedOperation(ops.pointee, flow: flow.pointee, alerts: &alerts) }
         var i = 1
         while i < count && alerts.isEmpty {
@@ -348,7 +357,7 @@ public final class Detector {
             // An operation whose every field `isAllowedQuietly` reads equals its quiet predecessor's is quiet too: the
             // quiet check changes nothing, so what it read is as it was (the items of one S7 request, ~2.5 a request).
             if !(quiet && Self.sameQuietInputs(op, op - 1)) {
-                quiet = isAllowedQuietly(op, flow: flow)
+                quiet = isAllowedQuietly(op, flowSerial: flowSerial, flowSlot: flowSlot)
                 if !quiet { checkedOperation(op.pointee, flow: flow.pointee, alerts: &alerts) }
             }
             i += 1
@@ -372,10 +381,10 @@ public final class Detector {
     /// class in the flow's quiet mask, the unit as before or the sender the responder, no identification, no
     /// ICS-operation rule). Reads the flow's engine-slot entry and nothing else, and changes nothing: nearly every
     /// operation of a plant ends here, in a function small enough that it sets up no stack frame worth the name
-    /// (`checkedOperation`'s, sized for its alert paths, cost more than the checks). Both are read in place, field by
-    /// field: taking them as values made the caller copy them first.
+    /// (`checkedOperation`'s, sized for its alert paths, cost more than the checks). The operation is read in place,
+    /// field by field (taken as a value, the caller copied it first); of the flow, only its context's serial and slot.
     @inline(__always)
-    func isAllowedQuietly(_ op: UnsafePointer<Operation>, flow: UnsafePointer<FlowContext>) -> Bool {
+    func isAllowedQuietly(_ op: UnsafePointer<Operation>, flowSerial serial: UInt64, flowSlot: Int32) -> Bool {
         guard op.pointee.time.totalMicroseconds < aggregator.nextSweep else { return false }
         let access = op.pointee.access, appProtocol = op.pointee.appProtocol
         // Without a policy: `checkedOperation`'s first return (no ICS-operation rule can match, the unit as before,
@@ -385,7 +394,7 @@ public final class Detector {
                 && !OperationRules.mayRaise(appProtocol: appProtocol, access: access, functionCode: op.pointee.functionCode,
                                             broadcast: op.pointee.broadcast)
         }
-        let e = Int(flow.pointee.flowSlot), serial = flow.pointee.flowSerial
+        let e = Int(flowSlot)
         guard serial != 0, e >= 0, e < engineSlots.count, engineSlots[e].serial == serial else { return false }
         let h = engineSlots[e]
         guard h.conduitMask != 0 && !h.protocolDenied else { return false }

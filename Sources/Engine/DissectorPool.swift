@@ -23,9 +23,10 @@ final class DissectorPool<D: AppDissector> {
     /// Bytes from the start of a state that `prefetch` loads: what the dissector's per-packet path reads
     /// (`AppDissector.perPacketStateBytes`), at most four lines.
     @inline(__always) static var prefetchedBytes: Int { min(D.perPacketStateBytes, MemoryLayout<D>.size, 256) }
-    /// Whether `prefetch` loads a context's every line, or only the first (`flowSerial` and `flowSlot`, all that an
-    /// observer's per-operation check reads): the engine copies the whole context only when it writes records.
-    @exclusivity(unchecked) var prefetchesWholeContext = false
+    /// How much of a state's context `prefetch` loads: nothing (nothing reads it per packet: records are off, and
+    /// the observer's forwarder takes the flow's serial and slot from the engine), its first line (`flowSerial` and
+    /// `flowSlot`, all that an observer's per-operation check reads), or the whole (records copy it per delivery).
+    @exclusivity(unchecked) var contextPrefetch = ContextPrefetch.none
 
     init() {
         states = AlignedStates(capacity: capacity)
@@ -79,14 +80,18 @@ final class DissectorPool<D: AppDissector> {
         let state = UnsafeRawPointer(states.pointer(Int(s)))
         var line = 0
         while line < Self.prefetchedBytes { zw_prefetch(state + line); line += 64 }
+        guard contextPrefetch != .none else { return }
         let context = UnsafeRawPointer(contexts + Int(s))
         zw_prefetch(context)
-        if prefetchesWholeContext { zw_prefetch(context + MemoryLayout<FlowContext>.size - 1) }
+        if contextPrefetch == .whole { zw_prefetch(context + MemoryLayout<FlowContext>.size - 1) }
     }
 
     /// Slots in use.
     var live: Int { count - free.count }
 }
+
+/// How much of a flow's context `DissectorPool.prefetch` loads.
+enum ContextPrefetch { case none, firstLine, whole }
 
 /// A block of dissector states `stride` bytes apart from a cache-line boundary: a power of two up to 64 bytes, a
 /// whole number of lines beyond. With `MemoryLayout<D>.stride` apart (240 bytes for Modbus) most states began

@@ -43,6 +43,7 @@ public final class Engine {
             operationForwarder = observer.map { $0.operationForwarder() ?? Engine.forwarder(to: $0) }
             borrowedForwarder = operationForwarder.map { Unmanaged.passUnretained($0) }
             observerTable = observer?.flowStateTable() ?? .none
+            setContextPrefetch()
         }
     }
     /// `observer.flowStateTable()`, refreshed whenever a flow starts.
@@ -86,9 +87,7 @@ public final class Engine {
         flows = FlowTable(limits: configuration.flowLimits)
         sink.pduRecordsEnabled = configuration.pduRecords
         sink.transactionRecordsEnabled = configuration.transactionRecords
-        // Records copy a flow's whole context into the sink per delivery; otherwise only its first line is read.
-        modbus.prefetchesWholeContext = recordsEnabled; dnp3.prefetchesWholeContext = recordsEnabled
-        s7comm.prefetchesWholeContext = recordsEnabled
+        setContextPrefetch()
     }
 
     /// Live flows.
@@ -480,7 +479,11 @@ public final class Engine {
             if sinkFlowSlot != slot { sink.flow = pool.contexts[app]; sinkFlowSlot = slot }
             drainSink()
         } else if sink.operationCount > 0 {
-            if sinkFlowSlot == slot { drainSink() } else { drainOperations(flow: pool.contexts + app) }
+            // The serial from the flow's state (a line the packet's path has loaded), not from the context: the
+            // observer's quiet check reads only these two, so the context's line stays unread.
+            if sinkFlowSlot == slot { drainSink() } else {
+                drainOperations(flow: pool.contexts + app, flowSerial: flows.slots[Int(slot)].serial, flowSlot: slot)
+            }
         }
     }
 
@@ -560,6 +563,13 @@ public final class Engine {
         o.flowIdentified(sink.flow, appProtocol: p, frame: frame, time: now)
     }
 
+    /// How much of a flow's context the dissector pools prefetch: records copy the whole context into the sink per
+    /// delivery; otherwise only the observer's forwarder may read it per packet (its first line), if it says so.
+    private func setContextPrefetch() {
+        let p: ContextPrefetch = recordsEnabled ? .whole : operationForwarder?.readsFlowContext == true ? .firstLine : .none
+        modbus.contextPrefetch = p; dnp3.contextPrefetch = p; s7comm.contextPrefetch = p
+    }
+
     /// Points the sink's flow context at `slot` (cached: rebuilt only when the flow changes).
     private func setSinkFlow(_ slot: Int32) {
         guard sinkFlowSlot != slot else { return }
@@ -581,15 +591,22 @@ public final class Engine {
     /// every call while it was in here) cost more than forwarding that operation.
     @inline(__always)
     private func drainSink() {
-        if sink.operationCount > 0 { sink.withFlowPointer { drainOperations(flow: $0) } }
+        if sink.operationCount > 0 {
+            sink.withFlowPointer { drainOperations(flow: $0, flowSerial: $0.pointee.flowSerial, flowSlot: $0.pointee.flowSlot) }
+        }
         if sink.anomalyCount > 0 { drainAnomalies() }
     }
 
-    /// `drainSink` for the operations (there are some), of the flow whose context is at `flow`.
+    /// `drainSink` for the operations (there are some), of the flow whose context is at `flow`, with that context's
+    /// serial and slot.
     @inline(__always)
-    private func drainOperations(flow: UnsafePointer<FlowContext>) {
+    private func drainOperations(flow: UnsafePointer<FlowContext>, flowSerial: UInt64, flowSlot: Int32) {
         statistics.operations &+= UInt64(sink.operationCount)
-        if let f = borrowedForwarder { f._withUnsafeGuaranteedRef { $0.forward(from: sink, flow: flow) } } else { sink.drainOperations { _ in } }
+        if let f = borrowedForwarder {
+            f._withUnsafeGuaranteedRef { $0.forward(from: sink, flow: flow, flowSerial: flowSerial, flowSlot: flowSlot) }
+        } else {
+            sink.drainOperations { _ in }
+        }
     }
 
     /// `drainSink` for the anomalies.
@@ -736,6 +753,14 @@ open class OperationForwarder {
     /// Hands every operation in `sink` to the observer, with the flow context at `flow` (the sink's, or where the
     /// engine keeps the flow's: valid during the call only), and empties the sink's operations.
     open func forward(from sink: EventSink, flow: UnsafePointer<FlowContext>) {}
+    /// `forward(from:flow:)`, with the context's `flowSerial` and `flowSlot` (from the engine's own flow state, in
+    /// cache), so that a forwarder need not read the context for them. By default the same as `forward(from:flow:)`.
+    open func forward(from sink: EventSink, flow: UnsafePointer<FlowContext>, flowSerial: UInt64, flowSlot: Int32) {
+        forward(from: sink, flow: flow)
+    }
+    /// Whether `forward(from:flow:flowSerial:flowSlot:)` usually reads the context at `flow` (the engine then
+    /// prefetches it with the flow's dissector state). True unless a forwarder says otherwise.
+    open var readsFlowContext: Bool { true }
 }
 
 private final class TypedOperationForwarder<O: EngineObserver>: OperationForwarder {
