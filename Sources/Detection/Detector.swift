@@ -56,29 +56,48 @@ public final class Detector {
     /// side by side: one cache line per lookup, which is what a lookup costs with many flows.
     /// An engine flow slot's entry: whose it is (serial), our slot, and copies of the fields of that slot's state
     /// that `operation` reads in the common case, so that it reads one cache line per operation (kept equal to
-    /// the state's: set from it here, and written together with it). 32 bytes: no entry straddles two lines.
+    /// the state's: set from it here, and written together with it).
     /// A conduit flow's masks are here too, so that an operation a conduit allows is checked without reading the
     /// state (72 bytes elsewhere: with 100,000 flows, a second cache miss per operation).
+    /// What the quiet check (`isAllowedQuietly`, `passesQuietly`) reads is in the first 16 bytes, which never straddle
+    /// two lines. The whole 32 bytes may: the array's elements begin 48 bytes into a page (malloc's header and the
+    /// array's), so every other entry starts 16 bytes before a line ends; with the masks and flags in its second half,
+    /// that half was a miss of its own on half the operations (the engine prefetches the line an entry starts in).
     struct EngineSlot {
         var serial: UInt64 = 0
-        var slot: Int32 = 0
         var lastUnit: Int32 = Int32.min
+        /// `CompiledPolicy.quietAccessMask` for the protocol `quietProtocol - 1` (0: none yet), set by `flowIdentified`:
+        /// the access classes an operation of that protocol is allowed with, whatever else it says.
+        var quietAccess: UInt16 = 0
+        var quietProtocol: UInt8 = 0
+        /// `reversed`, `protocolDenied` and `hasConduitMasks`, in one byte.
+        var flags: UInt8 = 0
+        // The first 16 bytes end here.
+        var slot: Int32 = 0
         /// `FlowVerdict.pairStart`.
         var pairStart: Int32 = 0
         /// `FlowVerdict.conduitMask` and `.transportMask` of a `.conduit` verdict whose masks fit 16 bits; 0 otherwise
         /// (a conduit verdict's mask is never 0): `operation` then reads the state.
         var conduitMask: UInt16 = 0
         var transportMask: UInt16 = 0
-        /// `CompiledPolicy.quietAccessMask` for the protocol `quietProtocol - 1` (0: none yet), set by `flowIdentified`:
-        /// the access classes an operation of that protocol is allowed with, whatever else it says.
-        var quietAccess: UInt16 = 0
-        var quietProtocol: UInt8 = 0
         var kind: FlowVerdict.Kind = .noPolicy
-        var reversed = false
-        var protocolDenied = false
         /// The state slot was allocated for this entry alone (`flowStarted` of an engine's flow), not through
         /// `flows`: `flowEnded` frees it without hashing the endpoints.
         var ownsSlot = false
+
+        static let reversedFlag: UInt8 = 1, protocolDeniedFlag: UInt8 = 2, conduitMasksFlag: UInt8 = 4
+        /// `FlowVerdict.reversed`.
+        var reversed: Bool {
+            get { flags & Self.reversedFlag != 0 }
+            set { flags = newValue ? flags | Self.reversedFlag : flags & ~Self.reversedFlag }
+        }
+        /// The flow's application protocol is not allowed by its conduit.
+        var protocolDenied: Bool {
+            get { flags & Self.protocolDeniedFlag != 0 }
+            set { flags = newValue ? flags | Self.protocolDeniedFlag : flags & ~Self.protocolDeniedFlag }
+        }
+        /// `conduitMask != 0`, from the first 16 bytes.
+        var hasConduitMasks: Bool { flags & Self.conduitMasksFlag != 0 }
 
         init() {}
         init(serial: UInt64, slot: Int32, state s: FlowState) {
@@ -87,6 +106,7 @@ public final class Detector {
             if s.verdict.kind == .conduit && s.verdict.conduitMask <= 0xFFFF && s.verdict.transportMask <= 0xFFFF {
                 pairStart = s.verdict.pairStart
                 conduitMask = UInt16(s.verdict.conduitMask); transportMask = UInt16(s.verdict.transportMask)
+                if conduitMask != 0 { flags |= Self.conduitMasksFlag }
             }
         }
     }
@@ -397,7 +417,7 @@ public final class Detector {
         let e = Int(flowSlot)
         guard serial != 0, e >= 0, e < engineSlots.count, engineSlots[e].serial == serial else { return false }
         let h = engineSlots[e]
-        guard h.conduitMask != 0 && !h.protocolDenied else { return false }
+        guard h.hasConduitMasks && !h.protocolDenied else { return false }
         if access == .response { return true }
         if (op.pointee.sender == .initiator) != h.reversed {
             let unit = op.pointee.unitID
