@@ -24,8 +24,8 @@ final class DissectorPool<D: AppDissector> {
     /// (`AppDissector.perPacketStateBytes`), at most four lines.
     @inline(__always) static var prefetchedBytes: Int { min(D.perPacketStateBytes, MemoryLayout<D>.size, 256) }
     /// How much of a state's context `prefetch` loads: nothing (nothing reads it per packet: records are off, and
-    /// the observer's forwarder takes the flow's serial and slot from the engine), its first line (`flowSerial` and
-    /// `flowSlot`, all that an observer's per-operation check reads), or the whole (records copy it per delivery).
+    /// the observer's forwarder takes the flow's serial and slot from the engine), or the whole (records, or an
+    /// observer that copies it per operation). `firstLine`: `flowSerial` and `flowSlot` alone.
     @exclusivity(unchecked) var contextPrefetch = ContextPrefetch.none
 
     init() {

@@ -543,6 +543,7 @@ public final class Engine {
         }
         putCarry(slot, side, carry)
         flows.slots[Int(slot)].application = verdictKind.rawValue
+        setContextPrefetch()   // per identified flow: whether the observer reads contexts may change (a policy reload)
         let p = verdictKind.appProtocol!
         statistics.flowsPerProtocol[Int(p.rawValue)] &+= 1
         setSinkFlow(slot)
@@ -563,10 +564,10 @@ public final class Engine {
         o.flowIdentified(sink.flow, appProtocol: p, frame: frame, time: now)
     }
 
-    /// How much of a flow's context the dissector pools prefetch: records copy the whole context into the sink per
-    /// delivery; otherwise only the observer's forwarder may read it per packet (its first line), if it says so.
+    /// Whether the dissector pools prefetch a flow's context: records copy it into the sink per delivery, and an
+    /// observer's forwarder may read it (a copy of it) per operation, if it says so.
     private func setContextPrefetch() {
-        let p: ContextPrefetch = recordsEnabled ? .whole : operationForwarder?.readsFlowContext == true ? .firstLine : .none
+        let p: ContextPrefetch = recordsEnabled || operationForwarder?.readsFlowContext == true ? .whole : .none
         modbus.contextPrefetch = p; dnp3.contextPrefetch = p; s7comm.contextPrefetch = p
     }
 
@@ -759,7 +760,8 @@ open class OperationForwarder {
         forward(from: sink, flow: flow)
     }
     /// Whether `forward(from:flow:flowSerial:flowSlot:)` usually reads the context at `flow` (the engine then
-    /// prefetches it with the flow's dissector state). True unless a forwarder says otherwise.
+    /// prefetches it with the flow's dissector state). True unless a forwarder says otherwise; asked when the
+    /// observer is set and whenever a flow's protocol is identified.
     open var readsFlowContext: Bool { true }
 }
 

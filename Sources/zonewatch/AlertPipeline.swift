@@ -123,6 +123,7 @@ private final class AlertPipelineForwarder: OperationForwarder {
     override func forward(from sink: EventSink, flow: UnsafePointer<FlowContext>, flowSerial: UInt64, flowSlot: Int32) {
         pipeline._withUnsafeGuaranteedRef { $0.operations(in: sink, flow: flow, flowSerial: flowSerial, flowSlot: flowSlot) }
     }
-    /// The detector reads the context only for operations it does not pass over quietly.
-    override var readsFlowContext: Bool { false }
+    /// The detector reads the context only for operations it does not pass over quietly: few with a policy; without
+    /// one, every operation that is not a repeat of the flow's unit (all of S7comm's, for one).
+    override var readsFlowContext: Bool { pipeline._withUnsafeGuaranteedRef { $0.detector.policy == nil } }
 }
