@@ -23,10 +23,10 @@ final class DissectorPool<D: AppDissector> {
     /// Bytes from the start of a state that `prefetch` loads: what the dissector's per-packet path reads
     /// (`AppDissector.perPacketStateBytes`), at most four lines.
     @inline(__always) static var prefetchedBytes: Int { min(D.perPacketStateBytes, MemoryLayout<D>.size, 256) }
-    /// How much of a state's context `prefetch` loads: nothing (nothing reads it per packet: records are off, and
-    /// the observer's forwarder takes the flow's serial and slot from the engine), or the whole (records, or an
-    /// observer that copies it per operation). `firstLine`: `flowSerial` and `flowSlot` alone.
-    @exclusivity(unchecked) var contextPrefetch = ContextPrefetch.none
+    /// Whether `prefetch` loads a state's context too: something reads it per packet (records copy it per delivery,
+    /// or an observer per operation). Otherwise it stays unread: the observer's forwarder takes the flow's serial and
+    /// slot from the engine.
+    @exclusivity(unchecked) var prefetchesContext = false
 
     init() {
         states = AlignedStates(capacity: capacity)
@@ -80,18 +80,14 @@ final class DissectorPool<D: AppDissector> {
         let state = UnsafeRawPointer(states.pointer(Int(s)))
         var line = 0
         while line < Self.prefetchedBytes { zw_prefetch(state + line); line += 64 }
-        guard contextPrefetch != .none else { return }
+        guard prefetchesContext else { return }
         let context = UnsafeRawPointer(contexts + Int(s))
-        zw_prefetch(context)
-        if contextPrefetch == .whole { zw_prefetch(context + MemoryLayout<FlowContext>.size - 1) }
+        zw_prefetch(context); zw_prefetch(context + MemoryLayout<FlowContext>.size - 1)
     }
 
     /// Slots in use.
     var live: Int { count - free.count }
 }
-
-/// How much of a flow's context `DissectorPool.prefetch` loads.
-enum ContextPrefetch { case none, firstLine, whole }
 
 /// A block of dissector states `stride` bytes apart from a cache-line boundary: a power of two up to 64 bytes, a
 /// whole number of lines beyond. With `MemoryLayout<D>.stride` apart (240 bytes for Modbus) most states began

@@ -567,8 +567,8 @@ public final class Engine {
     /// Whether the dissector pools prefetch a flow's context: records copy it into the sink per delivery, and an
     /// observer's forwarder may read it (a copy of it) per operation, if it says so.
     private func setContextPrefetch() {
-        let p: ContextPrefetch = recordsEnabled || operationForwarder?.readsFlowContext == true ? .whole : .none
-        modbus.contextPrefetch = p; dnp3.contextPrefetch = p; s7comm.contextPrefetch = p
+        let p = recordsEnabled || operationForwarder?.readsFlowContext == true
+        modbus.prefetchesContext = p; dnp3.prefetchesContext = p; s7comm.prefetchesContext = p
     }
 
     /// Points the sink's flow context at `slot` (cached: rebuilt only when the flow changes).

@@ -2,8 +2,8 @@ import Wire
 
 /// What a dissector may know about the flow it is parsing; set by the engine, read-only to dissectors.
 public struct FlowContext: Sendable {
-    // `flowSerial` and `flowSlot` first: a detector's per-operation check reads these two alone, and at the start
-    // they share the context's first cache line (an engine prefetches only that line while records are off).
+    // `flowSerial` and `flowSlot` first: a detector's per-operation check reads these two alone (when the engine does
+    // not hand them over itself), and at the start they share one cache line.
     /// Serial number of the flow (1-based, in order of creation); 0 for contexts made outside an engine.
     public var flowSerial: UInt64
     /// The engine's slot for this flow and the flow's serial number (unique within a run): a detector can index

@@ -60,8 +60,8 @@ private struct SizedState<Padding>: AppDissector {
     #expect(pool.live == 100)
 }
 
-/// An observer's per-operation check reads a context's `flowSerial` and `flowSlot` alone; the engine prefetches only
-/// the context's first line when records are off, so both must lie within the first 64 bytes of a 16-aligned start.
+/// An observer's per-operation check reads a context's `flowSerial` and `flowSlot` alone (when an engine does not hand
+/// them over): at the start of a 16-aligned context they share one cache line.
 @Test func flowContextKeysLeadTheContext() {
     let serial = MemoryLayout<FlowContext>.offset(of: \FlowContext.flowSerial)!
     let slot = MemoryLayout<FlowContext>.offset(of: \FlowContext.flowSlot)!
