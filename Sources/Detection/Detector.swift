@@ -56,29 +56,48 @@ public final class Detector {
     /// side by side: one cache line per lookup, which is what a lookup costs with many flows.
     /// An engine flow slot's entry: whose it is (serial), our slot, and copies of the fields of that slot's state
     /// that `operation` reads in the common case, so that it reads one cache line per operation (kept equal to
-    /// the state's: set from it here, and written together with it). 32 bytes: no entry straddles two lines.
+    /// the state's: set from it here, and written together with it).
     /// A conduit flow's masks are here too, so that an operation a conduit allows is checked without reading the
     /// state (72 bytes elsewhere: with 100,000 flows, a second cache miss per operation).
+    /// What the quiet check (`isAllowedQuietly`, `passesQuietly`) reads is in the first 16 bytes, which never straddle
+    /// two lines. The whole 32 bytes may: the array's elements begin 48 bytes into a page (malloc's header and the
+    /// array's), so every other entry starts 16 bytes before a line ends; with the masks and flags in its second half,
+    /// that half was a miss of its own on half the operations (the engine prefetches the line an entry starts in).
     struct EngineSlot {
         var serial: UInt64 = 0
-        var slot: Int32 = 0
         var lastUnit: Int32 = Int32.min
+        /// `CompiledPolicy.quietAccessMask` for the protocol `quietProtocol - 1` (0: none yet), set by `flowIdentified`:
+        /// the access classes an operation of that protocol is allowed with, whatever else it says.
+        var quietAccess: UInt16 = 0
+        var quietProtocol: UInt8 = 0
+        /// `reversed`, `protocolDenied` and `hasConduitMasks`, in one byte.
+        var flags: UInt8 = 0
+        // The first 16 bytes end here.
+        var slot: Int32 = 0
         /// `FlowVerdict.pairStart`.
         var pairStart: Int32 = 0
         /// `FlowVerdict.conduitMask` and `.transportMask` of a `.conduit` verdict whose masks fit 16 bits; 0 otherwise
         /// (a conduit verdict's mask is never 0): `operation` then reads the state.
         var conduitMask: UInt16 = 0
         var transportMask: UInt16 = 0
-        /// `CompiledPolicy.quietAccessMask` for the protocol `quietProtocol - 1` (0: none yet), set by `flowIdentified`:
-        /// the access classes an operation of that protocol is allowed with, whatever else it says.
-        var quietAccess: UInt16 = 0
-        var quietProtocol: UInt8 = 0
         var kind: FlowVerdict.Kind = .noPolicy
-        var reversed = false
-        var protocolDenied = false
         /// The state slot was allocated for this entry alone (`flowStarted` of an engine's flow), not through
         /// `flows`: `flowEnded` frees it without hashing the endpoints.
         var ownsSlot = false
+
+        static let reversedFlag: UInt8 = 1, protocolDeniedFlag: UInt8 = 2, conduitMasksFlag: UInt8 = 4
+        /// `FlowVerdict.reversed`.
+        var reversed: Bool {
+            get { flags & Self.reversedFlag != 0 }
+            set { flags = newValue ? flags | Self.reversedFlag : flags & ~Self.reversedFlag }
+        }
+        /// The flow's application protocol is not allowed by its conduit.
+        var protocolDenied: Bool {
+            get { flags & Self.protocolDeniedFlag != 0 }
+            set { flags = newValue ? flags | Self.protocolDeniedFlag : flags & ~Self.protocolDeniedFlag }
+        }
+        /// `conduitMask != 0`, from the first 16 bytes.
+        var hasConduitMasks: Bool { flags & Self.conduitMasksFlag != 0 }
 
         init() {}
         init(serial: UInt64, slot: Int32, state s: FlowState) {
@@ -87,6 +106,7 @@ public final class Detector {
             if s.verdict.kind == .conduit && s.verdict.conduitMask <= 0xFFFF && s.verdict.transportMask <= 0xFFFF {
                 pairStart = s.verdict.pairStart
                 conduitMask = UInt16(s.verdict.conduitMask); transportMask = UInt16(s.verdict.transportMask)
+                if conduitMask != 0 { flags |= Self.conduitMasksFlag }
             }
         }
     }
@@ -328,7 +348,7 @@ public final class Detector {
 
     /// One application operation: conduit content, ICS-operation rules, unit-id scans and identification sweeps.
     public func operation(_ op: Operation, flow: FlowContext, alerts: inout [Alert]) {
-        let quiet = withUnsafePointer(to: op) { o in withUnsafePointer(to: flow) { isAllowedQuietly(o, flow: $0) } }
+        let quiet = withUnsafePointer(to: op) { isAllowedQuietly($0, flowSerial: flow.flowSerial, flowSlot: flow.flowSlot) }
         if quiet { return }
         checkedOperation(op, flow: flow, alerts: &alerts)
     }
@@ -338,9 +358,18 @@ public final class Detector {
     /// from there). An engine's drain passes the sink's operations and context in place: calling `operation` once per
     /// operation copied both (a 120-byte context) through two calls, more than the check itself costs.
     public func operations(_ ops: UnsafePointer<Operation>, count: Int, flow: UnsafePointer<FlowContext>, alerts: inout [Alert]) -> Int {
+        operations(ops, count: count, flow: flow, flowSerial: flow.pointee.flowSerial, flowSlot: flow.pointee.flowSlot, alerts: &alerts)
+    }
+
+    /// `operations(_:count:flow:alerts:)` for a caller that has the context's `flowSerial` and `flowSlot` at hand (an
+    /// engine, from the flow's own state): the operations passed over quietly then read nothing of the context, whose
+    /// cache line was otherwise a miss of its own on nearly every request and response of a plant with many flows.
+    /// `flowSerial` and `flowSlot` must be the context's.
+    public func operations(_ ops: UnsafePointer<Operation>, count: Int, flow: UnsafePointer<FlowContext>, flowSerial: UInt64,
+                           flowSlot: Int32, alerts: inout [Alert]) -> Int {
         guard count > 0 else { return 0 }
         // The first operation (usually the only one) on its own, so that a single operation pays for no loop.
-        var quiet = isAllowedQuietly(ops, flow: flow)
+        var quiet = isAllowedQuietly(ops, flowSerial: flowSerial, flowSlot: flowSlot)
         if !quiet { checkedOperation(ops.pointee, flow: flow.pointee, alerts: &alerts) }
         var i = 1
         while i < count && alerts.isEmpty {
@@ -348,7 +377,7 @@ public final class Detector {
             // An operation whose every field `isAllowedQuietly` reads equals its quiet predecessor's is quiet too: the
             // quiet check changes nothing, so what it read is as it was (the items of one S7 request, ~2.5 a request).
             if !(quiet && Self.sameQuietInputs(op, op - 1)) {
-                quiet = isAllowedQuietly(op, flow: flow)
+                quiet = isAllowedQuietly(op, flowSerial: flowSerial, flowSlot: flowSlot)
                 if !quiet { checkedOperation(op.pointee, flow: flow.pointee, alerts: &alerts) }
             }
             i += 1
@@ -372,10 +401,10 @@ public final class Detector {
     /// class in the flow's quiet mask, the unit as before or the sender the responder, no identification, no
     /// ICS-operation rule). Reads the flow's engine-slot entry and nothing else, and changes nothing: nearly every
     /// operation of a plant ends here, in a function small enough that it sets up no stack frame worth the name
-    /// (`checkedOperation`'s, sized for its alert paths, cost more than the checks). Both are read in place, field by
-    /// field: taking them as values made the caller copy them first.
+    /// (`checkedOperation`'s, sized for its alert paths, cost more than the checks). The operation is read in place,
+    /// field by field (taken as a value, the caller copied it first); of the flow, only its context's serial and slot.
     @inline(__always)
-    func isAllowedQuietly(_ op: UnsafePointer<Operation>, flow: UnsafePointer<FlowContext>) -> Bool {
+    func isAllowedQuietly(_ op: UnsafePointer<Operation>, flowSerial serial: UInt64, flowSlot: Int32) -> Bool {
         guard op.pointee.time.totalMicroseconds < aggregator.nextSweep else { return false }
         let access = op.pointee.access, appProtocol = op.pointee.appProtocol
         // Without a policy: `checkedOperation`'s first return (no ICS-operation rule can match, the unit as before,
@@ -385,10 +414,10 @@ public final class Detector {
                 && !OperationRules.mayRaise(appProtocol: appProtocol, access: access, functionCode: op.pointee.functionCode,
                                             broadcast: op.pointee.broadcast)
         }
-        let e = Int(flow.pointee.flowSlot), serial = flow.pointee.flowSerial
+        let e = Int(flowSlot)
         guard serial != 0, e >= 0, e < engineSlots.count, engineSlots[e].serial == serial else { return false }
         let h = engineSlots[e]
-        guard h.conduitMask != 0 && !h.protocolDenied else { return false }
+        guard h.hasConduitMasks && !h.protocolDenied else { return false }
         if access == .response { return true }
         if (op.pointee.sender == .initiator) != h.reversed {
             let unit = op.pointee.unitID

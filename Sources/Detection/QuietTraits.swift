@@ -62,7 +62,7 @@ extension Detector {
         let e = Int(t.flowSlot)
         guard t.flowSerial != 0, e >= 0, e < engineSlots.count, engineSlots[e].serial == t.flowSerial else { return false }
         let h = engineSlots[e]
-        guard h.conduitMask != 0 && !h.protocolDenied else { return false }
+        guard h.hasConduitMasks && !h.protocolDenied else { return false }
         if t.flags & QuietTraits.response != 0 { return true }
         if (t.flags & QuietTraits.fromInitiator != 0) != h.reversed {
             let unitChanged = t.unit != .min && t.unit != h.lastUnit

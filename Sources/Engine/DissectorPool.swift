@@ -13,23 +13,30 @@ import Flows
 /// come only from `allocate`; the block doubles when full (never while a dissector runs: allocation happens
 /// when a flow is identified, before its first delivery).
 final class DissectorPool<D: AppDissector> {
-    @exclusivity(unchecked) private(set) var states: UnsafeMutablePointer<D>
+    @exclusivity(unchecked) private(set) var states: AlignedStates<D>
     /// Each state's flow context, set when the flow is identified (a flow's context never changes): handing it to
     /// the sink per PDU is one copy, where building it from the flow's slot was ~60 instructions.
     @exclusivity(unchecked) private(set) var contexts: UnsafeMutablePointer<FlowContext>
     @exclusivity(unchecked) private var capacity = 16
     @exclusivity(unchecked) private var count = 0
     @exclusivity(unchecked) private var free: [Int32] = []
+    /// Bytes from the start of a state that `prefetch` loads: what the dissector's per-packet path reads
+    /// (`AppDissector.perPacketStateBytes`), at most four lines.
+    @inline(__always) static var prefetchedBytes: Int { min(D.perPacketStateBytes, MemoryLayout<D>.size, 256) }
+    /// Whether `prefetch` loads a state's context too: something reads it per packet (records copy it per delivery,
+    /// or an observer per operation). Otherwise it stays unread: the observer's forwarder takes the flow's serial and
+    /// slot from the engine.
+    @exclusivity(unchecked) var prefetchesContext = false
 
     init() {
-        states = DissectorPool.allocateStates(capacity)
+        states = AlignedStates(capacity: capacity)
         contexts = DissectorPool.allocateContexts(capacity)
     }
 
     deinit {
-        states.deinitialize(count: count)
+        for i in 0..<count { states.pointer(i).deinitialize(count: 1) }
         contexts.deinitialize(count: count)
-        Glibc.free(states)
+        Glibc.free(states.base)
         Glibc.free(contexts)
     }
 
@@ -37,19 +44,14 @@ final class DissectorPool<D: AppDissector> {
         LargeBlock.allocate(n * MemoryLayout<FlowContext>.stride).bindMemory(to: FlowContext.self, capacity: n)
     }
 
-    /// Room for `n` states on a cache-line boundary, in huge pages once large (`LargeBlock`).
-    private static func allocateStates(_ n: Int) -> UnsafeMutablePointer<D> {
-        LargeBlock.allocate(n * MemoryLayout<D>.stride).bindMemory(to: D.self, capacity: n)
-    }
-
     /// A slot holding a fresh state, for the flow with `context`.
     func allocate(context: FlowContext) -> Int32 {
         // A freed slot already holds a fresh state (`release` put it there).
         if let s = free.popLast() { contexts[Int(s)] = context; return s }
         if count == capacity {
-            let fresh = DissectorPool.allocateStates(capacity * 2)
-            fresh.moveInitialize(from: states, count: count)
-            Glibc.free(states)
+            let fresh = AlignedStates<D>(capacity: capacity * 2)
+            for i in 0..<count { fresh.pointer(i).moveInitialize(from: states.pointer(i), count: 1) }
+            Glibc.free(states.base)
             states = fresh
             let freshContexts = DissectorPool.allocateContexts(capacity * 2)
             freshContexts.moveInitialize(from: contexts, count: count)
@@ -57,7 +59,7 @@ final class DissectorPool<D: AppDissector> {
             contexts = freshContexts
             capacity *= 2
         }
-        (states + count).initialize(to: D())
+        states.pointer(count).initialize(to: D())
         (contexts + count).initialize(to: context)
         count += 1
         return Int32(count - 1)
@@ -70,16 +72,51 @@ final class DissectorPool<D: AppDissector> {
         free.append(s)
     }
 
-    /// Starts loading the first cache lines of slot `s`'s state (a hint: `s` may be stale, so it is checked).
+    /// Starts loading the cache lines of slot `s`'s state that a delivery reads, and its context's (a hint: `s` may
+    /// be stale, so it is checked). Inlined into the engine's prefetch stage: a call per packet cost more than its body.
+    @inline(__always)
     func prefetch(_ s: Int32) {
         guard s >= 0 && Int(s) < count else { return }
-        let state = UnsafeRawPointer(states + Int(s))
+        let state = UnsafeRawPointer(states.pointer(Int(s)))
         var line = 0
-        while line < min(MemoryLayout<D>.size, 256) { zw_prefetch(state + line); line += 64 }
+        while line < Self.prefetchedBytes { zw_prefetch(state + line); line += 64 }
+        guard prefetchesContext else { return }
         let context = UnsafeRawPointer(contexts + Int(s))
         zw_prefetch(context); zw_prefetch(context + MemoryLayout<FlowContext>.size - 1)
     }
 
     /// Slots in use.
     var live: Int { count - free.count }
+}
+
+/// A block of dissector states `stride` bytes apart from a cache-line boundary: a power of two up to 64 bytes, a
+/// whole number of lines beyond. With `MemoryLayout<D>.stride` apart (240 bytes for Modbus) most states began
+/// mid-line, and the lines a packet reads at a state's start were one more than they need be.
+struct AlignedStates<D> {
+    /// The first state (on a cache-line boundary).
+    let base: UnsafeMutableRawPointer
+
+    /// Bytes from one state to the next.
+    @inline(__always) static var stride: Int {
+        // Closed forms, so that a specialised pool folds it to a constant.
+        let s = MemoryLayout<D>.stride
+        return s > 64 ? (s + 63) & ~63 : s <= 1 ? 1 : 1 << (Int.bitWidth - (s - 1).leadingZeroBitCount)
+    }
+
+    /// Room for `n` states, uninitialised, in huge pages once large (`LargeBlock`).
+    init(capacity n: Int) {
+        base = LargeBlock.allocate(n * Self.stride)
+        for i in 0..<n { (base + i &* Self.stride).bindMemory(to: D.self, capacity: 1) }
+    }
+
+    /// State `i` in place.
+    @inline(__always) func pointer(_ i: Int) -> UnsafeMutablePointer<D> {
+        (base + i &* Self.stride).assumingMemoryBound(to: D.self)
+    }
+
+    /// State `i` (initialised), read or mutated in place.
+    subscript(i: Int) -> D {
+        @inline(__always) unsafeAddress { UnsafePointer(pointer(i)) }
+        @inline(__always) nonmutating unsafeMutableAddress { pointer(i) }
+    }
 }

@@ -43,6 +43,7 @@ public final class Engine {
             operationForwarder = observer.map { $0.operationForwarder() ?? Engine.forwarder(to: $0) }
             borrowedForwarder = operationForwarder.map { Unmanaged.passUnretained($0) }
             observerTable = observer?.flowStateTable() ?? .none
+            setContextPrefetch()
         }
     }
     /// `observer.flowStateTable()`, refreshed whenever a flow starts.
@@ -87,6 +88,7 @@ public final class Engine {
         flows = FlowTable(limits: configuration.flowLimits)
         sink.pduRecordsEnabled = configuration.pduRecords
         sink.transactionRecordsEnabled = configuration.transactionRecords
+        setContextPrefetch()
     }
 
     /// Live flows.
@@ -511,7 +513,11 @@ public final class Engine {
             if sinkFlowSlot != slot { sink.flow = pool.contexts[app]; sinkFlowSlot = slot }
             drainSink()
         } else if sink.operationCount > 0 {
-            if sinkFlowSlot == slot { drainSink() } else { drainOperations(flow: pool.contexts + app) }
+            // The serial from the flow's state (a line the packet's path has loaded), not from the context: the
+            // observer's quiet check reads only these two, so the context's line stays unread.
+            if sinkFlowSlot == slot { drainSink() } else {
+                drainOperations(flow: pool.contexts + app, flowSerial: flows.slots[Int(slot)].serial, flowSlot: slot)
+            }
         }
     }
 
@@ -571,6 +577,7 @@ public final class Engine {
         }
         putCarry(slot, side, carry)
         flows.slots[Int(slot)].application = verdictKind.rawValue
+        setContextPrefetch()   // per identified flow: whether the observer reads contexts may change (a policy reload)
         let p = verdictKind.appProtocol!
         statistics.flowsPerProtocol[Int(p.rawValue)] &+= 1
         setSinkFlow(slot)
@@ -589,6 +596,13 @@ public final class Engine {
         guard let o = observer else { return }
         setSinkFlow(slot)
         o.flowIdentified(sink.flow, appProtocol: p, frame: frame, time: now)
+    }
+
+    /// Whether the dissector pools prefetch a flow's context: records copy it into the sink per delivery, and an
+    /// observer's forwarder may read it (a copy of it) per operation, if it says so.
+    private func setContextPrefetch() {
+        let p = recordsEnabled || operationForwarder?.readsFlowContext == true
+        modbus.prefetchesContext = p; dnp3.prefetchesContext = p; s7comm.prefetchesContext = p
     }
 
     /// Points the sink's flow context at `slot` (cached: rebuilt only when the flow changes).
@@ -612,15 +626,22 @@ public final class Engine {
     /// every call while it was in here) cost more than forwarding that operation.
     @inline(__always)
     private func drainSink() {
-        if sink.operationCount > 0 { sink.withFlowPointer { drainOperations(flow: $0) } }
+        if sink.operationCount > 0 {
+            sink.withFlowPointer { drainOperations(flow: $0, flowSerial: $0.pointee.flowSerial, flowSlot: $0.pointee.flowSlot) }
+        }
         if sink.anomalyCount > 0 { drainAnomalies() }
     }
 
-    /// `drainSink` for the operations (there are some), of the flow whose context is at `flow`.
+    /// `drainSink` for the operations (there are some), of the flow whose context is at `flow`, with that context's
+    /// serial and slot.
     @inline(__always)
-    private func drainOperations(flow: UnsafePointer<FlowContext>) {
+    private func drainOperations(flow: UnsafePointer<FlowContext>, flowSerial: UInt64, flowSlot: Int32) {
         statistics.operations &+= UInt64(sink.operationCount)
-        if let f = borrowedForwarder { f._withUnsafeGuaranteedRef { $0.forward(from: sink, flow: flow) } } else { sink.drainOperations { _ in } }
+        if let f = borrowedForwarder {
+            f._withUnsafeGuaranteedRef { $0.forward(from: sink, flow: flow, flowSerial: flowSerial, flowSlot: flowSlot) }
+        } else {
+            sink.drainOperations { _ in }
+        }
     }
 
     /// `drainSink` for the anomalies.
@@ -772,6 +793,15 @@ open class OperationForwarder {
     /// Hands every operation in `sink` to the observer, with the flow context at `flow` (the sink's, or where the
     /// engine keeps the flow's: valid during the call only), and empties the sink's operations.
     open func forward(from sink: EventSink, flow: UnsafePointer<FlowContext>) {}
+    /// `forward(from:flow:)`, with the context's `flowSerial` and `flowSlot` (from the engine's own flow state, in
+    /// cache), so that a forwarder need not read the context for them. By default the same as `forward(from:flow:)`.
+    open func forward(from sink: EventSink, flow: UnsafePointer<FlowContext>, flowSerial: UInt64, flowSlot: Int32) {
+        forward(from: sink, flow: flow)
+    }
+    /// Whether `forward(from:flow:flowSerial:flowSlot:)` usually reads the context at `flow` (the engine then
+    /// prefetches it with the flow's dissector state). True unless a forwarder says otherwise; asked when the
+    /// observer is set and whenever a flow's protocol is identified.
+    open var readsFlowContext: Bool { true }
 }
 
 private final class TypedOperationForwarder<O: EngineObserver>: OperationForwarder {

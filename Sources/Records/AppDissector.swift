@@ -29,6 +29,10 @@ public protocol AppDissector {
     /// When false, the engine puts the flow's context in the sink only if a delivery left something to drain
     /// (operations, anomalies): a 120-byte copy and two cache lines saved on every other packet.
     static var readsFlowContextAfterFirstDelivery: Bool { get }
+    /// How many bytes from the start of a state the usual delivery reads (a whole one-PDU exchange): the engine
+    /// prefetches these a few packets ahead, and no more, since every line prefetched in vain takes a slot of the
+    /// few misses a core can have in flight.
+    static var perPacketStateBytes: Int { get }
 
     /// A fresh per-flow state.
     init()
@@ -44,4 +48,6 @@ public protocol AppDissector {
 extension AppDissector {
     /// By default a dissector may read the sink's flow context at any time.
     public static var readsFlowContextAfterFirstDelivery: Bool { true }
+    /// By default the whole state.
+    public static var perPacketStateBytes: Int { MemoryLayout<Self>.size }
 }

@@ -2,6 +2,13 @@ import Wire
 
 /// What a dissector may know about the flow it is parsing; set by the engine, read-only to dissectors.
 public struct FlowContext: Sendable {
+    // `flowSerial` and `flowSlot` first: a detector's per-operation check reads these two alone (when the engine does
+    // not hand them over itself), and at the start they share one cache line.
+    /// Serial number of the flow (1-based, in order of creation); 0 for contexts made outside an engine.
+    public var flowSerial: UInt64
+    /// The engine's slot for this flow and the flow's serial number (unique within a run): a detector can index
+    /// per-flow state by `flowSlot` and check `flowSerial` instead of hashing the endpoints.
+    public var flowSlot: Int32
     /// The side that opened the flow (TCP client; first sender otherwise).
     public var initiator: Endpoint
     /// The other side.
@@ -12,11 +19,6 @@ public struct FlowContext: Sendable {
     public var vlan: UInt16
     /// Community ID v1 text (`1:...`), held inline (no reference counting when the context is copied per packet).
     public var communityIDText: InlineText
-    /// The engine's slot for this flow and the flow's serial number (unique within a run): a detector can index
-    /// per-flow state by `flowSlot` and check `flowSerial` instead of hashing the endpoints.
-    public var flowSlot: Int32
-    /// Serial number of the flow (1-based, in order of creation); 0 for contexts made outside an engine.
-    public var flowSerial: UInt64
     /// Whether the flow was picked up midstream (no SYN seen), so the initiator is a guess.
     public var midstream: Bool
 

@@ -41,9 +41,15 @@ final class AlertPipeline: EngineObserver, QuietOperationObserver {
     /// `operation` for every operation waiting in `sink`, read in place, with the flow context at `flow`; empties the
     /// sink's operations. Alerts are published after each operation that leaves any, as `operation` does.
     func operations(in sink: EventSink, flow: UnsafePointer<FlowContext>) {
+        operations(in: sink, flow: flow, flowSerial: flow.pointee.flowSerial, flowSlot: flow.pointee.flowSlot)
+    }
+
+    /// `operations(in:flow:)` with the context's serial and slot at hand: operations the detector passes over quietly
+    /// then read nothing of the context (`Detector.operations(_:count:flow:flowSerial:flowSlot:alerts:)`).
+    func operations(in sink: EventSink, flow: UnsafePointer<FlowContext>, flowSerial: UInt64, flowSlot: Int32) {
         sink.drainOperationsInPlace { ops, count in
             guard count > 0 else { return }
-            let handled = detector.operations(ops, count: count, flow: flow, alerts: &pending)
+            let handled = detector.operations(ops, count: count, flow: flow, flowSerial: flowSerial, flowSlot: flowSlot, alerts: &pending)
             // The detector stops early only when alerts are pending: with none, every operation was handled.
             if !pending.isEmpty { publishingOperations(ops, count: count, from: handled, flow: flow) }
         }
@@ -114,4 +120,10 @@ private final class AlertPipelineForwarder: OperationForwarder {
     override func forward(from sink: EventSink, flow: UnsafePointer<FlowContext>) {
         pipeline._withUnsafeGuaranteedRef { $0.operations(in: sink, flow: flow) }
     }
+    override func forward(from sink: EventSink, flow: UnsafePointer<FlowContext>, flowSerial: UInt64, flowSlot: Int32) {
+        pipeline._withUnsafeGuaranteedRef { $0.operations(in: sink, flow: flow, flowSerial: flowSerial, flowSlot: flowSlot) }
+    }
+    /// The detector reads the context only for operations it does not pass over quietly: few with a policy; without
+    /// one, every operation that is not a repeat of the flow's unit (all of S7comm's, for one).
+    override var readsFlowContext: Bool { pipeline._withUnsafeGuaranteedRef { $0.detector.policy == nil } }
 }

@@ -73,7 +73,8 @@ extension DNP3ObjectSummary {
     /// over raw memory with one bounds check per header and the object size from `sizeCodes`: polls and their
     /// responses, every fragment of a plant's steady state, cost about 350 instructions through the general walk.
     @_transparent
-    static func commonHeaders(_ fragment: ByteView, from start: Int, function: DNP3FunctionCode) -> DNP3ObjectSummary? {
+    static func commonHeaders(_ fragment: ByteView, from start: Int, function: DNP3FunctionCode,
+                              sizeCodes sizes: UnsafePointer<UInt8> = DNP3ObjectCatalog.sizeCodes) -> DNP3ObjectSummary? {
         let n = fragment.count
         guard start < n else { return .noHeaders }
         guard let base = fragment.raw.baseAddress else { return nil }
@@ -82,7 +83,6 @@ extension DNP3ObjectSummary {
         @inline(__always) func le32(_ o: Int) -> UInt32 { UInt32(littleEndian: base.loadUnaligned(fromByteOffset: o, as: UInt32.self)) }
         @inline(__always) func read(_ o: Int, _ w: Int) -> UInt32 { w == 1 ? UInt32(u8(o)) : w == 2 ? UInt32(le16(o)) : le32(o) }
         var summary = DNP3ObjectSummary()
-        let sizes = DNP3ObjectCatalog.sizeCodes
         var at = start
         while at < n {
             guard at <= n - 3 else { return nil }

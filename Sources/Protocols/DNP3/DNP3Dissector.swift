@@ -48,6 +48,10 @@ public struct DNP3Dissector: AppDissector {
     /// Whether the flow is UDP (each datagram holds whole frames), from the flow context at the first delivery; nil
     /// before it.
     var datagram: Bool?
+    /// `DNP3CRC.slices` and `DNP3ObjectCatalog.sizeCodes`, read once per flow: every read of those lazy globals is a
+    /// `swift_once` call, and a frame needed both (two calls per DNP3 packet). The state stays within one cache line.
+    let crcTable = DNP3CRC.slices
+    let sizeCodes = DNP3ObjectCatalog.sizeCodes
 
     /// A fresh flow; its buffers are allocated when it first needs them.
     public init() {}
@@ -79,7 +83,7 @@ public struct DNP3Dissector: AppDissector {
         let datagram: Bool
         if let d = self.datagram { datagram = d } else { datagram = sink.flow.transport == .udp; self.datagram = datagram }
         let quiet = !sink.pduRecordsEnabled && !sink.transactionRecordsEnabled
-        let crcTable = DNP3CRC.slices   // once per delivery (see `DNP3LinkHeader.copyUserData`)
+        let crcTable = self.crcTable
         let n = bytes.count
         var off = 0
         while off < n {
@@ -228,7 +232,7 @@ public struct DNP3Dissector: AppDissector {
         // The caller checked that the whole frame is there (`extractUserData`'s precondition).
         let user = header.copyUserData(frame: base + off, into: scratch, crcTable)
         guard user.crcOK && scratch.load(as: UInt8.self) & 0xC0 == 0xC0 else { return false }   // transport FIN and FIR
-        return quietFragment(scratch + 1, count: user.count - 1, link: header, side: side, sink: sink)
+        return quietFragment(scratch + 1, count: user.count - 1, link: header, side: side, sink: sink, sizeCodes: sizeCodes)
     }
 
     /// The operation a request fragment stands for (both fragment paths emit it).
@@ -248,13 +252,14 @@ public struct DNP3Dissector: AppDissector {
     /// sent in the right direction, its header whole, and object headers `DNP3ObjectSummary.commonHeaders` walks
     /// without finding anything unknown. False, with nothing done, otherwise.
     @_transparent
-    mutating func quietFragment(_ fragment: UnsafeRawPointer, count: Int, link: DNP3LinkHeader, side: FlowSide, sink: EventSink) -> Bool {
+    mutating func quietFragment(_ fragment: UnsafeRawPointer, count: Int, link: DNP3LinkHeader, side: FlowSide, sink: EventSink,
+                                sizeCodes: UnsafePointer<UInt8>) -> Bool {
         guard count >= 2 else { return false }
         let function = DNP3FunctionCode(rawValue: fragment.load(fromByteOffset: 1, as: UInt8.self))
         let isResponse = function.isResponse
         guard function.isKnown && isResponse != link.fromMaster && (!isResponse || count >= 4) else { return false }
         let view = ByteView(UnsafeRawBufferPointer(start: fragment, count: count))
-        guard let objects = DNP3ObjectSummary.commonHeaders(view, from: isResponse ? 4 : 2, function: function),
+        guard let objects = DNP3ObjectSummary.commonHeaders(view, from: isResponse ? 4 : 2, function: function, sizeCodes: sizeCodes),
               objects.unknownGroups == 0 else { return false }
         sink.countPDU(.dnp3)
         guard !isResponse else { return true }

@@ -26,6 +26,11 @@ public struct ModbusDissector: AppDissector {
     public static var maximumPDUSize: Int { Int(MBAPHeader.toleratedLength) + 6 }
     /// The flow context is read once, at the first delivery (`prepare`: which side requests, TCP or UDP).
     public static var readsFlowContextAfterFirstDelivery: Bool { false }
+    /// Up to the end of the session's entry 0: 192 of 240 bytes. A constant, so that the engine's prefetch folds it
+    /// (`perPacketStateBytesFromLayout` says what it must be; a test keeps them equal).
+    public static var perPacketStateBytes: Int { 192 }
+    /// `perPacketStateBytes` from the layout: to the end of `ModbusSession.perPacketBytes`.
+    static var perPacketStateBytesFromLayout: Int { MemoryLayout<Self>.offset(of: \Self.session)! + ModbusSession.perPacketBytes }
 
     /// Accepts only bytes that are Modbus ADUs by content (see `MBAPHeader.plausibility`); the port
     /// plays no part, so garbage on 502 is rejected and Modbus on any other port is found.

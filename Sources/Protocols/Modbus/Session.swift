@@ -98,7 +98,13 @@ public struct ModbusSession: Sendable {
     private var floodReported = false
     private var stormReported = false
     /// Entries made so far (the table grows to `limits.maximumPendingRequests`, then is reused).
-    private var tableSize = 0
+    private var storedTableSize: Int32 = 0
+    // 32 bits, beside the two flags: as an `Int` it pushed entry 0's last field into a fourth cache line of the
+    // dissector's state, which every request writes (`ModbusDissector.perPacketStateBytes`).
+    private var tableSize: Int {
+        @inline(__always) get { Int(storedTableSize) }
+        @inline(__always) set { storedTableSize = Int32(truncatingIfNeeded: newValue) }
+    }
     private var sequence: UInt64 = 0
     /// Entry 0, inline.
     private var first = PendingRequest()
@@ -116,6 +122,11 @@ public struct ModbusSession: Sendable {
 
     /// Creates an empty session.
     public init(limits: ModbusLimits = .default) { self.limits = limits }
+
+    /// The bytes from the start that a request with nothing pending, or the answer to the one pending request,
+    /// reads and writes: up to the end of entry 0 (the exception window and the tables beyond are for exceptions,
+    /// pipelining and records).
+    static var perPacketBytes: Int { MemoryLayout<ModbusSession>.offset(of: \ModbusSession.first)! + MemoryLayout<PendingRequest>.size }
 
     // MARK: - Table
 

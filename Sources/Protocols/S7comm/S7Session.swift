@@ -87,6 +87,8 @@ struct PendingTable {
     private var evictNext: UInt8 = 0
     private(set) var slots: [PendingRequest] = []
     private var keys = SIMD64<UInt32>()
+    /// Where `keys` lies in the table.
+    static var keysOffset: Int { MemoryLayout<PendingTable>.offset(of: \PendingTable.keys)! }
 
     /// The slot key of a request: never 0.
     private static func key(side: FlowSide, pduReference: UInt16, userdata: Bool) -> UInt32 {

@@ -41,6 +41,11 @@ public struct S7commDissector: AppDissector {
     public static var maximumPDUSize: Int { 65535 }
     /// The flow context is only read when records are written.
     public static var readsFlowContextAfterFirstDelivery: Bool { false }
+    /// Three lines: the counters, both sides' states and the pending table's first keys (`perPacketKeysEnd`); the
+    /// rest of the keys and the userdata buffer are read only with many requests in flight or segmented userdata.
+    public static var perPacketStateBytes: Int { 192 }
+    /// The end of the pending table's first four keys in the state (what `perPacketStateBytes` must reach).
+    static var perPacketKeysEnd: Int { MemoryLayout<Self>.offset(of: \Self.pending)! + PendingTable.keysOffset + 4 * 4 }
 
     /// A TPKT version 3 header with a COTP TPDU of a known type behind it.
     public static func probe(_ bytes: ByteView, side: FlowSide, transport: Transport) -> ProbeVerdict {

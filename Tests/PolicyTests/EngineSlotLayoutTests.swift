@@ -1,0 +1,20 @@
+import Testing
+@testable import Detection
+
+/// What the detector's quiet check reads of an engine-slot entry lies in its first 16 bytes: entries are 16-aligned,
+/// so those never straddle two cache lines, while the whole 32-byte entry does for every other slot (the array's
+/// elements begin 48 bytes into a page).
+@Test func quietFieldsLeadTheEngineSlotEntry() {
+    typealias E = Detector.EngineSlot
+    for offset in [MemoryLayout<E>.offset(of: \E.serial)! + 8, MemoryLayout<E>.offset(of: \E.lastUnit)! + 4,
+                   MemoryLayout<E>.offset(of: \E.quietAccess)! + 2, MemoryLayout<E>.offset(of: \E.quietProtocol)! + 1,
+                   MemoryLayout<E>.offset(of: \E.flags)! + 1] {
+        #expect(offset <= 16)
+    }
+    #expect(MemoryLayout<E>.stride == 32)
+    var e = E()
+    e.reversed = true; e.protocolDenied = true
+    #expect(e.reversed && e.protocolDenied && !e.hasConduitMasks)
+    e.reversed = false
+    #expect(!e.reversed && e.protocolDenied)
+}
