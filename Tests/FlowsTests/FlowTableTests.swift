@@ -68,55 +68,90 @@ private func state(_ k: FlowKey, _ t: Int64 = 0) -> FlowState {
     #expect(t.oldest(.closed) == a && t.evictionCandidate == a)
 }
 
-/// `touchLater` only defers: whatever reads or changes the lists next (eviction and expiry order, inserts, closes,
-/// removals) sees them as if each flow had been touched at once, in the order noted, also past the pending buffer's
-/// capacity. Two tables get the same random operations, one touching at once and one later, and must agree.
-@Test func deferredTouchesLeaveTheOrderImmediateTouchesLeave() {
-    var limits = FlowTableLimits(); limits.maximumFlows = 48
-    let now = FlowTable(limits: limits), later = FlowTable(limits: limits)
+/// A reference for the flow table's recency lists: each list an array, least recently seen first.
+private struct RecencyModel {
+    var lists: [[Int32]] = [[], [], []]       // by `LRUList` raw value
+    var order: [Int32: Int] = [:]             // when each flow last moved to the front
+    var clock = 0
+    mutating func moveToFront(_ s: Int32, list l: Int) {
+        for i in 0..<3 { lists[i].removeAll { $0 == s } }
+        lists[l].append(s); order[s] = clock; clock += 1
+    }
+    func list(of s: Int32) -> Int { lists.firstIndex { $0.contains(s) }! }
+    mutating func remove(_ s: Int32) { for i in 0..<3 { lists[i].removeAll { $0 == s } }; order[s] = nil }
+    func oldest(_ l: LRUList) -> Int32? { lists[Int(l.rawValue)].first }
+    func oldestActive() -> Int32? {
+        switch (oldest(.activeTCP), oldest(.activeOther)) {
+        case let (a?, b?): return order[a]! < order[b]! ? a : b
+        case let (a, b): return a ?? b
+        }
+    }
+    var evictionCandidate: Int32? { oldest(.closed) ?? oldestActive() }
+}
+
+/// The recency lists keep the order of a plain model of them (arrays, least recently seen first) through inserts,
+/// touches at once and deferred (`touchLater`, also in runs longer than its buffer), closes, and removals of any flow.
+@Test(arguments: [48, 3_000]) func recencyOrderIsThatOfAPlainModel(maximumFlows: Int) {
+    var limits = FlowTableLimits(); limits.maximumFlows = maximumFlows
+    let table = FlowTable(limits: limits)
+    var model = RecencyModel()
     var random: UInt64 = 0x9E37_79B9_7F4A_7C15
     func next(_ n: Int) -> Int {
         random = random &* 6364136223846793005 &+ 1442695040888963407
         return Int((random >> 33) % UInt64(n))
     }
+    func agree() -> Bool {
+        table.oldest(.activeTCP) == model.oldest(.activeTCP) && table.oldest(.activeOther) == model.oldest(.activeOther)
+            && table.oldest(.closed) == model.oldest(.closed) && table.oldest(closed: false) == model.oldestActive()
+    }
     var live: [Int32] = [], nextKey = 0
-    for _ in 0..<20_000 {
+    for round in 0..<60_000 {
+        // The table grows to a few thousand flows, then shrinks and grows again (rings grow and compact).
+        let growing = (round / 15_000) % 2 == 0
         switch next(100) {
-        case 0..<10 where !now.isFull:
+        case 0..<(growing ? 20 : 4) where !table.isFull:
             // TCP and UDP flows: two active lists, merged by recency for eviction.
             var k = key(nextKey); nextKey += 1
             if next(2) == 0 { k.ipProtocol = 17 }
-            let s = now.insert(state(k), hash: k.fastHash)
-            #expect(later.insert(state(k), hash: k.fastHash) == s)
+            let s = table.insert(state(k), hash: k.fastHash)
+            model.moveToFront(s, list: Int((k.ipProtocol == 6 ? LRUList.activeTCP : .activeOther).rawValue))
             live.append(s)
-        case 10..<13 where !live.isEmpty:
+        case 20..<22 where !live.isEmpty:
             let s = live[next(live.count)]
-            now.markClosed(s); later.markClosed(s)
-        case 13..<16 where !live.isEmpty:
+            table.markClosed(s)
+            if model.list(of: s) != Int(LRUList.closed.rawValue) { model.moveToFront(s, list: Int(LRUList.closed.rawValue)) }
+        case 22..<(growing ? 24 : 36) where !live.isEmpty:
             // The eviction candidate, or any flow (a flow ends on its own packet too).
-            let s = next(2) == 0 ? now.evictionCandidate! : live[next(live.count)]
-            _ = now.remove(s); _ = later.remove(s)
+            var s = live[next(live.count)]
+            if next(2) == 0 {
+                // A wrong candidate may be a slot already removed: stop there (removing it twice would not return).
+                guard let c = table.evictionCandidate, c == model.evictionCandidate else {
+                    Issue.record("round \(round): eviction candidate \(String(describing: table.evictionCandidate)), model \(String(describing: model.evictionCandidate))")
+                    return
+                }
+                s = c
+            }
+            _ = table.remove(s); model.remove(s)
             live.removeAll { $0 == s }
-        case 16..<18:
-            #expect(now.oldest(closed: false) == later.oldest(closed: false))
-            #expect(now.oldest(.activeTCP) == later.oldest(.activeTCP) && now.oldest(.activeOther) == later.oldest(.activeOther))
-            #expect(now.oldest(closed: true) == later.oldest(closed: true))
+        case 36..<38:
+            guard agree() else { Issue.record("round \(round): the lists differ from the model"); return }
         default:
             guard !live.isEmpty else { continue }
-            // Now and then a run of touches longer than the pending buffer.
-            for _ in 0..<(next(500) == 0 ? 3_000 : 1) {
+            // Now and then a run of deferred touches longer than the pending buffer.
+            for _ in 0..<(next(1_000) == 0 ? 3_000 : 1) {
                 let s = live[next(live.count)], seen = next(3) != 0
-                if seen { now.touch(s) }
-                later.touchLater(s, if: seen)
+                if next(2) == 0 { table.touchLater(s, if: seen) } else if seen { table.touch(s) }
+                if seen { model.moveToFront(s, list: model.list(of: s)) }
             }
         }
     }
+    #expect(agree())
     // Both drain in the same least-recently-seen order.
-    while let s = now.evictionCandidate {
-        #expect(later.evictionCandidate == s)
-        _ = now.remove(s); _ = later.remove(s)
+    while let s = model.evictionCandidate {
+        guard table.evictionCandidate == s else { Issue.record("drain: \(String(describing: table.evictionCandidate)), model \(s)"); return }
+        _ = table.remove(s); model.remove(s)
     }
-    #expect(later.evictionCandidate == nil)
+    #expect(table.evictionCandidate == nil)
 }
 
 @Test func prefetchHintsNameTheFlowsSlotOrNothing() {
