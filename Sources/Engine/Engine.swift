@@ -125,7 +125,8 @@ public final class Engine {
         case ApplicationKind.s7comm.rawValue: s7comm.prefetch(state.pointee.applicationSlot)
         default: return   // no operations to come: detection reads nothing of this flow's
         }
-        flows.prefetchFlowLines(of: s)
+        // The per-flow lines (Community ID and the like) only for records: operations take the serial from line 1.
+        if recordsEnabled { flows.prefetchFlowLines(of: s) }
         if Int(s) < observerTable.count, let base = observerTable.base { zw_prefetch(base + Int(s) &* observerTable.stride) }
     }
 

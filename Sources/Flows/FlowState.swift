@@ -52,11 +52,11 @@ public struct FlowState {
     public var streamSummary: UInt8 = FlowState.quietStreams
     /// The engine's slot for the dissector state.
     public var applicationSlot: Int32 = -1
-    /// The initiator's SYN sequence number (valid when `midstream` is false): a SYN with the same number
-    /// on a closed flow is a retransmission, a different one is port reuse (a new conversation).
-    public var initialSequence: UInt32 = 0
     /// The next sequence number per side while `streamSummary` says so.
     public var inOrder: (UInt32, UInt32) = (0, 0)
+    /// Serial number of the flow within the run (1-based), set by the engine. Here, not with the per-flow fields:
+    /// a dissected packet's operations carry it to the detector, and this line is loaded anyway.
+    public var serial: UInt64 = 0
     /// Unconsumed stream bytes waiting for the rest of a PDU, initiator side.
     public var initiatorCarry: [UInt8] = []
     /// Same, responder side.
@@ -66,6 +66,9 @@ public struct FlowState {
     public var initiatorStream = TCPStream()
     /// In-order reassembly, responder → initiator.
     public var responderStream = TCPStream()
+    /// The initiator's SYN sequence number (valid when `midstream` is false): a SYN with the same number
+    /// on a closed flow is a retransmission, a different one is port reuse (a new conversation).
+    public var initialSequence: UInt32 = 0
     // ---- per flow
     /// First packet time.
     public var firstSeen: PacketTime
@@ -73,10 +76,8 @@ public struct FlowState {
     public var firstFrame: UInt64
     /// Community ID, computed when the flow is created.
     public var communityID: InlineText
-    /// Serial number of the flow within the run (1-based), set by the engine.
-    public var serial: UInt64 = 0
     /// Pads the stride to a whole number of cache lines (see `FlowStateLayoutTests`).
-    var padding: UInt64 = 0
+    var padding: (UInt64, UInt64) = (0, 0)
 
     /// Creates the state of a new flow.
     public init(key: FlowKey, initiatorIsLow: Bool, midstream: Bool, firstSeen: PacketTime, lastSeen: PacketTime,
