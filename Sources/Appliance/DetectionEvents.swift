@@ -157,23 +157,23 @@ public final class EventQueue: @unchecked Sendable {
     @inline(__always)
     public var headTraits: QuietTraits { (headers + (consumerTail & mask)).pointee.traits }
 
-    /// The engine flow slot of the event `distance` places after the oldest, when it is queued already (consumer
-    /// side): a prefetch hint, since the event will read the detector's entry for that slot.
+    /// The engine flow slot of the event `distance` places after the oldest, when it is queued already, from its
+    /// header (consumer side; -1: none or not queued): a prefetch hint, since the event will read the detector's
+    /// entry for that slot.
     @inline(__always)
-    public func flowSlot(ahead distance: Int) -> Int32? {
-        guard consumerTail &+ distance < consumerHeadCopy else { return nil }
-        let i = (consumerTail &+ distance) & mask
-        let t = (headers + i).pointee.traits
-        if t.flowSerial != 0 { return t.flowSlot }
-        switch (slots + i).pointee {
-        case .operation(_, let f), .flowIdentified(let f, _, _, _), .flowEnded(let f, _): return f.flowSlot
-        default: return nil
-        }
+    public func flowSlot(ahead distance: Int) -> Int32 {
+        guard consumerTail &+ distance < consumerHeadCopy else { return -1 }
+        return (headers + ((consumerTail &+ distance) & mask)).pointee.traits.flowSlot
     }
 
     /// The oldest event's payload; only after `headKey()` or `peek()` returned non-nil (consumer side).
     @inline(__always)
     public var headEvent: DetectionEvent { (slots + (consumerTail & mask)).pointee }
+
+    /// The oldest event where it lies, valid until `pop()`; only after `headKey()` or `peek()` returned non-nil
+    /// (consumer side).
+    @inline(__always)
+    var headSlot: UnsafeMutablePointer<DetectionEvent> { slots + (consumerTail & mask) }
 
     /// Slots prefetched ahead, by both sides: an event spans several cache lines, written on one core and read on
     /// another, and each line otherwise arrives only when the event is touched.
@@ -242,19 +242,30 @@ public final class EventRecorder: EngineObserver, @unchecked Sendable {
         queue.push(key: key, e, traits: traits, consumer: consumer) { completed.store(key &- 1, ordering: .releasing) }
     }
 
+    /// No quiet traits, but the flow slot the event's detector entry is at (`EventQueue.flowSlot(ahead:)`).
+    @inline(__always) static func slotOnly(_ f: FlowContext) -> QuietTraits {
+        var t = QuietTraits.none
+        t.flowSlot = f.flowSlot
+        return t
+    }
+
     public func flowStarted(_ flow: FlowContext, frame: UInt64, time: PacketTime) { push(.flowStarted(unique(flow), frame: frame, time: time)) }
     public func flowIdentified(_ flow: FlowContext, appProtocol: AppProtocol?, frame: UInt64, time: PacketTime) {
-        push(.flowIdentified(unique(flow), appProtocol, frame: frame, time: time))
+        let f = unique(flow)
+        push(.flowIdentified(f, appProtocol, frame: frame, time: time), traits: Self.slotOnly(f))
     }
     public func operation(_ op: Operation, flow: FlowContext) { pushOperation(op, uniqueFlow: unique(flow)) }
 
     @inline(__always) func pushOperation(_ op: Operation, uniqueFlow f: FlowContext) {
-        push(.operation(op, f), traits: sendsTraits ? QuietTraits(op, flow: f) : .none)
+        push(.operation(op, f), traits: sendsTraits ? QuietTraits(op, flow: f) : Self.slotOnly(f))
     }
 
     public func operationForwarder() -> OperationForwarder? { EventRecorderForwarder(self) }
     public func anomaly(_ a: Anomaly, flow: FlowContext?) { push(.anomaly(a, flow.map(unique))) }
-    public func flowEnded(_ flow: FlowContext, reason: FlowEndReason) { push(.flowEnded(unique(flow), reason)) }
+    public func flowEnded(_ flow: FlowContext, reason: FlowEndReason) {
+        let f = unique(flow)
+        push(.flowEnded(f, reason), traits: Self.slotOnly(f))
+    }
     public func tick(time: PacketTime) { push(.tick(time)) }
     public func finish() { push(.finish) }
 }
