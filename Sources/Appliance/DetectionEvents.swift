@@ -50,23 +50,39 @@ public protocol QuietOperationObserver: EngineObserver {
     func takeQuietly(_ traits: QuietTraits) -> Bool
 }
 
-/// What the detection thread reads of every queued event: its merge key and, for an operation, its quiet traits
-/// (`traits.flowSerial` 0: none). 48 bytes, so the operations the detector passes over cost the detection thread
-/// one cache line for 1.3 events instead of the event's four.
+/// What the detection thread reads of every queued event: its merge key, whether its slot holds an operation
+/// (`OperationSlot`) or a `DetectionEvent`, and, for an operation, its quiet traits (`traits.flowSerial` 0: none;
+/// `traits.flowSlot` is the flow's slot for any event that reads the detector's entry, a prefetch hint). 48 bytes,
+/// so the operations the detector passes over cost the detection thread one cache line for 1.3 events instead
+/// of the event's four.
 struct EventHeader {
     var key: UInt64
     var traits: QuietTraits
+    var isOperation: Bool
+}
+
+/// How an operation lies in an event queue's slot: the operation, then its flow's context, each copied straight
+/// from where the worker has it (building a `DetectionEvent.operation` first copied both twice more).
+enum OperationSlot {
+    /// Where the flow context lies in the slot.
+    @inline(__always) static var flowOffset: Int {
+        (MemoryLayout<Operation>.size + MemoryLayout<FlowContext>.alignment - 1) / MemoryLayout<FlowContext>.alignment
+            * MemoryLayout<FlowContext>.alignment
+    }
+    @inline(__always) static var size: Int { flowOffset + MemoryLayout<FlowContext>.size }
 }
 
 /// Single-producer/single-consumer queue of detection events with their merge keys, in preallocated arrays
 /// (a worker → the detection thread). The producer waits when it is full; nothing is ever dropped. Keys and quiet
 /// traits (`EventHeader`) lie apart from the events: the event of an operation that passes quietly is written but
-/// never read, so its cache lines stay with the producer's core.
+/// never read, so its cache lines stay with the producer's core. A slot holds a `DetectionEvent` or, for an
+/// operation, an `OperationSlot` (raw memory: events hold no references, so slots are reused without
+/// deinitialization).
 public final class EventQueue: @unchecked Sendable {
     private let capacity: Int
     private let mask: Int
     private let headers: UnsafeMutablePointer<EventHeader>
-    private let slots: UnsafeMutablePointer<DetectionEvent>
+    private let slots: UnsafeMutableRawPointer
     private let head = Atomic<Int>(0)
     private let pad0: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0)
     private let tail = Atomic<Int>(0)
@@ -78,22 +94,31 @@ public final class EventQueue: @unchecked Sendable {
     /// The producer (a worker) sleeps here while the queue is full.
     public let producerWaiter = Waiter()
 
+    /// Bytes per slot: room for either form, in whole 16-byte units.
+    @inline(__always) static var slotStride: Int {
+        (max(MemoryLayout<DetectionEvent>.size, OperationSlot.size) + 15) & ~15
+    }
+
     /// Creates a queue of `capacity` events (rounded up to a power of two).
     public init(capacity: Int) {
+        precondition(_isPOD(DetectionEvent.self) && _isPOD(Operation.self) && _isPOD(FlowContext.self),
+                     "queued events are copied as plain memory")
         var c = 64
         while c < capacity { c <<= 1 }
         self.capacity = c
         mask = c - 1
         headers = .allocate(capacity: c)
-        headers.initialize(repeating: EventHeader(key: 0, traits: .none), count: c)
-        slots = .allocate(capacity: c)
-        slots.initialize(repeating: .finish, count: c)
+        headers.initialize(repeating: EventHeader(key: 0, traits: .none, isOperation: false), count: c)
+        slots = .allocate(byteCount: c * Self.slotStride, alignment: 16)
+        for i in 0..<c { (slots + i * Self.slotStride).initializeMemory(as: DetectionEvent.self, repeating: .finish, count: 1) }
     }
 
     deinit {
         headers.deinitialize(count: capacity); headers.deallocate()
-        slots.deinitialize(count: capacity); slots.deallocate()
+        slots.deallocate()
     }
+
+    @inline(__always) private func slot(_ i: Int) -> UnsafeMutableRawPointer { slots + i &* Self.slotStride }
 
     /// Appends an event, waiting for room (waking `consumer` so it drains) when the queue is full; `beforeWait`
     /// runs once before the first wait (the producer publishes its progress so the merge can go on).
@@ -105,6 +130,27 @@ public final class EventQueue: @unchecked Sendable {
     /// `push` with the event's quiet traits (an operation; `.none` for any other event).
     @inline(__always)
     public func push(key: UInt64, _ event: DetectionEvent, traits: QuietTraits, consumer: Waiter, beforeWait: () -> Void = {}) {
+        let i = reserve(consumer: consumer, beforeWait: beforeWait)
+        headers[i] = EventHeader(key: key, traits: traits, isOperation: false)
+        slot(i).initializeMemory(as: DetectionEvent.self, repeating: event, count: 1)
+        commit(consumer: consumer)
+    }
+
+    /// `push` of the operation at `op` on `flow`, copied into its slot as an `OperationSlot`.
+    @inline(__always)
+    func pushOperation(key: UInt64, _ op: UnsafePointer<Operation>, flow: UnsafePointer<FlowContext>, traits: QuietTraits,
+                       consumer: Waiter, beforeWait: () -> Void) {
+        let i = reserve(consumer: consumer, beforeWait: beforeWait)
+        headers[i] = EventHeader(key: key, traits: traits, isOperation: true)
+        let s = slot(i)
+        s.copyMemory(from: op, byteCount: MemoryLayout<Operation>.size)
+        (s + OperationSlot.flowOffset).copyMemory(from: flow, byteCount: MemoryLayout<FlowContext>.size)
+        commit(consumer: consumer)
+    }
+
+    /// Waits for room (waking the consumer so it drains), then returns the next slot's index (producer side).
+    @inline(__always)
+    private func reserve(consumer: Waiter, beforeWait: () -> Void) -> Int {
         if producerHead - producerTailCopy >= capacity {
             producerTailCopy = tail.load(ordering: .acquiring)
             if producerHead - producerTailCopy >= capacity { beforeWait() }
@@ -116,12 +162,15 @@ public final class EventQueue: @unchecked Sendable {
                 }
             }
         }
-        let i = producerHead & mask
-        headers[i] = EventHeader(key: key, traits: traits)
-        slots[i] = event
+        return producerHead & mask
+    }
+
+    /// Publishes the slot `reserve` returned, once written (producer side).
+    @inline(__always)
+    private func commit(consumer: Waiter) {
         // The slot a few places on was last read by the consumer's core: start taking its lines back now.
         let ahead = (producerHead &+ Self.prefetchDistance) & mask
-        Self.prefetch(slots + ahead)
+        Self.prefetch(slot(ahead))
         zw_prefetch(UnsafeRawPointer(headers + ahead))
         producerHead += 1
         head.store(producerHead, ordering: .releasing)
@@ -143,7 +192,7 @@ public final class EventQueue: @unchecked Sendable {
     @inline(__always)
     public func peek() -> KeyedEvent? {
         guard hasHead() else { return nil }
-        return KeyedEvent(key: headers[consumerTail & mask].key, event: slots[consumerTail & mask])
+        return KeyedEvent(key: headers[consumerTail & mask].key, event: headEvent)
     }
 
     /// The merge key of the oldest event, or nil when empty (consumer side; reads only the key).
@@ -167,23 +216,33 @@ public final class EventQueue: @unchecked Sendable {
     }
 
     /// The oldest event's payload; only after `headKey()` or `peek()` returned non-nil (consumer side).
-    @inline(__always)
-    public var headEvent: DetectionEvent { (slots + (consumerTail & mask)).pointee }
+    public var headEvent: DetectionEvent {
+        if let (op, flow) = headOperation { return .operation(op.pointee, flow.pointee) }
+        return headSlot.pointee
+    }
 
-    /// The oldest event where it lies, valid until `pop()`; only after `headKey()` or `peek()` returned non-nil
-    /// (consumer side).
+    /// The oldest event, when it is an operation, where it lies (valid until `pop()`); only after `headKey()` or
+    /// `peek()` returned non-nil (consumer side).
     @inline(__always)
-    var headSlot: UnsafeMutablePointer<DetectionEvent> { slots + (consumerTail & mask) }
+    var headOperation: (UnsafePointer<Operation>, UnsafePointer<FlowContext>)? {
+        guard (headers + (consumerTail & mask)).pointee.isOperation else { return nil }
+        let s = UnsafeRawPointer(slot(consumerTail & mask))
+        return (s.assumingMemoryBound(to: Operation.self), (s + OperationSlot.flowOffset).assumingMemoryBound(to: FlowContext.self))
+    }
+
+    /// The oldest event where it lies, when it is not an operation (`headOperation` nil), valid until `pop()`;
+    /// only after `headKey()` or `peek()` returned non-nil (consumer side).
+    @inline(__always)
+    var headSlot: UnsafeMutablePointer<DetectionEvent> { slot(consumerTail & mask).assumingMemoryBound(to: DetectionEvent.self) }
 
     /// Slots prefetched ahead, by both sides: an event spans several cache lines, written on one core and read on
     /// another, and each line otherwise arrives only when the event is touched.
     static let prefetchDistance = 8
 
     @inline(__always)
-    static func prefetch(_ slot: UnsafeMutablePointer<DetectionEvent>) {
-        let p = UnsafeRawPointer(slot)
+    static func prefetch(_ slot: UnsafeMutableRawPointer) {
         var offset = 0
-        while offset < MemoryLayout<DetectionEvent>.stride { zw_prefetch(p + offset); offset &+= 64 }
+        while offset < slotStride { zw_prefetch(slot + offset); offset &+= 64 }
     }
 
     /// Removes the oldest event (consumer side); publishes the room every 64 events and when empty.
@@ -196,7 +255,7 @@ public final class EventQueue: @unchecked Sendable {
             if consumerTail &+ 2 &* Self.prefetchDistance < consumerHeadCopy {
                 zw_prefetch(UnsafeRawPointer(headers + ((consumerTail &+ 2 &* Self.prefetchDistance) & mask)))
             }
-            if (headers + i).pointee.traits.flowSerial == 0 { Self.prefetch(slots + i) }
+            if (headers + i).pointee.traits.flowSerial == 0 { Self.prefetch(slot(i)) }
         }
         consumerTail += 1
         if consumerTail & 63 == 0 || consumerTail == consumerHeadCopy {
@@ -254,10 +313,15 @@ public final class EventRecorder: EngineObserver, @unchecked Sendable {
         let f = unique(flow)
         push(.flowIdentified(f, appProtocol, frame: frame, time: time), traits: Self.slotOnly(f))
     }
-    public func operation(_ op: Operation, flow: FlowContext) { pushOperation(op, uniqueFlow: unique(flow)) }
+    public func operation(_ op: Operation, flow: FlowContext) {
+        var o = op, f = unique(flow)
+        pushOperation(at: &o, uniqueFlow: &f)
+    }
 
-    @inline(__always) func pushOperation(_ op: Operation, uniqueFlow f: FlowContext) {
-        push(.operation(op, f), traits: sendsTraits ? QuietTraits(op, flow: f) : Self.slotOnly(f))
+    /// Queues the operation at `op` on the (made unique) flow context at `f`, copied from where they lie.
+    @inline(__always) func pushOperation(at op: UnsafePointer<Operation>, uniqueFlow f: UnsafePointer<FlowContext>) {
+        queue.pushOperation(key: key, op, flow: f, traits: sendsTraits ? QuietTraits(op.pointee, flow: f.pointee) : Self.slotOnly(f.pointee),
+                            consumer: consumer) { completed.store(key &- 1, ordering: .releasing) }
     }
 
     public func operationForwarder() -> OperationForwarder? { EventRecorderForwarder(self) }
@@ -278,8 +342,12 @@ private final class EventRecorderForwarder: OperationForwarder {
     init(_ recorder: EventRecorder) { self.recorder = Unmanaged.passUnretained(recorder) }
     override func forward(from sink: EventSink, flow: UnsafePointer<FlowContext>) {
         recorder._withUnsafeGuaranteedRef { r in
-            let f = r.unique(flow.pointee)
-            sink.drainOperations { r.pushOperation($0, uniqueFlow: f) }
+            var f = r.unique(flow.pointee)
+            withUnsafePointer(to: &f) { f in
+                sink.drainOperationsInPlace { ops, count in
+                    for j in 0..<count { r.pushOperation(at: ops + j, uniqueFlow: f) }
+                }
+            }
         }
     }
 }

@@ -833,6 +833,9 @@ final class DetectionStage: @unchecked Sendable {
             let traits = q.headTraits
             if traits.flowSerial != 0 && takesQuiet && quiet.unsafelyUnwrapped.takeQuietly(traits) {
                 q.pop()
+            } else if let (op, flow) = q.headOperation {
+                observer?.operation(op.pointee, flow: flow.pointee)
+                q.pop()
             } else {
                 let slot = q.headSlot
                 if case .finish = slot.pointee { q.pop(); return .finished }
