@@ -708,6 +708,7 @@ extension FileShareReader {
         // The look reads up to `lookAhead` records past the last taken, in batches of at least
         // `lookAhead - refillAt` (the queue never holds more than `lookAhead`, which must stay below 64).
         let refillAt = UInt64(min(max(hashAhead, 24), 40)), lookAhead = refillAt + 20
+        precondition(lookAhead < 64, "the look's queue holds 64 records")
         var stopped = false
         while true {
             if !look.ended && look.parsed &- n <= refillAt { look.fill(through: n &+ lookAhead, m) }
