@@ -59,10 +59,16 @@ struct EventHeader {
     var key: UInt64
     var traits: QuietTraits
     var isOperation: Bool
+    /// An operation's slot holds its flow context too; without, the detection thread has the context from the
+    /// flow's `flowIdentified` event (`DetectionStage`'s table, by `traits.flowSlot`).
+    var contextInSlot: Bool
+    /// A `flowIdentified` event naming a protocol: the detection thread keeps its context for the flow's operations.
+    var keepsContext: Bool = false
 }
 
-/// How an operation lies in an event queue's slot: the operation, then its flow's context, each copied straight
-/// from where the worker has it (building a `DetectionEvent.operation` first copied both twice more).
+/// How an operation lies in an event queue's slot: the operation, then (when the header says so) its flow's
+/// context, each copied straight from where the worker has it (building a `DetectionEvent.operation` first copied
+/// both twice more).
 enum OperationSlot {
     /// Where the flow context lies in the slot.
     @inline(__always) static var flowOffset: Int {
@@ -108,7 +114,7 @@ public final class EventQueue: @unchecked Sendable {
         self.capacity = c
         mask = c - 1
         headers = .allocate(capacity: c)
-        headers.initialize(repeating: EventHeader(key: 0, traits: .none, isOperation: false), count: c)
+        headers.initialize(repeating: EventHeader(key: 0, traits: .none, isOperation: false, contextInSlot: false), count: c)
         slots = .allocate(byteCount: c * Self.slotStride, alignment: 16)
         for i in 0..<c { (slots + i * Self.slotStride).initializeMemory(as: DetectionEvent.self, repeating: .finish, count: 1) }
     }
@@ -130,21 +136,28 @@ public final class EventQueue: @unchecked Sendable {
     /// `push` with the event's quiet traits (an operation; `.none` for any other event).
     @inline(__always)
     public func push(key: UInt64, _ event: DetectionEvent, traits: QuietTraits, consumer: Waiter, beforeWait: () -> Void = {}) {
+        push(key: key, event, traits: traits, keepsContext: false, consumer: consumer, beforeWait: beforeWait)
+    }
+
+    /// `push`, saying whether the event is a `flowIdentified` whose context the detection thread keeps.
+    @inline(__always)
+    func push(key: UInt64, _ event: DetectionEvent, traits: QuietTraits, keepsContext: Bool, consumer: Waiter, beforeWait: () -> Void) {
         let i = reserve(consumer: consumer, beforeWait: beforeWait)
-        headers[i] = EventHeader(key: key, traits: traits, isOperation: false)
+        headers[i] = EventHeader(key: key, traits: traits, isOperation: false, contextInSlot: false, keepsContext: keepsContext)
         slot(i).initializeMemory(as: DetectionEvent.self, repeating: event, count: 1)
         commit(consumer: consumer)
     }
 
-    /// `push` of the operation at `op` on `flow`, copied into its slot as an `OperationSlot`.
+    /// `push` of the operation at `op` on `flow` (nil: the flow's context is not sent, the detection thread has it
+    /// by `traits.flowSlot`), copied into its slot as an `OperationSlot`.
     @inline(__always)
-    func pushOperation(key: UInt64, _ op: UnsafePointer<Operation>, flow: UnsafePointer<FlowContext>, traits: QuietTraits,
+    func pushOperation(key: UInt64, _ op: UnsafePointer<Operation>, flow: UnsafePointer<FlowContext>?, traits: QuietTraits,
                        consumer: Waiter, beforeWait: () -> Void) {
         let i = reserve(consumer: consumer, beforeWait: beforeWait)
-        headers[i] = EventHeader(key: key, traits: traits, isOperation: true)
+        headers[i] = EventHeader(key: key, traits: traits, isOperation: true, contextInSlot: flow != nil)
         let s = slot(i)
         s.copyMemory(from: op, byteCount: MemoryLayout<Operation>.size)
-        (s + OperationSlot.flowOffset).copyMemory(from: flow, byteCount: MemoryLayout<FlowContext>.size)
+        if let f = flow { (s + OperationSlot.flowOffset).copyMemory(from: f, byteCount: MemoryLayout<FlowContext>.size) }
         commit(consumer: consumer)
     }
 
@@ -188,13 +201,6 @@ public final class EventQueue: @unchecked Sendable {
         return true
     }
 
-    /// The oldest event, or nil when empty (consumer side).
-    @inline(__always)
-    public func peek() -> KeyedEvent? {
-        guard hasHead() else { return nil }
-        return KeyedEvent(key: headers[consumerTail & mask].key, event: headEvent)
-    }
-
     /// The merge key of the oldest event, or nil when empty (consumer side; reads only the key).
     @inline(__always)
     public func headKey() -> UInt64? {
@@ -202,7 +208,7 @@ public final class EventQueue: @unchecked Sendable {
         return (headers + (consumerTail & mask)).pointee.key
     }
 
-    /// The oldest event's quiet traits; only after `headKey()` or `peek()` returned non-nil (consumer side).
+    /// The oldest event's quiet traits; only after `headKey()` returned non-nil (consumer side).
     @inline(__always)
     public var headTraits: QuietTraits { (headers + (consumerTail & mask)).pointee.traits }
 
@@ -215,23 +221,24 @@ public final class EventQueue: @unchecked Sendable {
         return (headers + ((consumerTail &+ distance) & mask)).pointee.traits.flowSlot
     }
 
-    /// The oldest event's payload; only after `headKey()` or `peek()` returned non-nil (consumer side).
-    public var headEvent: DetectionEvent {
-        if let (op, flow) = headOperation { return .operation(op.pointee, flow.pointee) }
-        return headSlot.pointee
+    /// The oldest event, when it is an operation, where it lies (valid until `pop()`), with its flow context when
+    /// that was sent in the slot; only after `headKey()` returned non-nil (consumer side).
+    @inline(__always)
+    var headOperation: (UnsafePointer<Operation>, UnsafePointer<FlowContext>?)? {
+        let h = headers + (consumerTail & mask)
+        guard h.pointee.isOperation else { return nil }
+        let s = UnsafeRawPointer(slot(consumerTail & mask))
+        return (s.assumingMemoryBound(to: Operation.self),
+                h.pointee.contextInSlot ? (s + OperationSlot.flowOffset).assumingMemoryBound(to: FlowContext.self) : nil)
     }
 
-    /// The oldest event, when it is an operation, where it lies (valid until `pop()`); only after `headKey()` or
-    /// `peek()` returned non-nil (consumer side).
+    /// Whether the oldest event is a `flowIdentified` whose context the detection thread keeps; only after
+    /// `headKey()` returned non-nil (consumer side).
     @inline(__always)
-    var headOperation: (UnsafePointer<Operation>, UnsafePointer<FlowContext>)? {
-        guard (headers + (consumerTail & mask)).pointee.isOperation else { return nil }
-        let s = UnsafeRawPointer(slot(consumerTail & mask))
-        return (s.assumingMemoryBound(to: Operation.self), (s + OperationSlot.flowOffset).assumingMemoryBound(to: FlowContext.self))
-    }
+    var headKeepsContext: Bool { (headers + (consumerTail & mask)).pointee.keepsContext }
 
     /// The oldest event where it lies, when it is not an operation (`headOperation` nil), valid until `pop()`;
-    /// only after `headKey()` or `peek()` returned non-nil (consumer side).
+    /// only after `headKey()` returned non-nil (consumer side).
     @inline(__always)
     var headSlot: UnsafeMutablePointer<DetectionEvent> { slot(consumerTail & mask).assumingMemoryBound(to: DetectionEvent.self) }
 
@@ -311,11 +318,22 @@ public final class EventRecorder: EngineObserver, @unchecked Sendable {
     public func flowStarted(_ flow: FlowContext, frame: UInt64, time: PacketTime) { push(.flowStarted(unique(flow), frame: frame, time: time)) }
     public func flowIdentified(_ flow: FlowContext, appProtocol: AppProtocol?, frame: UInt64, time: PacketTime) {
         let f = unique(flow)
-        push(.flowIdentified(f, appProtocol, frame: frame, time: time), traits: Self.slotOnly(f))
+        queue.push(key: key, .flowIdentified(f, appProtocol, frame: frame, time: time), traits: Self.slotOnly(f),
+                   keepsContext: appProtocol != nil && f.flowSlot >= 0, consumer: consumer) { completed.store(key &- 1, ordering: .releasing) }
     }
     public func operation(_ op: Operation, flow: FlowContext) {
         var o = op, f = unique(flow)
         pushOperation(at: &o, uniqueFlow: &f)
+    }
+
+    /// Queues the operation at `op` of the flow with (unique) `flowSerial` and `flowSlot` (≥ 0), without its context
+    /// (the detection thread has it from the flow's `flowIdentified`); only when `sendsTraits`. `scratch` is any
+    /// flow context: the traits read only the serial and slot, set here.
+    @inline(__always) func pushOperation(at op: UnsafePointer<Operation>, flowSerial: UInt64, flowSlot: Int32,
+                                         scratch: UnsafeMutablePointer<FlowContext>) {
+        scratch.pointee.flowSerial = flowSerial; scratch.pointee.flowSlot = flowSlot
+        queue.pushOperation(key: key, op, flow: nil, traits: QuietTraits(op.pointee, flow: scratch.pointee),
+                            consumer: consumer) { completed.store(key &- 1, ordering: .releasing) }
     }
 
     /// Queues the operation at `op` on the (made unique) flow context at `f`, copied from where they lie.
@@ -337,9 +355,36 @@ public final class EventRecorder: EngineObserver, @unchecked Sendable {
 /// Drains a sink's operations into an `EventRecorder` directly (the engine's generic forwarder calls `operation`
 /// through the observer protocol for each), making the flow context unique once per drain rather than per
 /// operation. Holds the recorder unretained: the engine keeps both, the recorder as its observer.
+///
+/// When operations go with their quiet traits, an engine flow's context is not read nor sent at all: contexts never
+/// change during a flow, and operations come only after the flow's `flowIdentified`, which carries it to the
+/// detection thread, which keeps it by flow slot for the few operations it replays in full. Reading the context
+/// here was a cache miss per delivery (the engine keeps it apart from the flow's state), and sending it two more
+/// cache lines per operation, written on one core and mostly never read.
 private final class EventRecorderForwarder: OperationForwarder {
     private let recorder: Unmanaged<EventRecorder>
+    /// Any flow context, for the traits (they take only the serial and slot): the first one met, read once. Raw
+    /// memory: a stored property passed `inout` per operation paid a dynamic exclusivity check.
+    private let scratch = UnsafeMutablePointer<FlowContext>.allocate(capacity: 1)
+    @exclusivity(unchecked) private var hasScratch = false
     init(_ recorder: EventRecorder) { self.recorder = Unmanaged.passUnretained(recorder) }
+    deinit { if hasScratch { scratch.deinitialize(count: 1) }; scratch.deallocate() }
+
+    override func forward(from sink: EventSink, flow: UnsafePointer<FlowContext>, flowSerial: UInt64, flowSlot: Int32) {
+        recorder._withUnsafeGuaranteedRef { r in
+            guard r.sendsTraits && flowSlot >= 0 else { forward(from: sink, flow: flow); return }
+            if !hasScratch { scratch.initialize(to: flow.pointee); hasScratch = true }
+            let scratch = self.scratch
+            let slot = flowSlot &* r.workers &+ r.worker
+            let serial = flowSerial != 0 ? flowSerial &* UInt64(r.workers) &+ UInt64(r.worker) : 0
+            sink.drainOperationsInPlace { ops, count in
+                for j in 0..<count { r.pushOperation(at: ops + j, flowSerial: serial, flowSlot: slot, scratch: scratch) }
+            }
+        }
+    }
+
+    override var readsFlowContext: Bool { !recorder._withUnsafeGuaranteedRef { $0.sendsTraits } }
+
     override func forward(from sink: EventSink, flow: UnsafePointer<FlowContext>) {
         recorder._withUnsafeGuaranteedRef { r in
             var f = r.unique(flow.pointee)

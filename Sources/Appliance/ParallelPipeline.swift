@@ -820,6 +820,28 @@ final class DetectionStage: @unchecked Sendable {
         }
     }
 
+    /// The flow contexts of identified flows by (unique) flow slot, for the operations sent without theirs
+    /// (`EventRecorderForwarder`); grown to the largest slot seen.
+    private var contexts = UnsafeMutablePointer<FlowContext>.allocate(capacity: 0)
+    private var contextCapacity = 0
+
+    deinit { contexts.deallocate() }
+
+    /// Keeps `f` as its flow slot's context (a flow's operations follow its `flowIdentified`).
+    private func keepContext(_ f: FlowContext) {
+        let s = Int(f.flowSlot)
+        if s >= contextCapacity {
+            let capacity = max(s + 1, contextCapacity * 2, 1024)
+            let grown = UnsafeMutablePointer<FlowContext>.allocate(capacity: capacity)
+            grown.moveInitialize(from: contexts, count: contextCapacity)
+            contexts.deallocate()
+            contexts = grown; contextCapacity = capacity
+        }
+        // Plain values (no references): a slot is written before it is read (at its flow's `flowIdentified`), and
+        // written over without deinitialization.
+        (contexts + s).initialize(to: f)
+    }
+
     /// How `replayRun` stopped.
     enum RunEnd { case emptied, limit, finished }
 
@@ -835,12 +857,19 @@ final class DetectionStage: @unchecked Sendable {
             if traits.flowSerial != 0 && takesQuiet && quiet.unsafelyUnwrapped.takeQuietly(traits) {
                 q.pop()
             } else if let (op, flow) = q.headOperation {
-                observer?.operation(op.pointee, flow: flow.pointee)
+                if let f = flow {
+                    observer?.operation(op.pointee, flow: f.pointee)
+                } else {
+                    let s = Int(traits.flowSlot)
+                    precondition(s >= 0 && s < contextCapacity, "an operation before its flow's flowIdentified")
+                    observer?.operation(op.pointee, flow: contexts[s])
+                }
                 q.pop()
             } else {
                 let slot = q.headSlot
                 if case .finish = slot.pointee { q.pop(); return .finished }
                 if anomalyRecords, case .anomaly(let a, let f) = slot.pointee { logAnomaly(a, flow: f) }
+                if q.headKeepsContext, case .flowIdentified(let f, _, _, _) = slot.pointee { keepContext(f) }
                 if let o = observer {
                     slot.pointee.replay(into: o)
                     if case .flowStarted = slot.pointee { entries = o.flowStateTable() }
