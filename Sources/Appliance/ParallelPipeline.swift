@@ -39,9 +39,11 @@ import Detection
 /// (built by the workers' engines with the global frame numbers) are identical up to line order.
 ///
 /// Operations: nearly every operation of a plant is one the detector passes over (a conduit allows it, nothing
-/// to count), and each event is about 230 bytes written on one core and read on another. So when the detection
-/// observer is a `QuietOperationObserver`, a worker sends every operation with its `QuietTraits` (48 bytes, in
-/// the event queue's header array), and the detection thread asks the detector, on its own flow state at that
+/// to count), and each event is a few cache lines written on one core and read on another. So when the detection
+/// observer is a `QuietOperationObserver`, a worker sends every operation with its `QuietTraits` (48 bytes with the
+/// merge key, in the event queue's header array) and without its flow's context (the detection thread keeps each
+/// identified flow's context by slot, from `flowIdentified`), and the detection thread asks the detector, on its
+/// own flow state at that
 /// point of the merged stream, whether the operation would only sweep the aggregation windows
 /// (`Detector.takeQuietly`, exactly `isAllowedQuietly` without its clock test); then it does that sweep and never
 /// reads the event, whose cache lines stay with the worker. Only when the answer is no does it read the event and
