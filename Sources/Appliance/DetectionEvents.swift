@@ -113,14 +113,15 @@ public final class EventQueue: @unchecked Sendable {
         while c < capacity { c <<= 1 }
         self.capacity = c
         mask = c - 1
+        // Left uninitialized: an entry is written before it is published, and only published entries are read.
+        // Plain values, so writing one over another needs no deinitialization; and the pages are first touched by
+        // the worker that writes them, not all at once (about 8 MiB a queue) before the workers start.
         headers = .allocate(capacity: c)
-        headers.initialize(repeating: EventHeader(key: 0, traits: .none, isOperation: false, contextInSlot: false), count: c)
         slots = .allocate(byteCount: c * Self.slotStride, alignment: 16)
-        for i in 0..<c { (slots + i * Self.slotStride).initializeMemory(as: DetectionEvent.self, repeating: .finish, count: 1) }
     }
 
     deinit {
-        headers.deinitialize(count: capacity); headers.deallocate()
+        headers.deallocate()
         slots.deallocate()
     }
 
@@ -143,7 +144,7 @@ public final class EventQueue: @unchecked Sendable {
     @inline(__always)
     func push(key: UInt64, _ event: DetectionEvent, traits: QuietTraits, keepsContext: Bool, consumer: Waiter, beforeWait: () -> Void) {
         let i = reserve(consumer: consumer, beforeWait: beforeWait)
-        headers[i] = EventHeader(key: key, traits: traits, isOperation: false, contextInSlot: false, keepsContext: keepsContext)
+        (headers + i).initialize(to: EventHeader(key: key, traits: traits, isOperation: false, contextInSlot: false, keepsContext: keepsContext))
         slot(i).initializeMemory(as: DetectionEvent.self, repeating: event, count: 1)
         commit(consumer: consumer)
     }
@@ -154,7 +155,7 @@ public final class EventQueue: @unchecked Sendable {
     func pushOperation(key: UInt64, _ op: UnsafePointer<Operation>, flow: UnsafePointer<FlowContext>?, traits: QuietTraits,
                        consumer: Waiter, beforeWait: () -> Void) {
         let i = reserve(consumer: consumer, beforeWait: beforeWait)
-        headers[i] = EventHeader(key: key, traits: traits, isOperation: true, contextInSlot: flow != nil)
+        (headers + i).initialize(to: EventHeader(key: key, traits: traits, isOperation: true, contextInSlot: flow != nil))
         let s = slot(i)
         s.copyMemory(from: op, byteCount: MemoryLayout<Operation>.size)
         if let f = flow { (s + OperationSlot.flowOffset).copyMemory(from: f, byteCount: MemoryLayout<FlowContext>.size) }
