@@ -50,23 +50,45 @@ public protocol QuietOperationObserver: EngineObserver {
     func takeQuietly(_ traits: QuietTraits) -> Bool
 }
 
-/// What the detection thread reads of every queued event: its merge key and, for an operation, its quiet traits
-/// (`traits.flowSerial` 0: none). 48 bytes, so the operations the detector passes over cost the detection thread
-/// one cache line for 1.3 events instead of the event's four.
+/// What the detection thread reads of every queued event: its merge key, whether its slot holds an operation
+/// (`OperationSlot`) or a `DetectionEvent`, and, for an operation, its quiet traits (`traits.flowSerial` 0: none;
+/// `traits.flowSlot` is the flow's slot for any event that reads the detector's entry, a prefetch hint). 48 bytes,
+/// so the operations the detector passes over cost the detection thread one cache line for 1.3 events instead
+/// of the event's four.
 struct EventHeader {
     var key: UInt64
     var traits: QuietTraits
+    var isOperation: Bool
+    /// An operation's slot holds its flow context too; without, the detection thread has the context from the
+    /// flow's `flowIdentified` event (`DetectionStage`'s table, by `traits.flowSlot`).
+    var contextInSlot: Bool
+    /// A `flowIdentified` event naming a protocol: the detection thread keeps its context for the flow's operations.
+    var keepsContext: Bool = false
+}
+
+/// How an operation lies in an event queue's slot: the operation, then (when the header says so) its flow's
+/// context, each copied straight from where the worker has it (building a `DetectionEvent.operation` first copied
+/// both twice more).
+enum OperationSlot {
+    /// Where the flow context lies in the slot.
+    @inline(__always) static var flowOffset: Int {
+        (MemoryLayout<Operation>.size + MemoryLayout<FlowContext>.alignment - 1) / MemoryLayout<FlowContext>.alignment
+            * MemoryLayout<FlowContext>.alignment
+    }
+    @inline(__always) static var size: Int { flowOffset + MemoryLayout<FlowContext>.size }
 }
 
 /// Single-producer/single-consumer queue of detection events with their merge keys, in preallocated arrays
 /// (a worker → the detection thread). The producer waits when it is full; nothing is ever dropped. Keys and quiet
 /// traits (`EventHeader`) lie apart from the events: the event of an operation that passes quietly is written but
-/// never read, so its cache lines stay with the producer's core.
+/// never read, so its cache lines stay with the producer's core. A slot holds a `DetectionEvent` or, for an
+/// operation, an `OperationSlot` (raw memory: events hold no references, so slots are reused without
+/// deinitialization).
 public final class EventQueue: @unchecked Sendable {
     private let capacity: Int
     private let mask: Int
     private let headers: UnsafeMutablePointer<EventHeader>
-    private let slots: UnsafeMutablePointer<DetectionEvent>
+    private let slots: UnsafeMutableRawPointer
     private let head = Atomic<Int>(0)
     private let pad0: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0)
     private let tail = Atomic<Int>(0)
@@ -78,22 +100,32 @@ public final class EventQueue: @unchecked Sendable {
     /// The producer (a worker) sleeps here while the queue is full.
     public let producerWaiter = Waiter()
 
+    /// Bytes per slot: room for either form, in whole 16-byte units.
+    @inline(__always) static var slotStride: Int {
+        (max(MemoryLayout<DetectionEvent>.size, OperationSlot.size) + 15) & ~15
+    }
+
     /// Creates a queue of `capacity` events (rounded up to a power of two).
     public init(capacity: Int) {
+        precondition(_isPOD(DetectionEvent.self) && _isPOD(Operation.self) && _isPOD(FlowContext.self),
+                     "queued events are copied as plain memory")
         var c = 64
         while c < capacity { c <<= 1 }
         self.capacity = c
         mask = c - 1
+        // Left uninitialized: an entry is written before it is published, and only published entries are read.
+        // Plain values, so writing one over another needs no deinitialization; and the pages are first touched by
+        // the worker that writes them, not all at once (about 8 MiB a queue) before the workers start.
         headers = .allocate(capacity: c)
-        headers.initialize(repeating: EventHeader(key: 0, traits: .none), count: c)
-        slots = .allocate(capacity: c)
-        slots.initialize(repeating: .finish, count: c)
+        slots = .allocate(byteCount: c * Self.slotStride, alignment: 16)
     }
 
     deinit {
-        headers.deinitialize(count: capacity); headers.deallocate()
-        slots.deinitialize(count: capacity); slots.deallocate()
+        headers.deallocate()
+        slots.deallocate()
     }
+
+    @inline(__always) private func slot(_ i: Int) -> UnsafeMutableRawPointer { slots + i &* Self.slotStride }
 
     /// Appends an event, waiting for room (waking `consumer` so it drains) when the queue is full; `beforeWait`
     /// runs once before the first wait (the producer publishes its progress so the merge can go on).
@@ -105,6 +137,34 @@ public final class EventQueue: @unchecked Sendable {
     /// `push` with the event's quiet traits (an operation; `.none` for any other event).
     @inline(__always)
     public func push(key: UInt64, _ event: DetectionEvent, traits: QuietTraits, consumer: Waiter, beforeWait: () -> Void = {}) {
+        push(key: key, event, traits: traits, keepsContext: false, consumer: consumer, beforeWait: beforeWait)
+    }
+
+    /// `push`, saying whether the event is a `flowIdentified` whose context the detection thread keeps.
+    @inline(__always)
+    func push(key: UInt64, _ event: DetectionEvent, traits: QuietTraits, keepsContext: Bool, consumer: Waiter, beforeWait: () -> Void) {
+        let i = reserve(consumer: consumer, beforeWait: beforeWait)
+        (headers + i).initialize(to: EventHeader(key: key, traits: traits, isOperation: false, contextInSlot: false, keepsContext: keepsContext))
+        slot(i).initializeMemory(as: DetectionEvent.self, repeating: event, count: 1)
+        commit(consumer: consumer)
+    }
+
+    /// `push` of the operation at `op` on `flow` (nil: the flow's context is not sent, the detection thread has it
+    /// by `traits.flowSlot`), copied into its slot as an `OperationSlot`.
+    @inline(__always)
+    func pushOperation(key: UInt64, _ op: UnsafePointer<Operation>, flow: UnsafePointer<FlowContext>?, traits: QuietTraits,
+                       consumer: Waiter, beforeWait: () -> Void) {
+        let i = reserve(consumer: consumer, beforeWait: beforeWait)
+        (headers + i).initialize(to: EventHeader(key: key, traits: traits, isOperation: true, contextInSlot: flow != nil))
+        let s = slot(i)
+        s.copyMemory(from: op, byteCount: MemoryLayout<Operation>.size)
+        if let f = flow { (s + OperationSlot.flowOffset).copyMemory(from: f, byteCount: MemoryLayout<FlowContext>.size) }
+        commit(consumer: consumer)
+    }
+
+    /// Waits for room (waking the consumer so it drains), then returns the next slot's index (producer side).
+    @inline(__always)
+    private func reserve(consumer: Waiter, beforeWait: () -> Void) -> Int {
         if producerHead - producerTailCopy >= capacity {
             producerTailCopy = tail.load(ordering: .acquiring)
             if producerHead - producerTailCopy >= capacity { beforeWait() }
@@ -116,12 +176,15 @@ public final class EventQueue: @unchecked Sendable {
                 }
             }
         }
-        let i = producerHead & mask
-        headers[i] = EventHeader(key: key, traits: traits)
-        slots[i] = event
+        return producerHead & mask
+    }
+
+    /// Publishes the slot `reserve` returned, once written (producer side).
+    @inline(__always)
+    private func commit(consumer: Waiter) {
         // The slot a few places on was last read by the consumer's core: start taking its lines back now.
         let ahead = (producerHead &+ Self.prefetchDistance) & mask
-        Self.prefetch(slots + ahead)
+        Self.prefetch(slot(ahead))
         zw_prefetch(UnsafeRawPointer(headers + ahead))
         producerHead += 1
         head.store(producerHead, ordering: .releasing)
@@ -139,13 +202,6 @@ public final class EventQueue: @unchecked Sendable {
         return true
     }
 
-    /// The oldest event, or nil when empty (consumer side).
-    @inline(__always)
-    public func peek() -> KeyedEvent? {
-        guard hasHead() else { return nil }
-        return KeyedEvent(key: headers[consumerTail & mask].key, event: slots[consumerTail & mask])
-    }
-
     /// The merge key of the oldest event, or nil when empty (consumer side; reads only the key).
     @inline(__always)
     public func headKey() -> UInt64? {
@@ -153,37 +209,48 @@ public final class EventQueue: @unchecked Sendable {
         return (headers + (consumerTail & mask)).pointee.key
     }
 
-    /// The oldest event's quiet traits; only after `headKey()` or `peek()` returned non-nil (consumer side).
+    /// The oldest event's quiet traits; only after `headKey()` returned non-nil (consumer side).
     @inline(__always)
     public var headTraits: QuietTraits { (headers + (consumerTail & mask)).pointee.traits }
 
-    /// The engine flow slot of the event `distance` places after the oldest, when it is queued already (consumer
-    /// side): a prefetch hint, since the event will read the detector's entry for that slot.
+    /// The engine flow slot of the event `distance` places after the oldest, when it is queued already, from its
+    /// header (consumer side; -1: none or not queued): a prefetch hint, since the event will read the detector's
+    /// entry for that slot.
     @inline(__always)
-    public func flowSlot(ahead distance: Int) -> Int32? {
-        guard consumerTail &+ distance < consumerHeadCopy else { return nil }
-        let i = (consumerTail &+ distance) & mask
-        let t = (headers + i).pointee.traits
-        if t.flowSerial != 0 { return t.flowSlot }
-        switch (slots + i).pointee {
-        case .operation(_, let f), .flowIdentified(let f, _, _, _), .flowEnded(let f, _): return f.flowSlot
-        default: return nil
-        }
+    public func flowSlot(ahead distance: Int) -> Int32 {
+        guard consumerTail &+ distance < consumerHeadCopy else { return -1 }
+        return (headers + ((consumerTail &+ distance) & mask)).pointee.traits.flowSlot
     }
 
-    /// The oldest event's payload; only after `headKey()` or `peek()` returned non-nil (consumer side).
+    /// The oldest event, when it is an operation, where it lies (valid until `pop()`), with its flow context when
+    /// that was sent in the slot; only after `headKey()` returned non-nil (consumer side).
     @inline(__always)
-    public var headEvent: DetectionEvent { (slots + (consumerTail & mask)).pointee }
+    var headOperation: (UnsafePointer<Operation>, UnsafePointer<FlowContext>?)? {
+        let h = headers + (consumerTail & mask)
+        guard h.pointee.isOperation else { return nil }
+        let s = UnsafeRawPointer(slot(consumerTail & mask))
+        return (s.assumingMemoryBound(to: Operation.self),
+                h.pointee.contextInSlot ? (s + OperationSlot.flowOffset).assumingMemoryBound(to: FlowContext.self) : nil)
+    }
+
+    /// Whether the oldest event is a `flowIdentified` whose context the detection thread keeps; only after
+    /// `headKey()` returned non-nil (consumer side).
+    @inline(__always)
+    var headKeepsContext: Bool { (headers + (consumerTail & mask)).pointee.keepsContext }
+
+    /// The oldest event where it lies, when it is not an operation (`headOperation` nil), valid until `pop()`;
+    /// only after `headKey()` returned non-nil (consumer side).
+    @inline(__always)
+    var headSlot: UnsafeMutablePointer<DetectionEvent> { slot(consumerTail & mask).assumingMemoryBound(to: DetectionEvent.self) }
 
     /// Slots prefetched ahead, by both sides: an event spans several cache lines, written on one core and read on
     /// another, and each line otherwise arrives only when the event is touched.
     static let prefetchDistance = 8
 
     @inline(__always)
-    static func prefetch(_ slot: UnsafeMutablePointer<DetectionEvent>) {
-        let p = UnsafeRawPointer(slot)
+    static func prefetch(_ slot: UnsafeMutableRawPointer) {
         var offset = 0
-        while offset < MemoryLayout<DetectionEvent>.stride { zw_prefetch(p + offset); offset &+= 64 }
+        while offset < slotStride { zw_prefetch(slot + offset); offset &+= 64 }
     }
 
     /// Removes the oldest event (consumer side); publishes the room every 64 events and when empty.
@@ -196,7 +263,7 @@ public final class EventQueue: @unchecked Sendable {
             if consumerTail &+ 2 &* Self.prefetchDistance < consumerHeadCopy {
                 zw_prefetch(UnsafeRawPointer(headers + ((consumerTail &+ 2 &* Self.prefetchDistance) & mask)))
             }
-            if (headers + i).pointee.traits.flowSerial == 0 { Self.prefetch(slots + i) }
+            if (headers + i).pointee.traits.flowSerial == 0 { Self.prefetch(slot(i)) }
         }
         consumerTail += 1
         if consumerTail & 63 == 0 || consumerTail == consumerHeadCopy {
@@ -242,19 +309,46 @@ public final class EventRecorder: EngineObserver, @unchecked Sendable {
         queue.push(key: key, e, traits: traits, consumer: consumer) { completed.store(key &- 1, ordering: .releasing) }
     }
 
+    /// No quiet traits, but the flow slot the event's detector entry is at (`EventQueue.flowSlot(ahead:)`).
+    @inline(__always) static func slotOnly(_ f: FlowContext) -> QuietTraits {
+        var t = QuietTraits.none
+        t.flowSlot = f.flowSlot
+        return t
+    }
+
     public func flowStarted(_ flow: FlowContext, frame: UInt64, time: PacketTime) { push(.flowStarted(unique(flow), frame: frame, time: time)) }
     public func flowIdentified(_ flow: FlowContext, appProtocol: AppProtocol?, frame: UInt64, time: PacketTime) {
-        push(.flowIdentified(unique(flow), appProtocol, frame: frame, time: time))
+        let f = unique(flow)
+        queue.push(key: key, .flowIdentified(f, appProtocol, frame: frame, time: time), traits: Self.slotOnly(f),
+                   keepsContext: appProtocol != nil && f.flowSlot >= 0, consumer: consumer) { completed.store(key &- 1, ordering: .releasing) }
     }
-    public func operation(_ op: Operation, flow: FlowContext) { pushOperation(op, uniqueFlow: unique(flow)) }
+    public func operation(_ op: Operation, flow: FlowContext) {
+        var o = op, f = unique(flow)
+        pushOperation(at: &o, uniqueFlow: &f)
+    }
 
-    @inline(__always) func pushOperation(_ op: Operation, uniqueFlow f: FlowContext) {
-        push(.operation(op, f), traits: sendsTraits ? QuietTraits(op, flow: f) : .none)
+    /// Queues the operation at `op` of the flow with (unique) `flowSerial` and `flowSlot` (≥ 0), without its context
+    /// (the detection thread has it from the flow's `flowIdentified`); only when `sendsTraits`. `scratch` is any
+    /// flow context: the traits read only the serial and slot, set here.
+    @inline(__always) func pushOperation(at op: UnsafePointer<Operation>, flowSerial: UInt64, flowSlot: Int32,
+                                         scratch: UnsafeMutablePointer<FlowContext>) {
+        scratch.pointee.flowSerial = flowSerial; scratch.pointee.flowSlot = flowSlot
+        queue.pushOperation(key: key, op, flow: nil, traits: QuietTraits(op.pointee, flow: scratch.pointee),
+                            consumer: consumer) { completed.store(key &- 1, ordering: .releasing) }
+    }
+
+    /// Queues the operation at `op` on the (made unique) flow context at `f`, copied from where they lie.
+    @inline(__always) func pushOperation(at op: UnsafePointer<Operation>, uniqueFlow f: UnsafePointer<FlowContext>) {
+        queue.pushOperation(key: key, op, flow: f, traits: sendsTraits ? QuietTraits(op.pointee, flow: f.pointee) : Self.slotOnly(f.pointee),
+                            consumer: consumer) { completed.store(key &- 1, ordering: .releasing) }
     }
 
     public func operationForwarder() -> OperationForwarder? { EventRecorderForwarder(self) }
     public func anomaly(_ a: Anomaly, flow: FlowContext?) { push(.anomaly(a, flow.map(unique))) }
-    public func flowEnded(_ flow: FlowContext, reason: FlowEndReason) { push(.flowEnded(unique(flow), reason)) }
+    public func flowEnded(_ flow: FlowContext, reason: FlowEndReason) {
+        let f = unique(flow)
+        push(.flowEnded(f, reason), traits: Self.slotOnly(f))
+    }
     public func tick(time: PacketTime) { push(.tick(time)) }
     public func finish() { push(.finish) }
 }
@@ -262,13 +356,44 @@ public final class EventRecorder: EngineObserver, @unchecked Sendable {
 /// Drains a sink's operations into an `EventRecorder` directly (the engine's generic forwarder calls `operation`
 /// through the observer protocol for each), making the flow context unique once per drain rather than per
 /// operation. Holds the recorder unretained: the engine keeps both, the recorder as its observer.
+///
+/// When operations go with their quiet traits, an engine flow's context is not read nor sent at all: contexts never
+/// change during a flow, and operations come only after the flow's `flowIdentified`, which carries it to the
+/// detection thread, which keeps it by flow slot for the few operations it replays in full. Reading the context
+/// here was a cache miss per delivery (the engine keeps it apart from the flow's state), and sending it two more
+/// cache lines per operation, written on one core and mostly never read.
 private final class EventRecorderForwarder: OperationForwarder {
     private let recorder: Unmanaged<EventRecorder>
+    /// Any flow context, for the traits (they take only the serial and slot): the first one met, read once. Raw
+    /// memory: a stored property passed `inout` per operation paid a dynamic exclusivity check.
+    private let scratch = UnsafeMutablePointer<FlowContext>.allocate(capacity: 1)
+    @exclusivity(unchecked) private var hasScratch = false
     init(_ recorder: EventRecorder) { self.recorder = Unmanaged.passUnretained(recorder) }
+    deinit { if hasScratch { scratch.deinitialize(count: 1) }; scratch.deallocate() }
+
+    override func forward(from sink: EventSink, flow: UnsafePointer<FlowContext>, flowSerial: UInt64, flowSlot: Int32) {
+        recorder._withUnsafeGuaranteedRef { r in
+            guard r.sendsTraits && flowSlot >= 0 else { forward(from: sink, flow: flow); return }
+            if !hasScratch { scratch.initialize(to: flow.pointee); hasScratch = true }
+            let scratch = self.scratch
+            let slot = flowSlot &* r.workers &+ r.worker
+            let serial = flowSerial != 0 ? flowSerial &* UInt64(r.workers) &+ UInt64(r.worker) : 0
+            sink.drainOperationsInPlace { ops, count in
+                for j in 0..<count { r.pushOperation(at: ops + j, flowSerial: serial, flowSlot: slot, scratch: scratch) }
+            }
+        }
+    }
+
+    override var readsFlowContext: Bool { !recorder._withUnsafeGuaranteedRef { $0.sendsTraits } }
+
     override func forward(from sink: EventSink, flow: UnsafePointer<FlowContext>) {
         recorder._withUnsafeGuaranteedRef { r in
-            let f = r.unique(flow.pointee)
-            sink.drainOperations { r.pushOperation($0, uniqueFlow: f) }
+            var f = r.unique(flow.pointee)
+            withUnsafePointer(to: &f) { f in
+                sink.drainOperationsInPlace { ops, count in
+                    for j in 0..<count { r.pushOperation(at: ops + j, uniqueFlow: f) }
+                }
+            }
         }
     }
 }

@@ -110,6 +110,27 @@ final class MappedCapture {
         }
     }
 
+    /// The whole file in memory, when this cursor reads a `SharedCaptureMap` of a file in host byte order: then
+    /// `FileShareReader.readMapped` walks the records itself (`WholeFileWalk`), without the window checks `nextRaw`
+    /// makes for every record; nil otherwise.
+    var wholeFile: WholeFileWalk? {
+        guard let s = shared, !swapped, !irregular else { return nil }
+        return WholeFileWalk(base: s.base, size: fileSize, snapshot: snapshot, fractionLimit: nanoseconds ? 1_000_000_000 : 1_000_000,
+                             nanoseconds: nanoseconds, offset: offset, nextReport: nextReport)
+    }
+
+    /// Takes back a `WholeFileWalk` started from `wholeFile`: where it stopped, what it took, and whether it met a
+    /// record libpcap must handle.
+    func finishWalk(_ walk: WholeFileWalk, records taken: UInt64) {
+        offset = walk.offset; nextReport = walk.nextReport
+        records &+= taken
+        if walk.irregular { irregular = true }
+    }
+
+    /// Tells the shared map how far a `WholeFileWalk` has read.
+    @inline(never)
+    fileprivate func report(walk offset: Int) { shared?.advance(worker: worker, to: offset) }
+
     /// Maps the window holding `offset` and at least `margin` bytes after it (or the rest of the file).
     private func map(at offset: Int) -> Bool {
         if let w = previousWindow { munmap(w, previousLength) }
@@ -169,6 +190,52 @@ final class MappedCapture {
         records &+= 1
         return RawRecord(bytes: ByteView(UnsafeRawBufferPointer(start: p + 16, count: caplen)), seconds: seconds, fraction: fraction,
                          wireLength: length)
+    }
+}
+
+/// `MappedCapture.nextRaw` over a whole-file map, as a value the read loop keeps in registers: the same records, the
+/// same checks (`irregular` where `nextRaw` would set it), the same prefetch ahead and position reports, but no
+/// window to test for each record.
+struct WholeFileWalk {
+    let base: UnsafeRawPointer
+    let size: Int
+    let snapshot: Int
+    let fractionLimit: UInt32
+    let nanoseconds: Bool
+    /// File offset of the next record.
+    var offset: Int
+    /// The offset at which the position is next reported to the shared map.
+    var nextReport: Int
+    /// Met a record libpcap must handle (`nextRaw` would have set `irregular`).
+    var irregular = false
+
+    /// The next record's header (at `base + offset`, the packet 16 bytes on), or nil at the end of the file or
+    /// at a record libpcap must handle. The fraction is in the file's unit (`microseconds` converts).
+    @inline(__always)
+    mutating func next(_ capture: MappedCapture) -> UnsafeRawPointer? {
+        if offset == size || irregular { return nil }
+        if offset >= nextReport {
+            nextReport = offset &+ SharedCaptureMap.reportBytes
+            capture.report(walk: offset)
+        }
+        guard offset &+ 16 <= size else { irregular = true; return nil }
+        let p = base + offset
+        let caplen = Int(p.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
+        guard caplen <= snapshot, p.loadUnaligned(fromByteOffset: 4, as: UInt32.self) < fractionLimit,
+              offset &+ 16 &+ caplen <= size else { irregular = true; return nil }
+        if offset &+ MappedCapture.prefetchAhead &+ 64 < size {
+            zw_prefetch_read(p + MappedCapture.prefetchAhead)
+            zw_prefetch_read(p + MappedCapture.prefetchAhead + 64)
+        }
+        offset &+= 16 &+ caplen
+        return p
+    }
+
+    /// The fraction of a record's time in microseconds (libpcap scales nanoseconds down).
+    @inline(__always)
+    func microseconds(_ header: UnsafeRawPointer) -> UInt32 {
+        let f = header.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
+        return nanoseconds ? f / 1000 : f
     }
 }
 

@@ -39,9 +39,11 @@ import Detection
 /// (built by the workers' engines with the global frame numbers) are identical up to line order.
 ///
 /// Operations: nearly every operation of a plant is one the detector passes over (a conduit allows it, nothing
-/// to count), and each event is about 230 bytes written on one core and read on another. So when the detection
-/// observer is a `QuietOperationObserver`, a worker sends every operation with its `QuietTraits` (48 bytes, in
-/// the event queue's header array), and the detection thread asks the detector, on its own flow state at that
+/// to count), and each event is a few cache lines written on one core and read on another. So when the detection
+/// observer is a `QuietOperationObserver`, a worker sends every operation with its `QuietTraits` (48 bytes with the
+/// merge key, in the event queue's header array) and without its flow's context (the detection thread keeps each
+/// identified flow's context by slot, from `flowIdentified`), and the detection thread asks the detector, on its
+/// own flow state at that
 /// point of the merged stream, whether the operation would only sweep the aggregation windows
 /// (`Detector.takeQuietly`, exactly `isAllowedQuietly` without its clock test); then it does that sweep and never
 /// reads the event, whose cache lines stay with the worker. Only when the answer is no does it read the event and
@@ -574,6 +576,7 @@ final class FileShareReader: PacketConsumer {
     /// Returns whether the file ended here (its end, or `share.stop()`): false when `m` met a record libpcap must
     /// handle, with `count` at the last record taken (the one before it).
     func readMapped(_ m: MappedCapture) -> Bool {
+        if let walk = m.wholeFile { return readWholeFile(m, walk) }
         let ring = UnsafeMutablePointer<MappedCapture.RawRecord>.allocate(capacity: 64)
         let ringOwners = UnsafeMutablePointer<Int>.allocate(capacity: 64)
         defer { ring.deallocate(); ringOwners.deallocate() }
@@ -621,6 +624,145 @@ final class FileShareReader: PacketConsumer {
         count = n
         self.nextSweep = nextSweep
         if any { lastTime = PacketTime(seconds: Int64(lastSeconds), microseconds: Int32(lastFraction)) }
+        return stopped
+    }
+}
+
+/// `FileShareReader.readWholeFile`'s look ahead: reads record headers ahead of the records taken, computes each
+/// one's owner and the sweep clock, and queues the records the worker acts on (its own packets, and sweeps). Out of
+/// line, in batches: its loop then keeps its state in registers (inlined into the read loop, it was spilled).
+struct RecordLook {
+    var walk: WholeFileWalk
+    /// Queued records, a ring of 64: number << 1 | own, and the header's address.
+    let queued: UnsafeMutablePointer<UInt64>
+    let headers: UnsafeMutablePointer<UnsafeRawPointer>
+    var tail = 0
+    /// Records read, and the sweep clock and time (microseconds) at the last of them.
+    var parsed: UInt64
+    var sweepClock: Int64
+    var seconds: UInt32 = 0
+    var fraction: UInt32 = 0
+    /// The walk stopped (end of file, or a record libpcap must handle).
+    var ended = false
+    let index: Int
+    let workers: Int
+    let linkType: Int32
+
+    init(walk: WholeFileWalk, parsed: UInt64, sweepClock: Int64, index: Int, workers: Int, linkType: Int32) {
+        self.walk = walk; self.parsed = parsed; self.sweepClock = sweepClock
+        self.index = index; self.workers = workers; self.linkType = linkType
+        queued = .allocate(capacity: 64); headers = .allocate(capacity: 64)
+    }
+
+    func deallocate() { queued.deallocate(); headers.deallocate() }
+
+    /// Reads records until `parsed` is `limit` or the walk ends. The caller keeps `limit` within 63 records of the
+    /// first queued one.
+    @inline(never)
+    mutating func fill(through limit: UInt64, _ m: MappedCapture) {
+        var walk = self.walk, parsed = self.parsed, tail = self.tail, clock = sweepClock
+        var seconds = self.seconds, fraction = self.fraction
+        let index = self.index, workers = self.workers, linkType = self.linkType
+        let ethernet = linkType == PacketDecoder.ethernet
+        let queued = self.queued, headers = self.headers
+        var last: UnsafeRawPointer?
+        while parsed < limit {
+            guard let h = walk.next(m) else { ended = true; break }
+            parsed &+= 1
+            last = h
+            seconds = h.loadUnaligned(as: UInt32.self)
+            let bytes = ByteView(UnsafeRawBufferPointer(start: h + 16, count: Int(h.loadUnaligned(fromByteOffset: 8, as: UInt32.self))))
+            let w: Int
+            if ethernet, let hash = FlowDispatch.commonShapeHash(bytes) {
+                w = FlowDispatch.index(hash, workers: workers)
+            } else {
+                w = FlowDispatch.worker(for: bytes, linkType: linkType, workers: workers)
+            }
+            let sweep = Int64(seconds) >= clock
+            if sweep { clock = Int64(seconds) &+ 1 }
+            let own = w == index
+            // Written always, kept only when acted on (no branch on a coin flip).
+            queued[tail & 63] = parsed << 1 | (own ? 1 : 0); headers[tail & 63] = h
+            tail &+= own || sweep ? 1 : 0
+        }
+        if let h = last { fraction = walk.microseconds(h) }
+        self.walk = walk; self.parsed = parsed; self.tail = tail; sweepClock = clock
+        self.seconds = seconds; self.fraction = fraction
+    }
+}
+
+extension FileShareReader {
+    /// `readMapped` over a whole-file map (`WholeFileWalk`), with the per-record work cut to what the others'
+    /// packets need: a look ahead (`RecordLook`) reads each header, computes the owner and the sweep clock, and
+    /// queues only the records this worker acts on (its own packets, and sweeps); the records between are passed
+    /// over in one step, their merge-key bound and stop check done once per run of them. Same packets, numbering,
+    /// sweeps, prefetch hints (the `Engine.prefetchDistance`-th own packet ahead) and result as `readMapped`'s
+    /// general loop.
+    func readWholeFile(_ m: MappedCapture, _ start: WholeFileWalk) -> Bool {
+        var look = RecordLook(walk: start, parsed: count, sweepClock: nextSweep, index: index, workers: workers, linkType: linkType)
+        defer { look.deallocate() }
+        var head = 0
+        var n = count             // records taken (processed or passed over)
+        var nextSweep = self.nextSweep   // the sweep clock at `n`
+        var takenSeconds: UInt32 = 0, takenFraction: UInt32 = 0, any = false
+        let linkType = self.linkType
+        let d = Engine.prefetchDistance - 1   // the queue starts at the next own packet
+        // The look reads up to `lookAhead` records past the last taken, in batches of at least
+        // `lookAhead - refillAt` (the queue never holds more than `lookAhead`, which must stay below 64).
+        let refillAt = UInt64(min(max(hashAhead, 24), 40)), lookAhead = refillAt + 20
+        precondition(lookAhead < 64, "the look's queue holds 64 records")
+        var stopped = false
+        while true {
+            if !look.ended && look.parsed &- n <= refillAt { look.fill(through: n &+ lookAhead, m) }
+            let from = n
+            if head == look.tail {
+                // Nothing to act on among the records read ahead: all passed over at once.
+                guard n != look.parsed else { stopped = !look.walk.irregular; break }
+                n = look.parsed
+                takenSeconds = look.seconds; takenFraction = look.fraction; any = true
+            } else {
+                let e = look.queued[head & 63], h = look.headers[head & 63]
+                head &+= 1
+                n = e >> 1
+                let seconds = h.loadUnaligned(as: UInt32.self), fraction = look.walk.microseconds(h)
+                takenSeconds = seconds; takenFraction = fraction; any = true
+                let time = PacketTime(seconds: Int64(seconds), microseconds: Int32(fraction))
+                let sweep = Int64(seconds) >= nextSweep
+                if sweep { nextSweep = Int64(seconds) &+ 1 }
+                recorder.key = firstKey &+ n
+                if e & 1 != 0 {
+                    if prefetch {
+                        var hint: ByteView?
+                        if look.tail &- head > d && look.queued[(head &+ d) & 63] & 1 != 0 {
+                            let a = look.headers[(head &+ d) & 63]
+                            hint = ByteView(UnsafeRawBufferPointer(start: a + 16, count: Int(a.loadUnaligned(fromByteOffset: 8, as: UInt32.self))))
+                        }
+                        engine.prefetchFlows(ahead: hint, linkType: linkType)
+                    }
+                    let caplen = Int(h.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
+                    engine.process(ByteView(UnsafeRawBufferPointer(start: h + 16, count: caplen)), linkType: linkType, time: time,
+                                   wireLength: Int(h.loadUnaligned(fromByteOffset: 12, as: UInt32.self)), frame: firstFrame &+ n)
+                } else {
+                    engine.advance(frame: firstFrame &+ n, time: time)
+                }
+                if sweep {
+                    worker.publish()
+                    // Once a second of packet time: records reach the files within about a second on a busy link too.
+                    if engine.bufferedRecordBytes > 0 { worker.drain(pipeline) }
+                }
+            }
+            // What `afterPacket` does every 16 (and 1,024, 4,096, 65,536) packets, once for the run (from, n].
+            if from >> 4 != n >> 4 {
+                recorder.completed.store(firstKey &+ n, ordering: .releasing)
+                if from >> 16 != n >> 16 { worker.publish() }
+                if from >> 10 != n >> 10 && engine.bufferedRecordBytes > worker.flushBytes { worker.drain(pipeline) }
+                if from >> 12 != n >> 12 && share.stop() { stopped = true; break }
+            }
+        }
+        m.finishWalk(look.walk, records: look.parsed &- count)
+        count = n
+        self.nextSweep = nextSweep
+        if any { lastTime = PacketTime(seconds: Int64(takenSeconds), microseconds: Int32(takenFraction)) }
         return stopped
     }
 }
@@ -680,6 +822,70 @@ final class DetectionStage: @unchecked Sendable {
         }
     }
 
+    /// The flow contexts of identified flows by (unique) flow slot, for the operations sent without theirs
+    /// (`EventRecorderForwarder`); grown to the largest slot seen.
+    private var contexts = UnsafeMutablePointer<FlowContext>.allocate(capacity: 0)
+    private var contextCapacity = 0
+
+    deinit { contexts.deallocate() }
+
+    /// Keeps `f` as its flow slot's context (a flow's operations follow its `flowIdentified`).
+    private func keepContext(_ f: FlowContext) {
+        let s = Int(f.flowSlot)
+        if s >= contextCapacity {
+            let capacity = max(s + 1, contextCapacity * 2, 1024)
+            let grown = UnsafeMutablePointer<FlowContext>.allocate(capacity: capacity)
+            grown.moveInitialize(from: contexts, count: contextCapacity)
+            contexts.deallocate()
+            contexts = grown; contextCapacity = capacity
+        }
+        // Plain values (no references): a slot is written before it is read (at its flow's `flowIdentified`), and
+        // written over without deinitialization.
+        (contexts + s).initialize(to: f)
+    }
+
+    /// How `replayRun` stopped.
+    enum RunEnd { case emptied, limit, finished }
+
+    /// Replays `q`'s events from its head while their keys stay below `limit`, in place (a non-quiet event is read
+    /// where it lies in its slot, then the slot is let go). An operation sent with its quiet traits that the
+    /// detector passes over is taken from its header alone: only its time matters (the same check and sweep
+    /// `operation` would make), the event itself is not read. Stops after a `.finish` event (not replayed).
+    @inline(__always)
+    private func replayRun(_ q: EventQueue, below limit: UInt64, observer: (any EngineObserver)?, quiet: (any QuietOperationObserver)?,
+                           takesQuiet: Bool, entries: inout FlowStateTable) -> RunEnd {
+        while true {
+            let traits = q.headTraits
+            if traits.flowSerial != 0 && takesQuiet && quiet.unsafelyUnwrapped.takeQuietly(traits) {
+                q.pop()
+            } else if let (op, flow) = q.headOperation {
+                if let f = flow {
+                    observer?.operation(op.pointee, flow: f.pointee)
+                } else {
+                    let s = Int(traits.flowSlot)
+                    precondition(s >= 0 && s < contextCapacity, "an operation before its flow's flowIdentified")
+                    observer?.operation(op.pointee, flow: contexts[s])
+                }
+                q.pop()
+            } else {
+                let slot = q.headSlot
+                if case .finish = slot.pointee { q.pop(); return .finished }
+                if anomalyRecords, case .anomaly(let a, let f) = slot.pointee { logAnomaly(a, flow: f) }
+                if q.headKeepsContext, case .flowIdentified(let f, _, _, _) = slot.pointee { keepContext(f) }
+                if let o = observer {
+                    slot.pointee.replay(into: o)
+                    if case .flowStarted = slot.pointee { entries = o.flowStateTable() }
+                }
+                q.pop()
+            }
+            // The detector's entry for an event a few places on (with 100,000 flows each is otherwise a miss here).
+            let s = q.flowSlot(ahead: 6)
+            if s >= 0, Int(s) < entries.count, let base = entries.base { zw_prefetch(base + Int(s) &* entries.stride) }
+            guard let k = q.headKey() else { return .emptied }
+            if k >= limit { return .limit }
+        }
+    }
+
     func run(_ pipeline: ParallelPipeline) {
         // Unretained views of the workers and their event queues (the pipeline keeps them alive): retaining them per
         // event wrote their reference counts, in cache lines their worker threads write too.
@@ -688,10 +894,8 @@ final class DetectionStage: @unchecked Sendable {
         let n = workers.count
         // Held for the whole run: reading the property per event retained and released the observer each time.
         let observer = self.observer
-        // Its call as a closure made once (`if let` on the optional observer retained and released it per event).
-        let quietObserver = observer as? any QuietOperationObserver
-        let takesQuietOperations = quietObserver != nil
-        let takeQuietly: (QuietTraits) -> Bool = quietObserver.map { q in { q.takeQuietly($0) } } ?? { _ in false }
+        let quiet = observer as? any QuietOperationObserver
+        let takesQuietOperations = quiet != nil
         // The detector's per-flow entries, prefetched for the event a few places behind the one replayed (with
         // 100,000 flows each entry is otherwise a cache miss on this thread); the table may grow at a flow start.
         var entries = observer?.flowStateTable() ?? .none
@@ -740,48 +944,22 @@ final class DetectionStage: @unchecked Sendable {
                     for v in 0..<n where v != best {
                         limit = min(limit, v > best ? (bounds[v] == .max ? .max : bounds[v] &+ 1) : bounds[v])
                     }
-                    let queue = queues[best]
                     var emptied = false
-                    while true {
-                        // An operation sent with its quiet traits that the detector passes over: only its time
-                        // matters (the same check and sweep `operation` would make); the event itself is not read.
-                        let traits = queue._withUnsafeGuaranteedRef { $0.headTraits }
-                        if traits.flowSerial != 0 && takesQuietOperations && takeQuietly(traits) {
-                            let ahead = queue._withUnsafeGuaranteedRef { q in
-                                q.pop()
-                                return q.flowSlot(ahead: 6)
-                            }
-                            if let s = ahead, s >= 0, Int(s) < entries.count, let base = entries.base {
-                                zw_prefetch(base + Int(s) &* entries.stride)
-                            }
-                        } else {
-                            let (event, ahead) = queue._withUnsafeGuaranteedRef { q in
-                                let e = q.headEvent
-                                q.pop()
-                                return (e, q.flowSlot(ahead: 6))
-                            }
-                            if let s = ahead, s >= 0, Int(s) < entries.count, let base = entries.base {
-                                zw_prefetch(base + Int(s) &* entries.stride)
-                            }
-                            if case .finish = event {
-                                finishedWorkers += 1
-                                // A finished worker produces nothing more.
-                                bounds[best] = .max
-                                if finishedWorkers == n {
-                                    observer?.finish()
-                                    flushAlerts(pipeline)
-                                    return
-                                }
-                            } else {
-                                if anomalyRecords, case .anomaly(let a, let f) = event { logAnomaly(a, flow: f) }
-                                if let o = observer {
-                                    event.replay(into: o)
-                                    if case .flowStarted = event { entries = o.flowStateTable() }
-                                }
-                            }
+                    switch queues[best]._withUnsafeGuaranteedRef({ q in
+                        replayRun(q, below: limit, observer: observer, quiet: quiet, takesQuiet: takesQuietOperations, entries: &entries)
+                    }) {
+                    case .emptied: emptied = true
+                    case .limit: break
+                    case .finished:
+                        finishedWorkers += 1
+                        // A finished worker produces nothing more.
+                        bounds[best] = .max
+                        if finishedWorkers == n {
+                            observer?.finish()
+                            flushAlerts(pipeline)
+                            return
                         }
-                        guard let k = queue._withUnsafeGuaranteedRef({ $0.headKey() }) else { emptied = true; break }
-                        if k >= limit { break }
+                        emptied = true
                     }
                     // Its queue emptied: its bound must be re-read (before the queue) on the next pass.
                     if emptied && bounds[best] != .max { break }
