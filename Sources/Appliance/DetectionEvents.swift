@@ -373,7 +373,7 @@ private final class EventRecorderForwarder: OperationForwarder {
 
     override func forward(from sink: EventSink, flow: UnsafePointer<FlowContext>, flowSerial: UInt64, flowSlot: Int32) {
         recorder._withUnsafeGuaranteedRef { r in
-            guard r.sendsTraits && flowSlot >= 0 else { forward(from: sink, flow: flow); return }
+            guard r.sendsTraits && flowSlot >= 0 else { forwardUnique(from: sink, flow: flow); return }
             if !hasScratch { scratch.initialize(to: flow.pointee); hasScratch = true }
             let scratch = self.scratch
             let slot = flowSlot &* r.workers &+ r.worker
@@ -386,7 +386,8 @@ private final class EventRecorderForwarder: OperationForwarder {
 
     override var readsFlowContext: Bool { !recorder._withUnsafeGuaranteedRef { $0.sendsTraits } }
 
-    override func forward(from sink: EventSink, flow: UnsafePointer<FlowContext>) {
+    /// Operations with the whole context, made unique to this worker (no quiet traits, or no engine slot).
+    private func forwardUnique(from sink: EventSink, flow: UnsafePointer<FlowContext>) {
         recorder._withUnsafeGuaranteedRef { r in
             var f = r.unique(flow.pointee)
             withUnsafePointer(to: &f) { f in

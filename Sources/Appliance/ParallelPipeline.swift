@@ -517,15 +517,19 @@ final class FileShareReader: PacketConsumer {
         packet(time: header.time, wireLength: header.wireLength, bytes)
     }
 
+    /// What follows a sweep (once a second of packet time): publish, and let records out, so that they reach the files
+    /// within about a second on a busy link too.
+    @inline(__always)
+    fileprivate func afterSweep() {
+        worker.publish()
+        if engine.bufferedRecordBytes > 0 { worker.drain(pipeline) }
+    }
+
     /// What follows packet `n` whoever took it (both read loops): at a sweep, publish and let records out; every 16
     /// packets, raise the merge's lower bound, and now and then publish and flush.
     @inline(__always)
     private func afterPacket(_ n: UInt64, sweep: Bool) {
-        if sweep {
-            worker.publish()
-            // Once a second of packet time: records reach the files within about a second on a busy link too.
-            if engine.bufferedRecordBytes > 0 { worker.drain(pipeline) }
-        }
+        if sweep { afterSweep() }
         if n & 15 == 0 {
             // Everything up to this packet is in the event queue (the detection merge's lower bound for us).
             recorder.completed.store(firstKey &+ n, ordering: .releasing)
@@ -745,11 +749,7 @@ extension FileShareReader {
                 } else {
                     engine.advance(frame: firstFrame &+ n, time: time)
                 }
-                if sweep {
-                    worker.publish()
-                    // Once a second of packet time: records reach the files within about a second on a busy link too.
-                    if engine.bufferedRecordBytes > 0 { worker.drain(pipeline) }
-                }
+                if sweep { afterSweep() }
             }
             // What `afterPacket` does every 16 (and 1,024, 4,096, 65,536) packets, once for the run (from, n].
             if from >> 4 != n >> 4 {

@@ -792,13 +792,10 @@ open class OperationForwarder {
     /// Creates a forwarder.
     public init() {}
     /// Hands every operation in `sink` to the observer, with the flow context at `flow` (the sink's, or where the
-    /// engine keeps the flow's: valid during the call only), and empties the sink's operations.
-    open func forward(from sink: EventSink, flow: UnsafePointer<FlowContext>) {}
-    /// `forward(from:flow:)`, with the context's `flowSerial` and `flowSlot` (from the engine's own flow state, in
-    /// cache), so that a forwarder need not read the context for them. By default the same as `forward(from:flow:)`.
-    open func forward(from sink: EventSink, flow: UnsafePointer<FlowContext>, flowSerial: UInt64, flowSlot: Int32) {
-        forward(from: sink, flow: flow)
-    }
+    /// engine keeps the flow's: valid during the call only), and empties the sink's operations. `flowSerial` and
+    /// `flowSlot` are the context's, from the engine's own flow state (in cache), so that a forwarder need not read
+    /// the context for them.
+    open func forward(from sink: EventSink, flow: UnsafePointer<FlowContext>, flowSerial: UInt64, flowSlot: Int32) {}
     /// Whether `forward(from:flow:flowSerial:flowSlot:)` usually reads the context at `flow` (the engine then
     /// prefetches it with the flow's dissector state). True unless a forwarder says otherwise; asked when the
     /// observer is set and whenever a flow's protocol is identified.
@@ -808,7 +805,7 @@ open class OperationForwarder {
 private final class TypedOperationForwarder<O: EngineObserver>: OperationForwarder {
     let observer: O
     init(_ observer: O) { self.observer = observer }
-    override func forward(from sink: EventSink, flow: UnsafePointer<FlowContext>) {
+    override func forward(from sink: EventSink, flow: UnsafePointer<FlowContext>, flowSerial: UInt64, flowSlot: Int32) {
         sink.drainOperations { observer.operation($0, flow: flow.pointee) }
     }
 }

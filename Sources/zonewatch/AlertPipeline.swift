@@ -38,14 +38,10 @@ final class AlertPipeline: EngineObserver, QuietOperationObserver {
         detector.operation(op, flow: flow, alerts: &pending)
         if !pending.isEmpty { publish() }
     }
-    /// `operation` for every operation waiting in `sink`, read in place, with the flow context at `flow`; empties the
-    /// sink's operations. Alerts are published after each operation that leaves any, as `operation` does.
-    func operations(in sink: EventSink, flow: UnsafePointer<FlowContext>) {
-        operations(in: sink, flow: flow, flowSerial: flow.pointee.flowSerial, flowSlot: flow.pointee.flowSlot)
-    }
-
-    /// `operations(in:flow:)` with the context's serial and slot at hand: operations the detector passes over quietly
-    /// then read nothing of the context (`Detector.operations(_:count:flow:flowSerial:flowSlot:alerts:)`).
+    /// `operation` for every operation waiting in `sink`, read in place, with the flow context at `flow` and its serial
+    /// and slot at hand (operations the detector passes over quietly then read nothing of the context:
+    /// `Detector.operations(_:count:flow:flowSerial:flowSlot:alerts:)`); empties the sink's operations. Alerts are
+    /// published after each operation that leaves any, as `operation` does.
     func operations(in sink: EventSink, flow: UnsafePointer<FlowContext>, flowSerial: UInt64, flowSlot: Int32) {
         sink.drainOperationsInPlace { ops, count in
             guard count > 0 else { return }
@@ -55,7 +51,7 @@ final class AlertPipeline: EngineObserver, QuietOperationObserver {
         }
     }
 
-    /// `operations(in:flow:)` once alerts are pending after the operations before `start`: publishes them, and goes on
+    /// `operations(in:flow:flowSerial:flowSlot:)` once alerts are pending after the operations before `start`: publishes them, and goes on
     /// with the rest. Out of line: with no alert, forwarding a delivery's operations is one call and no loop.
     @inline(never)
     private func publishingOperations(_ ops: UnsafePointer<Operation>, count: Int, from start: Int, flow: UnsafePointer<FlowContext>) {
@@ -117,9 +113,6 @@ final class AlertPipeline: EngineObserver, QuietOperationObserver {
 private final class AlertPipelineForwarder: OperationForwarder {
     private let pipeline: Unmanaged<AlertPipeline>
     init(_ pipeline: AlertPipeline) { self.pipeline = Unmanaged.passUnretained(pipeline) }
-    override func forward(from sink: EventSink, flow: UnsafePointer<FlowContext>) {
-        pipeline._withUnsafeGuaranteedRef { $0.operations(in: sink, flow: flow) }
-    }
     override func forward(from sink: EventSink, flow: UnsafePointer<FlowContext>, flowSerial: UInt64, flowSlot: Int32) {
         pipeline._withUnsafeGuaranteedRef { $0.operations(in: sink, flow: flow, flowSerial: flowSerial, flowSlot: flowSlot) }
     }
