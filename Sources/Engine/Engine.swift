@@ -319,7 +319,7 @@ public final class Engine {
             else { midstream = true }
         }
         let low = Endpoint(ip: key.lowIP, port: key.lowPort), high = Endpoint(ip: key.highIP, port: key.highPort)
-        let community = communityIDs.text(low, high, ipProtocol: key.ipProtocol)
+        let community = configuration.communityIDs ? communityIDs.text(low, high, ipProtocol: key.ipProtocol) : InlineText()
         var state = FlowState(key: key, initiatorIsLow: initiatorIsLow, midstream: midstream,
                               firstSeen: now, lastSeen: now, firstFrame: frame, communityID: community)
         state.serial = statistics.flowsCreated &+ 1

@@ -74,3 +74,19 @@ func replayIsDeterministic() throws {
     let b = try run(zonewatchBinary!, ["replay", path, "--flows", "-", "--quiet"])
     #expect(a.0 == 0 && !a.1.isEmpty && a.1 == b.1)
 }
+
+/// A run computes Community IDs only when something writes them (`EngineConfiguration.communityIDs`): alerts written
+/// to stdout alone, or to a SIEM output alone, must still carry them.
+@Test(.enabled(if: binaryAvailable), arguments: ["stdout", "siem"])
+func alertsCarryCommunityIDsWhenNoRecordsAreWritten(_ destination: String) throws {
+    let demo = repositoryRoot.appendingPathComponent("Fixtures/demo")
+    var args = ["replay", demo.appendingPathComponent("plant.pcap").path, "--policy", demo.appendingPathComponent("policy.yaml").path, "--quiet"]
+    let dir = NSTemporaryDirectory() + "zw-\(ProcessInfo.processInfo.processIdentifier)-cid-\(destination)"
+    try? FileManager.default.removeItem(atPath: dir)
+    if destination == "stdout" { args += ["--alerts", "-"] } else { args += ["--output", "file://\(dir)?format=ecs"] }
+    let (status, out, _) = try run(zonewatchBinary!, args)
+    let text = destination == "stdout" ? out : try String(contentsOfFile: dir + "/alerts.jsonl", encoding: .utf8)
+    let lines = text.split(separator: "\n")
+    #expect(status == 0 && lines.count == 10)
+    #expect(lines.allSatisfy { $0.contains("\"community_id\":\"1:") })
+}
