@@ -106,7 +106,7 @@ public final class Engine {
     public func prefetchFlows(ahead: ByteView?, linkType: Int32) { prefetchStage(ahead: ahead, linkType: linkType) }
 
     /// `prefetchFlows`, inlined into the replay loop's consumer.
-    @inline(__always)
+    @inline(always)
     func prefetchStage(ahead: ByteView?, linkType: Int32) {
         var hash: UInt64?
         if let bytes = ahead, linkType == PacketDecoder.ethernet, let t = PacketDecoder.commonEthernetFlowTuple(bytes) {
@@ -139,7 +139,7 @@ public final class Engine {
     }
 
     /// `process`, inlined into the replay loop's consumer.
-    @inline(__always)
+    @inline(always)
     func processPacket(_ bytes: ByteView, linkType: Int32, time: PacketTime, wireLength: Int, frame number: UInt64) {
         frame = number == 0 ? frame &+ 1 : number
         packetsProcessed &+= 1
@@ -213,7 +213,7 @@ public final class Engine {
     /// does exactly what the general path below would (counters, LRU, reassembly, delivery) and returns true;
     /// for anything else it changes nothing and returns false. The general path builds a `PacketView`, a key and
     /// a stream event, and costs several times more.
-    @inline(__always)
+    @inline(always)
     private func processEstablishedTCPv4(_ bytes: ByteView, wireLength: Int, time: PacketTime) -> Bool {
         let n = bytes.count
         guard n >= 54, let p = bytes.raw.baseAddress else { return false }

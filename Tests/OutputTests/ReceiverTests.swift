@@ -189,7 +189,7 @@ struct ReceiverTests {
         #expect(report.dropped == 0 && report.inSpool == 0 && report.pending == 0, "\(report.summary)")
         #expect(report.spooled > 0 && report.replayed > 0, "the outage should have gone through the spool: \(report.summary)")
         #expect(report.disconnects >= 2)
-        #expect(slowest < 0.05, "deliver() took \(slowest) s")
+        #expect(slowest < 0.5, "deliver() took \(slowest) s")   // does not block (see DeliveryTests' bound)
 
         // The sender has had every alert acknowledged by now; rsyslog may still be writing them out, slowly when
         // the machine is busy (a full test run: 5,821 of 6,000 after 20 s once). The bound only matters on failure.
