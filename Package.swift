@@ -3,6 +3,9 @@
 // capture → decode → flows → protocols → policy → detection → output, wired by Engine.
 import PackageDescription
 
+/// A directory holding a linker script named libstdc++.so that makes -lstdc++ link GCC's libstdc++.a (see it).
+let staticLibstdcxx = String(#filePath.dropLast("Package.swift".count)) + "Linker/static-libstdc++"
+
 // No module uses Swift concurrency or regexes: not importing their runtimes implicitly keeps
 // libswift_Concurrency (with libdispatch) and libswift_StringProcessing out of the binary, whose
 // every library costs each process start-up page faults and symbol lookups (~1.2 ms for these).
@@ -60,7 +63,8 @@ let package = Package(
                           swiftSettings: strict,
                           // The Swift runtime linked in rather than loaded: every replay starts without
                           // libswiftCore's symbol bindings and page faults (~1.2 ms of each start-up).
-                          linkerSettings: [.unsafeFlags(["-static-stdlib"])]),
+                          // So is the C++ runtime it needs (libstdc++.so.6: ~0.5 ms more).
+                          linkerSettings: [.unsafeFlags(["-static-stdlib", "-L", staticLibstdcxx])]),
 
         .testTarget(name: "WireTests", dependencies: ["Wire", "Records"]),
         .testTarget(name: "DecodeTests", dependencies: ["Decode", "Wire"]),
