@@ -17,6 +17,8 @@ final class TLSContext: @unchecked Sendable {
 
     /// Builds the context: loads the CA file and the client certificate; throws with OpenSSL's reason.
     init(settings: OutputSpec.TLSSettings) throws(ConnectionError) {
+        // libssl is loaded on first use (COpenSSL.h): a missing library is this output's error, not a crash.
+        if let failure = zw_openssl_load_ssl() { throw ConnectionError("TLS: \(String(cString: failure))") }
         guard let c = SSL_CTX_new(TLS_client_method()) else { throw ConnectionError("TLS: \(TLSContext.lastError())") }
         ctx = c
         SSL_CTX_ctrl(ctx, SSL_CTRL_SET_MIN_PROTO_VERSION, Int(TLS1_2_VERSION), nil)
