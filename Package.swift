@@ -4,7 +4,7 @@
 import PackageDescription
 
 /// A directory holding a linker script named libstdc++.so that makes -lstdc++ link GCC's libstdc++.a (see it).
-let staticLibstdcxx = String(#filePath.dropLast("Package.swift".count)) + "Linker/static-libstdc++"
+let staticLibstdcxx = String(#filePath.dropLast("Package.swift".count)) + "scripts/link"
 
 // No module uses Swift concurrency or regexes: not importing their runtimes implicitly keeps
 // libswift_Concurrency (with libdispatch) and libswift_StringProcessing out of the binary, whose

@@ -33,7 +33,7 @@ import Testing
     static let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         .deletingLastPathComponent().appendingPathComponent("zonewatch").path
 
-    /// OpenSSL is loaded on first use (Sources/COpenSSL) and libstdc++ is linked in (Linker/static-libstdc++):
+    /// OpenSSL is loaded on first use (Sources/COpenSSL) and libstdc++ is linked in (scripts/link):
     /// each shared library the executable names costs every start-up its loading (~1.1 ms for libssl and
     /// libcrypto, ~0.5 ms for libstdc++), and most runs use neither TLS nor Community IDs.
     @Test func executableNeedsNoOpenSSLNorLibstdcxx() throws {
