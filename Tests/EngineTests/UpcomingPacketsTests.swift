@@ -74,3 +74,11 @@ import Wire
         #expect(answered > all.count * 9 / 10, "\(answered) of \(all.count)")
     }
 }
+
+/// A capture file and stdin are read by one thread: stdio must not lock the stream at each of libpcap's two
+/// freads a packet (two atomic operations each, which also wait for the flow prefetches in flight).
+@Test func captureStreamsAreReadWithoutStdioLocking() throws {
+    let path = repositoryRoot.appendingPathComponent("Fixtures/demo/plant.pcap").path
+    let source = try PacketSource.openFile(path)
+    #expect(source.streamLocksEachRead == false)
+}

@@ -3,12 +3,14 @@
  * (and their wire bytes) in a pcap_dispatch callback that does nothing else, so its time is libpcap's own
  * reading cost: the floor any pcap-based analyser pays per packet.
  *
- *   pcap_count [-b BYTES] FILE
+ *   pcap_count [-b BYTES [-u]] FILE
  *
  * Prints "PACKETS packets WIRE_BYTES bytes LOOP_NS ns" on stdout (LOOP_NS: time spent in the dispatch loop
  * alone, from CLOCK_MONOTONIC). -b reads through fopen + setvbuf with a BYTES-sized buffer of our own and
  * pcap_fopen_offline (glibc ignores the size when setvbuf's buffer is NULL, so we supply one), the larger-read
- * variant described in ../shared/reference/style.md part B2. -V prints libpcap's version string and exits.
+ * variant described in ../shared/reference/style.md part B2; -u also turns stdio's per-call locking of that
+ * stream off (__fsetlocking BYCALLER: one thread reads it), as zonewatch does. -V prints libpcap's version
+ * string and exits.
  * Exit status: 0 success, 1 read error, 2 usage or open error.
  *
  * Build: cc -O2 -o pcap_count pcap_count.c $(pkg-config --cflags --libs libpcap)
@@ -16,6 +18,7 @@
 #include <pcap/pcap.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -45,12 +48,17 @@ int main(int argc, char **argv) {
         printf("%s\n", pcap_lib_version());
         return 0;
     }
-    if (argc == 4 && strcmp(argv[1], "-b") == 0) {
+    int unlocked = 0;
+    if (argc >= 4 && strcmp(argv[1], "-b") == 0) {
         bufsize = (size_t)strtoull(argv[2], NULL, 10);
         i = 3;
+        if (argc == 5 && strcmp(argv[3], "-u") == 0) {
+            unlocked = 1;
+            i = 4;
+        }
     }
-    if (i != argc - 1 || (i == 3 && bufsize == 0)) {
-        fprintf(stderr, "usage: pcap_count [-b BYTES] FILE | pcap_count -V\n");
+    if (i != argc - 1 || (i >= 3 && bufsize == 0)) {
+        fprintf(stderr, "usage: pcap_count [-b BYTES [-u]] FILE | pcap_count -V\n");
         return 2;
     }
     char err[PCAP_ERRBUF_SIZE];
@@ -67,6 +75,7 @@ int main(int argc, char **argv) {
             fprintf(stderr, "pcap_count: setvbuf failed\n");
             return 2;
         }
+        if (unlocked) __fsetlocking(fp, FSETLOCKING_BYCALLER);
         p = pcap_fopen_offline(fp, err);
     } else {
         p = pcap_open_offline(argv[i], err);
