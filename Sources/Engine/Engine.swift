@@ -62,9 +62,9 @@ public final class Engine {
 
     private let flows: FlowTable
     private let communityIDs = CommunityIDHasher()
-    private let modbus = DissectorPool<ModbusDissector>()
-    private let dnp3 = DissectorPool<DNP3Dissector>()
-    private let s7comm = DissectorPool<S7commDissector>()
+    private let modbus: DissectorPool<ModbusDissector>
+    private let dnp3: DissectorPool<DNP3Dissector>
+    private let s7comm: DissectorPool<S7commDissector>
     @exclusivity(unchecked) private var frame: UInt64 = 0
     @exclusivity(unchecked) private var packetsProcessed: UInt64 = 0
     @exclusivity(unchecked) private var now = PacketTime.zero
@@ -86,6 +86,12 @@ public final class Engine {
         establishedTCPPath = configuration.establishedTCPPath
         recordsEnabled = configuration.pduRecords || configuration.transactionRecords
         flows = FlowTable(limits: configuration.flowLimits)
+        // Room for every flow the table can hold (a flow holds at most one dissector state): address space, touched
+        // only as flows are identified.
+        let poolCapacity = min(configuration.flowLimits.maximumFlows, 1 << 22)
+        modbus = DissectorPool(capacity: poolCapacity)
+        dnp3 = DissectorPool(capacity: poolCapacity)
+        s7comm = DissectorPool(capacity: poolCapacity)
         sink.pduRecordsEnabled = configuration.pduRecords
         sink.transactionRecordsEnabled = configuration.transactionRecords
         setContextPrefetch()
