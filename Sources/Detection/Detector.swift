@@ -424,6 +424,21 @@ public final class Detector {
         return i
     }
 
+    /// How many of the operations at `ops`, from the first, `operations(_:count:flow:flowSerial:flowSlot:alerts:)` would
+    /// pass over quietly (reading no flow context, changing nothing, raising nothing): it may then be called for the
+    /// rest alone, with a context built only now. The same checks, in the same order, as there.
+    @inline(__always)
+    public func quietPrefix(_ ops: UnsafePointer<Operation>, count: Int, flowSerial: UInt64, flowSlot: Int32) -> Int {
+        guard count > 0, isAllowedQuietly(ops, flowSerial: flowSerial, flowSlot: flowSlot) else { return 0 }
+        var i = 1
+        while i < count {
+            let op = ops + i
+            if !Self.sameQuietInputs(op, op - 1) && !isAllowedQuietly(op, flowSerial: flowSerial, flowSlot: flowSlot) { break }
+            i += 1
+        }
+        return i
+    }
+
     /// Whether `a` and `b` agree on every field `isAllowedQuietly` reads.
     @inline(__always)
     static func sameQuietInputs(_ a: UnsafePointer<Operation>, _ b: UnsafePointer<Operation>) -> Bool {
