@@ -48,7 +48,7 @@ let package = Package(
                 exclude: ["CONFORMANCE.md"], swiftSettings: strict),
 
         .target(name: "Policy", dependencies: ["Wire", "Records", "CYAML"], swiftSettings: strict),
-        .target(name: "Detection", dependencies: ["Wire", "Records", "Policy"], exclude: ["RULES.md"], swiftSettings: strict),
+        .target(name: "Detection", dependencies: ["Wire", "Records", "Policy", "CPrefetch"], exclude: ["RULES.md"], swiftSettings: strict),
         .target(name: "Output", dependencies: ["Wire", "Records", "COpenSSL"], swiftSettings: strict),
 
         // One worker's pipeline: decode → flows → dissectors; policy and detection plug in as an EngineObserver.

@@ -41,6 +41,7 @@ public final class Engine {
     @exclusivity(unchecked) public var observer: (any EngineObserver)? {
         didSet {
             operationForwarder = observer.map { $0.operationForwarder() ?? Engine.forwarder(to: $0) }
+            operationForwarder?.engine = Unmanaged.passUnretained(self)
             borrowedForwarder = operationForwarder.map { Unmanaged.passUnretained($0) }
             observerTable = observer?.flowStateTable() ?? .none
             setContextPrefetch()
@@ -48,6 +49,11 @@ public final class Engine {
     }
     /// `observer.flowStateTable()`, refreshed whenever a flow starts.
     @exclusivity(unchecked) private var observerTable = FlowStateTable.none
+    /// Operations of a flow whose context is not in the sink are forwarded with the sink's context unbuilt, and the
+    /// forwarder builds it when it reads it (`OperationForwarder.buildsContextOnDemand`); no records are written.
+    @exclusivity(unchecked) private var contextsOnDemand = false
+    /// The flow whose context the sink lacks while its operations are forwarded (`contextsOnDemand`); -1 otherwise.
+    @exclusivity(unchecked) private var lazyContextSlot: Int32 = -1
     /// Hands drained operations to `observer` (kept alive here); `borrowedForwarder` reaches it without reference
     /// counting: loading the observer (an existential) from this class retained and released it on every drain,
     /// two atomic operations per request packet.
@@ -62,9 +68,9 @@ public final class Engine {
 
     private let flows: FlowTable
     private let communityIDs = CommunityIDHasher()
-    private let modbus = DissectorPool<ModbusDissector>()
-    private let dnp3 = DissectorPool<DNP3Dissector>()
-    private let s7comm = DissectorPool<S7commDissector>()
+    private let modbus: DissectorPool<ModbusDissector>
+    private let dnp3: DissectorPool<DNP3Dissector>
+    private let s7comm: DissectorPool<S7commDissector>
     @exclusivity(unchecked) private var frame: UInt64 = 0
     @exclusivity(unchecked) private var packetsProcessed: UInt64 = 0
     @exclusivity(unchecked) private var now = PacketTime.zero
@@ -86,6 +92,12 @@ public final class Engine {
         establishedTCPPath = configuration.establishedTCPPath
         recordsEnabled = configuration.pduRecords || configuration.transactionRecords
         flows = FlowTable(limits: configuration.flowLimits)
+        // Room for every flow the table can hold (a flow holds at most one dissector state): address space, touched
+        // only as flows are identified.
+        let poolCapacity = min(configuration.flowLimits.maximumFlows, 1 << 22)
+        modbus = DissectorPool(capacity: poolCapacity)
+        dnp3 = DissectorPool(capacity: poolCapacity)
+        s7comm = DissectorPool(capacity: poolCapacity)
         sink.pduRecordsEnabled = configuration.pduRecords
         sink.transactionRecordsEnabled = configuration.transactionRecords
         setContextPrefetch()
@@ -480,7 +492,7 @@ public final class Engine {
         // The context as `setSinkFlow` builds it, kept with the dissector state. A dissector that reads it only at a
         // flow's first delivery (which follows `identify`, where it is set) gets it below, when something is drained.
         if sinkFlowSlot != slot && (D.readsFlowContextAfterFirstDelivery || recordsEnabled) {
-            sink.flow = pool.contexts[app]; sinkFlowSlot = slot
+            sink.flow = context(pool, app, slot).pointee; sinkFlowSlot = slot
         }
         sink.frame = frame; sink.time = time
         let carry = carryPointer(slot, side)   // in place: no swap, no retain
@@ -511,18 +523,28 @@ public final class Engine {
         // alone (a request) go to the forwarder with the context where the pool keeps it: copying it into the sink for
         // them was ~25 instructions a request. Anomalies are drained from the sink, with its context.
         if sink.anomalyCount > 0 {
-            if sinkFlowSlot != slot { sink.flow = pool.contexts[app]; sinkFlowSlot = slot }
+            // Built in the sink (rare): building the pool's copy would write a page of contexts nothing else reads.
+            setSinkFlow(slot)
             drainSink()
         } else if sink.operationCount > 0 {
             // The serial from the flow's state (a line the packet's path has loaded), not from the context: the
             // observer's quiet check reads only these two, so the context's line stays unread.
-            if sinkFlowSlot == slot { drainSink() } else {
-                drainOperations(flow: pool.contexts + app, flowSerial: flows.slots[Int(slot)].serial, flowSlot: slot)
+            if sinkFlowSlot == slot { drainSink() } else if contextsOnDemand {
+                // The sink's context, built only if the forwarder asks (`materializeFlowContext`): most deliveries'
+                // operations are passed over quietly, reading no context at all.
+                lazyContextSlot = slot
+                sink.withFlowPointer { drainOperations(flow: $0, flowSerial: flows.slots[Int(slot)].serial, flowSlot: slot) }
+                lazyContextSlot = -1
+            } else {
+                drainOperations(flow: context(pool, app, slot), flowSerial: flows.slots[Int(slot)].serial, flowSlot: slot)
             }
         }
     }
 
     private func identify(_ slot: Int32, side: FlowSide, bytes: ByteView) {
+        // What the end of identification reads, loading while the dissectors probe: the flow's per-flow lines (its
+        // context, `setSinkFlow`) and the observer's entry (`flowIdentified`). With 100,000 flows each was a miss.
+        prefetchFlowEndLines(slot)
         var carry = takeCarry(slot, side)
         let transport: Transport = flows.slots[Int(slot)].key.ipProtocol == 6 ? .tcp : .udp
         let isUDP = transport == .udp
@@ -583,9 +605,9 @@ public final class Engine {
         statistics.flowsPerProtocol[Int(p.rawValue)] &+= 1
         setSinkFlow(slot)
         switch verdictKind {
-        case .modbus: flows.slots[Int(slot)].applicationSlot = modbus.allocate(context: sink.flow)
-        case .dnp3: flows.slots[Int(slot)].applicationSlot = dnp3.allocate(context: sink.flow)
-        case .s7comm: flows.slots[Int(slot)].applicationSlot = s7comm.allocate(context: sink.flow)
+        case .modbus: flows.slots[Int(slot)].applicationSlot = modbus.allocate()
+        case .dnp3: flows.slots[Int(slot)].applicationSlot = dnp3.allocate()
+        case .s7comm: flows.slots[Int(slot)].applicationSlot = s7comm.allocate()
         default: break
         }
         notifyIdentified(slot, p)
@@ -604,6 +626,36 @@ public final class Engine {
     private func setContextPrefetch() {
         let p = recordsEnabled || operationForwarder?.readsFlowContext == true
         modbus.prefetchesContext = p; dnp3.prefetchesContext = p; s7comm.prefetchesContext = p
+        contextsOnDemand = !recordsEnabled && operationForwarder?.buildsContextOnDemand == true
+    }
+
+    /// Flow `slot`'s context in `pool` (its dissector state `app`), built from the flow's slot the first time a delivery
+    /// needs it (see `DissectorPool.contexts`).
+    @inline(__always)
+    private func context<D: AppDissector>(_ pool: DissectorPool<D>, _ app: Int, _ slot: Int32) -> UnsafeMutablePointer<FlowContext> {
+        let c = pool.contexts + app
+        if c.pointee.flowSerial != flows.slots[Int(slot)].serial { buildContext(slot, into: c) }
+        return c
+    }
+
+    /// Writes flow `slot`'s context at `c`: what `setSinkFlow` puts in the sink.
+    @inline(never)
+    private func buildContext(_ slot: Int32, into c: UnsafeMutablePointer<FlowContext>) {
+        let saved = sinkFlowSlot
+        if saved == slot { c.pointee = sink.flow; return }
+        let kept = sink.flow
+        sinkFlowSlot = -1
+        setSinkFlow(slot)
+        c.pointee = sink.flow
+        sink.flow = kept; sinkFlowSlot = saved
+    }
+
+    /// Builds the sink's context for the flow whose operations are being forwarded with it unbuilt (`contextsOnDemand`);
+    /// nothing otherwise. `OperationForwarder.materializeFlowContext` calls this.
+    func materializeLazyContext() {
+        guard lazyContextSlot >= 0 else { return }
+        setSinkFlow(lazyContextSlot)
+        lazyContextSlot = -1
     }
 
     /// Points the sink's flow context at `slot` (cached: rebuilt only when the flow changes).
@@ -731,6 +783,7 @@ public final class Engine {
     }
 
     private func endFlow(_ slot: Int32, reason: FlowEndReason) {
+        prefetchFlowEndLines(slot)
         // Release held segments (with their gaps) to the dissector before it hears the flow has ended. A stream
         // holding none has nothing to flush: not moving it out and back saves two stream copies a flow.
         takeBackInOrder(slot)
@@ -761,6 +814,14 @@ public final class Engine {
             FlowRecord.write(state, reason: reason, applicationProtocol: kind.appProtocol?.name, transport: transport, into: &sink.json)
             sink.finishLine(.flow)
         }
+    }
+
+    /// Starts loading what `setSinkFlow` and the observer's `flowIdentified`/`flowEnded` read of flow `slot` and
+    /// were misses there with many flows: the slot's per-flow lines and the observer's entry. A hint only.
+    @inline(__always)
+    private func prefetchFlowEndLines(_ slot: Int32) {
+        flows.prefetchFlowLines(of: slot)
+        if Int(slot) < observerTable.count, let base = observerTable.base { zw_prefetch(base + Int(slot) &* observerTable.stride) }
     }
 
     /// Ends every live flow (end of input or shutdown): each gets its record, in least-recently-seen order.
@@ -800,6 +861,17 @@ open class OperationForwarder {
     /// prefetches it with the flow's dissector state). True unless a forwarder says otherwise; asked when the
     /// observer is set and whenever a flow's protocol is identified.
     open var readsFlowContext: Bool { true }
+    /// Whether `forward` calls `materializeFlowContext()` before it reads the context at `flow` (and its serial and
+    /// slot are all it reads before): the engine may then hand over its sink's context before building it for the
+    /// flow, and build it only when asked. False unless a forwarder says otherwise; asked with `readsFlowContext`.
+    open var buildsContextOnDemand: Bool { false }
+    /// The engine this forwarder serves (set when it becomes the engine's).
+    final var engine: Unmanaged<Engine>?
+    /// Makes the context `forward` was handed valid (it already is unless `buildsContextOnDemand`). Call it during
+    /// `forward`, before reading the context.
+    public final func materializeFlowContext() {
+        engine?._withUnsafeGuaranteedRef { $0.materializeLazyContext() }
+    }
 }
 
 private final class TypedOperationForwarder<O: EngineObserver>: OperationForwarder {

@@ -42,10 +42,20 @@ final class AlertPipeline: EngineObserver, QuietOperationObserver {
     /// and slot at hand (operations the detector passes over quietly then read nothing of the context:
     /// `Detector.operations(_:count:flow:flowSerial:flowSlot:alerts:)`); empties the sink's operations. Alerts are
     /// published after each operation that leaves any, as `operation` does.
-    func operations(in sink: EventSink, flow: UnsafePointer<FlowContext>, flowSerial: UInt64, flowSlot: Int32) {
+    /// The context at `flow` may be unbuilt until `forwarder.materializeFlowContext()` (see
+    /// `OperationForwarder.buildsContextOnDemand`): the operations passed over quietly first, which read none of it.
+    func operations(in sink: EventSink, flow: UnsafePointer<FlowContext>, flowSerial: UInt64, flowSlot: Int32,
+                    forwarder: OperationForwarder) {
         sink.drainOperationsInPlace { ops, count in
             guard count > 0 else { return }
-            let handled = detector.operations(ops, count: count, flow: flow, flowSerial: flowSerial, flowSlot: flowSlot, alerts: &pending)
+            var start = 0
+            if pending.isEmpty {
+                start = detector.quietPrefix(ops, count: count, flowSerial: flowSerial, flowSlot: flowSlot)
+                if start == count { return }
+            }
+            forwarder.materializeFlowContext()
+            let handled = start &+ detector.operations(ops + start, count: count - start, flow: flow, flowSerial: flowSerial,
+                                                        flowSlot: flowSlot, alerts: &pending)
             // The detector stops early only when alerts are pending: with none, every operation was handled.
             if !pending.isEmpty { publishingOperations(ops, count: count, from: handled, flow: flow) }
         }
@@ -114,8 +124,10 @@ private final class AlertPipelineForwarder: OperationForwarder {
     private let pipeline: Unmanaged<AlertPipeline>
     init(_ pipeline: AlertPipeline) { self.pipeline = Unmanaged.passUnretained(pipeline) }
     override func forward(from sink: EventSink, flow: UnsafePointer<FlowContext>, flowSerial: UInt64, flowSlot: Int32) {
-        pipeline._withUnsafeGuaranteedRef { $0.operations(in: sink, flow: flow, flowSerial: flowSerial, flowSlot: flowSlot) }
+        pipeline._withUnsafeGuaranteedRef { $0.operations(in: sink, flow: flow, flowSerial: flowSerial, flowSlot: flowSlot, forwarder: self) }
     }
+    /// `operations(in:flow:flowSerial:flowSlot:forwarder:)` builds the context only for an operation it does not pass over quietly.
+    override var buildsContextOnDemand: Bool { true }
     /// The detector reads the context only for operations it does not pass over quietly: few with a policy; without
     /// one, every operation that is not a repeat of the flow's unit (all of S7comm's, for one).
     override var readsFlowContext: Bool { pipeline._withUnsafeGuaranteedRef { $0.detector.policy == nil } }
