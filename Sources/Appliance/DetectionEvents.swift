@@ -385,9 +385,13 @@ private final class EventRecorderForwarder: OperationForwarder {
     }
 
     override var readsFlowContext: Bool { !recorder._withUnsafeGuaranteedRef { $0.sendsTraits } }
+    /// With traits, an operation crosses with the flow's serial and slot alone (`scratch` is any context): the engine
+    /// need not build the flow's context for it (a line of the pool's per delivery, 100,000 flows' worth of pages).
+    override var buildsContextOnDemand: Bool { recorder._withUnsafeGuaranteedRef { $0.sendsTraits } }
 
     /// Operations with the whole context, made unique to this worker (no quiet traits, or no engine slot).
     private func forwardUnique(from sink: EventSink, flow: UnsafePointer<FlowContext>) {
+        materializeFlowContext()   // the context at `flow` is read below: built now if the engine left it unbuilt
         recorder._withUnsafeGuaranteedRef { r in
             var f = r.unique(flow.pointee)
             withUnsafePointer(to: &f) { f in
