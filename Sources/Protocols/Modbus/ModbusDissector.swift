@@ -125,11 +125,21 @@ public struct ModbusDissector: AppDissector {
         let n = bytes.count
         if n >= MBAPHeader.size + 1 && n <= Int(MBAPHeader.maximumLength) + 6
             && !(side == .initiator ? initiatorFraming.hunting : responderFraming.hunting)
-            && bytes.loadBE16(2) == 0 && Int(bytes.loadBE16(4)) + 6 == n,
-            let f = ModbusFields.common(bytes.sliceWithin(from: MBAPHeader.size, length: n - MBAPHeader.size), direction: direction) {
-            handleCommon(f, transactionID: bytes.loadBE16(0), unitID: bytes.loadU8(6), at: 0, side: side, direction: direction,
-                         delivery: delivery, sink: sink)
-            return n
+            && bytes.loadBE16(2) == 0 && Int(bytes.loadBE16(4)) + 6 == n {
+            let pdu = bytes.sliceWithin(from: MBAPHeader.size, length: n - MBAPHeader.size)
+            // A request and a response each with its own copy of the parse and the handling, the direction a constant
+            // in each: one shared copy kept the fields of both in the same registers, and spilled them.
+            if direction == .request {
+                if let f = ModbusFields.common(pdu, direction: .request) {
+                    handleCommon(f, transactionID: bytes.loadBE16(0), unitID: bytes.loadU8(6), at: 0, side: side,
+                                 direction: .request, delivery: delivery, sink: sink)
+                    return n
+                }
+            } else if let f = ModbusFields.common(pdu, direction: .response) {
+                handleCommon(f, transactionID: bytes.loadBE16(0), unitID: bytes.loadU8(6), at: 0, side: side,
+                             direction: .response, delivery: delivery, sink: sink)
+                return n
+            }
         }
         return consumeRest(bytes, from: 0, side: side, direction: direction, delivery: delivery, sink: sink)
     }
