@@ -529,7 +529,8 @@ public final class Detector {
     /// Whether `checkOperation` would do nothing for `op` on a flow with these state fields: nothing to check
     /// against a conduit, no ICS-operation rule, and nothing for the scan counters (the same unit id as the
     /// flow's last request, not an identification request).
-    @inline(__always)
+    // `@inline(always)`: as a hint it stayed a call from `checkedOperation` (every S7comm operation without a policy).
+    @inline(always)
     func isQuiet(_ op: Operation, kind: FlowVerdict.Kind, reversed: Bool, protocolDenied: Bool, lastUnit: Int32) -> Bool {
         if kind == .intraAllow { return true }
         if policy != nil && kind == .conduit && !protocolDenied { return false }

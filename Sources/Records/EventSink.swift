@@ -135,8 +135,10 @@ public final class EventSink {
 
     /// Stamps and queues an operation.
     @inlinable @inline(__always) public func emit(_ op: Operation, sender: FlowSide) {
-        let p = append(op)
-        p.pointee.frame = state.pointee.frame; p.pointee.time = state.pointee.time; p.pointee.sender = sender
+        // Stamped before it is queued: stamping the queued copy stored those fields twice.
+        var op = op
+        op.frame = state.pointee.frame; op.time = state.pointee.time; op.sender = sender
+        append(op)
     }
 
     /// `emit`, handing back where the operation is queued (valid until the next emit or drain): a dissector that
@@ -164,7 +166,7 @@ public final class EventSink {
         if state.pointee.operationCount == state.pointee.operationCapacity { growOperations() }
         let p = state.pointee.operationBuffer + state.pointee.operationCount
         p.initialize(to: op)
-        state.pointee.operationCount += 1
+        state.pointee.operationCount &+= 1   // bounded by the capacity
         return p
     }
 

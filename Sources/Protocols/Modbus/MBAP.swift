@@ -117,6 +117,11 @@ extension ByteView {
 }
 
 extension ByteView {
+    /// The `length` bytes from `from`, which the caller knows lie inside the view (no clamping to check).
+    @inline(__always) func sliceWithin(from: Int, length: Int) -> ByteView {
+        ByteView(UnsafeRawBufferPointer(start: raw.baseAddress.map { $0 + from }, count: length))
+    }
+
     /// `slice(from:length:)`, inlined into the per-PDU path.
     @inline(__always) func clampedSlice(from: Int, length: Int) -> ByteView {
         let start = Swift.min(Swift.max(from, 0), raw.count)

@@ -65,12 +65,20 @@ public struct ModbusDissector: AppDissector {
             frame = sink.frame; time = sink.time
             pduRecords = sink.pduRecordsEnabled; transactionRecords = sink.transactionRecordsEnabled
         }
+        /// The delivery of a sink whose records are known to be off (no flag reads).
+        @inline(__always) init(quiet sink: EventSink) {
+            frame = sink.frame; time = sink.time
+            pduRecords = false; transactionRecords = false
+        }
     }
 
     // Declared in the order of use on the per-PDU path: the fields every PDU reads come first, so that they share
     // as few cache lines as possible (a flow's state is rarely in cache when its next packet comes).
-    var requesterSide: FlowSide? = nil
-    var isUDP = false
+    /// The side that sends requests (`.initiator` until the first delivery decides it).
+    var requesterSide: FlowSide = .initiator
+    /// What `prepare` has left to do: one byte, so that a delivery tests it with one compare (`requesterSide` as an
+    /// optional beside an `isUDP` flag took two, and the direction a third).
+    var preparation = Preparation.firstDelivery
     /// The unit id of the flow's previous request (-1: none yet), for `Operation.unitRepeated`.
     var lastRequestUnit: Int16 = -1
     var initiatorFraming = ModbusFraming()
@@ -95,7 +103,7 @@ public struct ModbusDissector: AppDissector {
     /// stamp and this side's direction.
     @inline(__always)
     mutating func beginDelivery(side: FlowSide, sink: EventSink) -> (Delivery, ModbusDirection) {
-        if requesterSide == nil || isUDP { prepare(side: side, sink: sink) }
+        if preparation != .done { prepare(side: side, sink: sink) }
         let delivery = Delivery(sink)
         if session.pendingCount > 0 && session.anyExpired(at: delivery.time) { expireRequests(at: delivery.time, sink: sink) }
         return (delivery, side == requesterSide ? .request : .response)
@@ -104,15 +112,33 @@ public struct ModbusDissector: AppDissector {
     /// `consume` with records off.
     @inline(never) @usableFromInline
     mutating func consumeQuietly(_ bytes: ByteView, side: FlowSide, sink: EventSink) -> Int {
-        let (delivery, direction) = beginDelivery(side: side, sink: sink)
+        // `beginDelivery` without reading the record flags: `consume` came here because both are off.
+        if preparation != .done { prepare(side: side, sink: sink) }
+        let delivery = Delivery(quiet: sink)
+        if session.pendingCount > 0 && session.anyExpired(at: delivery.time) { expireRequests(at: delivery.time, sink: sink) }
+        let direction: ModbusDirection = side == requesterSide ? .request : .response
         // The usual case, inline: the delivery is one whole, in-sync ADU holding a common PDU (CommonPDUs.swift).
         // No loop here: a loop's hoisted values cost spills and reloads on every call, and several ADUs in one
         // delivery are rare enough for `consumeRest` (whose loop takes them the same way).
-        if !(side == .initiator ? initiatorFraming.hunting : responderFraming.hunting),
-            let length = Self.wholeADULength(bytes, at: 0, hunting: false), Int(length) + 6 == bytes.count {
-            let header = MBAPHeader(transactionID: bytes.loadBE16(0), protocolID: 0, length: length, unitID: bytes.loadU8(6))
-            if handleQuietADU(bytes, at: 0, header: header, side: side, direction: direction, delivery: delivery, sink: sink) {
-                return bytes.count
+        // `wholeADULength` and `handleQuietADU`'s length bound in one test, for an ADU that is the whole delivery:
+        // 8...260 bytes (MBAP length 2...254), protocol id 0, the MBAP length the delivery's.
+        let n = bytes.count
+        if n >= MBAPHeader.size + 1 && n <= Int(MBAPHeader.maximumLength) + 6
+            && !(side == .initiator ? initiatorFraming.hunting : responderFraming.hunting)
+            && bytes.loadBE16(2) == 0 && Int(bytes.loadBE16(4)) + 6 == n {
+            let pdu = bytes.sliceWithin(from: MBAPHeader.size, length: n - MBAPHeader.size)
+            // A request and a response each with its own copy of the parse and the handling, the direction a constant
+            // in each: one shared copy kept the fields of both in the same registers, and spilled them.
+            if direction == .request {
+                if let f = ModbusFields.common(pdu, direction: .request) {
+                    handleCommon(f, transactionID: bytes.loadBE16(0), unitID: bytes.loadU8(6), at: 0, side: side,
+                                 direction: .request, delivery: delivery, sink: sink)
+                    return n
+                }
+            } else if let f = ModbusFields.common(pdu, direction: .response) {
+                handleCommon(f, transactionID: bytes.loadBE16(0), unitID: bytes.loadU8(6), at: 0, side: side,
+                             direction: .response, delivery: delivery, sink: sink)
+                return n
             }
         }
         return consumeRest(bytes, from: 0, side: side, direction: direction, delivery: delivery, sink: sink)
@@ -168,11 +194,23 @@ public struct ModbusDissector: AppDissector {
     /// `side` (every datagram is one or more whole ADUs, so each starts in sync).
     @inline(never)
     mutating func prepare(side: FlowSide, sink: EventSink) {
-        if requesterSide == nil {
+        if preparation == .firstDelivery {
             requesterSide = Self.requesterSide(of: sink.flow)
-            isUDP = sink.flow.transport == .udp
+            preparation = sink.flow.transport == .udp ? .everyDatagram : .done
         }
-        if isUDP { if side == .initiator { initiatorFraming = ModbusFraming() } else { responderFraming = ModbusFraming() } }
+        if preparation == .everyDatagram {
+            if side == .initiator { initiatorFraming = ModbusFraming() } else { responderFraming = ModbusFraming() }
+        }
+    }
+
+    /// What a delivery must do before its bytes are read.
+    enum Preparation: UInt8 {
+        /// Nothing (Modbus/TCP, sides known).
+        case done
+        /// Learn the sides and the transport (the flow's first delivery).
+        case firstDelivery
+        /// Resynchronise the sending side (Modbus/UDP: every datagram starts in sync).
+        case everyDatagram
     }
 
     /// One framing step at `offset` for whatever the common case does not cover (partial or bad headers, hunts,
@@ -364,7 +402,7 @@ public struct ModbusDissector: AppDissector {
         if sink.transactionRecordsEnabled {
             writeTransaction(requestIndex: index, response: nil, responseBytes: .empty, header: nil,
                              classification: session.entry(index).classification, reason: reason,
-                             responder: (requesterSide ?? .initiator).opposite, sink: sink)
+                             responder: requesterSide.opposite, sink: sink)
         }
         session.remove(index)
     }

@@ -318,7 +318,7 @@ public struct ModbusSession: Sendable {
 
     /// Counts a request; true exactly when the run of unanswered requests reaches the flood threshold.
     @inline(__always) public mutating func noteRequest() -> Bool {
-        requestsSinceResponse += 1
+        requestsSinceResponse &+= 1   // reset by every response; no flow lives 2^63 requests
         if !floodReported && requestsSinceResponse >= limits.requestFloodThreshold { floodReported = true; return true }
         return false
     }
