@@ -42,7 +42,7 @@ public final class FlowTable {
     /// Slots initialised so far.
     @inlinable public var slotCount: Int { initialisedSlots }
     @exclusivity(unchecked) @usableFromInline var initialisedSlots = 0
-    // 0 empty, else (hash >> 32) << 32 | (slot + 1); raw for the same reasons as the slots (and huge pages).
+    // 0 empty, else (hash << 32) | (slot + 1) (`entry`); raw for the same reasons as the slots (and huge pages).
     @exclusivity(unchecked) @usableFromInline var index: UnsafeMutablePointer<UInt64>
     @exclusivity(unchecked) private var indexSize: Int
     @exclusivity(unchecked) private var hashes: [UInt64] = []
@@ -57,6 +57,7 @@ public final class FlowTable {
     /// first moves these to the front one by one (`applyPendingTouches`), which leaves the lists exactly as
     /// touching each at once would have. A relink on the packet path was an unpredictable branch and four
     /// scattered link updates for one packet in five of a 10,000-flow capture; here the updates run back to back.
+    /// New and closed flows' list changes queue here too, in order (`noteListChange`).
     @usableFromInline let pendingTouches = UnsafeMutablePointer<Int32>.allocate(capacity: FlowTable.pendingCapacity)
     @exclusivity(unchecked) @usableFromInline var pendingCount = 0
     @usableFromInline static let pendingCapacity = 1024
@@ -79,6 +80,7 @@ public final class FlowTable {
     public init(limits: FlowTableLimits = .init()) {
         self.limits = limits
         capacity = max(16, limits.maximumFlows)
+        precondition(capacity < 1 << 30, "flow table: at most 2^30 flows")   // `pendingTouches` keeps list changes in the top bits
         mask = 1023
         indexSize = 1024
         index = FlowTable.allocateIndex(1024)
@@ -102,12 +104,24 @@ public final class FlowTable {
     }
 
     @inline(__always) @usableFromInline static func entry(_ hash: UInt64, _ slot: Int32) -> UInt64 {
-        (hash & 0xFFFF_FFFF_0000_0000) | UInt64(UInt32(bitPattern: slot) &+ 1)
+        tag(hash) | UInt64(UInt32(bitPattern: slot) &+ 1)
     }
+
+    /// What an index entry keeps of its flow's hash (its upper half): the hash's lower half, from which the home
+    /// position comes (see `home`).
+    @inlinable @inline(__always) static func tag(_ hash: UInt64) -> UInt64 { hash << 32 }
 
     @inlinable @inline(__always) static func slot(of entry: UInt64) -> Int32 {
         Int32(bitPattern: UInt32(truncatingIfNeeded: entry) &- 1)
     }
+
+    /// The index position where the flow with `hash` probes first: from the hash's lower half, which every entry
+    /// keeps as its tag, so that deletion and growth find an entry's home from the entry alone (`home(entry:)`;
+    /// reading each neighbour's hash by slot was a cache miss per entry shifted with 100,000 flows).
+    @inlinable @inline(__always) func home(_ hash: UInt64) -> Int { Int(truncatingIfNeeded: hash) & mask }
+
+    /// `home` of the flow whose index entry is `entry`.
+    @inlinable @inline(__always) func home(entry: UInt64) -> Int { Int(truncatingIfNeeded: entry >> 32) & mask }
 
     /// Doubles the index (rehashing every live flow) while it is more than a quarter full.
     private func growIfNeeded() {
@@ -118,8 +132,7 @@ public final class FlowTable {
         let m = size - 1
         for k in 0..<indexSize where index[k] != 0 {
             let e = index[k]
-            let s = FlowTable.slot(of: e)
-            var i = Int(truncatingIfNeeded: hashes[Int(s)]) & m
+            var i = Int(truncatingIfNeeded: e >> 32) & m   // `home(entry:)` in the new size
             while fresh[i] != 0 { i = (i + 1) & m }
             fresh[i] = e
         }
@@ -154,8 +167,8 @@ public final class FlowTable {
     /// The slot of `key`, if live.
     @inlinable
     public func find(_ key: FlowKey, hash: UInt64) -> Int32? {
-        let tag = hash & 0xFFFF_FFFF_0000_0000
-        var i = Int(truncatingIfNeeded: hash) & mask
+        let tag = FlowTable.tag(hash)
+        var i = home(hash)
         while true {
             let e = index[i]
             if e == 0 { return nil }
@@ -170,7 +183,7 @@ public final class FlowTable {
     /// Starts loading the index entry where the flow with `hash` would be (for a packet a few places ahead).
     @inlinable
     public func prefetchIndex(hash: UInt64) {
-        zw_prefetch(index + (Int(truncatingIfNeeded: hash) & mask))
+        zw_prefetch(index + home(hash))
     }
 
     /// Starts loading the cache lines (see `FlowState`) of the flow with `hash`, when the index
@@ -179,8 +192,8 @@ public final class FlowTable {
     /// Returns the candidate's slot (-1 none), for a later hint about its application state.
     @discardableResult @inlinable @inline(__always)
     public func prefetchSlot(hash: UInt64) -> Int32 {
-        let tag = hash & 0xFFFF_FFFF_0000_0000
-        var i = Int(truncatingIfNeeded: hash) & mask
+        let tag = FlowTable.tag(hash)
+        var i = home(hash)
         for _ in 0..<4 {
             let e = index[i]
             if e == 0 { return -1 }
@@ -206,6 +219,14 @@ public final class FlowTable {
     /// power of two of at most 16.
     @inlinable @inline(__always)
     public func prefetchAhead(hash: UInt64?, position: UInt64, distance: UInt64) -> Int32 {
+        var near: Int32 = -1
+        return prefetchAhead(hash: hash, position: position, distance: distance, near: &near)
+    }
+
+    /// `prefetchAhead(hash:position:distance:)`, which also sets `near` to the slot whose lines it just asked for
+    /// (the packet `distance / 2` ahead; -1: none), for hints that need only the slot number.
+    @inlinable @inline(__always)
+    public func prefetchAhead(hash: UInt64?, position: UInt64, distance: UInt64, near nearSlot: inout Int32) -> Int32 {
         if let h = hash {
             let i = Int(position & 31) &* 4
             aheadRing[i] = position; aheadRing[i &+ 1] = h; aheadRing[i &+ 2] = UInt64.max
@@ -213,7 +234,8 @@ public final class FlowTable {
         }
         let near = position &- distance / 2, j = Int(near & 31) &* 4
         if aheadRing[j] == near {
-            aheadRing[j &+ 2] = UInt64(bitPattern: Int64(prefetchSlot(hash: aheadRing[j &+ 1])))
+            nearSlot = prefetchSlot(hash: aheadRing[j &+ 1])
+            aheadRing[j &+ 2] = UInt64(bitPattern: Int64(nearSlot))
         }
         let nearest = position &- (distance &- distance / 4), k = Int(nearest & 31) &* 4
         guard aheadRing[k] == nearest else { return -1 }
@@ -239,7 +261,6 @@ public final class FlowTable {
 
     /// Inserts a new flow; the table must not be full (evict first).
     public func insert(_ state: FlowState, hash: UInt64) -> Int32 {
-        applyPendingTouches()
         growIfNeeded()
         let s: Int32
         if let reused = freeSlots.popLast() {
@@ -251,11 +272,11 @@ public final class FlowTable {
             (slots + initialisedSlots).initialize(to: state); initialisedSlots += 1
             hashes.append(hash)
         }
-        var i = Int(truncatingIfNeeded: hash) & mask
+        var i = home(hash)
         while index[i] != 0 { i = (i + 1) & mask }
         index[i] = FlowTable.entry(hash, s)
         count += 1
-        link(s, to: Int((state.key.ipProtocol == 6 ? LRUList.activeTCP : .activeOther).rawValue))
+        noteListChange(s, state.key.ipProtocol == 6 ? FlowTable.linkTCP : FlowTable.linkOther)
         return s
     }
 
@@ -263,7 +284,7 @@ public final class FlowTable {
     public func remove(_ s: Int32) -> FlowState {
         applyPendingTouches()
         unlink(s)
-        var i = Int(truncatingIfNeeded: hashes[Int(s)]) & mask
+        var i = home(hashes[Int(s)])
         while FlowTable.slot(of: index[i]) != s { i = (i + 1) & mask }
         // Backward-shift deletion keeps every probe chain unbroken.
         var j = i
@@ -271,9 +292,9 @@ public final class FlowTable {
             j = (j + 1) & mask
             let t = index[j]
             if t == 0 { break }
-            let home = Int(truncatingIfNeeded: hashes[Int(FlowTable.slot(of: t))]) & mask
+            let h = home(entry: t)
             // Move t back to i unless its home lies cyclically in (i, j].
-            let inRange = i <= j ? (home > i && home <= j) : (home > i || home <= j)
+            let inRange = i <= j ? (h > i && h <= j) : (h > i || h <= j)
             if !inRange { index[i] = t; i = j }
         }
         index[i] = 0
@@ -308,12 +329,45 @@ public final class FlowTable {
         if pendingCount > 0 { relinkPending() }
     }
 
+    // What a `pendingTouches` entry asks (its top two bits; the slot below): a touch (what `touchLater` stores),
+    // the first link of a new flow into the active TCP or the active other list, or a move to the closed list.
+    static let linkTCP: UInt32 = 1 << 30, linkOther: UInt32 = 2 << 30, moveToClosed: UInt32 = 3 << 30
+
+    /// Queues a list change of flow `s` behind the pending touches (`insert` and `markClosed`): applying them at
+    /// each new or closed flow left batches of a few entries (a 100,000-flow plant starts or closes a flow every
+    /// dozen packets), too short for their links' prefetches to overlap.
+    @inline(__always)
+    private func noteListChange(_ s: Int32, _ change: UInt32) {
+        pendingTouches[pendingCount] = Int32(bitPattern: UInt32(bitPattern: s) | change)
+        pendingCount &+= 1
+        if pendingCount == FlowTable.pendingCapacity { applyPendingTouches() }
+    }
+
     @usableFromInline @inline(never)
     func relinkPending() {
-        for i in 0..<pendingCount {
-            // The links of the flows a few entries on, so that their updates overlap.
-            if i &+ 8 < pendingCount { zw_prefetch(lruLinks + Int(pendingTouches[i &+ 8])) }
-            relink(pendingTouches[i])
+        let n = pendingCount
+        let slotBits: UInt32 = (1 << 30) - 1
+        for i in 0..<n {
+            // The links of the flows a few entries on, then (once those arrived) their neighbours' links, which
+            // unlinking rewrites: the updates of consecutive entries overlap instead of waiting miss by miss.
+            if i &+ 8 < n { zw_prefetch(lruLinks + Int(UInt32(bitPattern: pendingTouches[i &+ 8]) & slotBits)) }
+            if i &+ 4 < n {
+                let e = UInt32(bitPattern: pendingTouches[i &+ 4])
+                if e < FlowTable.linkTCP || e >= FlowTable.moveToClosed {
+                    let links = lruLinks[Int(e & slotBits)]
+                    if UInt32(bitPattern: links.previous) < UInt32(capacity) { zw_prefetch(lruLinks + Int(links.previous)) }
+                    if UInt32(bitPattern: links.next) < UInt32(capacity) { zw_prefetch(lruLinks + Int(links.next)) }
+                }
+            }
+            let e = UInt32(bitPattern: pendingTouches[i])
+            let s = Int32(bitPattern: e & slotBits)
+            switch e & ~slotBits {
+            case 0: relink(s)
+            case FlowTable.linkTCP: link(s, to: Int(LRUList.activeTCP.rawValue))
+            case FlowTable.linkOther: link(s, to: Int(LRUList.activeOther.rawValue))
+            default:
+                if lruLinks[Int(s)].listIndex != Int(LRUList.closed.rawValue) { unlink(s); link(s, to: Int(LRUList.closed.rawValue)) }
+            }
         }
         pendingCount = 0
     }
@@ -333,9 +387,7 @@ public final class FlowTable {
 
     /// Moves a flow to the closed list (it lingers there for stragglers).
     public func markClosed(_ s: Int32) {
-        guard lruLinks[Int(s)].listIndex != Int(LRUList.closed.rawValue) else { return }
-        applyPendingTouches()
-        unlink(s); link(s, to: Int(LRUList.closed.rawValue))
+        noteListChange(s, FlowTable.moveToClosed)
     }
 
     /// Starts loading the per-flow lines of slot `s` (past the per-packet ones and the streams: from line 3, see
@@ -346,6 +398,22 @@ public final class FlowTable {
         let state = UnsafeRawPointer(slots + Int(s))
         var line = 192
         while line < MemoryLayout<FlowState>.stride { zw_prefetch(state + line); line += 64 }
+    }
+
+    /// The flow listed just before `s` in its LRU list (the next more recently seen; -1 none): the one a sweep ends
+    /// after `s`, oldest first. Read right after `oldest` (which applies pending list changes), before `s` is removed.
+    @inline(__always)
+    public func newerNeighbour(of s: Int32) -> Int32 { lruLinks[Int(s)].previous }
+
+    /// Starts loading all of slot `s`'s lines, its LRU links and its stored hash: what ending the flow reads (a
+    /// sweep ends flows a few apart in memory, each a chain of misses otherwise). A hint only.
+    @inline(__always)
+    public func prefetchWholeFlow(_ s: Int32) {
+        let state = UnsafeRawPointer(slots + Int(s))
+        var line = 0
+        while line < MemoryLayout<FlowState>.stride { zw_prefetch(state + line); line += 64 }
+        zw_prefetch(lruLinks + Int(s))
+        if Int(s) < hashes.count { hashes.withUnsafeBufferPointer { zw_prefetch($0.baseAddress! + Int(s)) } }
     }
 
     /// The least recently seen flow of `list`.
