@@ -126,13 +126,8 @@ public final class Engine {
                                   destinationPort: t.destinationPort, ipProtocol: t.ipProtocol)
         }
         // Positions count this engine's packets (workers see every n-th frame).
-        var near: Int32 = -1
         let s = flows.prefetchAhead(hash: hash, position: packetsProcessed &+ 1 &+ UInt64(Engine.prefetchDistance),
-                                    distance: UInt64(Engine.prefetchDistance), near: &near)
-        // The observer's entry with the flow's state (half the distance ahead), not with its dissector state (a
-        // quarter): a quarter ahead it was still a miss in a quarter of the observer's reads with 100,000 flows.
-        // Asked for every flow's packets (whether the flow is dissected is in the line being loaded).
-        if near >= 0, Int(near) < observerTable.count, let base = observerTable.base { zw_prefetch(base + Int(near) &* observerTable.stride) }
+                                    distance: UInt64(Engine.prefetchDistance))
         guard s >= 0 else { return }
         let state = flows.slots + Int(s)
         // Raw values compared: `ApplicationKind(rawValue:)` was a call per packet here.
@@ -144,6 +139,7 @@ public final class Engine {
         }
         // The per-flow lines (Community ID and the like) only for records: operations take the serial from line 1.
         if recordsEnabled { flows.prefetchFlowLines(of: s) }
+        if Int(s) < observerTable.count, let base = observerTable.base { zw_prefetch(base + Int(s) &* observerTable.stride) }
     }
 
     // MARK: - Packets
@@ -342,9 +338,10 @@ public final class Engine {
         else if packet.tcpFlags & (PacketView.syn | PacketView.ack) == PacketView.syn | PacketView.ack { state.initialSequence = packet.acknowledgement &- 1 }
         let slot = flows.insert(state, hash: hash)
         statistics.flowsCreated &+= 1
-        // The observer's lines for `flowStarted` load while the Community ID's SHA-1 runs (~1,700 instructions).
-        observer?.flowStarting(between: key.lowIP, and: key.highIP, flowSlot: slot)
         if configuration.communityIDs {
+            // The observer's lines for `flowStarted` load while the Community ID's SHA-1 runs (~1,700 instructions;
+            // without it there is nothing to hide them behind).
+            observer?.flowStarting(between: key.lowIP, and: key.highIP, flowSlot: slot)
             let low = Endpoint(ip: key.lowIP, port: key.lowPort), high = Endpoint(ip: key.highIP, port: key.highPort)
             flows.slots[Int(slot)].communityID = communityIDs.text(low, high, ipProtocol: key.ipProtocol)
         }
@@ -841,6 +838,8 @@ public final class Engine {
     /// before `s` ends. A hint only: the neighbour may be ended by something else first.
     @inline(__always)
     private func prefetchFlowEnds(after s: Int32) {
+        // A few thousand flows' state stays in cache (and the foundation bench's 1,000 flows pay nothing for this).
+        guard flows.count >= 4096 else { return }
         let next = flows.newerNeighbour(of: s)
         guard next >= 0 else { return }
         let afterNext = flows.newerNeighbour(of: next)

@@ -167,12 +167,12 @@ public final class FlowTable {
     /// The slot of `key`, if live.
     @inlinable
     public func find(_ key: FlowKey, hash: UInt64) -> Int32? {
-        let tag = FlowTable.tag(hash)
+        let tag = UInt32(truncatingIfNeeded: hash)   // `tag(hash)`, compared as the entry's upper half
         var i = home(hash)
         while true {
             let e = index[i]
             if e == 0 { return nil }
-            if e & 0xFFFF_FFFF_0000_0000 == tag {
+            if UInt32(truncatingIfNeeded: e >> 32) == tag {
                 let s = FlowTable.slot(of: e)
                 if slots[Int(s)].key == key { return s }
             }
@@ -192,12 +192,12 @@ public final class FlowTable {
     /// Returns the candidate's slot (-1 none), for a later hint about its application state.
     @discardableResult @inlinable @inline(__always)
     public func prefetchSlot(hash: UInt64) -> Int32 {
-        let tag = FlowTable.tag(hash)
+        let tag = UInt32(truncatingIfNeeded: hash)   // `tag(hash)`, compared as the entry's upper half
         var i = home(hash)
         for _ in 0..<4 {
             let e = index[i]
             if e == 0 { return -1 }
-            if e & 0xFFFF_FFFF_0000_0000 == tag {
+            if UInt32(truncatingIfNeeded: e >> 32) == tag {
                 // The per-packet lines (see `FlowState`); a dissected flow's per-flow lines are asked for later,
                 // once its application is known (`prefetchFlowLines`).
                 let state = UnsafeRawPointer(slots + Int(FlowTable.slot(of: e)))
@@ -219,14 +219,6 @@ public final class FlowTable {
     /// power of two of at most 16.
     @inlinable @inline(__always)
     public func prefetchAhead(hash: UInt64?, position: UInt64, distance: UInt64) -> Int32 {
-        var near: Int32 = -1
-        return prefetchAhead(hash: hash, position: position, distance: distance, near: &near)
-    }
-
-    /// `prefetchAhead(hash:position:distance:)`, which also sets `near` to the slot whose lines it just asked for
-    /// (the packet `distance / 2` ahead; -1: none), for hints that need only the slot number.
-    @inlinable @inline(__always)
-    public func prefetchAhead(hash: UInt64?, position: UInt64, distance: UInt64, near nearSlot: inout Int32) -> Int32 {
         if let h = hash {
             let i = Int(position & 31) &* 4
             aheadRing[i] = position; aheadRing[i &+ 1] = h; aheadRing[i &+ 2] = UInt64.max
@@ -234,8 +226,7 @@ public final class FlowTable {
         }
         let near = position &- distance / 2, j = Int(near & 31) &* 4
         if aheadRing[j] == near {
-            nearSlot = prefetchSlot(hash: aheadRing[j &+ 1])
-            aheadRing[j &+ 2] = UInt64(bitPattern: Int64(nearSlot))
+            aheadRing[j &+ 2] = UInt64(bitPattern: Int64(prefetchSlot(hash: aheadRing[j &+ 1])))
         }
         let nearest = position &- (distance &- distance / 4), k = Int(nearest & 31) &* 4
         guard aheadRing[k] == nearest else { return -1 }
@@ -347,12 +338,15 @@ public final class FlowTable {
     func relinkPending() {
         let n = pendingCount
         let slotBits: UInt32 = (1 << 30) - 1
+        // Past 32,768 flows (512 KiB of links, more than a core's share of L2) the neighbours too; below, their
+        // links are in cache and reading an entry's links early only costs instructions.
+        let neighboursAhead = count >= 1 << 15 ? 4 : n
         for i in 0..<n {
             // The links of the flows a few entries on, then (once those arrived) their neighbours' links, which
             // unlinking rewrites: the updates of consecutive entries overlap instead of waiting miss by miss.
             if i &+ 8 < n { zw_prefetch(lruLinks + Int(UInt32(bitPattern: pendingTouches[i &+ 8]) & slotBits)) }
-            if i &+ 4 < n {
-                let e = UInt32(bitPattern: pendingTouches[i &+ 4])
+            if i &+ neighboursAhead < n {
+                let e = UInt32(bitPattern: pendingTouches[i &+ neighboursAhead])
                 if e < FlowTable.linkTCP || e >= FlowTable.moveToClosed {
                     let links = lruLinks[Int(e & slotBits)]
                     if UInt32(bitPattern: links.previous) < UInt32(capacity) { zw_prefetch(lruLinks + Int(links.previous)) }
