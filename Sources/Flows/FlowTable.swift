@@ -340,11 +340,11 @@ public final class FlowTable {
         let slotBits: UInt32 = (1 << 30) - 1
         // Past 32,768 flows (512 KiB of links, more than a core's share of L2) the neighbours too; below, their
         // links are in cache and reading an entry's links early only costs instructions.
-        let neighboursAhead = count >= 1 << 15 ? 4 : n
+        let neighboursAhead = count >= 1 << 15 ? 8 : n
         for i in 0..<n {
             // The links of the flows a few entries on, then (once those arrived) their neighbours' links, which
             // unlinking rewrites: the updates of consecutive entries overlap instead of waiting miss by miss.
-            if i &+ 8 < n { zw_prefetch(lruLinks + Int(UInt32(bitPattern: pendingTouches[i &+ 8]) & slotBits)) }
+            if i &+ 16 < n { zw_prefetch(lruLinks + Int(UInt32(bitPattern: pendingTouches[i &+ 16]) & slotBits)) }
             if i &+ neighboursAhead < n {
                 let e = UInt32(bitPattern: pendingTouches[i &+ neighboursAhead])
                 if e < FlowTable.linkTCP || e >= FlowTable.moveToClosed {
