@@ -168,6 +168,9 @@ public final class Detector {
     /// host pairs, and a longest-prefix walk bit by bit cost about 390 instructions per endpoint.
     @exclusivity(unchecked) var hostCache: [CachedHost] = []
     static let hostCacheSize = 8192
+    /// `hostCache`'s first entry while it holds `hostCacheSize` (set with it; nil before), for `prefetchFlowStart`:
+    /// a hint only, never read through (reaching the array from there retained and released it per flow).
+    @exclusivity(unchecked) var hostCacheBase: UnsafePointer<CachedHost>?
     @exclusivity(unchecked) var lastSlot = 0
     @exclusivity(unchecked) var aggregator: Aggregator
     @exclusivity(unchecked) var scans: DistinctCounter
@@ -215,7 +218,7 @@ public final class Detector {
     }
 
     func resetVerdictCache() {
-        verdictCache.removeAll(keepingCapacity: true); hostCache.removeAll(keepingCapacity: true)
+        verdictCache.removeAll(keepingCapacity: true); hostCache.removeAll(keepingCapacity: true); hostCacheBase = nil
         zoneVerdicts.removeAll(keepingCapacity: true); addressFreeConduits = false
         guard let policy else { return }
         let empty = CachedVerdict(initiator: IPAddress(v4: 0), responder: IPAddress(v4: 0), port: 0, transport: 0, midstream: false,
@@ -225,6 +228,7 @@ public final class Detector {
         zoneVerdicts = Array(repeating: CachedZoneVerdict(initiator: .unknown, responder: .unknown, port: 0, transport: 0, midstream: false,
                                                           valid: false, state: empty.state), count: Self.zoneVerdictCacheSize)
         hostCache = Array(repeating: CachedHost(ip: IPAddress(v4: 0), info: .unknown, valid: false), count: Self.hostCacheSize)
+        hostCacheBase = hostCache.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: CachedHost.self) }
     }
 
     /// `ip`'s entry in `hostCache`.
@@ -273,19 +277,12 @@ public final class Detector {
 
     // MARK: - Engine entry points
 
-    /// Starts loading what `flowStarted` of a flow between hosts `a` and `b` (either order) in engine slot
-    /// `flowSlot` reads and writes: both hosts' cache entries, the engine-slot entry and the state slot it takes.
-    /// With 100,000 flows each was a miss; an engine calls this before work of its own (the flow's Community ID)
-    /// that they can hide behind. A hint only.
-    public func prefetchFlowStart(_ a: IPAddress, _ b: IPAddress, flowSlot: Int32) {
-        if !hostCache.isEmpty {
-            hostCache.withUnsafeBufferPointer { c in
-                zw_prefetch(c.baseAddress! + Self.hostCacheIndex(a)); zw_prefetch(c.baseAddress! + Self.hostCacheIndex(b))
-            }
-        }
-        let e = Int(flowSlot)
-        if e >= 0, e < engineSlots.count { engineSlots.withUnsafeBufferPointer { zw_prefetch($0.baseAddress! + e) } }
-        if let f = freeSlots.last, Int(f) < slots.count { slots.withUnsafeBufferPointer { zw_prefetch($0.baseAddress! + Int(f)) } }
+    /// Starts loading what `flowStarted` of a flow between hosts `a` and `b` (either order) reads first: both
+    /// hosts' cache entries (`zoneState`). With 100,000 flows each was a miss; an engine calls this before work of
+    /// its own (the flow's Community ID) that they can hide behind. A hint only.
+    public func prefetchFlowStart(_ a: IPAddress, _ b: IPAddress) {
+        guard let c = hostCacheBase else { return }
+        zw_prefetch(c + Self.hostCacheIndex(a)); zw_prefetch(c + Self.hostCacheIndex(b))
     }
 
     /// First packet of a flow: zone boundary, unknown hosts, ICS host scans.

@@ -338,14 +338,18 @@ public final class Engine {
         else if packet.tcpFlags & (PacketView.syn | PacketView.ack) == PacketView.syn | PacketView.ack { state.initialSequence = packet.acknowledgement &- 1 }
         let slot = flows.insert(state, hash: hash)
         statistics.flowsCreated &+= 1
+        let o = observer   // one retain of the observer for the hint and `flowStarted`
         if configuration.communityIDs {
-            // The observer's lines for `flowStarted` load while the Community ID's SHA-1 runs (~1,700 instructions;
-            // without it there is nothing to hide them behind).
-            observer?.flowStarting(between: key.lowIP, and: key.highIP, flowSlot: slot)
+            // What the observer's `flowStarted` reads loads while the Community ID's SHA-1 runs (~1,700 instructions;
+            // without it there is nothing to hide it behind): its entry for the slot, and what it names itself.
+            if let o {
+                if Int(slot) < observerTable.count, let base = observerTable.base { zw_prefetch(base + Int(slot) &* observerTable.stride) }
+                o.flowStarting(between: key.lowIP, and: key.highIP, flowSlot: slot)
+            }
             let low = Endpoint(ip: key.lowIP, port: key.lowPort), high = Endpoint(ip: key.highIP, port: key.highPort)
             flows.slots[Int(slot)].communityID = communityIDs.text(low, high, ipProtocol: key.ipProtocol)
         }
-        if let o = observer {
+        if let o {
             setSinkFlow(slot)
             o.flowStarted(sink.flow, frame: frame, time: now)
             observerTable = o.flowStateTable()

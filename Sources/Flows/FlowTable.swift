@@ -45,7 +45,9 @@ public final class FlowTable {
     // 0 empty, else (hash << 32) | (slot + 1) (`entry`); raw for the same reasons as the slots (and huge pages).
     @exclusivity(unchecked) @usableFromInline var index: UnsafeMutablePointer<UInt64>
     @exclusivity(unchecked) private var indexSize: Int
-    @exclusivity(unchecked) private var hashes: [UInt64] = []
+    /// Each initialised slot's flow hash (where `remove` starts probing); raw, like the slots, so that a sweep can
+    /// prefetch an entry without retaining an array (`prefetchWholeFlow`).
+    private let hashes: UnsafeMutablePointer<UInt64>
     @exclusivity(unchecked) private var freeSlots: [Int32] = []
     /// LRU links by slot: neighbours, list, and order of the last move to the front (`LRULinks`).
     /// An array of their own, 16 bytes a flow, not fields of the slot: a flow moves to the front on its first packet
@@ -86,7 +88,7 @@ public final class FlowTable {
         index = FlowTable.allocateIndex(1024)
         // Address space for every slot up front: pages are touched (huge pages: 2 MiB at a time) only as flows come,
         // and the block never moves (doubling it copied every flow's state into fresh pages, page faults included).
-        hashes.reserveCapacity(capacity)
+        hashes = LargeBlock.allocate(capacity * 8).bindMemory(to: UInt64.self, capacity: capacity)
         slotStore = FlowTable.allocateSlots(capacity)
         lruLinks = LargeBlock.allocate(capacity * MemoryLayout<LRULinks>.stride).bindMemory(to: LRULinks.self, capacity: capacity)
         aheadRing.initialize(repeating: 0, count: 128)
@@ -97,6 +99,7 @@ public final class FlowTable {
         slots.deinitialize(count: slotCount)
         FlowTable.releaseSlots(slots)
         free(lruLinks)
+        free(hashes)
         free(index)
         aheadRing.deallocate()
         pendingTouches.deallocate()
@@ -261,7 +264,7 @@ public final class FlowTable {
             precondition(initialisedSlots < capacity, "flow table full: evict before inserting")
             s = Int32(initialisedSlots)
             (slots + initialisedSlots).initialize(to: state); initialisedSlots += 1
-            hashes.append(hash)
+            hashes[Int(s)] = hash
         }
         var i = home(hash)
         while index[i] != 0 { i = (i + 1) & mask }
@@ -407,7 +410,7 @@ public final class FlowTable {
         var line = 0
         while line < MemoryLayout<FlowState>.stride { zw_prefetch(state + line); line += 64 }
         zw_prefetch(lruLinks + Int(s))
-        if Int(s) < hashes.count { hashes.withUnsafeBufferPointer { zw_prefetch($0.baseAddress! + Int(s)) } }
+        zw_prefetch(hashes + Int(s))
     }
 
     /// The least recently seen flow of `list`.

@@ -29,7 +29,7 @@ final class AlertPipeline: EngineObserver, QuietOperationObserver {
     }
 
     func flowStarting(between a: IPAddress, and b: IPAddress, flowSlot: Int32) {
-        detector.prefetchFlowStart(a, b, flowSlot: flowSlot)
+        detector.prefetchFlowStart(a, b)
     }
 
     func flowStarted(_ flow: FlowContext, frame: UInt64, time: PacketTime) {
