@@ -66,13 +66,18 @@ public final class Engine {
     /// PDU or transaction records are written (dissectors then read the sink's flow context on every record).
     private let recordsEnabled: Bool
 
-    private let flows: FlowTable
+    let flows: FlowTable
     private let communityIDs = CommunityIDHasher()
     private let modbus: DissectorPool<ModbusDissector>
     private let dnp3: DissectorPool<DNP3Dissector>
     private let s7comm: DissectorPool<S7commDissector>
     @exclusivity(unchecked) private var frame: UInt64 = 0
-    @exclusivity(unchecked) private var packetsProcessed: UInt64 = 0
+    @exclusivity(unchecked) var packetsProcessed: UInt64 = 0
+    /// The replay loop's `RecordLookahead` while it dispatches packets with hints (`EngineConsumer`), for
+    /// `catchUpHints`; nil otherwise. Raw: this file does not import Capture.
+    @exclusivity(unchecked) var hintLookahead: UnsafeMutableRawPointer?
+    /// `catchUpHints` has covered the packets before this number.
+    @exclusivity(unchecked) var hintsCaughtUpTo: UInt64 = 0
     @exclusivity(unchecked) private var now = PacketTime.zero
     @exclusivity(unchecked) private var nextSweep: Int64 = 0
     @exclusivity(unchecked) private var sinkFlowSlot: Int32 = -1
@@ -302,6 +307,7 @@ public final class Engine {
     /// The one-pass path's lookup when the prefetch pipeline had no slot for the packet: the flow's slot, or -1.
     @inline(never)
     private func findTCPv4(source: UInt32, destination: UInt32, sourcePort: UInt16, destinationPort: UInt16) -> Int32 {
+        if packetsProcessed >= hintsCaughtUpTo && flows.slotCount >= 4096 { catchUpHints() }   // (its guard's cheap half here)
         let key = FlowKey(v4Source: source, destination: destination, sourcePort: sourcePort, destinationPort: destinationPort, ipProtocol: 6)
         return flows.find(key, hash: key.fastHash) ?? -1
     }
@@ -843,7 +849,8 @@ public final class Engine {
     @inline(__always)
     private func prefetchFlowEnds(after s: Int32) {
         // A few thousand flows' state stays in cache (and the foundation bench's 1,000 flows pay nothing for this).
-        guard flows.count >= 4096 else { return }
+        // The slots used so far: the live count costs an exclusivity check from this module.
+        guard flows.slotCount >= 4096 else { return }
         let next = flows.newerNeighbour(of: s)
         guard next >= 0 else { return }
         let afterNext = flows.newerNeighbour(of: next)

@@ -248,6 +248,26 @@ public final class FlowTable {
         return Int32(truncatingIfNeeded: aheadRing[k &+ 2])
     }
 
+    /// Puts the packet numbered `position` (with flow hash `hash`) into the prefetch pipeline late, if it is not in
+    /// it (the lookahead had missed it), and starts loading its index entry. Its slot is looked up by the
+    /// pipeline's own stage if that is still to come, else by `lookUpAhead`. A hint only.
+    @inline(__always)
+    public func noteAhead(position: UInt64, hash: UInt64) {
+        let i = Int(position & 31) &* 4
+        guard aheadRing[i] != position else { return }
+        aheadRing[i] = position; aheadRing[i &+ 1] = hash; aheadRing[i &+ 2] = UInt64.max
+        prefetchIndex(hash: hash)
+    }
+
+    /// Looks up (and starts loading) the flow state of the packet numbered `position` in the prefetch pipeline
+    /// when it has no slot yet (`noteAhead`), for `candidate(at:)`. A hint only.
+    @inline(__always)
+    public func lookUpAhead(position: UInt64) {
+        let i = Int(position & 31) &* 4
+        guard aheadRing[i] == position, aheadRing[i &+ 2] == UInt64.max else { return }
+        aheadRing[i &+ 2] = UInt64(bitPattern: Int64(prefetchSlot(hash: aheadRing[i &+ 1])))
+    }
+
     /// The key a removed flow's slot keeps until it is reused: no packet has it (VLAN 0xFFFF is reserved by
     /// 802.1Q, and a decoded packet has addresses and a protocol).
     public static let vacantKey = FlowKey(lowIP: IPAddress(v4: 0), highIP: IPAddress(v4: 0), lowPort: 0, highPort: 0,
