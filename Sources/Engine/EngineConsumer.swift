@@ -4,6 +4,8 @@ import Glibc
 import Capture
 import CPcap
 import Wire
+import Decode
+import Flows
 
 /// Hands the packets a `PacketSource` reads to an engine, each with the flow prefetch hint for the packet
 /// `Engine.prefetchDistance` places ahead: the replay loop's whole per-packet work.
@@ -44,7 +46,15 @@ public final class EngineConsumer {
     public func dispatch(from source: PacketSource, batch: Int32) throws(CaptureError) -> Int {
         context.pointee.lookahead = source.recordLookahead
         context.pointee.count = 0
-        defer { source.recordLookahead = context.pointee.lookahead }
+        let e = context.pointee.engine
+        e._withUnsafeGuaranteedRef { engine in
+            engine.hintLookahead = context.pointee.prefetch && context.pointee.linkType == PacketDecoder.ethernet
+                ? UnsafeMutableRawPointer(context.pointer(to: \.lookahead)!) : nil
+        }
+        defer {
+            source.recordLookahead = context.pointee.lookahead
+            e._withUnsafeGuaranteedRef { $0.hintLookahead = nil }
+        }
         try source.dispatch(batch: batch, handler: { user, header, data in
             let context = UnsafeMutableRawPointer(user.unsafelyUnwrapped).assumingMemoryBound(to: HandlerContext.self)
             context.pointee.engine._withUnsafeGuaranteedRef { $0.dispatchedPacket(header, data, context) }
@@ -54,6 +64,33 @@ public final class EngineConsumer {
 }
 
 extension Engine {
+    /// The hints the prefetch pipeline missed after the packet being processed, when its own hint was missing (the
+    /// one-pass path had no candidate slot): the lookahead finds nothing `prefetchDistance` ahead while those records
+    /// are not read yet (the last few packets of each fill of the file's read buffer, ~1.5 % of the 100,000-flow
+    /// plant's packets), and each such packet then waited on its index entry and its flow state. Starts loading the
+    /// index entries of the packets 1 to `prefetchDistance - 1` ahead that have no hint, and looks up the slots of the
+    /// nearest half at once (their slot stage has passed). Once per such gap, once the table has used 4,096 slots
+    /// (a few thousand flows stay in cache; `slotCount`, not `count`, which costs an exclusivity check from here).
+    /// Hints only.
+    @inline(never)
+    func catchUpHints() {
+        guard let raw = hintLookahead, packetsProcessed >= hintsCaughtUpTo, flows.slotCount >= 4096 else { return }
+        let lookahead = raw.assumingMemoryBound(to: RecordLookahead.self)
+        let current = packetsProcessed   // this packet's number; the lookahead's next record is the one after it
+        hintsCaughtUpTo = current &+ UInt64(Engine.prefetchDistance)
+        // Asked with distance 1 again and again, the lookahead steps one record on from its previous answer (one
+        // record read each; asking for each distance walked from the first unread record every time). The next
+        // packet's own call, at `prefetchDistance`, walks afresh.
+        for d in 1..<Engine.prefetchDistance {
+            guard let bytes = lookahead.pointee.packet(after: 1) else { break }
+            guard let t = PacketDecoder.commonEthernetFlowTuple(bytes) else { continue }
+            flows.noteAhead(position: current &+ UInt64(d),
+                            hash: FlowKey.v4Hash(source: t.source, destination: t.destination, sourcePort: t.sourcePort,
+                                                 destinationPort: t.destinationPort, ipProtocol: t.ipProtocol))
+        }
+        for d in 1...(Engine.prefetchDistance / 2) { flows.lookUpAhead(position: current &+ UInt64(d)) }
+    }
+
     /// One packet of `EngineConsumer.dispatch(from:batch:)`: the prefetch stage (with the packet the lookahead finds
     /// `prefetchDistance` ahead), then the packet step. Kept out of the C handler (a call either way: the packet
     /// step is not inlined into the handler, and its frame is the larger).

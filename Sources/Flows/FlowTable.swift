@@ -42,10 +42,12 @@ public final class FlowTable {
     /// Slots initialised so far.
     @inlinable public var slotCount: Int { initialisedSlots }
     @exclusivity(unchecked) @usableFromInline var initialisedSlots = 0
-    // 0 empty, else (hash >> 32) << 32 | (slot + 1); raw for the same reasons as the slots (and huge pages).
+    // 0 empty, else (hash << 32) | (slot + 1) (`entry`); raw for the same reasons as the slots (and huge pages).
     @exclusivity(unchecked) @usableFromInline var index: UnsafeMutablePointer<UInt64>
     @exclusivity(unchecked) private var indexSize: Int
-    @exclusivity(unchecked) private var hashes: [UInt64] = []
+    /// Each initialised slot's flow hash (where `remove` starts probing); raw, like the slots, so that a sweep can
+    /// prefetch an entry without retaining an array (`prefetchWholeFlow`).
+    private let hashes: UnsafeMutablePointer<UInt64>
     @exclusivity(unchecked) private var freeSlots: [Int32] = []
     /// LRU links by slot: neighbours, list, and order of the last move to the front (`LRULinks`).
     /// An array of their own, 16 bytes a flow, not fields of the slot: a flow moves to the front on its first packet
@@ -57,6 +59,7 @@ public final class FlowTable {
     /// first moves these to the front one by one (`applyPendingTouches`), which leaves the lists exactly as
     /// touching each at once would have. A relink on the packet path was an unpredictable branch and four
     /// scattered link updates for one packet in five of a 10,000-flow capture; here the updates run back to back.
+    /// New and closed flows' list changes queue here too, in order (`noteListChange`).
     @usableFromInline let pendingTouches = UnsafeMutablePointer<Int32>.allocate(capacity: FlowTable.pendingCapacity)
     @exclusivity(unchecked) @usableFromInline var pendingCount = 0
     @usableFromInline static let pendingCapacity = 1024
@@ -79,12 +82,13 @@ public final class FlowTable {
     public init(limits: FlowTableLimits = .init()) {
         self.limits = limits
         capacity = max(16, limits.maximumFlows)
+        precondition(capacity < 1 << 30, "flow table: at most 2^30 flows")   // `pendingTouches` keeps list changes in the top bits
         mask = 1023
         indexSize = 1024
         index = FlowTable.allocateIndex(1024)
         // Address space for every slot up front: pages are touched (huge pages: 2 MiB at a time) only as flows come,
         // and the block never moves (doubling it copied every flow's state into fresh pages, page faults included).
-        hashes.reserveCapacity(capacity)
+        hashes = LargeBlock.allocate(capacity * 8).bindMemory(to: UInt64.self, capacity: capacity)
         slotStore = FlowTable.allocateSlots(capacity)
         lruLinks = LargeBlock.allocate(capacity * MemoryLayout<LRULinks>.stride).bindMemory(to: LRULinks.self, capacity: capacity)
         aheadRing.initialize(repeating: 0, count: 128)
@@ -95,6 +99,7 @@ public final class FlowTable {
         slots.deinitialize(count: slotCount)
         FlowTable.releaseSlots(slots)
         free(lruLinks)
+        free(hashes)
         free(index)
         aheadRing.deallocate()
         pendingTouches.deallocate()
@@ -102,12 +107,24 @@ public final class FlowTable {
     }
 
     @inline(__always) @usableFromInline static func entry(_ hash: UInt64, _ slot: Int32) -> UInt64 {
-        (hash & 0xFFFF_FFFF_0000_0000) | UInt64(UInt32(bitPattern: slot) &+ 1)
+        tag(hash) | UInt64(UInt32(bitPattern: slot) &+ 1)
     }
+
+    /// What an index entry keeps of its flow's hash (its upper half): the hash's lower half, from which the home
+    /// position comes (see `home`).
+    @inlinable @inline(__always) static func tag(_ hash: UInt64) -> UInt64 { hash << 32 }
 
     @inlinable @inline(__always) static func slot(of entry: UInt64) -> Int32 {
         Int32(bitPattern: UInt32(truncatingIfNeeded: entry) &- 1)
     }
+
+    /// The index position where the flow with `hash` probes first: from the hash's lower half, which every entry
+    /// keeps as its tag, so that deletion and growth find an entry's home from the entry alone (`home(entry:)`;
+    /// reading each neighbour's hash by slot was a cache miss per entry shifted with 100,000 flows).
+    @inlinable @inline(__always) func home(_ hash: UInt64) -> Int { Int(truncatingIfNeeded: hash) & mask }
+
+    /// `home` of the flow whose index entry is `entry`.
+    @inlinable @inline(__always) func home(entry: UInt64) -> Int { Int(truncatingIfNeeded: entry >> 32) & mask }
 
     /// Doubles the index (rehashing every live flow) while it is more than a quarter full.
     private func growIfNeeded() {
@@ -118,8 +135,7 @@ public final class FlowTable {
         let m = size - 1
         for k in 0..<indexSize where index[k] != 0 {
             let e = index[k]
-            let s = FlowTable.slot(of: e)
-            var i = Int(truncatingIfNeeded: hashes[Int(s)]) & m
+            var i = Int(truncatingIfNeeded: e >> 32) & m   // `home(entry:)` in the new size
             while fresh[i] != 0 { i = (i + 1) & m }
             fresh[i] = e
         }
@@ -154,12 +170,12 @@ public final class FlowTable {
     /// The slot of `key`, if live.
     @inlinable
     public func find(_ key: FlowKey, hash: UInt64) -> Int32? {
-        let tag = hash & 0xFFFF_FFFF_0000_0000
-        var i = Int(truncatingIfNeeded: hash) & mask
+        let tag = UInt32(truncatingIfNeeded: hash)   // `tag(hash)`, compared as the entry's upper half
+        var i = home(hash)
         while true {
             let e = index[i]
             if e == 0 { return nil }
-            if e & 0xFFFF_FFFF_0000_0000 == tag {
+            if UInt32(truncatingIfNeeded: e >> 32) == tag {
                 let s = FlowTable.slot(of: e)
                 if slots[Int(s)].key == key { return s }
             }
@@ -170,7 +186,7 @@ public final class FlowTable {
     /// Starts loading the index entry where the flow with `hash` would be (for a packet a few places ahead).
     @inlinable
     public func prefetchIndex(hash: UInt64) {
-        zw_prefetch(index + (Int(truncatingIfNeeded: hash) & mask))
+        zw_prefetch(index + home(hash))
     }
 
     /// Starts loading the cache lines (see `FlowState`) of the flow with `hash`, when the index
@@ -179,12 +195,12 @@ public final class FlowTable {
     /// Returns the candidate's slot (-1 none), for a later hint about its application state.
     @discardableResult @inlinable @inline(__always)
     public func prefetchSlot(hash: UInt64) -> Int32 {
-        let tag = hash & 0xFFFF_FFFF_0000_0000
-        var i = Int(truncatingIfNeeded: hash) & mask
+        let tag = UInt32(truncatingIfNeeded: hash)   // `tag(hash)`, compared as the entry's upper half
+        var i = home(hash)
         for _ in 0..<4 {
             let e = index[i]
             if e == 0 { return -1 }
-            if e & 0xFFFF_FFFF_0000_0000 == tag {
+            if UInt32(truncatingIfNeeded: e >> 32) == tag {
                 // The per-packet lines (see `FlowState`); a dissected flow's per-flow lines are asked for later,
                 // once its application is known (`prefetchFlowLines`).
                 let state = UnsafeRawPointer(slots + Int(FlowTable.slot(of: e)))
@@ -232,6 +248,26 @@ public final class FlowTable {
         return Int32(truncatingIfNeeded: aheadRing[k &+ 2])
     }
 
+    /// Puts the packet numbered `position` (with flow hash `hash`) into the prefetch pipeline late, if it is not in
+    /// it (the lookahead had missed it), and starts loading its index entry. Its slot is looked up by the
+    /// pipeline's own stage if that is still to come, else by `lookUpAhead`. A hint only.
+    @inline(__always)
+    public func noteAhead(position: UInt64, hash: UInt64) {
+        let i = Int(position & 31) &* 4
+        guard aheadRing[i] != position else { return }
+        aheadRing[i] = position; aheadRing[i &+ 1] = hash; aheadRing[i &+ 2] = UInt64.max
+        prefetchIndex(hash: hash)
+    }
+
+    /// Looks up (and starts loading) the flow state of the packet numbered `position` in the prefetch pipeline
+    /// when it has no slot yet (`noteAhead`), for `candidate(at:)`. A hint only.
+    @inline(__always)
+    public func lookUpAhead(position: UInt64) {
+        let i = Int(position & 31) &* 4
+        guard aheadRing[i] == position, aheadRing[i &+ 2] == UInt64.max else { return }
+        aheadRing[i &+ 2] = UInt64(bitPattern: Int64(prefetchSlot(hash: aheadRing[i &+ 1])))
+    }
+
     /// The key a removed flow's slot keeps until it is reused: no packet has it (VLAN 0xFFFF is reserved by
     /// 802.1Q, and a decoded packet has addresses and a protocol).
     public static let vacantKey = FlowKey(lowIP: IPAddress(v4: 0), highIP: IPAddress(v4: 0), lowPort: 0, highPort: 0,
@@ -239,7 +275,6 @@ public final class FlowTable {
 
     /// Inserts a new flow; the table must not be full (evict first).
     public func insert(_ state: FlowState, hash: UInt64) -> Int32 {
-        applyPendingTouches()
         growIfNeeded()
         let s: Int32
         if let reused = freeSlots.popLast() {
@@ -249,13 +284,13 @@ public final class FlowTable {
             precondition(initialisedSlots < capacity, "flow table full: evict before inserting")
             s = Int32(initialisedSlots)
             (slots + initialisedSlots).initialize(to: state); initialisedSlots += 1
-            hashes.append(hash)
+            hashes[Int(s)] = hash
         }
-        var i = Int(truncatingIfNeeded: hash) & mask
+        var i = home(hash)
         while index[i] != 0 { i = (i + 1) & mask }
         index[i] = FlowTable.entry(hash, s)
         count += 1
-        link(s, to: Int((state.key.ipProtocol == 6 ? LRUList.activeTCP : .activeOther).rawValue))
+        noteListChange(s, state.key.ipProtocol == 6 ? FlowTable.linkTCP : FlowTable.linkOther)
         return s
     }
 
@@ -263,7 +298,7 @@ public final class FlowTable {
     public func remove(_ s: Int32) -> FlowState {
         applyPendingTouches()
         unlink(s)
-        var i = Int(truncatingIfNeeded: hashes[Int(s)]) & mask
+        var i = home(hashes[Int(s)])
         while FlowTable.slot(of: index[i]) != s { i = (i + 1) & mask }
         // Backward-shift deletion keeps every probe chain unbroken.
         var j = i
@@ -271,9 +306,9 @@ public final class FlowTable {
             j = (j + 1) & mask
             let t = index[j]
             if t == 0 { break }
-            let home = Int(truncatingIfNeeded: hashes[Int(FlowTable.slot(of: t))]) & mask
+            let h = home(entry: t)
             // Move t back to i unless its home lies cyclically in (i, j].
-            let inRange = i <= j ? (home > i && home <= j) : (home > i || home <= j)
+            let inRange = i <= j ? (h > i && h <= j) : (h > i || h <= j)
             if !inRange { index[i] = t; i = j }
         }
         index[i] = 0
@@ -308,14 +343,62 @@ public final class FlowTable {
         if pendingCount > 0 { relinkPending() }
     }
 
+    // What a `pendingTouches` entry asks (its top two bits; the slot below): a touch (what `touchLater` stores),
+    // the first link of a new flow into the active TCP or the active other list, or a move to the closed list.
+    static let linkTCP: UInt32 = 1 << 30, linkOther: UInt32 = 2 << 30, moveToClosed: UInt32 = 3 << 30
+    static let slotBits: UInt32 = (1 << 30) - 1
+
+    /// Queues a list change of flow `s` behind the pending touches (`insert` and `markClosed`): applying them at
+    /// each new or closed flow left batches of a few entries (a 100,000-flow plant starts or closes a flow every
+    /// dozen packets), too short for their links' prefetches to overlap.
+    @inline(__always)
+    private func noteListChange(_ s: Int32, _ change: UInt32) {
+        pendingTouches[pendingCount] = Int32(bitPattern: UInt32(bitPattern: s) | change)
+        pendingCount &+= 1
+        if pendingCount == FlowTable.pendingCapacity { applyPendingTouches() }
+    }
+
     @usableFromInline @inline(never)
     func relinkPending() {
-        for i in 0..<pendingCount {
-            // The links of the flows a few entries on, so that their updates overlap.
-            if i &+ 8 < pendingCount { zw_prefetch(lruLinks + Int(pendingTouches[i &+ 8])) }
-            relink(pendingTouches[i])
+        let n = pendingCount
+        if count >= 1 << 15 { relinkPendingWithNeighbours(n); pendingCount = 0; return }
+        for i in 0..<n {
+            // The links of the flow a few entries on, so that consecutive updates overlap.
+            if i &+ 8 < n { zw_prefetch(lruLinks + Int(UInt32(bitPattern: pendingTouches[i &+ 8]) & FlowTable.slotBits)) }
+            applyListChange(pendingTouches[i])
         }
         pendingCount = 0
+    }
+
+    /// `relinkPending`'s loop past 32,768 flows (512 KiB of links, more than a core's share of L2): the links of the
+    /// entry 16 on, then (once those arrived) those of the entry 8 on and its neighbours' links, which unlinking
+    /// rewrites, so that the updates of consecutive entries overlap instead of waiting miss by miss (4 on, the read
+    /// still waited on the line in ~60 % of the loop's samples on the 100,000-flow plant). Below, the links are
+    /// in cache and reading an entry's early only costs instructions.
+    private func relinkPendingWithNeighbours(_ n: Int) {
+        for i in 0..<n {
+            if i &+ 16 < n { zw_prefetch(lruLinks + Int(UInt32(bitPattern: pendingTouches[i &+ 16]) & FlowTable.slotBits)) }
+            if i &+ 8 < n {
+                let e = UInt32(bitPattern: pendingTouches[i &+ 8])
+                if e < FlowTable.linkTCP || e >= FlowTable.moveToClosed {
+                    let links = lruLinks[Int(e & FlowTable.slotBits)]
+                    if UInt32(bitPattern: links.previous) < UInt32(capacity) { zw_prefetch(lruLinks + Int(links.previous)) }
+                    if UInt32(bitPattern: links.next) < UInt32(capacity) { zw_prefetch(lruLinks + Int(links.next)) }
+                }
+            }
+            applyListChange(pendingTouches[i])
+        }
+    }
+
+    /// Applies one `pendingTouches` entry.
+    @inline(__always)
+    private func applyListChange(_ entry: Int32) {
+        let e = UInt32(bitPattern: entry)
+        if e < FlowTable.linkTCP { relink(entry); return }   // a touch, the usual entry
+        let s = Int32(bitPattern: e & FlowTable.slotBits)
+        if e < FlowTable.linkOther { link(s, to: Int(LRUList.activeTCP.rawValue)) }
+        else if e < FlowTable.moveToClosed { link(s, to: Int(LRUList.activeOther.rawValue)) }
+        else if lruLinks[Int(s)].listIndex != Int(LRUList.closed.rawValue) { unlink(s); link(s, to: Int(LRUList.closed.rawValue)) }
     }
 
     /// Moves flow `s` to the front of its list.
@@ -333,9 +416,7 @@ public final class FlowTable {
 
     /// Moves a flow to the closed list (it lingers there for stragglers).
     public func markClosed(_ s: Int32) {
-        guard lruLinks[Int(s)].listIndex != Int(LRUList.closed.rawValue) else { return }
-        applyPendingTouches()
-        unlink(s); link(s, to: Int(LRUList.closed.rawValue))
+        noteListChange(s, FlowTable.moveToClosed)
     }
 
     /// Starts loading the per-flow lines of slot `s` (past the per-packet ones and the streams: from line 3, see
@@ -346,6 +427,22 @@ public final class FlowTable {
         let state = UnsafeRawPointer(slots + Int(s))
         var line = 192
         while line < MemoryLayout<FlowState>.stride { zw_prefetch(state + line); line += 64 }
+    }
+
+    /// The flow listed just before `s` in its LRU list (the next more recently seen; -1 none): the one a sweep ends
+    /// after `s`, oldest first. Read right after `oldest` (which applies pending list changes), before `s` is removed.
+    @inline(__always)
+    public func newerNeighbour(of s: Int32) -> Int32 { lruLinks[Int(s)].previous }
+
+    /// Starts loading all of slot `s`'s lines, its LRU links and its stored hash: what ending the flow reads (a
+    /// sweep ends flows a few apart in memory, each a chain of misses otherwise). A hint only.
+    @inline(__always)
+    public func prefetchWholeFlow(_ s: Int32) {
+        let state = UnsafeRawPointer(slots + Int(s))
+        var line = 0
+        while line < MemoryLayout<FlowState>.stride { zw_prefetch(state + line); line += 64 }
+        zw_prefetch(lruLinks + Int(s))
+        zw_prefetch(hashes + Int(s))
     }
 
     /// The least recently seen flow of `list`.

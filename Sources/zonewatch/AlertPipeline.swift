@@ -28,6 +28,10 @@ final class AlertPipeline: EngineObserver, QuietOperationObserver {
         pending.reserveCapacity(1024)
     }
 
+    func flowStarting(between a: IPAddress, and b: IPAddress, flowSlot: Int32) {
+        detector.prefetchFlowStart(a, b)
+    }
+
     func flowStarted(_ flow: FlowContext, frame: UInt64, time: PacketTime) {
         detector.flowStarted(flow, frame: frame, time: time, alerts: &pending); publish()
     }
