@@ -43,9 +43,12 @@ import Records
     /// `operations` (a delivery's operations in place, as an engine's drain hands them over) raises what `operation`
     /// raises one by one, stopping after each operation that leaves alerts: quiet repeats (the items of one S7 request,
     /// which it skips after the first), denials, identification requests, rules and a window boundary in one run.
-    /// Both ways in: with the context alone, and with its serial and slot passed beside it (an engine's drain).
-    @Test(arguments: [false, true])
-    func operationsInOneCallRaiseWhatOperationByOperationRaises(serialAndSlotGiven: Bool) {
+    /// Three ways in: with the context alone, with its serial and slot passed beside it (an engine's drain), and
+    /// after `quietPrefix` has passed over the quiet operations first (the alert pipeline's way when the engine
+    /// builds the context only for the rest).
+    enum Entry: CaseIterable { case contextAlone, serialAndSlot, quietPrefixFirst }
+    @Test(arguments: Entry.allCases)
+    func operationsInOneCallRaiseWhatOperationByOperationRaises(entry: Entry) {
         let f = engineFlow("10.10.20.10", "10.10.30.5", slot: 2, serial: 5, dport: 102)
         func item(_ address: Int64, seconds: Int64 = 1_000) -> Operation {
             op(.s7comm, .read, fc: 4, "Read Var", address: address, quantity: 4, area: 0x84, db: 1, seconds: seconds)
@@ -69,10 +72,20 @@ import Records
             withUnsafePointer(to: f) { context in
                 var i = 0
                 while i < buffer.count {
-                    let handled = serialAndSlotGiven
-                        ? d.operations(buffer.baseAddress! + i, count: buffer.count - i, flow: context, flowSerial: f.flowSerial,
-                                       flowSlot: f.flowSlot, alerts: &alerts)
-                        : d.operations(buffer.baseAddress! + i, count: buffer.count - i, flow: context, alerts: &alerts)
+                    var handled = 0
+                    switch entry {
+                    case .contextAlone:
+                        handled = d.operations(buffer.baseAddress! + i, count: buffer.count - i, flow: context, alerts: &alerts)
+                    case .serialAndSlot:
+                        handled = d.operations(buffer.baseAddress! + i, count: buffer.count - i, flow: context, flowSerial: f.flowSerial,
+                                               flowSlot: f.flowSlot, alerts: &alerts)
+                    case .quietPrefixFirst:
+                        handled = d.quietPrefix(buffer.baseAddress! + i, count: buffer.count - i, flowSerial: f.flowSerial, flowSlot: f.flowSlot)
+                        if i + handled < buffer.count {
+                            handled += d.operations(buffer.baseAddress! + i + handled, count: buffer.count - i - handled, flow: context,
+                                                    flowSerial: f.flowSerial, flowSlot: f.flowSlot, alerts: &alerts)
+                        }
+                    }
                     #expect(handled >= 1)
                     #expect(i + handled == buffer.count || !alerts.isEmpty)   // it stops early only with alerts pending
                     i += handled; calls += 1
