@@ -210,7 +210,7 @@ struct DistinctCounter {
         // Filled after the huge-page advice: the table's last size (32,768 slots of 96 bytes by default) is ~3 MiB, a
         // new key's probe a miss in it, and the flows' first requests prefetch their unit-scan slot (`prefetch`).
         return [Slot](unsafeUninitializedCapacity: n) { b, count in
-            adviseHugePages(UnsafeMutableRawPointer(b.baseAddress!), bytes: n * MemoryLayout<Slot>.stride)
+            LargeBlock.adviseHugePages(UnsafeMutableRawPointer(b.baseAddress!), bytes: n * MemoryLayout<Slot>.stride)
             b.initialize(repeating: free)
             count = n
         }

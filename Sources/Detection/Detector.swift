@@ -2,9 +2,6 @@ import Wire
 import Records
 import Policy
 import CPrefetch
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// One worker's detection stage: checks each flow against the zone/conduit policy, each operation
 /// against the conduit's rules and the ICS-operation rules, turns anomalies into alerts, and folds
@@ -207,13 +204,13 @@ public final class Detector {
         resetVerdictCache()
     }
 
-    /// Asks for transparent huge pages over `array`'s reserved storage (see `adviseHugePages(_:bytes:)`); it stays
+    /// Asks for transparent huge pages over `array`'s reserved storage (`LargeBlock.adviseHugePages`); it stays
     /// put while the array stays within its capacity.
     static func adviseHugePages<T>(_ array: inout [T]) {
         let bytes = array.capacity * MemoryLayout<T>.stride
         array.withUnsafeMutableBufferPointer { b in
             guard let base = b.baseAddress else { return }
-            Detection.adviseHugePages(UnsafeMutableRawPointer(base), bytes: bytes)
+            LargeBlock.adviseHugePages(UnsafeMutableRawPointer(base), bytes: bytes)
         }
     }
 
@@ -1201,16 +1198,4 @@ struct MessageText {
         guard h.asset >= 0 else { return }
         add(" ("); add(policy.assetNames[Int(h.asset)]); add(")")
     }
-}
-
-/// Asks for transparent huge pages over the whole 2 MiB pages inside `bytes` bytes at `base` (a hint: the memory must
-/// not have been touched yet to get them). For tables read at random, one entry per flow or key: in 4 KiB pages each
-/// access is a TLB miss (a page walk) on top of the cache miss, and a prefetch waits for the walk.
-func adviseHugePages(_ base: UnsafeMutableRawPointer, bytes: Int) {
-    let huge = 2 << 20
-    guard bytes >= huge else { return }
-    let start = (UInt(bitPattern: base) + UInt(huge - 1)) & ~UInt(huge - 1)
-    let end = (UInt(bitPattern: base) + UInt(bytes)) & ~UInt(huge - 1)
-    guard end > start, let p = UnsafeMutableRawPointer(bitPattern: start) else { return }
-    _ = madvise(p, Int(end - start), 14)   // MADV_HUGEPAGE
 }

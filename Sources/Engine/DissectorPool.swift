@@ -4,6 +4,7 @@ import Glibc
 import CPrefetch
 import Records
 import Flows
+import Wire
 
 /// Per-flow states of one dissector type, stored inline in one block and reused through a free list,
 /// (a final class, so that `states[i].consume(...)` mutates in place), so the engine reaches a flow's dissector without existentials, boxes or enum copies.
@@ -50,18 +51,11 @@ final class DissectorPool<D: AppDissector> {
     /// Zeroed room for `n` contexts (anonymous memory: pages cost nothing until written), in huge pages once large.
     /// `FlowContext` is plain data, so the zeroed block holds valid (unbuilt) contexts.
     private static func allocateContexts(_ n: Int) -> UnsafeMutablePointer<FlowContext> {
-        let bytes = n * MemoryLayout<FlowContext>.stride
-        guard let block = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0),
-              block != MAP_FAILED else { fatalError("out of memory (\(bytes) bytes)") }
-        let huge = 2 << 20
-        let start = (UInt(bitPattern: block) + UInt(huge - 1)) & ~UInt(huge - 1)
-        let end = (UInt(bitPattern: block) + UInt(bytes)) & ~UInt(huge - 1)
-        if end > start, let p = UnsafeMutableRawPointer(bitPattern: start) { _ = madvise(p, Int(end - start), 14) }   // MADV_HUGEPAGE
-        return block.bindMemory(to: FlowContext.self, capacity: n)
+        LargeBlock.mapZeroed(n * MemoryLayout<FlowContext>.stride).bindMemory(to: FlowContext.self, capacity: n)
     }
 
     private static func freeContexts(_ p: UnsafeMutablePointer<FlowContext>, _ n: Int) {
-        _ = munmap(UnsafeMutableRawPointer(p), n * MemoryLayout<FlowContext>.stride)
+        LargeBlock.unmap(UnsafeMutableRawPointer(p), bytes: n * MemoryLayout<FlowContext>.stride)
     }
 
     /// A slot holding a fresh state (its context not built: see `contexts`).

@@ -653,16 +653,10 @@ public final class Engine {
         return c
     }
 
-    /// Writes flow `slot`'s context at `c`: what `setSinkFlow` puts in the sink.
+    /// Writes flow `slot`'s context at `c` (a pool's copy, built on first need).
     @inline(never)
     private func buildContext(_ slot: Int32, into c: UnsafeMutablePointer<FlowContext>) {
-        let saved = sinkFlowSlot
-        if saved == slot { c.pointee = sink.flow; return }
-        let kept = sink.flow
-        sinkFlowSlot = -1
-        setSinkFlow(slot)
-        c.pointee = sink.flow
-        sink.flow = kept; sinkFlowSlot = saved
+        if sinkFlowSlot == slot { c.pointee = sink.flow } else { writeContext(of: slot, to: &c.pointee) }
     }
 
     /// Builds the sink's context for the flow whose operations are being forwarded with it unbuilt (`contextsOnDemand`);
@@ -676,17 +670,23 @@ public final class Engine {
     /// Points the sink's flow context at `slot` (cached: rebuilt only when the flow changes).
     private func setSinkFlow(_ slot: Int32) {
         guard sinkFlowSlot != slot else { return }
+        writeContext(of: slot, to: &sink.flow)
+        sinkFlowSlot = slot
+    }
+
+    /// Flow `slot`'s context, from its slot, written into `c` field by field.
+    @inline(__always)
+    private func writeContext(of slot: Int32, to c: inout FlowContext) {
         let key = flows.slots[Int(slot)].key
         let transport: Transport = switch key.ipProtocol { case 6: .tcp; case 17: .udp; case 1: .icmp; case 58: .icmpv6; default: .other }
-        sink.flow.initiator = flows.slots[Int(slot)].initiator
-        sink.flow.responder = flows.slots[Int(slot)].responder
-        sink.flow.transport = transport
-        sink.flow.vlan = key.vlan
-        sink.flow.communityIDText = flows.slots[Int(slot)].communityID
-        sink.flow.midstream = flows.slots[Int(slot)].midstream
-        sink.flow.flowSlot = slot
-        sink.flow.flowSerial = flows.slots[Int(slot)].serial
-        sinkFlowSlot = slot
+        c.initiator = flows.slots[Int(slot)].initiator
+        c.responder = flows.slots[Int(slot)].responder
+        c.transport = transport
+        c.vlan = key.vlan
+        c.communityIDText = flows.slots[Int(slot)].communityID
+        c.midstream = flows.slots[Int(slot)].midstream
+        c.flowSlot = slot
+        c.flowSerial = flows.slots[Int(slot)].serial
     }
 
     /// Moves operations and anomalies out of the sink: counted, logged, and handed to the observer.
