@@ -3,10 +3,10 @@
 ///
 /// Plain TCP's `send` returning says nothing about delivery: bytes in our send buffer, or in flight,
 /// die with the connection. Each message is therefore kept until the peer's TCP acknowledged its last
-/// byte (`tcpi_bytes_acked`). Receivers that close cleanly (rsyslog, syslog-ng on SIGTERM) have stored
-/// what their TCP acknowledged, which makes delivery exactly-once across a receiver restart. A
-/// receiver that crashes with acknowledged bytes unread loses them: plain syslog has no
-/// application-level acknowledgement (RELP would be needed).
+/// byte (`tcpi_bytes_acked`). A receiver that stops once it has stored what its TCP acknowledged gets
+/// every message exactly once across its restart. One that stops (or crashes) with acknowledged
+/// bytes not yet stored loses them — rsyslog discards what it has read but not written out when
+/// SIGTERM comes under load: plain syslog has no application-level acknowledgement (RELP would be needed).
 struct InflightWindow {
     struct Entry {
         /// Plaintext stream position just past this message's frame.
