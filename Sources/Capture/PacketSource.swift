@@ -226,6 +226,17 @@ public final class PacketSource {
         }
     }
 
+    /// Reads and passes over `count` packets (a reader that took them another way, `MappedFileReplay`, hands the
+    /// rest of the file to libpcap). Throws as `next()` does; false when the input ended first.
+    public func skip(_ count: UInt64) throws(CaptureError) -> Bool {
+        var left = count
+        while left > 0 {
+            guard case .packet = try next() else { return false }
+            left -= 1
+        }
+        return true
+    }
+
     /// Reads packets with `pcap_dispatch` until the end of the input, an error, or `consumer.stopRequested`
     /// (asked after each packet unless `consumer.stopsWithinBatch` is false), handing each to `consumer` with a
     /// view of libpcap's buffer valid during the call only (and, with `consumer.lookahead`, the packet that many

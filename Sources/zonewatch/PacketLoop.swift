@@ -22,16 +22,15 @@ func monotonicSeconds() -> Double {
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }
 
-/// Reads every packet of `source` into `engine`, draining records to `records` as they pile up.
-/// Returns the read error that ended the loop early (a truncated file), if any.
-func runPacketLoop(_ source: PacketSource, session: RunSession, showProgress: Bool) -> CaptureError? {
+/// Reads every packet of `source` into `engine`, draining records to `records` as they pile up. A classic pcap
+/// file (`path`, a regular file) is read through a memory map (`MappedFileReplay`) up to its first record that
+/// libpcap must handle; libpcap reads everything else (ZONEWATCH_NO_MAP=1 makes it read everything: a diagnostic
+/// for measuring, not a user option). Returns the read error that ended the loop early (a truncated file), if any.
+func runPacketLoop(_ source: PacketSource, path: String? = nil, session: RunSession, showProgress: Bool) -> CaptureError? {
     let engine = session.engine
-    let consumer = EngineConsumer(engine: engine, linkType: source.linkType.rawValue)
     var lastProgress = monotonicSeconds()
-    while !stopRequested.load(ordering: .relaxed) {
-        let read: Int
-        do { read = try consumer.dispatch(from: source, batch: 4096) } catch { return error }
-        if read == 0 { return nil }
+    /// Between batches: records out when they pile up, and the progress line.
+    func afterBatch() {
         if engine.bufferedRecordBytes > 1 << 20 { engine.drainRecords(session.write) }
         if showProgress {
             let t = monotonicSeconds()
@@ -40,6 +39,23 @@ func runPacketLoop(_ source: PacketSource, session: RunSession, showProgress: Bo
                 printErrorRaw("\rzonewatch: \(engine.statistics.packets) packets, \(engine.liveFlows) live flows")
             }
         }
+    }
+    if let path, path != "-", !source.isLive, getenv("ZONEWATCH_NO_MAP") == nil,
+       let mapped = MappedFileReplay(path: path, linkType: source.linkType.rawValue, engine: engine,
+                                     prefetch: getenv("ZONEWATCH_NO_PREFETCH") == nil) {
+        while !stopRequested.load(ordering: .relaxed) {
+            if mapped.dispatch(batch: 4096) == 0 { break }
+            afterBatch()
+        }
+        guard mapped.irregular else { return nil }
+        do { guard try source.skip(mapped.records) else { return nil } } catch { return error }
+    }
+    let consumer = EngineConsumer(engine: engine, linkType: source.linkType.rawValue)
+    while !stopRequested.load(ordering: .relaxed) {
+        let read: Int
+        do { read = try consumer.dispatch(from: source, batch: 4096) } catch { return error }
+        if read == 0 { return nil }
+        afterBatch()
     }
     return nil
 }

@@ -65,7 +65,7 @@ enum ReplayCommand {
             let big = file != "-" && fileSize(file) > 64 << 20
             let progress = big && isatty(2) != 0 && !options.quiet
             let failure = pipeline.map { runParallelPacketLoop(source, path: file, pipeline: $0, showProgress: progress) }
-                ?? runPacketLoop(source, session: session, showProgress: progress)
+                ?? runPacketLoop(source, path: file, session: session, showProgress: progress)
             if let error = failure {
                 printError("\(big ? "\n" : "")zonewatch: \(file): \(error.message) (records up to the damage were written)")
                 status = 2

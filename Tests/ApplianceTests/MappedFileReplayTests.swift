@@ -1,0 +1,72 @@
+import Foundation
+import Testing
+import Capture
+import Engine
+@testable import Appliance
+
+/// One engine reading a classic pcap file through a memory map (`MappedFileReplay`, what `zonewatch replay` does
+/// with a file) writes exactly what it writes when libpcap reads every packet, line for line, including files that
+/// make the map hand over to libpcap part-way.
+@Suite struct MappedFileReplayTests {
+    /// Runs `file` through one engine as `zonewatch replay` does: mapped records first, then libpcap from the first
+    /// record the map leaves to it. Returns the records, and how many records the map took and whether it handed over.
+    func runMapped(_ file: String) -> (lines: RecordLines, mapped: UInt64?, handedOver: Bool) {
+        let engine = Engine(configuration: engineConfiguration())
+        let observer = TestAlertObserver(policy: demoPolicy, sink: engine.sink)
+        engine.observer = observer
+        var out = RecordLines()
+        guard let source = try? PacketSource.openFile(file) else { return (out, nil, false) }
+        var mapped: UInt64?, handedOver = false
+        var rest = true
+        if let replay = MappedFileReplay(path: file, linkType: source.linkType.rawValue, engine: engine) {
+            // Small batches: the hint walk and the record walk cross batch boundaries many times.
+            while replay.dispatch(batch: 7) > 0 {}
+            mapped = replay.records
+            handedOver = replay.irregular
+            rest = replay.irregular && (try? source.skip(replay.records)) == true
+        }
+        if rest {
+            while case .packet(let h, let bytes)? = try? source.next() {
+                engine.process(bytes, linkType: source.linkType.rawValue, time: h.time, wireLength: h.wireLength)
+            }
+        }
+        engine.finish()
+        engine.drainRecords { out.add($0, $1) }
+        return (out, mapped, handedOver)
+    }
+
+    /// Every fixture: the same lines in the same order as libpcap's reading; the map takes the classic pcap files in
+    /// host byte order (most fixtures) and hands the damaged ones over to libpcap.
+    @Test func fixturesGiveWhatLibpcapReadingGives() {
+        var mappedFiles = 0, handedOver = 0
+        for file in fixtureCaptures() {
+            let expected = runSingle([file], policy: demoPolicy)
+            let (lines, mapped, over) = runMapped(file)
+            #expect(lines == expected, "\(file): mapped \(lines), libpcap \(expected)")
+            if mapped != nil { mappedFiles += 1 }
+            if over { handedOver += 1 }
+        }
+        #expect(mappedFiles >= 20, "the map read only \(mappedFiles) fixtures")
+        #expect(handedOver >= 1, "no fixture made the map hand over to libpcap")
+    }
+
+    /// A record longer than the file's snapshot length in the middle of a file: the map stops before it (libpcap
+    /// truncates such a record to the snapshot length), libpcap reads on from there, and the records are libpcap's.
+    @Test func aRecordLibpcapMustHandleHandsTheRestOver() throws {
+        var packets: [[UInt8]] = []
+        for i in 0..<40 {
+            let payload: [UInt8] = i == 25 ? Array(repeating: 0x41, count: 200) : [0, UInt8(i), 0, 0, 0, 6, 1, 3, 0, 0, 0, 1]
+            packets.append(tcpFrame(src: ipv4(10, 10, 0, 5), sport: 40_000, dst: ipv4(10, 20, 0, 7), dport: 502,
+                                    seq: 1000 + UInt32(i) * 300, ack: 9000, flags: 0x18, payload: payload))
+        }
+        var bytes = pcapFile(packets)
+        bytes.replaceSubrange(16..<20, with: [128, 0, 0, 0])   // snapshot length 128: only record 26 is longer
+        let file = try temporaryFile(bytes, "mapped-handover.pcap")
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let expected = runSingle([file], policy: demoPolicy)
+        let (lines, mapped, over) = runMapped(file)
+        #expect(mapped == 25 && over, "map took \(String(describing: mapped)) records, handed over: \(over)")
+        #expect(lines == expected, "mapped \(lines), libpcap \(expected)")
+        #expect(expected.count > 0)
+    }
+}
