@@ -57,18 +57,12 @@ public final class MappedFileReplay {
         var taken = 0
         while taken < batch, let h = walk.next(capture) {
             taken &+= 1
-            if prefetch {
-                var hint: ByteView?
-                if ahead >= 0 {
-                    let a = base + ahead
-                    hint = ByteView(UnsafeRawBufferPointer(start: a + 16, count: Int(a.loadUnaligned(fromByteOffset: 8, as: UInt32.self))))
-                    ahead = step(ahead)
-                }
-                engine.prefetchFlows(ahead: hint, linkType: linkType)
+            var hint: UnsafeRawPointer?
+            if prefetch && ahead >= 0 {
+                hint = base + ahead
+                ahead = step(ahead)
             }
-            let time = PacketTime(seconds: Int64(h.loadUnaligned(as: UInt32.self)), microseconds: Int32(walk.microseconds(h)))
-            engine.process(ByteView(UnsafeRawBufferPointer(start: h + 16, count: Int(h.loadUnaligned(fromByteOffset: 8, as: UInt32.self)))),
-                           linkType: linkType, time: time, wireLength: Int(h.loadUnaligned(fromByteOffset: 12, as: UInt32.self)))
+            engine.processRecord(h, microseconds: walk.microseconds(h), ahead: hint, linkType: linkType)
         }
         self.walk = walk; self.ahead = ahead
         records &+= UInt64(taken)
