@@ -63,6 +63,21 @@ import Records
         #expect(quiet.sink.operations.count >= 15)
     }
 
+    /// `objectsAreHeadersOnly` (now from `headersOnlyGroups`' compares) is IEEE 1815's list for every function code.
+    @Test func headersOnlyFunctions() {
+        for raw in 0...255 {
+            for group: UInt8 in [0, 1, 50, 51, 60, 80] {
+                let expected: Bool
+                switch raw {
+                case 0x01: expected = true
+                case 0x07...0x0C, 0x14, 0x15, 0x16: expected = group != 50
+                default: expected = false
+                }
+                #expect(DNP3FunctionCode(rawValue: UInt8(raw)).objectsAreHeadersOnly(group: group) == expected, "\(raw) \(group)")
+            }
+        }
+    }
+
     /// Random object headers of the kinds the walk meets, well-formed or not: whenever `commonHeaders` answers, it
     /// answers what the general walk does.
     @Test func commonHeadersAgreeWithTheGeneralWalk() {
@@ -82,10 +97,15 @@ import Records
             ByteView.with(bytes) { view in
                 let header = DNP3ApplicationHeader(control: 0xC0, function: function, iin: function.isResponse ? 0 : nil)
                 let general = DNP3ObjectSummary(walkingEveryHeaderOf: view, header: header)
-                if let common = DNP3ObjectSummary.commonHeaders(view, from: header.length, function: function) {
+                let common = DNP3ObjectSummary.commonHeaders(view, from: header.length, function: function)
+                if let common {
                     answered += 1
                     #expect(common == general, "\(bytes)")
                 }
+                // The walk without a summary (a response on the quiet path) succeeds exactly when the summarising walk
+                // does and finds no unknown group.
+                let succeeds = DNP3ObjectSummary.commonHeaders(view, from: header.length, function: function, summarising: false) != nil
+                #expect(succeeds == (common.map { $0.unknownGroups == 0 } ?? false), "\(bytes)")
                 #expect(DNP3ObjectSummary(fragment: view, header: header) == general, "\(bytes)")
             }
         }

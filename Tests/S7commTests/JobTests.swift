@@ -224,6 +224,16 @@ import Records
         var drained = 0
         t.drain { _ in drained += 1 }
         #expect(drained == 0 && t.live == 0)   // keys only: nothing to hand out
+        // Emptied (drained, or every key removed): the next key is filed (in slot 0, without a scan) and found again.
+        #expect(t.insertKey(side: .responder, pduReference: 5, userdata: false) == .added)
+        #expect(t.insertKey(side: .responder, pduReference: 5, userdata: false) == .sameKey)
+        t.remove(side: .responder, pduReference: 5, userdata: false)
+        #expect(t.live == 0)
+        #expect(t.insertKey(side: .initiator, pduReference: 6, userdata: false) == .added)
+        #expect(t.insertKey(side: .initiator, pduReference: 7, userdata: false) == .added)
+        t.remove(side: .initiator, pduReference: 6, userdata: false)
+        #expect(t.insertKey(side: .initiator, pduReference: 7, userdata: false) == .sameKey)   // behind the hole
+        #expect(t.live == 1)
     }
 
     /// The scans stop early once every live key was seen; holes left by acks must not hide a live key

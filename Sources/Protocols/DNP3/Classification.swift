@@ -72,21 +72,44 @@ extension DNP3ObjectSummary {
     /// of a fixed size, packed bits or none, and no error anywhere. This is the walk `DNP3ObjectParser` makes for them,
     /// over raw memory with one bounds check per header and the object size from `sizeCodes`: polls and their
     /// responses, every fragment of a plant's steady state, cost about 350 instructions through the general walk.
+    ///
+    /// With `summarising` false (a response on the quiet path, which needs only that the walk succeeds and finds no
+    /// unknown group) a header of an unknown group ends the walk with nil too, and the summary's other fields are not
+    /// filled in: keeping them cost a dozen spilled values per header.
     @_transparent
     static func commonHeaders(_ fragment: ByteView, from start: Int, function: DNP3FunctionCode,
-                              sizeCodes sizes: UnsafePointer<UInt8> = DNP3ObjectCatalog.sizeCodes) -> DNP3ObjectSummary? {
+                              sizeCodes sizes: UnsafePointer<UInt8> = DNP3ObjectCatalog.sizeCodes,
+                              summarising: Bool = true) -> DNP3ObjectSummary? {
         let n = fragment.count
-        guard start < n else { return .noHeaders }
+        guard start < n else { return DNP3ObjectSummary(headerless: ()) }
         guard let base = fragment.raw.baseAddress else { return nil }
         @inline(__always) func u8(_ o: Int) -> UInt8 { base.load(fromByteOffset: o, as: UInt8.self) }
         @inline(__always) func le16(_ o: Int) -> UInt16 { UInt16(littleEndian: base.loadUnaligned(fromByteOffset: o, as: UInt16.self)) }
         @inline(__always) func le32(_ o: Int) -> UInt32 { UInt32(littleEndian: base.loadUnaligned(fromByteOffset: o, as: UInt32.self)) }
         @inline(__always) func read(_ o: Int, _ w: Int) -> UInt32 { w == 1 ? UInt32(u8(o)) : w == 2 ? UInt32(le16(o)) : le32(o) }
-        var summary = DNP3ObjectSummary()
+        // The summary's fields as locals: the three "only" flags as one mask (bit 0 device attributes, 1 time, 2 IIN).
+        var headers = 0, quantity: Int64 = 0, firstIndex: Int64 = -1, unknownGroups = 0
+        var only: UInt8 = 0x07
+        let headersOnly = function.headersOnlyGroups
         var at = start
         while at < n {
             guard at <= n - 3 else { return nil }
             let group = u8(at), variation = u8(at + 1), qualifier = u8(at + 2)
+            let code = variation < 16 ? sizes[Int(group) << 4 | Int(variation)] : DNP3ObjectCatalog.sizeCode(group: group, variation: variation)
+            if qualifier == 0x06 {
+                // Every point, no prefix (a poll's class reads, three or four a request): no range, no objects, nothing
+                // named; what the steps below come to for it, without their switch and arithmetic.
+                if code == 0 && variation != 0 {
+                    guard summarising else { return nil }
+                    unknownGroups += 1
+                }
+                if summarising {
+                    headers += 1
+                    only &= (group == 0 ? 0x01 : 0) | (group &- 50 < 3 ? 0x02 : 0) | (group == 80 ? 0x04 : 0)
+                }
+                at += 3
+                continue
+            }
             let prefixCode = (qualifier >> 4) & 0x07, rangeCode = qualifier & 0x0F
             guard prefixCode <= 3 else { return nil }   // object-size prefixes and the reserved code: the general walk
             var count = 0, rangeSize = 0, first: Int64 = -1, all = false
@@ -107,12 +130,11 @@ extension DNP3ObjectSummary {
             default:
                 return nil
             }
-            let code = variation < 16 ? sizes[Int(group) << 4 | Int(variation)] : DNP3ObjectCatalog.sizeCode(group: group, variation: variation)
             let dataOffset = at + 3 + rangeSize
             let prefix = prefixCode == 3 ? 4 : Int(prefixCode)
             let available = n - dataOffset
             var length: Int
-            if function.objectsAreHeadersOnly(group: group) || code == DNP3ObjectCatalog.sizeCodeNone || all {
+            if headersOnly.all || (headersOnly.allButTime && group != 50) || code == DNP3ObjectCatalog.sizeCodeNone || all {
                 length = count * prefix
             } else if code != 0 && code < 0x80 {
                 length = count * (prefix + Int(code))
@@ -122,29 +144,44 @@ extension DNP3ObjectSummary {
                 return nil
             }
             guard length <= available else { return nil }
-            summary.headers += 1
-            if group != 0 { summary.onlyDeviceAttributes = false }
-            if group < 50 || group > 52 { summary.onlyTime = false }
-            if group != 80 { summary.onlyIIN = false }
-            if code == 0 && variation != 0 { summary.unknownGroups += 1 }
-            summary.quantity &+= Int64(count)
-            if summary.firstIndex < 0 {
-                if first >= 0 { summary.firstIndex = first }
-                else if prefixCode != 0 && count > 0 { summary.firstIndex = Int64(read(dataOffset, prefix)) }
+            if code == 0 && variation != 0 {
+                guard summarising else { return nil }
+                unknownGroups += 1
+            }
+            if summarising {
+                headers += 1
+                only &= (group == 0 ? 0x01 : 0) | (group &- 50 < 3 ? 0x02 : 0) | (group == 80 ? 0x04 : 0)
+                quantity &+= Int64(count)
+                if firstIndex < 0 {
+                    if first >= 0 { firstIndex = first }
+                    else if prefixCode != 0 && count > 0 { firstIndex = Int64(read(dataOffset, prefix)) }
+                }
             }
             at = dataOffset + length
         }
-        return summary.headers == 0 ? .noHeaders : summary
+        guard summarising && headers > 0 else { return DNP3ObjectSummary(headerless: ()) }
+        var summary = DNP3ObjectSummary()
+        summary.headers = headers
+        summary.onlyDeviceAttributes = only & 0x01 != 0
+        summary.onlyTime = only & 0x02 != 0
+        summary.onlyIIN = only & 0x04 != 0
+        summary.firstIndex = firstIndex
+        summary.quantity = quantity
+        summary.unknownGroups = unknownGroups
+        return summary
     }
 
     /// Nothing walked yet.
     init() {}
 
     /// The summary of a fragment without object headers.
-    static var noHeaders: DNP3ObjectSummary {
-        var s = DNP3ObjectSummary()
-        s.onlyDeviceAttributes = false; s.onlyTime = false; s.onlyIIN = false
-        return s
+    static var noHeaders: DNP3ObjectSummary { DNP3ObjectSummary(headerless: ()) }
+
+    /// `noHeaders` where the object walk is inlined (the property stayed a call there).
+    @_transparent
+    init(headerless: ()) {
+        self.init()
+        onlyDeviceAttributes = false; onlyTime = false; onlyIIN = false
     }
 }
 

@@ -239,7 +239,7 @@ public struct DNP3Dissector: AppDissector {
     @inline(__always)
     static func requestOperation(_ function: DNP3FunctionCode, access: AccessClass, objects: DNP3ObjectSummary,
                                  link: DNP3LinkHeader) -> Operation {
-        var op = Operation(appProtocol: .dnp3, access: access, functionCode: UInt16(function.rawValue), function: function.name)
+        var op = Operation(appProtocol: .dnp3, access: access, functionCode: UInt16(function.rawValue), function: function.commonName)
         op.unitID = Int32(link.destination)
         op.sourceAddress = Int32(link.source)
         op.broadcast = link.destination >= 0xFFFD
@@ -259,10 +259,16 @@ public struct DNP3Dissector: AppDissector {
         let isResponse = function.isResponse
         guard function.isKnown && isResponse != link.fromMaster && (!isResponse || count >= 4) else { return false }
         let view = ByteView(UnsafeRawBufferPointer(start: fragment, count: count))
-        guard let objects = DNP3ObjectSummary.commonHeaders(view, from: isResponse ? 4 : 2, function: function, sizeCodes: sizeCodes),
+        if isResponse {
+            // A response raises no operation: only whether its objects are all of the usual kinds matters.
+            guard DNP3ObjectSummary.commonHeaders(view, from: 4, function: function, sizeCodes: sizeCodes, summarising: false) != nil
+            else { return false }
+            sink.countPDU(.dnp3)
+            return true
+        }
+        guard let objects = DNP3ObjectSummary.commonHeaders(view, from: 2, function: function, sizeCodes: sizeCodes),
               objects.unknownGroups == 0 else { return false }
         sink.countPDU(.dnp3)
-        guard !isResponse else { return true }
         sink.emit(DNP3Dissector.requestOperation(function, access: DNP3Classifier.access(function, objects: objects),
                                                   objects: objects, link: link), sender: side)
         if function == .select || function == .operate {

@@ -103,6 +103,9 @@ public struct DNP3FunctionCode: RawRepresentable, Hashable, Sendable {
         }
     }
 
+    /// `name`, with READ (nearly every request of a polling plant) decided inline: `name`'s table stays a call.
+    @inlinable public var commonName: StaticString { rawValue == 0x01 ? "READ" : name }
+
     /// The access class by function alone (protocols.md §2.2); `DNP3Classifier` refines READ and WRITE by objects.
     public var baseAccess: AccessClass {
         switch rawValue {
@@ -125,10 +128,16 @@ public struct DNP3FunctionCode: RawRepresentable, Hashable, Sendable {
     /// the freezes, ENABLE/DISABLE_UNSOLICITED and ASSIGN_CLASS. Time objects (g50) still carry
     /// data in a FREEZE_AT_TIME.
     @inlinable public func objectsAreHeadersOnly(group: UInt8) -> Bool {
-        switch rawValue {
-        case 0x01: return true
-        case 0x07...0x0C, 0x14, 0x15, 0x16: return group != 50
-        default: return false
-        }
+        let only = headersOnlyGroups
+        return only.all || (only.allButTime && group != 50)
+    }
+
+    /// `objectsAreHeadersOnly(group:)` for every group (`all`) or every group but 50 (`allButTime`): a walk over a
+    /// fragment's headers decides this once, not per header.
+    // Compares rather than a switch: the switch stayed a call in the quiet frame path.
+    @inlinable @inline(__always) public var headersOnlyGroups: (all: Bool, allButTime: Bool) {
+        let all = rawValue == 0x01   // READ
+        // The freezes (0x07...0x0C), ENABLE/DISABLE_UNSOLICITED and ASSIGN_CLASS (0x14...0x16).
+        return (all, all || rawValue &- 0x07 <= 0x0C - 0x07 || rawValue &- 0x14 <= 0x16 - 0x14)
     }
 }

@@ -149,6 +149,9 @@ struct PendingTable {
     @_transparent
     mutating func insertKey(side: FlowSide, pduReference: UInt16, userdata: Bool) -> KeyInsertion {
         let k = PendingTable.key(side: side, pduReference: pduReference, userdata: userdata)
+        // Nothing pending (a poll whose previous request was answered): every key is 0, and `findSlot` would answer
+        // slot 0 free and no match, through its loop.
+        if live == 0 { keys[0] = k; live = 1; return .added }
         let (free, match) = findSlot(k)
         if match >= 0 { return .sameKey }
         if free >= 0 { keys[free] = k; self.live += 1; return .added }
