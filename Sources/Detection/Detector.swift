@@ -169,6 +169,9 @@ public final class Detector {
     /// a hint only, never read through (reaching the array from there retained and released it per flow).
     @exclusivity(unchecked) var hostCacheBase: UnsafePointer<CachedHost>?
     @exclusivity(unchecked) var lastSlot = 0
+    /// The Community ID last computed for an alert (`communityID(of:)`), by what it is computed from: a flow's alerts
+    /// come in runs, and an engine leaves the ID to be computed when an alert first needs it.
+    @exclusivity(unchecked) var lastCommunityID: (initiator: Endpoint, responder: Endpoint, ipProtocol: UInt8, text: InlineText)?
     @exclusivity(unchecked) var aggregator: Aggregator
     @exclusivity(unchecked) var scans: DistinctCounter
     @exclusivity(unchecked) var unknownSeen = AddressSet()
@@ -920,13 +923,25 @@ public final class Detector {
         a.source = source; a.destination = destination
         a.transport = flow?.transport
         a.networkProtocol = protocolName
-        if let flow { a.communityIDText = flow.communityIDText }
+        if let flow { a.communityIDText = communityID(of: flow) }
         a.attackVersion = attackVersion.rawValue
         a.techniques = techniqueReferences[Int(rule.rawValue)]
         a.sourceZone = policy?.zoneName(sourceZone)
         a.destinationZone = policy?.zoneName(destinationZone)
         a.securityLevel = securityLevel >= 0 ? securityLevel : nil
         a.iec62443 = r.iec62443
+    }
+
+    /// `flow.communityIDText`, through `lastCommunityID` when the context leaves it pending (a SHA-1 per read).
+    func communityID(of flow: FlowContext) -> InlineText {
+        guard flow.communityIDPending else { return flow.communityIDText }
+        if let c = lastCommunityID, c.initiator == flow.initiator && c.responder == flow.responder
+            && c.ipProtocol == flow.communityIDProtocol {
+            return c.text
+        }
+        let text = flow.communityIDText
+        lastCommunityID = (flow.initiator, flow.responder, flow.communityIDProtocol, text)
+        return text
     }
 
     func operationAlert(_ a: inout Alert, _ rule: RuleID, op: Operation, flow: FlowContext, sender: Endpoint, peer: Endpoint, senderZone: Int32,

@@ -67,7 +67,6 @@ public final class Engine {
     private let recordsEnabled: Bool
 
     let flows: FlowTable
-    private let communityIDs = CommunityIDHasher()
     private let modbus: DissectorPool<ModbusDissector>
     private let dnp3: DissectorPool<DNP3Dissector>
     private let s7comm: DissectorPool<S7commDissector>
@@ -344,18 +343,10 @@ public final class Engine {
         else if packet.tcpFlags & (PacketView.syn | PacketView.ack) == PacketView.syn | PacketView.ack { state.initialSequence = packet.acknowledgement &- 1 }
         let slot = flows.insert(state, hash: hash)
         statistics.flowsCreated &+= 1
-        let o = observer   // one retain of the observer for the hint and `flowStarted`
-        if configuration.communityIDs {
-            // What the observer's `flowStarted` reads loads while the Community ID's SHA-1 runs (~1,700 instructions;
-            // without it there is nothing to hide it behind): its entry for the slot, and what it names itself.
-            if let o {
-                if Int(slot) < observerTable.count, let base = observerTable.base { zw_prefetch(base + Int(slot) &* observerTable.stride) }
-                o.flowStarting(between: key.lowIP, and: key.highIP, flowSlot: slot)
-            }
-            let low = Endpoint(ip: key.lowIP, port: key.lowPort), high = Endpoint(ip: key.highIP, port: key.highPort)
-            flows.slots[Int(slot)].communityID = communityIDs.text(low, high, ipProtocol: key.ipProtocol)
-        }
-        if let o {
+        // The Community ID is computed when something first writes it (`writeContext`, `endFlow`), not here.
+        if let o = observer {   // one retain of the observer for the hint and `flowStarted`
+            if Int(slot) < observerTable.count, let base = observerTable.base { zw_prefetch(base + Int(slot) &* observerTable.stride) }
+            o.flowStarting(between: key.lowIP, and: key.highIP, flowSlot: slot)
             setSinkFlow(slot)
             o.flowStarted(sink.flow, frame: frame, time: now)
             observerTable = o.flowStateTable()
@@ -683,10 +674,29 @@ public final class Engine {
         c.responder = flows.slots[Int(slot)].responder
         c.transport = transport
         c.vlan = key.vlan
-        c.communityIDText = flows.slots[Int(slot)].communityID
+        if !flows.slots[Int(slot)].communityID.isEmpty {
+            c.communityIDText = flows.slots[Int(slot)].communityID
+        } else if recordsEnabled {
+            // Records read it at every PDU: computed now, once for the flow.
+            c.communityIDText = communityID(of: slot)
+        } else {
+            // Read only if something is written about the flow (an alert, an anomaly record): computed then.
+            c.setCommunityIDPending(ipProtocol: key.ipProtocol)
+        }
         c.midstream = flows.slots[Int(slot)].midstream
         c.flowSlot = slot
         c.flowSerial = flows.slots[Int(slot)].serial
+    }
+
+    /// Flow `slot`'s Community ID, computed and kept in its slot the first time it is asked for.
+    @inline(never)
+    private func communityID(of slot: Int32) -> InlineText {
+        if flows.slots[Int(slot)].communityID.isEmpty {
+            let key = flows.slots[Int(slot)].key
+            let low = Endpoint(ip: key.lowIP, port: key.lowPort), high = Endpoint(ip: key.highIP, port: key.highPort)
+            flows.slots[Int(slot)].communityID = CommunityIDHasher.text(low, high, ipProtocol: key.ipProtocol)
+        }
+        return flows.slots[Int(slot)].communityID
     }
 
     /// Moves operations and anomalies out of the sink: counted, logged, and handed to the observer.
@@ -823,6 +833,7 @@ public final class Engine {
         }
         if let o = observer { setSinkFlow(slot); o.flowEnded(sink.flow, reason: reason) }
         if sinkFlowSlot == slot { sinkFlowSlot = -1 }
+        if configuration.flowRecords { _ = communityID(of: slot) }
         let state = flows.remove(slot)
         statistics.flowsEnded[Int(reason.rawValue)] &+= 1
         if configuration.flowRecords {

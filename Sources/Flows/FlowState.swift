@@ -74,7 +74,7 @@ public struct FlowState {
     public var firstSeen: PacketTime
     /// Number of the first packet.
     public var firstFrame: UInt64
-    /// Community ID, computed when the flow is created.
+    /// Community ID, empty until something first writes it (the engine computes it then, once).
     public var communityID: InlineText
     /// Pads the stride to a whole number of cache lines (see `FlowStateLayoutTests`).
     var padding: (UInt64, UInt64) = (0, 0)

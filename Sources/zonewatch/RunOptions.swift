@@ -94,10 +94,6 @@ final class RunSession {
             if o.wants(.anomaly) { configuration.anomalyRecords = true }
             if o.wants(.modbus) || o.wants(.dnp3) || o.wants(.s7comm) { configuration.transactionRecords = true }
         }
-        // Community IDs only where something writes them: records (flows, PDUs, transactions, anomalies) and alerts
-        // (lines or a SIEM output). A summary-only replay skips the SHA-1 of every flow.
-        configuration.communityIDs = configuration.flowRecords || configuration.pduRecords || configuration.transactionRecords
-            || configuration.anomalyRecords || outputs != nil || options.outDirectory != nil || options.stdoutKinds.contains(.alert)
         if options.workers > 1 {
             // The bounds are totals: each worker engine gets its share.
             let n = options.workers

@@ -27,7 +27,7 @@ final class DetectorObserver: EngineObserver {
 }
 
 /// Replays `capture` through the engine and a detector with `policyPath`; returns the alerts as ECS JSON lines.
-func replayAlerts(capture: String, policyPath: String?) throws -> String {
+func replayAlerts(capture: String, policyPath: String?, configuration: EngineConfiguration = .init()) throws -> String {
     var policy: CompiledPolicy?
     if let policyPath {
         let (p, errors) = checkPolicyFile(path: policyPath)
@@ -35,7 +35,7 @@ func replayAlerts(capture: String, policyPath: String?) throws -> String {
         policy = p
     }
     let observer = DetectorObserver(Detector(policy: policy))
-    let engine = Engine()
+    let engine = Engine(configuration: configuration)
     engine.observer = observer
     let source = try PacketSource.openFile(capture)
     loop: while true {
@@ -83,6 +83,17 @@ enum ReplayError: Error { case badPolicy([String]) }
         for (rule, detail) in story {
             #expect(lines.contains { $0.contains(rule) && $0.contains(detail) }, "\(rule) with \(detail)")
         }
+    }
+
+    /// An engine that writes no PDU or transaction records leaves each flow's Community ID for an alert to compute
+    /// (`FlowContext.communityIDPending`); one that does sets it in every context. The alerts are the same either way.
+    @Test func alertsCarryTheSameCommunityIDsWhetherRecordsAreWrittenOrNot() throws {
+        var withRecords = EngineConfiguration()
+        withRecords.transactionRecords = true; withRecords.pduRecords = true
+        let lazy = try replayAlerts(capture: capture, policyPath: policy)
+        #expect(lazy == (try replayAlerts(capture: capture, policyPath: policy, configuration: withRecords)))
+        let lines = lazy.split(separator: "\n")
+        #expect(!lines.isEmpty && lines.allSatisfy { $0.contains("\"community_id\":\"1:") })
     }
 
     @Test func replayIsByteIdentical() throws {

@@ -74,15 +74,19 @@ public enum CommunityID {
     }
 }
 
-/// Community ID v1 of flows as they are created, without allocating: stack buffers and OpenSSL's SHA-1 called
-/// directly (`zw_sha1`; the plain `CommunityID.compute` builds five arrays and goes through EVP: a SYN flood
-/// creates flows at packet rate). One per engine, so one per thread.
+/// Community ID v1 of flows when something first writes it, without allocating: stack buffers and OpenSSL's SHA-1
+/// called directly (`zw_sha1`; the plain `CommunityID.compute` builds five arrays and goes through EVP).
 public final class CommunityIDHasher {
     /// Creates a hasher.
     public init() {}
 
     /// The Community ID text ("1:" and base64) of the flow between `a` and `b`, in either order.
     public func text(_ a: Endpoint, _ b: Endpoint, ipProtocol: UInt8, seed: UInt16 = 0) -> InlineText {
+        Self.text(a, b, ipProtocol: ipProtocol, seed: seed)
+    }
+
+    /// `text(_:_:ipProtocol:seed:)` without an instance (it keeps no state).
+    public static func text(_ a: Endpoint, _ b: Endpoint, ipProtocol: UInt8, seed: UInt16 = 0) -> InlineText {
         // The spec orders endpoints by address bytes, then port; IPAddress's order is the same (IPv4 is mapped).
         let aFirst = a.ip < b.ip || (a.ip == b.ip && a.port <= b.port)
         let first = aFirst ? a : b, second = aFirst ? b : a
