@@ -336,7 +336,7 @@ public final class Engine {
             else { midstream = true }
         }
         var state = FlowState(key: key, initiatorIsLow: initiatorIsLow, midstream: midstream,
-                              firstSeen: now, lastSeen: now, firstFrame: frame, communityID: InlineText())
+                              firstSeen: now, lastSeen: now, firstFrame: frame)
         state.serial = statistics.flowsCreated &+ 1
         if noDissect { state.application = ApplicationKind.none.rawValue }
         if packet.tcpFlags & (PacketView.syn | PacketView.ack) == PacketView.syn { state.initialSequence = packet.sequence }
@@ -674,8 +674,8 @@ public final class Engine {
         c.responder = flows.slots[Int(slot)].responder
         c.transport = transport
         c.vlan = key.vlan
-        if !flows.slots[Int(slot)].communityID.isEmpty {
-            c.communityIDText = flows.slots[Int(slot)].communityID
+        if flows.slots[Int(slot)].communityIDStored {
+            c.communityIDText = flows.communityIDs[Int(slot)]
         } else if recordsEnabled {
             // Records read it at every PDU: computed now, once for the flow.
             c.communityIDText = communityID(of: slot)
@@ -688,15 +688,16 @@ public final class Engine {
         c.flowSerial = flows.slots[Int(slot)].serial
     }
 
-    /// Flow `slot`'s Community ID, computed and kept in its slot the first time it is asked for.
+    /// Flow `slot`'s Community ID, computed and kept (`FlowTable.communityIDs`) the first time it is asked for.
     @inline(never)
     private func communityID(of slot: Int32) -> InlineText {
-        if flows.slots[Int(slot)].communityID.isEmpty {
+        if !flows.slots[Int(slot)].communityIDStored {
             let key = flows.slots[Int(slot)].key
             let low = Endpoint(ip: key.lowIP, port: key.lowPort), high = Endpoint(ip: key.highIP, port: key.highPort)
-            flows.slots[Int(slot)].communityID = CommunityIDHasher.text(low, high, ipProtocol: key.ipProtocol)
+            flows.communityIDs[Int(slot)] = CommunityIDHasher.text(low, high, ipProtocol: key.ipProtocol)
+            flows.slots[Int(slot)].communityIDStored = true
         }
-        return flows.slots[Int(slot)].communityID
+        return flows.communityIDs[Int(slot)]
     }
 
     /// Moves operations and anomalies out of the sink: counted, logged, and handed to the observer.
@@ -833,13 +834,14 @@ public final class Engine {
         }
         if let o = observer { setSinkFlow(slot); o.flowEnded(sink.flow, reason: reason) }
         if sinkFlowSlot == slot { sinkFlowSlot = -1 }
-        if configuration.flowRecords { _ = communityID(of: slot) }
+        let id = configuration.flowRecords ? communityID(of: slot) : InlineText()
         let state = flows.remove(slot)
         statistics.flowsEnded[Int(reason.rawValue)] &+= 1
         if configuration.flowRecords {
             let transport: Transport = switch state.key.ipProtocol { case 6: .tcp; case 17: .udp; case 1: .icmp; case 58: .icmpv6; default: .other }
             sink.json.reset()
-            FlowRecord.write(state, reason: reason, applicationProtocol: kind.appProtocol?.name, transport: transport, into: &sink.json)
+            FlowRecord.write(state, reason: reason, applicationProtocol: kind.appProtocol?.name, transport: transport,
+                             communityID: id, into: &sink.json)
             sink.finishLine(.flow)
         }
     }
@@ -849,11 +851,12 @@ public final class Engine {
     @inline(__always)
     private func prefetchFlowEndLines(_ slot: Int32) {
         flows.prefetchFlowLines(of: slot)
+        if recordsEnabled || configuration.flowRecords { zw_prefetch(flows.communityIDs + Int(slot)) }
         if Int(slot) < observerTable.count, let base = observerTable.base { zw_prefetch(base + Int(slot) &* observerTable.stride) }
     }
 
     /// Starts loading what ending the flows after `s` (in its LRU list, which a sweep or `finish` ends oldest first)
-    /// reads: the one two on, whole (slot, links, hash), and the next one's dissector state, per-flow lines and
+    /// reads: the one two on, whole (slot, links), and the next one's dissector state, per-flow lines and
     /// observer entry, found through its slot (asked for one flow ago). Each flow's end was otherwise a chain of
     /// dependent misses (slot, then dissector state, context lines, observer entry). Called right after `oldest`,
     /// before `s` ends. A hint only: the neighbour may be ended by something else first.
