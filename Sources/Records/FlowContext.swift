@@ -45,13 +45,13 @@ public struct FlowContext: Sendable {
         set { storedCommunityID = newValue; pendingCommunityID = false }
     }
 
-    /// The Community ID is computed when first read (`communityIDText`), from the endpoints and the IP protocol: an
+    /// The Community ID is computed from the endpoints and the IP protocol whenever `communityIDText` is read: an
     /// engine builds contexts for every flow, and most flows' IDs are never written (a SHA-1 each).
     @inlinable public var communityIDPending: Bool { pendingCommunityID }
     /// The IP protocol number a pending Community ID is computed with (0 when not pending).
     @inlinable public var communityIDProtocol: UInt8 { pendingCommunityID ? pendingCommunityIDProtocol : 0 }
 
-    /// Leaves the Community ID to be computed when first read (`communityIDText`), for IP protocol `ipProtocol`.
+    /// Leaves the Community ID to be computed when read (`communityIDText`), for IP protocol `ipProtocol`.
     @inlinable public mutating func setCommunityIDPending(ipProtocol: UInt8) {
         storedCommunityID = InlineText(); pendingCommunityID = true; pendingCommunityIDProtocol = ipProtocol
     }
