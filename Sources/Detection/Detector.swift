@@ -171,6 +171,9 @@ public final class Detector {
     /// a hint only, never read through (reaching the array from there retained and released it per flow).
     @exclusivity(unchecked) var hostCacheBase: UnsafePointer<CachedHost>?
     @exclusivity(unchecked) var lastSlot = 0
+    /// Whether alerts carry their flow's Community ID. A run that writes no alert (it only counts them) turns it off:
+    /// an engine leaves each ID to be computed when an alert needs it, a SHA-1 (the first loads libcrypto).
+    @exclusivity(unchecked) public var alertCommunityIDs = true
     /// The Community ID last computed for an alert (`communityID(of:)`), by what it is computed from: a flow's alerts
     /// come in runs, and an engine leaves the ID to be computed when an alert first needs it.
     @exclusivity(unchecked) var lastCommunityID: (initiator: Endpoint, responder: Endpoint, ipProtocol: UInt8, text: InlineText)?
@@ -936,6 +939,7 @@ public final class Detector {
     /// `flow.communityIDText`, through `lastCommunityID` when the context leaves it pending (a SHA-1 per read).
     func communityID(of flow: FlowContext) -> InlineText {
         guard flow.communityIDPending else { return flow.communityIDText }
+        guard alertCommunityIDs else { return InlineText() }
         if let c = lastCommunityID, c.initiator == flow.initiator && c.responder == flow.responder
             && c.ipProtocol == flow.communityIDProtocol {
             return c.text

@@ -109,8 +109,11 @@ final class RunSession {
         let alertSink = options.workers > 1 ? EventSink() : engine.sink
         detectionSink = options.workers > 1 ? alertSink : nil
         if detection {
-            let pipeline = AlertPipeline(detector: Detector(policy: policy), sink: alertSink, outputs: outputs,
-                                         writesLines: options.outDirectory != nil || options.stdoutKinds.contains(.alert))
+            let writesLines = options.outDirectory != nil || options.stdoutKinds.contains(.alert)
+            let detector = Detector(policy: policy)
+            // Alerts only counted (a summary-only replay) need no Community IDs (a SHA-1 each, computed when needed).
+            detector.alertCommunityIDs = writesLines || outputs != nil
+            let pipeline = AlertPipeline(detector: detector, sink: alertSink, outputs: outputs, writesLines: writesLines)
             if options.workers <= 1 { engine.observer = pipeline }
             alerts = pipeline
         } else {

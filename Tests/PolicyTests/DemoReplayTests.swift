@@ -27,14 +27,17 @@ final class DetectorObserver: EngineObserver {
 }
 
 /// Replays `capture` through the engine and a detector with `policyPath`; returns the alerts as ECS JSON lines.
-func replayAlerts(capture: String, policyPath: String?, configuration: EngineConfiguration = .init()) throws -> String {
+func replayAlerts(capture: String, policyPath: String?, configuration: EngineConfiguration = .init(),
+                  alertCommunityIDs: Bool = true) throws -> String {
     var policy: CompiledPolicy?
     if let policyPath {
         let (p, errors) = checkPolicyFile(path: policyPath)
         guard errors.isEmpty else { throw ReplayError.badPolicy(errors.map(\.description)) }
         policy = p
     }
-    let observer = DetectorObserver(Detector(policy: policy))
+    let detector = Detector(policy: policy)
+    detector.alertCommunityIDs = alertCommunityIDs
+    let observer = DetectorObserver(detector)
     let engine = Engine(configuration: configuration)
     engine.observer = observer
     let source = try PacketSource.openFile(capture)
@@ -94,6 +97,17 @@ enum ReplayError: Error { case badPolicy([String]) }
         #expect(lazy == (try replayAlerts(capture: capture, policyPath: policy, configuration: withRecords)))
         let lines = lazy.split(separator: "\n")
         #expect(!lines.isEmpty && lines.allSatisfy { $0.contains("\"community_id\":\"1:") })
+    }
+
+    /// A run that only counts alerts turns their Community IDs off (`Detector.alertCommunityIDs`): the same alerts,
+    /// without the ID.
+    @Test func alertsOnlyCountedCarryNoCommunityID() throws {
+        let with = try replayAlerts(capture: capture, policyPath: policy).split(separator: "\n")
+        let without = try replayAlerts(capture: capture, policyPath: policy, alertCommunityIDs: false).split(separator: "\n")
+        #expect(with.count == without.count && !without.isEmpty)
+        #expect(without.allSatisfy { !$0.contains("community_id") })
+        let stripped = with.map { String($0.replacing(#/,"community_id":"[^"]*"/#, with: "")) }
+        #expect(stripped == without.map(String.init))
     }
 
     @Test func replayIsByteIdentical() throws {
