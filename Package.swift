@@ -34,7 +34,7 @@ let package = Package(
         // Shared vocabulary: byte views, addresses, packet time.
         .target(name: "Wire", swiftSettings: strict),
         // What crosses between stages: operations, anomalies, alerts, JSON records, the dissector contract.
-        .target(name: "Records", dependencies: ["Wire"], swiftSettings: strict),
+        .target(name: "Records", dependencies: ["Wire", "COpenSSL"], swiftSettings: strict),
 
         .target(name: "Capture", dependencies: ["CPcap", "Wire"], swiftSettings: strict),
         .target(name: "Decode", dependencies: ["Wire"], swiftSettings: strict),

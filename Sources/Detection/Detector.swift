@@ -36,11 +36,13 @@ public final class Detector {
         }
     }
 
+    /// A flow's cached verdict (`slots`: one per tracked flow, 56 bytes, fresh memory for each of 100,000 flows).
     struct FlowState {
         var verdict: FlowVerdict
-        /// Zones of `FlowContext.initiator` and `.responder` as seen (not swapped for midstream flows).
-        var initiatorZone: Int32
-        var responderZone: Int32
+        /// Zones of `FlowContext.initiator` and `.responder` as seen (not swapped for midstream flows): the verdict's,
+        /// unswapped (derived, not stored: 16 bytes a flow).
+        var initiatorZone: Int32 { verdict.reversed ? verdict.responder.zone : verdict.initiator.zone }
+        var responderZone: Int32 { verdict.reversed ? verdict.initiator.zone : verdict.responder.zone }
         var protocolDenied = false
         /// The last unit id / DNP3 address the initiator addressed: the unit-scan counter is only
         /// touched when it changes, so a flow polling one device costs no hash lookup per operation.
@@ -169,6 +171,12 @@ public final class Detector {
     /// a hint only, never read through (reaching the array from there retained and released it per flow).
     @exclusivity(unchecked) var hostCacheBase: UnsafePointer<CachedHost>?
     @exclusivity(unchecked) var lastSlot = 0
+    /// Whether alerts carry their flow's Community ID. A run that writes no alert (it only counts them) turns it off:
+    /// an engine leaves each ID to be computed when an alert needs it, a SHA-1 (the first loads libcrypto).
+    @exclusivity(unchecked) public var alertCommunityIDs = true
+    /// The Community ID last computed for an alert (`communityID(of:)`), by what it is computed from: a flow's alerts
+    /// come in runs, and an engine leaves the ID to be computed when an alert first needs it.
+    @exclusivity(unchecked) var lastCommunityID: (initiator: Endpoint, responder: Endpoint, ipProtocol: UInt8, text: InlineText)?
     @exclusivity(unchecked) var aggregator: Aggregator
     @exclusivity(unchecked) var scans: DistinctCounter
     @exclusivity(unchecked) var unknownSeen = AddressSet()
@@ -219,7 +227,7 @@ public final class Detector {
         zoneVerdicts.removeAll(keepingCapacity: true); addressFreeConduits = false
         guard let policy else { return }
         let empty = CachedVerdict(initiator: IPAddress(v4: 0), responder: IPAddress(v4: 0), port: 0, transport: 0, midstream: false,
-                                  valid: false, state: FlowState(verdict: .noPolicy, initiatorZone: -1, responderZone: -1))
+                                  valid: false, state: FlowState(verdict: .noPolicy))
         verdictCache = Array(repeating: empty, count: Self.verdictCacheSize)
         addressFreeConduits = policy.conduits.allSatisfy { $0.initiators.isEmpty && $0.responders.isEmpty }
         zoneVerdicts = Array(repeating: CachedZoneVerdict(initiator: .unknown, responder: .unknown, port: 0, transport: 0, midstream: false,
@@ -733,7 +741,7 @@ public final class Detector {
     // MARK: - Flow state
 
     func makeState(_ flow: FlowContext) -> FlowState {
-        guard let policy else { return FlowState(verdict: .noPolicy, initiatorZone: -1, responderZone: -1) }
+        guard let policy else { return FlowState(verdict: .noPolicy) }
         if addressFreeConduits && !CompiledPolicy.isNonUnicast(flow.initiator.ip) && !CompiledPolicy.isNonUnicast(flow.responder.ip) {
             return zoneState(flow, policy)
         }
@@ -744,8 +752,7 @@ public final class Detector {
         if verdictCache[i].matches(flow) { return verdictCache[i].state }
         let v = policy.resolve(initiator: flow.initiator, responder: flow.responder, transport: flow.transport, midstream: flow.midstream,
                                initiatorHost: host(flow.initiator.ip, policy), responderHost: host(flow.responder.ip, policy))
-        let st = FlowState(verdict: v, initiatorZone: v.reversed ? v.responder.zone : v.initiator.zone,
-                           responderZone: v.reversed ? v.initiator.zone : v.responder.zone)
+        let st = FlowState(verdict: v)
         verdictCache[i] = CachedVerdict(initiator: flow.initiator.ip, responder: flow.responder.ip, port: flow.responder.port,
                                         transport: flow.transport.rawValue, midstream: flow.midstream, valid: true, state: st)
         return st
@@ -762,8 +769,7 @@ public final class Detector {
         if zoneVerdicts[i].matches(hi, hr, flow) { return zoneVerdicts[i].state }
         let v = policy.resolve(initiator: flow.initiator, responder: flow.responder, transport: flow.transport, midstream: flow.midstream,
                                initiatorHost: hi, responderHost: hr)
-        let st = FlowState(verdict: v, initiatorZone: v.reversed ? v.responder.zone : v.initiator.zone,
-                           responderZone: v.reversed ? v.initiator.zone : v.responder.zone)
+        let st = FlowState(verdict: v)
         zoneVerdicts[i] = CachedZoneVerdict(initiator: hi, responder: hr, port: flow.responder.port, transport: flow.transport.rawValue,
                                             midstream: flow.midstream, valid: true, state: st)
         return st
@@ -844,10 +850,11 @@ public final class Detector {
         return true
     }
 
-    /// Makes `engineSlots[e]` exist, growing by half at least (an engine hands out slots one after another, and
-    /// growing by one entry per new flow cost a generic append per flow).
+    /// Makes `engineSlots[e]` exist, growing by 4,096 entries at least (an engine hands out slots one after another,
+    /// and growing by one entry per new flow cost a generic append per flow). Not by half: the entries appended are
+    /// written, and with 100,000 flows a half was up to 1.6 MB of fresh memory no flow used.
     func growEngineSlots(to e: Int) {
-        let count = max(e + 1, engineSlots.count + max(1024, engineSlots.count / 2))
+        let count = max(e + 1, engineSlots.count + 4096)
         engineSlots.append(contentsOf: repeatElement(EngineSlot(), count: count - engineSlots.count))
     }
 
@@ -920,13 +927,26 @@ public final class Detector {
         a.source = source; a.destination = destination
         a.transport = flow?.transport
         a.networkProtocol = protocolName
-        if let flow { a.communityIDText = flow.communityIDText }
+        if let flow { a.communityIDText = communityID(of: flow) }
         a.attackVersion = attackVersion.rawValue
         a.techniques = techniqueReferences[Int(rule.rawValue)]
         a.sourceZone = policy?.zoneName(sourceZone)
         a.destinationZone = policy?.zoneName(destinationZone)
         a.securityLevel = securityLevel >= 0 ? securityLevel : nil
         a.iec62443 = r.iec62443
+    }
+
+    /// `flow.communityIDText`, through `lastCommunityID` when the context leaves it pending (a SHA-1 per read).
+    func communityID(of flow: FlowContext) -> InlineText {
+        guard flow.communityIDPending else { return flow.communityIDText }
+        guard alertCommunityIDs else { return InlineText() }
+        if let c = lastCommunityID, c.initiator == flow.initiator && c.responder == flow.responder
+            && c.ipProtocol == flow.communityIDProtocol {
+            return c.text
+        }
+        let text = flow.communityIDText
+        lastCommunityID = (flow.initiator, flow.responder, flow.communityIDProtocol, text)
+        return text
     }
 
     func operationAlert(_ a: inout Alert, _ rule: RuleID, op: Operation, flow: FlowContext, sender: Endpoint, peer: Endpoint, senderZone: Int32,

@@ -67,7 +67,6 @@ public final class Engine {
     private let recordsEnabled: Bool
 
     let flows: FlowTable
-    private let communityIDs = CommunityIDHasher()
     private let modbus: DissectorPool<ModbusDissector>
     private let dnp3: DissectorPool<DNP3Dissector>
     private let s7comm: DissectorPool<S7commDissector>
@@ -337,25 +336,17 @@ public final class Engine {
             else { midstream = true }
         }
         var state = FlowState(key: key, initiatorIsLow: initiatorIsLow, midstream: midstream,
-                              firstSeen: now, lastSeen: now, firstFrame: frame, communityID: InlineText())
+                              firstSeen: now, lastSeen: now, firstFrame: frame)
         state.serial = statistics.flowsCreated &+ 1
         if noDissect { state.application = ApplicationKind.none.rawValue }
         if packet.tcpFlags & (PacketView.syn | PacketView.ack) == PacketView.syn { state.initialSequence = packet.sequence }
         else if packet.tcpFlags & (PacketView.syn | PacketView.ack) == PacketView.syn | PacketView.ack { state.initialSequence = packet.acknowledgement &- 1 }
         let slot = flows.insert(state, hash: hash)
         statistics.flowsCreated &+= 1
-        let o = observer   // one retain of the observer for the hint and `flowStarted`
-        if configuration.communityIDs {
-            // What the observer's `flowStarted` reads loads while the Community ID's SHA-1 runs (~1,700 instructions;
-            // without it there is nothing to hide it behind): its entry for the slot, and what it names itself.
-            if let o {
-                if Int(slot) < observerTable.count, let base = observerTable.base { zw_prefetch(base + Int(slot) &* observerTable.stride) }
-                o.flowStarting(between: key.lowIP, and: key.highIP, flowSlot: slot)
-            }
-            let low = Endpoint(ip: key.lowIP, port: key.lowPort), high = Endpoint(ip: key.highIP, port: key.highPort)
-            flows.slots[Int(slot)].communityID = communityIDs.text(low, high, ipProtocol: key.ipProtocol)
-        }
-        if let o {
+        // The Community ID is computed when something first writes it (`writeContext`, `endFlow`), not here.
+        if let o = observer {   // one retain of the observer for the hint and `flowStarted`
+            if Int(slot) < observerTable.count, let base = observerTable.base { zw_prefetch(base + Int(slot) &* observerTable.stride) }
+            o.flowStarting(between: key.lowIP, and: key.highIP, flowSlot: slot)
             setSinkFlow(slot)
             o.flowStarted(sink.flow, frame: frame, time: now)
             observerTable = o.flowStateTable()
@@ -683,10 +674,30 @@ public final class Engine {
         c.responder = flows.slots[Int(slot)].responder
         c.transport = transport
         c.vlan = key.vlan
-        c.communityIDText = flows.slots[Int(slot)].communityID
+        if flows.slots[Int(slot)].communityIDStored {
+            c.communityIDText = flows.communityIDs[Int(slot)]
+        } else if recordsEnabled {
+            // Records read it at every PDU: computed now, once for the flow.
+            c.communityIDText = communityID(of: slot)
+        } else {
+            // Read only if something is written about the flow (an alert, an anomaly record): computed then.
+            c.setCommunityIDPending(ipProtocol: key.ipProtocol)
+        }
         c.midstream = flows.slots[Int(slot)].midstream
         c.flowSlot = slot
         c.flowSerial = flows.slots[Int(slot)].serial
+    }
+
+    /// Flow `slot`'s Community ID, computed and kept (`FlowTable.communityIDs`) the first time it is asked for.
+    @inline(never)
+    private func communityID(of slot: Int32) -> InlineText {
+        if !flows.slots[Int(slot)].communityIDStored {
+            let key = flows.slots[Int(slot)].key
+            let low = Endpoint(ip: key.lowIP, port: key.lowPort), high = Endpoint(ip: key.highIP, port: key.highPort)
+            flows.communityIDs[Int(slot)] = CommunityIDHasher.text(low, high, ipProtocol: key.ipProtocol)
+            flows.slots[Int(slot)].communityIDStored = true
+        }
+        return flows.communityIDs[Int(slot)]
     }
 
     /// Moves operations and anomalies out of the sink: counted, logged, and handed to the observer.
@@ -823,12 +834,14 @@ public final class Engine {
         }
         if let o = observer { setSinkFlow(slot); o.flowEnded(sink.flow, reason: reason) }
         if sinkFlowSlot == slot { sinkFlowSlot = -1 }
+        let id = configuration.flowRecords ? communityID(of: slot) : InlineText()
         let state = flows.remove(slot)
         statistics.flowsEnded[Int(reason.rawValue)] &+= 1
         if configuration.flowRecords {
             let transport: Transport = switch state.key.ipProtocol { case 6: .tcp; case 17: .udp; case 1: .icmp; case 58: .icmpv6; default: .other }
             sink.json.reset()
-            FlowRecord.write(state, reason: reason, applicationProtocol: kind.appProtocol?.name, transport: transport, into: &sink.json)
+            FlowRecord.write(state, reason: reason, applicationProtocol: kind.appProtocol?.name, transport: transport,
+                             communityID: id, into: &sink.json)
             sink.finishLine(.flow)
         }
     }
@@ -838,11 +851,12 @@ public final class Engine {
     @inline(__always)
     private func prefetchFlowEndLines(_ slot: Int32) {
         flows.prefetchFlowLines(of: slot)
+        if recordsEnabled || configuration.flowRecords { zw_prefetch(flows.communityIDs + Int(slot)) }
         if Int(slot) < observerTable.count, let base = observerTable.base { zw_prefetch(base + Int(slot) &* observerTable.stride) }
     }
 
     /// Starts loading what ending the flows after `s` (in its LRU list, which a sweep or `finish` ends oldest first)
-    /// reads: the one two on, whole (slot, links, hash), and the next one's dissector state, per-flow lines and
+    /// reads: the one two on, whole (slot, links), and the next one's dissector state, per-flow lines and
     /// observer entry, found through its slot (asked for one flow ago). Each flow's end was otherwise a chain of
     /// dependent misses (slot, then dissector state, context lines, observer entry). Called right after `oldest`,
     /// before `s` ends. A hint only: the neighbour may be ended by something else first.

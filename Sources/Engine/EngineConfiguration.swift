@@ -14,9 +14,6 @@ public struct EngineConfiguration: Sendable {
     public var flowRecords = true
     /// Write anomaly records.
     public var anomalyRecords = true
-    /// Compute each flow's Community ID (records and alerts carry it). A run that writes neither turns it off:
-    /// SHA-1 and its text are then ~1,700 instructions a flow that nothing reads.
-    public var communityIDs = true
     /// Anomaly log lines written per (layer, kind) at most; beyond that they are only counted.
     public var anomalyLogLimitPerKind = 1_000
     /// Bytes buffered while a flow's protocol is undecided, at most.

@@ -4,9 +4,10 @@ import Records
 /// Writes a flow's ECS record (one line of `flows.jsonl`).
 public enum FlowRecord {
     /// Writes the record of `flow`, ended for `reason`, into `json` (no newline).
-    /// `applicationProtocol` is the identified protocol's name, or nil when none was identified.
+    /// `applicationProtocol` is the identified protocol's name, or nil when none was identified; `communityID` the
+    /// flow's Community ID text.
     public static func write(_ flow: FlowState, reason: FlowEndReason, applicationProtocol: StaticString?,
-                             transport: Transport, into json: inout JSONWriter) {
+                             transport: Transport, communityID: InlineText, into json: inout JSONWriter) {
         let ini = flow.initiator, res = flow.responder
         json.beginObject()
         json.key("@timestamp"); json.time(flow.firstSeen)
@@ -31,7 +32,7 @@ public enum FlowRecord {
         json.field("transport", transport.name)
         if let p = applicationProtocol { json.field("protocol", p) }
         json.field("iana_number", Int(flow.key.ipProtocol))
-        json.key("community_id"); json.string(flow.communityID)
+        json.key("community_id"); json.string(communityID)
         json.field("packets", flow.packets.0 &+ flow.packets.1)
         json.field("bytes", flow.bytes.0 &+ flow.bytes.1)
         if flow.key.vlan != 0 { json.key("vlan"); json.beginObject(); json.field("id", Int(flow.key.vlan)); json.endObject() }

@@ -22,7 +22,9 @@ public enum FlowEndReason: UInt8, Sendable {
 /// Field order is layout (Swift keeps declaration order): what every packet reads or writes comes first, so an
 /// in-order packet of an established flow touches the first two cache lines of its slot and no more (10,000
 /// interleaved flows do not fit in a core's L2, and each further line is a miss per packet); the streams, read
-/// only by the engine's general path, come next; what is written once per flow comes last.
+/// only by the engine's general path, come next; what is written once per flow comes last. Four lines in all: with
+/// 100,000 flows every byte here is a byte of fresh memory the kernel zeroes (the Community ID, which most runs never
+/// compute, lives in `FlowTable.communityIDs`).
 /// `FlowStateLayoutTests` checks the offsets and that the stride is a whole number of cache lines (the table
 /// allocates slots 64-byte aligned).
 public struct FlowState {
@@ -50,6 +52,9 @@ public struct FlowState {
     /// synchronised and its next sequence number is `inOrder`'s, not its own (stale until the engine writes it
     /// back, before the stream is used: see `Engine.tcpSegment`).
     public var streamSummary: UInt8 = FlowState.quietStreams
+    /// The flow's Community ID is in `FlowTable.communityIDs` (computed when first written). Here, in a byte the
+    /// line had spare.
+    public var communityIDStored = false
     /// The engine's slot for the dissector state.
     public var applicationSlot: Int32 = -1
     /// The next sequence number per side while `streamSummary` says so.
@@ -69,21 +74,20 @@ public struct FlowState {
     /// The initiator's SYN sequence number (valid when `midstream` is false): a SYN with the same number
     /// on a closed flow is a retransmission, a different one is port reuse (a new conversation).
     public var initialSequence: UInt32 = 0
+    /// The lower half of the flow's hash, set by the table: where `FlowTable.remove` starts probing (in bytes the
+    /// line had spare; a table of hashes beside the slots was 8 more bytes of fresh memory a flow).
+    public internal(set) var hashLow: UInt32 = 0
     // ---- per flow
     /// First packet time.
     public var firstSeen: PacketTime
     /// Number of the first packet.
     public var firstFrame: UInt64
-    /// Community ID, computed when the flow is created.
-    public var communityID: InlineText
-    /// Pads the stride to a whole number of cache lines (see `FlowStateLayoutTests`).
-    var padding: (UInt64, UInt64) = (0, 0)
 
     /// Creates the state of a new flow.
     public init(key: FlowKey, initiatorIsLow: Bool, midstream: Bool, firstSeen: PacketTime, lastSeen: PacketTime,
-                firstFrame: UInt64, communityID: InlineText) {
+                firstFrame: UInt64) {
         self.key = key; self.initiatorIsLow = initiatorIsLow; self.midstream = midstream
-        self.firstSeen = firstSeen; self.lastSeen = lastSeen; self.firstFrame = firstFrame; self.communityID = communityID
+        self.firstSeen = firstSeen; self.lastSeen = lastSeen; self.firstFrame = firstFrame
     }
 
     /// The initiator's endpoint.

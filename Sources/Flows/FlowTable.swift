@@ -45,10 +45,11 @@ public final class FlowTable {
     // 0 empty, else (hash << 32) | (slot + 1) (`entry`); raw for the same reasons as the slots (and huge pages).
     @exclusivity(unchecked) @usableFromInline var index: UnsafeMutablePointer<UInt64>
     @exclusivity(unchecked) private var indexSize: Int
-    /// Each initialised slot's flow hash (where `remove` starts probing); raw, like the slots, so that a sweep can
-    /// prefetch an entry without retaining an array (`prefetchWholeFlow`).
-    private let hashes: UnsafeMutablePointer<UInt64>
     @exclusivity(unchecked) private var freeSlots: [Int32] = []
+    /// Community IDs by slot, valid where the slot's state says so (`FlowState.communityIDStored`). Apart from the
+    /// states and zeroed by the kernel on first write: most runs compute none, and those that do (records) compute
+    /// each once and read it a few times.
+    public let communityIDs: UnsafeMutablePointer<InlineText>
     /// LRU links by slot: neighbours, list, and order of the last move to the front (`LRULinks`).
     /// An array of their own, 16 bytes a flow, not fields of the slot: a flow moves to the front on its first packet
     /// in a second, which rewrites its own and three other flows' links; with 10,000 flows the array stays in
@@ -88,9 +89,10 @@ public final class FlowTable {
         index = FlowTable.allocateIndex(1024)
         // Address space for every slot up front: pages are touched (huge pages: 2 MiB at a time) only as flows come,
         // and the block never moves (doubling it copied every flow's state into fresh pages, page faults included).
-        hashes = LargeBlock.allocate(capacity * 8).bindMemory(to: UInt64.self, capacity: capacity)
         slotStore = FlowTable.allocateSlots(capacity)
         lruLinks = LargeBlock.allocate(capacity * MemoryLayout<LRULinks>.stride).bindMemory(to: LRULinks.self, capacity: capacity)
+        // Zeroed memory holds valid (empty) texts.
+        communityIDs = LargeBlock.mapZeroed(capacity * MemoryLayout<InlineText>.stride).bindMemory(to: InlineText.self, capacity: capacity)
         aheadRing.initialize(repeating: 0, count: 128)
         heads.initialize(repeating: -1, count: 3); tails.initialize(repeating: -1, count: 3)
     }
@@ -99,8 +101,8 @@ public final class FlowTable {
         slots.deinitialize(count: slotCount)
         FlowTable.releaseSlots(slots)
         free(lruLinks)
-        free(hashes)
-        free(index)
+        LargeBlock.unmap(UnsafeMutableRawPointer(communityIDs), bytes: capacity * MemoryLayout<InlineText>.stride)
+        FlowTable.releaseIndex(index, size: indexSize)
         aheadRing.deallocate()
         pendingTouches.deallocate()
         heads.deallocate(); tails.deallocate()
@@ -139,7 +141,7 @@ public final class FlowTable {
             while fresh[i] != 0 { i = (i + 1) & m }
             fresh[i] = e
         }
-        free(index)
+        FlowTable.releaseIndex(index, size: indexSize)
         index = fresh
         indexSize = size
         mask = m
@@ -153,10 +155,14 @@ public final class FlowTable {
         allocateBlock(count * MemoryLayout<FlowState>.stride).bindMemory(to: FlowState.self, capacity: count)
     }
 
+    /// A zeroed index of `size` entries (the kernel's zeroed pages: writing zeros over them first was a pass over the
+    /// whole index at each doubling). Release with `releaseIndex`.
     private static func allocateIndex(_ size: Int) -> UnsafeMutablePointer<UInt64> {
-        let block = allocateBlock(size * 8)
-        block.initializeMemory(as: UInt8.self, repeating: 0, count: size * 8)
-        return block.bindMemory(to: UInt64.self, capacity: size)
+        LargeBlock.mapZeroed(size * 8).bindMemory(to: UInt64.self, capacity: size)
+    }
+
+    private static func releaseIndex(_ index: UnsafeMutablePointer<UInt64>, size: Int) {
+        LargeBlock.unmap(UnsafeMutableRawPointer(index), bytes: size * 8)
     }
 
     private static func allocateBlock(_ bytes: Int) -> UnsafeMutableRawPointer { LargeBlock.allocate(bytes) }
@@ -279,13 +285,13 @@ public final class FlowTable {
         let s: Int32
         if let reused = freeSlots.popLast() {
             s = reused
-            slots[Int(s)] = state; hashes[Int(s)] = hash
+            slots[Int(s)] = state
         } else {
             precondition(initialisedSlots < capacity, "flow table full: evict before inserting")
             s = Int32(initialisedSlots)
             (slots + initialisedSlots).initialize(to: state); initialisedSlots += 1
-            hashes[Int(s)] = hash
         }
+        slots[Int(s)].hashLow = UInt32(truncatingIfNeeded: hash)   // in place (a copy of `state` retained its arrays)
         var i = home(hash)
         while index[i] != 0 { i = (i + 1) & mask }
         index[i] = FlowTable.entry(hash, s)
@@ -298,7 +304,7 @@ public final class FlowTable {
     public func remove(_ s: Int32) -> FlowState {
         applyPendingTouches()
         unlink(s)
-        var i = home(hashes[Int(s)])
+        var i = home(UInt64(slots[Int(s)].hashLow))
         while FlowTable.slot(of: index[i]) != s { i = (i + 1) & mask }
         // Backward-shift deletion keeps every probe chain unbroken.
         var j = i
@@ -318,7 +324,7 @@ public final class FlowTable {
         // packet (VLAN 0xFFFF is reserved, protocol 0 and no addresses): a slot `prefetchAhead` named before the
         // flow ended then fails the caller's key comparison (`candidate`).
         var state = FlowState(key: FlowTable.vacantKey, initiatorIsLow: true, midstream: false, firstSeen: .zero,
-                              lastSeen: .zero, firstFrame: 0, communityID: InlineText())
+                              lastSeen: .zero, firstFrame: 0)
         swap(&state, &slots[Int(s)])
         return state
     }
@@ -434,7 +440,7 @@ public final class FlowTable {
     @inline(__always)
     public func newerNeighbour(of s: Int32) -> Int32 { lruLinks[Int(s)].previous }
 
-    /// Starts loading all of slot `s`'s lines, its LRU links and its stored hash: what ending the flow reads (a
+    /// Starts loading all of slot `s`'s lines and its LRU links: what ending the flow reads (a
     /// sweep ends flows a few apart in memory, each a chain of misses otherwise). A hint only.
     @inline(__always)
     public func prefetchWholeFlow(_ s: Int32) {
@@ -442,7 +448,6 @@ public final class FlowTable {
         var line = 0
         while line < MemoryLayout<FlowState>.stride { zw_prefetch(state + line); line += 64 }
         zw_prefetch(lruLinks + Int(s))
-        zw_prefetch(hashes + Int(s))
     }
 
     /// The least recently seen flow of `list`.

@@ -94,10 +94,6 @@ final class RunSession {
             if o.wants(.anomaly) { configuration.anomalyRecords = true }
             if o.wants(.modbus) || o.wants(.dnp3) || o.wants(.s7comm) { configuration.transactionRecords = true }
         }
-        // Community IDs only where something writes them: records (flows, PDUs, transactions, anomalies) and alerts
-        // (lines or a SIEM output). A summary-only replay skips the SHA-1 of every flow.
-        configuration.communityIDs = configuration.flowRecords || configuration.pduRecords || configuration.transactionRecords
-            || configuration.anomalyRecords || outputs != nil || options.outDirectory != nil || options.stdoutKinds.contains(.alert)
         if options.workers > 1 {
             // The bounds are totals: each worker engine gets its share.
             let n = options.workers
@@ -113,8 +109,11 @@ final class RunSession {
         let alertSink = options.workers > 1 ? EventSink() : engine.sink
         detectionSink = options.workers > 1 ? alertSink : nil
         if detection {
-            let pipeline = AlertPipeline(detector: Detector(policy: policy), sink: alertSink, outputs: outputs,
-                                         writesLines: options.outDirectory != nil || options.stdoutKinds.contains(.alert))
+            let writesLines = options.outDirectory != nil || options.stdoutKinds.contains(.alert)
+            let detector = Detector(policy: policy)
+            // Alerts only counted (a summary-only replay) need no Community IDs (a SHA-1 each, computed when needed).
+            detector.alertCommunityIDs = writesLines || outputs != nil
+            let pipeline = AlertPipeline(detector: detector, sink: alertSink, outputs: outputs, writesLines: writesLines)
             if options.workers <= 1 { engine.observer = pipeline }
             alerts = pipeline
         } else {

@@ -75,8 +75,8 @@ func replayIsDeterministic() throws {
     #expect(a.0 == 0 && !a.1.isEmpty && a.1 == b.1)
 }
 
-/// A run computes Community IDs only when something writes them (`EngineConfiguration.communityIDs`): alerts written
-/// to stdout alone, or to a SIEM output alone, must still carry them.
+/// A run computes a flow's Community ID only when something writes it (records build it with the flow's context, alerts
+/// from a context that leaves it pending): alerts written to stdout alone, or to a SIEM output alone, must still carry it.
 @Test(.enabled(if: binaryAvailable), arguments: ["stdout", "siem"])
 func alertsCarryCommunityIDsWhenNoRecordsAreWritten(_ destination: String) throws {
     let demo = repositoryRoot.appendingPathComponent("Fixtures/demo")

@@ -1,6 +1,7 @@
 import Testing
 import Wire
 import Flows
+import Records
 
 /// corelight/community-id-spec baseline vectors (seed 0 unless stated), as quoted in siem-formats.md §4.4.
 @Test(arguments: [
@@ -39,4 +40,21 @@ func communityIDHasherAgreesWithTheSpecImplementation(n: Int) {
     let a = Endpoint(ip: try #require(IPAddress("10.1.12.1")), port: 0)
     let b = Endpoint(ip: try #require(IPAddress("10.1.12.2")), port: 0)
     #expect(CommunityID.compute(source: a, destination: b, ipProtocol: 46) == "1:KHlLkgoJW7ifUTyTSgyVfkFHzKw=")
+}
+
+/// A context that leaves its Community ID pending computes it from its endpoints when read: the same text the
+/// flow's record carries (the spec vector's flow, and one without ports); setting the text ends the pending state.
+@Test func aPendingContextComputesItsCommunityIDWhenRead() throws {
+    let a = Endpoint(ip: try #require(IPAddress("128.232.110.120")), port: 34855)
+    let b = Endpoint(ip: try #require(IPAddress("66.35.250.204")), port: 80)
+    var c = FlowContext(initiator: b, responder: a, transport: .tcp)
+    #expect(c.communityIDText.isEmpty && !c.communityIDPending)
+    c.setCommunityIDPending(ipProtocol: 6)
+    #expect(c.communityIDPending && c.communityIDProtocol == 6)
+    #expect(c.communityIDText == InlineText("1:LQU9qZlK+B5F3KDmev6m5PMibrg="))
+    #expect(c.communityID == "1:LQU9qZlK+B5F3KDmev6m5PMibrg=")
+    c.setCommunityIDPending(ipProtocol: 46)
+    #expect(c.communityIDText == InlineText(CommunityID.compute(source: a, destination: b, ipProtocol: 46)))
+    c.communityIDText = InlineText("1:set")
+    #expect(!c.communityIDPending && c.communityIDText == InlineText("1:set"))
 }

@@ -7,7 +7,14 @@ import Wire
 /// slots are whole lines so that those lines do not straddle.
 @Suite struct FlowStateLayoutTests {
     @Test func strideIsWholeCacheLines() {
-        #expect(MemoryLayout<FlowState>.stride % 64 == 0, "stride \(MemoryLayout<FlowState>.stride): adjust FlowState.padding")
+        #expect(MemoryLayout<FlowState>.stride % 64 == 0, "stride \(MemoryLayout<FlowState>.stride): pad FlowState")
+    }
+
+    /// Four lines: each flow's state is fresh memory the kernel zeroes (32 MiB of it for 100,000 flows at five lines).
+    /// Two streams fit in the third and fourth lines with the per-flow fields only at 45 bytes each.
+    @Test func aFlowTakesFourCacheLines() {
+        #expect(MemoryLayout<FlowState>.stride == 256)
+        #expect(MemoryLayout<TCPStream>.size <= 45)
     }
 
     @Test func perPacketFieldsLieInTheFirstTwoCacheLines() {
@@ -27,8 +34,8 @@ import Wire
 
     @Test func perFlowFieldsLieFromTheLineFlowTablePrefetchesFrom() {
         // `FlowTable.prefetchFlowLines` asks for the lines from 192 on for a dissected flow, whose records read these.
-        for offset in [MemoryLayout<FlowState>.offset(of: \FlowState.firstFrame)!,
-                       MemoryLayout<FlowState>.offset(of: \FlowState.communityID)!] {
+        for offset in [MemoryLayout<FlowState>.offset(of: \FlowState.firstSeen)!,
+                       MemoryLayout<FlowState>.offset(of: \FlowState.firstFrame)!] {
             #expect(offset >= 192, "a per-flow field at \(offset)")
         }
     }

@@ -9,7 +9,7 @@ private func key(_ i: Int) -> FlowKey {
 
 private func state(_ k: FlowKey, _ t: Int64 = 0) -> FlowState {
     FlowState(key: k, initiatorIsLow: true, midstream: false, firstSeen: PacketTime(seconds: t, microseconds: 0),
-              lastSeen: PacketTime(seconds: t, microseconds: 0), firstFrame: 1, communityID: InlineText())
+              lastSeen: PacketTime(seconds: t, microseconds: 0), firstFrame: 1)
 }
 
 @Test func insertFindRemove() {

@@ -27,15 +27,18 @@ final class DetectorObserver: EngineObserver {
 }
 
 /// Replays `capture` through the engine and a detector with `policyPath`; returns the alerts as ECS JSON lines.
-func replayAlerts(capture: String, policyPath: String?) throws -> String {
+func replayAlerts(capture: String, policyPath: String?, configuration: EngineConfiguration = .init(),
+                  alertCommunityIDs: Bool = true) throws -> String {
     var policy: CompiledPolicy?
     if let policyPath {
         let (p, errors) = checkPolicyFile(path: policyPath)
         guard errors.isEmpty else { throw ReplayError.badPolicy(errors.map(\.description)) }
         policy = p
     }
-    let observer = DetectorObserver(Detector(policy: policy))
-    let engine = Engine()
+    let detector = Detector(policy: policy)
+    detector.alertCommunityIDs = alertCommunityIDs
+    let observer = DetectorObserver(detector)
+    let engine = Engine(configuration: configuration)
     engine.observer = observer
     let source = try PacketSource.openFile(capture)
     loop: while true {
@@ -83,6 +86,28 @@ enum ReplayError: Error { case badPolicy([String]) }
         for (rule, detail) in story {
             #expect(lines.contains { $0.contains(rule) && $0.contains(detail) }, "\(rule) with \(detail)")
         }
+    }
+
+    /// An engine that writes no PDU or transaction records leaves each flow's Community ID for an alert to compute
+    /// (`FlowContext.communityIDPending`); one that does sets it in every context. The alerts are the same either way.
+    @Test func alertsCarryTheSameCommunityIDsWhetherRecordsAreWrittenOrNot() throws {
+        var withRecords = EngineConfiguration()
+        withRecords.transactionRecords = true; withRecords.pduRecords = true
+        let lazy = try replayAlerts(capture: capture, policyPath: policy)
+        #expect(lazy == (try replayAlerts(capture: capture, policyPath: policy, configuration: withRecords)))
+        let lines = lazy.split(separator: "\n")
+        #expect(!lines.isEmpty && lines.allSatisfy { $0.contains("\"community_id\":\"1:") })
+    }
+
+    /// A run that only counts alerts turns their Community IDs off (`Detector.alertCommunityIDs`): the same alerts,
+    /// without the ID.
+    @Test func alertsOnlyCountedCarryNoCommunityID() throws {
+        let with = try replayAlerts(capture: capture, policyPath: policy).split(separator: "\n")
+        let without = try replayAlerts(capture: capture, policyPath: policy, alertCommunityIDs: false).split(separator: "\n")
+        #expect(with.count == without.count && !without.isEmpty)
+        #expect(without.allSatisfy { !$0.contains("community_id") })
+        let stripped = with.map { String($0.replacing(#/,"community_id":"[^"]*"/#, with: "")) }
+        #expect(stripped == without.map(String.init))
     }
 
     @Test func replayIsByteIdentical() throws {

@@ -18,3 +18,15 @@ import Testing
     e.reversed = false
     #expect(!e.reversed && e.protocolDenied)
 }
+
+/// A tracked flow's cached verdict is fresh memory for each of up to 100,000 flows: the verdict and the two fields
+/// beside it, with the zones derived from the verdict rather than stored (72 bytes with them).
+@Test func aTrackedFlowsStateIsFiftySixBytes() {
+    #expect(MemoryLayout<Detector.FlowState>.stride == 56)
+    var s = Detector.FlowState(verdict: .noPolicy)
+    #expect(s.initiatorZone == -1 && s.responderZone == -1)
+    s.verdict.initiator.zone = 3; s.verdict.responder.zone = 5
+    #expect(s.initiatorZone == 3 && s.responderZone == 5)
+    s.verdict.reversed = true
+    #expect(s.initiatorZone == 5 && s.responderZone == 3)
+}
