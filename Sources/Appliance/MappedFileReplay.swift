@@ -17,9 +17,10 @@ public final class MappedFileReplay {
     private var walk: WholeFileWalk
     private let linkType: Int32
     private let prefetch: Bool
-    /// File offset of the record `Engine.prefetchDistance` places after the next one taken (the prefetch hint), or
-    /// `-1` when the file ends before it. Hints only: stepped by the captured length alone.
-    private var ahead = -1
+    /// The records read ahead of the next one taken (`Engine.prefetchDistance` of them, fewer at the end of what the
+    /// map takes), in a ring of 16: the walk runs that far ahead, so the newest is the next packet's prefetch hint.
+    private let ring = UnsafeMutablePointer<UnsafeRawPointer>.allocate(capacity: 16)
+    private var head = 0, tail = 0
     /// Records handed to the engine.
     public private(set) var records: UInt64 = 0
 
@@ -28,43 +29,40 @@ public final class MappedFileReplay {
     public init?(path: String, linkType: Int32, engine: Engine, prefetch: Bool = true) {
         guard let map = SharedCaptureMap(path: path, linkType: linkType, workers: 1) else { return nil }
         let capture = MappedCapture(sharing: map, worker: 0)
-        guard let walk = capture.wholeFile else { return nil }   // byte-swapped: libpcap reads it
+        guard var walk = capture.wholeFile else { return nil }   // byte-swapped: libpcap reads it
+        while tail < Engine.prefetchDistance, let h = walk.next(capture) { ring[tail] = h; tail &+= 1 }
         self.map = map; self.capture = capture; self.walk = walk; self.engine = engine
         self.linkType = linkType; self.prefetch = prefetch
-        ahead = walk.offset
-        for _ in 0..<Engine.prefetchDistance { ahead = step(ahead) }
     }
 
-    deinit { map.finished(worker: 0) }
+    deinit {
+        ring.deallocate()
+        map.finished(worker: 0)
+    }
 
     /// The walk met a record libpcap must handle: the caller reads on from there with libpcap, after skipping
     /// `records` records.
     public var irregular: Bool { walk.irregular }
 
-    /// The offset of the record after the one at `offset`, or -1 at the end of the file (or of what lies whole in it).
-    @inline(__always)
-    private func step(_ offset: Int) -> Int {
-        guard offset >= 0, offset &+ 16 <= walk.size else { return -1 }
-        let next = offset &+ 16 &+ Int(walk.base.loadUnaligned(fromByteOffset: offset &+ 8, as: UInt32.self))
-        return next <= walk.size ? next : -1
-    }
-
     /// Hands up to `batch` records to the engine, each with the prefetch hint for the packet
     /// `Engine.prefetchDistance` places ahead; returns how many (0: the end of the file, or `irregular`).
     public func dispatch(batch: Int) -> Int {
-        var walk = self.walk, ahead = self.ahead
-        let engine = self.engine, linkType = self.linkType, prefetch = self.prefetch, base = walk.base
+        var walk = self.walk, head = self.head, tail = self.tail
+        let engine = self.engine, linkType = self.linkType, prefetch = self.prefetch, ring = self.ring
         var taken = 0
-        while taken < batch, let h = walk.next(capture) {
+        while taken < batch && head != tail {
+            let h = ring[head & 15]
+            head &+= 1
             taken &+= 1
             var hint: UnsafeRawPointer?
-            if prefetch && ahead >= 0 {
-                hint = base + ahead
-                ahead = step(ahead)
+            if let a = walk.next(capture) {
+                ring[tail & 15] = a
+                tail &+= 1
+                if prefetch { hint = a }
             }
             engine.processRecord(h, microseconds: walk.microseconds(h), ahead: hint, linkType: linkType)
         }
-        self.walk = walk; self.ahead = ahead
+        self.walk = walk; self.head = head; self.tail = tail
         records &+= UInt64(taken)
         return taken
     }
