@@ -128,7 +128,7 @@ public final class EventQueue: @unchecked Sendable {
     @inline(__always) private func slot(_ i: Int) -> UnsafeMutableRawPointer { slots + i &* Self.slotStride }
 
     /// Appends an event, waiting for room (waking `consumer` so it drains) when the queue is full; `beforeWait`
-    /// runs once before the first wait (the producer publishes its progress so the merge can go on).
+    /// runs before each wait (the producer publishes its progress so the merge can go on, and may run the merge).
     @inline(__always)
     public func push(_ e: KeyedEvent, consumer: Waiter, beforeWait: () -> Void = {}) {
         push(key: e.key, e.event, traits: .none, consumer: consumer, beforeWait: beforeWait)
@@ -167,8 +167,11 @@ public final class EventQueue: @unchecked Sendable {
     private func reserve(consumer: Waiter, beforeWait: () -> Void) -> Int {
         if producerHead - producerTailCopy >= capacity {
             producerTailCopy = tail.load(ordering: .acquiring)
-            if producerHead - producerTailCopy >= capacity { beforeWait() }
             while producerHead - producerTailCopy >= capacity {
+                // Each time round: while the workers run the merge themselves, the producer may make the room.
+                beforeWait()
+                producerTailCopy = tail.load(ordering: .acquiring)
+                if producerHead - producerTailCopy < capacity { break }
                 consumer.wake()
                 producerWaiter.await { [self] in
                     producerTailCopy = tail.load(ordering: .acquiring)
@@ -292,6 +295,17 @@ public final class EventRecorder: EngineObserver, @unchecked Sendable {
 
     /// Whether operations go with their `QuietTraits` (the detection observer is a `QuietOperationObserver`).
     let sendsTraits: Bool
+    /// The detection stage, whose merge this worker runs itself while waiting for room when the workers merge
+    /// (`DetectionStage.workersMerge`); set once by the pipeline before its threads start.
+    unowned(unsafe) var stage: DetectionStage?
+
+    /// Before a wait for room in the event queue (each time round): everything before the current message is
+    /// pushed (the merge may need that bound to go on), and while the workers merge, a merge step here, which
+    /// may free the room (nothing else would while the other workers are busy).
+    @inline(never) func waitingForRoom() {
+        completed.store(key &- 1, ordering: .releasing)
+        if let s = stage, s.workersMerge.load(ordering: .relaxed) { _ = s.tryMerge() }
+    }
 
     init(queue: EventQueue, consumer: Waiter, worker: Int, workers: Int, sendsTraits: Bool = false) {
         self.queue = queue; self.consumer = consumer; self.worker = Int32(worker); self.workers = Int32(workers)
@@ -306,7 +320,7 @@ public final class EventRecorder: EngineObserver, @unchecked Sendable {
     }
 
     @inline(__always) func push(_ e: DetectionEvent, traits: QuietTraits = .none) {
-        queue.push(key: key, e, traits: traits, consumer: consumer) { completed.store(key &- 1, ordering: .releasing) }
+        queue.push(key: key, e, traits: traits, consumer: consumer) { waitingForRoom() }
     }
 
     /// No quiet traits, but the flow slot the event's detector entry is at (`EventQueue.flowSlot(ahead:)`).
@@ -320,7 +334,7 @@ public final class EventRecorder: EngineObserver, @unchecked Sendable {
     public func flowIdentified(_ flow: FlowContext, appProtocol: AppProtocol?, frame: UInt64, time: PacketTime) {
         let f = unique(flow)
         queue.push(key: key, .flowIdentified(f, appProtocol, frame: frame, time: time), traits: Self.slotOnly(f),
-                   keepsContext: appProtocol != nil && f.flowSlot >= 0, consumer: consumer) { completed.store(key &- 1, ordering: .releasing) }
+                   keepsContext: appProtocol != nil && f.flowSlot >= 0, consumer: consumer) { waitingForRoom() }
     }
     public func operation(_ op: Operation, flow: FlowContext) {
         var o = op, f = unique(flow)
@@ -334,13 +348,13 @@ public final class EventRecorder: EngineObserver, @unchecked Sendable {
                                          scratch: UnsafeMutablePointer<FlowContext>) {
         scratch.pointee.flowSerial = flowSerial; scratch.pointee.flowSlot = flowSlot
         queue.pushOperation(key: key, op, flow: nil, traits: QuietTraits(op.pointee, flow: scratch.pointee),
-                            consumer: consumer) { completed.store(key &- 1, ordering: .releasing) }
+                            consumer: consumer) { waitingForRoom() }
     }
 
     /// Queues the operation at `op` on the (made unique) flow context at `f`, copied from where they lie.
     @inline(__always) func pushOperation(at op: UnsafePointer<Operation>, uniqueFlow f: UnsafePointer<FlowContext>) {
         queue.pushOperation(key: key, op, flow: f, traits: sendsTraits ? QuietTraits(op.pointee, flow: f.pointee) : Self.slotOnly(f.pointee),
-                            consumer: consumer) { completed.store(key &- 1, ordering: .releasing) }
+                            consumer: consumer) { waitingForRoom() }
     }
 
     public func operationForwarder() -> OperationForwarder? { EventRecorderForwarder(self) }
