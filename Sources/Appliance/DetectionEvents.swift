@@ -85,8 +85,9 @@ enum OperationSlot {
 /// operation, an `OperationSlot` (raw memory: events hold no references, so slots are reused without
 /// deinitialization).
 public final class EventQueue: @unchecked Sendable {
-    private let capacity: Int
-    private let mask: Int
+    /// Events the queue holds, and the index mask: both may only shrink (`narrow`), while the queue is empty.
+    @exclusivity(unchecked) private var capacity: Int
+    @exclusivity(unchecked) private var mask: Int
     private let headers: UnsafeMutablePointer<EventHeader>
     private let slots: UnsafeMutableRawPointer
     private let head = Atomic<Int>(0)
@@ -123,6 +124,29 @@ public final class EventQueue: @unchecked Sendable {
     deinit {
         headers.deallocate()
         slots.deallocate()
+    }
+
+    /// Holds at most `capacity` events (a power of two, no more than now) from here on, using only the first slots,
+    /// so that the slots the producer writes and the consumer reads stay in cache (producer side). `consumerSide`
+    /// runs `body` excluding the consumer (the merge lock, under which every consumer reads the queue), or returns
+    /// false when it cannot now; the change is made there, once the consumer has taken every queued event, and
+    /// `whileWaiting` runs meanwhile.
+    func narrow(to capacity: Int, consumerSide: (() -> Void) -> Bool, whileWaiting: () -> Void) {
+        guard capacity >= 64, capacity < self.capacity, capacity & (capacity - 1) == 0 else { return }
+        while true {
+            var done = false
+            if tail.load(ordering: .acquiring) == producerHead {
+                // Nothing queued, and nothing pushed until we return (we are the producer).
+                _ = consumerSide {
+                    self.capacity = capacity
+                    mask = capacity - 1
+                    done = true
+                }
+            }
+            if done { return }
+            whileWaiting()
+            spinPause()
+        }
     }
 
     @inline(__always) private func slot(_ i: Int) -> UnsafeMutableRawPointer { slots + i &* Self.slotStride }
@@ -304,7 +328,11 @@ public final class EventRecorder: EngineObserver, @unchecked Sendable {
     /// may free the room (nothing else would while the other workers are busy).
     @inline(never) func waitingForRoom() {
         completed.store(key &- 1, ordering: .releasing)
-        if let s = stage, s.workersMerge.load(ordering: .relaxed) { _ = s.tryMerge() }
+        if let s = stage, s.workersMerge.load(ordering: .relaxed) {
+            // Full while the workers merge: the worker on merge duty is behind; this one takes the duty.
+            s.merger.store(Int(worker), ordering: .relaxed)
+            _ = s.tryMerge()
+        }
     }
 
     init(queue: EventQueue, consumer: Waiter, worker: Int, workers: Int, sendsTraits: Bool = false) {

@@ -12,15 +12,17 @@ import Policy
 import Detection
 
 /// `--workers N`: N worker threads each run their own `Engine` (flows, reassembly, dissectors, records) with
-/// nothing shared on the per-packet path; one detection thread runs the single `Detector` over the workers'
-/// observer events merged back into packet order. Packets reach the workers one of two ways:
+/// nothing shared on the per-packet path; one `Detector` runs over the workers' observer events merged back into
+/// packet order (`DetectionStage`: on a detection thread, or, while the workers read a file, in the workers
+/// themselves). Packets reach the workers one of two ways:
 ///
-/// - A capture file (`replayFile`): every worker reads the whole file itself, through one memory map of the file
+/// - A capture file (`replayFile`): the workers read the file themselves, through one memory map of the file
 ///   shared by all (`SharedCaptureMap`, `MappedCapture`; libpcap for pcapng and from any record libpcap must
-///   handle), numbers every packet so frame numbers stay global, runs the sweep a single engine would run at it,
-///   and processes only the packets whose flow hashes to it (`FileShareReader.readMapped`). No reader thread, no
-///   packet copies, no packet crossing between cores: what a worker pays for the others' packets is a header read
-///   and one multiply each.
+///   handle). One owner pass over it is shared (`OwnerPass`): each stretch of records is walked once, by whichever
+///   worker needs it first, which lists for every worker the records it acts on. Each worker numbers every packet
+///   so frame numbers stay global, runs the sweep a single engine would run at it, and processes only the packets
+///   whose flow hashes to it (`FileShareReader.readSharedPass`). No reader thread, no packet copies: what the
+///   others' packets cost is one header read and one multiply each, in all.
 /// - Standard input and live captures (`packet`): one reader (the calling thread) numbers packets and copies each
 ///   into the ring of the worker its flow hashes to.
 ///
@@ -28,9 +30,15 @@ import Detection
 /// and its cache lines then move to the worker's core; on a 2-core machine the reader took about a fifth of the
 /// CPU time and was a fourth thread on two cores. A reader queueing only references into a mapped file (measured
 /// too) still paid a cross-core cache-line transfer per packet for the ring message, plus a miss in the worker
-/// for the packet itself. Workers reading the file themselves pay instead a header read and a hash for each of
-/// the others' packets, about the same CPU time in total, with one thread fewer and nothing but detection
-/// events crossing between cores.
+/// for the packet itself. Workers reading the file themselves each paid a header read and a hash for every packet
+/// of the others (about an eighth of their time on the mixed plant); sharing the owner pass halves that, at the
+/// price of a 16-byte list entry per record and packets whose lines the walker brought in (fetched well ahead).
+///
+/// Why the workers merge while they read a file: a detection thread is a third thread on two cores, preempting a
+/// worker whenever it has work. The merge is a step any thread may take (`DetectionStage.tryMerge`, under one
+/// lock); the worker on duty takes it every 1,024 packets or so, the duty passes to a worker well ahead of it, and
+/// a worker whose event queue is full takes a step itself, so the work balances between the two and the
+/// detector's state stays in one cache for long stretches.
 ///
 /// Why detection is not per worker: several rules count across flows and host pairs (an ICS host scan is one
 /// source opening flows to many hosts, an unknown host is reported once however many peers it has, alerts are
@@ -74,6 +82,9 @@ public final class ParallelPipeline: @unchecked Sendable {
         /// two workers sharing two cores with the detection thread seldom wait on it: on the mixed plant, 8,192
         /// gave about twice the context switches (voluntary and involuntary) and a slower replay.
         public var eventCapacity = 32768
+        /// Detection events per worker queue while the workers read a file and merge themselves (at most
+        /// `eventCapacity`).
+        public var fileEventCapacity = 4096
         /// Replay: wait when a ring is full. Live: drop and count.
         public var blocking = true
         /// Record bytes a worker buffers before writing them out (whole lines).
@@ -163,6 +174,7 @@ public final class ParallelPipeline: @unchecked Sendable {
     /// the packet for its flow's worker. `bytes` is copied.
     @inline(__always)
     public func packet(_ bytes: UnsafeRawBufferPointer, linkType: Int32, time: PacketTime, wireLength: Int) {
+        if workersMergeAfterFile { handMergeBack() }
         frame &+= 1
         key &+= 1
         lastTime = time
@@ -208,7 +220,10 @@ public final class ParallelPipeline: @unchecked Sendable {
                                        time: lastTime, capturedLength: 0, wireLength: 0)
         // The workers run the merge themselves while they read (ZONEWATCH_DETECTION_THREAD=1, a diagnostic: the
         // detection thread does, as with a reader thread).
-        if workers.count > 1 && getenv("ZONEWATCH_DETECTION_THREAD") == nil { detection.workersMerge.store(true, ordering: .releasing) }
+        if workers.count > 1 && getenv("ZONEWATCH_DETECTION_THREAD") == nil {
+            detection.workersMerge.store(true, ordering: .releasing)
+            workersMergeAfterFile = true
+        }
         for w in workers { _ = w.ring.push(header, payload: UnsafeRawBufferPointer(start: nil, count: 0), block: true) }
         for w in workers { w.ring.flush() }
         var lastProgress = monotonicNow()
@@ -221,9 +236,6 @@ public final class ParallelPipeline: @unchecked Sendable {
             }
         }
         currentShare = nil
-        // What the workers left unmerged, and what follows, is the detection thread's again.
-        detection.workersMerge.store(false, ordering: .releasing)
-        detection.waiter.wake()
         // Every worker read the same packets unless stopped part-way: the furthest decides where the stream is.
         let furthest = share.results.max { $0.packets < $1.packets } ?? FileShare.Result()
         frame &+= furthest.packets
@@ -252,6 +264,7 @@ public final class ParallelPipeline: @unchecked Sendable {
     /// Lets time pass with no packet (a live capture with no traffic): every worker's clock moves to `time`,
     /// so idle flows end and aggregation windows close.
     public func idle(time: PacketTime) {
+        if workersMergeAfterFile { handMergeBack() }
         publishAll(through: key)
         key &+= 1
         lastTime = time
@@ -261,6 +274,17 @@ public final class ParallelPipeline: @unchecked Sendable {
         for w in workers { _ = w.ring.push(header, payload: UnsafeRawBufferPointer(start: nil, count: 0), block: true) }
         dispatched.store(key, ordering: .releasing)
         flush()
+    }
+
+    /// After a file the workers go on merging (they do the merge of their `.finish` too); packets from this thread
+    /// give it back to the detection thread.
+    private var workersMergeAfterFile = false
+
+    @inline(never)
+    private func handMergeBack() {
+        workersMergeAfterFile = false
+        detection.workersMerge.store(false, ordering: .releasing)
+        detection.waiter.wake()
     }
 
     /// Ends the input: every worker ends its flows at the last frame and reports, detection flushes its
@@ -277,6 +301,8 @@ public final class ParallelPipeline: @unchecked Sendable {
         dispatched.store(key, ordering: .releasing)
         for w in workers { w.ring.consumerWaiter.wake() }
         for w in workers { w.thread?.join() }
+        // Whatever the workers left unmerged is the detection thread's (normally nothing: the last worker merges to the end).
+        detection.workersMerge.store(false, ordering: .releasing)
         detection.waiter.wake()
         detection.thread?.join()
     }
@@ -365,6 +391,16 @@ final class PipelineWorker: @unchecked Sendable {
                 engine.finish()
                 done = true
             case .file:
+                // While the workers merge, events are taken as soon as both have made them (every 1,024 packets or
+                // so): a queue of a few thousand keeps its slots in cache, where one sized for the detection thread's
+                // latency would cycle through megabytes.
+                let stage = pipeline.detection
+                if stage.workersMerge.load(ordering: .acquiring) {
+                    events.narrow(to: pipeline.settings.fileEventCapacity, consumerSide: stage.excludingMerge) {
+                        recorder.completed.store(h.key &- 1, ordering: .releasing)
+                        _ = stage.tryMerge()
+                    }
+                }
                 // Read the whole file here; `completed` then stands at its last packet's key, not this message's.
                 if let share = pipeline.currentShare { runFile(share, pipeline, prefetch: prefetch) }
                 ring.release()
@@ -381,6 +417,16 @@ final class PipelineWorker: @unchecked Sendable {
             if done {
                 drain(pipeline)
                 publish()
+                // While the workers merge (after a file), each merges what it can once its flows are ended; the last
+                // one to get here merges to the end (a step that finds the merge busy is tried again: the other
+                // worker's step may have read our bound before our `.finish` was queued).
+                let stage = pipeline.detection
+                if stage.workersMerge.load(ordering: .acquiring) {
+                    while !stage.merged.load(ordering: .acquiring) {
+                        guard let progressed = stage.tryMerge() else { spinPause(); continue }
+                        if !progressed { break }
+                    }
+                }
                 detectionWaiter.wake()
                 return
             }
@@ -412,6 +458,7 @@ extension PipelineWorker {
                 break
             }
         }
+        reader.leaveMergeDuty()
         let last = share.firstKey &+ reader.count
         share.results[index] = FileShare.Result(packets: reader.count, lastTime: reader.lastTime, nextSweep: reader.nextSweep, error: failure)
         recorder.completed.store(last, ordering: .releasing)
@@ -535,6 +582,32 @@ final class FileShareReader: PacketConsumer {
         packet(time: header.time, wireLength: header.wireLength, bytes)
     }
 
+    /// At a checkpoint (every 1,024 packets or so) while the workers merge: the worker on duty (`DetectionStage.merger`)
+    /// runs a merge step, and hands the duty on once another worker is more than `DetectionStage.handOverKeys` ahead
+    /// of it (the merge costs its holder time, so the duty moves to whoever has time to spare). One worker at a time
+    /// keeps the detector's state in its cache: taking turns at every checkpoint moved it between cores all the time.
+    @inline(never)
+    func mergeIfDue() {
+        let stage = pipeline.detection
+        guard stage.merger.load(ordering: .relaxed) == index else { return }
+        _ = stage.tryMerge()
+        let mine = recorder.completed.load(ordering: .relaxed)
+        var ahead = index, aheadKey = mine &+ DetectionStage.handOverKeys
+        for (v, w) in pipeline.workers.enumerated() where v != index {
+            let k = w.recorder.completed.load(ordering: .relaxed)
+            if k > aheadKey { ahead = v; aheadKey = k }
+        }
+        if ahead != index { stage.merger.store(ahead, ordering: .relaxed) }
+    }
+
+    /// This worker reads no more of the file: the merge duty, if it has it, goes to the next worker.
+    func leaveMergeDuty() {
+        let stage = pipeline.detection
+        if merges && workers > 1 && stage.merger.load(ordering: .relaxed) == index {
+            stage.merger.store((index + 1) % workers, ordering: .relaxed)
+        }
+    }
+
     /// What follows a sweep (once a second of packet time): publish, and let records out, so that they reach the files
     /// within about a second on a busy link too.
     @inline(__always)
@@ -554,7 +627,7 @@ final class FileShareReader: PacketConsumer {
             if n & 0xFFFF == 0 { worker.publish() }
             if n & 0x3FF == 0 {
                 if engine.bufferedRecordBytes > worker.flushBytes { worker.drain(pipeline) }
-                if merges { _ = pipeline.detection.tryMerge() }
+                if merges { mergeIfDue() }
             }
         }
     }
@@ -781,7 +854,7 @@ extension FileShareReader {
                 if from >> 16 != n >> 16 { worker.publish() }
                 if from >> 10 != n >> 10 {
                     if engine.bufferedRecordBytes > worker.flushBytes { worker.drain(pipeline) }
-                    if merges { _ = pipeline.detection.tryMerge() }
+                    if merges { mergeIfDue() }
                 }
                 if from >> 12 != n >> 12 && share.stop() { stopped = true; break }
             }
@@ -794,7 +867,8 @@ extension FileShareReader {
     }
 }
 
-/// The detection thread: merges the workers' events in (merge key, worker) order into the single observer.
+/// The merge of the workers' events in (merge key, worker) order into the single observer: run by the detection
+/// thread, or by the workers themselves while they read a file (`workersMerge`), one thread at a time.
 final class DetectionStage: @unchecked Sendable {
     let observer: (any EngineObserver)?
     let sink: EventSink
@@ -812,6 +886,11 @@ final class DetectionStage: @unchecked Sendable {
 
     /// Held by whichever thread runs the merge: the detection thread, or a worker while `workersMerge`.
     private let mergeLock = Atomic<Bool>(false)
+    /// The worker whose checkpoints run the merge while the workers merge (`FileShareReader.mergeIfDue`); any
+    /// worker whose event queue is full merges too, and takes the duty.
+    let merger = Atomic<Int>(0)
+    /// How far (merge keys: packets) another worker must be ahead of the one on merge duty to take it over.
+    static let handOverKeys: UInt64 = 4096
     /// Set while the workers read a capture file (`replayFile`): they run the merge themselves (`tryMerge`, at
     /// checkpoints of their read loops and when their event queue is full) and the detection thread leaves it to
     /// them, so only two threads share two cores and no worker is preempted by a third.
@@ -844,6 +923,7 @@ final class DetectionStage: @unchecked Sendable {
         bounds.initialize(repeating: 0, count: max(1, workers.count))
         quiet = observer as? any QuietOperationObserver
         entries = observer?.flowStateTable() ?? .none
+        contextSlots = (workers.map { max(16, $0.engine.configuration.flowLimits.maximumFlows) }.max() ?? 16) * max(1, workers.count)
     }
 
     /// Logs an anomaly as one engine would: in packet order, at most `anomalyLimit` lines per (layer, kind).
@@ -881,25 +961,33 @@ final class DetectionStage: @unchecked Sendable {
     }
 
     /// The flow contexts of identified flows by (unique) flow slot, for the operations sent without theirs
-    /// (`EventRecorderForwarder`); grown to the largest slot seen.
-    private var contexts = UnsafeMutablePointer<FlowContext>.allocate(capacity: 0)
-    private var contextCapacity = 0
+    /// (`EventRecorderForwarder`): a zeroed map sized for every slot the workers' flow tables can hand out (pages
+    /// cost nothing until a flow's context is kept there), so it never moves; grown (copied) only past that.
+    @exclusivity(unchecked) private var contexts: UnsafeMutablePointer<FlowContext>?
+    @exclusivity(unchecked) private var contextCapacity = 0
+    /// Slots the map is first made for: the workers' flow caps (an engine's slots stay below its cap), interleaved.
+    private let contextSlots: Int
 
-    deinit { contexts.deallocate(); bounds.deallocate() }
+    deinit {
+        if let c = contexts { LargeBlock.unmap(UnsafeMutableRawPointer(c), bytes: contextCapacity * MemoryLayout<FlowContext>.stride) }
+        bounds.deallocate()
+    }
 
     /// Keeps `f` as its flow slot's context (a flow's operations follow its `flowIdentified`).
     private func keepContext(_ f: FlowContext) {
         let s = Int(f.flowSlot)
         if s >= contextCapacity {
-            let capacity = max(s + 1, contextCapacity * 2, 1024)
-            let grown = UnsafeMutablePointer<FlowContext>.allocate(capacity: capacity)
-            grown.moveInitialize(from: contexts, count: contextCapacity)
-            contexts.deallocate()
+            let capacity = max(s + 1, contextCapacity * 2, contextSlots)
+            let grown = LargeBlock.mapZeroed(capacity * MemoryLayout<FlowContext>.stride).bindMemory(to: FlowContext.self, capacity: capacity)
+            if let old = contexts {
+                grown.moveInitialize(from: old, count: contextCapacity)
+                LargeBlock.unmap(UnsafeMutableRawPointer(old), bytes: contextCapacity * MemoryLayout<FlowContext>.stride)
+            }
             contexts = grown; contextCapacity = capacity
         }
         // Plain values (no references): a slot is written before it is read (at its flow's `flowIdentified`), and
         // written over without deinitialization.
-        (contexts + s).initialize(to: f)
+        (contexts.unsafelyUnwrapped + s).initialize(to: f)
     }
 
     /// How `replayRun` stopped.
@@ -922,7 +1010,7 @@ final class DetectionStage: @unchecked Sendable {
                 } else {
                     let s = Int(traits.flowSlot)
                     precondition(s >= 0 && s < contextCapacity, "an operation before its flow's flowIdentified")
-                    observer?.operation(op.pointee, flow: contexts[s])
+                    observer?.operation(op.pointee, flow: contexts.unsafelyUnwrapped[s])
                 }
                 q.pop()
             } else {
@@ -960,6 +1048,14 @@ final class DetectionStage: @unchecked Sendable {
                 idleSleep = min(idleSleep * 2, 5000)
             }
         }
+    }
+
+    /// Runs `body` with the merge lock held, unless another thread holds it (false then).
+    func excludingMerge(_ body: () -> Void) -> Bool {
+        guard mergeLock.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return false }
+        body()
+        mergeLock.store(false, ordering: .releasing)
+        return true
     }
 
     /// Runs one merge step (`mergeStep`) unless another thread is running one (nil then); any thread.
@@ -1109,7 +1205,7 @@ final class OwnerPass: @unchecked Sendable {
     }
 
     static let stretchRecords = 1024
-    static let slots = 32
+    static let slots = 16
     /// How many entries ahead a reader fetches the packet's lines.
     static let packetsAhead = 16
 
@@ -1311,7 +1407,7 @@ extension FileShareReader {
                     if from >> 16 != n >> 16 { worker.publish() }
                     if from >> 10 != n >> 10 {
                         if engine.bufferedRecordBytes > worker.flushBytes { worker.drain(pipeline) }
-                        if merges { _ = pipeline.detection.tryMerge() }
+                        if merges { mergeIfDue() }
                     }
                     if from >> 12 != n >> 12 && share.stop() { stopped = true; break outer }
                 }
@@ -1334,7 +1430,7 @@ extension FileShareReader {
                 if from >> 16 != n >> 16 { worker.publish() }
                 if from >> 10 != n >> 10 {
                     if engine.bufferedRecordBytes > worker.flushBytes { worker.drain(pipeline) }
-                    if merges { _ = pipeline.detection.tryMerge() }
+                    if merges { mergeIfDue() }
                 }
                 if from >> 12 != n >> 12 && share.stop() { stopped = true; break }
             }
