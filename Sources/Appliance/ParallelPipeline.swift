@@ -1037,8 +1037,14 @@ final class DetectionStage: @unchecked Sendable {
     func run(_ pipeline: ParallelPipeline) {
         var idleSleep = 50
         while !merged.load(ordering: .acquiring) {
+            if workersMerge.load(ordering: .acquiring) {
+                // The workers merge: sleep without announcing it (`Waiter.sleeping` stays false), so that their
+                // queues' "half full" nudges cost them nothing; they wake us explicitly when they hand the merge back.
+                waiter.wait(microseconds: 20_000)
+                continue
+            }
             var progressed = false
-            if !workersMerge.load(ordering: .acquiring), let p = tryMerge() { progressed = p }
+            if let p = tryMerge() { progressed = p }
             if progressed {
                 idleSleep = 50
             } else {
