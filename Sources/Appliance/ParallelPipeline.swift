@@ -417,14 +417,17 @@ final class PipelineWorker: @unchecked Sendable {
             if done {
                 drain(pipeline)
                 publish()
-                // While the workers merge (after a file), each merges what it can once its flows are ended; the last
-                // one to get here merges to the end (a step that finds the merge busy is tried again: the other
-                // worker's step may have read our bound before our `.finish` was queued).
+                // While the workers merge (after a file), a worker whose flows are ended merges what the others make
+                // while they end theirs (so the last one to finish is not left with the whole merge), until the last
+                // `.finish` is merged. Should the others fall silent for a while, it leaves the rest to the detection
+                // thread, which takes over once every worker has returned.
                 let stage = pipeline.detection
                 if stage.workersMerge.load(ordering: .acquiring) {
+                    var lastProgress = monotonicNow()
                     while !stage.merged.load(ordering: .acquiring) {
-                        guard let progressed = stage.tryMerge() else { spinPause(); continue }
-                        if !progressed { break }
+                        if stage.tryMerge() == true { lastProgress = monotonicNow(); continue }
+                        if monotonicNow() - lastProgress > 0.05 { break }
+                        spinPause()
                     }
                 }
                 detectionWaiter.wake()
@@ -1375,7 +1378,8 @@ extension FileShareReader {
             while i < entries {
                 let e = list[i]
                 if i &+ OwnerPass.packetsAhead < entries { prefetchPacket(list[i &+ OwnerPass.packetsAhead].header) }
-                zw_prefetch(UnsafeRawPointer(list + (i &+ 2 &* OwnerPass.packetsAhead)))
+                // A read prefetch (the walker's core keeps its copy), once per line of entries.
+                if i & 3 == 0 { zw_prefetch_read(UnsafeRawPointer(list + (i &+ 2 &* OwnerPass.packetsAhead))) }
                 i &+= 1
                 let from = n
                 n = base &+ UInt64(e.number)
