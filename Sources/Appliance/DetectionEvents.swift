@@ -85,8 +85,9 @@ enum OperationSlot {
 /// operation, an `OperationSlot` (raw memory: events hold no references, so slots are reused without
 /// deinitialization).
 public final class EventQueue: @unchecked Sendable {
-    private let capacity: Int
-    private let mask: Int
+    /// Events the queue holds, and the index mask: both may only shrink (`narrow`), while the queue is empty.
+    @exclusivity(unchecked) private var capacity: Int
+    @exclusivity(unchecked) private var mask: Int
     private let headers: UnsafeMutablePointer<EventHeader>
     private let slots: UnsafeMutableRawPointer
     private let head = Atomic<Int>(0)
@@ -117,7 +118,7 @@ public final class EventQueue: @unchecked Sendable {
         // Plain values, so writing one over another needs no deinitialization; and the pages are first touched by
         // the worker that writes them, not all at once (about 8 MiB a queue) before the workers start.
         headers = .allocate(capacity: c)
-        slots = .allocate(byteCount: c * Self.slotStride, alignment: 16)
+        slots = .allocate(byteCount: c * Self.slotStride, alignment: 64)
     }
 
     deinit {
@@ -125,10 +126,33 @@ public final class EventQueue: @unchecked Sendable {
         slots.deallocate()
     }
 
+    /// Holds at most `capacity` events (a power of two, no more than now) from here on, using only the first slots,
+    /// so that the slots the producer writes and the consumer reads stay in cache (producer side). `consumerSide`
+    /// runs `body` excluding the consumer (the merge lock, under which every consumer reads the queue), or returns
+    /// false when it cannot now; the change is made there, once the consumer has taken every queued event, and
+    /// `whileWaiting` runs meanwhile.
+    func narrow(to capacity: Int, consumerSide: (() -> Void) -> Bool, whileWaiting: () -> Void) {
+        guard capacity >= 64, capacity < self.capacity, capacity & (capacity - 1) == 0 else { return }
+        while true {
+            var done = false
+            if tail.load(ordering: .acquiring) == producerHead {
+                // Nothing queued, and nothing pushed until we return (we are the producer).
+                _ = consumerSide {
+                    self.capacity = capacity
+                    mask = capacity - 1
+                    done = true
+                }
+            }
+            if done { return }
+            whileWaiting()
+            spinPause()
+        }
+    }
+
     @inline(__always) private func slot(_ i: Int) -> UnsafeMutableRawPointer { slots + i &* Self.slotStride }
 
     /// Appends an event, waiting for room (waking `consumer` so it drains) when the queue is full; `beforeWait`
-    /// runs once before the first wait (the producer publishes its progress so the merge can go on).
+    /// runs before each wait (the producer publishes its progress so the merge can go on, and may run the merge).
     @inline(__always)
     public func push(_ e: KeyedEvent, consumer: Waiter, beforeWait: () -> Void = {}) {
         push(key: e.key, e.event, traits: .none, consumer: consumer, beforeWait: beforeWait)
@@ -167,8 +191,11 @@ public final class EventQueue: @unchecked Sendable {
     private func reserve(consumer: Waiter, beforeWait: () -> Void) -> Int {
         if producerHead - producerTailCopy >= capacity {
             producerTailCopy = tail.load(ordering: .acquiring)
-            if producerHead - producerTailCopy >= capacity { beforeWait() }
             while producerHead - producerTailCopy >= capacity {
+                // Each time round: while the workers run the merge themselves, the producer may make the room.
+                beforeWait()
+                producerTailCopy = tail.load(ordering: .acquiring)
+                if producerHead - producerTailCopy < capacity { break }
                 consumer.wake()
                 producerWaiter.await { [self] in
                     producerTailCopy = tail.load(ordering: .acquiring)
@@ -184,7 +211,11 @@ public final class EventQueue: @unchecked Sendable {
     private func commit(consumer: Waiter) {
         // The slot a few places on was last read by the consumer's core: start taking its lines back now.
         let ahead = (producerHead &+ Self.prefetchDistance) & mask
-        Self.prefetch(slot(ahead))
+        // Only the lines an operation sent without its context fills (most events; slots start at 0 or 32 in a
+        // line, so its 96 bytes lie in two): fetching the whole slot took two more lines, for nothing, per event.
+        let s = slot(ahead)
+        zw_prefetch(s)
+        zw_prefetch(s + 64)
         zw_prefetch(UnsafeRawPointer(headers + ahead))
         producerHead += 1
         head.store(producerHead, ordering: .releasing)
@@ -292,6 +323,21 @@ public final class EventRecorder: EngineObserver, @unchecked Sendable {
 
     /// Whether operations go with their `QuietTraits` (the detection observer is a `QuietOperationObserver`).
     let sendsTraits: Bool
+    /// The detection stage, whose merge this worker runs itself while waiting for room when the workers merge
+    /// (`DetectionStage.workersMerge`); set once by the pipeline before its threads start.
+    unowned(unsafe) var stage: DetectionStage?
+
+    /// Before a wait for room in the event queue (each time round): everything before the current message is
+    /// pushed (the merge may need that bound to go on), and while the workers merge, a merge step here, which
+    /// may free the room (nothing else would while the other workers are busy).
+    @inline(never) func waitingForRoom() {
+        completed.store(key &- 1, ordering: .releasing)
+        if let s = stage, s.workersMerge.load(ordering: .relaxed) {
+            // Full while the workers merge: the worker on merge duty is behind; this one takes the duty.
+            s.merger.store(Int(worker), ordering: .relaxed)
+            _ = s.tryMerge()
+        }
+    }
 
     init(queue: EventQueue, consumer: Waiter, worker: Int, workers: Int, sendsTraits: Bool = false) {
         self.queue = queue; self.consumer = consumer; self.worker = Int32(worker); self.workers = Int32(workers)
@@ -306,7 +352,7 @@ public final class EventRecorder: EngineObserver, @unchecked Sendable {
     }
 
     @inline(__always) func push(_ e: DetectionEvent, traits: QuietTraits = .none) {
-        queue.push(key: key, e, traits: traits, consumer: consumer) { completed.store(key &- 1, ordering: .releasing) }
+        queue.push(key: key, e, traits: traits, consumer: consumer) { waitingForRoom() }
     }
 
     /// No quiet traits, but the flow slot the event's detector entry is at (`EventQueue.flowSlot(ahead:)`).
@@ -320,7 +366,7 @@ public final class EventRecorder: EngineObserver, @unchecked Sendable {
     public func flowIdentified(_ flow: FlowContext, appProtocol: AppProtocol?, frame: UInt64, time: PacketTime) {
         let f = unique(flow)
         queue.push(key: key, .flowIdentified(f, appProtocol, frame: frame, time: time), traits: Self.slotOnly(f),
-                   keepsContext: appProtocol != nil && f.flowSlot >= 0, consumer: consumer) { completed.store(key &- 1, ordering: .releasing) }
+                   keepsContext: appProtocol != nil && f.flowSlot >= 0, consumer: consumer) { waitingForRoom() }
     }
     public func operation(_ op: Operation, flow: FlowContext) {
         var o = op, f = unique(flow)
@@ -334,13 +380,13 @@ public final class EventRecorder: EngineObserver, @unchecked Sendable {
                                          scratch: UnsafeMutablePointer<FlowContext>) {
         scratch.pointee.flowSerial = flowSerial; scratch.pointee.flowSlot = flowSlot
         queue.pushOperation(key: key, op, flow: nil, traits: QuietTraits(op.pointee, flow: scratch.pointee),
-                            consumer: consumer) { completed.store(key &- 1, ordering: .releasing) }
+                            consumer: consumer) { waitingForRoom() }
     }
 
     /// Queues the operation at `op` on the (made unique) flow context at `f`, copied from where they lie.
     @inline(__always) func pushOperation(at op: UnsafePointer<Operation>, uniqueFlow f: UnsafePointer<FlowContext>) {
         queue.pushOperation(key: key, op, flow: f, traits: sendsTraits ? QuietTraits(op.pointee, flow: f.pointee) : Self.slotOnly(f.pointee),
-                            consumer: consumer) { completed.store(key &- 1, ordering: .releasing) }
+                            consumer: consumer) { waitingForRoom() }
     }
 
     public func operationForwarder() -> OperationForwarder? { EventRecorderForwarder(self) }

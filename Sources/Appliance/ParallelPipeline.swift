@@ -1,6 +1,7 @@
 import Glibc
 import Synchronization
 import CPrefetch
+import CAppliance
 import Wire
 import Capture
 import Records
@@ -11,15 +12,17 @@ import Policy
 import Detection
 
 /// `--workers N`: N worker threads each run their own `Engine` (flows, reassembly, dissectors, records) with
-/// nothing shared on the per-packet path; one detection thread runs the single `Detector` over the workers'
-/// observer events merged back into packet order. Packets reach the workers one of two ways:
+/// nothing shared on the per-packet path; one `Detector` runs over the workers' observer events merged back into
+/// packet order (`DetectionStage`: on a detection thread, or, while the workers read a file, in the workers
+/// themselves). Packets reach the workers one of two ways:
 ///
-/// - A capture file (`replayFile`): every worker reads the whole file itself, through one memory map of the file
+/// - A capture file (`replayFile`): the workers read the file themselves, through one memory map of the file
 ///   shared by all (`SharedCaptureMap`, `MappedCapture`; libpcap for pcapng and from any record libpcap must
-///   handle), numbers every packet so frame numbers stay global, runs the sweep a single engine would run at it,
-///   and processes only the packets whose flow hashes to it (`FileShareReader.readMapped`). No reader thread, no
-///   packet copies, no packet crossing between cores: what a worker pays for the others' packets is a header read
-///   and one multiply each.
+///   handle). One owner pass over it is shared (`OwnerPass`): each stretch of records is walked once, by whichever
+///   worker needs it first, which lists for every worker the records it acts on. Each worker numbers every packet
+///   so frame numbers stay global, runs the sweep a single engine would run at it, and processes only the packets
+///   whose flow hashes to it (`FileShareReader.readSharedPass`). No reader thread, no packet copies: what the
+///   others' packets cost is one header read and one multiply each, in all.
 /// - Standard input and live captures (`packet`): one reader (the calling thread) numbers packets and copies each
 ///   into the ring of the worker its flow hashes to.
 ///
@@ -27,9 +30,15 @@ import Detection
 /// and its cache lines then move to the worker's core; on a 2-core machine the reader took about a fifth of the
 /// CPU time and was a fourth thread on two cores. A reader queueing only references into a mapped file (measured
 /// too) still paid a cross-core cache-line transfer per packet for the ring message, plus a miss in the worker
-/// for the packet itself. Workers reading the file themselves pay instead a header read and a hash for each of
-/// the others' packets, about the same CPU time in total, with one thread fewer and nothing but detection
-/// events crossing between cores.
+/// for the packet itself. Workers reading the file themselves each paid a header read and a hash for every packet
+/// of the others (about an eighth of their time on the mixed plant); sharing the owner pass halves that, at the
+/// price of a 16-byte list entry per record and packets whose lines the walker brought in (fetched well ahead).
+///
+/// Why the workers merge while they read a file: a detection thread is a third thread on two cores, preempting a
+/// worker whenever it has work. The merge is a step any thread may take (`DetectionStage.tryMerge`, under one
+/// lock); the worker on duty takes it every 1,024 packets or so, the duty passes to a worker well ahead of it, and
+/// a worker whose event queue is full takes a step itself, so the work balances between the two and the
+/// detector's state stays in one cache for long stretches.
 ///
 /// Why detection is not per worker: several rules count across flows and host pairs (an ICS host scan is one
 /// source opening flows to many hosts, an unknown host is reported once however many peers it has, alerts are
@@ -73,6 +82,9 @@ public final class ParallelPipeline: @unchecked Sendable {
         /// two workers sharing two cores with the detection thread seldom wait on it: on the mixed plant, 8,192
         /// gave about twice the context switches (voluntary and involuntary) and a slower replay.
         public var eventCapacity = 32768
+        /// Detection events per worker queue while the workers read a file and merge themselves (at most
+        /// `eventCapacity`).
+        public var fileEventCapacity = 4096
         /// Replay: wait when a ring is full. Live: drop and count.
         public var blocking = true
         /// Record bytes a worker buffers before writing them out (whole lines).
@@ -135,8 +147,10 @@ public final class ParallelPipeline: @unchecked Sendable {
         workers = ws
         readerRings = ws.map { Unmanaged.passUnretained($0.ring) }
         detection = DetectionStage(observer: observer, sink: alertSink, detector: detector, waiter: detectionWaiter,
-                                   anomalyRecords: settings.anomalyRecords, anomalyLimit: settings.anomalyLogLimitPerKind)
+                                   anomalyRecords: settings.anomalyRecords, anomalyLimit: settings.anomalyLogLimitPerKind, workers: ws)
         writer = write
+        detection.pipeline = self
+        for w in ws { w.recorder.stage = detection }
     }
 
     /// Starts the worker and detection threads.
@@ -160,6 +174,7 @@ public final class ParallelPipeline: @unchecked Sendable {
     /// the packet for its flow's worker. `bytes` is copied.
     @inline(__always)
     public func packet(_ bytes: UnsafeRawBufferPointer, linkType: Int32, time: PacketTime, wireLength: Int) {
+        if workersMergeAfterFile { handMergeBack() }
         frame &+= 1
         key &+= 1
         lastTime = time
@@ -203,6 +218,12 @@ public final class ParallelPipeline: @unchecked Sendable {
         currentShare = share
         let header = RingMessageHeader(kind: RingMessageKind.file.rawValue, linkType: share.linkType, key: key, frame: frame,
                                        time: lastTime, capturedLength: 0, wireLength: 0)
+        // The workers run the merge themselves while they read (ZONEWATCH_DETECTION_THREAD=1, a diagnostic: the
+        // detection thread does, as with a reader thread).
+        if workers.count > 1 && getenv("ZONEWATCH_DETECTION_THREAD") == nil {
+            detection.workersMerge.store(true, ordering: .releasing)
+            workersMergeAfterFile = true
+        }
         for w in workers { _ = w.ring.push(header, payload: UnsafeRawBufferPointer(start: nil, count: 0), block: true) }
         for w in workers { w.ring.flush() }
         var lastProgress = monotonicNow()
@@ -243,6 +264,7 @@ public final class ParallelPipeline: @unchecked Sendable {
     /// Lets time pass with no packet (a live capture with no traffic): every worker's clock moves to `time`,
     /// so idle flows end and aggregation windows close.
     public func idle(time: PacketTime) {
+        if workersMergeAfterFile { handMergeBack() }
         publishAll(through: key)
         key &+= 1
         lastTime = time
@@ -252,6 +274,17 @@ public final class ParallelPipeline: @unchecked Sendable {
         for w in workers { _ = w.ring.push(header, payload: UnsafeRawBufferPointer(start: nil, count: 0), block: true) }
         dispatched.store(key, ordering: .releasing)
         flush()
+    }
+
+    /// After a file the workers go on merging (they do the merge of their `.finish` too); packets from this thread
+    /// give it back to the detection thread.
+    private var workersMergeAfterFile = false
+
+    @inline(never)
+    private func handMergeBack() {
+        workersMergeAfterFile = false
+        detection.workersMerge.store(false, ordering: .releasing)
+        detection.waiter.wake()
     }
 
     /// Ends the input: every worker ends its flows at the last frame and reports, detection flushes its
@@ -268,6 +301,8 @@ public final class ParallelPipeline: @unchecked Sendable {
         dispatched.store(key, ordering: .releasing)
         for w in workers { w.ring.consumerWaiter.wake() }
         for w in workers { w.thread?.join() }
+        // Whatever the workers left unmerged is the detection thread's (normally nothing: the last worker merges to the end).
+        detection.workersMerge.store(false, ordering: .releasing)
         detection.waiter.wake()
         detection.thread?.join()
     }
@@ -356,6 +391,16 @@ final class PipelineWorker: @unchecked Sendable {
                 engine.finish()
                 done = true
             case .file:
+                // While the workers merge, events are taken as soon as both have made them (every 1,024 packets or
+                // so): a queue of a few thousand keeps its slots in cache, where one sized for the detection thread's
+                // latency would cycle through megabytes.
+                let stage = pipeline.detection
+                if stage.workersMerge.load(ordering: .acquiring) {
+                    events.narrow(to: pipeline.settings.fileEventCapacity, consumerSide: stage.excludingMerge) {
+                        recorder.completed.store(h.key &- 1, ordering: .releasing)
+                        _ = stage.tryMerge()
+                    }
+                }
                 // Read the whole file here; `completed` then stands at its last packet's key, not this message's.
                 if let share = pipeline.currentShare { runFile(share, pipeline, prefetch: prefetch) }
                 ring.release()
@@ -372,6 +417,19 @@ final class PipelineWorker: @unchecked Sendable {
             if done {
                 drain(pipeline)
                 publish()
+                // While the workers merge (after a file), a worker whose flows are ended merges what the others make
+                // while they end theirs (so the last one to finish is not left with the whole merge), until the last
+                // `.finish` is merged. Should the others fall silent for a while, it leaves the rest to the detection
+                // thread, which takes over once every worker has returned.
+                let stage = pipeline.detection
+                if stage.workersMerge.load(ordering: .acquiring) {
+                    var lastProgress = monotonicNow()
+                    while !stage.merged.load(ordering: .acquiring) {
+                        if stage.tryMerge() == true { lastProgress = monotonicNow(); continue }
+                        if monotonicNow() - lastProgress > 0.05 { break }
+                        spinPause()
+                    }
+                }
                 detectionWaiter.wake()
                 return
             }
@@ -403,6 +461,7 @@ extension PipelineWorker {
                 break
             }
         }
+        reader.leaveMergeDuty()
         let last = share.firstKey &+ reader.count
         share.results[index] = FileShare.Result(packets: reader.count, lastTime: reader.lastTime, nextSweep: reader.nextSweep, error: failure)
         recorder.completed.store(last, ordering: .releasing)
@@ -425,6 +484,9 @@ final class FileShare: @unchecked Sendable {
     let path: String?
     /// The one map of the file the workers read through (nil: each maps windows of its own, or libpcap only).
     let map: SharedCaptureMap?
+    /// The workers' shared owner pass over `map` (nil: each worker walks every record itself;
+    /// ZONEWATCH_OWN_WALK=1, a diagnostic, asks for that).
+    let pass: OwnerPass?
     let linkType: Int32
     /// Merge key and frame number of the packet before the file's first.
     let firstKey: UInt64
@@ -444,6 +506,8 @@ final class FileShare: @unchecked Sendable {
         self.firstKey = firstKey; self.firstFrame = firstFrame; self.nextSweep = nextSweep; self.stop = stop
         let linkType = self.linkType
         map = path.flatMap { SharedCaptureMap(path: $0, linkType: linkType, workers: sources.count) }
+        pass = map != nil && sources.count > 1 && getenv("ZONEWATCH_OWN_WALK") == nil
+            ? OwnerPass(workers: sources.count, linkType: linkType, firstRecord: 0, clock: nextSweep) : nil
         results = .allocate(capacity: sources.count)
         _ = results.initialize(from: repeatElement(Result(), count: sources.count))
     }
@@ -483,6 +547,9 @@ final class FileShareReader: PacketConsumer {
     @exclusivity(unchecked) var count: UInt64 = 0
     @exclusivity(unchecked) var nextSweep: Int64
     @exclusivity(unchecked) var lastTime = PacketTime.zero
+    /// Whether the workers run the detection merge themselves (`DetectionStage.workersMerge`): then every 1,024
+    /// packets this one tries a merge step.
+    let merges: Bool
     /// Packets libpcap hands on that were read already (through a `MappedCapture`), to pass over.
     @exclusivity(unchecked) var skip: UInt64 = 0
     /// Worker of packet n at [n & 63]: n << 8 | worker (stale or 0: not computed).
@@ -499,6 +566,7 @@ final class FileShareReader: PacketConsumer {
         self.source = source; self.share = share; index = worker.index; workers = share.sources.count
         linkType = share.linkType; firstKey = share.firstKey; firstFrame = share.firstFrame
         nextSweep = share.nextSweep; self.prefetch = prefetch
+        merges = pipeline.detection.workersMerge.load(ordering: .acquiring)
         hashAhead = min(Engine.prefetchDistance * 2 * workers, 48)
         owners.initialize(repeating: 0, count: 64)
         ownNumbers.initialize(repeating: 0, count: 64)
@@ -515,6 +583,32 @@ final class FileShareReader: PacketConsumer {
     override func consume(_ header: PacketHeader, _ bytes: ByteView) {
         if skip > 0 { skip &-= 1; return }
         packet(time: header.time, wireLength: header.wireLength, bytes)
+    }
+
+    /// At a checkpoint (every 1,024 packets or so) while the workers merge: the worker on duty (`DetectionStage.merger`)
+    /// runs a merge step, and hands the duty on once another worker is more than `DetectionStage.handOverKeys` ahead
+    /// of it (the merge costs its holder time, so the duty moves to whoever has time to spare). One worker at a time
+    /// keeps the detector's state in its cache: taking turns at every checkpoint moved it between cores all the time.
+    @inline(never)
+    func mergeIfDue() {
+        let stage = pipeline.detection
+        guard stage.merger.load(ordering: .relaxed) == index else { return }
+        _ = stage.tryMerge()
+        let mine = recorder.completed.load(ordering: .relaxed)
+        var ahead = index, aheadKey = mine &+ DetectionStage.handOverKeys
+        for (v, w) in pipeline.workers.enumerated() where v != index {
+            let k = w.recorder.completed.load(ordering: .relaxed)
+            if k > aheadKey { ahead = v; aheadKey = k }
+        }
+        if ahead != index { stage.merger.store(ahead, ordering: .relaxed) }
+    }
+
+    /// This worker reads no more of the file: the merge duty, if it has it, goes to the next worker.
+    func leaveMergeDuty() {
+        let stage = pipeline.detection
+        if merges && workers > 1 && stage.merger.load(ordering: .relaxed) == index {
+            stage.merger.store((index + 1) % workers, ordering: .relaxed)
+        }
     }
 
     /// What follows a sweep (once a second of packet time): publish, and let records out, so that they reach the files
@@ -534,7 +628,10 @@ final class FileShareReader: PacketConsumer {
             // Everything up to this packet is in the event queue (the detection merge's lower bound for us).
             recorder.completed.store(firstKey &+ n, ordering: .releasing)
             if n & 0xFFFF == 0 { worker.publish() }
-            if n & 0x3FF == 0 && engine.bufferedRecordBytes > worker.flushBytes { worker.drain(pipeline) }
+            if n & 0x3FF == 0 {
+                if engine.bufferedRecordBytes > worker.flushBytes { worker.drain(pipeline) }
+                if merges { mergeIfDue() }
+            }
         }
     }
 
@@ -580,7 +677,10 @@ final class FileShareReader: PacketConsumer {
     /// Returns whether the file ended here (its end, or `share.stop()`): false when `m` met a record libpcap must
     /// handle, with `count` at the last record taken (the one before it).
     func readMapped(_ m: MappedCapture) -> Bool {
-        if let walk = m.wholeFile { return readWholeFile(m, walk) }
+        if let walk = m.wholeFile {
+            if let pass = share.pass { return readSharedPass(m, walk, pass) }
+            return readWholeFile(m, walk)
+        }
         let ring = UnsafeMutablePointer<MappedCapture.RawRecord>.allocate(capacity: 64)
         let ringOwners = UnsafeMutablePointer<Int>.allocate(capacity: 64)
         defer { ring.deallocate(); ringOwners.deallocate() }
@@ -755,7 +855,10 @@ extension FileShareReader {
             if from >> 4 != n >> 4 {
                 recorder.completed.store(firstKey &+ n, ordering: .releasing)
                 if from >> 16 != n >> 16 { worker.publish() }
-                if from >> 10 != n >> 10 && engine.bufferedRecordBytes > worker.flushBytes { worker.drain(pipeline) }
+                if from >> 10 != n >> 10 {
+                    if engine.bufferedRecordBytes > worker.flushBytes { worker.drain(pipeline) }
+                    if merges { mergeIfDue() }
+                }
                 if from >> 12 != n >> 12 && share.stop() { stopped = true; break }
             }
         }
@@ -767,7 +870,8 @@ extension FileShareReader {
     }
 }
 
-/// The detection thread: merges the workers' events in (merge key, worker) order into the single observer.
+/// The merge of the workers' events in (merge key, worker) order into the single observer: run by the detection
+/// thread, or by the workers themselves while they read a file (`workersMerge`), one thread at a time.
 final class DetectionStage: @unchecked Sendable {
     let observer: (any EngineObserver)?
     let sink: EventSink
@@ -783,9 +887,46 @@ final class DetectionStage: @unchecked Sendable {
     private var anomalyLogged: [UInt64: Int] = [:]   // by Engine.anomalyKindKey
     private var anomalyJSON = JSONWriter(capacity: 512)
 
-    init(observer: (any EngineObserver)?, sink: EventSink, detector: Detector?, waiter: Waiter, anomalyRecords: Bool, anomalyLimit: Int) {
+    /// Held by whichever thread runs the merge: the detection thread, or a worker while `workersMerge`.
+    private let mergeLock = Atomic<Bool>(false)
+    /// The worker whose checkpoints run the merge while the workers merge (`FileShareReader.mergeIfDue`); any
+    /// worker whose event queue is full merges too, and takes the duty.
+    let merger = Atomic<Int>(0)
+    /// How far (merge keys: packets) another worker must be ahead of the one on merge duty to take it over.
+    static let handOverKeys: UInt64 = 4096
+    /// Set while the workers read a capture file (`replayFile`): they run the merge themselves (`tryMerge`, at
+    /// checkpoints of their read loops and when their event queue is full) and the detection thread leaves it to
+    /// them, so only two threads share two cores and no worker is preempted by a third.
+    let workersMerge = Atomic<Bool>(false)
+    /// Every worker's `.finish` is merged and the observer finished: the detection thread ends.
+    let merged = Atomic<Bool>(false)
+    /// The pipeline (set once by it, before its threads start).
+    unowned(unsafe) var pipeline: ParallelPipeline?
+    // Merge state: only `mergeLock`'s holder touches it.
+    /// Unretained views of the workers and their event queues (the pipeline keeps them alive): retaining them per
+    /// event wrote their reference counts, in cache lines their worker threads write too.
+    private let workerViews: [Unmanaged<PipelineWorker>]
+    private let queueViews: [Unmanaged<EventQueue>]
+    /// Each worker's lower bound of its next event's key (`.max`: finished).
+    private let bounds: UnsafeMutablePointer<UInt64>
+    @exclusivity(unchecked) private var finishedWorkers = 0
+    @exclusivity(unchecked) private var mergeDone = false
+    private let quiet: (any QuietOperationObserver)?
+    /// The detector's per-flow entries, prefetched for the event a few places behind the one replayed (with
+    /// 100,000 flows each entry is otherwise a cache miss); the table may grow at a flow start.
+    @exclusivity(unchecked) private var entries: FlowStateTable
+
+    init(observer: (any EngineObserver)?, sink: EventSink, detector: Detector?, waiter: Waiter, anomalyRecords: Bool, anomalyLimit: Int,
+         workers: [PipelineWorker]) {
         self.observer = observer; self.sink = sink; self.detector = detector; self.waiter = waiter
         self.anomalyRecords = anomalyRecords; self.anomalyLimit = anomalyLimit
+        workerViews = workers.map { Unmanaged.passUnretained($0) }
+        queueViews = workers.map { Unmanaged.passUnretained($0.events) }
+        bounds = .allocate(capacity: max(1, workers.count))
+        bounds.initialize(repeating: 0, count: max(1, workers.count))
+        quiet = observer as? any QuietOperationObserver
+        entries = observer?.flowStateTable() ?? .none
+        contextSlots = (workers.map { max(16, $0.engine.configuration.flowLimits.maximumFlows) }.max() ?? 16) * max(1, workers.count)
     }
 
     /// Logs an anomaly as one engine would: in packet order, at most `anomalyLimit` lines per (layer, kind).
@@ -823,25 +964,33 @@ final class DetectionStage: @unchecked Sendable {
     }
 
     /// The flow contexts of identified flows by (unique) flow slot, for the operations sent without theirs
-    /// (`EventRecorderForwarder`); grown to the largest slot seen.
-    private var contexts = UnsafeMutablePointer<FlowContext>.allocate(capacity: 0)
-    private var contextCapacity = 0
+    /// (`EventRecorderForwarder`): a zeroed map sized for every slot the workers' flow tables can hand out (pages
+    /// cost nothing until a flow's context is kept there), so it never moves; grown (copied) only past that.
+    @exclusivity(unchecked) private var contexts: UnsafeMutablePointer<FlowContext>?
+    @exclusivity(unchecked) private var contextCapacity = 0
+    /// Slots the map is first made for: the workers' flow caps (an engine's slots stay below its cap), interleaved.
+    private let contextSlots: Int
 
-    deinit { contexts.deallocate() }
+    deinit {
+        if let c = contexts { LargeBlock.unmap(UnsafeMutableRawPointer(c), bytes: contextCapacity * MemoryLayout<FlowContext>.stride) }
+        bounds.deallocate()
+    }
 
     /// Keeps `f` as its flow slot's context (a flow's operations follow its `flowIdentified`).
     private func keepContext(_ f: FlowContext) {
         let s = Int(f.flowSlot)
         if s >= contextCapacity {
-            let capacity = max(s + 1, contextCapacity * 2, 1024)
-            let grown = UnsafeMutablePointer<FlowContext>.allocate(capacity: capacity)
-            grown.moveInitialize(from: contexts, count: contextCapacity)
-            contexts.deallocate()
+            let capacity = max(s + 1, contextCapacity * 2, contextSlots)
+            let grown = LargeBlock.mapZeroed(capacity * MemoryLayout<FlowContext>.stride).bindMemory(to: FlowContext.self, capacity: capacity)
+            if let old = contexts {
+                grown.moveInitialize(from: old, count: contextCapacity)
+                LargeBlock.unmap(UnsafeMutableRawPointer(old), bytes: contextCapacity * MemoryLayout<FlowContext>.stride)
+            }
             contexts = grown; contextCapacity = capacity
         }
         // Plain values (no references): a slot is written before it is read (at its flow's `flowIdentified`), and
         // written over without deinitialization.
-        (contexts + s).initialize(to: f)
+        (contexts.unsafelyUnwrapped + s).initialize(to: f)
     }
 
     /// How `replayRun` stopped.
@@ -864,7 +1013,7 @@ final class DetectionStage: @unchecked Sendable {
                 } else {
                     let s = Int(traits.flowSlot)
                     precondition(s >= 0 && s < contextCapacity, "an operation before its flow's flowIdentified")
-                    observer?.operation(op.pointee, flow: contexts[s])
+                    observer?.operation(op.pointee, flow: contexts.unsafelyUnwrapped[s])
                 }
                 q.pop()
             } else {
@@ -886,98 +1035,130 @@ final class DetectionStage: @unchecked Sendable {
         }
     }
 
+    /// The detection thread: runs the merge whenever there is something to merge, except while the workers run it
+    /// themselves (`workersMerge`); returns once every worker's `.finish` is merged.
     func run(_ pipeline: ParallelPipeline) {
-        // Unretained views of the workers and their event queues (the pipeline keeps them alive): retaining them per
-        // event wrote their reference counts, in cache lines their worker threads write too.
-        let workers = pipeline.workers.map { Unmanaged.passUnretained($0) }
-        let queues = pipeline.workers.map { Unmanaged.passUnretained($0.events) }
-        let n = workers.count
-        // Held for the whole run: reading the property per event retained and released the observer each time.
-        let observer = self.observer
-        let quiet = observer as? any QuietOperationObserver
-        let takesQuietOperations = quiet != nil
-        // The detector's per-flow entries, prefetched for the event a few places behind the one replayed (with
-        // 100,000 flows each entry is otherwise a cache miss on this thread); the table may grow at a flow start.
-        var entries = observer?.flowStateTable() ?? .none
-        var bounds = [UInt64](repeating: 0, count: n)
-        var finishedWorkers = 0
         var idleSleep = 50
-        while true {
-            applyPolicy()
-            // Lower bounds of every worker's next event key. For a worker with no queued event, the bound is
-            // read before its queue is checked: a message it completed published its events first.
-            let d = pipeline.dispatched.load(ordering: .acquiring)
-            var any = false
-            for v in 0..<n {
-                // A drained worker's next event comes from a message not yet dispatched (key > d) and after what it
-                // completed: a worker that read a file to its end has completed keys the reader has not dispatched
-                // yet (it publishes them once every worker is done), and waiting for `d` alone would wait for it.
-                let safe = workers[v]._withUnsafeGuaranteedRef { w in
-                    let done = w.recorder.completed.load(ordering: .acquiring)
-                    return w.ring.isDrained ? max(d, done) &+ 1 : done &+ 1
-                }
-                if let k = queues[v]._withUnsafeGuaranteedRef({ $0.headKey() }) { bounds[v] = k; any = true } else { bounds[v] = safe }
+        while !merged.load(ordering: .acquiring) {
+            if workersMerge.load(ordering: .acquiring) {
+                // The workers merge: sleep without announcing it (`Waiter.sleeping` stays false), so that their
+                // queues' "half full" nudges cost them nothing; they wake us explicitly when they hand the merge back.
+                waiter.wait(microseconds: 20_000)
+                continue
             }
             var progressed = false
-            if any {
-                // Pop events in (key, worker) order while no other worker can still produce an earlier one.
-                while true {
-                    var best = -1
-                    var bestKey = UInt64.max
-                    for v in 0..<n {
-                        if let k = queues[v]._withUnsafeGuaranteedRef({ $0.headKey() }) {
-                            bounds[v] = k
-                            if k < bestKey { bestKey = k; best = v }
-                        }
-                    }
-                    guard best >= 0 else { break }
-                    var allowed = true
-                    for v in 0..<n where v != best {
-                        if bounds[v] < bestKey || (bounds[v] == bestKey && v < best) { allowed = false; break }
-                    }
-                    guard allowed else { break }
-                    progressed = true
-                    // Every other worker's events have keys of at least its bound, so `best`'s events come first as
-                    // long as their keys stay below `limit` (at a tie the lower worker index goes first): they are
-                    // taken in one run, without looking at the other queues for each.
-                    var limit = UInt64.max
-                    for v in 0..<n where v != best {
-                        limit = min(limit, v > best ? (bounds[v] == .max ? .max : bounds[v] &+ 1) : bounds[v])
-                    }
-                    var emptied = false
-                    switch queues[best]._withUnsafeGuaranteedRef({ q in
-                        replayRun(q, below: limit, observer: observer, quiet: quiet, takesQuiet: takesQuietOperations, entries: &entries)
-                    }) {
-                    case .emptied: emptied = true
-                    case .limit: break
-                    case .finished:
-                        finishedWorkers += 1
-                        // A finished worker produces nothing more.
-                        bounds[best] = .max
-                        if finishedWorkers == n {
-                            observer?.finish()
-                            flushAlerts(pipeline)
-                            return
-                        }
-                        emptied = true
-                    }
-                    // Its queue emptied: its bound must be re-read (before the queue) on the next pass.
-                    if emptied && bounds[best] != .max { break }
-                }
-            }
-            let buffered = sink.lines[RecordKind.alert.rawValue].count + sink.lines[RecordKind.anomaly.rawValue].count
-            if buffered > 1 << 16 || (!progressed && buffered > 0) {
-                flushAlerts(pipeline)
-            }
+            if let p = tryMerge() { progressed = p }
             if progressed {
                 idleSleep = 50
             } else {
-                alertCount.store(sink.recordCounts[RecordKind.alert.rawValue], ordering: .relaxed)
+                if merged.load(ordering: .acquiring) { return }
                 // Nothing could be merged: sleep, a little longer each time (up to 5 ms), until a worker wakes us.
                 waiter.await(spins: 8, sleepMicroseconds: idleSleep) { false }
                 idleSleep = min(idleSleep * 2, 5000)
             }
         }
+    }
+
+    /// Runs `body` with the merge lock held, unless another thread holds it (false then).
+    func excludingMerge(_ body: () -> Void) -> Bool {
+        guard mergeLock.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return false }
+        body()
+        mergeLock.store(false, ordering: .releasing)
+        return true
+    }
+
+    /// Runs one merge step (`mergeStep`) unless another thread is running one (nil then); any thread.
+    @inline(never)
+    func tryMerge() -> Bool? {
+        guard mergeLock.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return nil }
+        let progressed = mergeStep()
+        mergeLock.store(false, ordering: .releasing)
+        return progressed
+    }
+
+    /// Merges what can be merged now: every event no worker can still precede, in (merge key, worker) order, into
+    /// the observer; then lets buffered alerts out. Returns whether any event was merged. Only with `mergeLock` held
+    /// (whichever thread holds it: the merge state below moves with the lock).
+    private func mergeStep() -> Bool {
+        guard !mergeDone else { return false }
+        let pipeline = self.pipeline.unsafelyUnwrapped
+        applyPolicy()
+        let workers = workerViews, queues = queueViews
+        let n = workers.count
+        let bounds = self.bounds
+        let observer = self.observer, quiet = self.quiet, takesQuietOperations = quiet != nil
+        var entries = self.entries
+        defer { self.entries = entries }
+        // Lower bounds of every worker's next event key. For a worker with no queued event, the bound is
+        // read before its queue is checked: a message it completed published its events first.
+        let d = pipeline.dispatched.load(ordering: .acquiring)
+        var any = false
+        for v in 0..<n where bounds[v] != .max {
+            // A drained worker's next event comes from a message not yet dispatched (key > d) and after what it
+            // completed: a worker that read a file to its end has completed keys the reader has not dispatched
+            // yet (it publishes them once every worker is done), and waiting for `d` alone would wait for it.
+            let safe = workers[v]._withUnsafeGuaranteedRef { w in
+                let done = w.recorder.completed.load(ordering: .acquiring)
+                return w.ring.isDrained ? max(d, done) &+ 1 : done &+ 1
+            }
+            if let k = queues[v]._withUnsafeGuaranteedRef({ $0.headKey() }) { bounds[v] = k; any = true } else { bounds[v] = safe }
+        }
+        var progressed = false
+        if any {
+            // Pop events in (key, worker) order while no other worker can still produce an earlier one.
+            while true {
+                var best = -1
+                var bestKey = UInt64.max
+                for v in 0..<n where bounds[v] != .max {
+                    if let k = queues[v]._withUnsafeGuaranteedRef({ $0.headKey() }) {
+                        bounds[v] = k
+                        if k < bestKey { bestKey = k; best = v }
+                    }
+                }
+                guard best >= 0 else { break }
+                var allowed = true
+                for v in 0..<n where v != best {
+                    if bounds[v] < bestKey || (bounds[v] == bestKey && v < best) { allowed = false; break }
+                }
+                guard allowed else { break }
+                progressed = true
+                // Every other worker's events have keys of at least its bound, so `best`'s events come first as
+                // long as their keys stay below `limit` (at a tie the lower worker index goes first): they are
+                // taken in one run, without looking at the other queues for each.
+                var limit = UInt64.max
+                for v in 0..<n where v != best {
+                    limit = min(limit, v > best ? (bounds[v] == .max ? .max : bounds[v] &+ 1) : bounds[v])
+                }
+                var emptied = false
+                switch queues[best]._withUnsafeGuaranteedRef({ q in
+                    replayRun(q, below: limit, observer: observer, quiet: quiet, takesQuiet: takesQuietOperations, entries: &entries)
+                }) {
+                case .emptied: emptied = true
+                case .limit: break
+                case .finished:
+                    finishedWorkers += 1
+                    // A finished worker produces nothing more.
+                    bounds[best] = .max
+                    if finishedWorkers == n {
+                        observer?.finish()
+                        flushAlerts(pipeline)
+                        mergeDone = true
+                        merged.store(true, ordering: .releasing)
+                        waiter.wake()
+                        return true
+                    }
+                    emptied = true
+                }
+                // Its queue emptied: its bound must be re-read (before the queue) on the next pass.
+                if emptied && bounds[best] != .max { break }
+            }
+        }
+        let buffered = sink.lines[RecordKind.alert.rawValue].count + sink.lines[RecordKind.anomaly.rawValue].count
+        if buffered > 1 << 16 || (!progressed && buffered > 0) {
+            flushAlerts(pipeline)
+        }
+        if !progressed { alertCount.store(sink.recordCounts[RecordKind.alert.rawValue], ordering: .relaxed) }
+        return progressed
     }
 }
 
@@ -992,5 +1173,284 @@ extension EngineStatistics {
         anomalies &+= s.anomalies; anomaliesNotLogged &+= s.anomaliesNotLogged; operations &+= s.operations; alerts &+= s.alerts
         for i in pdus.indices where i < s.pdus.count { pdus[i] &+= s.pdus[i] }
         for i in flowsPerProtocol.indices where i < s.flowsPerProtocol.count { flowsPerProtocol[i] &+= s.flowsPerProtocol[i] }
+    }
+}
+
+/// One owner pass over a mapped capture file, shared by the workers of a `replayFile`: the file is cut into stretches
+/// of up to `stretchRecords` records, and each stretch is walked once, by whichever worker needs it first. The walker
+/// reads every record header of the stretch, computes its owner (`FlowDispatch`) and the sweep clock, and lists for
+/// each worker the records it acts on (its own packets, and the sweeps of every worker); the others read only their
+/// lists. So each record header is read and hashed once in all, not once per worker, and a worker's cache sees only
+/// its own packets and the headers of the stretches it walked.
+///
+/// Stretches lie in a ring of `slots`; a slot is walked again once every worker has taken the stretch in it. The walk
+/// is sequential (a record's place is known only from the one before), so one worker at a time walks
+/// (`walkLock`), a stretch at a time, which is short (about 10 µs); whoever gets ahead walks more, so the work
+/// balances itself. The walk state (`walk`, `parsed`, `clock`) moves with the lock.
+final class OwnerPass: @unchecked Sendable {
+    /// A record a worker acts on: its header in the map, its number within the stretch (from 1) and flags (`own`,
+    /// `sweep`).
+    struct Entry {
+        var header: UnsafeRawPointer
+        var number: UInt32
+        var flags: UInt32
+        static let own: UInt32 = 1
+        static let sweep: UInt32 = 2
+    }
+    /// What a walked stretch holds, besides the lists.
+    struct Stretch {
+        /// Record number before its first record, and of its last (equal: no record).
+        var base: UInt64 = 0
+        var last: UInt64 = 0
+        /// Time of its last record (microseconds), and the sweep clock after it.
+        var lastSeconds: UInt32 = 0
+        var lastFraction: UInt32 = 0
+        var clockAfter: Int64 = 0
+        /// The walk stopped in it: the end of the file, or a record libpcap must handle (`irregular`).
+        var ended = false
+        var irregular = false
+        /// Where the walk stood after it.
+        var walk: WholeFileWalk?
+    }
+
+    static let stretchRecords = 1024
+    static let slots = 16
+    /// How many entries ahead a reader fetches the packet's lines.
+    static let packetsAhead = 16
+
+    let workers: Int
+    private let stretches: UnsafeMutablePointer<Stretch>
+    /// Per slot and worker: the count, and the list (`stretchRecords` entries: a record adds at most one to each).
+    private let counts: UnsafeMutablePointer<Int>
+    private let lists: UnsafeMutablePointer<Entry>
+    /// Stretches walked (0..<published are ready to read).
+    let published = Atomic<Int>(0)
+    /// Per worker, stretches taken (`Int.max`: no longer reading, holds no slot).
+    private final class Taken: Sendable { let count = Atomic<Int>(0) }
+    private let taken: [Taken]
+    private let walkLock = Atomic<Bool>(false)
+    // The walk state: only the holder of `walkLock`.
+    @exclusivity(unchecked) private var walk: WholeFileWalk?
+    @exclusivity(unchecked) private var parsed: UInt64 = 0
+    @exclusivity(unchecked) private var clock: Int64 = 0
+    @exclusivity(unchecked) private var lastSeconds: UInt32 = 0
+    @exclusivity(unchecked) private var lastFraction: UInt32 = 0
+    @exclusivity(unchecked) private var ended = false
+    let linkType: Int32
+
+    init(workers: Int, linkType: Int32, firstRecord: UInt64, clock: Int64) {
+        self.workers = workers; self.linkType = linkType
+        parsed = firstRecord; self.clock = clock
+        stretches = .allocate(capacity: Self.slots)
+        stretches.initialize(repeating: Stretch(), count: Self.slots)
+        counts = .allocate(capacity: Self.slots * workers)
+        counts.initialize(repeating: 0, count: Self.slots * workers)
+        lists = .allocate(capacity: Self.slots * workers * Self.stretchRecords)
+        taken = (0..<workers).map { _ in Taken() }
+    }
+
+    deinit {
+        stretches.deinitialize(count: Self.slots).deallocate()
+        counts.deallocate(); lists.deallocate()
+    }
+
+    @inline(__always) func stretch(_ s: Int) -> UnsafeMutablePointer<Stretch> { stretches + (s & (Self.slots - 1)) }
+    @inline(__always) func count(_ s: Int, worker: Int) -> Int { counts[(s & (Self.slots - 1)) &* workers &+ worker] }
+    @inline(__always) func list(_ s: Int, worker: Int) -> UnsafeMutablePointer<Entry> {
+        lists + ((s & (Self.slots - 1)) &* workers &+ worker) &* Self.stretchRecords
+    }
+
+    /// Worker `worker` has taken every stretch before `s` (`Int.max`: it reads no more here).
+    func took(_ s: Int, worker: Int) { taken[worker].count.store(s, ordering: .releasing) }
+
+    /// How a walk attempt went.
+    enum WalkResult { case walked, busy, full, ended }
+
+    /// Walks the next stretch unless another worker is walking, the ring is full (a worker has not taken the stretch
+    /// whose slot is next) or the walk has ended. `start` is the caller's walk from the file's first record (all
+    /// workers' are the same); `m` its capture (the walk's position reports are off: readers report).
+    func tryWalk(_ m: MappedCapture, start: WholeFileWalk) -> WalkResult {
+        guard walkLock.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return .busy }
+        defer { walkLock.store(false, ordering: .releasing) }
+        if ended { return .ended }
+        let s = published.load(ordering: .relaxed)
+        for t in taken where t.count.load(ordering: .acquiring) <= s &- Self.slots { return .full }
+        walkStretch(s, m, start: start)
+        published.store(s &+ 1, ordering: .releasing)
+        return .walked
+    }
+
+    /// Walks stretch `s` into its slot (the lock held, the slot free).
+    @inline(never)
+    private func walkStretch(_ s: Int, _ m: MappedCapture, start: WholeFileWalk) {
+        var walk: WholeFileWalk
+        if let w = self.walk { walk = w } else { walk = start; walk.nextReport = .max }
+        var parsed = self.parsed, clock = self.clock
+        let base = parsed, limit = parsed &+ UInt64(Self.stretchRecords)
+        let workers = self.workers, linkType = self.linkType
+        let ethernet = linkType == PacketDecoder.ethernet
+        let counts = self.counts + (s & (Self.slots - 1)) &* workers
+        let lists = list(s, worker: 0)
+        for v in 0..<workers { counts[v] = 0 }
+        var last: UnsafeRawPointer?
+        var ended = false
+        while parsed < limit {
+            guard let h = walk.next(m) else { ended = true; break }
+            parsed &+= 1
+            last = h
+            let seconds = h.loadUnaligned(as: UInt32.self)
+            let bytes = ByteView(UnsafeRawBufferPointer(start: h + 16, count: Int(h.loadUnaligned(fromByteOffset: 8, as: UInt32.self))))
+            let w: Int
+            if ethernet, let hash = FlowDispatch.commonShapeHash(bytes) {
+                w = FlowDispatch.index(hash, workers: workers)
+            } else {
+                w = FlowDispatch.worker(for: bytes, linkType: linkType, workers: workers)
+            }
+            let number = UInt32(truncatingIfNeeded: parsed &- base)
+            if Int64(seconds) >= clock {
+                clock = Int64(seconds) &+ 1
+                for v in 0..<workers {
+                    lists[v &* Self.stretchRecords &+ counts[v]] = Entry(header: h, number: number, flags: Entry.sweep | (v == w ? Entry.own : 0))
+                    counts[v] &+= 1
+                }
+            } else {
+                lists[w &* Self.stretchRecords &+ counts[w]] = Entry(header: h, number: number, flags: Entry.own)
+                counts[w] &+= 1
+            }
+        }
+        if let h = last {
+            lastSeconds = h.loadUnaligned(as: UInt32.self)
+            lastFraction = walk.microseconds(h)
+        }
+        stretch(s).pointee = Stretch(base: base, last: parsed, lastSeconds: lastSeconds, lastFraction: lastFraction, clockAfter: clock,
+                                     ended: ended, irregular: walk.irregular, walk: walk)
+        self.walk = walk; self.parsed = parsed; self.clock = clock; self.ended = ended
+    }
+}
+
+/// Starts loading a record's header and the packet's first line (its headers, for the flow hash and the engine).
+@inline(__always) private func prefetchPacket(_ header: UnsafeRawPointer) {
+    zw_prefetch_read(header)
+    zw_prefetch_read(header + 64)
+}
+
+extension FileShareReader {
+    /// `readMapped` over a whole-file map with the workers' shared owner pass (`OwnerPass`): this worker takes the
+    /// stretches in order, walking the next one itself when no one has yet, and acts on its list of each (its own
+    /// packets, and the sweeps); the records between are passed over at once. Same packets, numbering, sweeps,
+    /// prefetch hints, merge-key bounds, stop checks and result as `readWholeFile`.
+    func readSharedPass(_ m: MappedCapture, _ start: WholeFileWalk, _ pass: OwnerPass) -> Bool {
+        let index = self.index, linkType = self.linkType
+        let d = Engine.prefetchDistance - 1   // the list starts at the next entry
+        let map = share.map
+        var n = count
+        var nextSweep = self.nextSweep
+        var takenSeconds: UInt32 = 0, takenFraction: UInt32 = 0, any = false
+        var stopped = false
+        var s = 0
+        var nextReport = 0
+        var lastWalk: WholeFileWalk?
+        map?.advance(worker: index, to: start.offset)
+        outer: while true {
+            // Stretch `s` walked (by us if need be), and the one after it under way so that it is there in time.
+            while pass.published.load(ordering: .acquiring) <= s {
+                switch pass.tryWalk(m, start: start) {
+                case .walked, .ended: continue
+                case .busy:
+                    spinPause()
+                case .full:
+                    // Another worker is a ring behind: let it on (our bound, and the merge), then look again.
+                    recorder.completed.store(firstKey &+ n, ordering: .releasing)
+                    if merges, pipeline.detection.tryMerge() == true { continue }
+                    spinPause()
+                }
+            }
+            if pass.published.load(ordering: .acquiring) == s &+ 1 && !pass.stretch(s).pointee.ended {
+                _ = pass.tryWalk(m, start: start)
+            }
+            let info = pass.stretch(s)
+            let list = pass.list(s, worker: index), entries = pass.count(s, worker: index)
+            let base = info.pointee.base
+            // The packets were last read by the walker (often on the other core): their lines are fetched well ahead,
+            // in two stages (the list line, then the packet's), for the packet at hand and the prefetch hint's read.
+            for j in 0..<min(entries, OwnerPass.packetsAhead) { prefetchPacket(list[j].header) }
+            var i = 0
+            while i < entries {
+                let e = list[i]
+                if i &+ OwnerPass.packetsAhead < entries { prefetchPacket(list[i &+ OwnerPass.packetsAhead].header) }
+                // A read prefetch (the walker's core keeps its copy), once per line of entries.
+                if i & 3 == 0 { zw_prefetch_read(UnsafeRawPointer(list + (i &+ 2 &* OwnerPass.packetsAhead))) }
+                i &+= 1
+                let from = n
+                n = base &+ UInt64(e.number)
+                let h = e.header
+                let seconds = h.loadUnaligned(as: UInt32.self), fraction = start.microseconds(h)
+                takenSeconds = seconds; takenFraction = fraction; any = true
+                let time = PacketTime(seconds: Int64(seconds), microseconds: Int32(fraction))
+                let sweep = e.flags & OwnerPass.Entry.sweep != 0
+                if sweep { nextSweep = Int64(seconds) &+ 1 }
+                recorder.key = firstKey &+ n
+                if e.flags & OwnerPass.Entry.own != 0 {
+                    if prefetch {
+                        var hint: ByteView?
+                        var ahead: OwnerPass.Entry?
+                        if i &+ d < entries {
+                            ahead = list[i &+ d]
+                        } else if pass.published.load(ordering: .acquiring) > s &+ 1 {
+                            let j = i &+ d &- entries
+                            if j < pass.count(s &+ 1, worker: index) { ahead = pass.list(s &+ 1, worker: index)[j] }
+                        }
+                        if let a = ahead, a.flags & OwnerPass.Entry.own != 0 {
+                            hint = ByteView(UnsafeRawBufferPointer(start: a.header + 16, count: Int(a.header.loadUnaligned(fromByteOffset: 8, as: UInt32.self))))
+                        }
+                        engine.prefetchFlows(ahead: hint, linkType: linkType)
+                    }
+                    let caplen = Int(h.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
+                    engine.process(ByteView(UnsafeRawBufferPointer(start: h + 16, count: caplen)), linkType: linkType, time: time,
+                                   wireLength: Int(h.loadUnaligned(fromByteOffset: 12, as: UInt32.self)), frame: firstFrame &+ n)
+                } else {
+                    engine.advance(frame: firstFrame &+ n, time: time)
+                }
+                if sweep { afterSweep() }
+                if from >> 4 != n >> 4 {
+                    recorder.completed.store(firstKey &+ n, ordering: .releasing)
+                    if from >> 16 != n >> 16 { worker.publish() }
+                    if from >> 10 != n >> 10 {
+                        if engine.bufferedRecordBytes > worker.flushBytes { worker.drain(pipeline) }
+                        if merges { mergeIfDue() }
+                    }
+                    if from >> 12 != n >> 12 && share.stop() { stopped = true; break outer }
+                }
+            }
+            // The rest of the stretch is passed over.
+            let from = n
+            n = info.pointee.last
+            nextSweep = info.pointee.clockAfter
+            if n != base { takenSeconds = info.pointee.lastSeconds; takenFraction = info.pointee.lastFraction; any = true }
+            let ended = info.pointee.ended, irregular = info.pointee.irregular
+            lastWalk = info.pointee.walk
+            s &+= 1
+            pass.took(s, worker: index)
+            if let w = lastWalk, w.offset >= nextReport {
+                nextReport = w.offset &+ SharedCaptureMap.reportBytes
+                map?.advance(worker: index, to: w.offset)
+            }
+            if from >> 4 != n >> 4 {
+                recorder.completed.store(firstKey &+ n, ordering: .releasing)
+                if from >> 16 != n >> 16 { worker.publish() }
+                if from >> 10 != n >> 10 {
+                    if engine.bufferedRecordBytes > worker.flushBytes { worker.drain(pipeline) }
+                    if merges { mergeIfDue() }
+                }
+                if from >> 12 != n >> 12 && share.stop() { stopped = true; break }
+            }
+            if ended { stopped = !irregular; break }
+        }
+        pass.took(.max, worker: index)
+        if let w = lastWalk { m.finishWalk(w, records: n &- count) }
+        count = n
+        self.nextSweep = nextSweep
+        if any { lastTime = PacketTime(seconds: Int64(takenSeconds), microseconds: Int32(takenFraction)) }
+        return stopped
     }
 }

@@ -237,6 +237,24 @@ import Capture
         #expect(quiet > 100)
     }
 
+    /// A generated plant of 120,000 packets read by the workers through the shared owner pass (some 118 stretches:
+    /// its ring of stretches wraps many times), with the workers merging themselves, between two files fed by the
+    /// reader (detection on its thread before, and again after): the event queues narrow from 8,192 to 64 as the
+    /// workers' file starts, once the first file's events are merged, so they fill all the time and the merge duty
+    /// changes hands. Records and alerts are one engine's.
+    @Test(arguments: [2, 3])
+    func sharedOwnerPassAndWorkersMergingGiveTheSameRecordsAsOneWorker(workers: Int) throws {
+        let capture = try generatedCapture(profile: "mixed", packets: 120_000, flows: 4000)
+        let files = [fixture("demo/plant.pcap"), capture, fixture("mixed/demo-mixed.pcap")]
+        for policy in [Self.plantPolicy, demoPolicy] {
+            let one = runSingle(files, policy: policy).sorted
+            let many = runParallel(files, policy: policy, workers: workers, eventCapacity: 8192, fileEventCapacity: 64,
+                                   feed: .alternatingFromReader).sorted
+            #expect(one == many, "\(workers) workers differ from one")
+            #expect(one.count > 1000)
+        }
+    }
+
     /// Files read by the workers and files fed by a reader, in one stream: frame numbers and the sweep clock carry
     /// over between the two ways.
     @Test func workersReadingAndReaderFeedingMixInOneStream() {

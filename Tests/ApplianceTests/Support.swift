@@ -106,16 +106,20 @@ enum PipelineFeed {
     case workersRead(mapped: Bool)
     /// Files alternately one way and the other (workers first).
     case alternating
+    /// Files alternately one way and the other (the reader first).
+    case alternatingFromReader
 }
 
 /// Runs capture files through the multi-worker pipeline.
 func runParallel(_ files: [String], policy: CompiledPolicy?, workers: Int, ringBytes: Int = 1 << 20, eventCapacity: Int = 64,
-                 anomalyLimit: Int = 1_000, feed: PipelineFeed = .reader, finished: ((TestAlertObserver) -> Void)? = nil) -> RecordLines {
+                 fileEventCapacity: Int = 4096, anomalyLimit: Int = 1_000, feed: PipelineFeed = .reader,
+                 finished: ((TestAlertObserver) -> Void)? = nil) -> RecordLines {
     let sink = EventSink()
     let observer = TestAlertObserver(policy: policy, sink: sink)
     var settings = ParallelPipeline.Settings(workers: workers)
     settings.ringBytes = ringBytes
     settings.eventCapacity = eventCapacity
+    settings.fileEventCapacity = fileEventCapacity
     settings.recordFlushBytes = 4096
     settings.anomalyRecords = true
     settings.anomalyLogLimitPerKind = anomalyLimit
@@ -133,6 +137,7 @@ func runParallel(_ files: [String], policy: CompiledPolicy?, workers: Int, ringB
         case .reader: break
         case .workersRead(let m): workersRead = true; mapped = m
         case .alternating: workersRead = i % 2 == 0
+        case .alternatingFromReader: workersRead = i % 2 == 1
         }
         if workersRead {
             let sources = [source] + (1..<workers).compactMap { _ in try? PacketSource.openFile(file) }
