@@ -835,17 +835,11 @@ extension FileShareReader {
                 if sweep { nextSweep = Int64(seconds) &+ 1 }
                 recorder.key = firstKey &+ n
                 if e & 1 != 0 {
-                    if prefetch {
-                        var hint: ByteView?
-                        if look.tail &- head > d && look.queued[(head &+ d) & 63] & 1 != 0 {
-                            let a = look.headers[(head &+ d) & 63]
-                            hint = ByteView(UnsafeRawBufferPointer(start: a + 16, count: Int(a.loadUnaligned(fromByteOffset: 8, as: UInt32.self))))
-                        }
-                        engine.prefetchFlows(ahead: hint, linkType: linkType)
+                    var hint: UnsafeRawPointer?
+                    if prefetch && look.tail &- head > d && look.queued[(head &+ d) & 63] & 1 != 0 {
+                        hint = look.headers[(head &+ d) & 63]
                     }
-                    let caplen = Int(h.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
-                    engine.process(ByteView(UnsafeRawBufferPointer(start: h + 16, count: caplen)), linkType: linkType, time: time,
-                                   wireLength: Int(h.loadUnaligned(fromByteOffset: 12, as: UInt32.self)), frame: firstFrame &+ n)
+                    engine.processRecord(h, microseconds: fraction, ahead: hint, linkType: linkType, frame: firstFrame &+ n)
                 } else {
                     engine.advance(frame: firstFrame &+ n, time: time)
                 }
@@ -1391,8 +1385,8 @@ extension FileShareReader {
                 if sweep { nextSweep = Int64(seconds) &+ 1 }
                 recorder.key = firstKey &+ n
                 if e.flags & OwnerPass.Entry.own != 0 {
+                    var hint: UnsafeRawPointer?
                     if prefetch {
-                        var hint: ByteView?
                         var ahead: OwnerPass.Entry?
                         if i &+ d < entries {
                             ahead = list[i &+ d]
@@ -1400,14 +1394,9 @@ extension FileShareReader {
                             let j = i &+ d &- entries
                             if j < pass.count(s &+ 1, worker: index) { ahead = pass.list(s &+ 1, worker: index)[j] }
                         }
-                        if let a = ahead, a.flags & OwnerPass.Entry.own != 0 {
-                            hint = ByteView(UnsafeRawBufferPointer(start: a.header + 16, count: Int(a.header.loadUnaligned(fromByteOffset: 8, as: UInt32.self))))
-                        }
-                        engine.prefetchFlows(ahead: hint, linkType: linkType)
+                        if let a = ahead, a.flags & OwnerPass.Entry.own != 0 { hint = a.header }
                     }
-                    let caplen = Int(h.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
-                    engine.process(ByteView(UnsafeRawBufferPointer(start: h + 16, count: caplen)), linkType: linkType, time: time,
-                                   wireLength: Int(h.loadUnaligned(fromByteOffset: 12, as: UInt32.self)), frame: firstFrame &+ n)
+                    engine.processRecord(h, microseconds: fraction, ahead: hint, linkType: linkType, frame: firstFrame &+ n)
                 } else {
                     engine.advance(frame: firstFrame &+ n, time: time)
                 }

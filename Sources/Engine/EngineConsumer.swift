@@ -109,15 +109,17 @@ extension Engine {
 extension Engine {
     /// One record of a classic pcap file held in memory: `record` points at its 16-byte header (host byte order,
     /// the captured bytes right after it), whose time fraction is `microseconds`; `ahead` points at the record
-    /// `prefetchDistance` places further on (nil: unknown, or no prefetch hints wanted). The prefetch stage and the
-    /// packet step in one call: a memory-mapped replay's whole per-packet work (`MappedFileReplay`).
-    public func processRecord(_ record: UnsafeRawPointer, microseconds: UInt32, ahead: UnsafeRawPointer?, linkType: Int32) {
+    /// `prefetchDistance` places further on (nil: unknown, or no prefetch hints wanted); `frame` as for `process`. The
+    /// prefetch stage and the packet step in one call: a memory-mapped replay's whole per-packet work
+    /// (`MappedFileReplay`, and each worker of `--workers` reading a file).
+    public func processRecord(_ record: UnsafeRawPointer, microseconds: UInt32, ahead: UnsafeRawPointer?, linkType: Int32,
+                              frame number: UInt64 = 0) {
         @inline(__always) func packet(_ r: UnsafeRawPointer) -> ByteView {
             ByteView(UnsafeRawBufferPointer(start: r + 16, count: Int(r.loadUnaligned(fromByteOffset: 8, as: UInt32.self))))
         }
         if let a = ahead { prefetchStage(ahead: packet(a), linkType: linkType) } else { prefetchStage(ahead: nil, linkType: linkType) }
         processPacket(packet(record), linkType: linkType,
                       time: PacketTime(seconds: Int64(record.loadUnaligned(as: UInt32.self)), microseconds: Int32(microseconds)),
-                      wireLength: Int(record.loadUnaligned(fromByteOffset: 12, as: UInt32.self)), frame: 0)
+                      wireLength: Int(record.loadUnaligned(fromByteOffset: 12, as: UInt32.self)), frame: number)
     }
 }
