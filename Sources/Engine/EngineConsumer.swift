@@ -108,7 +108,8 @@ extension Engine {
 
 extension Engine {
     /// One record of a classic pcap file held in memory: `record` points at its 16-byte header (host byte order,
-    /// the captured bytes right after it), whose time fraction is `microseconds`; `ahead` points at the record
+    /// the captured bytes right after it), whose time fraction is `microseconds` (below 1,000,000, as a checked
+    /// record's is: `WholeFileWalk`); `ahead` points at the record
     /// `prefetchDistance` places further on (nil: unknown, or no prefetch hints wanted); `frame` as for `process`. The
     /// prefetch stage and the packet step in one call: a memory-mapped replay's whole per-packet work
     /// (`MappedFileReplay`, and each worker of `--workers` reading a file).
@@ -119,7 +120,7 @@ extension Engine {
         }
         if let a = ahead { prefetchStage(ahead: packet(a), linkType: linkType) } else { prefetchStage(ahead: nil, linkType: linkType) }
         processPacket(packet(record), linkType: linkType,
-                      time: PacketTime(seconds: Int64(record.loadUnaligned(as: UInt32.self)), microseconds: Int32(microseconds)),
+                      time: PacketTime(seconds: Int64(record.loadUnaligned(as: UInt32.self)), microsecondsInRange: Int32(microseconds)),
                       wireLength: Int(record.loadUnaligned(fromByteOffset: 12, as: UInt32.self)), frame: number)
     }
 }
