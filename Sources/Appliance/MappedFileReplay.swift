@@ -1,3 +1,4 @@
+import Glibc
 import Wire
 import Capture
 import Decode
@@ -17,6 +18,7 @@ public final class MappedFileReplay {
     private var walk: WholeFileWalk
     private let linkType: Int32
     private let prefetch: Bool
+    private let path: String
     /// The records read ahead of the next one taken (`Engine.prefetchDistance` of them, fewer at the end of what the
     /// map takes), in a ring of 16: the walk runs that far ahead, so the newest is the next packet's prefetch hint.
     private let ring = UnsafeMutablePointer<UnsafeRawPointer>.allocate(capacity: 16)
@@ -32,7 +34,7 @@ public final class MappedFileReplay {
         guard var walk = capture.wholeFile else { return nil }   // byte-swapped: libpcap reads it
         while tail < Engine.prefetchDistance, let h = walk.next(capture) { ring[tail] = h; tail &+= 1 }
         self.map = map; self.capture = capture; self.walk = walk; self.engine = engine
-        self.linkType = linkType; self.prefetch = prefetch
+        self.linkType = linkType; self.prefetch = prefetch; self.path = path
     }
 
     deinit {
@@ -43,6 +45,16 @@ public final class MappedFileReplay {
     /// The walk met a record libpcap must handle: the caller reads on from there with libpcap, after skipping
     /// `records` records.
     public var irregular: Bool { walk.irregular }
+
+    /// Once `dispatch` has returned 0: whether libpcap is to read on in `source` (the same file, opened by libpcap and
+    /// not read yet), which it then has passed over the `records` taken here. It is when the walk met a record libpcap
+    /// must handle, or when the file has grown since it was mapped (still being written: `tcpdump -w`). Throws as
+    /// `PacketSource.skip` does.
+    public func handOver(to source: PacketSource) throws(CaptureError) -> Bool {
+        var st = stat()
+        guard walk.irregular || (stat(path, &st) == 0 && Int(st.st_size) > walk.size) else { return false }
+        return try source.skip(records)
+    }
 
     /// Hands up to `batch` records to the engine, each with the prefetch hint for the packet
     /// `Engine.prefetchDistance` places ahead; returns how many (0: the end of the file, or `irregular`).

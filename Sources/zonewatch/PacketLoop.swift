@@ -47,8 +47,8 @@ func runPacketLoop(_ source: PacketSource, path: String? = nil, session: RunSess
             if mapped.dispatch(batch: 4096) == 0 { break }
             afterBatch()
         }
-        guard mapped.irregular else { return nil }
-        do { guard try source.skip(mapped.records) else { return nil } } catch { return error }
+        if stopRequested.load(ordering: .relaxed) { return nil }
+        do { guard try mapped.handOver(to: source) else { return nil } } catch { return error }
     }
     let consumer = EngineConsumer(engine: engine, linkType: source.linkType.rawValue)
     while !stopRequested.load(ordering: .relaxed) {

@@ -23,7 +23,7 @@ import Engine
             while replay.dispatch(batch: 7) > 0 {}
             mapped = replay.records
             handedOver = replay.irregular
-            rest = replay.irregular && (try? source.skip(replay.records)) == true
+            rest = (try? replay.handOver(to: source)) == true
         }
         if rest {
             while case .packet(let h, let bytes)? = try? source.next() {
@@ -68,5 +68,42 @@ import Engine
         #expect(mapped == 25 && over, "map took \(String(describing: mapped)) records, handed over: \(over)")
         #expect(lines == expected, "mapped \(lines), libpcap \(expected)")
         #expect(expected.count > 0)
+    }
+
+    /// A file that grows after it was mapped (still being written): the map takes what was there, libpcap the rest.
+    @Test func aFileThatGrewIsReadToItsEnd() throws {
+        func packets(_ range: Range<Int>) -> [[UInt8]] {
+            range.map { i in
+                tcpFrame(src: ipv4(10, 10, 0, 5), sport: 40_000, dst: ipv4(10, 20, 0, 7), dport: 502, seq: 1000 + UInt32(i) * 12,
+                         ack: 9000, flags: 0x18, payload: [0, UInt8(i), 0, 0, 0, 6, 1, 3, 0, 0, 0, 1])
+            }
+        }
+        let whole = pcapFile(packets(0..<30))
+        let first = pcapFile(packets(0..<20))
+        let file = try temporaryFile(first, "mapped-growing.pcap")
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let engine = Engine(configuration: engineConfiguration())
+        let observer = TestAlertObserver(policy: nil, sink: engine.sink)
+        engine.observer = observer
+        let source = try PacketSource.openFile(file)
+        let replay = try #require(MappedFileReplay(path: file, linkType: source.linkType.rawValue, engine: engine))
+        // The last ten records arrive after the map was made.
+        let handle = try #require(FileHandle(forWritingAtPath: file))
+        handle.seekToEndOfFile(); handle.write(Data(whole[first.count...])); handle.closeFile()
+        while replay.dispatch(batch: 4) > 0 {}
+        #expect(replay.records == 20 && !replay.irregular)
+        #expect(try replay.handOver(to: source))
+        var rest = 0
+        while case .packet(let h, let bytes) = try source.next() {
+            engine.process(bytes, linkType: source.linkType.rawValue, time: h.time, wireLength: h.wireLength)
+            rest += 1
+        }
+        #expect(rest == 10)
+        engine.finish()
+        var lines = RecordLines()
+        engine.drainRecords { lines.add($0, $1) }
+        let expected = try temporaryFile(whole, "mapped-grown.pcap")
+        defer { try? FileManager.default.removeItem(atPath: expected) }
+        #expect(lines == runSingle([expected], policy: nil))
     }
 }
