@@ -79,7 +79,8 @@ enum OperationSlot {
 }
 
 /// Single-producer/single-consumer queue of detection events with their merge keys, in preallocated arrays
-/// (a worker → the detection thread). The producer waits when it is full; nothing is ever dropped. Keys and quiet
+/// (a worker → whichever thread runs the merge: the detection thread, or the workers themselves while they read a
+/// file). The producer waits when it is full; nothing is ever dropped. Keys and quiet
 /// traits (`EventHeader`) lie apart from the events: the event of an operation that passes quietly is written but
 /// never read, so its cache lines stay with the producer's core. A slot holds a `DetectionEvent` or, for an
 /// operation, an `OperationSlot` (raw memory: events hold no references, so slots are reused without

@@ -14,7 +14,8 @@ import CAppliance
 /// Only what libpcap would hand on unchanged is read this way: classic pcap 2.4, micro- or nanosecond timestamps
 /// (nanoseconds scaled down to microseconds, as libpcap does by default), host byte order (swapped files only for
 /// Ethernet, whose frames libpcap never rewrites), records whose captured length is within the file's snapshot
-/// length (libpcap's adjusted value) and which lie wholly inside the file. `nextRaw()` stops at the first record
+/// length (libpcap's adjusted value), whose seconds are below 2^31 (libpcap reads them as signed), whose header is
+/// not all zeros (see `WholeFileWalk.next`) and which lie wholly inside the file. `nextRaw()` stops at the first record
 /// that is not so (`irregular`): the caller lets libpcap take over from that record on, so damaged files keep
 /// libpcap's behaviour and error messages exactly.
 final class MappedCapture {
@@ -47,7 +48,9 @@ final class MappedCapture {
     /// Maps `path` when it is a classic pcap file of the shape described above with link type `linkType`; nil
     /// otherwise (pcapng, modified formats, other versions: libpcap reads those).
     init?(path: String, linkType: Int32, windowBytes: Int = 4 << 20) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // Non-blocking: a named pipe whose writer has gone would block this open for ever (libpcap read it already);
+        // it is then no regular file and left to libpcap. Reads of a regular file ignore the flag.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { return nil }
         var st = stat()
         var header = [UInt8](repeating: 0, count: 24)
@@ -178,8 +181,10 @@ final class MappedCapture {
             seconds = seconds.byteSwapped; fraction = fraction.byteSwapped; captured = captured.byteSwapped; length = length.byteSwapped
         }
         let caplen = Int(captured)
-        guard caplen <= snapshot, fraction < (nanoseconds ? 1_000_000_000 : 1_000_000),
-              offset &+ 16 &+ caplen <= windowStart &+ windowLength else { irregular = true; return nil }
+        // Seconds from 2^31 on: libpcap reads them as a signed 32-bit value (times before 1970), which it must do.
+        guard caplen <= snapshot, fraction < (nanoseconds ? 1_000_000_000 : 1_000_000), seconds < 0x8000_0000,
+              offset &+ 16 &+ caplen <= windowStart &+ windowLength, seconds | fraction | captured | length != 0,
+              !CaptureMapGuard.fileShrank else { irregular = true; return nil }
         if nanoseconds { fraction /= 1000 }
         if offset &+ Self.prefetchAhead &+ 64 < windowStart &+ windowLength {
             let ahead = UnsafeRawPointer(w) + (offset &+ Self.prefetchAhead &- windowStart)
@@ -213,7 +218,8 @@ struct WholeFileWalk {
     /// at a record libpcap must handle. The fraction is in the file's unit (`microseconds` converts).
     @inline(__always)
     mutating func next(_ capture: MappedCapture) -> UnsafeRawPointer? {
-        if offset == size || irregular { return nil }
+        // A read past the file's end (it shrank while it was read: `CaptureMapGuard`) ends what the map takes.
+        if offset == size || irregular || CaptureMapGuard.fileShrank { irregular = irregular || offset != size; return nil }
         if offset >= nextReport {
             nextReport = offset &+ SharedCaptureMap.reportBytes
             capture.report(walk: offset)
@@ -221,8 +227,13 @@ struct WholeFileWalk {
         guard offset &+ 16 <= size else { irregular = true; return nil }
         let p = base + offset
         let caplen = Int(p.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
+        // (Seconds from 2^31 on: libpcap's, as in `nextRaw`.)
+        // An all-zero header is left to libpcap too: it is what a file cut short by another process reads as, in the
+        // rest of its last page (no fault there), and no capture tool writes one.
         guard caplen <= snapshot, p.loadUnaligned(fromByteOffset: 4, as: UInt32.self) < fractionLimit,
-              offset &+ 16 &+ caplen <= size else { irregular = true; return nil }
+              p.loadUnaligned(as: UInt32.self) < 0x8000_0000, offset &+ 16 &+ caplen <= size,
+              p.loadUnaligned(as: UInt64.self) | p.loadUnaligned(fromByteOffset: 8, as: UInt64.self) != 0,
+              !CaptureMapGuard.fileShrank else { irregular = true; return nil }
         if offset &+ MappedCapture.prefetchAhead &+ 64 < size {
             zw_prefetch_read(p + MappedCapture.prefetchAhead)
             zw_prefetch_read(p + MappedCapture.prefetchAhead + 64)
@@ -270,9 +281,13 @@ final class SharedCaptureMap: @unchecked Sendable {
         _ = madvise(p, t.fileSize, MADV_SEQUENTIAL)
         template = t; base = UnsafeRawPointer(p); length = t.fileSize
         positions = (0..<max(1, workers)).map { _ in Position() }
+        CaptureMapGuard.register(base, length: length)
     }
 
-    deinit { munmap(UnsafeMutableRawPointer(mutating: base), length) }
+    deinit {
+        CaptureMapGuard.unregister(base)
+        munmap(UnsafeMutableRawPointer(mutating: base), length)
+    }
 
     /// Worker `worker` has read up to `offset`: make the entries ahead of it, drop those behind every worker.
     func advance(worker: Int, to offset: Int) {

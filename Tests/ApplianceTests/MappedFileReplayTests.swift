@@ -106,4 +106,56 @@ import Engine
         defer { try? FileManager.default.removeItem(atPath: expected) }
         #expect(lines == runSingle([expected], policy: nil))
     }
+
+    /// Records whose seconds are 2^31 or more: libpcap reads them as signed (before 1970), so the map hands them over
+    /// and the records are libpcap's.
+    @Test func secondsFromTwoToTheThirtyFirstAreLibpcaps() throws {
+        var packets: [[UInt8]] = []
+        for i in 0..<12 {
+            packets.append(tcpFrame(src: ipv4(10, 10, 0, 5), sport: 40_000, dst: ipv4(10, 20, 0, 7), dport: 502,
+                                    seq: 1000 + UInt32(i) * 12, ack: 9000, flags: 0x18, payload: [0, UInt8(i), 0, 0, 0, 6, 1, 3, 0, 0, 0, 1]))
+        }
+        // Half a second apart from 2^31 - 1: the third record on have seconds of 2^31 and more.
+        let file = try temporaryFile(pcapFile(packets, start: 0x7FFF_FFFF, stepMicroseconds: 500_000), "mapped-high-seconds.pcap")
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let expected = runSingle([file], policy: demoPolicy)
+        let (lines, mapped, over) = runMapped(file)
+        #expect(over && mapped == 2, "map took \(String(describing: mapped)) records, handed over: \(over)")
+        #expect(lines == expected, "mapped \(lines), libpcap \(expected)")
+    }
+
+    /// A named pipe is not mapped, and asking does not wait for a writer (the open used to block for ever once the
+    /// pipe's writer had gone).
+    @Test(.timeLimit(.minutes(1))) func aNamedPipeIsLeftToLibpcap() throws {
+        let path = NSTemporaryDirectory() + "zw-appl-\(ProcessInfo.processInfo.processIdentifier)-fifo"
+        unlink(path)
+        #expect(mkfifo(path, 0o600) == 0)
+        defer { unlink(path) }
+        #expect(MappedFileReplay(path: path, linkType: 1, engine: Engine(configuration: engineConfiguration())) == nil)
+    }
+
+    /// A file cut short by another process after it was mapped: no crash (the read past its new end raised SIGBUS),
+    /// the map stops, and libpcap reports the truncated file.
+    @Test func aFileTruncatedWhileMappedStopsWithoutACrash() throws {
+        var packets: [[UInt8]] = []
+        for i in 0..<4000 {
+            packets.append(tcpFrame(src: ipv4(10, 10, 0, 5), sport: UInt16(40_000 + i % 50), dst: ipv4(10, 20, 0, 7), dport: 502,
+                                    seq: 1000 + UInt32(i / 50) * 12, ack: 9000, flags: 0x18, payload: [0, UInt8(i & 0xFF), 0, 0, 0, 6, 1, 3, 0, 0, 0, 1]))
+        }
+        let bytes = pcapFile(packets)
+        let file = try temporaryFile(bytes, "mapped-truncated-later.pcap")
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let engine = Engine(configuration: engineConfiguration())
+        let source = try PacketSource.openFile(file)
+        let replay = try #require(MappedFileReplay(path: file, linkType: source.linkType.rawValue, engine: engine))
+        #expect(truncate(file, off_t(bytes.count / 3)) == 0)
+        while replay.dispatch(batch: 64) > 0 {}
+        #expect(replay.irregular && replay.records < 4000 && replay.records > 1000, "\(replay.records) records taken")
+        // libpcap's stdio may have buffered the start of the file: it reads on and meets the cut.
+        var failed = false
+        do {
+            if try replay.handOver(to: source) { while case .packet = try source.next() {} }
+        } catch { failed = true }
+        #expect(failed, "libpcap did not report the truncated file")
+    }
 }
