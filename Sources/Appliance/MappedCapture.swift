@@ -74,7 +74,7 @@ final class MappedCapture {
         // libpcap's pcap_adjust_snapshot: 0 or more than the link type's maximum (262,144 for ours) means the maximum.
         let snap = Int(field(16))
         snapshot = snap == 0 || snap > 262_144 ? 262_144 : snap
-        shared = nil; worker = 0
+        shared = nil; worker = 0; guardSlot = -1
         descriptor = fd; fileSize = Int(st.st_size); swapped = swap
         pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
         margin = (16 + snapshot + pageSize - 1) / pageSize * pageSize + pageSize
@@ -93,9 +93,12 @@ final class MappedCapture {
         let t = shared.template
         descriptor = -1; fileSize = t.fileSize; swapped = t.swapped; nanoseconds = t.nanoseconds; snapshot = t.snapshot
         pageSize = t.pageSize; windowBytes = t.windowBytes; margin = t.margin
-        self.shared = shared; self.worker = worker
+        self.shared = shared; self.worker = worker; guardSlot = shared.guardSlot
         window = UnsafeMutableRawPointer(mutating: shared.base); windowStart = 0; windowLength = fileSize
     }
+
+    /// The shared map's slot in `CaptureMapGuard` (-1: windows of its own, not guarded).
+    private let guardSlot: Int
 
     deinit {
         guard shared == nil else { return }
@@ -118,7 +121,8 @@ final class MappedCapture {
     /// makes for every record; nil otherwise.
     var wholeFile: WholeFileWalk? {
         guard let s = shared, !swapped, !irregular else { return nil }
-        return WholeFileWalk(base: s.base, size: fileSize, snapshot: snapshot, fractionLimit: nanoseconds ? 1_000_000_000 : 1_000_000,
+        return WholeFileWalk(base: s.base, size: fileSize, snapshot: snapshot,
+                             fractionLimit: nanoseconds ? 1_000_000_000 : 1_000_000, guardSlot: s.guardSlot,
                              nanoseconds: nanoseconds, offset: offset, nextReport: nextReport)
     }
 
@@ -184,7 +188,7 @@ final class MappedCapture {
         // Seconds from 2^31 on: libpcap reads them as a signed 32-bit value (times before 1970), which it must do.
         guard caplen <= snapshot, fraction < (nanoseconds ? 1_000_000_000 : 1_000_000), seconds < 0x8000_0000,
               offset &+ 16 &+ caplen <= windowStart &+ windowLength, seconds | fraction | captured | length != 0,
-              !CaptureMapGuard.fileShrank else { irregular = true; return nil }
+              !CaptureMapGuard.fileShrank(guardSlot) else { irregular = true; return nil }
         if nanoseconds { fraction /= 1000 }
         if offset &+ Self.prefetchAhead &+ 64 < windowStart &+ windowLength {
             let ahead = UnsafeRawPointer(w) + (offset &+ Self.prefetchAhead &- windowStart)
@@ -206,6 +210,8 @@ struct WholeFileWalk {
     let size: Int
     let snapshot: Int
     let fractionLimit: UInt32
+    /// The map's slot in `CaptureMapGuard`.
+    let guardSlot: Int
     let nanoseconds: Bool
     /// File offset of the next record.
     var offset: Int
@@ -219,7 +225,7 @@ struct WholeFileWalk {
     @inline(__always)
     mutating func next(_ capture: MappedCapture) -> UnsafeRawPointer? {
         // A read past the file's end (it shrank while it was read: `CaptureMapGuard`) ends what the map takes.
-        if offset == size || irregular || CaptureMapGuard.fileShrank { irregular = irregular || offset != size; return nil }
+        if offset == size || irregular || CaptureMapGuard.fileShrank(guardSlot) { irregular = irregular || offset != size; return nil }
         if offset >= nextReport {
             nextReport = offset &+ SharedCaptureMap.reportBytes
             capture.report(walk: offset)
@@ -233,7 +239,7 @@ struct WholeFileWalk {
         guard caplen <= snapshot, p.loadUnaligned(fromByteOffset: 4, as: UInt32.self) < fractionLimit,
               p.loadUnaligned(as: UInt32.self) < 0x8000_0000, offset &+ 16 &+ caplen <= size,
               p.loadUnaligned(as: UInt64.self) | p.loadUnaligned(fromByteOffset: 8, as: UInt64.self) != 0,
-              !CaptureMapGuard.fileShrank else { irregular = true; return nil }
+              !CaptureMapGuard.fileShrank(guardSlot) else { irregular = true; return nil }
         if offset &+ MappedCapture.prefetchAhead &+ 64 < size {
             zw_prefetch_read(p + MappedCapture.prefetchAhead)
             zw_prefetch_read(p + MappedCapture.prefetchAhead + 64)
@@ -281,11 +287,14 @@ final class SharedCaptureMap: @unchecked Sendable {
         _ = madvise(p, t.fileSize, MADV_SEQUENTIAL)
         template = t; base = UnsafeRawPointer(p); length = t.fileSize
         positions = (0..<max(1, workers)).map { _ in Position() }
-        CaptureMapGuard.register(base, length: length)
+        guardSlot = CaptureMapGuard.register(base, length: length)
     }
 
+    /// This map's slot in `CaptureMapGuard` (-1: not guarded).
+    let guardSlot: Int
+
     deinit {
-        CaptureMapGuard.unregister(base)
+        CaptureMapGuard.unregister(guardSlot)
         munmap(UnsafeMutableRawPointer(mutating: base), length)
     }
 
