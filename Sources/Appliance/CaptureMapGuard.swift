@@ -2,12 +2,11 @@ import Glibc
 import Synchronization
 
 /// The capture maps being read (`SharedCaptureMap`s: one per replay in the command, a few at once in the tests): each
-/// guarded map's address range, and whether a read in it went past the file's end. File scope, not static members:
-/// the SIGBUS handler reads them, and they are initialised (by `CaptureMapGuard.register`) before any map exists.
+/// guarded map's address range. File scope, not static members: the SIGBUS handler reads them, and they are
+/// initialised (by `CaptureMapGuard.register`) before any map exists.
 private let guardSlots = 8
 private let guardStarts = InlineArray<8, Atomic<Int>> { _ in Atomic(0) }
 private let guardEnds = InlineArray<8, Atomic<Int>> { _ in Atomic(0) }
-private let guardHits = InlineArray<8, Atomic<Bool>> { _ in Atomic(false) }
 private let guardTaken = InlineArray<8, Atomic<Bool>> { _ in Atomic(false) }
 private let guardPage = Atomic<Int>(4096)
 private let guardInstalled = Atomic<Bool>(false)
@@ -15,18 +14,17 @@ private let guardInstalled = Atomic<Bool>(false)
 /// Keeps a capture file that another process truncates while it is read through a memory map (log rotation by
 /// copy-and-truncate, say) from killing the process: a read of the map past the file's new end raises SIGBUS, which
 /// would end the replay with nothing written. The handler maps a page of zeros over the page read (so the read
-/// completes) and notes it for that map; the record walks (`WholeFileWalk.next`, `MappedCapture.nextRaw`) then stop as
+/// completes); the record walks (`WholeFileWalk.next`, `MappedCapture.nextRaw`) stop at an all-zero record header as
 /// at a record libpcap must handle, and libpcap reads on and reports the truncated file as usual. At most the records
-/// already queued when the file was cut are seen with zeros in place of their bytes. A SIGBUS anywhere else keeps
-/// its default action.
+/// already queued when the file was cut are seen with zeros in place of their bytes. Nothing is checked per record.
+/// A SIGBUS anywhere else keeps its default action.
 enum CaptureMapGuard {
-    /// Guards `length` bytes from `base`; returns the guard's slot for `fileShrank` and `unregister` (-1 when all
-    /// eight are in use: that map is not guarded).
+    /// Guards `length` bytes from `base`; returns the guard's slot for `unregister` (-1 when all eight are in use:
+    /// that map is not guarded).
     static func register(_ base: UnsafeRawPointer, length: Int) -> Int {
         guardPage.store(Int(sysconf(Int32(_SC_PAGESIZE))), ordering: .relaxed)
         installHandler()
         for i in 0..<guardSlots where guardTaken[i].compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged {
-            guardHits[i].store(false, ordering: .relaxed)
             guardStarts[i].store(Int(bitPattern: base), ordering: .relaxed)
             guardEnds[i].store(Int(bitPattern: base) &+ length, ordering: .releasing)
             return i
@@ -42,11 +40,6 @@ enum CaptureMapGuard {
         guardTaken[slot].store(false, ordering: .releasing)
     }
 
-    /// Whether a read of the map guarded in `slot` went past the file's end (it shrank while it was read).
-    @inline(__always) static func fileShrank(_ slot: Int) -> Bool {
-        slot >= 0 && guardHits[slot].load(ordering: .relaxed)
-    }
-
     private static func installHandler() {
         guard guardInstalled.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged else { return }
         var action = sigaction()
@@ -59,10 +52,7 @@ enum CaptureMapGuard {
                 guard start != 0 && address >= start && address < end else { continue }
                 let page = guardPage.load(ordering: .relaxed)
                 let at = UnsafeMutableRawPointer(bitPattern: address & ~(page - 1))
-                if mmap(at, page, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != MAP_FAILED {
-                    guardHits[i].store(true, ordering: .relaxed)
-                    return
-                }
+                if mmap(at, page, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != MAP_FAILED { return }
             }
             // Not a read of a guarded map: the default action, when the faulting instruction runs again.
             signal(SIGBUS, SIG_DFL)

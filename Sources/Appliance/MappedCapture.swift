@@ -74,7 +74,7 @@ final class MappedCapture {
         // libpcap's pcap_adjust_snapshot: 0 or more than the link type's maximum (262,144 for ours) means the maximum.
         let snap = Int(field(16))
         snapshot = snap == 0 || snap > 262_144 ? 262_144 : snap
-        shared = nil; worker = 0; guardSlot = -1
+        shared = nil; worker = 0
         descriptor = fd; fileSize = Int(st.st_size); swapped = swap
         pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
         margin = (16 + snapshot + pageSize - 1) / pageSize * pageSize + pageSize
@@ -93,12 +93,9 @@ final class MappedCapture {
         let t = shared.template
         descriptor = -1; fileSize = t.fileSize; swapped = t.swapped; nanoseconds = t.nanoseconds; snapshot = t.snapshot
         pageSize = t.pageSize; windowBytes = t.windowBytes; margin = t.margin
-        self.shared = shared; self.worker = worker; guardSlot = shared.guardSlot
+        self.shared = shared; self.worker = worker
         window = UnsafeMutableRawPointer(mutating: shared.base); windowStart = 0; windowLength = fileSize
     }
-
-    /// The shared map's slot in `CaptureMapGuard` (-1: windows of its own, not guarded).
-    private let guardSlot: Int
 
     deinit {
         guard shared == nil else { return }
@@ -122,7 +119,7 @@ final class MappedCapture {
     var wholeFile: WholeFileWalk? {
         guard let s = shared, !swapped, !irregular else { return nil }
         return WholeFileWalk(base: s.base, size: fileSize, snapshot: snapshot,
-                             fractionLimit: nanoseconds ? 1_000_000_000 : 1_000_000, guardSlot: s.guardSlot,
+                             fractionLimit: nanoseconds ? 1_000_000_000 : 1_000_000,
                              nanoseconds: nanoseconds, offset: offset, nextReport: nextReport)
     }
 
@@ -187,8 +184,9 @@ final class MappedCapture {
         let caplen = Int(captured)
         // Seconds from 2^31 on: libpcap reads them as a signed 32-bit value (times before 1970), which it must do.
         guard caplen <= snapshot, fraction < (nanoseconds ? 1_000_000_000 : 1_000_000), seconds < 0x8000_0000,
-              offset &+ 16 &+ caplen <= windowStart &+ windowLength, seconds | fraction | captured | length != 0,
-              !CaptureMapGuard.fileShrank(guardSlot) else { irregular = true; return nil }
+              offset &+ 16 &+ caplen <= windowStart &+ windowLength, seconds | fraction | captured | length != 0 else {
+            irregular = true; return nil
+        }
         if nanoseconds { fraction /= 1000 }
         if offset &+ Self.prefetchAhead &+ 64 < windowStart &+ windowLength {
             let ahead = UnsafeRawPointer(w) + (offset &+ Self.prefetchAhead &- windowStart)
@@ -210,8 +208,6 @@ struct WholeFileWalk {
     let size: Int
     let snapshot: Int
     let fractionLimit: UInt32
-    /// The map's slot in `CaptureMapGuard`.
-    let guardSlot: Int
     let nanoseconds: Bool
     /// File offset of the next record.
     var offset: Int
@@ -224,8 +220,7 @@ struct WholeFileWalk {
     /// at a record libpcap must handle. The fraction is in the file's unit (`microseconds` converts).
     @inline(__always)
     mutating func next(_ capture: MappedCapture) -> UnsafeRawPointer? {
-        // A read past the file's end (it shrank while it was read: `CaptureMapGuard`) ends what the map takes.
-        if offset == size || irregular || CaptureMapGuard.fileShrank(guardSlot) { irregular = irregular || offset != size; return nil }
+        if offset == size || irregular { return nil }
         if offset >= nextReport {
             nextReport = offset &+ SharedCaptureMap.reportBytes
             capture.report(walk: offset)
@@ -235,11 +230,11 @@ struct WholeFileWalk {
         let caplen = Int(p.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
         // (Seconds from 2^31 on: libpcap's, as in `nextRaw`.)
         // An all-zero header is left to libpcap too: it is what a file cut short by another process reads as, in the
-        // rest of its last page (no fault there), and no capture tool writes one.
+        // rest of its last page and in the pages of zeros `CaptureMapGuard` maps past its end, and no capture tool
+        // writes one. So the walk stops where the file was cut, with no check of its own per record.
         guard caplen <= snapshot, p.loadUnaligned(fromByteOffset: 4, as: UInt32.self) < fractionLimit,
               p.loadUnaligned(as: UInt32.self) < 0x8000_0000, offset &+ 16 &+ caplen <= size,
-              p.loadUnaligned(as: UInt64.self) | p.loadUnaligned(fromByteOffset: 8, as: UInt64.self) != 0,
-              !CaptureMapGuard.fileShrank(guardSlot) else { irregular = true; return nil }
+              p.loadUnaligned(as: UInt64.self) | p.loadUnaligned(fromByteOffset: 8, as: UInt64.self) != 0 else { irregular = true; return nil }
         if offset &+ MappedCapture.prefetchAhead &+ 64 < size {
             zw_prefetch_read(p + MappedCapture.prefetchAhead)
             zw_prefetch_read(p + MappedCapture.prefetchAhead + 64)
