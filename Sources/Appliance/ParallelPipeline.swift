@@ -635,6 +635,34 @@ final class FileShareReader: PacketConsumer {
         }
     }
 
+    /// A mapped record this worker acts on, number `n` of the file (the two whole-file read loops): its own packet
+    /// (`own`, with the prefetch hint `hint`), or the sweep a single engine would run at it; then what follows a sweep.
+    @inline(__always)
+    fileprivate func act(on h: UnsafeRawPointer, number n: UInt64, seconds: UInt32, fraction: UInt32, own: Bool,
+                         hint: UnsafeRawPointer?, sweep: Bool) {
+        recorder.key = firstKey &+ n
+        if own {
+            engine.processRecord(h, microseconds: fraction, ahead: hint, linkType: linkType, frame: firstFrame &+ n)
+        } else {
+            engine.advance(frame: firstFrame &+ n, time: PacketTime(seconds: Int64(seconds), microseconds: Int32(fraction)))
+        }
+        if sweep { afterSweep() }
+    }
+
+    /// What `afterPacket` does every 16 (and 1,024, 4,096, 65,536) packets, once for a run of packets (from, n] taken
+    /// in one step by the whole-file read loops; true when the share is to stop (asked every 4,096).
+    @inline(__always)
+    fileprivate func afterRun(from: UInt64, to n: UInt64) -> Bool {
+        guard from >> 4 != n >> 4 else { return false }
+        recorder.completed.store(firstKey &+ n, ordering: .releasing)
+        if from >> 16 != n >> 16 { worker.publish() }
+        if from >> 10 != n >> 10 {
+            if engine.bufferedRecordBytes > worker.flushBytes { worker.drain(pipeline) }
+            if merges { mergeIfDue() }
+        }
+        return from >> 12 != n >> 12 && share.stop()
+    }
+
     @inline(__always)
     func packet(time: PacketTime, wireLength: Int, _ bytes: ByteView) {
         count &+= 1
@@ -809,7 +837,6 @@ extension FileShareReader {
         var n = count             // records taken (processed or passed over)
         var nextSweep = self.nextSweep   // the sweep clock at `n`
         var takenSeconds: UInt32 = 0, takenFraction: UInt32 = 0, any = false
-        let linkType = self.linkType
         let d = Engine.prefetchDistance - 1   // the queue starts at the next own packet
         // The look reads up to `lookAhead` records past the last taken, in batches of at least
         // `lookAhead - refillAt` (the queue never holds more than `lookAhead`, which must stay below 64).
@@ -830,31 +857,15 @@ extension FileShareReader {
                 n = e >> 1
                 let seconds = h.loadUnaligned(as: UInt32.self), fraction = look.walk.microseconds(h)
                 takenSeconds = seconds; takenFraction = fraction; any = true
-                let time = PacketTime(seconds: Int64(seconds), microseconds: Int32(fraction))
                 let sweep = Int64(seconds) >= nextSweep
                 if sweep { nextSweep = Int64(seconds) &+ 1 }
-                recorder.key = firstKey &+ n
-                if e & 1 != 0 {
-                    var hint: UnsafeRawPointer?
-                    if prefetch && look.tail &- head > d && look.queued[(head &+ d) & 63] & 1 != 0 {
-                        hint = look.headers[(head &+ d) & 63]
-                    }
-                    engine.processRecord(h, microseconds: fraction, ahead: hint, linkType: linkType, frame: firstFrame &+ n)
-                } else {
-                    engine.advance(frame: firstFrame &+ n, time: time)
+                var hint: UnsafeRawPointer?
+                if e & 1 != 0 && prefetch && look.tail &- head > d && look.queued[(head &+ d) & 63] & 1 != 0 {
+                    hint = look.headers[(head &+ d) & 63]
                 }
-                if sweep { afterSweep() }
+                act(on: h, number: n, seconds: seconds, fraction: fraction, own: e & 1 != 0, hint: hint, sweep: sweep)
             }
-            // What `afterPacket` does every 16 (and 1,024, 4,096, 65,536) packets, once for the run (from, n].
-            if from >> 4 != n >> 4 {
-                recorder.completed.store(firstKey &+ n, ordering: .releasing)
-                if from >> 16 != n >> 16 { worker.publish() }
-                if from >> 10 != n >> 10 {
-                    if engine.bufferedRecordBytes > worker.flushBytes { worker.drain(pipeline) }
-                    if merges { mergeIfDue() }
-                }
-                if from >> 12 != n >> 12 && share.stop() { stopped = true; break }
-            }
+            if afterRun(from: from, to: n) { stopped = true; break }
         }
         m.finishWalk(look.walk, records: look.parsed &- count)
         count = n
@@ -1334,7 +1345,7 @@ extension FileShareReader {
     /// packets, and the sweeps); the records between are passed over at once. Same packets, numbering, sweeps,
     /// prefetch hints, merge-key bounds, stop checks and result as `readWholeFile`.
     func readSharedPass(_ m: MappedCapture, _ start: WholeFileWalk, _ pass: OwnerPass) -> Bool {
-        let index = self.index, linkType = self.linkType
+        let index = self.index
         let d = Engine.prefetchDistance - 1   // the list starts at the next entry
         let map = share.map
         var n = count
@@ -1380,36 +1391,22 @@ extension FileShareReader {
                 let h = e.header
                 let seconds = h.loadUnaligned(as: UInt32.self), fraction = start.microseconds(h)
                 takenSeconds = seconds; takenFraction = fraction; any = true
-                let time = PacketTime(seconds: Int64(seconds), microseconds: Int32(fraction))
                 let sweep = e.flags & OwnerPass.Entry.sweep != 0
                 if sweep { nextSweep = Int64(seconds) &+ 1 }
-                recorder.key = firstKey &+ n
-                if e.flags & OwnerPass.Entry.own != 0 {
-                    var hint: UnsafeRawPointer?
-                    if prefetch {
-                        var ahead: OwnerPass.Entry?
-                        if i &+ d < entries {
-                            ahead = list[i &+ d]
-                        } else if pass.published.load(ordering: .acquiring) > s &+ 1 {
-                            let j = i &+ d &- entries
-                            if j < pass.count(s &+ 1, worker: index) { ahead = pass.list(s &+ 1, worker: index)[j] }
-                        }
-                        if let a = ahead, a.flags & OwnerPass.Entry.own != 0 { hint = a.header }
+                let own = e.flags & OwnerPass.Entry.own != 0
+                var hint: UnsafeRawPointer?
+                if own && prefetch {
+                    var ahead: OwnerPass.Entry?
+                    if i &+ d < entries {
+                        ahead = list[i &+ d]
+                    } else if pass.published.load(ordering: .acquiring) > s &+ 1 {
+                        let j = i &+ d &- entries
+                        if j < pass.count(s &+ 1, worker: index) { ahead = pass.list(s &+ 1, worker: index)[j] }
                     }
-                    engine.processRecord(h, microseconds: fraction, ahead: hint, linkType: linkType, frame: firstFrame &+ n)
-                } else {
-                    engine.advance(frame: firstFrame &+ n, time: time)
+                    if let a = ahead, a.flags & OwnerPass.Entry.own != 0 { hint = a.header }
                 }
-                if sweep { afterSweep() }
-                if from >> 4 != n >> 4 {
-                    recorder.completed.store(firstKey &+ n, ordering: .releasing)
-                    if from >> 16 != n >> 16 { worker.publish() }
-                    if from >> 10 != n >> 10 {
-                        if engine.bufferedRecordBytes > worker.flushBytes { worker.drain(pipeline) }
-                        if merges { mergeIfDue() }
-                    }
-                    if from >> 12 != n >> 12 && share.stop() { stopped = true; break outer }
-                }
+                act(on: h, number: n, seconds: seconds, fraction: fraction, own: own, hint: hint, sweep: sweep)
+                if afterRun(from: from, to: n) { stopped = true; break outer }
             }
             // The rest of the stretch is passed over.
             let from = n
@@ -1424,15 +1421,7 @@ extension FileShareReader {
                 nextReport = w.offset &+ SharedCaptureMap.reportBytes
                 map?.advance(worker: index, to: w.offset)
             }
-            if from >> 4 != n >> 4 {
-                recorder.completed.store(firstKey &+ n, ordering: .releasing)
-                if from >> 16 != n >> 16 { worker.publish() }
-                if from >> 10 != n >> 10 {
-                    if engine.bufferedRecordBytes > worker.flushBytes { worker.drain(pipeline) }
-                    if merges { mergeIfDue() }
-                }
-                if from >> 12 != n >> 12 && share.stop() { stopped = true; break }
-            }
+            if afterRun(from: from, to: n) { stopped = true; break }
             if ended { stopped = !irregular; break }
         }
         pass.took(.max, worker: index)

@@ -91,6 +91,18 @@ extension DNP3ObjectSummary {
         var headers = 0, quantity: Int64 = 0, firstIndex: Int64 = -1, unknownGroups = 0
         var only: UInt8 = 0x07
         let headersOnly = function.headersOnlyGroups
+        // A header's unknown group (left to the general walk when not summarising: false) and its place in the summary.
+        @inline(always) func noteHeader(group: UInt8, variation: UInt8, code: UInt8) -> Bool {
+            if code == 0 && variation != 0 {
+                guard summarising else { return false }
+                unknownGroups += 1
+            }
+            if summarising {
+                headers += 1
+                only &= (group == 0 ? 0x01 : 0) | (group &- 50 < 3 ? 0x02 : 0) | (group == 80 ? 0x04 : 0)
+            }
+            return true
+        }
         var at = start
         while at < n {
             guard at <= n - 3 else { return nil }
@@ -99,14 +111,7 @@ extension DNP3ObjectSummary {
             if qualifier == 0x06 {
                 // Every point, no prefix (a poll's class reads, three or four a request): no range, no objects, nothing
                 // named; what the steps below come to for it, without their switch and arithmetic.
-                if code == 0 && variation != 0 {
-                    guard summarising else { return nil }
-                    unknownGroups += 1
-                }
-                if summarising {
-                    headers += 1
-                    only &= (group == 0 ? 0x01 : 0) | (group &- 50 < 3 ? 0x02 : 0) | (group == 80 ? 0x04 : 0)
-                }
+                guard noteHeader(group: group, variation: variation, code: code) else { return nil }
                 at += 3
                 continue
             }
@@ -144,13 +149,8 @@ extension DNP3ObjectSummary {
                 return nil
             }
             guard length <= available else { return nil }
-            if code == 0 && variation != 0 {
-                guard summarising else { return nil }
-                unknownGroups += 1
-            }
+            guard noteHeader(group: group, variation: variation, code: code) else { return nil }
             if summarising {
-                headers += 1
-                only &= (group == 0 ? 0x01 : 0) | (group &- 50 < 3 ? 0x02 : 0) | (group == 80 ? 0x04 : 0)
                 quantity &+= Int64(count)
                 if firstIndex < 0 {
                     if first >= 0 { firstIndex = first }
