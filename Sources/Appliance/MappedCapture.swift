@@ -14,8 +14,9 @@ import CAppliance
 /// Only what libpcap would hand on unchanged is read this way: classic pcap 2.4, micro- or nanosecond timestamps
 /// (nanoseconds scaled down to microseconds, as libpcap does by default), host byte order (swapped files only for
 /// Ethernet, whose frames libpcap never rewrites), records whose captured length is within the file's snapshot
-/// length (libpcap's adjusted value), whose seconds are below 2^31 (libpcap reads them as signed), whose header is
-/// not all zeros (see `WholeFileWalk.next`) and which lie wholly inside the file. `nextRaw()` stops at the first record
+/// length (libpcap's adjusted value), whose seconds are below 2^31 (libpcap reads them as signed), which hold at
+/// least one byte (an all-zero header is where a file was cut: see `WholeFileWalk.next`) and which lie wholly inside
+/// the file. `nextRaw()` stops at the first record
 /// that is not so (`irregular`): the caller lets libpcap take over from that record on, so damaged files keep
 /// libpcap's behaviour and error messages exactly.
 final class MappedCapture {
@@ -183,8 +184,8 @@ final class MappedCapture {
         }
         let caplen = Int(captured)
         // Seconds from 2^31 on: libpcap reads them as a signed 32-bit value (times before 1970), which it must do.
-        guard caplen <= snapshot, fraction < (nanoseconds ? 1_000_000_000 : 1_000_000), seconds < 0x8000_0000,
-              offset &+ 16 &+ caplen <= windowStart &+ windowLength, seconds | fraction | captured | length != 0 else {
+        guard caplen > 0, caplen <= snapshot, fraction < (nanoseconds ? 1_000_000_000 : 1_000_000), seconds < 0x8000_0000,
+              offset &+ 16 &+ caplen <= windowStart &+ windowLength else {
             irregular = true; return nil
         }
         if nanoseconds { fraction /= 1000 }
@@ -229,16 +230,15 @@ struct WholeFileWalk {
         let p = base + offset
         let caplen = Int(p.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
         // (Seconds from 2^31 on: libpcap's, as in `nextRaw`.)
-        // An all-zero header is left to libpcap too: it is what a file cut short by another process reads as, in the
-        // rest of its last page and in the pages of zeros `CaptureMapGuard` maps past its end, and no capture tool
-        // writes one. So the walk stops where the file was cut, with no check of its own per record.
-        guard caplen <= snapshot, p.loadUnaligned(fromByteOffset: 4, as: UInt32.self) < fractionLimit,
-              p.loadUnaligned(as: UInt32.self) < 0x8000_0000, offset &+ 16 &+ caplen <= size,
-              p.loadUnaligned(as: UInt64.self) | p.loadUnaligned(fromByteOffset: 8, as: UInt64.self) != 0 else { irregular = true; return nil }
-        if offset &+ MappedCapture.prefetchAhead &+ 64 < size {
-            zw_prefetch_read(p + MappedCapture.prefetchAhead)
-            zw_prefetch_read(p + MappedCapture.prefetchAhead + 64)
-        }
+        // A record of no captured bytes is left to libpcap too (one test with the snapshot's): an all-zero header is
+        // what a file cut short by another process reads as, in the rest of its last page and in the pages of zeros
+        // `CaptureMapGuard` maps past its end. So the walk stops where the file was cut, with no check of its own per
+        // record; empty records are rare enough that libpcap may read on from the first.
+        guard UInt(bitPattern: caplen &- 1) < UInt(snapshot), p.loadUnaligned(fromByteOffset: 4, as: UInt32.self) < fractionLimit,
+              p.loadUnaligned(as: UInt32.self) < 0x8000_0000, offset &+ 16 &+ caplen <= size else { irregular = true; return nil }
+        // Past the end of the map too: a prefetch never faults, and a test for each record would cost more.
+        zw_prefetch_read(p + MappedCapture.prefetchAhead)
+        zw_prefetch_read(p + MappedCapture.prefetchAhead + 64)
         offset &+= 16 &+ caplen
         return p
     }

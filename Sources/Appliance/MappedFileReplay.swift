@@ -19,10 +19,11 @@ public final class MappedFileReplay {
     private let linkType: Int32
     private let prefetch: Bool
     private let path: String
-    /// The records read ahead of the next one taken (`Engine.prefetchDistance` of them, fewer at the end of what the
-    /// map takes), in a ring of 16: the walk runs that far ahead, so the newest is the next packet's prefetch hint.
-    private let ring = UnsafeMutablePointer<UnsafeRawPointer>.allocate(capacity: 16)
-    private var head = 0, tail = 0
+    /// The next record to hand on, and how many the walk has checked from it on (`Engine.prefetchDistance`, fewer at
+    /// the end of what the map takes): the walk runs that far ahead, so its newest is the next packet's prefetch hint,
+    /// and the records behind it are found by their lengths alone (their headers checked, and in cache).
+    private var next: UnsafeRawPointer
+    private var walked = 0
     /// Records handed to the engine.
     public private(set) var records: UInt64 = 0
 
@@ -32,13 +33,15 @@ public final class MappedFileReplay {
         guard let map = SharedCaptureMap(path: path, linkType: linkType, workers: 1) else { return nil }
         let capture = MappedCapture(sharing: map, worker: 0)
         guard var walk = capture.wholeFile else { return nil }   // byte-swapped: libpcap reads it
-        while tail < Engine.prefetchDistance, let h = walk.next(capture) { ring[tail] = h; tail &+= 1 }
+        next = walk.base + walk.offset
+        var walked = 0
+        while walked < Engine.prefetchDistance, walk.next(capture) != nil { walked &+= 1 }
+        self.walked = walked
         self.map = map; self.capture = capture; self.walk = walk; self.engine = engine
         self.linkType = linkType; self.prefetch = prefetch; self.path = path
     }
 
     deinit {
-        ring.deallocate()
         map.finished(worker: 0)
     }
 
@@ -59,22 +62,22 @@ public final class MappedFileReplay {
     /// Hands up to `batch` records to the engine, each with the prefetch hint for the packet
     /// `Engine.prefetchDistance` places ahead; returns how many (0: the end of the file, or `irregular`).
     public func dispatch(batch: Int) -> Int {
-        var walk = self.walk, head = self.head, tail = self.tail
-        let engine = self.engine, linkType = self.linkType, prefetch = self.prefetch, ring = self.ring
+        var walk = self.walk, next = self.next, walked = self.walked
+        let engine = self.engine, linkType = self.linkType, prefetch = self.prefetch
         var taken = 0
-        while taken < batch && head != tail {
-            let h = ring[head & 15]
-            head &+= 1
+        while taken < batch && walked > 0 {
+            let h = next
+            next = h + (16 &+ Int(h.loadUnaligned(fromByteOffset: 8, as: UInt32.self)))
             taken &+= 1
             var hint: UnsafeRawPointer?
             if let a = walk.next(capture) {
-                ring[tail & 15] = a
-                tail &+= 1
                 if prefetch { hint = a }
+            } else {
+                walked &-= 1
             }
             engine.processRecord(h, microseconds: walk.microseconds(h), ahead: hint, linkType: linkType)
         }
-        self.walk = walk; self.head = head; self.tail = tail
+        self.walk = walk; self.next = next; self.walked = walked
         records &+= UInt64(taken)
         return taken
     }

@@ -124,6 +124,23 @@ import Engine
         #expect(lines == expected, "mapped \(lines), libpcap \(expected)")
     }
 
+    /// A record of no captured bytes (its header not all zeros): the map hands it and the rest over to libpcap, which
+    /// reads it as an empty packet, and the records are libpcap's.
+    @Test func anEmptyRecordIsLibpcaps() throws {
+        var packets: [[UInt8]] = []
+        for i in 0..<16 {
+            packets.append(i == 9 ? [] : tcpFrame(src: ipv4(10, 10, 0, 5), sport: 40_000, dst: ipv4(10, 20, 0, 7), dport: 502,
+                                                  seq: 1000 + UInt32(i) * 12, ack: 9000, flags: 0x18,
+                                                  payload: [0, UInt8(i), 0, 0, 0, 6, 1, 3, 0, 0, 0, 1]))
+        }
+        let file = try temporaryFile(pcapFile(packets), "mapped-empty-record.pcap")
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let expected = runSingle([file], policy: demoPolicy)
+        let (lines, mapped, over) = runMapped(file)
+        #expect(over && mapped == 9, "map took \(String(describing: mapped)) records, handed over: \(over)")
+        #expect(lines == expected, "mapped \(lines), libpcap \(expected)")
+    }
+
     /// A named pipe is not mapped, and asking does not wait for a writer (the open used to block for ever once the
     /// pipe's writer had gone).
     @Test(.timeLimit(.minutes(1))) func aNamedPipeIsLeftToLibpcap() throws {
