@@ -42,28 +42,6 @@ func makeSink(_ transport: Transport, records: Bool) -> EventSink {
     return sink
 }
 
-/// Folds what `sink` emitted since the last call (every field of its operations and anomalies) into `h` and forgets
-/// it: a run with records written and one without must come to the same value (the dissectors take other paths
-/// when no record is written, and those must emit exactly what the recording paths do).
-func digest(_ sink: EventSink, into h: inout UInt64) {
-    func mix(_ v: UInt64, _ h: inout UInt64) { h = (h ^ v) &* 0x100_0000_01B3 }
-    func mix(_ s: StaticString, _ h: inout UInt64) { mix(s.hasPointerRepresentation ? UInt64(UInt(bitPattern: s.utf8Start)) : 1, &h) }
-    sink.drainOperations { o in
-        mix(UInt64(o.appProtocol.rawValue) << 8 | UInt64(o.access.rawValue), &h); mix(UInt64(o.functionCode), &h); mix(o.function, &h)
-        mix(UInt64(UInt32(bitPattern: o.subfunction)), &h); mix(UInt64(UInt32(bitPattern: o.unitID)), &h)
-        mix(UInt64(UInt32(bitPattern: o.sourceAddress)), &h); mix(UInt64(UInt16(bitPattern: o.area)), &h)
-        mix(UInt64(UInt32(bitPattern: o.dbNumber)), &h); mix(UInt64(bitPattern: o.address), &h); mix(UInt64(bitPattern: o.quantity), &h)
-        mix((o.broadcast ? 1 : 0) | (o.sender == .initiator ? 0 : 2) | (o.unitRepeated ? 4 : 0), &h)
-        mix(o.frame, &h); mix(UInt64(bitPattern: o.time.totalMicroseconds), &h)
-    }
-    for a in sink.anomalies {
-        mix(a.layer, &h); mix(a.kind, &h); mix(UInt64(bitPattern: Int64(a.offset)), &h)
-        mix(a.value.map { UInt64(bitPattern: $0) } ?? 0xDEAD_BEEF_0000_0001, &h)
-        mix(a.frame, &h); mix(a.sender == .initiator ? 0 : 1, &h)
-    }
-    sink.anomalies.removeAll(keepingCapacity: true)
-}
-
 /// Feeds `segment` the way the engine does: the unconsumed tail of the side comes first.
 func feed(_ d: inout DNP3Dissector, _ tails: inout [[UInt8]], _ segment: ArraySlice<UInt8>, side: FlowSide, sink: EventSink,
           digest h: inout UInt64) {
