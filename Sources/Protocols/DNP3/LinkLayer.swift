@@ -135,6 +135,22 @@ extension DNP3LinkHeader {
         return DNP3UserData(count: written, crcOK: true, badBlock: -1)
     }
 
+    /// `copyUserData` by carry-less multiplication (`DNP3CRC.copyBlockMultiplying`; only when
+    /// `DNP3CRC.carrylessMultiply`). The same result, except that up to eight octets past the user data at
+    /// `destination` may be written (at most 256 in all).
+    @_transparent
+    func copyUserDataMultiplying(frame: UnsafeRawPointer, into destination: UnsafeMutableRawPointer) -> DNP3UserData {
+        var remaining = userDataLength, read = DNP3LinkHeader.headerSize, written = 0, block = 0
+        while remaining > 0 {
+            let chunk = min(remaining, DNP3LinkHeader.blockSize)
+            if !DNP3CRC.copyBlockMultiplying(frame + read, count: chunk, to: destination + written) {
+                return DNP3UserData(count: written, crcOK: false, badBlock: block)
+            }
+            written += chunk; read += chunk + 2; remaining -= chunk; block += 1
+        }
+        return DNP3UserData(count: written, crcOK: true, badBlock: -1)
+    }
+
     /// Whether every user-data block CRC of the frame at `offset` matches (the frame must be there).
     public func userDataCRCsOK(_ bytes: ByteView, frameAt offset: Int) -> Bool {
         guard bytes.has(frameSize, at: offset) else { return false }
