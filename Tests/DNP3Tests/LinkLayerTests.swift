@@ -122,8 +122,8 @@ struct LinkLayerTests {
                     (h.copyUserData(frame: raw.baseAddress!, into: table, DNP3CRC.slices),
                      h.copyUserDataMultiplying(frame: raw.baseAddress!, into: multiplied))
                 }
-                #expect(a == b, "n \(n) flip \(flip)")
-                #expect(memcmp(table, multiplied, a.count) == 0, "n \(n) flip \(flip)")
+                #expect(a.crcOK == b, "n \(n) flip \(flip)")
+                if b { #expect(a.count == n && memcmp(table, multiplied, n) == 0, "n \(n) flip \(flip)") }
             }
         }
     }

@@ -82,8 +82,27 @@ public struct DNP3Dissector: AppDissector {
     /// `consume` with its scratch buffer.
     @usableFromInline
     mutating func consumeFrames(_ bytes: ByteView, side: FlowSide, sink: EventSink, scratch: UnsafeMutableRawPointer) -> Int {
-        let datagram: Bool
-        if let d = self.datagram { datagram = d } else { datagram = sink.flow.transport == .udp; self.datagram = datagram }
+        if self.datagram == nil { self.datagram = sink.flow.transport == .udp }   // the flow context is there only now
+        // The usual delivery, inline and without a loop: exactly one whole frame whose header checks out, records off.
+        // What the loop in `consumeFrameRun` does with it, without the values a loop keeps (spilled and reloaded on
+        // every call).
+        let n = bytes.count
+        if !sink.pduRecordsEnabled && !sink.transactionRecordsEnabled,
+           let header = DNP3Dissector.linkHeader(bytes, at: 0, crcTable: crcTable, multiplying: multiplying),
+           header.headerCRCOK && header.length >= 5 && header.frameSize == n {
+            if !quietFrame(bytes, at: 0, header, side: side, sink: sink, scratch: scratch, crcTable: crcTable,
+                           multiplying: multiplying) {
+                processFrame(bytes, at: 0, header, side: side, sink: sink, scratch: scratch)
+            }
+            return n
+        }
+        return consumeFrameRun(bytes, side: side, sink: sink, scratch: scratch)
+    }
+
+    /// `consumeFrames` for any delivery: every whole frame, resynchronising on 05 64.
+    @inline(never)
+    mutating func consumeFrameRun(_ bytes: ByteView, side: FlowSide, sink: EventSink, scratch: UnsafeMutableRawPointer) -> Int {
+        let datagram = self.datagram ?? false
         let quiet = !sink.pduRecordsEnabled && !sink.transactionRecordsEnabled
         let crcTable = self.crcTable, multiplying = self.multiplying
         let n = bytes.count
@@ -235,10 +254,12 @@ public struct DNP3Dissector: AppDissector {
               let base = bytes.raw.baseAddress else { return false }
         // The caller checked that the whole frame is there (`extractUserData`'s precondition).
         // Only `crcOK` and `count` are read here (a bad block sends the frame to `processFrame`, which copies it again).
-        let user = multiplying ? header.copyUserDataMultiplying(frame: base + off, into: scratch)
-                               : header.copyUserData(frame: base + off, into: scratch, crcTable)
-        guard user.crcOK && scratch.load(as: UInt8.self) & 0xC0 == 0xC0 else { return false }   // transport FIN and FIR
-        return quietFragment(scratch + 1, count: user.count - 1, link: header, side: side, sink: sink, sizeCodes: sizeCodes)
+        let crcOK = multiplying ? header.copyUserDataMultiplying(frame: base + off, into: scratch)
+                                : header.copyUserData(frame: base + off, into: scratch, crcTable).crcOK
+        guard crcOK && scratch.load(as: UInt8.self) & 0xC0 == 0xC0 else { return false }   // transport FIN and FIR
+        // With every CRC good, all the user data was copied.
+        return quietFragment(scratch + 1, count: header.userDataLength - 1, link: header, side: side, sink: sink,
+                             sizeCodes: sizeCodes)
     }
 
     /// The operation a request fragment stands for (both fragment paths emit it).
