@@ -42,7 +42,7 @@ public struct ModbusDissector: AppDissector {
             case .incomplete: return seen > 0 ? .accept : .needMoreData
             case .plausible:
                 seen += 1
-                offset += Int(bytes.u16be(offset + 4)) + 6
+                offset += Int(bytes.loadBE16(offset + 4)) + 6
             }
         }
         return seen > 0 ? .accept : .needMoreData
