@@ -76,32 +76,33 @@ public struct DNP3Dissector: AppDissector {
         // A frame's user data is copied out of its CRC blocks (≤ 250 octets) into stack memory: it is read before
         // the frame's handling returns (a multi-segment fragment is copied into the reassembler).
         withUnsafeTemporaryAllocation(byteCount: 256, alignment: 16) { scratch in
-            consumeFrames(bytes, side: side, sink: sink, scratch: scratch.baseAddress!)
+            let handled = consumeFrames(bytes, side: side, sink: sink, scratch: scratch.baseAddress!)
+            return handled >= 0 ? handled : consumeFrameRun(bytes, side: side, sink: sink, scratch: scratch.baseAddress!)
         }
     }
 
-    /// `consume` with its scratch buffer.
+    /// `consume` with its scratch buffer for the usual delivery, exactly one whole frame whose header checks out with
+    /// records off, which `quietFrame` handles: the bytes used; -1, with nothing done, for any other delivery
+    /// (`consumeFrameRun` then takes it from the start). What the loop in `consumeFrameRun` does with such a delivery,
+    /// without the values a loop keeps (spilled and reloaded on every call). Every other case is left to the caller so
+    /// that no exit from here needs the delivery's values in place for a call: reloading them before each of the
+    /// quiet path's checks that may fail cost about 35 instructions a frame.
     @usableFromInline
     mutating func consumeFrames(_ bytes: ByteView, side: FlowSide, sink: EventSink, scratch: UnsafeMutableRawPointer) -> Int {
         if self.datagram == nil { self.datagram = sink.flow.transport == .udp }   // the flow context is there only now
-        // The usual delivery, inline and without a loop: exactly one whole frame whose header checks out, records off.
-        // What the loop in `consumeFrameRun` does with it, without the values a loop keeps (spilled and reloaded on
-        // every call).
         let n = bytes.count
         if !sink.pduRecordsEnabled && !sink.transactionRecordsEnabled,
            let header = DNP3Dissector.linkHeader(bytes, at: 0, crcTable: crcTable, multiplying: multiplying),
-           header.headerCRCOK && header.length >= 5 && header.frameSize == n {
-            if !quietFrame(bytes, at: 0, header, side: side, sink: sink, scratch: scratch, crcTable: crcTable,
-                           multiplying: multiplying) {
-                processFrame(bytes, at: 0, header, side: side, sink: sink, scratch: scratch)
-            }
+           header.headerCRCOK && header.length >= 5 && header.frameSize == n,
+           quietFrame(bytes, at: 0, header, side: side, sink: sink, scratch: scratch, crcTable: crcTable, multiplying: multiplying) {
             return n
         }
-        return consumeFrameRun(bytes, side: side, sink: sink, scratch: scratch)
+        return -1
     }
 
-    /// `consumeFrames` for any delivery: every whole frame, resynchronising on 05 64.
-    @inline(never)
+    /// `consume` for any delivery: every whole frame, resynchronising on 05 64. (`quietFrame` does nothing when it
+    /// answers false, so a frame `consumeFrames` tried is taken here as if it had not.)
+    @inline(never) @usableFromInline
     mutating func consumeFrameRun(_ bytes: ByteView, side: FlowSide, sink: EventSink, scratch: UnsafeMutableRawPointer) -> Int {
         let datagram = self.datagram ?? false
         let quiet = !sink.pduRecordsEnabled && !sink.transactionRecordsEnabled
