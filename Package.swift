@@ -30,6 +30,8 @@ let package = Package(
                        providers: [.apt(["libyaml-dev"])]),
         // A cache prefetch hint (a compiler builtin; no library).
         .systemLibrary(name: "CPrefetch", path: "Sources/CPrefetch"),
+        // The DNP3 link CRC by carry-less multiplication (inline assembly; no library).
+        .systemLibrary(name: "CDNP3CRC", path: "Sources/Protocols/CDNP3CRC"),
 
         // Shared vocabulary: byte views, addresses, packet time.
         .target(name: "Wire", swiftSettings: strict),
@@ -42,7 +44,7 @@ let package = Package(
 
         .target(name: "Modbus", dependencies: ["Wire", "Records"], path: "Sources/Protocols/Modbus",
                 exclude: ["CONFORMANCE.md"], swiftSettings: strict),
-        .target(name: "DNP3", dependencies: ["Wire", "Records"], path: "Sources/Protocols/DNP3",
+        .target(name: "DNP3", dependencies: ["Wire", "Records", "CDNP3CRC"], path: "Sources/Protocols/DNP3",
                 exclude: ["CONFORMANCE.md"], swiftSettings: strict),
         .target(name: "S7comm", dependencies: ["Wire", "Records"], path: "Sources/Protocols/S7comm",
                 exclude: ["CONFORMANCE.md"], swiftSettings: strict),

@@ -80,6 +80,32 @@ import Records
         ])
     }
 
+    @Test("connection set-up on the quiet path: CR and CC, setup communication and the size its ack grants")
+    func connectionSetUp() {
+        let cr = S7Wire.connectionRequest()
+        var cc = cr; cc[5] = 0xD0
+        var shortCR = cr; shortCR[4] = 5                       // LI too small for a CR: bad_cotp_header
+        var longCR = cr; longCR[4] = UInt8(cr.count - 4)       // LI past the TPKT: bad_cotp_header
+        let item = S7Wire.item(area: 0x84, db: 1, byte: 0, count: 4)
+        let refused = S7Wire.dt(S7Wire.s7(rosctr: 3, ref: 1, params: S7Wire.hex("f000000100010020"), errorClass: 0x81, errorCode: 4))
+        let clipped = S7Wire.dt(S7Wire.s7(rosctr: 3, ref: 1, params: S7Wire.hex("f00000010001")))
+        let small = S7Wire.dt(S7Wire.s7(rosctr: 3, ref: 1, params: S7Wire.hex("f000000100010040")))   // 64 octets
+        Self.expectSameEvents([
+            (cr, .initiator), (cc, .responder), (shortCR, .initiator), (longCR, .initiator),
+            (Self.setup, .initiator), (refused, .responder), (Self.job(2, items: Array(repeating: item, count: 6)), .initiator),
+            (Self.setup, .initiator), (clipped, .responder), (Self.job(3, items: Array(repeating: item, count: 6)), .initiator),
+            (Self.setup, .initiator), (small, .responder), (Self.job(4, items: Array(repeating: item, count: 6)), .initiator),
+            (Self.job(5, items: [item]), .initiator),
+        ])
+        let quiet = Harness(records: false, transactions: false)
+        for (bytes, side) in [(cr, FlowSide.initiator), (cc, .responder), (Self.setup, .initiator), (small, .responder)] {
+            quiet.feed(bytes, side: side)
+        }
+        #expect(quiet.dissector.negotiatedPDUSize == 64)
+        #expect(quiet.anomalies.isEmpty)
+        #expect(quiet.operations.count == 1)
+    }
+
     @Test func pendingOverflowIsReportedOnce() {
         let item = S7Wire.item(area: 0x84, db: 1, byte: 0, count: 4)
         Self.expectSameEvents((0..<70).map { (Self.job(100 + $0, items: [item]), FlowSide.initiator) })

@@ -1,4 +1,5 @@
 import Wire
+import CDNP3CRC
 
 // IEEE 1815-2012 §9.2.4.2: every link frame carries a CRC after its 8-byte header and after every
 // 16-byte block of user data (the last block may be shorter).
@@ -14,6 +15,13 @@ import Wire
 
 /// The DNP3 link-layer CRC-16 (IEEE 1815-2012 §9.2.4.2), table-driven, eight octets per step.
 public enum DNP3CRC {
+    /// Whether the CPU multiplies without carries (PCLMULQDQ): then the frame loop's CRCs take two multiplications
+    /// per eight octets (`register64`) rather than eight table lookups. Asked once.
+    static let carrylessMultiply: Bool = zw_dnp3_clmul_available() != 0
+
+    /// `step8(0, word, _)` by carry-less multiplication; only when `carrylessMultiply`.
+    @inline(__always) static func register64(_ word: UInt64) -> UInt16 { zw_dnp3_crc_register64(word) }
+
     /// The reflected polynomial 0x3D65.
     static let reflectedPolynomial: UInt16 = 0xA6BC
 
@@ -135,5 +143,28 @@ public enum DNP3CRC {
             crc = (crc >> 8) ^ t[Int(UInt8(truncatingIfNeeded: crc) ^ b)]
         }
         return crc
+    }
+
+    /// `copyBlock` by carry-less multiplication (only when `carrylessMultiply`): a block of at most eight octets is one
+    /// step, a longer one two. CRC-16/DNP starts from zero, and a zero register stays zero over zero octets, so a
+    /// block's CRC is that of the eight or sixteen octets ending where it ends with the ones before it zeroed: the
+    /// loads may start up to seven octets before `source`, which lie in the same frame (its header, or the block
+    /// before and its CRC). Writes up to eight octets past `count` at `destination` (the scratch buffer has room).
+    @inline(__always) static func copyBlockMultiplying(_ source: UnsafeRawPointer, count: Int,
+                                                       to destination: UnsafeMutableRawPointer) -> Bool {
+        let stored = UInt16(littleEndian: source.loadUnaligned(fromByteOffset: count, as: UInt16.self))
+        let last = UInt64(littleEndian: source.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self))
+        let crc: UInt16
+        if count > 8 {
+            destination.storeBytes(of: source.loadUnaligned(as: UInt64.self), as: UInt64.self)
+            destination.storeBytes(of: last.littleEndian, toByteOffset: count - 8, as: UInt64.self)
+            let lead = UInt64(littleEndian: source.loadUnaligned(fromByteOffset: count - 16, as: UInt64.self))
+                & (~0 &<< UInt64(8 * (16 - count)))
+            crc = register64(last ^ UInt64(register64(lead)))
+        } else {
+            destination.storeBytes(of: (last &>> UInt64(8 * (8 - count))).littleEndian, as: UInt64.self)
+            crc = register64(last & (~0 &<< UInt64(8 * (8 - count))))
+        }
+        return ~crc == stored
     }
 }

@@ -37,7 +37,8 @@ public struct DNP3Dissector: AppDissector {
         if bytes.count >= 1 && bytes.u8(0) != 0x05 { return .reject }
         if bytes.count >= 2 && bytes.u8(1) != 0x64 { return .reject }
         guard bytes.count >= DNP3LinkHeader.headerSize else { return .needMoreData }
-        return DNP3CRC.check(bytes, from: 0, count: 8) ? .accept : .reject
+        // The frame loop's header read (one word, one CRC step): `DNP3CRC.check` took about 150 instructions a flow.
+        return DNP3Dissector.linkHeader(bytes, at: 0, multiplying: DNP3CRC.carrylessMultiply)?.headerCRCOK == true ? .accept : .reject
     }
 
     /// Session tables (see `sessionState`); nil until the flow needs them.
@@ -48,6 +49,8 @@ public struct DNP3Dissector: AppDissector {
     /// Whether the flow is UDP (each datagram holds whole frames), from the flow context at the first delivery; nil
     /// before it.
     var datagram: Bool?
+    /// `DNP3CRC.carrylessMultiply`, read once per flow like the tables below (it fits in the padding after `datagram`).
+    let multiplying = DNP3CRC.carrylessMultiply
     /// `DNP3CRC.slices` and `DNP3ObjectCatalog.sizeCodes`, read once per flow: every read of those lazy globals is a
     /// `swift_once` call, and a frame needed both (two calls per DNP3 packet). The state stays within one cache line.
     let crcTable = DNP3CRC.slices
@@ -73,17 +76,37 @@ public struct DNP3Dissector: AppDissector {
         // A frame's user data is copied out of its CRC blocks (≤ 250 octets) into stack memory: it is read before
         // the frame's handling returns (a multi-segment fragment is copied into the reassembler).
         withUnsafeTemporaryAllocation(byteCount: 256, alignment: 16) { scratch in
-            consumeFrames(bytes, side: side, sink: sink, scratch: scratch.baseAddress!)
+            let handled = consumeFrames(bytes, side: side, sink: sink, scratch: scratch.baseAddress!)
+            return handled >= 0 ? handled : consumeFrameRun(bytes, side: side, sink: sink, scratch: scratch.baseAddress!)
         }
     }
 
-    /// `consume` with its scratch buffer.
+    /// `consume` with its scratch buffer for the usual delivery, exactly one whole frame whose header checks out with
+    /// records off, which `quietFrame` handles: the bytes used; -1, with nothing done, for any other delivery
+    /// (`consumeFrameRun` then takes it from the start). What the loop in `consumeFrameRun` does with such a delivery,
+    /// without the values a loop keeps (spilled and reloaded on every call). Every other case is left to the caller so
+    /// that no exit from here needs the delivery's values in place for a call: reloading them before each of the
+    /// quiet path's checks that may fail cost about 35 instructions a frame.
     @usableFromInline
     mutating func consumeFrames(_ bytes: ByteView, side: FlowSide, sink: EventSink, scratch: UnsafeMutableRawPointer) -> Int {
-        let datagram: Bool
-        if let d = self.datagram { datagram = d } else { datagram = sink.flow.transport == .udp; self.datagram = datagram }
+        if self.datagram == nil { self.datagram = sink.flow.transport == .udp }   // the flow context is there only now
+        let n = bytes.count
+        if !sink.pduRecordsEnabled && !sink.transactionRecordsEnabled,
+           let header = DNP3Dissector.linkHeader(bytes, at: 0, crcTable: crcTable, multiplying: multiplying),
+           header.headerCRCOK && header.length >= 5 && header.frameSize == n,
+           quietFrame(bytes, at: 0, header, side: side, sink: sink, scratch: scratch, crcTable: crcTable, multiplying: multiplying) {
+            return n
+        }
+        return -1
+    }
+
+    /// `consume` for any delivery: every whole frame, resynchronising on 05 64. (`quietFrame` does nothing when it
+    /// answers false, so a frame `consumeFrames` tried is taken here as if it had not.)
+    @inline(never) @usableFromInline
+    mutating func consumeFrameRun(_ bytes: ByteView, side: FlowSide, sink: EventSink, scratch: UnsafeMutableRawPointer) -> Int {
+        let datagram = self.datagram ?? false
         let quiet = !sink.pduRecordsEnabled && !sink.transactionRecordsEnabled
-        let crcTable = self.crcTable
+        let crcTable = self.crcTable, multiplying = self.multiplying
         let n = bytes.count
         var off = 0
         while off < n {
@@ -93,7 +116,7 @@ public struct DNP3Dissector: AppDissector {
                 off = next
                 continue
             }
-            guard let header = DNP3Dissector.linkHeader(bytes, at: off, crcTable: crcTable) else {
+            guard let header = DNP3Dissector.linkHeader(bytes, at: off, crcTable: crcTable, multiplying: multiplying) else {
                 if datagram { truncated(at: off, count: n - off, side: side, sink: sink); off = n }
                 break
             }
@@ -124,7 +147,8 @@ public struct DNP3Dissector: AppDissector {
                 if datagram { truncated(at: off, count: n - off, side: side, sink: sink); off = n }
                 break
             }
-            if !quiet || !quietFrame(bytes, at: off, header, side: side, sink: sink, scratch: scratch, crcTable: crcTable) {
+            if !quiet || !quietFrame(bytes, at: off, header, side: side, sink: sink, scratch: scratch, crcTable: crcTable,
+                                              multiplying: multiplying) {
                 processFrame(bytes, at: off, header, side: side, sink: sink, scratch: scratch)
             }
             off += header.frameSize
@@ -134,9 +158,9 @@ public struct DNP3Dissector: AppDissector {
 
     /// `DNP3LinkHeader.parse` for the frame loop: the header is one little-endian word plus its CRC, so
     /// the fields come from one load and the CRC is a single eight-octet step (no per-field bounds
-    /// checks or calls).
-    @inline(__always) static func linkHeader(_ bytes: ByteView, at offset: Int,
-                                             crcTable: UnsafePointer<UInt16> = DNP3CRC.slices) -> DNP3LinkHeader? {
+    /// checks or calls), or with `multiplying` two carry-less multiplications (`DNP3CRC.register64`).
+    @inline(__always) static func linkHeader(_ bytes: ByteView, at offset: Int, crcTable: UnsafePointer<UInt16> = DNP3CRC.slices,
+                                             multiplying: Bool = false) -> DNP3LinkHeader? {
         guard bytes.has(DNP3LinkHeader.headerSize, at: offset), let base = bytes.raw.baseAddress else { return nil }
         let p = base + offset
         let word = UInt64(littleEndian: p.loadUnaligned(as: UInt64.self))
@@ -144,7 +168,7 @@ public struct DNP3Dissector: AppDissector {
         let stored = UInt16(littleEndian: p.loadUnaligned(fromByteOffset: 8, as: UInt16.self))
         return DNP3LinkHeader(length: UInt8(truncatingIfNeeded: word >> 16), control: UInt8(truncatingIfNeeded: word >> 24),
                               destination: UInt16(truncatingIfNeeded: word >> 32), source: UInt16(truncatingIfNeeded: word >> 48),
-                              headerCRCOK: ~DNP3CRC.step8(0, word, crcTable) == stored)
+                              headerCRCOK: ~(multiplying ? DNP3CRC.register64(word) : DNP3CRC.step8(0, word, crcTable)) == stored)
     }
 
     /// The offset of the next 0x05 0x64 at or after `from`; a lone 0x05 in the last octet is kept.
@@ -226,13 +250,18 @@ public struct DNP3Dissector: AppDissector {
     /// there, cost about 400 instructions per frame.
     @_transparent
     mutating func quietFrame(_ bytes: ByteView, at off: Int, _ header: DNP3LinkHeader, side: FlowSide,
-                             sink: EventSink, scratch: UnsafeMutableRawPointer, crcTable: UnsafePointer<UInt16>) -> Bool {
+                             sink: EventSink, scratch: UnsafeMutableRawPointer, crcTable: UnsafePointer<UInt16>,
+                             multiplying: Bool) -> Bool {
         guard header.functionCarriesUserData && header.userDataLength > 0 && reassembler == nil,
               let base = bytes.raw.baseAddress else { return false }
         // The caller checked that the whole frame is there (`extractUserData`'s precondition).
-        let user = header.copyUserData(frame: base + off, into: scratch, crcTable)
-        guard user.crcOK && scratch.load(as: UInt8.self) & 0xC0 == 0xC0 else { return false }   // transport FIN and FIR
-        return quietFragment(scratch + 1, count: user.count - 1, link: header, side: side, sink: sink, sizeCodes: sizeCodes)
+        // Only `crcOK` and `count` are read here (a bad block sends the frame to `processFrame`, which copies it again).
+        let crcOK = multiplying ? header.copyUserDataMultiplying(frame: base + off, into: scratch)
+                                : header.copyUserData(frame: base + off, into: scratch, crcTable).crcOK
+        guard crcOK && scratch.load(as: UInt8.self) & 0xC0 == 0xC0 else { return false }   // transport FIN and FIR
+        // With every CRC good, all the user data was copied.
+        return quietFragment(scratch + 1, count: header.userDataLength - 1, link: header, side: side, sink: sink,
+                             sizeCodes: sizeCodes)
     }
 
     /// The operation a request fragment stands for (both fragment paths emit it).

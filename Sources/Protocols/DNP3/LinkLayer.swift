@@ -135,6 +135,21 @@ extension DNP3LinkHeader {
         return DNP3UserData(count: written, crcOK: true, badBlock: -1)
     }
 
+    /// Whether every block CRC of the frame at `frame` (whole, with user data) matches, copying its `userDataLength`
+    /// octets of user data to `destination` as `copyUserData` does (which they are only when it does), by carry-less
+    /// multiplication (`DNP3CRC.copyBlockMultiplying`; only when `DNP3CRC.carrylessMultiply`). Up to eight octets
+    /// past the user data at `destination` may be written (at most 256 in all).
+    @_transparent
+    func copyUserDataMultiplying(frame: UnsafeRawPointer, into destination: UnsafeMutableRawPointer) -> Bool {
+        // Every block but the last is 16 octets and its CRC; the last has 1...16.
+        var left = userDataLength, source = frame + DNP3LinkHeader.headerSize, target = destination
+        while left > DNP3LinkHeader.blockSize {
+            if !DNP3CRC.copyBlockMultiplying(source, count: DNP3LinkHeader.blockSize, to: target) { return false }
+            source += DNP3LinkHeader.blockSize + 2; target += DNP3LinkHeader.blockSize; left &-= DNP3LinkHeader.blockSize
+        }
+        return DNP3CRC.copyBlockMultiplying(source, count: left, to: target)
+    }
+
     /// Whether every user-data block CRC of the frame at `offset` matches (the frame must be there).
     public func userDataCRCsOK(_ bytes: ByteView, frameAt offset: Int) -> Bool {
         guard bytes.has(frameSize, at: offset) else { return false }

@@ -76,16 +76,19 @@ extension MBAPHeader {
     /// Unassigned function codes (a scanner's FC 0) and exceptions without a defined exception code
     /// never count as fitting, so they pass only by landing exactly on the end.
     public static func plausibility(_ bytes: ByteView, at offset: Int) -> MBAPPlausibility {
+        // `loadBE16`/`loadU8`, not `u16be`/`u8`: the probe of every new flow left those calls (about 50 instructions).
         guard bytes.has(4, at: offset) else { return .incomplete }
-        if bytes.u16be(offset + 2) != 0 { return .implausible }
-        guard bytes.has(8, at: offset), let h = MBAPHeader(bytes, at: offset) else {
+        if bytes.loadBE16(offset + 2) != 0 { return .implausible }
+        guard bytes.has(8, at: offset) else {
             if bytes.has(6, at: offset) {
-                let len = bytes.u16be(offset + 4)
+                let len = bytes.loadBE16(offset + 4)
                 if len < 2 || len > MBAPHeader.toleratedLength { return .implausible }
             }
             return .incomplete
         }
-        let fc = bytes.u8(offset + 7)
+        let h = MBAPHeader(transactionID: bytes.loadBE16(offset), protocolID: 0, length: bytes.loadBE16(offset + 4),
+                           unitID: bytes.loadU8(offset + 6))
+        let fc = bytes.loadU8(offset + 7)
         guard h.lengthFits(functionCode: fc) else { return .implausible }
         guard bytes.has(h.aduLength, at: offset) else { return .incomplete }
         if offset + h.aduLength == bytes.count { return .plausible }

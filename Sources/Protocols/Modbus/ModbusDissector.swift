@@ -42,7 +42,7 @@ public struct ModbusDissector: AppDissector {
             case .incomplete: return seen > 0 ? .accept : .needMoreData
             case .plausible:
                 seen += 1
-                offset += Int(bytes.u16be(offset + 4)) + 6
+                offset += Int(bytes.loadBE16(offset + 4)) + 6
             }
         }
         return seen > 0 ? .accept : .needMoreData
@@ -96,7 +96,8 @@ public struct ModbusDissector: AppDissector {
         // without logs, the per-packet case) and records on (`zonewatch dissect`, `--out`). Inlinable, so that the
         // engine calls the one it needs directly.
         if sink.pduRecordsEnabled || sink.transactionRecordsEnabled { return consumeRecording(bytes, side: side, sink: sink) }
-        return consumeQuietly(bytes, side: side, sink: sink)
+        let handled = consumeQuietly(bytes, side: side, sink: sink)
+        return handled >= 0 ? handled : consumeQuietlyRest(bytes, side: side, sink: sink)
     }
 
     /// What every delivery starts with: the flow's sides known, requests that timed out reported, the packet's
@@ -109,7 +110,10 @@ public struct ModbusDissector: AppDissector {
         return (delivery, side == requesterSide ? .request : .response)
     }
 
-    /// `consume` with records off.
+    /// `consume` with records off for the usual delivery, one whole in-sync ADU holding a common PDU: the bytes used;
+    /// -1 for any other delivery, with only the delivery's preliminaries done (`prepare`, expiry), which
+    /// `consumeQuietlyRest` then takes from the start. Every other case is left to the caller so that no exit from here
+    /// needs the delivery's values in place for a call.
     @inline(never) @usableFromInline
     mutating func consumeQuietly(_ bytes: ByteView, side: FlowSide, sink: EventSink) -> Int {
         // `beginDelivery` without reading the record flags: `consume` came here because both are off.
@@ -119,7 +123,7 @@ public struct ModbusDissector: AppDissector {
         let direction: ModbusDirection = side == requesterSide ? .request : .response
         // The usual case, inline: the delivery is one whole, in-sync ADU holding a common PDU (CommonPDUs.swift).
         // No loop here: a loop's hoisted values cost spills and reloads on every call, and several ADUs in one
-        // delivery are rare enough for `consumeRest` (whose loop takes them the same way).
+        // delivery are rare enough for `consumeQuietlyRest` (whose loop takes them the same way).
         // `wholeADULength` and `handleQuietADU`'s length bound in one test, for an ADU that is the whole delivery:
         // 8...260 bytes (MBAP length 2...254), protocol id 0, the MBAP length the delivery's.
         let n = bytes.count
@@ -141,7 +145,16 @@ public struct ModbusDissector: AppDissector {
                 return n
             }
         }
-        return consumeRest(bytes, from: 0, side: side, direction: direction, delivery: delivery, sink: sink)
+        return -1
+    }
+
+    /// `consumeQuietly` for a delivery it declined (several ADUs, other PDUs, partial or bad headers, hunts): the
+    /// general loop, the flow already prepared and expired requests reported (the delivery's stamp and direction are as
+    /// they were there).
+    @inline(never) @usableFromInline
+    mutating func consumeQuietlyRest(_ bytes: ByteView, side: FlowSide, sink: EventSink) -> Int {
+        consumeSteps(bytes, from: 0, side: side, direction: side == requesterSide ? .request : .response,
+                     delivery: Delivery(quiet: sink), sink: sink)
     }
 
     /// `consume` with records on.
@@ -149,14 +162,6 @@ public struct ModbusDissector: AppDissector {
     mutating func consumeRecording(_ bytes: ByteView, side: FlowSide, sink: EventSink) -> Int {
         let (delivery, direction) = beginDelivery(side: side, sink: sink)
         return consumeSteps(bytes, from: 0, side: side, direction: direction, delivery: delivery, sink: sink)
-    }
-
-    /// `consume` from `start` on, for whatever its inline case leaves: several ADUs, other PDUs, partial or bad
-    /// headers, hunts.
-    @inline(never)
-    mutating func consumeRest(_ bytes: ByteView, from start: Int, side: FlowSide, direction: ModbusDirection,
-                              delivery: Delivery, sink: EventSink) -> Int {
-        consumeSteps(bytes, from: start, side: side, direction: direction, delivery: delivery, sink: sink)
     }
 
     /// The general loop: every whole ADU from `start` on, framing steps for the rest.

@@ -121,7 +121,12 @@ public struct ModbusSession: Sendable {
     @inlinable public static var slotSize: Int { 256 }
 
     /// Creates an empty session.
-    public init(limits: ModbusLimits = .default) { self.limits = limits }
+    public init(limits: ModbusLimits) { self.limits = limits }
+
+    /// An empty session with the default limits: `ModbusLimits()` built in place, where reading `ModbusLimits.default`
+    /// (a lazily initialised global) cost a `swift_once` call in each of the two a flow makes (its dissector's and the
+    /// pool's reset).
+    public init() { self.limits = ModbusLimits() }
 
     /// The bytes from the start that a request with nothing pending, or the answer to the one pending request,
     /// reads and writes: up to the end of entry 0 (the exception window and the tables beyond are for exceptions,

@@ -13,10 +13,17 @@ import Records
 
 extension S7commDissector {
     /// Handles the TPKT of `length` bytes at `tpkt` (whole, and known to be a valid TPKT header) when it is a
-    /// Read/Write Var Job or a (non-setup) Ack_Data in one DT TPDU and records are off; false, with nothing
-    /// done, for anything else.
+    /// Read/Write Var or Setup communication Job or an Ack_Data in one DT TPDU, or a COTP CR or CC, and records are
+    /// off; false, with nothing done, for anything else.
     @_transparent
     mutating func readWriteVar(_ tpkt: UnsafeRawPointer, length: Int, side: FlowSide, sink: EventSink) -> Bool {
+        // A connection request or confirm (each connection's first two TPKTs): with records off, `handleTPKT` only
+        // checks its header as `COTPHeader.parse` does (a bad one is an anomaly: then false).
+        let cotpType = tpkt.load(fromByteOffset: 5, as: UInt8.self) >> 4
+        if cotpType == COTPType.cr.rawValue || cotpType == COTPType.cc.rawValue {
+            let li = Int(tpkt.load(fromByteOffset: 4, as: UInt8.self))
+            return li >= 6 && TPKT.headerLength + 1 + li <= length
+        }
         // TPKT header (4), COTP DT with LI 2 and EOT (3), S7 header (at least 10; Ack_Data 12) behind it.
         guard length >= 17, tpkt.load(fromByteOffset: 4, as: UInt8.self) == 2,
               tpkt.load(fromByteOffset: 5, as: UInt8.self) >> 4 == COTPType.dt.rawValue,
@@ -42,13 +49,14 @@ extension S7commDissector {
               negotiatedPDUSize <= 0 || count <= negotiatedPDUSize else { return false }
         let function = u8(headerLength)
         if rosctr == 3 {
-            // Setup communication's ack sets the negotiated size: the layered path does that.
-            guard function != 0xF0 else { return false }
             sink.countPDU(.s7comm)
+            // Setup communication's ack (without error, its parameters whole) grants the PDU size (`handleAck`).
+            if function == 0xF0 && u8(10) == 0 && parameterLength >= 8 { negotiatedPDUSize = Int(be16(headerLength + 6)) }
             pending.remove(side: side.opposite, pduReference: be16(4), userdata: false)
             return true
         }
-        guard function == 0x04 || function == 0x05 else { return false }
+        // Read and Write Var, and Setup communication (once per connection; one operation, no items).
+        guard function == 0x04 || function == 0x05 || function == 0xF0 else { return false }
         sink.countPDU(.s7comm)
         let op = Operation(appProtocol: .s7comm, access: S7Classification.job(function: function, piService: .empty),
                            functionCode: UInt16(function), function: S7Names.function(function))
@@ -56,7 +64,7 @@ extension S7commDissector {
         let parameters = pdu + headerLength
         @inline(__always) func p8(_ o: Int) -> UInt8 { parameters.load(fromByteOffset: o, as: UInt8.self) }
         @inline(__always) func p16(_ o: Int) -> UInt16 { UInt16(bigEndian: parameters.loadUnaligned(fromByteOffset: o, as: UInt16.self)) }
-        var remaining = parameterLength >= 2 ? Int(p8(1)) : 0
+        var remaining = function != 0xF0 && parameterLength >= 2 ? Int(p8(1)) : 0
         var offset = 2, emitted = false
         while remaining > 0 {
             guard offset <= parameterLength - 3, p8(offset) == 0x12 else { break }
