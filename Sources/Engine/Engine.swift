@@ -341,7 +341,7 @@ public final class Engine {
         if noDissect { state.application = ApplicationKind.none.rawValue }
         if packet.tcpFlags & (PacketView.syn | PacketView.ack) == PacketView.syn { state.initialSequence = packet.sequence }
         else if packet.tcpFlags & (PacketView.syn | PacketView.ack) == PacketView.syn | PacketView.ack { state.initialSequence = packet.acknowledgement &- 1 }
-        let slot = flows.insert(state, hash: hash)
+        let slot = flows.insert(consume state, hash: hash)   // moved: a copy retained its four buffers
         statistics.flowsCreated &+= 1
         // The Community ID is computed when something first writes it (`writeContext`, `endFlow`), not here.
         if let o = observer {   // one retain of the observer for the hint and `flowStarted`
