@@ -422,16 +422,6 @@ public final class Engine {
         if side == .initiator { flows.slots[Int(slot)].initiatorStream = stream } else { flows.slots[Int(slot)].responderStream = stream }
     }
 
-    private func takeCarry(_ slot: Int32, _ side: FlowSide) -> [UInt8] {
-        var c: [UInt8] = []
-        if side == .initiator { swap(&c, &flows.slots[Int(slot)].initiatorCarry) } else { swap(&c, &flows.slots[Int(slot)].responderCarry) }
-        return c
-    }
-
-    private func putCarry(_ slot: Int32, _ side: FlowSide, _ carry: [UInt8]) {
-        if side == .initiator { flows.slots[Int(slot)].initiatorCarry = carry } else { flows.slots[Int(slot)].responderCarry = carry }
-    }
-
     // MARK: - Dissection
 
     /// Hands stream bytes (or a gap) of one side to the flow's dissector, identifying the protocol first.
@@ -447,14 +437,16 @@ public final class Engine {
             case .heldData(let b, _, _): probeBytes = b
             case .gap:
                 // A hole before the protocol is known: forget what was stashed for probing.
-                var c = takeCarry(slot, side); c.removeAll(keepingCapacity: true); putCarry(slot, side, c)
+                carryPointer(slot, side).pointee.removeAll(keepingCapacity: true)
                 return
             }
             identify(slot, side: side, bytes: probeBytes)
             // Identified, and the dissector took all the stashed probe bytes: drop the stash's buffer. An empty carry
             // is then the shared empty array, so the `isEmpty` test of every later delivery reads no heap block of
             // this flow's (with the buffer kept, that test was a cache miss per packet: ~40 ns of a Modbus packet).
-            if flows.slots[Int(slot)].application != ApplicationKind.undecided.rawValue && carryPointer(slot, side).pointee.isEmpty {
+            // (An empty carry without a buffer is the shared empty array already: nothing to drop, release or retain.)
+            if flows.slots[Int(slot)].application != ApplicationKind.undecided.rawValue && carryPointer(slot, side).pointee.isEmpty
+                && carryPointer(slot, side).pointee.capacity != 0 {
                 carryPointer(slot, side).pointee = []
             }
         case .modbus: deliver(modbus, slot: slot, side: side, event: event)
@@ -551,13 +543,14 @@ public final class Engine {
         // What the end of identification reads, loading while the dissectors probe: the flow's per-flow lines (its
         // context, `setSinkFlow`) and the observer's entry (`flowIdentified`). With 100,000 flows each was a miss.
         prefetchFlowEndLines(slot)
-        var carry = takeCarry(slot, side)
+        // The side's carry in place (moved out and back, its buffer was retained and released per flow).
+        let carry = carryPointer(slot, side)
         let transport: Transport = flows.slots[Int(slot)].key.ipProtocol == 6 ? .tcp : .udp
         let isUDP = transport == .udp
         // A side's first bytes (nothing stashed, the usual case) are probed where they lie and copied only if the
         // decision must wait for more: stashing them first cost an allocation and a copy per flow.
-        let inPlace = isUDP || carry.isEmpty
-        if !inPlace { carry.append(contentsOf: bytes.raw) }
+        let inPlace = isUDP || carry.pointee.isEmpty
+        if !inPlace { carry.pointee.append(contentsOf: bytes.raw) }
         let ini = flows.slots[Int(slot)].initiator.port, res = flows.slots[Int(slot)].responder.port
         var verdictKind = ApplicationKind.none
         var waiting = false
@@ -580,16 +573,14 @@ public final class Engine {
             consider(DNP3Dissector.self, .dnp3, view)
             consider(S7commDissector.self, .s7comm, view)
         }
-        if inPlace { probeAll(bytes) } else { carry.withUnsafeBytes { probeAll(ByteView($0)) } }
+        if inPlace { probeAll(bytes) } else { carry.pointee.withUnsafeBytes { probeAll(ByteView($0)) } }
 
-        if verdictKind == .none && waiting && (inPlace ? bytes.count : carry.count) < configuration.maximumProbeBytes && !isUDP {
-            if inPlace { carry.append(contentsOf: bytes.raw) }
-            putCarry(slot, side, carry)   // keep the bytes and decide on the next ones
+        if verdictKind == .none && waiting && (inPlace ? bytes.count : carry.pointee.count) < configuration.maximumProbeBytes && !isUDP {
+            if inPlace { carry.pointee.append(contentsOf: bytes.raw) }   // keep the bytes and decide on the next ones
             return
         }
         if verdictKind == .none {
-            carry.removeAll()
-            putCarry(slot, side, carry)
+            if carry.pointee.capacity != 0 { carry.pointee.removeAll() }   // (already the shared empty array otherwise)
             flows.slots[Int(slot)].application = ApplicationKind.none.rawValue
             if let k = rejectedOnOwnPort {
                 setSinkFlow(slot); sink.frame = frame; sink.time = now
@@ -604,7 +595,6 @@ public final class Engine {
             notifyIdentified(slot, nil)
             return
         }
-        putCarry(slot, side, carry)
         flows.slots[Int(slot)].application = verdictKind.rawValue
         setContextPrefetch()   // per identified flow: whether the observer reads contexts may change (a policy reload)
         let p = verdictKind.appProtocol!
