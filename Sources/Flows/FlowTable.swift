@@ -226,7 +226,7 @@ public final class FlowTable {
     /// has had time to arrive; -1: none), for a hint about what the state points to. With thousands of
     /// interleaved flows these are otherwise dependent cache misses on every packet. Hints only: lookups see no
     /// difference, and a stale slot (the flow ended meanwhile) only wastes a prefetch. `distance` must be a
-    /// power of two of at most 16.
+    /// multiple of 4 of at most 16 (packets in flight live in a ring of 32 positions).
     @inlinable @inline(__always)
     public func prefetchAhead(hash: UInt64?, position: UInt64, distance: UInt64) -> Int32 {
         if let h = hash {
