@@ -852,7 +852,7 @@ public final class Engine {
     }
 
     /// Starts loading what ending the flows after `s` (in its LRU list, which a sweep or `finish` ends oldest first)
-    /// reads: the one two on, whole (slot, links), and the next one's dissector state, per-flow lines and
+    /// reads: the one two on, whole (slot, links), and the next one's index entry, dissector state, per-flow lines and
     /// observer entry, found through its slot (asked for one flow ago). Each flow's end was otherwise a chain of
     /// dependent misses (slot, then dissector state, context lines, observer entry). Called right after `oldest`,
     /// before `s` ends. A hint only: the neighbour may be ended by something else first.
@@ -865,6 +865,8 @@ public final class Engine {
         guard next >= 0 else { return }
         let afterNext = flows.newerNeighbour(of: next)
         if afterNext >= 0 { flows.prefetchWholeFlow(afterNext) }
+        // Its index entry, where `remove` starts (its slot was asked for whole one flow ago).
+        flows.prefetchIndexEntry(of: next)
         let state = flows.slots + Int(next)
         switch state.pointee.application {
         case ApplicationKind.modbus.rawValue: modbus.prefetch(state.pointee.applicationSlot)

@@ -507,6 +507,13 @@ public final class FlowTable {
         zw_prefetch(lruLinks + Int(s))
     }
 
+    /// Starts loading the index entry where flow `s`'s probe starts: what `remove` reads first (the flow's slot
+    /// should be in cache: its `hashLow` is read here). A hint only.
+    @inline(__always)
+    public func prefetchIndexEntry(of s: Int32) {
+        zw_prefetch(index + home(UInt64(slots[Int(s)].hashLow)))
+    }
+
     /// The least recently seen flow of `list`.
     public func oldest(_ list: LRUList) -> Int32? {
         applyPendingTouches()
