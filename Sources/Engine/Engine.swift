@@ -128,13 +128,21 @@ public final class Engine {
     @inline(always)
     func prefetchStage(ahead: ByteView?, linkType: Int32) {
         var hash: UInt64?
+        var streams = false
         if let bytes = ahead, linkType == PacketDecoder.ethernet, let t = PacketDecoder.commonEthernetFlowTuple(bytes) {
             hash = FlowKey.v4Hash(source: t.source, destination: t.destination, sourcePort: t.sourcePort,
                                   destinationPort: t.destinationPort, ipProtocol: t.ipProtocol)
+            // A TCP segment with SYN or RST, or without ACK, takes the general path, which works on the streams.
+            if t.ipProtocol == 6, let p = bytes.raw.baseAddress {
+                let flagsAt = 14 &+ Int(p.load(fromByteOffset: 14, as: UInt8.self) & 0x0F) &* 4 &+ 13
+                if flagsAt < bytes.count {
+                    streams = p.load(fromByteOffset: flagsAt, as: UInt8.self) & (PacketView.syn | PacketView.rst | PacketView.ack) != PacketView.ack
+                }
+            }
         }
         // Positions count this engine's packets (workers see every n-th frame).
         let s = flows.prefetchAhead(hash: hash, position: packetsProcessed &+ 1 &+ UInt64(Engine.prefetchDistance),
-                                    distance: UInt64(Engine.prefetchDistance))
+                                    distance: UInt64(Engine.prefetchDistance), streams: streams)
         guard s >= 0 else { return }
         let state = flows.slots + Int(s)
         // Raw values compared: `ApplicationKind(rawValue:)` was a call per packet here.
