@@ -128,23 +128,19 @@ public final class Engine {
     @inline(always)
     func prefetchStage(ahead: ByteView?, linkType: Int32) {
         var hash: UInt64?
-        var streams = false
         if let bytes = ahead, linkType == PacketDecoder.ethernet, let t = PacketDecoder.commonEthernetFlowTuple(bytes) {
             hash = FlowKey.v4Hash(source: t.source, destination: t.destination, sourcePort: t.sourcePort,
                                   destinationPort: t.destinationPort, ipProtocol: t.ipProtocol)
-            // A TCP segment with SYN or RST, or without ACK, takes the general path, which works on the streams.
-            if t.ipProtocol == 6, let p = bytes.raw.baseAddress {
-                let flagsAt = 14 &+ Int(p.load(fromByteOffset: 14, as: UInt8.self) & 0x0F) &* 4 &+ 13
-                if flagsAt < bytes.count {
-                    streams = p.load(fromByteOffset: flagsAt, as: UInt8.self) & (PacketView.syn | PacketView.rst | PacketView.ack) != PacketView.ack
-                }
-            }
         }
         // Positions count this engine's packets (workers see every n-th frame).
         let s = flows.prefetchAhead(hash: hash, position: packetsProcessed &+ 1 &+ UInt64(Engine.prefetchDistance),
-                                    distance: UInt64(Engine.prefetchDistance), streams: streams)
+                                    distance: UInt64(Engine.prefetchDistance))
         guard s >= 0 else { return }
         let state = flows.slots + Int(s)
+        // A TCP flow whose streams are not both synchronised is in its handshake: its next packets (a SYN-ACK) take the
+        // general path, which works on the streams (their lines, past the per-packet ones, were misses there: the
+        // first read, `TCPStream.peerAcknowledged`, waited on them).
+        if state.pointee.streamSummary & 0b1010 != 0b1010 && state.pointee.key.ipProtocol == 6 { flows.prefetchStreamLines(of: s) }
         // Raw values compared: `ApplicationKind(rawValue:)` was a call per packet here.
         switch state.pointee.application {
         case ApplicationKind.modbus.rawValue: modbus.prefetch(state.pointee.applicationSlot)

@@ -67,7 +67,7 @@ public final class FlowTable {
     /// `relinkPendingWithNeighbours`' look-ahead, in entries.
     static let relinkAhead = 16
     /// `prefetchAhead`'s packets in flight by position mod 32: [4i] position, [4i+1] flow hash, [4i+2] slot once
-    /// looked up (UInt64.max: none), [4i+3] 1 when the packet's streams are wanted too (else 0).
+    /// looked up (UInt64.max: none), [4i+3] unused.
     @usableFromInline let aheadRing = UnsafeMutablePointer<UInt64>.allocate(capacity: 128)
     @exclusivity(unchecked) @usableFromInline var mask: Int
     private let capacity: Int
@@ -203,11 +203,7 @@ public final class FlowTable {
     /// comparison (that would wait for the very line being prefetched); a wrong guess only wastes a prefetch.
     /// Returns the candidate's slot (-1 none), for a later hint about its application state.
     @discardableResult @inlinable @inline(__always)
-    public func prefetchSlot(hash: UInt64) -> Int32 { prefetchSlot(hash: hash, wholeState: false) }
-
-    /// `prefetchSlot(hash:)`, and with `wholeState` the lines of the streams too (a packet for the general path).
-    @inlinable @inline(__always)
-    func prefetchSlot(hash: UInt64, wholeState: Bool) -> Int32 {
+    public func prefetchSlot(hash: UInt64) -> Int32 {
         let tag = UInt32(truncatingIfNeeded: hash)   // `tag(hash)`, compared as the entry's upper half
         var i = home(hash)
         for _ in 0..<4 {
@@ -218,7 +214,6 @@ public final class FlowTable {
                 // once its application is known (`prefetchFlowLines`).
                 let state = UnsafeRawPointer(slots + Int(FlowTable.slot(of: e)))
                 zw_prefetch(state); zw_prefetch(state + 64)
-                if wholeState { zw_prefetch(state + 128); zw_prefetch(state + 192) }
                 return FlowTable.slot(of: e)
             }
             i = (i + 1) & mask
@@ -233,20 +228,17 @@ public final class FlowTable {
     /// has had time to arrive; -1: none), for a hint about what the state points to. With thousands of
     /// interleaved flows these are otherwise dependent cache misses on every packet. Hints only: lookups see no
     /// difference, and a stale slot (the flow ended meanwhile) only wastes a prefetch. `distance` must be a
-    /// multiple of 4 of at most 16 (packets in flight live in a ring of 32 positions). `streams`: the packet will
-    /// take the engine's general path, which works on the flow's streams (a SYN-ACK, a RST): their lines are loaded
-    /// with the per-packet ones (the first thing it does to a TCP flow's state, `TCPStream.peerAcknowledged`, waited
-    /// on them).
+    /// multiple of 4 of at most 16 (packets in flight live in a ring of 32 positions).
     @inlinable @inline(__always)
-    public func prefetchAhead(hash: UInt64?, position: UInt64, distance: UInt64, streams: Bool = false) -> Int32 {
+    public func prefetchAhead(hash: UInt64?, position: UInt64, distance: UInt64) -> Int32 {
         if let h = hash {
             let i = Int(position & 31) &* 4
-            aheadRing[i] = position; aheadRing[i &+ 1] = h; aheadRing[i &+ 2] = UInt64.max; aheadRing[i &+ 3] = streams ? 1 : 0
+            aheadRing[i] = position; aheadRing[i &+ 1] = h; aheadRing[i &+ 2] = UInt64.max
             prefetchIndex(hash: h)
         }
         let near = position &- distance / 2, j = Int(near & 31) &* 4
         if aheadRing[j] == near {
-            aheadRing[j &+ 2] = UInt64(bitPattern: Int64(prefetchSlot(hash: aheadRing[j &+ 1], wholeState: aheadRing[j &+ 3] != 0)))
+            aheadRing[j &+ 2] = UInt64(bitPattern: Int64(prefetchSlot(hash: aheadRing[j &+ 1])))
         }
         let nearest = position &- (distance &- distance / 4), k = Int(nearest & 31) &* 4
         guard aheadRing[k] == nearest else { return -1 }
@@ -272,7 +264,7 @@ public final class FlowTable {
     public func noteAhead(position: UInt64, hash: UInt64) {
         let i = Int(position & 31) &* 4
         guard aheadRing[i] != position else { return }
-        aheadRing[i] = position; aheadRing[i &+ 1] = hash; aheadRing[i &+ 2] = UInt64.max; aheadRing[i &+ 3] = 0
+        aheadRing[i] = position; aheadRing[i &+ 1] = hash; aheadRing[i &+ 2] = UInt64.max
         prefetchIndex(hash: hash)
     }
 
@@ -488,6 +480,13 @@ public final class FlowTable {
     /// Moves a flow to the closed list (it lingers there for stragglers).
     public func markClosed(_ s: Int32) {
         noteListChange(s, FlowTable.moveToClosed)
+    }
+
+    /// Starts loading the lines of slot `s` that hold the streams (the third and fourth, see `FlowStateLayoutTests`).
+    @inlinable @inline(__always)
+    public func prefetchStreamLines(of s: Int32) {
+        let state = UnsafeRawPointer(slots + Int(s))
+        zw_prefetch(state + 128); zw_prefetch(state + 192)
     }
 
     /// Starts loading the per-flow lines of slot `s` (past the per-packet ones and the streams: from line 3, see
