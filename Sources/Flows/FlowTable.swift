@@ -33,10 +33,10 @@ public struct FlowTableLimits: Sendable {
 /// class property is copied, buffers retained, on some accesses), and exclusivity checks are off.
 public final class FlowTable {
     /// Flow states by slot (the first `slotCount` used; the block holds the cap, its pages touched as flows come);
-    /// a slot not reachable from the index is free and holds no state, only `vacantKey`'s bytes (see `remove`). A raw pointer, not an array: the
-    /// engine reaches it from another module several times per packet, and there a class's array property
-    /// costs a dynamic exclusivity check, a uniqueness check and a bounds check per access. Slot numbers come
-    /// only from this table; the block never moves.
+    /// a slot not reachable from the index is free and holds no state, only `vacantKey`'s bytes (see `remove`). A raw
+    /// pointer, not an array: the engine reaches it from another module several times per packet, and there a
+    /// class's array property costs a dynamic exclusivity check, a uniqueness check and a bounds check per access.
+    /// Slot numbers come only from this table; the block never moves.
     @inlinable public var slots: UnsafeMutablePointer<FlowState> { slotStore }
     @usableFromInline let slotStore: UnsafeMutablePointer<FlowState>
     /// Slots used so far (live or free).
