@@ -111,7 +111,10 @@ public final class Engine {
     public var liveFlows: Int { flows.count }
 
     /// How many packets ahead `prefetchFlows` wants to see (`PacketSource.upcoming(Engine.prefetchDistance)`).
-    public static let prefetchDistance = 8
+    /// 12: the flow state then has 6 packets to arrive before its line is read for the dissector hint, 3 before the
+    /// packet (at 8, 4 and 2, that read stalled in ~10 % of the replay loop's samples on the 100,000-flow plant, and
+    /// the loop took ~5 % more CPU time; 16 measured the same as 12). At most 16 (`FlowTable.prefetchAhead`).
+    public static let prefetchDistance = 12
 
     /// Prefetch hints while replaying a file: `ahead` is the packet `prefetchDistance` places after the one about
     /// to be processed, nil when unknown. Three stages, each a few packets before the data is needed: the
@@ -134,6 +137,10 @@ public final class Engine {
                                     distance: UInt64(Engine.prefetchDistance))
         guard s >= 0 else { return }
         let state = flows.slots + Int(s)
+        // A TCP flow whose streams are not both synchronised is in its handshake: its next packets (a SYN-ACK) take the
+        // general path, which works on the streams (their lines, past the per-packet ones, were misses there: the
+        // first read, `TCPStream.peerAcknowledged`, waited on them).
+        if state.pointee.streamSummary & 0b1010 != 0b1010 && state.pointee.key.ipProtocol == 6 { flows.prefetchStreamLines(of: s) }
         // Raw values compared: `ApplicationKind(rawValue:)` was a call per packet here.
         switch state.pointee.application {
         case ApplicationKind.modbus.rawValue: modbus.prefetch(state.pointee.applicationSlot)
@@ -195,8 +202,8 @@ public final class Engine {
             // conversation ends and a new one starts. The same ISN again is only a retransmitted SYN.
             if packet.tcpFlags & (PacketView.syn | PacketView.ack) == PacketView.syn
                 && (flows.slots[Int(s)].midstream || flows.slots[Int(s)].initialSequence != packet.sequence) {
-                let old = flows.slots[Int(s)]
-                endFlow(s, reason: old.isClosed ? (old.reset ? .rst : .fin) : .portReuse)
+                let closed = flows.slots[Int(s)].isClosed, reset = flows.slots[Int(s)].reset   // (a copy of the state retained its buffers)
+                endFlow(s, reason: closed ? (reset ? .rst : .fin) : .portReuse)
                 slot = createFlow(key, hash: hash, packet: packet)
             }
         } else {
@@ -341,7 +348,7 @@ public final class Engine {
         if noDissect { state.application = ApplicationKind.none.rawValue }
         if packet.tcpFlags & (PacketView.syn | PacketView.ack) == PacketView.syn { state.initialSequence = packet.sequence }
         else if packet.tcpFlags & (PacketView.syn | PacketView.ack) == PacketView.syn | PacketView.ack { state.initialSequence = packet.acknowledgement &- 1 }
-        let slot = flows.insert(state, hash: hash)
+        let slot = flows.insert(consume state, hash: hash)   // moved: a copy retained its four buffers
         statistics.flowsCreated &+= 1
         // The Community ID is computed when something first writes it (`writeContext`, `endFlow`), not here.
         if let o = observer {   // one retain of the observer for the hint and `flowStarted`
@@ -422,16 +429,6 @@ public final class Engine {
         if side == .initiator { flows.slots[Int(slot)].initiatorStream = stream } else { flows.slots[Int(slot)].responderStream = stream }
     }
 
-    private func takeCarry(_ slot: Int32, _ side: FlowSide) -> [UInt8] {
-        var c: [UInt8] = []
-        if side == .initiator { swap(&c, &flows.slots[Int(slot)].initiatorCarry) } else { swap(&c, &flows.slots[Int(slot)].responderCarry) }
-        return c
-    }
-
-    private func putCarry(_ slot: Int32, _ side: FlowSide, _ carry: [UInt8]) {
-        if side == .initiator { flows.slots[Int(slot)].initiatorCarry = carry } else { flows.slots[Int(slot)].responderCarry = carry }
-    }
-
     // MARK: - Dissection
 
     /// Hands stream bytes (or a gap) of one side to the flow's dissector, identifying the protocol first.
@@ -447,14 +444,16 @@ public final class Engine {
             case .heldData(let b, _, _): probeBytes = b
             case .gap:
                 // A hole before the protocol is known: forget what was stashed for probing.
-                var c = takeCarry(slot, side); c.removeAll(keepingCapacity: true); putCarry(slot, side, c)
+                carryPointer(slot, side).pointee.removeAll(keepingCapacity: true)
                 return
             }
             identify(slot, side: side, bytes: probeBytes)
             // Identified, and the dissector took all the stashed probe bytes: drop the stash's buffer. An empty carry
             // is then the shared empty array, so the `isEmpty` test of every later delivery reads no heap block of
             // this flow's (with the buffer kept, that test was a cache miss per packet: ~40 ns of a Modbus packet).
-            if flows.slots[Int(slot)].application != ApplicationKind.undecided.rawValue && carryPointer(slot, side).pointee.isEmpty {
+            // (An empty carry without a buffer is the shared empty array already: nothing to drop, release or retain.)
+            if flows.slots[Int(slot)].application != ApplicationKind.undecided.rawValue && carryPointer(slot, side).pointee.isEmpty
+                && carryPointer(slot, side).pointee.capacity != 0 {
                 carryPointer(slot, side).pointee = []
             }
         case .modbus: deliver(modbus, slot: slot, side: side, event: event)
@@ -551,13 +550,14 @@ public final class Engine {
         // What the end of identification reads, loading while the dissectors probe: the flow's per-flow lines (its
         // context, `setSinkFlow`) and the observer's entry (`flowIdentified`). With 100,000 flows each was a miss.
         prefetchFlowEndLines(slot)
-        var carry = takeCarry(slot, side)
+        // The side's carry in place (moved out and back, its buffer was retained and released per flow).
+        let carry = carryPointer(slot, side)
         let transport: Transport = flows.slots[Int(slot)].key.ipProtocol == 6 ? .tcp : .udp
         let isUDP = transport == .udp
         // A side's first bytes (nothing stashed, the usual case) are probed where they lie and copied only if the
         // decision must wait for more: stashing them first cost an allocation and a copy per flow.
-        let inPlace = isUDP || carry.isEmpty
-        if !inPlace { carry.append(contentsOf: bytes.raw) }
+        let inPlace = isUDP || carry.pointee.isEmpty
+        if !inPlace { carry.pointee.append(contentsOf: bytes.raw) }
         let ini = flows.slots[Int(slot)].initiator.port, res = flows.slots[Int(slot)].responder.port
         var verdictKind = ApplicationKind.none
         var waiting = false
@@ -580,16 +580,14 @@ public final class Engine {
             consider(DNP3Dissector.self, .dnp3, view)
             consider(S7commDissector.self, .s7comm, view)
         }
-        if inPlace { probeAll(bytes) } else { carry.withUnsafeBytes { probeAll(ByteView($0)) } }
+        if inPlace { probeAll(bytes) } else { carry.pointee.withUnsafeBytes { probeAll(ByteView($0)) } }
 
-        if verdictKind == .none && waiting && (inPlace ? bytes.count : carry.count) < configuration.maximumProbeBytes && !isUDP {
-            if inPlace { carry.append(contentsOf: bytes.raw) }
-            putCarry(slot, side, carry)   // keep the bytes and decide on the next ones
+        if verdictKind == .none && waiting && (inPlace ? bytes.count : carry.pointee.count) < configuration.maximumProbeBytes && !isUDP {
+            if inPlace { carry.pointee.append(contentsOf: bytes.raw) }   // keep the bytes and decide on the next ones
             return
         }
         if verdictKind == .none {
-            carry.removeAll()
-            putCarry(slot, side, carry)
+            if carry.pointee.capacity != 0 { carry.pointee.removeAll() }   // (already the shared empty array otherwise)
             flows.slots[Int(slot)].application = ApplicationKind.none.rawValue
             if let k = rejectedOnOwnPort {
                 setSinkFlow(slot); sink.frame = frame; sink.time = now
@@ -604,7 +602,6 @@ public final class Engine {
             notifyIdentified(slot, nil)
             return
         }
-        putCarry(slot, side, carry)
         flows.slots[Int(slot)].application = verdictKind.rawValue
         setContextPrefetch()   // per identified flow: whether the observer reads contexts may change (a policy reload)
         let p = verdictKind.appProtocol!
@@ -630,9 +627,12 @@ public final class Engine {
     /// Whether the dissector pools prefetch a flow's context: records copy it into the sink per delivery, and an
     /// observer's forwarder may read it (a copy of it) per operation, if it says so.
     private func setContextPrefetch() {
-        let p = recordsEnabled || operationForwarder?.readsFlowContext == true
+        // Through the unretained reference: the optional property took a retain and a release around each question,
+        // ~200 instructions per identified flow.
+        let f = borrowedForwarder
+        let p = recordsEnabled || f?._withUnsafeGuaranteedRef { $0.readsFlowContext } == true
         modbus.prefetchesContext = p; dnp3.prefetchesContext = p; s7comm.prefetchesContext = p
-        contextsOnDemand = !recordsEnabled && operationForwarder?.buildsContextOnDemand == true
+        contextsOnDemand = !recordsEnabled && f?._withUnsafeGuaranteedRef { $0.buildsContextOnDemand } == true
     }
 
     /// Flow `slot`'s context in `pool` (its dissector state `app`), built from the flow's slot the first time a delivery
@@ -856,7 +856,7 @@ public final class Engine {
     }
 
     /// Starts loading what ending the flows after `s` (in its LRU list, which a sweep or `finish` ends oldest first)
-    /// reads: the one two on, whole (slot, links), and the next one's dissector state, per-flow lines and
+    /// reads: the one two on, whole (slot, links), and the next one's index entry, dissector state, per-flow lines and
     /// observer entry, found through its slot (asked for one flow ago). Each flow's end was otherwise a chain of
     /// dependent misses (slot, then dissector state, context lines, observer entry). Called right after `oldest`,
     /// before `s` ends. A hint only: the neighbour may be ended by something else first.
@@ -869,6 +869,8 @@ public final class Engine {
         guard next >= 0 else { return }
         let afterNext = flows.newerNeighbour(of: next)
         if afterNext >= 0 { flows.prefetchWholeFlow(afterNext) }
+        // Its index entry, where `remove` starts (its slot was asked for whole one flow ago).
+        flows.prefetchIndexEntry(of: next)
         let state = flows.slots + Int(next)
         switch state.pointee.application {
         case ApplicationKind.modbus.rawValue: modbus.prefetch(state.pointee.applicationSlot)

@@ -32,14 +32,14 @@ public struct FlowTableLimits: Sendable {
 /// A final class, owned by one engine on one thread: callers reach the arrays in place (a struct held in a
 /// class property is copied, buffers retained, on some accesses), and exclusivity checks are off.
 public final class FlowTable {
-    /// Flow states by slot (the first `slotCount` initialised; the block holds the cap, its pages touched as flows come);
-    /// a slot not reachable from the index is free (its contents are stale). A raw pointer, not an array: the
-    /// engine reaches it from another module several times per packet, and there a class's array property
-    /// costs a dynamic exclusivity check, a uniqueness check and a bounds check per access. Slot numbers come
-    /// only from this table; the block never moves.
+    /// Flow states by slot (the first `slotCount` used; the block holds the cap, its pages touched as flows come);
+    /// a slot not reachable from the index is free and holds no state, only `vacantKey`'s bytes (see `remove`). A raw
+    /// pointer, not an array: the engine reaches it from another module several times per packet, and there a
+    /// class's array property costs a dynamic exclusivity check, a uniqueness check and a bounds check per access.
+    /// Slot numbers come only from this table; the block never moves.
     @inlinable public var slots: UnsafeMutablePointer<FlowState> { slotStore }
     @usableFromInline let slotStore: UnsafeMutablePointer<FlowState>
-    /// Slots initialised so far.
+    /// Slots used so far (live or free).
     @inlinable public var slotCount: Int { initialisedSlots }
     @exclusivity(unchecked) @usableFromInline var initialisedSlots = 0
     // 0 empty, else (hash << 32) | (slot + 1) (`entry`); raw for the same reasons as the slots (and huge pages).
@@ -64,6 +64,8 @@ public final class FlowTable {
     @usableFromInline let pendingTouches = UnsafeMutablePointer<Int32>.allocate(capacity: FlowTable.pendingCapacity)
     @exclusivity(unchecked) @usableFromInline var pendingCount = 0
     @usableFromInline static let pendingCapacity = 1024
+    /// `relinkPendingWithNeighbours`' look-ahead, in entries.
+    static let relinkAhead = 16
     /// `prefetchAhead`'s packets in flight by position mod 32: [4i] position, [4i+1] flow hash, [4i+2] slot once
     /// looked up (UInt64.max: none), [4i+3] unused.
     @usableFromInline let aheadRing = UnsafeMutablePointer<UInt64>.allocate(capacity: 128)
@@ -98,7 +100,8 @@ public final class FlowTable {
     }
 
     deinit {
-        slots.deinitialize(count: slotCount)
+        // Only live flows' slots hold a state (`remove` moves it out): those the index names.
+        for k in 0..<indexSize where index[k] != 0 { (slots + Int(FlowTable.slot(of: index[k]))).deinitialize(count: 1) }
         FlowTable.releaseSlots(slots)
         free(lruLinks)
         LargeBlock.unmap(UnsafeMutableRawPointer(communityIDs), bytes: capacity * MemoryLayout<InlineText>.stride)
@@ -225,7 +228,7 @@ public final class FlowTable {
     /// has had time to arrive; -1: none), for a hint about what the state points to. With thousands of
     /// interleaved flows these are otherwise dependent cache misses on every packet. Hints only: lookups see no
     /// difference, and a stale slot (the flow ended meanwhile) only wastes a prefetch. `distance` must be a
-    /// power of two of at most 16.
+    /// multiple of 4 of at most 16 (packets in flight live in a ring of 32 positions).
     @inlinable @inline(__always)
     public func prefetchAhead(hash: UInt64?, position: UInt64, distance: UInt64) -> Int32 {
         if let h = hash {
@@ -280,27 +283,33 @@ public final class FlowTable {
                                           ipProtocol: 0, vlan: 0xFFFF)
 
     /// Inserts a new flow; the table must not be full (evict first).
-    public func insert(_ state: FlowState, hash: UInt64) -> Int32 {
+    ///
+    /// The state is moved into its slot (a free slot holds no state: `remove` moved it out): a copy retained its
+    /// four buffers, and the copy left behind and the slot's vacant state released them again, a dozen reference
+    /// counts a flow.
+    public func insert(_ state: consuming FlowState, hash: UInt64) -> Int32 {
         growIfNeeded()
+        let change = state.key.ipProtocol == 6 ? FlowTable.linkTCP : FlowTable.linkOther
+        state.hashLow = UInt32(truncatingIfNeeded: hash)
         let s: Int32
         if let reused = freeSlots.popLast() {
             s = reused
-            slots[Int(s)] = state
         } else {
             precondition(initialisedSlots < capacity, "flow table full: evict before inserting")
             s = Int32(initialisedSlots)
-            (slots + initialisedSlots).initialize(to: state); initialisedSlots += 1
+            initialisedSlots += 1
         }
-        slots[Int(s)].hashLow = UInt32(truncatingIfNeeded: hash)   // in place (a copy of `state` retained its arrays)
+        (slots + Int(s)).initialize(to: state)
         var i = home(hash)
         while index[i] != 0 { i = (i + 1) & mask }
         index[i] = FlowTable.entry(hash, s)
         count += 1
-        noteListChange(s, state.key.ipProtocol == 6 ? FlowTable.linkTCP : FlowTable.linkOther)
+        noteListChange(s, change)
         return s
     }
 
-    /// Removes a flow and returns its state (the slot keeps a stale copy until reused).
+    /// Removes a flow and returns its state (moved out: the slot holds none until reused, only the bytes of
+    /// `vacantKey` where the key was).
     public func remove(_ s: Int32) -> FlowState {
         applyPendingTouches()
         unlink(s)
@@ -320,14 +329,18 @@ public final class FlowTable {
         index[i] = 0
         freeSlots.append(s)
         count -= 1
-        // Hand the state out and leave an empty one behind, so its buffers are released now. Its key matches no
-        // packet (VLAN 0xFFFF is reserved, protocol 0 and no addresses): a slot `prefetchAhead` named before the
-        // flow ended then fails the caller's key comparison (`candidate`).
-        var state = FlowState(key: FlowTable.vacantKey, initiatorIsLow: true, midstream: false, firstSeen: .zero,
-                              lastSeen: .zero, firstFrame: 0)
-        swap(&state, &slots[Int(s)])
+        let state = (slots + Int(s)).move()
+        // What a slot `prefetchAhead` named before the flow ended is read for (raw, the slot holding no state): a key
+        // that matches no packet (VLAN 0xFFFF is reserved, protocol 0 and no addresses), so that the caller's key
+        // comparison (`candidate`) fails, and no application, so that no dissector state is prefetched for it.
+        let raw = UnsafeMutableRawPointer(slots + Int(s))
+        raw.storeBytes(of: FlowTable.vacantKey, toByteOffset: FlowTable.keyOffset, as: FlowKey.self)
+        raw.storeBytes(of: 0, toByteOffset: FlowTable.applicationOffset, as: UInt8.self)
         return state
     }
+
+    private static let keyOffset = MemoryLayout<FlowState>.offset(of: \FlowState.key)!
+    private static let applicationOffset = MemoryLayout<FlowState>.offset(of: \FlowState.application)!
 
     /// Marks a flow as just seen (moves it to the front of its list).
     public func touch(_ s: Int32) {
@@ -368,32 +381,76 @@ public final class FlowTable {
     func relinkPending() {
         let n = pendingCount
         if count >= 1 << 15 { relinkPendingWithNeighbours(n); pendingCount = 0; return }
+        let pending = pendingTouches, links = lruLinks
+        var order = nextOrder
         for i in 0..<n {
             // The links of the flow a few entries on, so that consecutive updates overlap.
-            if i &+ 8 < n { zw_prefetch(lruLinks + Int(UInt32(bitPattern: pendingTouches[i &+ 8]) & FlowTable.slotBits)) }
-            applyListChange(pendingTouches[i])
+            if i &+ 8 < n { zw_prefetch(links + Int(UInt32(bitPattern: pending[i &+ 8]) & FlowTable.slotBits)) }
+            applyListChange(pending[i], order: &order)
         }
+        nextOrder = order
         pendingCount = 0
     }
 
     /// `relinkPending`'s loop past 32,768 flows (512 KiB of links, more than a core's share of L2): the links of the
-    /// entry 16 on, then (once those arrived) those of the entry 8 on and its neighbours' links, which unlinking
-    /// rewrites, so that the updates of consecutive entries overlap instead of waiting miss by miss (4 on, the read
-    /// still waited on the line in ~60 % of the loop's samples on the 100,000-flow plant). Below, the links are
-    /// in cache and reading an entry's early only costs instructions.
+    /// entry `2 * ahead` on, then (once those arrived) those of the entry `ahead` on and its neighbours' links, which
+    /// unlinking rewrites, so that the updates of consecutive entries overlap instead of waiting miss by miss. Below,
+    /// the links are in cache and reading an entry's early only costs instructions.
     private func relinkPendingWithNeighbours(_ n: Int) {
+        // How far ahead: an entry takes ~25 cycles, a miss several hundred. At 8 (own links 16 on), reading the
+        // entry 8 on still waited on its line in ~60 % of the loop's samples on the 100,000-flow plant; at 16 the
+        // loop took a third fewer samples (32: the same as 16).
+        let ahead = FlowTable.relinkAhead
+        // The table's pointers and the order counter in locals: as fields they were reloaded after every store
+        // through a link (the compiler cannot tell the links from the table's own storage).
+        let pending = pendingTouches, links = lruLinks, cap = UInt32(capacity)
+        var order = nextOrder
         for i in 0..<n {
-            if i &+ 16 < n { zw_prefetch(lruLinks + Int(UInt32(bitPattern: pendingTouches[i &+ 16]) & FlowTable.slotBits)) }
-            if i &+ 8 < n {
-                let e = UInt32(bitPattern: pendingTouches[i &+ 8])
+            if i &+ 2 &* ahead < n { zw_prefetch(links + Int(UInt32(bitPattern: pending[i &+ 2 &* ahead]) & FlowTable.slotBits)) }
+            if i &+ ahead < n {
+                let e = UInt32(bitPattern: pending[i &+ ahead])
                 if e < FlowTable.linkTCP || e >= FlowTable.moveToClosed {
-                    let links = lruLinks[Int(e & FlowTable.slotBits)]
-                    if UInt32(bitPattern: links.previous) < UInt32(capacity) { zw_prefetch(lruLinks + Int(links.previous)) }
-                    if UInt32(bitPattern: links.next) < UInt32(capacity) { zw_prefetch(lruLinks + Int(links.next)) }
+                    let l = links[Int(e & FlowTable.slotBits)]
+                    if UInt32(bitPattern: l.previous) < cap { zw_prefetch(links + Int(l.previous)) }
+                    if UInt32(bitPattern: l.next) < cap { zw_prefetch(links + Int(l.next)) }
                 }
             }
-            applyListChange(pendingTouches[i])
+            applyListChange(pending[i], order: &order)
         }
+        nextOrder = order
+    }
+
+    /// Applies one `pendingTouches` entry, with `order` standing for `nextOrder` (the caller writes it back).
+    @inline(__always)
+    private func applyListChange(_ entry: Int32, order: inout UInt64) {
+        let e = UInt32(bitPattern: entry)
+        if e < FlowTable.linkTCP {
+            // A touch, the usual entry: `relink`, written out on locals. The flow is linked (its own list change
+            // came before it), so it heads its list exactly when it has no previous flow.
+            let links = lruLinks, heads = self.heads
+            let s = Int(e)
+            let l = links[s]
+            let list = l.listIndex
+            if l.previous < 0 {
+                // Already first in its list, but maybe not the most recently seen of all (see `lessRecentlySeen`).
+                links[s].listAndOrder = UInt64(list) << 56 | order
+                order &+= 1
+                return
+            }
+            // Unlink (not the head: the list keeps its head, and a tail only if `s` was not it), then link at the front.
+            let p = l.previous, next = l.next
+            links[Int(p)].next = next
+            if next >= 0 { links[Int(next)].previous = p } else { tails[list] = p }
+            let head = heads[list]
+            links[s] = LRULinks(previous: -1, next: head, listIndex: list, order: order)
+            order &+= 1
+            links[Int(head)].previous = Int32(truncatingIfNeeded: s)
+            heads[list] = Int32(truncatingIfNeeded: s)
+            return
+        }
+        nextOrder = order
+        applyListChange(entry)
+        order = nextOrder
     }
 
     /// Applies one `pendingTouches` entry.
@@ -425,6 +482,13 @@ public final class FlowTable {
         noteListChange(s, FlowTable.moveToClosed)
     }
 
+    /// Starts loading the lines of slot `s` that hold the streams (the third and fourth, see `FlowStateLayoutTests`).
+    @inlinable @inline(__always)
+    public func prefetchStreamLines(of s: Int32) {
+        let state = UnsafeRawPointer(slots + Int(s))
+        zw_prefetch(state + 128); zw_prefetch(state + 192)
+    }
+
     /// Starts loading the per-flow lines of slot `s` (past the per-packet ones and the streams: from line 3, see
     /// `FlowStateLayoutTests`): a dissected flow's PDUs read the Community ID and serial number (the flow context
     /// of their operations and records) from them.
@@ -448,6 +512,13 @@ public final class FlowTable {
         var line = 0
         while line < MemoryLayout<FlowState>.stride { zw_prefetch(state + line); line += 64 }
         zw_prefetch(lruLinks + Int(s))
+    }
+
+    /// Starts loading the index entry where flow `s`'s probe starts: what `remove` reads first (the flow's slot
+    /// should be in cache: its `hashLow` is read here). A hint only.
+    @inline(__always)
+    public func prefetchIndexEntry(of s: Int32) {
+        zw_prefetch(index + home(UInt64(slots[Int(s)].hashLow)))
     }
 
     /// The least recently seen flow of `list`.

@@ -73,7 +73,8 @@ public struct TCPStream {
         var seq = sequence
         if syn {
             expected = sequence &+ 1; isSynchronized = true
-            held.removeAll(); heldBytes = 0
+            if held.capacity != 0 { held.removeAll() }   // (else already the shared empty array: no release and retain)
+            heldBytes = 0
             seq = sequence &+ 1
         }
         guard wireLength > 0 else { return }

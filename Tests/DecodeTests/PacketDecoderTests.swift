@@ -120,3 +120,23 @@ func truncatedHeaders(length: Int, expected: DecodeFailure) {
     let v6 = PacketBytes.ethernet(type: 0x86DD) + PacketBytes.ipv6(next: 0, payloadLength: 36) + [6, 0, 0, 0, 0, 0, 0, 0] + PacketBytes.tcp()
     for n in 0...v6.count { _ = try? decode(Array(v6.prefix(n))) }
 }
+
+/// The replay loop's prefetch hint reads a packet's flow tuple ahead with `commonEthernetFlowTuple`; the flow key comes
+/// later from the decoded packet. They must name the same flow (ICMP's key has ports 0), or every hint misses.
+@Test func flowTupleAheadIsTheDecodedPacketsTuple() throws {
+    let icmpEcho: [UInt8] = [8, 0, 0, 0, 0, 1, 0, 1] + [UInt8](repeating: 0x61, count: 32)
+    let packets: [[UInt8]] = [
+        PacketBytes.tcpPacket(payload: modbusRequest),
+        PacketBytes.ethernet(type: 0x0800) + PacketBytes.ipv4(proto: 17, payloadLength: 8 + 4) + PacketBytes.udp(payloadLength: 4) + [1, 2, 3, 4],
+        PacketBytes.ethernet(type: 0x0800) + PacketBytes.ipv4(source: [10, 0, 0, 9], destination: [10, 0, 0, 3], proto: 1,
+                                                              payloadLength: icmpEcho.count) + icmpEcho,
+    ]
+    for bytes in packets {
+        let p = try #require(try decode(bytes))
+        var tuple: (source: UInt32, destination: UInt32, sourcePort: UInt16, destinationPort: UInt16, ipProtocol: UInt8)?
+        ByteView.with(bytes) { tuple = PacketDecoder.commonEthernetFlowTuple($0) }
+        let t = try #require(tuple)
+        #expect(IPAddress(v4: t.source) == p.source && IPAddress(v4: t.destination) == p.destination)
+        #expect(t.sourcePort == p.sourcePort && t.destinationPort == p.destinationPort && t.ipProtocol == p.ipProtocol)
+    }
+}

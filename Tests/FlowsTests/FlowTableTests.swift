@@ -209,3 +209,23 @@ private struct RecencyModel {
     #expect(t.slots[Int(t.candidate(at: position))].key == key(8))
     #expect(t.find(key(8), hash: key(8).fastHash) == again)
 }
+
+/// Flows are moved into and out of their slots (no copies): a flow's buffers go with the state `remove` hands out, the
+/// freed slot keeps only `vacantKey`, and a reused slot takes the next flow's state whole. The table then goes with a
+/// live flow and a free slot in it (its deinit releases the live one only).
+@Test func flowStatesMoveInAndOutOfTheirSlots() {
+    var limits = FlowTableLimits(); limits.maximumFlows = 16
+    let t = FlowTable(limits: limits)
+    var s = state(key(1))
+    s.initiatorCarry = [1, 2, 3]
+    let slot = t.insert(s, hash: key(1).fastHash)
+    #expect(t.slots[Int(slot)].initiatorCarry == [1, 2, 3] && t.slots[Int(slot)].key == key(1))
+    let removed = t.remove(slot)
+    #expect(removed.initiatorCarry == [1, 2, 3] && removed.key == key(1))
+    #expect(t.slots[Int(slot)].key == FlowTable.vacantKey)
+    let again = t.insert(state(key(2)), hash: key(2).fastHash)
+    #expect(again == slot && t.slots[Int(again)].key == key(2) && t.slots[Int(again)].initiatorCarry.isEmpty)
+    let other = t.insert(state(key(3)), hash: key(3).fastHash)
+    _ = t.remove(other)
+    #expect(t.count == 1 && t.find(key(2), hash: key(2).fastHash) == again && t.find(key(3), hash: key(3).fastHash) == nil)
+}
