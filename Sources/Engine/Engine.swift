@@ -130,7 +130,7 @@ public final class Engine {
         var hash: UInt64?
         if let bytes = ahead, linkType == PacketDecoder.ethernet, let t = PacketDecoder.commonEthernetFlowTuple(bytes) {
             hash = FlowKey.v4Hash(source: t.source, destination: t.destination, sourcePort: t.sourcePort,
-                                  destinationPort: t.destinationPort, ipProtocol: t.ipProtocol)
+                                  destinationPort: t.destinationPort, ipProtocol: t.ipProtocol, key: flows.hashKey)
         }
         // Positions count this engine's packets (workers see every n-th frame).
         let s = flows.prefetchAhead(hash: hash, position: packetsProcessed &+ 1 &+ UInt64(Engine.prefetchDistance),
@@ -193,7 +193,7 @@ public final class Engine {
         }
 
         let key = FlowKey(packet: packet)
-        let hash = key.fastHash
+        let hash = key.fastHash(flows.hashKey)
         var slot: Int32
         if let s = flows.find(key, hash: hash) {
             slot = s
@@ -315,7 +315,7 @@ public final class Engine {
     private func findTCPv4(source: UInt32, destination: UInt32, sourcePort: UInt16, destinationPort: UInt16) -> Int32 {
         if packetsProcessed >= hintsCaughtUpTo && flows.slotCount >= 4096 { catchUpHints() }   // (its guard's cheap half here)
         let key = FlowKey(v4Source: source, destination: destination, sourcePort: sourcePort, destinationPort: destinationPort, ipProtocol: 6)
-        return flows.find(key, hash: key.fastHash) ?? -1
+        return flows.find(key, hash: key.fastHash(flows.hashKey)) ?? -1
     }
 
     /// Moves the engine's clock without a packet: the current frame and time become `frame` and `time`, and the

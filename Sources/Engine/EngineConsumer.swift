@@ -86,7 +86,7 @@ extension Engine {
             guard let t = PacketDecoder.commonEthernetFlowTuple(bytes) else { continue }
             flows.noteAhead(position: current &+ UInt64(d),
                             hash: FlowKey.v4Hash(source: t.source, destination: t.destination, sourcePort: t.sourcePort,
-                                                 destinationPort: t.destinationPort, ipProtocol: t.ipProtocol))
+                                                 destinationPort: t.destinationPort, ipProtocol: t.ipProtocol, key: flows.hashKey))
         }
         for d in 1...(Engine.prefetchDistance / 2) { flows.lookUpAhead(position: current &+ UInt64(d)) }
     }

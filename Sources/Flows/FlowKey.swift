@@ -53,27 +53,44 @@ public struct FlowKey: Hashable, Sendable {
     /// Whether `packet` (which must belong to this key) was sent by the low endpoint.
     @inlinable public func sentByLow(_ p: PacketView) -> Bool { p.source == lowIP && p.sourcePort == lowPort }
 
-    /// A cheap, well-mixed 64-bit hash (no SipHash on the per-packet path), symmetric by construction: the
-    /// endpoints' hashes are added, so either order of a packet's addresses gives the same value without putting
-    /// them in canonical order first (the replay loop hashes packets a few places ahead straight from their bytes,
-    /// `v4Hash`).
-    @inlinable @inline(__always) public var fastHash: UInt64 {
-        FlowKey.finish(FlowKey.endpointHash(lowIP.high, lowIP.low, lowPort) &+ FlowKey.endpointHash(highIP.high, highIP.low, highPort),
+    /// A cheap, well-mixed 64-bit hash under `key` (no SipHash on the per-packet path), symmetric by construction:
+    /// the endpoints' hashes are combined by operations that ignore their order, so either order of a packet's
+    /// addresses gives the same value without putting them in canonical order first (the replay loop hashes packets a
+    /// few places ahead straight from their bytes, `v4Hash`). Keyed, and not linear in the addresses: with the plain
+    /// sum of two multiplied addresses it was, flows whose address pairs add up alike (a sender choosing them: a
+    /// scan or a spoofed flood) all had one hash, and the table's lookups became walks along every one of them.
+    @inlinable @inline(__always) public func fastHash(_ key: FlowHashKey) -> UInt64 {
+        FlowKey.finish(FlowKey.combine(FlowKey.endpointHash(lowIP.high, lowIP.low, lowPort, key),
+                                       FlowKey.endpointHash(highIP.high, highIP.low, highPort, key)),
                        ipProtocol: ipProtocol, vlan: vlan)
     }
 
     /// `fastHash` of the untagged IPv4 key of a packet from `source`:`sourcePort` to `destination`:`destinationPort`,
     /// from the packet's own fields (either direction gives the same value).
     @inlinable @inline(__always)
-    public static func v4Hash(source: UInt32, destination: UInt32, sourcePort: UInt16, destinationPort: UInt16, ipProtocol: UInt8) -> UInt64 {
-        let mapped: UInt64 = 0xFFFF_0000_0000   // IPAddress(v4:)'s low word, high word 0
-        return finish(endpointHash(0, mapped | UInt64(source), sourcePort) &+ endpointHash(0, mapped | UInt64(destination), destinationPort),
-                      ipProtocol: ipProtocol, vlan: 0)
+    public static func v4Hash(source: UInt32, destination: UInt32, sourcePort: UInt16, destinationPort: UInt16, ipProtocol: UInt8,
+                              key: FlowHashKey) -> UInt64 {
+        // `endpointHash(0, 0xFFFF_0000_0000 | address, port, key)`, the mapped word and the key taken together.
+        @inline(__always) func endpoint(_ address: UInt32, _ port: UInt16) -> UInt64 {
+            (UInt64(address) ^ UInt64(port) << 48 ^ key.mappedV4) &* 0x9E37_79B9_7F4A_7C15
+        }
+        return finish(combine(endpoint(source, sourcePort), endpoint(destination, destinationPort)), ipProtocol: ipProtocol, vlan: 0)
     }
 
+    /// One endpoint's hash: the key mixed in before the multiplication, so which bits of two endpoints' hashes
+    /// differ cannot be told from their addresses (the high word needs no key of its own: it only adds known bits).
     @inlinable @inline(__always)
-    static func endpointHash(_ high: UInt64, _ low: UInt64, _ port: UInt16) -> UInt64 {
-        ((low ^ UInt64(port) << 48) &* 0x9E37_79B9_7F4A_7C15) ^ (high &* 0xBF58_476D_1CE4_E5B9)
+    static func endpointHash(_ high: UInt64, _ low: UInt64, _ port: UInt16, _ key: FlowHashKey) -> UInt64 {
+        ((low ^ UInt64(port) << 48 ^ key.value) &* 0x9E37_79B9_7F4A_7C15) ^ (high &* 0xBF58_476D_1CE4_E5B9)
+    }
+
+    /// The two endpoints' hashes, order-free: the sum alone is kept by changes that move one up and the other down
+    /// by as much (flipping a bit in which two addresses differ, in both), the exclusive or added to it is not. (Not
+    /// rotated by 32: `finish` folds the halves onto each other, and the two terms' changes then cancelled.)
+    @inlinable @inline(__always)
+    static func combine(_ a: UInt64, _ b: UInt64) -> UInt64 {
+        let x = a ^ b
+        return (a &+ b) &+ (x << 17 | x >> 47)
     }
 
     @inlinable @inline(__always)
@@ -82,4 +99,19 @@ public struct FlowKey: Hashable, Sendable {
         h = (h ^ (h >> 32)) &* 0x94D0_49BB_1331_11EB
         return h ^ (h >> 29)
     }
+}
+
+/// The secret a flow table's hashes are keyed with: drawn from the system's random source for each table, so a
+/// sender cannot choose flows that share a hash. Nothing written depends on it (only where flows sit in the index).
+public struct FlowHashKey: Sendable {
+    /// The key's bits.
+    public let value: UInt64
+    /// The low word of an IPv4 address (`IPAddress(v4:)`: 0xFFFF above the address) under the key, for `v4Hash`.
+    public let mappedV4: UInt64
+
+    /// A key of the given bits (tests).
+    @inlinable public init(value: UInt64) { self.value = value; mappedV4 = 0xFFFF_0000_0000 ^ value }
+
+    /// A fresh random key.
+    public static func random() -> FlowHashKey { FlowHashKey(value: UInt64.random(in: .min ... .max)) }
 }

@@ -81,9 +81,13 @@ public final class FlowTable {
     /// Live flows.
     @exclusivity(unchecked) public private(set) var count = 0
 
-    /// Creates a table for `limits.maximumFlows` flows.
-    public init(limits: FlowTableLimits = .init()) {
+    /// The key of the flows' hashes (`FlowKey.fastHash`): the table's callers hash with it.
+    public let hashKey: FlowHashKey
+
+    /// Creates a table for `limits.maximumFlows` flows, hashed under `hashKey` (random unless a test fixes it).
+    public init(limits: FlowTableLimits = .init(), hashKey: FlowHashKey = .random()) {
         self.limits = limits
+        self.hashKey = hashKey
         capacity = max(16, limits.maximumFlows)
         precondition(capacity < 1 << 30, "flow table: at most 2^30 flows")   // `pendingTouches` keeps list changes in the top bits
         mask = 1023

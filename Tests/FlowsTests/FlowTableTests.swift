@@ -2,6 +2,9 @@ import Testing
 import Wire
 import Flows
 
+/// The tests' flow hash key (the table only stores the hashes it is given).
+private let testHashKey = FlowHashKey(value: 0x0123_4567_89AB_CDEF)
+
 private func key(_ i: Int) -> FlowKey {
     FlowKey(lowIP: IPAddress(v4: 0x0A00_0001), highIP: IPAddress(v4: 0x0A00_0002), lowPort: UInt16(1000 + i),
             highPort: 502, ipProtocol: 6, vlan: 0)
@@ -16,12 +19,12 @@ private func state(_ k: FlowKey, _ t: Int64 = 0) -> FlowState {
     var limits = FlowTableLimits(); limits.maximumFlows = 64
     let t = FlowTable(limits: limits)
     var slots: [Int32] = []
-    for i in 0..<64 { slots.append(t.insert(state(key(i)), hash: key(i).fastHash)) }
+    for i in 0..<64 { slots.append(t.insert(state(key(i)), hash: key(i).fastHash(testHashKey))) }
     #expect(t.count == 64 && t.isFull)
-    for i in 0..<64 { #expect(t.find(key(i), hash: key(i).fastHash) == slots[i]) }
+    for i in 0..<64 { #expect(t.find(key(i), hash: key(i).fastHash(testHashKey)) == slots[i]) }
     // Remove every other flow: the rest must still be found (backward-shift deletion keeps probe chains).
     for i in stride(from: 0, to: 64, by: 2) { _ = t.remove(slots[i]) }
-    for i in 0..<64 { #expect((t.find(key(i), hash: key(i).fastHash) != nil) == (i % 2 == 1)) }
+    for i in 0..<64 { #expect((t.find(key(i), hash: key(i).fastHash(testHashKey)) != nil) == (i % 2 == 1)) }
     #expect(t.count == 32)
 }
 
@@ -38,9 +41,9 @@ private func state(_ k: FlowKey, _ t: Int64 = 0) -> FlowState {
 @Test func evictionCandidateIsLeastRecentlySeenClosedFirst() {
     var limits = FlowTableLimits(); limits.maximumFlows = 8
     let t = FlowTable(limits: limits)
-    let a = t.insert(state(key(1)), hash: key(1).fastHash)
-    let b = t.insert(state(key(2)), hash: key(2).fastHash)
-    let c = t.insert(state(key(3)), hash: key(3).fastHash)
+    let a = t.insert(state(key(1)), hash: key(1).fastHash(testHashKey))
+    let b = t.insert(state(key(2)), hash: key(2).fastHash(testHashKey))
+    let c = t.insert(state(key(3)), hash: key(3).fastHash(testHashKey))
     #expect(t.evictionCandidate == a)
     t.touch(a)
     #expect(t.evictionCandidate == b)
@@ -56,9 +59,9 @@ private func state(_ k: FlowKey, _ t: Int64 = 0) -> FlowState {
     var limits = FlowTableLimits(); limits.maximumFlows = 8
     let t = FlowTable(limits: limits)
     var udp = key(2); udp.ipProtocol = 17
-    let a = t.insert(state(key(1)), hash: key(1).fastHash)
-    let b = t.insert(state(udp), hash: udp.fastHash)
-    let c = t.insert(state(key(3)), hash: key(3).fastHash)
+    let a = t.insert(state(key(1)), hash: key(1).fastHash(testHashKey))
+    let b = t.insert(state(udp), hash: udp.fastHash(testHashKey))
+    let c = t.insert(state(key(3)), hash: key(3).fastHash(testHashKey))
     #expect(t.oldest(.activeTCP) == a && t.oldest(.activeOther) == b && t.evictionCandidate == a)
     t.touch(a)
     #expect(t.oldest(.activeTCP) == c && t.oldest(.activeOther) == b && t.evictionCandidate == b)
@@ -113,7 +116,7 @@ private struct RecencyModel {
             // TCP and UDP flows: two active lists, merged by recency for eviction.
             var k = key(nextKey); nextKey += 1
             if next(2) == 0 { k.ipProtocol = 17 }
-            let s = table.insert(state(k), hash: k.fastHash)
+            let s = table.insert(state(k), hash: k.fastHash(testHashKey))
             model.moveToFront(s, list: Int((k.ipProtocol == 6 ? LRUList.activeTCP : .activeOther).rawValue))
             live.append(s)
         case 20..<22 where !live.isEmpty:
@@ -158,19 +161,19 @@ private struct RecencyModel {
     var limits = FlowTableLimits(); limits.maximumFlows = 256
     let t = FlowTable(limits: limits)
     var slots: [Int32] = []
-    for i in 0..<200 { slots.append(t.insert(state(key(i)), hash: key(i).fastHash)) }
+    for i in 0..<200 { slots.append(t.insert(state(key(i)), hash: key(i).fastHash(testHashKey))) }
     // The hint finds the slot by the hash's tag alone (no key compare): with distinct hashes, the flow's own slot.
     for i in 0..<200 {
-        t.prefetchIndex(hash: key(i).fastHash)
-        #expect(t.prefetchSlot(hash: key(i).fastHash) == slots[i])
+        t.prefetchIndex(hash: key(i).fastHash(testHashKey))
+        #expect(t.prefetchSlot(hash: key(i).fastHash(testHashKey)) == slots[i])
     }
-    #expect(t.prefetchSlot(hash: key(999).fastHash) == -1)
+    #expect(t.prefetchSlot(hash: key(999).fastHash(testHashKey)) == -1)
     // The pipeline: a packet's hash goes in `distance` positions ahead; its slot comes out three quarters of the
     // way later (index, then state, then the answer), for packets whose hash was known.
     var answers: [Int32] = []
     for position in UInt64(1)...UInt64(40) {
         let i = Int(position % 200)
-        let hash: UInt64? = position % 5 == 0 ? nil : key(i).fastHash
+        let hash: UInt64? = position % 5 == 0 ? nil : key(i).fastHash(testHashKey)
         answers.append(t.prefetchAhead(hash: hash, position: position &+ 8, distance: 8))
     }
     for step in UInt64(7)...UInt64(40) {
@@ -188,10 +191,10 @@ private struct RecencyModel {
     var limits = FlowTableLimits(); limits.maximumFlows = 64
     let t = FlowTable(limits: limits)
     var slots: [Int32] = []
-    for i in 0..<20 { slots.append(t.insert(state(key(i)), hash: key(i).fastHash)) }
+    for i in 0..<20 { slots.append(t.insert(state(key(i)), hash: key(i).fastHash(testHashKey))) }
     // Step n enters a packet of flow n - 1 as position n + 8; it is looked up at step n + 4.
     for step in UInt64(1)...UInt64(12) {
-        _ = t.prefetchAhead(hash: key(Int(step - 1)).fastHash, position: step &+ 8, distance: 8)
+        _ = t.prefetchAhead(hash: key(Int(step - 1)).fastHash(testHashKey), position: step &+ 8, distance: 8)
     }
     let position: UInt64 = 9 + 8   // flow 8's packet: entered at step 9, not looked up before step 13
     #expect(t.candidate(at: position) == -1)
@@ -202,12 +205,12 @@ private struct RecencyModel {
     #expect(t.candidate(at: position) == slots[8])
     #expect(t.slots[Int(slots[8])].key == FlowTable.vacantKey)
     #expect(t.slots[Int(slots[8])].key != key(8))
-    #expect(t.find(key(8), hash: key(8).fastHash) == nil)
+    #expect(t.find(key(8), hash: key(8).fastHash(testHashKey)) == nil)
     // A new flow with the same key takes the freed slot: the candidate is that flow, the one `find` returns.
-    let again = t.insert(state(key(8)), hash: key(8).fastHash)
+    let again = t.insert(state(key(8)), hash: key(8).fastHash(testHashKey))
     #expect(again == slots[8])
     #expect(t.slots[Int(t.candidate(at: position))].key == key(8))
-    #expect(t.find(key(8), hash: key(8).fastHash) == again)
+    #expect(t.find(key(8), hash: key(8).fastHash(testHashKey)) == again)
 }
 
 /// Flows are moved into and out of their slots (no copies): a flow's buffers go with the state `remove` hands out, the
@@ -218,14 +221,14 @@ private struct RecencyModel {
     let t = FlowTable(limits: limits)
     var s = state(key(1))
     s.initiatorCarry = [1, 2, 3]
-    let slot = t.insert(s, hash: key(1).fastHash)
+    let slot = t.insert(s, hash: key(1).fastHash(testHashKey))
     #expect(t.slots[Int(slot)].initiatorCarry == [1, 2, 3] && t.slots[Int(slot)].key == key(1))
     let removed = t.remove(slot)
     #expect(removed.initiatorCarry == [1, 2, 3] && removed.key == key(1))
     #expect(t.slots[Int(slot)].key == FlowTable.vacantKey)
-    let again = t.insert(state(key(2)), hash: key(2).fastHash)
+    let again = t.insert(state(key(2)), hash: key(2).fastHash(testHashKey))
     #expect(again == slot && t.slots[Int(again)].key == key(2) && t.slots[Int(again)].initiatorCarry.isEmpty)
-    let other = t.insert(state(key(3)), hash: key(3).fastHash)
+    let other = t.insert(state(key(3)), hash: key(3).fastHash(testHashKey))
     _ = t.remove(other)
-    #expect(t.count == 1 && t.find(key(2), hash: key(2).fastHash) == again && t.find(key(3), hash: key(3).fastHash) == nil)
+    #expect(t.count == 1 && t.find(key(2), hash: key(2).fastHash(testHashKey)) == again && t.find(key(3), hash: key(3).fastHash(testHashKey)) == nil)
 }
