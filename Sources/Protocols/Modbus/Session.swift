@@ -134,7 +134,7 @@ public struct ModbusSession: Sendable {
         @inline(__always) get { Int(storedPendingCount) }
         @inline(__always) set { storedPendingCount = Int32(truncatingIfNeeded: newValue) }
     }
-    /// Requests since the last response (counting stops at 2^31 - 1).
+    /// Requests since the last response (wraps after 2^31 - 1).
     public private(set) var requestsSinceResponse: Int {
         @inline(__always) get { Int(storedRequestsSinceResponse) }
         @inline(__always) set { storedRequestsSinceResponse = Int32(truncatingIfNeeded: newValue) }
@@ -381,8 +381,9 @@ public struct ModbusSession: Sendable {
 
     /// Counts a request; true exactly when the run of unanswered requests reaches the flood threshold.
     @inline(__always) public mutating func noteRequest() -> Bool {
-        // Reset by every response; stops at 2^31 - 1 (beyond any flood threshold but an absurd one).
-        if storedRequestsSinceResponse < Int32.max { storedRequestsSinceResponse += 1 }
+        // Reset by every response; 32 bits wrap after 2^31 - 1 requests without one, long after any flood threshold
+        // but an absurd one was reached (a compare to stop there cost two instructions a request).
+        storedRequestsSinceResponse &+= 1
         if !floodReported && requestsSinceResponse >= requestFloodThreshold { floodReported = true; return true }
         return false
     }
