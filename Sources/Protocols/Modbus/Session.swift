@@ -89,19 +89,58 @@ public struct PendingRequest: Sendable {
 final class ModbusSessionTables: @unchecked Sendable {
     // Only the flow's own dissector (one thread) reaches it: no dynamic exclusivity checks.
     @exclusivity(unchecked) var limits: ModbusLimits
-    /// Entries 1...
-    @exclusivity(unchecked) var rest: [PendingRequest] = []
-    /// The parsed request PDU of each entry, kept only when records are written (`insert(... pdu:)`).
-    @exclusivity(unchecked) var requests: [ModbusPDU] = []
-    /// Stored request PDUs, `slotSize` bytes per entry.
-    @exclusivity(unchecked) var arena: [UInt8] = []
+    /// Entry 1, inline: a flow with two requests in flight allocates this object and nothing more (an array for
+    /// entries 1... was the allocation this object replaced).
+    @exclusivity(unchecked) var second = PendingRequest()
+    /// Entries 2...
+    @exclusivity(unchecked) var beyondSecond: [PendingRequest] = []
+
+    /// Entry `index` (1...).
+    @inline(__always) func entry(_ index: Int) -> PendingRequest { index == 1 ? second : beyondSecond[index - 2] }
+
+    /// Sets entry `index` (1...; at most one past those made so far).
+    func store(_ e: PendingRequest, at index: Int) {
+        if index == 1 { second = e; return }
+        if index - 2 < beyondSecond.count { beyondSecond[index - 2] = e; return }
+        // Room for two at first (then doubling): with entry 1 inline, as few allocations as one array for all
+        // entries 1... took, whatever their number.
+        if beyondSecond.isEmpty { beyondSecond.reserveCapacity(2) }
+        beyondSecond.append(e)
+    }
+
+    /// Sets entry `index`'s stored length (1...).
+    func setStoredLength(_ n: Int16, at index: Int) {
+        if index == 1 { second.storedLength = n } else { beyondSecond[index - 2].storedLength = n }
+    }
+
+    /// Frees entry `index` (1...).
+    func free(_ index: Int) {
+        if index == 1 { second.inUse = false } else { beyondSecond[index - 2].inUse = false }
+    }
+    // What records keep of each entry's request (`insert(... pdu:)`, `storing`): entry 0's parsed PDU and bytes inline,
+    // so that a recording flow with one request at a time allocates this object and nothing more (as arrays for
+    // every entry, the records' two arrays were as many allocations as this object replaced).
+    /// The parsed request PDU of entry 0 (meaningful when `keptRequests > 0`).
+    @exclusivity(unchecked) var firstRequest = ModbusPDU()
+    /// The parsed request PDUs of entries 1... (`keptRequests - 1` of them, or more).
+    @exclusivity(unchecked) var moreRequests: [ModbusPDU] = []
+    /// Entries whose parsed request is kept: `request(i)` answers for `i < keptRequests`.
+    @exclusivity(unchecked) var keptRequests = 0
+    /// Entry 0's stored request bytes, `ModbusSession.slotSize` of them.
+    @exclusivity(unchecked) var firstBytes = SIMD32<UInt64>()
+    /// Entries 1...'s stored request bytes, `slotSize` per entry.
+    @exclusivity(unchecked) var moreBytes: [UInt8] = []
+    /// Entries with room for stored bytes (the arena's slots).
+    @exclusivity(unchecked) var storedSlots = 0
 
     init(limits: ModbusLimits) { self.limits = limits }
 
     /// A copy (for a session copied before it changes: the session is a value).
     init(copying t: ModbusSessionTables) {
         limits = t.limits
-        rest = t.rest; requests = t.requests; arena = t.arena
+        second = t.second; beyondSecond = t.beyondSecond
+        firstRequest = t.firstRequest; moreRequests = t.moreRequests; keptRequests = t.keptRequests
+        firstBytes = t.firstBytes; moreBytes = t.moreBytes; storedSlots = t.storedSlots
     }
 }
 
@@ -158,8 +197,19 @@ public struct ModbusSession: Sendable {
         @inline(__always) get { if let tables { return tables.limits.requestFloodThreshold }; return ModbusLimits().requestFloodThreshold }
     }
 
-    /// Stored request PDUs, `slotSize` bytes per entry.
-    public var arena: [UInt8] { tables?.arena ?? [] }
+    /// Stored request PDUs, `slotSize` bytes per entry (a copy, for inspection).
+    public var arena: [UInt8] {
+        guard let t = tables, t.storedSlots > 0 else { return [] }
+        return withUnsafeBytes(of: t.firstBytes) { Array($0) } + t.moreBytes
+    }
+
+    /// Calls `body` with the stored bytes of entry `index`'s request (`entry(index).storedLength` of them).
+    func withStoredRequest<R>(_ index: Int, _ body: (ByteView) -> R) -> R {
+        let length = Int(entry(index).storedLength)
+        guard let t = tables, length > 0 else { return body(.empty) }
+        if index == 0 { return withUnsafeBytes(of: t.firstBytes) { body(ByteView($0).prefix(length)) } }
+        return t.moreBytes.withUnsafeBytes { body(ByteView($0).slice(from: (index - 1) * ModbusSession.slotSize, length: length)) }
+    }
     /// Bytes of a request PDU kept per slot (the spec's largest PDU is 253 bytes).
     @inlinable public static var slotSize: Int { 256 }
 
@@ -190,16 +240,16 @@ public struct ModbusSession: Sendable {
     public var entries: [PendingRequest] { (0..<tableSize).map { entry($0) } }
 
     /// Entry `index` of the table.
-    @inline(__always) public func entry(_ index: Int) -> PendingRequest { index == 0 ? first : tables!.rest[index - 1] }
+    @inline(__always) public func entry(_ index: Int) -> PendingRequest { index == 0 ? first : tables!.entry(index) }
 
     /// The parsed request PDU of entry `index`, when it was kept (records on).
     public func request(_ index: Int) -> ModbusPDU? {
-        guard let requests = tables?.requests, index < requests.count else { return nil }
-        return requests[index]
+        guard let t = tables, index < t.keptRequests else { return nil }
+        return index == 0 ? t.firstRequest : t.moreRequests[index - 1]
     }
 
-    @inline(__always) private func inUse(_ index: Int) -> Bool { index == 0 ? first.inUse : tables!.rest[index - 1].inUse }
-    @inline(__always) private func sequence(_ index: Int) -> UInt64 { index == 0 ? first.sequence : tables!.rest[index - 1].sequence }
+    @inline(__always) private func inUse(_ index: Int) -> Bool { index == 0 ? first.inUse : tables!.entry(index).inUse }
+    @inline(__always) private func sequence(_ index: Int) -> UInt64 { index == 0 ? first.sequence : tables!.entry(index).sequence }
 
     // The queries below are `mutating` although they change nothing: the dissector calls them on its stored
     // session for every PDU, and a non-mutating call on a stored struct of this size loads a copy of the whole
@@ -238,22 +288,32 @@ public struct ModbusSession: Sendable {
         } else {
             var e = PendingRequest()
             Self.fill(&e, transactionID: transactionID, unitID: unitID, request: q, frame: frame, time: time, sequence: sequence)
-            let t = mutableTables()
-            if index - 1 < t.rest.count { t.rest[index - 1] = e } else { t.rest.append(e) }
+            mutableTables().store(e, at: index)
         }
         if let pdu {
+            // Entries below `index` never kept read as `ModbusPDU()` (as the padding of one array for all did).
             let t = mutableTables()
-            if t.requests.count <= index { t.requests.append(contentsOf: repeatElement(ModbusPDU(), count: index + 1 - t.requests.count)) }
-            t.requests[index] = pdu
+            if index == 0 {
+                t.firstRequest = pdu
+            } else {
+                if t.moreRequests.count < index { t.moreRequests.append(contentsOf: repeatElement(ModbusPDU(), count: index - t.moreRequests.count)) }
+                t.moreRequests[index - 1] = pdu
+            }
+            if t.keptRequests <= index { t.keptRequests = index + 1 }
         }
         if storing {
-            let needed = (index + 1) * ModbusSession.slotSize
             let t = mutableTables()
-            if t.arena.count < needed { t.arena.append(contentsOf: repeatElement(0, count: needed - t.arena.count)) }
             let n = min(bytes.count, ModbusSession.slotSize)
-            let base = index * ModbusSession.slotSize
-            for i in 0..<n { t.arena[base + i] = bytes.u8(i) }
-            if index == 0 { first.storedLength = Int16(n) } else { t.rest[index - 1].storedLength = Int16(n) }
+            if index == 0 {
+                withUnsafeMutableBytes(of: &t.firstBytes) { slot in for i in 0..<n { slot[i] = bytes.u8(i) } }
+            } else {
+                let needed = index * ModbusSession.slotSize
+                if t.moreBytes.count < needed { t.moreBytes.append(contentsOf: repeatElement(0, count: needed - t.moreBytes.count)) }
+                let base = (index - 1) * ModbusSession.slotSize
+                for i in 0..<n { t.moreBytes[base + i] = bytes.u8(i) }
+            }
+            if t.storedSlots <= index { t.storedSlots = index + 1 }
+            if index == 0 { first.storedLength = Int16(n) } else { t.setStoredLength(Int16(n), at: index) }
         }
         if index == tableSize { tableSize += 1 }
         pendingCount += 1
@@ -324,7 +384,7 @@ public struct ModbusSession: Sendable {
     /// Frees an entry.
     @inline(__always) public mutating func remove(_ index: Int) {
         guard index >= 0 && index < tableSize && inUse(index) else { return }
-        if index == 0 { first.inUse = false } else { mutableTables().rest[index - 1].inUse = false }
+        if index == 0 { first.inUse = false } else { mutableTables().free(index) }
         pendingCount -= 1
         if pendingCount == 0 { oldestMicroseconds = .max } else { recomputeOldest() }
     }
