@@ -196,13 +196,30 @@ import Records
         #expect(without.operations.count == with.operations.count)
     }
 
-    /// What every PDU reads sits in the first 256 bytes of the state, the part the engine prefetches.
-    @Test func hotFieldsAreInTheStatesFirstLines() {
-        let hot: [PartialKeyPath<S7commDissector>] = [\.negotiatedPDUSize, \.reportedPendingOverflow, \.initiatorState,
-                                                      \.responderState, \.cotpBuffer, \.pending]
-        for k in hot { #expect(MemoryLayout<S7commDissector>.offset(of: k)! < 160) }
-        // The table's counters and its first keys follow right behind.
-        #expect(MemoryLayout<S7commDissector>.offset(of: \.pending)! + MemoryLayout<PendingTable>.offset(of: \.live)! < 192)
+    /// What every PDU reads (the PDU size, both sides' states, the table's counter and inline keys) is the state's first
+    /// line, the part the engine prefetches; the whole state fits a 128-byte pool slot.
+    @Test func hotFieldsAreInTheStatesFirstLine() {
+        let hot: [PartialKeyPath<S7commDissector>] = [\.negotiatedPDUSizeField, \.reportedPendingOverflow, \.initiatorState,
+                                                      \.responderState, \.pending]
+        for k in hot { #expect(MemoryLayout<S7commDissector>.offset(of: k)! < 64) }
+        #expect(MemoryLayout<S7commDissector>.offset(of: \.responderState)! + MemoryLayout<S7SideState>.size <= 64)
+        #expect(S7commDissector.perPacketKeysEnd <= 64)
+        #expect(MemoryLayout<S7commDissector>.size <= 128)
+    }
+
+    /// A table that has had more requests in flight than fit inline keeps its keys beyond them in a shared block copied
+    /// on change: a copy of the table is a value.
+    @Test func overflowKeysAreCopiedOnChange() {
+        var t = PendingTable()
+        for ref in 0..<(PendingTable.inlineKeyCount + 2) {
+            #expect(t.insertKey(side: .initiator, pduReference: UInt16(ref), userdata: false) == .added)
+        }
+        let copy = t
+        t.remove(side: .initiator, pduReference: UInt16(PendingTable.inlineKeyCount + 1), userdata: false)
+        var c = copy
+        #expect(c.insertKey(side: .initiator, pduReference: UInt16(PendingTable.inlineKeyCount + 1), userdata: false) == .sameKey)
+        #expect(t.insertKey(side: .initiator, pduReference: UInt16(PendingTable.inlineKeyCount + 1), userdata: false) == .added)
+        #expect(t.live == PendingTable.inlineKeyCount + 2 && copy.live == PendingTable.inlineKeyCount + 2)
     }
 
     @Test func insertKeySupersedesEvictsAndFillsHoles() {

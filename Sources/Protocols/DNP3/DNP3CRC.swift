@@ -22,6 +22,9 @@ public enum DNP3CRC {
     /// `step8(0, word, _)` by carry-less multiplication; only when `carrylessMultiply`.
     @inline(__always) static func register64(_ word: UInt64) -> UInt16 { zw_dnp3_crc_register64(word) }
 
+    /// Where `DNP3ObjectCatalog.sizeCodes` lies from `slices`, in octets.
+    static var sizeCodesOffset: Int { 8 * 256 * 2 }
+
     /// The reflected polynomial 0x3D65.
     static let reflectedPolynomial: UInt16 = 0xA6BC
 
@@ -33,9 +36,12 @@ public enum DNP3CRC {
     }
 
     /// Eight tables of 256 entries (4 KiB), built once: entry `k * 256 + b` is the CRC register after
-    /// byte `b` followed by `k` zero bytes. Never freed, never written after it is built.
+    /// byte `b` followed by `k` zero bytes. Never freed, never written after it is built. `DNP3ObjectCatalog.sizeCodes`
+    /// follows them in the same block (`sizeCodesOffset`), so that a flow's DNP3 state keeps one pointer for both.
     nonisolated(unsafe) static let slices: UnsafePointer<UInt16> = {
-        let p = UnsafeMutablePointer<UInt16>.allocate(capacity: 8 * 256)
+        let block = UnsafeMutableRawPointer.allocate(byteCount: sizeCodesOffset + DNP3ObjectCatalog.sizeCodeCount, alignment: 16)
+        DNP3ObjectCatalog.fillSizeCodes((block + sizeCodesOffset).bindMemory(to: UInt8.self, capacity: DNP3ObjectCatalog.sizeCodeCount))
+        let p = block.bindMemory(to: UInt16.self, capacity: 8 * 256)
         for b in 0..<256 { p[b] = table[b] }
         for k in 1..<8 {
             for b in 0..<256 {

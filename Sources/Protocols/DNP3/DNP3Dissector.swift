@@ -51,10 +51,13 @@ public struct DNP3Dissector: AppDissector {
     var datagram: Bool?
     /// `DNP3CRC.carrylessMultiply`, read once per flow like the tables below (it fits in the padding after `datagram`).
     let multiplying = DNP3CRC.carrylessMultiply
-    /// `DNP3CRC.slices` and `DNP3ObjectCatalog.sizeCodes`, read once per flow: every read of those lazy globals is a
-    /// `swift_once` call, and a frame needed both (two calls per DNP3 packet). The state stays within one cache line.
+    /// `DNP3CRC.slices`, read once per flow: every read of that lazy global is a `swift_once` call. The size codes
+    /// follow it in the same block (`sizeCodes`): one pointer for both keeps the state at 32 bytes.
     let crcTable = DNP3CRC.slices
-    let sizeCodes = DNP3ObjectCatalog.sizeCodes
+    /// `DNP3ObjectCatalog.sizeCodes`, found from `crcTable` (no `swift_once` call per frame).
+    @inline(__always) var sizeCodes: UnsafePointer<UInt8> {
+        UnsafeRawPointer(crcTable).advanced(by: DNP3CRC.sizeCodesOffset).assumingMemoryBound(to: UInt8.self)
+    }
 
     /// A fresh flow; its buffers are allocated when it first needs them.
     public init() {}

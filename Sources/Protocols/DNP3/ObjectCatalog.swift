@@ -119,14 +119,19 @@ public enum DNP3ObjectCatalog {
     static let sizeCodeOther: UInt8 = 0x83
 
     /// `sizeCode` of every group with variations 0...15, at `group << 4 | variation` (4 KiB, built once, never freed
-    /// or written after).
-    nonisolated(unsafe) static let sizeCodes: UnsafePointer<UInt8> = {
-        let p = UnsafeMutablePointer<UInt8>.allocate(capacity: 256 * 16)
+    /// or written after): in the block of `DNP3CRC.slices`, behind the CRC tables.
+    static var sizeCodes: UnsafePointer<UInt8> {
+        UnsafeRawPointer(DNP3CRC.slices).advanced(by: DNP3CRC.sizeCodesOffset).assumingMemoryBound(to: UInt8.self)
+    }
+    /// Entries of `sizeCodes`.
+    static var sizeCodeCount: Int { 256 * 16 }
+
+    /// Writes `sizeCodes` to `p`.
+    static func fillSizeCodes(_ p: UnsafeMutablePointer<UInt8>) {
         for g in 0..<256 {
             for v in 0..<16 { p[g << 4 | v] = sizeCode(group: UInt8(g), variation: UInt8(v)) }
         }
-        return UnsafePointer(p)
-    }()
+    }
 
     /// The record name of a group (`unknown` for groups outside the library).
     public static func name(group: UInt8, variation: UInt8) -> StaticString {

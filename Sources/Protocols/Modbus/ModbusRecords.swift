@@ -38,11 +38,10 @@ extension ModbusDissector {
     func writeTransaction(requestIndex: Int?, response: ModbusPDU?, responseBytes: ByteView, header: MBAPHeader?,
                           classification c: ModbusClassification, reason: StaticString, responder: FlowSide, sink: EventSink) {
         if let i = requestIndex {
-            // The request's bytes live in the session arena; borrow them for the length of the write.
+            // The request's bytes live in the session's tables; borrow them for the length of the write.
             let entry = session.entry(i)
             let requestPDU = session.request(i) ?? ModbusPDU()
-            session.arena.withUnsafeBytes { raw in
-                let stored = ByteView(raw).slice(from: i * ModbusSession.slotSize, length: Int(entry.storedLength))
+            session.withStoredRequest(i) { stored in
                 Self.writeTransaction(request: entry, requestPDU: requestPDU, requestBytes: stored, response: response,
                                       responseBytes: responseBytes, header: header, classification: c, reason: reason,
                                       requester: responder.opposite, sink: sink)

@@ -12,7 +12,8 @@
 // 1... (pipelined requests) live in an array. An entry holds what pairing, expiry, the fit check and the
 // classification need, not the parsed PDU. The parsed request PDU (`requests`) and its bytes (`arena`,
 // one fixed slot per entry) are kept only when records are written, since only those need the request's
-// values at response time.
+// values at response time. Those, entries 1..., the exception window and non-default limits live behind one
+// reference allocated at first need (`ModbusSessionTables`).
 import Wire
 
 /// Bounds and thresholds of the per-flow Modbus state (named configuration values).
@@ -37,10 +38,14 @@ public struct ModbusLimits: Sendable {
 /// One request waiting for its response: its key, when it came, and the request fields that the
 /// response is checked against and the classification is made from.
 public struct PendingRequest: Sendable {
-    // Pairing and the fit check read the first 24 bytes; the time and order matter with several pending or on expiry.
+    // 64 bytes, one cache line: the time first, so that the 16-bit fields fill the 4 bytes behind its 12.
 
+    /// Its time.
+    public var time: PacketTime = .zero
     /// MBAP transaction id.
     public var transactionID: UInt16 = 0
+    /// Request PDU bytes stored in the arena slot (0 when not stored).
+    public var storedLength: Int16 = 0
     /// MBAP unit id.
     public var unitID: UInt8 = 0
     /// The request's function code byte as sent.
@@ -61,10 +66,6 @@ public struct PendingRequest: Sendable {
     public var andMask: Int32 = -1
     /// FC 22 OR mask (-1: none).
     public var orMask: Int32 = -1
-    /// Request PDU bytes stored in the arena slot (0 when not stored).
-    public var storedLength: Int16 = 0
-    /// Its time.
-    public var time: PacketTime = .zero
     /// Insertion order (oldest = smallest).
     public var sequence: UInt64 = 0
     /// Packet that completed the request.
@@ -82,56 +83,156 @@ public struct PendingRequest: Sendable {
     }
 }
 
+/// What a flow's session needs only for pipelined requests, records or limits other than the
+/// defaults: behind one reference, allocated at the first need, so that a polling flow's state holds (and its set-up
+/// and tear-down touch) none of it.
+final class ModbusSessionTables: @unchecked Sendable {
+    // Only the flow's own dissector (one thread) reaches it: no dynamic exclusivity checks.
+    @exclusivity(unchecked) var limits: ModbusLimits
+    /// Entry 1, inline: a flow with two requests in flight allocates this object and nothing more (an array for
+    /// entries 1... was the allocation this object replaced).
+    @exclusivity(unchecked) var second = PendingRequest()
+    /// Entries 2...
+    @exclusivity(unchecked) var beyondSecond: [PendingRequest] = []
+
+    /// Entry `index` (1...).
+    @inline(__always) func entry(_ index: Int) -> PendingRequest { index == 1 ? second : beyondSecond[index - 2] }
+
+    /// Sets entry `index` (1...; at most one past those made so far).
+    func store(_ e: PendingRequest, at index: Int) {
+        if index == 1 { second = e; return }
+        if index - 2 < beyondSecond.count { beyondSecond[index - 2] = e; return }
+        // Room for two at first (then doubling): with entry 1 inline, as few allocations as one array for all
+        // entries 1... took, whatever their number.
+        if beyondSecond.isEmpty { beyondSecond.reserveCapacity(2) }
+        beyondSecond.append(e)
+    }
+
+    /// Sets entry `index`'s stored length (1...).
+    func setStoredLength(_ n: Int16, at index: Int) {
+        if index == 1 { second.storedLength = n } else { beyondSecond[index - 2].storedLength = n }
+    }
+
+    /// Frees entry `index` (1...).
+    func free(_ index: Int) {
+        if index == 1 { second.inUse = false } else { beyondSecond[index - 2].inUse = false }
+    }
+    // What records keep of each entry's request (`insert(... pdu:)`, `storing`): entry 0's parsed PDU and bytes inline,
+    // so that a recording flow with one request at a time allocates this object and nothing more (as arrays for
+    // every entry, the records' two arrays were as many allocations as this object replaced).
+    /// The parsed request PDU of entry 0 (meaningful when `keptRequests > 0`).
+    @exclusivity(unchecked) var firstRequest = ModbusPDU()
+    /// The parsed request PDUs of entries 1... (`keptRequests - 1` of them, or more).
+    @exclusivity(unchecked) var moreRequests: [ModbusPDU] = []
+    /// Entries whose parsed request is kept: `request(i)` answers for `i < keptRequests`.
+    @exclusivity(unchecked) var keptRequests = 0
+    /// Entry 0's stored request bytes, `ModbusSession.slotSize` of them.
+    @exclusivity(unchecked) var firstBytes = SIMD32<UInt64>()
+    /// Entries 1...'s stored request bytes, `slotSize` per entry.
+    @exclusivity(unchecked) var moreBytes: [UInt8] = []
+    /// Entries with room for stored bytes (the arena's slots).
+    @exclusivity(unchecked) var storedSlots = 0
+
+    init(limits: ModbusLimits) { self.limits = limits }
+
+    /// A copy (for a session copied before it changes: the session is a value).
+    init(copying t: ModbusSessionTables) {
+        limits = t.limits
+        second = t.second; beyondSecond = t.beyondSecond
+        firstRequest = t.firstRequest; moreRequests = t.moreRequests; keptRequests = t.keptRequests
+        firstBytes = t.firstBytes; moreBytes = t.moreBytes; storedSlots = t.storedSlots
+    }
+}
+
 /// Per-flow pairing state.
 public struct ModbusSession: Sendable {
-    // Stored in the order of use on the per-PDU path (see `ModbusDissector`): counters, limits, entry 0, and
-    // last what only pipelining, exceptions and records need.
+    // 114 bytes: entry 0 (one line), then the counters. What only pipelining, records and non-default limits need is
+    // behind `tables` (inline, with 64-bit counters and the limits, the session took 192 bytes and its dissector state
+    // four lines). The exception window stays inline: exception responses are ordinary plant traffic, and reaching
+    // `tables` for them allocated it in ~2 % of the bench's Modbus flows.
 
-    /// Live entries.
-    public private(set) var pendingCount = 0
-    /// Requests since the last response.
-    public private(set) var requestsSinceResponse = 0
+    /// Entry 0, inline.
+    private var first = PendingRequest()
     /// Smallest `time` of the live entries, in microseconds (`Int64.max`: none).
     private var oldestMicroseconds = Int64.max
-    /// The limits in force.
-    public var limits: ModbusLimits
-    private var floodReported = false
-    private var stormReported = false
+    private var sequence: UInt64 = 0
+    private var exceptionWindowStart: Int64 = 0
+    /// Everything else; nil until needed (`mutableTables`).
+    private var tables: ModbusSessionTables?
+    private var storedPendingCount: Int32 = 0
+    private var storedRequestsSinceResponse: Int32 = 0
     /// Entries made so far (the table grows to `limits.maximumPendingRequests`, then is reused).
     private var storedTableSize: Int32 = 0
-    // 32 bits, beside the two flags: as an `Int` it pushed entry 0's last field into a fourth cache line of the
-    // dissector's state, which every request writes (`ModbusDissector.perPacketStateBytes`).
+    /// Exceptions in the current window (counting stops at 2^31 - 1).
+    private var exceptionsInWindow: Int32 = 0
+    private var floodReported = false
+    private var stormReported = false
+
+    /// Live entries.
+    public private(set) var pendingCount: Int {
+        @inline(__always) get { Int(storedPendingCount) }
+        @inline(__always) set { storedPendingCount = Int32(truncatingIfNeeded: newValue) }
+    }
+    /// Requests since the last response (wraps after 2^31 - 1).
+    public private(set) var requestsSinceResponse: Int {
+        @inline(__always) get { Int(storedRequestsSinceResponse) }
+        @inline(__always) set { storedRequestsSinceResponse = Int32(truncatingIfNeeded: newValue) }
+    }
     private var tableSize: Int {
         @inline(__always) get { Int(storedTableSize) }
         @inline(__always) set { storedTableSize = Int32(truncatingIfNeeded: newValue) }
     }
-    private var sequence: UInt64 = 0
-    /// Entry 0, inline.
-    private var first = PendingRequest()
 
-    private var exceptionsInWindow = 0
-    private var exceptionWindowStart: Int64 = 0
-    /// Entries 1...
-    private var rest: [PendingRequest] = []
-    /// The parsed request PDU of each entry, kept only when records are written (`insert(... pdu:)`).
-    private var requests: [ModbusPDU] = []
-    /// Stored request PDUs, `slotSize` bytes per entry.
-    public private(set) var arena: [UInt8] = []
+    /// The limits in force.
+    public var limits: ModbusLimits {
+        get { tables?.limits ?? ModbusLimits() }
+        set { mutableTables().limits = newValue }
+    }
+    /// `limits.responseTimeoutMicroseconds`, read per PDU: the default without reaching `tables`.
+    private var responseTimeoutMicroseconds: Int64 {
+        @inline(__always) get { if let tables { return tables.limits.responseTimeoutMicroseconds }; return ModbusLimits().responseTimeoutMicroseconds }
+    }
+    /// `limits.requestFloodThreshold`, read per request.
+    private var requestFloodThreshold: Int {
+        @inline(__always) get { if let tables { return tables.limits.requestFloodThreshold }; return ModbusLimits().requestFloodThreshold }
+    }
+
+    /// Stored request PDUs, `slotSize` bytes per entry (a copy, for inspection).
+    public var arena: [UInt8] {
+        guard let t = tables, t.storedSlots > 0 else { return [] }
+        return withUnsafeBytes(of: t.firstBytes) { Array($0) } + t.moreBytes
+    }
+
+    /// Calls `body` with the stored bytes of entry `index`'s request (`entry(index).storedLength` of them).
+    func withStoredRequest<R>(_ index: Int, _ body: (ByteView) -> R) -> R {
+        let length = Int(entry(index).storedLength)
+        guard let t = tables, length > 0 else { return body(.empty) }
+        if index == 0 { return withUnsafeBytes(of: t.firstBytes) { body(ByteView($0).prefix(length)) } }
+        return t.moreBytes.withUnsafeBytes { body(ByteView($0).slice(from: (index - 1) * ModbusSession.slotSize, length: length)) }
+    }
     /// Bytes of a request PDU kept per slot (the spec's largest PDU is 253 bytes).
     @inlinable public static var slotSize: Int { 256 }
 
     /// Creates an empty session.
-    public init(limits: ModbusLimits) { self.limits = limits }
+    public init(limits: ModbusLimits) { tables = ModbusSessionTables(limits: limits) }
 
-    /// An empty session with the default limits: `ModbusLimits()` built in place, where reading `ModbusLimits.default`
-    /// (a lazily initialised global) cost a `swift_once` call in each of the two a flow makes (its dissector's and the
-    /// pool's reset).
-    public init() { self.limits = ModbusLimits() }
+    /// An empty session with the default limits (nothing allocated).
+    public init() {}
+
+    /// `tables`, created (or copied, when this session's copy shares them) for a change.
+    @inline(never) private mutating func mutableTables() -> ModbusSessionTables {
+        if tables == nil {
+            tables = ModbusSessionTables(limits: ModbusLimits())
+        } else if !isKnownUniquelyReferenced(&tables) {
+            tables = ModbusSessionTables(copying: tables!)
+        }
+        return tables!
+    }
 
     /// The bytes from the start that a request with nothing pending, or the answer to the one pending request,
     /// reads and writes: up to the end of entry 0 (the exception window and the tables beyond are for exceptions,
     /// pipelining and records).
-    static var perPacketBytes: Int { MemoryLayout<ModbusSession>.offset(of: \ModbusSession.first)! + MemoryLayout<PendingRequest>.size }
+    static var perPacketBytes: Int { MemoryLayout<ModbusSession>.size }
 
     // MARK: - Table
 
@@ -139,13 +240,16 @@ public struct ModbusSession: Sendable {
     public var entries: [PendingRequest] { (0..<tableSize).map { entry($0) } }
 
     /// Entry `index` of the table.
-    @inline(__always) public func entry(_ index: Int) -> PendingRequest { index == 0 ? first : rest[index - 1] }
+    @inline(__always) public func entry(_ index: Int) -> PendingRequest { index == 0 ? first : tables!.entry(index) }
 
     /// The parsed request PDU of entry `index`, when it was kept (records on).
-    public func request(_ index: Int) -> ModbusPDU? { index < requests.count ? requests[index] : nil }
+    public func request(_ index: Int) -> ModbusPDU? {
+        guard let t = tables, index < t.keptRequests else { return nil }
+        return index == 0 ? t.firstRequest : t.moreRequests[index - 1]
+    }
 
-    @inline(__always) private func inUse(_ index: Int) -> Bool { index == 0 ? first.inUse : rest[index - 1].inUse }
-    @inline(__always) private func sequence(_ index: Int) -> UInt64 { index == 0 ? first.sequence : rest[index - 1].sequence }
+    @inline(__always) private func inUse(_ index: Int) -> Bool { index == 0 ? first.inUse : tables!.entry(index).inUse }
+    @inline(__always) private func sequence(_ index: Int) -> UInt64 { index == 0 ? first.sequence : tables!.entry(index).sequence }
 
     // The queries below are `mutating` although they change nothing: the dissector calls them on its stored
     // session for every PDU, and a non-mutating call on a stored struct of this size loads a copy of the whole
@@ -153,7 +257,8 @@ public struct ModbusSession: Sendable {
 
     /// The index of the oldest entry when the table is full (the caller reports it, then removes it).
     @inline(__always) public mutating func evictionCandidate() -> Int? {
-        guard pendingCount >= max(1, limits.maximumPendingRequests) else { return nil }
+        let maximum = tables?.limits.maximumPendingRequests ?? ModbusLimits().maximumPendingRequests
+        guard pendingCount >= max(1, maximum) else { return nil }
         return oldestIndex()
     }
 
@@ -183,19 +288,32 @@ public struct ModbusSession: Sendable {
         } else {
             var e = PendingRequest()
             Self.fill(&e, transactionID: transactionID, unitID: unitID, request: q, frame: frame, time: time, sequence: sequence)
-            if index - 1 < rest.count { rest[index - 1] = e } else { rest.append(e) }
+            mutableTables().store(e, at: index)
         }
         if let pdu {
-            if requests.count <= index { requests.append(contentsOf: repeatElement(ModbusPDU(), count: index + 1 - requests.count)) }
-            requests[index] = pdu
+            // Entries below `index` never kept read as `ModbusPDU()` (as the padding of one array for all did).
+            let t = mutableTables()
+            if index == 0 {
+                t.firstRequest = pdu
+            } else {
+                if t.moreRequests.count < index { t.moreRequests.append(contentsOf: repeatElement(ModbusPDU(), count: index - t.moreRequests.count)) }
+                t.moreRequests[index - 1] = pdu
+            }
+            if t.keptRequests <= index { t.keptRequests = index + 1 }
         }
         if storing {
-            let needed = (index + 1) * ModbusSession.slotSize
-            if arena.count < needed { arena.append(contentsOf: repeatElement(0, count: needed - arena.count)) }
+            let t = mutableTables()
             let n = min(bytes.count, ModbusSession.slotSize)
-            let base = index * ModbusSession.slotSize
-            for i in 0..<n { arena[base + i] = bytes.u8(i) }
-            if index == 0 { first.storedLength = Int16(n) } else { rest[index - 1].storedLength = Int16(n) }
+            if index == 0 {
+                withUnsafeMutableBytes(of: &t.firstBytes) { slot in for i in 0..<n { slot[i] = bytes.u8(i) } }
+            } else {
+                let needed = index * ModbusSession.slotSize
+                if t.moreBytes.count < needed { t.moreBytes.append(contentsOf: repeatElement(0, count: needed - t.moreBytes.count)) }
+                let base = (index - 1) * ModbusSession.slotSize
+                for i in 0..<n { t.moreBytes[base + i] = bytes.u8(i) }
+            }
+            if t.storedSlots <= index { t.storedSlots = index + 1 }
+            if index == 0 { first.storedLength = Int16(n) } else { t.setStoredLength(Int16(n), at: index) }
         }
         if index == tableSize { tableSize += 1 }
         pendingCount += 1
@@ -266,7 +384,7 @@ public struct ModbusSession: Sendable {
     /// Frees an entry.
     @inline(__always) public mutating func remove(_ index: Int) {
         guard index >= 0 && index < tableSize && inUse(index) else { return }
-        if index == 0 { first.inUse = false } else { rest[index - 1].inUse = false }
+        if index == 0 { first.inUse = false } else { mutableTables().free(index) }
         pendingCount -= 1
         if pendingCount == 0 { oldestMicroseconds = .max } else { recomputeOldest() }
     }
@@ -280,12 +398,12 @@ public struct ModbusSession: Sendable {
 
     /// Whether some entry is older than the response timeout at `now` (`expired(at:)` is not nil).
     @inline(__always) mutating func anyExpired(at now: PacketTime) -> Bool {
-        now.totalMicroseconds &- oldestMicroseconds > limits.responseTimeoutMicroseconds
+        now.totalMicroseconds &- oldestMicroseconds > responseTimeoutMicroseconds
     }
 
     /// The index of an entry older than the response timeout at `now`, if any.
     @inline(__always) public mutating func expired(at now: PacketTime) -> Int? {
-        guard pendingCount > 0, now.totalMicroseconds &- oldestMicroseconds > limits.responseTimeoutMicroseconds else { return nil }
+        guard pendingCount > 0, now.totalMicroseconds &- oldestMicroseconds > responseTimeoutMicroseconds else { return nil }
         return oldestExpired(at: now)
     }
 
@@ -293,7 +411,7 @@ public struct ModbusSession: Sendable {
         var best = -1, bestSequence: UInt64 = 0
         for i in 0..<tableSize {
             let e = entry(i)
-            if e.inUse && now.microseconds(since: e.time) > limits.responseTimeoutMicroseconds && (best < 0 || e.sequence < bestSequence) {
+            if e.inUse && now.microseconds(since: e.time) > responseTimeoutMicroseconds && (best < 0 || e.sequence < bestSequence) {
                 best = i; bestSequence = e.sequence
             }
         }
@@ -323,8 +441,10 @@ public struct ModbusSession: Sendable {
 
     /// Counts a request; true exactly when the run of unanswered requests reaches the flood threshold.
     @inline(__always) public mutating func noteRequest() -> Bool {
-        requestsSinceResponse &+= 1   // reset by every response; no flow lives 2^63 requests
-        if !floodReported && requestsSinceResponse >= limits.requestFloodThreshold { floodReported = true; return true }
+        // Reset by every response; 32 bits wrap after 2^31 - 1 requests without one, long after any flood threshold
+        // but an absurd one was reached (a compare to stop there cost two instructions a request).
+        storedRequestsSinceResponse &+= 1
+        if !floodReported && requestsSinceResponse >= requestFloodThreshold { floodReported = true; return true }
         return false
     }
 
@@ -342,11 +462,13 @@ public struct ModbusSession: Sendable {
 
     private mutating func noteException(at now: PacketTime) -> Bool {
         let t = now.totalMicroseconds
-        if exceptionsInWindow == 0 || t &- exceptionWindowStart > limits.exceptionStormWindowMicroseconds {
+        let window = tables?.limits.exceptionStormWindowMicroseconds ?? ModbusLimits().exceptionStormWindowMicroseconds
+        if exceptionsInWindow == 0 || t &- exceptionWindowStart > window {
             exceptionWindowStart = t; exceptionsInWindow = 0; stormReported = false
         }
-        exceptionsInWindow += 1
-        if !stormReported && exceptionsInWindow >= limits.exceptionStormThreshold { stormReported = true; return true }
+        if exceptionsInWindow < Int32.max { exceptionsInWindow += 1 }
+        let threshold = tables?.limits.exceptionStormThreshold ?? ModbusLimits().exceptionStormThreshold
+        if !stormReported && Int(exceptionsInWindow) >= threshold { stormReported = true; return true }
         return false
     }
 }

@@ -8,17 +8,20 @@ import Wire
 /// per flow at most. Appends past `laneCapacity` are refused: the caller drops the message and
 /// reports an anomaly, because an unbounded buffer is a memory-exhaustion lever for an attacker.
 struct ReassemblyBuffer {
-    /// The most bytes one side may have pending.
-    let laneCapacity: Int
+    /// The most bytes one side may have pending. Not stored: the buffer lives in every flow's dissector state, where
+    /// each byte is memory the kernel zeroes.
+    static var laneCapacity: Int { S7commDissector.reassemblyLimit }
+    @inline(__always) var laneCapacity: Int { ReassemblyBuffer.laneCapacity }
+    /// Bytes held per lane (at most `laneCapacity`; 32 bits, for the state's size). First: the per-PDU check reads
+    /// them, not the storage.
+    private var fill0: Int32 = 0, fill1: Int32 = 0
     /// Both lanes back to back; empty until first use.
     private(set) var storage: [UInt8] = []
-    /// Bytes held per lane.
-    private var fill0 = 0, fill1 = 0
 
-    init(laneCapacity: Int) { self.laneCapacity = laneCapacity }
+    init() {}
 
     /// Bytes held for `side`.
-    func count(_ side: FlowSide) -> Int { side == .initiator ? fill0 : fill1 }
+    @inline(__always) func count(_ side: FlowSide) -> Int { Int(side == .initiator ? fill0 : fill1) }
 
     /// Forgets what `side` holds.
     mutating func reset(_ side: FlowSide) { if side == .initiator { fill0 = 0 } else { fill1 = 0 } }
@@ -34,7 +37,7 @@ struct ReassemblyBuffer {
                 dst.baseAddress!.advanced(by: base).copyMemory(from: bytes.raw.baseAddress!, byteCount: bytes.count)
             }
         }
-        if side == .initiator { fill0 += bytes.count } else { fill1 += bytes.count }
+        if side == .initiator { fill0 += Int32(bytes.count) } else { fill1 += Int32(bytes.count) }
         return true
     }
 

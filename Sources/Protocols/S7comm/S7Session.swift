@@ -70,29 +70,78 @@ struct S7ResponseSummary {
     }
 }
 
+/// The keys of slots `PendingTable.inlineKeyCount`... of a flow that has had more requests in flight than fit inline:
+/// allocated when it first does (a polling flow never does).
+final class PendingKeyOverflow {
+    /// Slot `inlineKeyCount + i`'s key in lane `i` (the last lanes unused).
+    @exclusivity(unchecked) var keys = SIMD64<UInt32>()
+    init() {}
+    init(copying other: PendingKeyOverflow) { keys = other.keys }
+}
+
 /// Requests of one flow waiting for their acks, matched by (requesting side, PDU reference, kind).
 ///
 /// Bounded (`capacity`) and allocated on the first request: a peer that never answers cannot grow it;
 /// the oldest entry is evicted (and logged as unanswered) instead. Lookups scan a compact key per slot
-/// (4 bytes; 0 when free), not the requests themselves (128 bytes each), and the keys live inline in the
-/// flow's dissector state (no pointer to chase): a request and its ack touch one request's lines, not the
-/// whole table.
+/// (4 bytes; 0 when free), not the requests themselves (128 bytes each). The first `inlineKeyCount` keys live inline
+/// in the flow's dissector state (no pointer to chase: a flow with a request or two in flight touches nothing else),
+/// the rest behind one reference allocated when a flow first has more in flight (`overflow`): all 64 inline took
+/// 256 bytes of every flow's state.
 struct PendingTable {
     static let capacity = 64
-    // The counters before the keys, and the keys' first slots (the ones a flow with a request or two in flight
-    // scans) right behind them: all within the lines the engine prefetches of the flow's dissector state.
-    private(set) var live = 0
+    /// Keys kept inline.
+    static var inlineKeyCount: Int { 4 }
+    // The counters before the inline keys, and those in the dissector state's first line (`S7commDissector`).
+    private var storedLive: Int32 = 0
     private var allocated = false   // inline, so that checking it does not touch `slots`' storage
     /// The slot `insertKey` evicts next when the table is full.
     private var evictNext: UInt8 = 0
+    /// Keys of slots 0..<inlineKeyCount.
+    private var inlineKeys: (UInt32, UInt32, UInt32, UInt32) = (0, 0, 0, 0)
     private(set) var slots: [PendingRequest] = []
-    private var keys = SIMD64<UInt32>()
-    /// Where `keys` lies in the table.
-    static var keysOffset: Int { MemoryLayout<PendingTable>.offset(of: \PendingTable.keys)! }
+    /// Keys of the other slots; nil while all of them are 0 (never written).
+    private var overflow: PendingKeyOverflow?
+    /// Where the inline keys lie in the table.
+    static var keysOffset: Int { MemoryLayout<PendingTable>.offset(of: \PendingTable.inlineKeys)! }
+
+    /// Pending requests.
+    var live: Int {
+        @inline(__always) get { Int(storedLive) }
+        @inline(__always) set { storedLive = Int32(truncatingIfNeeded: newValue) }
+    }
 
     /// The slot key of a request: never 0.
     private static func key(side: FlowSide, pduReference: UInt16, userdata: Bool) -> UInt32 {
         1 << 31 | (side == .initiator ? 0 : 1 << 17) | (userdata ? 1 << 16 : 0) | UInt32(pduReference)
+    }
+
+    /// Slot `i`'s key (0: free).
+    @inline(__always) private func key(at i: Int) -> UInt32 {
+        if i < PendingTable.inlineKeyCount {
+            return withUnsafeBytes(of: inlineKeys) { $0.load(fromByteOffset: i &* 4, as: UInt32.self) }
+        }
+        guard let overflow else { return 0 }
+        return overflow.keys[i - PendingTable.inlineKeyCount]
+    }
+
+    /// Files key `k` (0: frees) in slot `i`.
+    @inline(__always) private mutating func setKey(_ k: UInt32, at i: Int) {
+        if i < PendingTable.inlineKeyCount {
+            withUnsafeMutableBytes(of: &inlineKeys) { $0.storeBytes(of: k, toByteOffset: i &* 4, as: UInt32.self) }
+            return
+        }
+        setOverflowKey(k, at: i - PendingTable.inlineKeyCount)
+    }
+
+    /// `setKey` beyond the inline keys: allocates the overflow keys at their first use (and copies them when shared,
+    /// so that the table stays a value).
+    @inline(never) private mutating func setOverflowKey(_ k: UInt32, at i: Int) {
+        if overflow == nil {
+            overflow = PendingKeyOverflow()
+        } else if !isKnownUniquelyReferenced(&overflow) {
+            overflow = PendingKeyOverflow(copying: overflow!)
+        }
+        overflow!.keys[i] = k
     }
 
     /// Adds `r`; returns an entry that had to make room (oldest, or the same key re-used), if any.
@@ -110,32 +159,54 @@ struct PendingTable {
         r.used = true   // set before the store: one write into `slots`, one uniqueness check
         let (free, match) = findSlot(k)
         if match >= 0 { let old = slots[match]; slots[match] = r; return old }
-        if free >= 0 { slots[free] = r; keys[free] = k; self.live += 1; return nil }
+        if free >= 0 { slots[free] = r; setKey(k, at: free); self.live += 1; return nil }
         var oldest = 0
         for i in 1..<slots.count where slots[i].frame < slots[oldest].frame { oldest = i }
-        let old = slots[oldest]; slots[oldest] = r; keys[oldest] = k
+        let old = slots[oldest]; slots[oldest] = r; setKey(k, at: oldest)
         return old
     }
 
     /// Where key `k` is filed (`match`, -1 none) and the first free slot (-1 none) for `insert` and `insertKey`.
     /// Stops once all `live` keys were compared and a free slot is known.
     @inline(__always) private mutating func findSlot(_ k: UInt32) -> (free: Int, match: Int) {
-        var free = -1, seen = 0, match = -1
+        var free = -1, seen = 0
         let live = self.live
-        withUnsafeBytes(of: &keys) { raw in   // plain loads, not SIMD lane extracts
-            let keys = raw.bindMemory(to: UInt32.self)
-            for i in 0..<PendingTable.capacity {
-                let key = keys[i]
+        // The inline keys: plain loads.
+        let inlineMatch = withUnsafeBytes(of: &inlineKeys) { raw -> Int in
+            for i in 0..<PendingTable.inlineKeyCount {
+                let key = raw.load(fromByteOffset: i &* 4, as: UInt32.self)
                 if key == 0 {
                     if free < 0 { free = i }
                 } else {
-                    if key == k { match = i; return }
+                    if key == k { return i }
                     seen += 1
                 }
-                if seen == live && free >= 0 { return }
+                if seen == live && free >= 0 { return -1 }
             }
+            return -1
         }
-        return (free, match)
+        if inlineMatch >= 0 { return (free, inlineMatch) }
+        if seen == live && free >= 0 { return (free, -1) }
+        return findOverflowSlot(k, free: free, seen: seen)
+    }
+
+    /// `findSlot` beyond the inline keys (whose scan left `free` and `seen`).
+    @inline(never) private func findOverflowSlot(_ k: UInt32, free: Int, seen: Int) -> (free: Int, match: Int) {
+        // Without overflow keys every slot beyond the inline ones is free.
+        guard let overflow else { return (free >= 0 ? free : PendingTable.inlineKeyCount, -1) }
+        var free = free, seen = seen
+        let live = self.live
+        for i in PendingTable.inlineKeyCount..<PendingTable.capacity {
+            let key = overflow.keys[i - PendingTable.inlineKeyCount]
+            if key == 0 {
+                if free < 0 { free = i }
+            } else {
+                if key == k { return (free, i) }
+                seen += 1
+            }
+            if seen == live && free >= 0 { break }
+        }
+        return (free, -1)
     }
 
     /// What `insertKey` did.
@@ -151,11 +222,11 @@ struct PendingTable {
         let k = PendingTable.key(side: side, pduReference: pduReference, userdata: userdata)
         // Nothing pending (a poll whose previous request was answered): every key is 0, and `findSlot` would answer
         // slot 0 free and no match, through its loop.
-        if live == 0 { keys[0] = k; live = 1; return .added }
+        if live == 0 { inlineKeys.0 = k; live = 1; return .added }
         let (free, match) = findSlot(k)
         if match >= 0 { return .sameKey }
-        if free >= 0 { keys[free] = k; self.live += 1; return .added }
-        keys[Int(evictNext)] = k
+        if free >= 0 { setKey(k, at: free); self.live += 1; return .added }
+        setKey(k, at: Int(evictNext))
         evictNext = (evictNext &+ 1) % UInt8(PendingTable.capacity)
         return .evicted
     }
@@ -166,20 +237,34 @@ struct PendingTable {
         guard live > 0 else { return -1 }
         let k = PendingTable.key(side: side, pduReference: pduReference, userdata: userdata)
         let live = self.live
-        let found = withUnsafeBytes(of: &keys) { raw -> Int in   // plain loads, not SIMD lane extracts
-            let keys = raw.bindMemory(to: UInt32.self)
-            var seen = 0
-            for i in 0..<PendingTable.capacity {
-                let key = keys[i]
+        var seen = 0
+        let inlineFound = withUnsafeBytes(of: &inlineKeys) { raw -> Int in   // plain loads
+            for i in 0..<PendingTable.inlineKeyCount {
+                let key = raw.load(fromByteOffset: i &* 4, as: UInt32.self)
                 if key == 0 { continue }
                 if key == k { return i }
                 seen += 1
-                if seen == live { break }
+                if seen == live { return -1 }
             }
             return -1
         }
-        if found >= 0 { keys[found] = 0; self.live -= 1 }
+        let found = inlineFound >= 0 || seen == live ? inlineFound : overflowSlot(of: k, seen: seen)
+        if found >= 0 { setKey(0, at: found); self.live -= 1 }
         return found
+    }
+
+    /// `removeSlot`'s scan beyond the inline keys (which held `seen` live keys): the slot holding `k`, -1 none.
+    @inline(never) private func overflowSlot(of k: UInt32, seen: Int) -> Int {
+        guard let overflow else { return -1 }
+        var seen = seen
+        for i in PendingTable.inlineKeyCount..<PendingTable.capacity {
+            let key = overflow.keys[i - PendingTable.inlineKeyCount]
+            if key == 0 { continue }
+            if key == k { return i }
+            seen += 1
+            if seen == live { break }
+        }
+        return -1
     }
 
     /// Removes and returns the request from `side` with `pduReference`, if pending.
@@ -201,8 +286,8 @@ struct PendingTable {
     /// Removes and returns every pending request (oldest first is not guaranteed).
     mutating func drain(_ body: (PendingRequest) -> Void) {
         guard live > 0 else { return }
-        for i in 0..<keys.scalarCount where keys[i] != 0 {
-            keys[i] = 0
+        for i in 0..<PendingTable.capacity where key(at: i) != 0 {
+            setKey(0, at: i)
             // Keys filed by `insertKey` have no request behind them (records off: the caller reads nothing).
             if allocated { slots[i].used = false; body(slots[i]) }
         }

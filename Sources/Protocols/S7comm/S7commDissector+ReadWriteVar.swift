@@ -29,9 +29,11 @@ extension S7commDissector {
               tpkt.load(fromByteOffset: 5, as: UInt8.self) >> 4 == COTPType.dt.rawValue,
               tpkt.load(fromByteOffset: 6, as: UInt8.self) & 0x80 != 0,
               tpkt.load(fromByteOffset: 7, as: UInt8.self) == 0x32 else { return false }
-        // No COTP message of this side in reassembly (then this DT ends it, not a message of its own).
+        // No COTP message of this side in reassembly (then this DT ends it, not a message of its own). Bytes in the
+        // side's COTP lane come only with `cotpFragmentsPending` (every path that clears it empties the lane), so the
+        // flag alone says so, and the lane's fill, outside the state's first line, is not read.
         let s = state(side)
-        guard !s.cotpDiscarding && s.cotpFragments == 0 && cotpBuffer.count(side) == 0 else { return false }
+        guard !s.cotpDiscarding && !s.cotpFragmentsPending else { return false }
         let pdu = tpkt + 7, count = length - 7
         @inline(__always) func u8(_ o: Int) -> UInt8 { pdu.load(fromByteOffset: o, as: UInt8.self) }
         @inline(__always) func be16(_ o: Int) -> UInt16 { UInt16(bigEndian: pdu.loadUnaligned(fromByteOffset: o, as: UInt16.self)) }

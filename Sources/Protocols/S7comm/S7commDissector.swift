@@ -1,16 +1,16 @@
 import Wire
 import Records
 
-/// Per-direction framing and reassembly state.
+/// Per-direction framing and reassembly state: 12 bytes (one byte a flag, the userdata key last), so that both sides'
+/// states share the dissector state's first cache line with the rest of what every PDU reads.
 struct S7SideState {
     /// After a gap or a bad TPKT header: only a plausible TPKT header may end the search.
     var resynchronising = false
     /// The COTP message being reassembled overflowed; drop its DTs until EOT.
     var cotpDiscarding = false
-    /// DT TPDUs of the message being reassembled.
-    var cotpFragments = 0
-    /// The userdata message being reassembled: group << 16 | sub-function << 8 | data unit reference.
-    var userdataKey: UInt32 = 0
+    /// Whether DT TPDUs without EOT of the message being reassembled were taken (only "none or some" matters: a count
+    /// here took 8 bytes a side).
+    var cotpFragmentsPending = false
     /// Whether userdata fragments are pending.
     var userdataActive = false
     /// Whether an S7comm-plus message is in progress (frames without trailer seen).
@@ -19,6 +19,8 @@ struct S7SideState {
     var plusOpcode: UInt8 = 0
     var plusFunction: UInt16 = 0
     var plusSequence: UInt16 = 0
+    /// The userdata message being reassembled: group << 16 | sub-function << 8 | data unit reference.
+    var userdataKey: UInt32 = 0
 }
 
 /// Per-flow S7comm state: the engine's entry point for TPKT (RFC 1006) / COTP (ISO 8073) on TCP 102
@@ -41,11 +43,12 @@ public struct S7commDissector: AppDissector {
     public static var maximumPDUSize: Int { 65535 }
     /// The flow context is only read when records are written.
     public static var readsFlowContextAfterFirstDelivery: Bool { false }
-    /// Three lines: the counters, both sides' states and the pending table's first keys (`perPacketKeysEnd`); the
-    /// rest of the keys and the userdata buffer are read only with many requests in flight or segmented userdata.
-    public static var perPacketStateBytes: Int { 192 }
-    /// The end of the pending table's first four keys in the state (what `perPacketStateBytes` must reach).
-    static var perPacketKeysEnd: Int { MemoryLayout<Self>.offset(of: \Self.pending)! + PendingTable.keysOffset + 4 * 4 }
+    /// One line: the PDU size, both sides' states and the pending table's counter and inline keys (`perPacketKeysEnd`);
+    /// the rest of the keys, the requests and the buffers are read only with many requests in flight, records on or
+    /// segmented messages.
+    public static var perPacketStateBytes: Int { 64 }
+    /// The end of the pending table's inline keys in the state (what `perPacketStateBytes` must reach).
+    static var perPacketKeysEnd: Int { MemoryLayout<Self>.offset(of: \Self.pending)! + PendingTable.keysOffset + 4 * PendingTable.inlineKeyCount }
 
     /// A TPKT version 3 header with a COTP TPDU of a known type behind it.
     public static func probe(_ bytes: ByteView, side: FlowSide, transport: Transport) -> ProbeVerdict {
@@ -57,20 +60,28 @@ public struct S7commDissector: AppDissector {
         }
     }
 
-    // Declaration order is layout order: what every PDU reads comes first, inside the state's first 256 bytes, which
-    // the engine prefetches (`negotiatedPDUSize` behind the pending table's 256-byte key array cost a cache miss per
-    // PDU with 100,000 flows). The userdata buffer, touched only by segmented userdata, goes last.
-    /// The PDU size granted in setup communication (0 until seen).
-    var negotiatedPDUSize = 0
+    // Declaration order is layout order. What every PDU reads (the PDU size, both sides' states, the pending table's
+    // counter and inline keys) is the state's first 64 bytes: one cache line a packet, with 100,000 flows rarely in
+    // cache. The table's request array, its overflow keys and the reassembly buffers (touched only by pairing with
+    // records on, many requests in flight, segmented messages) follow. 112 bytes in all (448 with the key array
+    // inline and 64-bit counters), which the kernel zeroes at a flow's first touch.
+    /// The PDU size granted in setup communication (0 until seen): the wire's 16-bit field, stored as such.
+    var negotiatedPDUSizeField: UInt16 = 0
     /// Whether non-S7 COTP payload was already reported for this flow (once is enough).
     var reportedForeignPayload = false
     /// Whether the pending-request bound was already reported for this flow.
     var reportedPendingOverflow = false
     var initiatorState = S7SideState()
     var responderState = S7SideState()
-    var cotpBuffer = ReassemblyBuffer(laneCapacity: S7commDissector.reassemblyLimit)
     var pending = PendingTable()
-    var userdataBuffer = ReassemblyBuffer(laneCapacity: S7commDissector.reassemblyLimit)
+    var cotpBuffer = ReassemblyBuffer()
+    var userdataBuffer = ReassemblyBuffer()
+
+    /// The PDU size granted in setup communication (0 until seen).
+    var negotiatedPDUSize: Int {
+        @inline(__always) get { Int(negotiatedPDUSizeField) }
+        @inline(__always) set { negotiatedPDUSizeField = UInt16(truncatingIfNeeded: newValue) }
+    }
 
     /// A fresh flow: nothing allocated until the flow needs reassembly or pairing.
     public init() {}
@@ -136,7 +147,7 @@ public struct S7commDissector: AppDissector {
         // Whatever was half-assembled in this direction is now wrong; requests may still be answered.
         var s = state(side)
         s.resynchronising = true
-        s.cotpDiscarding = false; s.cotpFragments = 0
+        s.cotpDiscarding = false; s.cotpFragmentsPending = false
         s.userdataActive = false; s.plusActive = false
         setState(s, side)
         cotpBuffer.reset(side); userdataBuffer.reset(side)
@@ -178,7 +189,7 @@ public struct S7commDissector: AppDissector {
                 return
             case .cr, .cc, .dr, .dc, .ed, .er:
                 if h.type == .dr || h.type == .dc {   // the connection is going away: drop partial messages
-                    var s = state(side); s.cotpDiscarding = false; s.cotpFragments = 0; setState(s, side)
+                    var s = state(side); s.cotpDiscarding = false; s.cotpFragmentsPending = false; setState(s, side)
                     cotpBuffer.reset(side)
                 }
                 writeCOTPRecord(tpdu, h, side: side, sink: sink)
@@ -197,11 +208,11 @@ public struct S7commDissector: AppDissector {
         if !endOfMessage {
             guard !s.cotpDiscarding else { return }
             if cotpBuffer.append(user, side: side) {
-                s.cotpFragments += 1
+                s.cotpFragmentsPending = true
             } else {
                 sink.emit(Anomaly(layer: "s7comm", kind: "cotp_reassembly_overflow", offset: 0,
                                   value: Int64(cotpBuffer.count(side) + user.count)), sender: side)
-                cotpBuffer.reset(side); s.cotpDiscarding = true; s.cotpFragments = 0
+                cotpBuffer.reset(side); s.cotpDiscarding = true; s.cotpFragmentsPending = false
             }
             setState(s, side)
             return
@@ -210,11 +221,11 @@ public struct S7commDissector: AppDissector {
             s.cotpDiscarding = false; setState(s, side)
             return
         }
-        guard cotpBuffer.count(side) > 0 || s.cotpFragments > 0 else {
+        guard cotpBuffer.count(side) > 0 || s.cotpFragmentsPending else {
             handleMessage(user, side: side, sink: sink)
             return
         }
-        s.cotpFragments = 0; setState(s, side)
+        s.cotpFragmentsPending = false; setState(s, side)
         guard cotpBuffer.append(user, side: side) else {
             sink.emit(Anomaly(layer: "s7comm", kind: "cotp_reassembly_overflow", offset: 0,
                               value: Int64(cotpBuffer.count(side) + user.count)), sender: side)
