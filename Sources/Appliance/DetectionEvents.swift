@@ -48,6 +48,28 @@ public protocol QuietOperationObserver: EngineObserver {
     /// does what `operation` does for it (the sweep, and publishing the summaries that closes) and returns true;
     /// otherwise does nothing and returns false.
     func takeQuietly(_ traits: QuietTraits) -> Bool
+
+    /// `takeQuietly` for each of the `count` traits at `first` (`stride` bytes apart) in turn, stopping at the first it
+    /// says no to; returns how many it took. The merge hands over a run of one worker's queued operations at once.
+    func takeQuietly(run first: UnsafeRawPointer, stride: Int, count: Int) -> Int
+
+    /// `takeQuietly(run:)` over two runs of queued events merged (`Detector.takeQuietly(merging:)`: records of a merge
+    /// key and the traits, `stride` bytes apart, taken in key order, `a`'s first at equal keys, until one is used up);
+    /// returns how many of each it took.
+    func takeQuietly(merging a: UnsafeRawPointer, count aCount: Int, with b: UnsafeRawPointer, count bCount: Int, stride: Int) -> (Int, Int)
+}
+
+extension QuietOperationObserver {
+    /// One `takeQuietly` per operation.
+    public func takeQuietly(run first: UnsafeRawPointer, stride: Int, count: Int) -> Int {
+        var i = 0
+        while i < count && takeQuietly((first + i &* stride).load(as: QuietTraits.self)) { i &+= 1 }
+        return i
+    }
+
+    /// None: the merge goes on one run at a time.
+    public func takeQuietly(merging a: UnsafeRawPointer, count aCount: Int, with b: UnsafeRawPointer, count bCount: Int,
+                            stride: Int) -> (Int, Int) { (0, 0) }
 }
 
 /// What the detection thread reads of every queued event: its merge key, whether its slot holds an operation
@@ -64,6 +86,10 @@ struct EventHeader {
     var contextInSlot: Bool
     /// A `flowIdentified` event naming a protocol: the detection thread keeps its context for the flow's operations.
     var keepsContext: Bool = false
+
+    /// Where `traits` lies in a header: after the key (checked by `EventQueue.init`; a stored static was read
+    /// through a lazy global's check per run).
+    static var traitsOffset: Int { 8 }
 }
 
 /// How an operation lies in an event queue's slot: the operation, then (when the header says so) its flow's
@@ -111,6 +137,7 @@ public final class EventQueue: @unchecked Sendable {
     public init(capacity: Int) {
         precondition(_isPOD(DetectionEvent.self) && _isPOD(Operation.self) && _isPOD(FlowContext.self),
                      "queued events are copied as plain memory")
+        precondition(MemoryLayout<EventHeader>.offset(of: \EventHeader.traits) == EventHeader.traitsOffset)
         var c = 64
         while c < capacity { c <<= 1 }
         self.capacity = c
@@ -239,6 +266,51 @@ public final class EventQueue: @unchecked Sendable {
     public func headKey() -> UInt64? {
         guard hasHead() else { return nil }
         return (headers + (consumerTail & mask)).pointee.key
+    }
+
+    /// Where the oldest event's quiet traits lie, and how many events from it on are queued in one stretch of the
+    /// header array (up to its end) with keys below `limit`: they lie `EventHeader`'s stride apart. Only after
+    /// `headKey()` returned a key below `limit` (consumer side; a worker's keys never decrease, so the stretch ends
+    /// where a binary search finds the first key at `limit` or above).
+    @inline(__always)
+    func headRun(below limit: UInt64) -> (UnsafeRawPointer, Int) {
+        let start = consumerTail & mask
+        var n = min(consumerHeadCopy &- consumerTail, capacity &- start)
+        let h = headers + start
+        if h[n &- 1].key >= limit {
+            // Runs are mostly short (the workers' keys interleave): gallop from the head, then halve.
+            var below = 0, atOrAbove = n &- 1, step = 1
+            while step < atOrAbove {
+                if h[step].key >= limit { atOrAbove = step; break }
+                below = step
+                step &<<= 1
+            }
+            while atOrAbove &- below > 1 {
+                let mid = (below &+ atOrAbove) >> 1
+                if h[mid].key < limit { below = mid } else { atOrAbove = mid }
+            }
+            n = atOrAbove
+        }
+        return (UnsafeRawPointer(h) + EventHeader.traitsOffset, n)
+    }
+
+    /// Where the oldest event's header lies, and how many are queued in one stretch of the header array from it
+    /// (consumer side; after `headKey()` returned non-nil).
+    @inline(__always)
+    func headRecords() -> (UnsafeRawPointer, Int) {
+        let start = consumerTail & mask
+        return (UnsafeRawPointer(headers + start), min(consumerHeadCopy &- consumerTail, capacity &- start))
+    }
+
+    /// Removes the `n` oldest events, all read through `headRun` (consumer side); publishes the room as `pop` does.
+    @inline(__always)
+    func skip(_ n: Int) {
+        let old = consumerTail
+        consumerTail &+= n
+        if old >> 6 != consumerTail >> 6 || consumerTail == consumerHeadCopy {
+            tail.store(consumerTail, ordering: .sequentiallyConsistent)
+            producerWaiter.wakeIfSleeping()
+        }
     }
 
     /// The oldest event's quiet traits; only after `headKey()` returned non-nil (consumer side).
@@ -375,12 +447,9 @@ public final class EventRecorder: EngineObserver, @unchecked Sendable {
     }
 
     /// Queues the operation at `op` of the flow with (unique) `flowSerial` and `flowSlot` (≥ 0), without its context
-    /// (the detection thread has it from the flow's `flowIdentified`); only when `sendsTraits`. `scratch` is any
-    /// flow context: the traits read only the serial and slot, set here.
-    @inline(__always) func pushOperation(at op: UnsafePointer<Operation>, flowSerial: UInt64, flowSlot: Int32,
-                                         scratch: UnsafeMutablePointer<FlowContext>) {
-        scratch.pointee.flowSerial = flowSerial; scratch.pointee.flowSlot = flowSlot
-        queue.pushOperation(key: key, op, flow: nil, traits: QuietTraits(op.pointee, flow: scratch.pointee),
+    /// (the detection thread has it from the flow's `flowIdentified`); only when `sendsTraits`.
+    @inline(__always) func pushOperation(at op: UnsafePointer<Operation>, flowSerial: UInt64, flowSlot: Int32) {
+        queue.pushOperation(key: key, op, flow: nil, traits: QuietTraits(at: op, flowSerial: flowSerial, flowSlot: flowSlot),
                             consumer: consumer) { waitingForRoom() }
     }
 
@@ -411,22 +480,15 @@ public final class EventRecorder: EngineObserver, @unchecked Sendable {
 /// cache lines per operation, written on one core and mostly never read.
 private final class EventRecorderForwarder: OperationForwarder {
     private let recorder: Unmanaged<EventRecorder>
-    /// Any flow context, for the traits (they take only the serial and slot): the first one met, read once. Raw
-    /// memory: a stored property passed `inout` per operation paid a dynamic exclusivity check.
-    private let scratch = UnsafeMutablePointer<FlowContext>.allocate(capacity: 1)
-    @exclusivity(unchecked) private var hasScratch = false
     init(_ recorder: EventRecorder) { self.recorder = Unmanaged.passUnretained(recorder) }
-    deinit { if hasScratch { scratch.deinitialize(count: 1) }; scratch.deallocate() }
 
     override func forward(from sink: EventSink, flow: UnsafePointer<FlowContext>, flowSerial: UInt64, flowSlot: Int32) {
         recorder._withUnsafeGuaranteedRef { r in
             guard r.sendsTraits && flowSlot >= 0 else { forwardUnique(from: sink, flow: flow); return }
-            if !hasScratch { scratch.initialize(to: flow.pointee); hasScratch = true }
-            let scratch = self.scratch
             let slot = flowSlot &* r.workers &+ r.worker
             let serial = flowSerial != 0 ? flowSerial &* UInt64(r.workers) &+ UInt64(r.worker) : 0
             sink.drainOperationsInPlace { ops, count in
-                for j in 0..<count { r.pushOperation(at: ops + j, flowSerial: serial, flowSlot: slot, scratch: scratch) }
+                for j in 0..<count { r.pushOperation(at: ops + j, flowSerial: serial, flowSlot: slot) }
             }
         }
     }

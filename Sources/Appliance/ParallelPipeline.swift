@@ -1009,10 +1009,20 @@ final class DetectionStage: @unchecked Sendable {
     private func replayRun(_ q: EventQueue, below limit: UInt64, observer: (any EngineObserver)?, quiet: (any QuietOperationObserver)?,
                            takesQuiet: Bool, entries: inout FlowStateTable) -> RunEnd {
         while true {
+            if takesQuiet {
+                // The operations the detector passes over, as many in a row as there are: one call for the run.
+                let (first, available) = q.headRun(below: limit)
+                let taken = quiet.unsafelyUnwrapped.takeQuietly(run: first, stride: MemoryLayout<EventHeader>.stride, count: available)
+                if taken > 0 {
+                    q.skip(taken)
+                    guard let k = q.headKey() else { return .emptied }
+                    if k >= limit { return .limit }
+                    // All taken: the run went on past the end of the header array, or more was queued meanwhile.
+                    if taken == available { continue }
+                }
+            }
             let traits = q.headTraits
-            if traits.flowSerial != 0 && takesQuiet && quiet.unsafelyUnwrapped.takeQuietly(traits) {
-                q.pop()
-            } else if let (op, flow) = q.headOperation {
+            if let (op, flow) = q.headOperation {
                 if let f = flow {
                     observer?.operation(op.pointee, flow: f.pointee)
                 } else {
@@ -1130,6 +1140,28 @@ final class DetectionStage: @unchecked Sendable {
                 // Every other worker's events have keys of at least its bound, so `best`'s events come first as
                 // long as their keys stay below `limit` (at a tie the lower worker index goes first): they are
                 // taken in one run, without looking at the other queues for each.
+                // Two workers, both with events queued: their quiet operations are taken merged, in one call, for as
+                // long as they come (a run of one worker's events holds two or three on average).
+                if n == 2 && takesQuietOperations && bounds[1 &- best] != .max,
+                   queues[1 &- best]._withUnsafeGuaranteedRef({ $0.headKey() }) != nil {
+                    let (ta, tb) = queues[0]._withUnsafeGuaranteedRef { a in
+                        queues[1]._withUnsafeGuaranteedRef { b in
+                            let (ra, ca) = a.headRecords(), (rb, cb) = b.headRecords()
+                            let taken = quiet.unsafelyUnwrapped.takeQuietly(merging: ra, count: ca, with: rb, count: cb,
+                                                                            stride: MemoryLayout<EventHeader>.stride)
+                            if taken.0 > 0 { a.skip(taken.0) }
+                            if taken.1 > 0 { b.skip(taken.1) }
+                            return taken
+                        }
+                    }
+                    if ta > 0 || tb > 0 {
+                        progressed = true
+                        // A queue emptied: its bound must be re-read (before the queue) on the next pass.
+                        if queues[0]._withUnsafeGuaranteedRef({ $0.headKey() }) == nil
+                            || queues[1]._withUnsafeGuaranteedRef({ $0.headKey() }) == nil { break }
+                        continue
+                    }
+                }
                 var limit = UInt64.max
                 for v in 0..<n where v != best {
                     limit = min(limit, v > best ? (bounds[v] == .max ? .max : bounds[v] &+ 1) : bounds[v])

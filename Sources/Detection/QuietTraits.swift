@@ -1,5 +1,6 @@
 import Wire
 import Records
+import CPrefetch
 
 /// What `Detector.isAllowedQuietly` reads of an operation and its flow, taken where the operation is made (a
 /// `--workers` engine thread), so that the detection thread can decide with `Detector.passesQuietly` whether the
@@ -27,6 +28,7 @@ public struct QuietTraits: Sendable {
         QuietTraits(time: .zero, flowSerial: 0, flowSlot: -1, unit: .min, accessBit: 0, quietProtocol: 0, flags: 0)
     }
 
+    @usableFromInline
     init(time: PacketTime, flowSerial: UInt64, flowSlot: Int32, unit: Int32, accessBit: UInt16, quietProtocol: UInt8, flags: UInt8) {
         self.time = time; self.flowSerial = flowSerial; self.flowSlot = flowSlot; self.unit = unit
         self.accessBit = accessBit; self.quietProtocol = quietProtocol; self.flags = flags
@@ -47,6 +49,23 @@ public struct QuietTraits: Sendable {
         if OperationRules.isIdentification(op) { f |= Self.identification }
         if OperationRules.mayRaise(op) { f |= Self.mayRaise }
         flags = f
+    }
+
+    /// `init(_:flow:)` for the operation at `op` on a flow with this serial and slot (as the detector sees them), read in
+    /// place and inlined: taken by value, the operation and a flow context were copied for each call (about 80
+    /// instructions an operation on a `--workers` engine thread). The flags are `response`, `fromInitiator`,
+    /// `identification` and `mayRaise`, as literals (a static constant is read through a lazy global's check).
+    @inlinable @inline(__always)
+    public init(at op: UnsafePointer<Operation>, flowSerial: UInt64, flowSlot: Int32) {
+        let access = op.pointee.access, appProtocol = op.pointee.appProtocol, unitID = op.pointee.unitID
+        var f: UInt8 = access == .response ? 1 : 0
+        if op.pointee.sender == .initiator { f |= 2 }
+        if OperationRules.isIdentification(access: access) { f |= 4 }
+        if OperationRules.mayRaise(appProtocol: appProtocol, access: access, functionCode: op.pointee.functionCode,
+                                   broadcast: op.pointee.broadcast) { f |= 8 }
+        self.init(time: op.pointee.time, flowSerial: flowSlot >= 0 ? flowSerial : 0, flowSlot: flowSlot,
+                  unit: unitID >= 0 && (appProtocol == .modbus || appProtocol == .dnp3) ? unitID : .min,
+                  accessBit: 1 << UInt16(access.rawValue), quietProtocol: appProtocol.rawValue &+ 1, flags: f)
     }
 }
 
@@ -77,5 +96,84 @@ extension Detector {
         guard passesQuietly(t) else { return false }
         aggregator.sweep(t.time, into: &alerts)
         return true
+    }
+}
+
+extension Detector {
+    /// `passesQuietly` for the traits at `t`, with the entry count read once by the caller (the batch loops below).
+    @inline(__always)
+    private func passesQuietly(at t: UnsafePointer<QuietTraits>, entries: Int) -> Bool {
+        let e = Int(t.pointee.flowSlot)
+        guard t.pointee.flowSerial != 0, e >= 0, e < entries, engineSlots[e].serial == t.pointee.flowSerial else { return false }
+        let h = engineSlots[e]
+        guard h.hasConduitMasks && !h.protocolDenied else { return false }
+        let flags = t.pointee.flags
+        if flags & QuietTraits.response != 0 { return true }
+        if (flags & QuietTraits.fromInitiator != 0) != h.reversed {
+            let unit = t.pointee.unit
+            if (unit != .min && unit != h.lastUnit) || flags & QuietTraits.identification != 0 { return false }
+        }
+        return h.quietProtocol == t.pointee.quietProtocol && h.quietAccess & t.pointee.accessBit != 0
+            && flags & QuietTraits.mayRaise == 0
+    }
+
+    /// Starts loading the engine-slot entry the traits at `t` will read (with many flows each is otherwise a miss):
+    /// `base` is `entryTable.base`, taken once per batch (a buffer access per prefetch retained the array).
+    @inline(__always)
+    private func prefetchEntry(_ t: UnsafePointer<QuietTraits>, base: UnsafeRawPointer?, entries: Int) {
+        let s = Int(t.pointee.flowSlot)
+        if s >= 0 && s < entries, let b = base { zw_prefetch(b + s &* MemoryLayout<EngineSlot>.stride) }
+    }
+
+    /// `takeQuietly` for each of the `count` traits at `first` (`stride` bytes apart) in turn, stopping at the first it
+    /// says no to, or after one whose sweep leaves `alerts` non-empty; returns how many it took. One call for a
+    /// run of operations merged from one `--workers` engine: per operation, the check and the clock comparison inline.
+    public func takeQuietly(run first: UnsafeRawPointer, stride: Int, count: Int, alerts: inout [Alert]) -> Int {
+        guard policy != nil else { return 0 }
+        let (base, entries, _) = entryTable
+        var i = 0
+        while i < count {
+            if i &+ 6 < count { prefetchEntry((first + (i &+ 6) &* stride).assumingMemoryBound(to: QuietTraits.self), base: base, entries: entries) }
+            let t = (first + i &* stride).assumingMemoryBound(to: QuietTraits.self)
+            guard passesQuietly(at: t, entries: entries) else { return i }
+            i &+= 1
+            let time = t.pointee.time.totalMicroseconds
+            if time >= aggregator.nextSweep {
+                aggregator.sweepDue(time, into: &alerts)
+                if !alerts.isEmpty { return i }
+            }
+        }
+        return i
+    }
+
+    /// `takeQuietly(run:)` over two runs at once, merged: each record is a merge key (`UInt64`) followed by the traits,
+    /// `stride` bytes apart, keys never decreasing within a run; they are taken in key order, `a`'s first at equal
+    /// keys, stopping at the first record `takeQuietly` says no to, after one whose sweep leaves `alerts` non-empty, or
+    /// when either run is used up (what the other holds may precede that run's next, not yet seen). Returns how many
+    /// of each it took. The `--workers 2` merge: there, the two workers' events interleave a few at a time.
+    public func takeQuietly(merging a: UnsafeRawPointer, count aCount: Int, with b: UnsafeRawPointer, count bCount: Int,
+                            stride: Int, alerts: inout [Alert]) -> (Int, Int) {
+        guard policy != nil else { return (0, 0) }
+        let (base, entries, _) = entryTable
+        var i = 0, j = 0
+        while i < aCount && j < bCount {
+            let ra = a + i &* stride, rb = b + j &* stride
+            let fromA = ra.load(as: UInt64.self) <= rb.load(as: UInt64.self)
+            let t = ((fromA ? ra : rb) + 8).assumingMemoryBound(to: QuietTraits.self)
+            guard passesQuietly(at: t, entries: entries) else { break }
+            if fromA {
+                if i &+ 4 < aCount { prefetchEntry((ra + 4 &* stride + 8).assumingMemoryBound(to: QuietTraits.self), base: base, entries: entries) }
+                i &+= 1
+            } else {
+                if j &+ 4 < bCount { prefetchEntry((rb + 4 &* stride + 8).assumingMemoryBound(to: QuietTraits.self), base: base, entries: entries) }
+                j &+= 1
+            }
+            let time = t.pointee.time.totalMicroseconds
+            if time >= aggregator.nextSweep {
+                aggregator.sweepDue(time, into: &alerts)
+                if !alerts.isEmpty { break }
+            }
+        }
+        return (i, j)
     }
 }
