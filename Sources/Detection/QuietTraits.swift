@@ -153,27 +153,35 @@ extension Detector {
     /// of each it took. The `--workers 2` merge: there, the two workers' events interleave a few at a time.
     public func takeQuietly(merging a: UnsafeRawPointer, count aCount: Int, with b: UnsafeRawPointer, count bCount: Int,
                             stride: Int, alerts: inout [Alert]) -> (Int, Int) {
-        guard policy != nil else { return (0, 0) }
+        guard policy != nil, aCount > 0, bCount > 0 else { return (0, 0) }
         let (base, entries, _) = entryTable
-        var i = 0, j = 0
-        while i < aCount && j < bCount {
-            let ra = a + i &* stride, rb = b + j &* stride
-            let fromA = ra.load(as: UInt64.self) <= rb.load(as: UInt64.self)
-            let t = ((fromA ? ra : rb) + 8).assumingMemoryBound(to: QuietTraits.self)
+        // Each run's next record is at `ra` / `rb`. The entry a record will read is fetched `entryAhead` records
+        // on in its run (with 100,000 flows most entries are misses; 4 on left part of the miss showing).
+        let entryAhead = 8
+        let endA = a + aCount &* stride, endB = b + bCount &* stride
+        var ra = a, rb = b
+        var ka = ra.load(as: UInt64.self), kb = rb.load(as: UInt64.self)
+        for k in 0..<min(entryAhead, aCount) { prefetchEntry((a + k &* stride + 8).assumingMemoryBound(to: QuietTraits.self), base: base, entries: entries) }
+        for k in 0..<min(entryAhead, bCount) { prefetchEntry((b + k &* stride + 8).assumingMemoryBound(to: QuietTraits.self), base: base, entries: entries) }
+        while true {
+            let fromA = ka <= kb
+            let r = fromA ? ra : rb
+            let t = (r + 8).assumingMemoryBound(to: QuietTraits.self)
             guard passesQuietly(at: t, entries: entries) else { break }
-            if fromA {
-                if i &+ 4 < aCount { prefetchEntry((ra + 4 &* stride + 8).assumingMemoryBound(to: QuietTraits.self), base: base, entries: entries) }
-                i &+= 1
-            } else {
-                if j &+ 4 < bCount { prefetchEntry((rb + 4 &* stride + 8).assumingMemoryBound(to: QuietTraits.self), base: base, entries: entries) }
-                j &+= 1
-            }
             let time = t.pointee.time.totalMicroseconds
+            let next = r + stride
+            let end = fromA ? endA : endB
+            if next + entryAhead &* stride < end {
+                prefetchEntry((next + entryAhead &* stride + 8).assumingMemoryBound(to: QuietTraits.self), base: base, entries: entries)
+            }
+            if fromA { ra = next } else { rb = next }
             if time >= aggregator.nextSweep {
                 aggregator.sweepDue(time, into: &alerts)
                 if !alerts.isEmpty { break }
             }
+            if next == end { break }
+            if fromA { ka = next.load(as: UInt64.self) } else { kb = next.load(as: UInt64.self) }
         }
-        return (i, j)
+        return ((ra - a) / stride, (rb - b) / stride)
     }
 }
