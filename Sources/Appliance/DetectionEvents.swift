@@ -109,7 +109,8 @@ enum OperationSlot {
 /// file). The producer waits when it is full; nothing is ever dropped. Keys and quiet
 /// traits (`EventHeader`) lie apart from the events: the event of an operation that passes quietly is written but
 /// never read, so its cache lines stay with the producer's core. A slot holds a `DetectionEvent` or, for an
-/// operation, an `OperationSlot` (raw memory: events hold no references, so slots are reused without
+/// operation sent with its context, an `OperationSlot`; an operation sent without lies in its own, smaller slot
+/// (`operations`) (raw memory: events hold no references, so slots are reused without
 /// deinitialization).
 public final class EventQueue: @unchecked Sendable {
     /// Events the queue holds, and the index mask: both may only shrink (`narrow`), while the queue is empty.
@@ -117,6 +118,9 @@ public final class EventQueue: @unchecked Sendable {
     @exclusivity(unchecked) private var mask: Int
     private let headers: UnsafeMutablePointer<EventHeader>
     private let slots: UnsafeMutableRawPointer
+    /// The slots of operations sent without their context (nearly all), apart: 96 bytes each instead of a slot's
+    /// 208, so that the lines a worker writes per operation, and the ring's share of its cache, are half as many.
+    private let operations: UnsafeMutableRawPointer
     // What each side writes lies at least a cache line away from everything the other side reads or writes (objects
     // are only 16-byte aligned: 64 bytes of padding between two fields keep them off one line). With the producer's
     // and the consumer's private indices side by side, every push took the line the merge was reading from it.
@@ -140,6 +144,8 @@ public final class EventQueue: @unchecked Sendable {
     @inline(__always) static var slotStride: Int {
         (max(MemoryLayout<DetectionEvent>.size, OperationSlot.size) + 15) & ~15
     }
+    /// Bytes per slot of `operations`.
+    @inline(__always) static var operationStride: Int { (MemoryLayout<Operation>.size + 15) & ~15 }
 
     /// Creates a queue of `capacity` events (rounded up to a power of two).
     public init(capacity: Int) {
@@ -155,11 +161,13 @@ public final class EventQueue: @unchecked Sendable {
         // the worker that writes them, not all at once (about 8 MiB a queue) before the workers start.
         headers = .allocate(capacity: c)
         slots = .allocate(byteCount: c * Self.slotStride, alignment: 64)
+        operations = .allocate(byteCount: c * Self.operationStride, alignment: 64)
     }
 
     deinit {
         headers.deallocate()
         slots.deallocate()
+        operations.deallocate()
     }
 
     /// Holds at most `capacity` events (a power of two, no more than now) from here on, using only the first slots,
@@ -186,6 +194,7 @@ public final class EventQueue: @unchecked Sendable {
     }
 
     @inline(__always) private func slot(_ i: Int) -> UnsafeMutableRawPointer { slots + i &* Self.slotStride }
+    @inline(__always) private func operationSlot(_ i: Int) -> UnsafeMutableRawPointer { operations + i &* Self.operationStride }
 
     /// Appends an event, waiting for room (waking `consumer` so it drains) when the queue is full; `beforeWait`
     /// runs before each wait (the producer publishes its progress so the merge can go on, and may run the merge).
@@ -209,16 +218,20 @@ public final class EventQueue: @unchecked Sendable {
         commit(consumer: consumer)
     }
 
-    /// `push` of the operation at `op` on `flow` (nil: the flow's context is not sent, the detection thread has it
-    /// by `traits.flowSlot`), copied into its slot as an `OperationSlot`.
+    /// `push` of the operation at `op` on `flow`, copied into its slot as an `OperationSlot`; nil: the flow's context
+    /// is not sent (the detection thread has it by `traits.flowSlot`), the operation goes to its `operations` slot.
     @inline(__always)
     func pushOperation(key: UInt64, _ op: UnsafePointer<Operation>, flow: UnsafePointer<FlowContext>?, traits: QuietTraits,
                        consumer: Waiter, beforeWait: () -> Void) {
         let i = reserve(consumer: consumer, beforeWait: beforeWait)
         (headers + i).initialize(to: EventHeader(key: key, traits: traits, isOperation: true, contextInSlot: flow != nil))
-        let s = slot(i)
-        s.copyMemory(from: op, byteCount: MemoryLayout<Operation>.size)
-        if let f = flow { (s + OperationSlot.flowOffset).copyMemory(from: f, byteCount: MemoryLayout<FlowContext>.size) }
+        if let f = flow {
+            let s = slot(i)
+            s.copyMemory(from: op, byteCount: MemoryLayout<Operation>.size)
+            (s + OperationSlot.flowOffset).copyMemory(from: f, byteCount: MemoryLayout<FlowContext>.size)
+        } else {
+            operationSlot(i).copyMemory(from: op, byteCount: MemoryLayout<Operation>.size)
+        }
         commit(consumer: consumer)
     }
 
@@ -245,11 +258,11 @@ public final class EventQueue: @unchecked Sendable {
     /// Publishes the slot `reserve` returned, once written (producer side).
     @inline(__always)
     private func commit(consumer: Waiter) {
-        // The slot a few places on was last read by the consumer's core: start taking its lines back now.
+        // The header a few places on was last read by the consumer's core: start taking its line back now; and the
+        // lines of the operation slot there (an operation sent without its context is most events; its slot starts
+        // at 0 or 32 in a line, so its 92 bytes lie in two).
         let ahead = (producerHead &+ Self.prefetchDistance) & mask
-        // Only the lines an operation sent without its context fills (most events; slots start at 0 or 32 in a
-        // line, so its 96 bytes lie in two): fetching the whole slot took two more lines, for nothing, per event.
-        let s = slot(ahead)
+        let s = operationSlot(ahead)
         zw_prefetch(s)
         zw_prefetch(s + 64)
         zw_prefetch(UnsafeRawPointer(headers + ahead))
@@ -350,9 +363,11 @@ public final class EventQueue: @unchecked Sendable {
     var headOperation: (UnsafePointer<Operation>, UnsafePointer<FlowContext>?)? {
         let h = headers + (consumerTail & mask)
         guard h.pointee.isOperation else { return nil }
+        guard h.pointee.contextInSlot else {
+            return (UnsafeRawPointer(operationSlot(consumerTail & mask)).assumingMemoryBound(to: Operation.self), nil)
+        }
         let s = UnsafeRawPointer(slot(consumerTail & mask))
-        return (s.assumingMemoryBound(to: Operation.self),
-                h.pointee.contextInSlot ? (s + OperationSlot.flowOffset).assumingMemoryBound(to: FlowContext.self) : nil)
+        return (s.assumingMemoryBound(to: Operation.self), (s + OperationSlot.flowOffset).assumingMemoryBound(to: FlowContext.self))
     }
 
     /// Whether the oldest event is a `flowIdentified` whose context the detection thread keeps; only after
