@@ -100,47 +100,58 @@ extension Detector {
 }
 
 extension Detector {
-    /// `passesQuietly` for the traits at `t`, with the entry count read once by the caller (the batch loops below).
+    /// `passesQuietly` for the traits at `t`, on the engine-slot table at `slots` with `entries` entries (`entryTable`,
+    /// read once per batch: the table does not change while operations are passed over, and reading the array
+    /// through the detector reloaded it and checked bounds per operation).
     @inline(__always)
-    private func passesQuietly(at t: UnsafePointer<QuietTraits>, entries: Int) -> Bool {
+    private static func passesQuietly(at t: UnsafePointer<QuietTraits>, slots: UnsafePointer<EngineSlot>, entries: Int) -> Bool {
         let e = Int(t.pointee.flowSlot)
-        guard t.pointee.flowSerial != 0, e >= 0, e < entries, engineSlots[e].serial == t.pointee.flowSerial else { return false }
-        let h = engineSlots[e]
-        guard h.hasConduitMasks && !h.protocolDenied else { return false }
+        guard UInt(bitPattern: e) < UInt(bitPattern: entries) else { return false }
+        let h = slots + e
+        guard t.pointee.flowSerial != 0, h.pointee.serial == t.pointee.flowSerial else { return false }
+        guard h.pointee.flags & (EngineSlot.conduitMasksFlag | EngineSlot.protocolDeniedFlag) == EngineSlot.conduitMasksFlag else { return false }
         let flags = t.pointee.flags
         if flags & QuietTraits.response != 0 { return true }
-        if (flags & QuietTraits.fromInitiator != 0) != h.reversed {
+        if (flags & QuietTraits.fromInitiator != 0) != h.pointee.reversed {
             let unit = t.pointee.unit
-            if (unit != .min && unit != h.lastUnit) || flags & QuietTraits.identification != 0 { return false }
+            if (unit != .min && unit != h.pointee.lastUnit) || flags & QuietTraits.identification != 0 { return false }
         }
-        return h.quietProtocol == t.pointee.quietProtocol && h.quietAccess & t.pointee.accessBit != 0
+        return h.pointee.quietProtocol == t.pointee.quietProtocol && h.pointee.quietAccess & t.pointee.accessBit != 0
             && flags & QuietTraits.mayRaise == 0
     }
 
-    /// Starts loading the engine-slot entry the traits at `t` will read (with many flows each is otherwise a miss):
-    /// `base` is `entryTable.base`, taken once per batch (a buffer access per prefetch retained the array).
+    /// Starts loading the engine-slot entry the traits at `t` will read (with many flows each is otherwise a miss).
     @inline(__always)
-    private func prefetchEntry(_ t: UnsafePointer<QuietTraits>, base: UnsafeRawPointer?, entries: Int) {
+    private static func prefetchEntry(_ t: UnsafePointer<QuietTraits>, slots: UnsafePointer<EngineSlot>, entries: Int) {
         let s = Int(t.pointee.flowSlot)
-        if s >= 0 && s < entries, let b = base { zw_prefetch(b + s &* MemoryLayout<EngineSlot>.stride) }
+        if UInt(bitPattern: s) < UInt(bitPattern: entries) { zw_prefetch(slots + s) }
+    }
+
+    /// The engine-slot table for the batch loops (nil: no entries).
+    @inline(__always)
+    private var slotTable: (UnsafePointer<EngineSlot>, Int)? {
+        let (base, entries, _) = entryTable
+        guard let b = base, entries > 0 else { return nil }
+        return (b.assumingMemoryBound(to: EngineSlot.self), entries)
     }
 
     /// `takeQuietly` for each of the `count` traits at `first` (`stride` bytes apart) in turn, stopping at the first it
     /// says no to, or after one whose sweep leaves `alerts` non-empty; returns how many it took. One call for a
     /// run of operations merged from one `--workers` engine: per operation, the check and the clock comparison inline.
     public func takeQuietly(run first: UnsafeRawPointer, stride: Int, count: Int, alerts: inout [Alert]) -> Int {
-        guard policy != nil else { return 0 }
-        let (base, entries, _) = entryTable
+        guard policy != nil, let (slots, entries) = slotTable else { return 0 }
+        var nextSweep = aggregator.nextSweep
         var i = 0
         while i < count {
-            if i &+ 6 < count { prefetchEntry((first + (i &+ 6) &* stride).assumingMemoryBound(to: QuietTraits.self), base: base, entries: entries) }
+            if i &+ 6 < count { Self.prefetchEntry((first + (i &+ 6) &* stride).assumingMemoryBound(to: QuietTraits.self), slots: slots, entries: entries) }
             let t = (first + i &* stride).assumingMemoryBound(to: QuietTraits.self)
-            guard passesQuietly(at: t, entries: entries) else { return i }
+            guard Self.passesQuietly(at: t, slots: slots, entries: entries) else { return i }
             i &+= 1
             let time = t.pointee.time.totalMicroseconds
-            if time >= aggregator.nextSweep {
+            if time >= nextSweep {
                 aggregator.sweepDue(time, into: &alerts)
                 if !alerts.isEmpty { return i }
+                nextSweep = aggregator.nextSweep
             }
         }
         return i
@@ -153,34 +164,46 @@ extension Detector {
     /// of each it took. The `--workers 2` merge: there, the two workers' events interleave a few at a time.
     public func takeQuietly(merging a: UnsafeRawPointer, count aCount: Int, with b: UnsafeRawPointer, count bCount: Int,
                             stride: Int, alerts: inout [Alert]) -> (Int, Int) {
-        guard policy != nil, aCount > 0, bCount > 0 else { return (0, 0) }
-        let (base, entries, _) = entryTable
+        guard policy != nil, aCount > 0, bCount > 0, let (slots, entries) = slotTable else { return (0, 0) }
         // Each run's next record is at `ra` / `rb`. The entry a record will read is fetched `entryAhead` records
-        // on in its run (with 100,000 flows most entries are misses; 4 on left part of the miss showing).
+        // on in its run (with 100,000 flows most entries are misses).
         let entryAhead = 8
         let endA = a + aCount &* stride, endB = b + bCount &* stride
         var ra = a, rb = b
         var ka = ra.load(as: UInt64.self), kb = rb.load(as: UInt64.self)
-        for k in 0..<min(entryAhead, aCount) { prefetchEntry((a + k &* stride + 8).assumingMemoryBound(to: QuietTraits.self), base: base, entries: entries) }
-        for k in 0..<min(entryAhead, bCount) { prefetchEntry((b + k &* stride + 8).assumingMemoryBound(to: QuietTraits.self), base: base, entries: entries) }
-        while true {
-            let fromA = ka <= kb
-            let r = fromA ? ra : rb
+        for k in 0..<min(entryAhead, aCount) {
+            Self.prefetchEntry((a + k &* stride + 8).assumingMemoryBound(to: QuietTraits.self), slots: slots, entries: entries)
+        }
+        for k in 0..<min(entryAhead, bCount) {
+            Self.prefetchEntry((b + k &* stride + 8).assumingMemoryBound(to: QuietTraits.self), slots: slots, entries: entries)
+        }
+        var nextSweep = aggregator.nextSweep
+        /// Takes the record at `r` (its run ends at `end`) if it passes quietly: sweeps if due, moves `r` on; false
+        /// when it does not pass, or when its sweep left alerts (after taking it).
+        @inline(__always) func take(_ r: inout UnsafeRawPointer, end: UnsafeRawPointer) -> Bool {
             let t = (r + 8).assumingMemoryBound(to: QuietTraits.self)
-            guard passesQuietly(at: t, entries: entries) else { break }
+            guard Self.passesQuietly(at: t, slots: slots, entries: entries) else { return false }
+            let ahead = r + (entryAhead &+ 1) &* stride
+            if ahead < end { Self.prefetchEntry((ahead + 8).assumingMemoryBound(to: QuietTraits.self), slots: slots, entries: entries) }
+            r += stride
             let time = t.pointee.time.totalMicroseconds
-            let next = r + stride
-            let end = fromA ? endA : endB
-            if next + entryAhead &* stride < end {
-                prefetchEntry((next + entryAhead &* stride + 8).assumingMemoryBound(to: QuietTraits.self), base: base, entries: entries)
-            }
-            if fromA { ra = next } else { rb = next }
-            if time >= aggregator.nextSweep {
+            if time >= nextSweep {
                 aggregator.sweepDue(time, into: &alerts)
-                if !alerts.isEmpty { break }
+                if !alerts.isEmpty { return false }
+                nextSweep = aggregator.nextSweep
             }
-            if next == end { break }
-            if fromA { ka = next.load(as: UInt64.self) } else { kb = next.load(as: UInt64.self) }
+            return true
+        }
+        // Runs of each in turn: `a`'s while its keys are at most `b`'s next, then `b`'s while below `a`'s next.
+        outer: while true {
+            while ka <= kb {
+                guard take(&ra, end: endA), ra != endA else { break outer }
+                ka = ra.load(as: UInt64.self)
+            }
+            while kb < ka {
+                guard take(&rb, end: endB), rb != endB else { break outer }
+                kb = rb.load(as: UInt64.self)
+            }
         }
         return ((ra - a) / stride, (rb - b) / stride)
     }
