@@ -1009,7 +1009,7 @@ final class DetectionStage: @unchecked Sendable {
     private func replayRun(_ q: EventQueue, below limit: UInt64, observer: (any EngineObserver)?, quiet: (any QuietOperationObserver)?,
                            takesQuiet: Bool, entries: inout FlowStateTable) -> RunEnd {
         while true {
-            if takesQuiet {
+            if takesQuiet && q.headTraits.flowSerial != 0 {
                 // The operations the detector passes over, as many in a row as there are: one call for the run.
                 let (first, available) = q.headRun(below: limit)
                 let taken = quiet.unsafelyUnwrapped.takeQuietly(run: first, stride: MemoryLayout<EventHeader>.stride, count: available)
@@ -1143,6 +1143,7 @@ final class DetectionStage: @unchecked Sendable {
                 // Two workers, both with events queued: their quiet operations are taken merged, in one call, for as
                 // long as they come (a run of one worker's events holds two or three on average).
                 if n == 2 && takesQuietOperations && bounds[1 &- best] != .max,
+                   queues[best]._withUnsafeGuaranteedRef({ $0.headTraits.flowSerial != 0 }),
                    queues[1 &- best]._withUnsafeGuaranteedRef({ $0.headKey() }) != nil {
                     let (ta, tb) = queues[0]._withUnsafeGuaranteedRef { a in
                         queues[1]._withUnsafeGuaranteedRef { b in
