@@ -48,6 +48,28 @@ public protocol QuietOperationObserver: EngineObserver {
     /// does what `operation` does for it (the sweep, and publishing the summaries that closes) and returns true;
     /// otherwise does nothing and returns false.
     func takeQuietly(_ traits: QuietTraits) -> Bool
+
+    /// `takeQuietly` for each of the `count` traits at `first` (`stride` bytes apart) in turn, stopping at the first it
+    /// says no to; returns how many it took. The merge hands over a run of one worker's queued operations at once.
+    func takeQuietly(run first: UnsafeRawPointer, stride: Int, count: Int) -> Int
+
+    /// `takeQuietly(run:)` over two runs of queued events merged (`Detector.takeQuietly(merging:)`: records of a merge
+    /// key and the traits, `stride` bytes apart, taken in key order, `a`'s first at equal keys, until one is used up);
+    /// returns how many of each it took.
+    func takeQuietly(merging a: UnsafeRawPointer, count aCount: Int, with b: UnsafeRawPointer, count bCount: Int, stride: Int) -> (Int, Int)
+}
+
+extension QuietOperationObserver {
+    /// One `takeQuietly` per operation.
+    public func takeQuietly(run first: UnsafeRawPointer, stride: Int, count: Int) -> Int {
+        var i = 0
+        while i < count && takeQuietly((first + i &* stride).load(as: QuietTraits.self)) { i &+= 1 }
+        return i
+    }
+
+    /// None: the merge goes on one run at a time.
+    public func takeQuietly(merging a: UnsafeRawPointer, count aCount: Int, with b: UnsafeRawPointer, count bCount: Int,
+                            stride: Int) -> (Int, Int) { (0, 0) }
 }
 
 /// What the detection thread reads of every queued event: its merge key, whether its slot holds an operation
@@ -64,6 +86,10 @@ struct EventHeader {
     var contextInSlot: Bool
     /// A `flowIdentified` event naming a protocol: the detection thread keeps its context for the flow's operations.
     var keepsContext: Bool = false
+
+    /// Where `traits` lies in a header: after the key (checked by `EventQueue.init`; a stored static was read
+    /// through a lazy global's check per run).
+    static var traitsOffset: Int { 8 }
 }
 
 /// How an operation lies in an event queue's slot: the operation, then (when the header says so) its flow's
@@ -83,7 +109,8 @@ enum OperationSlot {
 /// file). The producer waits when it is full; nothing is ever dropped. Keys and quiet
 /// traits (`EventHeader`) lie apart from the events: the event of an operation that passes quietly is written but
 /// never read, so its cache lines stay with the producer's core. A slot holds a `DetectionEvent` or, for an
-/// operation, an `OperationSlot` (raw memory: events hold no references, so slots are reused without
+/// operation sent with its context, an `OperationSlot`; an operation sent without lies in its own, smaller slot
+/// (`operations`) (raw memory: events hold no references, so slots are reused without
 /// deinitialization).
 public final class EventQueue: @unchecked Sendable {
     /// Events the queue holds, and the index mask: both may only shrink (`narrow`), while the queue is empty.
@@ -91,14 +118,25 @@ public final class EventQueue: @unchecked Sendable {
     @exclusivity(unchecked) private var mask: Int
     private let headers: UnsafeMutablePointer<EventHeader>
     private let slots: UnsafeMutableRawPointer
+    /// The slots of operations sent without their context (nearly all), apart: 96 bytes each instead of a slot's
+    /// 208, so that the lines a worker writes per operation, and the ring's share of its cache, are half as many.
+    private let operations: UnsafeMutableRawPointer
+    // What each side writes lies at least a cache line away from everything the other side reads or writes (objects
+    // are only 16-byte aligned: 64 bytes of padding between two fields keep them off one line). With the producer's
+    // and the consumer's private indices side by side, every push took the line the merge was reading from it.
+    private let pad0: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
     private let head = Atomic<Int>(0)
-    private let pad0: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0)
+    private let pad1: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
     private let tail = Atomic<Int>(0)
-    private let pad1: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0)
+    private let pad2: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
     private var producerHead = 0
     private var producerTailCopy = 0
+    private let pad3: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
     private var consumerTail = 0
     private var consumerHeadCopy = 0
+    /// Events up to which `skip` has looked for events to be read in full, to fetch their slots ahead.
+    @exclusivity(unchecked) private var consumerScanned = 0
+    private let pad4: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
     /// The producer (a worker) sleeps here while the queue is full.
     public let producerWaiter = Waiter()
 
@@ -106,11 +144,14 @@ public final class EventQueue: @unchecked Sendable {
     @inline(__always) static var slotStride: Int {
         (max(MemoryLayout<DetectionEvent>.size, OperationSlot.size) + 15) & ~15
     }
+    /// Bytes per slot of `operations`.
+    @inline(__always) static var operationStride: Int { (MemoryLayout<Operation>.size + 15) & ~15 }
 
     /// Creates a queue of `capacity` events (rounded up to a power of two).
     public init(capacity: Int) {
         precondition(_isPOD(DetectionEvent.self) && _isPOD(Operation.self) && _isPOD(FlowContext.self),
                      "queued events are copied as plain memory")
+        precondition(MemoryLayout<EventHeader>.offset(of: \EventHeader.traits) == EventHeader.traitsOffset)
         var c = 64
         while c < capacity { c <<= 1 }
         self.capacity = c
@@ -120,11 +161,13 @@ public final class EventQueue: @unchecked Sendable {
         // the worker that writes them, not all at once (about 8 MiB a queue) before the workers start.
         headers = .allocate(capacity: c)
         slots = .allocate(byteCount: c * Self.slotStride, alignment: 64)
+        operations = .allocate(byteCount: c * Self.operationStride, alignment: 64)
     }
 
     deinit {
         headers.deallocate()
         slots.deallocate()
+        operations.deallocate()
     }
 
     /// Holds at most `capacity` events (a power of two, no more than now) from here on, using only the first slots,
@@ -151,6 +194,7 @@ public final class EventQueue: @unchecked Sendable {
     }
 
     @inline(__always) private func slot(_ i: Int) -> UnsafeMutableRawPointer { slots + i &* Self.slotStride }
+    @inline(__always) private func operationSlot(_ i: Int) -> UnsafeMutableRawPointer { operations + i &* Self.operationStride }
 
     /// Appends an event, waiting for room (waking `consumer` so it drains) when the queue is full; `beforeWait`
     /// runs before each wait (the producer publishes its progress so the merge can go on, and may run the merge).
@@ -174,16 +218,20 @@ public final class EventQueue: @unchecked Sendable {
         commit(consumer: consumer)
     }
 
-    /// `push` of the operation at `op` on `flow` (nil: the flow's context is not sent, the detection thread has it
-    /// by `traits.flowSlot`), copied into its slot as an `OperationSlot`.
+    /// `push` of the operation at `op` on `flow`, copied into its slot as an `OperationSlot`; nil: the flow's context
+    /// is not sent (the detection thread has it by `traits.flowSlot`), the operation goes to its `operations` slot.
     @inline(__always)
     func pushOperation(key: UInt64, _ op: UnsafePointer<Operation>, flow: UnsafePointer<FlowContext>?, traits: QuietTraits,
                        consumer: Waiter, beforeWait: () -> Void) {
         let i = reserve(consumer: consumer, beforeWait: beforeWait)
         (headers + i).initialize(to: EventHeader(key: key, traits: traits, isOperation: true, contextInSlot: flow != nil))
-        let s = slot(i)
-        s.copyMemory(from: op, byteCount: MemoryLayout<Operation>.size)
-        if let f = flow { (s + OperationSlot.flowOffset).copyMemory(from: f, byteCount: MemoryLayout<FlowContext>.size) }
+        if let f = flow {
+            let s = slot(i)
+            s.copyMemory(from: op, byteCount: MemoryLayout<Operation>.size)
+            (s + OperationSlot.flowOffset).copyMemory(from: f, byteCount: MemoryLayout<FlowContext>.size)
+        } else {
+            operationSlot(i).copyMemory(from: op, byteCount: MemoryLayout<Operation>.size)
+        }
         commit(consumer: consumer)
     }
 
@@ -210,11 +258,11 @@ public final class EventQueue: @unchecked Sendable {
     /// Publishes the slot `reserve` returned, once written (producer side).
     @inline(__always)
     private func commit(consumer: Waiter) {
-        // The slot a few places on was last read by the consumer's core: start taking its lines back now.
+        // The header a few places on was last read by the consumer's core: start taking its line back now; and the
+        // lines of the operation slot there (an operation sent without its context is most events; its slot starts
+        // at 0 or 32 in a line, so its 92 bytes lie in two).
         let ahead = (producerHead &+ Self.prefetchDistance) & mask
-        // Only the lines an operation sent without its context fills (most events; slots start at 0 or 32 in a
-        // line, so its 96 bytes lie in two): fetching the whole slot took two more lines, for nothing, per event.
-        let s = slot(ahead)
+        let s = operationSlot(ahead)
         zw_prefetch(s)
         zw_prefetch(s + 64)
         zw_prefetch(UnsafeRawPointer(headers + ahead))
@@ -241,6 +289,61 @@ public final class EventQueue: @unchecked Sendable {
         return (headers + (consumerTail & mask)).pointee.key
     }
 
+    /// Where the oldest event's quiet traits lie, and how many events from it on are queued in one stretch of the
+    /// header array (up to its end) with keys below `limit`: they lie `EventHeader`'s stride apart. Only after
+    /// `headKey()` returned a key below `limit` (consumer side; a worker's keys never decrease, so the stretch ends
+    /// where a binary search finds the first key at `limit` or above).
+    @inline(__always)
+    func headRun(below limit: UInt64) -> (UnsafeRawPointer, Int) {
+        let start = consumerTail & mask
+        var n = min(consumerHeadCopy &- consumerTail, capacity &- start)
+        let h = headers + start
+        if h[n &- 1].key >= limit {
+            // Runs are mostly short (the workers' keys interleave): gallop from the head, then halve.
+            var below = 0, atOrAbove = n &- 1, step = 1
+            while step < atOrAbove {
+                if h[step].key >= limit { atOrAbove = step; break }
+                below = step
+                step &<<= 1
+            }
+            while atOrAbove &- below > 1 {
+                let mid = (below &+ atOrAbove) >> 1
+                if h[mid].key < limit { below = mid } else { atOrAbove = mid }
+            }
+            n = atOrAbove
+        }
+        return (UnsafeRawPointer(h) + EventHeader.traitsOffset, n)
+    }
+
+    /// Where the oldest event's header lies, and how many are queued in one stretch of the header array from it
+    /// (consumer side; after `headKey()` returned non-nil).
+    @inline(__always)
+    func headRecords() -> (UnsafeRawPointer, Int) {
+        let start = consumerTail & mask
+        return (UnsafeRawPointer(headers + start), min(consumerHeadCopy &- consumerTail, capacity &- start))
+    }
+
+    /// Removes the `n` oldest events, all read through `headRun` (consumer side); publishes the room as `pop` does.
+    /// Then starts loading the slots of the events among the next `prefetchDistance` that will be read in full (no
+    /// quiet traits: flow starts and ends, anomalies), as `pop` does one at a time: runs taken in one call bypass it,
+    /// and an event's slot read at the head of the queue was otherwise a miss (written on the other core).
+    @inline(__always)
+    func skip(_ n: Int) {
+        let old = consumerTail
+        consumerTail &+= n
+        var i = max(consumerScanned, consumerTail)
+        let end = min(consumerTail &+ Self.prefetchDistance, consumerHeadCopy)
+        while i < end {
+            if (headers + (i & mask)).pointee.traits.flowSerial == 0 { Self.prefetch(slot(i & mask)) }
+            i &+= 1
+        }
+        consumerScanned = i
+        if old >> 6 != consumerTail >> 6 || consumerTail == consumerHeadCopy {
+            tail.store(consumerTail, ordering: .sequentiallyConsistent)
+            producerWaiter.wakeIfSleeping()
+        }
+    }
+
     /// The oldest event's quiet traits; only after `headKey()` returned non-nil (consumer side).
     @inline(__always)
     public var headTraits: QuietTraits { (headers + (consumerTail & mask)).pointee.traits }
@@ -260,9 +363,11 @@ public final class EventQueue: @unchecked Sendable {
     var headOperation: (UnsafePointer<Operation>, UnsafePointer<FlowContext>?)? {
         let h = headers + (consumerTail & mask)
         guard h.pointee.isOperation else { return nil }
+        guard h.pointee.contextInSlot else {
+            return (UnsafeRawPointer(operationSlot(consumerTail & mask)).assumingMemoryBound(to: Operation.self), nil)
+        }
         let s = UnsafeRawPointer(slot(consumerTail & mask))
-        return (s.assumingMemoryBound(to: Operation.self),
-                h.pointee.contextInSlot ? (s + OperationSlot.flowOffset).assumingMemoryBound(to: FlowContext.self) : nil)
+        return (s.assumingMemoryBound(to: Operation.self), (s + OperationSlot.flowOffset).assumingMemoryBound(to: FlowContext.self))
     }
 
     /// Whether the oldest event is a `flowIdentified` whose context the detection thread keeps; only after
@@ -375,12 +480,9 @@ public final class EventRecorder: EngineObserver, @unchecked Sendable {
     }
 
     /// Queues the operation at `op` of the flow with (unique) `flowSerial` and `flowSlot` (≥ 0), without its context
-    /// (the detection thread has it from the flow's `flowIdentified`); only when `sendsTraits`. `scratch` is any
-    /// flow context: the traits read only the serial and slot, set here.
-    @inline(__always) func pushOperation(at op: UnsafePointer<Operation>, flowSerial: UInt64, flowSlot: Int32,
-                                         scratch: UnsafeMutablePointer<FlowContext>) {
-        scratch.pointee.flowSerial = flowSerial; scratch.pointee.flowSlot = flowSlot
-        queue.pushOperation(key: key, op, flow: nil, traits: QuietTraits(op.pointee, flow: scratch.pointee),
+    /// (the detection thread has it from the flow's `flowIdentified`); only when `sendsTraits`.
+    @inline(__always) func pushOperation(at op: UnsafePointer<Operation>, flowSerial: UInt64, flowSlot: Int32) {
+        queue.pushOperation(key: key, op, flow: nil, traits: QuietTraits(at: op, flowSerial: flowSerial, flowSlot: flowSlot),
                             consumer: consumer) { waitingForRoom() }
     }
 
@@ -411,22 +513,15 @@ public final class EventRecorder: EngineObserver, @unchecked Sendable {
 /// cache lines per operation, written on one core and mostly never read.
 private final class EventRecorderForwarder: OperationForwarder {
     private let recorder: Unmanaged<EventRecorder>
-    /// Any flow context, for the traits (they take only the serial and slot): the first one met, read once. Raw
-    /// memory: a stored property passed `inout` per operation paid a dynamic exclusivity check.
-    private let scratch = UnsafeMutablePointer<FlowContext>.allocate(capacity: 1)
-    @exclusivity(unchecked) private var hasScratch = false
     init(_ recorder: EventRecorder) { self.recorder = Unmanaged.passUnretained(recorder) }
-    deinit { if hasScratch { scratch.deinitialize(count: 1) }; scratch.deallocate() }
 
     override func forward(from sink: EventSink, flow: UnsafePointer<FlowContext>, flowSerial: UInt64, flowSlot: Int32) {
         recorder._withUnsafeGuaranteedRef { r in
             guard r.sendsTraits && flowSlot >= 0 else { forwardUnique(from: sink, flow: flow); return }
-            if !hasScratch { scratch.initialize(to: flow.pointee); hasScratch = true }
-            let scratch = self.scratch
             let slot = flowSlot &* r.workers &+ r.worker
             let serial = flowSerial != 0 ? flowSerial &* UInt64(r.workers) &+ UInt64(r.worker) : 0
             sink.drainOperationsInPlace { ops, count in
-                for j in 0..<count { r.pushOperation(at: ops + j, flowSerial: serial, flowSlot: slot, scratch: scratch) }
+                for j in 0..<count { r.pushOperation(at: ops + j, flowSerial: serial, flowSlot: slot) }
             }
         }
     }

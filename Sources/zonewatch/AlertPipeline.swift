@@ -85,6 +85,21 @@ final class AlertPipeline: EngineObserver, QuietOperationObserver {
         if !pending.isEmpty { publish() }
         return true
     }
+    /// `takeQuietly` for a run of operations (`QuietOperationObserver`): the detector checks them in one call, and stops
+    /// at a sweep that leaves alerts (published here, as after one operation). With alerts held already, one at a time.
+    func takeQuietly(run first: UnsafeRawPointer, stride: Int, count: Int) -> Int {
+        guard pending.isEmpty else { return takeQuietly(first.load(as: QuietTraits.self)) ? 1 : 0 }
+        let taken = detector.takeQuietly(run: first, stride: stride, count: count, alerts: &pending)
+        if !pending.isEmpty { publish() }
+        return taken
+    }
+    /// The same for two runs merged (`QuietOperationObserver`, `Detector.takeQuietly(merging:)`).
+    func takeQuietly(merging a: UnsafeRawPointer, count aCount: Int, with b: UnsafeRawPointer, count bCount: Int, stride: Int) -> (Int, Int) {
+        guard pending.isEmpty else { return (0, 0) }
+        let taken = detector.takeQuietly(merging: a, count: aCount, with: b, count: bCount, stride: stride, alerts: &pending)
+        if !pending.isEmpty { publish() }
+        return taken
+    }
     func anomaly(_ a: Anomaly, flow: FlowContext?) { detector.anomaly(a, flow: flow, alerts: &pending); publish() }
     func flowEnded(_ flow: FlowContext, reason: FlowEndReason) {
         detector.flowEnded(flow)

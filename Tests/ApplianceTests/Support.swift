@@ -55,6 +55,21 @@ final class TestAlertObserver: EngineObserver, QuietOperationObserver {
         publish()
         return true
     }
+    /// Runs of operations taken in one call, as `AlertPipeline` does (the merge's usual path).
+    func takeQuietly(run first: UnsafeRawPointer, stride: Int, count: Int) -> Int {
+        guard pending.isEmpty else { return takeQuietly(first.load(as: QuietTraits.self)) ? 1 : 0 }
+        let taken = detector.takeQuietly(run: first, stride: stride, count: count, alerts: &pending)
+        quietOperations += taken
+        publish()
+        return taken
+    }
+    func takeQuietly(merging a: UnsafeRawPointer, count aCount: Int, with b: UnsafeRawPointer, count bCount: Int, stride: Int) -> (Int, Int) {
+        guard pending.isEmpty else { return (0, 0) }
+        let taken = detector.takeQuietly(merging: a, count: aCount, with: b, count: bCount, stride: stride, alerts: &pending)
+        quietOperations += taken.0 + taken.1
+        publish()
+        return taken
+    }
     func publish() {
         for a in pending { sink.json.reset(); a.writeECS(to: &sink.json); sink.finishLine(.alert) }
         pending.removeAll()
