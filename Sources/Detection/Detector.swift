@@ -342,18 +342,23 @@ public final class Detector {
         }
     }
 
+    /// Starts loading element `i` of `array`. Taken inout: reading a stored array of the detector to get at its
+    /// storage retained and released it around the prefetch.
+    @inline(__always)
+    static func prefetchElement<T>(_ array: inout [T], _ i: Int) {
+        array.withUnsafeBufferPointer { b in
+            let p = UnsafeRawPointer(b.baseAddress! + i)
+            zw_prefetch(p); zw_prefetch(p + MemoryLayout<T>.size - 1)
+        }
+    }
+
     /// Starts loading what the first request of a Modbus or DNP3 flow makes `checkOperation` read (its unit is new):
     /// the flow's state and the unit-scan counter's slot for the pair. With 100,000 flows both were misses, and the
     /// flow is identified a few hundred instructions before its first request is checked. A hint only.
     @inline(__always)
     func prefetchFirstRequest(_ flow: FlowContext, _ h: EngineSlot, _ app: AppProtocol) {
         let s = Int(h.slot)
-        if s >= 0 && s < slots.count {
-            slots.withUnsafeBufferPointer { b in
-                let p = UnsafeRawPointer(b.baseAddress! + s)
-                zw_prefetch(p); zw_prefetch(p + MemoryLayout<FlowState>.size - 1)
-            }
-        }
+        if s >= 0 && s < slots.count { Self.prefetchElement(&slots, s) }
         // The key `checkOperation` counts a request from the initiator under (the sender as the verdict sees it).
         let sender = h.reversed ? flow.responder : flow.initiator, peer = h.reversed ? flow.initiator : flow.responder
         scans.prefetch(AggregationKey(rule: RuleID.icsUnitScan.rawValue, source: sender.ip, destination: peer.ip,
