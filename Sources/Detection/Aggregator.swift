@@ -224,7 +224,9 @@ struct DistinctCounter {
     }
 
     /// Starts loading the slot where `find(key)` begins (a hint: the table is a few MiB, a miss per new key).
-    @inline(__always) func prefetch(_ key: AggregationKey) {
+    /// Mutating though it changes nothing: called on a class's stored counter, a non-mutating call copied the counter
+    /// (a retain and a release of each of its three arrays, per identified Modbus or DNP3 flow).
+    @inline(__always) mutating func prefetch(_ key: AggregationKey) {
         let i = Int(truncatingIfNeeded: key.mixed >> 17) & mask
         slots.withUnsafeBufferPointer { b in
             let p = UnsafeRawPointer(b.baseAddress! + i)

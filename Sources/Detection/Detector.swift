@@ -14,7 +14,12 @@ public final class Detector {
     /// The policy in force (nil: only ICS-operation, scan and anomaly alerts).
     // One worker owns a detector and calls it from one thread, so the per-access exclusivity checks on
     // its stored properties (a third of the per-operation cost when measured) are turned off.
-    @exclusivity(unchecked) public private(set) var policy: CompiledPolicy?
+    @exclusivity(unchecked) public private(set) var policy: CompiledPolicy? {
+        didSet { policyReference = policy.map { Unmanaged.passUnretained($0) } }
+    }
+    /// `policy`, for the per-flow paths to use without reference counting (`policy` keeps it alive): `if let policy`
+    /// retained and released it, two atomic operations in each of a flow's start, verdict and identification.
+    @exclusivity(unchecked) private var policyReference: Unmanaged<CompiledPolicy>?
     /// Windows, thresholds, bounds.
     public let config: DetectionConfig
 
@@ -194,6 +199,7 @@ public final class Detector {
     /// Creates a detector; `policy` nil means only ICS-operation, scan and anomaly alerts.
     public init(policy: CompiledPolicy?, config: DetectionConfig = DetectionConfig()) {
         self.policy = policy
+        policyReference = policy.map { Unmanaged.passUnretained($0) }   // (`didSet` does not run in an initialiser)
         self.config = config
         aggregator = Aggregator(windowMicroseconds: Int64(config.aggregationWindowSeconds) * 1_000_000,
                                 capacity: config.maximumAggregationEntries)
@@ -299,27 +305,29 @@ public final class Detector {
         let v = st.verdict
         if v.kind == .intraAllow { return }
 
-        if let policy {
-            if policy.unknownHosts == .alert {
-                unknownHost(flow.initiator, zone: st.initiatorZone, peer: flow.responder, peerZone: st.responderZone,
-                            flow: flow, frame: frame, time: time, alerts: &alerts)
-                unknownHost(flow.responder, zone: st.responderZone, peer: flow.initiator, peerZone: st.initiatorZone,
-                            flow: flow, frame: frame, time: time, alerts: &alerts)
-            }
-            let rule: RuleID?
-            switch v.kind {
-            case .noConduit, .intraDenied: rule = .zoneNoConduit
-            case .wrongDirection: rule = .zoneWrongDirection
-            case .initiatorNotListed: rule = .zoneInitiatorNotListed
-            case .responderNotListed: rule = .zoneResponderNotListed
-            case .unzoned: rule = policy.defaultAction == .deny ? .zoneUnzonedHost : nil
-            default: rule = nil
-            }
-            if let rule {
-                let k = AggregationKey(rule: rule.rawValue, source: flow.initiator.ip, destination: flow.responder.ip,
-                                       protocolCode: flow.transport.rawValue)
-                raise(rule, key: k, time: time, frame: frame, alerts: &alerts) { a in
-                    zoneAlert(&a, rule, flow: flow, state: st, policy: policy, frame: frame, time: time)
+        if let reference = policyReference {
+            reference._withUnsafeGuaranteedRef { policy in
+                if policy.unknownHosts == .alert {
+                    unknownHost(flow.initiator, zone: st.initiatorZone, peer: flow.responder, peerZone: st.responderZone,
+                                flow: flow, frame: frame, time: time, alerts: &alerts)
+                    unknownHost(flow.responder, zone: st.responderZone, peer: flow.initiator, peerZone: st.initiatorZone,
+                                flow: flow, frame: frame, time: time, alerts: &alerts)
+                }
+                let rule: RuleID?
+                switch v.kind {
+                case .noConduit, .intraDenied: rule = .zoneNoConduit
+                case .wrongDirection: rule = .zoneWrongDirection
+                case .initiatorNotListed: rule = .zoneInitiatorNotListed
+                case .responderNotListed: rule = .zoneResponderNotListed
+                case .unzoned: rule = policy.defaultAction == .deny ? .zoneUnzonedHost : nil
+                default: rule = nil
+                }
+                if let rule {
+                    let k = AggregationKey(rule: rule.rawValue, source: flow.initiator.ip, destination: flow.responder.ip,
+                                           protocolCode: flow.transport.rawValue)
+                    raise(rule, key: k, time: time, frame: frame, alerts: &alerts) { a in
+                        zoneAlert(&a, rule, flow: flow, state: st, policy: policy, frame: frame, time: time)
+                    }
                 }
             }
         }
@@ -342,18 +350,23 @@ public final class Detector {
         }
     }
 
+    /// Starts loading element `i` of `array`. Taken inout: reading a stored array of the detector to get at its
+    /// storage retained and released it around the prefetch.
+    @inline(__always)
+    static func prefetchElement<T>(_ array: inout [T], _ i: Int) {
+        array.withUnsafeBufferPointer { b in
+            let p = UnsafeRawPointer(b.baseAddress! + i)
+            zw_prefetch(p); zw_prefetch(p + MemoryLayout<T>.size - 1)
+        }
+    }
+
     /// Starts loading what the first request of a Modbus or DNP3 flow makes `checkOperation` read (its unit is new):
     /// the flow's state and the unit-scan counter's slot for the pair. With 100,000 flows both were misses, and the
     /// flow is identified a few hundred instructions before its first request is checked. A hint only.
     @inline(__always)
     func prefetchFirstRequest(_ flow: FlowContext, _ h: EngineSlot, _ app: AppProtocol) {
         let s = Int(h.slot)
-        if s >= 0 && s < slots.count {
-            slots.withUnsafeBufferPointer { b in
-                let p = UnsafeRawPointer(b.baseAddress! + s)
-                zw_prefetch(p); zw_prefetch(p + MemoryLayout<FlowState>.size - 1)
-            }
-        }
+        if s >= 0 && s < slots.count { Self.prefetchElement(&slots, s) }
         // The key `checkOperation` counts a request from the initiator under (the sender as the verdict sees it).
         let sender = h.reversed ? flow.responder : flow.initiator, peer = h.reversed ? flow.initiator : flow.responder
         scans.prefetch(AggregationKey(rule: RuleID.icsUnitScan.rawValue, source: sender.ip, destination: peer.ip,
@@ -363,7 +376,16 @@ public final class Detector {
     /// The flow's application protocol is known (nil: not an ICS protocol): the conduit's protocol/port allow-list.
     public func flowIdentified(_ flow: FlowContext, appProtocol: AppProtocol?, frame: UInt64, time: PacketTime, alerts: inout [Alert]) {
         aggregator.sweep(time, into: &alerts)
-        guard let policy else { return }
+        guard let reference = policyReference else { return }
+        reference._withUnsafeGuaranteedRef {
+            flowIdentified(flow, appProtocol: appProtocol, frame: frame, time: time, policy: $0, alerts: &alerts)
+        }
+    }
+
+    /// `flowIdentified` under `policy`.
+    @inline(__always)
+    private func flowIdentified(_ flow: FlowContext, appProtocol: AppProtocol?, frame: UInt64, time: PacketTime,
+                                policy: CompiledPolicy, alerts: inout [Alert]) {
         if let e = engineSlotIndex(for: flow) {
             // The engine-slot entry says what `allowsProtocol` reads, so an allowed flow's state is not read.
             let h = engineSlots[e]
@@ -741,7 +763,11 @@ public final class Detector {
     // MARK: - Flow state
 
     func makeState(_ flow: FlowContext) -> FlowState {
-        guard let policy else { return FlowState(verdict: .noPolicy) }
+        guard let reference = policyReference else { return FlowState(verdict: .noPolicy) }
+        return reference._withUnsafeGuaranteedRef { policy in makeState(flow, policy) }
+    }
+
+    private func makeState(_ flow: FlowContext, _ policy: CompiledPolicy) -> FlowState {
         if addressFreeConduits && !CompiledPolicy.isNonUnicast(flow.initiator.ip) && !CompiledPolicy.isNonUnicast(flow.responder.ip) {
             return zoneState(flow, policy)
         }

@@ -44,9 +44,16 @@ public final class Engine {
             operationForwarder?.engine = Unmanaged.passUnretained(self)
             borrowedForwarder = operationForwarder.map { Unmanaged.passUnretained($0) }
             observerTable = observer?.flowStateTable() ?? .none
+            flowEventTarget = observer.map { Engine.flowEventTarget(for: $0) }
+            borrowedFlowEventTarget = flowEventTarget.map { Unmanaged.passUnretained($0) }
             setContextPrefetch()
         }
     }
+    /// Hands a flow's start, identification and end to `observer` (kept alive here), reached through
+    /// `borrowedFlowEventTarget` without reference counting: loading the observer from this class retained and
+    /// released it at each, six atomic operations a flow.
+    @exclusivity(unchecked) private var flowEventTarget: FlowEventTarget?
+    @exclusivity(unchecked) private var borrowedFlowEventTarget: Unmanaged<FlowEventTarget>?
     /// `observer.flowStateTable()`, refreshed whenever a flow starts.
     @exclusivity(unchecked) private var observerTable = FlowStateTable.none
     /// Operations of a flow whose context is not in the sink are forwarded with the sink's context unbuilt, and the
@@ -351,12 +358,14 @@ public final class Engine {
         let slot = flows.insert(consume state, hash: hash)   // moved: a copy retained its four buffers
         statistics.flowsCreated &+= 1
         // The Community ID is computed when something first writes it (`writeContext`, `endFlow`), not here.
-        if let o = observer {   // one retain of the observer for the hint and `flowStarted`
+        if let target = borrowedFlowEventTarget {
             if Int(slot) < observerTable.count, let base = observerTable.base { zw_prefetch(base + Int(slot) &* observerTable.stride) }
-            o.flowStarting(between: key.lowIP, and: key.highIP, flowSlot: slot)
-            setSinkFlow(slot)
-            o.flowStarted(sink.flow, frame: frame, time: now)
-            observerTable = o.flowStateTable()
+            target._withUnsafeGuaranteedRef { o in
+                o.flowStarting(between: key.lowIP, and: key.highIP, flowSlot: slot)
+                setSinkFlow(slot)
+                o.flowStarted(sink.flow, frame: frame, time: now)
+                observerTable = o.flowStateTable()
+            }
         }
         return slot
     }
@@ -619,9 +628,9 @@ public final class Engine {
     }
 
     private func notifyIdentified(_ slot: Int32, _ p: AppProtocol?) {
-        guard let o = observer else { return }
+        guard let target = borrowedFlowEventTarget else { return }
         setSinkFlow(slot)
-        o.flowIdentified(sink.flow, appProtocol: p, frame: frame, time: now)
+        target._withUnsafeGuaranteedRef { $0.flowIdentified(sink.flow, appProtocol: p, frame: frame, time: now) }
     }
 
     /// Whether the dissector pools prefetch a flow's context: records copy it into the sink per delivery, and an
@@ -832,7 +841,10 @@ public final class Engine {
             }
             drainSink()
         }
-        if let o = observer { setSinkFlow(slot); o.flowEnded(sink.flow, reason: reason) }
+        if let target = borrowedFlowEventTarget {
+            setSinkFlow(slot)
+            target._withUnsafeGuaranteedRef { $0.flowEnded(sink.flow, reason: reason) }
+        }
         if sinkFlowSlot == slot { sinkFlowSlot = -1 }
         let id = configuration.flowRecords ? communityID(of: slot) : InlineText()
         let state = flows.remove(slot)
@@ -941,6 +953,31 @@ private final class TypedOperationForwarder<O: EngineObserver>: OperationForward
 
 extension Engine {
     fileprivate static func forwarder<O: EngineObserver>(to observer: O) -> OperationForwarder { TypedOperationForwarder(observer) }
+    fileprivate static func flowEventTarget<O: EngineObserver>(for observer: O) -> FlowEventTarget { TypedFlowEventTarget(observer) }
+}
+
+/// An observer's per-flow methods, reached through `Unmanaged` like `OperationForwarder` (an existential cannot be):
+/// the subclass holds the observer as its concrete type, in a `let` used with no retain per call.
+private class FlowEventTarget {
+    func flowStarting(between a: IPAddress, and b: IPAddress, flowSlot: Int32) {}
+    func flowStarted(_ flow: FlowContext, frame: UInt64, time: PacketTime) {}
+    func flowStateTable() -> FlowStateTable { .none }
+    func flowIdentified(_ flow: FlowContext, appProtocol: AppProtocol?, frame: UInt64, time: PacketTime) {}
+    func flowEnded(_ flow: FlowContext, reason: FlowEndReason) {}
+}
+
+private final class TypedFlowEventTarget<O: EngineObserver>: FlowEventTarget {
+    let observer: O
+    init(_ observer: O) { self.observer = observer }
+    override func flowStarting(between a: IPAddress, and b: IPAddress, flowSlot: Int32) {
+        observer.flowStarting(between: a, and: b, flowSlot: flowSlot)
+    }
+    override func flowStarted(_ flow: FlowContext, frame: UInt64, time: PacketTime) { observer.flowStarted(flow, frame: frame, time: time) }
+    override func flowStateTable() -> FlowStateTable { observer.flowStateTable() }
+    override func flowIdentified(_ flow: FlowContext, appProtocol: AppProtocol?, frame: UInt64, time: PacketTime) {
+        observer.flowIdentified(flow, appProtocol: appProtocol, frame: frame, time: time)
+    }
+    override func flowEnded(_ flow: FlowContext, reason: FlowEndReason) { observer.flowEnded(flow, reason: reason) }
 }
 
 /// Receives what policy and detection need from an engine. Called on the engine's thread.

@@ -22,9 +22,10 @@ public enum FlowEndReason: UInt8, Sendable {
 /// Field order is layout (Swift keeps declaration order): what every packet reads or writes comes first, so an
 /// in-order packet of an established flow touches the first two cache lines of its slot and no more (10,000
 /// interleaved flows do not fit in a core's L2, and each further line is a miss per packet); the streams, read
-/// only by the engine's general path, come next; what is written once per flow comes last. Four lines in all: with
-/// 100,000 flows every byte here is a byte of fresh memory the kernel zeroes (the Community ID, which most runs never
-/// compute, lives in `FlowTable.communityIDs`).
+/// only by the engine's general path, come next, and what is written once per flow last, in the third line. Three
+/// lines in all: with 100,000 flows every byte here is a byte of fresh memory the kernel zeroes (the Community ID,
+/// which most runs never compute, lives in `FlowTable.communityIDs`; a stream's held segments and anomaly counters,
+/// which most streams never need, in a `TCPStreamBacklog` made on first need).
 /// `FlowStateLayoutTests` checks the offsets and that the stride is a whole number of cache lines (the table
 /// allocates slots 64-byte aligned).
 public struct FlowState {

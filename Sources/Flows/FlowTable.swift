@@ -486,21 +486,17 @@ public final class FlowTable {
         noteListChange(s, FlowTable.moveToClosed)
     }
 
-    /// Starts loading the lines of slot `s` that hold the streams (the third and fourth, see `FlowStateLayoutTests`).
+    /// Starts loading the line of slot `s` that holds the streams (the third, see `FlowStateLayoutTests`).
     @inlinable @inline(__always)
     public func prefetchStreamLines(of s: Int32) {
-        let state = UnsafeRawPointer(slots + Int(s))
-        zw_prefetch(state + 128); zw_prefetch(state + 192)
+        zw_prefetch(UnsafeRawPointer(slots + Int(s)) + 128)
     }
 
-    /// Starts loading the per-flow lines of slot `s` (past the per-packet ones and the streams: from line 3, see
-    /// `FlowStateLayoutTests`): a dissected flow's PDUs read the Community ID and serial number (the flow context
-    /// of their operations and records) from them.
+    /// Starts loading the per-flow line of slot `s` (past the per-packet ones: the third, with the streams, see
+    /// `FlowStateLayoutTests`): a dissected flow's records read the first packet's time and number from it.
     @inlinable @inline(__always)
     public func prefetchFlowLines(of s: Int32) {
-        let state = UnsafeRawPointer(slots + Int(s))
-        var line = 192
-        while line < MemoryLayout<FlowState>.stride { zw_prefetch(state + line); line += 64 }
+        zw_prefetch(UnsafeRawPointer(slots + Int(s)) + 128)
     }
 
     /// The flow listed just before `s` in its LRU list (the next more recently seen; -1 none): the one a sweep ends

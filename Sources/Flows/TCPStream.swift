@@ -32,28 +32,28 @@ public struct TCPStream {
     @inlinable public var nextSequence: UInt32 { get { expected } set { expected = newValue } }
     /// Whether `nextSequence` is known (SYN seen, or first data when picked up midstream).
     @inlinable public var synchronized: Bool { isSynchronized }
-    // Field order and widths keep the stream at 45 bytes, so that two fit in the flow state's third and fourth cache
-    // lines with the per-flow fields (see `FlowState`).
+    // Sixteen bytes: what every stream needs (the next sequence number, whether it is known) and one reference to what
+    // few streams ever need (held segments, anomaly counts), created on first need. Two streams fit in the flow
+    // state's third cache line with the per-flow fields (see `FlowState`): at 100,000 flows every byte here is fresh
+    // memory the kernel zeroes.
     // Stored under other names so that the accessors above inline into the engine.
     @usableFromInline var expected: UInt32 = 0
-    /// Bytes of `held` (at most `TCPStreamLimits.maximumHeldBytes`, clamped to 32 bits).
-    private var heldBytes: UInt32 = 0
-    /// Held out-of-order segments, sorted by sequence.
-    @usableFromInline var held: [HeldSegment] = []
+    @usableFromInline var isSynchronized = false
+    /// Held segments and counters; nil while the stream has held nothing and counted nothing.
+    @usableFromInline var backlog: TCPStreamBacklog?
 
     /// Bytes declared missing.
-    public private(set) var gapBytes: UInt64 = 0
+    public var gapBytes: UInt64 { backlog?.gapBytes ?? 0 }
     /// Counters: holes declared.
-    public private(set) var gaps: UInt32 = 0
+    public var gaps: UInt32 { backlog?.gaps ?? 0 }
     /// Segments entirely retransmitted (dropped).
-    public private(set) var retransmissions: UInt32 = 0
+    public var retransmissions: UInt32 { backlog?.retransmissions ?? 0 }
     /// Segments partly overlapping delivered bytes (the new part kept).
-    public private(set) var overlaps: UInt32 = 0
+    public var overlaps: UInt32 { backlog?.overlaps ?? 0 }
     /// Segments that arrived ahead of a hole and were held.
-    public private(set) var outOfOrder: UInt32 = 0
+    public var outOfOrder: UInt32 { backlog?.outOfOrder ?? 0 }
     /// Holes given up on because the holding bounds were reached.
-    public private(set) var holdOverflows: UInt32 = 0
-    @usableFromInline var isSynchronized = false
+    public var holdOverflows: UInt32 { backlog?.holdOverflows ?? 0 }
 
     @usableFromInline struct HeldSegment {
         var sequence: UInt32
@@ -61,6 +61,12 @@ public struct TCPStream {
         var wireLength: Int
         var frame: UInt64          // the packet that carried it
         var time: PacketTime
+    }
+
+    /// The backlog, created if absent and copied if shared (a copied stream shares it: value semantics kept).
+    private mutating func ownBacklog() -> TCPStreamBacklog {
+        if backlog == nil { backlog = TCPStreamBacklog() } else if !isKnownUniquelyReferenced(&backlog) { backlog = backlog!.copy() }
+        return backlog!
     }
 
     /// Creates an unsynchronised stream.
@@ -73,8 +79,7 @@ public struct TCPStream {
         var seq = sequence
         if syn {
             expected = sequence &+ 1; isSynchronized = true
-            if held.capacity != 0 { held.removeAll() }   // (else already the shared empty array: no release and retain)
-            heldBytes = 0
+            if backlog.map({ $0.held.capacity != 0 }) ?? false { dropHeld() }
             seq = sequence &+ 1
         }
         guard wireLength > 0 else { return }
@@ -85,16 +90,13 @@ public struct TCPStream {
             drainHeld(deliver: deliver)
         } else if rel < 0 {
             let overlap = Int(-Int64(rel))
-            if overlap >= wireLength { retransmissions &+= 1; return }
-            overlaps &+= 1
+            if overlap >= wireLength { ownBacklog().retransmissions &+= 1; return }
+            ownBacklog().overlaps &+= 1
             deliverInOrder(payload.suffix(from: overlap), wireLength: wireLength - overlap, deliver: deliver)
             drainHeld(deliver: deliver)
         } else {
-            outOfOrder &+= 1
-            if held.count >= limits.maximumHeldSegments || Int(heldBytes) + payload.count > min(limits.maximumHeldBytes, Int(UInt32.max)) {
+            if let first = countOutOfOrder(seq, payloadCount: payload.count, limits: limits) {
                 // Give up on the oldest hole: everything before the first held byte is lost.
-                holdOverflows &+= 1
-                let first = held.first.map { $0.sequence } ?? seq
                 let target = Int32(bitPattern: seq &- first) < 0 ? seq : first
                 skip(to: target, deliver: deliver)
                 drainHeld(afterLoss: true, deliver: deliver)
@@ -107,9 +109,27 @@ public struct TCPStream {
         }
     }
 
+    /// Forgets the held segments (a SYN restarts the stream); the counters stay.
+    private mutating func dropHeld() {
+        let b = ownBacklog()
+        b.held.removeAll(); b.heldBytes = 0
+    }
+
+    /// Counts an out-of-order segment; when holding it would pass the bounds, counts the overflow and returns the
+    /// sequence number of the first held segment (`seq` if none). (Here, not in `segment`: no reference to the
+    /// backlog outlives it, so the calls after it find the backlog uniquely referenced.)
+    private mutating func countOutOfOrder(_ seq: UInt32, payloadCount: Int, limits: TCPStreamLimits) -> UInt32? {
+        let b = ownBacklog()
+        b.outOfOrder &+= 1
+        guard b.held.count >= limits.maximumHeldSegments
+                || Int(b.heldBytes) + payloadCount > min(limits.maximumHeldBytes, Int(UInt32.max)) else { return nil }
+        b.holdOverflows &+= 1
+        return b.held.first.map { $0.sequence } ?? seq
+    }
+
     /// The peer acknowledged up to `ack`: a held hole before `ack` was lost before capture.
     public mutating func peerAcknowledged(_ ack: UInt32, deliver: (StreamEvent) -> Void) {
-        guard isSynchronized, let first = held.first else { return }
+        guard isSynchronized, let first = backlog?.held.first else { return }
         guard Int32(bitPattern: ack &- expected) > 0 else { return }
         let target = Int32(bitPattern: ack &- first.sequence) < 0 ? ack : first.sequence
         skip(to: target, deliver: deliver)
@@ -118,17 +138,17 @@ public struct TCPStream {
 
     /// The flow is ending: release every held segment, with gaps for the holes.
     public mutating func flush(deliver: (StreamEvent) -> Void) {
-        while let first = held.first {
+        while let first = backlog?.held.first {
             skip(to: first.sequence, deliver: deliver)
             drainHeld(afterLoss: true, deliver: deliver)
         }
     }
 
     /// Bytes held out of order.
-    public var heldByteCount: Int { Int(heldBytes) }
+    public var heldByteCount: Int { Int(backlog?.heldBytes ?? 0) }
 
     /// Whether out-of-order segments are held (then an acknowledgement from the peer may release them).
-    @inlinable public var holdsSegments: Bool { !held.isEmpty }
+    @inlinable public var holdsSegments: Bool { backlog.map { !$0.held.isEmpty } ?? false }
 
     private mutating func deliverInOrder(_ payload: ByteView, wireLength: Int, origin: (UInt64, PacketTime)? = nil,
                                          deliver: (StreamEvent) -> Void) {
@@ -136,7 +156,7 @@ public struct TCPStream {
             if let (frame, time) = origin { deliver(.heldData(payload, frame: frame, time: time)) } else { deliver(.data(payload)) }
         }
         if wireLength > payload.count {   // cut by snaplen: the rest is missing for good
-            gaps &+= 1; gapBytes &+= UInt64(wireLength - payload.count)
+            let b = ownBacklog(); b.gaps &+= 1; b.gapBytes &+= UInt64(wireLength - payload.count)
             deliver(.gap(wireLength - payload.count))
         }
         expected = expected &+ UInt32(truncatingIfNeeded: wireLength)
@@ -145,34 +165,67 @@ public struct TCPStream {
     private mutating func skip(to target: UInt32, deliver: (StreamEvent) -> Void) {
         let missing = Int32(bitPattern: target &- expected)
         guard missing > 0 else { return }
-        gaps &+= 1; gapBytes &+= UInt64(missing)
+        let b = ownBacklog(); b.gaps &+= 1; b.gapBytes &+= UInt64(missing)
         deliver(.gap(Int(missing)))
         expected = target
     }
 
     private mutating func hold(_ seq: UInt32, _ payload: ByteView, _ wireLength: Int, frame: UInt64, time: PacketTime) {
-        var i = held.count
-        while i > 0 && Int32(bitPattern: held[i - 1].sequence &- seq) > 0 { i -= 1 }
-        if i > 0 && held[i - 1].sequence == seq { retransmissions &+= 1; return }   // first copy wins
-        held.insert(HeldSegment(sequence: seq, bytes: Array(payload.raw), wireLength: wireLength, frame: frame, time: time), at: i)
-        heldBytes += UInt32(payload.count)
+        let b = ownBacklog()
+        var i = b.held.count
+        while i > 0 && Int32(bitPattern: b.held[i - 1].sequence &- seq) > 0 { i -= 1 }
+        if i > 0 && b.held[i - 1].sequence == seq { b.retransmissions &+= 1; return }   // first copy wins
+        b.held.insert(HeldSegment(sequence: seq, bytes: Array(payload.raw), wireLength: wireLength, frame: frame, time: time), at: i)
+        b.heldBytes += UInt32(payload.count)
+    }
+
+    /// Removes the first held segment, `overlap` bytes of which were delivered already, and counts it; true when it
+    /// was all delivered (a retransmission). (Apart from `drainHeld`, like `countOutOfOrder`.)
+    private mutating func removeFirstHeld(overlap: Int) -> Bool {
+        let b = ownBacklog()
+        let first = b.held.removeFirst()
+        b.heldBytes -= UInt32(first.bytes.count)
+        if overlap >= first.wireLength { b.retransmissions &+= 1; return true }
+        if overlap > 0 { b.overlaps &+= 1 }
+        return false
     }
 
     /// Delivers held segments that are now in order. `afterLoss`: the hole before them was given up, so their
     /// bytes are reported on the packet that carried them; a filled hole completes on the filling packet.
     private mutating func drainHeld(afterLoss: Bool = false, deliver: (StreamEvent) -> Void) {
-        while let first = held.first {
+        while let first = backlog?.held.first {
             let rel = Int32(bitPattern: first.sequence &- expected)
             if rel > 0 { return }
-            held.removeFirst()
-            heldBytes -= UInt32(first.bytes.count)
             let overlap = Int(-Int64(rel))
-            if overlap >= first.wireLength { retransmissions &+= 1; continue }
-            if overlap > 0 { overlaps &+= 1 }
+            if removeFirstHeld(overlap: overlap) { continue }
             first.bytes.withUnsafeBytes { raw in
                 deliverInOrder(ByteView(raw).suffix(from: overlap), wireLength: first.wireLength - overlap,
                                origin: afterLoss ? (first.frame, first.time) : nil, deliver: deliver)
             }
         }
+    }
+}
+
+/// What a TCP stream keeps only once it has held a segment or counted an anomaly (most streams never do).
+@usableFromInline final class TCPStreamBacklog {
+    /// Held out-of-order segments, sorted by sequence.
+    @usableFromInline var held: [TCPStream.HeldSegment] = []
+    /// Bytes of `held` (at most `TCPStreamLimits.maximumHeldBytes`, clamped to 32 bits).
+    var heldBytes: UInt32 = 0
+    var gapBytes: UInt64 = 0
+    var gaps: UInt32 = 0
+    var retransmissions: UInt32 = 0
+    var overlaps: UInt32 = 0
+    var outOfOrder: UInt32 = 0
+    var holdOverflows: UInt32 = 0
+
+    init() {}
+
+    /// A copy for a stream that no longer shares it.
+    func copy() -> TCPStreamBacklog {
+        let c = TCPStreamBacklog()
+        c.held = held; c.heldBytes = heldBytes; c.gapBytes = gapBytes; c.gaps = gaps
+        c.retransmissions = retransmissions; c.overlaps = overlaps; c.outOfOrder = outOfOrder; c.holdOverflows = holdOverflows
+        return c
     }
 }

@@ -2,6 +2,7 @@ import Testing
 import Wire
 import Records
 import Engine
+import Flows   // `FlowEndReason` (the observer test), through Engine
 
 /// Ethernet + IPv4 + TCP with the given endpoints, flags and payload.
 func tcpFrame(src: UInt32, sport: UInt16, dst: UInt32, dport: UInt16, seq: UInt32, ack: UInt32 = 0,
@@ -144,4 +145,40 @@ func udpFrame(src: UInt32, sport: UInt16, dst: UInt32, dport: UInt16, payload: [
     let keys = kinds.map { Engine.anomalyKindKey(Anomaly(layer: $0.0, kind: $0.1, offset: 0)) }
     #expect(Set(keys).count == kinds.count)
     #expect(Engine.anomalyKindKey(Anomaly(layer: "modbus", kind: "bad_protocol_id", offset: 7, value: 3)) == keys[0])
+}
+
+/// Counts the per-flow calls an engine makes to its observer.
+private final class FlowEventCounter: EngineObserver {
+    var started = 0, identified = 0, ended = 0, starting = 0
+    func flowStarting(between a: IPAddress, and b: IPAddress, flowSlot: Int32) { starting += 1 }
+    func flowStarted(_ flow: FlowContext, frame: UInt64, time: PacketTime) { started += 1 }
+    func flowIdentified(_ flow: FlowContext, appProtocol: AppProtocol?, frame: UInt64, time: PacketTime) { identified += 1 }
+    func operation(_ op: Records.Operation, flow: FlowContext) {}
+    func anomaly(_ a: Anomaly, flow: FlowContext?) {}
+    func flowEnded(_ flow: FlowContext, reason: FlowEndReason) { ended += 1 }
+    func tick(time: PacketTime) {}
+    func finish() {}
+}
+
+/// The engine reaches its observer's per-flow methods through a target built when the observer is set (no reference
+/// counting per call): a flow's start, identification and end reach the observer in place at the time, and nothing
+/// reaches one that was replaced or removed.
+@Test func perFlowEventsReachTheCurrentObserver() {
+    let engine = Engine()
+    let first = FlowEventCounter(), second = FlowEventCounter()
+    engine.observer = first
+    let client: UInt32 = 0x0A00_0063, server: UInt32 = 0x0A00_0001
+    let request: [UInt8] = [0, 1, 0, 0, 0, 6, 1, 3, 0, 0, 0, 1]   // Modbus read holding registers
+    engine.feed(tcpFrame(src: client, sport: 50000, dst: server, dport: 502, seq: 10, flags: 0x02), at: 100)
+    engine.feed(tcpFrame(src: server, sport: 502, dst: client, dport: 50000, seq: 500, ack: 11, flags: 0x12), at: 100)
+    engine.feed(tcpFrame(src: client, sport: 50000, dst: server, dport: 502, seq: 11, ack: 501, flags: 0x18, payload: request), at: 100)
+    #expect(first.starting == 1 && first.started == 1 && first.identified == 1 && first.ended == 0)
+    engine.observer = second
+    engine.feed(tcpFrame(src: 0x0A00_0005, sport: 1, dst: 0x0A00_0006, dport: 2, seq: 1, flags: 0x02), at: 101)
+    engine.finish()
+    #expect(first.started == 1 && first.ended == 0)
+    #expect(second.started == 1 && second.ended == 2)
+    engine.observer = nil
+    engine.feed(tcpFrame(src: 0x0A00_0007, sport: 1, dst: 0x0A00_0008, dport: 2, seq: 1, flags: 0x02), at: 102)
+    #expect(second.started == 1)
 }

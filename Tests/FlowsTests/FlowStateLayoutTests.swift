@@ -10,11 +10,12 @@ import Wire
         #expect(MemoryLayout<FlowState>.stride % 64 == 0, "stride \(MemoryLayout<FlowState>.stride): pad FlowState")
     }
 
-    /// Four lines: each flow's state is fresh memory the kernel zeroes (32 MiB of it for 100,000 flows at five lines).
-    /// Two streams fit in the third and fourth lines with the per-flow fields only at 45 bytes each.
-    @Test func aFlowTakesFourCacheLines() {
-        #expect(MemoryLayout<FlowState>.stride == 256)
-        #expect(MemoryLayout<TCPStream>.size <= 45)
+    /// Three lines: each flow's state is fresh memory the kernel zeroes (25.6 MB of it for 100,000 flows at four lines).
+    /// Two streams fit in the third line with the per-flow fields only at 16 bytes each (their rarely used parts in a
+    /// `TCPStreamBacklog`).
+    @Test func aFlowTakesThreeCacheLines() {
+        #expect(MemoryLayout<FlowState>.stride == 192)
+        #expect(MemoryLayout<TCPStream>.size <= 16)
     }
 
     @Test func perPacketFieldsLieInTheFirstTwoCacheLines() {
@@ -32,11 +33,15 @@ import Wire
         #expect(MemoryLayout<FlowState>.offset(of: \FlowState.initiatorStream)! >= 128)
     }
 
-    @Test func perFlowFieldsLieFromTheLineFlowTablePrefetchesFrom() {
-        // `FlowTable.prefetchFlowLines` asks for the lines from 192 on for a dissected flow, whose records read these.
-        for offset in [MemoryLayout<FlowState>.offset(of: \FlowState.firstSeen)!,
-                       MemoryLayout<FlowState>.offset(of: \FlowState.firstFrame)!] {
-            #expect(offset >= 192, "a per-flow field at \(offset)")
+    @Test func perFlowFieldsAndStreamsLieInTheLineFlowTablePrefetches() {
+        // `FlowTable.prefetchFlowLines` and `prefetchStreamLines` ask for the third line (from 128), whose fields
+        // a dissected flow's records and the engine's general path read.
+        let fields = [(MemoryLayout<FlowState>.offset(of: \FlowState.firstSeen)!, MemoryLayout<PacketTime>.size),
+                      (MemoryLayout<FlowState>.offset(of: \FlowState.firstFrame)!, 8),
+                      (MemoryLayout<FlowState>.offset(of: \FlowState.initiatorStream)!, MemoryLayout<TCPStream>.size),
+                      (MemoryLayout<FlowState>.offset(of: \FlowState.responderStream)!, MemoryLayout<TCPStream>.size)]
+        for (offset, size) in fields {
+            #expect(offset >= 128 && offset + size <= 192, "a field at \(offset) of \(size) bytes")
         }
     }
 

@@ -119,3 +119,27 @@ private struct Harness {
     stream.peerAcknowledged(6, deliver: record)   // the hole 2..4 is given up at a later packet
     #expect(frames == [0, 3])                      // frame 2's bytes in order; the held byte keeps frame 3
 }
+
+/// A stream's held segments and counters live in a backlog object made on first need: a copied stream must not
+/// share it (value semantics), and a stream that never needs it must not have one.
+@Test func copiedStreamsKeepTheirOwnHeldSegmentsAndCounters() {
+    var h = Harness()
+    h.send(0, [], syn: true)
+    h.send(1, [1]); h.send(1, [1])      // a retransmission: the backlog is made
+    h.send(5, [5, 6])                   // held ahead of a hole
+    var copy = h
+    copy.send(2, [2, 3, 4])             // fills the copy's hole only
+    #expect(copy.out == [1, 2, 3, 4, 5, 6] && copy.stream.outOfOrder == 1 && copy.stream.retransmissions == 1)
+    #expect(!copy.stream.holdsSegments && copy.stream.heldByteCount == 0)
+    #expect(h.out == [1] && h.stream.holdsSegments && h.stream.heldByteCount == 2)
+    h.send(2, [2, 3, 4]); h.send(2, [2])
+    #expect(h.out == [1, 2, 3, 4, 5, 6] && h.stream.retransmissions == 2 && copy.stream.retransmissions == 1)
+}
+
+@Test func aStreamWithoutAnomaliesCountsNothing() {
+    var h = Harness()
+    h.send(0, [], syn: true)
+    h.send(1, [1, 2]); h.send(3, [3])
+    #expect(h.stream.gaps == 0 && h.stream.gapBytes == 0 && h.stream.retransmissions == 0 && h.stream.overlaps == 0
+            && h.stream.outOfOrder == 0 && h.stream.holdOverflows == 0 && !h.stream.holdsSegments)
+}
