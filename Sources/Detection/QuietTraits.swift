@@ -147,14 +147,20 @@ extension Detector {
             let t = (first + i &* stride).assumingMemoryBound(to: QuietTraits.self)
             guard Self.passesQuietly(at: t, slots: slots, entries: entries) else { return i }
             i &+= 1
-            let time = t.pointee.time.totalMicroseconds
-            if time >= nextSweep {
-                aggregator.sweepDue(time, into: &alerts)
-                if !alerts.isEmpty { return i }
-                nextSweep = aggregator.nextSweep
-            }
+            guard sweepIfDue(t.pointee.time.totalMicroseconds, nextSweep: &nextSweep, alerts: &alerts) else { return i }
         }
         return i
+    }
+
+    /// After a quiet operation at `time` was taken: sweeps the aggregation windows if due (`nextSweep`, the
+    /// aggregator's, kept in a register by the caller); false when the sweep raised alerts (the caller stops there).
+    @inline(__always)
+    private func sweepIfDue(_ time: Int64, nextSweep: inout Int64, alerts: inout [Alert]) -> Bool {
+        guard time >= nextSweep else { return true }
+        aggregator.sweepDue(time, into: &alerts)
+        if !alerts.isEmpty { return false }
+        nextSweep = aggregator.nextSweep
+        return true
     }
 
     /// `takeQuietly(run:)` over two runs at once, merged: each record is a merge key (`UInt64`) followed by the traits,
@@ -186,13 +192,7 @@ extension Detector {
             let ahead = r + (entryAhead &+ 1) &* stride
             if ahead < end { Self.prefetchEntry((ahead + 8).assumingMemoryBound(to: QuietTraits.self), slots: slots, entries: entries) }
             r += stride
-            let time = t.pointee.time.totalMicroseconds
-            if time >= nextSweep {
-                aggregator.sweepDue(time, into: &alerts)
-                if !alerts.isEmpty { return false }
-                nextSweep = aggregator.nextSweep
-            }
-            return true
+            return sweepIfDue(t.pointee.time.totalMicroseconds, nextSweep: &nextSweep, alerts: &alerts)
         }
         // Runs of each in turn: `a`'s while its keys are at most `b`'s next, then `b`'s while below `a`'s next.
         outer: while true {
