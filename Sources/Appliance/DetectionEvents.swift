@@ -50,7 +50,8 @@ public protocol QuietOperationObserver: EngineObserver {
     func takeQuietly(_ traits: QuietTraits) -> Bool
 
     /// `takeQuietly` for each of the `count` traits at `first` (`stride` bytes apart) in turn, stopping at the first it
-    /// says no to; returns how many it took. The merge hands over a run of one worker's queued operations at once.
+    /// says no to, or right after one whose sweep raised alerts (they are published before the next is taken);
+    /// returns how many it took. The merge hands over a run of one worker's queued operations at once.
     func takeQuietly(run first: UnsafeRawPointer, stride: Int, count: Int) -> Int
 
     /// `takeQuietly(run:)` over two runs of queued events merged (`Detector.takeQuietly(merging:)`: records of a merge

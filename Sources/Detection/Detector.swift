@@ -18,7 +18,8 @@ public final class Detector {
         didSet { policyReference = policy.map { Unmanaged.passUnretained($0) } }
     }
     /// `policy`, for the per-flow paths to use without reference counting (`policy` keeps it alive): `if let policy`
-    /// retained and released it, two atomic operations in each of a flow's start, verdict and identification.
+    /// retained and released it, two atomic operations in each of a flow's start, verdict and identification. So the
+    /// policy is replaced only between the detector's calls (`applyPolicy`), never from inside one.
     @exclusivity(unchecked) private var policyReference: Unmanaged<CompiledPolicy>?
     /// Windows, thresholds, bounds.
     public let config: DetectionConfig

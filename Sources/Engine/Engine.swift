@@ -37,7 +37,8 @@ public final class Engine {
     public let sink = EventSink()
     /// Counters.
     @exclusivity(unchecked) public private(set) var statistics = EngineStatistics()
-    /// Receives flow events, operations and anomalies (policy and detection); optional.
+    /// Receives flow events, operations and anomalies (policy and detection); optional. Set between packets, never
+    /// from inside one of its own callbacks: the engine reaches it unretained (`borrowedFlowEventTarget`).
     @exclusivity(unchecked) public var observer: (any EngineObserver)? {
         didSet {
             operationForwarder = observer.map { $0.operationForwarder() ?? Engine.forwarder(to: $0) }
@@ -143,16 +144,24 @@ public final class Engine {
         let s = flows.prefetchAhead(hash: hash, position: packetsProcessed &+ 1 &+ UInt64(Engine.prefetchDistance),
                                     distance: UInt64(Engine.prefetchDistance))
         guard s >= 0 else { return }
-        let state = flows.slots + Int(s)
+        // Raw loads of the fields used: the flow may have ended since the slot was named, and a free slot holds no
+        // state (only `FlowTable.remove`'s vacant key and application byte; the other bytes are stale, harmless as hints).
+        let state = UnsafeRawPointer(flows.slots + Int(s))
+        @inline(__always) func field<T>(_ path: KeyPath<FlowState, T>, _: T.Type) -> T {
+            state.load(fromByteOffset: MemoryLayout<FlowState>.offset(of: path)!, as: T.self)
+        }
         // A TCP flow whose streams are not both synchronised is in its handshake: its next packets (a SYN-ACK) take the
         // general path, which works on the streams (their lines, past the per-packet ones, were misses there: the
         // first read, `TCPStream.peerAcknowledged`, waited on them).
-        if state.pointee.streamSummary & 0b1010 != 0b1010 && state.pointee.key.ipProtocol == 6 { flows.prefetchStreamLines(of: s) }
+        if field(\.streamSummary, UInt8.self) & 0b1010 != 0b1010 && field(\.key.ipProtocol, UInt8.self) == 6 {
+            flows.prefetchStreamLines(of: s)
+        }
         // Raw values compared: `ApplicationKind(rawValue:)` was a call per packet here.
-        switch state.pointee.application {
-        case ApplicationKind.modbus.rawValue: modbus.prefetch(state.pointee.applicationSlot)
-        case ApplicationKind.dnp3.rawValue: dnp3.prefetch(state.pointee.applicationSlot)
-        case ApplicationKind.s7comm.rawValue: s7comm.prefetch(state.pointee.applicationSlot)
+        let applicationSlot = field(\.applicationSlot, Int32.self)
+        switch field(\.application, UInt8.self) {
+        case ApplicationKind.modbus.rawValue: modbus.prefetch(applicationSlot)
+        case ApplicationKind.dnp3.rawValue: dnp3.prefetch(applicationSlot)
+        case ApplicationKind.s7comm.rawValue: s7comm.prefetch(applicationSlot)
         default: return   // no operations to come: detection reads nothing of this flow's
         }
         // The per-flow lines (Community ID and the like) only for records: operations take the serial from line 1.

@@ -12,8 +12,9 @@
 // 1... (pipelined requests) live in an array. An entry holds what pairing, expiry, the fit check and the
 // classification need, not the parsed PDU. The parsed request PDU (`requests`) and its bytes (`arena`,
 // one fixed slot per entry) are kept only when records are written, since only those need the request's
-// values at response time. Those, entries 1..., the exception window and non-default limits live behind one
-// reference allocated at first need (`ModbusSessionTables`).
+// values at response time. Those, entries 1... and non-default limits live behind one reference allocated at
+// first need (`ModbusSessionTables`); the exception window stays inline (exception responses are normal plant
+// traffic).
 import Wire
 
 /// Bounds and thresholds of the per-flow Modbus state (named configuration values).
@@ -228,11 +229,6 @@ public struct ModbusSession: Sendable {
         }
         return tables!
     }
-
-    /// The bytes from the start that a request with nothing pending, or the answer to the one pending request,
-    /// reads and writes: up to the end of entry 0 (the exception window and the tables beyond are for exceptions,
-    /// pipelining and records).
-    static var perPacketBytes: Int { MemoryLayout<ModbusSession>.size }
 
     // MARK: - Table
 
