@@ -23,6 +23,17 @@ public enum FlowDispatch {
         return index(symmetricHash(packet), workers: workers)
     }
 
+    /// `worker(for:)` of the record whose pcap header is at `header` (its packet 16 bytes on), as the whole-file
+    /// walks read them: `ethernet` (the link type's, taken once per walk) and `workers > 1` known, the common shape
+    /// hashed here and only other packets handed to `worker(for:)`.
+    @inline(always)
+    static func worker(forRecordAt header: UnsafeRawPointer, ethernet: Bool, linkType: Int32, workers: Int) -> Int {
+        let captured = Int(header.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
+        let bytes = ByteView(UnsafeRawBufferPointer(start: header + 16, count: captured))
+        if ethernet, let hash = commonShapeHash(bytes) { return index(hash, workers: workers) }
+        return worker(for: bytes, linkType: linkType, workers: workers)
+    }
+
     /// `symmetricHash` straight from the bytes for exactly the packets `PacketDecoder.decode` takes its one-pass
     /// path for (untagged Ethernet II, IPv4 without options, not a fragment, TCP or UDP with consistent lengths:
     /// the same checks), whose addresses and ports are then these; nil for any other packet. Building the decoder's

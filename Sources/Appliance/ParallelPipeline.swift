@@ -809,13 +809,7 @@ struct RecordLook {
             parsed &+= 1
             last = h
             seconds = h.loadUnaligned(as: UInt32.self)
-            let bytes = ByteView(UnsafeRawBufferPointer(start: h + 16, count: Int(h.loadUnaligned(fromByteOffset: 8, as: UInt32.self))))
-            let w: Int
-            if ethernet, let hash = FlowDispatch.commonShapeHash(bytes) {
-                w = FlowDispatch.index(hash, workers: workers)
-            } else {
-                w = FlowDispatch.worker(for: bytes, linkType: linkType, workers: workers)
-            }
+            let w = FlowDispatch.worker(forRecordAt: h, ethernet: ethernet, linkType: linkType, workers: workers)
             let sweep = Int64(seconds) >= clock
             if sweep { clock = Int64(seconds) &+ 1 }
             let own = w == index
@@ -1343,13 +1337,7 @@ final class OwnerPass: @unchecked Sendable {
             parsed &+= 1
             last = h
             let seconds = h.loadUnaligned(as: UInt32.self)
-            let bytes = ByteView(UnsafeRawBufferPointer(start: h + 16, count: Int(h.loadUnaligned(fromByteOffset: 8, as: UInt32.self))))
-            let w: Int
-            if ethernet, let hash = FlowDispatch.commonShapeHash(bytes) {
-                w = FlowDispatch.index(hash, workers: workers)
-            } else {
-                w = FlowDispatch.worker(for: bytes, linkType: linkType, workers: workers)
-            }
+            let w = FlowDispatch.worker(forRecordAt: h, ethernet: ethernet, linkType: linkType, workers: workers)
             let number = UInt32(truncatingIfNeeded: parsed &- base)
             if Int64(seconds) >= clock {
                 clock = Int64(seconds) &+ 1
