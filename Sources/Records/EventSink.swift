@@ -40,6 +40,7 @@ public final class EventSink {
         }()
         @usableFromInline var recordCounts = [UInt64](repeating: 0, count: RecordKind.allCases.count)
         @usableFromInline var currentKind: RecordKind = .pdu
+        @usableFromInline var scratch = UnsafeMutableRawPointer.allocate(byteCount: EventSink.scratchBytes, alignment: 16)
         init() {}
     }
     @usableFromInline let state: UnsafeMutablePointer<State>
@@ -115,6 +116,12 @@ public final class EventSink {
         if counts.count != n { counts = [UInt64](repeating: 0, count: n) }
         counts.withUnsafeMutableBufferPointer { c in for i in 0..<n { c[i] = state.pointee.pduCountBuffer[i] } }
     }
+    /// How many bytes `scratch` holds.
+    public static let scratchBytes = 256
+    /// `scratchBytes` bytes (16-byte aligned) a dissector may use during one call into it (`consume`, `gap`,
+    /// `finish`): what it writes there does not outlive the call. A block kept with the sink rather than stack
+    /// memory, which gave the engine's delivery a large frame with a stack-protector check on every call.
+    @inlinable public var scratch: UnsafeMutableRawPointer { state.pointee.scratch }
     /// Records written per kind.
     @inlinable public var recordCounts: [UInt64] {
         get { state.pointee.recordCounts } set { state.pointee.recordCounts = newValue } _modify { yield &state.pointee.recordCounts } }
@@ -129,6 +136,7 @@ public final class EventSink {
     deinit {
         state.pointee.operationBuffer.deallocate()
         state.pointee.pduCountBuffer.deallocate()
+        state.pointee.scratch.deallocate()
         state.deinitialize(count: 1)
         state.deallocate()
     }

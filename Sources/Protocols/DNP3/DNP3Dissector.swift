@@ -76,12 +76,13 @@ public struct DNP3Dissector: AppDissector {
     @inlinable
     public mutating func consume(_ bytes: ByteView, side: FlowSide, sink: EventSink) -> Int {
         // Inlinable: the engine's call lands in `consumeFrames` directly (this wrapper was a call of its own per packet).
-        // A frame's user data is copied out of its CRC blocks (≤ 250 octets) into stack memory: it is read before
-        // the frame's handling returns (a multi-segment fragment is copied into the reassembler).
-        withUnsafeTemporaryAllocation(byteCount: 256, alignment: 16) { scratch in
-            let handled = consumeFrames(bytes, side: side, sink: sink, scratch: scratch.baseAddress!)
-            return handled >= 0 ? handled : consumeFrameRun(bytes, side: side, sink: sink, scratch: scratch.baseAddress!)
-        }
+        // A frame's user data is copied out of its CRC blocks (≤ 250 octets, and up to eight octets written past
+        // them) into the sink's scratch block: it is read before the frame's handling returns (a multi-segment
+        // fragment is copied into the reassembler). Stack memory here gave the engine's delivery frame 256 bytes more
+        // and a stack-protector check.
+        let scratch = sink.scratch
+        let handled = consumeFrames(bytes, side: side, sink: sink, scratch: scratch)
+        return handled >= 0 ? handled : consumeFrameRun(bytes, side: side, sink: sink, scratch: scratch)
     }
 
     /// `consume` with its scratch buffer for the usual delivery, exactly one whole frame whose header checks out with
