@@ -21,6 +21,8 @@ public final class EventSink {
                                                  responder: Endpoint(ip: IPAddress(v4: 0), port: 0), transport: .tcp)
         @usableFromInline var pduRecordsEnabled = false
         @usableFromInline var transactionRecordsEnabled = false
+        /// Either of the two above (kept by their setters).
+        @usableFromInline var recordsEnabled = false
         @usableFromInline var json = JSONWriter(capacity: 1 << 16)
         // Each kind's buffer has room for what accumulates between drains (the replay loop drains once the buffers
         // hold 1 MiB) up front: address space only, pages are touched as lines come. Grown by doubling, a buffer
@@ -57,12 +59,17 @@ public final class EventSink {
 
     /// Whether to write one `pdu` record per application PDU (`zonewatch dissect`).
     @inlinable public var pduRecordsEnabled: Bool {
-        get { state.pointee.pduRecordsEnabled } set { state.pointee.pduRecordsEnabled = newValue }
-        _modify { yield &state.pointee.pduRecordsEnabled } }
+        get { state.pointee.pduRecordsEnabled }
+        set { state.pointee.pduRecordsEnabled = newValue; state.pointee.recordsEnabled = newValue || state.pointee.transactionRecordsEnabled }
+    }
     /// Whether to write the paired per-protocol logs (`modbus.jsonl`, ...).
     @inlinable public var transactionRecordsEnabled: Bool {
-        get { state.pointee.transactionRecordsEnabled } set { state.pointee.transactionRecordsEnabled = newValue }
-        _modify { yield &state.pointee.transactionRecordsEnabled } }
+        get { state.pointee.transactionRecordsEnabled }
+        set { state.pointee.transactionRecordsEnabled = newValue; state.pointee.recordsEnabled = state.pointee.pduRecordsEnabled || newValue }
+    }
+    /// Whether either kind of record is written: the dissectors' per-delivery test, one load (both flags took two
+    /// loads and two branches).
+    @inlinable public var recordsEnabled: Bool { state.pointee.recordsEnabled }
 
     /// The record being built.
     @inlinable public var json: JSONWriter {

@@ -95,7 +95,7 @@ public struct DNP3Dissector: AppDissector {
     mutating func consumeFrames(_ bytes: ByteView, side: FlowSide, sink: EventSink, scratch: UnsafeMutableRawPointer) -> Int {
         if self.datagram == nil { self.datagram = sink.flow.transport == .udp }   // the flow context is there only now
         let n = bytes.count
-        if !sink.pduRecordsEnabled && !sink.transactionRecordsEnabled,
+        if !sink.recordsEnabled,
            let header = DNP3Dissector.linkHeader(bytes, at: 0, crcTable: crcTable, multiplying: multiplying),
            header.headerCRCOK && header.length >= 5 && header.frameSize == n,
            quietFrame(bytes, at: 0, header, side: side, sink: sink, scratch: scratch, crcTable: crcTable, multiplying: multiplying) {
@@ -109,7 +109,7 @@ public struct DNP3Dissector: AppDissector {
     @inline(never) @usableFromInline
     mutating func consumeFrameRun(_ bytes: ByteView, side: FlowSide, sink: EventSink, scratch: UnsafeMutableRawPointer) -> Int {
         let datagram = self.datagram ?? false
-        let quiet = !sink.pduRecordsEnabled && !sink.transactionRecordsEnabled
+        let quiet = !sink.recordsEnabled
         let crcTable = self.crcTable, multiplying = self.multiplying
         let n = bytes.count
         var off = 0
