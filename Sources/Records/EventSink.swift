@@ -21,6 +21,8 @@ public final class EventSink {
                                                  responder: Endpoint(ip: IPAddress(v4: 0), port: 0), transport: .tcp)
         @usableFromInline var pduRecordsEnabled = false
         @usableFromInline var transactionRecordsEnabled = false
+        /// Either of the two above (kept by their setters).
+        @usableFromInline var recordsEnabled = false
         @usableFromInline var json = JSONWriter(capacity: 1 << 16)
         // Each kind's buffer has room for what accumulates between drains (the replay loop drains once the buffers
         // hold 1 MiB) up front: address space only, pages are touched as lines come. Grown by doubling, a buffer
@@ -40,6 +42,7 @@ public final class EventSink {
         }()
         @usableFromInline var recordCounts = [UInt64](repeating: 0, count: RecordKind.allCases.count)
         @usableFromInline var currentKind: RecordKind = .pdu
+        @usableFromInline var scratch = UnsafeMutableRawPointer.allocate(byteCount: EventSink.scratchBytes, alignment: 16)
         init() {}
     }
     @usableFromInline let state: UnsafeMutablePointer<State>
@@ -56,12 +59,17 @@ public final class EventSink {
 
     /// Whether to write one `pdu` record per application PDU (`zonewatch dissect`).
     @inlinable public var pduRecordsEnabled: Bool {
-        get { state.pointee.pduRecordsEnabled } set { state.pointee.pduRecordsEnabled = newValue }
-        _modify { yield &state.pointee.pduRecordsEnabled } }
+        get { state.pointee.pduRecordsEnabled }
+        set { state.pointee.pduRecordsEnabled = newValue; state.pointee.recordsEnabled = newValue || state.pointee.transactionRecordsEnabled }
+    }
     /// Whether to write the paired per-protocol logs (`modbus.jsonl`, ...).
     @inlinable public var transactionRecordsEnabled: Bool {
-        get { state.pointee.transactionRecordsEnabled } set { state.pointee.transactionRecordsEnabled = newValue }
-        _modify { yield &state.pointee.transactionRecordsEnabled } }
+        get { state.pointee.transactionRecordsEnabled }
+        set { state.pointee.transactionRecordsEnabled = newValue; state.pointee.recordsEnabled = state.pointee.pduRecordsEnabled || newValue }
+    }
+    /// Whether either kind of record is written: the dissectors' per-delivery test, one load (both flags took two
+    /// loads and two branches).
+    @inlinable public var recordsEnabled: Bool { state.pointee.recordsEnabled }
 
     /// The record being built.
     @inlinable public var json: JSONWriter {
@@ -115,6 +123,12 @@ public final class EventSink {
         if counts.count != n { counts = [UInt64](repeating: 0, count: n) }
         counts.withUnsafeMutableBufferPointer { c in for i in 0..<n { c[i] = state.pointee.pduCountBuffer[i] } }
     }
+    /// How many bytes `scratch` holds.
+    public static let scratchBytes = 256
+    /// `scratchBytes` bytes (16-byte aligned) a dissector may use during one call into it (`consume`, `gap`,
+    /// `finish`): what it writes there does not outlive the call. A block kept with the sink rather than stack
+    /// memory, which gave the engine's delivery a large frame with a stack-protector check on every call.
+    @inlinable public var scratch: UnsafeMutableRawPointer { state.pointee.scratch }
     /// Records written per kind.
     @inlinable public var recordCounts: [UInt64] {
         get { state.pointee.recordCounts } set { state.pointee.recordCounts = newValue } _modify { yield &state.pointee.recordCounts } }
@@ -129,6 +143,7 @@ public final class EventSink {
     deinit {
         state.pointee.operationBuffer.deallocate()
         state.pointee.pduCountBuffer.deallocate()
+        state.pointee.scratch.deallocate()
         state.deinitialize(count: 1)
         state.deallocate()
     }

@@ -68,3 +68,66 @@ private struct SizedState<Padding>: AppDissector {
     let slot = MemoryLayout<FlowContext>.offset(of: \FlowContext.flowSlot)!
     #expect(max(serial + 8, slot + 4) <= 16)
 }
+
+/// Something a dissector state may hold by reference.
+private final class Token {}
+
+/// A state holding a reference (for what `release` lets go).
+private struct HoldingState: AppDissector {
+    static var appProtocol: AppProtocol { .dnp3 }
+    static func isWellKnownPort(_ port: UInt16) -> Bool { false }
+    static var maximumPDUSize: Int { 1 }
+    static func probe(_ bytes: ByteView, side: FlowSide, transport: Transport) -> ProbeVerdict { .reject }
+    var mark = 0
+    var token: Token?
+    init() {}
+    mutating func consume(_ bytes: ByteView, side: FlowSide, sink: EventSink) -> Int { bytes.count }
+    mutating func gap(side: FlowSide, length: Int, sink: EventSink) {}
+    mutating func finish(sink: EventSink) {}
+}
+
+/// A pool asked for fewer than 16 states holds 16 before it grows (its blocks were sized by the request, so the
+/// states past it were written beyond them); released slots come back last released first and fresh, through
+/// growth, and a released state lets go of what it held at once.
+@Test func poolReusesReleasedSlotsFresh() {
+    let pool = DissectorPool<HoldingState>(capacity: 2)
+    weak var held: Token?
+    var slots: [Int32] = []
+    for i in 0..<40 {
+        let s = pool.allocate()
+        #expect(s == Int32(i))
+        pool.states[Int(s)].mark = i + 1
+        slots.append(s)
+    }
+    do {
+        let token = Token()
+        held = token
+        pool.states[Int(slots[3])].token = token
+    }
+    #expect(held != nil)
+    pool.release(slots[3]); pool.release(slots[30]); pool.release(slots[9])
+    #expect(held == nil)
+    #expect(pool.live == 37)
+    #expect(pool.allocate() == slots[9])
+    #expect(pool.allocate() == slots[30])
+    let third = pool.allocate()
+    #expect(third == slots[3])
+    #expect(pool.states[Int(third)].mark == 0 && pool.states[Int(third)].token == nil)
+    #expect(pool.allocate() == 40)   // the free list is empty: a new slot
+    for (i, s) in slots.enumerated() where ![3, 9, 30].contains(i) { #expect(pool.states[Int(s)].mark == i + 1) }
+}
+
+/// `recordsEnabled` (the dissectors' one-load test) follows both record flags, however they are set; the scratch
+/// block is aligned and the same on every call.
+@Test func sinkRecordsFlagFollowsBothKinds() {
+    let sink = EventSink()
+    #expect(!sink.recordsEnabled)
+    sink.pduRecordsEnabled = true
+    #expect(sink.recordsEnabled)
+    sink.transactionRecordsEnabled = true
+    sink.pduRecordsEnabled = false
+    #expect(sink.recordsEnabled)
+    sink.transactionRecordsEnabled.toggle()
+    #expect(!sink.recordsEnabled)
+    #expect(Int(bitPattern: sink.scratch) % 16 == 0 && sink.scratch == sink.scratch && EventSink.scratchBytes >= 256)
+}

@@ -76,12 +76,13 @@ public struct DNP3Dissector: AppDissector {
     @inlinable
     public mutating func consume(_ bytes: ByteView, side: FlowSide, sink: EventSink) -> Int {
         // Inlinable: the engine's call lands in `consumeFrames` directly (this wrapper was a call of its own per packet).
-        // A frame's user data is copied out of its CRC blocks (≤ 250 octets) into stack memory: it is read before
-        // the frame's handling returns (a multi-segment fragment is copied into the reassembler).
-        withUnsafeTemporaryAllocation(byteCount: 256, alignment: 16) { scratch in
-            let handled = consumeFrames(bytes, side: side, sink: sink, scratch: scratch.baseAddress!)
-            return handled >= 0 ? handled : consumeFrameRun(bytes, side: side, sink: sink, scratch: scratch.baseAddress!)
-        }
+        // A frame's user data is copied out of its CRC blocks (≤ 250 octets, and up to eight octets written past
+        // them) into the sink's scratch block: it is read before the frame's handling returns (a multi-segment
+        // fragment is copied into the reassembler). Stack memory here gave the engine's delivery frame 256 bytes more
+        // and a stack-protector check.
+        let scratch = sink.scratch
+        let handled = consumeFrames(bytes, side: side, sink: sink, scratch: scratch)
+        return handled >= 0 ? handled : consumeFrameRun(bytes, side: side, sink: sink, scratch: scratch)
     }
 
     /// `consume` with its scratch buffer for the usual delivery, exactly one whole frame whose header checks out with
@@ -94,7 +95,7 @@ public struct DNP3Dissector: AppDissector {
     mutating func consumeFrames(_ bytes: ByteView, side: FlowSide, sink: EventSink, scratch: UnsafeMutableRawPointer) -> Int {
         if self.datagram == nil { self.datagram = sink.flow.transport == .udp }   // the flow context is there only now
         let n = bytes.count
-        if !sink.pduRecordsEnabled && !sink.transactionRecordsEnabled,
+        if !sink.recordsEnabled,
            let header = DNP3Dissector.linkHeader(bytes, at: 0, crcTable: crcTable, multiplying: multiplying),
            header.headerCRCOK && header.length >= 5 && header.frameSize == n,
            quietFrame(bytes, at: 0, header, side: side, sink: sink, scratch: scratch, crcTable: crcTable, multiplying: multiplying) {
@@ -108,7 +109,7 @@ public struct DNP3Dissector: AppDissector {
     @inline(never) @usableFromInline
     mutating func consumeFrameRun(_ bytes: ByteView, side: FlowSide, sink: EventSink, scratch: UnsafeMutableRawPointer) -> Int {
         let datagram = self.datagram ?? false
-        let quiet = !sink.pduRecordsEnabled && !sink.transactionRecordsEnabled
+        let quiet = !sink.recordsEnabled
         let crcTable = self.crcTable, multiplying = self.multiplying
         let n = bytes.count
         var off = 0

@@ -98,7 +98,7 @@ public struct ModbusDissector: AppDissector {
         // Two out-of-line bodies behind one test, so that neither pays for the other's frame: records off (`replay`
         // without logs, the per-packet case) and records on (`zonewatch dissect`, `--out`). Inlinable, so that the
         // engine calls the one it needs directly.
-        if sink.pduRecordsEnabled || sink.transactionRecordsEnabled { return consumeRecording(bytes, side: side, sink: sink) }
+        if sink.recordsEnabled { return consumeRecording(bytes, side: side, sink: sink) }
         let handled = consumeQuietly(bytes, side: side, sink: sink)
         return handled >= 0 ? handled : consumeQuietlyRest(bytes, side: side, sink: sink)
     }

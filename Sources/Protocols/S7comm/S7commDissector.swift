@@ -100,7 +100,7 @@ public struct S7commDissector: AppDissector {
         if n >= TPKT.minimumLength, let base = bytes.raw.baseAddress, !state(side).resynchronising,
            base.load(as: UInt8.self) == 3, base.load(fromByteOffset: 1, as: UInt8.self) == 0,
            Int(UInt16(bigEndian: base.loadUnaligned(fromByteOffset: 2, as: UInt16.self))) == n {
-            if sink.pduRecordsEnabled || sink.transactionRecordsEnabled || !readWriteVar(base, length: n, side: side, sink: sink) {
+            if sink.recordsEnabled || !readWriteVar(base, length: n, side: side, sink: sink) {
                 handleTPKT(bytes, side: side, sink: sink)
             }
             return n
@@ -112,7 +112,7 @@ public struct S7commDissector: AppDissector {
     @inline(never)
     mutating func consumeTPKTs(_ bytes: ByteView, side: FlowSide, sink: EventSink) -> Int {
         var offset = 0
-        let recordsOff = !sink.pduRecordsEnabled && !sink.transactionRecordsEnabled
+        let recordsOff = !sink.recordsEnabled
         while offset < bytes.count {
             if state(side).resynchronising {
                 let next = TPKT.resynchronisationPoint(bytes, from: offset)
