@@ -166,6 +166,9 @@ public final class Engine {
         }
         // The per-flow lines (Community ID and the like) only for records: operations take the serial from line 1.
         if recordsEnabled { flows.prefetchFlowLines(of: s) }
+        // For every dissected flow's packet, though only requests (Modbus, DNP3) bring operations: skipping it for a
+        // responder's packets measured 5-7 % slower on the 100,000-flow plant (with or without a branch), skipping it
+        // for the initiator's 20 % slower; issuing it with the flow's lines (6 ahead, for every flow) measured the same.
         if Int(s) < observerTable.count, let base = observerTable.base { zw_prefetch(base + Int(s) &* observerTable.stride) }
     }
 
