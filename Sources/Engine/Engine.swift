@@ -182,6 +182,8 @@ public final class Engine {
     func processPacket(_ bytes: ByteView, linkType: Int32, time: PacketTime, wireLength: Int, frame number: UInt64) {
         frame = number == 0 ? frame &+ 1 : number
         packetsProcessed &+= 1
+        // The flow table's idle queries rely on packet time not going back (`FlowTable.clockWentBack`).
+        if time.seconds < now.seconds { flows.clockWentBack() }
         now = time
         statistics.packets &+= 1
         statistics.bytes &+= UInt64(bytes.count)
@@ -340,6 +342,7 @@ public final class Engine {
     /// sweep, so flows end at the same frame; a live capture with no traffic uses it to let time pass.
     public func advance(frame number: UInt64, time: PacketTime, sweep: Bool = true) {
         frame = number
+        if time.seconds < now.seconds { flows.clockWentBack() }
         now = time
         if sweep && time.seconds >= nextSweep { self.sweep() }
     }
@@ -812,16 +815,13 @@ public final class Engine {
         nextSweep = now.seconds + 1
         observer?.tick(time: now)
         let limits = flows.limits
-        while let s = flows.oldest(closed: true), flows.slots[Int(s)].lastSeen.seconds + limits.closedLinger <= now.seconds {
+        while let s = flows.oldest(.closed, idle: limits.closedLinger, at: now.seconds) {
             prefetchFlowEnds(after: s)
             endFlow(s, reason: flows.slots[Int(s)].reset ? .rst : .fin)
         }
         // Each active list is in least-recently-seen order under one timeout: its expired flows are a prefix of it.
         // Both are ended in the order they were last seen, as one list would give them.
-        func expired(_ list: LRUList, _ timeout: Int64) -> Int32? {
-            guard let s = flows.oldest(list), flows.slots[Int(s)].lastSeen.seconds + timeout <= now.seconds else { return nil }
-            return s
-        }
+        func expired(_ list: LRUList, _ timeout: Int64) -> Int32? { flows.oldest(list, idle: timeout, at: now.seconds) }
         while let s = flows.lessRecentlySeen(expired(.activeTCP, limits.tcpIdleTimeout), expired(.activeOther, limits.udpIdleTimeout)) {
             prefetchFlowEnds(after: s)
             endFlow(s, reason: .idleTimeout)
