@@ -55,19 +55,27 @@ public final class FlowTable {
     /// move and nothing else: a doubly linked list rewrote the flow's and two neighbours' links at each move (three
     /// scattered lines; with 100,000 flows, 5 % of the mixed plant's time).
     @usableFromInline let orders: UnsafeMutablePointer<UInt64>
-    /// Membership by slot: (`LRUList` raw value + 1) << 62 | the order at which the flow joined that list; 0 none (a
-    /// free slot). A queue entry is the flow's own exactly when the list matches and the entry is not older than the
-    /// joining (a reused slot's earlier flow left entries behind).
-    let membership: UnsafeMutablePointer<UInt64>
+    /// Membership by slot: (`LRUList` raw value + 1) << 30 | the slot's generation (counts the flows it held, mod
+    /// 2^30); no list bits: a free slot. A queue entry is the flow's own exactly when the list and the generation
+    /// match (a reused slot's earlier flow, or the flow before it closed, left entries behind).
+    let membership: UnsafeMutablePointer<UInt32>
     /// Each `LRUList`'s queue (by raw value), see `RecencyQueue`.
     let queues = UnsafeMutablePointer<RecencyQueue>.allocate(capacity: 3)
-    /// `rebuild`'s working space (grown as needed, kept).
-    @exclusivity(unchecked) private var scratch = UnsafeMutablePointer<RecencyEntry>.allocate(capacity: 0)
-    @exclusivity(unchecked) private var scratchCapacity = 0
+    /// `rebuild`'s working space, as many entries as a queue's run holds (address space; pages touched as used).
+    private let scratch: UnsafeMutablePointer<RecencyEntry>
+    /// Entries a queue's run holds: it holds at most twice its flows and 1,025 (`join`), so that after a slide there
+    /// is room for as many appends as the entries slid.
+    private let runCapacity: Int
     private let radixCounts = UnsafeMutablePointer<Int>.allocate(capacity: RecencyEntry.radix)
-    /// Moves to the front made from this order on happened at non-decreasing seconds of packet time until the next
-    /// `clockWentBack`: what lets an idle query stop at a queue's first entry without checking it (`oldest(_:idle:at:)`).
-    @exclusivity(unchecked) private var monotoneFrom: UInt64 = 0
+    /// Second marks (a ring of `markCapacity`, oldest at `markStart`): (order, second) when an idle query came at a
+    /// second later than the last mark's, in increasing order. Moves to the front with that order or later happened
+    /// in that second or later, as long as packet time does not go back (`clockWentBack` drops them all): what lets
+    /// an idle query stop at a queue's least entry without checking it (`settle`).
+    private let markOrders = UnsafeMutablePointer<UInt64>.allocate(capacity: FlowTable.markCapacity)
+    private let markSeconds = UnsafeMutablePointer<Int64>.allocate(capacity: FlowTable.markCapacity)
+    @exclusivity(unchecked) private var markStart = 0, markCount = 0
+    /// At least the longest idle timeout, in seconds with a sweep (older least entries are checked).
+    private static let markCapacity = 4096
     /// Flows seen again (their first packet in a second of packet time) since `orders` was last brought up to
     /// date, in order. `touchLater` notes one with a store and no branch; every use of the orders first applies them
     /// (`applyPendingTouches`): entry i gets order `nextOrder + i`, exactly what touching each at once would have
@@ -103,11 +111,13 @@ public final class FlowTable {
         // and the block never moves (doubling it copied every flow's state into fresh pages, page faults included).
         slotStore = FlowTable.allocateSlots(capacity)
         orders = LargeBlock.allocate(capacity * 8).bindMemory(to: UInt64.self, capacity: capacity)
-        membership = LargeBlock.mapZeroed(capacity * 8).bindMemory(to: UInt64.self, capacity: capacity)
+        membership = LargeBlock.mapZeroed(capacity * 4).bindMemory(to: UInt32.self, capacity: capacity)
+        runCapacity = 4 * capacity + 4096
+        scratch = LargeBlock.mapZeroed(runCapacity * MemoryLayout<RecencyEntry>.stride).bindMemory(to: RecencyEntry.self, capacity: runCapacity)
         // Zeroed memory holds valid (empty) texts.
         communityIDs = LargeBlock.mapZeroed(capacity * MemoryLayout<InlineText>.stride).bindMemory(to: InlineText.self, capacity: capacity)
         aheadRing.initialize(repeating: 0, count: 128)
-        for l in 0..<3 { (queues + l).initialize(to: RecencyQueue()) }   // each its own buffers
+        for l in 0..<3 { (queues + l).initialize(to: RecencyQueue(runCapacity: runCapacity)) }
     }
 
     deinit {
@@ -115,10 +125,11 @@ public final class FlowTable {
         for k in 0..<indexSize where index[k] != 0 { (slots + Int(FlowTable.slot(of: index[k]))).deinitialize(count: 1) }
         FlowTable.releaseSlots(slots)
         free(orders)
-        LargeBlock.unmap(UnsafeMutableRawPointer(membership), bytes: capacity * 8)
-        for l in 0..<3 { queues[l].release() }
+        LargeBlock.unmap(UnsafeMutableRawPointer(membership), bytes: capacity * 4)
+        for l in 0..<3 { queues[l].release(runCapacity: runCapacity) }
         queues.deallocate()
-        scratch.deallocate()
+        LargeBlock.unmap(UnsafeMutableRawPointer(scratch), bytes: runCapacity * MemoryLayout<RecencyEntry>.stride)
+        markOrders.deallocate(); markSeconds.deallocate()
         radixCounts.deallocate()
         LargeBlock.unmap(UnsafeMutableRawPointer(communityIDs), bytes: capacity * MemoryLayout<InlineText>.stride)
         FlowTable.releaseIndex(index, size: indexSize)
@@ -305,7 +316,6 @@ public final class FlowTable {
     public func insert(_ state: consuming FlowState, hash: UInt64) -> Int32 {
         growIfNeeded()
         let list = state.key.ipProtocol == 6 ? LRUList.activeTCP : .activeOther
-        let seconds = state.lastSeen.seconds
         state.hashLow = UInt32(truncatingIfNeeded: hash)
         let s: Int32
         if let reused = freeSlots.popLast() {
@@ -320,7 +330,7 @@ public final class FlowTable {
         while index[i] != 0 { i = (i + 1) & mask }
         index[i] = FlowTable.entry(hash, s)
         count += 1
-        join(s, Int(list.rawValue), seconds: seconds)
+        join(s, Int(list.rawValue), generation: (membership[Int(s)] &+ 1) & FlowTable.generationMask)
         return s
     }
 
@@ -402,8 +412,8 @@ public final class FlowTable {
         if pendingCount == FlowTable.pendingCapacity { applyPendingTouches() }
     }
 
-    /// Flow `s` joins list `l` at the front, at packet time `seconds` (its `lastSeen`).
-    private func join(_ s: Int32, _ l: Int, seconds: Int64) {
+    /// Flow `s` joins list `l` at the front as the slot's flow numbered `generation`.
+    private func join(_ s: Int32, _ l: Int, generation: UInt32) {
         let q = queues + l
         // Entries of flows gone from the list (ended, closed) are dropped when they come first; a queue holding many
         // more of them than flows is rebuilt, which drops them all: the queues stay within twice the flows listed.
@@ -411,37 +421,59 @@ public final class FlowTable {
             applyPendingTouches()
             rebuild(l)
         }
-        let order = orderOfNextPending
-        membership[Int(s)] = UInt64(l &+ 1) << 62 | order
+        membership[Int(s)] = UInt32(l &+ 1) << 30 | generation
         q.pointee.members &+= 1
-        q.pointee.append(RecencyEntry(order: order, seconds: seconds, slot: s))
+        q.pointee.append(RecencyEntry(order: orderOfNextPending, slot: s, generation: generation), runCapacity: runCapacity)
         notePending(s)
     }
 
-    /// Flow `s` leaves its list (if any).
+    private static let generationMask: UInt32 = (1 << 30) - 1
+
+    /// Flow `s` leaves its list (if any); the slot keeps its generation.
     @inline(__always)
     private func leave(_ s: Int32) {
         let m = membership[Int(s)]
-        if m != 0 { queues[Int(m >> 62) &- 1].members &-= 1 }
-        membership[Int(s)] = 0
+        if m >> 30 != 0 { queues[Int(m >> 30) &- 1].members &-= 1 }
+        membership[Int(s)] = m & FlowTable.generationMask
     }
 
     /// Moves a flow to the closed list (it lingers there for stragglers); nothing if it is there already.
     public func markClosed(_ s: Int32) {
         let closed = Int(LRUList.closed.rawValue)
-        guard membership[Int(s)] >> 62 != UInt64(closed &+ 1) else { return }
+        let m = membership[Int(s)]
+        guard m >> 30 != UInt32(closed &+ 1) else { return }
         leave(s)
-        join(s, closed, seconds: slots[Int(s)].lastSeen.seconds)
+        join(s, closed, generation: m & FlowTable.generationMask)
     }
 
-    /// Notes that packet time went back (or the clock is reset): moves to the front from here on may be older than
-    /// earlier ones, so idle queries check entries again until they are past this point. The caller reports every
-    /// step back of the seconds of the times it gives flows, before moving flows at the earlier time.
+    /// Notes that packet time went back: moves to the front from here on may come at earlier seconds than earlier
+    /// ones (the second marks go). The caller reports every step back of the seconds of the times it gives flows
+    /// (their `lastSeen`) and of the `now` of idle queries.
     public func clockWentBack() {
-        monotoneFrom = orderOfNextPending
+        markCount = 0
     }
 
-    private static let joinMask: UInt64 = (1 << 62) - 1
+    /// Notes an idle query at second `now` (a mark, if later than the last).
+    @inline(__always)
+    private func mark(_ now: Int64) {
+        if markCount > 0 && markSeconds[(markStart &+ markCount &- 1) & (FlowTable.markCapacity &- 1)] >= now { return }
+        if markCount == FlowTable.markCapacity { markStart = (markStart &+ 1) & (FlowTable.markCapacity &- 1); markCount &-= 1 }
+        let i = (markStart &+ markCount) & (FlowTable.markCapacity &- 1)
+        markOrders[i] = orderOfNextPending; markSeconds[i] = now
+        markCount &+= 1
+    }
+
+    /// The second of the latest mark at or before `order` (moves to the front with that order happened then or later),
+    /// or nil: none (the order is older than the marks, or from before packet time last went back).
+    private func markedSecond(before order: UInt64) -> Int64? {
+        // The last mark whose order is at most `order`: marks are in increasing order.
+        var low = 0, high = markCount
+        while low < high {
+            let mid = (low &+ high) / 2
+            if markOrders[(markStart &+ mid) & (FlowTable.markCapacity &- 1)] <= order { low = mid &+ 1 } else { high = mid }
+        }
+        return low == 0 ? nil : markSeconds[(markStart &+ low &- 1) & (FlowTable.markCapacity &- 1)]
+    }
 
     /// The least recently seen flow of list `l` (pending touches applied), or, with `timeout`, that flow only if
     /// idle for `timeout` seconds at `now` (`lastSeen.seconds + timeout <= now`), else nil.
@@ -450,11 +482,11 @@ public final class FlowTable {
     /// moved to the front since (its entry is put back with its order now: into the queue's heap, or, when enough
     /// moves happened since the last rebuild to pay for one, by rebuilding the whole queue). Entries' orders are at
     /// most their flows', so an exact least entry is the least recently seen flow. An idle query stops at the least
-    /// entry unchecked when its second is within the timeout: every flow listed moved to the front at that order or
-    /// later, so (with packet time monotone since, see `monotoneFrom`) in that second or later.
+    /// entry unchecked when a second mark says it moved to the front within the timeout: every flow listed moved to
+    /// the front at that order or later, so in that second or later.
     private func settle(_ l: Int, timeout: Int64?, now: Int64) -> Int32? {
         let q = queues + l
-        let target = UInt64(l &+ 1)
+        let target = UInt32(l &+ 1)
         while true {
             // The least entry: the run's first, or the heap's top when less.
             var fromHeap = false
@@ -467,9 +499,9 @@ public final class FlowTable {
             } else {
                 return nil
             }
-            if let timeout, e.order >= monotoneFrom, e.seconds + timeout > now { return nil }
+            if let timeout, let second = markedSecond(before: e.order), second + timeout > now { return nil }
             let m = membership[Int(e.slot)]
-            guard m >> 62 == target && m & FlowTable.joinMask <= e.order else {
+            guard m == target << 30 | e.generation else {
                 // Not a flow of this list any more.
                 if fromHeap { q.pointee.popHeap() } else { q.pointee.runStart &+= 1 }
                 continue
@@ -481,44 +513,43 @@ public final class FlowTable {
             }
             if nextOrder &- q.pointee.rebuiltAt >= UInt64(q.pointee.entryCount / 2) { rebuild(l); continue }
             if fromHeap { q.pointee.popHeap() } else { q.pointee.runStart &+= 1 }
-            q.pointee.push(RecencyEntry(order: order, seconds: slots[Int(e.slot)].lastSeen.seconds, slot: e.slot))
+            q.pointee.push(RecencyEntry(order: order, slot: e.slot, generation: e.generation))
         }
     }
 
     /// Rebuilds list `l`'s queue (pending touches applied): its flows' entries with their orders now, sorted, the
     /// others dropped; the heap empties.
+    @inline(never)
     private func rebuild(_ l: Int) {
         let q = queues + l
         let n = q.pointee.entryCount
-        if scratchCapacity < 2 &* n {
-            scratch.deallocate()
-            scratchCapacity = max(2 &* n, 1024)
-            scratch = .allocate(capacity: scratchCapacity)
-        }
-        let orders = self.orders, membership = self.membership, slots = self.slots, scratch = self.scratch
-        let target = UInt64(l &+ 1)
-        var k = 0
-        // The entries' flows' orders and membership are random lines (100,000 flows' orders are 800 KB): read a few
-        // entries on.
-        func gather(_ entries: UnsafeMutablePointer<RecencyEntry>, _ range: Range<Int>) {
+        let orders = self.orders, membership = self.membership, run = q.pointee.run
+        let target = UInt32(l &+ 1) << 30
+        var k = 0, low = UInt64.max, high: UInt64 = 0
+        // Kept entries are written over the run from its start (never past the one being read), the heap's after
+        // them. The entries' flows' orders and membership are random lines (100,000 flows' orders are 800 KB):
+        // read a few entries on.
+        func gather(_ entries: UnsafeMutablePointer<RecencyEntry>, from start: Int, to end: Int) {
             let ahead = 16
-            for i in range {
-                if i &+ ahead < range.upperBound {
+            var i = start
+            while i < end {
+                if i &+ ahead < end {
                     let a = Int(entries[i &+ ahead].slot)
                     zw_prefetch(orders + a); zw_prefetch(membership + a)
                 }
                 let e = entries[i]
-                let m = membership[Int(e.slot)]
-                guard m >> 62 == target && m & FlowTable.joinMask <= e.order else { continue }
+                i &+= 1
+                guard membership[Int(e.slot)] == target | e.generation else { continue }
                 let order = orders[Int(e.slot)]
-                scratch[k] = order == e.order ? e : RecencyEntry(order: order, seconds: slots[Int(e.slot)].lastSeen.seconds, slot: e.slot)
+                run[k] = RecencyEntry(order: order, slot: e.slot, generation: e.generation)
+                low = min(low, order); high = max(high, order)
                 k &+= 1
             }
         }
-        gather(q.pointee.run, q.pointee.runStart..<q.pointee.runEnd)
-        gather(q.pointee.heap, 0..<q.pointee.heapCount)
-        let sorted = RecencyEntry.sortByOrder(scratch, count: k, spare: scratch + n, counts: radixCounts)
-        q.pointee.replace(with: sorted, count: k)
+        gather(run, from: q.pointee.runStart, to: q.pointee.runEnd)
+        gather(q.pointee.heap, from: 0, to: q.pointee.heapCount)
+        RecencyEntry.sortByOrder(run, count: k, low: low, high: high, spare: scratch, counts: radixCounts)
+        q.pointee.runStart = 0; q.pointee.runEnd = k; q.pointee.heapCount = 0
         q.pointee.rebuiltAt = nextOrder
     }
 
@@ -540,18 +571,20 @@ public final class FlowTable {
     /// first), before `s` is removed: a live flow, but its place may be out of date.
     public func newerNeighbour(of s: Int32) -> Int32 {
         let m = membership[Int(s)]
-        guard m != 0 else { return -1 }
-        let q = queues + (Int(m >> 62) &- 1)
+        guard m >> 30 != 0 else { return -1 }
+        let q = queues + (Int(m >> 30) &- 1)
         let run = q.pointee.run, end = q.pointee.runEnd
         var i = q.pointee.runStart
+        // `s` is first, or a few on (entries of flows just ended before it); the next listed flow's entry follows.
         let stop = min(end, i &+ 4)
         while i < stop && run[i].slot != s { i &+= 1 }
         guard i < stop else { return -1 }
-        // The next entry of a listed flow (the one just ended left its entry).
-        for j in (i &+ 1)..<max(i &+ 1, min(end, i &+ 3)) {
-            let n = run[j]
-            let nm = membership[Int(n.slot)]
-            if nm >> 62 == m >> 62 && nm & FlowTable.joinMask <= n.order { return n.slot }
+        i &+= 1
+        let last = min(end, i &+ 2)
+        while i < last {
+            let n = run[i]
+            if membership[Int(n.slot)] == (m & ~FlowTable.generationMask) | n.generation { return n.slot }
+            i &+= 1
         }
         return -1
     }
@@ -584,6 +617,7 @@ public final class FlowTable {
     /// to date when no flow of it can be that old.
     public func oldest(_ list: LRUList, idle timeout: Int64, at now: Int64) -> Int32? {
         applyPendingTouches()
+        mark(now)
         return settle(Int(list.rawValue), timeout: timeout, now: now)
     }
 
@@ -614,32 +648,33 @@ public enum LRUList: UInt8, Sendable {
 /// A flow's place in a recency queue as of when the entry was made: the order and second of its move to the front.
 struct RecencyEntry {
     var order: UInt64
-    var seconds: Int64
     var slot: Int32
+    /// The slot's generation when the entry was made (`FlowTable.membership`).
+    var generation: UInt32
 
-    /// Sorts `count` entries at `entries` by order (their orders differ), using `spare` (as many entries): an LSD
-    /// radix sort on the orders' span, 11 bits a pass. Returns where the sorted entries are (`entries` or `spare`).
-    static func sortByOrder(_ entries: UnsafeMutablePointer<RecencyEntry>, count n: Int,
-                            spare: UnsafeMutablePointer<RecencyEntry>, counts: UnsafeMutablePointer<Int>) -> UnsafeMutablePointer<RecencyEntry> {
-        guard n > 1 else { return entries }
-        var low = UInt64.max, high: UInt64 = 0
-        for i in 0..<n { low = min(low, entries[i].order); high = max(high, entries[i].order) }
+    /// Sorts `count` entries at `entries` by order (their orders differ, from `low` to `high`), using `spare` (as
+    /// many entries): an LSD radix sort on the orders' span in an even number of passes of at most 11 bits, so that
+    /// the entries end where they started.
+    static func sortByOrder(_ entries: UnsafeMutablePointer<RecencyEntry>, count n: Int, low: UInt64, high: UInt64,
+                            spare: UnsafeMutablePointer<RecencyEntry>, counts: UnsafeMutablePointer<Int>) {
+        guard n > 1 else { return }
         let bits = 64 - (high &- low).leadingZeroBitCount
+        let passes = bits <= 22 ? 2 : bits <= 44 ? 4 : 6
+        let width = UInt64((bits + passes - 1) / passes), digits = 1 << Int(width), mask = UInt64(digits - 1)
         var from = entries, to = spare
         var shift: UInt64 = 0
-        while shift < UInt64(bits) {
-            counts.update(repeating: 0, count: radix)
-            for i in 0..<n { counts[Int(truncatingIfNeeded: (from[i].order &- low) >> shift) & (radix &- 1)] &+= 1 }
+        for _ in 0..<passes {
+            counts.update(repeating: 0, count: digits)
+            for i in 0..<n { counts[Int(truncatingIfNeeded: ((from[i].order &- low) >> shift) & mask)] &+= 1 }
             var sum = 0
-            for d in 0..<radix { let c = counts[d]; counts[d] = sum; sum &+= c }
+            for d in 0..<digits { let c = counts[d]; counts[d] = sum; sum &+= c }
             for i in 0..<n {
-                let d = Int(truncatingIfNeeded: (from[i].order &- low) >> shift) & (radix &- 1)
+                let d = Int(truncatingIfNeeded: ((from[i].order &- low) >> shift) & mask)
                 to[counts[d]] = from[i]; counts[d] &+= 1
             }
             swap(&from, &to)
-            shift &+= UInt64(radix.trailingZeroBitCount)
+            shift &+= width
         }
-        return from
     }
     /// Buckets of a radix sort pass (11 bits).
     static let radix = 2048
@@ -650,9 +685,10 @@ struct RecencyEntry {
 /// Each listed flow has exactly one entry, with at most its order; entries of flows gone from the list stay until
 /// they come first or the queue is rebuilt.
 struct RecencyQueue {
-    /// The run: [runStart, runEnd) of `runCapacity` entries.
-    var run = UnsafeMutablePointer<RecencyEntry>.allocate(capacity: 0)
-    var runStart = 0, runEnd = 0, runCapacity = 0
+    /// The run: [runStart, runEnd) of a block of `FlowTable.runCapacity` entries (address space, pages touched as
+    /// used: it never moves).
+    let run: UnsafeMutablePointer<RecencyEntry>
+    var runStart = 0, runEnd = 0
     /// The heap: `heapCount` of `heapCapacity` entries.
     var heap = UnsafeMutablePointer<RecencyEntry>.allocate(capacity: 0)
     var heapCount = 0, heapCapacity = 0
@@ -664,32 +700,33 @@ struct RecencyQueue {
     /// Entries held (listed flows' and stale ones).
     var entryCount: Int { runEnd &- runStart &+ heapCount }
 
-    func release() { run.deallocate(); heap.deallocate() }
+    init(runCapacity: Int) {
+        run = LargeBlock.mapZeroed(runCapacity * MemoryLayout<RecencyEntry>.stride).bindMemory(to: RecencyEntry.self, capacity: runCapacity)
+    }
+
+    func release(runCapacity: Int) {
+        LargeBlock.unmap(UnsafeMutableRawPointer(run), bytes: runCapacity * MemoryLayout<RecencyEntry>.stride)
+        heap.deallocate()
+    }
 
     /// Appends an entry with an order above every entry's.
     @inline(__always)
-    mutating func append(_ e: RecencyEntry) {
-        if runEnd == runCapacity { makeRoom() }
+    mutating func append(_ e: RecencyEntry, runCapacity: Int) {
+        if runEnd == runCapacity { slide() }
         run[runEnd] = e
         runEnd &+= 1
     }
 
-    private mutating func makeRoom() {
+    /// Moves the run to the block's start (the block holds at least twice the entries: `FlowTable.runCapacity`).
+    @inline(never)
+    private mutating func slide() {
         let live = runEnd &- runStart
-        if runStart > 0 && runStart >= live {
-            // At least half the run consumed: slide the rest down.
-            run.moveInitialize(from: run + runStart, count: live)
-        } else {
-            let bigger = max(1024, runCapacity &* 2)
-            let fresh = UnsafeMutablePointer<RecencyEntry>.allocate(capacity: bigger)
-            fresh.moveInitialize(from: run + runStart, count: live)
-            run.deallocate()
-            run = fresh; runCapacity = bigger
-        }
+        memmove(run, run + runStart, live * MemoryLayout<RecencyEntry>.stride)
         runStart = 0; runEnd = live
     }
 
     /// Removes the heap's top.
+    @inline(never)
     mutating func popHeap() {
         heapCount &-= 1
         guard heapCount > 0 else { return }
@@ -706,6 +743,7 @@ struct RecencyQueue {
     }
 
     /// Adds an entry out of turn (to the heap).
+    @inline(never)
     mutating func push(_ e: RecencyEntry) {
         if heapCount == heapCapacity {
             let bigger = max(64, heapCapacity &* 2)
@@ -724,14 +762,4 @@ struct RecencyQueue {
         heap[i] = e
     }
 
-    /// Makes the queue the `count` entries at `sorted` (sorted by order), heap empty.
-    mutating func replace(with sorted: UnsafeMutablePointer<RecencyEntry>, count: Int) {
-        if runCapacity < count {
-            run.deallocate()
-            runCapacity = max(1024, count)
-            run = .allocate(capacity: runCapacity)
-        }
-        run.update(from: sorted, count: count)
-        runStart = 0; runEnd = count; heapCount = 0
-    }
 }
