@@ -308,8 +308,9 @@ public final class Engine {
         }
         // A FIN after its bytes, as `tcpSegment` takes it (the streams do not count it).
         if flags & PacketView.fin != 0 {
+            let wasClosed = state.pointee.isClosed
             state.pointee.finMask |= side == .initiator ? 1 : 2
-            if state.pointee.isClosed { flows.markClosed(slot) }
+            if !wasClosed && state.pointee.isClosed { flows.markClosed(slot) }
         }
         return true
     }
@@ -403,9 +404,12 @@ public final class Engine {
                        wireLength: packet.wirePayloadLength, limits: limits, frame: frame, time: now) { event in
             self.deliver(slot, side: side, event: event)
         }
+        // A flow moves to the closed list when it closes (it stays there: once is enough, and each move asked of the
+        // table costs it a look at the flow's list).
+        let wasClosed = flows.slots[Int(slot)].isClosed
         if flags & PacketView.rst != 0 { flows.slots[Int(slot)].reset = true }
         if flags & PacketView.fin != 0 { flows.slots[Int(slot)].finMask |= side == .initiator ? 1 : 2 }
-        if flows.slots[Int(slot)].isClosed { flows.markClosed(slot) }
+        if !wasClosed && flows.slots[Int(slot)].isClosed { flows.markClosed(slot) }
     }
 
     /// Writes the next sequence numbers the one-pass path kept in `FlowState.inOrder` back into the streams, before

@@ -113,7 +113,7 @@ public final class FlowTable {
         orders = LargeBlock.allocate(capacity * 8).bindMemory(to: UInt64.self, capacity: capacity)
         membership = LargeBlock.mapZeroed(capacity * 4).bindMemory(to: UInt32.self, capacity: capacity)
         runCapacity = 4 * capacity + 4096
-        scratch = LargeBlock.mapZeroed(runCapacity * MemoryLayout<RecencyEntry>.stride).bindMemory(to: RecencyEntry.self, capacity: runCapacity)
+        scratch = RecencyQueue.mapRun(runCapacity)
         // Zeroed memory holds valid (empty) texts.
         communityIDs = LargeBlock.mapZeroed(capacity * MemoryLayout<InlineText>.stride).bindMemory(to: InlineText.self, capacity: capacity)
         aheadRing.initialize(repeating: 0, count: 128)
@@ -337,8 +337,9 @@ public final class FlowTable {
     /// Removes a flow and returns its state (moved out: the slot holds none until reused, only the bytes of
     /// `vacantKey` where the key was).
     public func remove(_ s: Int32) -> FlowState {
-        // Its queue entry stays until it comes first (or a rebuild drops it); a pending touch of it may still write its
-        // order, which the slot's next flow overwrites when it joins (pending entries apply in order).
+        // Its pending moves apply first (a move to the closed list must not find the slot's next flow). Its queue
+        // entry stays until it comes first (or a rebuild drops it).
+        applyPendingTouches()
         leave(s)
         var i = home(UInt64(slots[Int(s)].hashLow))
         while FlowTable.slot(of: index[i]) != s { i = (i + 1) & mask }
@@ -394,11 +395,32 @@ public final class FlowTable {
     func relinkPending() {
         let n = pendingCount, pending = pendingTouches, orders = self.orders
         let base = nextOrder
-        // Plain stores, none waiting on another: the core overlaps their misses by itself (prefetching the lines
-        // ahead only added instructions).
-        for i in 0..<n { orders[Int(pending[i])] = base &+ UInt64(truncatingIfNeeded: i) }
+        // Touches are plain stores, none waiting on another: the core overlaps their misses by itself.
+        for i in 0..<n {
+            let e = UInt32(bitPattern: pending[i]), order = base &+ UInt64(truncatingIfNeeded: i)
+            if e < FlowTable.closeTag { orders[Int(e)] = order } else { close(Int32(bitPattern: e & ~FlowTable.closeTag), order: order) }
+        }
         nextOrder = base &+ UInt64(truncatingIfNeeded: n)
         pendingCount = 0
+    }
+
+    /// A `pendingTouches` entry's tag (above the slot) for a move to the closed list (`markClosed`).
+    static let closeTag: UInt32 = 1 << 30
+
+    /// Moves flow `s` to the front of the closed list with `order` (a pending entry's), unless it is there already.
+    @inline(never)
+    private func close(_ s: Int32, order: UInt64) {
+        let l = Int(LRUList.closed.rawValue), q = queues + l
+        let m = membership[Int(s)]
+        guard m >> 30 != UInt32(l &+ 1) else { return }
+        leave(s)
+        // `join`'s, with the order given: pending entries are being applied (a rebuild sees the orders so far,
+        // at most the flows' own, which is all a queue entry needs).
+        if q.pointee.entryCount > 2 &* q.pointee.members &+ 1024 { rebuild(l) }
+        membership[Int(s)] = UInt32(l &+ 1) << 30 | m & FlowTable.generationMask
+        q.pointee.members &+= 1
+        q.pointee.append(RecencyEntry(order: order, slot: s, generation: m & FlowTable.generationMask), runCapacity: runCapacity)
+        orders[Int(s)] = order
     }
 
     /// The order the next pending entry will get.
@@ -437,13 +459,13 @@ public final class FlowTable {
         membership[Int(s)] = m & FlowTable.generationMask
     }
 
-    /// Moves a flow to the closed list (it lingers there for stragglers); nothing if it is there already.
+    /// Moves a flow to the closed list (it lingers there for stragglers); nothing if it is there already. Deferred
+    /// like a touch (`close`): the engine calls this for every packet of a closed flow, and the flow's membership is
+    /// a random line (a miss on the packet path each).
     public func markClosed(_ s: Int32) {
-        let closed = Int(LRUList.closed.rawValue)
-        let m = membership[Int(s)]
-        guard m >> 30 != UInt32(closed &+ 1) else { return }
-        leave(s)
-        join(s, closed, generation: m & FlowTable.generationMask)
+        pendingTouches[pendingCount] = Int32(bitPattern: UInt32(bitPattern: s) | FlowTable.closeTag)
+        pendingCount &+= 1
+        if pendingCount == FlowTable.pendingCapacity { applyPendingTouches() }
     }
 
     /// Notes that packet time went back: moves to the front from here on may come at earlier seconds than earlier
@@ -701,7 +723,16 @@ struct RecencyQueue {
     var entryCount: Int { runEnd &- runStart &+ heapCount }
 
     init(runCapacity: Int) {
-        run = LargeBlock.mapZeroed(runCapacity * MemoryLayout<RecencyEntry>.stride).bindMemory(to: RecencyEntry.self, capacity: runCapacity)
+        run = RecencyQueue.mapRun(runCapacity)
+    }
+
+    /// A block for `count` entries: zeroed anonymous memory, in small pages (read and written in order: huge pages
+    /// would only zero 2 MiB at a time where a few hundred KB are used).
+    static func mapRun(_ count: Int) -> UnsafeMutablePointer<RecencyEntry> {
+        guard let block = mmap(nil, count * MemoryLayout<RecencyEntry>.stride, PROT_READ | PROT_WRITE,
+                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0),
+              block != MAP_FAILED else { fatalError("out of memory (\(count) recency entries)") }
+        return block.bindMemory(to: RecencyEntry.self, capacity: count)
     }
 
     func release(runCapacity: Int) {
