@@ -375,6 +375,7 @@ public final class FlowTable {
         applyPendingTouches()
         orders[Int(s)] = nextOrder
         nextOrder &+= 1
+        for l in 0..<3 { queues[l].least = -1 }
     }
 
     /// `touch(s)` if `seen`, deferred until the lists are next used (see `pendingTouches`).
@@ -402,6 +403,7 @@ public final class FlowTable {
         }
         nextOrder = base &+ UInt64(truncatingIfNeeded: n)
         pendingCount = 0
+        for l in 0..<3 { queues[l].least = -1 }   // may have moved
     }
 
     /// A `pendingTouches` entry's tag (above the slot) for a move to the closed list (`markClosed`).
@@ -455,7 +457,11 @@ public final class FlowTable {
     @inline(__always)
     private func leave(_ s: Int32) {
         let m = membership[Int(s)]
-        if m >> 30 != 0 { queues[Int(m >> 30) &- 1].members &-= 1 }
+        if m >> 30 != 0 {
+            let q = queues + (Int(m >> 30) &- 1)
+            q.pointee.members &-= 1
+            if q.pointee.least == s { q.pointee.least = -1 }
+        }
         membership[Int(s)] = m & FlowTable.generationMask
     }
 
@@ -463,6 +469,7 @@ public final class FlowTable {
     /// like a touch (`close`): the engine calls this for every packet of a closed flow, and the flow's membership is
     /// a random line (a miss on the packet path each).
     public func markClosed(_ s: Int32) {
+        zw_prefetch(membership + Int(s))   // for `close`, a batch later
         pendingTouches[pendingCount] = Int32(bitPattern: UInt32(bitPattern: s) | FlowTable.closeTag)
         pendingCount &+= 1
         if pendingCount == FlowTable.pendingCapacity { applyPendingTouches() }
@@ -508,6 +515,12 @@ public final class FlowTable {
     /// the front at that order or later, so in that second or later.
     private func settle(_ l: Int, timeout: Int64?, now: Int64) -> Int32? {
         let q = queues + l
+        let known = q.pointee.least
+        if known >= 0 {
+            // Known since the last settle (nothing moved to the front or left the list since).
+            guard let timeout else { return known }
+            return slots[Int(known)].lastSeen.seconds + timeout <= now ? known : nil
+        }
         let target = UInt32(l &+ 1)
         while true {
             // The least entry: the run's first, or the heap's top when less.
@@ -530,6 +543,7 @@ public final class FlowTable {
             }
             let order = orders[Int(e.slot)]
             if order == e.order {
+                q.pointee.least = e.slot
                 guard let timeout else { return e.slot }
                 return slots[Int(e.slot)].lastSeen.seconds + timeout <= now ? e.slot : nil
             }
@@ -716,6 +730,9 @@ struct RecencyQueue {
     var heapCount = 0, heapCapacity = 0
     /// Flows listed.
     var members = 0
+    /// The least recently seen flow when known (-1: settle to find it): kept while no flow moves to the front or
+    /// leaves the list (a flow joining comes last).
+    var least: Int32 = -1
     /// `FlowTable.nextOrder` at the last rebuild.
     var rebuiltAt: UInt64 = 0
 
