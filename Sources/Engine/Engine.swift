@@ -892,7 +892,13 @@ public final class Engine {
         guard flows.slotCount >= 4096 else { return }
         let next = flows.newerNeighbour(of: s)
         guard next >= 0 else { return }
-        let afterNext = flows.newerNeighbour(of: next)
+        prefetchFlowEnds(next: next, afterNext: flows.newerNeighbour(of: next))
+    }
+
+    /// `prefetchFlowEnds(after:)` with the next two flows to end known (-1: none).
+    @inline(__always)
+    private func prefetchFlowEnds(next: Int32, afterNext: Int32) {
+        guard next >= 0 else { return }
         if afterNext >= 0 { flows.prefetchWholeFlow(afterNext) }
         // Its index entry, where `remove` starts (its slot was asked for whole one flow ago).
         flows.prefetchIndexEntry(of: next)
@@ -908,8 +914,18 @@ public final class Engine {
 
     /// Ends every live flow (end of input or shutdown): each gets its record, in least-recently-seen order.
     public func finish() {
-        while let s = flows.oldest(closed: true) { prefetchFlowEnds(after: s); endFlow(s, reason: flows.slots[Int(s)].reset ? .rst : .fin) }
-        while let s = flows.oldest(closed: false) { prefetchFlowEnds(after: s); endFlow(s, reason: .endOfInput) }
+        // Ending a flow moves no other: the order is taken once (`oldest(closed:)` flow by flow gives the same).
+        for closed in [true, false] {
+            let order = flows.endOrder(closed: closed)
+            let prefetching = flows.slotCount >= 4096   // as in `prefetchFlowEnds(after:)`
+            for i in order.indices {
+                let s = order[i]
+                if prefetching {
+                    prefetchFlowEnds(next: i &+ 1 < order.count ? order[i &+ 1] : -1, afterNext: i &+ 2 < order.count ? order[i &+ 2] : -1)
+                }
+                endFlow(s, reason: closed ? (flows.slots[Int(s)].reset ? .rst : .fin) : .endOfInput)
+            }
+        }
         statistics.pdus = sink.pduCounts
         observer?.finish()
     }

@@ -657,6 +657,35 @@ public final class FlowTable {
         return settle(Int(list.rawValue), timeout: timeout, now: now)
     }
 
+    /// Every closed flow, or (`closed` false) every active one, least recently seen first: the flows `oldest(closed:)`
+    /// gives if each is removed in turn and nothing else changes, for ending them all.
+    public func endOrder(closed: Bool) -> [Int32] {
+        applyPendingTouches()
+        // A rebuilt queue's run is its flows in order, exactly.
+        let lists = closed ? [Int(LRUList.closed.rawValue)] : [Int(LRUList.activeTCP.rawValue), Int(LRUList.activeOther.rawValue)]
+        var runs: [(UnsafeMutablePointer<RecencyEntry>, Int)] = []
+        for l in lists {
+            rebuild(l)
+            runs.append((queues[l].run, queues[l].runEnd))
+        }
+        var order = [Int32]()
+        order.reserveCapacity(runs.reduce(0) { $0 + $1.1 })
+        if runs.count == 1 {
+            let (a, n) = runs[0]
+            for i in 0..<n { order.append(a[i].slot) }
+            return order
+        }
+        // Both active lists merged by order (as `lessRecentlySeen` picks between their least).
+        let (a, n) = runs[0], (b, m) = runs[1]
+        var i = 0, j = 0
+        while i < n && j < m {
+            if a[i].order < b[j].order { order.append(a[i].slot); i &+= 1 } else { order.append(b[j].slot); j &+= 1 }
+        }
+        while i < n { order.append(a[i].slot); i &+= 1 }
+        while j < m { order.append(b[j].slot); j &+= 1 }
+        return order
+    }
+
     /// The least recently seen closed flow, or (`closed` false) the least recently seen of all active ones.
     public func oldest(closed: Bool) -> Int32? {
         if closed { return oldest(.closed) }
