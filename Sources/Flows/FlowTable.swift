@@ -61,12 +61,11 @@ public final class FlowTable {
     let membership: UnsafeMutablePointer<UInt32>
     /// Each `LRUList`'s queue (by raw value), see `RecencyQueue`.
     let queues = UnsafeMutablePointer<RecencyQueue>.allocate(capacity: 3)
-    /// `rebuild`'s working space, as many entries as a queue's run holds (address space; pages touched as used).
-    private let scratch: UnsafeMutablePointer<RecencyEntry>
     /// Entries a queue's run holds: it holds at most twice its flows and 1,025 (`join`), so that after a slide there
     /// is room for as many appends as the entries slid.
     private let runCapacity: Int
-    private let radixCounts = UnsafeMutablePointer<Int>.allocate(capacity: RecencyEntry.radix)
+    /// `RecencyEntry.sortByOrder`'s bucket bounds, two arrays of `RecencyEntry.radix` a level.
+    private let radixBounds = UnsafeMutablePointer<Int>.allocate(capacity: 2 * RecencyEntry.radix * RecencyEntry.levels)
     /// Second marks (a ring of `markCapacity`, oldest at `markStart`): (order, second) when an idle query came at a
     /// second later than the last mark's, in increasing order. Moves to the front with that order or later happened
     /// in that second or later, as long as packet time does not go back (`clockWentBack` drops them all): what lets
@@ -113,7 +112,6 @@ public final class FlowTable {
         orders = LargeBlock.allocate(capacity * 8).bindMemory(to: UInt64.self, capacity: capacity)
         membership = LargeBlock.mapZeroed(capacity * 4).bindMemory(to: UInt32.self, capacity: capacity)
         runCapacity = 4 * capacity + 4096
-        scratch = RecencyQueue.mapRun(runCapacity)
         // Zeroed memory holds valid (empty) texts.
         communityIDs = LargeBlock.mapZeroed(capacity * MemoryLayout<InlineText>.stride).bindMemory(to: InlineText.self, capacity: capacity)
         aheadRing.initialize(repeating: 0, count: 128)
@@ -128,9 +126,8 @@ public final class FlowTable {
         LargeBlock.unmap(UnsafeMutableRawPointer(membership), bytes: capacity * 4)
         for l in 0..<3 { queues[l].release(runCapacity: runCapacity) }
         queues.deallocate()
-        LargeBlock.unmap(UnsafeMutableRawPointer(scratch), bytes: runCapacity * MemoryLayout<RecencyEntry>.stride)
         markOrders.deallocate(); markSeconds.deallocate()
-        radixCounts.deallocate()
+        radixBounds.deallocate()
         LargeBlock.unmap(UnsafeMutableRawPointer(communityIDs), bytes: capacity * MemoryLayout<InlineText>.stride)
         FlowTable.releaseIndex(index, size: indexSize)
         aheadRing.deallocate()
@@ -584,7 +581,7 @@ public final class FlowTable {
         }
         gather(run, from: q.pointee.runStart, to: q.pointee.runEnd)
         gather(q.pointee.heap, from: 0, to: q.pointee.heapCount)
-        RecencyEntry.sortByOrder(run, count: k, low: low, high: high, spare: scratch, counts: radixCounts)
+        RecencyEntry.sortByOrder(run, count: k, low: low, high: high, bounds: radixBounds)
         q.pointee.runStart = 0; q.pointee.runEnd = k; q.pointee.heapCount = 0
         q.pointee.rebuiltAt = nextOrder
     }
@@ -717,32 +714,68 @@ struct RecencyEntry {
     /// The slot's generation when the entry was made (`FlowTable.membership`).
     var generation: UInt32
 
-    /// Sorts `count` entries at `entries` by order (their orders differ, from `low` to `high`), using `spare` (as
-    /// many entries): an LSD radix sort on the orders' span in an even number of passes of at most 11 bits, so that
-    /// the entries end where they started.
+    /// Sorts `count` entries at `entries` by order (their orders differ, from `low` to `high`) in place: an MSD
+    /// radix sort (American flag sort) on the orders' span, at most 11 bits a level, small buckets by insertion. In
+    /// place because ending a million flows sorts them all, and a second buffer was 16 MB more peak memory.
+    /// `bounds`: 2 * `radix` * `levels` integers.
     static func sortByOrder(_ entries: UnsafeMutablePointer<RecencyEntry>, count n: Int, low: UInt64, high: UInt64,
-                            spare: UnsafeMutablePointer<RecencyEntry>, counts: UnsafeMutablePointer<Int>) {
+                            bounds: UnsafeMutablePointer<Int>) {
         guard n > 1 else { return }
-        let bits = 64 - (high &- low).leadingZeroBitCount
-        let passes = bits <= 22 ? 2 : bits <= 44 ? 4 : 6
-        let width = UInt64((bits + passes - 1) / passes), digits = 1 << Int(width), mask = UInt64(digits - 1)
-        var from = entries, to = spare
-        var shift: UInt64 = 0
-        for _ in 0..<passes {
-            counts.update(repeating: 0, count: digits)
-            for i in 0..<n { counts[Int(truncatingIfNeeded: ((from[i].order &- low) >> shift) & mask)] &+= 1 }
-            var sum = 0
-            for d in 0..<digits { let c = counts[d]; counts[d] = sum; sum &+= c }
-            for i in 0..<n {
-                let d = Int(truncatingIfNeeded: ((from[i].order &- low) >> shift) & mask)
-                to[counts[d]] = from[i]; counts[d] &+= 1
+        sort(entries, count: n, low: low, bits: 64 - (high &- low).leadingZeroBitCount, level: 0, bounds: bounds)
+    }
+
+    /// Sorts by the `bits` low bits of `order - low` (the higher ones are equal).
+    private static func sort(_ a: UnsafeMutablePointer<RecencyEntry>, count n: Int, low: UInt64, bits: Int, level: Int,
+                             bounds: UnsafeMutablePointer<Int>) {
+        if n <= 32 || bits == 0 {
+            // Insertion sort.
+            var i = 1
+            while i < n {
+                let e = a[i]
+                var j = i
+                while j > 0 && a[j &- 1].order > e.order { a[j] = a[j &- 1]; j &-= 1 }
+                a[j] = e
+                i &+= 1
             }
-            swap(&from, &to)
-            shift &+= width
+            return
+        }
+        // Digit width: at most 11 bits, and about a bucket per four entries (clearing the buckets costs too).
+        let width = min(bits, 11, max(4, Int.bitWidth - n.leadingZeroBitCount - 2))
+        let shift = UInt64(bits &- width), mask = UInt64(1 << width &- 1), digits = 1 << width
+        @inline(__always) func digit(_ e: RecencyEntry) -> Int { Int(truncatingIfNeeded: ((e.order &- low) >> shift) & mask) }
+        let heads = bounds + 2 &* radix &* level, tails = heads + radix
+        heads.update(repeating: 0, count: digits)
+        for i in 0..<n { heads[digit(a[i])] &+= 1 }
+        var sum = 0
+        for d in 0..<digits { let c = heads[d]; heads[d] = sum; sum &+= c; tails[d] = sum }
+        // Each entry is swapped straight into its bucket's next place (cycle by cycle).
+        for d in 0..<digits {
+            while heads[d] < tails[d] {
+                var e = a[heads[d]]
+                var ed = digit(e)
+                while ed != d {
+                    let target = heads[ed]
+                    heads[ed] &+= 1
+                    swap(&e, &a[target])
+                    ed = digit(e)
+                }
+                a[heads[d]] = e
+                heads[d] &+= 1
+            }
+        }
+        guard shift > 0 else { return }
+        // Each bucket by the next bits (its start: the previous bucket's end).
+        var start = 0
+        for d in 0..<digits {
+            let end = tails[d]
+            if end &- start > 1 {
+                sort(a + start, count: end &- start, low: low, bits: Int(shift), level: level &+ 1, bounds: bounds)
+            }
+            start = end
         }
     }
-    /// Buckets of a radix sort pass (11 bits).
-    static let radix = 2048
+    /// Buckets of a radix sort level at most (11 bits), and levels at most (64 bits, at least 4 a level).
+    static let radix = 2048, levels = 16
 }
 
 /// One `LRUList`'s flows, least recently seen first, kept lazily: a run of entries sorted by order (new entries come
@@ -789,12 +822,14 @@ struct RecencyQueue {
     /// Appends an entry with an order above every entry's.
     @inline(__always)
     mutating func append(_ e: RecencyEntry, runCapacity: Int) {
-        if runEnd == runCapacity { slide() }
+        // Slid down once more was consumed than is left (and at the block's end): the pages in use stay within about
+        // twice the entries held (a flood consumes the run as fast as it grows).
+        if runEnd == runCapacity || runStart > max(4096, runEnd &- runStart) { slide() }
         run[runEnd] = e
         runEnd &+= 1
     }
 
-    /// Moves the run to the block's start (the block holds at least twice the entries: `FlowTable.runCapacity`).
+    /// Moves the run to the block's start (at the block's end, it holds at most half the block: `FlowTable.runCapacity`).
     @inline(never)
     private mutating func slide() {
         let live = runEnd &- runStart
