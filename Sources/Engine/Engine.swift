@@ -881,7 +881,7 @@ public final class Engine {
     }
 
     /// Starts loading what ending the flows after `s` (in its LRU list, which a sweep or `finish` ends oldest first)
-    /// reads: the one two on, whole (slot, links), and the next one's index entry, dissector state, per-flow lines and
+    /// reads: the one two on, whole (slot, recency), and the next one's index entry, dissector state, per-flow lines and
     /// observer entry, found through its slot (asked for one flow ago). Each flow's end was otherwise a chain of
     /// dependent misses (slot, then dissector state, context lines, observer entry). Called right after `oldest`,
     /// before `s` ends. A hint only: the neighbour may be ended by something else first.

@@ -25,9 +25,10 @@ public struct FlowTableLimits: Sendable {
 /// so a probe touches only the index until the one key comparison; backward-shift deletion (no tombstones).
 /// The index grows with the live flows (kept at most a quarter full: 8 bytes an entry, and at half full the longer
 /// probe runs cost the 10,000-flow foundation capture ~2 % more time than the bigger index does); the key compared is the one in the flow's
-/// state (its first cache line, which the packet touches next anyway); LRU links (active TCP, active other and
-/// closed lists, for O(1) idle expiry and eviction) sit in a small array of their own, and slots are taken in order
-/// up to the cap and then reused: nothing here allocates per packet in steady state.
+/// state (its first cache line, which the packet touches next anyway). The recency lists (active TCP, active other and
+/// closed, for idle expiry and eviction) are each flow's order of its last move to the front, in an array of their
+/// own, and per list a queue sorted lazily (`RecencyQueue`, `settle`); slots are taken in order up to the cap and
+/// then reused: nothing here allocates per packet in steady state.
 ///
 /// A final class, owned by one engine on one thread: callers reach the arrays in place (a struct held in a
 /// class property is copied, buffers retained, on some accesses), and exclusivity checks are off.
@@ -389,6 +390,7 @@ public final class FlowTable {
         if pendingCount > 0 { relinkPending() }
     }
 
+    /// Applies the pending entries (`applyPendingTouches`).
     @usableFromInline @inline(never)
     func relinkPending() {
         let n = pendingCount, pending = pendingTouches, orders = self.orders
@@ -463,8 +465,7 @@ public final class FlowTable {
     }
 
     /// Moves a flow to the closed list (it lingers there for stragglers); nothing if it is there already. Deferred
-    /// like a touch (`close`): the engine calls this for every packet of a closed flow, and the flow's membership is
-    /// a random line (a miss on the packet path each).
+    /// like a touch (`close`): the flow's membership is a random line, a miss on the packet path.
     public func markClosed(_ s: Int32) {
         zw_prefetch(membership + Int(s))   // for `close`, a batch later
         pendingTouches[pendingCount] = Int32(bitPattern: UInt32(bitPattern: s) | FlowTable.closeTag)

@@ -149,6 +149,10 @@ private struct RecencyModel {
         }
     }
     #expect(agree())
+    // Ending all flows at once takes them in the order draining them one by one does.
+    let closedOrder = model.lists[Int(LRUList.closed.rawValue)]
+    let activeOrder = (model.lists[Int(LRUList.activeTCP.rawValue)] + model.lists[Int(LRUList.activeOther.rawValue)]).sorted { model.order[$0]! < model.order[$1]! }
+    #expect(table.endOrder(closed: true) == closedOrder && table.endOrder(closed: false) == activeOrder)
     // Both drain in the same least-recently-seen order.
     while let s = model.evictionCandidate {
         guard table.evictionCandidate == s else { Issue.record("drain: \(String(describing: table.evictionCandidate)), model \(s)"); return }
