@@ -373,7 +373,18 @@ public final class FlowTable {
         applyPendingTouches()
         orders[Int(s)] = nextOrder
         nextOrder &+= 1
-        for l in 0..<3 { queues[l].least = -1 }
+        forgetMovedLeast()
+    }
+
+    /// Forgets each queue's known least recently seen flow if it moved to the front since (its order changed): the
+    /// only change to the lists that can make another flow the least (joining flows come last; leaving ones are
+    /// forgotten by `leave`).
+    @inline(__always)
+    private func forgetMovedLeast() {
+        for l in 0..<3 {
+            let s = queues[l].least
+            if s >= 0 && orders[Int(s)] != queues[l].leastOrder { queues[l].least = -1 }
+        }
     }
 
     /// `touch(s)` if `seen`, deferred until the lists are next used (see `pendingTouches`).
@@ -402,7 +413,7 @@ public final class FlowTable {
         }
         nextOrder = base &+ UInt64(truncatingIfNeeded: n)
         pendingCount = 0
-        for l in 0..<3 { queues[l].least = -1 }   // may have moved
+        forgetMovedLeast()
     }
 
     /// A `pendingTouches` entry's tag (above the slot) for a move to the closed list (`markClosed`).
@@ -541,7 +552,7 @@ public final class FlowTable {
             }
             let order = orders[Int(e.slot)]
             if order == e.order {
-                q.pointee.least = e.slot
+                q.pointee.least = e.slot; q.pointee.leastOrder = order
                 guard let timeout else { return e.slot }
                 return slots[Int(e.slot)].lastSeen.seconds + timeout <= now ? e.slot : nil
             }
@@ -643,7 +654,18 @@ public final class FlowTable {
     /// The least recently seen flow of `list`.
     public func oldest(_ list: LRUList) -> Int32? {
         applyPendingTouches()
-        return settle(Int(list.rawValue), timeout: nil, now: 0)
+        return least(Int(list.rawValue))
+    }
+
+    /// `oldest` of list `l`, pending touches applied: the known one or none without a call (evictions ask for all
+    /// three lists' per new flow).
+    @inline(__always)
+    private func least(_ l: Int) -> Int32? {
+        let q = queues + l
+        let known = q.pointee.least
+        if known >= 0 { return known }
+        if q.pointee.runStart == q.pointee.runEnd && q.pointee.heapCount == 0 { return nil }
+        return settle(l, timeout: nil, now: 0)
     }
 
     /// The least recently seen flow of `list` if it was last seen `timeout` seconds or more before `now`
@@ -686,8 +708,11 @@ public final class FlowTable {
 
     /// The least recently seen closed flow, or (`closed` false) the least recently seen of all active ones.
     public func oldest(closed: Bool) -> Int32? {
-        if closed { return oldest(.closed) }
-        return lessRecentlySeen(oldest(.activeTCP), oldest(.activeOther))
+        applyPendingTouches()
+        if closed { return least(Int(LRUList.closed.rawValue)) }
+        guard let a = least(Int(LRUList.activeTCP.rawValue)) else { return least(Int(LRUList.activeOther.rawValue)) }
+        guard let b = least(Int(LRUList.activeOther.rawValue)) else { return a }
+        return orders[Int(a)] < orders[Int(b)] ? a : b
     }
 
     /// Of two flows (either may be absent), the one that moved to the front of its list less recently.
@@ -793,9 +818,11 @@ struct RecencyQueue {
     var heapCount = 0, heapCapacity = 0
     /// Flows listed.
     var members = 0
-    /// The least recently seen flow when known (-1: settle to find it): kept while no flow moves to the front or
-    /// leaves the list (a flow joining comes last).
+    /// The least recently seen flow when known (-1: settle to find it): kept while it does not move to the front or
+    /// leave the list (a flow joining comes last, one moving to the front stays behind it).
     var least: Int32 = -1
+    /// Its order then.
+    var leastOrder: UInt64 = 0
     /// `FlowTable.nextOrder` at the last rebuild.
     var rebuiltAt: UInt64 = 0
 
