@@ -185,6 +185,8 @@ public final class Engine {
     func processPacket(_ bytes: ByteView, linkType: Int32, time: PacketTime, wireLength: Int, frame number: UInt64) {
         frame = number == 0 ? frame &+ 1 : number
         packetsProcessed &+= 1
+        // The flow table's idle queries rely on packet time not going back (`FlowTable.clockWentBack`).
+        if time.seconds < now.seconds { flows.clockWentBack() }
         now = time
         statistics.packets &+= 1
         statistics.bytes &+= UInt64(bytes.count)
@@ -309,8 +311,9 @@ public final class Engine {
         }
         // A FIN after its bytes, as `tcpSegment` takes it (the streams do not count it).
         if flags & PacketView.fin != 0 {
+            let wasClosed = state.pointee.isClosed
             state.pointee.finMask |= side == .initiator ? 1 : 2
-            if state.pointee.isClosed { flows.markClosed(slot) }
+            if !wasClosed && state.pointee.isClosed { flows.markClosed(slot) }
         }
         return true
     }
@@ -343,6 +346,7 @@ public final class Engine {
     /// sweep, so flows end at the same frame; a live capture with no traffic uses it to let time pass.
     public func advance(frame number: UInt64, time: PacketTime, sweep: Bool = true) {
         frame = number
+        if time.seconds < now.seconds { flows.clockWentBack() }
         now = time
         if sweep && time.seconds >= nextSweep { self.sweep() }
     }
@@ -403,9 +407,12 @@ public final class Engine {
                        wireLength: packet.wirePayloadLength, limits: limits, frame: frame, time: now) { event in
             self.deliver(slot, side: side, event: event)
         }
+        // A flow moves to the closed list when it closes (it stays there: once is enough, and each move asked of the
+        // table costs it a look at the flow's list).
+        let wasClosed = flows.slots[Int(slot)].isClosed
         if flags & PacketView.rst != 0 { flows.slots[Int(slot)].reset = true }
         if flags & PacketView.fin != 0 { flows.slots[Int(slot)].finMask |= side == .initiator ? 1 : 2 }
-        if flows.slots[Int(slot)].isClosed { flows.markClosed(slot) }
+        if !wasClosed && flows.slots[Int(slot)].isClosed { flows.markClosed(slot) }
     }
 
     /// Writes the next sequence numbers the one-pass path kept in `FlowState.inOrder` back into the streams, before
@@ -862,16 +869,13 @@ public final class Engine {
         nextSweep = now.seconds + 1
         observer?.tick(time: now)
         let limits = flows.limits
-        while let s = flows.oldest(closed: true), flows.slots[Int(s)].lastSeen.seconds + limits.closedLinger <= now.seconds {
+        while let s = flows.oldest(.closed, idle: limits.closedLinger, at: now.seconds) {
             prefetchFlowEnds(after: s)
             endFlow(s, reason: flows.slots[Int(s)].reset ? .rst : .fin)
         }
         // Each active list is in least-recently-seen order under one timeout: its expired flows are a prefix of it.
         // Both are ended in the order they were last seen, as one list would give them.
-        func expired(_ list: LRUList, _ timeout: Int64) -> Int32? {
-            guard let s = flows.oldest(list), flows.slots[Int(s)].lastSeen.seconds + timeout <= now.seconds else { return nil }
-            return s
-        }
+        func expired(_ list: LRUList, _ timeout: Int64) -> Int32? { flows.oldest(list, idle: timeout, at: now.seconds) }
         while let s = flows.lessRecentlySeen(expired(.activeTCP, limits.tcpIdleTimeout), expired(.activeOther, limits.udpIdleTimeout)) {
             prefetchFlowEnds(after: s)
             endFlow(s, reason: .idleTimeout)
@@ -927,7 +931,7 @@ public final class Engine {
     }
 
     /// Starts loading what ending the flows after `s` (in its LRU list, which a sweep or `finish` ends oldest first)
-    /// reads: the one two on, whole (slot, links), and the next one's index entry, dissector state, per-flow lines and
+    /// reads: the one two on, whole (slot, recency), and the next one's index entry, dissector state, per-flow lines and
     /// observer entry, found through its slot (asked for one flow ago). Each flow's end was otherwise a chain of
     /// dependent misses (slot, then dissector state, context lines, observer entry). Called right after `oldest`,
     /// before `s` ends. A hint only: the neighbour may be ended by something else first.
@@ -938,7 +942,13 @@ public final class Engine {
         guard flows.slotCount >= 4096 else { return }
         let next = flows.newerNeighbour(of: s)
         guard next >= 0 else { return }
-        let afterNext = flows.newerNeighbour(of: next)
+        prefetchFlowEnds(next: next, afterNext: flows.newerNeighbour(of: next))
+    }
+
+    /// `prefetchFlowEnds(after:)` with the next two flows to end known (-1: none).
+    @inline(__always)
+    private func prefetchFlowEnds(next: Int32, afterNext: Int32) {
+        guard next >= 0 else { return }
         if afterNext >= 0 { flows.prefetchWholeFlow(afterNext) }
         // Its index entry, where `remove` starts (its slot was asked for whole one flow ago).
         flows.prefetchIndexEntry(of: next)
@@ -954,8 +964,18 @@ public final class Engine {
 
     /// Ends every live flow (end of input or shutdown): each gets its record, in least-recently-seen order.
     public func finish() {
-        while let s = flows.oldest(closed: true) { prefetchFlowEnds(after: s); endFlow(s, reason: flows.slots[Int(s)].reset ? .rst : .fin) }
-        while let s = flows.oldest(closed: false) { prefetchFlowEnds(after: s); endFlow(s, reason: .endOfInput) }
+        // Ending a flow moves no other: the order is taken once (`oldest(closed:)` flow by flow gives the same).
+        for closed in [true, false] {
+            let order = flows.endOrder(closed: closed)
+            let prefetching = flows.slotCount >= 4096   // as in `prefetchFlowEnds(after:)`
+            for i in order.indices {
+                let s = order[i]
+                if prefetching {
+                    prefetchFlowEnds(next: i &+ 1 < order.count ? order[i &+ 1] : -1, afterNext: i &+ 2 < order.count ? order[i &+ 2] : -1)
+                }
+                endFlow(s, reason: closed ? (flows.slots[Int(s)].reset ? .rst : .fin) : .endOfInput)
+            }
+        }
         statistics.pdus = sink.pduCounts
         observer?.finish()
     }

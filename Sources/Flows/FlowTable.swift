@@ -25,9 +25,10 @@ public struct FlowTableLimits: Sendable {
 /// so a probe touches only the index until the one key comparison; backward-shift deletion (no tombstones).
 /// The index grows with the live flows (kept at most a quarter full: 8 bytes an entry, and at half full the longer
 /// probe runs cost the 10,000-flow foundation capture ~2 % more time than the bigger index does); the key compared is the one in the flow's
-/// state (its first cache line, which the packet touches next anyway); LRU links (active TCP, active other and
-/// closed lists, for O(1) idle expiry and eviction) sit in a small array of their own, and slots are taken in order
-/// up to the cap and then reused: nothing here allocates per packet in steady state.
+/// state (its first cache line, which the packet touches next anyway). The recency lists (active TCP, active other and
+/// closed, for idle expiry and eviction) are each flow's order of its last move to the front, in an array of their
+/// own, and per list a queue sorted lazily (`RecencyQueue`, `settle`); slots are taken in order up to the cap and
+/// then reused: nothing here allocates per packet in steady state.
 ///
 /// A final class, owned by one engine on one thread: callers reach the arrays in place (a struct held in a
 /// class property is copied, buffers retained, on some accesses), and exclusivity checks are off.
@@ -50,22 +51,38 @@ public final class FlowTable {
     /// states and zeroed by the kernel on first write: most runs compute none, and those that do (records) compute
     /// each once and read it a few times.
     public let communityIDs: UnsafeMutablePointer<InlineText>
-    /// LRU links by slot: neighbours, list, and order of the last move to the front (`LRULinks`).
-    /// An array of their own, 16 bytes a flow, not fields of the slot: a flow moves to the front on its first packet
-    /// in a second, which rewrites its own and three other flows' links; with 10,000 flows the array stays in
-    /// the core's L2 (160 KB), where the slots' fifth lines (3 MB) came from L3 or memory, a few misses per move.
-    @usableFromInline let lruLinks: UnsafeMutablePointer<LRULinks>
-    /// Flows seen again (their first packet in a second of packet time) since the LRU lists were last brought up
-    /// to date, in order. `touchLater` notes one with a store and no branch; every other use or change of the lists
-    /// first moves these to the front one by one (`applyPendingTouches`), which leaves the lists exactly as
-    /// touching each at once would have. A relink on the packet path was an unpredictable branch and four
-    /// scattered link updates for one packet in five of a 10,000-flow capture; here the updates run back to back.
-    /// New and closed flows' list changes queue here too, in order (`noteListChange`).
+    /// Recency by slot: the order of the flow's latest move to the front (a counter over the table's life). The
+    /// recency lists are these orders sorted; `queues` keeps them sorted lazily. 8 bytes a flow, written once per
+    /// move and nothing else: a doubly linked list rewrote the flow's and two neighbours' links at each move (three
+    /// scattered lines; with 100,000 flows, 5 % of the mixed plant's time).
+    @usableFromInline let orders: UnsafeMutablePointer<UInt64>
+    /// Membership by slot: (`LRUList` raw value + 1) << 30 | the slot's generation (counts the flows it held, mod
+    /// 2^30); no list bits: a free slot. A queue entry is the flow's own exactly when the list and the generation
+    /// match (a reused slot's earlier flow, or the flow before it closed, left entries behind).
+    let membership: UnsafeMutablePointer<UInt32>
+    /// Each `LRUList`'s queue (by raw value), see `RecencyQueue`.
+    let queues = UnsafeMutablePointer<RecencyQueue>.allocate(capacity: 3)
+    /// Entries a queue's run holds: it holds at most twice its flows and 1,025 (`join`), so that after a slide there
+    /// is room for as many appends as the entries slid.
+    private let runCapacity: Int
+    /// `RecencyEntry.sortByOrder`'s bucket bounds, two arrays of `RecencyEntry.radix` a level.
+    private let radixBounds = UnsafeMutablePointer<Int>.allocate(capacity: 2 * RecencyEntry.radix * RecencyEntry.levels)
+    /// Second marks (a ring of `markCapacity`, oldest at `markStart`): (order, second) when an idle query came at a
+    /// second later than the last mark's, in increasing order. Moves to the front with that order or later happened
+    /// in that second or later, as long as packet time does not go back (`clockWentBack` drops them all): what lets
+    /// an idle query stop at a queue's least entry without checking it (`settle`).
+    private let markOrders = UnsafeMutablePointer<UInt64>.allocate(capacity: FlowTable.markCapacity)
+    private let markSeconds = UnsafeMutablePointer<Int64>.allocate(capacity: FlowTable.markCapacity)
+    @exclusivity(unchecked) private var markStart = 0, markCount = 0
+    /// At least the longest idle timeout, in seconds with a sweep (older least entries are checked).
+    private static let markCapacity = 4096
+    /// Flows seen again (their first packet in a second of packet time) since `orders` was last brought up to
+    /// date, in order. `touchLater` notes one with a store and no branch; every use of the orders first applies them
+    /// (`applyPendingTouches`): entry i gets order `nextOrder + i`, exactly what touching each at once would have
+    /// given. New and closed flows' moves queue here too (`insert`, `markClosed`), so that each entry takes one order.
     @usableFromInline let pendingTouches = UnsafeMutablePointer<Int32>.allocate(capacity: FlowTable.pendingCapacity)
     @exclusivity(unchecked) @usableFromInline var pendingCount = 0
     @usableFromInline static let pendingCapacity = 1024
-    /// `relinkPendingWithNeighbours`' look-ahead, in entries.
-    static let relinkAhead = 16
     /// `prefetchAhead`'s packets in flight by position mod 32: [4i] position, [4i+1] flow hash, [4i+2] slot once
     /// looked up (UInt64.max: none), [4i+3] unused.
     @usableFromInline let aheadRing = UnsafeMutablePointer<UInt64>.allocate(capacity: 128)
@@ -73,10 +90,7 @@ public final class FlowTable {
     private let capacity: Int
     /// The bounds in force.
     public let limits: FlowTableLimits
-    /// Most and least recently seen flow of each `LRUList` (by raw value; -1 none).
-    private let heads = UnsafeMutablePointer<Int32>.allocate(capacity: 3)
-    private let tails = UnsafeMutablePointer<Int32>.allocate(capacity: 3)
-    /// The next move to the front's order number (`LRULinks.order`).
+    /// The next move to the front's order number (`orders`), pending touches not counted.
     @exclusivity(unchecked) private var nextOrder: UInt64 = 0
     /// Live flows.
     @exclusivity(unchecked) public private(set) var count = 0
@@ -89,30 +103,36 @@ public final class FlowTable {
         self.limits = limits
         self.hashKey = hashKey
         capacity = max(16, limits.maximumFlows)
-        precondition(capacity < 1 << 30, "flow table: at most 2^30 flows")   // `pendingTouches` keeps list changes in the top bits
+        precondition(capacity < 1 << 30, "flow table: at most 2^30 flows")
         mask = 1023
         indexSize = 1024
         index = FlowTable.allocateIndex(1024)
         // Address space for every slot up front: pages are touched (huge pages: 2 MiB at a time) only as flows come,
         // and the block never moves (doubling it copied every flow's state into fresh pages, page faults included).
         slotStore = FlowTable.allocateSlots(capacity)
-        lruLinks = LargeBlock.allocate(capacity * MemoryLayout<LRULinks>.stride).bindMemory(to: LRULinks.self, capacity: capacity)
+        orders = LargeBlock.allocate(capacity * 8).bindMemory(to: UInt64.self, capacity: capacity)
+        membership = LargeBlock.mapZeroed(capacity * 4).bindMemory(to: UInt32.self, capacity: capacity)
+        runCapacity = 4 * capacity + 4096
         // Zeroed memory holds valid (empty) texts.
         communityIDs = LargeBlock.mapZeroed(capacity * MemoryLayout<InlineText>.stride).bindMemory(to: InlineText.self, capacity: capacity)
         aheadRing.initialize(repeating: 0, count: 128)
-        heads.initialize(repeating: -1, count: 3); tails.initialize(repeating: -1, count: 3)
+        for l in 0..<3 { (queues + l).initialize(to: RecencyQueue(runCapacity: runCapacity)) }
     }
 
     deinit {
         // Only live flows' slots hold a state (`remove` moves it out): those the index names.
         for k in 0..<indexSize where index[k] != 0 { (slots + Int(FlowTable.slot(of: index[k]))).deinitialize(count: 1) }
         FlowTable.releaseSlots(slots)
-        free(lruLinks)
+        free(orders)
+        LargeBlock.unmap(UnsafeMutableRawPointer(membership), bytes: capacity * 4)
+        for l in 0..<3 { queues[l].release(runCapacity: runCapacity) }
+        queues.deallocate()
+        markOrders.deallocate(); markSeconds.deallocate()
+        radixBounds.deallocate()
         LargeBlock.unmap(UnsafeMutableRawPointer(communityIDs), bytes: capacity * MemoryLayout<InlineText>.stride)
         FlowTable.releaseIndex(index, size: indexSize)
         aheadRing.deallocate()
         pendingTouches.deallocate()
-        heads.deallocate(); tails.deallocate()
     }
 
     @inline(__always) @usableFromInline static func entry(_ hash: UInt64, _ slot: Int32) -> UInt64 {
@@ -293,7 +313,7 @@ public final class FlowTable {
     /// counts a flow.
     public func insert(_ state: consuming FlowState, hash: UInt64) -> Int32 {
         growIfNeeded()
-        let change = state.key.ipProtocol == 6 ? FlowTable.linkTCP : FlowTable.linkOther
+        let list = state.key.ipProtocol == 6 ? LRUList.activeTCP : .activeOther
         state.hashLow = UInt32(truncatingIfNeeded: hash)
         let s: Int32
         if let reused = freeSlots.popLast() {
@@ -308,15 +328,17 @@ public final class FlowTable {
         while index[i] != 0 { i = (i + 1) & mask }
         index[i] = FlowTable.entry(hash, s)
         count += 1
-        noteListChange(s, change)
+        join(s, Int(list.rawValue), generation: (membership[Int(s)] &+ 1) & FlowTable.generationMask)
         return s
     }
 
     /// Removes a flow and returns its state (moved out: the slot holds none until reused, only the bytes of
     /// `vacantKey` where the key was).
     public func remove(_ s: Int32) -> FlowState {
+        // Its pending moves apply first (a move to the closed list must not find the slot's next flow). Its queue
+        // entry stays until it comes first (or a rebuild drops it).
         applyPendingTouches()
-        unlink(s)
+        leave(s)
         var i = home(UInt64(slots[Int(s)].hashLow))
         while FlowTable.slot(of: index[i]) != s { i = (i + 1) & mask }
         // Backward-shift deletion keeps every probe chain unbroken.
@@ -349,10 +371,23 @@ public final class FlowTable {
     /// Marks a flow as just seen (moves it to the front of its list).
     public func touch(_ s: Int32) {
         applyPendingTouches()
-        relink(s)
+        orders[Int(s)] = nextOrder
+        nextOrder &+= 1
+        forgetMovedLeast()
     }
 
-    /// `touch(s)` if `seen`, deferred until the lists are next used or changed (see `pendingTouches`).
+    /// Forgets each queue's known least recently seen flow if it moved to the front since (its order changed): the
+    /// only change to the lists that can make another flow the least (joining flows come last; leaving ones are
+    /// forgotten by `leave`).
+    @inline(__always)
+    private func forgetMovedLeast() {
+        for l in 0..<3 {
+            let s = queues[l].least
+            if s >= 0 && orders[Int(s)] != queues[l].leastOrder { queues[l].least = -1 }
+        }
+    }
+
+    /// `touch(s)` if `seen`, deferred until the lists are next used (see `pendingTouches`).
     @inlinable @inline(__always)
     public func touchLater(_ s: Int32, if seen: Bool) {
         pendingTouches[pendingCount] = s
@@ -360,130 +395,207 @@ public final class FlowTable {
         if pendingCount == FlowTable.pendingCapacity { applyPendingTouches() }
     }
 
-    /// Moves the flows `touchLater` noted to the front of their lists, in the order noted.
+    /// Gives the flows `touchLater` noted their orders, in the order noted.
     @inlinable @inline(__always)
     func applyPendingTouches() {
         if pendingCount > 0 { relinkPending() }
     }
 
-    // What a `pendingTouches` entry asks (its top two bits; the slot below): a touch (what `touchLater` stores),
-    // the first link of a new flow into the active TCP or the active other list, or a move to the closed list.
-    static let linkTCP: UInt32 = 1 << 30, linkOther: UInt32 = 2 << 30, moveToClosed: UInt32 = 3 << 30
-    static let slotBits: UInt32 = (1 << 30) - 1
+    /// Applies the pending entries (`applyPendingTouches`).
+    @usableFromInline @inline(never)
+    func relinkPending() {
+        let n = pendingCount, pending = pendingTouches, orders = self.orders
+        let base = nextOrder
+        // Touches are plain stores, none waiting on another: the core overlaps their misses by itself.
+        for i in 0..<n {
+            let e = UInt32(bitPattern: pending[i]), order = base &+ UInt64(truncatingIfNeeded: i)
+            if e < FlowTable.closeTag { orders[Int(e)] = order } else { close(Int32(bitPattern: e & ~FlowTable.closeTag), order: order) }
+        }
+        nextOrder = base &+ UInt64(truncatingIfNeeded: n)
+        pendingCount = 0
+        forgetMovedLeast()
+    }
 
-    /// Queues a list change of flow `s` behind the pending touches (`insert` and `markClosed`): applying them at
-    /// each new or closed flow left batches of a few entries (a 100,000-flow plant starts or closes a flow every
-    /// dozen packets), too short for their links' prefetches to overlap.
+    /// A `pendingTouches` entry's tag (above the slot) for a move to the closed list (`markClosed`).
+    static let closeTag: UInt32 = 1 << 30
+
+    /// Moves flow `s` to the front of the closed list with `order` (a pending entry's), unless it is there already.
+    @inline(never)
+    private func close(_ s: Int32, order: UInt64) {
+        let l = Int(LRUList.closed.rawValue), q = queues + l
+        let m = membership[Int(s)]
+        guard m >> 30 != UInt32(l &+ 1) else { return }
+        leave(s)
+        // `join`'s, with the order given: pending entries are being applied (a rebuild sees the orders so far,
+        // at most the flows' own, which is all a queue entry needs).
+        if q.pointee.entryCount > 2 &* q.pointee.members &+ 1024 { rebuild(l) }
+        membership[Int(s)] = UInt32(l &+ 1) << 30 | m & FlowTable.generationMask
+        q.pointee.members &+= 1
+        q.pointee.append(RecencyEntry(order: order, slot: s, generation: m & FlowTable.generationMask), runCapacity: runCapacity)
+        orders[Int(s)] = order
+    }
+
+    /// The order the next pending entry will get.
+    @inline(__always) private var orderOfNextPending: UInt64 { nextOrder &+ UInt64(truncatingIfNeeded: pendingCount) }
+
+    /// Queues a move to the front (an order) for flow `s` behind the pending touches.
     @inline(__always)
-    private func noteListChange(_ s: Int32, _ change: UInt32) {
-        pendingTouches[pendingCount] = Int32(bitPattern: UInt32(bitPattern: s) | change)
+    private func notePending(_ s: Int32) {
+        pendingTouches[pendingCount] = s
         pendingCount &+= 1
         if pendingCount == FlowTable.pendingCapacity { applyPendingTouches() }
     }
 
-    @usableFromInline @inline(never)
-    func relinkPending() {
-        let n = pendingCount
-        if count >= 1 << 15 { relinkPendingWithNeighbours(n); pendingCount = 0; return }
-        let pending = pendingTouches, links = lruLinks
-        var order = nextOrder
-        for i in 0..<n {
-            // The links of the flow a few entries on, so that consecutive updates overlap.
-            if i &+ 8 < n { zw_prefetch(links + Int(UInt32(bitPattern: pending[i &+ 8]) & FlowTable.slotBits)) }
-            applyListChange(pending[i], order: &order)
+    /// Flow `s` joins list `l` at the front as the slot's flow numbered `generation`.
+    private func join(_ s: Int32, _ l: Int, generation: UInt32) {
+        let q = queues + l
+        // Entries of flows gone from the list (ended, closed) are dropped when they come first; a queue holding many
+        // more of them than flows is rebuilt, which drops them all: the queues stay within twice the flows listed.
+        if q.pointee.entryCount > 2 &* q.pointee.members &+ 1024 {
+            applyPendingTouches()
+            rebuild(l)
         }
-        nextOrder = order
-        pendingCount = 0
+        membership[Int(s)] = UInt32(l &+ 1) << 30 | generation
+        q.pointee.members &+= 1
+        q.pointee.append(RecencyEntry(order: orderOfNextPending, slot: s, generation: generation), runCapacity: runCapacity)
+        notePending(s)
     }
 
-    /// `relinkPending`'s loop past 32,768 flows (512 KiB of links, more than a core's share of L2): the links of the
-    /// entry `2 * ahead` on, then (once those arrived) those of the entry `ahead` on and its neighbours' links, which
-    /// unlinking rewrites, so that the updates of consecutive entries overlap instead of waiting miss by miss. Below,
-    /// the links are in cache and reading an entry's early only costs instructions.
-    private func relinkPendingWithNeighbours(_ n: Int) {
-        // How far ahead: an entry takes ~25 cycles, a miss several hundred. At 8 (own links 16 on), reading the
-        // entry 8 on still waited on its line in ~60 % of the loop's samples on the 100,000-flow plant; at 16 the
-        // loop took a third fewer samples (32: the same as 16).
-        let ahead = FlowTable.relinkAhead
-        // The table's pointers and the order counter in locals: as fields they were reloaded after every store
-        // through a link (the compiler cannot tell the links from the table's own storage).
-        let pending = pendingTouches, links = lruLinks, cap = UInt32(capacity)
-        var order = nextOrder
-        for i in 0..<n {
-            if i &+ 2 &* ahead < n { zw_prefetch(links + Int(UInt32(bitPattern: pending[i &+ 2 &* ahead]) & FlowTable.slotBits)) }
-            if i &+ ahead < n {
-                let e = UInt32(bitPattern: pending[i &+ ahead])
-                if e < FlowTable.linkTCP || e >= FlowTable.moveToClosed {
-                    let l = links[Int(e & FlowTable.slotBits)]
-                    if UInt32(bitPattern: l.previous) < cap { zw_prefetch(links + Int(l.previous)) }
-                    if UInt32(bitPattern: l.next) < cap { zw_prefetch(links + Int(l.next)) }
-                }
-            }
-            applyListChange(pending[i], order: &order)
-        }
-        nextOrder = order
-    }
+    private static let generationMask: UInt32 = (1 << 30) - 1
 
-    /// Applies one `pendingTouches` entry, with `order` standing for `nextOrder` (the caller writes it back).
+    /// Flow `s` leaves its list (if any); the slot keeps its generation.
     @inline(__always)
-    private func applyListChange(_ entry: Int32, order: inout UInt64) {
-        let e = UInt32(bitPattern: entry)
-        if e < FlowTable.linkTCP {
-            // A touch, the usual entry: `relink`, written out on locals. The flow is linked (its own list change
-            // came before it), so it heads its list exactly when it has no previous flow.
-            let links = lruLinks, heads = self.heads
-            let s = Int(e)
-            let l = links[s]
-            let list = l.listIndex
-            if l.previous < 0 {
-                // Already first in its list, but maybe not the most recently seen of all (see `lessRecentlySeen`).
-                links[s].listAndOrder = UInt64(list) << 56 | order
-                order &+= 1
-                return
-            }
-            // Unlink (not the head: the list keeps its head, and a tail only if `s` was not it), then link at the front.
-            let p = l.previous, next = l.next
-            links[Int(p)].next = next
-            if next >= 0 { links[Int(next)].previous = p } else { tails[list] = p }
-            let head = heads[list]
-            links[s] = LRULinks(previous: -1, next: head, listIndex: list, order: order)
-            order &+= 1
-            links[Int(head)].previous = Int32(truncatingIfNeeded: s)
-            heads[list] = Int32(truncatingIfNeeded: s)
-            return
+    private func leave(_ s: Int32) {
+        let m = membership[Int(s)]
+        if m >> 30 != 0 {
+            let q = queues + (Int(m >> 30) &- 1)
+            q.pointee.members &-= 1
+            if q.pointee.least == s { q.pointee.least = -1 }
         }
-        nextOrder = order
-        applyListChange(entry)
-        order = nextOrder
+        membership[Int(s)] = m & FlowTable.generationMask
     }
 
-    /// Applies one `pendingTouches` entry.
-    @inline(__always)
-    private func applyListChange(_ entry: Int32) {
-        let e = UInt32(bitPattern: entry)
-        if e < FlowTable.linkTCP { relink(entry); return }   // a touch, the usual entry
-        let s = Int32(bitPattern: e & FlowTable.slotBits)
-        if e < FlowTable.linkOther { link(s, to: Int(LRUList.activeTCP.rawValue)) }
-        else if e < FlowTable.moveToClosed { link(s, to: Int(LRUList.activeOther.rawValue)) }
-        else if lruLinks[Int(s)].listIndex != Int(LRUList.closed.rawValue) { unlink(s); link(s, to: Int(LRUList.closed.rawValue)) }
-    }
-
-    /// Moves flow `s` to the front of its list.
-    @inline(__always)
-    private func relink(_ s: Int32) {
-        let l = lruLinks[Int(s)].listIndex
-        if heads[l] == s {
-            // Already first in its list, but maybe not the most recently seen of all (see `lessRecentlySeen`).
-            lruLinks[Int(s)].listAndOrder = UInt64(l) << 56 | nextOrder
-            nextOrder &+= 1
-            return
-        }
-        unlink(s); link(s, to: l)
-    }
-
-    /// Moves a flow to the closed list (it lingers there for stragglers).
+    /// Moves a flow to the closed list (it lingers there for stragglers); nothing if it is there already. Deferred
+    /// like a touch (`close`): the flow's membership is a random line, a miss on the packet path.
     public func markClosed(_ s: Int32) {
-        noteListChange(s, FlowTable.moveToClosed)
+        zw_prefetch(membership + Int(s))   // for `close`, a batch later
+        pendingTouches[pendingCount] = Int32(bitPattern: UInt32(bitPattern: s) | FlowTable.closeTag)
+        pendingCount &+= 1
+        if pendingCount == FlowTable.pendingCapacity { applyPendingTouches() }
+    }
+
+    /// Notes that packet time went back: moves to the front from here on may come at earlier seconds than earlier
+    /// ones (the second marks go). The caller reports every step back of the seconds of the times it gives flows
+    /// (their `lastSeen`) and of the `now` of idle queries.
+    public func clockWentBack() {
+        markCount = 0
+    }
+
+    /// Notes an idle query at second `now` (a mark, if later than the last).
+    @inline(__always)
+    private func mark(_ now: Int64) {
+        if markCount > 0 && markSeconds[(markStart &+ markCount &- 1) & (FlowTable.markCapacity &- 1)] >= now { return }
+        if markCount == FlowTable.markCapacity { markStart = (markStart &+ 1) & (FlowTable.markCapacity &- 1); markCount &-= 1 }
+        let i = (markStart &+ markCount) & (FlowTable.markCapacity &- 1)
+        markOrders[i] = orderOfNextPending; markSeconds[i] = now
+        markCount &+= 1
+    }
+
+    /// The second of the latest mark at or before `order` (moves to the front with that order happened then or later),
+    /// or nil: none (the order is older than the marks, or from before packet time last went back).
+    private func markedSecond(before order: UInt64) -> Int64? {
+        // The last mark whose order is at most `order`: marks are in increasing order.
+        var low = 0, high = markCount
+        while low < high {
+            let mid = (low &+ high) / 2
+            if markOrders[(markStart &+ mid) & (FlowTable.markCapacity &- 1)] <= order { low = mid &+ 1 } else { high = mid }
+        }
+        return low == 0 ? nil : markSeconds[(markStart &+ low &- 1) & (FlowTable.markCapacity &- 1)]
+    }
+
+    /// The least recently seen flow of list `l` (pending touches applied), or, with `timeout`, that flow only if
+    /// idle for `timeout` seconds at `now` (`lastSeen.seconds + timeout <= now`), else nil.
+    ///
+    /// The queue's least entry is the flow's own and exact, or it names a flow gone from the list (dropped), or one
+    /// moved to the front since (its entry is put back with its order now: into the queue's heap, or, when enough
+    /// moves happened since the last rebuild to pay for one, by rebuilding the whole queue). Entries' orders are at
+    /// most their flows', so an exact least entry is the least recently seen flow. An idle query stops at the least
+    /// entry unchecked when a second mark says it moved to the front within the timeout: every flow listed moved to
+    /// the front at that order or later, so in that second or later.
+    private func settle(_ l: Int, timeout: Int64?, now: Int64) -> Int32? {
+        let q = queues + l
+        let known = q.pointee.least
+        if known >= 0 {
+            // Known since the last settle (nothing moved to the front or left the list since).
+            guard let timeout else { return known }
+            return slots[Int(known)].lastSeen.seconds + timeout <= now ? known : nil
+        }
+        let target = UInt32(l &+ 1)
+        while true {
+            // The least entry: the run's first, or the heap's top when less.
+            var fromHeap = false
+            var e: RecencyEntry
+            if q.pointee.runStart < q.pointee.runEnd {
+                e = q.pointee.run[q.pointee.runStart]
+                if q.pointee.heapCount > 0 && q.pointee.heap[0].order < e.order { e = q.pointee.heap[0]; fromHeap = true }
+            } else if q.pointee.heapCount > 0 {
+                e = q.pointee.heap[0]; fromHeap = true
+            } else {
+                return nil
+            }
+            if let timeout, let second = markedSecond(before: e.order), second + timeout > now { return nil }
+            let m = membership[Int(e.slot)]
+            guard m == target << 30 | e.generation else {
+                // Not a flow of this list any more.
+                if fromHeap { q.pointee.popHeap() } else { q.pointee.runStart &+= 1 }
+                continue
+            }
+            let order = orders[Int(e.slot)]
+            if order == e.order {
+                q.pointee.least = e.slot; q.pointee.leastOrder = order
+                guard let timeout else { return e.slot }
+                return slots[Int(e.slot)].lastSeen.seconds + timeout <= now ? e.slot : nil
+            }
+            if nextOrder &- q.pointee.rebuiltAt >= UInt64(q.pointee.entryCount / 2) { rebuild(l); continue }
+            if fromHeap { q.pointee.popHeap() } else { q.pointee.runStart &+= 1 }
+            q.pointee.push(RecencyEntry(order: order, slot: e.slot, generation: e.generation))
+        }
+    }
+
+    /// Rebuilds list `l`'s queue (pending touches applied): its flows' entries with their orders now, sorted, the
+    /// others dropped; the heap empties.
+    @inline(never)
+    private func rebuild(_ l: Int) {
+        let q = queues + l
+        let n = q.pointee.entryCount
+        let orders = self.orders, membership = self.membership, run = q.pointee.run
+        let target = UInt32(l &+ 1) << 30
+        var k = 0, low = UInt64.max, high: UInt64 = 0
+        // Kept entries are written over the run from its start (never past the one being read), the heap's after
+        // them. The entries' flows' orders and membership are random lines (100,000 flows' orders are 800 KB):
+        // read a few entries on.
+        func gather(_ entries: UnsafeMutablePointer<RecencyEntry>, from start: Int, to end: Int) {
+            let ahead = 16
+            var i = start
+            while i < end {
+                if i &+ ahead < end {
+                    let a = Int(entries[i &+ ahead].slot)
+                    zw_prefetch(orders + a); zw_prefetch(membership + a)
+                }
+                let e = entries[i]
+                i &+= 1
+                guard membership[Int(e.slot)] == target | e.generation else { continue }
+                let order = orders[Int(e.slot)]
+                run[k] = RecencyEntry(order: order, slot: e.slot, generation: e.generation)
+                low = min(low, order); high = max(high, order)
+                k &+= 1
+            }
+        }
+        gather(run, from: q.pointee.runStart, to: q.pointee.runEnd)
+        gather(q.pointee.heap, from: 0, to: q.pointee.heapCount)
+        RecencyEntry.sortByOrder(run, count: k, low: low, high: high, bounds: radixBounds)
+        q.pointee.runStart = 0; q.pointee.runEnd = k; q.pointee.heapCount = 0
+        q.pointee.rebuiltAt = nextOrder
     }
 
     /// Starts loading the line of slot `s` that holds the streams (the third, see `FlowStateLayoutTests`).
@@ -499,19 +611,37 @@ public final class FlowTable {
         zw_prefetch(UnsafeRawPointer(slots + Int(s)) + 128)
     }
 
-    /// The flow listed just before `s` in its LRU list (the next more recently seen; -1 none): the one a sweep ends
-    /// after `s`, oldest first. Read right after `oldest` (which applies pending list changes), before `s` is removed.
-    @inline(__always)
-    public func newerNeighbour(of s: Int32) -> Int32 { lruLinks[Int(s)].previous }
+    /// The flow listed just after `s` in its list's queue (the next more recently seen, or a guess at it; -1 none):
+    /// the one a sweep likely ends after `s`, oldest first. A hint only, read right after `oldest` (which put `s`
+    /// first), before `s` is removed: a live flow, but its place may be out of date.
+    public func newerNeighbour(of s: Int32) -> Int32 {
+        let m = membership[Int(s)]
+        guard m >> 30 != 0 else { return -1 }
+        let q = queues + (Int(m >> 30) &- 1)
+        let run = q.pointee.run, end = q.pointee.runEnd
+        var i = q.pointee.runStart
+        // `s` is first, or a few on (entries of flows just ended before it); the next listed flow's entry follows.
+        let stop = min(end, i &+ 4)
+        while i < stop && run[i].slot != s { i &+= 1 }
+        guard i < stop else { return -1 }
+        i &+= 1
+        let last = min(end, i &+ 2)
+        while i < last {
+            let n = run[i]
+            if membership[Int(n.slot)] == (m & ~FlowTable.generationMask) | n.generation { return n.slot }
+            i &+= 1
+        }
+        return -1
+    }
 
-    /// Starts loading all of slot `s`'s lines and its LRU links: what ending the flow reads (a
+    /// Starts loading all of slot `s`'s lines and its recency: what ending the flow reads (a
     /// sweep ends flows a few apart in memory, each a chain of misses otherwise). A hint only.
     @inline(__always)
     public func prefetchWholeFlow(_ s: Int32) {
         let state = UnsafeRawPointer(slots + Int(s))
         var line = 0
         while line < MemoryLayout<FlowState>.stride { zw_prefetch(state + line); line += 64 }
-        zw_prefetch(lruLinks + Int(s))
+        zw_prefetch(membership + Int(s))
     }
 
     /// Starts loading the index entry where flow `s`'s probe starts: what `remove` reads first (the flow's slot
@@ -524,46 +654,77 @@ public final class FlowTable {
     /// The least recently seen flow of `list`.
     public func oldest(_ list: LRUList) -> Int32? {
         applyPendingTouches()
-        let t = tails[Int(list.rawValue)]
-        return t >= 0 ? t : nil
+        return least(Int(list.rawValue))
+    }
+
+    /// `oldest` of list `l`, pending touches applied: the known one or none without a call (evictions ask for all
+    /// three lists' per new flow).
+    @inline(__always)
+    private func least(_ l: Int) -> Int32? {
+        let q = queues + l
+        let known = q.pointee.least
+        if known >= 0 { return known }
+        if q.pointee.runStart == q.pointee.runEnd && q.pointee.heapCount == 0 { return nil }
+        return settle(l, timeout: nil, now: 0)
+    }
+
+    /// The least recently seen flow of `list` if it was last seen `timeout` seconds or more before `now`
+    /// (`lastSeen.seconds + timeout <= now`), else nil: `oldest(list)` and that test, without bringing the list up
+    /// to date when no flow of it can be that old.
+    public func oldest(_ list: LRUList, idle timeout: Int64, at now: Int64) -> Int32? {
+        applyPendingTouches()
+        mark(now)
+        return settle(Int(list.rawValue), timeout: timeout, now: now)
+    }
+
+    /// Every closed flow, or (`closed` false) every active one, least recently seen first: the flows `oldest(closed:)`
+    /// gives if each is removed in turn and nothing else changes, for ending them all.
+    public func endOrder(closed: Bool) -> [Int32] {
+        applyPendingTouches()
+        // A rebuilt queue's run is its flows in order, exactly.
+        let lists = closed ? [Int(LRUList.closed.rawValue)] : [Int(LRUList.activeTCP.rawValue), Int(LRUList.activeOther.rawValue)]
+        var runs: [(UnsafeMutablePointer<RecencyEntry>, Int)] = []
+        for l in lists {
+            rebuild(l)
+            runs.append((queues[l].run, queues[l].runEnd))
+        }
+        var order = [Int32]()
+        order.reserveCapacity(runs.reduce(0) { $0 + $1.1 })
+        if runs.count == 1 {
+            let (a, n) = runs[0]
+            for i in 0..<n { order.append(a[i].slot) }
+            return order
+        }
+        // Both active lists merged by order (as `lessRecentlySeen` picks between their least).
+        let (a, n) = runs[0], (b, m) = runs[1]
+        var i = 0, j = 0
+        while i < n && j < m {
+            if a[i].order < b[j].order { order.append(a[i].slot); i &+= 1 } else { order.append(b[j].slot); j &+= 1 }
+        }
+        while i < n { order.append(a[i].slot); i &+= 1 }
+        while j < m { order.append(b[j].slot); j &+= 1 }
+        return order
     }
 
     /// The least recently seen closed flow, or (`closed` false) the least recently seen of all active ones.
     public func oldest(closed: Bool) -> Int32? {
-        if closed { return oldest(.closed) }
-        return lessRecentlySeen(oldest(.activeTCP), oldest(.activeOther))
+        applyPendingTouches()
+        if closed { return least(Int(LRUList.closed.rawValue)) }
+        guard let a = least(Int(LRUList.activeTCP.rawValue)) else { return least(Int(LRUList.activeOther.rawValue)) }
+        guard let b = least(Int(LRUList.activeOther.rawValue)) else { return a }
+        return orders[Int(a)] < orders[Int(b)] ? a : b
     }
 
     /// Of two flows (either may be absent), the one that moved to the front of its list less recently.
     public func lessRecentlySeen(_ a: Int32?, _ b: Int32?) -> Int32? {
         guard let a else { return b }
         guard let b else { return a }
-        return lruLinks[Int(a)].order < lruLinks[Int(b)].order ? a : b
+        applyPendingTouches()
+        return orders[Int(a)] < orders[Int(b)] ? a : b
     }
 
     /// The flow to evict when full: a closed one if any, else the least recently seen.
     public var evictionCandidate: Int32? { oldest(closed: true) ?? oldest(closed: false) }
-
-    // Inlined into `touch` (a relink for nearly every packet of a plant whose flows send less than one packet a
-    // second): as calls they doubled its cost.
-    @inline(__always)
-    private func link(_ s: Int32, to i: Int) {
-        let head = heads[i]
-        lruLinks[Int(s)] = LRULinks(previous: -1, next: head, listIndex: i, order: nextOrder)
-        nextOrder &+= 1
-        if head >= 0 { lruLinks[Int(head)].previous = s }
-        heads[i] = s
-        if tails[i] < 0 { tails[i] = s }
-    }
-
-    @inline(__always)
-    private func unlink(_ s: Int32) {
-        let links = lruLinks[Int(s)]
-        let p = links.previous, n = links.next, i = links.listIndex
-        if p >= 0 { lruLinks[Int(p)].next = n } else { heads[i] = n }
-        if n >= 0 { lruLinks[Int(n)].previous = p } else { tails[i] = p }
-        lruLinks[Int(s)].previous = -1; lruLinks[Int(s)].next = -1
-    }
 }
 
 /// The flow table's recency lists. Active flows are listed by transport because their idle timeouts differ: in one
@@ -572,20 +733,173 @@ public enum LRUList: UInt8, Sendable {
     case activeTCP = 0, closed = 1, activeOther = 2
 }
 
-/// A flow's LRU list and its neighbours there (slot numbers, -1 none): 16 bytes.
-public struct LRULinks {
-    /// The next more recently seen flow.
-    @usableFromInline var previous: Int32
-    /// The next less recently seen flow.
-    @usableFromInline var next: Int32
-    /// The list's raw value (top byte) and when the flow last moved to the front (the rest, increasing over the
-    /// table's life: orders flows across lists).
-    @usableFromInline var listAndOrder: UInt64
-    @usableFromInline init(previous: Int32, next: Int32, listIndex: Int, order: UInt64) {
-        self.previous = previous; self.next = next; listAndOrder = UInt64(listIndex) << 56 | order & (1 << 56 - 1)
+/// A flow's place in a recency queue as of when the entry was made: the order and second of its move to the front.
+struct RecencyEntry {
+    var order: UInt64
+    var slot: Int32
+    /// The slot's generation when the entry was made (`FlowTable.membership`).
+    var generation: UInt32
+
+    /// Sorts `count` entries at `entries` by order (their orders differ, from `low` to `high`) in place: an MSD
+    /// radix sort (American flag sort) on the orders' span, at most 11 bits a level, small buckets by insertion. In
+    /// place because ending a million flows sorts them all, and a second buffer was 16 MB more peak memory.
+    /// `bounds`: 2 * `radix` * `levels` integers.
+    static func sortByOrder(_ entries: UnsafeMutablePointer<RecencyEntry>, count n: Int, low: UInt64, high: UInt64,
+                            bounds: UnsafeMutablePointer<Int>) {
+        guard n > 1 else { return }
+        sort(entries, count: n, low: low, bits: 64 - (high &- low).leadingZeroBitCount, level: 0, bounds: bounds)
     }
-    /// The list's raw value.
-    @usableFromInline var listIndex: Int { Int(truncatingIfNeeded: listAndOrder >> 56) }
-    /// Order of the last move to the front.
-    @usableFromInline var order: UInt64 { listAndOrder & (1 << 56 - 1) }
+
+    /// Sorts by the `bits` low bits of `order - low` (the higher ones are equal).
+    private static func sort(_ a: UnsafeMutablePointer<RecencyEntry>, count n: Int, low: UInt64, bits: Int, level: Int,
+                             bounds: UnsafeMutablePointer<Int>) {
+        if n <= 32 || bits == 0 {
+            // Insertion sort.
+            var i = 1
+            while i < n {
+                let e = a[i]
+                var j = i
+                while j > 0 && a[j &- 1].order > e.order { a[j] = a[j &- 1]; j &-= 1 }
+                a[j] = e
+                i &+= 1
+            }
+            return
+        }
+        // Digit width: at most 11 bits, and about a bucket per four entries (clearing the buckets costs too).
+        let width = min(bits, 11, max(4, Int.bitWidth - n.leadingZeroBitCount - 2))
+        let shift = UInt64(bits &- width), mask = UInt64(1 << width &- 1), digits = 1 << width
+        @inline(__always) func digit(_ e: RecencyEntry) -> Int { Int(truncatingIfNeeded: ((e.order &- low) >> shift) & mask) }
+        let heads = bounds + 2 &* radix &* level, tails = heads + radix
+        heads.update(repeating: 0, count: digits)
+        for i in 0..<n { heads[digit(a[i])] &+= 1 }
+        var sum = 0
+        for d in 0..<digits { let c = heads[d]; heads[d] = sum; sum &+= c; tails[d] = sum }
+        // Each entry is swapped straight into its bucket's next place (cycle by cycle).
+        for d in 0..<digits {
+            while heads[d] < tails[d] {
+                var e = a[heads[d]]
+                var ed = digit(e)
+                while ed != d {
+                    let target = heads[ed]
+                    heads[ed] &+= 1
+                    swap(&e, &a[target])
+                    ed = digit(e)
+                }
+                a[heads[d]] = e
+                heads[d] &+= 1
+            }
+        }
+        guard shift > 0 else { return }
+        // Each bucket by the next bits (its start: the previous bucket's end).
+        var start = 0
+        for d in 0..<digits {
+            let end = tails[d]
+            if end &- start > 1 {
+                sort(a + start, count: end &- start, low: low, bits: Int(shift), level: level &+ 1, bounds: bounds)
+            }
+            start = end
+        }
+    }
+    /// Buckets of a radix sort level at most (11 bits), and levels at most (64 bits, at least 4 a level).
+    static let radix = 2048, levels = 16
+}
+
+/// One `LRUList`'s flows, least recently seen first, kept lazily: a run of entries sorted by order (new entries come
+/// last with the highest order yet) and a min-heap by order of entries put back out of turn (`FlowTable.settle`).
+/// Each listed flow has exactly one entry, with at most its order; entries of flows gone from the list stay until
+/// they come first or the queue is rebuilt.
+struct RecencyQueue {
+    /// The run: [runStart, runEnd) of a block of `FlowTable.runCapacity` entries (address space, pages touched as
+    /// used: it never moves).
+    let run: UnsafeMutablePointer<RecencyEntry>
+    var runStart = 0, runEnd = 0
+    /// The heap: `heapCount` of `heapCapacity` entries.
+    var heap = UnsafeMutablePointer<RecencyEntry>.allocate(capacity: 0)
+    var heapCount = 0, heapCapacity = 0
+    /// Flows listed.
+    var members = 0
+    /// The least recently seen flow when known (-1: settle to find it): kept while it does not move to the front or
+    /// leave the list (a flow joining comes last, one moving to the front stays behind it).
+    var least: Int32 = -1
+    /// Its order then.
+    var leastOrder: UInt64 = 0
+    /// `FlowTable.nextOrder` at the last rebuild.
+    var rebuiltAt: UInt64 = 0
+
+    /// Entries held (listed flows' and stale ones).
+    var entryCount: Int { runEnd &- runStart &+ heapCount }
+
+    init(runCapacity: Int) {
+        run = RecencyQueue.mapRun(runCapacity)
+    }
+
+    /// A block for `count` entries: zeroed anonymous memory, in small pages (read and written in order: huge pages
+    /// would only zero 2 MiB at a time where a few hundred KB are used).
+    static func mapRun(_ count: Int) -> UnsafeMutablePointer<RecencyEntry> {
+        guard let block = mmap(nil, count * MemoryLayout<RecencyEntry>.stride, PROT_READ | PROT_WRITE,
+                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0),
+              block != MAP_FAILED else { fatalError("out of memory (\(count) recency entries)") }
+        return block.bindMemory(to: RecencyEntry.self, capacity: count)
+    }
+
+    func release(runCapacity: Int) {
+        LargeBlock.unmap(UnsafeMutableRawPointer(run), bytes: runCapacity * MemoryLayout<RecencyEntry>.stride)
+        heap.deallocate()
+    }
+
+    /// Appends an entry with an order above every entry's.
+    @inline(__always)
+    mutating func append(_ e: RecencyEntry, runCapacity: Int) {
+        // Slid down once more was consumed than is left (and at the block's end): the pages in use stay within about
+        // twice the entries held (a flood consumes the run as fast as it grows).
+        if runEnd == runCapacity || runStart > max(4096, runEnd &- runStart) { slide() }
+        run[runEnd] = e
+        runEnd &+= 1
+    }
+
+    /// Moves the run to the block's start (at the block's end, it holds at most half the block: `FlowTable.runCapacity`).
+    @inline(never)
+    private mutating func slide() {
+        let live = runEnd &- runStart
+        memmove(run, run + runStart, live * MemoryLayout<RecencyEntry>.stride)
+        runStart = 0; runEnd = live
+    }
+
+    /// Removes the heap's top.
+    @inline(never)
+    mutating func popHeap() {
+        heapCount &-= 1
+        guard heapCount > 0 else { return }
+        let last = heap[heapCount]
+        var i = 0
+        while true {
+            var c = 2 &* i &+ 1
+            if c >= heapCount { break }
+            if c &+ 1 < heapCount && heap[c &+ 1].order < heap[c].order { c &+= 1 }
+            if heap[c].order >= last.order { break }
+            heap[i] = heap[c]; i = c
+        }
+        heap[i] = last
+    }
+
+    /// Adds an entry out of turn (to the heap).
+    @inline(never)
+    mutating func push(_ e: RecencyEntry) {
+        if heapCount == heapCapacity {
+            let bigger = max(64, heapCapacity &* 2)
+            let fresh = UnsafeMutablePointer<RecencyEntry>.allocate(capacity: bigger)
+            fresh.moveInitialize(from: heap, count: heapCount)
+            heap.deallocate()
+            heap = fresh; heapCapacity = bigger
+        }
+        var i = heapCount
+        heapCount &+= 1
+        while i > 0 {
+            let p = (i &- 1) / 2
+            if heap[p].order <= e.order { break }
+            heap[i] = heap[p]; i = p
+        }
+        heap[i] = e
+    }
+
 }

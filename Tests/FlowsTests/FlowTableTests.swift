@@ -149,7 +149,95 @@ private struct RecencyModel {
         }
     }
     #expect(agree())
+    // Ending all flows at once takes them in the order draining them one by one does.
+    let closedOrder = model.lists[Int(LRUList.closed.rawValue)]
+    let activeOrder = (model.lists[Int(LRUList.activeTCP.rawValue)] + model.lists[Int(LRUList.activeOther.rawValue)]).sorted { model.order[$0]! < model.order[$1]! }
+    #expect(table.endOrder(closed: true) == closedOrder && table.endOrder(closed: false) == activeOrder)
     // Both drain in the same least-recently-seen order.
+    while let s = model.evictionCandidate {
+        guard table.evictionCandidate == s else { Issue.record("drain: \(String(describing: table.evictionCandidate)), model \(s)"); return }
+        _ = table.remove(s); model.remove(s)
+    }
+    #expect(table.evictionCandidate == nil)
+}
+
+/// Idle queries (`oldest(_:idle:at:)`, what a sweep asks) answer as the plain model's least recently seen flow and its
+/// last-seen second would, also when packet time goes back (reported with `clockWentBack`, as the engine does):
+/// flows moved to the front at an earlier second then sit in front of later ones, and the table must look past a
+/// queue's first entry. Touches follow the engine's rule (a move on a flow's first packet in a second).
+@Test(arguments: [(300, 0), (300, 200), (5_000, 50)]) func idleQueriesAreThoseOfAPlainModel(maximumFlows: Int, backwardsEvery: Int) {
+    var limits = FlowTableLimits(); limits.maximumFlows = maximumFlows
+    let table = FlowTable(limits: limits)
+    var model = RecencyModel()
+    var random: UInt64 = 0x2545_F491_4F6C_DD1D &+ UInt64(backwardsEvery)
+    func next(_ n: Int) -> Int {
+        random = random &* 6364136223846793005 &+ 1442695040888963407
+        return Int((random >> 33) % UInt64(n))
+    }
+    var now: Int64 = 1_000, live: [Int32] = [], nextKey = 0
+    let timeouts: [LRUList: Int64] = [.activeTCP: 40, .activeOther: 12, .closed: 20]
+    func lastSeen(_ s: Int32) -> Int64 { table.slots[Int(s)].lastSeen.seconds }
+    // The engine's packet step for flow `s` at `now`.
+    func see(_ s: Int32, deferred: Bool) {
+        let seen = lastSeen(s) != now
+        if deferred { table.touchLater(s, if: seen) } else if seen { table.touch(s) }
+        if seen { model.moveToFront(s, list: model.list(of: s)) }
+        table.slots[Int(s)].lastSeen = PacketTime(seconds: now, microseconds: 0)
+    }
+    func expected(_ l: LRUList) -> Int32? {
+        guard let s = model.oldest(l), lastSeen(s) + timeouts[l]! <= now else { return nil }
+        return s
+    }
+    for round in 0..<40_000 {
+        switch next(1_000) {
+        case 0..<8:
+            // The clock: mostly forward a second or a few, now and then back.
+            if backwardsEvery > 0 && next(backwardsEvery) == 0 {
+                now -= Int64(1 + next(30)); table.clockWentBack()
+            } else {
+                now += Int64(1 + next(next(4) == 0 ? 25 : 2))
+            }
+        case 8..<20:
+            // A sweep: every list's idle flows, oldest first, as long as the model has any.
+            for l in [LRUList.closed, .activeTCP, .activeOther] {
+                while true {
+                    let got = table.oldest(l, idle: timeouts[l]!, at: now)
+                    guard got == expected(l) else {
+                        Issue.record("round \(round): idle \(l) \(String(describing: got)), model \(String(describing: expected(l)))")
+                        return
+                    }
+                    guard let s = got else { break }
+                    _ = table.remove(s); model.remove(s); live.removeAll { $0 == s }
+                }
+            }
+        case 20..<(live.count < maximumFlows * 3 / 4 ? 320 : 200) where !table.isFull:
+            var k = key(nextKey); nextKey += 1
+            if next(3) == 0 { k.ipProtocol = 17 }
+            let s = table.insert(state(k, now), hash: k.fastHash(testHashKey))
+            model.moveToFront(s, list: Int((k.ipProtocol == 6 ? LRUList.activeTCP : .activeOther).rawValue))
+            live.append(s)
+        case 320..<340 where !live.isEmpty:
+            // A packet that closes its flow.
+            let s = live[next(live.count)]
+            see(s, deferred: true)
+            table.markClosed(s)
+            if model.list(of: s) != Int(LRUList.closed.rawValue) { model.moveToFront(s, list: Int(LRUList.closed.rawValue)) }
+        case 340..<360 where !live.isEmpty:
+            // An eviction or a flow ending on its own packet.
+            var s = live[next(live.count)]
+            if next(2) == 0 {
+                guard let c = table.evictionCandidate, c == model.evictionCandidate else {
+                    Issue.record("round \(round): eviction candidate \(String(describing: table.evictionCandidate)), model \(String(describing: model.evictionCandidate))")
+                    return
+                }
+                s = c
+            }
+            _ = table.remove(s); model.remove(s); live.removeAll { $0 == s }
+        default:
+            guard !live.isEmpty else { continue }
+            see(live[next(live.count)], deferred: next(4) != 0)
+        }
+    }
     while let s = model.evictionCandidate {
         guard table.evictionCandidate == s else { Issue.record("drain: \(String(describing: table.evictionCandidate)), model \(s)"); return }
         _ = table.remove(s); model.remove(s)
