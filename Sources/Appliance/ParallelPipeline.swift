@@ -969,16 +969,31 @@ final class DetectionStage: @unchecked Sendable {
     }
 
     /// The flow contexts of identified flows by (unique) flow slot, for the operations sent without theirs
-    /// (`EventRecorderForwarder`): a zeroed map sized for every slot the workers' flow tables can hand out (pages
-    /// cost nothing until a flow's context is kept there), so it never moves; grown (copied) only past that.
+    /// (`EventRecorderForwarder`): zeroed maps sized for every slot the workers' flow tables can hand out (pages
+    /// cost nothing until a flow's context is kept there), so they never move; grown (copied) only past that.
+    /// Most contexts (IPv4, Community ID pending) are kept in 32 bytes (`KeptContext`), the rest whole, apart: the
+    /// pages of a table the merge writes are zeroed by the kernel on first touch, and at 112 bytes a flow the whole
+    /// contexts of the plant's 100,000 flows cost as much as the rest of the merge's per-flow memory.
+    @exclusivity(unchecked) private var kept: UnsafeMutablePointer<KeptContext>?
     @exclusivity(unchecked) private var contexts: UnsafeMutablePointer<FlowContext>?
     @exclusivity(unchecked) private var contextCapacity = 0
-    /// Slots the map is first made for: the workers' flow caps (an engine's slots stay below its cap), interleaved.
+    /// Slots the maps are first made for: the workers' flow caps (an engine's slots stay below its cap), interleaved.
     private let contextSlots: Int
 
     deinit {
+        if let k = kept { LargeBlock.unmap(UnsafeMutableRawPointer(k), bytes: contextCapacity * MemoryLayout<KeptContext>.stride) }
         if let c = contexts { LargeBlock.unmap(UnsafeMutableRawPointer(c), bytes: contextCapacity * MemoryLayout<FlowContext>.stride) }
         bounds.deallocate()
+    }
+
+    /// A zeroed map of `capacity` elements holding the first `count` of `old` (unmapped; `oldCapacity` its size).
+    private static func grow<T>(_ old: UnsafeMutablePointer<T>?, count: Int, oldCapacity: Int, to capacity: Int) -> UnsafeMutablePointer<T> {
+        let grown = LargeBlock.mapZeroed(capacity * MemoryLayout<T>.stride).bindMemory(to: T.self, capacity: capacity)
+        if let o = old {
+            grown.moveInitialize(from: o, count: count)
+            LargeBlock.unmap(UnsafeMutableRawPointer(o), bytes: oldCapacity * MemoryLayout<T>.stride)
+        }
+        return grown
     }
 
     /// Keeps `f` as its flow slot's context (a flow's operations follow its `flowIdentified`).
@@ -986,16 +1001,28 @@ final class DetectionStage: @unchecked Sendable {
         let s = Int(f.flowSlot)
         if s >= contextCapacity {
             let capacity = max(s + 1, contextCapacity * 2, contextSlots)
-            let grown = LargeBlock.mapZeroed(capacity * MemoryLayout<FlowContext>.stride).bindMemory(to: FlowContext.self, capacity: capacity)
-            if let old = contexts {
-                grown.moveInitialize(from: old, count: contextCapacity)
-                LargeBlock.unmap(UnsafeMutableRawPointer(old), bytes: contextCapacity * MemoryLayout<FlowContext>.stride)
-            }
-            contexts = grown; contextCapacity = capacity
+            kept = Self.grow(kept, count: contextCapacity, oldCapacity: contextCapacity, to: capacity)
+            if contexts != nil { contexts = Self.grow(contexts, count: contextCapacity, oldCapacity: contextCapacity, to: capacity) }
+            contextCapacity = capacity
         }
         // Plain values (no references): a slot is written before it is read (at its flow's `flowIdentified`), and
         // written over without deinitialization.
-        (contexts.unsafelyUnwrapped + s).initialize(to: f)
+        if let k = KeptContext(f) {
+            (kept.unsafelyUnwrapped + s).initialize(to: k)
+        } else {
+            if contexts == nil { contexts = Self.grow(nil as UnsafeMutablePointer<FlowContext>?, count: 0, oldCapacity: 0, to: contextCapacity) }
+            (contexts.unsafelyUnwrapped + s).initialize(to: f)
+            (kept.unsafelyUnwrapped + s).initialize(to: KeptContext.whole)
+        }
+    }
+
+    /// The context kept for flow slot `s` (`keepContext`).
+    @inline(__always)
+    private func keptContext(_ s: Int) -> FlowContext {
+        precondition(s >= 0 && s < contextCapacity, "an operation before its flow's flowIdentified")
+        let k = kept.unsafelyUnwrapped[s]
+        if k.flags & KeptContext.wholeFlag != 0 { return contexts.unsafelyUnwrapped[s] }
+        return k.context(slot: Int32(truncatingIfNeeded: s))
     }
 
     /// How `replayRun` stopped.
@@ -1026,9 +1053,7 @@ final class DetectionStage: @unchecked Sendable {
                 if let f = flow {
                     observer?.operation(op.pointee, flow: f.pointee)
                 } else {
-                    let s = Int(traits.flowSlot)
-                    precondition(s >= 0 && s < contextCapacity, "an operation before its flow's flowIdentified")
-                    observer?.operation(op.pointee, flow: contexts.unsafelyUnwrapped[s])
+                    observer?.operation(op.pointee, flow: keptContext(Int(traits.flowSlot)))
                 }
                 q.pop()
             } else {
@@ -1211,6 +1236,55 @@ extension EngineStatistics {
         anomalies &+= s.anomalies; anomaliesNotLogged &+= s.anomaliesNotLogged; operations &+= s.operations; alerts &+= s.alerts
         for i in pdus.indices where i < s.pdus.count { pdus[i] &+= s.pdus[i] }
         for i in flowsPerProtocol.indices where i < s.flowsPerProtocol.count { flowsPerProtocol[i] &+= s.flowsPerProtocol[i] }
+    }
+}
+
+/// A flow context as `DetectionStage` keeps it for the operations sent without theirs: an IPv4 flow whose Community
+/// ID is pending (nearly every flow the merge sees: records, which set the ID, are written by the workers) in 32
+/// bytes instead of `FlowContext`'s 112; any other context is kept whole, apart (`wholeFlag`). The context rebuilt
+/// from it (`context(slot:)`) equals the one kept, field for field.
+struct KeptContext {
+    var flowSerial: UInt64
+    var initiatorIP: UInt32
+    var responderIP: UInt32
+    var initiatorPort: UInt16
+    var responderPort: UInt16
+    var vlan: UInt16
+    var transport: UInt8
+    /// `wholeFlag`, `midstreamFlag`.
+    var flags: UInt8
+    var communityIDProtocol: UInt8
+
+    static let wholeFlag: UInt8 = 1
+    static let midstreamFlag: UInt8 = 2
+    static let whole = KeptContext(flowSerial: 0, initiatorIP: 0, responderIP: 0, initiatorPort: 0, responderPort: 0, vlan: 0,
+                                   transport: 0, flags: wholeFlag, communityIDProtocol: 0)
+
+    init(flowSerial: UInt64, initiatorIP: UInt32, responderIP: UInt32, initiatorPort: UInt16, responderPort: UInt16, vlan: UInt16,
+         transport: UInt8, flags: UInt8, communityIDProtocol: UInt8) {
+        self.flowSerial = flowSerial; self.initiatorIP = initiatorIP; self.responderIP = responderIP
+        self.initiatorPort = initiatorPort; self.responderPort = responderPort; self.vlan = vlan
+        self.transport = transport; self.flags = flags; self.communityIDProtocol = communityIDProtocol
+    }
+
+    /// `f` in 32 bytes, or nil when it does not fit (IPv6, or a Community ID set).
+    @inline(__always)
+    init?(_ f: FlowContext) {
+        guard f.communityIDPending, f.initiator.ip.isIPv4, f.responder.ip.isIPv4 else { return nil }
+        self.init(flowSerial: f.flowSerial, initiatorIP: f.initiator.ip.v4, responderIP: f.responder.ip.v4,
+                  initiatorPort: f.initiator.port, responderPort: f.responder.port, vlan: f.vlan, transport: f.transport.rawValue,
+                  flags: f.midstream ? Self.midstreamFlag : 0, communityIDProtocol: f.communityIDProtocol)
+    }
+
+    /// The context kept, as flow slot `slot`'s.
+    @inline(__always)
+    func context(slot: Int32) -> FlowContext {
+        var c = FlowContext(initiator: Endpoint(ip: IPAddress(v4: initiatorIP), port: initiatorPort),
+                            responder: Endpoint(ip: IPAddress(v4: responderIP), port: responderPort),
+                            transport: Transport(rawValue: transport) ?? .other, vlan: vlan,
+                            midstream: flags & Self.midstreamFlag != 0, flowSlot: slot, flowSerial: flowSerial)
+        c.setCommunityIDPending(ipProtocol: communityIDProtocol)
+        return c
     }
 }
 
