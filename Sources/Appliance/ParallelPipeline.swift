@@ -1300,14 +1300,20 @@ struct KeptContext {
 /// (`walkLock`), a stretch at a time, which is short (about 10 µs); whoever gets ahead walks more, so the work
 /// balances itself. The walk state (`walk`, `parsed`, `clock`) moves with the lock.
 final class OwnerPass: @unchecked Sendable {
-    /// A record a worker acts on: its header in the map, its number within the stretch (from 1) and flags (`own`,
-    /// `sweep`).
+    /// A record a worker acts on, in 8 bytes (a stretch's lists are written on one core and read on the other: at
+    /// 16 bytes an entry, the reader waited on their lines more than on anything else it did): its header's offset
+    /// in the map, its number within the stretch (from 1, at most `stretchRecords`) and flags (`own`, `sweep`).
     struct Entry {
-        var header: UnsafeRawPointer
-        var number: UInt32
-        var flags: UInt32
+        var bits: UInt64
         static let own: UInt32 = 1
         static let sweep: UInt32 = 2
+        @inline(__always) init(offset: Int, number: UInt32, flags: UInt32) {
+            bits = UInt64(truncatingIfNeeded: offset) << 13 | UInt64(number) << 2 | UInt64(flags)
+        }
+        @inline(__always) var number: UInt32 { UInt32(truncatingIfNeeded: bits >> 2) & 0x7FF }
+        @inline(__always) var flags: UInt32 { UInt32(truncatingIfNeeded: bits) & 3 }
+        /// The record's header in the map at `base`.
+        @inline(__always) func header(_ base: UnsafeRawPointer) -> UnsafeRawPointer { base + Int(truncatingIfNeeded: bits >> 13) }
     }
     /// What a walked stretch holds, besides the lists.
     struct Stretch {
@@ -1327,8 +1333,9 @@ final class OwnerPass: @unchecked Sendable {
 
     static let stretchRecords = 1024
     static let slots = 16
-    /// How many entries ahead a reader fetches the packet's lines.
+    /// How many entries ahead a reader fetches the packet's lines, and the list's (the walker's core wrote them).
     static let packetsAhead = 16
+    static let listAhead = 64
 
     let workers: Int
     private let stretches: UnsafeMutablePointer<Stretch>
@@ -1403,6 +1410,7 @@ final class OwnerPass: @unchecked Sendable {
         let ethernet = linkType == PacketDecoder.ethernet
         let counts = self.counts + (s & (Self.slots - 1)) &* workers
         let lists = list(s, worker: 0)
+        let mapBase = walk.base
         for v in 0..<workers { counts[v] = 0 }
         var last: UnsafeRawPointer?
         var ended = false
@@ -1416,11 +1424,11 @@ final class OwnerPass: @unchecked Sendable {
             if Int64(seconds) >= clock {
                 clock = Int64(seconds) &+ 1
                 for v in 0..<workers {
-                    lists[v &* Self.stretchRecords &+ counts[v]] = Entry(header: h, number: number, flags: Entry.sweep | (v == w ? Entry.own : 0))
+                    lists[v &* Self.stretchRecords &+ counts[v]] = Entry(offset: h - mapBase, number: number, flags: Entry.sweep | (v == w ? Entry.own : 0))
                     counts[v] &+= 1
                 }
             } else {
-                lists[w &* Self.stretchRecords &+ counts[w]] = Entry(header: h, number: number, flags: Entry.own)
+                lists[w &* Self.stretchRecords &+ counts[w]] = Entry(offset: h - mapBase, number: number, flags: Entry.own)
                 counts[w] &+= 1
             }
         }
@@ -1449,6 +1457,7 @@ extension FileShareReader {
         let index = self.index
         let d = Engine.prefetchDistance - 1   // the list starts at the next entry
         let map = share.map
+        let mapBase = start.base
         var n = count
         var nextSweep = self.nextSweep
         var takenSeconds: UInt32 = 0, takenFraction: UInt32 = 0, any = false
@@ -1479,17 +1488,18 @@ extension FileShareReader {
             let base = info.pointee.base
             // The packets were last read by the walker (often on the other core): their lines are fetched well ahead,
             // in two stages (the list line, then the packet's), for the packet at hand and the prefetch hint's read.
-            for j in 0..<min(entries, OwnerPass.packetsAhead) { prefetchPacket(list[j].header) }
+            for j in Swift.stride(from: 0, to: min(entries, OwnerPass.listAhead), by: 8) { zw_prefetch_read(UnsafeRawPointer(list + j)) }
+            for j in 0..<min(entries, OwnerPass.packetsAhead) { prefetchPacket(list[j].header(mapBase)) }
             var i = 0
             while i < entries {
                 let e = list[i]
-                if i &+ OwnerPass.packetsAhead < entries { prefetchPacket(list[i &+ OwnerPass.packetsAhead].header) }
-                // A read prefetch (the walker's core keeps its copy), once per line of entries.
-                if i & 3 == 0 { zw_prefetch_read(UnsafeRawPointer(list + (i &+ 2 &* OwnerPass.packetsAhead))) }
+                if i &+ OwnerPass.packetsAhead < entries { prefetchPacket(list[i &+ OwnerPass.packetsAhead].header(mapBase)) }
+                // A read prefetch (the walker's core keeps its copy), once per line of entries (8), `listAhead` on.
+                if i & 7 == 0 { zw_prefetch_read(UnsafeRawPointer(list + (i &+ OwnerPass.listAhead))) }
                 i &+= 1
                 let from = n
                 n = base &+ UInt64(e.number)
-                let h = e.header
+                let h = e.header(mapBase)
                 let seconds = h.loadUnaligned(as: UInt32.self), fraction = start.microseconds(h)
                 takenSeconds = seconds; takenFraction = fraction; any = true
                 let sweep = e.flags & OwnerPass.Entry.sweep != 0
@@ -1504,7 +1514,7 @@ extension FileShareReader {
                         let j = i &+ d &- entries
                         if j < pass.count(s &+ 1, worker: index) { ahead = pass.list(s &+ 1, worker: index)[j] }
                     }
-                    if let a = ahead, a.flags & OwnerPass.Entry.own != 0 { hint = a.header }
+                    if let a = ahead, a.flags & OwnerPass.Entry.own != 0 { hint = a.header(mapBase) }
                 }
                 act(on: h, number: n, seconds: seconds, fraction: fraction, own: own, hint: hint, sweep: sweep)
                 if afterRun(from: from, to: n) { stopped = true; break outer }
