@@ -1057,13 +1057,28 @@ final class DetectionStage: @unchecked Sendable {
                 }
                 q.pop()
             } else {
-                let slot = q.headSlot
-                if case .finish = slot.pointee { q.pop(); return .finished }
-                if anomalyRecords, case .anomaly(let a, let f) = slot.pointee { logAnomaly(a, flow: f) }
-                if q.headKeepsContext, case .flowIdentified(let f, _, _, _) = slot.pointee { keepContext(f) }
-                if let o = observer {
-                    slot.pointee.replay(into: o)
-                    if case .flowStarted = slot.pointee { entries = o.flowStateTable() }
+                // One switch on the event where it lies (each `if case` on it copied the whole event out, twice).
+                switch q.headSlot.pointee {
+                case .finish:
+                    q.pop()
+                    return .finished
+                case .flowStarted(let f, let frame, let time):
+                    if let o = observer {
+                        o.flowStarted(f, frame: frame, time: time)
+                        entries = o.flowStateTable()
+                    }
+                case .flowIdentified(let f, let p, let frame, let time):
+                    if q.headKeepsContext { keepContext(f) }
+                    observer?.flowIdentified(f, appProtocol: p, frame: frame, time: time)
+                case .operation(let op, let f):
+                    observer?.operation(op, flow: f)
+                case .anomaly(let a, let f):
+                    if anomalyRecords { logAnomaly(a, flow: f) }
+                    observer?.anomaly(a, flow: f)
+                case .flowEnded(let f, let r):
+                    observer?.flowEnded(f, reason: r)
+                case .tick(let t):
+                    observer?.tick(time: t)
                 }
                 q.pop()
             }
