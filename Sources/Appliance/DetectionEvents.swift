@@ -215,7 +215,7 @@ public final class EventQueue: @unchecked Sendable {
     func push(key: UInt64, _ event: DetectionEvent, traits: QuietTraits, keepsContext: Bool, consumer: Waiter, beforeWait: () -> Void) {
         let i = reserve(consumer: consumer, beforeWait: beforeWait)
         (headers + i).initialize(to: EventHeader(key: key, traits: traits, isOperation: false, contextInSlot: false, keepsContext: keepsContext))
-        slot(i).initializeMemory(as: DetectionEvent.self, repeating: event, count: 1)
+        slot(i).assumingMemoryBound(to: DetectionEvent.self).initialize(to: event)
         commit(consumer: consumer)
     }
 
