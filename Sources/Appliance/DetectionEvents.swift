@@ -215,7 +215,7 @@ public final class EventQueue: @unchecked Sendable {
     func push(key: UInt64, _ event: DetectionEvent, traits: QuietTraits, keepsContext: Bool, consumer: Waiter, beforeWait: () -> Void) {
         let i = reserve(consumer: consumer, beforeWait: beforeWait)
         (headers + i).initialize(to: EventHeader(key: key, traits: traits, isOperation: false, contextInSlot: false, keepsContext: keepsContext))
-        slot(i).initializeMemory(as: DetectionEvent.self, repeating: event, count: 1)
+        slot(i).assumingMemoryBound(to: DetectionEvent.self).initialize(to: event)
         commit(consumer: consumer)
     }
 
@@ -236,24 +236,52 @@ public final class EventQueue: @unchecked Sendable {
         commit(consumer: consumer)
     }
 
+    /// `pushOperation` of the operation at `op` without its context, with its quiet traits for (unique) `flowSerial` and
+    /// `flowSlot`: the traits are made once the slot is reserved, straight into its header (made before, as an
+    /// argument, they were kept on the stack across the reservation's possible wait).
+    @inline(__always)
+    func pushQuietOperation(key: UInt64, _ op: UnsafePointer<Operation>, flowSerial: UInt64, flowSlot: Int32, consumer: Waiter,
+                            beforeWait: () -> Void) {
+        let i = reserve(consumer: consumer, beforeWait: beforeWait)
+        (headers + i).initialize(to: EventHeader(key: key, traits: QuietTraits(at: op, flowSerial: flowSerial, flowSlot: flowSlot),
+                                                 isOperation: true, contextInSlot: false))
+        operationSlot(i).copyMemory(from: op, byteCount: MemoryLayout<Operation>.size)
+        commit(consumer: consumer)
+    }
+
     /// Waits for room (waking the consumer so it drains), then returns the next slot's index (producer side).
     @inline(__always)
     private func reserve(consumer: Waiter, beforeWait: () -> Void) -> Int {
-        if producerHead - producerTailCopy >= capacity {
-            producerTailCopy = tail.load(ordering: .acquiring)
-            while producerHead - producerTailCopy >= capacity {
-                // Each time round: while the workers run the merge themselves, the producer may make the room.
-                beforeWait()
-                producerTailCopy = tail.load(ordering: .acquiring)
-                if producerHead - producerTailCopy < capacity { break }
-                consumer.wake()
-                producerWaiter.await { [self] in
-                    producerTailCopy = tail.load(ordering: .acquiring)
-                    return producerHead - producerTailCopy < capacity
-                }
-            }
+        if producerHead &- producerTailCopy >= capacity {
+            Self.waitForRoom(Unmanaged.passUnretained(self), consumer: Unmanaged.passUnretained(consumer), beforeWait: beforeWait)
         }
         return producerHead & mask
+    }
+
+    /// `reserve`'s wait, out of line: inlined, it kept the per-event path's values from registers (spilled around it).
+    /// The queue and `consumer` unretained (the caller holds both): passed as references to a call, they were retained
+    /// and released for every event.
+    @inline(never)
+    private static func waitForRoom(_ queue: Unmanaged<EventQueue>, consumer: Unmanaged<Waiter>, beforeWait: () -> Void) {
+        queue._withUnsafeGuaranteedRef { q in
+            consumer._withUnsafeGuaranteedRef { c in q.waitForRoom(consumer: c, beforeWait: beforeWait) }
+        }
+    }
+
+    /// `waitForRoom`'s body.
+    private func waitForRoom(consumer: Waiter, beforeWait: () -> Void) {
+        producerTailCopy = tail.load(ordering: .acquiring)
+        while producerHead &- producerTailCopy >= capacity {
+            // Each time round: while the workers run the merge themselves, the producer may make the room.
+            beforeWait()
+            producerTailCopy = tail.load(ordering: .acquiring)
+            if producerHead &- producerTailCopy < capacity { break }
+            consumer.wake()
+            producerWaiter.await { [self] in
+                producerTailCopy = tail.load(ordering: .acquiring)
+                return producerHead &- producerTailCopy < capacity
+            }
+        }
     }
 
     /// Publishes the slot `reserve` returned, once written (producer side).
@@ -262,15 +290,16 @@ public final class EventQueue: @unchecked Sendable {
         // The header a few places on was last read by the consumer's core: start taking its line back now; and the
         // lines of the operation slot there (an operation sent without its context is most events; its slot starts
         // at 0 or 32 in a line, so its 92 bytes lie in two).
-        let ahead = (producerHead &+ Self.prefetchDistance) & mask
+        let h = producerHead
+        let ahead = (h &+ Self.prefetchDistance) & mask
         let s = operationSlot(ahead)
         zw_prefetch(s)
         zw_prefetch(s + 64)
         zw_prefetch(UnsafeRawPointer(headers + ahead))
-        producerHead += 1
-        head.store(producerHead, ordering: .releasing)
+        producerHead = h &+ 1
+        head.store(h &+ 1, ordering: .releasing)
         // Half full (by the possibly stale count): make sure the consumer is awake before the producer has to wait.
-        if producerHead - producerTailCopy == capacity / 2 { consumer.wakeIfSleeping() }
+        if h &+ 1 &- producerTailCopy == capacity &>> 1 { consumer.wakeIfSleeping() }
     }
 
     /// Whether an event is queued (consumer side).
@@ -483,8 +512,7 @@ public final class EventRecorder: EngineObserver, @unchecked Sendable {
     /// Queues the operation at `op` of the flow with (unique) `flowSerial` and `flowSlot` (≥ 0), without its context
     /// (the detection thread has it from the flow's `flowIdentified`); only when `sendsTraits`.
     @inline(__always) func pushOperation(at op: UnsafePointer<Operation>, flowSerial: UInt64, flowSlot: Int32) {
-        queue.pushOperation(key: key, op, flow: nil, traits: QuietTraits(at: op, flowSerial: flowSerial, flowSlot: flowSlot),
-                            consumer: consumer) { waitingForRoom() }
+        queue.pushQuietOperation(key: key, op, flowSerial: flowSerial, flowSlot: flowSlot, consumer: consumer) { waitingForRoom() }
     }
 
     /// Queues the operation at `op` on the (made unique) flow context at `f`, copied from where they lie.

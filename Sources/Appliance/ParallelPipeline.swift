@@ -969,16 +969,31 @@ final class DetectionStage: @unchecked Sendable {
     }
 
     /// The flow contexts of identified flows by (unique) flow slot, for the operations sent without theirs
-    /// (`EventRecorderForwarder`): a zeroed map sized for every slot the workers' flow tables can hand out (pages
-    /// cost nothing until a flow's context is kept there), so it never moves; grown (copied) only past that.
+    /// (`EventRecorderForwarder`): zeroed maps sized for every slot the workers' flow tables can hand out (pages
+    /// cost nothing until a flow's context is kept there), so they never move; grown (copied) only past that.
+    /// Most contexts (IPv4, Community ID pending) are kept in 32 bytes (`KeptContext`), the rest whole, apart: the
+    /// pages of a table the merge writes are zeroed by the kernel on first touch, and at 112 bytes a flow the whole
+    /// contexts of the plant's 100,000 flows cost as much as the rest of the merge's per-flow memory.
+    @exclusivity(unchecked) private var kept: UnsafeMutablePointer<KeptContext>?
     @exclusivity(unchecked) private var contexts: UnsafeMutablePointer<FlowContext>?
     @exclusivity(unchecked) private var contextCapacity = 0
-    /// Slots the map is first made for: the workers' flow caps (an engine's slots stay below its cap), interleaved.
+    /// Slots the maps are first made for: the workers' flow caps (an engine's slots stay below its cap), interleaved.
     private let contextSlots: Int
 
     deinit {
+        if let k = kept { LargeBlock.unmap(UnsafeMutableRawPointer(k), bytes: contextCapacity * MemoryLayout<KeptContext>.stride) }
         if let c = contexts { LargeBlock.unmap(UnsafeMutableRawPointer(c), bytes: contextCapacity * MemoryLayout<FlowContext>.stride) }
         bounds.deallocate()
+    }
+
+    /// A zeroed map of `capacity` elements holding the first `count` of `old` (unmapped; `oldCapacity` its size).
+    private static func grow<T>(_ old: UnsafeMutablePointer<T>?, count: Int, oldCapacity: Int, to capacity: Int) -> UnsafeMutablePointer<T> {
+        let grown = LargeBlock.mapZeroed(capacity * MemoryLayout<T>.stride).bindMemory(to: T.self, capacity: capacity)
+        if let o = old {
+            grown.moveInitialize(from: o, count: count)
+            LargeBlock.unmap(UnsafeMutableRawPointer(o), bytes: oldCapacity * MemoryLayout<T>.stride)
+        }
+        return grown
     }
 
     /// Keeps `f` as its flow slot's context (a flow's operations follow its `flowIdentified`).
@@ -986,16 +1001,28 @@ final class DetectionStage: @unchecked Sendable {
         let s = Int(f.flowSlot)
         if s >= contextCapacity {
             let capacity = max(s + 1, contextCapacity * 2, contextSlots)
-            let grown = LargeBlock.mapZeroed(capacity * MemoryLayout<FlowContext>.stride).bindMemory(to: FlowContext.self, capacity: capacity)
-            if let old = contexts {
-                grown.moveInitialize(from: old, count: contextCapacity)
-                LargeBlock.unmap(UnsafeMutableRawPointer(old), bytes: contextCapacity * MemoryLayout<FlowContext>.stride)
-            }
-            contexts = grown; contextCapacity = capacity
+            kept = Self.grow(kept, count: contextCapacity, oldCapacity: contextCapacity, to: capacity)
+            if contexts != nil { contexts = Self.grow(contexts, count: contextCapacity, oldCapacity: contextCapacity, to: capacity) }
+            contextCapacity = capacity
         }
         // Plain values (no references): a slot is written before it is read (at its flow's `flowIdentified`), and
         // written over without deinitialization.
-        (contexts.unsafelyUnwrapped + s).initialize(to: f)
+        if let k = KeptContext(f) {
+            (kept.unsafelyUnwrapped + s).initialize(to: k)
+        } else {
+            if contexts == nil { contexts = Self.grow(nil as UnsafeMutablePointer<FlowContext>?, count: 0, oldCapacity: 0, to: contextCapacity) }
+            (contexts.unsafelyUnwrapped + s).initialize(to: f)
+            (kept.unsafelyUnwrapped + s).initialize(to: KeptContext.whole)
+        }
+    }
+
+    /// The context kept for flow slot `s` (`keepContext`).
+    @inline(__always)
+    private func keptContext(_ s: Int) -> FlowContext {
+        precondition(s >= 0 && s < contextCapacity, "an operation before its flow's flowIdentified")
+        let k = kept.unsafelyUnwrapped[s]
+        if k.flags & KeptContext.wholeFlag != 0 { return contexts.unsafelyUnwrapped[s] }
+        return k.context(slot: Int32(truncatingIfNeeded: s))
     }
 
     /// How `replayRun` stopped.
@@ -1026,19 +1053,32 @@ final class DetectionStage: @unchecked Sendable {
                 if let f = flow {
                     observer?.operation(op.pointee, flow: f.pointee)
                 } else {
-                    let s = Int(traits.flowSlot)
-                    precondition(s >= 0 && s < contextCapacity, "an operation before its flow's flowIdentified")
-                    observer?.operation(op.pointee, flow: contexts.unsafelyUnwrapped[s])
+                    observer?.operation(op.pointee, flow: keptContext(Int(traits.flowSlot)))
                 }
                 q.pop()
             } else {
-                let slot = q.headSlot
-                if case .finish = slot.pointee { q.pop(); return .finished }
-                if anomalyRecords, case .anomaly(let a, let f) = slot.pointee { logAnomaly(a, flow: f) }
-                if q.headKeepsContext, case .flowIdentified(let f, _, _, _) = slot.pointee { keepContext(f) }
-                if let o = observer {
-                    slot.pointee.replay(into: o)
-                    if case .flowStarted = slot.pointee { entries = o.flowStateTable() }
+                // One switch on the event where it lies (each `if case` on it copied the whole event out, twice).
+                switch q.headSlot.pointee {
+                case .finish:
+                    q.pop()
+                    return .finished
+                case .flowStarted(let f, let frame, let time):
+                    if let o = observer {
+                        o.flowStarted(f, frame: frame, time: time)
+                        entries = o.flowStateTable()
+                    }
+                case .flowIdentified(let f, let p, let frame, let time):
+                    if q.headKeepsContext { keepContext(f) }
+                    observer?.flowIdentified(f, appProtocol: p, frame: frame, time: time)
+                case .operation(let op, let f):
+                    observer?.operation(op, flow: f)
+                case .anomaly(let a, let f):
+                    if anomalyRecords { logAnomaly(a, flow: f) }
+                    observer?.anomaly(a, flow: f)
+                case .flowEnded(let f, let r):
+                    observer?.flowEnded(f, reason: r)
+                case .tick(let t):
+                    observer?.tick(time: t)
                 }
                 q.pop()
             }
@@ -1214,6 +1254,55 @@ extension EngineStatistics {
     }
 }
 
+/// A flow context as `DetectionStage` keeps it for the operations sent without theirs: an IPv4 flow whose Community
+/// ID is pending (nearly every flow the merge sees: records, which set the ID, are written by the workers) in 32
+/// bytes instead of `FlowContext`'s 112; any other context is kept whole, apart (`wholeFlag`). The context rebuilt
+/// from it (`context(slot:)`) equals the one kept, field for field.
+struct KeptContext {
+    var flowSerial: UInt64
+    var initiatorIP: UInt32
+    var responderIP: UInt32
+    var initiatorPort: UInt16
+    var responderPort: UInt16
+    var vlan: UInt16
+    var transport: UInt8
+    /// `wholeFlag`, `midstreamFlag`.
+    var flags: UInt8
+    var communityIDProtocol: UInt8
+
+    static let wholeFlag: UInt8 = 1
+    static let midstreamFlag: UInt8 = 2
+    static let whole = KeptContext(flowSerial: 0, initiatorIP: 0, responderIP: 0, initiatorPort: 0, responderPort: 0, vlan: 0,
+                                   transport: 0, flags: wholeFlag, communityIDProtocol: 0)
+
+    init(flowSerial: UInt64, initiatorIP: UInt32, responderIP: UInt32, initiatorPort: UInt16, responderPort: UInt16, vlan: UInt16,
+         transport: UInt8, flags: UInt8, communityIDProtocol: UInt8) {
+        self.flowSerial = flowSerial; self.initiatorIP = initiatorIP; self.responderIP = responderIP
+        self.initiatorPort = initiatorPort; self.responderPort = responderPort; self.vlan = vlan
+        self.transport = transport; self.flags = flags; self.communityIDProtocol = communityIDProtocol
+    }
+
+    /// `f` in 32 bytes, or nil when it does not fit (IPv6, or a Community ID set).
+    @inline(__always)
+    init?(_ f: FlowContext) {
+        guard f.communityIDPending, f.initiator.ip.isIPv4, f.responder.ip.isIPv4 else { return nil }
+        self.init(flowSerial: f.flowSerial, initiatorIP: f.initiator.ip.v4, responderIP: f.responder.ip.v4,
+                  initiatorPort: f.initiator.port, responderPort: f.responder.port, vlan: f.vlan, transport: f.transport.rawValue,
+                  flags: f.midstream ? Self.midstreamFlag : 0, communityIDProtocol: f.communityIDProtocol)
+    }
+
+    /// The context kept, as flow slot `slot`'s.
+    @inline(__always)
+    func context(slot: Int32) -> FlowContext {
+        var c = FlowContext(initiator: Endpoint(ip: IPAddress(v4: initiatorIP), port: initiatorPort),
+                            responder: Endpoint(ip: IPAddress(v4: responderIP), port: responderPort),
+                            transport: Transport(rawValue: transport) ?? .other, vlan: vlan,
+                            midstream: flags & Self.midstreamFlag != 0, flowSlot: slot, flowSerial: flowSerial)
+        c.setCommunityIDPending(ipProtocol: communityIDProtocol)
+        return c
+    }
+}
+
 /// One owner pass over a mapped capture file, shared by the workers of a `replayFile`: the file is cut into stretches
 /// of up to `stretchRecords` records, and each stretch is walked once, by whichever worker needs it first. The walker
 /// reads every record header of the stretch, computes its owner (`FlowDispatch`) and the sweep clock, and lists for
@@ -1226,14 +1315,20 @@ extension EngineStatistics {
 /// (`walkLock`), a stretch at a time, which is short (about 10 µs); whoever gets ahead walks more, so the work
 /// balances itself. The walk state (`walk`, `parsed`, `clock`) moves with the lock.
 final class OwnerPass: @unchecked Sendable {
-    /// A record a worker acts on: its header in the map, its number within the stretch (from 1) and flags (`own`,
-    /// `sweep`).
+    /// A record a worker acts on, in 8 bytes (a stretch's lists are written on one core and read on the other: at
+    /// 16 bytes an entry, the reader waited on their lines more than on anything else it did): its header's offset
+    /// in the map, its number within the stretch (from 1, at most `stretchRecords`) and flags (`own`, `sweep`).
     struct Entry {
-        var header: UnsafeRawPointer
-        var number: UInt32
-        var flags: UInt32
+        var bits: UInt64
         static let own: UInt32 = 1
         static let sweep: UInt32 = 2
+        @inline(__always) init(offset: Int, number: UInt32, flags: UInt32) {
+            bits = UInt64(truncatingIfNeeded: offset) << 13 | UInt64(number) << 2 | UInt64(flags)
+        }
+        @inline(__always) var number: UInt32 { UInt32(truncatingIfNeeded: bits >> 2) & 0x7FF }
+        @inline(__always) var flags: UInt32 { UInt32(truncatingIfNeeded: bits) & 3 }
+        /// The record's header in the map at `base`.
+        @inline(__always) func header(_ base: UnsafeRawPointer) -> UnsafeRawPointer { base + Int(truncatingIfNeeded: bits >> 13) }
     }
     /// What a walked stretch holds, besides the lists.
     struct Stretch {
@@ -1253,8 +1348,9 @@ final class OwnerPass: @unchecked Sendable {
 
     static let stretchRecords = 1024
     static let slots = 16
-    /// How many entries ahead a reader fetches the packet's lines.
+    /// How many entries ahead a reader fetches the packet's lines, and the list's (the walker's core wrote them).
     static let packetsAhead = 16
+    static let listAhead = 64
 
     let workers: Int
     private let stretches: UnsafeMutablePointer<Stretch>
@@ -1329,6 +1425,7 @@ final class OwnerPass: @unchecked Sendable {
         let ethernet = linkType == PacketDecoder.ethernet
         let counts = self.counts + (s & (Self.slots - 1)) &* workers
         let lists = list(s, worker: 0)
+        let mapBase = walk.base
         for v in 0..<workers { counts[v] = 0 }
         var last: UnsafeRawPointer?
         var ended = false
@@ -1342,11 +1439,11 @@ final class OwnerPass: @unchecked Sendable {
             if Int64(seconds) >= clock {
                 clock = Int64(seconds) &+ 1
                 for v in 0..<workers {
-                    lists[v &* Self.stretchRecords &+ counts[v]] = Entry(header: h, number: number, flags: Entry.sweep | (v == w ? Entry.own : 0))
+                    lists[v &* Self.stretchRecords &+ counts[v]] = Entry(offset: h - mapBase, number: number, flags: Entry.sweep | (v == w ? Entry.own : 0))
                     counts[v] &+= 1
                 }
             } else {
-                lists[w &* Self.stretchRecords &+ counts[w]] = Entry(header: h, number: number, flags: Entry.own)
+                lists[w &* Self.stretchRecords &+ counts[w]] = Entry(offset: h - mapBase, number: number, flags: Entry.own)
                 counts[w] &+= 1
             }
         }
@@ -1375,6 +1472,7 @@ extension FileShareReader {
         let index = self.index
         let d = Engine.prefetchDistance - 1   // the list starts at the next entry
         let map = share.map
+        let mapBase = start.base
         var n = count
         var nextSweep = self.nextSweep
         var takenSeconds: UInt32 = 0, takenFraction: UInt32 = 0, any = false
@@ -1405,17 +1503,18 @@ extension FileShareReader {
             let base = info.pointee.base
             // The packets were last read by the walker (often on the other core): their lines are fetched well ahead,
             // in two stages (the list line, then the packet's), for the packet at hand and the prefetch hint's read.
-            for j in 0..<min(entries, OwnerPass.packetsAhead) { prefetchPacket(list[j].header) }
+            for j in Swift.stride(from: 0, to: min(entries, OwnerPass.listAhead), by: 8) { zw_prefetch_read(UnsafeRawPointer(list + j)) }
+            for j in 0..<min(entries, OwnerPass.packetsAhead) { prefetchPacket(list[j].header(mapBase)) }
             var i = 0
             while i < entries {
                 let e = list[i]
-                if i &+ OwnerPass.packetsAhead < entries { prefetchPacket(list[i &+ OwnerPass.packetsAhead].header) }
-                // A read prefetch (the walker's core keeps its copy), once per line of entries.
-                if i & 3 == 0 { zw_prefetch_read(UnsafeRawPointer(list + (i &+ 2 &* OwnerPass.packetsAhead))) }
+                if i &+ OwnerPass.packetsAhead < entries { prefetchPacket(list[i &+ OwnerPass.packetsAhead].header(mapBase)) }
+                // A read prefetch (the walker's core keeps its copy), once per line of entries (8), `listAhead` on.
+                if i & 7 == 0 { zw_prefetch_read(UnsafeRawPointer(list + (i &+ OwnerPass.listAhead))) }
                 i &+= 1
                 let from = n
                 n = base &+ UInt64(e.number)
-                let h = e.header
+                let h = e.header(mapBase)
                 let seconds = h.loadUnaligned(as: UInt32.self), fraction = start.microseconds(h)
                 takenSeconds = seconds; takenFraction = fraction; any = true
                 let sweep = e.flags & OwnerPass.Entry.sweep != 0
@@ -1430,7 +1529,7 @@ extension FileShareReader {
                         let j = i &+ d &- entries
                         if j < pass.count(s &+ 1, worker: index) { ahead = pass.list(s &+ 1, worker: index)[j] }
                     }
-                    if let a = ahead, a.flags & OwnerPass.Entry.own != 0 { hint = a.header }
+                    if let a = ahead, a.flags & OwnerPass.Entry.own != 0 { hint = a.header(mapBase) }
                 }
                 act(on: h, number: n, seconds: seconds, fraction: fraction, own: own, hint: hint, sweep: sweep)
                 if afterRun(from: from, to: n) { stopped = true; break outer }

@@ -22,10 +22,11 @@ public struct QuietTraits: Sendable {
 
     static let response: UInt8 = 1, fromInitiator: UInt8 = 2, identification: UInt8 = 4, mayRaise: UInt8 = 8
 
-    /// No operation: `passesQuietly` says no. (Computed: a stored static went through a lazy-initialisation check
-    /// for every event.)
+    /// No operation: `passesQuietly` says no. (Computed, and its time too: a stored static, `PacketTime.zero`
+    /// included, went through a lazy-initialisation check for every event.)
     @inline(__always) public static var none: QuietTraits {
-        QuietTraits(time: .zero, flowSerial: 0, flowSlot: -1, unit: .min, accessBit: 0, quietProtocol: 0, flags: 0)
+        QuietTraits(time: PacketTime(seconds: 0, microsecondsInRange: 0), flowSerial: 0, flowSlot: -1, unit: .min, accessBit: 0,
+                    quietProtocol: 0, flags: 0)
     }
 
     @usableFromInline
