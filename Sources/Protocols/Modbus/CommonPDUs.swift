@@ -99,7 +99,7 @@ extension ModbusDissector {
                                 delivery d: Delivery, sink: EventSink) -> Int {
         var offset = start
         // Nothing here changes the framing state: a hunting side stays hunting, a synced one synced.
-        guard !(side == .initiator ? initiatorFraming.hunting : responderFraming.hunting) else { return offset }
+        guard !hunting(side) else { return offset }
         while let length = Self.wholeADULength(bytes, at: offset, hunting: false) {
             let header = MBAPHeader(transactionID: bytes.loadBE16(offset), protocolID: 0, length: length, unitID: bytes.loadU8(offset + 6))
             guard handleCommonADU(bytes, at: offset, header: header, side: side, direction: direction, delivery: d, sink: sink) else { break }
@@ -160,7 +160,7 @@ extension ModbusDissector {
         } else {
             if session.answersOnlyPending(transactionID: transactionID, unitID: unitID, functionCode: f.rawFunctionCode) {
                 // `match` found entry 0 with the same function: the fit check, then the entry is freed.
-                if let (kind, value) = Self.misfit(request: session.firstEntry, response: f) {
+                if let (kind, value) = Self.misfit(request: session.firstEntryForCommonFit, response: f) {
                     Self.report(kind, offset: offset + MBAPHeader.size + 1, value: value, side: side, sink: sink)
                 }
                 // Not an exception: this only ends a request run (the flood counter).
