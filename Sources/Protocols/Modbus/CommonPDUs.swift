@@ -137,7 +137,7 @@ extension ModbusDissector {
     ///
     /// The polling case (a request with nothing pending, the response to the one pending request) runs inline;
     /// anomalies, eviction and pipelined requests go through out-of-line calls, which keeps the caller's frame small.
-    @inline(__always)
+    @inline(always)
     mutating func handleCommon(_ f: ModbusFields, transactionID: UInt16, unitID: UInt8, at offset: Int, side: FlowSide,
                                direction: ModbusDirection, delivery d: Delivery, sink: EventSink) {
         sink.countPDU(.modbus)

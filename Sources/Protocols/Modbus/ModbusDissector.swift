@@ -107,8 +107,9 @@ public struct ModbusDissector: AppDissector {
         get { ModbusFraming(hunting: responderHunting, skippedCount: responderSkipped) }
         set { responderHunting = newValue.hunting; responderSkipped = newValue.skippedCount }
     }
-    /// Whether `side`'s framer is hunting.
-    @inline(__always) func hunting(_ side: FlowSide) -> Bool { side == .initiator ? initiatorHunting : responderHunting }
+    /// Whether `side`'s framer is hunting (`mutating`, so that a call reads the flag in place, not from a copy of the
+    /// state).
+    @inline(__always) mutating func hunting(_ side: FlowSide) -> Bool { side == .initiator ? initiatorHunting : responderHunting }
 
     /// A fresh flow: both directions synced, nothing pending.
     public init() {}

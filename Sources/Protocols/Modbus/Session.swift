@@ -41,8 +41,9 @@ public struct ModbusLimits: Sendable {
 public struct PendingRequest: Sendable {
     // 64 bytes, one cache line: the time first, so that the 16-bit fields fill the 4 bytes behind its 12.
 
-    /// Its time.
-    public var time: PacketTime = .zero
+    /// Its time (the epoch, as `PacketTime.zero`, built in place: reading that global cost a once-check wherever an
+    /// entry is made).
+    public var time = PacketTime(seconds: 0, microsecondsInRange: 0)
     /// MBAP transaction id.
     public var transactionID: UInt16 = 0
     /// Request PDU bytes stored in the arena slot (0 when not stored).
@@ -224,11 +225,22 @@ public struct ModbusSession: Sendable {
     /// Smallest `time` of the live entries, in microseconds (`Int64.max`: none). Entry 0's own time when it is the
     /// only one (the polling case: no second-line read), else the stored value, which `insert` and `remove` keep.
     private var oldestMicroseconds: Int64 {
-        @inline(__always) get {
-            if storedPendingCount == 1 && firstInUse { return firstSeconds &* 1_000_000 &+ Int64(firstMicroseconds) }
-            return storedPendingCount == 0 ? .max : storedOldestMicroseconds
+        @inline(__always) mutating get {
+            if storedPendingCount == 1 && firstInUse { return firstOnlyMicroseconds }
+            return storedOldestMicrosecondsOrNone()
         }
     }
+    /// Entry 0's time in microseconds.
+    private var firstOnlyMicroseconds: Int64 { @inline(__always) mutating get { firstSeconds &* 1_000_000 &+ Int64(firstMicroseconds) } }
+    /// `oldestMicroseconds` when entry 0 is not the only entry. Out of line, here and for the limits below, so that
+    /// the compiler cannot load the second-line field ahead of the test that says it is needed (as a select, it
+    /// did: a second line read by every delivery again), and `mutating` so that a call takes the session in place
+    /// (a non-mutating one copied it to the stack first).
+    @inline(never) private mutating func storedOldestMicrosecondsOrNone() -> Int64 {
+        storedPendingCount == 0 ? .max : storedOldestMicroseconds
+    }
+    /// The limits in `tables` (`limits` when `Flags.customLimits` is set).
+    @inline(never) private mutating func customLimits() -> ModbusLimits { tables?.limits ?? ModbusLimits() }
 
     /// The limits in force.
     public var limits: ModbusLimits {
@@ -237,16 +249,14 @@ public struct ModbusSession: Sendable {
     }
     /// `limits.responseTimeoutMicroseconds`, read per PDU: the default without reaching `tables`.
     private var responseTimeoutMicroseconds: Int64 {
-        @inline(__always) get {
-            if flags.contains(.customLimits), let tables { return tables.limits.responseTimeoutMicroseconds }
-            return ModbusLimits().responseTimeoutMicroseconds
+        @inline(__always) mutating get {
+            flags.contains(.customLimits) ? customLimits().responseTimeoutMicroseconds : ModbusLimits().responseTimeoutMicroseconds
         }
     }
     /// `limits.requestFloodThreshold`, read per request.
     private var requestFloodThreshold: Int {
-        @inline(__always) get {
-            if flags.contains(.customLimits), let tables { return tables.limits.requestFloodThreshold }
-            return ModbusLimits().requestFloodThreshold
+        @inline(__always) mutating get {
+            flags.contains(.customLimits) ? customLimits().requestFloodThreshold : ModbusLimits().requestFloodThreshold
         }
     }
 
@@ -331,7 +341,7 @@ public struct ModbusSession: Sendable {
     @inline(__always) private func inUse(_ index: Int) -> Bool { index == 0 ? firstInUse : tables!.entry(index).inUse }
     @inline(__always) private func sequence(_ index: Int) -> UInt64 { index == 0 ? firstSequence : tables!.entry(index).sequence }
 
-    // The queries below are `mutating` although they change nothing: the dissector calls them on its stored
+    // The queries below (and the getters above that the quiet path reads) are `mutating` although they change nothing: the dissector calls them on its stored
     // session for every PDU, and a non-mutating call on a stored struct of this size loads a copy of the whole
     // session first (a 200-byte memcpy per call, measured); a mutating call works on it in place.
 
@@ -472,10 +482,12 @@ public struct ModbusSession: Sendable {
 
     /// Entry 0 as a common response's fit check reads it (`ModbusDissector.misfit` for FC 1–6, 15, 16: the function,
     /// address, quantity and value), from the quiet part only; its other fields read as none.
-    @inline(__always) var firstEntryForCommonFit: PendingRequest {
-        var e = PendingRequest()
-        e.rawFunctionCode = firstRawFunctionCode; e.address = firstAddress; e.quantity = firstQuantity; e.value = firstValue
-        return e
+    var firstEntryForCommonFit: PendingRequest {
+        @inline(__always) mutating get {
+            var e = PendingRequest()
+            e.rawFunctionCode = firstRawFunctionCode; e.address = firstAddress; e.quantity = firstQuantity; e.value = firstValue
+            return e
+        }
     }
 
     private mutating func matchAny(transactionID: UInt16, unitID: UInt8, functionCode: FunctionCode) -> (index: Int, sameFunction: Bool)? {
