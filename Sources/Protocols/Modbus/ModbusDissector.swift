@@ -287,8 +287,9 @@ public struct ModbusDissector: AppDissector {
 
     /// The flow ended: every pending request is reported unanswered (`timeout` or `no_response`).
     public mutating func finish(sink: EventSink) {
+        // (Reading only the state's first line when at most entry 0 is pending: the second is cold by a flow's end.)
         while let i = session.oldestIndex() {
-            let timedOut = sink.time.microseconds(since: session.entry(i).time) > session.limits.responseTimeoutMicroseconds
+            let timedOut = sink.time.microseconds(since: session.entryTime(i)) > session.responseTimeoutMicroseconds
             reportUnanswered(i, reason: timedOut ? "timeout" : "no_response", sink: sink)
         }
     }

@@ -182,7 +182,9 @@ public struct ModbusSession: Sendable {
     /// Smallest `time` of the live entries, in microseconds, when entry 0 is not the only one (`oldestMicroseconds`).
     private var storedOldestMicroseconds = Int64.max
     private var exceptionWindowStart: Int64 = 0
-    /// Everything else; nil until needed (`mutableTables`).
+    /// Everything else; nil until needed (`mutableTables`). (In the first line, in place of entry 0's sequence, it
+    /// saved the miss destroying a released state takes here, but initialising the fresh state then missed on this
+    /// line's write instead, and the quiet path took 2 instructions more a packet.)
     private var tables: ModbusSessionTables?
     /// Entries made so far (the table grows to `limits.maximumPendingRequests`, then is reused).
     private var storedTableSize: Int32 = 0
@@ -248,7 +250,7 @@ public struct ModbusSession: Sendable {
         set { mutableTables().limits = newValue; flags.insert(.customLimits) }
     }
     /// `limits.responseTimeoutMicroseconds`, read per PDU: the default without reaching `tables`.
-    private var responseTimeoutMicroseconds: Int64 {
+    var responseTimeoutMicroseconds: Int64 {
         @inline(__always) mutating get {
             flags.contains(.customLimits) ? customLimits().responseTimeoutMicroseconds : ModbusLimits().responseTimeoutMicroseconds
         }
@@ -336,6 +338,11 @@ public struct ModbusSession: Sendable {
     public func request(_ index: Int) -> ModbusPDU? {
         guard let t = tables, index < t.keptRequests else { return nil }
         return index == 0 ? t.firstRequest : t.moreRequests[index - 1]
+    }
+
+    /// The time of entry `index` (entry 0's from the quiet part).
+    @inline(__always) mutating func entryTime(_ index: Int) -> PacketTime {
+        index == 0 ? PacketTime(seconds: firstSeconds, microsecondsInRange: firstMicroseconds) : tables!.entry(index).time
     }
 
     @inline(__always) private func inUse(_ index: Int) -> Bool { index == 0 ? firstInUse : tables!.entry(index).inUse }
@@ -505,6 +512,8 @@ public struct ModbusSession: Sendable {
 
     /// Frees an entry.
     @inline(__always) public mutating func remove(_ index: Int) {
+        // Entry 0 the only live one (what a flow's end usually finds): without reading the table size.
+        if index == 0 && pendingCount == 1 && firstInUse { removeOnlyPending(); return }
         guard index >= 0 && index < tableSize && inUse(index) else { return }
         if index == 0 { firstInUse = false } else { mutableTables().free(index) }
         pendingCount -= 1
@@ -541,6 +550,9 @@ public struct ModbusSession: Sendable {
 
     /// The oldest live entry.
     public mutating func oldestIndex() -> Int? {
+        // Nothing pending, or entry 0 alone (a flow's end, usually): without reading the table size.
+        if pendingCount == 0 { return nil }
+        if pendingCount == 1 && firstInUse { return 0 }
         var best = -1, bestSequence: UInt64 = 0
         for i in 0..<tableSize where inUse(i) {
             let s = sequence(i)
