@@ -8,7 +8,8 @@
 // when full, the oldest entry is evicted (reported unmatched, reason `evicted`).
 //
 // Layout, for the per-PDU cost: a polling client has one request outstanding at a time, so entry 0 lives
-// inline in the session (in the flow's dissector state, no second cache line to fetch) and only entries
+// inline in the session (in the flow's dissector state, no other block to fetch; what a polling exchange
+// reads and writes of it in the state's first cache line, the rest in the second) and only entries
 // 1... (pipelined requests) live in an array. An entry holds what pairing, expiry, the fit check and the
 // classification need, not the parsed PDU. The parsed request PDU (`requests`) and its bytes (`arena`,
 // one fixed slot per entry) are kept only when records are written, since only those need the request's
