@@ -70,3 +70,18 @@ import Wire
     #expect(h.dissector.session.entry(2).inUse && !h.dissector.session.entry(0).inUse)
     #expect(h.anomalies.isEmpty)
 }
+
+/// Entry 0's fields kept in the second line (a sub-function here) are reset when a common request is filed after a
+/// request that had them: entry 0 reads as that request alone.
+@Test func quietEntryZeroDropsAnEarlierRequestsOtherFields() {
+    let h = Harness(records: false)
+    h.dissector = ModbusDissector()
+    h.send(adu(1, "08 0000 A537"))
+    #expect(h.dissector.session.entry(0).subfunction == 0)
+    h.send(adu(1, "08 0000 A537"), from: .responder)
+    h.send(adu(2, "03 0010 0002"))
+    let e = h.dissector.session.entry(0)
+    #expect(e.inUse && e.transactionID == 2 && e.rawFunctionCode == 3 && e.address == 0x10 && e.quantity == 2)
+    #expect(e.subfunction == -1 && e.meiType == -1 && e.andMask == -1 && e.orMask == -1 && e.storedLength == 0)
+    #expect(h.dissector.session.entries.count == 1)
+}
