@@ -99,7 +99,7 @@ extension ModbusDissector {
                                 delivery d: Delivery, sink: EventSink) -> Int {
         var offset = start
         // Nothing here changes the framing state: a hunting side stays hunting, a synced one synced.
-        guard !(side == .initiator ? initiatorFraming.hunting : responderFraming.hunting) else { return offset }
+        guard !hunting(side) else { return offset }
         while let length = Self.wholeADULength(bytes, at: offset, hunting: false) {
             let header = MBAPHeader(transactionID: bytes.loadBE16(offset), protocolID: 0, length: length, unitID: bytes.loadU8(offset + 6))
             guard handleCommonADU(bytes, at: offset, header: header, side: side, direction: direction, delivery: d, sink: sink) else { break }
@@ -137,7 +137,7 @@ extension ModbusDissector {
     ///
     /// The polling case (a request with nothing pending, the response to the one pending request) runs inline;
     /// anomalies, eviction and pipelined requests go through out-of-line calls, which keeps the caller's frame small.
-    @inline(__always)
+    @inline(always)
     mutating func handleCommon(_ f: ModbusFields, transactionID: UInt16, unitID: UInt8, at offset: Int, side: FlowSide,
                                direction: ModbusDirection, delivery d: Delivery, sink: EventSink) {
         sink.countPDU(.modbus)
@@ -160,7 +160,7 @@ extension ModbusDissector {
         } else {
             if session.answersOnlyPending(transactionID: transactionID, unitID: unitID, functionCode: f.rawFunctionCode) {
                 // `match` found entry 0 with the same function: the fit check, then the entry is freed.
-                if let (kind, value) = Self.misfit(request: session.firstEntry, response: f) {
+                if let (kind, value) = Self.misfit(request: session.firstEntryForCommonFit, response: f) {
                     Self.report(kind, offset: offset + MBAPHeader.size + 1, value: value, side: side, sink: sink)
                 }
                 // Not an exception: this only ends a request run (the flood counter).

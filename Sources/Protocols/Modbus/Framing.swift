@@ -12,8 +12,8 @@ import Wire
 
 /// One direction's framing state.
 public struct ModbusFraming: Sendable {
-    // 5 bytes, 2-aligned (a 64-bit count made it 16): a flow's dissector state holds two beside its other small
-    // fields, all within its 128 bytes.
+    // 5 bytes, 2-aligned (a 64-bit count made it 16). The dissector keeps `hunting` (read by every delivery) in its
+    // first line and the count in its second.
     /// Bytes skipped in the current hunt, in two 16-bit halves.
     private var skippedLow: UInt16 = 0, skippedHigh: UInt16 = 0
     /// Whether we are looking for the next plausible header.
@@ -29,6 +29,15 @@ public struct ModbusFraming: Sendable {
 
     /// Creates a synced framer.
     public init() {}
+
+    /// A framer in the state `hunting` with `skippedCount` bytes skipped (the dissector keeps the two apart).
+    @inline(__always) init(hunting: Bool, skippedCount: UInt32) {
+        self.hunting = hunting
+        skippedLow = UInt16(truncatingIfNeeded: skippedCount); skippedHigh = UInt16(truncatingIfNeeded: skippedCount >> 16)
+    }
+
+    /// `skipped` as stored.
+    @inline(__always) var skippedCount: UInt32 { UInt32(skippedHigh) << 16 | UInt32(skippedLow) }
 
     /// What the framer found at the current offset.
     public enum Step: Sendable, Equatable {

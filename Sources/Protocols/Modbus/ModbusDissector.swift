@@ -26,12 +26,14 @@ public struct ModbusDissector: AppDissector {
     public static var maximumPDUSize: Int { Int(MBAPHeader.toleratedLength) + 6 }
     /// The flow context is read once, at the first delivery (`prepare`: which side requests, TCP or UDP).
     public static var readsFlowContextAfterFirstDelivery: Bool { false }
-    /// The whole state, two lines (a PDU reads entry 0 in the first and the counters, sides and framing in the
-    /// second). A constant, so that the engine's prefetch folds it (`perPacketStateBytesFromLayout` says what it must
-    /// be; a test keeps them equal).
-    public static var perPacketStateBytes: Int { 128 }
-    /// `perPacketStateBytes` from the layout: the whole state, in cache lines.
-    static var perPacketStateBytesFromLayout: Int { (MemoryLayout<Self>.size + 63) & ~63 }
+    /// The first line: a quiet polling delivery reads and writes nothing beyond it (the second holds what exceptions,
+    /// pipelining, hunts, limits and records need). A constant, so that the engine's prefetch folds it
+    /// (`perPacketStateBytesFromLayout` says what it must be; a test keeps them equal).
+    public static var perPacketStateBytes: Int { 64 }
+    /// `perPacketStateBytes` from the layout: the end of the session's quiet part, in cache lines.
+    static var perPacketStateBytesFromLayout: Int { (quietBytes + 63) & ~63 }
+    /// Bytes from the state's start to the end of what a quiet polling delivery touches.
+    static var quietBytes: Int { MemoryLayout<Self>.offset(of: \Self.session)! + ModbusSession.quietBytes }
 
     /// Accepts only bytes that are Modbus ADUs by content (see `MBAPHeader.plausibility`); the port
     /// plays no part, so garbage on 502 is rejected and Modbus on any other port is found.
@@ -73,20 +75,41 @@ public struct ModbusDissector: AppDissector {
         }
     }
 
-    // 128 bytes, two cache lines, both read by every PDU: the session first (its entry 0 is the first line, its
-    // counters begin the second), these few bytes in the room behind it, in an order that leaves no padding (a test
-    // keeps the size). With the limits, the tables for pipelining and records, and 64-bit counters inline it took
-    // 232 bytes (a 256-byte slot) and four lines.
-    var session = ModbusSession()
-    var initiatorFraming = ModbusFraming()
-    /// The side that sends requests (`.initiator` until the first delivery decides it).
-    var requesterSide: FlowSide = .initiator
-    var responderFraming = ModbusFraming()
+    // 128 bytes, two cache lines; a quiet polling delivery (a request with nothing pending, or the answer to the one
+    // pending request, records off) reads and writes only the first: these 6 bytes, then the session's quiet part (56
+    // bytes). The session's second part and the framers' skip counts fill the second line (a test keeps the size and
+    // the split). With entry 0 as one line and the counters, sides and framers in the other, every delivery read both
+    // lines and a request wrote both.
     /// What `prepare` has left to do: one byte, so that a delivery tests it with one compare (`requesterSide` as an
     /// optional beside an `isUDP` flag took two, and the direction a third).
     var preparation = Preparation.firstDelivery
+    /// The side that sends requests (`.initiator` until the first delivery decides it).
+    var requesterSide: FlowSide = .initiator
+    /// `initiatorFraming.hunting`, apart from its skip count: read by every delivery.
+    var initiatorHunting = false
+    /// `responderFraming.hunting`.
+    var responderHunting = false
     /// The unit id of the flow's previous request (-1: none yet), for `Operation.unitRepeated`.
     var lastRequestUnit: Int16 = -1
+    var session = ModbusSession()
+    /// `initiatorFraming.skipped` (only a hunt reads it).
+    var initiatorSkipped: UInt32 = 0
+    /// `responderFraming.skipped`.
+    var responderSkipped: UInt32 = 0
+
+    /// The initiator's framer, from its two parts.
+    var initiatorFraming: ModbusFraming {
+        get { ModbusFraming(hunting: initiatorHunting, skippedCount: initiatorSkipped) }
+        set { initiatorHunting = newValue.hunting; initiatorSkipped = newValue.skippedCount }
+    }
+    /// The responder's framer, from its two parts.
+    var responderFraming: ModbusFraming {
+        get { ModbusFraming(hunting: responderHunting, skippedCount: responderSkipped) }
+        set { responderHunting = newValue.hunting; responderSkipped = newValue.skippedCount }
+    }
+    /// Whether `side`'s framer is hunting (`mutating`, so that a call reads the flag in place, not from a copy of the
+    /// state).
+    @inline(__always) mutating func hunting(_ side: FlowSide) -> Bool { side == .initiator ? initiatorHunting : responderHunting }
 
     /// A fresh flow: both directions synced, nothing pending.
     public init() {}
@@ -131,7 +154,7 @@ public struct ModbusDissector: AppDissector {
         // 8...260 bytes (MBAP length 2...254), protocol id 0, the MBAP length the delivery's.
         let n = bytes.count
         if n >= MBAPHeader.size + 1 && n <= Int(MBAPHeader.maximumLength) + 6
-            && !(side == .initiator ? initiatorFraming.hunting : responderFraming.hunting)
+            && !hunting(side)
             && bytes.loadBE16(2) == 0 && Int(bytes.loadBE16(4)) + 6 == n {
             let pdu = bytes.sliceWithin(from: MBAPHeader.size, length: n - MBAPHeader.size)
             // A request and a response each with its own copy of the parse and the handling, the direction a constant
@@ -182,8 +205,8 @@ public struct ModbusDissector: AppDissector {
             }
             // In sync with a whole, well-formed ADU at `offset` (what `ModbusFraming.next` answers with `.adu`,
             // without building its step), read straight from the bytes.
-            let hunting = side == .initiator ? initiatorFraming.hunting : responderFraming.hunting
-            if let length = Self.wholeADULength(bytes, at: offset, hunting: hunting) {
+            let isHunting = hunting(side)
+            if let length = Self.wholeADULength(bytes, at: offset, hunting: isHunting) {
                 let header = MBAPHeader(transactionID: bytes.loadBE16(offset), protocolID: 0, length: length,
                                         unitID: bytes.loadU8(offset + 6))
                 handleADU(bytes, at: offset, header: header, side: side, direction: direction, delivery: delivery, sink: sink)
@@ -191,7 +214,7 @@ public struct ModbusDissector: AppDissector {
                 continue
             }
             // In sync and fewer than 4 bytes left (none, usually): nothing to judge yet (`next` would say the same).
-            if !hunting && !bytes.has(4, at: offset) { return offset }
+            if !isHunting && !bytes.has(4, at: offset) { return offset }
             let (next, done) = frame(bytes, from: offset, side: side, direction: direction, delivery: delivery, sink: sink)
             if done { return next }
             offset = next
@@ -264,8 +287,9 @@ public struct ModbusDissector: AppDissector {
 
     /// The flow ended: every pending request is reported unanswered (`timeout` or `no_response`).
     public mutating func finish(sink: EventSink) {
+        // (Reading only the state's first line when at most entry 0 is pending: the second is cold by a flow's end.)
         while let i = session.oldestIndex() {
-            let timedOut = sink.time.microseconds(since: session.entry(i).time) > session.limits.responseTimeoutMicroseconds
+            let timedOut = sink.time.microseconds(since: session.entryTime(i)) > session.responseTimeoutMicroseconds
             reportUnanswered(i, reason: timedOut ? "timeout" : "no_response", sink: sink)
         }
     }

@@ -8,7 +8,8 @@
 // when full, the oldest entry is evicted (reported unmatched, reason `evicted`).
 //
 // Layout, for the per-PDU cost: a polling client has one request outstanding at a time, so entry 0 lives
-// inline in the session (in the flow's dissector state, no second cache line to fetch) and only entries
+// inline in the session (in the flow's dissector state, no other block to fetch; what a polling exchange
+// reads and writes of it in the state's first cache line, the rest in the second) and only entries
 // 1... (pipelined requests) live in an array. An entry holds what pairing, expiry, the fit check and the
 // classification need, not the parsed PDU. The parsed request PDU (`requests`) and its bytes (`arena`,
 // one fixed slot per entry) are kept only when records are written, since only those need the request's
@@ -41,8 +42,9 @@ public struct ModbusLimits: Sendable {
 public struct PendingRequest: Sendable {
     // 64 bytes, one cache line: the time first, so that the 16-bit fields fill the 4 bytes behind its 12.
 
-    /// Its time.
-    public var time: PacketTime = .zero
+    /// Its time (the epoch, as `PacketTime.zero`, built in place: reading that global cost a once-check wherever an
+    /// entry is made).
+    public var time = PacketTime(seconds: 0, microsecondsInRange: 0)
     /// MBAP transaction id.
     public var transactionID: UInt16 = 0
     /// Request PDU bytes stored in the arena slot (0 when not stored).
@@ -147,27 +149,67 @@ final class ModbusSessionTables: @unchecked Sendable {
 
 /// Per-flow pairing state.
 public struct ModbusSession: Sendable {
-    // 114 bytes: entry 0 (one line), then the counters. What only pipelining, records and non-default limits need is
-    // behind `tables` (inline, with 64-bit counters and the limits, the session took 192 bytes and its dissector state
-    // four lines). The exception window stays inline: exception responses are ordinary plant traffic, and reaching
-    // `tables` for them allocated it in ~2 % of the bench's Modbus flows.
+    // 112 bytes in two parts. The first 56 (`quietBytes`; with the dissector's 8 in front of the session, the state's
+    // first cache line) hold everything a polling delivery with records off reads or writes: entry 0's key, time,
+    // frame, sequence and the fields a common response is checked against, and the counters. The rest (the second
+    // line) holds what only rare paths need: the insertion counter, the oldest time when entry 0 is not the only
+    // pending request, the exception window, `tables`, the table size and entry 0's other request fields (none for
+    // a common request: `Flags.coldFirstPending` says when they must be written). With entry 0 as one 64-byte
+    // `PendingRequest` and the counters behind it, a request wrote the first line and every delivery read the second.
 
-    /// Entry 0, inline.
-    private var first = PendingRequest()
-    /// Smallest `time` of the live entries, in microseconds (`Int64.max`: none).
-    private var oldestMicroseconds = Int64.max
-    private var sequence: UInt64 = 0
-    private var exceptionWindowStart: Int64 = 0
-    /// Everything else; nil until needed (`mutableTables`).
-    private var tables: ModbusSessionTables?
+    // Entry 0, the fields a quiet delivery touches.
+    private var firstSeconds: Int64 = 0
+    private var firstFrame: UInt64 = 0
+    /// Entry 0's insertion order. A quiet `insertFirst` (nothing pending) gives it 0 without reading the counter: only
+    /// the order among live entries matters, and every entry filed while it is live gets 1 or more.
+    private var firstSequence: UInt64 = 0
+    private var firstMicroseconds: Int32 = 0
+    private var firstAddress: Int32 = -1
+    private var firstQuantity: Int32 = -1
+    private var firstValue: Int32 = -1
     private var storedPendingCount: Int32 = 0
     private var storedRequestsSinceResponse: Int32 = 0
+    private var firstTransactionID: UInt16 = 0
+    private var firstUnitID: UInt8 = 0
+    private var firstRawFunctionCode: UInt8 = 0
+    private var firstInUse = false
+    private var floodReported = false
+    private var stormReported = false
+    private var flags: Flags = .coldFirstPending
+
+    // The second line.
+    /// The insertion counter (entries filed by `insert` take the next value).
+    private var sequence: UInt64 = 0
+    /// Smallest `time` of the live entries, in microseconds, when entry 0 is not the only one (`oldestMicroseconds`).
+    private var storedOldestMicroseconds = Int64.max
+    private var exceptionWindowStart: Int64 = 0
+    /// Everything else; nil until needed (`mutableTables`). (In the first line, in place of entry 0's sequence, it
+    /// saved the miss destroying a released state takes here, but initialising the fresh state then missed on this
+    /// line's write instead, and the quiet path took 2 instructions more a packet.)
+    private var tables: ModbusSessionTables?
     /// Entries made so far (the table grows to `limits.maximumPendingRequests`, then is reused).
     private var storedTableSize: Int32 = 0
     /// Exceptions in the current window (counting stops at 2^31 - 1).
     private var exceptionsInWindow: Int32 = 0
-    private var floodReported = false
-    private var stormReported = false
+    // Entry 0's other fields: a common request has none (-1, nothing stored).
+    private var firstSubfunction: Int32 = -1
+    private var firstAndMask: Int32 = -1
+    private var firstOrMask: Int32 = -1
+    private var firstStoredLength: Int16 = 0
+    private var firstMeiType: Int16 = -1
+
+    /// One-bit facts read on the quiet path in place of second-line fields.
+    struct Flags: OptionSet, Sendable {
+        let rawValue: UInt8
+        /// The limits were set (`tables` holds them); otherwise they are the defaults.
+        static let customLimits = Flags(rawValue: 1)
+        /// The next `insertFirst` must write the second line: entry 0's other fields are not all none, or the
+        /// table size is still 0.
+        static let coldFirstPending = Flags(rawValue: 2)
+    }
+
+    /// Bytes from the session's start that the quiet path reads and writes (the first part).
+    static var quietBytes: Int { MemoryLayout<ModbusSession>.offset(of: \ModbusSession.sequence)! }
 
     /// Live entries.
     public private(set) var pendingCount: Int {
@@ -183,19 +225,42 @@ public struct ModbusSession: Sendable {
         @inline(__always) get { Int(storedTableSize) }
         @inline(__always) set { storedTableSize = Int32(truncatingIfNeeded: newValue) }
     }
+    /// Smallest `time` of the live entries, in microseconds (`Int64.max`: none). Entry 0's own time when it is the
+    /// only one (the polling case: no second-line read), else the stored value, which `insert` and `remove` keep.
+    private var oldestMicroseconds: Int64 {
+        @inline(__always) mutating get {
+            if storedPendingCount == 1 && firstInUse { return firstOnlyMicroseconds }
+            return storedOldestMicrosecondsOrNone()
+        }
+    }
+    /// Entry 0's time in microseconds.
+    private var firstOnlyMicroseconds: Int64 { @inline(__always) mutating get { firstSeconds &* 1_000_000 &+ Int64(firstMicroseconds) } }
+    /// `oldestMicroseconds` when entry 0 is not the only entry. Out of line, here and for the limits below, so that
+    /// the compiler cannot load the second-line field ahead of the test that says it is needed (as a select, it
+    /// did: a second line read by every delivery again), and `mutating` so that a call takes the session in place
+    /// (a non-mutating one copied it to the stack first).
+    @inline(never) private mutating func storedOldestMicrosecondsOrNone() -> Int64 {
+        storedPendingCount == 0 ? .max : storedOldestMicroseconds
+    }
+    /// The limits in `tables` (`limits` when `Flags.customLimits` is set).
+    @inline(never) private mutating func customLimits() -> ModbusLimits { tables?.limits ?? ModbusLimits() }
 
     /// The limits in force.
     public var limits: ModbusLimits {
         get { tables?.limits ?? ModbusLimits() }
-        set { mutableTables().limits = newValue }
+        set { mutableTables().limits = newValue; flags.insert(.customLimits) }
     }
     /// `limits.responseTimeoutMicroseconds`, read per PDU: the default without reaching `tables`.
-    private var responseTimeoutMicroseconds: Int64 {
-        @inline(__always) get { if let tables { return tables.limits.responseTimeoutMicroseconds }; return ModbusLimits().responseTimeoutMicroseconds }
+    var responseTimeoutMicroseconds: Int64 {
+        @inline(__always) mutating get {
+            flags.contains(.customLimits) ? customLimits().responseTimeoutMicroseconds : ModbusLimits().responseTimeoutMicroseconds
+        }
     }
     /// `limits.requestFloodThreshold`, read per request.
     private var requestFloodThreshold: Int {
-        @inline(__always) get { if let tables { return tables.limits.requestFloodThreshold }; return ModbusLimits().requestFloodThreshold }
+        @inline(__always) mutating get {
+            flags.contains(.customLimits) ? customLimits().requestFloodThreshold : ModbusLimits().requestFloodThreshold
+        }
     }
 
     /// Stored request PDUs, `slotSize` bytes per entry (a copy, for inspection).
@@ -215,7 +280,7 @@ public struct ModbusSession: Sendable {
     @inlinable public static var slotSize: Int { 256 }
 
     /// Creates an empty session.
-    public init(limits: ModbusLimits) { tables = ModbusSessionTables(limits: limits) }
+    public init(limits: ModbusLimits) { tables = ModbusSessionTables(limits: limits); flags.insert(.customLimits) }
 
     /// An empty session with the default limits (nothing allocated).
     public init() {}
@@ -238,16 +303,53 @@ public struct ModbusSession: Sendable {
     /// Entry `index` of the table.
     @inline(__always) public func entry(_ index: Int) -> PendingRequest { index == 0 ? first : tables!.entry(index) }
 
+    /// Entry 0, from its two parts.
+    private var first: PendingRequest {
+        get {
+            var e = PendingRequest()
+            e.time = PacketTime(seconds: firstSeconds, microsecondsInRange: firstMicroseconds)
+            e.transactionID = firstTransactionID; e.storedLength = firstStoredLength; e.unitID = firstUnitID
+            e.rawFunctionCode = firstRawFunctionCode; e.inUse = firstInUse; e.meiType = firstMeiType
+            e.address = firstAddress; e.quantity = firstQuantity; e.value = firstValue; e.subfunction = firstSubfunction
+            e.andMask = firstAndMask; e.orMask = firstOrMask; e.sequence = firstSequence; e.frame = firstFrame
+            return e
+        }
+        set {
+            firstSeconds = newValue.time.seconds; firstMicroseconds = newValue.time.microseconds
+            firstTransactionID = newValue.transactionID; firstUnitID = newValue.unitID
+            firstRawFunctionCode = newValue.rawFunctionCode; firstInUse = newValue.inUse
+            firstAddress = newValue.address; firstQuantity = newValue.quantity; firstValue = newValue.value
+            firstSequence = newValue.sequence; firstFrame = newValue.frame
+            firstMeiType = newValue.meiType; firstSubfunction = newValue.subfunction
+            firstAndMask = newValue.andMask; firstOrMask = newValue.orMask; firstStoredLength = newValue.storedLength
+            if Self.hasOtherFields(meiType: firstMeiType, subfunction: firstSubfunction, andMask: firstAndMask,
+                                   orMask: firstOrMask, storedLength: firstStoredLength) {
+                flags.insert(.coldFirstPending)
+            }
+        }
+    }
+
+    /// Whether entry fields outside the quiet part are not all none.
+    @inline(__always)
+    private static func hasOtherFields(meiType: Int16, subfunction: Int32, andMask: Int32, orMask: Int32, storedLength: Int16) -> Bool {
+        meiType != -1 || subfunction != -1 || andMask != -1 || orMask != -1 || storedLength != 0
+    }
+
     /// The parsed request PDU of entry `index`, when it was kept (records on).
     public func request(_ index: Int) -> ModbusPDU? {
         guard let t = tables, index < t.keptRequests else { return nil }
         return index == 0 ? t.firstRequest : t.moreRequests[index - 1]
     }
 
-    @inline(__always) private func inUse(_ index: Int) -> Bool { index == 0 ? first.inUse : tables!.entry(index).inUse }
-    @inline(__always) private func sequence(_ index: Int) -> UInt64 { index == 0 ? first.sequence : tables!.entry(index).sequence }
+    /// The time of entry `index` (entry 0's from the quiet part).
+    @inline(__always) mutating func entryTime(_ index: Int) -> PacketTime {
+        index == 0 ? PacketTime(seconds: firstSeconds, microsecondsInRange: firstMicroseconds) : tables!.entry(index).time
+    }
 
-    // The queries below are `mutating` although they change nothing: the dissector calls them on its stored
+    @inline(__always) private func inUse(_ index: Int) -> Bool { index == 0 ? firstInUse : tables!.entry(index).inUse }
+    @inline(__always) private func sequence(_ index: Int) -> UInt64 { index == 0 ? firstSequence : tables!.entry(index).sequence }
+
+    // The queries below (and the getters above that the quiet path reads) are `mutating` although they change nothing: the dissector calls them on its stored
     // session for every PDU, and a non-mutating call on a stored struct of this size loads a copy of the whole
     // session first (a 200-byte memcpy per call, measured); a mutating call works on it in place.
 
@@ -278,9 +380,12 @@ public struct ModbusSession: Sendable {
                 for i in 0..<tableSize where !inUse(i) { index = i; break }
             }
         }
+        let oldest = oldestMicroseconds
         sequence &+= 1
         if index == 0 {
-            Self.fill(&first, transactionID: transactionID, unitID: unitID, request: q, frame: frame, time: time, sequence: sequence)
+            var e = PendingRequest()
+            Self.fill(&e, transactionID: transactionID, unitID: unitID, request: q, frame: frame, time: time, sequence: sequence)
+            first = e
         } else {
             var e = PendingRequest()
             Self.fill(&e, transactionID: transactionID, unitID: unitID, request: q, frame: frame, time: time, sequence: sequence)
@@ -309,24 +414,46 @@ public struct ModbusSession: Sendable {
                 for i in 0..<n { t.moreBytes[base + i] = bytes.u8(i) }
             }
             if t.storedSlots <= index { t.storedSlots = index + 1 }
-            if index == 0 { first.storedLength = Int16(n) } else { t.setStoredLength(Int16(n), at: index) }
+            if index == 0 {
+                firstStoredLength = Int16(n)
+                if n != 0 { flags.insert(.coldFirstPending) }
+            } else {
+                t.setStoredLength(Int16(n), at: index)
+            }
         }
         if index == tableSize { tableSize += 1 }
         pendingCount += 1
         let t = time.totalMicroseconds
-        if t < oldestMicroseconds { oldestMicroseconds = t }
+        storedOldestMicroseconds = t < oldest ? t : oldest
         return index
     }
 
-    /// `insert` of a request when nothing is pending (the polling case): it goes to entry 0.
+    /// `insert` of a request when nothing is pending (the polling case): it goes to entry 0. Only the session's quiet
+    /// part is written (for a common request, once the table has its first entry): entry 0 takes sequence 0 (it is
+    /// the oldest live entry while it lives), and the oldest time is its own while it is the only entry.
     @inline(__always)
     mutating func insertFirst(transactionID: UInt16, unitID: UInt8, fields q: ModbusFields, frame: UInt64, time: PacketTime) {
-        sequence &+= 1
-        Self.fill(&first, transactionID: transactionID, unitID: unitID, request: q, frame: frame, time: time, sequence: sequence)
-        if tableSize == 0 { tableSize = 1 }
+        firstSeconds = time.seconds; firstMicroseconds = time.microseconds; firstFrame = frame; firstSequence = 0
+        firstTransactionID = transactionID; firstUnitID = unitID; firstRawFunctionCode = q.rawFunctionCode; firstInUse = true
+        firstAddress = q.address; firstQuantity = q.quantity; firstValue = q.value
+        if flags.contains(.coldFirstPending)
+            || Self.hasOtherFields(meiType: q.meiType, subfunction: q.subfunction, andMask: q.andMask, orMask: q.orMask, storedLength: 0) {
+            setFirstOtherFields(q)
+        }
         pendingCount = 1
-        let t = time.totalMicroseconds
-        if t < oldestMicroseconds { oldestMicroseconds = t }
+    }
+
+    /// `insertFirst`'s second-line writes: entry 0's other fields, and the table's first entry.
+    @inline(never)
+    private mutating func setFirstOtherFields(_ q: ModbusFields) {
+        firstMeiType = q.meiType; firstSubfunction = q.subfunction; firstAndMask = q.andMask; firstOrMask = q.orMask
+        firstStoredLength = 0
+        if tableSize == 0 { tableSize = 1 }
+        if Self.hasOtherFields(meiType: q.meiType, subfunction: q.subfunction, andMask: q.andMask, orMask: q.orMask, storedLength: 0) {
+            flags.insert(.coldFirstPending)
+        } else {
+            flags.remove(.coldFirstPending)
+        }
     }
 
     /// Sets every field of entry `e` (a live entry for the request `q`).
@@ -346,9 +473,9 @@ public struct ModbusSession: Sendable {
     public mutating func match(transactionID: UInt16, unitID: UInt8, functionCode: FunctionCode) -> (index: Int, sameFunction: Bool)? {
         guard pendingCount > 0 else { return nil }
         // One request outstanding, in entry 0: the polling case.
-        if pendingCount == 1 && first.inUse {
-            guard first.transactionID == transactionID && first.unitID == unitID else { return nil }
-            return (0, first.functionCode == functionCode)
+        if pendingCount == 1 && firstInUse {
+            guard firstTransactionID == transactionID && firstUnitID == unitID else { return nil }
+            return (0, FunctionCode(rawValue: firstRawFunctionCode) == functionCode)
         }
         return matchAny(transactionID: transactionID, unitID: unitID, functionCode: functionCode)
     }
@@ -357,12 +484,19 @@ public struct ModbusSession: Sendable {
     /// pending request, with the same function: what `match` answers with `(0, true)` in the polling case.
     @inline(__always)
     mutating func answersOnlyPending(transactionID: UInt16, unitID: UInt8, functionCode: UInt8) -> Bool {
-        pendingCount == 1 && first.inUse && first.transactionID == transactionID && first.unitID == unitID
-            && first.functionCode == FunctionCode(rawValue: functionCode)
+        pendingCount == 1 && firstInUse && firstTransactionID == transactionID && firstUnitID == unitID
+            && FunctionCode(rawValue: firstRawFunctionCode) == FunctionCode(rawValue: functionCode)
     }
 
-    /// Entry 0.
-    @inline(__always) var firstEntry: PendingRequest { first }
+    /// Entry 0 as a common response's fit check reads it (`ModbusDissector.misfit` for FC 1–6, 15, 16: the function,
+    /// address, quantity and value), from the quiet part only; its other fields read as none.
+    var firstEntryForCommonFit: PendingRequest {
+        @inline(__always) mutating get {
+            var e = PendingRequest()
+            e.rawFunctionCode = firstRawFunctionCode; e.address = firstAddress; e.quantity = firstQuantity; e.value = firstValue
+            return e
+        }
+    }
 
     private mutating func matchAny(transactionID: UInt16, unitID: UInt8, functionCode: FunctionCode) -> (index: Int, sameFunction: Bool)? {
         var best = -1, bestSame = false, bestSequence: UInt64 = 0
@@ -379,17 +513,18 @@ public struct ModbusSession: Sendable {
 
     /// Frees an entry.
     @inline(__always) public mutating func remove(_ index: Int) {
+        // Entry 0 the only live one (what a flow's end usually finds): without reading the table size.
+        if index == 0 && pendingCount == 1 && firstInUse { removeOnlyPending(); return }
         guard index >= 0 && index < tableSize && inUse(index) else { return }
-        if index == 0 { first.inUse = false } else { mutableTables().free(index) }
+        if index == 0 { firstInUse = false } else { mutableTables().free(index) }
         pendingCount -= 1
-        if pendingCount == 0 { oldestMicroseconds = .max } else { recomputeOldest() }
+        if pendingCount > 0 { recomputeOldest() }
     }
 
     /// `remove(0)` when entry 0 is the only pending request.
     @inline(__always) mutating func removeOnlyPending() {
-        first.inUse = false
+        firstInUse = false
         pendingCount = 0
-        oldestMicroseconds = .max
     }
 
     /// Whether some entry is older than the response timeout at `now` (`expired(at:)` is not nil).
@@ -416,6 +551,9 @@ public struct ModbusSession: Sendable {
 
     /// The oldest live entry.
     public mutating func oldestIndex() -> Int? {
+        // Nothing pending, or entry 0 alone (a flow's end, usually): without reading the table size.
+        if pendingCount == 0 { return nil }
+        if pendingCount == 1 && firstInUse { return 0 }
         var best = -1, bestSequence: UInt64 = 0
         for i in 0..<tableSize where inUse(i) {
             let s = sequence(i)
@@ -430,7 +568,7 @@ public struct ModbusSession: Sendable {
             let e = entry(i)
             if e.inUse && e.time.totalMicroseconds < oldest { oldest = e.time.totalMicroseconds }
         }
-        oldestMicroseconds = oldest
+        storedOldestMicroseconds = oldest
     }
 
     // MARK: - Flood and storm
