@@ -1322,13 +1322,16 @@ final class OwnerPass: @unchecked Sendable {
         var bits: UInt64
         static let own: UInt32 = 1
         static let sweep: UInt32 = 2
+        /// Bits of the record number (`stretchRecords` must fit them: see `OwnerPass.init`).
+        static let numberBits = 11
+        static let offsetShift = UInt64(2 + numberBits)
         @inline(__always) init(offset: Int, number: UInt32, flags: UInt32) {
-            bits = UInt64(truncatingIfNeeded: offset) << 13 | UInt64(number) << 2 | UInt64(flags)
+            bits = UInt64(truncatingIfNeeded: offset) << Self.offsetShift | UInt64(number) << 2 | UInt64(flags)
         }
-        @inline(__always) var number: UInt32 { UInt32(truncatingIfNeeded: bits >> 2) & 0x7FF }
+        @inline(__always) var number: UInt32 { UInt32(truncatingIfNeeded: bits >> 2) & (1 << Self.numberBits - 1) }
         @inline(__always) var flags: UInt32 { UInt32(truncatingIfNeeded: bits) & 3 }
         /// The record's header in the map at `base`.
-        @inline(__always) func header(_ base: UnsafeRawPointer) -> UnsafeRawPointer { base + Int(truncatingIfNeeded: bits >> 13) }
+        @inline(__always) func header(_ base: UnsafeRawPointer) -> UnsafeRawPointer { base + Int(truncatingIfNeeded: bits >> Self.offsetShift) }
     }
     /// What a walked stretch holds, besides the lists.
     struct Stretch {
@@ -1373,6 +1376,7 @@ final class OwnerPass: @unchecked Sendable {
     let linkType: Int32
 
     init(workers: Int, linkType: Int32, firstRecord: UInt64, clock: Int64) {
+        precondition(Self.stretchRecords < 1 << Entry.numberBits, "owner pass: a stretch's record numbers must fit an entry")
         self.workers = workers; self.linkType = linkType
         parsed = firstRecord; self.clock = clock
         stretches = .allocate(capacity: Self.slots)

@@ -95,8 +95,11 @@ final class DissectorPool<D: AppDissector> {
         let state = states.pointer(Int(s))
         state.deinitialize(count: 1)
         state.initialize(to: D())
+        // At most `count` slots are released, and `count` is at most `capacity`: more means one was released twice,
+        // which would write past the free list.
+        precondition(freeCount < count, "dissector pool: a slot released twice")
         freeSlots[freeCount] = s
-        freeCount &+= 1   // at most `count` slots are released, and `count` is at most `capacity`
+        freeCount &+= 1
     }
 
     /// Starts loading the cache lines of slot `s`'s state that a delivery reads, and its context's (a hint: `s` may

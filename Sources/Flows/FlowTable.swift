@@ -634,7 +634,7 @@ public final class FlowTable {
         return -1
     }
 
-    /// Starts loading all of slot `s`'s lines and its recency: what ending the flow reads (a
+    /// Starts loading all of slot `s`'s lines and its list membership: what ending the flow reads (a
     /// sweep ends flows a few apart in memory, each a chain of misses otherwise). A hint only.
     @inline(__always)
     public func prefetchWholeFlow(_ s: Int32) {
@@ -686,6 +686,9 @@ public final class FlowTable {
         var runs: [(UnsafeMutablePointer<RecencyEntry>, Int)] = []
         for l in lists {
             rebuild(l)
+            // One entry a listed flow: a flow listed twice (a stale entry outliving 2^30 reuses of its slot) would be
+            // ended twice, and the second removal would probe for it forever.
+            precondition(queues[l].runEnd &- queues[l].runStart == queues[l].members, "flow table: recency queue out of step")
             runs.append((queues[l].run, queues[l].runEnd))
         }
         var order = [Int32]()
@@ -733,7 +736,7 @@ public enum LRUList: UInt8, Sendable {
     case activeTCP = 0, closed = 1, activeOther = 2
 }
 
-/// A flow's place in a recency queue as of when the entry was made: the order and second of its move to the front.
+/// A flow's place in a recency queue as of when the entry was made: the order of its move to the front.
 struct RecencyEntry {
     var order: UInt64
     var slot: Int32

@@ -129,5 +129,5 @@ private struct HoldingState: AppDissector {
     #expect(sink.recordsEnabled)
     sink.transactionRecordsEnabled.toggle()
     #expect(!sink.recordsEnabled)
-    #expect(Int(bitPattern: sink.scratch) % 16 == 0 && sink.scratch == sink.scratch && EventSink.scratchBytes >= 256)
+    #expect(Int(bitPattern: sink.scratch) % 16 == 0 && EventSink.scratchBytes >= 256)
 }

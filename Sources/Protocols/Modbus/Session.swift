@@ -349,9 +349,10 @@ public struct ModbusSession: Sendable {
     @inline(__always) private func inUse(_ index: Int) -> Bool { index == 0 ? firstInUse : tables!.entry(index).inUse }
     @inline(__always) private func sequence(_ index: Int) -> UInt64 { index == 0 ? firstSequence : tables!.entry(index).sequence }
 
-    // The queries below (and the getters above that the quiet path reads) are `mutating` although they change nothing: the dissector calls them on its stored
-    // session for every PDU, and a non-mutating call on a stored struct of this size loads a copy of the whole
-    // session first (a 200-byte memcpy per call, measured); a mutating call works on it in place.
+    // The queries below (and the getters above that the quiet path reads) are `mutating` although they change
+    // nothing: the dissector calls them on its stored session for every PDU, and a non-mutating call on a stored
+    // struct of this size loads a copy of the whole session first (a 200-byte memcpy per call, measured); a mutating
+    // call works on it in place.
 
     /// The index of the oldest entry when the table is full (the caller reports it, then removes it).
     @inline(__always) public mutating func evictionCandidate() -> Int? {
