@@ -90,6 +90,28 @@ private struct RecencyModel {
         }
     }
     var evictionCandidate: Int32? { oldest(.closed) ?? oldestActive() }
+
+    /// Inserts `k`'s flow into `table` and the model alike; its slot.
+    mutating func insert(_ k: FlowKey, at t: Int64, into table: FlowTable) -> Int32 {
+        let s = table.insert(state(k, t), hash: k.fastHash(testHashKey))
+        moveToFront(s, list: Int((k.ipProtocol == 6 ? LRUList.activeTCP : .activeOther).rawValue))
+        return s
+    }
+    /// Closes flow `s` in `table` and the model alike (a closed flow stays where it is).
+    mutating func close(_ s: Int32, in table: FlowTable) {
+        table.markClosed(s)
+        if list(of: s) != Int(LRUList.closed.rawValue) { moveToFront(s, list: Int(LRUList.closed.rawValue)) }
+    }
+    /// The flow to end: `any`, or with `evicting` the eviction candidate, which must be the model's (nil, with the
+    /// issue recorded, when not: a wrong candidate may be a slot already removed, and removing it twice would not return).
+    func ending(_ any: Int32, evicting: Bool, in table: FlowTable, round: Int) -> Int32? {
+        guard evicting else { return any }
+        guard let c = table.evictionCandidate, c == evictionCandidate else {
+            Issue.record("round \(round): eviction candidate \(String(describing: table.evictionCandidate)), model \(String(describing: evictionCandidate))")
+            return nil
+        }
+        return c
+    }
 }
 
 /// The recency lists keep the order of a plain model of them (arrays, least recently seen first) through inserts,
@@ -116,24 +138,12 @@ private struct RecencyModel {
             // TCP and UDP flows: two active lists, merged by recency for eviction.
             var k = key(nextKey); nextKey += 1
             if next(2) == 0 { k.ipProtocol = 17 }
-            let s = table.insert(state(k), hash: k.fastHash(testHashKey))
-            model.moveToFront(s, list: Int((k.ipProtocol == 6 ? LRUList.activeTCP : .activeOther).rawValue))
-            live.append(s)
+            live.append(model.insert(k, at: 0, into: table))
         case 20..<22 where !live.isEmpty:
-            let s = live[next(live.count)]
-            table.markClosed(s)
-            if model.list(of: s) != Int(LRUList.closed.rawValue) { model.moveToFront(s, list: Int(LRUList.closed.rawValue)) }
+            model.close(live[next(live.count)], in: table)
         case 22..<(growing ? 24 : 36) where !live.isEmpty:
             // The eviction candidate, or any flow (a flow ends on its own packet too).
-            var s = live[next(live.count)]
-            if next(2) == 0 {
-                // A wrong candidate may be a slot already removed: stop there (removing it twice would not return).
-                guard let c = table.evictionCandidate, c == model.evictionCandidate else {
-                    Issue.record("round \(round): eviction candidate \(String(describing: table.evictionCandidate)), model \(String(describing: model.evictionCandidate))")
-                    return
-                }
-                s = c
-            }
+            guard let s = model.ending(live[next(live.count)], evicting: next(2) == 0, in: table, round: round) else { return }
             _ = table.remove(s); model.remove(s)
             live.removeAll { $0 == s }
         case 36..<38:
@@ -213,25 +223,15 @@ private struct RecencyModel {
         case 20..<(live.count < maximumFlows * 3 / 4 ? 320 : 200) where !table.isFull:
             var k = key(nextKey); nextKey += 1
             if next(3) == 0 { k.ipProtocol = 17 }
-            let s = table.insert(state(k, now), hash: k.fastHash(testHashKey))
-            model.moveToFront(s, list: Int((k.ipProtocol == 6 ? LRUList.activeTCP : .activeOther).rawValue))
-            live.append(s)
+            live.append(model.insert(k, at: now, into: table))
         case 320..<340 where !live.isEmpty:
             // A packet that closes its flow.
             let s = live[next(live.count)]
             see(s, deferred: true)
-            table.markClosed(s)
-            if model.list(of: s) != Int(LRUList.closed.rawValue) { model.moveToFront(s, list: Int(LRUList.closed.rawValue)) }
+            model.close(s, in: table)
         case 340..<360 where !live.isEmpty:
             // An eviction or a flow ending on its own packet.
-            var s = live[next(live.count)]
-            if next(2) == 0 {
-                guard let c = table.evictionCandidate, c == model.evictionCandidate else {
-                    Issue.record("round \(round): eviction candidate \(String(describing: table.evictionCandidate)), model \(String(describing: model.evictionCandidate))")
-                    return
-                }
-                s = c
-            }
+            guard let s = model.ending(live[next(live.count)], evicting: next(2) == 0, in: table, round: round) else { return }
             _ = table.remove(s); model.remove(s); live.removeAll { $0 == s }
         default:
             guard !live.isEmpty else { continue }
