@@ -1,5 +1,6 @@
 import Synchronization
 import CPrefetch
+import CAppliance
 import Wire
 import Records
 import Flows
@@ -240,11 +241,10 @@ public final class EventQueue: @unchecked Sendable {
     /// `flowSlot`: the traits are made once the slot is reserved, straight into its header (made before, as an
     /// argument, they were kept on the stack across the reservation's possible wait).
     @inline(__always)
-    func pushQuietOperation(key: UInt64, _ op: UnsafePointer<Operation>, flowSerial: UInt64, flowSlot: Int32, consumer: Waiter,
+    func pushQuietOperation(key: UInt64, _ op: UnsafePointer<Operation>, traits: UnsafePointer<QuietTraits>, consumer: Waiter,
                             beforeWait: () -> Void) {
         let i = reserve(consumer: consumer, beforeWait: beforeWait)
-        (headers + i).initialize(to: EventHeader(key: key, traits: QuietTraits(at: op, flowSerial: flowSerial, flowSlot: flowSlot),
-                                                 isOperation: true, contextInSlot: false))
+        (headers + i).initialize(to: EventHeader(key: key, traits: traits.pointee, isOperation: true, contextInSlot: false))
         operationSlot(i).copyMemory(from: op, byteCount: MemoryLayout<Operation>.size)
         commit(consumer: consumer)
     }
@@ -475,9 +475,25 @@ public final class EventRecorder: EngineObserver, @unchecked Sendable {
         }
     }
 
-    init(queue: EventQueue, consumer: Waiter, worker: Int, workers: Int, sendsTraits: Bool = false) {
+    /// This engine's flows' verdicts and units (`leavesUnsent`; empty unless `sendsTraits`), and its entries and their
+    /// number as plain values (reached through the table, each operation retained and released it).
+    let verdicts: QuietVerdictTable
+    private let verdictEntries: UnsafeMutablePointer<QuietVerdictTable.Entry>
+    private let verdictSlots: Int
+    private let verdictMode: UnsafeMutablePointer<UInt64>
+    /// The rule the detection stage has set (`QuietDecisionMode`).
+    @inline(__always) var quietMode: UInt8 { UInt8(truncatingIfNeeded: zw_load_relaxed_u64(verdictMode)) }
+    /// The latest second of packet time of an event sent that sweeps the detector's aggregation windows (a flow
+    /// started or identified, a tick, an operation): an operation of no later second may stay unsent.
+    @exclusivity(unchecked) var sentSecond: Int64 = .min
+    /// Operations left unsent (`leavesUnsent`; read once the worker's thread is done).
+    @exclusivity(unchecked) var unsentOperations: UInt64 = 0
+
+    init(queue: EventQueue, consumer: Waiter, worker: Int, workers: Int, sendsTraits: Bool = false, flowSlots: Int = 0) {
         self.queue = queue; self.consumer = consumer; self.worker = Int32(worker); self.workers = Int32(workers)
         self.sendsTraits = sendsTraits
+        verdicts = QuietVerdictTable(capacity: sendsTraits ? flowSlots : 0)
+        verdictEntries = verdicts.entries; verdictSlots = verdicts.capacity; verdictMode = verdicts.modeWord
     }
 
     @inline(__always) func unique(_ f: FlowContext) -> FlowContext {
@@ -498,21 +514,49 @@ public final class EventRecorder: EngineObserver, @unchecked Sendable {
         return t
     }
 
-    public func flowStarted(_ flow: FlowContext, frame: UInt64, time: PacketTime) { push(.flowStarted(unique(flow), frame: frame, time: time)) }
+    public func flowStarted(_ flow: FlowContext, frame: UInt64, time: PacketTime) {
+        if UInt(bitPattern: Int(flow.flowSlot)) < UInt(bitPattern: verdictSlots) { verdictEntries[Int(flow.flowSlot)].units = QuietUnits() }
+        push(.flowStarted(unique(flow), frame: frame, time: time))
+        noteSent(time)
+    }
     public func flowIdentified(_ flow: FlowContext, appProtocol: AppProtocol?, frame: UInt64, time: PacketTime) {
         let f = unique(flow)
         queue.push(key: key, .flowIdentified(f, appProtocol, frame: frame, time: time), traits: Self.slotOnly(f),
                    keepsContext: appProtocol != nil && f.flowSlot >= 0, consumer: consumer) { waitingForRoom() }
+        noteSent(time)
     }
     public func operation(_ op: Operation, flow: FlowContext) {
         var o = op, f = unique(flow)
         pushOperation(at: &o, uniqueFlow: &f)
     }
 
-    /// Queues the operation at `op` of the flow with (unique) `flowSerial` and `flowSlot` (≥ 0), without its context
-    /// (the detection thread has it from the flow's `flowIdentified`); only when `sendsTraits`.
-    @inline(__always) func pushOperation(at op: UnsafePointer<Operation>, flowSerial: UInt64, flowSlot: Int32) {
-        queue.pushQuietOperation(key: key, op, flowSerial: flowSerial, flowSlot: flowSlot, consumer: consumer) { waitingForRoom() }
+    /// Queues the operation at `op` with its traits at `t` (the flow's unique serial and slot in them), without its
+    /// context (the detection thread has it from the flow's `flowIdentified`); only when `sendsTraits`.
+    @inline(__always) func pushOperation(at op: UnsafePointer<Operation>, traits t: UnsafePointer<QuietTraits>) {
+        queue.pushQuietOperation(key: key, op, traits: t, consumer: consumer) { waitingForRoom() }
+    }
+
+    /// Whether the operation at `op` (traits at `t`) of this engine's flow in `slot` with `serial` may stay unsent:
+    /// the merge would pass it over quietly (`QuietVerdict.passes` on the verdict published for the flow, or, without
+    /// a policy, `Detector.passesQuietlyWithoutPolicy`), and its second of packet time is no later than an event
+    /// already sent that sweeps the aggregation windows, so the merge's sweeps stay what they would be
+    /// (`Aggregator.nextSweep`). Follows the flow's units either way. Only when `sendsTraits`.
+    @inline(__always) func leavesUnsent(_ op: UnsafePointer<Operation>, traits t: UnsafePointer<QuietTraits>, slot: Int32, serial: UInt64,
+                                        mode: UInt8) -> Bool {
+        let seconds = op.pointee.time.seconds
+        var quiet = false
+        if mode == QuietDecisionMode.withoutPolicy {
+            quiet = seconds <= sentSecond && Detector.passesQuietlyWithoutPolicy(op)
+        } else if UInt(bitPattern: Int(slot)) < UInt(bitPattern: verdictSlots) {
+            let e = verdictEntries + Int(slot)
+            if mode == QuietDecisionMode.byVerdicts && seconds <= sentSecond {
+                let v = QuietVerdictTable.verdict(e)
+                quiet = v.isFor(serial: serial) && v.passes(t, units: e.pointee.units)
+            }
+            e.pointee.units.note(t)
+        }
+        if quiet { unsentOperations &+= 1 } else if seconds > sentSecond { sentSecond = seconds }
+        return quiet
     }
 
     /// Queues the operation at `op` on the (made unique) flow context at `f`, copied from where they lie.
@@ -522,13 +566,20 @@ public final class EventRecorder: EngineObserver, @unchecked Sendable {
     }
 
     public func operationForwarder() -> OperationForwarder? { EventRecorderForwarder(self) }
+    public func flowStateTable() -> FlowStateTable { sendsTraits ? verdicts.hint : .none }
     public func anomaly(_ a: Anomaly, flow: FlowContext?) { push(.anomaly(a, flow.map(unique))) }
     public func flowEnded(_ flow: FlowContext, reason: FlowEndReason) {
         let f = unique(flow)
         push(.flowEnded(f, reason), traits: Self.slotOnly(f))
     }
-    public func tick(time: PacketTime) { push(.tick(time)) }
+    public func tick(time: PacketTime) {
+        push(.tick(time))
+        noteSent(time)
+    }
     public func finish() { push(.finish) }
+
+    /// An event that sweeps the aggregation windows to `time` was sent (`leavesUnsent`).
+    @inline(__always) func noteSent(_ time: PacketTime) { if time.seconds > sentSecond { sentSecond = time.seconds } }
 }
 
 /// Drains a sink's operations into an `EventRecorder` directly (the engine's generic forwarder calls `operation`
@@ -549,8 +600,14 @@ private final class EventRecorderForwarder: OperationForwarder {
             guard r.sendsTraits && flowSlot >= 0 else { forwardUnique(from: sink, flow: flow); return }
             let slot = flowSlot &* r.workers &+ r.worker
             let serial = flowSerial != 0 ? flowSerial &* UInt64(r.workers) &+ UInt64(r.worker) : 0
+            let mode = r.quietMode
             sink.drainOperationsInPlace { ops, count in
-                for j in 0..<count { r.pushOperation(at: ops + j, flowSerial: serial, flowSlot: slot) }
+                for j in 0..<count {
+                    let op = ops + j
+                    var t = QuietTraits(at: op, flowSerial: serial, flowSlot: slot)
+                    if r.leavesUnsent(op, traits: &t, slot: flowSlot, serial: flowSerial, mode: mode) { continue }
+                    r.pushOperation(at: op, traits: &t)
+                }
             }
         }
     }

@@ -130,6 +130,9 @@ public final class ParallelPipeline: @unchecked Sendable {
     public var framesRead: UInt64 { frame }
     /// Worker threads (engines).
     public var workerCount: Int { workers.count }
+    /// Operations the workers left unsent, the merge passing them over quietly anyway (`EventRecorder.leavesUnsent`);
+    /// once `finish` returned.
+    public var operationsLeftUnsent: UInt64 { workers.reduce(0) { $0 &+ $1.recorder.unsentOperations } }
 
     /// Builds the stages. `makeEngine(i)` makes worker i's engine (its observer is replaced); `observer` is the
     /// detection stage's `EngineObserver` (policy and detection), writing alert lines into `alertSink`;
@@ -143,9 +146,9 @@ public final class ParallelPipeline: @unchecked Sendable {
         var ws: [PipelineWorker] = []
         for i in 0..<settings.workers {
             let queue = EventQueue(capacity: settings.eventCapacity)
-            let recorder = EventRecorder(queue: queue, consumer: detectionWaiter, worker: i, workers: settings.workers,
-                                         sendsTraits: sendsTraits)
             let engine = makeEngine(i)
+            let recorder = EventRecorder(queue: queue, consumer: detectionWaiter, worker: i, workers: settings.workers,
+                                         sendsTraits: sendsTraits, flowSlots: max(16, engine.configuration.flowLimits.maximumFlows))
             engine.observer = recorder
             ws.append(PipelineWorker(index: i, engine: engine, ring: PacketRing(bytes: settings.ringBytes, prefault: !settings.blocking), events: queue,
                                      recorder: recorder, flushBytes: settings.recordFlushBytes))
@@ -887,6 +890,9 @@ final class DetectionStage: @unchecked Sendable {
     let anomaliesNotLogged = Atomic<UInt64>(0)
     let policyRequested = Atomic<Bool>(false)
     private let pendingPolicy = Mutex<CompiledPolicy?>(nil)
+    /// Whether and how the workers leave operations unsent (`QuietDecisionMode`), by the detector's policy (the
+    /// merge's copy; each worker reads its table's).
+    @exclusivity(unchecked) private var quietMode = QuietDecisionMode.off
     private let anomalyRecords: Bool
     private let anomalyLimit: Int
     private var anomalyLogged: [UInt64: Int] = [:]   // by Engine.anomalyKindKey
@@ -932,6 +938,23 @@ final class DetectionStage: @unchecked Sendable {
         quiet = observer as? any QuietOperationObserver
         entries = observer?.flowStateTable() ?? .none
         contextSlots = (workers.map { max(16, $0.engine.configuration.flowLimits.maximumFlows) }.max() ?? 16) * max(1, workers.count)
+        if quiet != nil, let d = detector { setQuietMode(QuietDecisionMode.following(d)) }
+    }
+
+    /// Sets the rule the workers decide by (`QuietDecisionMode`), in the merge's copy and every worker's table.
+    private func setQuietMode(_ mode: UInt8) {
+        quietMode = mode
+        for w in workerViews { w._withUnsafeGuaranteedRef { $0.recorder.verdicts.setMode(mode) } }
+    }
+
+    /// Hands the worker whose flow `f` is (made unique: slot·N + worker) the detector's verdict on it, by which it
+    /// decides the flow's operations the merge would pass over quietly (`QuietDecisionMode.byVerdicts` only).
+    private func publishVerdict(_ f: FlowContext) {
+        guard let d = detector, quietMode == QuietDecisionMode.byVerdicts, f.flowSlot >= 0, f.flowSerial != 0 else { return }
+        let n = workerViews.count
+        let worker = Int(f.flowSlot) % n
+        let v = d.quietVerdict(flowSlot: f.flowSlot, flowSerial: f.flowSerial, engineSerial: f.flowSerial / UInt64(n))
+        if v != .none { workerViews[worker]._withUnsafeGuaranteedRef { $0.recorder.verdicts.publish(v, slot: Int(f.flowSlot) / n) } }
     }
 
     /// Logs an anomaly as one engine would: in packet order, at most `anomalyLimit` lines per (layer, kind).
@@ -957,6 +980,9 @@ final class DetectionStage: @unchecked Sendable {
         guard policyRequested.load(ordering: .acquiring) else { return }
         let p = pendingPolicy.withLock { $0 }
         detector?.replacePolicy(p)
+        // The verdicts were the old policy's: the flows identified from now on get the new one's.
+        for w in workerViews { w._withUnsafeGuaranteedRef { $0.recorder.verdicts.forgetVerdicts() } }
+        if quiet != nil, let d = detector { setQuietMode(QuietDecisionMode.following(d)) }
         policyRequested.store(false, ordering: .releasing)
     }
 
@@ -1070,6 +1096,7 @@ final class DetectionStage: @unchecked Sendable {
                 case .flowIdentified(let f, let p, let frame, let time):
                     if q.headKeepsContext { keepContext(f) }
                     observer?.flowIdentified(f, appProtocol: p, frame: frame, time: time)
+                    if p != nil { publishVerdict(f) }
                 case .operation(let op, let f):
                     observer?.operation(op, flow: f)
                 case .anomaly(let a, let f):

@@ -43,6 +43,15 @@ static inline int zw_setgroups1(gid_t gid) { return setgroups(1, &gid); }
 /// The thread id (gettid), for naming worker threads in logs.
 static inline long zw_gettid(void) { return (long)syscall(SYS_gettid); }
 
+/// A 64-bit word written by one thread and read by another (`QuietVerdictTable`): each value is whole by
+/// itself, so no ordering is asked for, only that the compiler neither splits nor caches the access.
+static inline __attribute__((always_inline)) unsigned long long zw_load_relaxed_u64(const unsigned long long *p) {
+    return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+static inline __attribute__((always_inline)) void zw_store_relaxed_u64(unsigned long long *p, unsigned long long v) {
+    __atomic_store_n(p, v, __ATOMIC_RELAXED);
+}
+
 /// A read prefetch hint (a compiler builtin): a memory-mapped capture file is read ahead of the records in hand.
 static inline __attribute__((always_inline)) void zw_prefetch_read(const void *address) {
     __builtin_prefetch(address, 0, 3);

@@ -61,7 +61,12 @@ struct Aggregator {
     /// so a sweep pops from the front instead of scanning the table.
     var queue: [(end: Int64, order: UInt64, key: AggregationKey)] = []
     var head = 0
-    var nextSweep: Int64 = .max
+    /// Packet time (µs) from which the next sweep is due: the start of the whole second after the last one swept to.
+    /// Sweeps close windows on whole seconds of packet time, whichever event first reaches a new second (an
+    /// operation, an anomaly, a tick), and never go back: so the windows closed before any event depend only on the
+    /// latest second reached, not on which event reached it. `--workers` relies on this: an operation that changes
+    /// nothing else is not sent to the merge at all once its worker has sent something of that second.
+    var nextSweep: Int64 = .min
     var sequence: UInt64 = 0
     /// Repeats folded into summaries so far.
     var folded: UInt64 = 0
@@ -114,17 +119,25 @@ struct Aggregator {
         if let f = freeTemplates.popLast() { t = f; templates[Int(f)] = alert } else { t = Int32(templates.count); templates.append(alert) }
         entries[key] = Entry(windowEnd: end, order: sequence, template: t)
         queue.append((end, sequence, key))
-        if end < nextSweep { nextSweep = end }
     }
 
-    /// Emits the summaries of windows that closed before `time` (at most one sweep per second of packet time).
+    /// Emits the summaries of windows that closed by the start of `time`'s whole second, when that second is later
+    /// than the last one swept to (one sweep per second of packet time at most).
     @inline(__always) mutating func sweep(_ time: PacketTime, into alerts: inout [Alert]) {
         // Checked on every operation and anomaly: only the comparison is inlined.
         if time.totalMicroseconds >= nextSweep { sweepDue(time.totalMicroseconds, into: &alerts) }
     }
 
+    /// The start of the whole second of packet time `t` (µs) lies in.
+    @inline(__always) static func wholeSecond(_ t: Int64) -> Int64 {
+        let r = t % 1_000_000
+        return r < 0 ? t &- r &- 1_000_000 : t &- r
+    }
+
+    /// The sweep for an event at `t` ≥ `nextSweep`.
     mutating func sweepDue(_ t: Int64, into alerts: inout [Alert]) {
-        while head < queue.count && queue[head].end <= t {
+        let second = Self.wholeSecond(t)
+        while head < queue.count && queue[head].end <= second {
             let item = queue[head]
             head += 1
             // The key may have been closed already (by `fold`) and reopened: only its current window counts.
@@ -136,8 +149,7 @@ struct Aggregator {
         }
         if head == queue.count { queue.removeAll(keepingCapacity: true); head = 0 }
         else if head > 4096 && head * 2 > queue.count { queue.removeFirst(head); head = 0 }
-        // At most one sweep per second of packet time.
-        nextSweep = head < queue.count ? max(queue[head].end, t &+ 1_000_000) : .max
+        nextSweep = second &+ 1_000_000
     }
 
     /// Emits every pending summary (end of input, or a full table), in the order the windows opened.
@@ -156,7 +168,6 @@ struct Aggregator {
         entries.removeAll(keepingCapacity: true)
         templates.removeAll(keepingCapacity: true); freeTemplates.removeAll(keepingCapacity: true)
         queue.removeAll(keepingCapacity: true); head = 0
-        nextSweep = .max
     }
 
     mutating func emitSummary(_ e: Entry, into alerts: inout [Alert]) {

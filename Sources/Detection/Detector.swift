@@ -59,6 +59,8 @@ public final class Detector {
     @exclusivity(unchecked) var flows: [FlowKey: Int32] = [:]
     @exclusivity(unchecked) var slots: [FlowState] = []
     @exclusivity(unchecked) var freeSlots: [Int32] = []
+    /// How many of `slots` engine flows own (`EngineSlot.ownsSlot`).
+    @exclusivity(unchecked) var ownedStates = 0
     @exclusivity(unchecked) var lastKey: FlowKey?
     /// Direct map from the engine's flow slot to our slot, valid while the serial matches (no hashing per
     /// operation when the caller is an engine; contexts without a serial use the dictionary). Serial and slot
@@ -271,6 +273,7 @@ public final class Detector {
         flows.removeAll(keepingCapacity: true); slots.removeAll(keepingCapacity: true); freeSlots.removeAll(keepingCapacity: true)
         lastKey = nil
         for i in engineSlots.indices { engineSlots[i].serial = 0; engineSlots[i].ownsSlot = false }
+        ownedStates = 0
         unknownSeen.removeAll()
     }
 
@@ -508,11 +511,7 @@ public final class Detector {
         let access = op.pointee.access, appProtocol = op.pointee.appProtocol
         // Without a policy: `checkedOperation`'s first return (no ICS-operation rule can match, the unit as before,
         // no identification), decided here without its frame.
-        if policy == nil {
-            return op.pointee.unitRepeated && !OperationRules.isIdentification(access: access)
-                && !OperationRules.mayRaise(appProtocol: appProtocol, access: access, functionCode: op.pointee.functionCode,
-                                            broadcast: op.pointee.broadcast)
-        }
+        if policy == nil { return Self.passesQuietlyWithoutPolicy(op) }
         let e = Int(flowSlot)
         guard serial != 0, e >= 0, e < engineSlots.count, engineSlots[e].serial == serial else { return false }
         let h = engineSlots[e]
@@ -526,6 +525,16 @@ public final class Detector {
         let accessBit: UInt16 = 1 << UInt16(access.rawValue)
         return h.quietProtocol == appProtocol.rawValue &+ 1 && h.quietAccess & accessBit != 0
             && !OperationRules.mayRaise(appProtocol: appProtocol, access: access, functionCode: op.pointee.functionCode,
+                                        broadcast: op.pointee.broadcast)
+    }
+
+    /// `isAllowedQuietly` without a policy, clock aside: decided by the operation's own fields (no ICS-operation rule
+    /// can match, the unit the dissector saw repeated, no identification), so a `--workers` engine decides it too.
+    @inline(__always)
+    public static func passesQuietlyWithoutPolicy(_ op: UnsafePointer<Operation>) -> Bool {
+        let access = op.pointee.access
+        return op.pointee.unitRepeated && !OperationRules.isIdentification(access: access)
+            && !OperationRules.mayRaise(appProtocol: op.pointee.appProtocol, access: access, functionCode: op.pointee.functionCode,
                                         broadcast: op.pointee.broadcast)
     }
 
@@ -746,6 +755,7 @@ public final class Detector {
         if let o = engineSlotIndex(for: flow), engineSlots[o].ownsSlot {
             freeSlots.append(engineSlots[o].slot)
             engineSlots[o].serial = 0; engineSlots[o].ownsSlot = false
+            ownedStates &-= 1
         }
         if e >= 0, e < engineSlots.count { engineSlots[e].serial = 0 }
         // Engine flows whose state was dropped by a cache reset have nothing to remove.
@@ -866,13 +876,16 @@ public final class Detector {
         guard flow.flowSerial != 0, e >= 0 else { return false }
         if e >= engineSlots.count {
             growEngineSlots(to: e)
-        } else if engineSlots[e].serial != 0 && engineSlots[e].ownsSlot {
+        } else if engineSlots[e].ownsSlot {
             // The slot's previous flow never ended here: its state is unreachable from now on.
             freeSlots.append(engineSlots[e].slot)
+            engineSlots[e].ownsSlot = false
+            ownedStates &-= 1
         }
         let i = allocateSlot(s)
         var entry = EngineSlot(serial: flow.flowSerial, slot: Int32(i), state: s)
         entry.ownsSlot = true
+        ownedStates &+= 1
         engineSlots[e] = entry
         return true
     }
@@ -885,11 +898,22 @@ public final class Detector {
         engineSlots.append(contentsOf: repeatElement(EngineSlot(), count: count - engineSlots.count))
     }
 
-    /// A free state slot holding `s`; empties the cache first when it tracks `maximumTrackedFlows` flows.
+    /// A free state slot holding `s`; empties the cache first when it tracks `maximumTrackedFlows` flows. With a
+    /// policy, the states engine flows own (`storeForEngine`) are not counted nor emptied: each lives as long as its
+    /// flow, so the engines' flow cap bounds them, and a `--workers` engine decides its flows' quiet operations by
+    /// copies of their entries (`QuietVerdict`), which must not go stale under it.
     func allocateSlot(_ s: FlowState) -> Int {
-        if slots.count - freeSlots.count >= config.maximumTrackedFlows {
-            flows.removeAll(keepingCapacity: true); slots.removeAll(keepingCapacity: true); freeSlots.removeAll(keepingCapacity: true)
-            for i in engineSlots.indices { engineSlots[i].serial = 0; engineSlots[i].ownsSlot = false }
+        let kept = policy != nil ? ownedStates : 0
+        if slots.count - freeSlots.count - kept >= config.maximumTrackedFlows {
+            if kept > 0 {
+                for (_, i) in flows { freeSlots.append(i) }
+                flows.removeAll(keepingCapacity: true)
+                for i in engineSlots.indices where !engineSlots[i].ownsSlot { engineSlots[i].serial = 0 }
+            } else {
+                flows.removeAll(keepingCapacity: true); slots.removeAll(keepingCapacity: true); freeSlots.removeAll(keepingCapacity: true)
+                for i in engineSlots.indices { engineSlots[i].serial = 0; engineSlots[i].ownsSlot = false }
+                ownedStates = 0
+            }
             lastKey = nil
             stats.flowCacheResets &+= 1
         }

@@ -70,6 +70,22 @@ public struct QuietTraits: Sendable {
     }
 }
 
+extension QuietTraits {
+    /// The quiet check itself, on the fields of the flow's detector entry: its conduit allows its protocol
+    /// (`conduitAllows`), whether the verdict swaps the engine's initiator and responder, the unit the verdict's
+    /// initiator last addressed, the quiet protocol and access mask. Behind `Detector.passesQuietly` and
+    /// `QuietVerdict.passes` (a `--workers` engine), so that both say the same. Flags as literals (see `init(at:)`).
+    @inlinable @inline(__always)
+    public func passQuietly(conduitAllows: Bool, reversed: Bool, lastUnit: Int32, quietProtocol: UInt8, quietAccess: UInt16) -> Bool {
+        guard conduitAllows else { return false }
+        if flags & 1 != 0 { return true }                        // a response
+        if (flags & 2 != 0) != reversed {                        // from the verdict's initiator
+            if (unit != .min && unit != lastUnit) || flags & 4 != 0 { return false }   // a new unit, or identification
+        }
+        return quietProtocol == self.quietProtocol && quietAccess & accessBit != 0 && flags & 8 == 0   // (8: may raise)
+    }
+}
+
 extension Detector {
     /// Whether `operation(op, flow:)` for an operation with these traits would do nothing but sweep the aggregation
     /// windows to `traits.time` (`tick(time:)`): `isAllowedQuietly` without its clock test, on the same engine-slot
@@ -78,17 +94,8 @@ extension Detector {
     /// Reads the entry only; keep in step with `isAllowedQuietly`.
     @inline(__always)
     public func passesQuietly(_ t: QuietTraits) -> Bool {
-        guard policy != nil else { return false }
-        let e = Int(t.flowSlot)
-        guard t.flowSerial != 0, e >= 0, e < engineSlots.count, engineSlots[e].serial == t.flowSerial else { return false }
-        let h = engineSlots[e]
-        guard h.hasConduitMasks && !h.protocolDenied else { return false }
-        if t.flags & QuietTraits.response != 0 { return true }
-        if (t.flags & QuietTraits.fromInitiator != 0) != h.reversed {
-            let unitChanged = t.unit != .min && t.unit != h.lastUnit
-            if unitChanged || t.flags & QuietTraits.identification != 0 { return false }
-        }
-        return h.quietProtocol == t.quietProtocol && h.quietAccess & t.accessBit != 0 && t.flags & QuietTraits.mayRaise == 0
+        guard policy != nil, let (slots, entries) = slotTable else { return false }
+        return withUnsafePointer(to: t) { Self.passesQuietly(at: $0, slots: slots, entries: entries) }
     }
 
     /// `operation` for an operation with these traits when `passesQuietly` says yes: the sweep to its time (true);
@@ -110,15 +117,15 @@ extension Detector {
         guard UInt(bitPattern: e) < UInt(bitPattern: entries) else { return false }
         let h = slots + e
         guard t.pointee.flowSerial != 0, h.pointee.serial == t.pointee.flowSerial else { return false }
-        guard h.pointee.flags & (EngineSlot.conduitMasksFlag | EngineSlot.protocolDeniedFlag) == EngineSlot.conduitMasksFlag else { return false }
-        let flags = t.pointee.flags
-        if flags & QuietTraits.response != 0 { return true }
-        if (flags & QuietTraits.fromInitiator != 0) != h.pointee.reversed {
-            let unit = t.pointee.unit
-            if (unit != .min && unit != h.pointee.lastUnit) || flags & QuietTraits.identification != 0 { return false }
-        }
-        return h.pointee.quietProtocol == t.pointee.quietProtocol && h.pointee.quietAccess & t.pointee.accessBit != 0
-            && flags & QuietTraits.mayRaise == 0
+        return passesQuietly(at: t, entry: h)
+    }
+
+    /// `passesQuietly` on the flow's entry `h` (found: the serials match).
+    @inline(__always)
+    static func passesQuietly(at t: UnsafePointer<QuietTraits>, entry h: UnsafePointer<EngineSlot>) -> Bool {
+        t.pointee.passQuietly(conduitAllows: h.pointee.flags & (EngineSlot.conduitMasksFlag | EngineSlot.protocolDeniedFlag) == EngineSlot.conduitMasksFlag,
+                              reversed: h.pointee.reversed, lastUnit: h.pointee.lastUnit, quietProtocol: h.pointee.quietProtocol,
+                              quietAccess: h.pointee.quietAccess)
     }
 
     /// Starts loading the engine-slot entry the traits at `t` will read (with many flows each is otherwise a miss).

@@ -219,22 +219,25 @@ import Capture
         return try temporaryFile(pcapFile(packets, stepMicroseconds: 150_000), "modbus-plant.pcap")
     }
 
-    /// Under a policy whose conduits allow most operations, the detection thread takes most operations by their
-    /// quiet traits alone (`QuietOperationObserver`): records and alerts stay those of one engine, whichever way
-    /// the packets reach the workers, with event queues small enough that workers wait on the merge.
+    /// Under a policy whose conduits allow most operations, most operations are left unsent by the workers (their
+    /// verdicts from the merge: `QuietVerdict`) or taken by the merge by their quiet traits alone
+    /// (`QuietOperationObserver`); without a policy, the workers leave unsent what the operation's own fields show
+    /// quiet. Records and alerts stay those of one engine, whichever way the packets reach the workers, with event
+    /// queues small enough that workers wait on the merge.
     @Test(arguments: [2, 3])
     func operationsPassedQuietlyGiveTheSameRecordsAsOneWorker(workers: Int) {
-        var quiet = 0
+        var quiet = 0, unsent: [Bool: UInt64] = [:]
         for file in fixtureCaptures() + [try! modbusPlantCapture()] {
-            for policy in [Self.plantPolicy, demoPolicy] {
+            for policy in [Self.plantPolicy, demoPolicy, nil] {
                 let one = runSingle([file], policy: policy).sorted
                 for feed in [PipelineFeed.reader, .workersRead(mapped: true)] {
-                    let many = runParallel([file], policy: policy, workers: workers, feed: feed) { quiet += $0.quietOperations }.sorted
+                    let many = runParallel([file], policy: policy, workers: workers, feed: feed, finished: { quiet += $0.quietOperations },
+                                           pipelineFinished: { unsent[policy != nil, default: 0] += $0.operationsLeftUnsent }).sorted
                     #expect(one == many, "\(file) \(feed): one worker \(one), \(workers) workers \(many)")
                 }
             }
         }
-        #expect(quiet > 100)
+        #expect(quiet > 20 && unsent[true, default: 0] > 300 && unsent[false, default: 0] > 300)
     }
 
     /// A generated plant of 120,000 packets read by the workers through the shared owner pass (some 118 stretches:

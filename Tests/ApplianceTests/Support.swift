@@ -128,7 +128,7 @@ enum PipelineFeed {
 /// Runs capture files through the multi-worker pipeline.
 func runParallel(_ files: [String], policy: CompiledPolicy?, workers: Int, ringBytes: Int = 1 << 20, eventCapacity: Int = 64,
                  fileEventCapacity: Int = 4096, anomalyLimit: Int = 1_000, feed: PipelineFeed = .reader,
-                 finished: ((TestAlertObserver) -> Void)? = nil) -> RecordLines {
+                 finished: ((TestAlertObserver) -> Void)? = nil, pipelineFinished: ((ParallelPipeline) -> Void)? = nil) -> RecordLines {
     let sink = EventSink()
     let observer = TestAlertObserver(policy: policy, sink: sink)
     var settings = ParallelPipeline.Settings(workers: workers)
@@ -165,6 +165,7 @@ func runParallel(_ files: [String], policy: CompiledPolicy?, workers: Int, ringB
     }
     pipeline.finish()
     finished?(observer)
+    pipelineFinished?(pipeline)
     return collected.lines
 }
 
