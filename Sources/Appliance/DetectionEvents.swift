@@ -602,11 +602,14 @@ private final class EventRecorderForwarder: OperationForwarder {
             let serial = flowSerial != 0 ? flowSerial &* UInt64(r.workers) &+ UInt64(r.worker) : 0
             let mode = r.quietMode
             sink.drainOperationsInPlace { ops, count in
+                var unsent = false
                 for j in 0..<count {
                     let op = ops + j
+                    // Like its predecessor in all the check reads (the items of one S7 request): left unsent as it was.
+                    if unsent && Detector.sameQuietInputs(op, op - 1) { r.unsentOperations &+= 1; continue }
                     var t = QuietTraits(at: op, flowSerial: serial, flowSlot: slot)
-                    if r.leavesUnsent(op, traits: &t, slot: flowSlot, serial: flowSerial, mode: mode) { continue }
-                    r.pushOperation(at: op, traits: &t)
+                    unsent = r.leavesUnsent(op, traits: &t, slot: flowSlot, serial: flowSerial, mode: mode)
+                    if !unsent { r.pushOperation(at: op, traits: &t) }
                 }
             }
         }

@@ -487,9 +487,9 @@ public final class Detector {
         return i
     }
 
-    /// Whether `a` and `b` agree on every field `isAllowedQuietly` reads.
-    @inline(__always)
-    static func sameQuietInputs(_ a: UnsafePointer<Operation>, _ b: UnsafePointer<Operation>) -> Bool {
+    /// Whether `a` and `b` agree on every field `isAllowedQuietly` reads (and `QuietTraits` takes).
+    @inlinable @inline(__always)
+    public static func sameQuietInputs(_ a: UnsafePointer<Operation>, _ b: UnsafePointer<Operation>) -> Bool {
         a.pointee.appProtocol == b.pointee.appProtocol && a.pointee.access == b.pointee.access
             && a.pointee.functionCode == b.pointee.functionCode && a.pointee.unitID == b.pointee.unitID
             && a.pointee.sender == b.pointee.sender && a.pointee.broadcast == b.pointee.broadcast
