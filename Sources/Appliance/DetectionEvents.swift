@@ -545,16 +545,18 @@ public final class EventRecorder: EngineObserver, @unchecked Sendable {
                                         mode: UInt8) -> Bool {
         let seconds = op.pointee.time.seconds
         var quiet = false
-        if mode == QuietDecisionMode.withoutPolicy {
-            quiet = seconds <= sentSecond && Detector.passesQuietlyWithoutPolicy(op)
-        } else if UInt(bitPattern: Int(slot)) < UInt(bitPattern: verdictSlots) {
-            let e = verdictEntries + Int(slot)
-            if mode == QuietDecisionMode.byVerdicts && seconds <= sentSecond {
+        guard UInt(bitPattern: Int(slot)) < UInt(bitPattern: verdictSlots) else { return false }
+        let e = verdictEntries + Int(slot)
+        if seconds <= sentSecond {
+            if mode == QuietDecisionMode.byVerdicts {
                 let v = QuietVerdictTable.verdict(e)
                 quiet = v.isFor(serial: serial) && v.passes(t, units: e.pointee.units)
+            } else if mode == QuietDecisionMode.withoutPolicy {
+                quiet = Detector.passesQuietlyWithoutPolicy(op)
             }
-            e.pointee.units.note(t)
         }
+        // Followed whatever the rule: a reload may bring in a policy, and verdicts, while the flow goes on.
+        e.pointee.units.note(t)
         if quiet { unsentOperations &+= 1 } else if seconds > sentSecond { sentSecond = seconds }
         return quiet
     }

@@ -530,7 +530,7 @@ public final class Detector {
 
     /// `isAllowedQuietly` without a policy, clock aside: decided by the operation's own fields (no ICS-operation rule
     /// can match, the unit the dissector saw repeated, no identification), so a `--workers` engine decides it too.
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func passesQuietlyWithoutPolicy(_ op: UnsafePointer<Operation>) -> Bool {
         let access = op.pointee.access
         return op.pointee.unitRepeated && !OperationRules.isIdentification(access: access)
