@@ -243,6 +243,26 @@ struct WholeFileWalk {
         return p
     }
 
+    /// The last offset at which a record lies wholly in the file whatever its header says (its captured length is
+    /// checked against the snapshot length): `record(at:...)` may read there. Negative for a file shorter than that.
+    var withinLimit: Int { size &- 16 &- snapshot }
+
+    /// The header of the record at `offset` of a map at `base`, for an offset of at most `withinLimit`: `next`'s record
+    /// tests without those of the end of the file, which are then implied, and its prefetch; nil for a record libpcap
+    /// must handle (the caller then calls `next`, which finds the same and says so). The caller moves on (16 bytes and
+    /// the captured length) and makes the position reports. Static, on the fields: the owner pass's loop keeps them
+    /// in registers.
+    @inline(__always)
+    static func record(at offset: Int, base: UnsafeRawPointer, snapshot: Int, fractionLimit: UInt32) -> UnsafeRawPointer? {
+        let p = base + offset
+        let caplen = Int(p.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
+        guard UInt(bitPattern: caplen &- 1) < UInt(snapshot), p.loadUnaligned(fromByteOffset: 4, as: UInt32.self) < fractionLimit,
+              p.loadUnaligned(as: UInt32.self) < 0x8000_0000 else { return nil }
+        zw_prefetch_read(p + MappedCapture.prefetchAhead)
+        zw_prefetch_read(p + MappedCapture.prefetchAhead + 64)
+        return p
+    }
+
     /// The fraction of a record's time in microseconds (libpcap scales nanoseconds down).
     @inline(__always)
     func microseconds(_ header: UnsafeRawPointer) -> UInt32 {
