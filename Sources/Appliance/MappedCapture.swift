@@ -294,6 +294,12 @@ final class SharedCaptureMap: @unchecked Sendable {
     static let aheadBytes = 4 << 20
     static let stepBytes = 2 << 20
     static let behindBytes = 1 << 20
+    /// Entries are dropped in whole 2 MiB blocks of the map (which starts on such a boundary when the kernel aligns
+    /// it): a page cache of large folios is mapped a block to an entry, and dropping part of a block split its entry
+    /// into 512. And at least `releaseBytes` at a time: each drop is a TLB shootdown, an interrupt to every core
+    /// running another worker.
+    static let blockBytes = 2 << 20
+    static let releaseBytes = 8 << 20
 
     /// Maps `path` when `MappedCapture(path:linkType:)` would read it; nil otherwise (or when the map fails).
     init?(path: String, linkType: Int32, workers: Int) {
@@ -330,10 +336,12 @@ final class SharedCaptureMap: @unchecked Sendable {
         }
         var slowest = Int.max
         for position in positions { slowest = min(slowest, position.offset.load(ordering: .relaxed)) }
-        let page = template.pageSize
-        let keep = max(0, slowest &- Self.behindBytes) / page * page
+        // (Blocks of the address space: the map's base may not be on a boundary.)
+        let misalignment = Int(bitPattern: UInt(bitPattern: base) % UInt(Self.blockBytes))
+        let behind = max(0, min(slowest, length) &- Self.behindBytes)
+        let keep = max(0, (misalignment &+ behind) / Self.blockBytes * Self.blockBytes &- misalignment)
         let r = released.load(ordering: .acquiring)
-        if keep &- r >= Self.stepBytes {
+        if keep &- r >= Self.releaseBytes {
             let (claimed, _) = released.compareExchange(expected: r, desired: keep, ordering: .acquiringAndReleasing)
             if claimed { _ = madvise(UnsafeMutableRawPointer(mutating: base + r), keep &- r, MADV_DONTNEED) }
         }
