@@ -46,21 +46,24 @@ public enum FlowDispatch {
         @inline(__always) func u16(_ o: Int) -> UInt16 { UInt16(bigEndian: p.loadUnaligned(fromByteOffset: o, as: UInt16.self)) }
         @inline(__always) func u32(_ o: Int) -> UInt32 { UInt32(bigEndian: p.loadUnaligned(fromByteOffset: o, as: UInt32.self)) }
         guard u16(12) == 0x0800, p.load(fromByteOffset: 14, as: UInt8.self) == 0x45, u16(20) & 0x3FFF == 0 else { return nil }
-        let totalLength = Int(u16(16))
-        guard totalLength >= 20 else { return nil }
-        let ipEnd = 14 + totalLength
-        switch p.load(fromByteOffset: 23, as: UInt8.self) {
-        case 6:
-            guard n >= 54, ipEnd >= 54 else { return nil }
+        // The IPv4 total length must be at least 20; TCP's and UDP's tests below imply it. TCP is tested first (a switch
+        // tested ICMP and UDP first).
+        let ipEnd = 14 + Int(u16(16))
+        let proto = p.load(fromByteOffset: 23, as: UInt8.self)
+        if _fastPath(proto == 6) {
+            // (A header of at least 20 bytes within the IP packet and the capture implies both hold 54 bytes; the
+            // capture's length is tested first, before the data offset is read.)
+            guard n >= 54 else { return nil }
             let dataOffset = Int(p.load(fromByteOffset: 46, as: UInt8.self) >> 4) * 4
             guard dataOffset >= 20, 34 + dataOffset <= Swift.min(ipEnd, n) else { return nil }
-        case 17:
+        } else if proto == 17 {
             guard ipEnd >= 42, u16(38) >= 8 else { return nil }
-        case 1:
+        } else if proto == 1 {
             // ICMP: `decode` checks nothing past the IPv4 header and leaves the ports 0 (the plant's pings went through
             // the whole decoder here, ~300 instructions each).
+            guard ipEnd >= 34 else { return nil }
             return mix(addresses: UInt64(u32(26) ^ u32(30)), ports: 0)
-        default:
+        } else {
             return nil
         }
         // IPv4 addresses are ::ffff:a.b.c.d: the XOR of the two 128-bit forms is the XOR of the 32-bit ones.

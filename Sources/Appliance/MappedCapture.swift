@@ -243,6 +243,26 @@ struct WholeFileWalk {
         return p
     }
 
+    /// The last offset at which a record lies wholly in the file whatever its header says (its captured length is
+    /// checked against the snapshot length): `record(at:...)` may read there. Negative for a file shorter than that.
+    var withinLimit: Int { size &- 16 &- snapshot }
+
+    /// The header of the record at `offset` of a map at `base`, for an offset of at most `withinLimit`: `next`'s record
+    /// tests without those of the end of the file, which are then implied, and its prefetch; nil for a record libpcap
+    /// must handle (the caller then calls `next`, which finds the same and says so). The caller moves on (16 bytes and
+    /// the captured length) and makes the position reports. Static, on the fields: the owner pass's loop keeps them
+    /// in registers.
+    @inline(__always)
+    static func record(at offset: Int, base: UnsafeRawPointer, snapshot: Int, fractionLimit: UInt32) -> UnsafeRawPointer? {
+        let p = base + offset
+        let caplen = Int(p.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
+        guard UInt(bitPattern: caplen &- 1) < UInt(snapshot), p.loadUnaligned(fromByteOffset: 4, as: UInt32.self) < fractionLimit,
+              p.loadUnaligned(as: UInt32.self) < 0x8000_0000 else { return nil }
+        zw_prefetch_read(p + MappedCapture.prefetchAhead)
+        zw_prefetch_read(p + MappedCapture.prefetchAhead + 64)
+        return p
+    }
+
     /// The fraction of a record's time in microseconds (libpcap scales nanoseconds down).
     @inline(__always)
     func microseconds(_ header: UnsafeRawPointer) -> UInt32 {
@@ -274,6 +294,12 @@ final class SharedCaptureMap: @unchecked Sendable {
     static let aheadBytes = 4 << 20
     static let stepBytes = 2 << 20
     static let behindBytes = 1 << 20
+    /// Entries are dropped in whole 2 MiB blocks of the map (which starts on such a boundary when the kernel aligns
+    /// it): a page cache of large folios is mapped a block to an entry, and dropping part of a block split its entry
+    /// into 512. And at least `releaseBytes` at a time: each drop is a TLB shootdown, an interrupt to every core
+    /// running another worker.
+    static let blockBytes = 2 << 20
+    static let releaseBytes = 8 << 20
 
     /// Maps `path` when `MappedCapture(path:linkType:)` would read it; nil otherwise (or when the map fails).
     init?(path: String, linkType: Int32, workers: Int) {
@@ -310,10 +336,12 @@ final class SharedCaptureMap: @unchecked Sendable {
         }
         var slowest = Int.max
         for position in positions { slowest = min(slowest, position.offset.load(ordering: .relaxed)) }
-        let page = template.pageSize
-        let keep = max(0, slowest &- Self.behindBytes) / page * page
+        // (Blocks of the address space: the map's base may not be on a boundary.)
+        let misalignment = Int(bitPattern: UInt(bitPattern: base) % UInt(Self.blockBytes))
+        let behind = max(0, min(slowest, length) &- Self.behindBytes)
+        let keep = max(0, (misalignment &+ behind) / Self.blockBytes * Self.blockBytes &- misalignment)
         let r = released.load(ordering: .acquiring)
-        if keep &- r >= Self.stepBytes {
+        if keep &- r >= Self.releaseBytes {
             let (claimed, _) = released.compareExchange(expected: r, desired: keep, ordering: .acquiringAndReleasing)
             if claimed { _ = madvise(UnsafeMutableRawPointer(mutating: base + r), keep &- r, MADV_DONTNEED) }
         }

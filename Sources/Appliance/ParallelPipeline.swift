@@ -646,14 +646,15 @@ final class FileShareReader: PacketConsumer {
 
     /// A mapped record this worker acts on, number `n` of the file (the two whole-file read loops): its own packet
     /// (`own`, with the prefetch hint `hint`), or the sweep a single engine would run at it; then what follows a sweep.
+    /// The seconds are read from the header only for a sweep that is not ours (the engine reads its packets').
     @inline(__always)
-    fileprivate func act(on h: UnsafeRawPointer, number n: UInt64, seconds: UInt32, fraction: UInt32, own: Bool,
+    fileprivate func act(on h: UnsafeRawPointer, number n: UInt64, fraction: UInt32, own: Bool,
                          hint: UnsafeRawPointer?, sweep: Bool) {
         recorder.key = firstKey &+ n
         if own {
             engine.processRecord(h, microseconds: fraction, ahead: hint, linkType: linkType, frame: firstFrame &+ n)
         } else {
-            engine.advance(frame: firstFrame &+ n, time: PacketTime(seconds: Int64(seconds), microseconds: Int32(fraction)))
+            engine.advance(frame: firstFrame &+ n, time: PacketTime(seconds: Int64(h.loadUnaligned(as: UInt32.self)), microseconds: Int32(fraction)))
         }
         if sweep { afterSweep() }
     }
@@ -866,7 +867,7 @@ extension FileShareReader {
                 if e & 1 != 0 && prefetch && look.tail &- head > d && look.queued[(head &+ d) & 63] & 1 != 0 {
                     hint = look.headers[(head &+ d) & 63]
                 }
-                act(on: h, number: n, seconds: seconds, fraction: fraction, own: e & 1 != 0, hint: hint, sweep: sweep)
+                act(on: h, number: n, fraction: fraction, own: e & 1 != 0, hint: hint, sweep: sweep)
             }
             if afterRun(from: from, to: n) { stopped = true; break }
         }
@@ -1355,6 +1356,7 @@ final class OwnerPass: @unchecked Sendable {
         @inline(__always) init(offset: Int, number: UInt32, flags: UInt32) {
             bits = UInt64(truncatingIfNeeded: offset) << Self.offsetShift | UInt64(number) << 2 | UInt64(flags)
         }
+        @inline(__always) init(bits: UInt64) { self.bits = bits }
         @inline(__always) var number: UInt32 { UInt32(truncatingIfNeeded: bits >> 2) & (1 << Self.numberBits - 1) }
         @inline(__always) var flags: UInt32 { UInt32(truncatingIfNeeded: bits) & 3 }
         /// The record's header in the map at `base`.
@@ -1381,10 +1383,12 @@ final class OwnerPass: @unchecked Sendable {
     /// How many entries ahead a reader fetches the packet's lines, and the list's (the walker's core wrote them).
     static let packetsAhead = 16
     static let listAhead = 64
+    /// Entries a list has room for: a stretch's records, and `packetsAhead` copies of its last entry past its end.
+    static let listCapacity = stretchRecords + packetsAhead
 
     let workers: Int
     private let stretches: UnsafeMutablePointer<Stretch>
-    /// Per slot and worker: the count, and the list (`stretchRecords` entries: a record adds at most one to each).
+    /// Per slot and worker: the count, and the list (`listCapacity` entries: a record adds at most one to each).
     private let counts: UnsafeMutablePointer<Int>
     private let lists: UnsafeMutablePointer<Entry>
     /// Stretches walked (0..<published are ready to read).
@@ -1410,7 +1414,7 @@ final class OwnerPass: @unchecked Sendable {
         stretches.initialize(repeating: Stretch(), count: Self.slots)
         counts = .allocate(capacity: Self.slots * workers)
         counts.initialize(repeating: 0, count: Self.slots * workers)
-        lists = .allocate(capacity: Self.slots * workers * Self.stretchRecords)
+        lists = .allocate(capacity: Self.slots * workers * Self.listCapacity)
         taken = (0..<workers).map { _ in Taken() }
     }
 
@@ -1422,7 +1426,7 @@ final class OwnerPass: @unchecked Sendable {
     @inline(__always) func stretch(_ s: Int) -> UnsafeMutablePointer<Stretch> { stretches + (s & (Self.slots - 1)) }
     @inline(__always) func count(_ s: Int, worker: Int) -> Int { counts[(s & (Self.slots - 1)) &* workers &+ worker] }
     @inline(__always) func list(_ s: Int, worker: Int) -> UnsafeMutablePointer<Entry> {
-        lists + ((s & (Self.slots - 1)) &* workers &+ worker) &* Self.stretchRecords
+        lists + ((s & (Self.slots - 1)) &* workers &+ worker) &* Self.listCapacity
     }
 
     /// Worker `worker` has taken every stretch before `s` (`Int.max`: it reads no more here).
@@ -1457,26 +1461,54 @@ final class OwnerPass: @unchecked Sendable {
         let counts = self.counts + (s & (Self.slots - 1)) &* workers
         let lists = list(s, worker: 0)
         let mapBase = walk.base
-        for v in 0..<workers { counts[v] = 0 }
         var last: UnsafeRawPointer?
         var ended = false
-        while parsed < limit {
-            guard let h = walk.next(m) else { ended = true; break }
-            parsed &+= 1
-            last = h
-            let seconds = h.loadUnaligned(as: UInt32.self)
-            let w = FlowDispatch.worker(forRecordAt: h, ethernet: ethernet, linkType: linkType, workers: workers)
-            let number = UInt32(truncatingIfNeeded: parsed &- base)
-            if Int64(seconds) >= clock {
-                clock = Int64(seconds) &+ 1
-                for v in 0..<workers {
-                    lists[v &* Self.stretchRecords &+ counts[v]] = Entry(offset: h - mapBase, number: number, flags: Entry.sweep | (v == w ? Entry.own : 0))
-                    counts[v] &+= 1
-                }
-            } else {
-                lists[w &* Self.stretchRecords &+ counts[w]] = Entry(offset: h - mapBase, number: number, flags: Entry.own)
-                counts[w] &+= 1
+        if workers == 2 && ethernet {
+            // The usual case: the common records in a loop of their own (`walkCommon`), each other one here.
+            var c = TwoWorkerCursor(offset: walk.offset, number: 0, next0: 0, next1: Self.listCapacity, clock: clock)
+            let within = walk.withinLimit
+            while true {
+                Self.walkCommon(&c, lists: lists, base: mapBase, within: within, snapshot: walk.snapshot, fractionLimit: walk.fractionLimit)
+                if c.number == UInt64(Self.stretchRecords) { break }
+                walk.offset = c.offset
+                guard let h = walk.next(m) else { ended = true; break }
+                c.offset = walk.offset
+                c.number &+= 1
+                c.last = h
+                c.place(h, worker: FlowDispatch.worker(forRecordAt: h, ethernet: true, linkType: linkType, workers: 2), lists: lists, base: mapBase)
             }
+            walk.offset = c.offset
+            parsed = base &+ c.number
+            clock = c.clock
+            last = c.last
+            counts[0] = c.next0; counts[1] = c.next1 &- Self.listCapacity
+        } else {
+            for v in 0..<workers { counts[v] = 0 }
+            while parsed < limit {
+                guard let h = walk.next(m) else { ended = true; break }
+                parsed &+= 1
+                last = h
+                let seconds = h.loadUnaligned(as: UInt32.self)
+                let w = FlowDispatch.worker(forRecordAt: h, ethernet: ethernet, linkType: linkType, workers: workers)
+                let number = UInt32(truncatingIfNeeded: parsed &- base)
+                if Int64(seconds) >= clock {
+                    clock = Int64(seconds) &+ 1
+                    for v in 0..<workers {
+                        lists[v &* Self.listCapacity &+ counts[v]] = Entry(offset: h - mapBase, number: number, flags: Entry.sweep | (v == w ? Entry.own : 0))
+                        counts[v] &+= 1
+                    }
+                } else {
+                    lists[w &* Self.listCapacity &+ counts[w]] = Entry(offset: h - mapBase, number: number, flags: Entry.own)
+                    counts[w] &+= 1
+                }
+            }
+        }
+        // Each list's last entry repeated `packetsAhead` times past its end: the reader prefetches that far ahead
+        // without a test (the copies' lines are the last entry's, fetched already).
+        for v in 0..<workers where counts[v] > 0 {
+            let list = lists + v &* Self.listCapacity, n = counts[v]
+            let lastEntry = list[n &- 1]
+            for j in 0..<Self.packetsAhead { list[n &+ j] = lastEntry }
         }
         if let h = last {
             lastSeconds = h.loadUnaligned(as: UInt32.self)
@@ -1485,6 +1517,57 @@ final class OwnerPass: @unchecked Sendable {
         stretch(s).pointee = Stretch(base: base, last: parsed, lastSeconds: lastSeconds, lastFraction: lastFraction, clockAfter: clock,
                                      ended: ended, irregular: walk.irregular, walk: walk)
         self.walk = walk; self.parsed = parsed; self.clock = clock; self.ended = ended
+    }
+}
+
+extension OwnerPass {
+    /// Where a two-worker walk of a stretch stands: the next record's offset, the records walked, each list's next
+    /// place in the stretch's lists (worker 0's, then worker 1's from `listCapacity`), the sweep clock, the last record.
+    struct TwoWorkerCursor {
+        var offset: Int
+        var number: UInt64
+        var next0: Int
+        var next1: Int
+        var clock: Int64
+        var last: UnsafeRawPointer?
+
+        /// Lists record number `number` (its header at `h`, its worker `w`): in its worker's list, or in both at a sweep.
+        @inline(__always)
+        mutating func place(_ h: UnsafeRawPointer, worker w: Int, lists: UnsafeMutablePointer<Entry>, base: UnsafeRawPointer) {
+            let bits = UInt64(truncatingIfNeeded: h - base) << Entry.offsetShift | number << 2
+            let seconds = h.loadUnaligned(as: UInt32.self)
+            if Int64(seconds) >= clock {
+                clock = Int64(seconds) &+ 1
+                let sweep = bits | UInt64(Entry.sweep)
+                lists[next0] = Entry(bits: sweep | (w == 0 ? UInt64(Entry.own) : 0))
+                lists[next1] = Entry(bits: sweep | (w == 1 ? UInt64(Entry.own) : 0))
+                next0 &+= 1; next1 &+= 1
+            } else {
+                // Indexed, not a branch on the worker (a coin flip).
+                lists[w == 0 ? next0 : next1] = Entry(bits: bits | UInt64(Entry.own))
+                next0 &+= 1 &- w; next1 &+= w
+            }
+        }
+    }
+
+    /// Walks records of a stretch for two workers over Ethernet while they lie at most `within` into the map (their
+    /// end-of-file tests implied: `WholeFileWalk.record(at:...)`) and are of the shape `FlowDispatch.commonShapeHash`
+    /// takes; stops at the stretch's end or before any other record, which the caller takes. No calls: everything
+    /// stays in registers (with the general code's calls in the loop, its state was spilled around them).
+    @inline(never)
+    static func walkCommon(_ c: inout TwoWorkerCursor, lists: UnsafeMutablePointer<Entry>, base: UnsafeRawPointer, within: Int,
+                           snapshot: Int, fractionLimit: UInt32) {
+        var cursor = c
+        defer { c = cursor }
+        while cursor.number < UInt64(stretchRecords) && cursor.offset <= within {
+            guard let h = WholeFileWalk.record(at: cursor.offset, base: base, snapshot: snapshot, fractionLimit: fractionLimit) else { return }
+            let caplen = Int(h.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
+            guard let hash = FlowDispatch.commonShapeHash(ByteView(UnsafeRawBufferPointer(start: h + 16, count: caplen))) else { return }
+            cursor.offset &+= 16 &+ caplen
+            cursor.number &+= 1
+            cursor.last = h
+            cursor.place(h, worker: FlowDispatch.index(hash, workers: 2), lists: lists, base: base)
+        }
     }
 }
 
@@ -1536,20 +1619,20 @@ extension FileShareReader {
             // in two stages (the list line, then the packet's), for the packet at hand and the prefetch hint's read.
             for j in Swift.stride(from: 0, to: min(entries, OwnerPass.listAhead), by: 8) { zw_prefetch_read(UnsafeRawPointer(list + j)) }
             for j in 0..<min(entries, OwnerPass.packetsAhead) { prefetchPacket(list[j].header(mapBase)) }
+            let prefetch = self.prefetch
             var i = 0
             while i < entries {
                 let e = list[i]
-                if i &+ OwnerPass.packetsAhead < entries { prefetchPacket(list[i &+ OwnerPass.packetsAhead].header(mapBase)) }
+                // The list goes on `packetsAhead` entries past its end (`walkStretch`): no test.
+                prefetchPacket(list[i &+ OwnerPass.packetsAhead].header(mapBase))
                 // A read prefetch (the walker's core keeps its copy), once per line of entries (8), `listAhead` on.
                 if i & 7 == 0 { zw_prefetch_read(UnsafeRawPointer(list + (i &+ OwnerPass.listAhead))) }
                 i &+= 1
                 let from = n
                 n = base &+ UInt64(e.number)
                 let h = e.header(mapBase)
-                let seconds = h.loadUnaligned(as: UInt32.self), fraction = start.microseconds(h)
-                takenSeconds = seconds; takenFraction = fraction; any = true
+                let fraction = start.microseconds(h)
                 let sweep = e.flags & OwnerPass.Entry.sweep != 0
-                if sweep { nextSweep = Int64(seconds) &+ 1 }
                 let own = e.flags & OwnerPass.Entry.own != 0
                 var hint: UnsafeRawPointer?
                 if own && prefetch {
@@ -1562,8 +1645,16 @@ extension FileShareReader {
                     }
                     if let a = ahead, a.flags & OwnerPass.Entry.own != 0 { hint = a.header(mapBase) }
                 }
-                act(on: h, number: n, seconds: seconds, fraction: fraction, own: own, hint: hint, sweep: sweep)
-                if afterRun(from: from, to: n) { stopped = true; break outer }
+                // The sweep clock and the time taken are read from the header only where they are needed (a sweep,
+                // a stop): the end of the stretch sets both.
+                if sweep { nextSweep = Int64(h.loadUnaligned(as: UInt32.self)) &+ 1 }
+                act(on: h, number: n, fraction: fraction, own: own, hint: hint, sweep: sweep)
+                if afterRun(from: from, to: n) {
+                    // (From the list again: `h` and `fraction` kept across the calls above cost spills per entry.)
+                    let taken = list[i &- 1].header(mapBase)
+                    takenSeconds = taken.loadUnaligned(as: UInt32.self); takenFraction = start.microseconds(taken); any = true
+                    stopped = true; break outer
+                }
             }
             // The rest of the stretch is passed over.
             let from = n

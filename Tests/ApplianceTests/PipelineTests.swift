@@ -128,6 +128,53 @@ import Capture
         #expect(arp.withUnsafeBytes { FlowDispatch.worker(for: ByteView($0), linkType: 1, workers: 3) } == 0)
     }
 
+    /// The dispatch's shortcut (`commonShapeHash`, which the owner pass's walk uses alone) picks the worker the decoder
+    /// would: for frames of the common shape and for every field and length around its tests.
+    @Test func theCommonShapeHashChoosesTheDecodersWorker() {
+        let tcp = tcpFrame(src: ipv4(10, 0, 0, 1), sport: 40_000, dst: ipv4(10, 1, 0, 2), dport: 502, seq: 1, flags: 0x18,
+                           payload: [UInt8](repeating: 7, count: 12))
+        var udp = tcp
+        udp[23] = 17
+        udp[38] = 0; udp[39] = UInt8(tcp.count - 34)   // UDP length
+        var icmp = tcp
+        icmp[23] = 1
+        var frames: [[UInt8]] = []
+        for base in [tcp, udp, icmp] {
+            for n in 0...base.count { frames.append(Array(base[..<n])) }
+            for total in [0, 19, 20, 21, 27, 28, 29, 33, 39, 40, 41, 45, 51, 52, 60, base.count - 14, base.count - 13, 1500] {
+                var f = base
+                f[16] = UInt8(total >> 8); f[17] = UInt8(total & 0xFF)
+                frames.append(f)
+                frames.append(Array(f[..<min(f.count, 54)]))
+            }
+            for offset in 0..<16 {
+                var f = base
+                f[46] = UInt8(offset << 4)
+                frames.append(f)
+            }
+            for udpLength in [0, 7, 8, 9, 500] {
+                var f = base
+                f[38] = UInt8(udpLength >> 8); f[39] = UInt8(udpLength & 0xFF)
+                frames.append(f)
+            }
+            for (at, value) in [(12, 0x86), (13, 0x06), (14, 0x44), (14, 0x46), (14, 0x55), (20, 0x20), (20, 0x40), (20, 0x80), (21, 0x01), (23, 0), (23, 2), (23, 58)] {
+                var f = base
+                f[at] = UInt8(value)
+                frames.append(f)
+            }
+        }
+        for f in frames {
+            let decoded = f.withUnsafeBytes { try? PacketDecoder.decode(ByteView($0), linkType: 1) } ?? nil
+            if let h = f.withUnsafeBytes({ FlowDispatch.commonShapeHash(ByteView($0)) }) {
+                #expect(decoded.map(FlowDispatch.symmetricHash) == h, "\(f)")
+            }
+            for n in [2, 3] {
+                let expected = decoded.map { FlowDispatch.index(FlowDispatch.symmetricHash($0), workers: n) } ?? 0
+                #expect(f.withUnsafeBytes { FlowDispatch.worker(for: ByteView($0), linkType: 1, workers: n) } == expected, "\(f)")
+            }
+        }
+    }
+
     // MARK: - Same output as one engine
 
     /// Every capture under Fixtures/ with the demo policy: records and alerts of 2 and 3 workers equal one
