@@ -1308,12 +1308,14 @@ struct KeptContext {
 /// of up to `stretchRecords` records, and each stretch is walked once, by whichever worker needs it first. The walker
 /// reads every record header of the stretch, computes its owner (`FlowDispatch`) and the sweep clock, and lists for
 /// each worker the records it acts on (its own packets, and the sweeps of every worker); the others read only their
-/// lists. So each record header is read and hashed once in all, not once per worker, and a worker's cache sees only
-/// its own packets and the headers of the stretches it walked.
+/// lists. So each record header is read and hashed once in all, not once per worker. Each reader streams the stretch
+/// after its next one into its core's cache as it goes (`readSharedPass`), so the walk, which would otherwise bring
+/// the whole file in at the pace one core's outstanding misses allow, reads from a cache, and so do the readers.
+/// With two workers on Ethernet the common records are walked in a loop of their own (`walkCommon`).
 ///
 /// Stretches lie in a ring of `slots`; a slot is walked again once every worker has taken the stretch in it. The walk
 /// is sequential (a record's place is known only from the one before), so one worker at a time walks
-/// (`walkLock`), a stretch at a time, which is short (about 10 µs); whoever gets ahead walks more, so the work
+/// (`walkLock`), a stretch at a time, which is short (about 6 µs); whoever gets ahead walks more, so the work
 /// balances itself. The walk state (`walk`, `parsed`, `clock`) moves with the lock.
 final class OwnerPass: @unchecked Sendable {
     /// A record a worker acts on, in 8 bytes (a stretch's lists are written on one core and read on the other: at
@@ -1598,7 +1600,7 @@ extension FileShareReader {
             // The stretch after the next, streamed into this core's cache while it acts on this one, `streamBytes` an
             // entry (as far as the next stretch's length from where that one ends): whoever walks it then reads its
             // headers from a cache (a walk that brought every line of the file in itself was limited by how many lines
-            // one core can have on their way: 13.6 -> 6.6 ns a record on the mixed plant), and each worker finds its
+            // one core can have on their way: ~13.6 -> ~6 ns a record on the mixed plant), and each worker finds its
             // packets in its own cache, not in the walker's.
             var streamFrom = mapBase, streamSteps = 0
             if pass.published.load(ordering: .acquiring) > s &+ 1, let next = pass.stretch(s &+ 1).pointee.walk,
