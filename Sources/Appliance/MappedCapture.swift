@@ -299,7 +299,7 @@ final class SharedCaptureMap: @unchecked Sendable {
     /// into 512. And at least `releaseBytes` at a time: each drop is a TLB shootdown, an interrupt to every core
     /// running another worker.
     static let blockBytes = 2 << 20
-    static let releaseBytes = 8 << 20
+    static let releaseBytes = 4 << 20
 
     /// Maps `path` when `MappedCapture(path:linkType:)` would read it; nil otherwise (or when the map fails).
     init?(path: String, linkType: Int32, workers: Int) {

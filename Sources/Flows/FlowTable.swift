@@ -187,8 +187,8 @@ public final class FlowTable {
     ///
     /// Its pages are made writable at once (`MADV_POPULATE_WRITE`; every page takes entries at the rehash anyway): left
     /// to faults, a page was first read (a probe), which maps the shared zero page, then written, which replaces that
-    /// entry, and every replaced entry is a TLB shootdown, an interrupt to each core running another worker (1.6 % of
-    /// two workers' time on the mixed plant). Where the advice is missing, pages fault in as before.
+    /// entry, and every replaced entry is a TLB shootdown, an interrupt to each core running another worker (most of
+    /// the shootdowns of two workers on the mixed plant). Where the advice is missing, pages fault in as before.
     private static func allocateIndex(_ size: Int) -> UnsafeMutablePointer<UInt64> {
         let block = LargeBlock.mapZeroed(size * 8)
         _ = madvise(block, size * 8, 23 /* MADV_POPULATE_WRITE */)
