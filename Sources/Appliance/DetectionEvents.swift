@@ -483,9 +483,9 @@ public final class EventRecorder: EngineObserver, @unchecked Sendable {
     private let verdictMode: UnsafeMutablePointer<UInt64>
     /// The rule the detection stage has set (`QuietDecisionMode`).
     @inline(__always) var quietMode: UInt8 { UInt8(truncatingIfNeeded: zw_load_relaxed_u64(verdictMode)) }
-    /// The latest second of packet time of an event sent that sweeps the detector's aggregation windows (a flow
-    /// started or identified, a tick, an operation): an operation of no later second may stay unsent.
-    @exclusivity(unchecked) var sentSecond: Int64 = .min
+    /// The latest whole second of packet time an event sent reached that sweeps the detector's aggregation windows
+    /// (a flow started or identified, a tick, an operation): an operation of no later second may stay unsent.
+    @exclusivity(unchecked) var sent = SentSecond()
     /// Operations left unsent (`leavesUnsent`; read once the worker's thread is done).
     @exclusivity(unchecked) var unsentOperations: UInt64 = 0
 
@@ -543,11 +543,10 @@ public final class EventRecorder: EngineObserver, @unchecked Sendable {
     /// (`Aggregator.nextSweep`). Follows the flow's units either way. Only when `sendsTraits`.
     @inline(__always) func leavesUnsent(_ op: UnsafePointer<Operation>, traits t: UnsafePointer<QuietTraits>, slot: Int32, serial: UInt64,
                                         mode: UInt8) -> Bool {
-        let seconds = op.pointee.time.seconds
         var quiet = false
         guard UInt(bitPattern: Int(slot)) < UInt(bitPattern: verdictSlots) else { return false }
         let e = verdictEntries + Int(slot)
-        if seconds <= sentSecond {
+        if sent.covers(op.pointee.time) {
             if mode == QuietDecisionMode.byVerdicts {
                 let v = QuietVerdictTable.verdict(e)
                 quiet = v.isFor(serial: serial) && v.passes(t, units: e.pointee.units)
@@ -557,7 +556,7 @@ public final class EventRecorder: EngineObserver, @unchecked Sendable {
         }
         // Followed whatever the rule: a reload may bring in a policy, and verdicts, while the flow goes on.
         e.pointee.units.note(t)
-        if quiet { unsentOperations &+= 1 } else if seconds > sentSecond { sentSecond = seconds }
+        if quiet { unsentOperations &+= 1 } else { sent.sent(op.pointee.time) }
         return quiet
     }
 
@@ -581,7 +580,7 @@ public final class EventRecorder: EngineObserver, @unchecked Sendable {
     public func finish() { push(.finish) }
 
     /// An event that sweeps the aggregation windows to `time` was sent (`leavesUnsent`).
-    @inline(__always) func noteSent(_ time: PacketTime) { if time.seconds > sentSecond { sentSecond = time.seconds } }
+    @inline(__always) func noteSent(_ time: PacketTime) { sent.sent(time) }
 }
 
 /// Drains a sink's operations into an `EventRecorder` directly (the engine's generic forwarder calls `operation`

@@ -319,7 +319,11 @@ public final class ParallelPipeline: @unchecked Sendable {
     // MARK: - Control and counters (any thread)
 
     /// Hands a new policy to the detection thread, which swaps it in between two events.
-    public func replacePolicy(_ policy: CompiledPolicy?) { detection.request(policy) }
+    public func replacePolicy(_ policy: CompiledPolicy?) {
+        // Every packet read so far goes to the workers now: the new policy applies once their events are merged.
+        if currentShare == nil { publishAll(through: key) }
+        detection.request(policy, after: key)
+    }
 
     /// Whether the last `replacePolicy` has been applied.
     public var policyApplied: Bool { !detection.policyRequested.load(ordering: .acquiring) }
@@ -890,7 +894,10 @@ final class DetectionStage: @unchecked Sendable {
     let alertCount = Atomic<UInt64>(0)
     let anomaliesNotLogged = Atomic<UInt64>(0)
     let policyRequested = Atomic<Bool>(false)
-    private let pendingPolicy = Mutex<CompiledPolicy?>(nil)
+    /// The policy a reload asked for, and the merge key of the last packet read before the request: the packets up
+    /// to it keep the policy they were read under (the workers may have passed over some of their operations by its
+    /// verdicts), the new one applies from the next on.
+    private let pendingPolicy = Mutex<(policy: CompiledPolicy?, after: UInt64)>((nil, 0))
     /// Whether and how the workers leave operations unsent (`QuietDecisionMode`), by the detector's policy (the
     /// merge's copy; each worker reads its table's).
     @exclusivity(unchecked) private var quietMode = QuietDecisionMode.off
@@ -971,15 +978,21 @@ final class DetectionStage: @unchecked Sendable {
         sink.recordCounts[RecordKind.anomaly.rawValue] &+= 1
     }
 
-    func request(_ p: CompiledPolicy?) {
-        pendingPolicy.withLock { $0 = p }
+    /// A reload of `p`, to apply after the packet with merge key `after` (the reader's thread). From now on the
+    /// workers send every operation (they would judge them by the old policy's verdicts) until it applies.
+    func request(_ p: CompiledPolicy?, after: UInt64) {
+        pendingPolicy.withLock { $0 = (p, after) }
+        for w in workerViews { w._withUnsafeGuaranteedRef { $0.recorder.verdicts.setMode(QuietDecisionMode.off) } }
         policyRequested.store(true, ordering: .releasing)
         waiter.wake()
     }
 
+    /// Swaps in a requested policy once every event of the packets read before the request is merged (each worker's
+    /// next event lies beyond them); the merge state's holder only.
     private func applyPolicy() {
         guard policyRequested.load(ordering: .acquiring) else { return }
-        let p = pendingPolicy.withLock { $0 }
+        let (p, after) = pendingPolicy.withLock { $0 }
+        for v in 0..<workerViews.count where bounds[v] != .max && bounds[v] <= after { return }
         detector?.replacePolicy(p)
         // The verdicts were the old policy's: the flows identified from now on get the new one's.
         for w in workerViews { w._withUnsafeGuaranteedRef { $0.recorder.verdicts.forgetVerdicts() } }
@@ -1165,7 +1178,6 @@ final class DetectionStage: @unchecked Sendable {
     private func mergeStep() -> Bool {
         guard !mergeDone else { return false }
         let pipeline = self.pipeline.unsafelyUnwrapped
-        applyPolicy()
         let workers = workerViews, queues = queueViews
         let n = workers.count
         let bounds = self.bounds
@@ -1186,6 +1198,9 @@ final class DetectionStage: @unchecked Sendable {
             }
             if let k = queues[v]._withUnsafeGuaranteedRef({ $0.headKey() }) { bounds[v] = k; any = true } else { bounds[v] = safe }
         }
+        applyPolicy()
+        // A reload still waiting: no run goes past the last packet read before its request.
+        var reloadAfter: UInt64? = policyRequested.load(ordering: .acquiring) ? pendingPolicy.withLock { $0.after } : nil
         var progressed = false
         if any {
             // Pop events in (key, worker) order while no other worker can still produce an earlier one.
@@ -1204,13 +1219,17 @@ final class DetectionStage: @unchecked Sendable {
                     if bounds[v] < bestKey || (bounds[v] == bestKey && v < best) { allowed = false; break }
                 }
                 guard allowed else { break }
+                if let after = reloadAfter, bestKey > after {
+                    applyPolicy()   // every event up to `after` is merged: the new policy from here on
+                    reloadAfter = nil
+                }
                 progressed = true
                 // Every other worker's events have keys of at least its bound, so `best`'s events come first as
                 // long as their keys stay below `limit` (at a tie the lower worker index goes first): they are
                 // taken in one run, without looking at the other queues for each.
                 // Two workers, both with events queued: their quiet operations are taken merged, in one call, for as
                 // long as they come (a run of one worker's events holds two or three on average).
-                if n == 2 && takesQuietOperations && bounds[1 &- best] != .max,
+                if n == 2 && takesQuietOperations && reloadAfter == nil && bounds[1 &- best] != .max,
                    queues[best]._withUnsafeGuaranteedRef({ $0.headTraits.flowSerial != 0 }),
                    queues[1 &- best]._withUnsafeGuaranteedRef({ $0.headKey() }) != nil {
                     let (ta, tb) = queues[0]._withUnsafeGuaranteedRef { a in
@@ -1231,7 +1250,7 @@ final class DetectionStage: @unchecked Sendable {
                         continue
                     }
                 }
-                var limit = UInt64.max
+                var limit = reloadAfter.map { $0 &+ 1 } ?? .max
                 for v in 0..<n where v != best {
                     limit = min(limit, v > best ? (bounds[v] == .max ? .max : bounds[v] &+ 1) : bounds[v])
                 }

@@ -37,6 +37,20 @@ struct AggregationKey: Hashable {
 /// one summary alert is emitted with `count` = the number of repeats and `start`/`end` = the first
 /// and last repeat. Summing `event.count` over all records therefore gives the exact number of
 /// occurrences: nothing is dropped silently.
+/// The whole seconds of packet time sweeps fall on (`Aggregator.nextSweep`), in the aggregator's own arithmetic
+/// (microseconds, wrapping as `PacketTime.totalMicroseconds` does), so that a `--workers` engine deciding which
+/// operations would sweep computes exactly what the merge's aggregator will.
+public enum SweepClock {
+    /// The start (µs) of the whole second `t` (µs) lies in.
+    @inlinable @inline(__always) public static func second(ofMicroseconds t: Int64) -> Int64 {
+        let r = t % 1_000_000
+        return r < 0 ? t &- r &- 1_000_000 : t &- r
+    }
+
+    /// The start (µs) of the whole second `time` lies in.
+    @inlinable @inline(__always) public static func second(of time: PacketTime) -> Int64 { second(ofMicroseconds: time.totalMicroseconds) }
+}
+
 struct Aggregator {
     struct Entry {
         var windowEnd: Int64
@@ -128,11 +142,8 @@ struct Aggregator {
         if time.totalMicroseconds >= nextSweep { sweepDue(time.totalMicroseconds, into: &alerts) }
     }
 
-    /// The start of the whole second of packet time `t` (µs) lies in.
-    @inline(__always) static func wholeSecond(_ t: Int64) -> Int64 {
-        let r = t % 1_000_000
-        return r < 0 ? t &- r &- 1_000_000 : t &- r
-    }
+    /// The start of the whole second of packet time `t` (µs) lies in (`SweepClock.second`).
+    @inline(__always) static func wholeSecond(_ t: Int64) -> Int64 { SweepClock.second(ofMicroseconds: t) }
 
     /// The sweep for an event at `t` ≥ `nextSweep`.
     mutating func sweepDue(_ t: Int64, into alerts: inout [Alert]) {

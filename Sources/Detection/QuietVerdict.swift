@@ -1,3 +1,4 @@
+import Wire
 import Records
 
 /// What a `--workers` engine needs to know of one of its flows to tell, as `Detector.passesQuietly` would, that an
@@ -69,4 +70,24 @@ extension Detector {
         guard h.hasConduitMasks, !h.protocolDenied, h.quietProtocol != 0 else { return .none }
         return QuietVerdict(serial: engineSerial, quietAccess: h.quietAccess, quietProtocol: h.quietProtocol, reversed: h.reversed)
     }
+}
+
+/// The other half of a `--workers` engine's decision: it leaves an operation unsent only when an event it sent that
+/// sweeps the aggregation windows (a flow started or identified, a tick, an operation) already reached that
+/// operation's whole second of packet time, so the merge's sweeps stay what they would be (`Aggregator.nextSweep`).
+/// Seconds as the aggregator counts them (`SweepClock`): a packet time whose microseconds wrap counts the same here.
+public struct SentSecond: Sendable {
+    /// The latest whole second (µs) an event sent reached.
+    public var second: Int64 = .min
+
+    @inlinable public init() {}
+
+    /// An event at `time` that sweeps went to the merge.
+    @inlinable @inline(__always) public mutating func sent(_ time: PacketTime) {
+        let s = SweepClock.second(of: time)
+        if s > second { second = s }
+    }
+
+    /// Whether an operation at `time` would sweep nothing new (its second reached already).
+    @inlinable @inline(__always) public func covers(_ time: PacketTime) -> Bool { SweepClock.second(of: time) <= second }
 }

@@ -439,4 +439,59 @@ import Capture
         p.finish()
         #expect(collected.lines.sorted.lines[.alert] == runSingle([fixture("demo/plant.pcap")], policy: demoPolicy).sorted.lines[.alert])
     }
+
+    /// A reload between two packets with workers gives the alerts of one engine whose policy is swapped between the same
+    /// two packets, in order: the packets read before it keep the old policy (the workers may have passed over some of
+    /// their operations by its verdicts), every one after gets the new one (the workers send every operation until
+    /// the new verdicts come). From a policy that passes the plant's reads quietly to the demo policy, and back.
+    @Test func reloadBetweenTwoPacketsGivesOneEnginesAlerts() throws {
+        // (One test, not one per worker count: each would write the same temporary capture at once.)
+        let file = try modbusPlantCapture()
+        func packets() throws -> [(PacketTime, Int, [UInt8])] {
+            let source = try PacketSource.openFile(file)
+            var out: [(PacketTime, Int, [UInt8])] = []
+            while case .packet(let h, let b)? = try? source.next() { out.append((h.time, h.wireLength, Array(b.raw))) }
+            return out
+        }
+        let all = try packets()
+        for workers in [2, 3] {
+        for (first, second) in [(Self.plantPolicy, demoPolicy), (demoPolicy, Self.plantPolicy)] {
+            for at in [400, 801] {
+                let engine = Engine(configuration: engineConfiguration())
+                let observer = TestAlertObserver(policy: first, sink: engine.sink)
+                engine.observer = observer
+                var one = RecordLines()
+                for (i, (t, wire, bytes)) in all.enumerated() {
+                    if i == at { observer.detector.replacePolicy(second) }
+                    bytes.withUnsafeBytes { engine.process(ByteView($0), linkType: 1, time: t, wireLength: wire) }
+                }
+                engine.finish()
+                engine.drainRecords { one.add($0, $1) }
+
+                let sink = EventSink()
+                let workersObserver = TestAlertObserver(policy: first, sink: sink)
+                let collected = Collector()
+                var settings = ParallelPipeline.Settings(workers: workers)
+                settings.eventCapacity = 64
+                let p = ParallelPipeline(settings: settings, makeEngine: { _ in Engine(configuration: engineConfiguration()) },
+                                         observer: workersObserver, alertSink: sink, detector: workersObserver.detector,
+                                         write: { collected.add($0, $1) })
+                p.start()
+                for (i, (t, wire, bytes)) in all.enumerated() {
+                    if i == at {
+                        p.replacePolicy(second)
+                        let deadline = Date().addingTimeInterval(10)
+                        while !p.policyApplied && Date() < deadline { usleep(200) }
+                        #expect(p.policyApplied)
+                    }
+                    bytes.withUnsafeBytes { p.packet($0, linkType: 1, time: t, wireLength: wire) }
+                }
+                p.finish()
+                let alerts = one.lines[.alert] ?? []
+                #expect(alerts.count > 10)
+                #expect(collected.lines.lines[.alert] ?? [] == alerts, "\(workers) workers, reload at packet \(at)")
+            }
+        }
+        }
+    }
 }

@@ -88,18 +88,18 @@ import Records
         func scenario(engineDecides: Bool) -> (String, DetectionCounters, unsent: Int) {
             var plant = Plant()
             var units = [QuietUnits](repeating: QuietUnits(), count: plant.flows.count)
-            var sentSecond = Int64.min, unsent = 0
+            var sent = SentSecond(), unsent = 0
             for step in 0..<6_000 {
                 let (o, i) = plant.operation(step)
                 let f = plant.flows[i]
                 if engineDecides {
                     var t = QuietTraits(o, flow: f)
                     let v = plant.d.quietVerdict(flowSlot: f.flowSlot, flowSerial: f.flowSerial, engineSerial: f.flowSerial)
-                    let quiet = o.time.seconds <= sentSecond && v.isFor(serial: f.flowSerial)
+                    let quiet = sent.covers(o.time) && v.isFor(serial: f.flowSerial)
                         && withUnsafePointer(to: t) { v.passes($0, units: units[i]) }
                     withUnsafePointer(to: &t) { units[i].note($0) }
                     if quiet { unsent += 1; continue }
-                    sentSecond = max(sentSecond, o.time.seconds)
+                    sent.sent(o.time)
                 }
                 plant.d.operation(o, flow: f, alerts: &plant.alerts)
             }
@@ -156,5 +156,85 @@ import Records
         #expect(path([900_000]) == [3, 1, 2])
         #expect(Aggregator.wholeSecond(-1) == -1_000_000 && Aggregator.wholeSecond(-1_000_000) == -1_000_000
                 && Aggregator.wholeSecond(1_999_999) == 1_000_000)
+    }
+
+    /// A packet time whose microseconds overflow `Int64` (a pcapng timestamp at or past 2^63 µs, which libpcap hands on
+    /// as seconds ≈ 9.22e12) counts for the engine's clock (`SentSecond`) as for the detector's (`Aggregator.nextSweep`,
+    /// in wrapped `totalMicroseconds`): the operations left unsent change no alert (counted in `PacketTime.seconds`, the
+    /// engine ran ahead of the detector, left unsent the operation that first reached a second, and a repeat after
+    /// time stepped back was folded into a window one engine had closed).
+    @Test func packetTimesWhoseMicrosecondsWrapKeepTheAlertsOfOneEngine() {
+        func scenario(engineDecides: Bool) -> String {
+            let d = Detector(policy: compiled(DetectorCacheTests.quietPolicy))
+            var alerts: [Alert] = []
+            var f = flow("10.10.20.7", "10.10.30.5", sport: 40_000, dport: 502)
+            f.flowSlot = 0; f.flowSerial = 1
+            let huge = PacketTime(seconds: 9_223_372_036_860, microseconds: 0)   // × 1,000,000 wraps
+            let t: Int64 = 1_000
+            d.flowStarted(f, frame: 1, time: huge, alerts: &alerts)
+            d.flowIdentified(f, appProtocol: .modbus, frame: 2, time: PacketTime(seconds: t - 100, microseconds: 0), alerts: &alerts)
+            var sent = SentSecond()   // both events went
+            sent.sent(huge); sent.sent(PacketTime(seconds: t - 100, microseconds: 0))
+            var units = QuietUnits()
+            let v = d.quietVerdict(flowSlot: 0, flowSerial: 1, engineSerial: 1)
+            #expect(v != .none)
+            var frame: UInt64 = 3
+            func send(_ access: AccessClass, fc: UInt16, _ time: PacketTime) {
+                var o = op(.modbus, access, fc: fc, "x", unit: 1, frame: frame)
+                o.time = time; frame += 1
+                if engineDecides {
+                    var traits = QuietTraits(o, flow: f)
+                    let quiet = sent.covers(o.time) && v.isFor(serial: 1) && withUnsafePointer(to: traits) { v.passes($0, units: units) }
+                    withUnsafePointer(to: &traits) { units.note($0) }
+                    if quiet { return }
+                    sent.sent(o.time)
+                }
+                d.operation(o, flow: f, alerts: &alerts)
+            }
+            send(.read, fc: 3, PacketTime(seconds: t - 99, microseconds: 0))
+            send(.diagnostic, fc: 8, PacketTime(seconds: t, microseconds: 0))       // notified: a window to t + 60
+            send(.diagnostic, fc: 8, PacketTime(seconds: t + 1, microseconds: 0))   // folded
+            for k in 2..<60 { send(.read, fc: 3, PacketTime(seconds: t + Int64(k), microseconds: 0)) }
+            send(.read, fc: 3, PacketTime(seconds: t + 60, microseconds: 500_000))       // first of second t + 60: closes it
+            send(.diagnostic, fc: 8, PacketTime(seconds: t + 59, microseconds: 900_000)) // time back: a new window
+            d.finish(alerts: &alerts)
+            return ecs(alerts)
+        }
+        let all = scenario(engineDecides: false)
+        #expect(all.split(separator: "\n").count == 3)
+        #expect(scenario(engineDecides: true) == all)
+    }
+
+    /// With a policy, a flow-cache reset (`maximumTrackedFlows` states not owned by engine flows) leaves the entries of
+    /// engine flows as they were: the verdict a worker holds stays the detector's, and both still decide alike.
+    /// (Fails if `allocateSlot` drops every state again.)
+    @Test func flowCacheResetKeepsEngineFlowsEntries() {
+        var config = DetectionConfig()
+        config.maximumTrackedFlows = 16
+        let d = Detector(policy: compiled(DetectorCacheTests.quietPolicy), config: config)
+        var alerts: [Alert] = []
+        var f = flow("10.10.20.7", "10.10.30.5", sport: 40_000, dport: 502)
+        f.flowSlot = 3; f.flowSerial = 7
+        d.flowStarted(f, frame: 1, time: t0, alerts: &alerts)
+        d.flowIdentified(f, appProtocol: .modbus, frame: 2, time: t0, alerts: &alerts)
+        var first = op(.modbus, .read, fc: 3, "read", unit: 1)
+        d.operation(first, flow: f, alerts: &alerts)   // the unit is now the flow's last
+        let v = d.quietVerdict(flowSlot: 3, flowSerial: 7, engineSerial: 7)
+        #expect(v != .none)
+        // Flows with no engine serial, enough to reset the cache several times.
+        for i in 0..<100 {
+            let other = flow("10.10.20.\(10 + i % 200)", "10.10.30.\(10 + i / 200)", sport: UInt16(41_000 + i), dport: 502)
+            d.flowStarted(other, frame: UInt64(10 + i), time: t0, alerts: &alerts)
+        }
+        #expect(d.counters.flowCacheResets > 0)
+        first.frame = 200
+        var units = QuietUnits()
+        var traits = QuietTraits(first, flow: f)
+        withUnsafePointer(to: &traits) { units.note($0) }
+        let read = op(.modbus, .read, fc: 3, "read", unit: 1, frame: 201)
+        let t = QuietTraits(read, flow: f)
+        #expect(d.quietVerdict(flowSlot: 3, flowSerial: 7, engineSerial: 7) == v)
+        #expect(d.passesQuietly(t))
+        #expect(withUnsafePointer(to: t) { v.passes($0, units: units) })
     }
 }
