@@ -962,7 +962,8 @@ final class DetectionStage: @unchecked Sendable {
         let n = workerViews.count
         let worker = Int(f.flowSlot) % n
         let v = d.quietVerdict(flowSlot: f.flowSlot, flowSerial: f.flowSerial, engineSerial: f.flowSerial / UInt64(n))
-        if v != .none { workerViews[worker]._withUnsafeGuaranteedRef { $0.recorder.verdicts.publish(v, slot: Int(f.flowSlot) / n) } }
+        // `.none` too: the slot's previous flow's verdict goes (its serial guards it anyway).
+        workerViews[worker]._withUnsafeGuaranteedRef { $0.recorder.verdicts.publish(v, slot: Int(f.flowSlot) / n) }
     }
 
     /// Logs an anomaly as one engine would: in packet order, at most `anomalyLimit` lines per (layer, kind).
