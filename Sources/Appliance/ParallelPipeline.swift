@@ -321,8 +321,8 @@ public final class ParallelPipeline: @unchecked Sendable {
     /// Hands a new policy to the detection thread, which swaps it in between two events.
     public func replacePolicy(_ policy: CompiledPolicy?) {
         // Every packet read so far goes to the workers now: the new policy applies once their events are merged.
-        if currentShare == nil { publishAll(through: key) }
         detection.request(policy, after: key)
+        if currentShare == nil { publishAll(through: key) }
     }
 
     /// Whether the last `replacePolicy` has been applied.
@@ -1220,9 +1220,12 @@ final class DetectionStage: @unchecked Sendable {
                     if bounds[v] < bestKey || (bounds[v] == bestKey && v < best) { allowed = false; break }
                 }
                 guard allowed else { break }
+                // A request may come while this step runs: seen here, after the heads were read (an event of a packet
+                // read after it was queued after it).
+                if reloadAfter == nil && policyRequested.load(ordering: .acquiring) { reloadAfter = pendingPolicy.withLock { $0.after } }
                 if let after = reloadAfter, bestKey > after {
                     applyPolicy()   // every event up to `after` is merged: the new policy from here on
-                    reloadAfter = nil
+                    reloadAfter = policyRequested.load(ordering: .acquiring) ? pendingPolicy.withLock { $0.after } : nil
                 }
                 progressed = true
                 // Every other worker's events have keys of at least its bound, so `best`'s events come first as
