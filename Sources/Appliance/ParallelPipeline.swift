@@ -321,8 +321,13 @@ public final class ParallelPipeline: @unchecked Sendable {
     /// Hands a new policy to the detection thread, which swaps it in between two events.
     public func replacePolicy(_ policy: CompiledPolicy?) {
         // Every packet read so far goes to the workers now: the new policy applies once their events are merged.
-        if currentShare == nil { publishAll(through: key) }
         detection.request(policy, after: key)
+        // A key no message has: a drained worker's bound (`mergeStep`) may then reach `after + 1` before the merge
+        // sees the request without a run of another worker passing a packet read after it.
+        if currentShare == nil {
+            key &+= 1
+            publishAll(through: key)
+        }
     }
 
     /// Whether the last `replacePolicy` has been applied.
@@ -897,7 +902,8 @@ final class DetectionStage: @unchecked Sendable {
     /// The policy a reload asked for, and the merge key of the last packet read before the request: the packets up
     /// to it keep the policy they were read under (the workers may have passed over some of their operations by its
     /// verdicts), the new one applies from the next on.
-    private let pendingPolicy = Mutex<(policy: CompiledPolicy?, after: UInt64)>((nil, 0))
+    /// (`generation` counts requests: a request made while an earlier one is being applied is not cleared by it.)
+    private let pendingPolicy = Mutex<(policy: CompiledPolicy?, after: UInt64, generation: UInt64)>((nil, 0, 0))
     /// Whether and how the workers leave operations unsent (`QuietDecisionMode`), by the detector's policy (the
     /// merge's copy; each worker reads its table's).
     @exclusivity(unchecked) private var quietMode = QuietDecisionMode.off
@@ -982,9 +988,11 @@ final class DetectionStage: @unchecked Sendable {
     /// A reload of `p`, to apply after the packet with merge key `after` (the reader's thread). From now on the
     /// workers send every operation (they would judge them by the old policy's verdicts) until it applies.
     func request(_ p: CompiledPolicy?, after: UInt64) {
-        pendingPolicy.withLock { $0 = (p, after) }
-        for w in workerViews { w._withUnsafeGuaranteedRef { $0.recorder.verdicts.setMode(QuietDecisionMode.off) } }
-        policyRequested.store(true, ordering: .releasing)
+        pendingPolicy.withLock {
+            $0 = (p, after, $0.generation &+ 1)
+            for w in workerViews { w._withUnsafeGuaranteedRef { $0.recorder.verdicts.setMode(QuietDecisionMode.off) } }
+            policyRequested.store(true, ordering: .releasing)
+        }
         waiter.wake()
     }
 
@@ -992,13 +1000,17 @@ final class DetectionStage: @unchecked Sendable {
     /// next event lies beyond them); the merge state's holder only.
     private func applyPolicy() {
         guard policyRequested.load(ordering: .acquiring) else { return }
-        let (p, after) = pendingPolicy.withLock { $0 }
+        let (p, after, generation) = pendingPolicy.withLock { $0 }
         for v in 0..<workerViews.count where bounds[v] != .max && bounds[v] <= after { return }
         detector?.replacePolicy(p)
         // The verdicts were the old policy's: the flows identified from now on get the new one's.
         for w in workerViews { w._withUnsafeGuaranteedRef { $0.recorder.verdicts.forgetVerdicts() } }
-        if quiet != nil, let d = detector { setQuietMode(QuietDecisionMode.following(d)) }
-        policyRequested.store(false, ordering: .releasing)
+        // Unless another request came meanwhile: it stays, and the workers keep sending every operation.
+        pendingPolicy.withLock {
+            guard $0.generation == generation else { return }
+            if quiet != nil, let d = detector { setQuietMode(QuietDecisionMode.following(d)) }
+            policyRequested.store(false, ordering: .releasing)
+        }
     }
 
     private func flushAlerts(_ pipeline: ParallelPipeline) {
@@ -1220,9 +1232,12 @@ final class DetectionStage: @unchecked Sendable {
                     if bounds[v] < bestKey || (bounds[v] == bestKey && v < best) { allowed = false; break }
                 }
                 guard allowed else { break }
+                // A request may come while this step runs: seen here, after the heads were read (an event of a packet
+                // read after it was queued after it).
+                if reloadAfter == nil && policyRequested.load(ordering: .acquiring) { reloadAfter = pendingPolicy.withLock { $0.after } }
                 if let after = reloadAfter, bestKey > after {
                     applyPolicy()   // every event up to `after` is merged: the new policy from here on
-                    reloadAfter = nil
+                    reloadAfter = policyRequested.load(ordering: .acquiring) ? pendingPolicy.withLock { $0.after } : nil
                 }
                 progressed = true
                 // Every other worker's events have keys of at least its bound, so `best`'s events come first as
@@ -1236,6 +1251,9 @@ final class DetectionStage: @unchecked Sendable {
                     let (ta, tb) = queues[0]._withUnsafeGuaranteedRef { a in
                         queues[1]._withUnsafeGuaranteedRef { b in
                             let (ra, ca) = a.headRecords(), (rb, cb) = b.headRecords()
+                            // The records may hold events of packets read after a request made since the test
+                            // above: then not here (the next pass sets `reloadAfter`).
+                            if policyRequested.load(ordering: .acquiring) { return (-1, 0) }
                             let taken = quiet.unsafelyUnwrapped.takeQuietly(merging: ra, count: ca, with: rb, count: cb,
                                                                             stride: MemoryLayout<EventHeader>.stride)
                             if taken.0 > 0 { a.skip(taken.0) }
@@ -1243,6 +1261,7 @@ final class DetectionStage: @unchecked Sendable {
                             return taken
                         }
                     }
+                    if ta < 0 { continue }
                     if ta > 0 || tb > 0 {
                         progressed = true
                         // A queue emptied: its bound must be re-read (before the queue) on the next pass.

@@ -8,6 +8,7 @@ import Decode
 import Flows
 import Engine
 import Capture
+import Detection
 @testable import Appliance
 
 /// The multi-worker pipeline: rings, dispatch, event merge, and the same records and alerts as one engine.
@@ -493,5 +494,72 @@ import Capture
             }
         }
         }
+    }
+
+    /// A reload requested while the merge is inside a step (here: held in the detector's first `flowStarted`) and no
+    /// wait for it: the packets read after the request must still get the new policy, as with one engine whose
+    /// policy is swapped between the same two packets. (Review: `mergeStep` reads `reloadAfter` once, at its start.)
+    /// (One worker is not covered: `--workers 1` makes no pipeline, and a lone worker's run has no bound but its queue.)
+    @Test(arguments: [2, 3])
+    func reloadRequestedDuringAMergeStepStillSplitsAtTheRequest(workers: Int) throws {
+        let file = try modbusPlantCapture()
+        let source = try PacketSource.openFile(file)
+        var all: [(PacketTime, Int, [UInt8])] = []
+        while case .packet(let h, let b)? = try? source.next() { all.append((h.time, h.wireLength, Array(b.raw))) }
+        let (first, second, at) = (Self.plantPolicy, demoPolicy, 400)
+        let engine = Engine(configuration: engineConfiguration())
+        let observer = TestAlertObserver(policy: first, sink: engine.sink)
+        engine.observer = observer
+        var one = RecordLines()
+        for (i, (t, wire, bytes)) in all.enumerated() {
+            if i == at { observer.detector.replacePolicy(second) }
+            bytes.withUnsafeBytes { engine.process(ByteView($0), linkType: 1, time: t, wireLength: wire) }
+        }
+        engine.finish()
+        engine.drainRecords { one.add($0, $1) }
+
+        let sink = EventSink()
+        let gated = GatedObserver(TestAlertObserver(policy: first, sink: sink))
+        let collected = Collector()
+        let p = ParallelPipeline(settings: .init(workers: workers), makeEngine: { _ in Engine(configuration: engineConfiguration()) },
+                                 observer: gated, alertSink: sink, detector: gated.inner.detector, write: { collected.add($0, $1) })
+        p.start()
+        for (t, wire, bytes) in all[..<at] { bytes.withUnsafeBytes { p.packet($0, linkType: 1, time: t, wireLength: wire) } }
+        p.flush()
+        gated.entered.wait()                 // the merge is inside a step, at the first flow's start
+        p.replacePolicy(second)              // no wait for it (as LiveCommand after its 2 s)
+        for (t, wire, bytes) in all[at...] { bytes.withUnsafeBytes { p.packet($0, linkType: 1, time: t, wireLength: wire) } }
+        p.flush()
+        usleep(300_000)                      // the workers queue the later packets' events
+        gated.release.signal()
+        p.finish()
+        let alerts = one.lines[.alert] ?? []
+        #expect(alerts.count > 10)
+        #expect(collected.lines.lines[.alert] ?? [] == alerts, "\(workers) workers")
+    }
+}
+
+/// Forwards to `inner`, holding the merge in the first `flowStarted` until `release` is signalled.
+final class GatedObserver: EngineObserver, QuietOperationObserver, @unchecked Sendable {
+    let inner: TestAlertObserver
+    let entered = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0)
+    var held = false
+    init(_ inner: TestAlertObserver) { self.inner = inner }
+    func flowStarted(_ flow: FlowContext, frame: UInt64, time: PacketTime) {
+        if !held { held = true; entered.signal(); release.wait() }
+        inner.flowStarted(flow, frame: frame, time: time)
+    }
+    func flowIdentified(_ flow: FlowContext, appProtocol: AppProtocol?, frame: UInt64, time: PacketTime) {
+        inner.flowIdentified(flow, appProtocol: appProtocol, frame: frame, time: time)
+    }
+    func operation(_ op: Records.Operation, flow: FlowContext) { inner.operation(op, flow: flow) }
+    func anomaly(_ a: Anomaly, flow: FlowContext?) { inner.anomaly(a, flow: flow) }
+    func flowEnded(_ flow: FlowContext, reason: FlowEndReason) { inner.flowEnded(flow, reason: reason) }
+    func tick(time: PacketTime) { inner.tick(time: time) }
+    func finish() { inner.finish() }
+    func takeQuietly(_ traits: QuietTraits) -> Bool { inner.takeQuietly(traits) }
+    func takeQuietly(run first: UnsafeRawPointer, stride: Int, count: Int) -> Int { inner.takeQuietly(run: first, stride: stride, count: count) }
+    func takeQuietly(merging a: UnsafeRawPointer, count aCount: Int, with b: UnsafeRawPointer, count bCount: Int, stride: Int) -> (Int, Int) {
+        inner.takeQuietly(merging: a, count: aCount, with: b, count: bCount, stride: stride)
     }
 }
