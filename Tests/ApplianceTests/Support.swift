@@ -201,7 +201,9 @@ func pcapFile(_ packets: [[UInt8]], start: UInt32 = 1_700_000_000, stepMicroseco
 
 func temporaryFile(_ bytes: [UInt8], _ name: String) throws -> String {
     let path = NSTemporaryDirectory() + "zw-appl-\(ProcessInfo.processInfo.processIdentifier)-\(name)"
-    try Data(bytes).write(to: URL(fileURLWithPath: path))
+    // Atomically (a new file renamed into place): tests running at once write the same capture under one name, and
+    // one read a file another was still writing.
+    try Data(bytes).write(to: URL(fileURLWithPath: path), options: .atomic)
     return path
 }
 
