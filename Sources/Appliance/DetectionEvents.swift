@@ -482,7 +482,7 @@ public final class EventRecorder: EngineObserver, @unchecked Sendable {
     private let verdictSlots: Int
     private let verdictMode: UnsafeMutablePointer<UInt64>
     /// The rule the detection stage has set (`QuietDecisionMode`).
-    @inline(__always) var quietMode: UInt8 { UInt8(truncatingIfNeeded: zw_load_relaxed_u64(verdictMode)) }
+    @inline(__always) var quietMode: UInt8 { UInt8(truncatingIfNeeded: zw_load_acquire_u64(verdictMode)) }
     /// The latest whole second of packet time an event sent reached that sweeps the detector's aggregation windows
     /// (a flow started or identified, a tick, an operation): an operation of no later second may stay unsent.
     @exclusivity(unchecked) var sent = SentSecond()

@@ -318,7 +318,8 @@ public final class ParallelPipeline: @unchecked Sendable {
 
     // MARK: - Control and counters (any thread)
 
-    /// Hands a new policy to the detection thread, which swaps it in between two events.
+    /// Hands a new policy to the detection thread, which swaps it in after the last packet read so far (the packets
+    /// keep the policy they were read under). The reader's thread only (it reads and moves the merge key).
     public func replacePolicy(_ policy: CompiledPolicy?) {
         // Every packet read so far goes to the workers now: the new policy applies once their events are merged.
         detection.request(policy, after: key)

@@ -36,7 +36,7 @@ final class QuietVerdictTable: @unchecked Sendable {
     }
 
     /// The detection stage: the rule from now on.
-    func setMode(_ mode: UInt8) { zw_store_relaxed_u64(modeWord, UInt64(mode)) }
+    func setMode(_ mode: UInt8) { zw_store_release_u64(modeWord, UInt64(mode)) }
 
     /// The merge: the verdict on the flow in `slot` (ignored beyond the table).
     func publish(_ v: QuietVerdict, slot: Int) {

@@ -52,6 +52,15 @@ static inline __attribute__((always_inline)) void zw_store_relaxed_u64(unsigned 
     __atomic_store_n(p, v, __ATOMIC_RELAXED);
 }
 
+/// The same with ordering: the rule word of `QuietVerdictTable`, whose change must not be seen before the verdicts
+/// forgotten ahead of it.
+static inline __attribute__((always_inline)) unsigned long long zw_load_acquire_u64(const unsigned long long *p) {
+    return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+static inline __attribute__((always_inline)) void zw_store_release_u64(unsigned long long *p, unsigned long long v) {
+    __atomic_store_n(p, v, __ATOMIC_RELEASE);
+}
+
 /// A read prefetch hint (a compiler builtin): a memory-mapped capture file is read ahead of the records in hand.
 static inline __attribute__((always_inline)) void zw_prefetch_read(const void *address) {
     __builtin_prefetch(address, 0, 3);
