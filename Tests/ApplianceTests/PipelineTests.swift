@@ -447,28 +447,11 @@ import Detection
     /// the new verdicts come). From a policy that passes the plant's reads quietly to the demo policy, and back.
     @Test func reloadBetweenTwoPacketsGivesOneEnginesAlerts() throws {
         // (One test, not one per worker count: each would write the same temporary capture at once.)
-        let file = try modbusPlantCapture()
-        func packets() throws -> [(PacketTime, Int, [UInt8])] {
-            let source = try PacketSource.openFile(file)
-            var out: [(PacketTime, Int, [UInt8])] = []
-            while case .packet(let h, let b)? = try? source.next() { out.append((h.time, h.wireLength, Array(b.raw))) }
-            return out
-        }
-        let all = try packets()
+        let all = try capturedPackets(modbusPlantCapture())
         for workers in [2, 3] {
         for (first, second) in [(Self.plantPolicy, demoPolicy), (demoPolicy, Self.plantPolicy)] {
             for at in [400, 801] {
-                let engine = Engine(configuration: engineConfiguration())
-                let observer = TestAlertObserver(policy: first, sink: engine.sink)
-                engine.observer = observer
-                var one = RecordLines()
-                for (i, (t, wire, bytes)) in all.enumerated() {
-                    if i == at { observer.detector.replacePolicy(second) }
-                    bytes.withUnsafeBytes { engine.process(ByteView($0), linkType: 1, time: t, wireLength: wire) }
-                }
-                engine.finish()
-                engine.drainRecords { one.add($0, $1) }
-
+                let one = oneEngine(all, policy: first, swappedFor: second, at: at)
                 let sink = EventSink()
                 let workersObserver = TestAlertObserver(policy: first, sink: sink)
                 let collected = Collector()
@@ -498,25 +481,13 @@ import Detection
 
     /// A reload requested while the merge is inside a step (here: held in the detector's first `flowStarted`) and no
     /// wait for it: the packets read after the request must still get the new policy, as with one engine whose
-    /// policy is swapped between the same two packets. (Review: `mergeStep` reads `reloadAfter` once, at its start.)
+    /// policy is swapped between the same two packets (the step must see the request at its next pop).
     /// (One worker is not covered: `--workers 1` makes no pipeline, and a lone worker's run has no bound but its queue.)
     @Test(arguments: [2, 3])
     func reloadRequestedDuringAMergeStepStillSplitsAtTheRequest(workers: Int) throws {
-        let file = try modbusPlantCapture()
-        let source = try PacketSource.openFile(file)
-        var all: [(PacketTime, Int, [UInt8])] = []
-        while case .packet(let h, let b)? = try? source.next() { all.append((h.time, h.wireLength, Array(b.raw))) }
+        let all = try capturedPackets(modbusPlantCapture())
         let (first, second, at) = (Self.plantPolicy, demoPolicy, 400)
-        let engine = Engine(configuration: engineConfiguration())
-        let observer = TestAlertObserver(policy: first, sink: engine.sink)
-        engine.observer = observer
-        var one = RecordLines()
-        for (i, (t, wire, bytes)) in all.enumerated() {
-            if i == at { observer.detector.replacePolicy(second) }
-            bytes.withUnsafeBytes { engine.process(ByteView($0), linkType: 1, time: t, wireLength: wire) }
-        }
-        engine.finish()
-        engine.drainRecords { one.add($0, $1) }
+        let one = oneEngine(all, policy: first, swappedFor: second, at: at)
 
         let sink = EventSink()
         let gated = GatedObserver(TestAlertObserver(policy: first, sink: sink))
@@ -536,6 +507,31 @@ import Detection
         let alerts = one.lines[.alert] ?? []
         #expect(alerts.count > 10)
         #expect(collected.lines.lines[.alert] ?? [] == alerts, "\(workers) workers")
+    }
+}
+
+extension PipelineTests {
+    /// The packets of `file`: time, wire length, bytes.
+    func capturedPackets(_ file: String) throws -> [(PacketTime, Int, [UInt8])] {
+        let source = try PacketSource.openFile(file)
+        var all: [(PacketTime, Int, [UInt8])] = []
+        while case .packet(let h, let b)? = try? source.next() { all.append((h.time, h.wireLength, Array(b.raw))) }
+        return all
+    }
+
+    /// The records of one engine over `packets` under `policy`, swapped for `second` before packet `at`.
+    func oneEngine(_ packets: [(PacketTime, Int, [UInt8])], policy: CompiledPolicy, swappedFor second: CompiledPolicy, at: Int) -> RecordLines {
+        let engine = Engine(configuration: engineConfiguration())
+        let observer = TestAlertObserver(policy: policy, sink: engine.sink)
+        engine.observer = observer
+        var one = RecordLines()
+        for (i, (t, wire, bytes)) in packets.enumerated() {
+            if i == at { observer.detector.replacePolicy(second) }
+            bytes.withUnsafeBytes { engine.process(ByteView($0), linkType: 1, time: t, wireLength: wire) }
+        }
+        engine.finish()
+        engine.drainRecords { one.add($0, $1) }
+        return one
     }
 }
 
