@@ -757,7 +757,8 @@ public final class Detector {
             engineSlots[o].serial = 0; engineSlots[o].ownsSlot = false
             ownedStates &-= 1
         }
-        if e >= 0, e < engineSlots.count { engineSlots[e].serial = 0 }
+        // Only this flow's entry: a stale end must not forget the flow now in the slot.
+        if e >= 0, e < engineSlots.count, engineSlots[e].serial == flow.flowSerial { engineSlots[e].serial = 0 }
         // Engine flows whose state was dropped by a cache reset have nothing to remove.
         if flows.isEmpty { return }
         let key = FlowKey(flow)
@@ -850,7 +851,7 @@ public final class Detector {
         else if let i = flows[key] { lastKey = key; lastSlot = Int(i); slot = lastSlot }
         else { slot = store(key, makeState(flow)) }
         if flow.flowSerial != 0, e >= 0 {
-            if e >= engineSlots.count { growEngineSlots(to: e) }
+            if e >= engineSlots.count { growEngineSlots(to: e) } else { releaseOwnedState(at: e) }
             engineSlots[e] = EngineSlot(serial: flow.flowSerial, slot: Int32(slot), state: slots[slot])
         }
         return slot
@@ -874,20 +875,22 @@ public final class Detector {
     func storeForEngine(_ flow: FlowContext, _ s: FlowState) -> Bool {
         let e = Int(flow.flowSlot)
         guard flow.flowSerial != 0, e >= 0 else { return false }
-        if e >= engineSlots.count {
-            growEngineSlots(to: e)
-        } else if engineSlots[e].ownsSlot {
-            // The slot's previous flow never ended here: its state is unreachable from now on.
-            freeSlots.append(engineSlots[e].slot)
-            engineSlots[e].ownsSlot = false
-            ownedStates &-= 1
-        }
+        if e >= engineSlots.count { growEngineSlots(to: e) } else { releaseOwnedState(at: e) }
         let i = allocateSlot(s)
         var entry = EngineSlot(serial: flow.flowSerial, slot: Int32(i), state: s)
         entry.ownsSlot = true
         ownedStates &+= 1
         engineSlots[e] = entry
         return true
+    }
+
+    /// Frees the state entry `e`'s flow owns before another flow takes the entry: that flow never ended here, and its
+    /// state is unreachable from now on.
+    func releaseOwnedState(at e: Int) {
+        guard engineSlots[e].ownsSlot else { return }
+        freeSlots.append(engineSlots[e].slot)
+        engineSlots[e].ownsSlot = false
+        ownedStates &-= 1
     }
 
     /// Makes `engineSlots[e]` exist, growing by 4,096 entries at least (an engine hands out slots one after another,
