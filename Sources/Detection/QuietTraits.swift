@@ -117,15 +117,9 @@ extension Detector {
         guard UInt(bitPattern: e) < UInt(bitPattern: entries) else { return false }
         let h = slots + e
         guard t.pointee.flowSerial != 0, h.pointee.serial == t.pointee.flowSerial else { return false }
-        return passesQuietly(at: t, entry: h)
-    }
-
-    /// `passesQuietly` on the flow's entry `h` (found: the serials match).
-    @inline(__always)
-    static func passesQuietly(at t: UnsafePointer<QuietTraits>, entry h: UnsafePointer<EngineSlot>) -> Bool {
-        t.pointee.passQuietly(conduitAllows: h.pointee.flags & (EngineSlot.conduitMasksFlag | EngineSlot.protocolDeniedFlag) == EngineSlot.conduitMasksFlag,
-                              reversed: h.pointee.reversed, lastUnit: h.pointee.lastUnit, quietProtocol: h.pointee.quietProtocol,
-                              quietAccess: h.pointee.quietAccess)
+        return t.pointee.passQuietly(conduitAllows: h.pointee.flags & (EngineSlot.conduitMasksFlag | EngineSlot.protocolDeniedFlag) == EngineSlot.conduitMasksFlag,
+                                     reversed: h.pointee.reversed, lastUnit: h.pointee.lastUnit, quietProtocol: h.pointee.quietProtocol,
+                                     quietAccess: h.pointee.quietAccess)
     }
 
     /// Starts loading the engine-slot entry the traits at `t` will read (with many flows each is otherwise a miss).
