@@ -330,11 +330,11 @@ final class LiveLoop {
             return
         }
         if let p = pipeline {
-            // The detection thread swaps it in between two events; wait (bounded) so that the log line below is
-            // true for every packet read after it.
+            // The detection thread swaps it in once it has merged every packet read before this request, and every
+            // packet read after it is judged by it (`ParallelPipeline.replacePolicy`): the log line below is true
+            // without waiting for the swap. (A wait here held the capture thread back while the kernel's buffer
+            // filled: up to 2 s of a busy link.)
             p.replacePolicy(policy)
-            let deadline = monotonicSeconds() + 2
-            while !p.policyApplied && monotonicSeconds() < deadline { usleep(200) }
         } else {
             session.alerts?.detector.replacePolicy(policy)
         }
