@@ -65,7 +65,7 @@ struct Aggregator {
 
     let window: Int64
     let capacity: Int
-    var entries: [AggregationKey: Entry] = [:]
+    var entries: WindowTable
     /// The alerts that opened the windows, by `Entry.template`: kept out of the table so that inserting a window
     /// moves a few words instead of a whole alert (about 900 instructions per insert in an alert storm).
     var templates: [Alert] = []
@@ -94,25 +94,26 @@ struct Aggregator {
         // Room for a few thousand open windows up front (address space; pages are touched as windows open): grown
         // by doubling, the tables reallocated as an alert storm's windows piled up, until the first ones closed.
         let initial = min(self.capacity, 4096)
-        entries.reserveCapacity(initial); templates.reserveCapacity(initial); freeTemplates.reserveCapacity(initial)
+        entries = WindowTable(initial: initial)
+        templates.reserveCapacity(initial); freeTemplates.reserveCapacity(initial)
         queue.reserveCapacity(initial)
     }
 
     /// Counts a repeat of `key` at `time` and returns true; returns false when `key` has no open window
     /// (the caller then builds the alert and calls `open`).
     mutating func fold(_ key: AggregationKey, time: PacketTime, frame: UInt64, alerts: inout [Alert]) -> Bool {
-        guard let index = entries.index(forKey: key) else { return false }
+        guard let index = entries.find(key) else { return false }
         let t = time.totalMicroseconds
-        if t >= entries.values[index].windowEnd {
-            let e = entries.remove(at: index).value
+        if t >= entries[index].windowEnd {
+            let e = entries.remove(at: index)
             if e.repeats > 0 { emitSummary(e, into: &alerts) }
             freeTemplates.append(e.template)
             return false
         }
-        entries.values[index].repeats += 1
-        if entries.values[index].repeats == 1 { entries.values[index].firstRepeat = time }
-        entries.values[index].lastRepeat = time
-        entries.values[index].lastFrame = frame
+        entries[index].repeats += 1
+        if entries[index].repeats == 1 { entries[index].firstRepeat = time }
+        entries[index].lastRepeat = time
+        entries[index].lastFrame = frame
         folded &+= 1
         return true
     }
@@ -131,7 +132,7 @@ struct Aggregator {
         sequence &+= 1
         let t: Int32
         if let f = freeTemplates.popLast() { t = f; templates[Int(f)] = alert } else { t = Int32(templates.count); templates.append(alert) }
-        entries[key] = Entry(windowEnd: end, order: sequence, template: t)
+        entries.insert(key, Entry(windowEnd: end, order: sequence, template: t))
         queue.append((end, sequence, key))
     }
 
@@ -152,8 +153,8 @@ struct Aggregator {
             let item = queue[head]
             head += 1
             // The key may have been closed already (by `fold`) and reopened: only its current window counts.
-            if let i = entries.index(forKey: item.key), entries.values[i].order == item.order {
-                let e = entries.remove(at: i).value
+            if let i = entries.find(item.key), entries[i].order == item.order {
+                let e = entries.remove(at: i)
                 if e.repeats > 0 { emitSummary(e, into: &alerts) }
                 freeTemplates.append(e.template)
             }
@@ -167,16 +168,12 @@ struct Aggregator {
     mutating func flushAll(into alerts: inout [Alert]) {
         // Sort (order, position) pairs, not the entries: an entry carries a whole alert, and moving thousands of
         // them through a merge sort was most of an alert storm's end-of-input cost.
-        var pending: [(order: UInt64, index: Dictionary<AggregationKey, Entry>.Index)] = []
+        var pending: [(order: UInt64, index: Int)] = []
         pending.reserveCapacity(entries.count)
-        var i = entries.startIndex
-        while i != entries.endIndex {
-            if entries.values[i].repeats > 0 { pending.append((entries.values[i].order, i)) }
-            entries.formIndex(after: &i)
-        }
+        for i in entries.occupied where entries[i].repeats > 0 { pending.append((entries[i].order, i)) }
         pending.sort { $0.order < $1.order }
-        for p in pending { emitSummary(entries.values[p.index], into: &alerts) }
-        entries.removeAll(keepingCapacity: true)
+        for p in pending { emitSummary(entries[p.index], into: &alerts) }
+        entries.removeAll()
         templates.removeAll(keepingCapacity: true); freeTemplates.removeAll(keepingCapacity: true)
         queue.removeAll(keepingCapacity: true); head = 0
     }
