@@ -93,8 +93,9 @@ struct Aggregator {
         window = max(1, windowMicroseconds); self.capacity = max(16, capacity)
         // Room for a few thousand open windows up front (address space; pages are touched as windows open): grown
         // by doubling, the tables reallocated as an alert storm's windows piled up, until the first ones closed.
+        // The window table itself starts small (its slots are written when it is made) and doubles as windows open.
         let initial = min(self.capacity, 4096)
-        entries = WindowTable(initial: initial)
+        entries = WindowTable()
         templates.reserveCapacity(initial); freeTemplates.reserveCapacity(initial)
         queue.reserveCapacity(initial)
     }

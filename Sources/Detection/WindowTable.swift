@@ -1,3 +1,5 @@
+import Wire
+
 /// The aggregator's open windows by key (`Aggregator`): open addressing with linear probing over
 /// `AggregationKey.mixed`, removal by backward shift (no tombstones: in an alert storm windows open and close all the
 /// time). A `Dictionary` seeded a `Hasher` and ran SipHash for every lookup, insert and removal: ~6 % of the hostile
@@ -7,6 +9,9 @@ struct WindowTable {
     struct Slot {
         var key: AggregationKey
         var entry: Aggregator.Entry
+        /// What a free slot holds.
+        static let free = Slot(key: AggregationKey(rule: 0, source: IPAddress(v4: 0), destination: IPAddress(v4: 0)),
+                               entry: Aggregator.Entry(windowEnd: 0, order: 0, template: 0))
     }
     /// Slots, a power of two; at most half of them used.
     private(set) var slots: [Slot]
@@ -15,17 +20,13 @@ struct WindowTable {
     /// Windows held.
     private(set) var count = 0
 
-    /// A table for `initial` windows before its first growth.
-    init(initial: Int) {
+    /// A table for `initial` windows before its first growth. Small by default: every slot is written when the table
+    /// is made (an alert storm's table doubles a few times, each growth filing its windows again).
+    init(initial: Int = 64) {
         let n = max(16, (2 * initial).nextPowerOfTwo)
-        slots = WindowTable.uninitialisedSlots(n)
+        slots = Array(repeating: Slot.free, count: n)
         used = Array(repeating: false, count: n)
         mask = n - 1
-    }
-
-    /// Room for `n` slots, not written: a slot is read only where `used` says it was written (`Slot` is plain data).
-    private static func uninitialisedSlots(_ n: Int) -> [Slot] {
-        [Slot](unsafeUninitializedCapacity: n) { _, count in count = n }
     }
 
     @inline(__always) private func home(_ key: AggregationKey) -> Int { Int(truncatingIfNeeded: key.mixed >> 17) & mask }
@@ -89,7 +90,7 @@ struct WindowTable {
     private mutating func grow() {
         let oldSlots = slots, oldUsed = used
         let n = slots.count * 2
-        slots = WindowTable.uninitialisedSlots(n)
+        slots = Array(repeating: Slot.free, count: n)
         used = Array(repeating: false, count: n)
         mask = n - 1
         count = 0
