@@ -26,7 +26,10 @@ struct AggregationKey: Hashable {
         x ^= UInt64(rule) << 56 | UInt64(protocolCode) << 48 | UInt64(function) << 32 | UInt64(UInt32(bitPattern: subfunction))
         x = (x ^ (x >> 31)) &* 0x9E37_79B9_7F4A_7C15
         x ^= UInt64(UInt32(bitPattern: unit)) << 32 ^ UInt64(bitPattern: extra)
-        return x
+        // A last round over the unit and `extra` (a port, a hash): the tables take their slots from the high bits, and
+        // keys that differ only there (a conduit-protocol alert per destination port of a scan) shared one slot.
+        x = (x ^ (x >> 33)) &* 0xFF51_AFD7_ED55_8CCD
+        return x ^ (x >> 33)
     }
 }
 

@@ -16,7 +16,7 @@ struct WindowTable {
     /// Slots, a power of two; at most half of them used.
     private(set) var slots: [Slot]
     private(set) var used: [Bool]
-    private var mask: Int
+    private(set) var mask: Int
     /// Windows held.
     private(set) var count = 0
 
@@ -29,7 +29,8 @@ struct WindowTable {
         mask = n - 1
     }
 
-    @inline(__always) private func home(_ key: AggregationKey) -> Int { Int(truncatingIfNeeded: key.mixed >> 17) & mask }
+    /// Where `key`'s probe starts.
+    @inline(__always) func home(_ key: AggregationKey) -> Int { Int(truncatingIfNeeded: key.mixed >> 17) & mask }
 
     /// The slot holding `key`'s window, or nil.
     @inline(__always) func find(_ key: AggregationKey) -> Int? {

@@ -3,8 +3,26 @@ import Wire
 @testable import Detection
 
 /// The aggregator's window table against a `Dictionary` (what it replaced), under random inserts, updates and
-/// removals: the removals' backward shifts must leave every key where a probe finds it.
+/// removals: the removals' backward shifts must leave every key where a probe finds it, across the table's end too,
+/// and keys that differ in one field only must not pile up in one run.
 @Suite struct WindowTableTests {
+    /// Linear probing's invariant: every slot from a held key's home up to its slot is used (a probe for it never
+    /// meets a free slot first).
+    static func holdsInvariant(_ t: WindowTable) -> Bool {
+        for i in t.used.indices where t.used[i] {
+            var j = t.home(t.slots[i].key)
+            while j != i { if !t.used[j] { return false }; j = (j + 1) & t.mask }
+        }
+        return t.slots.count >= 2 * t.count
+    }
+
+    /// The longest run of used slots (cyclically).
+    static func longestRun(_ t: WindowTable) -> Int {
+        var longest = 0, run = 0
+        for i in 0..<(2 * t.used.count) { run = t.used[i % t.used.count] ? run + 1 : 0; longest = max(longest, run) }
+        return min(longest, t.used.count)
+    }
+
     @Test(arguments: [2, 40, 3_000])
     func holdsWhatADictionaryHolds(keys: Int) {
         var table = WindowTable(initial: 8)
@@ -37,6 +55,7 @@ import Wire
                 }
             }
             #expect(table.count == model.count)
+            if step % 97 == 0 { #expect(Self.holdsInvariant(table), "step \(step)") }
         }
         for (k, e) in model {
             let i = table.find(k)
@@ -45,5 +64,49 @@ import Wire
         #expect(table.occupied.count == model.count)
         table.removeAll()
         #expect(table.count == 0 && model.keys.allSatisfy { table.find($0) == nil })
+    }
+
+    /// Runs that cross the table's end: keys whose probes start in its last two slots, removed in every order of five.
+    @Test func runsAcrossTheEndStayFindable() {
+        let probe = WindowTable(initial: 8)   // 16 slots; held below half
+        var atEnd: [AggregationKey] = []
+        var n: UInt32 = 0
+        while atEnd.count < 5 {
+            let k = AggregationKey(rule: 1, source: IPAddress(v4: n), destination: IPAddress(v4: 7))
+            if probe.home(k) >= probe.mask - 1 { atEnd.append(k) }
+            n += 1
+        }
+        func orders(_ a: [Int]) -> [[Int]] {
+            a.count <= 1 ? [a] : a.indices.flatMap { i in orders(Array(a[..<i] + a[(i + 1)...])).map { [a[i]] + $0 } }
+        }
+        for order in orders(Array(0..<5)) {
+            var t = WindowTable(initial: 8)
+            for (i, k) in atEnd.enumerated() { t.insert(k, Aggregator.Entry(windowEnd: 0, order: UInt64(i), template: 0)) }
+            #expect(t.mask == probe.mask && t.used[0], "the run wraps round")
+            var left = Set(0..<5)
+            for r in order {
+                guard let i = t.find(atEnd[r]) else { Issue.record("key \(r) lost"); break }
+                #expect(t.remove(at: i).order == UInt64(r))
+                left.remove(r)
+                #expect(Self.holdsInvariant(t), "order \(order)")
+                for l in left { #expect(t.find(atEnd[l]).map { t[$0].order } == UInt64(l), "order \(order)") }
+            }
+        }
+    }
+
+    /// Keys that differ only in `extra` (a conduit-protocol alert per destination port of a scan) or only in the unit
+    /// spread over the table: with their slot taken from bits those fields did not reach, all shared one run, and
+    /// every lookup walked it.
+    @Test(arguments: [(true, 4_096), (false, 256)])
+    func keysDifferingInOneFieldSpread(byExtra: Bool, count: Int) {
+        var t = WindowTable()
+        let base = AggregationKey(rule: 9, source: IPAddress(v4: 0x0A00_0001), destination: IPAddress(v4: 0x0A00_0002), protocolCode: 0x86)
+        for v in 0..<count {
+            var k = base
+            if byExtra { k.extra = Int64(v) } else { k.unit = Int32(v) }
+            t.insert(k, Aggregator.Entry(windowEnd: 0, order: UInt64(v), template: 0))
+        }
+        #expect(t.count == count && Self.holdsInvariant(t))
+        #expect(Self.longestRun(t) <= 64, "longest run \(Self.longestRun(t)) of \(t.slots.count) slots")
     }
 }
