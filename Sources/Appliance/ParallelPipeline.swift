@@ -900,11 +900,11 @@ final class DetectionStage: @unchecked Sendable {
     let alertCount = Atomic<UInt64>(0)
     let anomaliesNotLogged = Atomic<UInt64>(0)
     let policyRequested = Atomic<Bool>(false)
-    /// The policy a reload asked for, and the merge key of the last packet read before the request: the packets up
-    /// to it keep the policy they were read under (the workers may have passed over some of their operations by its
-    /// verdicts), the new one applies from the next on.
-    /// (`generation` counts requests: a request made while an earlier one is being applied is not cleared by it.)
-    private let pendingPolicy = Mutex<(policy: CompiledPolicy?, after: UInt64, generation: UInt64)>((nil, 0, 0))
+    /// The reloads asked for and not applied yet, oldest first: each policy, and the merge key of the last packet read
+    /// before its request. The packets up to that key keep the policy they were read under (the workers may have
+    /// passed over some of their operations by its verdicts), the new one applies from the next on, up to the next
+    /// request's key: two reloads before the first applies are applied in turn (LiveCommand does not wait for one).
+    private let pendingPolicies = Mutex<[(policy: CompiledPolicy?, after: UInt64)]>([])
     /// Whether and how the workers leave operations unsent (`QuietDecisionMode`), by the detector's policy (the
     /// merge's copy; each worker reads its table's).
     @exclusivity(unchecked) private var quietMode = QuietDecisionMode.off
@@ -989,28 +989,35 @@ final class DetectionStage: @unchecked Sendable {
     /// A reload of `p`, to apply after the packet with merge key `after` (the reader's thread). From now on the
     /// workers send every operation (they would judge them by the old policy's verdicts) until it applies.
     func request(_ p: CompiledPolicy?, after: UInt64) {
-        pendingPolicy.withLock {
-            $0 = (p, after, $0.generation &+ 1)
+        pendingPolicies.withLock {
+            $0.append((p, after))
             for w in workerViews { w._withUnsafeGuaranteedRef { $0.recorder.verdicts.setMode(QuietDecisionMode.off) } }
             policyRequested.store(true, ordering: .releasing)
         }
         waiter.wake()
     }
 
-    /// Swaps in a requested policy once every event of the packets read before the request is merged (each worker's
-    /// next event lies beyond them); the merge state's holder only.
+    /// The merge key after which the oldest pending reload applies; nil when none is pending.
+    private var nextReloadAfter: UInt64? {
+        policyRequested.load(ordering: .acquiring) ? pendingPolicies.withLock { $0.first?.after } : nil
+    }
+
+    /// Swaps in the requested policies, oldest first, each once every event of the packets read before its request is
+    /// merged (each worker's next event lies beyond them); the merge state's holder only.
     private func applyPolicy() {
-        guard policyRequested.load(ordering: .acquiring) else { return }
-        let (p, after, generation) = pendingPolicy.withLock { $0 }
-        for v in 0..<workerViews.count where bounds[v] != .max && bounds[v] <= after { return }
-        detector?.replacePolicy(p)
-        // The verdicts were the old policy's: the flows identified from now on get the new one's.
-        for w in workerViews { w._withUnsafeGuaranteedRef { $0.recorder.verdicts.forgetVerdicts() } }
-        // Unless another request came meanwhile: it stays, and the workers keep sending every operation.
-        pendingPolicy.withLock {
-            guard $0.generation == generation else { return }
-            if quiet != nil, let d = detector { setQuietMode(QuietDecisionMode.following(d)) }
-            policyRequested.store(false, ordering: .releasing)
+        while policyRequested.load(ordering: .acquiring) {
+            guard let (p, after) = pendingPolicies.withLock({ $0.first }) else { return }
+            for v in 0..<workerViews.count where bounds[v] != .max && bounds[v] <= after { return }
+            detector?.replacePolicy(p)
+            // The verdicts were the old policy's: the flows identified from now on get the new one's.
+            for w in workerViews { w._withUnsafeGuaranteedRef { $0.recorder.verdicts.forgetVerdicts() } }
+            // While later requests wait, the workers keep sending every operation.
+            pendingPolicies.withLock {
+                $0.removeFirst()
+                guard $0.isEmpty else { return }
+                if quiet != nil, let d = detector { setQuietMode(QuietDecisionMode.following(d)) }
+                policyRequested.store(false, ordering: .releasing)
+            }
         }
     }
 
@@ -1214,7 +1221,7 @@ final class DetectionStage: @unchecked Sendable {
         }
         applyPolicy()
         // A reload still waiting: no run goes past the last packet read before its request.
-        var reloadAfter: UInt64? = policyRequested.load(ordering: .acquiring) ? pendingPolicy.withLock { $0.after } : nil
+        var reloadAfter = nextReloadAfter
         var progressed = false
         if any {
             // Pop events in (key, worker) order while no other worker can still produce an earlier one.
@@ -1235,10 +1242,10 @@ final class DetectionStage: @unchecked Sendable {
                 guard allowed else { break }
                 // A request may come while this step runs: seen here, after the heads were read (an event of a packet
                 // read after it was queued after it).
-                if reloadAfter == nil && policyRequested.load(ordering: .acquiring) { reloadAfter = pendingPolicy.withLock { $0.after } }
+                if reloadAfter == nil { reloadAfter = nextReloadAfter }
                 if let after = reloadAfter, bestKey > after {
                     applyPolicy()   // every event up to `after` is merged: the new policy from here on
-                    reloadAfter = policyRequested.load(ordering: .acquiring) ? pendingPolicy.withLock { $0.after } : nil
+                    reloadAfter = nextReloadAfter
                 }
                 progressed = true
                 // Every other worker's events have keys of at least its bound, so `best`'s events come first as

@@ -498,7 +498,7 @@ import Detection
         for (t, wire, bytes) in all[..<at] { bytes.withUnsafeBytes { p.packet($0, linkType: 1, time: t, wireLength: wire) } }
         p.flush()
         gated.entered.wait()                 // the merge is inside a step, at the first flow's start
-        p.replacePolicy(second)              // no wait for it (as LiveCommand after its 2 s)
+        p.replacePolicy(second)              // no wait for it (LiveCommand does not wait)
         for (t, wire, bytes) in all[at...] { bytes.withUnsafeBytes { p.packet($0, linkType: 1, time: t, wireLength: wire) } }
         p.flush()
         usleep(300_000)                      // the workers queue the later packets' events
@@ -507,6 +507,39 @@ import Detection
         let alerts = one.lines[.alert] ?? []
         #expect(alerts.count > 10)
         #expect(collected.lines.lines[.alert] ?? [] == alerts, "\(workers) workers")
+    }
+
+    /// Two reloads requested before the first applies (two SIGHUPs while the merge lags: LiveCommand does not wait
+    /// for a swap): each applies after its own request's packet, in turn, as one engine would have them. (A single
+    /// pending request, overwritten by the second, judged the packets between the two by the policy before both.)
+    @Test(arguments: [2, 3])
+    func twoReloadsBeforeTheFirstAppliesApplyInTurn(workers: Int) throws {
+        let all = try capturedPackets(modbusPlantCapture())
+        let (first, second, third, at, at2) = (Self.plantPolicy, demoPolicy, Self.plantPolicy, 400, 801)
+        let expected = oneEngine(all, policy: first, swaps: [(at, second), (at2, third)]).lines[.alert] ?? []
+        // Sensitive to both moments: the second swap alone, or the first alone, gives other alerts.
+        #expect(expected != oneEngine(all, policy: first, swappedFor: third, at: at2).lines[.alert] ?? [])
+        #expect(expected != oneEngine(all, policy: first, swappedFor: second, at: at).lines[.alert] ?? [])
+
+        let sink = EventSink()
+        let gated = GatedObserver(TestAlertObserver(policy: first, sink: sink))
+        let collected = Collector()
+        let p = ParallelPipeline(settings: .init(workers: workers), makeEngine: { _ in Engine(configuration: engineConfiguration()) },
+                                 observer: gated, alertSink: sink, detector: gated.inner.detector, write: { collected.add($0, $1) })
+        p.start()
+        for (t, wire, bytes) in all[..<at] { bytes.withUnsafeBytes { p.packet($0, linkType: 1, time: t, wireLength: wire) } }
+        p.flush()
+        gated.entered.wait()                 // the merge is held inside a step: neither request can apply yet
+        p.replacePolicy(second)
+        for (t, wire, bytes) in all[at..<at2] { bytes.withUnsafeBytes { p.packet($0, linkType: 1, time: t, wireLength: wire) } }
+        p.replacePolicy(third)
+        for (t, wire, bytes) in all[at2...] { bytes.withUnsafeBytes { p.packet($0, linkType: 1, time: t, wireLength: wire) } }
+        p.flush()
+        usleep(300_000)                      // the workers queue the later packets' events
+        gated.release.signal()
+        p.finish()
+        #expect(p.policyApplied)
+        #expect(collected.lines.lines[.alert] ?? [] == expected, "\(workers) workers")
     }
 }
 
@@ -521,12 +554,18 @@ extension PipelineTests {
 
     /// The records of one engine over `packets` under `policy`, swapped for `second` before packet `at`.
     func oneEngine(_ packets: [(PacketTime, Int, [UInt8])], policy: CompiledPolicy, swappedFor second: CompiledPolicy, at: Int) -> RecordLines {
+        oneEngine(packets, policy: policy, swaps: [(at, second)])
+    }
+
+    /// The records of one engine over `packets` under `policy`, swapped for each listed policy before its packet.
+    func oneEngine(_ packets: [(PacketTime, Int, [UInt8])], policy: CompiledPolicy,
+                   swaps: [(at: Int, policy: CompiledPolicy)]) -> RecordLines {
         let engine = Engine(configuration: engineConfiguration())
         let observer = TestAlertObserver(policy: policy, sink: engine.sink)
         engine.observer = observer
         var one = RecordLines()
         for (i, (t, wire, bytes)) in packets.enumerated() {
-            if i == at { observer.detector.replacePolicy(second) }
+            for s in swaps where s.at == i { observer.detector.replacePolicy(s.policy) }
             bytes.withUnsafeBytes { engine.process(ByteView($0), linkType: 1, time: t, wireLength: wire) }
         }
         engine.finish()
