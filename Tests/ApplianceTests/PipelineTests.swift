@@ -489,24 +489,10 @@ import Detection
         let (first, second, at) = (Self.plantPolicy, demoPolicy, 400)
         let one = oneEngine(all, policy: first, swappedFor: second, at: at)
 
-        let sink = EventSink()
-        let gated = GatedObserver(TestAlertObserver(policy: first, sink: sink))
-        let collected = Collector()
-        let p = ParallelPipeline(settings: .init(workers: workers), makeEngine: { _ in Engine(configuration: engineConfiguration()) },
-                                 observer: gated, alertSink: sink, detector: gated.inner.detector, write: { collected.add($0, $1) })
-        p.start()
-        for (t, wire, bytes) in all[..<at] { bytes.withUnsafeBytes { p.packet($0, linkType: 1, time: t, wireLength: wire) } }
-        p.flush()
-        gated.entered.wait()                 // the merge is inside a step, at the first flow's start
-        p.replacePolicy(second)              // no wait for it (LiveCommand does not wait)
-        for (t, wire, bytes) in all[at...] { bytes.withUnsafeBytes { p.packet($0, linkType: 1, time: t, wireLength: wire) } }
-        p.flush()
-        usleep(300_000)                      // the workers queue the later packets' events
-        gated.release.signal()
-        p.finish()
+        let got = alertsWithTheMergeHeld(all, workers: workers, policy: first, reloads: [(at, second)])
         let alerts = one.lines[.alert] ?? []
         #expect(alerts.count > 10)
-        #expect(collected.lines.lines[.alert] ?? [] == alerts, "\(workers) workers")
+        #expect(got == alerts, "\(workers) workers")
     }
 
     /// Two reloads requested before the first applies (two SIGHUPs while the merge lags: LiveCommand does not wait
@@ -521,29 +507,40 @@ import Detection
         #expect(expected != oneEngine(all, policy: first, swappedFor: third, at: at2).lines[.alert] ?? [])
         #expect(expected != oneEngine(all, policy: first, swappedFor: second, at: at).lines[.alert] ?? [])
 
+        let got = alertsWithTheMergeHeld(all, workers: workers, policy: first, reloads: [(at, second), (at2, third)])
+        #expect(got == expected, "\(workers) workers")
+    }
+}
+
+extension PipelineTests {
+    /// The alerts of a pipeline of `workers` over `packets` under `policy`, with each listed reload requested before its
+    /// packet while the merge is held inside a step (in the detector's first `flowStarted`, from the first reload until
+    /// every packet is read and queued): no request can apply before the last is made. The pipeline's reloads all
+    /// applied at the end.
+    func alertsWithTheMergeHeld(_ packets: [(PacketTime, Int, [UInt8])], workers: Int, policy: CompiledPolicy,
+                                reloads: [(at: Int, policy: CompiledPolicy)]) -> [String] {
         let sink = EventSink()
-        let gated = GatedObserver(TestAlertObserver(policy: first, sink: sink))
+        let gated = GatedObserver(TestAlertObserver(policy: policy, sink: sink))
         let collected = Collector()
         let p = ParallelPipeline(settings: .init(workers: workers), makeEngine: { _ in Engine(configuration: engineConfiguration()) },
                                  observer: gated, alertSink: sink, detector: gated.inner.detector, write: { collected.add($0, $1) })
         p.start()
-        for (t, wire, bytes) in all[..<at] { bytes.withUnsafeBytes { p.packet($0, linkType: 1, time: t, wireLength: wire) } }
-        p.flush()
-        gated.entered.wait()                 // the merge is held inside a step: neither request can apply yet
-        p.replacePolicy(second)
-        for (t, wire, bytes) in all[at..<at2] { bytes.withUnsafeBytes { p.packet($0, linkType: 1, time: t, wireLength: wire) } }
-        p.replacePolicy(third)
-        for (t, wire, bytes) in all[at2...] { bytes.withUnsafeBytes { p.packet($0, linkType: 1, time: t, wireLength: wire) } }
+        var next = 0
+        for (i, r) in reloads.enumerated() {
+            for (t, wire, bytes) in packets[next..<r.at] { bytes.withUnsafeBytes { p.packet($0, linkType: 1, time: t, wireLength: wire) } }
+            next = r.at
+            if i == 0 { p.flush(); gated.entered.wait() }   // the merge is inside a step, at the first flow's start
+            p.replacePolicy(r.policy)                          // no wait for it (LiveCommand does not wait)
+        }
+        for (t, wire, bytes) in packets[next...] { bytes.withUnsafeBytes { p.packet($0, linkType: 1, time: t, wireLength: wire) } }
         p.flush()
         usleep(300_000)                      // the workers queue the later packets' events
         gated.release.signal()
         p.finish()
         #expect(p.policyApplied)
-        #expect(collected.lines.lines[.alert] ?? [] == expected, "\(workers) workers")
+        return collected.lines.lines[.alert] ?? []
     }
-}
 
-extension PipelineTests {
     /// The packets of `file`: time, wire length, bytes.
     func capturedPackets(_ file: String) throws -> [(PacketTime, Int, [UInt8])] {
         let source = try PacketSource.openFile(file)
