@@ -201,8 +201,9 @@ struct Aggregator {
 
 /// Counts distinct values per key within a window of packet time (scans and sweeps).
 struct DistinctCounter {
-    /// A key's window; its distinct values are `lists[list]`.
-    struct Window { var start: Int64; var list: Int32; var count: Int; var fired: Bool }
+    /// A key's window. Its distinct values: `first` alone (when `hasFirst`) until a second comes, then `lists[list]`
+    /// (`list` -1: none yet). Most keys see one value in their window (a flow addresses one unit): they take no list.
+    struct Window { var start: Int64; var first: Int64; var count: Int; var list: Int32; var fired: Bool; var hasFirst: Bool }
     /// One slot of the table: a key and its window, or free.
     struct Slot { var key: AggregationKey; var window: Window; var used: Bool }
     let window: Int64
@@ -216,9 +217,10 @@ struct DistinctCounter {
     /// Keys held.
     private(set) var count = 0
     var resets: UInt64 = 0
-    /// The windows' value lists, kept out of the table so that a new key inserts a few words (an array in the
-    /// table's values made every insert and probe move and retain it); lists of windows dropped by a reset are
-    /// reused by the keys that come next, keeping their capacity (no heap allocation per new key in steady state).
+    /// The windows' value lists from their second distinct value on, kept out of the table so that a new key inserts
+    /// a few words (an array in the table's values made every insert and probe move and retain it); lists of windows
+    /// dropped by a reset are reused by the keys that need one next, keeping their capacity. (Every new key took a
+    /// list before: a heap block and a miss on it per new unit-scan key, one per Modbus or DNP3 flow.)
     var lists: [[Int64]] = []
     var freeLists: [Int32] = []
 
@@ -229,7 +231,7 @@ struct DistinctCounter {
 
     static func emptySlots(_ n: Int) -> [Slot] {
         let free = Slot(key: AggregationKey(rule: 0, source: IPAddress(v4: 0), destination: IPAddress(v4: 0)),
-                        window: Window(start: 0, list: 0, count: 0, fired: false), used: false)
+                        window: Window(start: 0, first: 0, count: 0, list: -1, fired: false, hasFirst: false), used: false)
         // Filled after the huge-page advice: the table's last size (32,768 slots of 96 bytes by default) is ~3 MiB, a
         // new key's probe a miss in it, and the flows' first requests prefetch their unit-scan slot (`prefetch`).
         return [Slot](unsafeUninitializedCapacity: n) { b, count in
@@ -263,18 +265,16 @@ struct DistinctCounter {
         let t = time.totalMicroseconds
         var i = find(key)
         if slots[i].used {
-            let l = Int(slots[i].window.list)
             if t &- slots[i].window.start >= window {
-                // A new window, reset in place.
+                // A new window, reset in place (a list the key has stays its own, emptied).
                 slots[i].window.start = t
-                lists[l].removeAll(keepingCapacity: true)
+                let l = Int(slots[i].window.list)
+                if l >= 0 { lists[l].removeAll(keepingCapacity: true) }
+                slots[i].window.hasFirst = false
                 slots[i].window.count = 0
                 slots[i].window.fired = false
             }
-            if distinct {
-                if lists[l].contains(value) { return false }
-                if lists[l].count < threshold { lists[l].append(value) }
-            }
+            if distinct && !recordsNew(value, at: i, threshold: threshold) { return false }
             slots[i].window.count += 1
             if !slots[i].window.fired && slots[i].window.count >= threshold {
                 slots[i].window.fired = true
@@ -292,21 +292,40 @@ struct DistinctCounter {
             grow()
             i = find(key)
         }
-        let l: Int32
-        if let f = freeLists.popLast() {
-            l = f
-            lists[Int(f)].removeAll(keepingCapacity: true)
-        } else {
-            l = Int32(lists.count)
-            var values: [Int64] = []
-            if distinct { values.reserveCapacity(min(threshold, 16)) }
-            lists.append(values)
-        }
-        if distinct { lists[Int(l)].append(value) }
         let fired = threshold <= 1
-        slots[i] = Slot(key: key, window: Window(start: t, list: l, count: 1, fired: fired), used: true)
+        slots[i] = Slot(key: key, window: Window(start: t, first: value, count: 1, list: -1, fired: fired, hasFirst: distinct), used: true)
         count += 1
         return fired
+    }
+
+    /// Whether `value` is new in slot `i`'s window, recorded if so (up to `threshold` values, as a list keeps them):
+    /// the first in the window itself, a list taken only for a second.
+    private mutating func recordsNew(_ value: Int64, at i: Int, threshold: Int) -> Bool {
+        let l = Int(slots[i].window.list)
+        if l >= 0 {
+            if lists[l].contains(value) { return false }
+            if lists[l].count < threshold { lists[l].append(value) }
+            return true
+        }
+        if !slots[i].window.hasFirst {
+            slots[i].window.first = value; slots[i].window.hasFirst = true
+            return true
+        }
+        if slots[i].window.first == value { return false }
+        let n: Int
+        if let f = freeLists.popLast() {
+            n = Int(f)
+            lists[n].removeAll(keepingCapacity: true)
+        } else {
+            n = lists.count
+            var values: [Int64] = []
+            values.reserveCapacity(min(threshold, 16))
+            lists.append(values)
+        }
+        lists[n].append(slots[i].window.first)
+        if lists[n].count < threshold { lists[n].append(value) }
+        slots[i].window.list = Int32(n)
+        return true
     }
 
     /// Doubles the table and files every key again; past 4,096 slots, grows straight to the size `capacity` keys
