@@ -32,14 +32,17 @@ public final class Detector {
         init(_ f: FlowContext) {
             initiator = f.initiator; responder = f.responder; transport = f.transport.rawValue; vlan = f.vlan
         }
-        /// One pre-mixed word instead of ten fields through SipHash: this runs once per operation.
+        /// One word instead of ten fields through SipHash (a lookup of an engine's flow whose entry lapsed, or of a
+        /// context without one), mixed word by word under a key of the process's (`TableHash`): folded together first,
+        /// words an attacker chooses could cancel out, and the hasher, however seeded, sees one word for all.
         func hash(into h: inout Hasher) {
-            var x = initiator.ip.high &* 0x9E37_79B9_7F4A_7C15 ^ initiator.ip.low
-            x = (x ^ (x >> 29)) &* 0xBF58_476D_1CE4_E5B9 ^ responder.ip.low ^ (responder.ip.high << 1)
-            x = (x ^ (x >> 32)) &* 0x94D0_49BB_1331_11EB
-            x ^= UInt64(initiator.port) << 48 | UInt64(responder.port) << 32 | UInt64(transport) << 16 | UInt64(vlan)
-            h.combine(x)
+            var x = TableHash.round(FlowKey.hashKey, initiator.ip.high)
+            x = TableHash.round(x, initiator.ip.low)
+            x = TableHash.round(x, responder.ip.high)
+            x = TableHash.round(x, responder.ip.low)
+            h.combine(TableHash.round(x, UInt64(initiator.port) << 48 | UInt64(responder.port) << 32 | UInt64(transport) << 16 | UInt64(vlan)))
         }
+        static let hashKey = TableHash.randomKey()
     }
 
     /// A flow's cached verdict (`slots`: one per tracked flow, 56 bytes, fresh memory for each of 100,000 flows).

@@ -17,12 +17,15 @@ struct WindowTable {
     private(set) var slots: [Slot]
     private(set) var used: [Bool]
     private(set) var mask: Int
+    /// This table's `TableHash` key.
+    let hashKey: UInt64
     /// Windows held.
     private(set) var count = 0
 
     /// A table for `initial` windows before its first growth. Small by default: every slot is written when the table
     /// is made (an alert storm's table doubles a few times, each growth filing its windows again).
-    init(initial: Int = 64) {
+    init(initial: Int = 64, hashKey: UInt64 = TableHash.randomKey()) {
+        self.hashKey = hashKey
         let n = max(16, (2 * initial).nextPowerOfTwo)
         slots = Array(repeating: Slot.free, count: n)
         used = Array(repeating: false, count: n)
@@ -30,7 +33,7 @@ struct WindowTable {
     }
 
     /// Where `key`'s probe starts.
-    @inline(__always) func home(_ key: AggregationKey) -> Int { Int(truncatingIfNeeded: key.mixed >> 17) & mask }
+    @inline(__always) func home(_ key: AggregationKey) -> Int { Int(truncatingIfNeeded: key.mixed(hashKey) >> 17) & mask }
 
     /// The slot holding `key`'s window, or nil.
     @inline(__always) func find(_ key: AggregationKey) -> Int? {

@@ -68,7 +68,7 @@ import Wire
 
     /// Runs that cross the table's end: keys whose probes start in its last two slots, removed in every order of five.
     @Test func runsAcrossTheEndStayFindable() {
-        let probe = WindowTable(initial: 8)   // 16 slots; held below half
+        let probe = WindowTable(initial: 8, hashKey: 62443)   // 16 slots; held below half
         var atEnd: [AggregationKey] = []
         var n: UInt32 = 0
         while atEnd.count < 5 {
@@ -80,7 +80,7 @@ import Wire
             a.count <= 1 ? [a] : a.indices.flatMap { i in orders(Array(a[..<i] + a[(i + 1)...])).map { [a[i]] + $0 } }
         }
         for order in orders(Array(0..<5)) {
-            var t = WindowTable(initial: 8)
+            var t = WindowTable(initial: 8, hashKey: 62443)
             for (i, k) in atEnd.enumerated() { t.insert(k, Aggregator.Entry(windowEnd: 0, order: UInt64(i), template: 0)) }
             #expect(t.mask == probe.mask && t.used[0], "the run wraps round")
             var left = Set(0..<5)
@@ -108,5 +108,26 @@ import Wire
         }
         #expect(t.count == count && Self.holdsInvariant(t))
         #expect(Self.longestRun(t) <= 64, "longest run \(Self.longestRun(t)) of \(t.slots.count) slots")
+    }
+
+    /// Keys an attacker can craft to share one word before the tables' keyed hashing: IPv6 sources whose halves cancel
+    /// out in a fold (`low = t ^ high · c`), to one destination. They spread over the window table and the address set
+    /// as any keys do (before, all of them went into one run, and every lookup walked it).
+    @Test func craftedIPv6SourcesSpread() {
+        let c: UInt64 = 0x9E37_79B9_7F4A_7C15, t: UInt64 = 0x0123_4567_89AB_CDEF
+        var table = WindowTable()
+        var set = AddressSet(capacity: 16)
+        for i in 0..<UInt64(4_096) {
+            let high = 0x2001_0DB8_0000_0000 | i
+            let source = IPAddress(high: high, low: t ^ (high &* c))
+            table.insert(AggregationKey(rule: 2, source: source, destination: IPAddress(v4: 0x0A00_0002)),
+                         Aggregator.Entry(windowEnd: 0, order: i, template: 0))
+            set.insert(source)
+        }
+        #expect(table.count == 4_096 && set.count == 4_096 && Self.holdsInvariant(table))
+        #expect(Self.longestRun(table) <= 64, "window table: longest run \(Self.longestRun(table))")
+        var longest = 0, run = 0
+        for i in 0..<(2 * set.used.count) { run = set.used[i % set.used.count] ? run + 1 : 0; longest = max(longest, run) }
+        #expect(min(longest, set.used.count) <= 64, "address set: longest run \(longest)")
     }
 }
