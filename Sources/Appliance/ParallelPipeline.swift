@@ -987,7 +987,8 @@ final class DetectionStage: @unchecked Sendable {
     }
 
     /// A reload of `p`, to apply after the packet with merge key `after` (the reader's thread). From now on the
-    /// workers send every operation (they would judge them by the old policy's verdicts) until every pending request applies.
+    /// workers send every operation (they would judge them by the old policy's verdicts) until every pending request
+    /// applies.
     func request(_ p: CompiledPolicy?, after: UInt64) {
         pendingPolicies.withLock {
             $0.append((p, after))
