@@ -37,10 +37,13 @@ enum TableHash {
     /// A random key for one table.
     static func randomKey() -> UInt64 { UInt64.random(in: .min ... .max) }
 
-    /// `h` and `word`: a bijection of `h ^ word` (an odd multiplier, then the high half folded down).
+    /// `h` and `word`: a bijection of `h ^ word` (an odd multiplier, the high half folded down, another multiplier).
+    /// The second multiply carries the folded bits upward: with one, a difference in a word's top bit came out as the
+    /// same two bits whatever the key, so a chosen difference in the next word cancelled it (pairs of keys collided
+    /// under every key).
     @inline(__always) static func round(_ h: UInt64, _ word: UInt64) -> UInt64 {
         let x = (h ^ word) &* 0x9E37_79B9_7F4A_7C15
-        return x ^ (x >> 32)
+        return (x ^ (x >> 32)) &* 0xD6E8_FEB8_6659_FD93
     }
 
     /// The last avalanche: every bit of the result depends on every bit of `h` (slots are taken from high bits).

@@ -1009,7 +1009,7 @@ open class OperationForwarder {
     open func forward(from sink: EventSink, flow: UnsafePointer<FlowContext>, flowSerial: UInt64, flowSlot: Int32) {}
     /// Whether `forward(from:flow:flowSerial:flowSlot:)` usually reads the context at `flow` (the engine then
     /// prefetches it with the flow's dissector state). True unless a forwarder says otherwise; asked when the
-    /// observer is set and whenever a flow's protocol is identified.
+    /// observer is set and once a second of packet time (at the sweep).
     open var readsFlowContext: Bool { true }
     /// Whether `forward` calls `materializeFlowContext()` before it reads the context at `flow` (and its serial and
     /// slot are all it reads before): the engine may then hand over its sink's context before building it for the

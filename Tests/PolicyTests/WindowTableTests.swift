@@ -1,5 +1,6 @@
 import Testing
 import Wire
+import Records
 @testable import Detection
 
 /// The aggregator's window table against a `Dictionary` (what it replaced), under random inserts, updates and
@@ -108,6 +109,23 @@ import Wire
         }
         #expect(t.count == count && Self.holdsInvariant(t))
         #expect(Self.longestRun(t) <= 64, "longest run \(Self.longestRun(t)) of \(t.slots.count) slots")
+    }
+
+    /// No difference between two keys cancels whatever the table's key: flipping a word's top bit and the next
+    /// word's bits 63 and 31 (what one multiply and one fold let through unchanged) gives different hashes.
+    @Test func aChosenDifferenceDoesNotCancelUnderEveryKey() {
+        let a = AggregationKey(rule: 2, source: IPAddress(high: 0x2001_0DB8_0000_0001, low: 0x1234), destination: IPAddress(v4: 0x0A00_0002))
+        var b = a
+        b.source = IPAddress(high: a.source.high ^ (1 << 63), low: a.source.low ^ (1 << 63 | 1 << 31))
+        var equal = 0
+        for _ in 0..<1_000 { let k = TableHash.randomKey(); if a.mixed(k) == b.mixed(k) { equal += 1 } }
+        #expect(equal == 0, "equal under \(equal) of 1,000 keys")
+        // The flow cache's keys go through the same rounds (then the process's Hasher).
+        func flow(_ ip: IPAddress) -> Detector.FlowKey {
+            Detector.FlowKey(FlowContext(initiator: Endpoint(ip: ip, port: 40_000), responder: Endpoint(ip: IPAddress(v4: 0x0A00_0002), port: 502),
+                                         transport: .tcp))
+        }
+        #expect(flow(a.source).hashValue != flow(b.source).hashValue)
     }
 
     /// Keys an attacker can craft to share one word before the tables' keyed hashing: IPv6 sources whose halves cancel
