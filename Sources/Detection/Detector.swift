@@ -23,6 +23,8 @@ public final class Detector {
     @exclusivity(unchecked) private var policyReference: Unmanaged<CompiledPolicy>?
     /// Windows, thresholds, bounds.
     public let config: DetectionConfig
+    /// `hostValue`'s key, random per detector.
+    let hostValueKey = TableHash.randomKey()
 
     struct FlowKey: Hashable {
         var initiator: Endpoint
@@ -342,7 +344,7 @@ public final class Detector {
         // A flow a conduit authorises is not scanning (a SCADA master starting up connects to all its RTUs).
         if v.kind != .conduit && config.icsPorts.contains(flow.responder.port) && !CompiledPolicy.isNonUnicast(flow.responder.ip) {
             let k = AggregationKey(rule: RuleID.icsHostScan.rawValue, source: flow.initiator.ip, destination: IPAddress(v4: 0))
-            if scans.add(k, value: Self.hash(flow.responder.ip), distinct: true, threshold: config.hostScanThreshold, time: time) {
+            if scans.add(k, value: hostValue(flow.responder.ip), distinct: true, threshold: config.hostScanThreshold, time: time) {
                 raise(.icsHostScan, key: k, time: time, frame: frame, alerts: &alerts) { a in
                     baseAlert(&a, .icsHostScan, time: time, frame: frame, source: flow.initiator, destination: flow.responder,
                                       flow: flow, protocolName: flow.transport.name.description,
@@ -701,7 +703,7 @@ public final class Detector {
         if OperationRules.isIdentification(op) {
             let devices = AggregationKey(rule: RuleID.icsIdentificationSweep.rawValue, source: sender.ip, destination: IPAddress(v4: 0), extra: 1)
             let requests = AggregationKey(rule: RuleID.icsIdentificationSweep.rawValue, source: sender.ip, destination: peer.ip, extra: 2)
-            let device = Self.hash(peer.ip) &* 31 &+ Int64(op.unitID)
+            let device = hostValue(peer.ip, unit: Int64(op.unitID))
             let manyDevices = scans.add(devices, value: device, distinct: true, threshold: config.identificationDeviceThreshold, time: op.time)
             let manyRequests = scans.add(requests, value: 0, distinct: false, threshold: config.identificationRequestThreshold, time: op.time)
             if manyDevices || manyRequests {
@@ -1253,7 +1255,13 @@ public final class Detector {
         return h
     }
 
-    static func hash(_ ip: IPAddress) -> Int64 { Int64(bitPattern: ip.low ^ (ip.high &* 0x9E37_79B9_7F4A_7C15)) }
+    /// A host's distinct value for the scan counters (with a unit id: a device's): its address (and unit) hashed under
+    /// `hostValueKey`. The unkeyed fold before (low word ^ high word × constant) let anyone choose IPv6 addresses that
+    /// all came out as one value, so a scan of them counted one host and raised nothing.
+    func hostValue(_ ip: IPAddress, unit: Int64 = 0) -> Int64 {
+        Int64(bitPattern: TableHash.finish(TableHash.round(TableHash.round(TableHash.round(hostValueKey, ip.high), ip.low),
+                                                           UInt64(bitPattern: unit))))
+    }
 }
 
 /// Alert message text under construction (see `Detector.message`); writes what string interpolation would.

@@ -417,6 +417,31 @@ func ecs(_ alerts: [Alert]) -> String {
         #expect(alerts.first?.message == "10.10.30.9 opened ICS-port flows to 8 or more hosts within 60 s (latest 10.10.30.108 port 502)")
     }
 
+    /// IPv6 targets chosen so that the old unkeyed fold (low ^ high × 0x9E3779B97F4A7C15) gave every one the same
+    /// value: each is still a host of its own, in the host-scan count and as a device in an identification sweep.
+    @Test func ipv6TargetsChosenToFoldAlikeStillCountApart() {
+        let c: UInt64 = 0x9E37_79B9_7F4A_7C15
+        let targets = (1...10).map { (i: UInt64) in IPAddress(high: 0x2001_0db8_0000_0000 | i, low: (0x2001_0db8_0000_0000 | i) &* c) }
+        #expect(Set(targets.map { $0.low ^ ($0.high &* c) }).count == 1)   // what the old fold saw: one host
+        let scanner = Endpoint(ip: IPAddress("2001:db8::99")!, port: 40000)
+        func flowTo(_ i: Int) -> FlowContext {
+            FlowContext(initiator: Endpoint(ip: scanner.ip, port: scanner.port + UInt16(i)), responder: Endpoint(ip: targets[i], port: 502),
+                        transport: .tcp, communityID: "1:test", midstream: false)
+        }
+        let d = Detector(policy: nil)
+        var alerts: [Alert] = []
+        for i in targets.indices { d.flowStarted(flowTo(i), frame: UInt64(i + 1), time: t0, alerts: &alerts) }
+        #expect(alerts.map(\.ruleID) == ["ZW-ICS-014"])
+        #expect(alerts.first?.frame == 8)
+        let sweep = Detector(policy: nil)
+        var sweepAlerts: [Alert] = []
+        for i in 0..<5 {
+            sweep.operation(op(.modbus, .diagnostic, fc: 43, "Read Device Identification", unit: 1, frame: UInt64(i + 1)), flow: flowTo(i),
+                            alerts: &sweepAlerts)
+        }
+        #expect(sweepAlerts.map(\.ruleID) == ["ZW-ICS-012"])
+    }
+
     @Test func flowsAConduitCoversAreNotAHostScan() {
         let text = plantPolicy.replacingOccurrences("responders: [10.10.30.0/28]", "responders: [10.10.30.0/24]")
         let d = Detector(policy: compiled(text))
