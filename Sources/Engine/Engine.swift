@@ -162,13 +162,6 @@ public final class Engine {
         case ApplicationKind.modbus.rawValue: modbus.prefetch(applicationSlot)
         case ApplicationKind.dnp3.rawValue: dnp3.prefetch(applicationSlot)
         case ApplicationKind.s7comm.rawValue: s7comm.prefetch(applicationSlot)
-        case ApplicationKind.undecided.rawValue:
-            // Its first payload identifies it: `setSinkFlow` reads the per-flow lines and `flowIdentified` the
-            // observer's entry, both written when the flow started, long evicted with 100,000 flows (the entry's
-            // load was half of `Detector.flowIdentified`'s samples; `identify`'s own prefetch came too late).
-            flows.prefetchFlowLines(of: s)
-            if Int(s) < observerTable.count, let base = observerTable.base { zw_prefetch(base + Int(s) &* observerTable.stride) }
-            return
         default: return   // no operations to come: detection reads nothing of this flow's
         }
         // The per-flow lines (Community ID and the like) only for records: operations take the serial from line 1.
