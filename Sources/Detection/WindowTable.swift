@@ -81,9 +81,6 @@ struct WindowTable {
         return removed
     }
 
-    /// The slots holding windows, in table order.
-    var occupied: [Int] { used.indices.filter { used[$0] } }
-
     /// Drops every window (the table keeps its size).
     mutating func removeAll() {
         for i in used.indices where used[i] { used[i] = false }

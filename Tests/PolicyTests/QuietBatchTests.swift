@@ -66,7 +66,7 @@ import Records
                 next[w] += 1
                 if clock.last != d.aggregator.nextSweep { clock.append(d.aggregator.nextSweep) }
             }
-            var records = queued.map { $0.map(\.0) }
+            let records = queued.map { $0.map(\.0) }
             let stride = MemoryLayout<Record>.stride
             while next[0] < queued[0].count || next[1] < queued[1].count {
                 let both = next[0] < queued[0].count && next[1] < queued[1].count

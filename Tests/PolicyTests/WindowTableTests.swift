@@ -62,7 +62,7 @@ import Records
             let i = table.find(k)
             #expect(i != nil && table[i!].order == e.order && table[i!].repeats == e.repeats)
         }
-        #expect(table.occupied.count == model.count)
+        #expect(table.used.filter { $0 }.count == model.count)
         table.removeAll()
         #expect(table.count == 0 && model.keys.allSatisfy { table.find($0) == nil })
     }
