@@ -116,7 +116,7 @@ struct Aggregator {
         window = max(1, windowMicroseconds); self.capacity = max(16, capacity)
         // Room for a few thousand open windows up front (address space; pages are touched as windows open): grown
         // by doubling, the tables reallocated as an alert storm's windows piled up, until the first ones closed.
-        // The window table too (its 8,192 slots, 0.5 MB, are written once here): grown from 64 as windows opened,
+        // The window table too (its 8,192 slots, 1.1 MB, are written once here): grown from 64 as windows opened,
         // it doubled in the middle of a long plant replay when its open windows first passed a power of two, so a
         // capture twice as long made allocations more (scripts/bench allocs: 3 more for the 5M plant than the 2.5M).
         let initial = min(self.capacity, 4096)

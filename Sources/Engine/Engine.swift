@@ -953,7 +953,7 @@ public final class Engine {
     private func prefetchFlowEnds(next: Int32, afterNext: Int32) {
         guard next >= 0 else { return }
         if afterNext >= 0 { flows.prefetchWholeFlow(afterNext) }
-        // Its index entry, where `remove` starts (its slot was asked for whole one flow ago).
+        // Its index entry, where `remove` starts (its slot was asked for whole earlier, as an `afterNext`).
         flows.prefetchIndexEntry(of: next)
         let state = flows.slots + Int(next)
         switch state.pointee.application {
