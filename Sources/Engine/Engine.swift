@@ -975,8 +975,8 @@ public final class Engine {
                 let s = order[i]
                 // The order is known ahead, so the pipeline runs further ahead than a sweep's: the flow 8 on whole,
                 // the one 4 on through its slot. At 1 and 2 (a sweep's) ending 100,000 flows still waited on their
-                // lines: 4 and 8 measured 2.7 % less user time on the 2.5M/100,000-flow plant (120 interleaved pairs,
-                // SE 0.9 %), 8 and 16 2.6 % more than 4 and 8.
+                // lines: 4 and 8 measured 0.8-2.7 % less user time on the 2.5M/100,000-flow plant (two runs of 120
+                // interleaved pairs, SE 0.8-0.9 %), 8 and 16 2.6 % more than 4 and 8.
                 if prefetching {
                     prefetchFlowEnds(next: i &+ 4 < order.count ? order[i &+ 4] : -1, afterNext: i &+ 8 < order.count ? order[i &+ 8] : -1)
                 }
