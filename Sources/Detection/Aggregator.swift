@@ -18,10 +18,7 @@ struct AggregationKey: Hashable {
     /// for the detector's open-addressing tables: a key is hashed for every alert raised, every scan-counter update
     /// and every new ICS flow.
     @inline(__always) func mixed(_ key: UInt64) -> UInt64 {
-        var h = TableHash.round(key, source.high)
-        h = TableHash.round(h, source.low)
-        h = TableHash.round(h, destination.high)
-        h = TableHash.round(h, destination.low)
+        var h = TableHash.round(TableHash.round(key, source), destination)
         h = TableHash.round(h, UInt64(rule) << 56 | UInt64(protocolCode) << 48 | UInt64(function) << 32 | UInt64(UInt32(bitPattern: subfunction)))
         h = TableHash.round(h, UInt64(UInt32(bitPattern: unit)))
         return TableHash.finish(TableHash.round(h, UInt64(bitPattern: extra)))
@@ -45,6 +42,9 @@ enum TableHash {
         let x = (h ^ word) &* 0x9E37_79B9_7F4A_7C15
         return (x ^ (x >> 32)) &* 0xD6E8_FEB8_6659_FD93
     }
+
+    /// `round` of an address's two words, high then low (every table here that hashes an address takes both).
+    @inline(__always) static func round(_ h: UInt64, _ ip: IPAddress) -> UInt64 { round(round(h, ip.high), ip.low) }
 
     /// The last avalanche: every bit of the result depends on every bit of `h` (slots are taken from high bits).
     @inline(__always) static func finish(_ h: UInt64) -> UInt64 {
@@ -383,7 +383,7 @@ struct AddressSet {
     }
 
     @inline(__always) func home(_ ip: IPAddress) -> Int {
-        let x = TableHash.finish(TableHash.round(TableHash.round(hashKey, ip.high), ip.low))
+        let x = TableHash.finish(TableHash.round(hashKey, ip))
         return Int(truncatingIfNeeded: x >> 32) & mask
     }
 

@@ -38,10 +38,7 @@ public final class Detector {
         /// context without one), mixed word by word under a key of the process's (`TableHash`): folded together first,
         /// words an attacker chooses could cancel out, and the hasher, however seeded, sees one word for all.
         func hash(into h: inout Hasher) {
-            var x = TableHash.round(FlowKey.hashKey, initiator.ip.high)
-            x = TableHash.round(x, initiator.ip.low)
-            x = TableHash.round(x, responder.ip.high)
-            x = TableHash.round(x, responder.ip.low)
+            let x = TableHash.round(TableHash.round(FlowKey.hashKey, initiator.ip), responder.ip)
             h.combine(TableHash.round(x, UInt64(initiator.port) << 48 | UInt64(responder.port) << 32 | UInt64(transport) << 16 | UInt64(vlan)))
         }
         static let hashKey = TableHash.randomKey()
@@ -1259,8 +1256,7 @@ public final class Detector {
     /// `hostValueKey`. The unkeyed fold before (low word ^ high word × constant) let anyone choose IPv6 addresses that
     /// all came out as one value, so a scan of them counted one host and raised nothing.
     func hostValue(_ ip: IPAddress, unit: Int64 = 0) -> Int64 {
-        Int64(bitPattern: TableHash.finish(TableHash.round(TableHash.round(TableHash.round(hostValueKey, ip.high), ip.low),
-                                                           UInt64(bitPattern: unit))))
+        Int64(bitPattern: TableHash.finish(TableHash.round(TableHash.round(hostValueKey, ip), UInt64(bitPattern: unit))))
     }
 }
 
