@@ -981,8 +981,8 @@ final class DetectionStage: @unchecked Sendable {
         anomalyLogged[id] = n + 1
         anomalyJSON.reset()
         Engine.writeAnomalyRecord(a, flow: flow, into: &anomalyJSON)
-        anomalyJSON.bytes.append(UInt8(ascii: "\n"))
-        sink.lines[RecordKind.anomaly.rawValue].append(contentsOf: anomalyJSON.bytes)
+        anomalyJSON.appendByte(UInt8(ascii: "\n"))
+        anomalyJSON.withBytes { sink.lines[RecordKind.anomaly.rawValue].append(contentsOf: $0) }
         sink.recordCounts[RecordKind.anomaly.rawValue] &+= 1
     }
 

@@ -234,8 +234,8 @@ public final class EventSink {
 
     /// Files the text in `json` as one finished line of `kind`.
     public func finishLine(_ kind: RecordKind) {
-        json.bytes.append(UInt8(ascii: "\n"))
-        lines[kind.rawValue].append(contentsOf: json.bytes)
+        json.appendByte(UInt8(ascii: "\n"))
+        json.withBytes { lines[kind.rawValue].append(contentsOf: $0) }
         recordCounts[kind.rawValue] &+= 1
         json.reset()
     }

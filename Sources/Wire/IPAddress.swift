@@ -34,15 +34,23 @@ public struct IPAddress: Hashable, Comparable, Sendable {
         return out
     }
 
+    /// Writes the dotted-quad text of an IPv4 address at `p` (at most 15 bytes); returns how many. IPv4 only.
+    @inlinable @inline(__always)
+    public func writeIPv4(at p: UnsafeMutablePointer<UInt8>) -> Int {
+        let v = v4
+        var k = 0
+        for i in 0..<4 {
+            if i > 0 { p[k] = UInt8(ascii: "."); k &+= 1 }
+            k &+= StackText.writeDecimal(UInt64((v >> UInt32(24 - 8 * i)) & 0xFF), at: p + k)
+        }
+        return k
+    }
+
     /// Writes the textual form (dotted quad, or RFC 5952 compressed IPv6) into `out` without allocating
     /// beyond `out`'s growth.
     public func write(to out: inout [UInt8]) {
         if isIPv4 {
-            let v = v4
-            for i in 0..<4 {
-                if i > 0 { out.append(UInt8(ascii: ".")) }
-                writeDecimal(UInt64((v >> UInt32(24 - 8 * i)) & 0xFF), to: &out)
-            }
+            StackText.append(to: &out) { writeIPv4(at: $0) }
             return
         }
         var groups = [UInt16](repeating: 0, count: 8)
@@ -140,14 +148,7 @@ extension IPAddress: CustomStringConvertible {
 /// Appends the decimal digits of `value`.
 @inlinable public func writeDecimal(_ value: UInt64, to out: inout [UInt8]) {
     if value < 10 { out.append(UInt8(ascii: "0") &+ UInt8(value)); return }
-    var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                 UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-        (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-    var n = value, count = 0
-    withUnsafeMutableBytes(of: &digits) { d in
-        while n > 0 { d[count] = UInt8(ascii: "0") &+ UInt8(n % 10); n /= 10; count += 1 }
-        while count > 0 { count -= 1; out.append(d[count]) }
-    }
+    StackText.append(to: &out) { StackText.writeDecimal(value, at: $0) }
 }
 
 /// Appends lowercase hex digits of `value` without leading zeros.

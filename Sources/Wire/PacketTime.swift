@@ -39,19 +39,26 @@ public struct PacketTime: Hashable, Comparable, Sendable {
 
     /// Appends RFC 3339 UTC text with microseconds: `2024-01-01T00:00:00.123456Z`.
     public func writeRFC3339(to out: inout [UInt8]) {
+        StackText.append(to: &out) { writeRFC3339(at: $0) }
+    }
+
+    /// `writeRFC3339(to:)` at `p`: always 27 bytes (the year clamped to 0...9999), returns 27.
+    @inlinable @inline(__always)
+    public func writeRFC3339(at p: UnsafeMutablePointer<UInt8>) -> Int {
         let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
         let secOfDay = seconds - days * 86_400
         let (y, m, d) = PacketTime.civil(fromDays: days)
-        func two(_ v: Int64) { out.append(UInt8(ascii: "0") &+ UInt8(v / 10)); out.append(UInt8(ascii: "0") &+ UInt8(v % 10)) }
+        @inline(__always) func digit(_ i: Int, _ v: Int64) { p[i] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: v) }
+        @inline(__always) func two(_ i: Int, _ v: Int64) { digit(i, v / 10); digit(i + 1, v % 10) }
+        @inline(__always) func mark(_ i: Int, _ c: Unicode.Scalar) { p[i] = UInt8(ascii: c) }
         let year = max(0, min(9999, y))
-        out.append(UInt8(ascii: "0") &+ UInt8(year / 1000)); out.append(UInt8(ascii: "0") &+ UInt8(year / 100 % 10))
-        two(year % 100); out.append(UInt8(ascii: "-")); two(m); out.append(UInt8(ascii: "-")); two(d)
-        out.append(UInt8(ascii: "T")); two(secOfDay / 3600); out.append(UInt8(ascii: ":"))
-        two(secOfDay / 60 % 60); out.append(UInt8(ascii: ":")); two(secOfDay % 60)
-        out.append(UInt8(ascii: "."))
-        var us = Int64(microseconds), div: Int64 = 100_000
-        while div > 0 { out.append(UInt8(ascii: "0") &+ UInt8(us / div)); us %= div; div /= 10 }
-        out.append(UInt8(ascii: "Z"))
+        digit(0, year / 1000); digit(1, year / 100 % 10); two(2, year % 100); mark(4, "-"); two(5, m); mark(7, "-"); two(8, d)
+        mark(10, "T"); two(11, secOfDay / 3600); mark(13, ":"); two(14, secOfDay / 60 % 60); mark(16, ":"); two(17, secOfDay % 60)
+        mark(19, ".")
+        var us = Int64(microseconds), div: Int64 = 100_000, i = 20
+        while div > 0 { digit(i, us / div); us %= div; div /= 10; i += 1 }
+        mark(26, "Z")
+        return 27
     }
 
     /// RFC 3339 text.

@@ -377,7 +377,7 @@ final class LiveLoop {
             let alert = LossMonitor.alert(interval, snapshot: s, threshold: monitor.threshold, frame: packetsRead)
             var json = JSONWriter(capacity: 1024)
             alert.writeECS(to: &json)
-            json.bytes.append(UInt8(ascii: "\n"))
+            json.appendByte(UInt8(ascii: "\n"))
             write(.alert, json.bytes)
             session.outputs?.deliver(alert)
             lossAlerts &+= 1
@@ -387,7 +387,7 @@ final class LiveLoop {
         }
         var json = JSONWriter(capacity: 4096)
         s.writeJSON(to: &json)
-        json.bytes.append(UInt8(ascii: "\n"))
+        json.appendByte(UInt8(ascii: "\n"))
         write(.stats, json.bytes)
         writeMetrics(s)
         return s

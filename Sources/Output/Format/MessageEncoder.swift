@@ -81,7 +81,7 @@ public struct MessageEncoder {
         }
         switch format {
         case .ecs:
-            json.reset(); alert.writeECS(to: &json); message.append(contentsOf: json.bytes)
+            json.reset(); alert.writeECS(to: &json); json.withBytes { message.append(contentsOf: $0) }
         case .cef:
             cef.write(alert, to: &message)
         case .leef, .leef2:

@@ -1,0 +1,28 @@
+/// Text built on the stack and appended to a byte array in one piece.
+///
+/// Appending a record's small pieces (a number's digits, an address, a time, a key with its quotes) one byte at a
+/// time checked the array's uniqueness and capacity per byte: an alert line of ~700 bytes made ~1,500 such checks,
+/// a runtime call each. Building a piece in a stack buffer and appending it once makes one.
+public enum StackText {
+    /// Bytes a piece may have.
+    public static let capacity = 64
+
+    /// Appends the bytes `fill` writes at the start of a `capacity`-byte stack buffer (it returns how many).
+    @inlinable @inline(__always)
+    public static func append(to out: inout [UInt8], _ fill: (UnsafeMutablePointer<UInt8>) -> Int) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: capacity) { buffer in
+            let p = buffer.baseAddress!
+            out.append(contentsOf: UnsafeBufferPointer(start: p, count: fill(p)))
+        }
+    }
+
+    /// Writes the decimal digits of `value` at `p`; returns how many (1 to 20).
+    @inlinable @inline(__always)
+    public static func writeDecimal(_ value: UInt64, at p: UnsafeMutablePointer<UInt8>) -> Int {
+        var count = 1, rest = value
+        while rest >= 10 { rest /= 10; count &+= 1 }
+        var v = value, i = count
+        repeat { i &-= 1; p[i] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: v % 10); v /= 10 } while v > 0
+        return count
+    }
+}
