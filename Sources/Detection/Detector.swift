@@ -978,12 +978,16 @@ public final class Detector {
     func baseAlert(_ a: inout Alert, _ rule: RuleID, time: PacketTime, frame: UInt64, source: Endpoint?, destination: Endpoint?, flow: FlowContext?,
                    protocolName: String?, sourceZone: Int32, destinationZone: Int32, securityLevel: Int, access: AccessClass? = nil) {
         let r = rule.rule
-        a = Alert(time: time, frame: frame, severity: Severity.of(rule, access: access, securityLevel: securityLevel),
-                      action: r.action, ruleID: r.id, ruleName: r.name, category: r.category, message: "")
+        // Every field set in place, as a new `Alert` would have it: assigning a new alert built a second one (its
+        // 240-byte inline text included) and destroyed the one `raise` had just made, for every alert built.
+        a.time = time; a.frame = frame; a.severity = Severity.of(rule, access: access, securityLevel: securityLevel)
+        a.action = r.action; a.ruleID = r.id; a.ruleName = r.name; a.category = r.category; a.messageText = AlertText()
+        a.conduit = nil; a.access = nil; a.function = nil; a.unitID = nil; a.dnp3Address = nil
+        a.count = 1; a.firstSeen = nil; a.lastSeen = nil
         a.source = source; a.destination = destination
         a.transport = flow?.transport
         a.networkProtocol = protocolName
-        if let flow { a.communityIDText = communityID(of: flow) }
+        a.communityIDText = flow.map { communityID(of: $0) } ?? InlineText()
         a.attackVersion = attackVersion.rawValue
         a.techniques = techniqueReferences[Int(rule.rawValue)]
         a.sourceZone = policy?.zoneName(sourceZone)

@@ -53,14 +53,15 @@ public struct IPAddress: Hashable, Comparable, Sendable {
             StackText.append(to: &out) { writeIPv4(at: $0) }
             return
         }
-        var groups = [UInt16](repeating: 0, count: 8)
-        for i in 0..<4 { groups[i] = UInt16(truncatingIfNeeded: high >> UInt64(48 - 16 * i)) }
-        for i in 0..<4 { groups[4 + i] = UInt16(truncatingIfNeeded: low >> UInt64(48 - 16 * i)) }
+        // The eight groups computed, not stored (an array of them was a heap allocation per address written).
+        @inline(__always) func group(_ i: Int) -> UInt16 {
+            UInt16(truncatingIfNeeded: (i < 4 ? high : low) >> UInt64(48 - 16 * (i & 3)))
+        }
         // RFC 5952: compress the longest run (length ≥ 2) of zero groups, the first on a tie.
         var bestStart = -1, bestLen = 0, i = 0
         while i < 8 {
-            if groups[i] == 0 {
-                var j = i; while j < 8 && groups[j] == 0 { j += 1 }
+            if group(i) == 0 {
+                var j = i; while j < 8 && group(j) == 0 { j += 1 }
                 if j - i > bestLen && j - i >= 2 { bestStart = i; bestLen = j - i }
                 i = j
             } else { i += 1 }
@@ -72,7 +73,7 @@ public struct IPAddress: Hashable, Comparable, Sendable {
                 i += bestLen
                 continue
             }
-            writeHex(groups[i], to: &out)
+            writeHex(group(i), to: &out)
             if i < 7 { out.append(UInt8(ascii: ":")) }
             i += 1
         }
