@@ -256,15 +256,48 @@ public struct JSONWriter {
         if done == nil { for b in source { appendByte(b) } }
     }
 
-    // Convenience: key and value in one call.
+    // Convenience: key and value in one call, in one piece (the record writers' most common call: a key and a value
+    // written apart took two checks for room and two calls).
     /// `"k": v`.
-    @inlinable public mutating func field(_ k: StaticString, _ v: Int) { key(k); int(Int64(v)) }
+    public mutating func field(_ k: StaticString, _ v: Int) {
+        keyed(k, room: 21) { p in
+            if v < 0 { p.pointee = UInt8(ascii: "-"); return 1 &+ StackText.writeDecimal(UInt64(bitPattern: Int64(0 &- v)), at: p + 1) }
+            return StackText.writeDecimal(UInt64(v), at: p)
+        }
+    }
     /// `"k": v`.
-    @inlinable public mutating func field(_ k: StaticString, _ v: UInt64) { key(k); uint(v) }
+    public mutating func field(_ k: StaticString, _ v: UInt64) { keyed(k, room: 20) { StackText.writeDecimal(v, at: $0) } }
     /// `"k": v`.
-    public mutating func field(_ k: StaticString, _ v: Bool) { key(k); bool(v) }
+    public mutating func field(_ k: StaticString, _ v: Bool) {
+        let text: StaticString = v ? "true" : "false"   // (not array literals: see `bool(_:)`)
+        keyed(k, room: 5) { p in text.withUTF8Buffer { t in p.update(from: t.baseAddress!, count: t.count); return t.count } }
+    }
     /// `"k": "v"`.
-    @inlinable public mutating func field(_ k: StaticString, _ v: StaticString) { key(k); string(v) }
+    public mutating func field(_ k: StaticString, _ v: StaticString) {
+        v.withUTF8Buffer { t in
+            let n = t.count
+            keyed(k, room: n &+ 2) { p in
+                p.pointee = UInt8(ascii: "\"")
+                if n > 0 { JSONWriter.copy(UnsafeRawPointer(t.baseAddress!), to: UnsafeMutableRawPointer(p + 1), count: n) }
+                p[n &+ 1] = UInt8(ascii: "\"")
+                return n &+ 2
+            }
+        }
+    }
+
+    /// `,` when due, `"k":`, then what `body` writes (at most `room` bytes): a field in one piece.
+    @inline(__always) mutating func keyed(_ k: StaticString, room: Int, _ body: (UnsafeMutablePointer<UInt8>) -> Int) {
+        k.withUTF8Buffer { t in
+            let n = t.count
+            separated(n &+ 3 &+ room) { p in
+                p.pointee = UInt8(ascii: "\"")
+                if n > 0 { JSONWriter.copy(UnsafeRawPointer(t.baseAddress!), to: UnsafeMutableRawPointer(p + 1), count: n) }
+                p[n &+ 1] = UInt8(ascii: "\""); p[n &+ 2] = UInt8(ascii: ":")
+                return n &+ 3 &+ body(p + (n &+ 3))
+            }
+        }
+        needsComma = true
+    }
     /// `"k": "v"`.
     public mutating func field(_ k: StaticString, _ v: String) { key(k); string(v) }
 

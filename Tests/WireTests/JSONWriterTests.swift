@@ -110,3 +110,15 @@ func integersAreWrittenWhole(value: Int64, text: String) {
     #expect(String(decoding: a.bytes, as: UTF8.self) == #"{"k":1,"only_a":3}"#)
     a.withBytes { #expect($0.count == a.count) }
 }
+
+/// Each `field` overload writes its key and value in one piece, with the comma only between fields.
+@Test func fieldsOfEveryKindAreSeparatedByCommas() {
+    var w = JSONWriter()
+    w.beginObject()
+    w.field("i", -42); w.field("z", 0); w.field("u", UInt64.max); w.field("t", true); w.field("f", false)
+    w.field("s", "static"); w.field("e", "" as StaticString); w.field("d", "dyn\"amic")
+    w.key("o"); w.beginObject(); w.field("n", Int.min); w.endObject()
+    w.endObject()
+    #expect(String(decoding: w.bytes, as: UTF8.self)
+            == #"{"i":-42,"z":0,"u":18446744073709551615,"t":true,"f":false,"s":"static","e":"","d":"dyn\"amic","o":{"n":-9223372036854775808}}"#)
+}
