@@ -117,16 +117,23 @@ public struct JSONWriter {
     /// `,` when due, then `"text"` and `suffix` (0: none).
     @inlinable @inline(__always) mutating func quoted(_ text: StaticString, then suffix: UInt8) {
         text.withUTF8Buffer { t in
-            let n = t.count
-            separated(n &+ 3) { p in
-                p.pointee = UInt8(ascii: "\"")
-                if n > 0 { JSONWriter.copy(UnsafeRawPointer(t.baseAddress!), to: UnsafeMutableRawPointer(p + 1), count: n) }
-                p[n &+ 1] = UInt8(ascii: "\"")
-                if suffix == 0 { return n &+ 2 }
-                p[n &+ 2] = suffix
-                return n &+ 3
+            separated(t.count &+ 3) { p in
+                let n = JSONWriter.quote(t, at: p)
+                if suffix == 0 { return n }
+                p[n] = suffix
+                return n &+ 1
             }
         }
+    }
+
+    /// Writes `"text"` at `p` (text that needs no escaping); returns how many bytes (its count + 2).
+    @usableFromInline @inline(__always)
+    static func quote(_ text: UnsafeBufferPointer<UInt8>, at p: UnsafeMutablePointer<UInt8>) -> Int {
+        let n = text.count
+        p.pointee = UInt8(ascii: "\"")
+        if n > 0 { copy(UnsafeRawPointer(text.baseAddress!), to: UnsafeMutableRawPointer(p + 1), count: n) }
+        p[n &+ 1] = UInt8(ascii: "\"")
+        return n &+ 2
     }
 
     /// Writes `"key":` for a key known only at run time (escaped).
@@ -274,26 +281,16 @@ public struct JSONWriter {
     }
     /// `"k": "v"`.
     public mutating func field(_ k: StaticString, _ v: StaticString) {
-        v.withUTF8Buffer { t in
-            let n = t.count
-            keyed(k, room: n &+ 2) { p in
-                p.pointee = UInt8(ascii: "\"")
-                if n > 0 { JSONWriter.copy(UnsafeRawPointer(t.baseAddress!), to: UnsafeMutableRawPointer(p + 1), count: n) }
-                p[n &+ 1] = UInt8(ascii: "\"")
-                return n &+ 2
-            }
-        }
+        v.withUTF8Buffer { t in keyed(k, room: t.count &+ 2) { JSONWriter.quote(t, at: $0) } }
     }
 
     /// `,` when due, `"k":`, then what `body` writes (at most `room` bytes): a field in one piece.
     @inline(__always) mutating func keyed(_ k: StaticString, room: Int, _ body: (UnsafeMutablePointer<UInt8>) -> Int) {
         k.withUTF8Buffer { t in
-            let n = t.count
-            separated(n &+ 3 &+ room) { p in
-                p.pointee = UInt8(ascii: "\"")
-                if n > 0 { JSONWriter.copy(UnsafeRawPointer(t.baseAddress!), to: UnsafeMutableRawPointer(p + 1), count: n) }
-                p[n &+ 1] = UInt8(ascii: "\""); p[n &+ 2] = UInt8(ascii: ":")
-                return n &+ 3 &+ body(p + (n &+ 3))
+            separated(t.count &+ 3 &+ room) { p in
+                let n = JSONWriter.quote(t, at: p)
+                p[n] = UInt8(ascii: ":")
+                return n &+ 1 &+ body(p + (n &+ 1))
             }
         }
         needsComma = true
@@ -305,13 +302,7 @@ public struct JSONWriter {
         // Fast path: text that needs no escaping at all (names, addresses, most values) is copied in one go.
         let copied = s.withContiguousStorageIfAvailable { buffer -> Bool in
             guard JSONWriter.isPlain(UnsafeRawPointer(buffer.baseAddress), count: buffer.count) else { return false }
-            let n = buffer.count
-            put(n &+ 2) { p in
-                p.pointee = UInt8(ascii: "\"")
-                if n > 0 { JSONWriter.copy(UnsafeRawPointer(buffer.baseAddress!), to: UnsafeMutableRawPointer(p + 1), count: n) }
-                p[n &+ 1] = UInt8(ascii: "\"")
-                return n &+ 2
-            }
+            put(buffer.count &+ 2) { JSONWriter.quote(buffer, at: $0) }
             return true
         } ?? false
         if copied { return }
