@@ -684,3 +684,48 @@ extension Substring {
         #expect(d.slots.count == 1 && d.freeSlots.isEmpty)
     }
 }
+
+/// Without a policy, the quiet check (`Detector.passesQuietlyWithoutPolicy`, what `operation` and the `--workers`
+/// engines decide from an operation alone) must pass over only operations the checked path would do nothing with: two
+/// detectors given the same operations, one through `operation` and one through `checkedOperation` for every one,
+/// raise the same alerts. The operations mix every protocol and access class, both senders, responses, repeated and
+/// changing units, identification requests and a DNP3 and a Modbus unit-id scan; a Modbus request's `unitRepeated`
+/// is set as its dissector sets it (the unit of the flow's previous request), the others' never.
+@Suite struct NoPolicyQuietPathTests {
+    @Test func quietOperationsAreThoseTheCheckedPathIgnores() {
+        let quiet = Detector(policy: nil), checked = Detector(policy: nil)
+        var quietAlerts: [Alert] = [], checkedAlerts: [Alert] = []
+        let flows = (0..<4).map { flow("10.0.0.\($0 + 1)", "10.0.1.\($0 % 2 + 1)", sport: UInt16(40_000 + $0), dport: [502, 20000, 102, 502][$0]) }
+        let apps: [AppProtocol] = [.modbus, .dnp3, .s7comm, .modbus]
+        for (f, app) in zip(flows, apps) {
+            for d in [quiet, checked] {
+                var a: [Alert] = []
+                d.flowStarted(f, frame: 1, time: t0, alerts: &a); d.flowIdentified(f, appProtocol: app, frame: 2, time: t0, alerts: &a)
+            }
+        }
+        let accesses: [AccessClass] = [.read, .read, .read, .write, .diagnostic, .response, .response, .time, .session, .control]
+        var x: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func next(_ n: Int) -> Int { x = x &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407; return Int((x >> 33) % UInt64(n)) }
+        var lastRequestUnit = [Int32](repeating: -1, count: flows.count)
+        var passedQuietly = 0
+        for i in 0..<4_000 {
+            let k = next(flows.count), app = apps[k]
+            // Units: mostly the same few, with bursts of new ones (a unit-id scan) on the Modbus and DNP3 flows.
+            let unit: Int32 = app == .s7comm ? -1 : (i % 500 < 20 ? Int32(100 + i % 500) : Int32(next(3)))
+            var o = op(app, accesses[next(accesses.count)], fc: UInt16(next(3) == 0 ? 8 : 3), "f", unit: unit,
+                       sender: next(4) == 0 ? .responder : .initiator, frame: UInt64(10 + i), seconds: 1_000 + Int64(i / 50))
+            if app == .modbus && o.access != .response && o.sender == .initiator {
+                o.unitRepeated = unit == lastRequestUnit[k]
+                lastRequestUnit[k] = unit
+            }
+            if withUnsafePointer(to: o, { Detector.passesQuietlyWithoutPolicy($0) }) { passedQuietly += 1 }
+            quiet.operation(o, flow: flows[k], alerts: &quietAlerts)
+            checked.checkedOperation(o, flow: flows[k], alerts: &checkedAlerts)
+        }
+        quiet.finish(alerts: &quietAlerts); checked.finish(alerts: &checkedAlerts)
+        #expect(passedQuietly > 1_000)
+        #expect(checkedAlerts.contains { $0.ruleID == RuleID.icsUnitScan.rule.id })
+        #expect(checkedAlerts.contains { $0.ruleID == RuleID.icsIdentificationSweep.rule.id })
+        #expect(ecs(quietAlerts) == ecs(checkedAlerts))
+    }
+}
