@@ -146,8 +146,8 @@ extension IPAddress: CustomStringConvertible {
     }
 }
 
-/// Appends the decimal digits of `value`, one `append` each: for a number's few bytes that measured faster than
-/// building them with `StackText` and appending them in one `append(contentsOf:)` (an IPv4 address or a time, not).
+/// Appends the decimal digits of `value`, one `append` each: for a number's few bytes this measured faster than
+/// building them on the stack and appending them at once (`StackText`, which pays for an address or a time).
 @inlinable public func writeDecimal(_ value: UInt64, to out: inout [UInt8]) {
     if value < 10 { out.append(UInt8(ascii: "0") &+ UInt8(value)); return }
     var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,

@@ -1,8 +1,9 @@
-/// Text built on the stack and appended to a byte array in one piece.
+/// Text built at a pointer: on the stack, then appended to a byte array in one piece, or straight into a buffer
+/// (`JSONWriter`'s).
 ///
-/// Appending a record's small pieces (a number's digits, an address, a time, a key with its quotes) one byte at a
-/// time checked the array's uniqueness and capacity per byte: an alert line of ~700 bytes made ~1,500 such checks,
-/// a runtime call each. Building a piece in a stack buffer and appending it once makes one.
+/// Appending an IPv4 address or a time to a `[UInt8]` one byte at a time checked the array's uniqueness and capacity
+/// per byte, a runtime call each; building it on the stack and appending it once measured faster (an address 38
+/// against 59 ns). A number's few digits measured the other way round (`writeDecimal(_:to:)`).
 public enum StackText {
     /// Bytes a piece may have.
     public static let capacity = 64
