@@ -49,14 +49,7 @@ public struct JSONWriter {
     public init(capacity: Int = 4096) { storage = JSONStorage(capacity: capacity) }
 
     /// The text written so far, as an array (a copy: `withBytes` reads it in place).
-    public var bytes: [UInt8] {
-        get { Array(UnsafeBufferPointer(start: storage.base, count: storage.count)) }
-        set {
-            storage = JSONStorage(capacity: newValue.count)
-            newValue.withUnsafeBufferPointer { storage.base.update(from: $0.baseAddress!, count: $0.count) }
-            storage.count = newValue.count
-        }
-    }
+    public var bytes: [UInt8] { Array(UnsafeBufferPointer(start: storage.base, count: storage.count)) }
 
     /// Bytes written so far.
     public var count: Int { storage.count }
@@ -176,11 +169,24 @@ public struct JSONWriter {
 
     /// Writes a signed integer.
     @inlinable public mutating func int(_ v: Int64) {
-        separated(21) { p in
-            if v < 0 { p.pointee = UInt8(ascii: "-"); return 1 &+ StackText.writeDecimal(UInt64(bitPattern: 0 &- v), at: p + 1) }
-            return StackText.writeDecimal(UInt64(v), at: p)
-        }
+        separated(21) { JSONWriter.writeSigned(v, at: $0) }
         needsComma = true
+    }
+
+    /// Writes `v` in decimal at `p`, with its sign; returns how many bytes (at most 20).
+    @usableFromInline @inline(__always)
+    static func writeSigned(_ v: Int64, at p: UnsafeMutablePointer<UInt8>) -> Int {
+        if v < 0 { p.pointee = UInt8(ascii: "-"); return 1 &+ StackText.writeDecimal(UInt64(bitPattern: 0 &- v), at: p + 1) }
+        return StackText.writeDecimal(UInt64(v), at: p)
+    }
+
+    /// Writes a static text's bytes at `p` as they are; returns how many.
+    @usableFromInline @inline(__always)
+    static func write(_ text: StaticString, at p: UnsafeMutablePointer<UInt8>) -> Int {
+        text.withUTF8Buffer { t in
+            if t.count > 0 { p.update(from: t.baseAddress!, count: t.count) }
+            return t.count
+        }
     }
     /// Writes a signed integer.
     @inlinable public mutating func int(_ v: Int) { int(Int64(v)) }
@@ -212,14 +218,14 @@ public struct JSONWriter {
         // Not two array literals: swiftc 6.3 names their outlined static copies per module (…Tv_, …Tv0_)
         // in different orders, the linker keeps one copy, and every inlined call wrote the opposite value.
         let text: StaticString = v ? "true" : "false"
-        separated(5) { p in text.withUTF8Buffer { t in p.update(from: t.baseAddress!, count: t.count); return t.count } }
+        separated(5) { JSONWriter.write(text, at: $0) }
         needsComma = true
     }
 
     /// Writes `null`.
     public mutating func null() {
         let text: StaticString = "null"
-        separated(4) { p in text.withUTF8Buffer { t in p.update(from: t.baseAddress!, count: t.count); return t.count } }
+        separated(4) { JSONWriter.write(text, at: $0) }
         needsComma = true
     }
 
@@ -267,17 +273,14 @@ public struct JSONWriter {
     // written apart took two checks for room and two calls).
     /// `"k": v`.
     public mutating func field(_ k: StaticString, _ v: Int) {
-        keyed(k, room: 21) { p in
-            if v < 0 { p.pointee = UInt8(ascii: "-"); return 1 &+ StackText.writeDecimal(UInt64(bitPattern: Int64(0 &- v)), at: p + 1) }
-            return StackText.writeDecimal(UInt64(v), at: p)
-        }
+        keyed(k, room: 21) { JSONWriter.writeSigned(Int64(v), at: $0) }
     }
     /// `"k": v`.
     public mutating func field(_ k: StaticString, _ v: UInt64) { keyed(k, room: 20) { StackText.writeDecimal(v, at: $0) } }
     /// `"k": v`.
     public mutating func field(_ k: StaticString, _ v: Bool) {
         let text: StaticString = v ? "true" : "false"   // (not array literals: see `bool(_:)`)
-        keyed(k, room: 5) { p in text.withUTF8Buffer { t in p.update(from: t.baseAddress!, count: t.count); return t.count } }
+        keyed(k, room: 5) { JSONWriter.write(text, at: $0) }
     }
     /// `"k": "v"`.
     public mutating func field(_ k: StaticString, _ v: StaticString) {
