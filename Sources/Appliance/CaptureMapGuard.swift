@@ -1,13 +1,14 @@
 import Glibc
 import Synchronization
 
-/// The capture maps being read (`SharedCaptureMap`s: one per replay in the command, a few at once in the tests): each
-/// guarded map's address range. File scope, not static members: the SIGBUS handler reads them, and they are
-/// initialised (by `CaptureMapGuard.register`) before any map exists.
-private let guardSlots = 8
-private let guardStarts = InlineArray<8, Atomic<Int>> { _ in Atomic(0) }
-private let guardEnds = InlineArray<8, Atomic<Int>> { _ in Atomic(0) }
-private let guardTaken = InlineArray<8, Atomic<Bool>> { _ in Atomic(false) }
+/// The capture maps being read (`SharedCaptureMap`s: one per replay in the command, a few at once in the tests; or
+/// each worker's two `MappedCapture` windows, where no whole-file map could be made): each guarded map's address
+/// range. File scope, not static members: the SIGBUS handler reads them, and they are initialised (by
+/// `CaptureMapGuard.register`) before any map exists.
+private let guardSlots = 32
+private let guardStarts = InlineArray<32, Atomic<Int>> { _ in Atomic(0) }
+private let guardEnds = InlineArray<32, Atomic<Int>> { _ in Atomic(0) }
+private let guardTaken = InlineArray<32, Atomic<Bool>> { _ in Atomic(false) }
 private let guardPage = Atomic<Int>(4096)
 private let guardInstalled = Atomic<Bool>(false)
 
@@ -19,7 +20,7 @@ private let guardInstalled = Atomic<Bool>(false)
 /// already queued when the file was cut are seen with zeros in place of their bytes. Nothing is checked per record.
 /// A SIGBUS anywhere else keeps its default action.
 enum CaptureMapGuard {
-    /// Guards `length` bytes from `base`; returns the guard's slot for `unregister` (-1 when all eight are in use:
+    /// Guards `length` bytes from `base`; returns the guard's slot for `unregister` (-1 when all are in use:
     /// that map is not guarded).
     static func register(_ base: UnsafeRawPointer, length: Int) -> Int {
         guardPage.store(Int(sysconf(Int32(_SC_PAGESIZE))), ordering: .relaxed)

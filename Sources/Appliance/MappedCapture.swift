@@ -37,6 +37,10 @@ final class MappedCapture {
     /// back may point into it after a move.
     private var previousWindow: UnsafeMutableRawPointer?
     private var previousLength = 0
+    /// The two windows' `CaptureMapGuard` slots (-1: not guarded), so that a file cut short by another process while
+    /// a window of it is read ends the walk as a whole-file map's cut does, not the process.
+    private var windowGuard = -1
+    private var previousGuard = -1
     /// File offset of the next record.
     private(set) var offset = 24
     /// Records handed out.
@@ -100,6 +104,8 @@ final class MappedCapture {
 
     deinit {
         guard shared == nil else { return }
+        CaptureMapGuard.unregister(windowGuard)
+        CaptureMapGuard.unregister(previousGuard)
         if let w = window { munmap(w, windowLength) }
         if let w = previousWindow { munmap(w, previousLength) }
         close(descriptor)
@@ -138,9 +144,10 @@ final class MappedCapture {
 
     /// Maps the window holding `offset` and at least `margin` bytes after it (or the rest of the file).
     private func map(at offset: Int) -> Bool {
+        CaptureMapGuard.unregister(previousGuard)
         if let w = previousWindow { munmap(w, previousLength) }
-        previousWindow = window; previousLength = windowLength
-        window = nil
+        previousWindow = window; previousLength = windowLength; previousGuard = windowGuard
+        window = nil; windowGuard = -1
         let start = offset / pageSize * pageSize
         let length = min(windowBytes, fileSize - start)
         // MAP_POPULATE: the window's page table entries are filled in one go (the file is normally in the page
@@ -150,6 +157,7 @@ final class MappedCapture {
         }
         _ = madvise(p, length, MADV_SEQUENTIAL)
         window = p; windowStart = start; windowLength = length
+        windowGuard = CaptureMapGuard.register(p, length: length)
         return true
     }
 
