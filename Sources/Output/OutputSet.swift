@@ -111,12 +111,18 @@ public final class AlertFeed {
 
     /// Most spare batches kept. Since alerts wait while an output is busy, only a few batches are in flight
     /// at a time (more only when a busy output lets `holdLimit` alerts pile up again and again); this bounds
-    /// what an idle feed keeps to a few MB.
+    /// what an idle feed keeps (each array of `batchCapacity` ~700-byte alerts: at most ~11 MB, usually a few
+    /// batches' worth).
     static let spareLimit = 32
     /// Spare batches whose array grew past this many alerts (a final aggregation flush) are dropped.
-    static let spareCapacityLimit = 512
+    static let spareCapacityLimit = 1024
     /// Most alerts held back while the outputs are busy (see `deliver`).
     static let holdLimit = 256
+    /// Alerts a new batch's array has room for. Its array becomes the producer's list at the hand-over (`deliver`
+    /// swaps them), which the producer then fills: made empty, it grew by reallocation (copying every alert so far)
+    /// eight or nine times per batch, 740 instructions an alert of a storm on the capture thread. Twice `holdLimit`,
+    /// since a callback may add several alerts past it; within `spareCapacityLimit`, so that it is recycled.
+    static let batchCapacity = 512
 
     init(channels: [OutputChannel]) {
         self.channels = channels
@@ -184,7 +190,9 @@ public final class AlertFeed {
     private func takeBatch() -> AlertBatch {
         if let b = spare.popLast() { b.readers = 1; return b }
         batchesMade += 1
-        return AlertBatch()
+        let b = AlertBatch()
+        b.alerts.reserveCapacity(AlertFeed.batchCapacity)
+        return b
     }
 
     /// Releases what the consumers retired, here, outside the queue's lock; keeps batches no output
