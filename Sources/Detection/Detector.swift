@@ -992,7 +992,13 @@ public final class Detector {
         a.source = source; a.destination = destination
         a.transport = flow?.transport
         a.networkProtocol = protocolName
-        a.communityIDText = flow.map { communityID(of: $0) } ?? InlineText()
+        if let f = flow, f.communityIDPending && alertCommunityIDs, let s = source, let d = destination,
+           (s == f.initiator && d == f.responder) || (s == f.responder && d == f.initiator) {
+            // Computed by whoever encodes the alert (an output's thread), from its endpoints: the same ID.
+            a.deferCommunityID(ipProtocol: f.communityIDProtocol)
+        } else {
+            a.communityIDText = flow.map { communityID(of: $0) } ?? InlineText()
+        }
         a.attackVersion = attackVersion.rawValue
         a.techniques = techniqueReferences[Int(rule.rawValue)]
         a.sourceZone = policy?.zoneName(sourceZone)

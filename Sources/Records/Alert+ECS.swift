@@ -2,7 +2,10 @@ import Wire
 
 extension Alert {
     /// Writes the alert as one ECS JSON object (no trailing newline): the schema of the policy issue.
-    public func writeECS(to json: inout JSONWriter) {
+    public func writeECS(to json: inout JSONWriter) { writeECS(communityID: communityIDText, to: &json) }
+
+    /// `writeECS(to:)` with the alert's `communityIDText` read once already (a deferred one is computed per read).
+    public func writeECS(communityID: InlineText, to json: inout JSONWriter) {
         json.beginObject()
         json.key("@timestamp"); json.time(time)
         json.field("frame", frame)
@@ -24,7 +27,7 @@ extension Alert {
         json.key("network"); json.beginObject()
         if let t = transport { json.field("transport", t.name) }
         if let p = networkProtocol { json.field("protocol", p) }
-        if !communityIDText.isEmpty { json.key("community_id"); json.string(communityIDText) }
+        if !communityID.isEmpty { json.key("community_id"); json.string(communityID) }
         json.endObject()
         if !techniques.isEmpty {
             json.key("threat"); json.beginObject()

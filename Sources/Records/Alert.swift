@@ -46,8 +46,28 @@ public struct Alert: Sendable {
     public var transport: Transport?
     /// Application protocol name (`modbus`, ...) or transport name for non-ICS flows.
     public var networkProtocol: String?
-    /// Community ID of the flow (v1 text: 30 bytes), empty when none.
-    public var communityIDText = InlineText()
+    /// Community ID of the flow (v1 text: 30 bytes), empty when none. When detection deferred it
+    /// (`deferCommunityID`), each read computes it (a SHA-1): an encoder reads it once per alert.
+    public var communityIDText: InlineText {
+        get {
+            if communityIDDeferred, let s = source, let d = destination {
+                return CommunityIDHasher.text(s, d, ipProtocol: communityIDProtocol)
+            }
+            return storedCommunityID
+        }
+        set { storedCommunityID = newValue; communityIDDeferred = false }
+    }
+    private var storedCommunityID = InlineText()
+    /// Whether `communityIDText` is computed from `source`, `destination` and `communityIDProtocol` when read.
+    public private(set) var communityIDDeferred = false
+    private var communityIDProtocol: UInt8 = 0
+    /// Leaves the Community ID to be computed when the alert is encoded, from its `source` and `destination`
+    /// (which must be the flow's two endpoints, in either order: the ID orders them) and the flow's IP protocol.
+    /// Built at once, it cost the capture thread a SHA-1 per alert of a storm, for outputs whose own threads encode
+    /// the alerts.
+    public mutating func deferCommunityID(ipProtocol: UInt8) {
+        storedCommunityID = InlineText(); communityIDDeferred = true; communityIDProtocol = ipProtocol
+    }
     /// `communityIDText` as a string, nil when empty (allocates: for tests and cold paths; a Community ID v1
     /// text fits, longer text is cut to 31 bytes).
     public var communityID: String? {

@@ -33,7 +33,7 @@ import Records
             var expected: [UInt8] = []
             Syslog5424.writeHeader(priority: 4 * 8 + Syslog5424.severity(forAlertSeverity: alert.severity),
                                    timestamp: alert.time, msgID: "alert", options: options, to: &expected)
-            Syslog5424.writeAlertSD(alert, options: options, to: &expected)
+            Syslog5424.writeAlertSD(alert, communityID: alert.communityIDText, options: options, to: &expected)
             expected.append(0x20)
             CEFEncoder(version: ZoneWatchVersion.current).write(alert, to: &expected)
             #expect(encoder.message == expected)
@@ -59,5 +59,26 @@ import Records
         out.removeAll()
         cef.write(Sample.hostile(), to: &out)
         #expect(String(decoding: out, as: UTF8.self).hasPrefix(#"CEF:0|Acme\\Corp|Zone\|Watch|3|"#))
+    }
+
+    /// An alert whose Community ID detection deferred (`Alert.deferCommunityID`) encodes, in every format with and
+    /// without the syslog envelope, exactly as the same alert with that ID stored.
+    @Test func deferredCommunityIDEncodesAsStored() {
+        let syslog = SyslogOptions(facility: 4, hostname: "gw", appName: "zonewatch", procID: "1", enterpriseNumber: 1)
+        var deferred = Sample.hostile()
+        deferred.deferCommunityID(ipProtocol: 6)
+        var stored = deferred
+        stored.communityIDText = CommunityIDHasher.text(stored.source!, stored.destination!, ipProtocol: 6)
+        #expect(deferred.communityIDDeferred && !stored.communityIDDeferred && stored.communityIDText.count == 30)
+        for format in OutputFormat.allCases {
+            for options in [nil, syslog] {
+                var a = MessageEncoder(format: format, syslog: options), b = MessageEncoder(format: format, syslog: options)
+                a.encode(deferred); b.encode(stored)
+                #expect(a.message == b.message, "\(format) \(options == nil ? "bare" : "syslog")")
+                let text = String(decoding: a.message, as: UTF8.self)
+                // (Its trailing "=" is escaped in CEF and LEEF values.)
+                #expect(text.contains(stored.communityID!.dropLast()), "\(format): \(text)")
+            }
+        }
     }
 }

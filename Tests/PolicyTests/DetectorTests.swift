@@ -729,3 +729,48 @@ extension Substring {
         #expect(ecs(quietAlerts) == ecs(checkedAlerts))
     }
 }
+
+/// Alerts of a flow whose Community ID the engine left pending: detection defers the ID to the alert's encoder (an
+/// output's thread) instead of hashing it on the capture thread, and every reader sees the flow's ID.
+@Suite struct DeferredCommunityIDTests {
+    func pendingFlow(_ a: String, _ b: String, sport: UInt16 = 50000, dport: UInt16 = 502) -> FlowContext {
+        var f = FlowContext(initiator: Endpoint(ip: IPAddress(a)!, port: sport), responder: Endpoint(ip: IPAddress(b)!, port: dport),
+                            transport: .tcp)
+        f.setCommunityIDPending(ipProtocol: 6)
+        return f
+    }
+
+    /// Zone alerts (initiator to responder), unknown-host alerts of the responder (responder to initiator) and an
+    /// operation alert: each deferred, each reading as the flow's own ID, in ECS, CEF, LEEF and syslog alike.
+    @Test func deferredIDsReadAsTheFlowsOwn() throws {
+        let d = Detector(policy: compiled())
+        let f = pendingFlow("10.0.1.1", "10.99.0.7", dport: 502)   // enterprise to a host in no zone
+        let expected = CommunityIDHasher.text(f.initiator, f.responder, ipProtocol: 6)
+        #expect(expected.count == 30)
+        let alerts = run(d, f, ops: [op(.modbus, .write, fc: 6, "write_single_register", unit: 1)])
+        #expect(alerts.count >= 2)
+        // One of them names the responder as its source: the ID is the same for both orders of the endpoints.
+        #expect(alerts.contains { $0.source == f.responder })
+        for a in alerts {
+            #expect(a.communityIDDeferred, "\(a.ruleID) not deferred")
+            #expect(a.communityIDText == expected, "\(a.ruleID): \(a.communityIDText)")
+            var w = JSONWriter(); a.writeECS(to: &w)
+            #expect(String(decoding: w.bytes, as: UTF8.self).contains("\"community_id\":\"\(expected.string)\""))
+        }
+        // Set afterwards, the text is what was set and no longer computed.
+        var a = alerts[0]
+        a.communityIDText = InlineText("1:set")
+        #expect(!a.communityIDDeferred && a.communityID == "1:set")
+    }
+
+    /// Without an alert reader (no lines, no outputs) nothing is hashed or deferred; a flow with its ID set already
+    /// passes it on as it is.
+    @Test func noReaderOrAnIDSetAlreadyIsNotDeferred() {
+        let d = Detector(policy: compiled())
+        d.alertCommunityIDs = false
+        for a in run(d, pendingFlow("10.0.1.1", "10.99.0.7")) { #expect(!a.communityIDDeferred && a.communityIDText.isEmpty) }
+        for a in run(Detector(policy: compiled()), flow("10.0.1.1", "10.99.0.7")) {
+            #expect(!a.communityIDDeferred && a.communityID == "1:test")
+        }
+    }
+}

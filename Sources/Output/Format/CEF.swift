@@ -48,7 +48,10 @@ public struct CEFEncoder: Sendable {
     }
 
     /// Appends the CEF record of `alert` (no trailing newline).
-    public func write(_ alert: Alert, to out: inout [UInt8]) {
+    public func write(_ alert: Alert, to out: inout [UInt8]) { write(alert, communityID: alert.communityIDText, to: &out) }
+
+    /// `write(_:to:)` with the alert's `communityIDText` read once already (a deferred one is computed per read).
+    public func write(_ alert: Alert, communityID: InlineText, to out: inout [UInt8]) {
         out.append(contentsOf: prefix)
         CEFEncoder.header(alert.ruleID, to: &out); out.append(UInt8(ascii: "|"))
         CEFEncoder.header(alert.ruleName, to: &out); out.append(UInt8(ascii: "|"))
@@ -86,8 +89,8 @@ public struct CEFEncoder: Sendable {
             }
         }
         if let f = alert.function { ext.text("cs5Label", "function"); ext.text("cs5", f) }
-        if !alert.communityIDText.isEmpty {
-            ext.text("cs6Label", "communityId"); ext.key("cs6"); alert.communityIDText.withBytes { CEFEncoder.value(bytes: $0, to: &ext.out) }
+        if !communityID.isEmpty {
+            ext.text("cs6Label", "communityId"); ext.key("cs6"); communityID.withBytes { CEFEncoder.value(bytes: $0, to: &ext.out) }
         }
         if let u = alert.unitID { ext.text("cn1Label", "unitId"); ext.number("cn1", Int64(u)) }
         if let d = alert.dnp3Address { ext.text("cn2Label", "dnp3Address"); ext.number("cn2", Int64(d)) }

@@ -60,8 +60,8 @@ public struct LEEFEncoder: Sendable {
         case devTime(PacketTime)
     }
 
-    /// Calls `body` with every attribute of `a`, in output order.
-    static func forEachAttribute(_ a: Alert, _ body: (StaticString, Value) -> Void) {
+    /// Calls `body` with every attribute of `a`, in output order (`communityID`: its `communityIDText`, read once).
+    static func forEachAttribute(_ a: Alert, communityID: InlineText, _ body: (StaticString, Value) -> Void) {
         body("devTime", .devTime(a.time))
         body("devTimeFormat", .literal("yyyy-MM-dd'T'HH:mm:ss.SSSZ"))
         body("sev", .number(max(1, min(10, a.severity))))
@@ -83,16 +83,16 @@ public struct LEEFEncoder: Sendable {
         if let u = a.unitID { body("unitId", .number(u)) }
         if let d = a.dnp3Address { body("dnp3Address", .number(d)) }
         if let s = a.securityLevel { body("securityLevel", .number(s)) }
-        if !a.communityIDText.isEmpty { body("communityId", .communityID) }
+        if !communityID.isEmpty { body("communityId", .communityID) }
         if a.count != 1 { body("count", .number(a.count)) }
         body("frame", .number(Int(clamping: a.frame)))
         body("msg", .message)
     }
 
     /// The 2.0 delimiter for `a`: the first candidate found in no text value (`^` if all occur).
-    static func chooseDelimiter(for a: Alert) -> UInt8 {
+    static func chooseDelimiter(for a: Alert, communityID: InlineText) -> UInt8 {
         var seen: UInt32 = 0   // bit i: delimiters[i] occurs somewhere
-        forEachAttribute(a) { _, v in
+        forEachAttribute(a, communityID: communityID) { _, v in
             func scan(_ buf: UnsafeRawBufferPointer) {
                 for b in buf where b < 0x80 && candidateMask & (1 << UInt64(b & 0x3F)) != 0 {
                     for (i, d) in delimiters.enumerated() where b == d { seen |= 1 << UInt32(i) }
@@ -100,7 +100,7 @@ public struct LEEFEncoder: Sendable {
             }
             switch v {
             case .text(var s): s.withUTF8 { scan(UnsafeRawBufferPointer($0)) }
-            case .communityID: a.communityIDText.withBytes(scan)
+            case .communityID: communityID.withBytes(scan)
             case .message: a.messageText.withBytes(scan)
             default: return
             }
@@ -110,8 +110,11 @@ public struct LEEFEncoder: Sendable {
     }
 
     /// Appends the LEEF record of `alert` (no trailing newline).
-    public func write(_ alert: Alert, to out: inout [UInt8]) {
-        let delimiter: UInt8 = leefVersion == .v1 ? 0x09 : LEEFEncoder.chooseDelimiter(for: alert)
+    public func write(_ alert: Alert, to out: inout [UInt8]) { write(alert, communityID: alert.communityIDText, to: &out) }
+
+    /// `write(_:to:)` with the alert's `communityIDText` read once already (a deferred one is computed per read).
+    public func write(_ alert: Alert, communityID: InlineText, to out: inout [UInt8]) {
+        let delimiter: UInt8 = leefVersion == .v1 ? 0x09 : LEEFEncoder.chooseDelimiter(for: alert, communityID: communityID)
         out.append(ascii: leefVersion == .v1 ? "LEEF:1.0|" : "LEEF:2.0|")
         LEEFEncoder.header(vendor, to: &out); out.append(UInt8(ascii: "|"))
         LEEFEncoder.header(product, to: &out); out.append(UInt8(ascii: "|"))
@@ -122,13 +125,13 @@ public struct LEEFEncoder: Sendable {
             out.append(UInt8(ascii: "|"))
         }
         var first = true
-        LEEFEncoder.forEachAttribute(alert) { key, value in
+        LEEFEncoder.forEachAttribute(alert, communityID: communityID) { key, value in
             if !first { out.append(delimiter) }
             first = false
             out.append(ascii: key); out.append(UInt8(ascii: "="))
             switch value {
             case .text(let s): LEEFEncoder.value(s, delimiter: delimiter, to: &out)
-            case .communityID: alert.communityIDText.withBytes { LEEFEncoder.value(bytes: $0, delimiter: delimiter, to: &out) }
+            case .communityID: communityID.withBytes { LEEFEncoder.value(bytes: $0, delimiter: delimiter, to: &out) }
             case .message: alert.messageText.withBytes { LEEFEncoder.value(bytes: $0, delimiter: delimiter, to: &out) }
             case .literal(let s): out.append(ascii: s)
             case .number(let n): out.append(decimal: n)

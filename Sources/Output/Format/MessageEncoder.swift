@@ -70,22 +70,24 @@ public struct MessageEncoder {
     /// Encodes an alert into `message`.
     public mutating func encode(_ alert: Alert) {
         message.removeAll(keepingCapacity: true)
+        // Read once: one detection deferred is computed here, on the output's thread (a SHA-1 per read).
+        let communityID = alert.communityIDText
         if let o = syslog {
             // Syslog5424.writeHeader, with the parts that repeat from message to message copied.
             let severity = Syslog5424.severity(forAlertSeverity: alert.severity)
             Syslog5424.writePriority(o.facility * 8 + severity, to: &message)
             timestamps.write(alert.time, to: &message)
             message.append(contentsOf: identity); message.append(ascii: "alert ")
-            Syslog5424.writeAlertSD(alert, options: o, to: &message)
+            Syslog5424.writeAlertSD(alert, communityID: communityID, options: o, to: &message)
             message.append(0x20)
         }
         switch format {
         case .ecs:
-            json.reset(); alert.writeECS(to: &json); json.withBytes { message.append(contentsOf: $0) }
+            json.reset(); alert.writeECS(communityID: communityID, to: &json); json.withBytes { message.append(contentsOf: $0) }
         case .cef:
-            cef.write(alert, to: &message)
+            cef.write(alert, communityID: communityID, to: &message)
         case .leef, .leef2:
-            leef.write(alert, to: &message)
+            leef.write(alert, communityID: communityID, to: &message)
         }
     }
 

@@ -128,8 +128,9 @@ public enum Syslog5424 {
         }
     }
 
-    /// Appends the structured data of an alert: `[zonewatch@PEN rule=".." ...]`.
-    static func writeAlertSD(_ a: Alert, options: SyslogOptions, to out: inout [UInt8]) {
+    /// Appends the structured data of an alert: `[zonewatch@PEN rule=".." ...]` (`communityID`: its
+    /// `communityIDText`, read once).
+    static func writeAlertSD(_ a: Alert, communityID: InlineText, options: SyslogOptions, to out: inout [UInt8]) {
         openElement(options: options, to: &out)
         param("kind", "alert", to: &out)
         param("rule", a.ruleID, to: &out)
@@ -148,7 +149,7 @@ public enum Syslog5424 {
             }
             out.append(UInt8(ascii: "\""))
         }
-        if !a.communityIDText.isEmpty { out.append(0x20); out.append(ascii: "communityId=\""); a.communityIDText.withBytes { escapeParamValue($0, to: &out) }; out.append(UInt8(ascii: "\"")) }
+        if !communityID.isEmpty { out.append(0x20); out.append(ascii: "communityId=\""); communityID.withBytes { escapeParamValue($0, to: &out) }; out.append(UInt8(ascii: "\"")) }
         out.append(UInt8(ascii: "]"))
     }
 
