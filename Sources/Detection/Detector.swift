@@ -992,13 +992,7 @@ public final class Detector {
         a.source = source; a.destination = destination
         a.transport = flow?.transport
         a.networkProtocol = protocolName
-        if let f = flow, f.communityIDPending && alertCommunityIDs, let s = source, let d = destination,
-           (s == f.initiator && d == f.responder) || (s == f.responder && d == f.initiator) {
-            // Computed by whoever encodes the alert (an output's thread), from its endpoints: the same ID.
-            a.deferCommunityID(ipProtocol: f.communityIDProtocol)
-        } else {
-            a.communityIDText = flow.map { communityID(of: $0) } ?? InlineText()
-        }
+        setCommunityID(&a, flow: flow)
         a.attackVersion = attackVersion.rawValue
         a.techniques = techniqueReferences[Int(rule.rawValue)]
         a.sourceZone = policy?.zoneName(sourceZone)
@@ -1018,6 +1012,19 @@ public final class Detector {
         let text = flow.communityIDText
         lastCommunityID = (flow.initiator, flow.responder, flow.communityIDProtocol, text)
         return text
+    }
+
+    /// The alert's Community ID: `flow`'s, deferred to whoever encodes the alert (an output's thread) when the flow
+    /// leaves it pending and the alert's endpoints are the flow's (the same ID, in either order). Out of line: the
+    /// alert builders are inlined into the detector's per-flow paths, which it made larger.
+    @inline(never)
+    func setCommunityID(_ a: inout Alert, flow: FlowContext?) {
+        if let f = flow, f.communityIDPending && alertCommunityIDs, let s = a.source, let d = a.destination,
+           (s == f.initiator && d == f.responder) || (s == f.responder && d == f.initiator) {
+            a.deferCommunityID(ipProtocol: f.communityIDProtocol)
+        } else {
+            a.communityIDText = flow.map { communityID(of: $0) } ?? InlineText()
+        }
     }
 
     func operationAlert(_ a: inout Alert, _ rule: RuleID, op: Operation, flow: FlowContext, sender: Endpoint, peer: Endpoint, senderZone: Int32,
