@@ -581,6 +581,9 @@ public final class EventRecorder: EngineObserver, @unchecked Sendable {
 
     /// An event that sweeps the aggregation windows to `time` was sent (`leavesUnsent`).
     @inline(__always) func noteSent(_ time: PacketTime) { sent.sent(time) }
+    /// The seconds sent so far are another timeline's: an operation is left unsent again only once an event of the
+    /// new one has gone (the merge's sweeps follow the new time, see `Aggregator.stepFloor`).
+    public func clockStepped(to time: PacketTime) { sent = SentSecond() }
 }
 
 /// Drains a sink's operations into an `EventRecorder` directly (the engine's generic forwarder calls `operation`

@@ -3,6 +3,7 @@ import Wire
 import Records
 import Decode
 import Engine
+import Flows
 import Output
 
 /// libpcap's counters of one interface, widened to 64 bits. `pcap_stats` reports 32-bit counters that wrap
@@ -219,7 +220,7 @@ public struct StatsSnapshot: Sendable {
 
 /// Flow end reason names in `FlowEndReason` order (as in flow records).
 enum FlowEndNames {
-    static let all = ["fin", "rst", "idle_timeout", "evicted", "end_of_input", "port_reuse"]
+    static let all = FlowEndReason.allCases.map { $0.name.description }
 }
 
 /// Decides when capture loss over an interval is worth an alert: when the share of packets lost (kernel,

@@ -104,6 +104,9 @@ struct Aggregator {
     /// latest second reached, not on which event reached it. `--workers` relies on this: an operation that changes
     /// nothing else is not sent to the merge at all once its worker has sent something of that second.
     var nextSweep: Int64 = .min
+    /// Packet time (µs) below which an event is a step back of more than `PacketTime.clockStepSeconds` from the last
+    /// second swept to: a clock discontinuity, at which every window closes (`sweepDue`).
+    var stepFloor: Int64 = .min
     var sequence: UInt64 = 0
     /// Repeats folded into summaries so far.
     var folded: UInt64 = 0
@@ -165,8 +168,9 @@ struct Aggregator {
     /// Emits the summaries of windows that closed by the start of `time`'s whole second, when that second is later
     /// than the last one swept to (one sweep per second of packet time at most).
     @inline(__always) mutating func sweep(_ time: PacketTime, into alerts: inout [Alert]) {
-        // Checked on every operation and anomaly: only the comparison is inlined.
-        if time.totalMicroseconds >= nextSweep { sweepDue(time.totalMicroseconds, into: &alerts) }
+        // Checked on every operation and anomaly: only the comparisons are inlined.
+        let t = time.totalMicroseconds
+        if t >= nextSweep || t < stepFloor { sweepDue(t, into: &alerts) }
     }
 
     /// The start of the whole second of packet time `t` (µs) lies in (`SweepClock.second`).
@@ -174,6 +178,9 @@ struct Aggregator {
 
     /// The sweep for an event at `t` ≥ `nextSweep`.
     mutating func sweepDue(_ t: Int64, into alerts: inout [Alert]) {
+        // Time went back by more than a clock step: on the old timeline these windows would stay open (and fold
+        // repeats) until packet time caught up, hours after a sensor's clock was set back. They close now.
+        if t < stepFloor { flushAll(into: &alerts) }
         let second = Self.wholeSecond(t)
         while head < queue.count && queue[head].end <= second {
             let item = queue[head]
@@ -188,6 +195,7 @@ struct Aggregator {
         if head == queue.count { queue.removeAll(keepingCapacity: true); head = 0 }
         else if head > 4096 && head * 2 > queue.count { queue.removeFirst(head); head = 0 }
         nextSweep = second &+ 1_000_000
+        stepFloor = second &- PacketTime.clockStepSeconds &* 1_000_000
     }
 
     /// Emits every pending summary (end of input, or a full table), in the order the windows opened.
@@ -291,7 +299,9 @@ struct DistinctCounter {
         let t = time.totalMicroseconds
         var i = find(key)
         if slots[i].used {
-            if t &- slots[i].window.start >= window {
+            // A new window when this one has passed, or when time went back beyond its length (a clock set back:
+            // the old window would otherwise gather values until time caught up with it).
+            if t &- slots[i].window.start >= window || slots[i].window.start &- t >= window {
                 // A new window, reset in place (a list the key has stays its own, emptied).
                 slots[i].window.start = t
                 let l = Int(slots[i].window.list)

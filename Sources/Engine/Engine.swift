@@ -87,6 +87,9 @@ public final class Engine {
     @exclusivity(unchecked) var hintsCaughtUpTo: UInt64 = 0
     @exclusivity(unchecked) private var now = PacketTime.zero
     @exclusivity(unchecked) private var nextSweep: Int64 = 0
+    /// Whether this engine logs a step back of packet time as an anomaly (`capture`/`time_went_back`). With
+    /// `--workers` every engine ends its flows at the step, and only the first logs it, as one engine would.
+    public var reportsClockSteps = true
     @exclusivity(unchecked) private var sinkFlowSlot: Int32 = -1
     @exclusivity(unchecked) private var anomalyLogged: [UInt64: Int] = [:]   // by `anomalyKindKey`
     /// Diagnostic for scripts/bench (environment ZONEWATCH_NO_DISSECT=1): no flow is handed to a dissector, so
@@ -186,7 +189,7 @@ public final class Engine {
         frame = number == 0 ? frame &+ 1 : number
         packetsProcessed &+= 1
         // The flow table's idle queries rely on packet time not going back (`FlowTable.clockWentBack`).
-        if time.seconds < now.seconds { flows.clockWentBack() }
+        if time.seconds < now.seconds { clockWentBack(to: time) }
         now = time
         statistics.packets &+= 1
         statistics.bytes &+= UInt64(bytes.count)
@@ -346,9 +349,30 @@ public final class Engine {
     /// sweep, so flows end at the same frame; a live capture with no traffic uses it to let time pass.
     public func advance(frame number: UInt64, time: PacketTime, sweep: Bool = true) {
         frame = number
-        if time.seconds < now.seconds { flows.clockWentBack() }
+        if time.seconds < now.seconds { clockWentBack(to: time) }
         now = time
         if sweep && time.seconds >= nextSweep { self.sweep() }
+    }
+
+    /// Packet time is going back from `now` to `time`. Up to `PacketTime.clockStepSeconds` behind the latest second
+    /// swept to, it is the same timeline (flows idle out a little later). Further back it is a discontinuity: on the
+    /// old timeline no flow would idle out, and no sweep run, until packet time caught up again (hours, after a
+    /// sensor's clock was set back), so every live flow ends here (`clockStep`, its record stamped with its own
+    /// times), the step is logged as an anomaly, and sweeps follow the new time from this packet on. (Measured from
+    /// the sweeps' second, which a `--workers` reader keeps too, so that every engine meets the step at one frame.)
+    @inline(never)
+    private func clockWentBack(to time: PacketTime) {
+        flows.clockWentBack()
+        guard PacketTime.stepsBack(second: time.seconds, nextSweep: nextSweep) else { return }
+        let back = nextSweep &- 1 &- time.seconds
+        statistics.clockSteps &+= 1
+        now = time
+        if reportsClockSteps {
+            logPacketAnomaly(Anomaly(layer: "capture", kind: "time_went_back", value: back))
+        }
+        endAllFlows { closed in closed ? nil : .clockStep }
+        observer?.clockStepped(to: time)
+        nextSweep = time.seconds
     }
 
     private func createFlow(_ key: FlowKey, hash: UInt64, packet: PacketView) -> Int32 {
@@ -967,10 +991,19 @@ public final class Engine {
 
     /// Ends every live flow (end of input or shutdown): each gets its record, in least-recently-seen order.
     public func finish() {
+        endAllFlows { closed in closed ? nil : .endOfInput }
+        statistics.pdus = sink.pduCounts
+        observer?.finish()
+    }
+
+    /// Ends every live flow, closed ones first, each list least recently seen first; a closed flow ends as closed
+    /// (`fin` or `rst`) where `reason(true)` is nil, an active one with `reason(false)` (never nil).
+    private func endAllFlows(reason: (_ closed: Bool) -> FlowEndReason?) {
         // Ending a flow moves no other: the order is taken once (`oldest(closed:)` flow by flow gives the same).
         for closed in [true, false] {
             let order = flows.endOrder(closed: closed)
             let prefetching = flows.slotCount >= 4096   // as in `prefetchFlowEnds(after:)`
+            let given = reason(closed)
             for i in order.indices {
                 let s = order[i]
                 // The order is known ahead, so the pipeline runs further ahead than a sweep's: the flow 8 on whole,
@@ -980,11 +1013,9 @@ public final class Engine {
                 if prefetching {
                     prefetchFlowEnds(next: i &+ 4 < order.count ? order[i &+ 4] : -1, afterNext: i &+ 8 < order.count ? order[i &+ 8] : -1)
                 }
-                endFlow(s, reason: closed ? (flows.slots[Int(s)].reset ? .rst : .fin) : .endOfInput)
+                endFlow(s, reason: given ?? (flows.slots[Int(s)].reset ? .rst : .fin))
             }
         }
-        statistics.pdus = sink.pduCounts
-        observer?.finish()
     }
 
     /// Hands every finished record line to `body` (kind, bytes) and empties the buffers.
@@ -1083,6 +1114,8 @@ public protocol EngineObserver: AnyObject {
     func flowEnded(_ flow: FlowContext, reason: FlowEndReason)
     /// Packet time advanced by at least a second (aggregation windows, periodic work).
     func tick(time: PacketTime)
+    /// Packet time went back to `time` by more than `PacketTime.clockStepSeconds` (the engine has ended every flow).
+    func clockStepped(to time: PacketTime)
     /// End of input.
     func finish()
     /// Where the observer keeps per-flow state by the engine's flow slot, if it does (`FlowStateTable.none`
@@ -1095,6 +1128,8 @@ public protocol EngineObserver: AnyObject {
 }
 
 extension EngineObserver {
+    /// Nothing kept by the clock.
+    public func clockStepped(to time: PacketTime) {}
     /// Nothing to load ahead.
     public func flowStarting(between a: IPAddress, and b: IPAddress, flowSlot: Int32) {}
     /// No per-flow state to prefetch.

@@ -1,4 +1,5 @@
 import Records
+import Flows
 import Decode
 
 /// Counters of one engine (one worker), summed for the summary and the stats record.
@@ -16,7 +17,7 @@ public struct EngineStatistics: Sendable {
     /// Flows created.
     public var flowsCreated: UInt64 = 0
     /// Flows ended, per `FlowEndReason`.
-    public var flowsEnded = [UInt64](repeating: 0, count: 6)
+    public var flowsEnded = [UInt64](repeating: 0, count: FlowEndReason.allCases.count)
     /// TCP gaps handed to dissectors (holes in streams).
     public var streamGaps: UInt64 = 0
     /// Bytes missing in those gaps.
@@ -27,6 +28,8 @@ public struct EngineStatistics: Sendable {
     public var anomalies: UInt64 = 0
     /// Anomaly log lines not written because the per-kind log bound was reached (still counted).
     public var anomaliesNotLogged: UInt64 = 0
+    /// Steps back of packet time beyond `PacketTime.clockStepSeconds` (each ended every live flow).
+    public var clockSteps: UInt64 = 0
     /// Operations classified.
     public var operations: UInt64 = 0
     /// Alerts raised.

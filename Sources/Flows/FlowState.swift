@@ -1,8 +1,10 @@
 import Wire
 
 /// Why a flow's record was written.
-public enum FlowEndReason: UInt8, Sendable {
+public enum FlowEndReason: UInt8, Sendable, CaseIterable {
     case fin, rst, idleTimeout, evicted, endOfInput, portReuse
+    /// Packet time went back by more than `PacketTime.clockStepSeconds`: every live flow ends there.
+    case clockStep
 
     /// The name in flow records (`event.reason`).
     public var name: StaticString {
@@ -13,6 +15,7 @@ public enum FlowEndReason: UInt8, Sendable {
         case .evicted: "evicted"
         case .endOfInput: "end_of_input"
         case .portReuse: "port_reuse"
+        case .clockStep: "clock_step"
         }
     }
 }

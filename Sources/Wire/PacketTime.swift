@@ -1,6 +1,17 @@
 /// A packet's capture time: seconds since the Unix epoch and microseconds. Records carry packet time,
 /// never the wall clock, so that the same input always gives byte-identical output.
 public struct PacketTime: Hashable, Comparable, Sendable {
+    /// How far packet time may go back, in whole seconds, and still count as the same timeline (packets reordered
+    /// between capture queues, a small clock correction): a step back of more than this is a clock discontinuity (a
+    /// sensor's clock set back, captures concatenated out of order), which the engine and detection handle as one.
+    public static let clockStepSeconds: Int64 = 60
+
+    /// Whether a packet of whole second `second` steps packet time back by more than `clockStepSeconds` from the
+    /// latest second swept to, `nextSweep - 1`. An engine checks it against its own next sweep; a reader feeding
+    /// several engines sweeps them all at such a packet, as at a new second, so each meets the step at the same frame.
+    @inlinable @inline(__always)
+    public static func stepsBack(second: Int64, nextSweep: Int64) -> Bool { nextSweep > second &+ 1 &+ clockStepSeconds }
+
     /// Whole seconds since 1970-01-01T00:00:00Z.
     public var seconds: Int64
     /// Microseconds within the second, 0..<1_000_000.

@@ -2,6 +2,8 @@ import Glibc
 import Records
 import Decode
 import Engine
+import Flows
+import Wire
 
 /// The end-of-run summary on stderr: what was read, found and written, and how fast.
 func printSummary(_ s: EngineStatistics, wallSeconds: Double, extra: [String] = []) {
@@ -9,9 +11,11 @@ func printSummary(_ s: EngineStatistics, wallSeconds: Double, extra: [String] = 
     let pps = wallSeconds > 0 ? Double(s.packets) / wallSeconds : 0
     lines.append("packets: \(s.packets)  bytes: \(s.bytes)  time: \(formatted(wallSeconds, 3)) s  rate: \(formatted(pps / 1e6, 3)) Mpps")
     var flowLine = "flows: \(s.flowsCreated)"
-    let reasons = ["fin", "rst", "idle_timeout", "evicted", "end_of_input", "port_reuse"]
-    for (i, n) in s.flowsEnded.enumerated() where n > 0 { flowLine += "  \(reasons[i]): \(n)" }
+    for (i, n) in s.flowsEnded.enumerated() where n > 0 { flowLine += "  \(FlowEndReason.allCases[i].name): \(n)" }
     lines.append(flowLine)
+    if s.clockSteps > 0 {
+        lines.append("clock steps (packet time back more than \(PacketTime.clockStepSeconds) s): \(s.clockSteps) (every live flow ended at each: clock_step)")
+    }
     var pduLine = "pdus:"
     for p in AppProtocol.allCases { pduLine += "  \(p.name): \(s.pdus[Int(p.rawValue)])" }
     lines.append(pduLine)

@@ -409,6 +409,33 @@ import Detection
         #expect(run(3) == one)
     }
 
+    /// A step back of packet time (two captures concatenated, the second two hours earlier): every feed, with 2 and
+    /// 3 workers, ends the flows at the same frame and logs the step once, as one engine does. Readers sweep every
+    /// worker at the step as at a new second, and only the first worker's engine reports it.
+    @Test func aClockStepGivesOneEnginesRecords() throws {
+        func packets(_ base: Int) -> [[UInt8]] {
+            (0..<60).map { i in
+                tcpFrame(src: ipv4(127, 0, 2, 10), sport: UInt16(base + i % 12), dst: ipv4(127, 0, 3, UInt8(10 + i % 12)), dport: 502,
+                         seq: 1000 + UInt32(i / 12) * 12, ack: 9000, flags: 0x18, payload: [0, UInt8(i), 0, 0, 0, 6, 1, 3, 0, 0, 0, 1])
+            }
+        }
+        // The first packet after the step goes to a worker other than the first with 2 and with 3 workers: there the
+        // first engine meets the step only through the reader's sweep.
+        func worker(_ frame: [UInt8], _ n: Int) -> Int { frame.withUnsafeBytes { FlowDispatch.worker(for: ByteView($0), linkType: 1, workers: n) } }
+        let later = try #require((51_000..<51_500).lazy.map(packets).first { worker($0[0], 2) != 0 && worker($0[0], 3) != 0 })
+        let bytes = pcapFile(packets(50_000), start: 1_700_000_000) + pcapFile(later, start: 1_700_000_000 - 7_200).dropFirst(24)
+        let path = try temporaryFile(bytes, "clock-step.pcap")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let one = runSingle([path], policy: demoPolicy).sorted
+        #expect((one.lines[.flow] ?? []).filter { $0.contains(#""reason":"clock_step""#) }.count == 12)
+        #expect((one.lines[.anomaly] ?? []).filter { $0.contains("time_went_back") }.count == 1)
+        for feed in [PipelineFeed.reader, .workersRead(mapped: true), .workersRead(mapped: false)] {
+            for n in [2, 3] {
+                #expect(runParallel([path], policy: demoPolicy, workers: n, feed: feed).sorted == one, "\(feed), \(n) workers")
+            }
+        }
+    }
+
     @Test func countersAreSummedOverWorkers() {
         let sink = EventSink()
         let observer = TestAlertObserver(policy: demoPolicy, sink: sink)

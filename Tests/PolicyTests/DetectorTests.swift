@@ -774,3 +774,50 @@ extension Substring {
         }
     }
 }
+
+/// Packet time going back by more than `PacketTime.clockStepSeconds` (a clock set back): detection's windows close
+/// there instead of staying open, folding repeats and counting scan targets, until time caught up with them.
+@Suite struct ClockStepDetectionTests {
+    func anomaly(_ frame: UInt64, seconds: Int64) -> Anomaly {
+        var a = Anomaly(layer: "modbus", kind: "bad_protocol_id", offset: 2, value: 7)
+        a.frame = frame; a.time = PacketTime(seconds: seconds, microseconds: 0)
+        return a
+    }
+
+    /// Repeats folded into a window come out as its summary at the step, and the same anomaly after the step is an
+    /// alert of its own (it had folded into the old window, its summary held until the end).
+    @Test func aggregationWindowsCloseAtAStepBack() {
+        let d = Detector(policy: compiled())
+        let f = flow("10.10.20.10", "10.10.30.5")
+        var alerts: [Alert] = []
+        for i in 0..<4 { d.anomaly(anomaly(UInt64(10 + i), seconds: 10_000 + Int64(i)), flow: f, alerts: &alerts) }
+        #expect(alerts.count == 1)
+        d.anomaly(anomaly(20, seconds: 10_003 - PacketTime.clockStepSeconds), flow: f, alerts: &alerts)   // within the limit
+        #expect(alerts.count == 1)
+        d.anomaly(anomaly(21, seconds: 10_000 - 7_200), flow: f, alerts: &alerts)
+        #expect(alerts.count == 3, "\(alerts.map(\.message))")
+        if alerts.count == 3 {
+            #expect(alerts[1].count == 4 && alerts[1].lastSeen == PacketTime(seconds: 10_003 - PacketTime.clockStepSeconds, microseconds: 0))
+            #expect(alerts[2].count == 1 && alerts[2].frame == 21)
+        }
+    }
+
+    /// ICS-port flows to 7 hosts before the step and 7 after (the threshold is 8 within 60 s): no host scan, since
+    /// the window of the first seven closed at the step (before, the second seven added to it).
+    @Test func scanWindowsDoNotSpanAStepBack() {
+        let d = Detector(policy: nil)
+        var alerts: [Alert] = []
+        let scanner = IPAddress("10.10.30.9")!
+        func flowTo(_ i: Int) -> FlowContext {
+            FlowContext(initiator: Endpoint(ip: scanner, port: UInt16(40_000 + i)), responder: Endpoint(ip: IPAddress(v4: 0x0A0A_1E00 + UInt32(i)), port: 502),
+                        transport: .tcp, communityID: "1:test", midstream: false)
+        }
+        for i in 0..<7 { d.flowStarted(flowTo(i), frame: UInt64(i + 1), time: PacketTime(seconds: 10_000, microseconds: 0), alerts: &alerts) }
+        for i in 7..<14 { d.flowStarted(flowTo(i), frame: UInt64(i + 1), time: PacketTime(seconds: 10_000 - 7_200, microseconds: 0), alerts: &alerts) }
+        #expect(alerts.isEmpty, "\(alerts.map(\.ruleID))")
+        // The same fourteen on one timeline are a scan.
+        let e = Detector(policy: nil)
+        for i in 0..<14 { e.flowStarted(flowTo(i), frame: UInt64(i + 1), time: PacketTime(seconds: 10_000, microseconds: 0), alerts: &alerts) }
+        #expect(alerts.map(\.ruleID) == ["ZW-ICS-014"])
+    }
+}

@@ -1,0 +1,69 @@
+import Testing
+import Wire
+import Records
+import Engine
+import Flows
+
+/// Packet time going back: a little is the same timeline, more than `PacketTime.clockStepSeconds` is a clock step
+/// (a sensor's clock set back, captures concatenated out of order).
+@Suite struct ClockStepTests {
+    /// Two hours back: the flows from before end there (`clock_step`, each record stamped with its own times), the
+    /// step is an anomaly record, and flows of the new timeline idle out on it. Before, nothing idled out, and no
+    /// sweep ran, until packet time came back to where it had been.
+    @Test func aStepBackEndsTheOldFlowsAndTheNewOnesIdleOut() {
+        var c = EngineConfiguration(); c.flowLimits.tcpIdleTimeout = 30; c.anomalyRecords = true
+        let engine = Engine(configuration: c)
+        let t0: Int64 = 1_700_000_000
+        engine.feed(tcpFrame(src: 1, sport: 40000, dst: 2, dport: 4000, seq: 1, flags: 0x10, payload: [1]), at: t0)
+        engine.feed(tcpFrame(src: 3, sport: 40000, dst: 4, dport: 4000, seq: 1, flags: 0x10, payload: [1]), at: t0 + 5)
+        // Back two hours: a new flow on the new timeline.
+        engine.feed(tcpFrame(src: 5, sport: 40000, dst: 6, dport: 4000, seq: 1, flags: 0x10, payload: [1]), at: t0 - 7_200)
+        #expect(engine.liveFlows == 1)
+        #expect(engine.statistics.clockSteps == 1)
+        #expect(engine.statistics.flowsEnded[Int(FlowEndReason.clockStep.rawValue)] == 2)
+        var ended: [String] = [], anomalies: [String] = []
+        engine.drainRecords { kind, bytes in
+            let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n").map(String.init)
+            if kind == .flow { ended += lines } else if kind == .anomaly { anomalies += lines }
+        }
+        #expect(ended.count == 2 && ended.allSatisfy { $0.contains(#""reason":"clock_step""#) })
+        #expect(ended.first?.contains(#""start":"2023-11-14T22:13:20.000000Z""#) == true, "\(ended.first ?? "")")
+        #expect(anomalies.count == 1 && anomalies[0].contains(#""time_went_back""#) && anomalies[0].contains("7205"), "\(anomalies)")
+        // 31 s later on the new timeline the new flow is idle past its 30 s: it ends at that second's sweep.
+        engine.feed(tcpFrame(src: 7, sport: 40000, dst: 8, dport: 4000, seq: 1, flags: 0x10, payload: [1]), at: t0 - 7_200 + 31)
+        #expect(engine.statistics.flowsEnded[Int(FlowEndReason.idleTimeout.rawValue)] == 1)
+        #expect(engine.liveFlows == 1)
+    }
+
+    /// Back by the limit or less (packets reordered across a second, a small correction): nothing ends, nothing is
+    /// logged, as before.
+    @Test func aSmallStepBackIsTheSameTimeline() {
+        var c = EngineConfiguration(); c.anomalyRecords = true
+        let engine = Engine(configuration: c)
+        engine.feed(tcpFrame(src: 1, sport: 40000, dst: 2, dport: 4000, seq: 1, flags: 0x10, payload: [1]), at: 1_000)
+        engine.feed(tcpFrame(src: 3, sport: 40000, dst: 4, dport: 4000, seq: 1, flags: 0x10, payload: [1]), at: 1_000 - PacketTime.clockStepSeconds)
+        #expect(engine.liveFlows == 2 && engine.statistics.clockSteps == 0 && engine.statistics.flowsEndedTotal == 0)
+        #expect(engine.drainedLines(.anomaly).isEmpty)
+    }
+
+    /// The observer hears of the step after the old flows' ends, with the new time.
+    @Test func theObserverHearsOfTheStep() {
+        final class Steps: EngineObserver {
+            var events: [String] = []
+            func flowStarted(_ flow: FlowContext, frame: UInt64, time: PacketTime) { events.append("start") }
+            func flowIdentified(_ flow: FlowContext, appProtocol: AppProtocol?, frame: UInt64, time: PacketTime) {}
+            func operation(_ op: Operation, flow: FlowContext) {}
+            func anomaly(_ a: Anomaly, flow: FlowContext?) { events.append("anomaly \(a.kind)") }
+            func flowEnded(_ flow: FlowContext, reason: FlowEndReason) { events.append("end \(reason.name)") }
+            func tick(time: PacketTime) {}
+            func clockStepped(to time: PacketTime) { events.append("step \(time.seconds)") }
+            func finish() {}
+        }
+        let engine = Engine()
+        let steps = Steps()
+        engine.observer = steps
+        engine.feed(udpFrame(src: 1, sport: 5000, dst: 2, dport: 5000), at: 5_000)
+        engine.feed(udpFrame(src: 3, sport: 5000, dst: 4, dport: 5000), at: 1_000)
+        #expect(steps.events == ["start", "anomaly time_went_back", "end clock_step", "step 1000", "start"], "\(steps.events)")
+    }
+}
