@@ -151,15 +151,21 @@ import Engine
         #expect(MappedFileReplay(path: path, linkType: 1, engine: Engine(configuration: engineConfiguration())) == nil)
     }
 
+    /// 4,000 Modbus requests over 50 flows, as a classic pcap file: the capture the truncation tests cut short.
+    func pollingCapture() -> [UInt8] {
+        var packets: [[UInt8]] = []
+        for i in 0..<4000 {
+            let payload: [UInt8] = [0, UInt8(i & 0xFF), 0, 0, 0, 6, 1, 3, 0, 0, 0, 1]
+            packets.append(tcpFrame(src: ipv4(10, 10, 0, 5), sport: UInt16(40_000 + i % 50), dst: ipv4(10, 20, 0, 7), dport: 502,
+                                    seq: 1000 + UInt32(i / 50) * 12, ack: 9000, flags: 0x18, payload: payload))
+        }
+        return pcapFile(packets)
+    }
+
     /// A file cut short by another process after it was mapped: no crash (the read past its new end raised SIGBUS),
     /// the map stops, and libpcap reports the truncated file.
     @Test func aFileTruncatedWhileMappedStopsWithoutACrash() throws {
-        var packets: [[UInt8]] = []
-        for i in 0..<4000 {
-            packets.append(tcpFrame(src: ipv4(10, 10, 0, 5), sport: UInt16(40_000 + i % 50), dst: ipv4(10, 20, 0, 7), dport: 502,
-                                    seq: 1000 + UInt32(i / 50) * 12, ack: 9000, flags: 0x18, payload: [0, UInt8(i & 0xFF), 0, 0, 0, 6, 1, 3, 0, 0, 0, 1]))
-        }
-        let bytes = pcapFile(packets)
+        let bytes = pollingCapture()
         let file = try temporaryFile(bytes, "mapped-truncated-later.pcap")
         defer { try? FileManager.default.removeItem(atPath: file) }
         let engine = Engine(configuration: engineConfiguration())
@@ -180,12 +186,7 @@ import Engine
     /// could be made): the window past the new end raised SIGBUS, which killed the process before the windows were
     /// guarded too. The walk stops at the cut.
     @Test func aFileTruncatedUnderAWindowStopsWithoutACrash() throws {
-        var packets: [[UInt8]] = []
-        for i in 0..<4000 {
-            packets.append(tcpFrame(src: ipv4(10, 10, 0, 5), sport: UInt16(40_000 + i % 50), dst: ipv4(10, 20, 0, 7), dport: 502,
-                                    seq: 1000 + UInt32(i / 50) * 12, ack: 9000, flags: 0x18, payload: [0, UInt8(i & 0xFF), 0, 0, 0, 6, 1, 3, 0, 0, 0, 1]))
-        }
-        let bytes = pcapFile(packets)
+        let bytes = pollingCapture()
         let file = try temporaryFile(bytes, "window-truncated-later.pcap")
         defer { try? FileManager.default.removeItem(atPath: file) }
         // Windows smaller than the file (the least `MappedCapture` takes), and a cut at a page boundary: the next
