@@ -100,9 +100,10 @@ struct Aggregator {
     var head = 0
     /// Packet time (µs) from which the next sweep is due: the start of the whole second after the last one swept to.
     /// Sweeps close windows on whole seconds of packet time, whichever event first reaches a new second (an
-    /// operation, an anomaly, a tick), and never go back: so the windows closed before any event depend only on the
-    /// latest second reached, not on which event reached it. `--workers` relies on this: an operation that changes
-    /// nothing else is not sent to the merge at all once its worker has sent something of that second.
+    /// operation, an anomaly, a tick), and never go back but at a clock step (`stepFloor`): so the windows closed
+    /// before any event depend only on the latest second reached, not on which event reached it. `--workers` relies
+    /// on this: an operation that changes nothing else is not sent to the merge at all once its worker has sent
+    /// something of that second.
     var nextSweep: Int64 = .min
     /// Packet time (µs) below which an event is a step back of more than `PacketTime.clockStepSeconds` from the last
     /// second swept to: a clock discontinuity, at which every window closes (`sweepDue`).
@@ -176,7 +177,7 @@ struct Aggregator {
     /// The start of the whole second of packet time `t` (µs) lies in (`SweepClock.second`).
     @inline(__always) static func wholeSecond(_ t: Int64) -> Int64 { SweepClock.second(ofMicroseconds: t) }
 
-    /// The sweep for an event at `t` ≥ `nextSweep`.
+    /// The sweep for an event at `t` ≥ `nextSweep`, or below `stepFloor` (a clock step: every window closes first).
     mutating func sweepDue(_ t: Int64, into alerts: inout [Alert]) {
         // Time went back by more than a clock step: on the old timeline these windows would stay open (and fold
         // repeats) until packet time caught up, hours after a sensor's clock was set back. They close now.

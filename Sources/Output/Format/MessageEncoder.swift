@@ -70,7 +70,7 @@ public struct MessageEncoder {
     /// Encodes an alert into `message`.
     public mutating func encode(_ alert: Alert) {
         message.removeAll(keepingCapacity: true)
-        // Read once: one detection deferred is computed here, on the output's thread (a SHA-1 per read).
+        // Read once: an ID detection deferred is computed here, on the output's thread (a SHA-1 per read).
         let communityID = alert.communityIDText
         if let o = syslog {
             // Syslog5424.writeHeader, with the parts that repeat from message to message copied.
