@@ -346,7 +346,7 @@ public final class Detector {
                     baseAlert(&a, .icsHostScan, time: time, frame: frame, source: flow.initiator, destination: flow.responder,
                                       flow: flow, protocolName: flow.transport.name.description,
                                       sourceZone: st.initiatorZone, destinationZone: st.responderZone, securityLevel: Int(v.securityLevel))
-                    a.messageText = message { m in
+                    message(into: &a.messageText) { m in
                         m.add(flow.initiator.ip); m.add(" opened ICS-port flows to "); m.add(Int64(config.hostScanThreshold))
                         m.add(" or more hosts within "); m.add(Int64(config.scanWindowSeconds)); m.add(" s (latest ")
                         m.add(flow.responder.ip); m.add(" port "); m.add(Int64(flow.responder.port)); m.add(")")
@@ -426,7 +426,7 @@ public final class Detector {
                               securityLevel: Int(v.securityLevel))
             let conduit = policy.conduits[Int(v.conduit)].name
             a.conduit = conduit
-            a.messageText = message { m in
+            message(into: &a.messageText) { m in
                 m.add(name)
                 if appProtocol == nil { m.add(" to port "); m.add(Int64(dst.port)) }
                 m.add(" from "); m.add(src.ip); m.addAsset(v.initiator, policy); m.add(" to "); m.add(dst.ip); m.addAsset(v.responder, policy)
@@ -660,7 +660,7 @@ public final class Detector {
                                            peerZone: peerZone, securityLevel: Int(v.securityLevel))
                     if let policy, conduitIndex >= 0 { a.conduit = policy.conduits[Int(conduitIndex)].name }
                     let conduit = a.conduit
-                    a.messageText = message { m in
+                    message(into: &a.messageText) { m in
                         m.add(rule.rule.name); m.add(": "); describe(op, into: &m)
                         m.add(" from "); m.add(sender.ip); m.add(" to "); m.add(peer.ip)
                         if notify, let c = conduit { m.add(" (permitted by conduit '"); m.add(c); m.add("', reported as it is in its notify list)") }
@@ -677,7 +677,7 @@ public final class Detector {
                 a.techniques = singleTechnique(Technique.forDisallowed(op.access))
                 if let policy, conduitIndex >= 0 { a.conduit = policy.conduits[Int(conduitIndex)].name }
                 let conduit = a.conduit ?? ""
-                a.messageText = message { m in
+                message(into: &a.messageText) { m in
                     describe(op, into: &m); m.add(" from "); m.add(sender.ip); m.add(" to "); m.add(peer.ip)
                     m.add(" permitted by conduit '"); m.add(conduit); m.add("' and reported (notify: "); m.add(op.access.name); m.add(")")
                 }
@@ -694,7 +694,7 @@ public final class Detector {
                 raise(.icsUnitScan, key: k, time: op.time, frame: op.frame, alerts: &alerts) { a in
                     operationAlert(&a, .icsUnitScan, op: op, flow: flow, sender: sender, peer: peer, senderZone: senderZone,
                                            peerZone: peerZone, securityLevel: Int(v.securityLevel))
-                    a.messageText = message { m in
+                    message(into: &a.messageText) { m in
                         m.add(sender.ip); m.add(" addressed "); m.add(Int64(config.unitScanThreshold)); m.add(" or more ")
                         m.add(op.appProtocol == .modbus ? "unit ids" : "DNP3 addresses"); m.add(" on "); m.add(peer.ip)
                         m.add(" within "); m.add(Int64(config.scanWindowSeconds)); m.add(" s ("); m.add(op.appProtocol.name); m.add(")")
@@ -713,7 +713,7 @@ public final class Detector {
                 raise(.icsIdentificationSweep, key: k, time: op.time, frame: op.frame, alerts: &alerts) { a in
                     operationAlert(&a, .icsIdentificationSweep, op: op, flow: flow, sender: sender, peer: peer, senderZone: senderZone,
                                            peerZone: peerZone, securityLevel: Int(v.securityLevel))
-                    a.messageText = message { m in
+                    message(into: &a.messageText) { m in
                         m.add(sender.ip)
                         if manyDevices {
                             m.add(" sent identification requests to "); m.add(Int64(config.identificationDeviceThreshold))
@@ -749,7 +749,7 @@ public final class Detector {
             baseAlert(&alert, rule, time: a.time, frame: a.frame, source: src, destination: dst, flow: flow,
                                   protocolName: a.layer.description, sourceZone: sz, destinationZone: dz, securityLevel: sl)
             alert.action = anomalyAction(a.layer, a.kind, hash: UInt64(bitPattern: k.extra))
-            alert.messageText = message { m in
+            message(into: &alert.messageText) { m in
                 m.add(a.layer); m.add(" anomaly "); m.add(a.kind); m.add(" at offset "); m.add(Int64(a.offset))
                 if let value = a.value { m.add(" (value "); m.add(value); m.add(")") }
             }
@@ -969,7 +969,7 @@ public final class Detector {
                               protocolName: flow.transport.name.description, sourceZone: -1, destinationZone: peerZone, securityLevel: sl)
             let role = host == flow.initiator ? "initiating a flow to" : "answering"
             let peerHost = policy!.host(peer.ip)
-            a.messageText = message { m in
+            message(into: &a.messageText) { m in
                 m.add("first sight of "); m.add(host.ip); m.add(", which is in no zone, "); m.add(role); m.add(" ")
                 m.add(peer.ip); m.addAsset(peerHost, policy!)
             }
@@ -986,7 +986,7 @@ public final class Detector {
         // Every field set in place, as a new `Alert` would have it: assigning a new alert built a second one (its
         // 240-byte inline text included) and destroyed the one `raise` had just made, for every alert built.
         a.time = time; a.frame = frame; a.severity = Severity.of(rule, access: access, securityLevel: securityLevel)
-        a.action = r.action; a.ruleID = r.id; a.ruleName = r.name; a.category = r.category; a.messageText = AlertText()
+        a.action = r.action; a.ruleID = r.id; a.ruleName = r.name; a.category = r.category; a.messageText.removeAll()
         a.conduit = nil; a.access = nil; a.function = nil; a.unitID = nil; a.dnp3Address = nil
         a.count = 1; a.firstSeen = nil; a.lastSeen = nil
         a.source = source; a.destination = destination
@@ -1048,7 +1048,7 @@ public final class Detector {
         let si = policy.host(flow.initiator.ip), di = policy.host(flow.responder.ip)
         let port = Int64(flow.responder.port)
         let sourceZone = a.sourceZone ?? "", destinationZone = a.destinationZone ?? "", conduit = a.conduit ?? ""
-        a.messageText = message { m in
+        message(into: &a.messageText) { m in
             switch rule {
             case .zoneInitiatorNotListed:
                 m.add(flow.initiator.ip); m.addAsset(si, policy); m.add(" may not initiate on conduit '"); m.add(conduit)
@@ -1081,7 +1081,7 @@ public final class Detector {
         a.conduit = c.name
         if rule == .conduitProtocol {
             a.access = nil; a.function = nil
-            a.messageText = message { m in
+            message(into: &a.messageText) { m in
                 m.add(op.appProtocol.name); m.add(" from "); m.add(sender.ip); m.add(" to "); m.add(peer.ip)
                 m.add(" is not allowed by conduit '"); m.add(c.name); m.add("'")
             }
@@ -1089,7 +1089,7 @@ public final class Detector {
         }
         a.techniques = singleTechnique(Technique.forDisallowed(op.access))
         let r = ov.rule >= 0 ? c.rules[Int(ov.rule)] : nil
-        a.messageText = message { m in
+        message(into: &a.messageText) { m in
             describe(op, into: &m); m.add(" from "); m.add(sender.ip); m.add(" to "); m.add(peer.ip)
             m.add(" violates conduit '"); m.add(c.name); m.add("': ")
             switch rule {
@@ -1222,12 +1222,15 @@ public final class Detector {
 
     // MARK: - Small helpers
 
-    /// An alert message built piece by piece as inline text: an interpolation grew a string piece by piece (about
-    /// 640 instructions per piece measured in an alert storm) and allocated it.
-    func message(_ build: (inout MessageText) -> Void) -> AlertText {
-        var m = MessageText()
-        build(&m)
-        return m.text
+    /// Writes an alert message into `text` (emptied first) piece by piece, in place: an interpolation grew a string
+    /// piece by piece (about 640 instructions per piece measured in an alert storm) and allocated it; a text built on
+    /// the side and assigned was copied whole (264 bytes) once more per alert.
+    func message(into text: inout AlertText, _ build: (inout MessageText) -> Void) {
+        text.removeAll()
+        withUnsafeMutablePointer(to: &text) { p in
+            var m = MessageText(target: p)
+            build(&m)
+        }
     }
 
     /// `anomaly-<layer>-<kind>`, from the cache when this layer and kind were seen before.
@@ -1282,19 +1285,31 @@ public final class Detector {
     }
 }
 
-/// Alert message text under construction (see `Detector.message`); writes what string interpolation would.
+/// Alert message text under construction (see `Detector.message(into:_:)`): appends to an alert's own text in
+/// place, writing what string interpolation would.
 struct MessageText {
-    var text = AlertText()
+    /// The text written to (an alert's, for the duration of `Detector.message(into:_:)`).
+    let target: UnsafeMutablePointer<AlertText>
 
-    mutating func add(_ s: StaticString) { text.append(s) }
+    /// A text built by `build` on its own (tests and cold paths).
+    static func text(_ build: (inout MessageText) -> Void) -> AlertText {
+        var t = AlertText()
+        withUnsafeMutablePointer(to: &t) { p in
+            var m = MessageText(target: p)
+            build(&m)
+        }
+        return t
+    }
 
-    mutating func add(_ s: String) { text.append(s) }
+    mutating func add(_ s: StaticString) { target.pointee.append(s) }
+
+    mutating func add(_ s: String) { target.pointee.append(s) }
 
     /// The address as `IPAddress.description` writes it.
-    mutating func add(_ ip: IPAddress) { text.append(ip) }
+    mutating func add(_ ip: IPAddress) { target.pointee.append(ip) }
 
     /// Decimal, as `\(value)` writes it.
-    mutating func add(_ value: Int64) { text.append(decimal: value) }
+    mutating func add(_ value: Int64) { target.pointee.append(decimal: value) }
 
     /// ` (asset name)` after a host's address when the host is a named asset.
     mutating func addAsset(_ h: HostInfo, _ policy: CompiledPolicy) {

@@ -188,19 +188,14 @@ import Records
         let addresses = ["0.0.0.0", "10.0.0.1", "9.99.100.255", "255.255.255.255", "::1", "2001:db8::7", "fe80::1:0:0:1"]
         for text in addresses {
             let ip = IPAddress(text)!
-            var m = MessageText()
-            m.add(ip)
-            #expect(m.text.string == "\(ip)")
+            #expect(MessageText.text { $0.add(ip) }.string == "\(ip)")
         }
         for v: Int64 in [0, 7, -7, 1_000_000, .max, .min] {
-            var m = MessageText()
-            m.add(v)
-            #expect(m.text.string == "\(v)")
+            #expect(MessageText.text { $0.add(v) }.string == "\(v)")
         }
-        var m = MessageText()
-        m.add("modbus"); m.add(" é "); m.add(String("zone ü"))
-        #expect(m.text.string == "modbus é zone ü")
-        #expect(m.text.isInline)
+        let t = MessageText.text { m in m.add("modbus"); m.add(" é "); m.add(String("zone ü")) }
+        #expect(t.string == "modbus é zone ü")
+        #expect(t.isInline)
     }
 
     @Test func messageBuildersWriteWhatTheStringHelpersReturn() {
@@ -214,15 +209,12 @@ import Records
             o.unitID = Int32.random(in: -1...300, using: &g); o.address = Int64.random(in: -1...70_000, using: &g)
             o.quantity = Int64.random(in: 0...3, using: &g); o.area = areas.randomElement(using: &g)!
             o.dbNumber = Int32.random(in: -1...2_000, using: &g)
-            var m = MessageText(); d.describe(o, into: &m)
-            #expect(m.text.string == d.describe(o))
-            if o.address >= 0 { var a = MessageText(); d.addAddresses(o, into: &a); #expect(a.text.string == d.addressText(o)) }
-            var n = MessageText(); d.addAreaName(o.area, into: &n)
-            #expect(n.text.string == d.areaName(o.area))
+            #expect(MessageText.text { d.describe(o, into: &$0) }.string == d.describe(o))
+            if o.address >= 0 { #expect(MessageText.text { d.addAddresses(o, into: &$0) }.string == d.addressText(o)) }
+            #expect(MessageText.text { d.addAreaName(o.area, into: &$0) }.string == d.areaName(o.area))
         }
         for ranges: [ClosedRange<Int64>] in [[], [1...1], [1...10], [0...0, 5...9, 100...65_535], [-3...(-1)]] {
-            var m = MessageText(); d.addRanges(ranges, into: &m)
-            #expect(m.text.string == d.rangesText(ranges))
+            #expect(MessageText.text { d.addRanges(ranges, into: &$0) }.string == d.rangesText(ranges))
         }
     }
 
