@@ -113,6 +113,7 @@ final class RunSession {
             let detector = Detector(policy: policy)
             // Alerts only counted (a summary-only replay) need no Community IDs (a SHA-1 each, computed when needed).
             detector.alertCommunityIDs = writesLines || outputs != nil
+            detector.defersCommunityIDs = !writesLines   // the outputs' threads hash them; lines are written here
             let pipeline = AlertPipeline(detector: detector, sink: alertSink, outputs: outputs, writesLines: writesLines)
             if options.workers <= 1 { engine.observer = pipeline }
             alerts = pipeline

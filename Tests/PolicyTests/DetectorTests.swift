@@ -764,7 +764,7 @@ extension Substring {
     }
 
     /// Without an alert reader (no lines, no outputs) nothing is hashed or deferred; a flow with its ID set already
-    /// passes it on as it is.
+    /// passes it on as it is; with alert lines written here, the ID is computed at once.
     @Test func noReaderOrAnIDSetAlreadyIsNotDeferred() {
         let d = Detector(policy: compiled())
         d.alertCommunityIDs = false
@@ -772,6 +772,12 @@ extension Substring {
         for a in run(Detector(policy: compiled()), flow("10.0.1.1", "10.99.0.7")) {
             #expect(!a.communityIDDeferred && a.communityID == "1:test")
         }
+        // Alert lines written on this thread: the ID is computed here (through the detector's last-ID cache).
+        let lines = Detector(policy: compiled())
+        lines.defersCommunityIDs = false
+        let f = pendingFlow("10.0.1.1", "10.99.0.7")
+        let expected = CommunityIDHasher.text(f.initiator, f.responder, ipProtocol: 6)
+        for a in run(lines, f) { #expect(!a.communityIDDeferred && a.communityIDText == expected) }
     }
 }
 
