@@ -217,9 +217,14 @@ public final class Engine {
         }
 
         let key = FlowKey(packet: packet)
-        let hash = key.fastHash(flows.hashKey)
         var slot: Int32
-        if let s = flows.find(key, hash: hash) {
+        // The prefetch pipeline's slot for this packet, when it holds this flow, is the one `find` would return:
+        // the key's hash and the probe are needed only without it (a new flow, or a packet the pipeline missed; a new
+        // flow hashes its key twice, which measured cheaper than carrying the hash over).
+        let candidate = flows.candidate(at: packetsProcessed)
+        let found: Int32? = candidate >= 0 && flows.slots[Int(candidate)].key == key
+            ? candidate : flows.find(key, hash: key.fastHash(flows.hashKey))
+        if let s = found {
             slot = s
             // A new SYN on a closed flow is port reuse: end the old conversation, start a new one.
             // A new SYN with another initial sequence number is port reuse (or a restarted peer): the old
@@ -228,10 +233,10 @@ public final class Engine {
                 && (flows.slots[Int(s)].midstream || flows.slots[Int(s)].initialSequence != packet.sequence) {
                 let closed = flows.slots[Int(s)].isClosed, reset = flows.slots[Int(s)].reset   // (a copy of the state retained its buffers)
                 endFlow(s, reason: closed ? (reset ? .rst : .fin) : .portReuse)
-                slot = createFlow(key, hash: hash, packet: packet)
+                slot = createFlow(key, hash: key.fastHash(flows.hashKey), packet: packet)
             }
         } else {
-            slot = createFlow(key, hash: hash, packet: packet)
+            slot = createFlow(key, hash: key.fastHash(flows.hashKey), packet: packet)
         }
         let side: FlowSide = key.sentByLow(packet) == flows.slots[Int(slot)].initiatorIsLow ? .initiator : .responder
         let ipBytes = UInt64(wireLength)
