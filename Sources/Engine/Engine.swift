@@ -90,6 +90,8 @@ public final class Engine {
     /// Whether this engine logs a step back of packet time as an anomaly (`capture`/`time_went_back`). With
     /// `--workers` every engine ends its flows at the step, and only the first logs it, as one engine would.
     public var reportsClockSteps = true
+    /// The second packet time stepped back to at the last step logged (`clockWentBack`).
+    @exclusivity(unchecked) private var lastLoggedStep: Int64?
     @exclusivity(unchecked) private var sinkFlowSlot: Int32 = -1
     @exclusivity(unchecked) private var anomalyLogged: [UInt64: Int] = [:]   // by `anomalyKindKey`
     /// Diagnostic for scripts/bench (environment ZONEWATCH_NO_DISSECT=1): no flow is handed to a dissector, so
@@ -372,7 +374,11 @@ public final class Engine {
         let back = nextSweep &- 1 &- time.seconds
         statistics.clockSteps &+= 1
         now = time
-        if reportsClockSteps {
+        // Logged (an anomaly record and an alert) when it lands more than a step away from the last one logged: a
+        // capture whose time alternates between two timelines steps back at every other packet, and each step still
+        // ends the flows, but one alert a packet would flood the SIEM (counted in the summary all the same).
+        if reportsClockSteps, lastLoggedStep.map({ abs(time.seconds &- $0) > PacketTime.clockStepSeconds }) ?? true {
+            lastLoggedStep = time.seconds
             logPacketAnomaly(Anomaly(layer: "capture", kind: "time_went_back", value: back))
         }
         endAllFlows { closed in closed ? nil : .clockStep }

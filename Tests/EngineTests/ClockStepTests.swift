@@ -66,4 +66,24 @@ import Flows
         engine.feed(udpFrame(src: 3, sport: 5000, dst: 4, dport: 5000), at: 1_000)
         #expect(steps.events == ["start", "anomaly time_went_back", "end clock_step", "step 1000", "start"], "\(steps.events)")
     }
+
+    /// Time alternating between two timelines an hour apart (a hostile or badly merged capture): every other packet is
+    /// a step, each ends the flows, but the step is logged once per minute of the timeline it lands on, not once a
+    /// packet (one alert each would flood the SIEM). The work stays linear.
+    @Test func alternatingTimelinesAreLoggedOncePerMinute() {
+        var c = EngineConfiguration(); c.anomalyRecords = true
+        let engine = Engine(configuration: c)
+        let t0: Int64 = 1_700_000_000
+        for i in 0..<2_000 {
+            let second = t0 + (i % 2 == 0 ? 0 : 3_600) + Int64(i / 20)   // 100 s of the lower timeline
+            engine.feed(udpFrame(src: 0x0A00_0000 + UInt32(i), sport: 5000, dst: 2, dport: 5000), at: second)
+        }
+        #expect(engine.statistics.clockSteps == 999)
+        var anomalies: [String] = []
+        engine.drainRecords { kind, bytes in
+            if kind == .anomaly { anomalies += String(decoding: bytes, as: UTF8.self).split(separator: "\n").map(String.init) }
+        }
+        // Steps land on seconds 0 to 99 of the lower timeline: logged at its second 0 and again past second 60.
+        #expect(anomalies.count == 2, "\(anomalies.count) logged")
+    }
 }
