@@ -191,7 +191,7 @@ public final class ParallelPipeline: @unchecked Sendable {
         let target = readerRings.count == 1 ? 0 : FlowDispatch.worker(for: ByteView(bytes), linkType: linkType, workers: readerRings.count)
         var header = RingMessageHeader(kind: RingMessageKind.advance.rawValue, linkType: linkType, key: key, frame: frame,
                                        time: time, capturedLength: 0, wireLength: 0)
-        if time.seconds >= nextSweep || PacketTime.stepsBack(second: time.seconds, nextSweep: nextSweep) {
+        if PacketTime.sweeps(second: time.seconds, nextSweep: nextSweep) {
             nextSweep = time.seconds &+ 1
             publishAll(through: key &- 1)   // these pushes may wait for room
             for w in workers where w.index != target {
@@ -278,7 +278,7 @@ public final class ParallelPipeline: @unchecked Sendable {
         publishAll(through: key)
         key &+= 1
         lastTime = time
-        if time.seconds >= nextSweep || PacketTime.stepsBack(second: time.seconds, nextSweep: nextSweep) { nextSweep = time.seconds &+ 1 }
+        if PacketTime.sweeps(second: time.seconds, nextSweep: nextSweep) { nextSweep = time.seconds &+ 1 }
         let header = RingMessageHeader(kind: RingMessageKind.advance.rawValue, linkType: 0, key: key, frame: frame,
                                        time: time, capturedLength: 0, wireLength: 0)
         for w in workers { _ = w.ring.push(header, payload: UnsafeRawBufferPointer(start: nil, count: 0), block: true) }
@@ -700,7 +700,7 @@ final class FileShareReader: PacketConsumer {
         }
         let known = owners[Int(n & 63)]
         let target = known >> 8 == n ? Int(known & 0xFF) : owner(bytes)
-        let sweep = time.seconds >= nextSweep || PacketTime.stepsBack(second: time.seconds, nextSweep: nextSweep)
+        let sweep = PacketTime.sweeps(second: time.seconds, nextSweep: nextSweep)
         if sweep { nextSweep = time.seconds &+ 1 }
         if target == index {
             recorder.key = firstKey &+ n
@@ -757,7 +757,7 @@ final class FileShareReader: PacketConsumer {
             let r = ring[i]
             lastSeconds = r.seconds; lastFraction = r.fraction; any = true
             let seconds = Int64(r.seconds)
-            let sweep = seconds >= nextSweep || PacketTime.stepsBack(second: seconds, nextSweep: nextSweep)
+            let sweep = PacketTime.sweeps(second: seconds, nextSweep: nextSweep)
             if sweep { nextSweep = seconds &+ 1 }
             if ringOwners[i] == index {
                 recorder.key = firstKey &+ n
@@ -825,7 +825,7 @@ struct RecordLook {
             last = h
             seconds = h.loadUnaligned(as: UInt32.self)
             let w = FlowDispatch.worker(forRecordAt: h, ethernet: ethernet, linkType: linkType, workers: workers)
-            let sweep = Int64(seconds) >= clock || PacketTime.stepsBack(second: Int64(seconds), nextSweep: clock)
+            let sweep = PacketTime.sweeps(second: Int64(seconds), nextSweep: clock)
             if sweep { clock = Int64(seconds) &+ 1 }
             let own = w == index
             // Written always, kept only when acted on (no branch on a coin flip).
@@ -1545,7 +1545,7 @@ final class OwnerPass: @unchecked Sendable {
                 let seconds = h.loadUnaligned(as: UInt32.self)
                 let w = FlowDispatch.worker(forRecordAt: h, ethernet: ethernet, linkType: linkType, workers: workers)
                 let number = UInt32(truncatingIfNeeded: parsed &- base)
-                if Int64(seconds) >= clock || PacketTime.stepsBack(second: Int64(seconds), nextSweep: clock) {
+                if PacketTime.sweeps(second: Int64(seconds), nextSweep: clock) {
                     clock = Int64(seconds) &+ 1
                     for v in 0..<workers {
                         lists[v &* Self.listCapacity &+ counts[v]] = Entry(offset: h - mapBase, number: number, flags: Entry.sweep | (v == w ? Entry.own : 0))
@@ -1590,7 +1590,7 @@ extension OwnerPass {
         mutating func place(_ h: UnsafeRawPointer, worker w: Int, lists: UnsafeMutablePointer<Entry>, base: UnsafeRawPointer) {
             let bits = UInt64(truncatingIfNeeded: h - base) << Entry.offsetShift | number << 2
             let seconds = h.loadUnaligned(as: UInt32.self)
-            if Int64(seconds) >= clock || PacketTime.stepsBack(second: Int64(seconds), nextSweep: clock) {
+            if PacketTime.sweeps(second: Int64(seconds), nextSweep: clock) {
                 clock = Int64(seconds) &+ 1
                 let sweep = bits | UInt64(Entry.sweep)
                 lists[next0] = Entry(bits: sweep | (w == 0 ? UInt64(Entry.own) : 0))

@@ -381,7 +381,7 @@ public final class Engine {
             lastLoggedStep = time.seconds
             logPacketAnomaly(Anomaly(layer: "capture", kind: "time_went_back", value: back))
         }
-        endAllFlows { closed in closed ? nil : .clockStep }
+        endAllFlows(activeAs: .clockStep)
         observer?.clockStepped(to: time)
         nextSweep = time.seconds
     }
@@ -1002,19 +1002,18 @@ public final class Engine {
 
     /// Ends every live flow (end of input or shutdown): each gets its record, in least-recently-seen order.
     public func finish() {
-        endAllFlows { closed in closed ? nil : .endOfInput }
+        endAllFlows(activeAs: .endOfInput)
         statistics.pdus = sink.pduCounts
         observer?.finish()
     }
 
-    /// Ends every live flow, closed ones first, each list least recently seen first; a closed flow ends as closed
-    /// (`fin` or `rst`) where `reason(true)` is nil, an active one with `reason(false)` (never nil).
-    private func endAllFlows(reason: (_ closed: Bool) -> FlowEndReason?) {
+    /// Ends every live flow, closed ones first, each list least recently seen first: a closed flow as closed (`fin`
+    /// or `rst`), an active one with `reason`.
+    private func endAllFlows(activeAs reason: FlowEndReason) {
         // Ending a flow moves no other: the order is taken once (`oldest(closed:)` flow by flow gives the same).
         for closed in [true, false] {
             let order = flows.endOrder(closed: closed)
             let prefetching = flows.slotCount >= 4096   // as in `prefetchFlowEnds(after:)`
-            let given = reason(closed)
             for i in order.indices {
                 let s = order[i]
                 // The order is known ahead, so the pipeline runs further ahead than a sweep's: the flow 8 on whole,
@@ -1024,7 +1023,7 @@ public final class Engine {
                 if prefetching {
                     prefetchFlowEnds(next: i &+ 4 < order.count ? order[i &+ 4] : -1, afterNext: i &+ 8 < order.count ? order[i &+ 8] : -1)
                 }
-                endFlow(s, reason: given ?? (flows.slots[Int(s)].reset ? .rst : .fin))
+                endFlow(s, reason: closed ? (flows.slots[Int(s)].reset ? .rst : .fin) : reason)
             }
         }
     }

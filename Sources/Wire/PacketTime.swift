@@ -12,6 +12,11 @@ public struct PacketTime: Hashable, Comparable, Sendable {
     @inlinable @inline(__always)
     public static func stepsBack(second: Int64, nextSweep: Int64) -> Bool { nextSweep > second &+ 1 &+ clockStepSeconds }
 
+    /// Whether a reader feeding several engines sweeps them all at a packet of whole second `second`, its next sweep
+    /// due at `nextSweep`: a new second, or a clock step (`stepsBack`). The reader's next sweep is then `second + 1`.
+    @inlinable @inline(__always)
+    public static func sweeps(second: Int64, nextSweep: Int64) -> Bool { second >= nextSweep || stepsBack(second: second, nextSweep: nextSweep) }
+
     /// Whole seconds since 1970-01-01T00:00:00Z.
     public var seconds: Int64
     /// Microseconds within the second, 0..<1_000_000.
