@@ -101,3 +101,46 @@ func replayLoopHandlerWritesWhatPacketByPacketWrites(_ capture: String) {
     #expect(text(handler.lines) == text(single.lines))
     if single.packets > 0 { #expect(!text(single.lines).isEmpty) }
 }
+
+/// A handshake's SYN-ACK takes the one-pass path (`processSynAckTCPv4`) unless its sender's stream is already
+/// synchronised (a retransmitted SYN-ACK) or it carries bytes, and either way the records are the general path's.
+@Test(arguments: [false, true])
+func synAckTakesTheOnePassPathAndWritesWhatTheGeneralPathWrites(retransmitted: Bool) {
+    let client: UInt32 = 0x0A0A_0001, server: UInt32 = 0x0A14_0001
+    let request: [UInt8] = [0, 1, 0, 0, 0, 6, 1, 3, 0, 0, 0, 2]
+    let response: [UInt8] = [0, 1, 0, 0, 0, 7, 1, 3, 4, 0, 1, 0, 2]
+    var frames = [
+        tcpFrame(src: client, sport: 40000, dst: server, dport: 502, seq: 100, flags: 0x02),
+        tcpFrame(src: server, sport: 502, dst: client, dport: 40000, seq: 900, ack: 101, flags: 0x12),
+    ]
+    if retransmitted { frames.append(frames[1]) }
+    frames += [
+        tcpFrame(src: client, sport: 40000, dst: server, dport: 502, seq: 101, ack: 901, flags: 0x10),
+        tcpFrame(src: client, sport: 40000, dst: server, dport: 502, seq: 101, ack: 901, flags: 0x18, payload: request),
+        tcpFrame(src: server, sport: 502, dst: client, dport: 40000, seq: 901, ack: 113, flags: 0x18, payload: response),
+        // A SYN-ACK with bytes on another flow (TCP Fast Open): the general path.
+        tcpFrame(src: client, sport: 40001, dst: server, dport: 502, seq: 100, flags: 0x02),
+        tcpFrame(src: server, sport: 502, dst: client, dport: 40001, seq: 900, ack: 101, flags: 0x12, payload: response),
+    ]
+    func run(onePass: Bool) -> (lines: [String], afterSynAck: UInt64, onPath: UInt64) {
+        var c = EngineConfiguration()
+        c.pduRecords = true; c.transactionRecords = true; c.establishedTCPPath = onePass
+        let engine = Engine(configuration: c)
+        var afterSynAck: UInt64 = 0
+        for (i, f) in frames.enumerated() {
+            engine.feed(f, at: 1_000 + Int64(i))
+            if i == 1 { afterSynAck = engine.packetsOnEstablishedPath }
+        }
+        engine.finish()
+        var lines: [String] = []
+        engine.drainRecords { kind, bytes in lines.append("\(kind): " + String(decoding: bytes, as: UTF8.self)) }
+        return (lines, afterSynAck, engine.packetsOnEstablishedPath)
+    }
+    let fast = run(onePass: true), general = run(onePass: false)
+    #expect(fast.afterSynAck == 1)
+    // One-pass: the SYN-ACK, the ACK and the two PDUs (the retransmitted SYN-ACK and the one with bytes are not).
+    #expect(fast.onPath == 4)
+    #expect(general.onPath == 0)
+    #expect(fast.lines == general.lines)
+    #expect(fast.lines.joined().contains("read_holding_registers"))
+}
