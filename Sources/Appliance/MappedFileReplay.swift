@@ -66,6 +66,22 @@ public final class MappedFileReplay {
         let engine = self.engine, linkType = self.linkType, prefetch = self.prefetch
         var taken = 0
         while taken < batch && walked > 0 {
+            // Records lying wholly within the file whatever their headers say, before the next position report: the
+            // walk's checks without those of the end of the file and the report (the same records and hints as the step
+            // below, in fewer instructions a record: ~2 % of the 100,000-flow plant's).
+            if !walk.irregular {
+                let limit = min(walk.withinLimit, walk.nextReport &- 1)
+                while taken < batch && walk.offset <= limit,
+                      let a = WholeFileWalk.record(at: walk.offset, base: walk.base, snapshot: walk.snapshot, fractionLimit: walk.fractionLimit) {
+                    walk.offset &+= 16 &+ Int(a.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
+                    let h = next
+                    next = h + (16 &+ Int(h.loadUnaligned(fromByteOffset: 8, as: UInt32.self)))
+                    taken &+= 1
+                    engine.processRecord(h, microseconds: walk.microseconds(h), ahead: prefetch ? a : nil, linkType: linkType)
+                }
+                if taken == batch { break }
+            }
+            // One record the walk's own way: a position report, the end of the file, or a record libpcap must handle.
             let h = next
             next = h + (16 &+ Int(h.loadUnaligned(fromByteOffset: 8, as: UInt32.self)))
             taken &+= 1

@@ -10,7 +10,7 @@ import Engine
 @Suite struct MappedFileReplayTests {
     /// Runs `file` through one engine as `zonewatch replay` does: mapped records first, then libpcap from the first
     /// record the map leaves to it. Returns the records, and how many records the map took and whether it handed over.
-    func runMapped(_ file: String) -> (lines: RecordLines, mapped: UInt64?, handedOver: Bool) {
+    func runMapped(_ file: String, batch: Int = 7) -> (lines: RecordLines, mapped: UInt64?, handedOver: Bool) {
         let engine = Engine(configuration: engineConfiguration())
         let observer = TestAlertObserver(policy: demoPolicy, sink: engine.sink)
         engine.observer = observer
@@ -20,7 +20,7 @@ import Engine
         var rest = true
         if let replay = MappedFileReplay(path: file, linkType: source.linkType.rawValue, engine: engine) {
             // Small batches: the hint walk and the record walk cross batch boundaries many times.
-            while replay.dispatch(batch: 7) > 0 {}
+            while replay.dispatch(batch: batch) > 0 {}
             mapped = replay.records
             handedOver = replay.irregular
             rest = (try? replay.handOver(to: source)) == true
@@ -66,6 +66,31 @@ import Engine
         let expected = runSingle([file], policy: demoPolicy)
         let (lines, mapped, over) = runMapped(file)
         #expect(mapped == 25 && over, "map took \(String(describing: mapped)) records, handed over: \(over)")
+        #expect(lines == expected, "mapped \(lines), libpcap \(expected)")
+        #expect(expected.count > 0)
+    }
+
+    /// A file of 1.9 MB whose records all lie more than a snapshot length before its end but the last few: `dispatch`
+    /// takes most records in its short loop (no end-of-file tests), which stops at each position report (every MiB),
+    /// at batch ends and at a record libpcap must handle (a longer one than the snapshot length, near the end). The
+    /// records are libpcap's, and the map takes every record before that one, whatever the batch size.
+    @Test(arguments: [7, 4096])
+    func theShortLoopGivesLibpcapsRecordsAcrossReportsAndAHandOver(batch: Int) throws {
+        var packets: [[UInt8]] = []
+        let oversize = 20_000
+        for i in 0..<20_010 {
+            let payload: [UInt8] = i == oversize ? Array(repeating: 0x41, count: 200) : [0, UInt8(i & 0xFF), 0, 0, 0, 6, 1, 3, 0, 0, 0, 1]
+            packets.append(tcpFrame(src: ipv4(10, 10, 0, UInt8(i % 7)), sport: 40_000, dst: ipv4(10, 20, 0, 7), dport: 502,
+                                    seq: 1000 + UInt32(i / 7) * 300, ack: 9000, flags: 0x18, payload: payload))
+        }
+        var bytes = pcapFile(packets, stepMicroseconds: 100)
+        bytes.replaceSubrange(16..<20, with: [128, 0, 0, 0])   // snapshot length 128: only the oversize record is longer
+        #expect(bytes.count > (1 << 20) + 128, "the file must span a position report")
+        let file = try temporaryFile(bytes, "mapped-short-loop-\(batch).pcap")
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let expected = runSingle([file], policy: demoPolicy)
+        let (lines, mapped, over) = runMapped(file, batch: batch)
+        #expect(mapped == UInt64(oversize) && over, "map took \(String(describing: mapped)) records, handed over: \(over)")
         #expect(lines == expected, "mapped \(lines), libpcap \(expected)")
         #expect(expected.count > 0)
     }
