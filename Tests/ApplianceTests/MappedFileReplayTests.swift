@@ -10,7 +10,7 @@ import Engine
 @Suite struct MappedFileReplayTests {
     /// Runs `file` through one engine as `zonewatch replay` does: mapped records first, then libpcap from the first
     /// record the map leaves to it. Returns the records, and how many records the map took and whether it handed over.
-    func runMapped(_ file: String, batch: Int = 7) -> (lines: RecordLines, mapped: UInt64?, handedOver: Bool) {
+    func runMapped(_ file: String, batch: Int = 7, prefetch: Bool = true) -> (lines: RecordLines, mapped: UInt64?, handedOver: Bool) {
         let engine = Engine(configuration: engineConfiguration())
         let observer = TestAlertObserver(policy: demoPolicy, sink: engine.sink)
         engine.observer = observer
@@ -18,7 +18,7 @@ import Engine
         guard let source = try? PacketSource.openFile(file) else { return (out, nil, false) }
         var mapped: UInt64?, handedOver = false
         var rest = true
-        if let replay = MappedFileReplay(path: file, linkType: source.linkType.rawValue, engine: engine) {
+        if let replay = MappedFileReplay(path: file, linkType: source.linkType.rawValue, engine: engine, prefetch: prefetch) {
             // Small batches: the hint walk and the record walk cross batch boundaries many times.
             while replay.dispatch(batch: batch) > 0 {}
             mapped = replay.records
@@ -73,9 +73,10 @@ import Engine
     /// A file of 1.9 MB whose records all lie more than a snapshot length before its end but the last few: `dispatch`
     /// takes most records in its short loop (no end-of-file tests), which stops at each position report (every MiB),
     /// at batch ends and at a record libpcap must handle (a longer one than the snapshot length, near the end). The
-    /// records are libpcap's, and the map takes every record before that one, whatever the batch size.
-    @Test(arguments: [7, 4096])
-    func theShortLoopGivesLibpcapsRecordsAcrossReportsAndAHandOver(batch: Int) throws {
+    /// records are libpcap's, and the map takes every record before that one, whatever the batch size, with times in
+    /// microseconds or nanoseconds, with prefetch hints or without (the loop is written out for each).
+    @Test(arguments: [(7, false, true), (4096, false, true), (4096, true, true), (4096, false, false), (7, true, false)])
+    func theShortLoopGivesLibpcapsRecordsAcrossReportsAndAHandOver(batch: Int, nanoseconds: Bool, prefetch: Bool) throws {
         var packets: [[UInt8]] = []
         let oversize = 20_000
         for i in 0..<20_010 {
@@ -85,11 +86,21 @@ import Engine
         }
         var bytes = pcapFile(packets, stepMicroseconds: 100)
         bytes.replaceSubrange(16..<20, with: [128, 0, 0, 0])   // snapshot length 128: only the oversize record is longer
+        if nanoseconds {   // the nanosecond magic, and each record's fraction (microseconds here, plus 999 ns) scaled
+            bytes.replaceSubrange(0..<4, with: [0x4D, 0x3C, 0xB2, 0xA1])
+            var at = 24
+            while at + 16 <= bytes.count {
+                func le32(_ o: Int) -> UInt32 { bytes[o..<o + 4].reversed().reduce(0) { $0 << 8 | UInt32($1) } }
+                let ns = le32(at + 4) * 1000 + 999
+                bytes.replaceSubrange(at + 4..<at + 8, with: [UInt8(ns & 0xFF), UInt8(ns >> 8 & 0xFF), UInt8(ns >> 16 & 0xFF), UInt8(ns >> 24)])
+                at += 16 + Int(le32(at + 8))
+            }
+        }
         #expect(bytes.count > (1 << 20) + 128, "the file must span a position report")
-        let file = try temporaryFile(bytes, "mapped-short-loop-\(batch).pcap")
+        let file = try temporaryFile(bytes, "mapped-short-loop-\(batch)-\(nanoseconds)-\(prefetch).pcap")
         defer { try? FileManager.default.removeItem(atPath: file) }
         let expected = runSingle([file], policy: demoPolicy)
-        let (lines, mapped, over) = runMapped(file, batch: batch)
+        let (lines, mapped, over) = runMapped(file, batch: batch, prefetch: prefetch)
         #expect(mapped == UInt64(oversize) && over, "map took \(String(describing: mapped)) records, handed over: \(over)")
         #expect(lines == expected, "mapped \(lines), libpcap \(expected)")
         #expect(expected.count > 0)
