@@ -3,8 +3,6 @@ import Synchronization
 import Wire
 import Capture
 import CAppliance
-import CPrefetch
-import Engine
 
 /// A classic pcap file read in place through a memory map (a window of its own that slides, or a cursor over the
 /// workers' `SharedCaptureMap` of the whole file), for `ParallelPipeline.replayFile`: every worker
@@ -49,8 +47,8 @@ final class MappedCapture {
     private(set) var records: UInt64 = 0
     /// `nextRaw()` met a record libpcap must handle (or a damaged one); nothing more comes from here.
     private(set) var irregular = false
-    /// How far ahead of the current record the file is prefetched, in bytes (as the engine's record loop reads ahead).
-    static var prefetchAhead: Int { RecordRun.readAhead }
+    /// How far ahead of the current record the file is prefetched, in bytes.
+    static let prefetchAhead = 6 << 10
 
     /// Maps `path` when it is a classic pcap file of the shape described above with link type `linkType`; nil
     /// otherwise (pcapng, modified formats, other versions: libpcap reads those).
@@ -264,12 +262,26 @@ struct WholeFileWalk {
     /// in registers.
     @inline(__always)
     static func record(at offset: Int, base: UnsafeRawPointer, snapshot: Int, fractionLimit: UInt32) -> UnsafeRawPointer? {
-        RecordRun.checkedRecord(at: offset, base: base, snapshot: snapshot, fractionLimit: fractionLimit)
+        let p = base + offset
+        let caplen = Int(p.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
+        guard UInt(bitPattern: caplen &- 1) < UInt(snapshot), p.loadUnaligned(fromByteOffset: 4, as: UInt32.self) < fractionLimit,
+              p.loadUnaligned(as: UInt32.self) < 0x8000_0000 else { return nil }
+        zw_prefetch_read(p + MappedCapture.prefetchAhead)
+        zw_prefetch_read(p + MappedCapture.prefetchAhead + 64)
+        return p
     }
 
     /// The fraction of a record's time in microseconds (libpcap scales nanoseconds down).
     @inline(__always)
-    func microseconds(_ header: UnsafeRawPointer) -> UInt32 { RecordRun.microseconds(header, nanoseconds: nanoseconds) }
+    func microseconds(_ header: UnsafeRawPointer) -> UInt32 { Self.microseconds(header, nanoseconds: nanoseconds) }
+
+    /// `microseconds` for a file whose fractions are nanoseconds or not, as the caller says (a constant in a loop
+    /// written out for each).
+    @inline(__always)
+    static func microseconds(_ header: UnsafeRawPointer, nanoseconds: Bool) -> UInt32 {
+        let f = header.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
+        return nanoseconds ? f / 1000 : f
+    }
 }
 
 /// One memory map of a whole classic pcap file for all the workers of a `replayFile`. They are threads of one

@@ -61,4 +61,9 @@ static inline __attribute__((always_inline)) void zw_store_release_u64(unsigned 
     __atomic_store_n(p, v, __ATOMIC_RELEASE);
 }
 
+/// A read prefetch hint (a compiler builtin): a memory-mapped capture file is read ahead of the records in hand.
+static inline __attribute__((always_inline)) void zw_prefetch_read(const void *address) {
+    __builtin_prefetch(address, 0, 3);
+}
+
 #endif

@@ -14,9 +14,4 @@ static inline __attribute__((always_inline)) void zw_prefetch(const void *addres
 #endif
 }
 
-// For reading: a memory-mapped capture file is read ahead of the records in hand.
-static inline __attribute__((always_inline)) void zw_prefetch_read(const void *address) {
-    __builtin_prefetch(address, 0, 3);
-}
-
 #endif

@@ -115,12 +115,6 @@ extension Engine {
     /// (`MappedFileReplay`, and each worker of `--workers` reading a file).
     public func processRecord(_ record: UnsafeRawPointer, microseconds: UInt32, ahead: UnsafeRawPointer?, linkType: Int32,
                               frame number: UInt64 = 0) {
-        recordStep(record, microseconds: microseconds, ahead: ahead, linkType: linkType, frame: number)
-    }
-
-    /// `processRecord`, inlined into it and into `processRecords`' loop.
-    @inline(__always)
-    func recordStep(_ record: UnsafeRawPointer, microseconds: UInt32, ahead: UnsafeRawPointer?, linkType: Int32, frame number: UInt64) {
         @inline(__always) func packet(_ r: UnsafeRawPointer) -> ByteView {
             ByteView(UnsafeRawBufferPointer(start: r + 16, count: Int(r.loadUnaligned(fromByteOffset: 8, as: UInt32.self))))
         }
@@ -130,4 +124,3 @@ extension Engine {
                       wireLength: Int(record.loadUnaligned(fromByteOffset: 12, as: UInt32.self)), frame: number)
     }
 }
-
