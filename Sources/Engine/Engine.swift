@@ -302,14 +302,7 @@ public final class Engine {
             guard sequence == next.pointee else { return false }
             next.pointee = sequence &+ UInt32(truncatingIfNeeded: length)
         }
-        let ipBytes = UInt64(wireLength)
-        if side == .initiator {
-            state.pointee.packets.0 &+= 1; state.pointee.bytes.0 &+= ipBytes
-        } else {
-            state.pointee.packets.1 &+= 1; state.pointee.bytes.1 &+= ipBytes
-        }
-        flows.touchLater(slot, if: state.pointee.lastSeen.seconds != time.seconds)
-        state.pointee.lastSeen = time
+        count(slot, state, side: side, wireLength: wireLength, time: time)
         if length > 0 {
             deliverData(slot, side: side, bytes: ByteView(UnsafeRawBufferPointer(start: p + payloadOffset, count: length)))
         }
@@ -320,6 +313,19 @@ public final class Engine {
             if !wasClosed && state.pointee.isClosed { flows.markClosed(slot) }
         }
         return true
+    }
+
+    /// A one-pass path's packet on its flow: its side's counters, the LRU's touch (once a second), the time last seen.
+    @inline(__always)
+    private func count(_ slot: Int32, _ state: UnsafeMutablePointer<FlowState>, side: FlowSide, wireLength: Int, time: PacketTime) {
+        let ipBytes = UInt64(wireLength)
+        if side == .initiator {
+            state.pointee.packets.0 &+= 1; state.pointee.bytes.0 &+= ipBytes
+        } else {
+            state.pointee.packets.1 &+= 1; state.pointee.bytes.1 &+= ipBytes
+        }
+        flows.touchLater(slot, if: state.pointee.lastSeen.seconds != time.seconds)
+        state.pointee.lastSeen = time
     }
 
     /// The flow slot of the untagged IPv4 TCP packet at `p` (whose headers the one-pass paths checked), or -1 when the
@@ -368,14 +374,7 @@ public final class Engine {
         // Both streams hold nothing (bits 0 and 2), the sender's is not synchronised (bit 1 or 3).
         let synchronised: UInt8 = side == .initiator ? 0b0010 : 0b1000
         guard state.pointee.streamSummary & (0b0101 | synchronised) == 0b0101 else { return false }
-        let ipBytes = UInt64(wireLength)
-        if side == .initiator {
-            state.pointee.packets.0 &+= 1; state.pointee.bytes.0 &+= ipBytes
-        } else {
-            state.pointee.packets.1 &+= 1; state.pointee.bytes.1 &+= ipBytes
-        }
-        flows.touchLater(slot, if: state.pointee.lastSeen.seconds != time.seconds)
-        state.pointee.lastSeen = time
+        count(slot, state, side: side, wireLength: wireLength, time: time)
         takeBackInOrder(slot)
         let sequence = UInt32(bigEndian: p.loadUnaligned(fromByteOffset: 38, as: UInt32.self))
         streamPointer(slot, side).pointee.segment(sequence: sequence, syn: true, payload: ByteView(UnsafeRawBufferPointer(start: p, count: 0)),
