@@ -274,11 +274,10 @@ public final class Engine {
     @inline(always)
     private func processEstablishedTCPv4(_ bytes: ByteView, wireLength: Int, time: PacketTime) -> Bool {
         let n = bytes.count
-        guard n >= 54, let p = bytes.raw.baseAddress else { return false }
+        guard let p = Engine.commonTCPv4(bytes) else { return false }
         @inline(__always) func u8(_ o: Int) -> UInt8 { p.load(fromByteOffset: o, as: UInt8.self) }
         @inline(__always) func u16(_ o: Int) -> UInt16 { UInt16(bigEndian: p.loadUnaligned(fromByteOffset: o, as: UInt16.self)) }
         @inline(__always) func u32(_ o: Int) -> UInt32 { UInt32(bigEndian: p.loadUnaligned(fromByteOffset: o, as: UInt32.self)) }
-        guard u16(12) == 0x0800, u8(14) == 0x45, u16(20) & 0x3FFF == 0, u8(23) == 6 else { return false }
         let ipEnd = 14 + Int(u16(16))
         let flags = u8(47)
         let payloadOffset = 34 + Int(u8(46) >> 4) * 4
@@ -313,6 +312,17 @@ public final class Engine {
             if !wasClosed && state.pointee.isClosed { flows.markClosed(slot) }
         }
         return true
+    }
+
+    /// The bytes of a frame of the one-pass paths' shape so far: untagged Ethernet II, IPv4 without options and not a
+    /// fragment, TCP, at least the headers' 54 bytes; nil for any other.
+    @inline(__always)
+    private static func commonTCPv4(_ bytes: ByteView) -> UnsafeRawPointer? {
+        guard bytes.count >= 54, let p = bytes.raw.baseAddress else { return nil }
+        guard UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 12, as: UInt16.self)) == 0x0800, p.load(fromByteOffset: 14, as: UInt8.self) == 0x45,
+              UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 20, as: UInt16.self)) & 0x3FFF == 0,
+              p.load(fromByteOffset: 23, as: UInt8.self) == 6 else { return nil }
+        return p
     }
 
     /// A one-pass path's packet on its flow: its side's counters, the LRU's touch (once a second), the time last seen.
@@ -358,13 +368,11 @@ public final class Engine {
     @inline(__always)
     private func processSynAckTCPv4(_ bytes: ByteView, wireLength: Int, time: PacketTime) -> Bool {
         let n = bytes.count
-        guard n >= 54, let p = bytes.raw.baseAddress else { return false }
+        guard let p = Engine.commonTCPv4(bytes) else { return false }
         @inline(__always) func u8(_ o: Int) -> UInt8 { p.load(fromByteOffset: o, as: UInt8.self) }
         @inline(__always) func u16(_ o: Int) -> UInt16 { UInt16(bigEndian: p.loadUnaligned(fromByteOffset: o, as: UInt16.self)) }
-        // The one-pass path's header checks (untagged IPv4 without options, not a fragment, TCP, all captured), then
-        // SYN and ACK without RST or FIN, and no payload.
-        guard u16(12) == 0x0800, u8(14) == 0x45, u16(20) & 0x3FFF == 0, u8(23) == 6,
-              u8(47) & (PacketView.syn | PacketView.rst | PacketView.ack | PacketView.fin) == PacketView.syn | PacketView.ack else { return false }
+        // SYN and ACK without RST or FIN, and no payload (all captured).
+        guard u8(47) & (PacketView.syn | PacketView.rst | PacketView.ack | PacketView.fin) == PacketView.syn | PacketView.ack else { return false }
         let ipEnd = 14 + Int(u16(16)), payloadOffset = 34 + Int(u8(46) >> 4) * 4
         guard payloadOffset >= 54, payloadOffset == ipEnd, ipEnd <= n else { return false }
         let (slot, sentByLow) = tcpV4Slot(p)
