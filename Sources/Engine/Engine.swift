@@ -208,10 +208,6 @@ public final class Engine {
     /// handshakes and closes, reassembly out of order. Kept out of line so that the common path stays small.
     @inline(never)
     private func processGeneral(_ bytes: ByteView, linkType: Int32, time: PacketTime, wireLength: Int) {
-        if linkType == PacketDecoder.ethernet && establishedTCPPath && processSynAckTCPv4(bytes, wireLength: wireLength, time: time) {
-            packetsOnEstablishedPath &+= 1
-            return
-        }
         let packet: PacketView
         do {
             guard let p = try PacketDecoder.decode(bytes, linkType: linkType) else { statistics.nonIPPackets &+= 1; return }
@@ -274,17 +270,28 @@ public final class Engine {
     @inline(always)
     private func processEstablishedTCPv4(_ bytes: ByteView, wireLength: Int, time: PacketTime) -> Bool {
         let n = bytes.count
-        guard let p = Engine.commonTCPv4(bytes) else { return false }
+        guard n >= 54, let p = bytes.raw.baseAddress else { return false }
         @inline(__always) func u8(_ o: Int) -> UInt8 { p.load(fromByteOffset: o, as: UInt8.self) }
         @inline(__always) func u16(_ o: Int) -> UInt16 { UInt16(bigEndian: p.loadUnaligned(fromByteOffset: o, as: UInt16.self)) }
         @inline(__always) func u32(_ o: Int) -> UInt32 { UInt32(bigEndian: p.loadUnaligned(fromByteOffset: o, as: UInt32.self)) }
+        guard u16(12) == 0x0800, u8(14) == 0x45, u16(20) & 0x3FFF == 0, u8(23) == 6 else { return false }
         let ipEnd = 14 + Int(u16(16))
         let flags = u8(47)
         let payloadOffset = 34 + Int(u8(46) >> 4) * 4
         guard flags & (PacketView.syn | PacketView.rst | PacketView.ack) == PacketView.ack,
               payloadOffset >= 54, payloadOffset <= ipEnd, ipEnd <= n else { return false }
-        let (slot, sentByLow) = tcpV4Slot(p)
-        guard slot >= 0 else { return false }
+        let source = u32(26), destination = u32(30), sourcePort = u16(34), destinationPort = u16(36)
+        // The key's canonical order (as `FlowKey(v4Source:...)` puts it), compared field by field with the slot's key.
+        let sentByLow = source < destination || (source == destination && sourcePort <= destinationPort)
+        let mapped: UInt64 = 0xFFFF_0000_0000   // IPAddress(v4:)'s low word
+        let lowIP = mapped | UInt64(sentByLow ? source : destination), highIP = mapped | UInt64(sentByLow ? destination : source)
+        let lowPort = sentByLow ? sourcePort : destinationPort, highPort = sentByLow ? destinationPort : sourcePort
+        // The prefetch pipeline usually found this flow's slot already: one key comparison instead of a hash and a probe.
+        var slot = flows.candidate(at: packetsProcessed)
+        if slot < 0 || !Engine.isTCPv4Key(UnsafeRawPointer(flows.slots + Int(slot)), lowIP: lowIP, highIP: highIP, lowPort: lowPort, highPort: highPort) {
+            slot = findTCPv4(source: source, destination: destination, sourcePort: sourcePort, destinationPort: destinationPort)
+            guard slot >= 0 else { return false }
+        }
         let state = flows.slots + Int(slot)
         let side: FlowSide = sentByLow == state.pointee.initiatorIsLow ? .initiator : .responder
         // The streams as `FlowState.streamSummary` has them (their own lines are not read here). The peer's held
@@ -301,7 +308,14 @@ public final class Engine {
             guard sequence == next.pointee else { return false }
             next.pointee = sequence &+ UInt32(truncatingIfNeeded: length)
         }
-        count(slot, state, side: side, wireLength: wireLength, time: time)
+        let ipBytes = UInt64(wireLength)
+        if side == .initiator {
+            state.pointee.packets.0 &+= 1; state.pointee.bytes.0 &+= ipBytes
+        } else {
+            state.pointee.packets.1 &+= 1; state.pointee.bytes.1 &+= ipBytes
+        }
+        flows.touchLater(slot, if: state.pointee.lastSeen.seconds != time.seconds)
+        state.pointee.lastSeen = time
         if length > 0 {
             deliverData(slot, side: side, bytes: ByteView(UnsafeRawBufferPointer(start: p + payloadOffset, count: length)))
         }
@@ -311,83 +325,6 @@ public final class Engine {
             state.pointee.finMask |= side == .initiator ? 1 : 2
             if !wasClosed && state.pointee.isClosed { flows.markClosed(slot) }
         }
-        return true
-    }
-
-    /// The bytes of a frame of the one-pass paths' shape so far: untagged Ethernet II, IPv4 without options and not a
-    /// fragment, TCP, at least the headers' 54 bytes; nil for any other.
-    @inline(__always)
-    private static func commonTCPv4(_ bytes: ByteView) -> UnsafeRawPointer? {
-        guard bytes.count >= 54, let p = bytes.raw.baseAddress else { return nil }
-        guard UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 12, as: UInt16.self)) == 0x0800, p.load(fromByteOffset: 14, as: UInt8.self) == 0x45,
-              UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 20, as: UInt16.self)) & 0x3FFF == 0,
-              p.load(fromByteOffset: 23, as: UInt8.self) == 6 else { return nil }
-        return p
-    }
-
-    /// A one-pass path's packet on its flow: its side's counters, the LRU's touch (once a second), the time last seen.
-    @inline(__always)
-    private func count(_ slot: Int32, _ state: UnsafeMutablePointer<FlowState>, side: FlowSide, wireLength: Int, time: PacketTime) {
-        let ipBytes = UInt64(wireLength)
-        if side == .initiator {
-            state.pointee.packets.0 &+= 1; state.pointee.bytes.0 &+= ipBytes
-        } else {
-            state.pointee.packets.1 &+= 1; state.pointee.bytes.1 &+= ipBytes
-        }
-        flows.touchLater(slot, if: state.pointee.lastSeen.seconds != time.seconds)
-        state.pointee.lastSeen = time
-    }
-
-    /// The flow slot of the untagged IPv4 TCP packet at `p` (whose headers the one-pass paths checked), or -1 when the
-    /// flow is not live, and whether the packet's sender is the key's low end (the key's canonical order).
-    @inline(__always)
-    private func tcpV4Slot(_ p: UnsafeRawPointer) -> (slot: Int32, sentByLow: Bool) {
-        @inline(__always) func u16(_ o: Int) -> UInt16 { UInt16(bigEndian: p.loadUnaligned(fromByteOffset: o, as: UInt16.self)) }
-        @inline(__always) func u32(_ o: Int) -> UInt32 { UInt32(bigEndian: p.loadUnaligned(fromByteOffset: o, as: UInt32.self)) }
-        let source = u32(26), destination = u32(30), sourcePort = u16(34), destinationPort = u16(36)
-        // The key's canonical order (as `FlowKey(v4Source:...)` puts it), compared field by field with the slot's key.
-        let sentByLow = source < destination || (source == destination && sourcePort <= destinationPort)
-        let mapped: UInt64 = 0xFFFF_0000_0000   // IPAddress(v4:)'s low word
-        let lowIP = mapped | UInt64(sentByLow ? source : destination), highIP = mapped | UInt64(sentByLow ? destination : source)
-        let lowPort = sentByLow ? sourcePort : destinationPort, highPort = sentByLow ? destinationPort : sourcePort
-        // The prefetch pipeline usually found this flow's slot already: one key comparison instead of a hash and a probe.
-        var slot = flows.candidate(at: packetsProcessed)
-        if slot < 0 || !Engine.isTCPv4Key(UnsafeRawPointer(flows.slots + Int(slot)), lowIP: lowIP, highIP: highIP, lowPort: lowPort, highPort: highPort) {
-            slot = findTCPv4(source: source, destination: destination, sourcePort: sourcePort, destinationPort: destinationPort)
-        }
-        return (slot, sentByLow)
-    }
-
-    /// A SYN-ACK without payload (no FIN or RST) of a live flow, in one pass, when its sender's stream is not yet
-    /// synchronised and neither stream holds segments: the second packet of nearly every TCP connection, which the
-    /// general path decoded, looked up and handed through `tcpSegment` (~500 instructions; one per flow is ~0.9 % of
-    /// the 100,000-flow plant). Does exactly what the rest of `processGeneral` does for it (counters, LRU, the sender's
-    /// stream synchronised; the peer's acknowledgement releases nothing, as its stream holds nothing) and returns
-    /// true; otherwise changes nothing and returns false. Tried first in `processGeneral`, not in the one-pass path's
-    /// failed guard: there the call cost every packet ~6 instructions of register moves.
-    @inline(__always)
-    private func processSynAckTCPv4(_ bytes: ByteView, wireLength: Int, time: PacketTime) -> Bool {
-        let n = bytes.count
-        guard let p = Engine.commonTCPv4(bytes) else { return false }
-        @inline(__always) func u8(_ o: Int) -> UInt8 { p.load(fromByteOffset: o, as: UInt8.self) }
-        @inline(__always) func u16(_ o: Int) -> UInt16 { UInt16(bigEndian: p.loadUnaligned(fromByteOffset: o, as: UInt16.self)) }
-        // SYN and ACK without RST or FIN, and no payload (all captured).
-        guard u8(47) & (PacketView.syn | PacketView.rst | PacketView.ack | PacketView.fin) == PacketView.syn | PacketView.ack else { return false }
-        let ipEnd = 14 + Int(u16(16)), payloadOffset = 34 + Int(u8(46) >> 4) * 4
-        guard payloadOffset >= 54, payloadOffset == ipEnd, ipEnd <= n else { return false }
-        let (slot, sentByLow) = tcpV4Slot(p)
-        guard slot >= 0 else { return false }
-        let state = flows.slots + Int(slot)
-        let side: FlowSide = sentByLow == state.pointee.initiatorIsLow ? .initiator : .responder
-        // Both streams hold nothing (bits 0 and 2), the sender's is not synchronised (bit 1 or 3).
-        let synchronised: UInt8 = side == .initiator ? 0b0010 : 0b1000
-        guard state.pointee.streamSummary & (0b0101 | synchronised) == 0b0101 else { return false }
-        count(slot, state, side: side, wireLength: wireLength, time: time)
-        takeBackInOrder(slot)
-        let sequence = UInt32(bigEndian: p.loadUnaligned(fromByteOffset: 38, as: UInt32.self))
-        streamPointer(slot, side).pointee.segment(sequence: sequence, syn: true, payload: ByteView(UnsafeRawBufferPointer(start: p, count: 0)),
-                                                  wireLength: 0, limits: configuration.streamLimits, frame: frame, time: now) { _ in }
-        summariseStreams(slot)
         return true
     }
 
