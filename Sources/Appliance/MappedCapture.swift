@@ -273,12 +273,7 @@ struct WholeFileWalk {
 
     /// The fraction of a record's time in microseconds (libpcap scales nanoseconds down).
     @inline(__always)
-    func microseconds(_ header: UnsafeRawPointer) -> UInt32 { Self.microseconds(header, nanoseconds: nanoseconds) }
-
-    /// `microseconds` for a file whose fractions are nanoseconds or not, as the caller says (a constant in a loop
-    /// written out for each).
-    @inline(__always)
-    static func microseconds(_ header: UnsafeRawPointer, nanoseconds: Bool) -> UInt32 {
+    func microseconds(_ header: UnsafeRawPointer) -> UInt32 {
         let f = header.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
         return nanoseconds ? f / 1000 : f
     }

@@ -68,26 +68,16 @@ public final class MappedFileReplay {
         while taken < batch && walked > 0 {
             // Records lying wholly within the file whatever their headers say, before the next position report: the
             // walk's checks without those of the end of the file and the report (the same records and hints as the step
-            // below, in fewer instructions: 2.9 % of the 100,000-flow plant's, written out for each constant pair of
-            // the run's two settings; no faster on the bench's host, where the plant waits on memory).
+            // below, in fewer instructions; no faster on the bench's host, where the plant waits on memory).
             if !walk.irregular {
-                @inline(__always) func shortLoop(nanoseconds: Bool, prefetch: Bool) {
-                    let limit = min(walk.withinLimit, walk.nextReport &- 1)
-                    while taken < batch && walk.offset <= limit,
-                          let a = WholeFileWalk.record(at: walk.offset, base: walk.base, snapshot: walk.snapshot, fractionLimit: walk.fractionLimit) {
-                        walk.offset &+= 16 &+ Int(a.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
-                        let h = next
-                        next = h + (16 &+ Int(h.loadUnaligned(fromByteOffset: 8, as: UInt32.self)))
-                        taken &+= 1
-                        engine.processRecord(h, microseconds: WholeFileWalk.microseconds(h, nanoseconds: nanoseconds),
-                                             ahead: prefetch ? a : nil, linkType: linkType)
-                    }
-                }
-                switch (walk.nanoseconds, prefetch) {
-                case (false, true): shortLoop(nanoseconds: false, prefetch: true)
-                case (true, true): shortLoop(nanoseconds: true, prefetch: true)
-                case (false, false): shortLoop(nanoseconds: false, prefetch: false)
-                case (true, false): shortLoop(nanoseconds: true, prefetch: false)
+                let limit = min(walk.withinLimit, walk.nextReport &- 1)
+                while taken < batch && walk.offset <= limit,
+                      let a = WholeFileWalk.record(at: walk.offset, base: walk.base, snapshot: walk.snapshot, fractionLimit: walk.fractionLimit) {
+                    walk.offset &+= 16 &+ Int(a.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
+                    let h = next
+                    next = h + (16 &+ Int(h.loadUnaligned(fromByteOffset: 8, as: UInt32.self)))
+                    taken &+= 1
+                    engine.processRecord(h, microseconds: walk.microseconds(h), ahead: prefetch ? a : nil, linkType: linkType)
                 }
                 if taken == batch { break }
             }

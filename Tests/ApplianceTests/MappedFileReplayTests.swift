@@ -74,7 +74,7 @@ import Engine
     /// takes most records in its short loop (no end-of-file tests), which stops at each position report (every MiB),
     /// at batch ends and at a record libpcap must handle (a longer one than the snapshot length, near the end). The
     /// records are libpcap's, and the map takes every record before that one, whatever the batch size, with times in
-    /// microseconds or nanoseconds, with prefetch hints or without (the loop is written out for each).
+    /// microseconds or nanoseconds, with prefetch hints or without.
     @Test(arguments: [(7, false, true), (4096, false, true), (4096, true, true), (4096, false, false), (7, true, false)])
     func theShortLoopGivesLibpcapsRecordsAcrossReportsAndAHandOver(batch: Int, nanoseconds: Bool, prefetch: Bool) throws {
         var packets: [[UInt8]] = []
