@@ -248,9 +248,8 @@ public final class Engine {
             flows.slots[Int(slot)].packets.1 &+= 1; flows.slots[Int(slot)].bytes.1 &+= ipBytes
         }
         // The LRU order is kept to the second of packet time, which is all that idle expiry (whole seconds) and
-        // eviction need: a flow moves to the front on its first packet in a second, not on every packet.
-        flows.touchLater(slot, if: flows.slots[Int(slot)].lastSeen.seconds != time.seconds)
-        flows.slots[Int(slot)].lastSeen = time
+        // eviction need: a flow moves to the front on its first packet in a later second, not on every packet.
+        Engine.noteTime(time, of: flows.slots + Int(slot), slot, in: flows)
 
         let payload = bytes.slice(from: packet.payloadOffset, length: packet.payloadLength)
         switch packet.transport {
@@ -314,8 +313,7 @@ public final class Engine {
         } else {
             state.pointee.packets.1 &+= 1; state.pointee.bytes.1 &+= ipBytes
         }
-        flows.touchLater(slot, if: state.pointee.lastSeen.seconds != time.seconds)
-        state.pointee.lastSeen = time
+        Engine.noteTime(time, of: state, slot, in: flows)
         if length > 0 {
             deliverData(slot, side: side, bytes: ByteView(UnsafeRawBufferPointer(start: p + payloadOffset, count: length)))
         }
@@ -326,6 +324,18 @@ public final class Engine {
             if !wasClosed && state.pointee.isClosed { flows.markClosed(slot) }
         }
         return true
+    }
+
+    /// Notes a packet of flow `slot` (its state at `state`) at `time`: a move to the front of the recency list on its
+    /// first packet in a later second, and the flow's latest and earliest packet times. A packet a little back in time
+    /// (reordered between capture queues, up to `PacketTime.clockStepSeconds`) leaves `lastSeen` at the latest time,
+    /// and an earlier packet than the first moves `firstSeen`: a record's duration is never negative. (`lastSeen` was
+    /// the last packet's time, and a flow whose last packet came before its first got a negative `event.duration`.)
+    @inline(__always)
+    private static func noteTime(_ time: PacketTime, of state: UnsafeMutablePointer<FlowState>, _ slot: Int32, in flows: FlowTable) {
+        let last = state.pointee.lastSeen
+        flows.touchLater(slot, if: time.seconds > last.seconds)
+        if _fastPath(time >= last) { state.pointee.lastSeen = time } else if time < state.pointee.firstSeen { state.pointee.firstSeen = time }
     }
 
     /// Whether the key at `key` (a `FlowKey` in memory) is the untagged IPv4 TCP key with these canonical fields.

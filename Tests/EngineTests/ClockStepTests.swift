@@ -46,6 +46,33 @@ import Flows
         #expect(engine.drainedLines(.anomaly).isEmpty)
     }
 
+    /// Packets reordered across a second (capture queues merged on a SPAN aggregator): a flow's record ends at its
+    /// latest packet and starts at its earliest, whichever came last, so its duration is never negative. Both engine
+    /// paths (the one-pass path takes the in-order segments here). Before, the end was the last packet's time:
+    /// `"duration":-1000` (nanoseconds) for the first flow, and the second flow's start was after its earliest packet.
+    @Test(arguments: [true, false]) func reorderedPacketsGiveTheEarliestStartAndTheLatestEnd(onePassPath: Bool) {
+        var c = EngineConfiguration(); c.establishedTCPPath = onePassPath
+        let engine = Engine(configuration: c)
+        func feed(_ frame: [UInt8], _ second: Int64, _ microseconds: Int32) {
+            ByteView.with(frame) { engine.process($0, linkType: 1, time: PacketTime(seconds: second, microseconds: microseconds), wireLength: frame.count) }
+        }
+        let a: UInt32 = 0x0A00_0001, b: UInt32 = 0x0A00_0002
+        // Flow 1: its second packet is stamped before its first, across a second.
+        feed(tcpFrame(src: a, sport: 40000, dst: b, dport: 4000, seq: 1, ack: 1, flags: 0x10, payload: [1]), 1_001, 0)
+        feed(tcpFrame(src: b, sport: 4000, dst: a, dport: 40000, seq: 1, ack: 2, flags: 0x10, payload: [2]), 1_000, 999_999)
+        // Flow 2: later, earlier than the first, then the latest.
+        feed(tcpFrame(src: a, sport: 40001, dst: b, dport: 4000, seq: 1, ack: 1, flags: 0x10, payload: [1]), 1_001, 500)
+        feed(tcpFrame(src: a, sport: 40001, dst: b, dport: 4000, seq: 2, ack: 1, flags: 0x10, payload: [1]), 1_001, 100)
+        feed(tcpFrame(src: a, sport: 40001, dst: b, dport: 4000, seq: 3, ack: 1, flags: 0x10, payload: [1]), 1_001, 900)
+        #expect(engine.statistics.clockSteps == 0)
+        engine.finish()
+        let records = engine.drainedLines(.flow)
+        #expect(records.count == 2)
+        let first = records.first { $0.contains(#""port":40000"#) } ?? "", second = records.first { $0.contains(#""port":40001"#) } ?? ""
+        #expect(first.contains(#""start":"1970-01-01T00:16:40.999999Z","end":"1970-01-01T00:16:41.000000Z","duration":1000"#), "\(first)")
+        #expect(second.contains(#""start":"1970-01-01T00:16:41.000100Z","end":"1970-01-01T00:16:41.000900Z","duration":800000"#), "\(second)")
+    }
+
     /// The observer hears of the step after the old flows' ends, with the new time.
     @Test func theObserverHearsOfTheStep() {
         final class Steps: EngineObserver {
