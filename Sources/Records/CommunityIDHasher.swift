@@ -3,16 +3,8 @@ import Wire
 
 /// Community ID v1 of flows when something first writes it, without allocating: stack buffers and OpenSSL's SHA-1
 /// called directly (`zw_sha1`; the plain `CommunityID.compute` builds five arrays and goes through EVP).
-public final class CommunityIDHasher {
-    /// Creates a hasher.
-    public init() {}
-
+public enum CommunityIDHasher {
     /// The Community ID text ("1:" and base64) of the flow between `a` and `b`, in either order.
-    public func text(_ a: Endpoint, _ b: Endpoint, ipProtocol: UInt8, seed: UInt16 = 0) -> InlineText {
-        Self.text(a, b, ipProtocol: ipProtocol, seed: seed)
-    }
-
-    /// `text(_:_:ipProtocol:seed:)` without an instance (it keeps no state).
     public static func text(_ a: Endpoint, _ b: Endpoint, ipProtocol: UInt8, seed: UInt16 = 0) -> InlineText {
         // The spec orders endpoints by address bytes, then port; IPAddress's order is the same (IPv4 is mapped).
         let aFirst = a.ip < b.ip || (a.ip == b.ip && a.port <= b.port)
