@@ -572,10 +572,21 @@ public final class Detector {
                 if op.access == .response { return }
                 let fromInitiator = (op.sender == .initiator) != h.reversed
                 let unitChanged = op.unitID >= 0 && op.unitID != h.lastUnit && (op.appProtocol == .modbus || op.appProtocol == .dnp3)
-                if !fromInitiator || !(unitChanged || OperationRules.isIdentification(op)) {
+                let identification = OperationRules.isIdentification(op)
+                if !fromInitiator || !(unitChanged || identification) {
                     let accessBit: UInt16 = 1 << UInt16(op.access.rawValue)
                     if h.quietProtocol == op.appProtocol.rawValue &+ 1 && h.quietAccess & accessBit != 0 || isAllowedByEvaluation(op, h) {
                         if OperationRules.mayRaise(op) && OperationRules.rule(for: op) != nil { stats.suppressedByConduit &+= 1 }
+                        return
+                    }
+                } else if !identification {
+                    // An allowed request whose only news is its unit (a master polling several units behind a gateway
+                    // on one connection changes unit at every request): what `checkOperation` does for it, the
+                    // suppressed count and the unit-scan counter, without its evaluation and the flow state's line.
+                    let accessBit: UInt16 = 1 << UInt16(op.access.rawValue)
+                    if h.quietProtocol == op.appProtocol.rawValue &+ 1 && h.quietAccess & accessBit != 0 || isAllowedByEvaluation(op, h) {
+                        if OperationRules.mayRaise(op) && OperationRules.rule(for: op) != nil { stats.suppressedByConduit &+= 1 }
+                        countUnitChange(op, flow: flow, slot: Int(h.slot), engineEntry: e, alerts: &alerts)
                         return
                     }
                 }
@@ -691,21 +702,7 @@ public final class Detector {
 
         guard fromInitiator, op.access != .response else { return }
         if op.unitID >= 0 && op.unitID != st.lastUnit && (op.appProtocol == .modbus || op.appProtocol == .dnp3) {
-            slots[slot].lastUnit = op.unitID
-            if let e = engineSlotIndex(for: flow) { engineSlots[e].lastUnit = op.unitID }
-            let k = AggregationKey(rule: RuleID.icsUnitScan.rawValue, source: sender.ip, destination: peer.ip,
-                                   protocolCode: op.appProtocol.rawValue)
-            if scans.add(k, value: Int64(op.unitID), distinct: true, threshold: config.unitScanThreshold, time: op.time) {
-                raise(.icsUnitScan, key: k, time: op.time, frame: op.frame, alerts: &alerts) { a in
-                    operationAlert(&a, .icsUnitScan, op: op, flow: flow, sender: sender, peer: peer, senderZone: senderZone,
-                                           peerZone: peerZone, securityLevel: Int(v.securityLevel))
-                    message(into: &a.messageText) { m in
-                        m.add(sender.ip); m.add(" addressed "); m.add(Int64(config.unitScanThreshold)); m.add(" or more ")
-                        m.add(op.appProtocol == .modbus ? "unit ids" : "DNP3 addresses"); m.add(" on "); m.add(peer.ip)
-                        m.add(" within "); m.add(Int64(config.scanWindowSeconds)); m.add(" s ("); m.add(op.appProtocol.name); m.add(")")
-                    }
-                }
-            }
+            countUnitChange(op, flow: flow, slot: slot, engineEntry: engineSlotIndex(for: flow), alerts: &alerts)
         }
         if OperationRules.isIdentification(op) {
             let devices = AggregationKey(rule: RuleID.icsIdentificationSweep.rawValue, source: sender.ip, destination: IPAddress(v4: 0), extra: 1)
@@ -731,6 +728,30 @@ public final class Detector {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// A request from the initiator's side addressing another unit than the flow's last (Modbus unit id, DNP3
+    /// destination): the flow's state in `slot` and, for an engine's flow, its entry `engineEntry` take the new unit
+    /// (the two are kept equal), and the unit-scan counter the value; an alert when it reaches the threshold.
+    func countUnitChange(_ op: Operation, flow: FlowContext, slot: Int, engineEntry e: Int?, alerts: inout [Alert]) {
+        slots[slot].lastUnit = op.unitID
+        if let e { engineSlots[e].lastUnit = op.unitID }
+        let sender = flow.endpoint(op.sender), peer = flow.endpoint(op.sender.opposite)
+        let k = AggregationKey(rule: RuleID.icsUnitScan.rawValue, source: sender.ip, destination: peer.ip,
+                               protocolCode: op.appProtocol.rawValue)
+        guard scans.add(k, value: Int64(op.unitID), distinct: true, threshold: config.unitScanThreshold, time: op.time) else { return }
+        let st = slots[slot]
+        let senderZone = op.sender == .initiator ? st.initiatorZone : st.responderZone
+        let peerZone = op.sender == .initiator ? st.responderZone : st.initiatorZone
+        raise(.icsUnitScan, key: k, time: op.time, frame: op.frame, alerts: &alerts) { a in
+            operationAlert(&a, .icsUnitScan, op: op, flow: flow, sender: sender, peer: peer, senderZone: senderZone,
+                           peerZone: peerZone, securityLevel: Int(st.verdict.securityLevel))
+            message(into: &a.messageText) { m in
+                m.add(sender.ip); m.add(" addressed "); m.add(Int64(config.unitScanThreshold)); m.add(" or more ")
+                m.add(op.appProtocol == .modbus ? "unit ids" : "DNP3 addresses"); m.add(" on "); m.add(peer.ip)
+                m.add(" within "); m.add(Int64(config.scanWindowSeconds)); m.add(" s ("); m.add(op.appProtocol.name); m.add(")")
             }
         }
     }

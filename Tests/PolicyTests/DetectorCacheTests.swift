@@ -316,6 +316,49 @@ import Records
         #expect(viaEngine.1 == plain.1)
     }
 
+    /// A master polling many units behind a gateway on one allowed connection: on an engine's flow an allowed request
+    /// whose only news is its unit takes `checkedOperation`'s own path (the unit-scan counter without the evaluation);
+    /// the alerts (a unit-id scan among them) and counters are those of the same flows as plain contexts, which take
+    /// `checkOperation`. Modbus and DNP3, requests allowed by the quiet mask (reads) and by evaluation (writes to units
+    /// 1-3 only: others denied), identification requests, responses, and units repeated, changing and past the
+    /// threshold, across windows.
+    @Test func unitChangesOnAnEngineFlowMatchPlainContexts() {
+        func scenario(engine: Bool) -> (String, DetectionCounters) {
+            let d = Detector(policy: compiled(Self.quietPolicy))
+            var alerts: [Alert] = []
+            var flows: [FlowContext] = []
+            for (i, app) in [AppProtocol.modbus, .dnp3].enumerated() {
+                var f = flow("10.10.20.7", "10.10.30.\(5 + i)", sport: UInt16(40_000 + i), dport: i == 0 ? 502 : 20000)
+                if engine { f.flowSlot = Int32(i); f.flowSerial = UInt64(i + 1) }
+                d.flowStarted(f, frame: 1, time: t0, alerts: &alerts)
+                d.flowIdentified(f, appProtocol: app, frame: 2, time: t0, alerts: &alerts)
+                flows.append(f)
+            }
+            var frame: UInt64 = 10
+            for round in 0..<4 {
+                for (i, app) in [AppProtocol.modbus, .dnp3].enumerated() {
+                    // Units 1, 1, 2, 3, ...: a poll of 3 units, then (from round 1) 12 units, past the threshold of 8.
+                    let units: [Int32] = round == 0 ? [1, 1, 2, 3, 2] : [1, 1] + (2...12).map { Int32($0) } + [4, 4]
+                    for (n, unit) in units.enumerated() {
+                        for (access, fc) in [(AccessClass.read, UInt16(3)), (.write, 6), (.response, 3), (.diagnostic, 43)] {
+                            frame += 1
+                            var o = op(app, access, fc: fc, "f", unit: unit, address: Int64(n), quantity: 1, sub: fc == 43 ? 14 : 1,
+                                       frame: frame, seconds: 1_000 + Int64(round) * 40 + Int64(n / 4))
+                            o.sender = access == .response ? .responder : .initiator
+                            d.operation(o, flow: flows[i], alerts: &alerts)
+                        }
+                    }
+                }
+            }
+            d.finish(alerts: &alerts)
+            return (ecs(alerts), d.counters)
+        }
+        let viaEngine = scenario(engine: true), plain = scenario(engine: false)
+        #expect(plain.0.contains(RuleID.icsUnitScan.rule.id))
+        #expect(viaEngine.0 == plain.0)
+        #expect(viaEngine.1 == plain.1)
+    }
+
     /// `passesQuietly` (what `--workers` checks instead of handing the detection thread the operation) says yes only
     /// where `operation` would do nothing but sweep: a detector that gets `tick(time:)` for those operations and
     /// `operation` for the rest raises the same alerts in the same order and counts the same as one that gets
