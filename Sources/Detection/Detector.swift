@@ -580,9 +580,10 @@ public final class Detector {
                         return
                     }
                 } else if !identification {
-                    // An allowed request whose only news is its unit (a master polling several units behind a gateway
-                    // on one connection changes unit at every request): what `checkOperation` does for it, the
-                    // suppressed count and the unit-scan counter, without its evaluation and the flow state's line.
+                    // An allowed request whose only news is its unit: every Modbus or DNP3 flow's first request (no
+                    // unit before it), and each request of a master polling several units behind a gateway on one
+                    // connection. What `checkOperation` does for it, the suppressed count and the unit-scan counter,
+                    // without its evaluation and the flow state's read.
                     let accessBit: UInt16 = 1 << UInt16(op.access.rawValue)
                     if h.quietProtocol == op.appProtocol.rawValue &+ 1 && h.quietAccess & accessBit != 0 || isAllowedByEvaluation(op, h) {
                         if OperationRules.mayRaise(op) && OperationRules.rule(for: op) != nil { stats.suppressedByConduit &+= 1 }
