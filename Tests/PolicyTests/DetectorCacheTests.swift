@@ -14,6 +14,19 @@ import Records
         return f
     }
 
+    /// Flows from 10.10.20.7 (source ports 40000, 40001, ...) to each responder and port, started and identified in `d`;
+    /// with `engine`, as an engine's flows (slot i, serial i + 1), else plain contexts.
+    func identifiedFlows(_ d: Detector, _ peers: [(responder: String, port: UInt16, app: AppProtocol)], engine: Bool,
+                         alerts: inout [Alert]) -> [FlowContext] {
+        peers.enumerated().map { i, p in
+            var f = flow("10.10.20.7", p.responder, sport: UInt16(40_000 + i), dport: p.port)
+            if engine { f.flowSlot = Int32(i); f.flowSerial = UInt64(i + 1) }
+            d.flowStarted(f, frame: 1, time: t0, alerts: &alerts)
+            d.flowIdentified(f, appProtocol: p.app, frame: 2, time: t0, alerts: &alerts)
+            return f
+        }
+    }
+
     @Test func engineFlowStateIsKeptBySlotAndFreedOnEnd() {
         let d = Detector(policy: compiled())
         var alerts: [Alert] = []
@@ -283,14 +296,8 @@ import Records
         func scenario(engine: Bool) -> (String, DetectionCounters) {
             let d = Detector(policy: compiled(Self.quietPolicy))
             var alerts: [Alert] = []
-            var flows: [FlowContext] = []
-            for (i, (dport, app)) in [(UInt16(502), AppProtocol.modbus), (102, .s7comm), (502, .dnp3)].enumerated() {
-                var f = flow("10.10.20.7", "10.10.30.5", sport: UInt16(40_000 + i), dport: dport)
-                if engine { f.flowSlot = Int32(i); f.flowSerial = UInt64(i + 1) }
-                d.flowStarted(f, frame: 1, time: t0, alerts: &alerts)
-                d.flowIdentified(f, appProtocol: app, frame: 2, time: t0, alerts: &alerts)
-                flows.append(f)
-            }
+            let flows = identifiedFlows(d, [("10.10.30.5", 502, .modbus), ("10.10.30.5", 102, .s7comm), ("10.10.30.5", 502, .dnp3)],
+                                        engine: engine, alerts: &alerts)
             var frame: UInt64 = 10
             for round in 0..<3 {
                 for (i, app) in [AppProtocol.modbus, .s7comm, .dnp3].enumerated() {
@@ -326,14 +333,7 @@ import Records
         func scenario(engine: Bool) -> (String, DetectionCounters) {
             let d = Detector(policy: compiled(Self.quietPolicy))
             var alerts: [Alert] = []
-            var flows: [FlowContext] = []
-            for (i, app) in [AppProtocol.modbus, .dnp3].enumerated() {
-                var f = flow("10.10.20.7", "10.10.30.\(5 + i)", sport: UInt16(40_000 + i), dport: i == 0 ? 502 : 20000)
-                if engine { f.flowSlot = Int32(i); f.flowSerial = UInt64(i + 1) }
-                d.flowStarted(f, frame: 1, time: t0, alerts: &alerts)
-                d.flowIdentified(f, appProtocol: app, frame: 2, time: t0, alerts: &alerts)
-                flows.append(f)
-            }
+            let flows = identifiedFlows(d, [("10.10.30.5", 502, .modbus), ("10.10.30.6", 20000, .dnp3)], engine: engine, alerts: &alerts)
             var frame: UInt64 = 10
             for round in 0..<4 {
                 for (i, app) in [AppProtocol.modbus, .dnp3].enumerated() {
