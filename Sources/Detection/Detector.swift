@@ -567,29 +567,22 @@ public final class Detector {
             // A conduit flow (its masks are in the entry) whose protocol is allowed: `isQuiet` would say no at once.
             if h.conduitMask != 0 && !h.protocolDenied {
                 // What `checkOperation` does for an operation the conduit allows (not notified), decided from the
-                // entry alone: count an ICS-operation rule as suppressed, nothing else. A response is not checked at
-                // all. A denial or notify, a unit-id change or an identification request (the scan counters) goes on
-                // to `checkOperation`, with nothing changed here. (Written out here: as a function it stayed out of
-                // line, a call and copies per operation.)
+                // entry alone: count an ICS-operation rule as suppressed, and a request's new unit (the unit-scan
+                // counter), nothing else. A response is not checked at all. A denial or notify, or an identification
+                // request from the initiator (the identification counters), goes on to `checkOperation`, with nothing
+                // changed here. (Written out here: as a function it stayed out of line, a call and copies per operation.)
                 if op.access == .response { return }
                 let fromInitiator = (op.sender == .initiator) != h.reversed
                 let unitChanged = op.unitID >= 0 && op.unitID != h.lastUnit && (op.appProtocol == .modbus || op.appProtocol == .dnp3)
-                let identification = OperationRules.isIdentification(op)
-                if !fromInitiator || !(unitChanged || identification) {
+                if !fromInitiator || !OperationRules.isIdentification(op) {
                     let accessBit: UInt16 = 1 << UInt16(op.access.rawValue)
                     if h.quietProtocol == op.appProtocol.rawValue &+ 1 && h.quietAccess & accessBit != 0 || isAllowedByEvaluation(op, h) {
                         if OperationRules.mayRaise(op) && OperationRules.rule(for: op) != nil { stats.suppressedByConduit &+= 1 }
-                        return
-                    }
-                } else if !identification {
-                    // An allowed request whose only news is its unit: every Modbus or DNP3 flow's first request (no
-                    // unit before it), and each request of a master polling several units behind a gateway on one
-                    // connection. What `checkOperation` does for it, the suppressed count and the unit-scan counter,
-                    // without its evaluation and the flow state's read.
-                    let accessBit: UInt16 = 1 << UInt16(op.access.rawValue)
-                    if h.quietProtocol == op.appProtocol.rawValue &+ 1 && h.quietAccess & accessBit != 0 || isAllowedByEvaluation(op, h) {
-                        if OperationRules.mayRaise(op) && OperationRules.rule(for: op) != nil { stats.suppressedByConduit &+= 1 }
-                        countUnitChange(op, flow: flow, slot: Int(h.slot), engineEntry: e, alerts: &alerts)
+                        // An allowed request whose only news is its unit: every Modbus or DNP3 flow's first request (no
+                        // unit before it), and each request of a master polling several units behind a gateway on one
+                        // connection. The unit-scan counter is all `checkOperation` would do more (it evaluated the
+                        // request again and read the flow's state first).
+                        if fromInitiator && unitChanged { countUnitChange(op, flow: flow, slot: Int(h.slot), engineEntry: e, alerts: &alerts) }
                         return
                     }
                 }
