@@ -63,6 +63,23 @@ import Records
         #expect(quiet.sink.operations.count >= 15)
     }
 
+    /// A request says whether the initiator's previous request went to the same destination address (what lets
+    /// detection without a policy pass over it: the unit-scan counter only counts a change), on the quiet path and the
+    /// recording one alike; a request from the responder's side says no and leaves the initiator's last address as it was.
+    @Test(arguments: [false, true]) func requestsSayWhetherTheirDestinationIsRepeated(records: Bool) {
+        let read: [UInt8] = [0xC1, 0x01, 0x3C, 0x02, 0x06]
+        let h = Harness(records: records, transactions: records)
+        for (destination, side) in [(UInt16(10), FlowSide.initiator), (10, .initiator), (11, .initiator), (11, .responder),
+                                    (11, .initiator), (10, .initiator), (10, .initiator)] {
+            let frame = side == .initiator ? Wire3.request(read, destination: destination)
+                                           : Wire3.request(read, destination: destination, source: 20)
+            h.feed(frame, side: side)
+        }
+        h.finish()
+        #expect(h.sink.operations.map(\.unitRepeated) == [false, true, false, false, true, false, true], "records \(records)")
+        #expect(h.sink.operations.map(\.unitID) == [10, 10, 11, 11, 11, 10, 10])
+    }
+
     /// `objectsAreHeadersOnly` (now from `headersOnlyGroups`' compares) is IEEE 1815's list for every function code.
     @Test func headersOnlyFunctions() {
         for raw in 0...255 {

@@ -689,16 +689,18 @@ extension Substring {
 /// engines decide from an operation alone) must pass over only operations the checked path would do nothing with: two
 /// detectors given the same operations, one through `operation` and one through `checkedOperation` for every one,
 /// raise the same alerts. The operations mix every protocol and access class, both senders, responses, repeated and
-/// changing units, identification requests and a DNP3 and a Modbus unit-id scan; a Modbus request's `unitRepeated`
-/// is set as its dissector sets it (the unit of the flow's previous request), the others' never.
+/// changing units, identification requests and a DNP3 and a Modbus unit-id scan; a Modbus or DNP3 request's
+/// `unitRepeated` is set as its dissector sets it (the unit of the flow's previous request from the initiator's side),
+/// S7comm's never.
 @Suite struct NoPolicyQuietPathTests {
     @Test func quietOperationsAreThoseTheCheckedPathIgnores() {
-        let quiet = Detector(policy: nil), checked = Detector(policy: nil)
-        var quietAlerts: [Alert] = [], checkedAlerts: [Alert] = []
+        // `reference` gets every operation with `unitRepeated` false: the dissectors' marks must change nothing.
+        let quiet = Detector(policy: nil), checked = Detector(policy: nil), reference = Detector(policy: nil)
+        var quietAlerts: [Alert] = [], checkedAlerts: [Alert] = [], referenceAlerts: [Alert] = []
         let flows = (0..<4).map { flow("10.0.0.\($0 + 1)", "10.0.1.\($0 % 2 + 1)", sport: UInt16(40_000 + $0), dport: [502, 20000, 102, 502][$0]) }
         let apps: [AppProtocol] = [.modbus, .dnp3, .s7comm, .modbus]
         for (f, app) in zip(flows, apps) {
-            for d in [quiet, checked] {
+            for d in [quiet, checked, reference] {
                 var a: [Alert] = []
                 d.flowStarted(f, frame: 1, time: t0, alerts: &a); d.flowIdentified(f, appProtocol: app, frame: 2, time: t0, alerts: &a)
             }
@@ -714,19 +716,23 @@ extension Substring {
             let unit: Int32 = app == .s7comm ? -1 : (i % 500 < 20 ? Int32(100 + i % 500) : Int32(next(3)))
             var o = op(app, accesses[next(accesses.count)], fc: UInt16(next(3) == 0 ? 8 : 3), "f", unit: unit,
                        sender: next(4) == 0 ? .responder : .initiator, frame: UInt64(10 + i), seconds: 1_000 + Int64(i / 50))
-            if app == .modbus && o.access != .response && o.sender == .initiator {
+            if (app == .modbus || app == .dnp3) && o.access != .response && o.sender == .initiator {
                 o.unitRepeated = unit == lastRequestUnit[k]
                 lastRequestUnit[k] = unit
             }
             if withUnsafePointer(to: o, { Detector.passesQuietlyWithoutPolicy($0) }) { passedQuietly += 1 }
             quiet.operation(o, flow: flows[k], alerts: &quietAlerts)
             checked.checkedOperation(o, flow: flows[k], alerts: &checkedAlerts)
+            var unmarked = o; unmarked.unitRepeated = false
+            reference.checkedOperation(unmarked, flow: flows[k], alerts: &referenceAlerts)
         }
-        quiet.finish(alerts: &quietAlerts); checked.finish(alerts: &checkedAlerts)
+        quiet.finish(alerts: &quietAlerts); checked.finish(alerts: &checkedAlerts); reference.finish(alerts: &referenceAlerts)
         #expect(passedQuietly > 1_000)
         #expect(checkedAlerts.contains { $0.ruleID == RuleID.icsUnitScan.rule.id })
         #expect(checkedAlerts.contains { $0.ruleID == RuleID.icsIdentificationSweep.rule.id })
         #expect(ecs(quietAlerts) == ecs(checkedAlerts))
+        #expect(ecs(checkedAlerts) == ecs(referenceAlerts))
+        #expect(checked.counters == reference.counters)
     }
 }
 

@@ -51,6 +51,10 @@ public struct DNP3Dissector: AppDissector {
     var datagram: Bool?
     /// `DNP3CRC.carrylessMultiply`, read once per flow like the tables below (it fits in the padding after `datagram`).
     let multiplying = DNP3CRC.carrylessMultiply
+    /// The destination address of the flow's previous request from the initiator's side (-1: none yet), for
+    /// `Operation.unitRepeated`: without a policy, detection passes over a request to the same address as the one before
+    /// it without looking it up. (In the padding after `multiplying`: the state stays 32 bytes.)
+    var lastInitiatorDestination: Int32 = -1
     /// `DNP3CRC.slices`, read once per flow: every read of that lazy global is a `swift_once` call. The size codes
     /// follow it in the same block (`sizeCodes`): one pointer for both keeps the state at 32 bytes.
     let crcTable = DNP3CRC.slices
@@ -268,6 +272,16 @@ public struct DNP3Dissector: AppDissector {
                              sizeCodes: sizeCodes)
     }
 
+    /// `Operation.unitRepeated` of a request from `side` to `destination`: whether the initiator's previous request
+    /// went to the same address (the unit the detector's unit-scan counter last saw for the flow). Noted for the next.
+    /// A request from the responder's side says no and is not noted: the counter looks at the initiator's only.
+    @inline(__always)
+    mutating func noteRequestDestination(_ destination: UInt16, side: FlowSide) -> Bool {
+        guard side == .initiator else { return false }
+        defer { lastInitiatorDestination = Int32(destination) }
+        return lastInitiatorDestination == Int32(destination)
+    }
+
     /// The operation a request fragment stands for (both fragment paths emit it).
     @inline(__always)
     static func requestOperation(_ function: DNP3FunctionCode, access: AccessClass, objects: DNP3ObjectSummary,
@@ -302,8 +316,9 @@ public struct DNP3Dissector: AppDissector {
         guard let objects = DNP3ObjectSummary.commonHeaders(view, from: 2, function: function, sizeCodes: sizeCodes),
               objects.unknownGroups == 0 else { return false }
         sink.countPDU(.dnp3)
-        sink.emit(DNP3Dissector.requestOperation(function, access: DNP3Classifier.access(function, objects: objects),
-                                                  objects: objects, link: link), sender: side)
+        var op = DNP3Dissector.requestOperation(function, access: DNP3Classifier.access(function, objects: objects), objects: objects, link: link)
+        op.unitRepeated = noteRequestDestination(link.destination, side: side)
+        sink.emit(op, sender: side)
         if function == .select || function == .operate {
             let ah = DNP3ApplicationHeader(control: fragment.load(as: UInt8.self), function: function)
             checkSelectBeforeOperate(view, ah, link: link, side: side, sink: sink)
@@ -354,7 +369,9 @@ public struct DNP3Dissector: AppDissector {
         let access = DNP3Classifier.access(function, objects: objects)
 
         if !function.isResponse {
-            sink.emit(DNP3Dissector.requestOperation(function, access: access, objects: objects, link: link), sender: side)
+            var op = DNP3Dissector.requestOperation(function, access: access, objects: objects, link: link)
+            op.unitRepeated = noteRequestDestination(link.destination, side: side)
+            sink.emit(op, sender: side)
             checkSelectBeforeOperate(fragment, ah, link: link, side: side, sink: sink)
         }
 
