@@ -80,6 +80,12 @@ import Records
         #expect(h.sink.operations.map(\.unitID) == [10, 10, 11, 11, 11, 10, 10])
     }
 
+    /// The per-flow state is 32 bytes, two to a cache line in the engine's pool (the last request's address sits in
+    /// padding): every DNP3 packet reads it.
+    @Test func theStateIsThirtyTwoBytes() {
+        #expect(MemoryLayout<DNP3Dissector>.size <= 32)
+    }
+
     /// `objectsAreHeadersOnly` (now from `headersOnlyGroups`' compares) is IEEE 1815's list for every function code.
     @Test func headersOnlyFunctions() {
         for raw in 0...255 {
