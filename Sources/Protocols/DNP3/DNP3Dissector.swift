@@ -272,27 +272,24 @@ public struct DNP3Dissector: AppDissector {
                              sizeCodes: sizeCodes)
     }
 
-    /// `Operation.unitRepeated` of a request from `side` to `destination`: whether the initiator's previous request
-    /// went to the same address (the unit the detector's unit-scan counter last saw for the flow). Noted for the next.
-    /// A request from the responder's side says no and is not noted: the counter looks at the initiator's only.
+    /// Emits the operation a request fragment stands for (both fragment paths do), from `side`. Its `unitRepeated`
+    /// says whether the initiator's previous request went to the same destination address (the unit the detector's
+    /// unit-scan counter last saw for the flow), noted here for the next; a request from the responder's side says no
+    /// and is not noted: the counter looks at the initiator's only.
     @inline(__always)
-    mutating func noteRequestDestination(_ destination: UInt16, side: FlowSide) -> Bool {
-        guard side == .initiator else { return false }
-        defer { lastInitiatorDestination = Int32(destination) }
-        return lastInitiatorDestination == Int32(destination)
-    }
-
-    /// The operation a request fragment stands for (both fragment paths emit it).
-    @inline(__always)
-    static func requestOperation(_ function: DNP3FunctionCode, access: AccessClass, objects: DNP3ObjectSummary,
-                                 link: DNP3LinkHeader) -> Operation {
+    mutating func emitRequest(_ function: DNP3FunctionCode, access: AccessClass, objects: DNP3ObjectSummary,
+                              link: DNP3LinkHeader, side: FlowSide, sink: EventSink) {
         var op = Operation(appProtocol: .dnp3, access: access, functionCode: UInt16(function.rawValue), function: function.commonName)
         op.unitID = Int32(link.destination)
         op.sourceAddress = Int32(link.source)
         op.broadcast = link.destination >= 0xFFFD
         op.address = objects.firstIndex
         op.quantity = objects.quantity
-        return op
+        if side == .initiator {
+            op.unitRepeated = lastInitiatorDestination == op.unitID
+            lastInitiatorDestination = op.unitID
+        }
+        sink.emit(op, sender: side)
     }
 
     /// `processFragment` with records off for a fragment that raises no anomaly of its own there: a known function
@@ -316,9 +313,7 @@ public struct DNP3Dissector: AppDissector {
         guard let objects = DNP3ObjectSummary.commonHeaders(view, from: 2, function: function, sizeCodes: sizeCodes),
               objects.unknownGroups == 0 else { return false }
         sink.countPDU(.dnp3)
-        var op = DNP3Dissector.requestOperation(function, access: DNP3Classifier.access(function, objects: objects), objects: objects, link: link)
-        op.unitRepeated = noteRequestDestination(link.destination, side: side)
-        sink.emit(op, sender: side)
+        emitRequest(function, access: DNP3Classifier.access(function, objects: objects), objects: objects, link: link, side: side, sink: sink)
         if function == .select || function == .operate {
             let ah = DNP3ApplicationHeader(control: fragment.load(as: UInt8.self), function: function)
             checkSelectBeforeOperate(view, ah, link: link, side: side, sink: sink)
@@ -369,9 +364,7 @@ public struct DNP3Dissector: AppDissector {
         let access = DNP3Classifier.access(function, objects: objects)
 
         if !function.isResponse {
-            var op = DNP3Dissector.requestOperation(function, access: access, objects: objects, link: link)
-            op.unitRepeated = noteRequestDestination(link.destination, side: side)
-            sink.emit(op, sender: side)
+            emitRequest(function, access: access, objects: objects, link: link, side: side, sink: sink)
             checkSelectBeforeOperate(fragment, ah, link: link, side: side, sink: sink)
         }
 
