@@ -974,7 +974,7 @@ public final class Engine {
     private func prefetchFlowEndLines(_ slot: Int32) {
         flows.prefetchFlowLines(of: slot)
         if recordsEnabled || configuration.flowRecords { zw_prefetch(flows.communityIDs + Int(slot)) }
-        if Int(slot) < observerTable.count, let base = observerTable.base { zw_prefetch(base + Int(slot) &* observerTable.stride) }
+        observerTable.prefetchWhole(slot)
     }
 
     /// Starts loading what ending the flows after `s` (in its LRU list, which a sweep or `finish` ends oldest first)
@@ -1002,9 +1002,9 @@ public final class Engine {
         flows.prefetchIndexEntry(of: next)
         let state = flows.slots + Int(next)
         switch state.pointee.application {
-        case ApplicationKind.modbus.rawValue: modbus.prefetch(state.pointee.applicationSlot)
-        case ApplicationKind.dnp3.rawValue: dnp3.prefetch(state.pointee.applicationSlot)
-        case ApplicationKind.s7comm.rawValue: s7comm.prefetch(state.pointee.applicationSlot)
+        case ApplicationKind.modbus.rawValue: modbus.prefetchWhole(state.pointee.applicationSlot)
+        case ApplicationKind.dnp3.rawValue: dnp3.prefetchWhole(state.pointee.applicationSlot)
+        case ApplicationKind.s7comm.rawValue: s7comm.prefetchWhole(state.pointee.applicationSlot)
         default: break
         }
         prefetchFlowEndLines(next)
@@ -1171,4 +1171,15 @@ public struct FlowStateTable {
     public init(base: UnsafeRawPointer?, count: Int, stride: Int) { self.base = base; self.count = count; self.stride = stride }
     /// No table.
     public static var none: FlowStateTable { FlowStateTable(base: nil, count: 0, stride: 0) }
+
+    /// Starts loading entry `s` whole: its last byte's line too, for an entry that straddles two (an observer's table
+    /// need not start on a line: the detector's 32-byte entries begin 48 bytes into a page, so every other one does,
+    /// and what `flowIdentified` and `flowEnded` read past its first 16 bytes was a miss of its own). Nothing for an
+    /// `s` beyond the table. A hint only.
+    @inline(__always)
+    func prefetchWhole(_ s: Int32) {
+        guard Int(s) < count, let base else { return }
+        let entry = base + Int(s) &* stride
+        zw_prefetch(entry); zw_prefetch(entry + (stride &- 1))
+    }
 }
