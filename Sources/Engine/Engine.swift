@@ -158,8 +158,7 @@ public final class Engine {
         // A TCP flow whose streams are not both synchronised is in its handshake: its next packets (a SYN-ACK) take the
         // general path, which works on the streams (their lines, past the per-packet ones, were misses there: the
         // first read, `TCPStream.peerAcknowledged`, waited on them).
-        let synchronised = field(\.streamSummary, UInt8.self) & 0b1010 == 0b1010
-        if !synchronised && field(\.key.ipProtocol, UInt8.self) == 6 {
+        if field(\.streamSummary, UInt8.self) & 0b1010 != 0b1010 && field(\.key.ipProtocol, UInt8.self) == 6 {
             flows.prefetchStreamLines(of: s)
         }
         // Raw values compared: `ApplicationKind(rawValue:)` was a call per packet here.
@@ -168,12 +167,6 @@ public final class Engine {
         case ApplicationKind.modbus.rawValue: modbus.prefetch(applicationSlot)
         case ApplicationKind.dnp3.rawValue: dnp3.prefetch(applicationSlot)
         case ApplicationKind.s7comm.rawValue: s7comm.prefetch(applicationSlot)
-        case ApplicationKind.undecided.rawValue:
-            // A TCP flow past its handshake and not identified yet: its next bytes identify it, and `identify` reads
-            // its per-flow line (the context) and the observer's entry whole (`flowIdentified`). Prefetched there,
-            // a few hundred instructions ahead, both were still misses with 100,000 flows starting at once.
-            if synchronised { flows.prefetchFlowLines(of: s); observerTable.prefetchWhole(s) }
-            return
         default: return   // no operations to come: detection reads nothing of this flow's
         }
         // The per-flow lines (Community ID and the like) only for records: operations take the serial from line 1.
