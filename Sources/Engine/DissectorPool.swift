@@ -105,25 +105,22 @@ final class DissectorPool<D: AppDissector> {
     /// Starts loading the cache lines of slot `s`'s state that a delivery reads, and its context's (a hint: `s` may
     /// be stale, so it is checked). Inlined into the engine's prefetch stage: a call per packet cost more than its body.
     @inline(__always)
-    func prefetch(_ s: Int32) {
-        guard s >= 0 && Int(s) < count else { return }
-        let state = UnsafeRawPointer(states.pointer(Int(s)))
-        var line = 0
-        while line < Self.prefetchedBytes { zw_prefetch(state + line); line += 64 }
-        guard prefetchesContext else { return }
-        let context = UnsafeRawPointer(contexts + Int(s))
-        zw_prefetch(context); zw_prefetch(context + MemoryLayout<FlowContext>.size - 1)
-    }
+    func prefetch(_ s: Int32) { prefetch(s, stateBytes: Self.prefetchedBytes) }
 
     /// `prefetch`, but the whole state: what ending the flow reads (`finish`, and `release`'s destroy, whose
     /// reference-counted fields lie past the per-packet line; with 100,000 flows ending at once, that line was a miss
-    /// of each Modbus and S7comm flow's end). A hint, checked as `prefetch`'s.
+    /// of each Modbus and S7comm flow's end).
     @inline(__always)
-    func prefetchWhole(_ s: Int32) {
+    func prefetchWhole(_ s: Int32) { prefetch(s, stateBytes: MemoryLayout<D>.size) }
+
+    /// Starts loading the lines of slot `s`'s state from its start to `stateBytes`, and its context's when something
+    /// reads it (`prefetchesContext`).
+    @inline(__always)
+    private func prefetch(_ s: Int32, stateBytes: Int) {
         guard s >= 0 && Int(s) < count else { return }
         let state = UnsafeRawPointer(states.pointer(Int(s)))
         var line = 0
-        while line < MemoryLayout<D>.size { zw_prefetch(state + line); line += 64 }
+        while line < stateBytes { zw_prefetch(state + line); line += 64 }
         guard prefetchesContext else { return }
         let context = UnsafeRawPointer(contexts + Int(s))
         zw_prefetch(context); zw_prefetch(context + MemoryLayout<FlowContext>.size - 1)
