@@ -174,9 +174,25 @@ public final class Engine {
         // For every dissected flow's packet, though only requests (Modbus, DNP3) bring operations: skipping it for a
         // responder's packets measured 5-7 % slower on the 100,000-flow plant (with or without a branch), skipping it
         // for the initiator's 20 % slower; issuing it with the flow's lines (6 ahead, for every flow) measured the same.
-        // (The table's fields read here, not through `FlowStateTable.prefetchEntry`: the method copied the whole hint
-        // first: ~1.5 instructions a packet more in callgrind.)
+        prefetchObserverEntry(s)
+    }
+
+    /// Starts loading the line the observer's entry for flow slot `s` starts in (what a packet's operations read
+    /// first); nothing for an `s` beyond its table. The table's fields are read in place: a method of the
+    /// `FlowStateTable` value copied the whole hint first, ~1.5 instructions a packet more in callgrind.
+    @inline(__always)
+    private func prefetchObserverEntry(_ s: Int32) {
         if Int(s) < observerTable.count, let base = observerTable.base { zw_prefetch(base + Int(s) &* observerTable.stride) }
+    }
+
+    /// `prefetchObserverEntry`, and the line of the entry's last byte too, for an entry that straddles two (an
+    /// observer's table need not start on a line: the detector's 32-byte entries begin 48 bytes into a page, so every
+    /// other one does, and what `flowIdentified` and `flowEnded` read past its first 16 bytes was a miss of its own).
+    @inline(__always)
+    private func prefetchWholeObserverEntry(_ s: Int32) {
+        guard Int(s) < observerTable.count, let base = observerTable.base else { return }
+        let entry = base + Int(s) &* observerTable.stride
+        zw_prefetch(entry); zw_prefetch(entry + (observerTable.stride &- 1))
     }
 
     // MARK: - Packets
@@ -422,7 +438,7 @@ public final class Engine {
         statistics.flowsCreated &+= 1
         // The Community ID is computed when something first writes it (`writeContext`, `endFlow`), not here.
         if let target = borrowedFlowEventTarget {
-            observerTable.prefetchEntry(slot)
+            prefetchObserverEntry(slot)
             target._withUnsafeGuaranteedRef { o in
                 o.flowStarting(between: key.lowIP, and: key.highIP, flowSlot: slot)
                 setSinkFlow(slot)
@@ -976,7 +992,7 @@ public final class Engine {
     private func prefetchFlowEndLines(_ slot: Int32) {
         flows.prefetchFlowLines(of: slot)
         if recordsEnabled || configuration.flowRecords { zw_prefetch(flows.communityIDs + Int(slot)) }
-        observerTable.prefetchWhole(slot)
+        prefetchWholeObserverEntry(slot)
     }
 
     /// Starts loading what ending the flows after `s` (in its LRU list, which a sweep or `finish` ends oldest first)
@@ -1173,22 +1189,4 @@ public struct FlowStateTable {
     public init(base: UnsafeRawPointer?, count: Int, stride: Int) { self.base = base; self.count = count; self.stride = stride }
     /// No table.
     public static var none: FlowStateTable { FlowStateTable(base: nil, count: 0, stride: 0) }
-
-    /// Starts loading the line entry `s` starts in (what a packet's operations read first); nothing for an `s` beyond
-    /// the table. A hint only.
-    @inline(__always)
-    func prefetchEntry(_ s: Int32) {
-        guard Int(s) < count, let base else { return }
-        zw_prefetch(base + Int(s) &* stride)
-    }
-
-    /// `prefetchEntry`, and the line of the entry's last byte too, for an entry that straddles two (an observer's table
-    /// need not start on a line: the detector's 32-byte entries begin 48 bytes into a page, so every other one does,
-    /// and what `flowIdentified` and `flowEnded` read past its first 16 bytes was a miss of its own).
-    @inline(__always)
-    func prefetchWhole(_ s: Int32) {
-        guard Int(s) < count, let base else { return }
-        let entry = base + Int(s) &* stride
-        zw_prefetch(entry); zw_prefetch(entry + (stride &- 1))
-    }
 }
