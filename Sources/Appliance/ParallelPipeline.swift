@@ -22,7 +22,7 @@ import Detection
 ///   worker needs it first, which lists for every worker the records it acts on. Each worker numbers every packet
 ///   so frame numbers stay global, runs the sweep a single engine would run at it, and processes only the packets
 ///   whose flow hashes to it (`FileShareReader.readSharedPass`). No reader thread, no packet copies: what the
-///   others' packets cost is one header read and one multiply each, in all.
+///   others' packets cost is one header read and one flow hash each, in all.
 /// - Standard input and live captures (`packet`): one reader (the calling thread) numbers packets and copies each
 ///   into the ring of the worker its flow hashes to.
 ///
@@ -106,6 +106,8 @@ public final class ParallelPipeline: @unchecked Sendable {
 
     let settings: Settings
     let workers: [PipelineWorker]
+    /// The key the reader dispatches packets by (`FlowDispatch`): a replay's fixed one, a live capture's drawn at random.
+    let dispatchKey: FlowHashKey
     /// The workers' rings for the reader, unretained (the workers keep them alive): retaining a ring per packet wrote
     /// its reference count, in a cache line the worker's thread reads too, from the reader's core on every packet.
     private let readerRings: [Unmanaged<PacketRing>]
@@ -141,6 +143,7 @@ public final class ParallelPipeline: @unchecked Sendable {
     public init(settings: Settings, makeEngine: (Int) -> Engine, observer: (any EngineObserver)?, alertSink: EventSink,
                 detector: Detector?, write: @escaping (RecordKind, [UInt8]) -> Void) {
         self.settings = settings
+        dispatchKey = settings.blocking ? FlowDispatch.replayKey : FlowDispatch.liveKey()
         let detectionWaiter = Waiter()
         let sendsTraits = observer is any QuietOperationObserver
         var ws: [PipelineWorker] = []
@@ -188,7 +191,8 @@ public final class ParallelPipeline: @unchecked Sendable {
         frame &+= 1
         key &+= 1
         lastTime = time
-        let target = readerRings.count == 1 ? 0 : FlowDispatch.worker(for: ByteView(bytes), linkType: linkType, workers: readerRings.count)
+        let target = readerRings.count == 1 ? 0
+            : FlowDispatch.worker(for: ByteView(bytes), linkType: linkType, workers: readerRings.count, key: dispatchKey)
         var header = RingMessageHeader(kind: RingMessageKind.advance.rawValue, linkType: linkType, key: key, frame: frame,
                                        time: time, capturedLength: 0, wireLength: 0)
         if PacketTime.sweeps(second: time.seconds, nextSweep: nextSweep) {
@@ -224,7 +228,8 @@ public final class ParallelPipeline: @unchecked Sendable {
         precondition(sources.count == workers.count, "one source per worker")
         if !started { start() }
         publishAll(through: key)
-        let share = FileShare(sources: sources, path: path, firstKey: key, firstFrame: frame, nextSweep: nextSweep, stop: stop)
+        let share = FileShare(sources: sources, path: path, firstKey: key, firstFrame: frame, nextSweep: nextSweep,
+                              dispatchKey: dispatchKey, stop: stop)
         currentShare = share
         let header = RingMessageHeader(kind: RingMessageKind.file.rawValue, linkType: share.linkType, key: key, frame: frame,
                                        time: lastTime, capturedLength: 0, wireLength: 0)
@@ -513,6 +518,8 @@ final class FileShare: @unchecked Sendable {
     let firstFrame: UInt64
     /// The sweep clock as the file starts (the first second of packet time that sweeps).
     let nextSweep: Int64
+    /// The pipeline's `dispatchKey`: a flow going on from a packet the reader dispatched meets the same worker.
+    let dispatchKey: FlowHashKey
     let stop: @Sendable () -> Bool
     /// Per worker, written by that worker before it counts itself in `finishedWorkers` (raw memory: workers
     /// write their own elements at the same time).
@@ -521,13 +528,15 @@ final class FileShare: @unchecked Sendable {
     /// The caller waits here for the workers.
     let done = Waiter()
 
-    init(sources: [PacketSource], path: String?, firstKey: UInt64, firstFrame: UInt64, nextSweep: Int64, stop: @escaping @Sendable () -> Bool) {
+    init(sources: [PacketSource], path: String?, firstKey: UInt64, firstFrame: UInt64, nextSweep: Int64, dispatchKey: FlowHashKey,
+         stop: @escaping @Sendable () -> Bool) {
         self.sources = sources; self.path = path; linkType = sources[0].linkType.rawValue
-        self.firstKey = firstKey; self.firstFrame = firstFrame; self.nextSweep = nextSweep; self.stop = stop
+        self.firstKey = firstKey; self.firstFrame = firstFrame; self.nextSweep = nextSweep; self.dispatchKey = dispatchKey
+        self.stop = stop
         let linkType = self.linkType
         map = path.flatMap { SharedCaptureMap(path: $0, linkType: linkType, workers: sources.count) }
         pass = map != nil && sources.count > 1 && getenv("ZONEWATCH_OWN_WALK") == nil
-            ? OwnerPass(workers: sources.count, linkType: linkType, firstRecord: 0, clock: nextSweep) : nil
+            ? OwnerPass(workers: sources.count, linkType: linkType, dispatchKey: dispatchKey, firstRecord: 0, clock: nextSweep) : nil
         results = .allocate(capacity: sources.count)
         _ = results.initialize(from: repeatElement(Result(), count: sources.count))
     }
@@ -597,7 +606,7 @@ final class FileShareReader: PacketConsumer {
 
     @inline(__always)
     private func owner(_ bytes: ByteView) -> Int {
-        FlowDispatch.worker(for: bytes, linkType: linkType, workers: workers)
+        FlowDispatch.worker(for: bytes, linkType: linkType, workers: workers, key: share.dispatchKey)
     }
 
     override func consume(_ header: PacketHeader, _ bytes: ByteView) {
@@ -800,10 +809,11 @@ struct RecordLook {
     let index: Int
     let workers: Int
     let linkType: Int32
+    let dispatchKey: FlowHashKey
 
-    init(walk: WholeFileWalk, parsed: UInt64, sweepClock: Int64, index: Int, workers: Int, linkType: Int32) {
+    init(walk: WholeFileWalk, parsed: UInt64, sweepClock: Int64, index: Int, workers: Int, linkType: Int32, dispatchKey: FlowHashKey) {
         self.walk = walk; self.parsed = parsed; self.sweepClock = sweepClock
-        self.index = index; self.workers = workers; self.linkType = linkType
+        self.index = index; self.workers = workers; self.linkType = linkType; self.dispatchKey = dispatchKey
         queued = .allocate(capacity: 64); headers = .allocate(capacity: 64)
     }
 
@@ -815,7 +825,7 @@ struct RecordLook {
     mutating func fill(through limit: UInt64, _ m: MappedCapture) {
         var walk = self.walk, parsed = self.parsed, tail = self.tail, clock = sweepClock
         var seconds = self.seconds, fraction = self.fraction
-        let index = self.index, workers = self.workers, linkType = self.linkType
+        let index = self.index, workers = self.workers, linkType = self.linkType, dispatchKey = self.dispatchKey
         let ethernet = linkType == PacketDecoder.ethernet
         let queued = self.queued, headers = self.headers
         var last: UnsafeRawPointer?
@@ -824,7 +834,7 @@ struct RecordLook {
             parsed &+= 1
             last = h
             seconds = h.loadUnaligned(as: UInt32.self)
-            let w = FlowDispatch.worker(forRecordAt: h, ethernet: ethernet, linkType: linkType, workers: workers)
+            let w = FlowDispatch.worker(forRecordAt: h, ethernet: ethernet, linkType: linkType, workers: workers, key: dispatchKey)
             let sweep = PacketTime.sweeps(second: Int64(seconds), nextSweep: clock)
             if sweep { clock = Int64(seconds) &+ 1 }
             let own = w == index
@@ -846,7 +856,8 @@ extension FileShareReader {
     /// sweeps, prefetch hints (the `Engine.prefetchDistance`-th own packet ahead) and result as `readMapped`'s
     /// general loop.
     func readWholeFile(_ m: MappedCapture, _ start: WholeFileWalk) -> Bool {
-        var look = RecordLook(walk: start, parsed: count, sweepClock: nextSweep, index: index, workers: workers, linkType: linkType)
+        var look = RecordLook(walk: start, parsed: count, sweepClock: nextSweep, index: index, workers: workers, linkType: linkType,
+                              dispatchKey: share.dispatchKey)
         defer { look.deallocate() }
         var head = 0
         var n = count             // records taken (processed or passed over)
@@ -1459,10 +1470,12 @@ final class OwnerPass: @unchecked Sendable {
     @exclusivity(unchecked) private var lastFraction: UInt32 = 0
     @exclusivity(unchecked) private var ended = false
     let linkType: Int32
+    /// What the walk dispatches by (`FlowDispatch`).
+    let dispatchKey: FlowHashKey
 
-    init(workers: Int, linkType: Int32, firstRecord: UInt64, clock: Int64) {
+    init(workers: Int, linkType: Int32, dispatchKey: FlowHashKey, firstRecord: UInt64, clock: Int64) {
         precondition(Self.stretchRecords < 1 << Entry.numberBits, "owner pass: a stretch's record numbers must fit an entry")
-        self.workers = workers; self.linkType = linkType
+        self.workers = workers; self.linkType = linkType; self.dispatchKey = dispatchKey
         parsed = firstRecord; self.clock = clock
         stretches = .allocate(capacity: Self.slots)
         stretches.initialize(repeating: Stretch(), count: Self.slots)
@@ -1510,7 +1523,7 @@ final class OwnerPass: @unchecked Sendable {
         if let w = self.walk { walk = w } else { walk = start; walk.nextReport = .max }
         var parsed = self.parsed, clock = self.clock
         let base = parsed, limit = parsed &+ UInt64(Self.stretchRecords)
-        let workers = self.workers, linkType = self.linkType
+        let workers = self.workers, linkType = self.linkType, dispatchKey = self.dispatchKey
         let ethernet = linkType == PacketDecoder.ethernet
         let counts = self.counts + (s & (Self.slots - 1)) &* workers
         let lists = list(s, worker: 0)
@@ -1522,14 +1535,16 @@ final class OwnerPass: @unchecked Sendable {
             var c = TwoWorkerCursor(offset: walk.offset, number: 0, next0: 0, next1: Self.listCapacity, clock: clock)
             let within = walk.withinLimit
             while true {
-                Self.walkCommon(&c, lists: lists, base: mapBase, within: within, snapshot: walk.snapshot, fractionLimit: walk.fractionLimit)
+                Self.walkCommon(&c, lists: lists, base: mapBase, within: within, snapshot: walk.snapshot, fractionLimit: walk.fractionLimit,
+                                dispatchKey: dispatchKey)
                 if c.number == UInt64(Self.stretchRecords) { break }
                 walk.offset = c.offset
                 guard let h = walk.next(m) else { ended = true; break }
                 c.offset = walk.offset
                 c.number &+= 1
                 c.last = h
-                c.place(h, worker: FlowDispatch.worker(forRecordAt: h, ethernet: true, linkType: linkType, workers: 2), lists: lists, base: mapBase)
+                c.place(h, worker: FlowDispatch.worker(forRecordAt: h, ethernet: true, linkType: linkType, workers: 2, key: dispatchKey),
+                        lists: lists, base: mapBase)
             }
             walk.offset = c.offset
             parsed = base &+ c.number
@@ -1543,7 +1558,7 @@ final class OwnerPass: @unchecked Sendable {
                 parsed &+= 1
                 last = h
                 let seconds = h.loadUnaligned(as: UInt32.self)
-                let w = FlowDispatch.worker(forRecordAt: h, ethernet: ethernet, linkType: linkType, workers: workers)
+                let w = FlowDispatch.worker(forRecordAt: h, ethernet: ethernet, linkType: linkType, workers: workers, key: dispatchKey)
                 let number = UInt32(truncatingIfNeeded: parsed &- base)
                 if PacketTime.sweeps(second: Int64(seconds), nextSweep: clock) {
                     clock = Int64(seconds) &+ 1
@@ -1610,13 +1625,14 @@ extension OwnerPass {
     /// stays in registers (with the general code's calls in the loop, its state was spilled around them).
     @inline(never)
     static func walkCommon(_ c: inout TwoWorkerCursor, lists: UnsafeMutablePointer<Entry>, base: UnsafeRawPointer, within: Int,
-                           snapshot: Int, fractionLimit: UInt32) {
+                           snapshot: Int, fractionLimit: UInt32, dispatchKey: FlowHashKey) {
         var cursor = c
         defer { c = cursor }
         while cursor.number < UInt64(stretchRecords) && cursor.offset <= within {
             guard let h = WholeFileWalk.record(at: cursor.offset, base: base, snapshot: snapshot, fractionLimit: fractionLimit) else { return }
             let caplen = Int(h.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
-            guard let hash = FlowDispatch.commonShapeHash(ByteView(UnsafeRawBufferPointer(start: h + 16, count: caplen))) else { return }
+            guard let hash = FlowDispatch.commonShapeHash(ByteView(UnsafeRawBufferPointer(start: h + 16, count: caplen)),
+                                                          key: dispatchKey) else { return }
             cursor.offset &+= 16 &+ caplen
             cursor.number &+= 1
             cursor.last = h

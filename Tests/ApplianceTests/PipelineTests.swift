@@ -111,8 +111,8 @@ import Detection
             let forward = tcpFrame(src: a, sport: sport, dst: b, dport: dport, seq: 1, flags: 0x02)
             let backward = tcpFrame(src: b, sport: dport, dst: a, dport: sport, seq: 9, ack: 2, flags: 0x12)
             for n in 2...4 {
-                let w1 = forward.withUnsafeBytes { FlowDispatch.worker(for: ByteView($0), linkType: 1, workers: n) }
-                let w2 = backward.withUnsafeBytes { FlowDispatch.worker(for: ByteView($0), linkType: 1, workers: n) }
+                let w1 = forward.withUnsafeBytes { FlowDispatch.worker(for: ByteView($0), linkType: 1, workers: n, key: FlowDispatch.replayKey) }
+                let w2 = backward.withUnsafeBytes { FlowDispatch.worker(for: ByteView($0), linkType: 1, workers: n, key: FlowDispatch.replayKey) }
                 #expect(w1 == w2)
                 #expect((0..<n).contains(w1))
                 if n == 4 { perWorker[w1] += 1 }
@@ -124,9 +124,53 @@ import Detection
 
     @Test func undecodablePacketsGoToWorkerZero() {
         let junk: [UInt8] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0x08, 0x00, 0x45]
-        #expect(junk.withUnsafeBytes { FlowDispatch.worker(for: ByteView($0), linkType: 1, workers: 3) } == 0)
+        #expect(junk.withUnsafeBytes { FlowDispatch.worker(for: ByteView($0), linkType: 1, workers: 3, key: FlowDispatch.replayKey) } == 0)
         let arp = [UInt8](repeating: 0xFF, count: 12) + [0x08, 0x06] + [UInt8](repeating: 0, count: 28)
-        #expect(arp.withUnsafeBytes { FlowDispatch.worker(for: ByteView($0), linkType: 1, workers: 3) } == 0)
+        #expect(arp.withUnsafeBytes { FlowDispatch.worker(for: ByteView($0), linkType: 1, workers: 3, key: FlowDispatch.replayKey) } == 0)
+    }
+
+    /// Flows a sender chose so that one key sends them all to one worker spread over the workers under another key,
+    /// and so do flows that the earlier unkeyed fold sent to one worker whatever they were (the same exclusive or of
+    /// the addresses and of the ports: a spoofed flood to as many destinations as sources). A live capture's key is
+    /// its own secret (`liveCapturesDispatchBySecretKeysAndReplaysByOne`), so a flood cannot fill one worker's ring.
+    @Test func aSenderCannotSteerItsFlowsToOneWorker() {
+        func worker(_ frame: [UInt8], _ key: FlowHashKey) -> Int {
+            frame.withUnsafeBytes { FlowDispatch.worker(for: ByteView($0), linkType: 1, workers: 2, key: key) }
+        }
+        let known = FlowHashKey(value: 0x9E37_79B9_7F4A_7C15), secret = FlowHashKey(value: 0x6A09_E667_F3BC_C908)
+        // 1,000 flows from one host to one PLC, their source ports chosen for worker 0 under `known`.
+        let chosen = (UInt16(1024)...UInt16.max).lazy
+            .map { tcpFrame(src: ipv4(10, 0, 0, 66), sport: $0, dst: ipv4(10, 1, 0, 2), dport: 502, seq: 1, flags: 0x02) }
+            .filter { worker($0, known) == 0 }.prefix(1000)
+        #expect(chosen.count == 1000)
+        let chosenOnZero = chosen.filter { worker($0, secret) == 0 }.count
+        #expect(chosenOnZero > 400 && chosenOnZero < 600, "\(chosenOnZero) of 1,000 chosen flows on worker 0")
+        // 1,000 flows whose addresses' and ports' exclusive ors are all alike (source s, destination s ^ 0x00FF_0000).
+        let folded = (0..<1000).map { i -> [UInt8] in
+            let source = ipv4(10, 0, UInt8(i >> 8), UInt8(i & 0xFF))
+            return tcpFrame(src: source, sport: 40_000, dst: source ^ 0x00FF_0000, dport: 502, seq: 1, flags: 0x02)
+        }
+        for key in [FlowDispatch.replayKey, secret] {
+            let onZero = folded.filter { worker($0, key) == 0 }.count
+            #expect(onZero > 400 && onZero < 600, "\(onZero) of 1,000 folded-alike flows on worker 0")
+        }
+    }
+
+    /// A live capture (a pipeline that drops rather than waits) draws its dispatch key at random; every replay uses
+    /// `FlowDispatch.replayKey`, so the same input is split alike every time.
+    @Test func liveCapturesDispatchBySecretKeysAndReplaysByOne() {
+        func pipeline(blocking: Bool) -> ParallelPipeline {
+            var settings = ParallelPipeline.Settings(workers: 2)
+            settings.blocking = blocking
+            settings.ringBytes = 1 << 16
+            return ParallelPipeline(settings: settings, makeEngine: { _ in Engine(configuration: engineConfiguration()) },
+                                    observer: nil, alertSink: EventSink(), detector: nil, write: { _, _ in })
+        }
+        let replays = (pipeline(blocking: true), pipeline(blocking: true))
+        #expect(replays.0.dispatchKey.value == FlowDispatch.replayKey.value && replays.1.dispatchKey.value == FlowDispatch.replayKey.value)
+        let live = (pipeline(blocking: false), pipeline(blocking: false))
+        #expect(live.0.dispatchKey.value != live.1.dispatchKey.value)
+        #expect(live.0.dispatchKey.value != FlowDispatch.replayKey.value)
     }
 
     /// The dispatch's shortcut (`commonShapeHash`, which the owner pass's walk uses alone) picks the worker the decoder
@@ -164,14 +208,16 @@ import Detection
                 frames.append(f)
             }
         }
-        for f in frames {
-            let decoded = f.withUnsafeBytes { try? PacketDecoder.decode(ByteView($0), linkType: 1) } ?? nil
-            if let h = f.withUnsafeBytes({ FlowDispatch.commonShapeHash(ByteView($0)) }) {
-                #expect(decoded.map(FlowDispatch.symmetricHash) == h, "\(f)")
-            }
-            for n in [2, 3] {
-                let expected = decoded.map { FlowDispatch.index(FlowDispatch.symmetricHash($0), workers: n) } ?? 0
-                #expect(f.withUnsafeBytes { FlowDispatch.worker(for: ByteView($0), linkType: 1, workers: n) } == expected, "\(f)")
+        for key in [FlowDispatch.replayKey, FlowHashKey(value: 0x0123_4567_89AB_CDEF)] {
+            for f in frames {
+                let decoded = f.withUnsafeBytes { try? PacketDecoder.decode(ByteView($0), linkType: 1) } ?? nil
+                if let h = f.withUnsafeBytes({ FlowDispatch.commonShapeHash(ByteView($0), key: key) }) {
+                    #expect(decoded.map { FlowDispatch.flowHash($0, key: key) } == h, "\(f)")
+                }
+                for n in [2, 3] {
+                    let expected = decoded.map { FlowDispatch.index(FlowDispatch.flowHash($0, key: key), workers: n) } ?? 0
+                    #expect(f.withUnsafeBytes { FlowDispatch.worker(for: ByteView($0), linkType: 1, workers: n, key: key) } == expected, "\(f)")
+                }
             }
         }
     }
@@ -421,7 +467,9 @@ import Detection
         }
         // The first packet after the step goes to a worker other than the first with 2 and with 3 workers: there the
         // first engine meets the step only through the reader's sweep.
-        func worker(_ frame: [UInt8], _ n: Int) -> Int { frame.withUnsafeBytes { FlowDispatch.worker(for: ByteView($0), linkType: 1, workers: n) } }
+        func worker(_ frame: [UInt8], _ n: Int) -> Int {
+            frame.withUnsafeBytes { FlowDispatch.worker(for: ByteView($0), linkType: 1, workers: n, key: FlowDispatch.replayKey) }
+        }
         let later = try #require((51_000..<51_500).lazy.map(packets).first { worker($0[0], 2) != 0 && worker($0[0], 3) != 0 })
         let bytes = pcapFile(packets(50_000), start: 1_700_000_000) + pcapFile(later, start: 1_700_000_000 - 7_200).dropFirst(24)
         let path = try temporaryFile(bytes, "clock-step.pcap")
