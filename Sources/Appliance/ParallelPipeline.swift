@@ -152,7 +152,8 @@ public final class ParallelPipeline: @unchecked Sendable {
             let engine = makeEngine(i)
             engine.reportsClockSteps = i == 0
             let recorder = EventRecorder(queue: queue, consumer: detectionWaiter, worker: i, workers: settings.workers,
-                                         sendsTraits: sendsTraits, flowSlots: max(16, engine.configuration.flowLimits.maximumFlows))
+                                         sendsTraits: sendsTraits, flowSlots: max(16, engine.configuration.flowLimits.maximumFlows),
+                                         sendsFlowEndsAtEndOfInput: observer?.wantsFlowEndsAtEndOfInput ?? false)
             engine.observer = recorder
             ws.append(PipelineWorker(index: i, engine: engine, ring: PacketRing(bytes: settings.ringBytes, prefault: !settings.blocking), events: queue,
                                      recorder: recorder, flushBytes: settings.recordFlushBytes))

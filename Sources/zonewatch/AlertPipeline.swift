@@ -105,6 +105,8 @@ final class AlertPipeline: EngineObserver, QuietOperationObserver {
         detector.flowEnded(flow)
         if !pending.isEmpty { publish() }      // held alerts go as soon as the outputs are ready
     }
+    /// The detector only forgets a flow's state when it ends, and `finish` publishes what is held.
+    var wantsFlowEndsAtEndOfInput: Bool { false }
     func tick(time: PacketTime) { detector.tick(time: time, alerts: &pending); publish(now: true) }
     func finish() { detector.finish(alerts: &pending); publish(now: true) }
     func operationForwarder() -> OperationForwarder? { AlertPipelineForwarder(self) }

@@ -484,6 +484,23 @@ import Detection
         }
     }
 
+    /// The flows the end of input ends reach the detection observer only if it wants them (`AlertPipeline` does not:
+    /// its `flowEnded` only forgets the detector's state), and the records and alerts are the same either way and as
+    /// one engine's. Without the observer's say, every worker sent each flow's end across and the merge replayed it.
+    @Test(arguments: [PipelineFeed.reader, .workersRead(mapped: true)])
+    func theEndOfInputsFlowEndsGoOnlyToAnObserverThatWantsThem(feed: PipelineFeed) throws {
+        let one = runSingle([fixture("demo/plant.pcap")], policy: demoPolicy).sorted
+        var ends: [Bool: [String: Int]] = [:]
+        for wants in [true, false] {
+            let lines = runParallel([fixture("demo/plant.pcap")], policy: demoPolicy, workers: 2, feed: feed,
+                                    wantsFlowEndsAtEndOfInput: wants, finished: { ends[wants] = $0.flowEnds })
+            #expect(lines.sorted == one, "wants: \(wants)")
+        }
+        // The plant's six flows all live to the end of input (closed or not).
+        #expect(ends[true]?.values.reduce(0, +) == 6, "\(ends)")
+        #expect(ends[false] == [:], "\(ends)")
+    }
+
     @Test func countersAreSummedOverWorkers() {
         let sink = EventSink()
         let observer = TestAlertObserver(policy: demoPolicy, sink: sink)

@@ -37,14 +37,20 @@ final class TestAlertObserver: EngineObserver, QuietOperationObserver {
     let detector: Detector
     let sink: EventSink
     var pending: [Alert] = []
-    init(policy: CompiledPolicy?, sink: EventSink) { detector = Detector(policy: policy); self.sink = sink }
+    /// As `AlertPipeline`: the end of input's flow ends only forget the detector's state (false), unless a test asks.
+    let wantsFlowEndsAtEndOfInput: Bool
+    /// `flowEnded` calls by end reason (`FlowEndReason.name`).
+    var flowEnds: [String: Int] = [:]
+    init(policy: CompiledPolicy?, sink: EventSink, wantsFlowEndsAtEndOfInput: Bool = false) {
+        detector = Detector(policy: policy); self.sink = sink; self.wantsFlowEndsAtEndOfInput = wantsFlowEndsAtEndOfInput
+    }
     func flowStarted(_ flow: FlowContext, frame: UInt64, time: PacketTime) { detector.flowStarted(flow, frame: frame, time: time, alerts: &pending); publish() }
     func flowIdentified(_ flow: FlowContext, appProtocol: AppProtocol?, frame: UInt64, time: PacketTime) {
         detector.flowIdentified(flow, appProtocol: appProtocol, frame: frame, time: time, alerts: &pending); publish()
     }
     func operation(_ op: Records.Operation, flow: FlowContext) { detector.operation(op, flow: flow, alerts: &pending); publish() }
     func anomaly(_ a: Anomaly, flow: FlowContext?) { detector.anomaly(a, flow: flow, alerts: &pending); publish() }
-    func flowEnded(_ flow: FlowContext, reason: FlowEndReason) { detector.flowEnded(flow) }
+    func flowEnded(_ flow: FlowContext, reason: FlowEndReason) { flowEnds["\(reason.name)", default: 0] += 1; detector.flowEnded(flow) }
     func tick(time: PacketTime) { detector.tick(time: time, alerts: &pending); publish() }
     func finish() { detector.finish(alerts: &pending); publish() }
     /// Operations taken by their quiet traits alone (the detection thread only).
@@ -128,9 +134,10 @@ enum PipelineFeed {
 /// Runs capture files through the multi-worker pipeline.
 func runParallel(_ files: [String], policy: CompiledPolicy?, workers: Int, ringBytes: Int = 1 << 20, eventCapacity: Int = 64,
                  fileEventCapacity: Int = 4096, anomalyLimit: Int = 1_000, feed: PipelineFeed = .reader,
+                 wantsFlowEndsAtEndOfInput: Bool = false,
                  finished: ((TestAlertObserver) -> Void)? = nil, pipelineFinished: ((ParallelPipeline) -> Void)? = nil) -> RecordLines {
     let sink = EventSink()
-    let observer = TestAlertObserver(policy: policy, sink: sink)
+    let observer = TestAlertObserver(policy: policy, sink: sink, wantsFlowEndsAtEndOfInput: wantsFlowEndsAtEndOfInput)
     var settings = ParallelPipeline.Settings(workers: workers)
     settings.ringBytes = ringBytes
     settings.eventCapacity = eventCapacity

@@ -94,6 +94,35 @@ import Flows
         #expect(steps.events == ["start", "anomaly time_went_back", "end clock_step", "step 1000", "start"], "\(steps.events)")
     }
 
+    /// `finish` ends the flows left at the end of input; an observer that does not want those ends
+    /// (`wantsFlowEndsAtEndOfInput`) hears only of the earlier ones (here a clock step's) and of the finish.
+    @Test(arguments: [true, false])
+    func theEndOfInputsFlowEndsReachOnlyObserversThatWantThem(wants: Bool) {
+        final class Ends: EngineObserver {
+            let wantsFlowEndsAtEndOfInput: Bool
+            var events: [String] = []
+            init(wants: Bool) { wantsFlowEndsAtEndOfInput = wants }
+            func flowStarted(_ flow: FlowContext, frame: UInt64, time: PacketTime) { events.append("start") }
+            func flowIdentified(_ flow: FlowContext, appProtocol: AppProtocol?, frame: UInt64, time: PacketTime) {}
+            func operation(_ op: Operation, flow: FlowContext) {}
+            func anomaly(_ a: Anomaly, flow: FlowContext?) {}
+            func flowEnded(_ flow: FlowContext, reason: FlowEndReason) { events.append("end \(reason.name)") }
+            func tick(time: PacketTime) {}
+            func finish() { events.append("finish") }
+        }
+        let engine = Engine()
+        let ends = Ends(wants: wants)
+        engine.observer = ends
+        engine.feed(udpFrame(src: 1, sport: 5000, dst: 2, dport: 5000), at: 5_000)
+        engine.feed(udpFrame(src: 3, sport: 5000, dst: 4, dport: 5000), at: 1_000)
+        engine.feed(udpFrame(src: 5, sport: 5000, dst: 6, dport: 5000), at: 1_000)
+        engine.finish()
+        let atTheEnd = wants ? ["end end_of_input", "end end_of_input"] : []
+        #expect(ends.events == ["start", "end clock_step", "start", "start"] + atTheEnd + ["finish"], "\(ends.events)")
+        // The records do not depend on it.
+        #expect(engine.drainedLines(.flow).count == 3)
+    }
+
     /// Time alternating between two timelines an hour apart (a hostile or badly merged capture): every other packet is
     /// a step, each ends the flows, but the step is logged once per minute of the timeline it lands on, not once a
     /// packet (one alert each would flood the SIEM). The work stays linear.
