@@ -488,7 +488,7 @@ import Detection
     /// its `flowEnded` only forgets the detector's state), and the records and alerts are the same either way and as
     /// one engine's. Without the observer's say, every worker sent each flow's end across and the merge replayed it.
     @Test(arguments: [PipelineFeed.reader, .workersRead(mapped: true)])
-    func theEndOfInputsFlowEndsGoOnlyToAnObserverThatWantsThem(feed: PipelineFeed) throws {
+    func theEndOfInputsFlowEndsGoOnlyToAnObserverThatWantsThem(feed: PipelineFeed) {
         let one = runSingle([fixture("demo/plant.pcap")], policy: demoPolicy).sorted
         var ends: [Bool: [String: Int]] = [:]
         for wants in [true, false] {
