@@ -489,16 +489,14 @@ public final class EventRecorder: EngineObserver, @unchecked Sendable {
     /// Operations left unsent (`leavesUnsent`; read once the worker's thread is done).
     @exclusivity(unchecked) var unsentOperations: UInt64 = 0
 
-    /// Whether the detection observer wants the flow ends of the end of input (`EngineObserver.wantsFlowEndsAtEndOfInput`):
-    /// this engine's then cross to it; otherwise none is sent.
-    let sendsFlowEndsAtEndOfInput: Bool
-    /// The detection observer's own answer (`sendsFlowEndsAtEndOfInput`).
-    public var wantsFlowEndsAtEndOfInput: Bool { sendsFlowEndsAtEndOfInput }
+    /// The detection observer's answer (`EngineObserver.wantsFlowEndsAtEndOfInput`): this engine's end-of-input flow
+    /// ends cross to it only if it wants them.
+    public let wantsFlowEndsAtEndOfInput: Bool
 
     init(queue: EventQueue, consumer: Waiter, worker: Int, workers: Int, sendsTraits: Bool = false, flowSlots: Int = 0,
-         sendsFlowEndsAtEndOfInput: Bool = true) {
+         wantsFlowEndsAtEndOfInput: Bool = true) {
         self.queue = queue; self.consumer = consumer; self.worker = Int32(worker); self.workers = Int32(workers)
-        self.sendsTraits = sendsTraits; self.sendsFlowEndsAtEndOfInput = sendsFlowEndsAtEndOfInput
+        self.sendsTraits = sendsTraits; self.wantsFlowEndsAtEndOfInput = wantsFlowEndsAtEndOfInput
         verdicts = QuietVerdictTable(capacity: sendsTraits ? flowSlots : 0)
         verdictEntries = verdicts.entries; verdictSlots = verdicts.capacity; verdictMode = verdicts.modeWord
     }

@@ -153,7 +153,7 @@ public final class ParallelPipeline: @unchecked Sendable {
             engine.reportsClockSteps = i == 0
             let recorder = EventRecorder(queue: queue, consumer: detectionWaiter, worker: i, workers: settings.workers,
                                          sendsTraits: sendsTraits, flowSlots: max(16, engine.configuration.flowLimits.maximumFlows),
-                                         sendsFlowEndsAtEndOfInput: observer?.wantsFlowEndsAtEndOfInput ?? false)
+                                         wantsFlowEndsAtEndOfInput: observer?.wantsFlowEndsAtEndOfInput ?? false)
             engine.observer = recorder
             ws.append(PipelineWorker(index: i, engine: engine, ring: PacketRing(bytes: settings.ringBytes, prefault: !settings.blocking), events: queue,
                                      recorder: recorder, flushBytes: settings.recordFlushBytes))

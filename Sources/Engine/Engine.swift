@@ -60,6 +60,8 @@ public final class Engine {
     @exclusivity(unchecked) private var flowEndsAtEndOfInput = true
     /// `finish` is ending the flows (the end of input): the observer hears of their ends only if it wants to.
     @exclusivity(unchecked) private var endingInput = false
+    /// Whether the observer hears of the flow ending now (`flowEnded`), and so whether its entry is loaded for it.
+    @inline(__always) private var observerHearsFlowEnds: Bool { !endingInput || flowEndsAtEndOfInput }
     /// `observer.flowStateTable()`, refreshed whenever a flow starts.
     @exclusivity(unchecked) private var observerTable = FlowStateTable.none
     /// Operations of a flow whose context is not in the sink are forwarded with the sink's context unbuilt, and the
@@ -974,7 +976,7 @@ public final class Engine {
             }
             drainSink()
         }
-        if let target = borrowedFlowEventTarget, !endingInput || flowEndsAtEndOfInput {
+        if let target = borrowedFlowEventTarget, observerHearsFlowEnds {
             setSinkFlow(slot)
             target._withUnsafeGuaranteedRef { $0.flowEnded(sink.flow, reason: reason) }
         }
@@ -997,7 +999,7 @@ public final class Engine {
     private func prefetchFlowEndLines(_ slot: Int32) {
         flows.prefetchFlowLines(of: slot)
         if recordsEnabled || configuration.flowRecords { zw_prefetch(flows.communityIDs + Int(slot)) }
-        if !endingInput || flowEndsAtEndOfInput { prefetchWholeObserverEntry(slot) }
+        if observerHearsFlowEnds { prefetchWholeObserverEntry(slot) }
     }
 
     /// Starts loading what ending the flows after `s` (in its LRU list, which a sweep or `finish` ends oldest first)
