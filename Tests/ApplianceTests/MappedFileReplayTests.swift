@@ -238,4 +238,37 @@ import Engine
         }
         #expect(capture.irregular && taken < 4000 && taken > 1000 && sum > 0, "\(taken) records taken")
     }
+
+    /// The whole-file map asks for huge pages over all of itself (the kernel's `hg` flag on the one area), so that what
+    /// it reads back into the page cache comes as 2 MiB folios, and for sequential reading (`sr`).
+    /// (Skipped on a kernel without transparent huge pages, which refuses the advice.)
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: "/sys/kernel/mm/transparent_hugepage")))
+    func theWholeFileMapAsksForHugePagesAndSequentialReading() throws {
+        let file = try temporaryFile(pollingCapture(), "mapped-huge-advice.pcap")
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let map = try #require(SharedCaptureMap(path: file, linkType: 1, workers: 1))
+        let start = String(UInt(bitPattern: map.base), radix: 16)
+        // Read to its end by hand: a proc file says its size is 0, and Foundation's reading stopped short of the map.
+        let smaps = try #require(Self.readWhole("/proc/self/smaps"))
+        // The map's area: its header line (start-end ...), then its fields up to its flags.
+        let lines = smaps.components(separatedBy: "\n")
+        let header = try #require(lines.firstIndex { $0.hasPrefix(start + "-") }, "no area starts at the map's base \(start)")
+        let flags = try #require(lines[header...].first { $0.hasPrefix("VmFlags:") })
+        let words = Set(flags.split(separator: " ").dropFirst().map(String.init))
+        #expect(words.contains("hg") && words.contains("sr"), "the map's flags: \(flags)")
+    }
+
+    /// The whole of a file read with `read` until it ends (nil: it cannot be opened).
+    static func readWhole(_ path: String) -> String? {
+        let descriptor = open(path, O_RDONLY)
+        guard descriptor >= 0 else { return nil }
+        defer { close(descriptor) }
+        var bytes: [UInt8] = [], chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = read(descriptor, &chunk, chunk.count)
+            if n <= 0 { break }
+            bytes += chunk[0..<n]
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
 }
