@@ -574,7 +574,6 @@ public final class FlowTable {
     @inline(never)
     private func rebuild(_ l: Int) {
         let q = queues + l
-        let n = q.pointee.entryCount
         let orders = self.orders, membership = self.membership, run = q.pointee.run
         let target = UInt32(l &+ 1) << 30
         var k = 0, low = UInt64.max, high: UInt64 = 0
