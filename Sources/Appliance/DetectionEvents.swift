@@ -493,8 +493,8 @@ public final class EventRecorder: EngineObserver, @unchecked Sendable {
     /// ends cross to it only if it wants them.
     public let wantsFlowEndsAtEndOfInput: Bool
 
-    init(queue: EventQueue, consumer: Waiter, worker: Int, workers: Int, sendsTraits: Bool = false, flowSlots: Int = 0,
-         wantsFlowEndsAtEndOfInput: Bool = true) {
+    init(queue: EventQueue, consumer: Waiter, worker: Int, workers: Int, sendsTraits: Bool, flowSlots: Int,
+         wantsFlowEndsAtEndOfInput: Bool) {
         self.queue = queue; self.consumer = consumer; self.worker = Int32(worker); self.workers = Int32(workers)
         self.sendsTraits = sendsTraits; self.wantsFlowEndsAtEndOfInput = wantsFlowEndsAtEndOfInput
         verdicts = QuietVerdictTable(capacity: sendsTraits ? flowSlots : 0)
