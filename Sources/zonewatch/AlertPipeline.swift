@@ -144,7 +144,8 @@ final class AlertPipeline: EngineObserver, QuietOperationObserver {
 private final class AlertPipelineForwarder: OperationForwarder {
     private let pipeline: Unmanaged<AlertPipeline>
     init(_ pipeline: AlertPipeline) { self.pipeline = Unmanaged.passUnretained(pipeline) }
-    override func forward(from sink: EventSink, flow: UnsafePointer<FlowContext>, flowSerial: UInt64, flowSlot: Int32) {
+    override func forward(from sink: EventSink, flow: UnsafePointer<FlowContext>, flowSerial: UInt64, flowSlot: Int32,
+                          observerWord: UnsafeMutablePointer<UInt64>) {
         pipeline._withUnsafeGuaranteedRef { $0.operations(in: sink, flow: flow, flowSerial: flowSerial, flowSlot: flowSlot, forwarder: self) }
     }
     /// `operations(in:flow:flowSerial:flowSlot:forwarder:)` builds the context only for an operation it does not pass over quietly.
