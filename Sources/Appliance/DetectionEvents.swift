@@ -604,10 +604,7 @@ private final class EventRecorderForwarder: OperationForwarder {
     private let recorder: Unmanaged<EventRecorder>
     init(_ recorder: EventRecorder) { self.recorder = Unmanaged.passUnretained(recorder) }
 
-    /// The flow's observer word stays 0 (the engine then prefetches the flow's `QuietVerdictTable` entry): keeping the
-    /// verdict and units there measured no faster (the entries, 16 bytes a flow, mostly stay in the core's caches).
-    override func forward(from sink: EventSink, flow: UnsafePointer<FlowContext>, flowSerial: UInt64, flowSlot: Int32,
-                          observerWord: UnsafeMutablePointer<UInt64>) {
+    override func forward(from sink: EventSink, flow: UnsafePointer<FlowContext>, flowSerial: UInt64, flowSlot: Int32) {
         recorder._withUnsafeGuaranteedRef { r in
             guard r.sendsTraits && flowSlot >= 0 else { forwardUnique(from: sink, flow: flow); return }
             let slot = flowSlot &* r.workers &+ r.worker

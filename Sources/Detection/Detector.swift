@@ -78,9 +78,13 @@ public final class Detector {
     /// that half was a miss of its own on half the operations (the engine prefetches the line an entry starts in).
     struct EngineSlot {
         var serial: UInt64 = 0
-        /// What the quiet check reads besides the serial: one word, which an engine may keep with its flow
-        /// (`quietWord`).
-        var quiet = QuietInputs()
+        var lastUnit: Int32 = Int32.min
+        /// `CompiledPolicy.quietAccessMask` for the protocol `quietProtocol - 1` (0: none yet), set by `flowIdentified`:
+        /// the access classes an operation of that protocol is allowed with, whatever else it says.
+        var quietAccess: UInt16 = 0
+        var quietProtocol: UInt8 = 0
+        /// `reversed`, `protocolDenied` and `hasConduitMasks`, in one byte.
+        var flags: UInt8 = 0
         // The first 16 bytes end here.
         var slot: Int32 = 0
         /// `FlowVerdict.pairStart`.
@@ -94,59 +98,7 @@ public final class Detector {
         /// `flows`: `flowEnded` frees it without hashing the endpoints.
         var ownsSlot = false
 
-        var lastUnit: Int32 {
-            get { quiet.lastUnit }
-            set { quiet.lastUnit = newValue }
-        }
-        var quietAccess: UInt16 {
-            get { quiet.quietAccess }
-            set { quiet.quietAccess = newValue }
-        }
-        var quietProtocol: UInt8 {
-            get { quiet.quietProtocol }
-            set { quiet.quietProtocol = newValue }
-        }
-        var reversed: Bool {
-            get { quiet.reversed }
-            set { quiet.reversed = newValue }
-        }
-        var protocolDenied: Bool {
-            get { quiet.protocolDenied }
-            set { quiet.protocolDenied = newValue }
-        }
-        var hasConduitMasks: Bool { quiet.hasConduitMasks }
-
-        init() {}
-        init(serial: UInt64, slot: Int32, state s: FlowState) {
-            self.serial = serial; self.slot = slot
-            lastUnit = s.lastUnit; kind = s.verdict.kind; reversed = s.verdict.reversed; protocolDenied = s.protocolDenied
-            if s.verdict.kind == .conduit && s.verdict.conduitMask <= 0xFFFF && s.verdict.transportMask <= 0xFFFF {
-                pairStart = s.verdict.pairStart
-                conduitMask = UInt16(s.verdict.conduitMask); transportMask = UInt16(s.verdict.transportMask)
-                if conduitMask != 0 { quiet.flags |= QuietInputs.conduitMasksFlag }
-            }
-        }
-    }
-
-    /// The fields of an engine flow's entry that `isAllowedQuietly` reads (the serial aside), in 8 bytes: the entry's
-    /// second word, and the word an engine keeps with the flow's per-packet state (`quietWord`).
-    struct QuietInputs {
-        var lastUnit: Int32 = Int32.min
-        /// `CompiledPolicy.quietAccessMask` for the protocol `quietProtocol - 1` (0: none yet), set by `flowIdentified`:
-        /// the access classes an operation of that protocol is allowed with, whatever else it says.
-        var quietAccess: UInt16 = 0
-        var quietProtocol: UInt8 = 0
-        /// `reversed`, `protocolDenied` and `hasConduitMasks`, in one byte.
-        var flags: UInt8 = 0
-
         static let reversedFlag: UInt8 = 1, protocolDeniedFlag: UInt8 = 2, conduitMasksFlag: UInt8 = 4
-
-        init() {}
-        /// From a word `word` made (0 gives inputs that pass nothing quietly: no conduit masks).
-        @inline(__always) init(word: UInt64) { self = unsafeBitCast(word, to: QuietInputs.self) }
-        /// As one word.
-        @inline(__always) var word: UInt64 { unsafeBitCast(self, to: UInt64.self) }
-
         /// `FlowVerdict.reversed`.
         var reversed: Bool {
             get { flags & Self.reversedFlag != 0 }
@@ -157,27 +109,18 @@ public final class Detector {
             get { flags & Self.protocolDeniedFlag != 0 }
             set { flags = newValue ? flags | Self.protocolDeniedFlag : flags & ~Self.protocolDeniedFlag }
         }
-        /// The entry holds its conduit's masks (`EngineSlot.conduitMask != 0`).
+        /// `conduitMask != 0`, from the first 16 bytes.
         var hasConduitMasks: Bool { flags & Self.conduitMasksFlag != 0 }
-        /// Whether some operation may pass quietly under these inputs: only such inputs are worth an engine's keeping.
-        var canPassQuietly: Bool { hasConduitMasks && !protocolDenied && quietProtocol != 0 }
 
-        /// The quiet check's verdict on the operation at `op` of a flow whose entry holds these inputs, the clock and
-        /// policy aside. Transparent: `@inline(__always)` left it a call in `quietPrefix`.
-        @_transparent
-        func allowQuietly(_ op: UnsafePointer<Operation>) -> Bool {
-            let access = op.pointee.access, appProtocol = op.pointee.appProtocol
-            guard hasConduitMasks && !protocolDenied else { return false }
-            if access == .response { return true }
-            if (op.pointee.sender == .initiator) != reversed {
-                let unit = op.pointee.unitID
-                let unitChanged = unit >= 0 && unit != lastUnit && (appProtocol == .modbus || appProtocol == .dnp3)
-                if unitChanged || OperationRules.isIdentification(access: access) { return false }
+        init() {}
+        init(serial: UInt64, slot: Int32, state s: FlowState) {
+            self.serial = serial; self.slot = slot
+            lastUnit = s.lastUnit; kind = s.verdict.kind; reversed = s.verdict.reversed; protocolDenied = s.protocolDenied
+            if s.verdict.kind == .conduit && s.verdict.conduitMask <= 0xFFFF && s.verdict.transportMask <= 0xFFFF {
+                pairStart = s.verdict.pairStart
+                conduitMask = UInt16(s.verdict.conduitMask); transportMask = UInt16(s.verdict.transportMask)
+                if conduitMask != 0 { flags |= Self.conduitMasksFlag }
             }
-            let accessBit: UInt16 = 1 << UInt16(access.rawValue)
-            return quietProtocol == appProtocol.rawValue &+ 1 && quietAccess & accessBit != 0
-                && !OperationRules.mayRaise(appProtocol: appProtocol, access: access, functionCode: op.pointee.functionCode,
-                                            broadcast: op.pointee.broadcast)
         }
     }
     @exclusivity(unchecked) var engineSlots: [EngineSlot] = []
@@ -265,8 +208,6 @@ public final class Detector {
 
     /// Creates a detector; `policy` nil means only ICS-operation, scan and anomaly alerts.
     public init(policy: CompiledPolicy?, config: DetectionConfig = DetectionConfig()) {
-        quietWordEpochStorage.initialize(to: 0)
-        quietWordEpoch = UnsafePointer(quietWordEpochStorage)
         self.policy = policy
         policyReference = policy.map { Unmanaged.passUnretained($0) }   // (`didSet` does not run in an initialiser)
         self.config = config
@@ -342,7 +283,6 @@ public final class Detector {
         lastKey = nil
         for i in engineSlots.indices { engineSlots[i].serial = 0; engineSlots[i].ownsSlot = false }
         ownedStates = 0
-        dropQuietWords()
         unknownSeen.removeAll()
     }
 
@@ -556,35 +496,6 @@ public final class Detector {
         return i
     }
 
-    /// `quietPrefix(_:count:flowSerial:flowSlot:)` with the flow's `quietWord` at hand (0: none kept; the flow's entry
-    /// is read then). With a word the entry is not read: with 100,000 flows it was a cache miss per operation. The
-    /// checks are `isAllowedQuietly`'s on the word's inputs (a word is only taken under a policy), its clock test written
-    /// out here: through `isAllowedQuietly`-like calls the check stayed out of line.
-    @inline(__always)
-    public func quietPrefix(_ ops: UnsafePointer<Operation>, count: Int, flowSerial: UInt64, flowSlot: Int32, quietWord: UInt64) -> Int {
-        guard quietWord != 0, policy != nil else { return quietPrefix(ops, count: count, flowSerial: flowSerial, flowSlot: flowSlot) }
-        let h = QuietInputs(word: quietWord), nextSweep = aggregator.nextSweep
-        guard count > 0, ops.pointee.time.totalMicroseconds < nextSweep, h.allowQuietly(ops) else { return 0 }
-        var i = 1
-        while i < count {
-            let op = ops + i
-            if !Self.sameQuietInputs(op, op - 1) && !(op.pointee.time.totalMicroseconds < nextSweep && h.allowQuietly(op)) { break }
-            i += 1
-        }
-        return i
-    }
-
-    /// Changes whenever words `quietWord` gave may no longer hold (a policy reload, a reset of the flow cache): an
-    /// engine keeping them drops them all then. A word of its own, read through this pointer: a stored property read
-    /// from another module paid a dynamic exclusivity check (a runtime call) per read.
-    public let quietWordEpoch: UnsafePointer<UInt64>
-    private let quietWordEpochStorage = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
-
-    deinit { quietWordEpochStorage.deallocate() }
-
-    /// Words taken so far may no longer hold (`quietWordEpoch`).
-    private func dropQuietWords() { quietWordEpochStorage.pointee &+= 1 }
-
     /// Whether `a` and `b` agree on every field `isAllowedQuietly` reads (and `QuietTraits` takes).
     @inlinable @inline(__always)
     public static func sameQuietInputs(_ a: UnsafePointer<Operation>, _ b: UnsafePointer<Operation>) -> Bool {
@@ -606,23 +517,23 @@ public final class Detector {
     @inline(__always)
     func isAllowedQuietly(_ op: UnsafePointer<Operation>, flowSerial serial: UInt64, flowSlot: Int32) -> Bool {
         guard op.pointee.time.totalMicroseconds < aggregator.nextSweep else { return false }
+        let access = op.pointee.access, appProtocol = op.pointee.appProtocol
         // Without a policy: what `checkedOperation` would pass over, decided from the operation alone.
         if policy == nil { return Self.passesQuietlyWithoutPolicy(op) }
         let e = Int(flowSlot)
         guard serial != 0, e >= 0, e < engineSlots.count, engineSlots[e].serial == serial else { return false }
-        return engineSlots[e].quiet.allowQuietly(op)
-    }
-
-    /// The quiet check's inputs for the engine flow at `flowSlot` with `flowSerial`, as a word the engine may keep with
-    /// the flow's per-packet state and hand back (`quietPrefix(_:count:flowSerial:flowSlot:quietWord:)`); 0 when there is
-    /// nothing to keep (no policy, no entry for the flow, or nothing it could pass quietly). A word holds until the
-    /// detector next handles one of the flow's operations in full (take a new one then), the flow is identified again,
-    /// or `quietWordEpoch` changes (drop them all then).
-    public func quietWord(flowSerial: UInt64, flowSlot: Int32) -> UInt64 {
-        let e = Int(flowSlot)
-        guard policy != nil, flowSerial != 0, e >= 0, e < engineSlots.count, engineSlots[e].serial == flowSerial,
-              engineSlots[e].quiet.canPassQuietly else { return 0 }
-        return engineSlots[e].quiet.word
+        let h = engineSlots[e]
+        guard h.hasConduitMasks && !h.protocolDenied else { return false }
+        if access == .response { return true }
+        if (op.pointee.sender == .initiator) != h.reversed {
+            let unit = op.pointee.unitID
+            let unitChanged = unit >= 0 && unit != h.lastUnit && (appProtocol == .modbus || appProtocol == .dnp3)
+            if unitChanged || OperationRules.isIdentification(access: access) { return false }
+        }
+        let accessBit: UInt16 = 1 << UInt16(access.rawValue)
+        return h.quietProtocol == appProtocol.rawValue &+ 1 && h.quietAccess & accessBit != 0
+            && !OperationRules.mayRaise(appProtocol: appProtocol, access: access, functionCode: op.pointee.functionCode,
+                                        broadcast: op.pointee.broadcast)
     }
 
     /// `isAllowedQuietly` without a policy, clock aside: decided by the operation's own fields, so a `--workers` engine
@@ -1036,7 +947,6 @@ public final class Detector {
                 ownedStates = 0
             }
             lastKey = nil
-            dropQuietWords()
             stats.flowCacheResets &+= 1
         }
         if let f = freeSlots.popLast() { let i = Int(f); slots[i] = s; return i }

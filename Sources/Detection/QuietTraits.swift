@@ -117,7 +117,7 @@ extension Detector {
         guard UInt(bitPattern: e) < UInt(bitPattern: entries) else { return false }
         let h = slots + e
         guard t.pointee.flowSerial != 0, h.pointee.serial == t.pointee.flowSerial else { return false }
-        return t.pointee.passQuietly(conduitAllows: h.pointee.quiet.flags & (QuietInputs.conduitMasksFlag | QuietInputs.protocolDeniedFlag) == QuietInputs.conduitMasksFlag,
+        return t.pointee.passQuietly(conduitAllows: h.pointee.flags & (EngineSlot.conduitMasksFlag | EngineSlot.protocolDeniedFlag) == EngineSlot.conduitMasksFlag,
                                      reversed: h.pointee.reversed, lastUnit: h.pointee.lastUnit, quietProtocol: h.pointee.quietProtocol,
                                      quietAccess: h.pointee.quietAccess)
     }

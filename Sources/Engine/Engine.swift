@@ -74,8 +74,6 @@ public final class Engine {
     /// two atomic operations per request packet.
     @exclusivity(unchecked) private var operationForwarder: OperationForwarder?
     @exclusivity(unchecked) private var borrowedForwarder: Unmanaged<OperationForwarder>?
-    /// The observer word handed to the forwarder with a context that is no live flow's (`observerWord(of:serial:)`).
-    private let scratchObserverWord = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
 
     /// Packets the one-pass established-TCP path handled (the rest took the general path).
     @exclusivity(unchecked) public private(set) var packetsOnEstablishedPath: UInt64 = 0
@@ -109,10 +107,10 @@ public final class Engine {
     private let initiatorStreamOffset = MemoryLayout<FlowState>.offset(of: \FlowState.initiatorStream)!
     private let responderStreamOffset = MemoryLayout<FlowState>.offset(of: \FlowState.responderStream)!
     private let inOrderOffset = MemoryLayout<FlowState>.offset(of: \FlowState.inOrder)!
+    private let initiatorCarryOffset = MemoryLayout<FlowState>.offset(of: \FlowState.initiatorCarry)!
+    private let responderCarryOffset = MemoryLayout<FlowState>.offset(of: \FlowState.responderCarry)!
 
     /// Creates an engine.
-    deinit { scratchObserverWord.deallocate() }
-
     public init(configuration: EngineConfiguration = .init()) {
         self.configuration = configuration
         establishedTCPPath = configuration.establishedTCPPath
@@ -183,9 +181,7 @@ public final class Engine {
         // For every dissected flow's packet, though only requests (Modbus, DNP3) bring operations: skipping it for a
         // responder's packets measured 5-7 % slower on the 100,000-flow plant (with or without a branch), skipping it
         // for the initiator's 20 % slower; issuing it with the flow's lines (6 ahead, for every flow) measured the same.
-        // Not when the observer keeps what it reads in the flow's word (`EngineObserver.flowStateTable`): with the
-        // detector's entry read for every operation, the entry was 4.6 % of the plant's time, prefetched or not.
-        if field(\.observerWord, UInt64.self) == 0 { prefetchObserverEntry(s) }
+        prefetchObserverEntry(s)
     }
 
     /// Starts loading the line the observer's entry for flow slot `s` starts in (what a packet's operations read
@@ -515,27 +511,10 @@ public final class Engine {
         return (raw + (side == .initiator ? initiatorStreamOffset : responderStreamOffset)).assumingMemoryBound(to: TCPStream.self)
     }
 
-    /// One side's carry (unconsumed stream bytes) in place, the flow's `carries` made on first need: for a writer.
+    /// One side's carry (unconsumed stream bytes) in place in the flow's slot.
     @inline(__always) private func carryPointer(_ slot: Int32, _ side: FlowSide) -> UnsafeMutablePointer<[UInt8]> {
-        if let c = flows.slots[Int(slot)].carries { return c.pointer(side) }
-        return makeCarries(slot).pointer(side)
-    }
-
-    @inline(never) private func makeCarries(_ slot: Int32) -> FlowCarries {
-        let c = FlowCarries()
-        flows.slots[Int(slot)].carries = c
-        return c
-    }
-
-    /// One side's carry in place if the flow has any (nil: nothing carried on either side).
-    @inline(__always) private func existingCarry(_ slot: Int32, _ side: FlowSide) -> UnsafeMutablePointer<[UInt8]>? {
-        flows.slots[Int(slot)].carries?.pointer(side)
-    }
-
-    /// Whether the side at `flow` carries nothing: one load for a flow that never carried (nearly all).
-    @inline(__always) private static func carryIsEmpty(_ flow: UnsafeMutablePointer<FlowState>, _ side: FlowSide) -> Bool {
-        guard let c = flow.pointee.carries else { return true }
-        return c.pointer(side).pointee.isEmpty
+        let raw = UnsafeMutableRawPointer(flows.slots + Int(slot))
+        return (raw + (side == .initiator ? initiatorCarryOffset : responderCarryOffset)).assumingMemoryBound(to: [UInt8].self)
     }
 
     private func takeStream(_ slot: Int32, _ side: FlowSide) -> TCPStream {
@@ -563,16 +542,17 @@ public final class Engine {
             case .heldData(let b, _, _): probeBytes = b
             case .gap:
                 // A hole before the protocol is known: forget what was stashed for probing.
-                existingCarry(slot, side)?.pointee.removeAll(keepingCapacity: true)
+                carryPointer(slot, side).pointee.removeAll(keepingCapacity: true)
                 return
             }
             identify(slot, side: side, bytes: probeBytes)
-            // Identified, and the dissector took all the stashed probe bytes: drop the stash. The flow then carries
-            // nothing, so the test of every later delivery reads no heap block of this flow's (with the stash's buffer
-            // kept, that test was a cache miss per packet: ~40 ns of a Modbus packet).
-            if flows.slots[Int(slot)].application != ApplicationKind.undecided.rawValue,
-               let c = flows.slots[Int(slot)].carries, c.areEmpty {
-                flows.slots[Int(slot)].carries = nil
+            // Identified, and the dissector took all the stashed probe bytes: drop the stash's buffer. An empty carry
+            // is then the shared empty array, so the `isEmpty` test of every later delivery reads no heap block of
+            // this flow's (with the buffer kept, that test was a cache miss per packet: ~40 ns of a Modbus packet).
+            // (An empty carry without a buffer is the shared empty array already: nothing to drop, release or retain.)
+            if flows.slots[Int(slot)].application != ApplicationKind.undecided.rawValue && carryPointer(slot, side).pointee.isEmpty
+                && carryPointer(slot, side).pointee.capacity != 0 {
+                carryPointer(slot, side).pointee = []
             }
         case .modbus: deliver(modbus, slot: slot, side: side, event: event)
         case .dnp3: deliver(dnp3, slot: slot, side: side, event: event)
@@ -586,7 +566,7 @@ public final class Engine {
             let app = Int(flows.slots[Int(slot)].applicationSlot)
             setSinkFlow(slot)
             sink.frame = frame; sink.time = now
-            existingCarry(slot, side)?.pointee.removeAll(keepingCapacity: true)
+            carryPointer(slot, side).pointee.removeAll(keepingCapacity: true)
             pool.states[app].gap(side: side, length: length, sink: sink)
             drainSink()
         case .data(let bytes): consume(pool, slot: slot, side: side, bytes: bytes, frame: frame, time: now)
@@ -627,11 +607,12 @@ public final class Engine {
             sink.flow = context(pool, app, slot).pointee; sinkFlowSlot = slot
         }
         sink.frame = frame; sink.time = time
-        if _fastPath(flow.pointee.key.ipProtocol != 17 && Self.carryIsEmpty(flow, side)) {
+        let carry = carryPointer(slot, side)   // in place: no swap, no retain
+        if _fastPath(flow.pointee.key.ipProtocol != 17 && carry.pointee.isEmpty) {
             let used = pool.states[app].consume(bytes, side: side, sink: sink)
-            if _slowPath(used != bytes.count) { keepUnconsumed(pool, app: app, slot: slot, side: side, bytes: bytes, used: used) }
+            if _slowPath(used != bytes.count) { keepUnconsumed(pool, app: app, side: side, carry: carry, bytes: bytes, used: used) }
         } else {
-            consumeAfterCarry(pool, app: app, slot: slot, side: side, bytes: bytes, datagram: flow.pointee.key.ipProtocol == 17)
+            consumeAfterCarry(pool, app: app, side: side, carry: carry, bytes: bytes, datagram: flow.pointee.key.ipProtocol == 17)
         }
         // Most deliveries leave nothing (a request waits for its response): no context copy and no call then. Operations
         // alone (a request) go to the forwarder with the context where the pool keeps it: copying it into the sink for
@@ -645,9 +626,7 @@ public final class Engine {
                 // line the packet's path has loaded), not from the context: the observer's quiet check reads only these two,
                 // so the context's line stays unread.
                 lazyContextSlot = slot
-                sink.withFlowPointer {
-                    drainOperations(flow: $0, flowSerial: flow.pointee.serial, flowSlot: slot, observerWord: observerWordPointer(slot))
-                }
+                sink.withFlowPointer { drainOperations(flow: $0, flowSerial: flow.pointee.serial, flowSlot: slot) }
                 lazyContextSlot = -1
             } else {
                 drainDeliveryOperations(pool, app: app, slot: slot)
@@ -658,24 +637,20 @@ public final class Engine {
     /// `consume` when the dissector left bytes of a delivery that was not carried over: keeps them (all past
     /// `used`, clamped to the delivery) for the next delivery.
     @inline(never)
-    private func keepUnconsumed<D: AppDissector>(_ pool: DissectorPool<D>, app: Int, slot: Int32, side: FlowSide,
-                                                 bytes: ByteView, used: Int) {
+    private func keepUnconsumed<D: AppDissector>(_ pool: DissectorPool<D>, app: Int, side: FlowSide,
+                                                 carry: UnsafeMutablePointer<[UInt8]>, bytes: ByteView, used: Int) {
         let used = min(max(used, 0), bytes.count)
-        guard used < bytes.count else { return }
-        let carry = carryPointer(slot, side)
-        carry.pointee.append(contentsOf: bytes.suffix(from: used).raw)
-        dropCarryBeyondBound(pool, app: app, side: side, carry: carry)
+        if used < bytes.count { carry.pointee.append(contentsOf: bytes.suffix(from: used).raw); dropCarryBeyondBound(pool, app: app, side: side, carry: carry) }
     }
 
     /// `consume` for a datagram (whole messages: nothing carries over to the next one, the carry stays empty), or for
     /// stream bytes behind what the dissector left unconsumed before (the carry is not empty).
     @inline(never)
-    private func consumeAfterCarry<D: AppDissector>(_ pool: DissectorPool<D>, app: Int, slot: Int32, side: FlowSide,
-                                                    bytes: ByteView, datagram: Bool) {
+    private func consumeAfterCarry<D: AppDissector>(_ pool: DissectorPool<D>, app: Int, side: FlowSide,
+                                                    carry: UnsafeMutablePointer<[UInt8]>, bytes: ByteView, datagram: Bool) {
         if datagram {
             _ = pool.states[app].consume(bytes, side: side, sink: sink)
         } else {
-            let carry = carryPointer(slot, side)
             carry.pointee.append(contentsOf: bytes.raw)
             let used = carry.pointee.withUnsafeBytes { raw in
                 min(max(pool.states[app].consume(ByteView(raw), side: side, sink: sink), 0), raw.count)
@@ -712,8 +687,7 @@ public final class Engine {
         if sinkFlowSlot == slot {
             drainSink()
         } else {
-            drainOperations(flow: context(pool, app, slot), flowSerial: flows.slots[Int(slot)].serial, flowSlot: slot,
-                            observerWord: observerWordPointer(slot))
+            drainOperations(flow: context(pool, app, slot), flowSerial: flows.slots[Int(slot)].serial, flowSlot: slot)
         }
     }
 
@@ -721,14 +695,14 @@ public final class Engine {
         // What the end of identification reads, loading while the dissectors probe: the flow's per-flow lines (its
         // context, `setSinkFlow`) and the observer's entry (`flowIdentified`). With 100,000 flows each was a miss.
         prefetchFlowEndLines(slot)
-        // The side's carry in place if it has one (moved out and back, its buffer was retained and released per flow).
-        let carry = existingCarry(slot, side)
+        // The side's carry in place (moved out and back, its buffer was retained and released per flow).
+        let carry = carryPointer(slot, side)
         let transport: Transport = flows.slots[Int(slot)].key.ipProtocol == 6 ? .tcp : .udp
         let isUDP = transport == .udp
         // A side's first bytes (nothing stashed, the usual case) are probed where they lie and copied only if the
         // decision must wait for more: stashing them first cost an allocation and a copy per flow.
-        let inPlace = isUDP || carry?.pointee.isEmpty ?? true
-        if !inPlace { carry!.pointee.append(contentsOf: bytes.raw) }
+        let inPlace = isUDP || carry.pointee.isEmpty
+        if !inPlace { carry.pointee.append(contentsOf: bytes.raw) }
         let ini = flows.slots[Int(slot)].initiator.port, res = flows.slots[Int(slot)].responder.port
         var verdictKind = ApplicationKind.none
         var waiting = false
@@ -751,14 +725,14 @@ public final class Engine {
             consider(DNP3Dissector.self, .dnp3, view)
             consider(S7commDissector.self, .s7comm, view)
         }
-        if inPlace { probeAll(bytes) } else { carry!.pointee.withUnsafeBytes { probeAll(ByteView($0)) } }
+        if inPlace { probeAll(bytes) } else { carry.pointee.withUnsafeBytes { probeAll(ByteView($0)) } }
 
-        if verdictKind == .none && waiting && (inPlace ? bytes.count : carry!.pointee.count) < configuration.maximumProbeBytes && !isUDP {
-            if inPlace { carryPointer(slot, side).pointee.append(contentsOf: bytes.raw) }   // keep the bytes and decide on the next ones
+        if verdictKind == .none && waiting && (inPlace ? bytes.count : carry.pointee.count) < configuration.maximumProbeBytes && !isUDP {
+            if inPlace { carry.pointee.append(contentsOf: bytes.raw) }   // keep the bytes and decide on the next ones
             return
         }
         if verdictKind == .none {
-            flows.slots[Int(slot)].carries = nil   // no dissector: nothing is delivered from now on
+            if carry.pointee.capacity != 0 { carry.pointee.removeAll() }   // (already the shared empty array otherwise)
             flows.slots[Int(slot)].application = ApplicationKind.none.rawValue
             if let k = rejectedOnOwnPort {
                 setSinkFlow(slot); sink.frame = frame; sink.time = now
@@ -789,7 +763,6 @@ public final class Engine {
     }
 
     private func notifyIdentified(_ slot: Int32, _ p: AppProtocol?) {
-        flows.slots[Int(slot)].observerWord = 0   // (see `FlowState.observerWord`)
         guard let target = borrowedFlowEventTarget else { return }
         setSinkFlow(slot)
         target._withUnsafeGuaranteedRef { $0.flowIdentified(sink.flow, appProtocol: p, frame: frame, time: now) }
@@ -877,50 +850,21 @@ public final class Engine {
     @inline(__always)
     private func drainSink() {
         if sink.operationCount > 0 {
-            sink.withFlowPointer {
-                drainOperations(flow: $0, flowSerial: $0.pointee.flowSerial, flowSlot: $0.pointee.flowSlot,
-                                observerWord: observerWord(of: $0.pointee.flowSlot, serial: $0.pointee.flowSerial))
-            }
+            sink.withFlowPointer { drainOperations(flow: $0, flowSerial: $0.pointee.flowSerial, flowSlot: $0.pointee.flowSlot) }
         }
         if sink.anomalyCount > 0 { drainAnomalies() }
     }
 
     /// `drainSink` for the operations (there are some), of the flow whose context is at `flow`, with that context's
-    /// serial and slot, and the flow's observer word.
+    /// serial and slot.
     @inline(__always)
-    private func drainOperations(flow: UnsafePointer<FlowContext>, flowSerial: UInt64, flowSlot: Int32,
-                                 observerWord: UnsafeMutablePointer<UInt64>) {
+    private func drainOperations(flow: UnsafePointer<FlowContext>, flowSerial: UInt64, flowSlot: Int32) {
         statistics.operations &+= UInt64(sink.operationCount)
         if let f = borrowedForwarder {
-            f._withUnsafeGuaranteedRef {
-                $0.forward(from: sink, flow: flow, flowSerial: flowSerial, flowSlot: flowSlot, observerWord: observerWord)
-            }
+            f._withUnsafeGuaranteedRef { $0.forward(from: sink, flow: flow, flowSerial: flowSerial, flowSlot: flowSlot) }
         } else {
             sink.drainOperations { _ in }
         }
-    }
-
-    /// Flow `slot`'s `observerWord` in place.
-    @inline(__always) private func observerWordPointer(_ slot: Int32) -> UnsafeMutablePointer<UInt64> {
-        (UnsafeMutableRawPointer(flows.slots + Int(slot)) + Self.observerWordOffset).assumingMemoryBound(to: UInt64.self)
-    }
-
-    private static let observerWordOffset = MemoryLayout<FlowState>.offset(of: \FlowState.observerWord)!
-
-    /// The observer word of the flow in `slot` when its serial is `serial`, else `scratchObserverWord`, zeroed (a
-    /// context that is not a live flow's of this engine).
-    @inline(__always) private func observerWord(of slot: Int32, serial: UInt64) -> UnsafeMutablePointer<UInt64> {
-        if serial != 0 && slot >= 0 && Int(slot) < flows.slotCount && flows.slots[Int(slot)].serial == serial {
-            return observerWordPointer(slot)
-        }
-        scratchObserverWord.pointee = 0
-        return scratchObserverWord
-    }
-
-    /// Zeroes every flow's `observerWord` (`OperationForwarder.clearObserverWords`).
-    func clearObserverWords() {
-        // Every slot handed out, live or free: a free slot's word is never read, and zeroing it is harmless.
-        for s in 0..<flows.slotCount { observerWordPointer(Int32(s)).pointee = 0 }
     }
 
     /// `drainSink` for the anomalies.
@@ -1145,11 +1089,7 @@ open class OperationForwarder {
     /// engine keeps the flow's: valid during the call only), and empties the sink's operations. `flowSerial` and
     /// `flowSlot` are the context's, from the engine's own flow state (in cache), so that a forwarder need not read
     /// the context for them.
-    /// `observerWord` is the flow's `FlowState.observerWord` (a scratch word, zeroed, when the context is no live flow's
-    /// of the engine): the forwarder's own, to keep what it needs of its observer's per-flow state where the engine's
-    /// per-packet path has it in cache.
-    open func forward(from sink: EventSink, flow: UnsafePointer<FlowContext>, flowSerial: UInt64, flowSlot: Int32,
-                      observerWord: UnsafeMutablePointer<UInt64>) {}
+    open func forward(from sink: EventSink, flow: UnsafePointer<FlowContext>, flowSerial: UInt64, flowSlot: Int32) {}
     /// Whether `forward(from:flow:flowSerial:flowSlot:)` usually reads the context at `flow` (the engine then
     /// prefetches it with the flow's dissector state). True unless a forwarder says otherwise; asked when the
     /// observer is set and once a second of packet time (at the sweep).
@@ -1165,17 +1105,12 @@ open class OperationForwarder {
     public final func materializeFlowContext() {
         engine?._withUnsafeGuaranteedRef { $0.materializeLazyContext() }
     }
-    /// Zeroes every flow's observer word (what they held no longer holds: a policy reload, say).
-    public final func clearObserverWords() {
-        engine?._withUnsafeGuaranteedRef { $0.clearObserverWords() }
-    }
 }
 
 private final class TypedOperationForwarder<O: EngineObserver>: OperationForwarder {
     let observer: O
     init(_ observer: O) { self.observer = observer }
-    override func forward(from sink: EventSink, flow: UnsafePointer<FlowContext>, flowSerial: UInt64, flowSlot: Int32,
-                          observerWord: UnsafeMutablePointer<UInt64>) {
+    override func forward(from sink: EventSink, flow: UnsafePointer<FlowContext>, flowSerial: UInt64, flowSlot: Int32) {
         sink.drainOperations { observer.operation($0, flow: flow.pointee) }
     }
 }

@@ -66,12 +66,10 @@ public struct FlowState {
     /// Serial number of the flow within the run (1-based), set by the engine. Here, not with the per-flow fields:
     /// a dissected packet's operations carry it to the detector, and this line is loaded anyway.
     public var serial: UInt64 = 0
-    /// Unconsumed stream bytes waiting for the rest of a PDU, per side (nil: none on either side, nearly every flow).
-    public var carries: FlowCarries? = nil
-    /// A word the engine's observer keeps for the flow where every packet's path has it in cache (see
-    /// `EngineObserver.flowStateTable`): zero when the flow starts and when the engine reports it identified, and
-    /// whenever the observer asks (`Engine.clearObserverWords`); otherwise only the observer's forwarder writes it.
-    public var observerWord: UInt64 = 0
+    /// Unconsumed stream bytes waiting for the rest of a PDU, initiator side.
+    public var initiatorCarry: [UInt8] = []
+    /// Same, responder side.
+    public var responderCarry: [UInt8] = []
     // ---- per packet of the engine's general path
     /// In-order reassembly, initiator → responder.
     public var initiatorStream = TCPStream()

@@ -48,27 +48,20 @@ final class AlertPipeline: EngineObserver, QuietOperationObserver {
     /// published after each operation that leaves any, as `operation` does.
     /// The context at `flow` may be unbuilt until `forwarder.materializeFlowContext()` (see
     /// `OperationForwarder.buildsContextOnDemand`): the operations passed over quietly first, which read none of it.
-    /// `quietWord` is the flow's `Detector.quietWord` as the engine keeps it (0: none yet), refreshed here.
     func operations(in sink: EventSink, flow: UnsafePointer<FlowContext>, flowSerial: UInt64, flowSlot: Int32,
-                    quietWord: UnsafeMutablePointer<UInt64>, forwarder: OperationForwarder) {
+                    forwarder: OperationForwarder) {
         sink.drainOperationsInPlace { ops, count in
             guard count > 0 else { return }
             var start = 0
             if pending.isEmpty {
-                start = detector.quietPrefix(ops, count: count, flowSerial: flowSerial, flowSlot: flowSlot, quietWord: quietWord.pointee)
-                if start == count {
-                    // The word is taken the first time the entry was read for it (it changes nothing until then).
-                    if quietWord.pointee == 0 { quietWord.pointee = detector.quietWord(flowSerial: flowSerial, flowSlot: flowSlot) }
-                    return
-                }
+                start = detector.quietPrefix(ops, count: count, flowSerial: flowSerial, flowSlot: flowSlot)
+                if start == count { return }
             }
             forwarder.materializeFlowContext()
             let handled = start &+ detector.operations(ops + start, count: count - start, flow: flow, flowSerial: flowSerial,
                                                         flowSlot: flowSlot, alerts: &pending)
             // The detector stops early only when alerts are pending: with none, every operation was handled.
             if !pending.isEmpty { publishingOperations(ops, count: count, from: handled, flow: flow) }
-            // Handled in full, an operation may have changed the flow's entry (its last unit, say): a new word.
-            quietWord.pointee = detector.quietWord(flowSerial: flowSerial, flowSlot: flowSlot)
         }
     }
 
@@ -150,19 +143,9 @@ final class AlertPipeline: EngineObserver, QuietOperationObserver {
 /// both, the pipeline as its observer.
 private final class AlertPipelineForwarder: OperationForwarder {
     private let pipeline: Unmanaged<AlertPipeline>
-    /// `Detector.quietWordEpoch`.
-    private let epoch: UnsafePointer<UInt64>
-    init(_ pipeline: AlertPipeline) { self.pipeline = Unmanaged.passUnretained(pipeline); epoch = pipeline.detector.quietWordEpoch }
-    /// `Detector.quietWordEpoch` when the engine's words were last cleared (or none held any).
-    @exclusivity(unchecked) private var wordEpoch: UInt64 = 0
-
-    override func forward(from sink: EventSink, flow: UnsafePointer<FlowContext>, flowSerial: UInt64, flowSlot: Int32,
-                          observerWord: UnsafeMutablePointer<UInt64>) {
-        pipeline._withUnsafeGuaranteedRef { p in
-            // Words taken before a reload or a flow-cache reset no longer hold: all go, before any is read.
-            if _slowPath(epoch.pointee != wordEpoch) { wordEpoch = epoch.pointee; clearObserverWords() }
-            p.operations(in: sink, flow: flow, flowSerial: flowSerial, flowSlot: flowSlot, quietWord: observerWord, forwarder: self)
-        }
+    init(_ pipeline: AlertPipeline) { self.pipeline = Unmanaged.passUnretained(pipeline) }
+    override func forward(from sink: EventSink, flow: UnsafePointer<FlowContext>, flowSerial: UInt64, flowSlot: Int32) {
+        pipeline._withUnsafeGuaranteedRef { $0.operations(in: sink, flow: flow, flowSerial: flowSerial, flowSlot: flowSlot, forwarder: self) }
     }
     /// `operations(in:flow:flowSerial:flowSlot:forwarder:)` builds the context only for an operation it does not pass over quietly.
     override var buildsContextOnDemand: Bool { true }

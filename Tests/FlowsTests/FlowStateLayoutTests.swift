@@ -27,8 +27,8 @@ import Wire
                     MemoryLayout<FlowState>.offset(of: \FlowState.applicationSlot)! + 4,
                     MemoryLayout<FlowState>.offset(of: \FlowState.inOrder)! + 8,
                     MemoryLayout<FlowState>.offset(of: \FlowState.serial)! + 8,
-                    MemoryLayout<FlowState>.offset(of: \FlowState.carries)! + 8,
-                    MemoryLayout<FlowState>.offset(of: \FlowState.observerWord)! + 8]
+                    MemoryLayout<FlowState>.offset(of: \FlowState.initiatorCarry)! + 8,
+                    MemoryLayout<FlowState>.offset(of: \FlowState.responderCarry)! + 8]
         for end in ends { #expect(end <= 128, "a per-packet field ends at \(end)") }
         #expect(MemoryLayout<FlowState>.offset(of: \FlowState.initiatorStream)! >= 128)
     }

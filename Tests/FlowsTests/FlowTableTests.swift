@@ -308,15 +308,14 @@ private struct RecencyModel {
     var limits = FlowTableLimits(); limits.maximumFlows = 16
     let t = FlowTable(limits: limits)
     var s = state(key(1))
-    s.carries = FlowCarries()
-    s.carries?.pointer(.initiator).pointee = [1, 2, 3]
+    s.initiatorCarry = [1, 2, 3]
     let slot = t.insert(s, hash: key(1).fastHash(testHashKey))
-    #expect(t.slots[Int(slot)].carries?.pointer(.initiator).pointee == [1, 2, 3] && t.slots[Int(slot)].key == key(1))
+    #expect(t.slots[Int(slot)].initiatorCarry == [1, 2, 3] && t.slots[Int(slot)].key == key(1))
     let removed = t.remove(slot)
-    #expect(removed.carries?.pointer(.initiator).pointee == [1, 2, 3] && removed.key == key(1))
+    #expect(removed.initiatorCarry == [1, 2, 3] && removed.key == key(1))
     #expect(t.slots[Int(slot)].key == FlowTable.vacantKey)
     let again = t.insert(state(key(2)), hash: key(2).fastHash(testHashKey))
-    #expect(again == slot && t.slots[Int(again)].key == key(2) && t.slots[Int(again)].carries == nil)
+    #expect(again == slot && t.slots[Int(again)].key == key(2) && t.slots[Int(again)].initiatorCarry.isEmpty)
     let other = t.insert(state(key(3)), hash: key(3).fastHash(testHashKey))
     _ = t.remove(other)
     #expect(t.count == 1 && t.find(key(2), hash: key(2).fastHash(testHashKey)) == again && t.find(key(3), hash: key(3).fastHash(testHashKey)) == nil)

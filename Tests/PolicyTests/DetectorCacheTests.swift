@@ -330,11 +330,10 @@ import Records
     /// 1-3 only: others denied), identification requests, responses, and units repeated, changing and past the
     /// threshold, across windows.
     @Test func unitChangesOnAnEngineFlowMatchPlainContexts() {
-        func scenario(engine: Bool, keepingWords: Bool = false) -> (String, DetectionCounters) {
+        func scenario(engine: Bool) -> (String, DetectionCounters) {
             let d = Detector(policy: compiled(Self.quietPolicy))
             var alerts: [Alert] = []
             let flows = identifiedFlows(d, [("10.10.30.5", 502, .modbus), ("10.10.30.6", 20000, .dnp3)], engine: engine, alerts: &alerts)
-            var words: [UInt64] = [0, 0], byWord = 0
             var frame: UInt64 = 10
             for round in 0..<4 {
                 for (i, app) in [AppProtocol.modbus, .dnp3].enumerated() {
@@ -346,28 +345,18 @@ import Records
                             var o = op(app, access, fc: fc, "f", unit: unit, address: Int64(n), quantity: 1, sub: fc == 43 ? 14 : 1,
                                        frame: frame, seconds: 1_000 + Int64(round) * 40 + Int64(n / 4))
                             o.sender = access == .response ? .responder : .initiator
-                            if keepingWords {
-                                if forwardKeepingWord(o, flow: flows[i], to: d, word: &words[i], alerts: &alerts) { byWord += 1 }
-                            } else {
-                                d.operation(o, flow: flows[i], alerts: &alerts)
-                            }
+                            d.operation(o, flow: flows[i], alerts: &alerts)
                         }
                     }
                 }
             }
             d.finish(alerts: &alerts)
-            if keepingWords { #expect(byWord > 0) }
             return (ecs(alerts), d.counters)
         }
         let viaEngine = scenario(engine: true), plain = scenario(engine: false)
         #expect(plain.0.contains(RuleID.icsUnitScan.rule.id))
         #expect(viaEngine.0 == plain.0)
         #expect(viaEngine.1 == plain.1)
-        // The same with the quiet words an engine keeps (`quietWordsDecideAsTheFlowsEntries`): each flow's last unit
-        // changes under its word.
-        let viaWords = scenario(engine: true, keepingWords: true)
-        #expect(viaWords.0 == plain.0)
-        #expect(viaWords.1 == plain.1)
     }
 
     /// `passesQuietly` (what `--workers` checks instead of handing the detection thread the operation) says yes only
@@ -432,132 +421,6 @@ import Records
         d.flowIdentified(f, appProtocol: .modbus, frame: 2, time: t0, alerts: &alerts)
         #expect(!d.passesQuietly(QuietTraits(op(.modbus, .response, fc: 3, "f", sender: .responder), flow: f)))
         #expect(!Detector(policy: nil).passesQuietly(QuietTraits(op(.modbus, .response, fc: 3, "f"), flow: engineFlow("10.10.20.7", "10.10.30.5", slot: 0, serial: 1))))
-    }
-
-    /// What the single engine's alert pipeline does with an operation of a flow whose `quietWord` it keeps in `word`
-    /// (`AlertPipeline.operations(in:...)`, one operation at a time): passes it over when `quietPrefix` says so, taking
-    /// the word if none is kept; else hands it to `operation` and takes the word anew. Whether a kept word passed it.
-    func forwardKeepingWord(_ o: Operation, flow f: FlowContext, to d: Detector, word: inout UInt64, alerts: inout [Alert]) -> Bool {
-        let passed = withUnsafePointer(to: o) { d.quietPrefix($0, count: 1, flowSerial: f.flowSerial, flowSlot: f.flowSlot, quietWord: word) }
-        if passed == 1 {
-            if word != 0 { return true }
-            word = d.quietWord(flowSerial: f.flowSerial, flowSlot: f.flowSlot)
-            return false
-        }
-        d.operation(o, flow: f, alerts: &alerts)
-        word = d.quietWord(flowSerial: f.flowSerial, flowSlot: f.flowSlot)
-        return false
-    }
-
-    /// An engine that keeps each flow's `quietWord` (as the single engine's alert pipeline does: taken when the entry
-    /// first passed an operation, taken again after every operation handled in full, all dropped when
-    /// `quietWordEpoch` changes) and passes over what `quietPrefix(_:count:flowSerial:flowSlot:quietWord:)` passes gets
-    /// the alerts and counts of one that hands every operation to `operation`: allowed, notified, denied, response,
-    /// unit-changing and identification operations, a reversed flow, a flow with no engine slot, aggregation windows
-    /// closing, and a reload to a stricter policy (Modbus allowed only for writes to units 1-3) that words taken before
-    /// it must not outlive.
-    @Test func quietWordsDecideAsTheFlowsEntries() {
-        let stricter = Self.quietPolicy.replacing("      - {protocol: modbus, access: [read, write, diagnostic]}\n", with: "")
-            .replacing("      - {protocol: tcp, ports: [502, 20000]}\n", with: "")
-        #expect(stricter != Self.quietPolicy)
-        func scenario(words keepsWords: Bool) -> (String, DetectionCounters, byWord: Int) {
-            let d = Detector(policy: compiled(Self.quietPolicy))
-            var alerts: [Alert] = []
-            var flows: [FlowContext] = []
-            let apps: [AppProtocol] = [.modbus, .s7comm, .dnp3, .modbus, .modbus]
-            for (i, app) in apps.enumerated() {
-                // Flow 3 is reversed (the cell side opened it); flow 4 has no engine slot.
-                var f = i == 3 ? flow("10.10.30.5", "10.10.20.7", sport: 40_003, dport: 502)
-                               : flow("10.10.20.7", "10.10.30.5", sport: UInt16(40_000 + i), dport: i == 1 ? 102 : 502)
-                if i != 4 { f.flowSlot = Int32(i); f.flowSerial = UInt64(i + 1) }
-                d.flowStarted(f, frame: 1, time: t0, alerts: &alerts)
-                d.flowIdentified(f, appProtocol: app, frame: 2, time: t0, alerts: &alerts)
-                flows.append(f)
-            }
-            var words = [UInt64](repeating: 0, count: flows.count), epoch = d.quietWordEpoch.pointee, byWord = 0
-            var frame: UInt64 = 10
-            for round in 0..<6 {
-                for (i, f) in flows.enumerated() {
-                    for access in AccessClass.allCases {
-                        for (n, (unit, fc)) in [(Int32(1), UInt16(3)), (1, 3), (5, 8), (-1, 43), (5, 3), (1, 3), (1, 3)].enumerated() {
-                            // Within a second (a sweep due would send the operation the long way, and the word would be
-                            // taken again), between two Modbus reads the old policy allowed and the new one does not.
-                            if round == 3 && i == 0 && access == .read && n == 1 { d.replacePolicy(compiled(stricter)) }
-                            frame += 1
-                            // Seconds of packet time go on past the 60 s windows, so windows close between operations.
-                            var o = op(apps[i], access, fc: apps[i] == .modbus ? fc : apps[i] == .dnp3 ? 0x0D : 0x29, "f", unit: unit,
-                                       address: Int64(round), quantity: 1, sub: fc == 43 ? 14 : 1, frame: frame,
-                                       seconds: 1_000 + Int64(round) * 25 + Int64(access.rawValue / 4))
-                            o.sender = access == .response || (frame % 5 == 0 && n != 1) ? .responder : .initiator
-                            guard keepsWords else { d.operation(o, flow: f, alerts: &alerts); continue }
-                            if d.quietWordEpoch.pointee != epoch { epoch = d.quietWordEpoch.pointee; words = words.map { _ in 0 } }
-                            if forwardKeepingWord(o, flow: f, to: d, word: &words[i], alerts: &alerts) { byWord += 1 }
-                        }
-                    }
-                }
-            }
-            d.finish(alerts: &alerts)
-            return (ecs(alerts), d.counters, byWord)
-        }
-        let kept = scenario(words: true), plain = scenario(words: false)
-        #expect(kept.byWord > 0)
-        #expect(plain.0.contains(RuleID.conduitFunction.rule.id))
-        #expect(kept.0 == plain.0)
-        #expect(kept.1 == plain.1)
-        // No word for a flow with no engine slot, nor without a policy.
-        let d = Detector(policy: nil)
-        var alerts: [Alert] = []
-        let f = engineFlow("10.10.20.7", "10.10.30.5", slot: 0, serial: 1)
-        d.flowStarted(f, frame: 1, time: t0, alerts: &alerts)
-        d.flowIdentified(f, appProtocol: .modbus, frame: 2, time: t0, alerts: &alerts)
-        #expect(d.quietWord(flowSerial: 1, flowSlot: 0) == 0)
-    }
-
-    /// A word is taken anew after every operation handled in full: one that changed the flow's last unit leaves the old
-    /// word stale. A Modbus master reads unit 1 twice (the second passed over by the word), then, in a later scan
-    /// window, units 2, 1, 3, ..., 8 within one second: with a stale word the return to unit 1 would pass as no change,
-    /// and the eight units would count as seven, short of the unit-scan threshold.
-    @Test func aWordFollowsTheUnitsOperationsHandledInFullLeave() {
-        func scenario(keepingWord: Bool) -> (String, passedByWord: Int) {
-            let d = Detector(policy: compiled(Self.quietPolicy))
-            var alerts: [Alert] = []
-            let f = identifiedFlows(d, [("10.10.30.5", 502, .modbus)], engine: true, alerts: &alerts)[0]
-            var word: UInt64 = 0, byWord = 0, frame: UInt64 = 10
-            for (unit, second) in [(Int32(1), Int64(1_000)), (1, 1_000)] + ([2, 1, 3, 4, 5, 6, 7, 8] as [Int32]).map({ ($0, Int64(1_100)) }) {
-                frame += 1
-                let o = op(.modbus, .read, fc: 3, "f", unit: unit, address: 0, quantity: 1, sub: 1, frame: frame, seconds: second)
-                if keepingWord {
-                    if forwardKeepingWord(o, flow: f, to: d, word: &word, alerts: &alerts) { byWord += 1 }
-                } else {
-                    d.operation(o, flow: f, alerts: &alerts)
-                }
-            }
-            d.finish(alerts: &alerts)
-            return (ecs(alerts), byWord)
-        }
-        let kept = scenario(keepingWord: true), plain = scenario(keepingWord: false)
-        #expect(plain.0.contains(RuleID.icsUnitScan.rule.id))
-        #expect(kept.passedByWord == 1)
-        #expect(kept.0 == plain.0)
-    }
-
-    /// `quietWordEpoch` changes at a policy reload and at a reset of the flow cache, and not otherwise.
-    @Test func quietWordEpochChangesWhenEntriesAreDropped() {
-        var config = DetectionConfig()
-        config.maximumTrackedFlows = 2
-        let d = Detector(policy: compiled(Self.quietPolicy), config: config)
-        var alerts: [Alert] = []
-        let start = d.quietWordEpoch.pointee
-        _ = identifiedFlows(d, [("10.10.30.5", 502, .modbus)], engine: true, alerts: &alerts)
-        #expect(d.quietWordEpoch.pointee == start)
-        d.replacePolicy(compiled(Self.quietPolicy))
-        #expect(d.quietWordEpoch.pointee != start)
-        let afterReload = d.quietWordEpoch.pointee
-        // Plain contexts (no engine slot) fill the cache past its two flows.
-        _ = identifiedFlows(d, [("10.10.30.5", 502, .modbus), ("10.10.30.6", 502, .modbus), ("10.10.30.7", 502, .modbus)],
-                            engine: false, alerts: &alerts)
-        #expect(d.counters.flowCacheResets > 0)
-        #expect(d.quietWordEpoch.pointee != afterReload)
     }
 
     /// The prefetch hint names the entry `operation` reads for the slot, and nothing beyond the table.

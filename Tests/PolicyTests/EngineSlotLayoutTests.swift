@@ -3,28 +3,20 @@ import Testing
 
 /// What the detector's quiet check reads of an engine-slot entry lies in its first 16 bytes: entries are 16-aligned,
 /// so those never straddle two cache lines, while the whole 32-byte entry does for every other slot (the array's
-/// elements begin 48 bytes into a page). Besides the serial, one word (`QuietInputs`), which an engine keeps too.
+/// elements begin 48 bytes into a page).
 @Test func quietFieldsLeadTheEngineSlotEntry() {
     typealias E = Detector.EngineSlot
-    #expect(MemoryLayout<E>.offset(of: \E.serial)! + 8 <= 16)
-    #expect(MemoryLayout<E>.offset(of: \E.quiet)! + MemoryLayout<Detector.QuietInputs>.size <= 16)
-    #expect(MemoryLayout<Detector.QuietInputs>.size == 8)
+    for offset in [MemoryLayout<E>.offset(of: \E.serial)! + 8, MemoryLayout<E>.offset(of: \E.lastUnit)! + 4,
+                   MemoryLayout<E>.offset(of: \E.quietAccess)! + 2, MemoryLayout<E>.offset(of: \E.quietProtocol)! + 1,
+                   MemoryLayout<E>.offset(of: \E.flags)! + 1] {
+        #expect(offset <= 16)
+    }
     #expect(MemoryLayout<E>.stride == 32)
     var e = E()
     e.reversed = true; e.protocolDenied = true
     #expect(e.reversed && e.protocolDenied && !e.hasConduitMasks)
     e.reversed = false
     #expect(!e.reversed && e.protocolDenied)
-}
-
-/// The quiet inputs as a word and back are what they were; a zero word passes nothing quietly.
-@Test func quietInputsRoundTripThroughTheirWord() {
-    var q = Detector.QuietInputs()
-    q.lastUnit = 65_535; q.quietAccess = 0x1FFF; q.quietProtocol = 3; q.reversed = true
-    let back = Detector.QuietInputs(word: q.word)
-    #expect(back.lastUnit == 65_535 && back.quietAccess == 0x1FFF && back.quietProtocol == 3 && back.reversed && !back.protocolDenied)
-    #expect(q.word != 0)
-    #expect(!Detector.QuietInputs(word: 0).canPassQuietly)
 }
 
 /// A tracked flow's cached verdict is fresh memory for each of up to 100,000 flows: the verdict and the two fields
