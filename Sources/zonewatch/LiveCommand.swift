@@ -194,9 +194,18 @@ final class LiveLoop {
     var reloads: UInt64 = 0
     var reloadFailures: UInt64 = 0
     var lossAlerts: UInt64 = 0
+    /// SIGHUP's load and compile of the policy file, on a thread of its own (nil without `--policy`): this thread keeps
+    /// reading packets meanwhile and swaps the result in between two batches (`applyReload`).
+    let policyLoad: CoalescedBackgroundJob<(path: String, policy: CompiledPolicy?, errors: [PolicyError])>?
 
     init(sources: [PacketSource], names: [String], session: RunSession, pipeline: ParallelPipeline?, settings: LiveCommand.Settings) {
         self.sources = sources; self.names = names; self.session = session; self.pipeline = pipeline; self.settings = settings
+        policyLoad = session.options.policyPath.map { path in
+            CoalescedBackgroundJob(name: "zw-policy-load") {
+                let (policy, errors) = checkPolicyFile(path: path)
+                return (path, policy, errors)
+            }
+        }
         counters = names.map { InterfaceCounters(name: $0) }
         monitor = LossMonitor(threshold: settings.dropAlertThreshold)
         lastStats = started; lastPoll = started; lastPacketWall = started
@@ -288,6 +297,7 @@ final class LiveLoop {
         let now = monotonicSeconds()
         if !idle { lastPacketWall = now }
         if SignalFlags.take(SignalFlags.reload) { reload() }
+        if let loaded = policyLoad?.take() { applyReload(loaded) }
         if SignalFlags.take(SignalFlags.stats) { writeStats(reason: "signal") }
         if now - lastPoll >= 1 {
             lastPoll = now
@@ -316,13 +326,20 @@ final class LiveLoop {
         }
     }
 
-    /// SIGHUP: load and compile the policy on this thread; swap it in only if it has no errors.
+    /// SIGHUP: load and compile the policy, off this thread (`policyLoad`); `applyReload` swaps it in once compiled.
+    /// A SIGHUP while one is being compiled asks for one more load after it (the file may have changed again).
     func reload() {
-        guard let path = session.options.policyPath else {
+        guard let policyLoad else {
             printError("zonewatch: SIGHUP: no --policy to reload")
             return
         }
-        let (policy, errors) = checkPolicyFile(path: path)
+        policyLoad.request()
+    }
+
+    /// A policy `reload` loaded from `path`: swapped in only if it has no errors (else the errors are logged and the
+    /// policy in force is kept).
+    func applyReload(_ loaded: (path: String, policy: CompiledPolicy?, errors: [PolicyError])) {
+        let (path, policy, errors) = loaded
         guard errors.isEmpty, let policy else {
             for e in errors { printError("zonewatch: reload rejected: \(e.description)") }
             printError("zonewatch: SIGHUP: \(path) has \(errors.count) error\(errors.count == 1 ? "" : "s"); the policy in force is kept")
