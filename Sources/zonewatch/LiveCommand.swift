@@ -194,9 +194,11 @@ final class LiveLoop {
     var reloads: UInt64 = 0
     var reloadFailures: UInt64 = 0
     var lossAlerts: UInt64 = 0
+    /// A policy file as a reload loaded it: the policy, or the errors that reject it.
+    typealias LoadedPolicy = (path: String, policy: CompiledPolicy?, errors: [PolicyError])
     /// SIGHUP's load and compile of the policy file, on a thread of its own (nil without `--policy`): this thread keeps
     /// reading packets meanwhile and swaps the result in between two batches (`applyReload`).
-    let policyLoad: CoalescedBackgroundJob<(path: String, policy: CompiledPolicy?, errors: [PolicyError])>?
+    let policyLoad: CoalescedBackgroundJob<LoadedPolicy>?
 
     init(sources: [PacketSource], names: [String], session: RunSession, pipeline: ParallelPipeline?, settings: LiveCommand.Settings) {
         self.sources = sources; self.names = names; self.session = session; self.pipeline = pipeline; self.settings = settings
@@ -338,7 +340,7 @@ final class LiveLoop {
 
     /// A policy `reload` loaded from `path`: swapped in only if it has no errors (else the errors are logged and the
     /// policy in force is kept).
-    func applyReload(_ loaded: (path: String, policy: CompiledPolicy?, errors: [PolicyError])) {
+    func applyReload(_ loaded: LoadedPolicy) {
         let (path, policy, errors) = loaded
         guard errors.isEmpty, let policy else {
             for e in errors { printError("zonewatch: reload rejected: \(e.description)") }
