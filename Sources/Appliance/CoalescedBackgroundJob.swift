@@ -26,16 +26,17 @@ public final class CoalescedBackgroundJob<Result: Sendable>: Sendable {
 
     deinit { finish() }
 
-    /// Starts the job, or (while it runs) asks for one more run after it.
+    /// Starts the job, or (while it runs) asks for one more run after it. The asker's thread only.
     public func request() {
-        let start = state.withLock { s -> Bool in
-            if s.running { s.again = true; return false }
+        // (starts, the previous run's thread): that thread has ended or is ending (`running` was false), and is
+        // joined before another is made.
+        let (starts, previous) = state.withLock { s -> (Bool, WorkerThread?) in
+            if s.running { s.again = true; return (false, nil) }
             s.running = true
-            return true
+            defer { s.thread = nil }
+            return (true, s.thread)
         }
-        guard start else { return }
-        // The previous run's thread has ended (`running` was false): joined before another is made.
-        let previous = state.withLock { s -> WorkerThread? in let t = s.thread; s.thread = nil; return t }
+        guard starts else { return }
         previous?.join()
         let thread = WorkerThread(name: name) { [self] in run() }
         state.withLock { $0.thread = thread }
@@ -69,12 +70,9 @@ public final class CoalescedBackgroundJob<Result: Sendable>: Sendable {
     /// Whether a run is under way or asked for.
     public var isRunning: Bool { state.withLock { $0.running } }
 
-    /// Waits for the runs under way and asked for to end (their results stay to be taken).
+    /// Waits for the runs under way and asked for to end (their results stay to be taken). The asker's thread only,
+    /// as `request`: no new run can start meanwhile.
     public func finish() {
-        while true {
-            let t = state.withLock { s -> WorkerThread? in let t = s.thread; s.thread = nil; return t }
-            guard let t else { return }
-            t.join()
-        }
+        state.withLock { s -> WorkerThread? in defer { s.thread = nil }; return s.thread }?.join()
     }
 }

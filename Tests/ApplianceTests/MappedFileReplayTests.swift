@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import Capture
 import Engine
+@testable import Policy   // `readTextFile`
 @testable import Appliance
 
 /// One engine reading a classic pcap file through a memory map (`MappedFileReplay`, what `zonewatch replay` does
@@ -248,27 +249,14 @@ import Engine
         defer { try? FileManager.default.removeItem(atPath: file) }
         let map = try #require(SharedCaptureMap(path: file, linkType: 1, workers: 1))
         let start = String(UInt(bitPattern: map.base), radix: 16)
-        // Read to its end by hand: a proc file says its size is 0, and Foundation's reading stopped short of the map.
-        let smaps = try #require(Self.readWhole("/proc/self/smaps"))
+        // Read to its end (`readTextFile`, as policies are read): a proc file says its size is 0, and Foundation's
+        // reading stopped short of the map.
+        let smaps = try #require(readTextFile("/proc/self/smaps"))
         // The map's area: its header line (start-end ...), then its fields up to its flags.
         let lines = smaps.components(separatedBy: "\n")
         let header = try #require(lines.firstIndex { $0.hasPrefix(start + "-") }, "no area starts at the map's base \(start)")
         let flags = try #require(lines[header...].first { $0.hasPrefix("VmFlags:") })
         let words = Set(flags.split(separator: " ").dropFirst().map(String.init))
         #expect(words.contains("hg") && words.contains("sr"), "the map's flags: \(flags)")
-    }
-
-    /// The whole of a file read with `read` until it ends (nil: it cannot be opened).
-    static func readWhole(_ path: String) -> String? {
-        let descriptor = open(path, O_RDONLY)
-        guard descriptor >= 0 else { return nil }
-        defer { close(descriptor) }
-        var bytes: [UInt8] = [], chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = read(descriptor, &chunk, chunk.count)
-            if n <= 0 { break }
-            bytes += chunk[0..<n]
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }
