@@ -102,6 +102,17 @@ final class DissectorPool<D: AppDissector> {
         freeCount &+= 1
     }
 
+    /// Releases every slot at once (every flow ended together), in memory order: each holds a fresh state and is free.
+    func releaseAll() {
+        for i in 0..<count {
+            let state = states.pointer(i)
+            state.deinitialize(count: 1)
+            state.initialize(to: D())
+            freeSlots[i] = Int32(i)
+        }
+        freeCount = count
+    }
+
     /// Starts loading the cache lines of slot `s`'s state that a delivery reads, and its context's (a hint: `s` may
     /// be stale, so it is checked). Inlined into the engine's prefetch stage: a call per packet cost more than its body.
     @inline(__always)

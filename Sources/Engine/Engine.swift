@@ -1035,10 +1035,11 @@ public final class Engine {
         prefetchFlowEndLines(next)
     }
 
-    /// Ends every live flow (end of input or shutdown): each gets its record, in least-recently-seen order.
+    /// Ends every live flow (end of input or shutdown): each gets its record, in least-recently-seen order (all at
+    /// once when nothing is written or told of each end: `endAllFlowsAtOnce`).
     public func finish() {
         endingInput = true
-        endAllFlows(activeAs: .endOfInput)
+        if !endAllFlowsAtOnce() { endAllFlows(activeAs: .endOfInput) }
         endingInput = false
         statistics.pdus = sink.pduCounts
         observer?.finish()
@@ -1063,6 +1064,36 @@ public final class Engine {
                 endFlow(s, reason: closed ? (flows.slots[Int(s)].reset ? .rst : .fin) : reason)
             }
         }
+    }
+
+    /// Ends every live flow at the end of input in one pass, when nothing is written or told of each end: no flow
+    /// records, no PDU or transaction records (all a dissector's `finish` writes), no observer that wants these ends,
+    /// and no stream holding segments (their flush is dissected: gaps, operations). Nothing then depends on the
+    /// order, and each end is only its count by reason (as `endAllFlows` counts it) and its state's release: the table
+    /// and the dissector pools are emptied wholesale. False, having changed nothing, when an end would be seen: the
+    /// caller ends the flows in order. (Flow by flow, the end of the 2.5M plant's 100,000 flows took 86 M
+    /// instructions, 864 a flow: the recency order, the backward shifts, each flow's context and dissector state.)
+    func endAllFlowsAtOnce() -> Bool {
+        guard !configuration.flowRecords, !sink.recordsEnabled, borrowedFlowEventTarget == nil || !flowEndsAtEndOfInput else {
+            return false
+        }
+        var fin: UInt64 = 0, rst: UInt64 = 0, open: UInt64 = 0, holding = false
+        flows.forEachFlow { s, list in
+            let state = flows.slots + Int(s)
+            // The summary's "holds nothing" bits, kept after every use of the streams (`summariseStreams`).
+            assert(state.pointee.initiatorStream.holdsSegments == (state.pointee.streamSummary & 0b0001 == 0)
+                   && state.pointee.responderStream.holdsSegments == (state.pointee.streamSummary & 0b0100 == 0))
+            if state.pointee.streamSummary & 0b0101 != 0b0101 { holding = true }
+            if list == .closed { if state.pointee.reset { rst &+= 1 } else { fin &+= 1 } } else { open &+= 1 }
+        }
+        guard !holding else { return false }
+        statistics.flowsEnded[Int(FlowEndReason.fin.rawValue)] &+= fin
+        statistics.flowsEnded[Int(FlowEndReason.rst.rawValue)] &+= rst
+        statistics.flowsEnded[Int(FlowEndReason.endOfInput.rawValue)] &+= open
+        modbus.releaseAll(); dnp3.releaseAll(); s7comm.releaseAll()
+        flows.removeAll()
+        sinkFlowSlot = -1
+        return true
     }
 
     /// Hands every finished record line to `body` (kind, bytes) and empties the buffers.

@@ -363,13 +363,43 @@ public final class FlowTable {
         freeSlots.append(s)
         count -= 1
         let state = (slots + Int(s)).move()
-        // What a slot `prefetchAhead` named before the flow ended is read for (raw, the slot holding no state): a key
-        // that matches no packet (VLAN 0xFFFF is reserved, protocol 0 and no addresses), so that the caller's key
-        // comparison (`candidate`) fails, and no application, so that no dissector state is prefetched for it.
+        markVacant(s)
+        return state
+    }
+
+    /// Removes every flow at once, leaving the table as `remove` on each would (free slots, lists, an empty index),
+    /// in one pass over the slots and one over the index: their states are deinitialised, not handed back. For ends
+    /// that nobody sees flow by flow, where `endOrder`'s order and the backward shifts are wasted (`Engine.finish`).
+    public func removeAll() {
+        applyPendingTouches()
+        freeSlots.reserveCapacity(freeSlots.count + count)
+        for s in 0..<initialisedSlots where membership[s] >> 30 != 0 {
+            leave(Int32(s))
+            freeSlots.append(Int32(s))
+            (slots + s).deinitialize(count: 1)
+            markVacant(Int32(s))
+        }
+        index.update(repeating: 0, count: indexSize)
+        count = 0
+    }
+
+    /// Calls `body` with every live flow's slot and list (pending moves applied first), in slot order: the states are
+    /// read in memory order, not in the recency order `endOrder` gives.
+    public func forEachFlow(_ body: (Int32, LRUList) -> Void) {
+        applyPendingTouches()
+        for s in 0..<initialisedSlots {
+            let list = membership[s] >> 30
+            if list != 0 { body(Int32(s), LRUList(rawValue: UInt8(list &- 1))!) }
+        }
+    }
+
+    /// What a slot `prefetchAhead` named before the flow ended is read for (raw, the slot holding no state): a key
+    /// that matches no packet (VLAN 0xFFFF is reserved, protocol 0 and no addresses), so that the caller's key
+    /// comparison (`candidate`) fails, and no application, so that no dissector state is prefetched for it.
+    private func markVacant(_ s: Int32) {
         let raw = UnsafeMutableRawPointer(slots + Int(s))
         raw.storeBytes(of: FlowTable.vacantKey, toByteOffset: FlowTable.keyOffset, as: FlowKey.self)
         raw.storeBytes(of: 0, toByteOffset: FlowTable.applicationOffset, as: UInt8.self)
-        return state
     }
 
     private static let keyOffset = MemoryLayout<FlowState>.offset(of: \FlowState.key)!
