@@ -347,7 +347,11 @@ public final class FlowTable {
         applyPendingTouches()
         leave(s)
         var i = home(UInt64(slots[Int(s)].hashLow))
-        while FlowTable.slot(of: index[i]) != s { i = (i + 1) & mask }
+        while FlowTable.slot(of: index[i]) != s {
+            // A flow not in the index (a bug: removed twice, or lists out of step with the index) would probe forever.
+            precondition(index[i] != 0, "flow table: removing a flow the index does not hold")
+            i = (i + 1) & mask
+        }
         // Backward-shift deletion keeps every probe chain unbroken.
         var j = i
         while true {
