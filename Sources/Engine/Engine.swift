@@ -258,8 +258,8 @@ public final class Engine {
             // conversation ends and a new one starts. The same ISN again is only a retransmitted SYN.
             if packet.tcpFlags & (PacketView.syn | PacketView.ack) == PacketView.syn
                 && (flows.slots[Int(s)].midstream || flows.slots[Int(s)].initialSequence != packet.sequence) {
-                let closed = flows.slots[Int(s)].isClosed, reset = flows.slots[Int(s)].reset   // (a copy of the state retained its buffers)
-                endFlow(s, reason: closed ? (reset ? .rst : .fin) : .portReuse)
+                // (Fields read in place: a copy of the state retained its buffers.)
+                endFlow(s, reason: flows.slots[Int(s)].isClosed ? flows.slots[Int(s)].closedEndReason : .portReuse)
                 slot = createFlow(key, hash: key.fastHash(flows.hashKey), packet: packet)
             }
         } else {
@@ -424,7 +424,7 @@ public final class Engine {
     private func createFlow(_ key: FlowKey, hash: UInt64, packet: PacketView) -> Int32 {
         if flows.isFull, let victim = flows.evictionCandidate {
             let closed = flows.slots[Int(victim)].isClosed
-            endFlow(victim, reason: closed ? (flows.slots[Int(victim)].reset ? .rst : .fin) : .evicted)
+            endFlow(victim, reason: closed ? flows.slots[Int(victim)].closedEndReason : .evicted)
         }
         let senderIsLow = key.sentByLow(packet)
         var midstream = false
@@ -943,7 +943,7 @@ public final class Engine {
         let limits = flows.limits
         while let s = flows.oldest(.closed, idle: limits.closedLinger, at: now.seconds) {
             prefetchFlowEnds(after: s)
-            endFlow(s, reason: flows.slots[Int(s)].reset ? .rst : .fin)
+            endFlow(s, reason: flows.slots[Int(s)].closedEndReason)
         }
         // Each active list is in least-recently-seen order under one timeout: its expired flows are a prefix of it.
         // Both are ended in the order they were last seen, as one list would give them.
@@ -1061,7 +1061,7 @@ public final class Engine {
                 if prefetching {
                     prefetchFlowEnds(next: i &+ 4 < order.count ? order[i &+ 4] : -1, afterNext: i &+ 8 < order.count ? order[i &+ 8] : -1)
                 }
-                endFlow(s, reason: closed ? (flows.slots[Int(s)].reset ? .rst : .fin) : reason)
+                endFlow(s, reason: closed ? flows.slots[Int(s)].closedEndReason : reason)
             }
         }
     }
@@ -1077,19 +1077,17 @@ public final class Engine {
         guard !configuration.flowRecords, !sink.recordsEnabled, borrowedFlowEventTarget == nil || !flowEndsAtEndOfInput else {
             return false
         }
-        var fin: UInt64 = 0, rst: UInt64 = 0, open: UInt64 = 0, holding = false
+        var ended = [UInt64](repeating: 0, count: statistics.flowsEnded.count), holding = false
         flows.forEachFlow { s, list in
             let state = flows.slots + Int(s)
             // The summary's "holds nothing" bits, kept after every use of the streams (`summariseStreams`).
             assert(state.pointee.initiatorStream.holdsSegments == (state.pointee.streamSummary & 0b0001 == 0)
                    && state.pointee.responderStream.holdsSegments == (state.pointee.streamSummary & 0b0100 == 0))
-            if state.pointee.streamSummary & 0b0101 != 0b0101 { holding = true }
-            if list == .closed { if state.pointee.reset { rst &+= 1 } else { fin &+= 1 } } else { open &+= 1 }
+            if state.pointee.streamSummary & FlowState.quietStreams != FlowState.quietStreams { holding = true }
+            ended[Int((list == .closed ? state.pointee.closedEndReason : .endOfInput).rawValue)] &+= 1
         }
         guard !holding else { return false }
-        statistics.flowsEnded[Int(FlowEndReason.fin.rawValue)] &+= fin
-        statistics.flowsEnded[Int(FlowEndReason.rst.rawValue)] &+= rst
-        statistics.flowsEnded[Int(FlowEndReason.endOfInput.rawValue)] &+= open
+        for r in ended.indices { statistics.flowsEnded[r] &+= ended[r] }
         modbus.releaseAll(); dnp3.releaseAll(); s7comm.releaseAll()
         flows.removeAll()
         sinkFlowSlot = -1

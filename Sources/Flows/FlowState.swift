@@ -107,4 +107,7 @@ public struct FlowState {
 
     /// Whether the flow has closed (both FINs or a RST) and only lingers for stragglers.
     @inlinable public var isClosed: Bool { reset || finMask == 3 }
+
+    /// What a closed flow ends as: `rst` after a RST, else `fin`.
+    @inlinable public var closedEndReason: FlowEndReason { reset ? .rst : .fin }
 }
