@@ -139,6 +139,12 @@ final class DissectorPool<D: AppDissector> {
 
     /// Slots in use.
     var live: Int { count - freeCount }
+    /// Whether a state holds part of a message its dissector reassembles (`AppDissector.holdsUnfinishedMessage`): a
+    /// pass over the block in memory order (a free slot holds a fresh state, which holds nothing).
+    var anyHoldsUnfinishedMessage: Bool {
+        for i in 0..<count where states[i].holdsUnfinishedMessage { return true }
+        return false
+    }
 }
 
 /// A block of dissector states `stride` bytes apart from a cache-line boundary: a power of two up to 64 bytes, a

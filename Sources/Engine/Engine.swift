@@ -966,8 +966,10 @@ public final class Engine {
         }
         let kind = ApplicationKind(rawValue: flows.slots[Int(slot)].application) ?? .none
         let app = flows.slots[Int(slot)].applicationSlot
-        if kind.appProtocol != nil {
+        if let appProtocol = kind.appProtocol {
             setSinkFlow(slot); sink.frame = frame; sink.time = now
+            sink.endingAtCaptureBoundary = reason.isCaptureBoundary
+            reportUnfinishedPDUs(slot, layer: appProtocol.name)
             switch kind {
             case .modbus: modbus.states[Int(app)].finish(sink: sink); modbus.release(app)
             case .dnp3: dnp3.states[Int(app)].finish(sink: sink); dnp3.release(app)
@@ -990,6 +992,16 @@ public final class Engine {
             FlowRecord.write(state, reason: reason, applicationProtocol: kind.appProtocol?.name, transport: transport,
                              communityID: id, into: &sink.json)
             sink.finishLine(.flow)
+        }
+    }
+
+    /// Reports each side's carry of an ending flow, the start of a PDU whose rest never came (`EventSink.unfinishedAtEnd`:
+    /// an anomaly, or a count where the capture ended the flow): its bytes go with the flow, and would otherwise vanish
+    /// without a trace. Before the dissector's `finish`, which reports what it holds itself.
+    private func reportUnfinishedPDUs(_ slot: Int32, layer: StaticString) {
+        for side in [FlowSide.initiator, .responder] {
+            let held = carryPointer(slot, side).pointee.count
+            if held > 0 { sink.unfinishedAtEnd(layer: layer, bytes: held, sender: side) }
         }
     }
 
@@ -1042,6 +1054,7 @@ public final class Engine {
         if !endAllFlowsAtOnce() { endAllFlows(activeAs: .endOfInput) }
         endingInput = false
         statistics.pdus = sink.pduCounts
+        (statistics.cutAtCaptureEnd, statistics.cutAtCaptureEndBytes) = sink.cutAtCaptureBoundary
         observer?.finish()
     }
 
@@ -1068,7 +1081,8 @@ public final class Engine {
 
     /// Ends every live flow at the end of input in one pass, when nothing is written or told of each end: no flow
     /// records, no PDU or transaction records (all a dissector's `finish` writes), no observer that wants these ends,
-    /// and no stream holding segments (their flush is dissected: gaps, operations). Nothing then depends on the
+    /// no stream holding segments (their flush is dissected: gaps, operations), and no unfinished PDU in a carry or
+    /// a dissector's own reassembly (each end reports it: `truncated_at_end`). Nothing then depends on the
     /// order, and each end is only its count by reason (as `endAllFlows` counts it) and its state's release: the table
     /// and the dissector pools are emptied wholesale. False, having changed nothing, when an end would be seen: the
     /// caller ends the flows in order. (Flow by flow, the end of the 2.5M plant's 100,000 flows took 86 M
@@ -1084,9 +1098,13 @@ public final class Engine {
             assert(state.pointee.initiatorStream.holdsSegments == (state.pointee.streamSummary & 0b0001 == 0)
                    && state.pointee.responderStream.holdsSegments == (state.pointee.streamSummary & 0b0100 == 0))
             if state.pointee.streamSummary & FlowState.quietStreams != FlowState.quietStreams { holding = true }
+            // A dissected flow's carry holds an unfinished PDU, which its end reports.
+            if state.pointee.application != ApplicationKind.none.rawValue && state.pointee.application != ApplicationKind.undecided.rawValue
+                && !(state.pointee.initiatorCarry.isEmpty && state.pointee.responderCarry.isEmpty) { holding = true }
             ended[Int((list == .closed ? state.pointee.closedEndReason : .endOfInput).rawValue)] &+= 1
         }
-        guard !holding else { return false }
+        guard !holding, !modbus.anyHoldsUnfinishedMessage, !dnp3.anyHoldsUnfinishedMessage, !s7comm.anyHoldsUnfinishedMessage
+        else { return false }
         for r in ended.indices { statistics.flowsEnded[r] &+= ended[r] }
         modbus.releaseAll(); dnp3.releaseAll(); s7comm.releaseAll()
         flows.removeAll()
@@ -1097,6 +1115,7 @@ public final class Engine {
     /// Hands every finished record line to `body` (kind, bytes) and empties the buffers.
     public func drainRecords(_ body: (RecordKind, [UInt8]) -> Void) {
         sink.copyPDUCounts(into: &statistics.pdus)   // in place: no array per drain
+        (statistics.cutAtCaptureEnd, statistics.cutAtCaptureEndBytes) = sink.cutAtCaptureBoundary
         for kind in RecordKind.allCases where !sink.lines[kind.rawValue].isEmpty {
             body(kind, sink.lines[kind.rawValue])
             sink.lines[kind.rawValue].removeAll(keepingCapacity: true)

@@ -18,6 +18,9 @@ public enum FlowEndReason: UInt8, Sendable, CaseIterable {
         case .clockStep: "clock_step"
         }
     }
+
+    /// Whether the capture ended the flow (end of input, eviction, a step of packet time), not a peer on the wire.
+    public var isCaptureBoundary: Bool { self == .endOfInput || self == .evicted || self == .clockStep }
 }
 
 /// Everything ZoneWatch keeps about one live flow, stored by value in the flow table's slots.

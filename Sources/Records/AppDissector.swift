@@ -41,8 +41,12 @@ public protocol AppDissector {
     mutating func consume(_ bytes: ByteView, side: FlowSide, sink: EventSink) -> Int
     /// `length` bytes from `side` are missing from the stream (never arrived): resynchronise on the next PDU.
     mutating func gap(side: FlowSide, length: Int, sink: EventSink)
-    /// The flow ended: report what is still pending (unanswered requests) and forget the flow.
+    /// The flow ended: report what is still pending (unanswered requests, a message left unfinished in its own
+    /// reassembly: `truncated_at_end`) and forget the flow.
     mutating func finish(sink: EventSink)
+    /// Whether the state holds part of a message it reassembles itself (beyond the engine's carry), which `finish`
+    /// reports: the engine then ends the flow in order, never wholesale.
+    var holdsUnfinishedMessage: Bool { get }
 }
 
 extension AppDissector {
@@ -50,4 +54,6 @@ extension AppDissector {
     public static var readsFlowContextAfterFirstDelivery: Bool { true }
     /// By default the whole state.
     public static var perPacketStateBytes: Int { MemoryLayout<Self>.size }
+    /// By default nothing: every partial PDU is in the engine's carry.
+    public var holdsUnfinishedMessage: Bool { false }
 }

@@ -23,7 +23,8 @@ func printSummary(_ s: EngineStatistics, wallSeconds: Double, extra: [String] = 
     var skipped = "not decoded: \(s.decodeFailureTotal)  non-ip: \(s.nonIPPackets)  truncated by snaplen: \(s.truncatedPackets)"
     for f in DecodeFailure.allCases where s.decodeFailures[Int(f.rawValue)] > 0 { skipped += "  \(f.name): \(s.decodeFailures[Int(f.rawValue)])" }
     lines.append(skipped)
-    lines.append("tcp gaps: \(s.streamGaps) (\(s.streamGapBytes) bytes)  reassembly overflows: \(s.carryOverflows)")
+    lines.append("tcp gaps: \(s.streamGaps) (\(s.streamGapBytes) bytes)  reassembly overflows: \(s.carryOverflows)"
+                 + (s.cutAtCaptureEnd > 0 ? "  cut at capture end: \(s.cutAtCaptureEnd) (\(s.cutAtCaptureEndBytes) bytes)" : ""))
     lines.append(contentsOf: extra)
     for l in lines { printError("zonewatch: \(l)") }
 }

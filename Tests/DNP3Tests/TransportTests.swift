@@ -143,4 +143,35 @@ struct TransportTests {
             #expect(done.fragment.map { Array($0.raw) } == [1, 2, 3, 1, 2, 3])
         }
     }
+
+    /// A flow that ends with a fragment in reassembly (its first segment taken, its last never come) reports it at
+    /// `finish`: a `truncated_at_end` anomaly with the bytes taken when a peer ended the flow, a count with no anomaly
+    /// when the capture ended it. A whole fragment leaves nothing to report.
+    @Test("a fragment left in reassembly is reported at the flow's end", arguments: [false, true])
+    func aFragmentLeftInReassemblyIsReportedAtTheEnd(atCaptureBoundary: Bool) {
+        let app: [UInt8] = [0xC0, 0x81, 0x00, 0x00] + [UInt8](repeating: 0, count: 400)
+        let segments = Wire3.segmented(app)
+        #expect(segments.count == 2)
+        let whole = Harness(records: false)
+        for s in segments { whole.feed(s, side: .responder) }
+        let wholeHolds = whole.dissector.holdsUnfinishedMessage   // (a failed expectation on the state would print all of it)
+        #expect(!wholeHolds)
+
+        let h = Harness(records: false)
+        h.feed(segments[0], side: .responder)
+        let holds = h.dissector.holdsUnfinishedMessage
+        #expect(holds)
+        h.sink.endingAtCaptureBoundary = atCaptureBoundary
+        h.finish()
+        let cut = h.sink.anomalies.filter { $0.kind.description == "truncated_at_end" }
+        if atCaptureBoundary {
+            #expect(cut.isEmpty)
+            #expect(h.sink.cutAtCaptureBoundary == (1, 249))
+        } else {
+            #expect(cut.count == 1 && cut.first?.layer.description == "dnp3" && cut.first?.value == 249 && cut.first?.sender == .responder)
+            #expect(h.sink.cutAtCaptureBoundary == (0, 0))
+        }
+        whole.finish()
+        #expect(!whole.anomalies.contains("truncated_at_end") && whole.sink.cutAtCaptureBoundary == (0, 0))
+    }
 }

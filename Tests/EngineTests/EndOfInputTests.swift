@@ -123,4 +123,56 @@ import Flows
         #expect(observer.ends == (wants ? 4 : 0))
         #expect(engine.liveFlows == 0 && engine.statistics.flowsEndedTotal == 4)
     }
+
+    /// Flows that end holding part of a message: a second Modbus request's first 7 bytes in the engine's carry, an S7comm
+    /// COTP message's first 9 bytes in the dissector's own reassembly. The flows that close (FIN both ways) ended
+    /// mid-message on the wire: one `truncated_at_end` anomaly each, from the sender, with the bytes held. The ones still
+    /// open at the end of input were cut by the capture: counted (`cutAtCaptureEnd`), no anomaly. Either kind of holding
+    /// keeps the end of input from going all at once (its reports would be lost).
+    @Test(arguments: [(true, false), (false, true), (true, true)])
+    func messagesCutByTheFlowsEndAreReportedOrCounted(modbus: Bool, s7comm: Bool) {
+        final class Anomalies: EngineObserver {
+            var seen: [Anomaly] = []
+            let wantsFlowEndsAtEndOfInput = false   // as the alert pipeline: the end of input may otherwise go at once
+            func flowStarted(_ flow: FlowContext, frame: UInt64, time: PacketTime) {}
+            func flowIdentified(_ flow: FlowContext, appProtocol: AppProtocol?, frame: UInt64, time: PacketTime) {}
+            func operation(_ op: Operation, flow: FlowContext) {}
+            func anomaly(_ a: Anomaly, flow: FlowContext?) { seen.append(a) }
+            func flowEnded(_ flow: FlowContext, reason: FlowEndReason) {}
+            func tick(time: PacketTime) {}
+            func finish() {}
+        }
+        let engine = Self.engine(flowRecords: false)
+        let observer = Anomalies()
+        engine.observer = observer
+        let request: [UInt8] = [0, 1, 0, 0, 0, 6, 1, 3, 0, 0, 0, 10]
+        // A COTP DT without EOT carrying 9 bytes: TPKT, then LI 2, DT, TPDU-NR 0.
+        let dt: [UInt8] = [3, 0, 0, 16, 2, 0xF0, 0x00, 0x32, 1, 0, 0, 0, 7, 0, 14, 0]
+        var flows: [(port: UInt16, service: UInt16, first: [UInt8])] = []
+        // A whole request, then the first 7 bytes of the next (a flow is identified by its first whole PDU).
+        if modbus { flows += [(40000, 502, request + request[0..<7]), (40001, 502, request + request[0..<7])] }
+        if s7comm { flows += [(40002, 102, dt), (40003, 102, dt)] }
+        for (i, f) in flows.enumerated() {
+            let c = Self.client, s = Self.server, n = UInt32(f.first.count)
+            engine.feed(tcpFrame(src: c, sport: f.port, dst: s, dport: f.service, seq: 1000, flags: 0x02), at: 1)
+            engine.feed(tcpFrame(src: s, sport: f.service, dst: c, dport: f.port, seq: 5000, ack: 1001, flags: 0x12), at: 1)
+            engine.feed(tcpFrame(src: c, sport: f.port, dst: s, dport: f.service, seq: 1001, ack: 5001, flags: 0x10), at: 1)
+            engine.feed(tcpFrame(src: c, sport: f.port, dst: s, dport: f.service, seq: 1001, ack: 5001, flags: 0x18, payload: f.first), at: 1)
+            guard i % 2 == 0 else { continue }   // the first of each pair closes
+            engine.feed(tcpFrame(src: c, sport: f.port, dst: s, dport: f.service, seq: 1001 + n, ack: 5001, flags: 0x11), at: 1)
+            engine.feed(tcpFrame(src: s, sport: f.service, dst: c, dport: f.port, seq: 5001, ack: 1002 + n, flags: 0x11), at: 1)
+        }
+        #expect(engine.liveFlows == flows.count)
+        #expect(!engine.endAllFlowsAtOnce(), "an unfinished message is reported at its flow's end")
+        engine.finish()
+        let cut = observer.seen.filter { $0.kind.description == "truncated_at_end" }
+        let expected = (modbus ? [("modbus", Int64(7))] : []) + (s7comm ? [("s7comm", Int64(9))] : [])
+        #expect(cut.map { $0.layer.description } == expected.map { $0.0 })
+        #expect(cut.map { $0.value } == expected.map { $0.1 })
+        #expect(cut.allSatisfy { $0.sender == .initiator })
+        #expect(engine.statistics.cutAtCaptureEnd == UInt64(expected.count))
+        #expect(engine.statistics.cutAtCaptureEndBytes == UInt64(expected.reduce(0) { $0 + $1.1 }))
+        #expect(engine.statistics.anomalies == UInt64(expected.count))
+        #expect(engine.liveFlows == 0 && engine.statistics.flowsEnded[Int(FlowEndReason.fin.rawValue)] == UInt64(flows.count / 2))
+    }
 }

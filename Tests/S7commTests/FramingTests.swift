@@ -187,4 +187,40 @@ import Records
         #expect(h.s7.count == 2)
         #expect(h.s7[1].int("function_code") == 4)
     }
+
+    /// A flow that ends with a message in reassembly reports it at `finish`, from the side that sent it, with its bytes
+    /// so far: a COTP message (DTs without EOT) and a userdata message (fragments without the last). An anomaly when a
+    /// peer ended the flow; a count with no anomaly when the capture ended it.
+    @Test(arguments: [false, true]) func aMessageLeftInReassemblyIsReportedAtTheEnd(atCaptureBoundary: Bool) {
+        let pdu = S7Wire.s7(rosctr: 1, ref: 7, params: [0x04, 0x01] + S7Wire.item(area: 0x84, db: 2, byte: 10, count: 2))
+        let cotp = Harness(), userdata = Harness()
+        cotp.feed(S7Wire.dt(Array(pdu[0..<9]), eot: false, number: 0))
+        userdata.feed(S7Wire.dt(S7Wire.userdata(ref: 1, type: 8, group: 4, sub: 1, extended: true, dataUnit: 5, last: false,
+                                                payload: [0x00, 0x1C, 0, 0, 0, 34, 0, 1])), side: .responder)
+        let userdataHeld = userdata.dissector.userdataBuffer.count(.responder)
+        #expect(userdataHeld > 0)
+        for (h, side, bytes) in [(cotp, FlowSide.initiator, 9), (userdata, .responder, userdataHeld)] {
+            let holds = h.dissector.holdsUnfinishedMessage   // (a failed expectation on the state would print all of it)
+            #expect(holds)
+            h.sink.endingAtCaptureBoundary = atCaptureBoundary
+            h.finish()
+            let cut = h.anomalies.filter { $0.kind.description == "truncated_at_end" }
+            if atCaptureBoundary {
+                #expect(cut.isEmpty)
+                #expect(h.sink.cutAtCaptureBoundary == (1, UInt64(bytes)))
+            } else {
+                #expect(cut.count == 1 && cut.first?.layer.description == "s7comm" && cut.first?.value == Int64(bytes) && cut.first?.sender == side)
+                #expect(h.sink.cutAtCaptureBoundary == (0, 0))
+            }
+            let holdsAfter = h.dissector.holdsUnfinishedMessage
+            #expect(!holdsAfter)
+        }
+        // A whole message leaves nothing.
+        let whole = Harness()
+        whole.feed(S7Wire.dt(pdu))
+        let wholeHolds = whole.dissector.holdsUnfinishedMessage
+        #expect(!wholeHolds)
+        whole.finish()
+        #expect(!whole.anomalies.contains { $0.kind.description == "truncated_at_end" })
+    }
 }

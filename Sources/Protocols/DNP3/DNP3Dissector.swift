@@ -194,6 +194,9 @@ public struct DNP3Dissector: AppDissector {
         sink.emit(Anomaly(layer: "dnp3", kind: "truncated_frame", offset: off, value: Int64(count)), sender: side)
     }
 
+    /// Whether a fragment is in reassembly (`finish` reports it).
+    public var holdsUnfinishedMessage: Bool { (reassembler?.inProgress ?? 0) > 0 }
+
     /// Drops the fragments in progress from `side` and its armed SELECT: their bytes are gone.
     public mutating func gap(side: FlowSide, length: Int, sink: EventSink) {
         if let r = reassembler, r.drop(side: side) > 0 {
@@ -202,8 +205,10 @@ public struct DNP3Dissector: AppDissector {
         state?.session.selects[Int(side.rawValue)].active = false
     }
 
-    /// Writes the requests still waiting for a response as `unanswered` and frees the flow's buffers.
+    /// Reports each fragment still in reassembly (`EventSink.unfinishedAtEnd`: the flow ended before its last segment), writes the
+    /// requests still waiting for a response as `unanswered` and frees the flow's buffers.
     public mutating func finish(sink: EventSink) {
+        reassembler?.forEachInProgress { side, bytes in sink.unfinishedAtEnd(layer: "dnp3", bytes: bytes, sender: side) }
         reassembler = nil
         guard let st = state else { return }
         if sink.transactionRecordsEnabled {

@@ -74,6 +74,11 @@ public final class DNP3Reassembler {
     /// Number of fragments in progress.
     public var inProgress: Int { slots.reduce(0) { $0 + ($1.inUse ? 1 : 0) } }
 
+    /// Each fragment in progress, oldest slot first: the side it comes from and the bytes taken so far.
+    func forEachInProgress(_ body: (FlowSide, Int) -> Void) {
+        for slot in slots where slot.inUse { body(slot.side, slot.length) }
+    }
+
     func find(_ side: FlowSide, _ source: UInt16, _ destination: UInt16) -> Int {
         for i in 0..<slots.count where slots[i].inUse && slots[i].side == side
             && slots[i].source == source && slots[i].destination == destination { return i }

@@ -153,8 +153,20 @@ public struct S7commDissector: AppDissector {
         cotpBuffer.reset(side); userdataBuffer.reset(side)
     }
 
-    /// Logs requests still waiting for an ack as unanswered and resets the flow's state.
+    /// Whether a COTP message (DTs without EOT) or a userdata message (fragments) is in reassembly on either side.
+    public var holdsUnfinishedMessage: Bool {
+        initiatorState.cotpFragmentsPending || initiatorState.userdataActive
+            || responderState.cotpFragmentsPending || responderState.userdataActive
+    }
+
+    /// Reports each message left in reassembly (`EventSink.unfinishedAtEnd`, with its bytes so far), logs requests still waiting
+    /// for an ack as unanswered and resets the flow's state.
     public mutating func finish(sink: EventSink) {
+        for side in [FlowSide.initiator, .responder] {
+            let s = state(side)
+            if s.cotpFragmentsPending { sink.unfinishedAtEnd(layer: "s7comm", bytes: cotpBuffer.count(side), sender: side) }
+            if s.userdataActive { sink.unfinishedAtEnd(layer: "s7comm", bytes: userdataBuffer.count(side), sender: side) }
+        }
         if sink.transactionRecordsEnabled {
             pending.drain { S7TransactionRecord.write($0, response: nil, status: "unanswered", sink: sink) }
         } else {
