@@ -977,6 +977,12 @@ public final class Engine {
             default: break
             }
             drainSink()
+        } else if kind == .undecided && holdsCarry(slot) {
+            // Bytes kept for identification, too few to tell the protocol: reported as the engine's own (`flow`).
+            setSinkFlow(slot); sink.frame = frame; sink.time = now
+            sink.endingAtCaptureBoundary = reason.isCaptureBoundary
+            reportUnfinishedPDUs(slot, layer: "flow")
+            drainSink()
         }
         if let target = borrowedFlowEventTarget, observerHearsFlowEnds {
             setSinkFlow(slot)
@@ -995,9 +1001,15 @@ public final class Engine {
         }
     }
 
-    /// Reports each side's carry of an ending flow, the start of a PDU whose rest never came (`EventSink.unfinishedAtEnd`:
-    /// an anomaly, or a count where the capture ended the flow): its bytes go with the flow, and would otherwise vanish
-    /// without a trace. Before the dissector's `finish`, which reports what it holds itself.
+    /// Whether either side's carry of flow `slot` holds bytes.
+    @inline(__always) private func holdsCarry(_ slot: Int32) -> Bool {
+        !(carryPointer(slot, .initiator).pointee.isEmpty && carryPointer(slot, .responder).pointee.isEmpty)
+    }
+
+    /// Reports each side's carry of an ending flow, the start of a PDU whose rest never came, or of an undecided flow's
+    /// first bytes (`EventSink.unfinishedAtEnd`: an anomaly, or a count where the capture ended the flow): its bytes go
+    /// with the flow, and would otherwise vanish without a trace. Before the dissector's `finish`, which reports what
+    /// it holds itself.
     private func reportUnfinishedPDUs(_ slot: Int32, layer: StaticString) {
         for side in [FlowSide.initiator, .responder] {
             let held = carryPointer(slot, side).pointee.count
@@ -1098,8 +1110,8 @@ public final class Engine {
             assert(state.pointee.initiatorStream.holdsSegments == (state.pointee.streamSummary & 0b0001 == 0)
                    && state.pointee.responderStream.holdsSegments == (state.pointee.streamSummary & 0b0100 == 0))
             if state.pointee.streamSummary & FlowState.quietStreams != FlowState.quietStreams { holding = true }
-            // A dissected flow's carry holds an unfinished PDU, which its end reports.
-            if state.pointee.application != ApplicationKind.none.rawValue && state.pointee.application != ApplicationKind.undecided.rawValue
+            // A dissected or undecided flow's carry holds bytes not yet decoded, which its end reports.
+            if state.pointee.application != ApplicationKind.none.rawValue
                 && !(state.pointee.initiatorCarry.isEmpty && state.pointee.responderCarry.isEmpty) { holding = true }
             ended[Int((list == .closed ? state.pointee.closedEndReason : .endOfInput).rawValue)] &+= 1
         }
