@@ -1338,7 +1338,7 @@ extension EngineStatistics {
         for i in flowsEnded.indices where i < s.flowsEnded.count { flowsEnded[i] &+= s.flowsEnded[i] }
         clockSteps = max(clockSteps, s.clockSteps)   // each engine sees the same steps of packet time
         streamGaps &+= s.streamGaps; streamGapBytes &+= s.streamGapBytes; carryOverflows &+= s.carryOverflows
-        cutAtCaptureEnd &+= s.cutAtCaptureEnd; cutAtCaptureEndBytes &+= s.cutAtCaptureEndBytes
+        messagesCutByCapture &+= s.messagesCutByCapture; messagesCutByCaptureBytes &+= s.messagesCutByCaptureBytes
         anomalies &+= s.anomalies; anomaliesNotLogged &+= s.anomaliesNotLogged; operations &+= s.operations; alerts &+= s.alerts
         for i in pdus.indices where i < s.pdus.count { pdus[i] &+= s.pdus[i] }
         for i in flowsPerProtocol.indices where i < s.flowsPerProtocol.count { flowsPerProtocol[i] &+= s.flowsPerProtocol[i] }

@@ -122,7 +122,7 @@ public struct StatsSnapshot: Sendable {
         json.endObject()
         json.field("tcp_gaps", s.streamGaps); json.field("tcp_gap_bytes", s.streamGapBytes)
         json.field("reassembly_overflows", s.carryOverflows)
-        json.field("cut_at_capture_end", s.cutAtCaptureEnd); json.field("cut_at_capture_end_bytes", s.cutAtCaptureEndBytes)
+        json.field("messages_cut_by_capture", s.messagesCutByCapture); json.field("messages_cut_by_capture_bytes", s.messagesCutByCaptureBytes)
         json.field("operations", s.operations); json.field("anomalies", s.anomalies)
         json.field("anomalies_not_logged", s.anomaliesNotLogged); json.field("alerts", s.alerts)
         json.key("pdus"); json.beginObject()
@@ -170,7 +170,7 @@ public struct StatsSnapshot: Sendable {
         family("zonewatch_tcp_gaps_total", "counter", "Holes in TCP streams handed to dissectors.", [("", n(s.streamGaps))])
         family("zonewatch_tcp_gap_bytes_total", "counter", "Bytes missing in TCP stream holes.", [("", n(s.streamGapBytes))])
         family("zonewatch_reassembly_overflows_total", "counter", "Times a dissector's reassembly buffer overflowed its bound.", [("", n(s.carryOverflows))])
-        family("zonewatch_cut_at_capture_end_total", "counter", "Messages left unfinished by flows the capture ended (end of input, eviction, clock step).", [("", n(s.cutAtCaptureEnd))])
+        family("zonewatch_messages_cut_by_capture_total", "counter", "Messages left unfinished by flows the capture ended (end of input, eviction, clock step).", [("", n(s.messagesCutByCapture))])
         family("zonewatch_pdus_total", "counter", "Application PDUs dissected, by protocol.",
                AppProtocol.allCases.map { (label("protocol", $0.name.description), n(s.pdus[Int($0.rawValue)])) })
         family("zonewatch_operations_total", "counter", "Classified ICS operations.", [("", n(s.operations))])

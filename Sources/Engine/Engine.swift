@@ -1066,7 +1066,7 @@ public final class Engine {
         if !endAllFlowsAtOnce() { endAllFlows(activeAs: .endOfInput) }
         endingInput = false
         statistics.pdus = sink.pduCounts
-        (statistics.cutAtCaptureEnd, statistics.cutAtCaptureEndBytes) = sink.cutAtCaptureBoundary
+        (statistics.messagesCutByCapture, statistics.messagesCutByCaptureBytes) = sink.cutByCapture
         observer?.finish()
     }
 
@@ -1127,7 +1127,7 @@ public final class Engine {
     /// Hands every finished record line to `body` (kind, bytes) and empties the buffers.
     public func drainRecords(_ body: (RecordKind, [UInt8]) -> Void) {
         sink.copyPDUCounts(into: &statistics.pdus)   // in place: no array per drain
-        (statistics.cutAtCaptureEnd, statistics.cutAtCaptureEndBytes) = sink.cutAtCaptureBoundary
+        (statistics.messagesCutByCapture, statistics.messagesCutByCaptureBytes) = sink.cutByCapture
         for kind in RecordKind.allCases where !sink.lines[kind.rawValue].isEmpty {
             body(kind, sink.lines[kind.rawValue])
             sink.lines[kind.rawValue].removeAll(keepingCapacity: true)

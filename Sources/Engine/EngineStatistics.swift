@@ -26,8 +26,8 @@ public struct EngineStatistics: Sendable {
     public var carryOverflows: UInt64 = 0
     /// Messages left unfinished by flows the capture ended (end of input, eviction, a step of packet time), and their
     /// bytes: cut by the capture, so counted here rather than reported as anomalies (`EventSink.unfinishedAtEnd`).
-    public var cutAtCaptureEnd: UInt64 = 0
-    public var cutAtCaptureEndBytes: UInt64 = 0
+    public var messagesCutByCapture: UInt64 = 0
+    public var messagesCutByCaptureBytes: UInt64 = 0
     /// Anomalies reported (all layers).
     public var anomalies: UInt64 = 0
     /// Anomaly log lines not written because the per-kind log bound was reached (still counted).

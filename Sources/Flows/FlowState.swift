@@ -19,7 +19,8 @@ public enum FlowEndReason: UInt8, Sendable, CaseIterable {
         }
     }
 
-    /// Whether the capture ended the flow (end of input, eviction, a step of packet time), not a peer on the wire.
+    /// Whether the capture, not a peer on the wire, ended the flow: its end (end of input), the monitor's flow cap
+    /// (eviction) or a step of its packet time.
     public var isCaptureBoundary: Bool { self == .endOfInput || self == .evicted || self == .clockStep }
 }
 

@@ -37,8 +37,8 @@ public final class EventSink {
         /// Whether the flow ending now ends at the capture's boundary (`unfinishedAtEnd`).
         @usableFromInline var endingAtCaptureBoundary = false
         /// Messages, and their bytes, that flows ending at the capture's boundary left unfinished.
-        @usableFromInline var cutAtCaptureBoundary: UInt64 = 0
-        @usableFromInline var cutAtCaptureBoundaryBytes: UInt64 = 0
+        @usableFromInline var cutByCapture: UInt64 = 0
+        @usableFromInline var cutByCaptureBytes: UInt64 = 0
         /// PDUs per protocol, in a block of their own (counted on every PDU: no array uniqueness check).
         @usableFromInline var pduCountBuffer: UnsafeMutablePointer<UInt64> = {
             let p = UnsafeMutablePointer<UInt64>.allocate(capacity: AppProtocol.allCases.count)
@@ -211,19 +211,19 @@ public final class EventSink {
     public var endingAtCaptureBoundary: Bool {
         get { state.pointee.endingAtCaptureBoundary } set { state.pointee.endingAtCaptureBoundary = newValue } }
     /// Messages that flows ending at the capture's boundary left unfinished, and their bytes (`unfinishedAtEnd`).
-    public var cutAtCaptureBoundary: (messages: UInt64, bytes: UInt64) {
-        (state.pointee.cutAtCaptureBoundary, state.pointee.cutAtCaptureBoundaryBytes)
+    public var cutByCapture: (messages: UInt64, bytes: UInt64) {
+        (state.pointee.cutByCapture, state.pointee.cutByCaptureBytes)
     }
 
     /// A message `sender` left unfinished when its flow ended (`bytes` of it held, dropped with the flow). A flow a
     /// peer ended (FIN, RST, silence, a reused port) ended mid-message on the wire: a `truncated_at_end` anomaly on
     /// `layer`. One the capture ended (`endingAtCaptureBoundary`) was cut by the capture, no peer's doing: counted in
-    /// `cutAtCaptureBoundary` (and the summary), with no anomaly to alert on, so that the end of a capture file does
+    /// `cutByCapture` (and the summary), with no anomaly to alert on, so that the end of a capture file does
     /// not blame the devices whose last messages it cut.
     public func unfinishedAtEnd(layer: StaticString, bytes: Int, sender: FlowSide) {
         if state.pointee.endingAtCaptureBoundary {
-            state.pointee.cutAtCaptureBoundary &+= 1
-            state.pointee.cutAtCaptureBoundaryBytes &+= UInt64(bytes)
+            state.pointee.cutByCapture &+= 1
+            state.pointee.cutByCaptureBytes &+= UInt64(bytes)
         } else {
             emit(Anomaly(layer: layer, kind: "truncated_at_end", offset: 0, value: Int64(bytes)), sender: sender)
         }

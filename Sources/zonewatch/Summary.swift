@@ -24,7 +24,7 @@ func printSummary(_ s: EngineStatistics, wallSeconds: Double, extra: [String] = 
     for f in DecodeFailure.allCases where s.decodeFailures[Int(f.rawValue)] > 0 { skipped += "  \(f.name): \(s.decodeFailures[Int(f.rawValue)])" }
     lines.append(skipped)
     lines.append("tcp gaps: \(s.streamGaps) (\(s.streamGapBytes) bytes)  reassembly overflows: \(s.carryOverflows)"
-                 + (s.cutAtCaptureEnd > 0 ? "  cut at capture end: \(s.cutAtCaptureEnd) (\(s.cutAtCaptureEndBytes) bytes)" : ""))
+                 + (s.messagesCutByCapture > 0 ? "  messages cut by the capture: \(s.messagesCutByCapture) (\(s.messagesCutByCaptureBytes) bytes)" : ""))
     lines.append(contentsOf: extra)
     for l in lines { printError("zonewatch: \(l)") }
 }

@@ -166,12 +166,12 @@ struct TransportTests {
         let cut = h.sink.anomalies.filter { $0.kind.description == "truncated_at_end" }
         if atCaptureBoundary {
             #expect(cut.isEmpty)
-            #expect(h.sink.cutAtCaptureBoundary == (1, 249))
+            #expect(h.sink.cutByCapture == (1, 249))
         } else {
             #expect(cut.count == 1 && cut.first?.layer.description == "dnp3" && cut.first?.value == 249 && cut.first?.sender == .responder)
-            #expect(h.sink.cutAtCaptureBoundary == (0, 0))
+            #expect(h.sink.cutByCapture == (0, 0))
         }
         whole.finish()
-        #expect(!whole.anomalies.contains("truncated_at_end") && whole.sink.cutAtCaptureBoundary == (0, 0))
+        #expect(!whole.anomalies.contains("truncated_at_end") && whole.sink.cutByCapture == (0, 0))
     }
 }

@@ -127,7 +127,7 @@ import Flows
     /// Flows that end holding part of a message: a second Modbus request's first 7 bytes in the engine's carry, an S7comm
     /// COTP message's first 9 bytes in the dissector's own reassembly, 5 bytes too few to identify a flow by. The flows that close (FIN both ways) ended
     /// mid-message on the wire: one `truncated_at_end` anomaly each, from the sender, with the bytes held. The ones still
-    /// open at the end of input were cut by the capture: counted (`cutAtCaptureEnd`), no anomaly. Either kind of holding
+    /// open at the end of input were cut by the capture: counted (`messagesCutByCapture`), no anomaly. Either kind of holding
     /// keeps the end of input from going all at once (its reports would be lost).
     @Test(arguments: [(true, false, false), (false, true, false), (false, false, true), (true, true, true)])
     func messagesCutByTheFlowsEndAreReportedOrCounted(modbus: Bool, s7comm: Bool, undecided: Bool) {
@@ -173,8 +173,8 @@ import Flows
         #expect(cut.map { $0.layer.description } == expected.map { $0.0 })
         #expect(cut.map { $0.value } == expected.map { $0.1 })
         #expect(cut.allSatisfy { $0.sender == .initiator })
-        #expect(engine.statistics.cutAtCaptureEnd == UInt64(expected.count))
-        #expect(engine.statistics.cutAtCaptureEndBytes == UInt64(expected.reduce(0) { $0 + $1.1 }))
+        #expect(engine.statistics.messagesCutByCapture == UInt64(expected.count))
+        #expect(engine.statistics.messagesCutByCaptureBytes == UInt64(expected.reduce(0) { $0 + $1.1 }))
         #expect(engine.statistics.anomalies == UInt64(expected.count))
         #expect(engine.liveFlows == 0 && engine.statistics.flowsEnded[Int(FlowEndReason.fin.rawValue)] == UInt64(flows.count / 2))
     }

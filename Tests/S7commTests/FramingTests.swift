@@ -207,10 +207,10 @@ import Records
             let cut = h.anomalies.filter { $0.kind.description == "truncated_at_end" }
             if atCaptureBoundary {
                 #expect(cut.isEmpty)
-                #expect(h.sink.cutAtCaptureBoundary == (1, UInt64(bytes)))
+                #expect(h.sink.cutByCapture == (1, UInt64(bytes)))
             } else {
                 #expect(cut.count == 1 && cut.first?.layer.description == "s7comm" && cut.first?.value == Int64(bytes) && cut.first?.sender == side)
-                #expect(h.sink.cutAtCaptureBoundary == (0, 0))
+                #expect(h.sink.cutByCapture == (0, 0))
             }
             let holdsAfter = h.dissector.holdsUnfinishedMessage
             #expect(!holdsAfter)
