@@ -966,22 +966,21 @@ public final class Engine {
         }
         let kind = ApplicationKind(rawValue: flows.slots[Int(slot)].application) ?? .none
         let app = flows.slots[Int(slot)].applicationSlot
-        if let appProtocol = kind.appProtocol {
+        // A dissected flow's end is reported under its protocol; an undecided one's only when it kept bytes for
+        // identification (too few to tell the protocol: reported as the engine's own, `flow`).
+        let layer: StaticString? = kind.appProtocol?.name
+            ?? (kind == .undecided && !(carryPointer(slot, .initiator).pointee.isEmpty && carryPointer(slot, .responder).pointee.isEmpty)
+                ? "flow" : nil)
+        if let layer {
             setSinkFlow(slot); sink.frame = frame; sink.time = now
             sink.endingAtCaptureBoundary = reason.isCaptureBoundary
-            reportUnfinishedPDUs(slot, layer: appProtocol.name)
+            reportUnfinishedPDUs(slot, layer: layer)
             switch kind {
             case .modbus: modbus.states[Int(app)].finish(sink: sink); modbus.release(app)
             case .dnp3: dnp3.states[Int(app)].finish(sink: sink); dnp3.release(app)
             case .s7comm: s7comm.states[Int(app)].finish(sink: sink); s7comm.release(app)
             default: break
             }
-            drainSink()
-        } else if kind == .undecided && holdsCarry(slot) {
-            // Bytes kept for identification, too few to tell the protocol: reported as the engine's own (`flow`).
-            setSinkFlow(slot); sink.frame = frame; sink.time = now
-            sink.endingAtCaptureBoundary = reason.isCaptureBoundary
-            reportUnfinishedPDUs(slot, layer: "flow")
             drainSink()
         }
         if let target = borrowedFlowEventTarget, observerHearsFlowEnds {
@@ -999,11 +998,6 @@ public final class Engine {
                              communityID: id, into: &sink.json)
             sink.finishLine(.flow)
         }
-    }
-
-    /// Whether either side's carry of flow `slot` holds bytes.
-    @inline(__always) private func holdsCarry(_ slot: Int32) -> Bool {
-        !(carryPointer(slot, .initiator).pointee.isEmpty && carryPointer(slot, .responder).pointee.isEmpty)
     }
 
     /// Reports each side's carry of an ending flow, the start of a PDU whose rest never came, or of an undecided flow's
