@@ -969,8 +969,7 @@ public final class Engine {
         // A dissected flow's end is reported under its protocol; an undecided one's only when it kept bytes for
         // identification (too few to tell the protocol: reported as the engine's own, `flow`).
         let layer: StaticString? = kind.appProtocol?.name
-            ?? (kind == .undecided && !(carryPointer(slot, .initiator).pointee.isEmpty && carryPointer(slot, .responder).pointee.isEmpty)
-                ? "flow" : nil)
+            ?? (kind == .undecided && flows.slots[Int(slot)].holdsCarry ? "flow" : nil)
         if let layer {
             setSinkFlow(slot); sink.frame = frame; sink.time = now
             sink.endingAtCaptureBoundary = reason.isCaptureBoundary
@@ -1105,8 +1104,7 @@ public final class Engine {
                    && state.pointee.responderStream.holdsSegments == (state.pointee.streamSummary & 0b0100 == 0))
             if state.pointee.streamSummary & FlowState.quietStreams != FlowState.quietStreams { holding = true }
             // A dissected or undecided flow's carry holds bytes not yet decoded, which its end reports.
-            if state.pointee.application != ApplicationKind.none.rawValue
-                && !(state.pointee.initiatorCarry.isEmpty && state.pointee.responderCarry.isEmpty) { holding = true }
+            if state.pointee.application != ApplicationKind.none.rawValue && state.pointee.holdsCarry { holding = true }
             ended[Int((list == .closed ? state.pointee.closedEndReason : .endOfInput).rawValue)] &+= 1
         }
         guard !holding, !modbus.anyHoldsUnfinishedMessage, !dnp3.anyHoldsUnfinishedMessage, !s7comm.anyHoldsUnfinishedMessage

@@ -112,6 +112,9 @@ public struct FlowState {
     /// Whether the flow has closed (both FINs or a RST) and only lingers for stragglers.
     @inlinable public var isClosed: Bool { reset || finMask == 3 }
 
+    /// Whether either side's carry holds bytes not yet dissected (a PDU's start, or an undecided flow's first bytes).
+    @inlinable public var holdsCarry: Bool { !(initiatorCarry.isEmpty && responderCarry.isEmpty) }
+
     /// What a closed flow ends as: `rst` after a RST, else `fin`.
     @inlinable public var closedEndReason: FlowEndReason { reset ? .rst : .fin }
 }
