@@ -1058,8 +1058,7 @@ public final class Engine {
         endingInput = true
         if !endAllFlowsAtOnce() { endAllFlows(activeAs: .endOfInput) }
         endingInput = false
-        statistics.pdus = sink.pduCounts
-        (statistics.messagesCutByCapture, statistics.messagesCutByCaptureBytes) = sink.cutByCapture
+        takeSinkCounts()
         observer?.finish()
     }
 
@@ -1116,10 +1115,15 @@ public final class Engine {
         return true
     }
 
-    /// Hands every finished record line to `body` (kind, bytes) and empties the buffers.
-    public func drainRecords(_ body: (RecordKind, [UInt8]) -> Void) {
+    /// Copies what the sink counts itself (PDUs per protocol, messages cut by the capture) into `statistics`.
+    private func takeSinkCounts() {
         sink.copyPDUCounts(into: &statistics.pdus)   // in place: no array per drain
         (statistics.messagesCutByCapture, statistics.messagesCutByCaptureBytes) = sink.cutByCapture
+    }
+
+    /// Hands every finished record line to `body` (kind, bytes) and empties the buffers.
+    public func drainRecords(_ body: (RecordKind, [UInt8]) -> Void) {
+        takeSinkCounts()
         for kind in RecordKind.allCases where !sink.lines[kind.rawValue].isEmpty {
             body(kind, sink.lines[kind.rawValue])
             sink.lines[kind.rawValue].removeAll(keepingCapacity: true)
