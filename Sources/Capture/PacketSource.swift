@@ -143,20 +143,23 @@ public final class PacketSource {
         // One thread reads this stream (libpcap, and the lookahead peeking into its buffer): without this, every
         // fread takes and releases the stream's lock, two atomic operations, and libpcap freads twice a packet.
         _ = __fsetlocking(fp, Int32(FSETLOCKING_BYCALLER))
-        // The magic, read beside stdio (pread moves no file position): classic pcap with 16-byte record
-        // headers allows lookahead; pcapng and the old modified formats do not.
-        var magic: UInt32 = 0
-        let magicRead = pread(fileno(fp), &magic, 4, 0) == 4
+        // The first bytes, read beside stdio (pread moves no file position): classic pcap's magic, or pcapng's
+        // section header block with its byte-order magic at byte 8, say how to read ahead; the old modified pcap
+        // formats (other record headers) get no lookahead.
+        var start = (UInt32(0), UInt32(0), UInt32(0))
+        let startRead = pread(fileno(fp), &start, 12, 0) == 12
         guard let h = pcap_fopen_offline(fp, &errbuf) else {
             fclose(fp); buffer.deallocate()
             throw CaptureError(.open, "\(path): " + PacketSource.text(errbuf))
         }
         let source = try PacketSource(handle: h, buffer: buffer, live: false)
         source.lookahead.file = fp   // libpcap reads this stream; `upcoming` peeks into its buffer
-        if magicRead {
-            switch magic {
-            case 0xA1B2_C3D4, 0xA1B2_3C4D: source.lookahead.order = 1
-            case 0xD4C3_B2A1, 0x4D3C_B2A1: source.lookahead.order = 2
+        if startRead {
+            switch (start.0, start.2) {
+            case (0xA1B2_C3D4, _), (0xA1B2_3C4D, _): source.lookahead.layout = .classic
+            case (0xD4C3_B2A1, _), (0x4D3C_B2A1, _): source.lookahead.layout = .classicSwapped
+            case (0x0A0D_0D0A, 0x1A2B_3C4D): source.lookahead.layout = .pcapng
+            case (0x0A0D_0D0A, 0x4D3C_2B1A): source.lookahead.layout = .pcapngSwapped
             default: break
             }
         }
