@@ -91,7 +91,7 @@ public final class PacketSource {
     public let linkType: LinkType
     /// Whether this is a live capture.
     public let isLive: Bool
-    /// Lookahead over a classic pcap file's read buffer (`upcoming`). Touched per packet by one thread: no dynamic
+    /// Lookahead over a pcap or pcapng file's read buffer (`upcoming`). Touched per packet by one thread: no dynamic
     /// exclusivity checks.
     @exclusivity(unchecked) private var lookahead = RecordLookahead()
 
@@ -303,7 +303,7 @@ public final class PacketSource {
     }
 
     /// The captured bytes of the packet `distance` places after the current one (1: the next), when its record
-    /// is already in the file's read buffer; nil otherwise (end of the buffer, pcapng, stdin, live). Nothing is
+    /// is already in the file's read buffer; nil otherwise (end of the buffer, stdin, live, the old modified formats). Nothing is
     /// copied or consumed: the packet still comes from `next()`. Only a hint source (flow prefetching), so the
     /// bytes are not validated beyond staying inside the buffer; the view is valid until the next `next()`.
     /// Called once per packet with the same distance, it steps one record on from the previous answer instead
