@@ -95,6 +95,12 @@ public final class PacketSource {
     /// exclusivity checks.
     @exclusivity(unchecked) private var lookahead = RecordLookahead()
 
+    /// Whether `upcoming` can answer (a pcap or pcapng file; not standard input or a live capture).
+    public var readsAhead: Bool { lookahead.layout != .none }
+
+    /// The capture's snapshot length (`pcap_snapshot`): no packet is captured longer.
+    public var snapshotLength: Int { Int(pcap_snapshot(handle)) }
+
     /// The lookahead over the file's read buffer, for a C handler (`dispatch(batch:handler:user:)`) to step in its
     /// own context during a call and hand back after it.
     public var recordLookahead: RecordLookahead {

@@ -182,6 +182,9 @@ final class LiveLoop {
     let names: [String]
     let session: RunSession
     let pipeline: ParallelPipeline?
+    /// Without workers: the packets held back so that each is processed with its prefetch hint (nil with
+    /// `ZONEWATCH_NO_PREFETCH=1`, the bench's diagnostic). Workers read ahead in their own rings.
+    let delayLine: PacketDelayLine?
     let settings: LiveCommand.Settings
     var counters: [InterfaceCounters]
     var monitor: LossMonitor
@@ -202,6 +205,8 @@ final class LiveLoop {
 
     init(sources: [PacketSource], names: [String], session: RunSession, pipeline: ParallelPipeline?, settings: LiveCommand.Settings) {
         self.sources = sources; self.names = names; self.session = session; self.pipeline = pipeline; self.settings = settings
+        delayLine = pipeline == nil && getenv("ZONEWATCH_NO_PREFETCH") == nil
+            ? PacketDelayLine(engine: session.engine, snapshotLength: Int(settings.capture.snapLength)) : nil
         policyLoad = session.options.policyPath.map { path in
             CoalescedBackgroundJob(name: "zw-policy-load") {
                 let (policy, errors) = checkPolicyFile(path: path)
@@ -251,7 +256,9 @@ final class LiveLoop {
                 }
                 if n > 0 { sawPacket = true }
             }
-            // The batch is over: workers sleeping on a part-filled ring get to work now (latency ≤ one batch).
+            // The batch is over: the packets held for their hints, and workers sleeping on a part-filled ring, get
+            // processed now (latency ≤ one batch).
+            delayLine?.drain()
             pipeline?.flush()
             control(idle: !sawPacket)
             if !sawPacket {
@@ -277,6 +284,7 @@ final class LiveLoop {
                 }
                 if n > 0 { any = true }
             }
+            delayLine?.drain()
             if !any { break }
         }
     }
@@ -289,7 +297,11 @@ final class LiveLoop {
             p.packet(bytes.raw, linkType: linkType, time: header.time, wireLength: header.wireLength)
         } else {
             let engine = session.engine
-            engine.process(bytes, linkType: linkType, time: header.time, wireLength: header.wireLength)
+            if let line = delayLine {
+                line.push(bytes, linkType: linkType, time: header.time, wireLength: header.wireLength)
+            } else {
+                engine.process(bytes, linkType: linkType, time: header.time, wireLength: header.wireLength)
+            }
             if packetsRead & 4095 == 0 && engine.bufferedRecordBytes > 1 << 20 { engine.drainRecords(session.write) }
         }
     }
@@ -421,6 +433,7 @@ final class LiveLoop {
 
     /// SIGTERM/SIGINT or a capture error: end flows, write the last stats, flush outputs, summarise.
     func shutdown(_ status: Int32) -> Int32 {
+        delayLine?.drain()
         session.endInput(parallel: pipeline)
         let last = writeStats(reason: "shutdown")
         let wall = monotonicSeconds() - started

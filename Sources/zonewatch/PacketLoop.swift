@@ -50,6 +50,21 @@ func runPacketLoop(_ source: PacketSource, path: String? = nil, session: RunSess
         if stopRequested.load(ordering: .relaxed) { return nil }
         do { guard try mapped.handOver(to: source) else { return nil } } catch { return error }
     }
+    if !source.readsAhead && getenv("ZONEWATCH_NO_PREFETCH") == nil {
+        // Standard input has no read buffer to look ahead in: packets are held back for their hints instead.
+        let line = PacketDelayLine(engine: engine, snapshotLength: source.snapshotLength)
+        defer { line.drain() }
+        var n = 0
+        while !stopRequested.load(ordering: .relaxed) {
+            let next: PacketSource.Next
+            do { next = try source.next() } catch { return error }
+            guard case .packet(let header, let bytes) = next else { return nil }
+            line.push(bytes, linkType: source.linkType.rawValue, time: header.time, wireLength: header.wireLength)
+            n &+= 1
+            if n & 4095 == 0 { afterBatch() }
+        }
+        return nil
+    }
     let consumer = EngineConsumer(engine: engine, linkType: source.linkType.rawValue)
     while !stopRequested.load(ordering: .relaxed) {
         let read: Int
