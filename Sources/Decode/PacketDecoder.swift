@@ -72,6 +72,19 @@ public enum PacketDecoder {
         return view
     }
 
+    /// `commonEthernetFlowTuple` of a frame with one 802.1Q tag (TPID 0x8100), with the tag's VLAN ID (`decode`'s
+    /// key for it). A SPAN port copying a trunk keeps the tags; without this each such packet waited on its flow's
+    /// index entry and state. Kept apart so that the untagged reading stays as it was.
+    @inlinable
+    public static func taggedEthernetFlowTuple(_ bytes: ByteView)
+        -> (source: UInt32, destination: UInt32, sourcePort: UInt16, destinationPort: UInt16, ipProtocol: UInt8, vlan: UInt16)? {
+        guard let p = bytes.raw.baseAddress, bytes.count >= 42,
+              p.loadUnaligned(fromByteOffset: 12, as: UInt16.self) == UInt16(0x8100).bigEndian,
+              let t = commonEthernetFlowTuple(ByteView(UnsafeRawBufferPointer(start: p + 4, count: bytes.count - 4))) else { return nil }
+        let vlan = UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 14, as: UInt16.self)) & 0x0FFF
+        return (t.source, t.destination, t.sourcePort, t.destinationPort, t.ipProtocol, vlan)
+    }
+
     /// The addresses, ports and IP protocol of an untagged Ethernet/IPv4 TCP, UDP or ICMP packet (ICMP: ports 0, as
     /// its flow key has them), read with the fewest loads: what a flow prefetch hint needs (a packet a few places
     /// ahead). Not a decoder: it checks only that the reads stay inside `bytes`; `decode` still decides about the

@@ -144,13 +144,26 @@ public final class Engine {
     /// changes what is computed (a stale slot only wastes a prefetch).
     public func prefetchFlows(ahead: ByteView?, linkType: Int32) { prefetchStage(ahead: ahead, linkType: linkType) }
 
+    /// The flow hash of a hint with one 802.1Q tag (`PacketDecoder.taggedEthernetFlowTuple`), nil for other shapes.
+    /// Out of line: only packets the untagged reading did not take come here.
+    @inline(never)
+    func taggedHintHash(_ bytes: ByteView) -> UInt64? {
+        guard let t = PacketDecoder.taggedEthernetFlowTuple(bytes) else { return nil }
+        return FlowKey.v4Hash(source: t.source, destination: t.destination, sourcePort: t.sourcePort,
+                              destinationPort: t.destinationPort, ipProtocol: t.ipProtocol, vlan: t.vlan, key: flows.hashKey)
+    }
+
     /// `prefetchFlows`, inlined into the replay loop's consumer.
     @inline(always)
     func prefetchStage(ahead: ByteView?, linkType: Int32) {
         var hash: UInt64?
-        if let bytes = ahead, linkType == PacketDecoder.ethernet, let t = PacketDecoder.commonEthernetFlowTuple(bytes) {
-            hash = FlowKey.v4Hash(source: t.source, destination: t.destination, sourcePort: t.sourcePort,
-                                  destinationPort: t.destinationPort, ipProtocol: t.ipProtocol, key: flows.hashKey)
+        if let bytes = ahead, linkType == PacketDecoder.ethernet {
+            if let t = PacketDecoder.commonEthernetFlowTuple(bytes) {
+                hash = FlowKey.v4Hash(source: t.source, destination: t.destination, sourcePort: t.sourcePort,
+                                      destinationPort: t.destinationPort, ipProtocol: t.ipProtocol, key: flows.hashKey)
+            } else {
+                hash = taggedHintHash(bytes)
+            }
         }
         // Positions count this engine's packets (workers see every n-th frame).
         let s = flows.prefetchAhead(hash: hash, position: packetsProcessed &+ 1 &+ UInt64(Engine.prefetchDistance),
@@ -222,7 +235,8 @@ public final class Engine {
         statistics.bytes &+= UInt64(bytes.count)
         if wireLength > bytes.count { statistics.truncatedPackets &+= 1 }
         if time.seconds >= nextSweep { sweep() }
-        if linkType == PacketDecoder.ethernet && establishedTCPPath && processEstablishedTCPv4(bytes, wireLength: wireLength, time: time) {
+        if linkType == PacketDecoder.ethernet && establishedTCPPath
+            && processEstablishedTCPv4(bytes, wireLength: wireLength, time: time, tagged: false) {
             packetsOnEstablishedPath &+= 1
             return
         }
@@ -285,20 +299,27 @@ public final class Engine {
         }
     }
 
-    /// Most packets of a long-lived ICS connection in one pass: untagged Ethernet II, IPv4 without options and not
-    /// a fragment, TCP with ACK and neither SYN nor RST, the whole IP packet captured, of a live flow whose
+    /// Most packets of a long-lived ICS connection in one pass: Ethernet II (untagged; with one 802.1Q tag, a SPAN
+    /// port copying a trunk keeps the tags, through `processEstablishedTaggedTCPv4`), IPv4 without options and not a
+    /// fragment, TCP with ACK and neither SYN nor RST, the whole IP packet captured, of a live flow whose
     /// streams hold nothing out of order, carrying the next bytes in sequence (or none). For such a packet this
     /// does exactly what the general path below would (counters, LRU, reassembly, delivery) and returns true;
     /// for anything else it changes nothing and returns false. The general path builds a `PacketView`, a key and
     /// a stream event, and costs several times more.
+    /// `tagged`: `bytes` starts 4 bytes into a frame with one 802.1Q tag, so that the offsets below are an untagged
+    /// frame's; the tag's VLAN ID (the flow key's) is then at `bytes[10...11]`, over the source address's end.
     @inline(always)
-    private func processEstablishedTCPv4(_ bytes: ByteView, wireLength: Int, time: PacketTime) -> Bool {
+    private func processEstablishedTCPv4(_ bytes: ByteView, wireLength: Int, time: PacketTime, tagged: Bool) -> Bool {
         let n = bytes.count
         guard n >= 54, let p = bytes.raw.baseAddress else { return false }
         @inline(__always) func u8(_ o: Int) -> UInt8 { p.load(fromByteOffset: o, as: UInt8.self) }
         @inline(__always) func u16(_ o: Int) -> UInt16 { UInt16(bigEndian: p.loadUnaligned(fromByteOffset: o, as: UInt16.self)) }
         @inline(__always) func u32(_ o: Int) -> UInt32 { UInt32(bigEndian: p.loadUnaligned(fromByteOffset: o, as: UInt32.self)) }
-        guard u16(12) == 0x0800, u8(14) == 0x45, u16(20) & 0x3FFF == 0, u8(23) == 6 else { return false }
+        guard u16(12) == 0x0800 else {
+            return !tagged && u16(12) == 0x8100 && processEstablishedTaggedTCPv4(bytes, wireLength: wireLength, time: time)
+        }
+        let vlan: UInt16 = tagged ? u16(10) & 0x0FFF : 0
+        guard u8(14) == 0x45, u16(20) & 0x3FFF == 0, u8(23) == 6 else { return false }
         let ipEnd = 14 + Int(u16(16))
         let flags = u8(47)
         let payloadOffset = 34 + Int(u8(46) >> 4) * 4
@@ -312,8 +333,9 @@ public final class Engine {
         let lowPort = sentByLow ? sourcePort : destinationPort, highPort = sentByLow ? destinationPort : sourcePort
         // The prefetch pipeline usually found this flow's slot already: one key comparison instead of a hash and a probe.
         var slot = flows.candidate(at: packetsProcessed)
-        if slot < 0 || !Engine.isTCPv4Key(UnsafeRawPointer(flows.slots + Int(slot)), lowIP: lowIP, highIP: highIP, lowPort: lowPort, highPort: highPort) {
-            slot = findTCPv4(source: source, destination: destination, sourcePort: sourcePort, destinationPort: destinationPort)
+        if slot < 0 || !Engine.isTCPv4Key(UnsafeRawPointer(flows.slots + Int(slot)), lowIP: lowIP, highIP: highIP, lowPort: lowPort,
+                                          highPort: highPort, vlan: vlan) {
+            slot = findTCPv4(source: source, destination: destination, sourcePort: sourcePort, destinationPort: destinationPort, vlan: vlan)
             guard slot >= 0 else { return false }
         }
         let state = flows.slots + Int(slot)
@@ -351,6 +373,15 @@ public final class Engine {
         return true
     }
 
+    /// `processEstablishedTCPv4` for a frame with one 802.1Q tag: the frame read 4 bytes on. Out of line, so that
+    /// untagged frames pay nothing for it.
+    @inline(never)
+    private func processEstablishedTaggedTCPv4(_ bytes: ByteView, wireLength: Int, time: PacketTime) -> Bool {
+        guard bytes.count >= 58, let p = bytes.raw.baseAddress else { return false }
+        return processEstablishedTCPv4(ByteView(UnsafeRawBufferPointer(start: p + 4, count: bytes.count - 4)),
+                                       wireLength: wireLength, time: time, tagged: true)
+    }
+
     /// Notes a packet of flow `slot` (its state at `state`) at `time`: a move to the front of the recency list on its
     /// first packet in a later second, and the flow's latest and earliest packet times. A packet a little back in time
     /// (reordered between capture queues, up to `PacketTime.clockStepSeconds`) leaves `lastSeen` at the latest time,
@@ -363,14 +394,15 @@ public final class Engine {
         if _fastPath(time >= last) { state.pointee.lastSeen = time } else if time < state.pointee.firstSeen { state.pointee.firstSeen = time }
     }
 
-    /// Whether the key at `key` (a `FlowKey` in memory) is the untagged IPv4 TCP key with these canonical fields.
+    /// Whether the key at `key` (a `FlowKey` in memory) is the IPv4 TCP key with these canonical fields.
     /// Compared as five 64-bit words with one branch, not field by field (eight branches, and the fields' values
     /// spilled around them): the layout is checked by `FlowKeyTests.layoutIsWhatTheEngineComparesAsWords`.
     @inline(__always)
-    private static func isTCPv4Key(_ key: UnsafeRawPointer, lowIP: UInt64, highIP: UInt64, lowPort: UInt16, highPort: UInt16) -> Bool {
+    private static func isTCPv4Key(_ key: UnsafeRawPointer, lowIP: UInt64, highIP: UInt64, lowPort: UInt16, highPort: UInt16,
+                                   vlan: UInt16) -> Bool {
         // lowIP (high 0, low 8), highIP (high 16, low 24), then lowPort 32, highPort 34, ipProtocol 36, a padding
         // byte (masked out), vlan 38.
-        let tail = UInt64(lowPort) | UInt64(highPort) << 16 | 6 << 32
+        let tail = UInt64(lowPort) | UInt64(highPort) << 16 | 6 << 32 | UInt64(vlan) << 48
         let difference = (key.load(as: UInt64.self) | key.load(fromByteOffset: 16, as: UInt64.self))
             | (key.load(fromByteOffset: 8, as: UInt64.self) ^ lowIP) | (key.load(fromByteOffset: 24, as: UInt64.self) ^ highIP)
             | ((key.load(fromByteOffset: 32, as: UInt64.self) & 0xFFFF_00FF_FFFF_FFFF) ^ tail)
@@ -379,9 +411,10 @@ public final class Engine {
 
     /// The one-pass path's lookup when the prefetch pipeline had no slot for the packet: the flow's slot, or -1.
     @inline(never)
-    private func findTCPv4(source: UInt32, destination: UInt32, sourcePort: UInt16, destinationPort: UInt16) -> Int32 {
+    private func findTCPv4(source: UInt32, destination: UInt32, sourcePort: UInt16, destinationPort: UInt16, vlan: UInt16) -> Int32 {
         if packetsProcessed >= hintsCaughtUpTo && flows.slotCount >= 4096 { catchUpHints() }   // (its guard's cheap half here)
-        let key = FlowKey(v4Source: source, destination: destination, sourcePort: sourcePort, destinationPort: destinationPort, ipProtocol: 6)
+        let key = FlowKey(v4Source: source, destination: destination, sourcePort: sourcePort, destinationPort: destinationPort,
+                          ipProtocol: 6, vlan: vlan)
         return flows.find(key, hash: key.fastHash(flows.hashKey)) ?? -1
     }
 

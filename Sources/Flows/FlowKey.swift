@@ -42,12 +42,13 @@ public struct FlowKey: Hashable, Sendable {
 
     /// The key of an untagged IPv4 TCP/UDP packet from its addresses and ports (a prefetch hint's key).
     @inlinable @inline(__always)
-    public init(v4Source source: UInt32, destination: UInt32, sourcePort: UInt16, destinationPort: UInt16, ipProtocol: UInt8) {
+    public init(v4Source source: UInt32, destination: UInt32, sourcePort: UInt16, destinationPort: UInt16, ipProtocol: UInt8,
+                vlan: UInt16 = 0) {
         let s = IPAddress(v4: source), d = IPAddress(v4: destination)
         let sourceIsLow = s < d || (s == d && sourcePort <= destinationPort)
         self.init(lowIP: sourceIsLow ? s : d, highIP: sourceIsLow ? d : s,
                   lowPort: sourceIsLow ? sourcePort : destinationPort, highPort: sourceIsLow ? destinationPort : sourcePort,
-                  ipProtocol: ipProtocol, vlan: 0)
+                  ipProtocol: ipProtocol, vlan: vlan)
     }
 
     /// Whether `packet` (which must belong to this key) was sent by the low endpoint.
@@ -65,16 +66,16 @@ public struct FlowKey: Hashable, Sendable {
                        ipProtocol: ipProtocol, vlan: vlan)
     }
 
-    /// `fastHash` of the untagged IPv4 key of a packet from `source`:`sourcePort` to `destination`:`destinationPort`,
-    /// from the packet's own fields (either direction gives the same value).
+    /// `fastHash` of the IPv4 key (on VLAN `vlan`, 0: untagged) of a packet from `source`:`sourcePort` to
+    /// `destination`:`destinationPort`, from the packet's own fields (either direction gives the same value).
     @inlinable @inline(__always)
     public static func v4Hash(source: UInt32, destination: UInt32, sourcePort: UInt16, destinationPort: UInt16, ipProtocol: UInt8,
-                              key: FlowHashKey) -> UInt64 {
+                              vlan: UInt16 = 0, key: FlowHashKey) -> UInt64 {
         // `endpointHash(0, 0xFFFF_0000_0000 | address, port, key)`, the mapped word and the key taken together.
         @inline(__always) func endpoint(_ address: UInt32, _ port: UInt16) -> UInt64 {
             (UInt64(address) ^ UInt64(port) << 48 ^ key.mappedV4) &* 0x9E37_79B9_7F4A_7C15
         }
-        return finish(combine(endpoint(source, sourcePort), endpoint(destination, destinationPort)), ipProtocol: ipProtocol, vlan: 0)
+        return finish(combine(endpoint(source, sourcePort), endpoint(destination, destinationPort)), ipProtocol: ipProtocol, vlan: vlan)
     }
 
     /// One endpoint's hash: the key mixed in before the multiplication, so which bits of two endpoints' hashes

@@ -138,5 +138,22 @@ func truncatedHeaders(length: Int, expected: DecodeFailure) {
         let t = try #require(tuple)
         #expect(IPAddress(v4: t.source) == p.source && IPAddress(v4: t.destination) == p.destination)
         #expect(t.sourcePort == p.sourcePort && t.destinationPort == p.destinationPort && t.ipProtocol == p.ipProtocol)
+        // The same behind one 802.1Q tag (priority bits set: only the VLAN ID is the key's), read by the tagged reader;
+        // the untagged one leaves tagged frames alone, and the tagged one untagged frames and other tags (802.1ad).
+        for vlan: UInt16 in [0, 1, 100, 4094] {
+            let tci = 0xE000 | vlan
+            let frame = Array(bytes[0..<12]) + [0x81, 0x00, UInt8(tci >> 8), UInt8(tci & 0xFF)] + Array(bytes[12...])
+            let q = try #require(try decode(frame))
+            var tagged: (source: UInt32, destination: UInt32, sourcePort: UInt16, destinationPort: UInt16, ipProtocol: UInt8, vlan: UInt16)?
+            var untaggedReading: (source: UInt32, destination: UInt32, sourcePort: UInt16, destinationPort: UInt16, ipProtocol: UInt8)?
+            ByteView.with(frame) { tagged = PacketDecoder.taggedEthernetFlowTuple($0); untaggedReading = PacketDecoder.commonEthernetFlowTuple($0) }
+            let u = try #require(tagged)
+            #expect(untaggedReading == nil)
+            #expect(IPAddress(v4: u.source) == q.source && IPAddress(v4: u.destination) == q.destination && u.vlan == q.vlan)
+            #expect(u.vlan == vlan && u.sourcePort == q.sourcePort && u.destinationPort == q.destinationPort && u.ipProtocol == q.ipProtocol)
+            var other = frame; other[12] = 0x88; other[13] = 0xA8
+            ByteView.with(other) { #expect(PacketDecoder.taggedEthernetFlowTuple($0) == nil) }
+        }
+        ByteView.with(bytes) { #expect(PacketDecoder.taggedEthernetFlowTuple($0) == nil) }
     }
 }

@@ -101,3 +101,72 @@ func replayLoopHandlerWritesWhatPacketByPacketWrites(_ capture: String) {
     #expect(text(handler.lines) == text(single.lines))
     if single.packets > 0 { #expect(!text(single.lines).isEmpty) }
 }
+
+/// A classic pcap file (microseconds, host byte order) of `capture`'s Ethernet records, each frame rewritten by
+/// `tag` (its index and bytes in, the frame to write out), in a temporary file; nil for a capture of another link
+/// type or shape.
+private func retagged(_ capture: String, _ tag: (Int, [UInt8]) -> [[UInt8]]) throws -> String? {
+    let data = try [UInt8](Data(contentsOf: repositoryRoot.appendingPathComponent("Fixtures").appendingPathComponent(capture)))
+    func u32(_ o: Int) -> Int { Int(data[o]) | Int(data[o + 1]) << 8 | Int(data[o + 2]) << 16 | Int(data[o + 3]) << 24 }
+    guard data.count >= 24, u32(0) == 0xA1B2_C3D4, u32(20) == 1 else { return nil }
+    var out = Array(data[0..<24])
+    out.replaceSubrange(16..<20, with: [0, 0, 4, 0])   // snapshot length 262,144: the tags fit whatever the original's
+    func le(_ v: Int) -> [UInt8] { [UInt8(v & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v >> 16 & 0xFF), UInt8(v >> 24 & 0xFF)] }
+    var o = 24, index = 0
+    while o + 16 <= data.count {
+        let caplen = u32(o + 8), len = u32(o + 12)
+        guard o + 16 + caplen <= data.count else { break }
+        let frame = Array(data[(o + 16)..<(o + 16 + caplen)])
+        for f in tag(index, frame) {
+            out += Array(data[o..<(o + 8)]) + le(f.count) + le(len + f.count - caplen) + f
+        }
+        o += 16 + caplen; index += 1
+    }
+    let path = FileManager.default.temporaryDirectory
+        .appendingPathComponent("tagged-\(UUID().uuidString)-\(capture.replacingOccurrences(of: "/", with: "-"))").path
+    try Data(out).write(to: URL(fileURLWithPath: path))
+    return path
+}
+
+/// `frame` with an 802.1Q tag of VLAN `vlan` (priority 5, to see that only the VLAN ID is kept) after its addresses.
+private func tagged(_ frame: [UInt8], vlan: UInt16) -> [UInt8] {
+    guard frame.count >= 14 else { return frame }
+    let tci = 0xA000 | vlan
+    return Array(frame[0..<12]) + [0x81, 0x00, UInt8(tci >> 8), UInt8(tci & 0xFF)] + Array(frame[12...])
+}
+
+/// Frames with one 802.1Q tag (a SPAN port copying a trunk keeps them) take the one-pass path as often as the same
+/// frames untagged, and it writes what the general path writes, VLAN IDs included (priority tags, VLAN 0, too).
+@Test(arguments: ["modbus/pymodbus_all_functions.pcap", "dnp3", "s7comm", "demo/plant.pcap", "edge/tcp-split-pdu.pcap"])
+func taggedFramesTakeTheOnePassPathAsUntaggedOnesDo(_ name: String) throws {
+    let captures = name.hasSuffix(".pcap") ? [name] : fixtureCaptures.filter { $0.hasPrefix(name + "/") }
+    #expect(!captures.isEmpty)
+    for capture in captures {
+        for vlan: UInt16 in [100, 0] {
+            guard let path = try retagged(capture, { _, frame in [tagged(frame, vlan: vlan)] }) else { continue }
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            let untagged = try #require(allRecords(of: repositoryRoot.appendingPathComponent("Fixtures/" + capture).path, establishedPath: true))
+            let fast = try #require(allRecords(of: path, establishedPath: true))
+            let general = try #require(allRecords(of: path, establishedPath: false))
+            #expect(fast.onPath == untagged.onPath, "\(capture), VLAN \(vlan)")
+            #expect(fast.lines == general.lines, "\(capture), VLAN \(vlan)")
+            if vlan != 0 && fast.packets > 0 {
+                #expect(fast.lines.contains { $0.contains("\"vlan\":{\"id\":\(vlan)}") }, "\(capture)")
+            }
+        }
+    }
+}
+
+/// The same connection on two VLANs at once (each frame twice, tagged 10 and 20): two flows, which the one-pass path
+/// keeps apart as the general path does.
+@Test func theSameConnectionOnTwoVLANsIsTwoFlows() throws {
+    let capture = "modbus/pymodbus_all_functions.pcap"
+    let path = try #require(try retagged(capture) { _, frame in [tagged(frame, vlan: 10), tagged(frame, vlan: 20)] })
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    let fast = try #require(allRecords(of: path, establishedPath: true))
+    let general = try #require(allRecords(of: path, establishedPath: false))
+    #expect(fast.onPath > fast.packets / 2)
+    #expect(fast.lines == general.lines)
+    let flows = fast.lines.filter { $0.hasPrefix("flow:") }.joined()
+    #expect(flows.contains("\"vlan\":{\"id\":10}") && flows.contains("\"vlan\":{\"id\":20}"))
+}

@@ -23,9 +23,12 @@ func v4HashIsTheKeysHashInBothDirections(seed: Int) {
         if q & (1 << 40) != 0 { b = a }                    // same address both sides: ports decide the order
         if q & (1 << 41) != 0 { pb = pa; if a == b { a &+= 1 } }
         let proto: UInt8 = q & (1 << 42) != 0 ? 17 : 6
-        let key = FlowKey(v4Source: a, destination: b, sourcePort: pa, destinationPort: pb, ipProtocol: proto)
-        let forward = FlowKey.v4Hash(source: a, destination: b, sourcePort: pa, destinationPort: pb, ipProtocol: proto, key: hashKey)
-        let backward = FlowKey.v4Hash(source: b, destination: a, sourcePort: pb, destinationPort: pa, ipProtocol: proto, key: hashKey)
+        let vlan: UInt16 = q & (1 << 43) != 0 ? UInt16(truncatingIfNeeded: q >> 48) & 0x0FFF : 0   // tagged or not
+        let key = FlowKey(v4Source: a, destination: b, sourcePort: pa, destinationPort: pb, ipProtocol: proto, vlan: vlan)
+        let forward = FlowKey.v4Hash(source: a, destination: b, sourcePort: pa, destinationPort: pb, ipProtocol: proto, vlan: vlan,
+                                     key: hashKey)
+        let backward = FlowKey.v4Hash(source: b, destination: a, sourcePort: pb, destinationPort: pa, ipProtocol: proto, vlan: vlan,
+                                      key: hashKey)
         #expect(forward == key.fastHash(hashKey))
         #expect(backward == key.fastHash(hashKey))
     }
