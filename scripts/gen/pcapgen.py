@@ -10,7 +10,8 @@ What it writes
   - Classic pcap, little-endian, microsecond timestamps, LINKTYPE_ETHERNET (1), snaplen 65535.
   - Ethernet II / IPv4 (DF, valid header checksum) / TCP or UDP or ICMP, all with valid checksums.
     Frames shorter than 60 bytes are zero-padded to 60 as a SPAN port delivers them, so readers must trust
-    the IPv4 total length, not the captured length.
+    the IPv4 total length, not the captured length. --vlan ID tags every frame with one 802.1Q tag (priority 0)
+    after the padding, as a SPAN port copying a trunk delivers them; the packets are otherwise the same.
   - TCP sessions are complete: SYN (MSS/WS/SACK options), SYN-ACK, ACK, then data with correct seq/ack
     numbers, then FIN/ACK, FIN/ACK, ACK. A request's segment acknowledges everything the server sent.
   - Flows are interleaved: at every step a random live flow (or the next in turn, --interleave rr) sends
@@ -121,8 +122,9 @@ class Flow:
 class Writer:
     """Appends pcap records to an in-memory list and flushes them in large writes."""
 
-    def __init__(self, out, rng: random.Random, start_us: int, mean_gap_us: float):
+    def __init__(self, out, rng: random.Random, start_us: int, mean_gap_us: float, vlan: int = 0):
         self.out = out
+        self.tag = struct.pack(">HH", 0x8100, vlan) if vlan else b""
         self.buf: list[bytes] = []
         self.rnd = rng.random
         self.t = start_us
@@ -137,6 +139,9 @@ class Writer:
         if flen < 60:
             frame += bytes(60 - flen)
             flen = 60
+        if self.tag:
+            frame = frame[:12] + self.tag + frame[12:]
+            flen += 4
         buf = self.buf
         buf.append(PCAP_REC.pack(t // 1_000_000, t % 1_000_000, flen, flen))
         buf.append(frame)
@@ -185,6 +190,9 @@ class Writer:
         if flen < 60:
             frame += bytes(60 - flen)
             flen = 60
+        if self.tag:
+            frame = frame[:12] + self.tag + frame[12:]
+            flen += 4
         buf = self.buf
         buf.append(PCAP_REC.pack(t // 1_000_000, t % 1_000_000, flen, flen))
         buf.append(frame)
@@ -888,7 +896,8 @@ class _FlowRng:
         return seq[self.getrandbits(16) % len(seq)]
 
 
-def generate_handshakes(packets: int, flows: int, seed: int, out_path: str, rate: float, start: int) -> "Writer":
+def generate_handshakes(packets: int, flows: int, seed: int, out_path: str, rate: float, start: int,
+                        vlan: int = 0) -> "Writer":
     """All SYNs, then all SYN-ACKs, then all ACKs (see the handshakes profile): 3 packets per flow, streamed."""
     if packets != 3 * flows:
         raise SystemExit("pcapgen: the handshakes profile needs --packets == 3 * --flows")
@@ -896,7 +905,7 @@ def generate_handshakes(packets: int, flows: int, seed: int, out_path: str, rate
     nclients = max(64, -(-flows // PORTS_PER_CLIENT))
     nservers = max(1, min(60000, flows // 25))
     with open(out_path, "wb", buffering=1 << 20) as out:
-        w = Writer(out, rng, start * 1_000_000, 1e6 / rate)
+        w = Writer(out, rng, start * 1_000_000, 1e6 / rate, vlan)
 
         def flow(i: int) -> Flow:
             c = i % nclients + nclients * (i // (nclients * PORTS_PER_CLIENT))
@@ -922,10 +931,10 @@ def generate_handshakes(packets: int, flows: int, seed: int, out_path: str, rate
 
 
 def generate(profile: str, packets: int, flows: int, seed: int, out_path: str, concurrency: int | None,
-             interleave: str, rate: float, start: int, quiet: bool) -> None:
+             interleave: str, rate: float, start: int, quiet: bool, vlan: int = 0) -> None:
     if profile == "handshakes":
         t0 = time.perf_counter()
-        w = generate_handshakes(packets, flows, seed, out_path, rate, start)
+        w = generate_handshakes(packets, flows, seed, out_path, rate, start, vlan)
         dt = time.perf_counter() - t0
         if not quiet:
             print(f"pcapgen: {out_path}: profile handshakes, {w.packets} packets, {flows} flows, {w.bytes} bytes, "
@@ -939,7 +948,7 @@ def generate(profile: str, packets: int, flows: int, seed: int, out_path: str, c
     conc = flows if not concurrency else min(concurrency, flows)
     t0 = time.perf_counter()
     with open(out_path, "wb", buffering=1 << 20) as out:
-        w = Writer(out, rng, start * 1_000_000, 1e6 / rate)
+        w = Writer(out, rng, start * 1_000_000, 1e6 / rate, vlan)
         ctx = Ctx(w, rng)
 
         def start_flow(i: int):
@@ -988,12 +997,15 @@ def main(argv=None) -> None:
     p.add_argument("--interleave", choices=("random", "rr"), default="random")
     p.add_argument("--rate", type=float, default=50000.0, help="mean packets per second of capture time")
     p.add_argument("--start", type=int, default=1704067200, help="first timestamp, Unix seconds (2024-01-01)")
+    p.add_argument("--vlan", type=int, default=0, help="tag every frame with this 802.1Q VLAN ID (1-4094; default: untagged)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.add_argument("-o", "--output", required=True)
     a = p.parse_args(argv)
     if a.packets < 1 or a.flows < 1 or a.flows > a.packets:
         p.error("need 1 <= --flows <= --packets")
-    generate(a.profile, a.packets, a.flows, a.seed, a.output, a.concurrency, a.interleave, a.rate, a.start, a.quiet)
+    if not 0 <= a.vlan <= 4094:
+        p.error("--vlan: a VLAN ID from 1 to 4094 (0: untagged)")
+    generate(a.profile, a.packets, a.flows, a.seed, a.output, a.concurrency, a.interleave, a.rate, a.start, a.quiet, a.vlan)
 
 
 if __name__ == "__main__":
