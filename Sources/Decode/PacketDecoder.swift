@@ -94,17 +94,36 @@ public enum PacketDecoder {
     public static func commonEthernetFlowTuple(_ bytes: ByteView) -> (source: UInt32, destination: UInt32, sourcePort: UInt16, destinationPort: UInt16, ipProtocol: UInt8)? {
         guard let p = bytes.raw.baseAddress, bytes.count >= 38,
               p.loadUnaligned(fromByteOffset: 12, as: UInt16.self) == UInt16(0x0800).bigEndian else { return nil }
-        let ihl = Int(p.load(fromByteOffset: 14, as: UInt8.self) & 0x0F) * 4
-        let ipProtocol = p.load(fromByteOffset: 23, as: UInt8.self)
+        return ipv4FlowTuple(p + 14, count: bytes.count - 14)
+    }
+
+    /// `commonEthernetFlowTuple` of a Linux cooked capture's frame (`linkType` `linuxSLL`, `tcpdump -i any`, or
+    /// `linuxSLL2`): the same IPv4 packets behind the cooked header; nil for other link types and shapes.
+    @inlinable
+    public static func cookedFlowTuple(_ bytes: ByteView, linkType: Int32)
+        -> (source: UInt32, destination: UInt32, sourcePort: UInt16, destinationPort: UInt16, ipProtocol: UInt8)? {
+        guard let p = bytes.raw.baseAddress else { return nil }
+        let (protocolOffset, header) = linkType == linuxSLL ? (14, 16) : linkType == linuxSLL2 ? (0, 20) : (-1, 0)
+        guard protocolOffset >= 0, bytes.count >= header + 24,
+              p.loadUnaligned(fromByteOffset: protocolOffset, as: UInt16.self) == UInt16(0x0800).bigEndian else { return nil }
+        return ipv4FlowTuple(p + header, count: bytes.count - header)
+    }
+
+    /// The flow tuple of the IPv4 packet of `count` (at least 24) bytes at `ip` (see `commonEthernetFlowTuple`).
+    @inlinable @inline(__always)
+    static func ipv4FlowTuple(_ ip: UnsafeRawPointer, count: Int)
+        -> (source: UInt32, destination: UInt32, sourcePort: UInt16, destinationPort: UInt16, ipProtocol: UInt8)? {
+        let ihl = Int(ip.load(as: UInt8.self) & 0x0F) * 4
+        let ipProtocol = ip.load(fromByteOffset: 9, as: UInt8.self)
         if ipProtocol == 1 && ihl >= 20 {
-            return (UInt32(bigEndian: p.loadUnaligned(fromByteOffset: 26, as: UInt32.self)),
-                    UInt32(bigEndian: p.loadUnaligned(fromByteOffset: 30, as: UInt32.self)), 0, 0, 1)
+            return (UInt32(bigEndian: ip.loadUnaligned(fromByteOffset: 12, as: UInt32.self)),
+                    UInt32(bigEndian: ip.loadUnaligned(fromByteOffset: 16, as: UInt32.self)), 0, 0, 1)
         }
-        guard ipProtocol == 6 || ipProtocol == 17, ihl >= 20, bytes.count >= 14 + ihl + 4 else { return nil }
-        return (UInt32(bigEndian: p.loadUnaligned(fromByteOffset: 26, as: UInt32.self)),
-                UInt32(bigEndian: p.loadUnaligned(fromByteOffset: 30, as: UInt32.self)),
-                UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 14 + ihl, as: UInt16.self)),
-                UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 16 + ihl, as: UInt16.self)), ipProtocol)
+        guard ipProtocol == 6 || ipProtocol == 17, ihl >= 20, count >= ihl + 4 else { return nil }
+        return (UInt32(bigEndian: ip.loadUnaligned(fromByteOffset: 12, as: UInt32.self)),
+                UInt32(bigEndian: ip.loadUnaligned(fromByteOffset: 16, as: UInt32.self)),
+                UInt16(bigEndian: ip.loadUnaligned(fromByteOffset: ihl, as: UInt16.self)),
+                UInt16(bigEndian: ip.loadUnaligned(fromByteOffset: ihl + 2, as: UInt16.self)), ipProtocol)
     }
 
     /// Every link type and shape (the general path).

@@ -144,25 +144,31 @@ public final class Engine {
     /// changes what is computed (a stale slot only wastes a prefetch).
     public func prefetchFlows(ahead: ByteView?, linkType: Int32) { prefetchStage(ahead: ahead, linkType: linkType) }
 
-    /// The flow hash of a hint with one 802.1Q tag (`PacketDecoder.taggedEthernetFlowTuple`), nil for other shapes.
-    /// Out of line: only packets the untagged reading did not take come here.
+    /// The flow hash of a hint the untagged Ethernet reading did not take: a frame with one 802.1Q tag
+    /// (`PacketDecoder.taggedEthernetFlowTuple`), or a Linux cooked capture's (`cookedFlowTuple`); nil for other
+    /// shapes. Out of line: the common packet never comes here.
     @inline(never)
-    func taggedHintHash(_ bytes: ByteView) -> UInt64? {
-        guard let t = PacketDecoder.taggedEthernetFlowTuple(bytes) else { return nil }
+    func otherHintHash(_ bytes: ByteView, linkType: Int32) -> UInt64? {
+        if linkType == PacketDecoder.ethernet {
+            guard let t = PacketDecoder.taggedEthernetFlowTuple(bytes) else { return nil }
+            return FlowKey.v4Hash(source: t.source, destination: t.destination, sourcePort: t.sourcePort,
+                                  destinationPort: t.destinationPort, ipProtocol: t.ipProtocol, vlan: t.vlan, key: flows.hashKey)
+        }
+        guard let t = PacketDecoder.cookedFlowTuple(bytes, linkType: linkType) else { return nil }
         return FlowKey.v4Hash(source: t.source, destination: t.destination, sourcePort: t.sourcePort,
-                              destinationPort: t.destinationPort, ipProtocol: t.ipProtocol, vlan: t.vlan, key: flows.hashKey)
+                              destinationPort: t.destinationPort, ipProtocol: t.ipProtocol, key: flows.hashKey)
     }
 
     /// `prefetchFlows`, inlined into the replay loop's consumer.
     @inline(always)
     func prefetchStage(ahead: ByteView?, linkType: Int32) {
         var hash: UInt64?
-        if let bytes = ahead, linkType == PacketDecoder.ethernet {
-            if let t = PacketDecoder.commonEthernetFlowTuple(bytes) {
+        if let bytes = ahead {
+            if linkType == PacketDecoder.ethernet, let t = PacketDecoder.commonEthernetFlowTuple(bytes) {
                 hash = FlowKey.v4Hash(source: t.source, destination: t.destination, sourcePort: t.sourcePort,
                                       destinationPort: t.destinationPort, ipProtocol: t.ipProtocol, key: flows.hashKey)
             } else {
-                hash = taggedHintHash(bytes)
+                hash = otherHintHash(bytes, linkType: linkType)
             }
         }
         // Positions count this engine's packets (workers see every n-th frame).
@@ -236,7 +242,21 @@ public final class Engine {
         if wireLength > bytes.count { statistics.truncatedPackets &+= 1 }
         if time.seconds >= nextSweep { sweep() }
         if linkType == PacketDecoder.ethernet && establishedTCPPath
-            && processEstablishedTCPv4(bytes, wireLength: wireLength, time: time, tagged: false) {
+            && processEstablishedTCPv4(bytes, wireLength: wireLength, time: time, frame: .ethernet) {
+            packetsOnEstablishedPath &+= 1
+            return
+        }
+        processUncommon(bytes, linkType: linkType, time: time, wireLength: wireLength)
+    }
+
+    /// A packet the untagged Ethernet one-pass path did not take: the one-pass path once more for a frame with one
+    /// 802.1Q tag or of a Linux cooked capture, else the general path. Out of line, and the only call the common
+    /// path makes, as `processGeneral` was: those readings, inside it, cost every packet ~24 instructions.
+    @inline(never)
+    private func processUncommon(_ bytes: ByteView, linkType: Int32, time: PacketTime, wireLength: Int) {
+        if establishedTCPPath && (linkType == PacketDecoder.ethernet
+                ? processEstablishedTaggedTCPv4(bytes, wireLength: wireLength, time: time)
+                : processEstablishedCookedTCPv4(bytes, linkType: linkType, wireLength: wireLength, time: time)) {
             packetsOnEstablishedPath &+= 1
             return
         }
@@ -299,26 +319,36 @@ public final class Engine {
         }
     }
 
+    /// How `processEstablishedTCPv4` reads a frame: every frame is handed to it so that the offsets it reads are an
+    /// untagged Ethernet frame's (IPv4 at 14), the link header's type at 12 unless said.
+    enum OnePassFrame {
+        /// Untagged Ethernet II.
+        case ethernet
+        /// From 4 bytes into an Ethernet frame with one 802.1Q tag: its VLAN ID at 10.
+        case tagged
+        /// From 2 bytes into a Linux cooked (SLL) frame: its protocol at 12.
+        case cooked
+        /// From 6 bytes into a Linux cooked v2 (SLL2) frame: its protocol at -6, the frame's start.
+        case cooked2
+    }
+
     /// Most packets of a long-lived ICS connection in one pass: Ethernet II (untagged; with one 802.1Q tag, a SPAN
-    /// port copying a trunk keeps the tags, through `processEstablishedTaggedTCPv4`), IPv4 without options and not a
-    /// fragment, TCP with ACK and neither SYN nor RST, the whole IP packet captured, of a live flow whose
+    /// port copying a trunk keeps the tags, or a Linux cooked capture's, `tcpdump -i any`: through
+    /// `processUncommon`), IPv4 without options and not a fragment, TCP with ACK and neither SYN nor RST, the whole IP packet captured, of a live flow whose
     /// streams hold nothing out of order, carrying the next bytes in sequence (or none). For such a packet this
     /// does exactly what the general path below would (counters, LRU, reassembly, delivery) and returns true;
     /// for anything else it changes nothing and returns false. The general path builds a `PacketView`, a key and
     /// a stream event, and costs several times more.
-    /// `tagged`: `bytes` starts 4 bytes into a frame with one 802.1Q tag, so that the offsets below are an untagged
-    /// frame's; the tag's VLAN ID (the flow key's) is then at `bytes[10...11]`, over the source address's end.
+    /// `frame` says how `bytes` is read (see `OnePassFrame`).
     @inline(always)
-    private func processEstablishedTCPv4(_ bytes: ByteView, wireLength: Int, time: PacketTime, tagged: Bool) -> Bool {
+    private func processEstablishedTCPv4(_ bytes: ByteView, wireLength: Int, time: PacketTime, frame: OnePassFrame) -> Bool {
         let n = bytes.count
         guard n >= 54, let p = bytes.raw.baseAddress else { return false }
         @inline(__always) func u8(_ o: Int) -> UInt8 { p.load(fromByteOffset: o, as: UInt8.self) }
         @inline(__always) func u16(_ o: Int) -> UInt16 { UInt16(bigEndian: p.loadUnaligned(fromByteOffset: o, as: UInt16.self)) }
         @inline(__always) func u32(_ o: Int) -> UInt32 { UInt32(bigEndian: p.loadUnaligned(fromByteOffset: o, as: UInt32.self)) }
-        guard u16(12) == 0x0800 else {
-            return !tagged && u16(12) == 0x8100 && processEstablishedTaggedTCPv4(bytes, wireLength: wireLength, time: time)
-        }
-        let vlan: UInt16 = tagged ? u16(10) & 0x0FFF : 0
+        guard (frame == .cooked2 ? u16(-6) : u16(12)) == 0x0800 else { return false }
+        let vlan: UInt16 = frame == .tagged ? u16(10) & 0x0FFF : 0
         guard u8(14) == 0x45, u16(20) & 0x3FFF == 0, u8(23) == 6 else { return false }
         let ipEnd = 14 + Int(u16(16))
         let flags = u8(47)
@@ -373,13 +403,28 @@ public final class Engine {
         return true
     }
 
-    /// `processEstablishedTCPv4` for a frame with one 802.1Q tag: the frame read 4 bytes on. Out of line, so that
-    /// untagged frames pay nothing for it.
-    @inline(never)
+    /// `processEstablishedTCPv4` for a frame with one 802.1Q tag, read 4 bytes on; false for any other frame.
+    @inline(__always)
     private func processEstablishedTaggedTCPv4(_ bytes: ByteView, wireLength: Int, time: PacketTime) -> Bool {
-        guard bytes.count >= 58, let p = bytes.raw.baseAddress else { return false }
+        guard bytes.count >= 58, let p = bytes.raw.baseAddress,
+              p.loadUnaligned(fromByteOffset: 12, as: UInt16.self) == UInt16(0x8100).bigEndian else { return false }
         return processEstablishedTCPv4(ByteView(UnsafeRawBufferPointer(start: p + 4, count: bytes.count - 4)),
-                                       wireLength: wireLength, time: time, tagged: true)
+                                       wireLength: wireLength, time: time, frame: .tagged)
+    }
+
+    /// `processEstablishedTCPv4` for a Linux cooked capture (SLL: a 16-byte header, its protocol at 14; SLL2: 20
+    /// bytes, its protocol first), read from where the rest lies as in an Ethernet frame; false for other link types.
+    @inline(__always)
+    private func processEstablishedCookedTCPv4(_ bytes: ByteView, linkType: Int32, wireLength: Int, time: PacketTime) -> Bool {
+        guard let p = bytes.raw.baseAddress else { return false }
+        let (shift, frame): (Int, OnePassFrame) = switch linkType {
+        case PacketDecoder.linuxSLL: (2, .cooked)
+        case PacketDecoder.linuxSLL2: (6, .cooked2)
+        default: (-1, .ethernet)
+        }
+        guard shift >= 0, bytes.count >= shift + 54 else { return false }
+        return processEstablishedTCPv4(ByteView(UnsafeRawBufferPointer(start: p + shift, count: bytes.count - shift)),
+                                       wireLength: wireLength, time: time, frame: frame)
     }
 
     /// Notes a packet of flow `slot` (its state at `state`) at `time`: a move to the front of the recency list on its

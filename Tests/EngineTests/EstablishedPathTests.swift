@@ -4,6 +4,7 @@ import Wire
 import Records
 import Capture
 import Engine
+import Decode
 
 /// Every record kind of one capture, as the engine writes them, and the engine's counters.
 /// Nil when the file cannot be opened (the edge fixtures include garbage and unknown link types); a read error
@@ -103,14 +104,15 @@ func replayLoopHandlerWritesWhatPacketByPacketWrites(_ capture: String) {
 }
 
 /// A classic pcap file (microseconds, host byte order) of `capture`'s Ethernet records, each frame rewritten by
-/// `tag` (its index and bytes in, the frame to write out), in a temporary file; nil for a capture of another link
-/// type or shape.
-private func retagged(_ capture: String, _ tag: (Int, [UInt8]) -> [[UInt8]]) throws -> String? {
+/// `tag` (its index and bytes in, the frames to write out), of link type `linkType`, in a temporary file; nil for a
+/// capture of another link type or shape.
+private func retagged(_ capture: String, linkType: Int32 = 1, _ tag: (Int, [UInt8]) -> [[UInt8]]) throws -> String? {
     let data = try [UInt8](Data(contentsOf: repositoryRoot.appendingPathComponent("Fixtures").appendingPathComponent(capture)))
     func u32(_ o: Int) -> Int { Int(data[o]) | Int(data[o + 1]) << 8 | Int(data[o + 2]) << 16 | Int(data[o + 3]) << 24 }
     guard data.count >= 24, u32(0) == 0xA1B2_C3D4, u32(20) == 1 else { return nil }
     var out = Array(data[0..<24])
     out.replaceSubrange(16..<20, with: [0, 0, 4, 0])   // snapshot length 262,144: the tags fit whatever the original's
+    out.replaceSubrange(20..<24, with: [UInt8(linkType & 0xFF), UInt8(linkType >> 8 & 0xFF), 0, 0])
     func le(_ v: Int) -> [UInt8] { [UInt8(v & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v >> 16 & 0xFF), UInt8(v >> 24 & 0xFF)] }
     var o = 24, index = 0
     while o + 16 <= data.count {
@@ -133,6 +135,46 @@ private func tagged(_ frame: [UInt8], vlan: UInt16) -> [UInt8] {
     guard frame.count >= 14 else { return frame }
     let tci = 0xA000 | vlan
     return Array(frame[0..<12]) + [0x81, 0x00, UInt8(tci >> 8), UInt8(tci & 0xFF)] + Array(frame[12...])
+}
+
+/// `frame` (Ethernet) as a Linux cooked capture gives it (`tcpdump -i any`): SLL (16-byte header: packet type,
+/// ARPHRD_ETHER, address length, address, protocol) or SLL2 (20 bytes: protocol, reserved, interface index, ARPHRD,
+/// packet type, address length, address).
+private func cooked(_ frame: [UInt8], version: Int) -> [UInt8] {
+    guard frame.count >= 14 else { return frame }
+    let source = Array(frame[6..<12]), type = Array(frame[12..<14]), rest = Array(frame[14...])
+    if version == 1 { return [0, 0, 0, 1, 0, 6] + source + [0, 0] + type + rest }
+    return type + [0, 0, 0, 0, 0, 2, 0, 1, 0, 6] + source + [0, 0] + rest
+}
+
+/// Frames of a Linux cooked capture (SLL, SLL2) take the one-pass path as often as the same packets in Ethernet
+/// frames, and it writes what the general path writes.
+@Test(arguments: ["modbus/pymodbus_all_functions.pcap", "dnp3", "s7comm", "demo/plant.pcap"], [1, 2])
+func cookedFramesTakeTheOnePassPathAsEthernetOnesDo(_ name: String, version: Int) throws {
+    let captures = name.hasSuffix(".pcap") ? [name] : fixtureCaptures.filter { $0.hasPrefix(name + "/") }
+    #expect(!captures.isEmpty)
+    for capture in captures {
+        let linkType = version == 1 ? PacketDecoder.linuxSLL : PacketDecoder.linuxSLL2
+        guard let path = try retagged(capture, linkType: linkType, { _, frame in [cooked(frame, version: version)] })
+        else { continue }
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let ethernet = try #require(allRecords(of: repositoryRoot.appendingPathComponent("Fixtures/" + capture).path, establishedPath: true))
+        let fast = try #require(allRecords(of: path, establishedPath: true))
+        let general = try #require(allRecords(of: path, establishedPath: false))
+        #expect(fast.onPath == ethernet.onPath && fast.packets == ethernet.packets, "\(capture), SLL\(version)")
+        #expect(fast.lines == general.lines, "\(capture), SLL\(version)")
+        // Every third frame saying it holds another protocol (0x88B5, local experimental): not IPv4, whatever its
+        // bytes look like, on either path (the one-pass path would otherwise take it into its flow).
+        guard let other = try retagged(capture, linkType: linkType, { i, frame in
+            var f = cooked(frame, version: version)
+            if i % 3 == 2 && f.count >= 16 { f.replaceSubrange(version == 1 ? 14..<16 : 0..<2, with: [0x88, 0xB5]) }
+            return [f]
+        }) else { continue }
+        defer { try? FileManager.default.removeItem(atPath: other) }
+        let notIP = try #require(allRecords(of: other, establishedPath: true))
+        let notIPGeneral = try #require(allRecords(of: other, establishedPath: false))
+        #expect(notIP.lines == notIPGeneral.lines, "\(capture), SLL\(version), every third frame 0x88B5")
+    }
 }
 
 /// Frames with one 802.1Q tag (a SPAN port copying a trunk keeps them) take the one-pass path as often as the same
