@@ -12,6 +12,8 @@ What it writes
     Frames shorter than 60 bytes are zero-padded to 60 as a SPAN port delivers them, so readers must trust
     the IPv4 total length, not the captured length. --vlan ID tags every frame with one 802.1Q tag (priority 0)
     after the padding, as a SPAN port copying a trunk delivers them; the packets are otherwise the same.
+    --link sll / sll2 writes the same packets as a Linux cooked capture gives them (`tcpdump -i any`:
+    LINKTYPE_LINUX_SLL 113, LINKTYPE_LINUX_SLL2 276; no Ethernet padding) instead of Ethernet frames.
   - TCP sessions are complete: SYN (MSS/WS/SACK options), SYN-ACK, ACK, then data with correct seq/ack
     numbers, then FIN/ACK, FIN/ACK, ACK. A request's segment acknowledges everything the server sent.
   - Flows are interleaved: at every step a random live flow (or the next in turn, --interleave rr) sends
@@ -64,6 +66,15 @@ IPV4_UDP = struct.Struct("!14sBBHHHBBH4s4sHHHH")       # Ethernet + 20-byte IPv4
 IPV4_ICMP = struct.Struct("!14sBBHHHBBH4s4sBBHHH")     # Ethernet + 20-byte IPv4 header + 8-byte ICMP echo header
 
 LINKTYPE_ETHERNET = 1
+LINKTYPES = {"ethernet": LINKTYPE_ETHERNET, "sll": 113, "sll2": 276}
+
+
+def cooked(frame: bytes, link: str) -> bytes:
+    """An Ethernet frame as a Linux cooked capture holds it: SLL (packet type 0, ARPHRD_ETHER, the source address,
+    the protocol) or SLL2 (protocol, reserved, interface index 1, ARPHRD_ETHER, packet type 0, the source address)."""
+    if link == "sll":
+        return b"\x00\x00\x00\x01\x00\x06" + frame[6:12] + b"\x00\x00" + frame[12:14] + frame[14:]
+    return frame[12:14] + b"\x00\x00\x00\x00\x00\x01\x00\x01\x00\x06" + frame[6:12] + b"\x00\x00" + frame[14:]
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 C, S = 0, 1  # direction: client (initiator) -> server, server -> client
 
@@ -122,21 +133,25 @@ class Flow:
 class Writer:
     """Appends pcap records to an in-memory list and flushes them in large writes."""
 
-    def __init__(self, out, rng: random.Random, start_us: int, mean_gap_us: float, vlan: int = 0):
+    def __init__(self, out, rng: random.Random, start_us: int, mean_gap_us: float, vlan: int = 0, link: str = "ethernet"):
         self.out = out
         self.tag = struct.pack(">HH", 0x8100, vlan) if vlan else b""
+        self.link = "" if link == "ethernet" else link
         self.buf: list[bytes] = []
         self.rnd = rng.random
         self.t = start_us
         self.gap2 = max(0.0, 2.0 * mean_gap_us - 1.0)
         self.packets = 0
         self.bytes = 0
-        out.write(PCAP_GLOBAL.pack(0xA1B2C3D4, 2, 4, 0, 0, 65535, LINKTYPE_ETHERNET))
+        out.write(PCAP_GLOBAL.pack(0xA1B2C3D4, 2, 4, 0, 0, 65535, LINKTYPES[link]))
 
     def _record(self, frame: bytes) -> None:
         t = self.t = self.t + 1 + int(self.rnd() * self.gap2)
         flen = len(frame)
-        if flen < 60:
+        if self.link:
+            frame = cooked(frame, self.link)
+            flen = len(frame)
+        elif flen < 60:
             frame += bytes(60 - flen)
             flen = 60
         if self.tag:
@@ -187,7 +202,10 @@ class Writer:
             frame += payload if not opts else opts + payload
         elif opts:
             frame += opts
-        if flen < 60:
+        if self.link:
+            frame = cooked(frame, self.link)
+            flen = len(frame)
+        elif flen < 60:
             frame += bytes(60 - flen)
             flen = 60
         if self.tag:
@@ -897,7 +915,7 @@ class _FlowRng:
 
 
 def generate_handshakes(packets: int, flows: int, seed: int, out_path: str, rate: float, start: int,
-                        vlan: int = 0) -> "Writer":
+                        vlan: int = 0, link: str = "ethernet") -> "Writer":
     """All SYNs, then all SYN-ACKs, then all ACKs (see the handshakes profile): 3 packets per flow, streamed."""
     if packets != 3 * flows:
         raise SystemExit("pcapgen: the handshakes profile needs --packets == 3 * --flows")
@@ -905,7 +923,7 @@ def generate_handshakes(packets: int, flows: int, seed: int, out_path: str, rate
     nclients = max(64, -(-flows // PORTS_PER_CLIENT))
     nservers = max(1, min(60000, flows // 25))
     with open(out_path, "wb", buffering=1 << 20) as out:
-        w = Writer(out, rng, start * 1_000_000, 1e6 / rate, vlan)
+        w = Writer(out, rng, start * 1_000_000, 1e6 / rate, vlan, link)
 
         def flow(i: int) -> Flow:
             c = i % nclients + nclients * (i // (nclients * PORTS_PER_CLIENT))
@@ -931,10 +949,10 @@ def generate_handshakes(packets: int, flows: int, seed: int, out_path: str, rate
 
 
 def generate(profile: str, packets: int, flows: int, seed: int, out_path: str, concurrency: int | None,
-             interleave: str, rate: float, start: int, quiet: bool, vlan: int = 0) -> None:
+             interleave: str, rate: float, start: int, quiet: bool, vlan: int = 0, link: str = "ethernet") -> None:
     if profile == "handshakes":
         t0 = time.perf_counter()
-        w = generate_handshakes(packets, flows, seed, out_path, rate, start, vlan)
+        w = generate_handshakes(packets, flows, seed, out_path, rate, start, vlan, link)
         dt = time.perf_counter() - t0
         if not quiet:
             print(f"pcapgen: {out_path}: profile handshakes, {w.packets} packets, {flows} flows, {w.bytes} bytes, "
@@ -948,7 +966,7 @@ def generate(profile: str, packets: int, flows: int, seed: int, out_path: str, c
     conc = flows if not concurrency else min(concurrency, flows)
     t0 = time.perf_counter()
     with open(out_path, "wb", buffering=1 << 20) as out:
-        w = Writer(out, rng, start * 1_000_000, 1e6 / rate, vlan)
+        w = Writer(out, rng, start * 1_000_000, 1e6 / rate, vlan, link)
         ctx = Ctx(w, rng)
 
         def start_flow(i: int):
@@ -998,6 +1016,8 @@ def main(argv=None) -> None:
     p.add_argument("--rate", type=float, default=50000.0, help="mean packets per second of capture time")
     p.add_argument("--start", type=int, default=1704067200, help="first timestamp, Unix seconds (2024-01-01)")
     p.add_argument("--vlan", type=int, default=0, help="tag every frame with this 802.1Q VLAN ID (1-4094; default: untagged)")
+    p.add_argument("--link", choices=sorted(LINKTYPES), default="ethernet",
+                   help="link layer: Ethernet frames, or a Linux cooked capture's (sll, sll2)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.add_argument("-o", "--output", required=True)
     a = p.parse_args(argv)
@@ -1005,7 +1025,10 @@ def main(argv=None) -> None:
         p.error("need 1 <= --flows <= --packets")
     if not 0 <= a.vlan <= 4094:
         p.error("--vlan: a VLAN ID from 1 to 4094 (0: untagged)")
-    generate(a.profile, a.packets, a.flows, a.seed, a.output, a.concurrency, a.interleave, a.rate, a.start, a.quiet, a.vlan)
+    if a.vlan and a.link != "ethernet":
+        p.error("--vlan tags Ethernet frames (not with --link sll or sll2)")
+    generate(a.profile, a.packets, a.flows, a.seed, a.output, a.concurrency, a.interleave, a.rate, a.start, a.quiet, a.vlan,
+             a.link)
 
 
 if __name__ == "__main__":
