@@ -95,7 +95,7 @@ public final class PacketSource {
     /// exclusivity checks.
     @exclusivity(unchecked) private var lookahead = RecordLookahead()
 
-    /// Whether `upcoming` can answer (a pcap or pcapng file; not standard input or a live capture).
+    /// Whether `upcoming` can answer (a pcap or pcapng file or standard input; not a live capture).
     public var readsAhead: Bool { lookahead.layout != .none }
 
     /// The capture's snapshot length (`pcap_snapshot`): no packet is captured longer.
@@ -129,18 +129,17 @@ public final class PacketSource {
         readBuffer?.deallocate()
     }
 
-    /// Opens a pcap or pcapng file; `-` reads standard input. Offline files get a 64 KiB stdio buffer of our own
-    /// (glibc ignores the size when `setvbuf` is given no buffer): 16 times fewer `read` calls than glibc's 4 KiB,
-    /// while the buffer still stays in the L2 cache beside the flow table (1 MiB, the size of that cache, evicted
-    /// it at every refill: ~2 % slower on 10,000 flows; 16 KiB: more calls and less lookahead, ~5 % slower).
+    /// Opens a pcap or pcapng file; `-` reads standard input. Offline files (standard input too) get a 64 KiB stdio
+    /// buffer of our own (glibc ignores the size when `setvbuf` is given no buffer, and gives a pipe 4 KiB): 16 times
+    /// fewer `read` calls than glibc's 4 KiB, while the buffer still stays in the L2 cache beside the flow table
+    /// (1 MiB, the size of that cache, evicted it at every refill: ~2 % slower on 10,000 flows; 16 KiB: more calls
+    /// and less lookahead, ~5 % slower).
     public static func openFile(_ path: String) throws(CaptureError) -> PacketSource {
         var errbuf = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE) + 1)
-        if path == "-" {
-            guard let h = pcap_open_offline("-", &errbuf) else { throw CaptureError(.open, "-: " + PacketSource.text(errbuf)) }
-            if let stream = pcap_file(h) { _ = __fsetlocking(stream, Int32(FSETLOCKING_BYCALLER)) }   // as below
-            return try PacketSource(handle: h, buffer: nil, live: false)
-        }
-        guard let fp = fopen(path, "rb") else {
+        // Standard input through a stream of our own on descriptor 0 (what libpcap's "-" reads), so that it gets the
+        // buffer and the lookahead too; closed with the source, as a file's is.
+        let standardInput = path == "-"
+        guard let fp = standardInput ? fdopen(STDIN_FILENO, "rb") : fopen(path, "rb") else {
             throw CaptureError(.open, "\(path): cannot open: \(String(cString: strerror(errno)))")
         }
         let size = 64 << 10
@@ -149,11 +148,11 @@ public final class PacketSource {
         // One thread reads this stream (libpcap, and the lookahead peeking into its buffer): without this, every
         // fread takes and releases the stream's lock, two atomic operations, and libpcap freads twice a packet.
         _ = __fsetlocking(fp, Int32(FSETLOCKING_BYCALLER))
-        // The first bytes, read beside stdio (pread moves no file position): classic pcap's magic, or pcapng's
+        // A file's first bytes, read beside stdio (pread moves no file position): classic pcap's magic, or pcapng's
         // section header block with its byte-order magic at byte 8, say how to read ahead; the old modified pcap
         // formats (other record headers) get no lookahead.
         var start = (UInt32(0), UInt32(0), UInt32(0))
-        let startRead = pread(fileno(fp), &start, 12, 0) == 12
+        let startRead = !standardInput && pread(fileno(fp), &start, 12, 0) == 12
         guard let h = pcap_fopen_offline(fp, &errbuf) else {
             fclose(fp); buffer.deallocate()
             throw CaptureError(.open, "\(path): " + PacketSource.text(errbuf))
@@ -166,6 +165,16 @@ public final class PacketSource {
             case (0xD4C3_B2A1, _), (0x4D3C_B2A1, _): source.lookahead.layout = .classicSwapped
             case (0x0A0D_0D0A, 0x1A2B_3C4D): source.lookahead.layout = .pcapng
             case (0x0A0D_0D0A, 0x4D3C_2B1A): source.lookahead.layout = .pcapngSwapped
+            default: break
+            }
+        } else if standardInput {
+            // A stream cannot be read beside libpcap: the format as libpcap read its header (classic pcap 2.x,
+            // pcapng 1.x). The old modified pcap formats also say 2.4; their longer record headers make the walk's
+            // answers fail its bounds or name wrong bytes: hints only.
+            let swapped = pcap_is_swapped(h) == 1
+            switch pcap_major_version(h) {
+            case 2: source.lookahead.layout = swapped ? .classicSwapped : .classic
+            case 1: source.lookahead.layout = swapped ? .pcapngSwapped : .pcapng
             default: break
             }
         }
@@ -309,7 +318,7 @@ public final class PacketSource {
     }
 
     /// The captured bytes of the packet `distance` places after the current one (1: the next), when its record
-    /// is already in the file's read buffer; nil otherwise (end of the buffer, stdin, live, the old modified formats). Nothing is
+    /// is already in the file's read buffer; nil otherwise (end of the buffer, live, the old modified formats). Nothing is
     /// copied or consumed: the packet still comes from `next()`. Only a hint source (flow prefetching), so the
     /// bytes are not validated beyond staying inside the buffer; the view is valid until the next `next()`.
     /// Called once per packet with the same distance, it steps one record on from the previous answer instead

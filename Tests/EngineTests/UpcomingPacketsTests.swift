@@ -1,4 +1,5 @@
 import Testing
+import Glibc
 import Foundation
 import Capture
 import Wire
@@ -144,6 +145,37 @@ import Wire
                 let source = try PacketSource.openFile(path)
                 guard case .packet = try source.next() else { Issue.record("no first packet"); return }
                 #expect(source.upcoming(1).map { Array($0.raw) } == (run <= 8 ? PcapngFile.frame(1) : nil), "\(run) blocks")
+            }
+        }
+    }
+
+    /// Standard input (`-`) is read ahead as a file is, classic pcap or pcapng: its format comes from libpcap's
+    /// reading of the header (a stream cannot be read beside it). The file is put on descriptor 0 for the test.
+    @Test func standardInputIsReadAheadAsAFileIs() throws {
+        var writer = PcapngFile(swapped: true)
+        let pcapng = writer.build(packets: 40)
+        let plant = repositoryRoot.appendingPathComponent("Fixtures/demo/plant.pcap").path
+        let swapped = repositoryRoot.appendingPathComponent("Fixtures/edge/modbus-nsec-bigendian.pcap").path
+        try withFile("stdin.pcapng", pcapng) { ngPath in
+            for path in [plant, swapped, ngPath] {
+                let all = try packets(path)
+                let saved = dup(STDIN_FILENO), file = open(path, O_RDONLY)
+                #expect(saved >= 0 && file >= 0)
+                defer { dup2(saved, STDIN_FILENO); close(saved) }
+                dup2(file, STDIN_FILENO); close(file)
+                var index = -1, answered = 0
+                do {
+                    let source = try PacketSource.openFile("-")
+                    #expect(source.readsAhead)
+                    while case .packet(_, let bytes) = try source.next() {
+                        index += 1
+                        #expect(index < all.count && Array(bytes.raw) == all[index])
+                        guard index + 4 < all.count else { continue }
+                        #expect(source.upcoming(4).map { Array($0.raw) } == all[index + 4], "\(path): packet \(index + 1) + 4")
+                        answered += 1
+                    }
+                }
+                #expect(index + 1 == all.count && answered == all.count - 4, "\(path)")
             }
         }
     }
