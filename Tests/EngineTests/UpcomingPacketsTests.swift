@@ -18,26 +18,33 @@ import Wire
         return out
     }
 
-    @Test(arguments: files, [1, 4, 8])
-    func upcomingNamesThePacketsNextWillDeliver(file: String, distance: Int) throws {
-        let path = repositoryRoot.appendingPathComponent("Fixtures/" + file).path
+    /// Reads `path` with `next()`, asking `upcoming(distance)` after each packet: every packet but the last `distance`
+    /// is answered with the packet `next()` then delivers, and none past the end. Returns how many packets it holds.
+    @discardableResult
+    func expectEveryPacketAnswered(_ path: String, distance: Int) throws -> Int {
         let all = try packets(path)
-        #expect(!all.isEmpty)
         let source = try PacketSource.openFile(path)
         var index = -1, answered = 0
         while case .packet = try source.next() {
             index += 1
             let ahead = source.upcoming(distance)
-            // These files fit in the read buffer: every packet ahead is there, and none past the end.
             if index + distance < all.count {
-                #expect(ahead.map { Array($0.raw) } == all[index + distance], "packet \(index + 1) + \(distance)")
-                answered += 1
+                #expect(ahead.map { Array($0.raw) } == all[index + distance], "\(path): packet \(index + 1) + \(distance)")
+                if ahead != nil { answered += 1 }
             } else {
                 #expect(ahead == nil)
             }
         }
         #expect(index + 1 == all.count)
-        #expect(answered == max(0, all.count - distance))
+        #expect(answered == max(0, all.count - distance), "\(path)")
+        return all.count
+    }
+
+    /// These files fit in the read buffer: every packet ahead is there.
+    @Test(arguments: files, [1, 4, 8])
+    func upcomingNamesThePacketsNextWillDeliver(file: String, distance: Int) throws {
+        let count = try expectEveryPacketAnswered(repositoryRoot.appendingPathComponent("Fixtures/" + file).path, distance: distance)
+        #expect(count > 0)
     }
 
     /// Writes `bytes` to a temporary file, runs `body` on its path, removes it.
@@ -57,21 +64,8 @@ import Wire
         var writer = PcapngFile(swapped: swapped)
         let file = writer.build(packets: 40)
         try withFile("blocks-\(swapped)-\(distance).pcapng", file) { path in
-            let all = try packets(path)
-            #expect(all.count == 40)
-            let source = try PacketSource.openFile(path)
-            var index = -1, answered = 0
-            while case .packet = try source.next() {
-                index += 1
-                let ahead = source.upcoming(distance)
-                if index + distance < all.count {
-                    #expect(ahead.map { Array($0.raw) } == all[index + distance], "packet \(index + 1) + \(distance)")
-                    if ahead != nil { answered += 1 }
-                } else {
-                    #expect(ahead == nil)
-                }
-            }
-            #expect(answered == all.count - distance)
+            let count = try expectEveryPacketAnswered(path, distance: distance)
+            #expect(count == 40)
         }
     }
 
@@ -180,24 +174,6 @@ import Wire
         }
     }
 
-    @Test func acrossPcapngReadBufferRefillsAnswersAreRightOrAbsent() throws {
-        var writer = PcapngFile(swapped: false)
-        let file = writer.build(packets: 30_000)   // ~2.6 MiB: the 64 KiB buffer refills often
-        try withFile("refills.pcapng", file) { path in
-            let all = try packets(path)
-            let source = try PacketSource.openFile(path)
-            var index = -1, answered = 0, wrong = 0
-            while case .packet = try source.next() {
-                index += 1
-                guard let ahead = source.upcoming(8) else { continue }
-                answered += 1
-                if index + 8 >= all.count || Array(ahead.raw) != all[index + 8] { wrong += 1 }
-            }
-            #expect(wrong == 0)
-            #expect(answered > all.count * 9 / 10, "\(answered) of \(all.count)")
-        }
-    }
-
     @Test func changingTheDistanceStillNamesTheRightPacket() throws {
         let path = repositoryRoot.appendingPathComponent("Fixtures/demo/plant.pcap").path
         let all = try packets(path)
@@ -211,25 +187,33 @@ import Wire
         }
     }
 
-    @Test func acrossReadBufferRefillsAnswersAreRightOrAbsent() throws {
-        // 3 MiB of records: the read buffer (64 KiB) is refilled many times, records straddle its end.
-        let plant = try Data(contentsOf: repositoryRoot.appendingPathComponent("Fixtures/demo/plant.pcap"))
-        var file = plant.prefix(24)
-        for _ in 0..<300 { file.append(plant.dropFirst(24)) }
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("upcoming-\(getpid()).pcap").path
-        try file.write(to: URL(fileURLWithPath: path))
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        let all = try packets(path)
-        let source = try PacketSource.openFile(path)
-        var index = -1, answered = 0, wrong = 0
-        while case .packet = try source.next() {
-            index += 1
-            guard let ahead = source.upcoming(8) else { continue }
-            answered += 1
-            if index + 8 >= all.count || Array(ahead.raw) != all[index + 8] { wrong += 1 }
+    /// Files of a few MiB (the demo plant's records 300 times, or 30,000 packets of pcapng with every block kind): the
+    /// read buffer (64 KiB) is refilled many times and records straddle its end; answers are right or absent, and
+    /// nearly every packet has one.
+    @Test(arguments: ["pcap", "pcapng"])
+    func acrossReadBufferRefillsAnswersAreRightOrAbsent(format: String) throws {
+        var file: [UInt8]
+        if format == "pcap" {
+            let plant = try [UInt8](Data(contentsOf: repositoryRoot.appendingPathComponent("Fixtures/demo/plant.pcap")))
+            file = Array(plant.prefix(24))
+            for _ in 0..<300 { file += plant.dropFirst(24) }
+        } else {
+            var writer = PcapngFile(swapped: false)
+            file = writer.build(packets: 30_000)
         }
-        #expect(wrong == 0)
-        #expect(answered > all.count * 9 / 10, "\(answered) of \(all.count)")
+        try withFile("refills.\(format)", file) { path in
+            let all = try packets(path)
+            let source = try PacketSource.openFile(path)
+            var index = -1, answered = 0, wrong = 0
+            while case .packet = try source.next() {
+                index += 1
+                guard let ahead = source.upcoming(8) else { continue }
+                answered += 1
+                if index + 8 >= all.count || Array(ahead.raw) != all[index + 8] { wrong += 1 }
+            }
+            #expect(wrong == 0)
+            #expect(answered > all.count * 9 / 10, "\(answered) of \(all.count)")
+        }
     }
 }
 
