@@ -318,8 +318,8 @@ public final class PacketSource {
     }
 
     /// The captured bytes of the packet `distance` places after the current one (1: the next), when its record
-    /// is already in the file's read buffer; nil otherwise (end of the buffer, live, the old modified formats). Nothing is
-    /// copied or consumed: the packet still comes from `next()`. Only a hint source (flow prefetching), so the
+    /// is already in the file's read buffer; nil otherwise (end of the buffer, live, the old modified formats).
+    /// Nothing is copied or consumed: the packet still comes from `next()`. Only a hint source (flow prefetching), so the
     /// bytes are not validated beyond staying inside the buffer; the view is valid until the next `next()`.
     /// Called once per packet with the same distance, it steps one record on from the previous answer instead
     /// of walking `distance` record headers again. (glibc's FILE read pointers are part of its public ABI.)

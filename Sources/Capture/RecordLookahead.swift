@@ -2,15 +2,17 @@ import CPcap
 import Glibc
 import Wire
 
-/// The packets ahead of the current one in a pcap or pcapng file, read from the bytes glibc has already buffered
-/// for libpcap and not handed over yet (the stream's unread extent: glibc's FILE read pointers, part of its public
-/// ABI; libpcap reads both formats through that stream, a block or record at a time). Nothing is copied or consumed: a hint source for prefetching (`PacketSource.upcoming`), so records are not
-/// validated beyond staying inside the buffer. A value type, so the dispatch loop keeps it in its own context and
-/// steps it without touching the source object (`PacketSource.recordLookahead`).
+/// The packets ahead of the current one in a pcap or pcapng file (or standard input), read from the bytes glibc has
+/// already buffered for libpcap and not handed over yet (the stream's unread extent: glibc's FILE read pointers, part
+/// of its public ABI; libpcap reads both formats through that stream, a block or record at a time). Nothing is copied
+/// or consumed: a hint source for prefetching (`PacketSource.upcoming`), so records are not validated beyond staying
+/// inside the buffer. A value type, so the dispatch loop keeps it in its own context and steps it without touching
+/// the source object (`PacketSource.recordLookahead`).
 public struct RecordLookahead {
-    /// How the file's records are laid out, as `PacketSource.openFile` found from its first bytes.
+    /// How the file's records are laid out, as `PacketSource.openFile` found them (a file's first bytes, or how
+    /// libpcap read standard input's header).
     @usableFromInline enum Layout: UInt8 {
-        /// No lookahead (stdin, live capture, the old modified pcap formats).
+        /// No lookahead (live capture, the old modified pcap formats in a file).
         case none
         /// Classic pcap: 16-byte record headers, in host byte order or byte-swapped.
         case classic, classicSwapped

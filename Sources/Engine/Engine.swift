@@ -334,12 +334,12 @@ public final class Engine {
 
     /// Most packets of a long-lived ICS connection in one pass: Ethernet II (untagged; with one 802.1Q tag, a SPAN
     /// port copying a trunk keeps the tags, or a Linux cooked capture's, `tcpdump -i any`: through
-    /// `processUncommon`), IPv4 without options and not a fragment, TCP with ACK and neither SYN nor RST, the whole IP packet captured, of a live flow whose
-    /// streams hold nothing out of order, carrying the next bytes in sequence (or none). For such a packet this
-    /// does exactly what the general path below would (counters, LRU, reassembly, delivery) and returns true;
-    /// for anything else it changes nothing and returns false. The general path builds a `PacketView`, a key and
-    /// a stream event, and costs several times more.
-    /// `frame` says how `bytes` is read (see `OnePassFrame`).
+    /// `processUncommon`), IPv4 without options and not a fragment, TCP with ACK and neither SYN nor RST, the whole
+    /// IP packet captured, of a live flow whose streams hold nothing out of order, carrying the next bytes in
+    /// sequence (or none). For such a packet this does exactly what the general path below would (counters, LRU,
+    /// reassembly, delivery) and returns true; for anything else it changes nothing and returns false. The general
+    /// path builds a `PacketView`, a key and a stream event, and costs several times more. `frame` says how `bytes`
+    /// is read (see `OnePassFrame`).
     @inline(always)
     private func processEstablishedTCPv4(_ bytes: ByteView, wireLength: Int, time: PacketTime, frame: OnePassFrame) -> Bool {
         let n = bytes.count

@@ -51,7 +51,7 @@ func runPacketLoop(_ source: PacketSource, path: String? = nil, session: RunSess
         do { guard try mapped.handOver(to: source) else { return nil } } catch { return error }
     }
     if !source.readsAhead && getenv("ZONEWATCH_NO_PREFETCH") == nil {
-        // Standard input has no read buffer to look ahead in: packets are held back for their hints instead.
+        // No buffer to look ahead in (the old modified pcap formats): packets are held back for their hints instead.
         let line = PacketDelayLine(engine: engine, snapshotLength: source.snapshotLength)
         defer { line.drain() }
         var n = 0
