@@ -26,6 +26,7 @@ public enum FlowDispatch {
     public static func worker(for bytes: ByteView, linkType: Int32, workers: Int, key: FlowHashKey) -> Int {
         guard workers > 1 else { return 0 }
         if linkType == PacketDecoder.ethernet, let h = commonShapeHash(bytes, key: key) { return index(h, workers: workers) }
+        if let h = uncommonShapeHash(bytes, linkType: linkType, key: key) { return index(h, workers: workers) }
         let packet: PacketView
         do {
             guard let p = try PacketDecoder.decode(bytes, linkType: linkType) else { return 0 }
@@ -53,12 +54,39 @@ public enum FlowDispatch {
     /// `decode` takes with ports 0, whatever follows the IPv4 header); nil for any other packet. Building the decoder's
     /// whole `PacketView` for a packet that is usually another worker's cost more than the rest of the dispatch.
     @inline(__always)
-    static func commonShapeHash(_ bytes: ByteView, key: FlowHashKey) -> UInt64? {
+    static func commonShapeHash(_ bytes: ByteView, key: FlowHashKey) -> UInt64? { shapeHash(bytes, key: key, typeAt: 12, vlan: 0) }
+
+    /// `commonShapeHash` for the same packets in a frame with one 802.1Q tag (keyed with its VLAN ID, as `decode`
+    /// keys it) or a Linux cooked capture's (SLL, SLL2), each read from where the rest lies as in an untagged Ethernet
+    /// frame; nil for other packets. Out of line: only what the common shape did not take comes here (the reader
+    /// thread of a live capture from a SPAN port that keeps the tags decoded each such packet whole).
+    @inline(never)
+    static func uncommonShapeHash(_ bytes: ByteView, linkType: Int32, key: FlowHashKey) -> UInt64? {
+        guard let p = bytes.raw.baseAddress else { return nil }
+        func shifted(_ n: Int) -> ByteView? {
+            bytes.count >= n + 42 ? ByteView(UnsafeRawBufferPointer(start: p + n, count: bytes.count - n)) : nil
+        }
+        switch linkType {
+        case PacketDecoder.ethernet:
+            guard bytes.count >= 16, p.loadUnaligned(fromByteOffset: 12, as: UInt16.self) == UInt16(0x8100).bigEndian,
+                  let view = shifted(4) else { return nil }
+            let vlan = UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 14, as: UInt16.self)) & 0x0FFF
+            return shapeHash(view, key: key, typeAt: 12, vlan: vlan)
+        case PacketDecoder.linuxSLL: return shifted(2).flatMap { shapeHash($0, key: key, typeAt: 12, vlan: 0) }
+        case PacketDecoder.linuxSLL2: return shifted(6).flatMap { shapeHash($0, key: key, typeAt: -6, vlan: 0) }
+        default: return nil
+        }
+    }
+
+    /// `commonShapeHash` of `bytes` read as an untagged Ethernet frame whose type is at `typeAt` (an SLL2 frame's lies
+    /// before the view), keyed with `vlan`.
+    @inline(__always)
+    static func shapeHash(_ bytes: ByteView, key: FlowHashKey, typeAt: Int, vlan: UInt16) -> UInt64? {
         let n = bytes.count
         guard n >= 42, let p = bytes.raw.baseAddress else { return nil }
         @inline(__always) func u16(_ o: Int) -> UInt16 { UInt16(bigEndian: p.loadUnaligned(fromByteOffset: o, as: UInt16.self)) }
         @inline(__always) func u32(_ o: Int) -> UInt32 { UInt32(bigEndian: p.loadUnaligned(fromByteOffset: o, as: UInt32.self)) }
-        guard u16(12) == 0x0800, p.load(fromByteOffset: 14, as: UInt8.self) == 0x45, u16(20) & 0x3FFF == 0 else { return nil }
+        guard u16(typeAt) == 0x0800, p.load(fromByteOffset: 14, as: UInt8.self) == 0x45, u16(20) & 0x3FFF == 0 else { return nil }
         // The IPv4 total length must be at least 20; TCP's and UDP's tests below imply it. TCP is tested first (a switch
         // tested ICMP and UDP first).
         let ipEnd = 14 + Int(u16(16))
@@ -75,12 +103,13 @@ public enum FlowDispatch {
             // ICMP: `decode` checks nothing past the IPv4 header and leaves the ports 0 (the plant's pings went through
             // the whole decoder here, ~300 instructions each).
             guard ipEnd >= 34 else { return nil }
-            return FlowKey.v4Hash(source: u32(26), destination: u32(30), sourcePort: 0, destinationPort: 0, ipProtocol: 1, key: key)
+            return FlowKey.v4Hash(source: u32(26), destination: u32(30), sourcePort: 0, destinationPort: 0, ipProtocol: 1, vlan: vlan,
+                                  key: key)
         } else {
             return nil
         }
         return FlowKey.v4Hash(source: u32(26), destination: u32(30), sourcePort: u16(34), destinationPort: u16(36),
-                              ipProtocol: proto, key: key)
+                              ipProtocol: proto, vlan: vlan, key: key)
     }
 
     /// The hash of `p`'s flow key under `key` (what `commonShapeHash` computes from the bytes).

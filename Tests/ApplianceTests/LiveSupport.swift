@@ -252,18 +252,19 @@ func metric(_ text: String, _ sample: String) -> Double? {
 
 /// A deterministic capture from the project's generator, cached in the temporary folder under a name that
 /// includes a hash of the generator (so a changed generator makes a new file, and runs share the old one).
-func generatedCapture(profile: String, packets: Int, flows: Int) throws -> String {
+func generatedCapture(profile: String, packets: Int, flows: Int, extra: [String] = []) throws -> String {
     let gen = repositoryRoot.appendingPathComponent("scripts/gen/pcapgen.py").path
     var hash: UInt64 = 0xCBF2_9CE4_8422_2325
     for b in (try? Data(contentsOf: URL(fileURLWithPath: gen))) ?? Data() { hash = (hash ^ UInt64(b)) &* 0x100_0000_01B3 }
-    let path = NSTemporaryDirectory() + "zw-appl-gen-\(profile)-\(packets)p-\(flows)f-s7-\(String(hash, radix: 16)).pcap"
+    let variant = extra.joined().filter { $0.isLetter || $0.isNumber }
+    let path = NSTemporaryDirectory() + "zw-appl-gen-\(profile)\(variant.isEmpty ? "" : "-" + variant)-\(packets)p-\(flows)f-s7-\(String(hash, radix: 16)).pcap"
     if FileManager.default.fileExists(atPath: path) { return path }
     // A temporary name of this call's own: tests run in parallel in one process, and two of them asking for the same
     // capture at once both wrote `.tmp.PID`, so the second rename found its file gone ("rename: No such file or
     // directory", seen in a clean clone's first run).
     let temporary = path + ".tmp.\(getpid()).\(UUID().uuidString)"
     let (status, _, err) = try run("/usr/bin/env", ["python3", gen, "--profile", profile, "--packets", String(packets), "--flows", String(flows),
-                                                    "--seed", "7", "-q", "-o", temporary], timeout: 600)
+                                                    "--seed", "7", "-q", "-o", temporary] + extra, timeout: 600)
     guard status == 0 else { throw LabError("pcapgen: \(err)") }
     // rename(2) replaces atomically: another test or test process making the same file does no harm.
     guard rename(temporary, path) == 0 else { throw LabError("rename: \(String(cString: strerror(errno)))") }

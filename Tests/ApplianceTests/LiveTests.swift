@@ -328,6 +328,27 @@ struct ReplayWorkersTests {
         #expect(sortedLines("\(outputs[1]!)/flows.jsonl").count > 1000)
     }
 
+    /// Captures of 802.1Q-tagged frames and Linux cooked captures (SLL, SLL2): 2 workers, each reading the file and
+    /// the reader thread, write what one does (order aside).
+    @Test(arguments: [["--vlan", "7"], ["--link", "sll"], ["--link", "sll2"]])
+    func taggedAndCookedCapturesGiveTheSameFilesAsOneWorker(shape: [String]) throws {
+        let capture = try generatedCapture(profile: "mixed", packets: 60_000, flows: 3000, extra: shape)
+        let dir = try openScratchFolder("workers-\(shape.joined())")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let policy = fixture("demo/policy.yaml")
+        for (name, workers, environment) in [("w1", "1", ""), ("w2", "2", ""), ("reader", "2", "ZONEWATCH_WORKER_READER=1")] {
+            let (status, _, err) = try run("/usr/bin/env", (environment.isEmpty ? [] : [environment])
+                + [zonewatchBinary!, "replay", capture, "--policy", policy, "--out", "\(dir)/\(name)", "--workers", workers])
+            #expect(status == 0, "\(err)")
+        }
+        for name in ["alerts", "modbus", "dnp3", "s7comm", "flows", "anomalies"] {
+            let one = sortedLines("\(dir)/w1/\(name).jsonl")
+            #expect(sortedLines("\(dir)/w2/\(name).jsonl") == one, "\(shape) \(name).jsonl: 2 workers")
+            #expect(sortedLines("\(dir)/reader/\(name).jsonl") == one, "\(shape) \(name).jsonl: 2 workers behind the reader")
+        }
+        #expect(sortedLines("\(dir)/w1/flows.jsonl").count > 1000)
+    }
+
     /// A capture fed through a pipe gives the file's records. Named by a path that is a pipe (`/dev/stdin` fed by
     /// `cat`) with 2 workers, it is read once, by the reader thread (workers opening it again would split the stream
     /// between them: the capture is larger than a read buffer, so they would): the same lines, order aside. As standard

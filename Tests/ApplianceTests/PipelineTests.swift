@@ -174,7 +174,8 @@ import Detection
     }
 
     /// The dispatch's shortcut (`commonShapeHash`, which the owner pass's walk uses alone) picks the worker the decoder
-    /// would: for frames of the common shape and for every field and length around its tests.
+    /// would: for frames of the common shape and for every field and length around its tests, untagged, tagged and
+    /// cooked.
     @Test func theCommonShapeHashChoosesTheDecodersWorker() {
         let tcp = tcpFrame(src: ipv4(10, 0, 0, 1), sport: 40_000, dst: ipv4(10, 1, 0, 2), dport: 502, seq: 1, flags: 0x18,
                            payload: [UInt8](repeating: 7, count: 12))
@@ -208,17 +209,36 @@ import Detection
                 frames.append(f)
             }
         }
+        // The same frames with one 802.1Q tag (priority bits set), and as Linux cooked captures' (SLL, SLL2): the
+        // uncommon shapes' shortcut (`uncommonShapeHash`) must pick the decoder's worker too.
+        var shaped: [(frame: [UInt8], linkType: Int32)] = frames.map { ($0, 1) }
+        for f in frames where f.count >= 14 {
+            shaped.append((Array(f[..<12]) + [0x81, 0x00, 0xA0, 0x05] + Array(f[12...]), 1))
+            shaped.append(([0, 0, 0, 1, 0, 6] + Array(f[6..<12]) + [0, 0] + Array(f[12...]), PacketDecoder.linuxSLL))
+            shaped.append((Array(f[12..<14]) + [0, 0, 0, 0, 0, 2, 0, 1, 0, 6] + Array(f[6..<12]) + [0, 0] + Array(f[14...]),
+                           PacketDecoder.linuxSLL2))
+        }
+        var uncommon: [Int32: Int] = [:]
         for key in [FlowDispatch.replayKey, FlowHashKey(value: 0x0123_4567_89AB_CDEF)] {
-            for f in frames {
-                let decoded = f.withUnsafeBytes { try? PacketDecoder.decode(ByteView($0), linkType: 1) } ?? nil
-                if let h = f.withUnsafeBytes({ FlowDispatch.commonShapeHash(ByteView($0), key: key) }) {
+            for (f, linkType) in shaped {
+                let decoded = f.withUnsafeBytes { try? PacketDecoder.decode(ByteView($0), linkType: linkType) } ?? nil
+                if linkType == 1, let h = f.withUnsafeBytes({ FlowDispatch.commonShapeHash(ByteView($0), key: key) }) {
                     #expect(decoded.map { FlowDispatch.flowHash($0, key: key) } == h, "\(f)")
+                }
+                if let h = f.withUnsafeBytes({ FlowDispatch.uncommonShapeHash(ByteView($0), linkType: linkType, key: key) }) {
+                    #expect(decoded.map { FlowDispatch.flowHash($0, key: key) } == h, "link type \(linkType): \(f)")
+                    uncommon[linkType, default: 0] += 1
                 }
                 for n in [2, 3] {
                     let expected = decoded.map { FlowDispatch.index(FlowDispatch.flowHash($0, key: key), workers: n) } ?? 0
-                    #expect(f.withUnsafeBytes { FlowDispatch.worker(for: ByteView($0), linkType: 1, workers: n, key: key) } == expected, "\(f)")
+                    #expect(f.withUnsafeBytes { FlowDispatch.worker(for: ByteView($0), linkType: linkType, workers: n, key: key) } == expected,
+                            "link type \(linkType): \(f)")
                 }
             }
+        }
+        // The shortcut takes each uncommon shape (what it does not take goes through the decoder, right but slower).
+        for linkType in [1, PacketDecoder.linuxSLL, PacketDecoder.linuxSLL2] {
+            #expect(uncommon[linkType, default: 0] > 50, "link type \(linkType): the shortcut took \(uncommon[linkType, default: 0]) frames")
         }
     }
 
