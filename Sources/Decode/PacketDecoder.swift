@@ -134,16 +134,7 @@ public enum PacketDecoder {
         var etherType: UInt16
         switch linkType {
         case ethernet:
-            // dst(6) src(6) type(2) [tag: TPID(2)=0x8100/0x88a8/0x9100 TCI(2)]*
-            guard bytes.count >= 14 else { throw DecodeError(.truncatedLinkHeader, at: 0) }
-            etherType = bytes.u16be(12); offset = 14
-            while etherType == 0x8100 || etherType == 0x88A8 || etherType == 0x9100 {
-                guard view.vlanTags < 4 else { throw DecodeError(.tooManyVLANTags, at: offset) }
-                guard bytes.has(4, at: offset) else { throw DecodeError(.truncatedLinkHeader, at: offset) }
-                view.vlan = bytes.u16be(offset) & 0x0FFF
-                view.vlanTags &+= 1
-                etherType = bytes.u16be(offset + 2); offset += 4
-            }
+            (etherType, offset) = try ethernetHeader(bytes, at: 0, into: &view)
         case linuxSLL:
             // packet type(2) ARPHRD(2) addr len(2) addr(8) protocol(2)
             guard bytes.count >= 16 else { throw DecodeError(.truncatedLinkHeader, at: 0) }
@@ -179,6 +170,67 @@ public enum PacketDecoder {
         return view
     }
 
+    /// The Ethernet II header of the frame at `base` (its tags into `view`): the type after the tags and where its
+    /// payload starts.
+    @inlinable
+    static func ethernetHeader(_ bytes: ByteView, at base: Int, into view: inout PacketView) throws(DecodeError) -> (UInt16, Int) {
+        // dst(6) src(6) type(2) [tag: TPID(2)=0x8100/0x88a8/0x9100 TCI(2)]*
+        guard bytes.has(14, at: base) else { throw DecodeError(.truncatedLinkHeader, at: base) }
+        var etherType = bytes.u16be(base + 12), offset = base + 14
+        while etherType == 0x8100 || etherType == 0x88A8 || etherType == 0x9100 {
+            guard view.vlanTags < 4 else { throw DecodeError(.tooManyVLANTags, at: offset) }
+            guard bytes.has(4, at: offset) else { throw DecodeError(.truncatedLinkHeader, at: offset) }
+            view.vlan = bytes.u16be(offset) & 0x0FFF
+            view.vlanTags &+= 1
+            etherType = bytes.u16be(offset + 2); offset += 4
+        }
+        return (etherType, offset)
+    }
+
+    /// Where the mirrored Ethernet frame starts in a GRE packet at `start` (ending at `end`) that carries one, nil
+    /// otherwise: remote SPAN, ERSPAN type I, II (0x88BE; type I has no sequence number and no ERSPAN header) and III
+    /// (0x22EB, with its platform subheader when the O bit is set), and transparent Ethernet bridging (0x6558). A
+    /// monitor fed by remote SPAN sees its traffic only so; other GRE (tunnelled IP) is left as GRE.
+    @inlinable
+    static func mirroredFrame(_ bytes: ByteView, at start: Int, end: Int) -> Int? {
+        // GRE (RFC 2784, 2890): C R K S s Recur(1) flags version(1) protocol(2) [checksum, reserved(4)] [key(4)] [sequence(4)]
+        guard bytes.has(4, at: start) else { return nil }
+        let flags = bytes.u8(start)
+        guard bytes.u8(start + 1) & 0x07 == 0, flags & 0x40 == 0 else { return nil }   // version 0, no source routing
+        var offset = start + 4
+        if flags & 0x80 != 0 { offset += 4 }
+        if flags & 0x20 != 0 { offset += 4 }
+        let sequenced = flags & 0x10 != 0
+        if sequenced { offset += 4 }
+        switch bytes.u16be(start + 2) {
+        case 0x88BE: if sequenced { offset += 8 }
+        case 0x22EB:
+            guard bytes.has(12, at: offset) else { return nil }
+            offset += bytes.u8(offset + 11) & 0x01 != 0 ? 20 : 12
+        case 0x6558: break
+        default: return nil
+        }
+        guard offset + 14 <= end, bytes.has(14, at: offset) else { return nil }
+        return offset
+    }
+
+    /// Decodes the mirrored frame at `start` (`mirroredFrame`) in place of the GRE packet `view` holds, when it is
+    /// IP (true); once only (a mirror inside a mirror stays as it is).
+    @inlinable
+    static func decodeMirrored(_ bytes: ByteView, at start: Int, into view: inout PacketView) throws(DecodeError) -> Bool {
+        guard view.mirrorsRemoved == 0 else { return false }
+        var inner = PacketView()
+        inner.mirrorsRemoved = 1
+        let (etherType, offset) = try ethernetHeader(bytes, at: start, into: &inner)
+        switch etherType {
+        case 0x0800: try decodeIPv4(bytes, at: offset, into: &inner)
+        case 0x86DD: try decodeIPv6(bytes, at: offset, into: &inner)
+        default: return false
+        }
+        view = inner
+        return true
+    }
+
     // IPv4 (RFC 791): ver/IHL(1) TOS(1) total length(2) id(2) flags/fragment offset(2) TTL(1) proto(1) csum(2) src(4) dst(4) options
     @inlinable
     static func decodeIPv4(_ bytes: ByteView, at start: Int, into view: inout PacketView) throws(DecodeError) {
@@ -203,6 +255,8 @@ public enum PacketDecoder {
         view.destination = IPAddress(v4: bytes.u32be(start + 16))
         let fragment = bytes.u16be(start + 6)
         if fragment & 0x3FFF != 0 { throw DecodeError(.ipFragment, at: start + 6) }   // MF set or offset ≠ 0
+        if view.ipProtocol == 47, let inner = mirroredFrame(bytes, at: start + headerLength, end: ipEnd),
+           try decodeMirrored(bytes, at: inner, into: &view) { return }
         try decodeTransport(bytes, at: start + headerLength, end: ipEnd, into: &view)
     }
 
@@ -238,6 +292,9 @@ public enum PacketDecoder {
                 headers += 1
             default:
                 view.ipProtocol = next
+                if next == 47, let inner = mirroredFrame(bytes, at: offset, end: ipEnd), try decodeMirrored(bytes, at: inner, into: &view) {
+                    return
+                }
                 try decodeTransport(bytes, at: offset, end: ipEnd, into: &view)
                 return
             }

@@ -34,6 +34,9 @@ public struct PacketView: Sendable {
     public var wirePayloadLength: Int = 0
     /// IPv4 header carried options.
     public var hasIPOptions = false
+    /// 1 when this is the frame a remote-SPAN packet (ERSPAN, transparent Ethernet bridging over GRE) carried, decoded
+    /// in its place (`PacketDecoder.mirroredFrame`); 0 for a packet as captured.
+    public var mirrorsRemoved: UInt8 = 0
 
     /// Creates an empty view.
     @inlinable public init() {}

@@ -39,6 +39,29 @@ enum PacketBytes {
                 UInt8(length >> 8), UInt8(length & 0xFF), 0, 0]
     }
 
+    /// `frame` as remote SPAN carries it: Ethernet + IPv4 (192.168.99.1 → .2, GRE) + GRE + the mirror's header. `kind`:
+    /// "2" ERSPAN type II (GRE with a sequence number), "3" type III, "3o" type III with its platform subheader, "1"
+    /// type I (no sequence number, no ERSPAN header), "teb" transparent Ethernet bridging (with a key: "teb-key"; with a
+    /// checksum, a key and a sequence number: "teb-checksum"), "ip" plain GRE carrying IPv4
+    /// (`frame` then an IP packet: not a mirror), "6" type II inside IPv6.
+    static func mirrored(_ frame: [UInt8], kind: String) -> [UInt8] {
+        let sequence: [UInt8] = [0, 0, 0, 42]
+        let gre: [UInt8]
+        switch kind {
+        case "2", "6": gre = [0x10, 0, 0x88, 0xBE] + sequence + [0x10, 100, 0, 7, 0, 0, 0, 0]
+        case "3": gre = [0x10, 0, 0x22, 0xEB] + sequence + [0x20, 100, 0, 7, 0, 0, 0x30, 0x39, 0, 0, 0, 0]
+        case "3o": gre = [0x10, 0, 0x22, 0xEB] + sequence + [0x20, 100, 0, 7, 0, 0, 0x30, 0x39, 0, 0, 0, 1] + [UInt8](repeating: 9, count: 8)
+        case "1": gre = [0, 0, 0x88, 0xBE]
+        case "teb": gre = [0, 0, 0x65, 0x58]
+        case "teb-key": gre = [0x20, 0, 0x65, 0x58, 0, 0, 0x12, 0x34]
+        case "teb-checksum": gre = [0xB0, 0, 0x65, 0x58, 0, 0, 0, 0, 0, 0, 0x12, 0x34] + sequence
+        default: gre = [0, 0, 0x08, 0x00]
+        }
+        if kind == "6" { return ethernet(type: 0x86DD) + ipv6(next: 47, payloadLength: gre.count + frame.count) + gre + frame }
+        return ethernet(type: 0x0800) + ipv4(source: [192, 168, 99, 1], destination: [192, 168, 99, 2], proto: 47,
+                                             payloadLength: gre.count + frame.count) + gre + frame
+    }
+
     /// Ethernet + IPv4 + TCP + payload.
     static func tcpPacket(payload: [UInt8], tags: [UInt16] = [], seq: UInt32 = 1000, flags: UInt8 = 0x18) -> [UInt8] {
         let t = tcp(seq: seq, flags: flags)

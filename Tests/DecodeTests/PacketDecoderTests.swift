@@ -170,3 +170,36 @@ func truncatedHeaders(length: Int, expected: DecodeFailure) {
         }
     }
 }
+
+/// Remote SPAN (ERSPAN types I, II and III, transparent Ethernet bridging over GRE, over IPv4 or IPv6): the mirrored
+/// frame is decoded in the packet's place, its payload where it lies in the captured bytes; plain GRE (tunnelled IP)
+/// stays GRE, and so does a mirror inside a mirror or a mirrored frame that is not IP. No prefix of any of them traps.
+@Test(arguments: ["1", "2", "3", "3o", "teb", "teb-key", "teb-checksum", "6"])
+func remoteSPANPacketsAreDecodedAsTheFrameTheyCarry(kind: String) throws {
+    let inner = PacketBytes.tcpPacket(payload: modbusRequest, tags: [5])
+    let direct = try #require(try decode(inner))
+    let bytes = PacketBytes.mirrored(inner, kind: kind)
+    let p = try #require(try decode(bytes))
+    #expect(p.mirrorsRemoved == 1)
+    #expect(p.source == direct.source && p.destination == direct.destination && p.vlan == 5)
+    #expect(p.sourcePort == direct.sourcePort && p.destinationPort == direct.destinationPort && p.transport == .tcp)
+    #expect(p.payloadLength == modbusRequest.count && Array(bytes[p.payloadOffset..<(p.payloadOffset + p.payloadLength)]) == modbusRequest)
+    for n in 0...bytes.count { _ = try? decode(Array(bytes[..<n])) }
+    // A mirror inside a mirror: the outer one is removed, the inner left as GRE.
+    let twice = try #require(try decode(PacketBytes.mirrored(bytes, kind: kind)))
+    #expect(twice.mirrorsRemoved == 1 && twice.ipProtocol == 47 && twice.transport == .other)
+}
+
+@Test func greThatIsNotAMirrorStaysGRE() throws {
+    let ip = Array(PacketBytes.tcpPacket(payload: modbusRequest)[14...])
+    let tunnel = try #require(try decode(PacketBytes.mirrored(ip, kind: "ip")))
+    #expect(tunnel.mirrorsRemoved == 0 && tunnel.ipProtocol == 47 && tunnel.source == IPAddress(v4: 0xC0A8_6301))
+    // A mirrored frame that is not IP (ARP) leaves the packet as GRE too.
+    let arp = PacketBytes.ethernet(type: 0x0806) + [UInt8](repeating: 0, count: 28)
+    let mirroredARP = try #require(try decode(PacketBytes.mirrored(arp, kind: "2")))
+    #expect(mirroredARP.mirrorsRemoved == 0 && mirroredARP.ipProtocol == 47)
+    // GRE version 1 (PPTP) and source routing are not mirrors.
+    var pptp = PacketBytes.mirrored(PacketBytes.tcpPacket(payload: modbusRequest), kind: "2")
+    pptp[35] = 1
+    #expect(try decode(pptp)?.mirrorsRemoved == 0)
+}

@@ -212,3 +212,30 @@ func taggedFramesTakeTheOnePassPathAsUntaggedOnesDo(_ name: String) throws {
     let flows = fast.lines.filter { $0.hasPrefix("flow:") }.joined()
     #expect(flows.contains("\"vlan\":{\"id\":10}") && flows.contains("\"vlan\":{\"id\":20}"))
 }
+
+/// `frame` as ERSPAN type II carries it to a remote collector: Ethernet, IPv4 (GRE), GRE with a sequence number,
+/// the ERSPAN header.
+private func erspan(_ frame: [UInt8]) -> [UInt8] {
+    let gre: [UInt8] = [0x10, 0, 0x88, 0xBE, 0, 0, 0, 1, 0x10, 100, 0, 7, 0, 0, 0, 0]
+    let total = 20 + gre.count + frame.count
+    let ip: [UInt8] = [0x45, 0, UInt8(total >> 8), UInt8(total & 0xFF), 0, 1, 0x40, 0, 64, 47, 0, 0, 192, 168, 99, 1, 192, 168, 99, 2]
+    return [2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00] + ip + gre + frame
+}
+
+/// A capture mirrored by remote SPAN (ERSPAN) gives the records of the capture itself: every PDU, transaction and
+/// anomaly record, and as many flows (their byte counts include the tunnel's headers).
+@Test(arguments: ["modbus/pymodbus_all_functions.pcap", "dnp3", "s7comm", "demo/plant.pcap"])
+func aCaptureMirroredByRemoteSPANGivesItsOwnRecords(_ name: String) throws {
+    let captures = name.hasSuffix(".pcap") ? [name] : fixtureCaptures.filter { $0.hasPrefix(name + "/") }
+    #expect(!captures.isEmpty)
+    for capture in captures {
+        guard let path = try retagged(capture, { _, frame in [erspan(frame)] }) else { continue }
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let direct = try #require(allRecords(of: repositoryRoot.appendingPathComponent("Fixtures/" + capture).path, establishedPath: true))
+        let mirrored = try #require(allRecords(of: path, establishedPath: true))
+        func records(_ lines: [String]) -> [String] { lines.filter { !$0.hasPrefix("flow:") } }
+        #expect(records(mirrored.lines) == records(direct.lines), "\(capture)")
+        #expect(mirrored.lines.filter { $0.hasPrefix("flow:") }.count == direct.lines.filter { $0.hasPrefix("flow:") }.count, "\(capture)")
+        #expect(mirrored.packets == direct.packets && direct.lines.contains { $0.hasPrefix("flow:") })
+    }
+}
