@@ -214,6 +214,18 @@ public enum PacketDecoder {
         return offset
     }
 
+    /// Where the mirrored frame starts in a remote-SPAN packet of the common outer shape (untagged Ethernet II, IPv4
+    /// without options and not a fragment, GRE: `mirroredFrame`), nil otherwise: what the one-pass path and the flow
+    /// hints read through, as `decode` does.
+    @inlinable
+    public static func commonMirroredFrame(_ bytes: ByteView) -> Int? {
+        guard bytes.count >= 34 + 4 + 14, bytes.u16be(12) == 0x0800, bytes.u8(14) == 0x45, bytes.u8(23) == 47,
+              bytes.u16be(20) & 0x3FFF == 0 else { return nil }
+        let total = Int(bytes.u16be(16))
+        guard total >= 20 else { return nil }
+        return mirroredFrame(bytes, at: 34, end: 14 + total)
+    }
+
     /// Decodes the mirrored frame at `start` (`mirroredFrame`) in place of the GRE packet `view` holds, when it is
     /// IP (true); once only (a mirror inside a mirror stays as it is).
     @inlinable

@@ -150,7 +150,16 @@ public final class Engine {
     @inline(never)
     func otherHintHash(_ bytes: ByteView, linkType: Int32) -> UInt64? {
         if linkType == PacketDecoder.ethernet {
-            guard let t = PacketDecoder.taggedEthernetFlowTuple(bytes) else { return nil }
+            // The frame a remote-SPAN packet carries, if this is one (`PacketDecoder.commonMirroredFrame`).
+            var frame = bytes
+            if let start = PacketDecoder.commonMirroredFrame(bytes) {
+                frame = bytes.slice(from: start, length: bytes.count - start)
+                if let t = PacketDecoder.commonEthernetFlowTuple(frame) {
+                    return FlowKey.v4Hash(source: t.source, destination: t.destination, sourcePort: t.sourcePort,
+                                          destinationPort: t.destinationPort, ipProtocol: t.ipProtocol, key: flows.hashKey)
+                }
+            }
+            guard let t = PacketDecoder.taggedEthernetFlowTuple(frame) else { return nil }
             return FlowKey.v4Hash(source: t.source, destination: t.destination, sourcePort: t.sourcePort,
                                   destinationPort: t.destinationPort, ipProtocol: t.ipProtocol, vlan: t.vlan, key: flows.hashKey)
         }
@@ -256,6 +265,7 @@ public final class Engine {
     private func processUncommon(_ bytes: ByteView, linkType: Int32, time: PacketTime, wireLength: Int) {
         if establishedTCPPath && (linkType == PacketDecoder.ethernet
                 ? processEstablishedTaggedTCPv4(bytes, wireLength: wireLength, time: time)
+                    || processEstablishedMirroredTCPv4(bytes, wireLength: wireLength, time: time)
                 : processEstablishedCookedTCPv4(bytes, linkType: linkType, wireLength: wireLength, time: time)) {
             packetsOnEstablishedPath &+= 1
             return
@@ -410,6 +420,16 @@ public final class Engine {
               p.loadUnaligned(fromByteOffset: 12, as: UInt16.self) == UInt16(0x8100).bigEndian else { return false }
         return processEstablishedTCPv4(ByteView(UnsafeRawBufferPointer(start: p + 4, count: bytes.count - 4)),
                                        wireLength: wireLength, time: time, frame: .tagged)
+    }
+
+    /// `processEstablishedTCPv4` for the frame a remote-SPAN packet carries (`PacketDecoder.commonMirroredFrame`),
+    /// untagged or with one tag; false for any other packet.
+    @inline(__always)
+    private func processEstablishedMirroredTCPv4(_ bytes: ByteView, wireLength: Int, time: PacketTime) -> Bool {
+        guard let start = PacketDecoder.commonMirroredFrame(bytes) else { return false }
+        let frame = bytes.slice(from: start, length: bytes.count - start)
+        return processEstablishedTCPv4(frame, wireLength: wireLength, time: time, frame: .ethernet)
+            || processEstablishedTaggedTCPv4(frame, wireLength: wireLength, time: time)
     }
 
     /// `processEstablishedTCPv4` for a Linux cooked capture (SLL: a 16-byte header, its protocol at 14; SLL2: 20

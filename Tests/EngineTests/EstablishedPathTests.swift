@@ -223,7 +223,8 @@ private func erspan(_ frame: [UInt8]) -> [UInt8] {
 }
 
 /// A capture mirrored by remote SPAN (ERSPAN) gives the records of the capture itself: every PDU, transaction and
-/// anomaly record, and as many flows (their byte counts include the tunnel's headers).
+/// anomaly record, and as many flows (their byte counts include the tunnel's headers); its frames take the one-pass
+/// path as often as the capture's own.
 @Test(arguments: ["modbus/pymodbus_all_functions.pcap", "dnp3", "s7comm", "demo/plant.pcap"])
 func aCaptureMirroredByRemoteSPANGivesItsOwnRecords(_ name: String) throws {
     let captures = name.hasSuffix(".pcap") ? [name] : fixtureCaptures.filter { $0.hasPrefix(name + "/") }
@@ -237,5 +238,16 @@ func aCaptureMirroredByRemoteSPANGivesItsOwnRecords(_ name: String) throws {
         #expect(records(mirrored.lines) == records(direct.lines), "\(capture)")
         #expect(mirrored.lines.filter { $0.hasPrefix("flow:") }.count == direct.lines.filter { $0.hasPrefix("flow:") }.count, "\(capture)")
         #expect(mirrored.packets == direct.packets && direct.lines.contains { $0.hasPrefix("flow:") })
+        // The one-pass path reads through the mirror's headers as often as it takes the frames themselves, and writes
+        // what the general path writes.
+        let general = try #require(allRecords(of: path, establishedPath: false))
+        #expect(mirrored.lines == general.lines, "\(capture)")
+        #expect(mirrored.onPath == direct.onPath, "\(capture)")
+        // Mirrored frames that carry an 802.1Q tag of their own: the same.
+        guard let taggedPath = try retagged(capture, { _, frame in [erspan(tagged(frame, vlan: 100))] }) else { continue }
+        defer { try? FileManager.default.removeItem(atPath: taggedPath) }
+        let fast = try #require(allRecords(of: taggedPath, establishedPath: true))
+        let slow = try #require(allRecords(of: taggedPath, establishedPath: false))
+        #expect(fast.lines == slow.lines && fast.onPath == direct.onPath, "\(capture), tagged inside the mirror")
     }
 }
