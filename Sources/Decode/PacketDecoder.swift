@@ -214,6 +214,15 @@ public enum PacketDecoder {
         return offset
     }
 
+    /// Whether `bytes` may be a remote-SPAN packet of the common outer shape (`commonMirroredFrame`): a test of a few
+    /// bytes that every other packet fails.
+    @inlinable @inline(__always)
+    public static func mayBeRemoteSPAN(_ bytes: ByteView) -> Bool {
+        guard bytes.count >= 52, let p = bytes.raw.baseAddress else { return false }
+        return p.load(fromByteOffset: 23, as: UInt8.self) == 47
+            && p.loadUnaligned(fromByteOffset: 12, as: UInt16.self) == UInt16(0x0800).bigEndian
+    }
+
     /// Where the mirrored frame starts in a remote-SPAN packet of the common outer shape (untagged Ethernet II, IPv4
     /// without options and not a fragment, GRE: `mirroredFrame`), nil otherwise: what the one-pass path and the flow
     /// hints read through, as `decode` does.

@@ -265,7 +265,7 @@ public final class Engine {
     private func processUncommon(_ bytes: ByteView, linkType: Int32, time: PacketTime, wireLength: Int) {
         if establishedTCPPath && (linkType == PacketDecoder.ethernet
                 ? processEstablishedTaggedTCPv4(bytes, wireLength: wireLength, time: time)
-                    || processEstablishedMirroredTCPv4(bytes, wireLength: wireLength, time: time)
+                    || (PacketDecoder.mayBeRemoteSPAN(bytes) && processEstablishedMirroredTCPv4(bytes, wireLength: wireLength, time: time))
                 : processEstablishedCookedTCPv4(bytes, linkType: linkType, wireLength: wireLength, time: time)) {
             packetsOnEstablishedPath &+= 1
             return
@@ -423,8 +423,9 @@ public final class Engine {
     }
 
     /// `processEstablishedTCPv4` for the frame a remote-SPAN packet carries (`PacketDecoder.commonMirroredFrame`),
-    /// untagged or with one tag; false for any other packet.
-    @inline(__always)
+    /// untagged or with one tag; false for any other packet. Out of line, behind `PacketDecoder.mayBeRemoteSPAN`: as a
+    /// call for every packet the general path takes, its frame cost ~73 instructions each.
+    @inline(never)
     private func processEstablishedMirroredTCPv4(_ bytes: ByteView, wireLength: Int, time: PacketTime) -> Bool {
         guard let start = PacketDecoder.commonMirroredFrame(bytes) else { return false }
         let frame = bytes.slice(from: start, length: bytes.count - start)
