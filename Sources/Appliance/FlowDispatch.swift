@@ -62,20 +62,8 @@ public enum FlowDispatch {
     /// thread of a live capture from a SPAN port that keeps the tags decoded each such packet whole).
     @inline(never)
     static func uncommonShapeHash(_ bytes: ByteView, linkType: Int32, key: FlowHashKey) -> UInt64? {
-        guard let p = bytes.raw.baseAddress else { return nil }
-        func shifted(_ n: Int) -> ByteView? {
-            bytes.count >= n + 42 ? ByteView(UnsafeRawBufferPointer(start: p + n, count: bytes.count - n)) : nil
-        }
-        switch linkType {
-        case PacketDecoder.ethernet:
-            guard bytes.count >= 16, p.loadUnaligned(fromByteOffset: 12, as: UInt16.self) == UInt16(0x8100).bigEndian,
-                  let view = shifted(4) else { return nil }
-            let vlan = UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 14, as: UInt16.self)) & 0x0FFF
-            return shapeHash(view, key: key, typeAt: 12, vlan: vlan)
-        case PacketDecoder.linuxSLL: return shifted(2).flatMap { shapeHash($0, key: key, typeAt: 12, vlan: 0) }
-        case PacketDecoder.linuxSLL2: return shifted(6).flatMap { shapeHash($0, key: key, typeAt: -6, vlan: 0) }
-        default: return nil
-        }
+        guard let u = PacketDecoder.uncommonFrame(bytes, linkType: linkType) else { return nil }
+        return shapeHash(u.frame, key: key, typeAt: u.typeAt, vlan: u.vlan)
     }
 
     /// `commonShapeHash` of `bytes` read as an untagged Ethernet frame whose type is at `typeAt` (an SLL2 frame's lies

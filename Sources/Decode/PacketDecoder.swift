@@ -72,17 +72,37 @@ public enum PacketDecoder {
         return view
     }
 
-    /// `commonEthernetFlowTuple` of a frame with one 802.1Q tag (TPID 0x8100), with the tag's VLAN ID (`decode`'s
-    /// key for it). A SPAN port copying a trunk keeps the tags; without this each such packet waited on its flow's
-    /// index entry and state. Kept apart so that the untagged reading stays as it was.
+    /// A frame of a shape the common readings do not take, read as an untagged Ethernet frame: an Ethernet frame
+    /// with one 802.1Q tag (from 4 bytes on, keyed with the tag's VLAN ID, as `decode` keys it; a SPAN port copying a
+    /// trunk keeps the tags), or a Linux cooked capture's (`tcpdump -i any`; SLL from 2 bytes on; SLL2 from 6 bytes
+    /// on, its protocol then 6 bytes before the view). The view's offsets are an untagged frame's, its type at `typeAt`
+    /// (12, or -6); nil for other frames. The one place that knows these shapes: the one-pass path, the flow hints
+    /// and the workers' dispatch all read them through it.
+    /// (Inlined, with raw loads: as a call it cost each packet the general path takes ~38 instructions.)
+    @inlinable @inline(__always)
+    public static func uncommonFrame(_ bytes: ByteView, linkType: Int32) -> (frame: ByteView, typeAt: Int, vlan: UInt16)? {
+        guard let p = bytes.raw.baseAddress, bytes.count >= 20 else { return nil }
+        let shift: Int, typeAt: Int, vlan: UInt16
+        switch linkType {
+        case ethernet:
+            guard p.loadUnaligned(fromByteOffset: 12, as: UInt16.self) == UInt16(0x8100).bigEndian else { return nil }
+            (shift, typeAt, vlan) = (4, 12, UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 14, as: UInt16.self)) & 0x0FFF)
+        case linuxSLL: (shift, typeAt, vlan) = (2, 12, 0)
+        case linuxSLL2: (shift, typeAt, vlan) = (6, -6, 0)
+        default: return nil
+        }
+        return (ByteView(UnsafeRawBufferPointer(start: p + shift, count: bytes.count - shift)), typeAt, vlan)
+    }
+
+    /// `commonEthernetFlowTuple` of a frame `uncommonFrame` reads, with the VLAN ID to key it with. Kept apart so that
+    /// the untagged reading stays as it was.
     @inlinable
-    public static func taggedEthernetFlowTuple(_ bytes: ByteView)
+    public static func uncommonFlowTuple(_ bytes: ByteView, linkType: Int32)
         -> (source: UInt32, destination: UInt32, sourcePort: UInt16, destinationPort: UInt16, ipProtocol: UInt8, vlan: UInt16)? {
-        guard let p = bytes.raw.baseAddress, bytes.count >= 42,
-              p.loadUnaligned(fromByteOffset: 12, as: UInt16.self) == UInt16(0x8100).bigEndian,
-              let t = commonEthernetFlowTuple(ByteView(UnsafeRawBufferPointer(start: p + 4, count: bytes.count - 4))) else { return nil }
-        let vlan = UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 14, as: UInt16.self)) & 0x0FFF
-        return (t.source, t.destination, t.sourcePort, t.destinationPort, t.ipProtocol, vlan)
+        guard let u = uncommonFrame(bytes, linkType: linkType), u.frame.count >= 38, let p = u.frame.raw.baseAddress,
+              p.loadUnaligned(fromByteOffset: u.typeAt, as: UInt16.self) == UInt16(0x0800).bigEndian,
+              let t = ipv4FlowTuple(p + 14, count: u.frame.count - 14) else { return nil }
+        return (t.source, t.destination, t.sourcePort, t.destinationPort, t.ipProtocol, u.vlan)
     }
 
     /// The addresses, ports and IP protocol of an untagged Ethernet/IPv4 TCP, UDP or ICMP packet (ICMP: ports 0, as
@@ -95,18 +115,6 @@ public enum PacketDecoder {
         guard let p = bytes.raw.baseAddress, bytes.count >= 38,
               p.loadUnaligned(fromByteOffset: 12, as: UInt16.self) == UInt16(0x0800).bigEndian else { return nil }
         return ipv4FlowTuple(p + 14, count: bytes.count - 14)
-    }
-
-    /// `commonEthernetFlowTuple` of a Linux cooked capture's frame (`linkType` `linuxSLL`, `tcpdump -i any`, or
-    /// `linuxSLL2`): the same IPv4 packets behind the cooked header; nil for other link types and shapes.
-    @inlinable
-    public static func cookedFlowTuple(_ bytes: ByteView, linkType: Int32)
-        -> (source: UInt32, destination: UInt32, sourcePort: UInt16, destinationPort: UInt16, ipProtocol: UInt8)? {
-        guard let p = bytes.raw.baseAddress else { return nil }
-        let (protocolOffset, header) = linkType == linuxSLL ? (14, 16) : linkType == linuxSLL2 ? (0, 20) : (-1, 0)
-        guard protocolOffset >= 0, bytes.count >= header + 24,
-              p.loadUnaligned(fromByteOffset: protocolOffset, as: UInt16.self) == UInt16(0x0800).bigEndian else { return nil }
-        return ipv4FlowTuple(p + header, count: bytes.count - header)
     }
 
     /// The flow tuple of the IPv4 packet of `count` (at least 24) bytes at `ip` (see `commonEthernetFlowTuple`).

@@ -144,28 +144,22 @@ public final class Engine {
     /// changes what is computed (a stale slot only wastes a prefetch).
     public func prefetchFlows(ahead: ByteView?, linkType: Int32) { prefetchStage(ahead: ahead, linkType: linkType) }
 
-    /// The flow hash of a hint the untagged Ethernet reading did not take: a frame with one 802.1Q tag
-    /// (`PacketDecoder.taggedEthernetFlowTuple`), or a Linux cooked capture's (`cookedFlowTuple`); nil for other
-    /// shapes. Out of line: the common packet never comes here.
+    /// The flow hash of a hint the untagged Ethernet reading did not take: the frame a remote-SPAN packet carries
+    /// (`PacketDecoder.commonMirroredFrame`), a tagged or cooked frame (`PacketDecoder.uncommonFlowTuple`); nil for
+    /// other shapes. Out of line: the common packet never comes here.
     @inline(never)
     func otherHintHash(_ bytes: ByteView, linkType: Int32) -> UInt64? {
-        if linkType == PacketDecoder.ethernet {
-            // The frame a remote-SPAN packet carries, if this is one (`PacketDecoder.commonMirroredFrame`).
-            var frame = bytes
-            if let start = PacketDecoder.commonMirroredFrame(bytes) {
-                frame = bytes.slice(from: start, length: bytes.count - start)
-                if let t = PacketDecoder.commonEthernetFlowTuple(frame) {
-                    return FlowKey.v4Hash(source: t.source, destination: t.destination, sourcePort: t.sourcePort,
-                                          destinationPort: t.destinationPort, ipProtocol: t.ipProtocol, key: flows.hashKey)
-                }
+        var frame = bytes
+        if linkType == PacketDecoder.ethernet, let start = PacketDecoder.commonMirroredFrame(bytes) {
+            frame = bytes.slice(from: start, length: bytes.count - start)
+            if let t = PacketDecoder.commonEthernetFlowTuple(frame) {
+                return FlowKey.v4Hash(source: t.source, destination: t.destination, sourcePort: t.sourcePort,
+                                      destinationPort: t.destinationPort, ipProtocol: t.ipProtocol, key: flows.hashKey)
             }
-            guard let t = PacketDecoder.taggedEthernetFlowTuple(frame) else { return nil }
-            return FlowKey.v4Hash(source: t.source, destination: t.destination, sourcePort: t.sourcePort,
-                                  destinationPort: t.destinationPort, ipProtocol: t.ipProtocol, vlan: t.vlan, key: flows.hashKey)
         }
-        guard let t = PacketDecoder.cookedFlowTuple(bytes, linkType: linkType) else { return nil }
+        guard let t = PacketDecoder.uncommonFlowTuple(frame, linkType: linkType) else { return nil }
         return FlowKey.v4Hash(source: t.source, destination: t.destination, sourcePort: t.sourcePort,
-                              destinationPort: t.destinationPort, ipProtocol: t.ipProtocol, key: flows.hashKey)
+                              destinationPort: t.destinationPort, ipProtocol: t.ipProtocol, vlan: t.vlan, key: flows.hashKey)
     }
 
     /// `prefetchFlows`, inlined into the replay loop's consumer.
@@ -251,7 +245,7 @@ public final class Engine {
         if wireLength > bytes.count { statistics.truncatedPackets &+= 1 }
         if time.seconds >= nextSweep { sweep() }
         if linkType == PacketDecoder.ethernet && establishedTCPPath
-            && processEstablishedTCPv4(bytes, wireLength: wireLength, time: time, frame: .ethernet) {
+            && processEstablishedTCPv4(bytes, wireLength: wireLength, time: time, typeAt: 12, vlan: 0) {
             packetsOnEstablishedPath &+= 1
             return
         }
@@ -263,10 +257,9 @@ public final class Engine {
     /// path makes, as `processGeneral` was: those readings, inside it, cost every packet ~24 instructions.
     @inline(never)
     private func processUncommon(_ bytes: ByteView, linkType: Int32, time: PacketTime, wireLength: Int) {
-        if establishedTCPPath && (linkType == PacketDecoder.ethernet
-                ? processEstablishedTaggedTCPv4(bytes, wireLength: wireLength, time: time)
-                    || (PacketDecoder.mayBeRemoteSPAN(bytes) && processEstablishedMirroredTCPv4(bytes, wireLength: wireLength, time: time))
-                : processEstablishedCookedTCPv4(bytes, linkType: linkType, wireLength: wireLength, time: time)) {
+        if establishedTCPPath && (processEstablishedUncommonTCPv4(bytes, linkType: linkType, wireLength: wireLength, time: time)
+                || (linkType == PacketDecoder.ethernet && PacketDecoder.mayBeRemoteSPAN(bytes)
+                    && processEstablishedMirroredTCPv4(bytes, wireLength: wireLength, time: time))) {
             packetsOnEstablishedPath &+= 1
             return
         }
@@ -329,36 +322,22 @@ public final class Engine {
         }
     }
 
-    /// How `processEstablishedTCPv4` reads a frame: every frame is handed to it so that the offsets it reads are an
-    /// untagged Ethernet frame's (IPv4 at 14), the link header's type at 12 unless said.
-    enum OnePassFrame {
-        /// Untagged Ethernet II.
-        case ethernet
-        /// From 4 bytes into an Ethernet frame with one 802.1Q tag: its VLAN ID at 10.
-        case tagged
-        /// From 2 bytes into a Linux cooked (SLL) frame: its protocol at 12.
-        case cooked
-        /// From 6 bytes into a Linux cooked v2 (SLL2) frame: its protocol at -6, the frame's start.
-        case cooked2
-    }
-
     /// Most packets of a long-lived ICS connection in one pass: Ethernet II (untagged; with one 802.1Q tag, a SPAN
     /// port copying a trunk keeps the tags, or a Linux cooked capture's, `tcpdump -i any`: through
     /// `processUncommon`), IPv4 without options and not a fragment, TCP with ACK and neither SYN nor RST, the whole
     /// IP packet captured, of a live flow whose streams hold nothing out of order, carrying the next bytes in
     /// sequence (or none). For such a packet this does exactly what the general path below would (counters, LRU,
     /// reassembly, delivery) and returns true; for anything else it changes nothing and returns false. The general
-    /// path builds a `PacketView`, a key and a stream event, and costs several times more. `frame` says how `bytes`
-    /// is read (see `OnePassFrame`).
+    /// path builds a `PacketView`, a key and a stream event, and costs several times more. `bytes` is read as an
+    /// untagged Ethernet frame (`PacketDecoder.uncommonFrame`), its type at `typeAt`, keyed with `vlan`.
     @inline(always)
-    private func processEstablishedTCPv4(_ bytes: ByteView, wireLength: Int, time: PacketTime, frame: OnePassFrame) -> Bool {
+    private func processEstablishedTCPv4(_ bytes: ByteView, wireLength: Int, time: PacketTime, typeAt: Int, vlan: UInt16) -> Bool {
         let n = bytes.count
         guard n >= 54, let p = bytes.raw.baseAddress else { return false }
         @inline(__always) func u8(_ o: Int) -> UInt8 { p.load(fromByteOffset: o, as: UInt8.self) }
         @inline(__always) func u16(_ o: Int) -> UInt16 { UInt16(bigEndian: p.loadUnaligned(fromByteOffset: o, as: UInt16.self)) }
         @inline(__always) func u32(_ o: Int) -> UInt32 { UInt32(bigEndian: p.loadUnaligned(fromByteOffset: o, as: UInt32.self)) }
-        guard (frame == .cooked2 ? u16(-6) : u16(12)) == 0x0800 else { return false }
-        let vlan: UInt16 = frame == .tagged ? u16(10) & 0x0FFF : 0
+        guard u16(typeAt) == 0x0800 else { return false }
         guard u8(14) == 0x45, u16(20) & 0x3FFF == 0, u8(23) == 6 else { return false }
         let ipEnd = 14 + Int(u16(16))
         let flags = u8(47)
@@ -413,13 +392,11 @@ public final class Engine {
         return true
     }
 
-    /// `processEstablishedTCPv4` for a frame with one 802.1Q tag, read 4 bytes on; false for any other frame.
+    /// `processEstablishedTCPv4` for a tagged or cooked frame (`PacketDecoder.uncommonFrame`); false for any other.
     @inline(__always)
-    private func processEstablishedTaggedTCPv4(_ bytes: ByteView, wireLength: Int, time: PacketTime) -> Bool {
-        guard bytes.count >= 58, let p = bytes.raw.baseAddress,
-              p.loadUnaligned(fromByteOffset: 12, as: UInt16.self) == UInt16(0x8100).bigEndian else { return false }
-        return processEstablishedTCPv4(ByteView(UnsafeRawBufferPointer(start: p + 4, count: bytes.count - 4)),
-                                       wireLength: wireLength, time: time, frame: .tagged)
+    private func processEstablishedUncommonTCPv4(_ bytes: ByteView, linkType: Int32, wireLength: Int, time: PacketTime) -> Bool {
+        guard let u = PacketDecoder.uncommonFrame(bytes, linkType: linkType) else { return false }
+        return processEstablishedTCPv4(u.frame, wireLength: wireLength, time: time, typeAt: u.typeAt, vlan: u.vlan)
     }
 
     /// `processEstablishedTCPv4` for the frame a remote-SPAN packet carries (`PacketDecoder.commonMirroredFrame`),
@@ -429,23 +406,8 @@ public final class Engine {
     private func processEstablishedMirroredTCPv4(_ bytes: ByteView, wireLength: Int, time: PacketTime) -> Bool {
         guard let start = PacketDecoder.commonMirroredFrame(bytes) else { return false }
         let frame = bytes.slice(from: start, length: bytes.count - start)
-        return processEstablishedTCPv4(frame, wireLength: wireLength, time: time, frame: .ethernet)
-            || processEstablishedTaggedTCPv4(frame, wireLength: wireLength, time: time)
-    }
-
-    /// `processEstablishedTCPv4` for a Linux cooked capture (SLL: a 16-byte header, its protocol at 14; SLL2: 20
-    /// bytes, its protocol first), read from where the rest lies as in an Ethernet frame; false for other link types.
-    @inline(__always)
-    private func processEstablishedCookedTCPv4(_ bytes: ByteView, linkType: Int32, wireLength: Int, time: PacketTime) -> Bool {
-        guard let p = bytes.raw.baseAddress else { return false }
-        let (shift, frame): (Int, OnePassFrame) = switch linkType {
-        case PacketDecoder.linuxSLL: (2, .cooked)
-        case PacketDecoder.linuxSLL2: (6, .cooked2)
-        default: (-1, .ethernet)
-        }
-        guard shift >= 0, bytes.count >= shift + 54 else { return false }
-        return processEstablishedTCPv4(ByteView(UnsafeRawBufferPointer(start: p + shift, count: bytes.count - shift)),
-                                       wireLength: wireLength, time: time, frame: frame)
+        return processEstablishedTCPv4(frame, wireLength: wireLength, time: time, typeAt: 12, vlan: 0)
+            || processEstablishedUncommonTCPv4(frame, linkType: PacketDecoder.ethernet, wireLength: wireLength, time: time)
     }
 
     /// Notes a packet of flow `slot` (its state at `state`) at `time`: a move to the front of the recency list on its

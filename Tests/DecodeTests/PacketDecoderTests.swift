@@ -146,27 +146,27 @@ func truncatedHeaders(length: Int, expected: DecodeFailure) {
             let q = try #require(try decode(frame))
             var tagged: (source: UInt32, destination: UInt32, sourcePort: UInt16, destinationPort: UInt16, ipProtocol: UInt8, vlan: UInt16)?
             var untaggedReading: (source: UInt32, destination: UInt32, sourcePort: UInt16, destinationPort: UInt16, ipProtocol: UInt8)?
-            ByteView.with(frame) { tagged = PacketDecoder.taggedEthernetFlowTuple($0); untaggedReading = PacketDecoder.commonEthernetFlowTuple($0) }
+            ByteView.with(frame) { tagged = PacketDecoder.uncommonFlowTuple($0, linkType: PacketDecoder.ethernet); untaggedReading = PacketDecoder.commonEthernetFlowTuple($0) }
             let u = try #require(tagged)
             #expect(untaggedReading == nil)
             #expect(IPAddress(v4: u.source) == q.source && IPAddress(v4: u.destination) == q.destination && u.vlan == q.vlan)
             #expect(u.vlan == vlan && u.sourcePort == q.sourcePort && u.destinationPort == q.destinationPort && u.ipProtocol == q.ipProtocol)
             var other = frame; other[12] = 0x88; other[13] = 0xA8
-            ByteView.with(other) { #expect(PacketDecoder.taggedEthernetFlowTuple($0) == nil) }
+            ByteView.with(other) { #expect(PacketDecoder.uncommonFlowTuple($0, linkType: PacketDecoder.ethernet) == nil) }
         }
-        ByteView.with(bytes) { #expect(PacketDecoder.taggedEthernetFlowTuple($0) == nil) }
+        ByteView.with(bytes) { #expect(PacketDecoder.uncommonFlowTuple($0, linkType: PacketDecoder.ethernet) == nil) }
         // A Linux cooked capture's frames (SLL, SLL2: `tcpdump -i any`) read by the cooked reader, and nothing else.
         let source = Array(bytes[6..<12]), type = Array(bytes[12..<14]), rest = Array(bytes[14...])
         let sll = [0, 0, 0, 1, 0, 6] + source + [0, 0] + type + rest
         let sll2 = type + [0, 0, 0, 0, 0, 2, 0, 1, 0, 6] + source + [0, 0] + rest
         for (frame, linkType) in [(sll, PacketDecoder.linuxSLL), (sll2, PacketDecoder.linuxSLL2)] {
             let q = try #require(try decode(frame, linkType: linkType))
-            var c: (source: UInt32, destination: UInt32, sourcePort: UInt16, destinationPort: UInt16, ipProtocol: UInt8)?
-            ByteView.with(frame) { c = PacketDecoder.cookedFlowTuple($0, linkType: linkType) }
+            var c: (source: UInt32, destination: UInt32, sourcePort: UInt16, destinationPort: UInt16, ipProtocol: UInt8, vlan: UInt16)?
+            ByteView.with(frame) { c = PacketDecoder.uncommonFlowTuple($0, linkType: linkType) }
             let u = try #require(c)
             #expect(IPAddress(v4: u.source) == q.source && IPAddress(v4: u.destination) == q.destination)
             #expect(u.sourcePort == q.sourcePort && u.destinationPort == q.destinationPort && u.ipProtocol == q.ipProtocol)
-            ByteView.with(frame) { #expect(PacketDecoder.cookedFlowTuple($0, linkType: PacketDecoder.ethernet) == nil) }
+            ByteView.with(frame) { #expect(PacketDecoder.uncommonFlowTuple($0, linkType: PacketDecoder.ethernet) == nil) }
         }
     }
 }
