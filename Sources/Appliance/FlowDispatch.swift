@@ -49,7 +49,8 @@ public enum FlowDispatch {
     }
 
     /// `flowHash` straight from the bytes for exactly the packets `PacketDecoder.decode` takes its one-pass
-    /// path for (untagged Ethernet II, IPv4 without options, not a fragment, TCP or UDP with consistent lengths:
+    /// path for (untagged Ethernet II, IPv4 without options, not a fragment, TCP or UDP (not to an overlay tunnel's
+    /// port: its flow is the frame it carries) with consistent lengths:
     /// the same checks), whose addresses and ports are then these, and for the ICMP packets of that shape (which
     /// `decode` takes with ports 0, whatever follows the IPv4 header); nil for any other packet. Building the decoder's
     /// whole `PacketView` for a packet that is usually another worker's cost more than the rest of the dispatch.
@@ -86,7 +87,7 @@ public enum FlowDispatch {
             let dataOffset = Int(p.load(fromByteOffset: 46, as: UInt8.self) >> 4) * 4
             guard dataOffset >= 20, 34 + dataOffset <= Swift.min(ipEnd, n) else { return nil }
         } else if proto == 17 {
-            guard ipEnd >= 42, u16(38) >= 8 else { return nil }
+            guard ipEnd >= 42, u16(38) >= 8, !PacketDecoder.isOverlayPort(u16(36)) else { return nil }
         } else if proto == 1 {
             // ICMP: `decode` checks nothing past the IPv4 header and leaves the ports 0 (the plant's pings went through
             // the whole decoder here, ~300 instructions each).

@@ -5,6 +5,8 @@ import Wire
 /// Link layers: Ethernet II with 802.1Q/802.1ad tags (up to 4), Linux SLL/SLL2, raw IP, BSD null/loop.
 /// IPv4 with options (fragments counted and skipped: not reassembled), IPv6 with extension headers skipped.
 /// TCP and UDP; other IP protocols pass through with no ports. Non-IP frames (ARP, LLDP) give `nil`.
+/// A mirrored or overlay-tunnelled frame (ERSPAN and Ethernet over GRE, VXLAN, Geneve) is decoded in its packet's
+/// place, once (`PacketView.mirrorsRemoved`).
 public enum PacketDecoder {
     /// Link-layer type numbers accepted (the `LinkType` raw values of the Capture module).
     public static let ethernet: Int32 = 1, null: Int32 = 0, rawLegacy: Int32 = 12, raw: Int32 = 101, loop: Int32 = 108
@@ -17,9 +19,9 @@ public enum PacketDecoder {
         return try decodeAnyLink(bytes, linkType: linkType)
     }
 
-    /// The common case in one pass: untagged Ethernet II, IPv4 without options, not a fragment, TCP, UDP or ICMP,
-    /// headers complete and lengths consistent. One bounds check up front, then unchecked loads (this runs on
-    /// every packet: the general path costs several times more). `nil` means "not this shape": the general
+    /// The common case in one pass: untagged Ethernet II, IPv4 without options, not a fragment, TCP, UDP (not to an
+    /// overlay tunnel's port: `isOverlayPort`) or ICMP, headers complete and lengths consistent. One bounds check up
+    /// front, then unchecked loads (this runs on every packet: the general path costs several times more). `nil` means "not this shape": the general
     /// path then decides, and reports any error, so the two paths cannot disagree on a packet they both take.
     @inlinable
     static func decodeCommonEthernet(_ bytes: ByteView) -> PacketView? {
@@ -52,7 +54,7 @@ public enum PacketDecoder {
         case 17:
             guard ipEnd >= 42 else { return nil }
             let length = Int(u16(38))
-            guard length >= 8 else { return nil }
+            guard length >= 8, !isOverlayPort(u16(36)) else { return nil }
             view.transport = .udp
             view.sourcePort = u16(34); view.destinationPort = u16(36)
             view.payloadOffset = 42
@@ -114,7 +116,9 @@ public enum PacketDecoder {
     public static func commonEthernetFlowTuple(_ bytes: ByteView) -> (source: UInt32, destination: UInt32, sourcePort: UInt16, destinationPort: UInt16, ipProtocol: UInt8)? {
         guard let p = bytes.raw.baseAddress, bytes.count >= 38,
               p.loadUnaligned(fromByteOffset: 12, as: UInt16.self) == UInt16(0x0800).bigEndian else { return nil }
-        return ipv4FlowTuple(p + 14, count: bytes.count - 14)
+        guard let t = ipv4FlowTuple(p + 14, count: bytes.count - 14) else { return nil }
+        // An overlay tunnel's packet is keyed by the frame it carries (`overlayFrame`), not by its own ports.
+        return t.ipProtocol == 17 && isOverlayPort(t.destinationPort) ? nil : t
     }
 
     /// The flow tuple of the IPv4 packet of `count` (at least 24) bytes at `ip` (see `commonEthernetFlowTuple`).
@@ -222,35 +226,87 @@ public enum PacketDecoder {
         return offset
     }
 
-    /// Whether `bytes` may be a remote-SPAN packet of the common outer shape (`commonMirroredFrame`): a test of a few
-    /// bytes that every other packet fails.
+    /// The UDP destination ports of the overlay tunnels whose frames are decoded in the packet's place (IANA's):
+    /// VXLAN (RFC 7348; AWS VPC Traffic Mirroring, Azure virtual network TAP, EVPN fabrics) and Geneve (RFC 8926;
+    /// gateway load balancers, NSX). Linux's old VXLAN default, 8472, is not among them (an ordinary high port).
+    public static let vxlanPort: UInt16 = 4789, genevePort: UInt16 = 6081
+
+    /// Whether a UDP packet to `port` may carry an overlay tunnel's frame (`overlayFrame`): such packets are left to
+    /// the general path by every one-pass reading.
+    @inlinable @inline(__always)
+    public static func isOverlayPort(_ port: UInt16) -> Bool { port == vxlanPort || port == genevePort }
+
+    /// Where the frame an overlay tunnel's UDP payload at `start` (ending at `end`) carries starts, and what it is
+    /// (`etherType` nil: an Ethernet frame; else the type of the IP packet that starts there); nil when it carries none.
+    /// VXLAN: 8 bytes, the I flag set (the VNI valid), then an Ethernet frame. Geneve: version 0, not a control
+    /// packet (O), 8 bytes and its options, then what its protocol type names (transparent Ethernet bridging, IPv4,
+    /// IPv6).
+    @inlinable
+    static func overlayFrame(_ bytes: ByteView, at start: Int, end: Int, port: UInt16) -> (offset: Int, etherType: UInt16?)? {
+        guard bytes.has(8, at: start) else { return nil }
+        let offset: Int, etherType: UInt16?
+        if port == vxlanPort {
+            guard bytes.u8(start) & 0x08 != 0 else { return nil }
+            (offset, etherType) = (start + 8, nil)
+        } else {
+            let first = bytes.u8(start)
+            guard first >> 6 == 0, bytes.u8(start + 1) & 0x80 == 0 else { return nil }
+            offset = start + 8 + Int(first & 0x3F) * 4
+            switch bytes.u16be(start + 2) {
+            case 0x6558: etherType = nil
+            case 0x0800, 0x86DD: etherType = bytes.u16be(start + 2)
+            default: return nil
+            }
+        }
+        let least = etherType == nil ? 14 : 20
+        guard offset + least <= end, bytes.has(least, at: offset) else { return nil }
+        return (offset, etherType)
+    }
+
+    /// Whether `bytes` may be a remote-SPAN or overlay packet of the common outer shape (`commonMirroredFrame`): a test
+    /// of a few bytes that nearly every other packet fails.
     @inlinable @inline(__always)
     public static func mayBeRemoteSPAN(_ bytes: ByteView) -> Bool {
         guard bytes.count >= 52, let p = bytes.raw.baseAddress else { return false }
-        return p.load(fromByteOffset: 23, as: UInt8.self) == 47
-            && p.loadUnaligned(fromByteOffset: 12, as: UInt16.self) == UInt16(0x0800).bigEndian
+        guard p.loadUnaligned(fromByteOffset: 12, as: UInt16.self) == UInt16(0x0800).bigEndian else { return false }
+        let ipProtocol = p.load(fromByteOffset: 23, as: UInt8.self)
+        return ipProtocol == 47
+            || ipProtocol == 17 && isOverlayPort(UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 36, as: UInt16.self)))
     }
 
     /// Where the mirrored frame starts in a remote-SPAN packet of the common outer shape (untagged Ethernet II, IPv4
-    /// without options and not a fragment, GRE: `mirroredFrame`), nil otherwise: what the one-pass path and the flow
-    /// hints read through, as `decode` does.
+    /// without options and not a fragment, GRE: `mirroredFrame`), or the Ethernet frame in an overlay tunnel's of that
+    /// shape (UDP: `overlayFrame`), nil otherwise: what the one-pass path and the flow hints read through, as `decode`
+    /// does.
     @inlinable
     public static func commonMirroredFrame(_ bytes: ByteView) -> Int? {
-        guard bytes.count >= 34 + 4 + 14, bytes.u16be(12) == 0x0800, bytes.u8(14) == 0x45, bytes.u8(23) == 47,
+        guard bytes.count >= 34 + 4 + 14, bytes.u16be(12) == 0x0800, bytes.u8(14) == 0x45,
               bytes.u16be(20) & 0x3FFF == 0 else { return nil }
         let total = Int(bytes.u16be(16))
         guard total >= 20 else { return nil }
-        return mirroredFrame(bytes, at: 34, end: 14 + total)
+        switch bytes.u8(23) {
+        case 47: return mirroredFrame(bytes, at: 34, end: 14 + total)
+        case 17:
+            // `decodeTransport`'s UDP tests: a length of at least 8, the datagram ending at the IP packet's end at most.
+            let port = bytes.u16be(36), length = Int(bytes.u16be(38))
+            guard isOverlayPort(port), length >= 8, total >= 28,
+                  let frame = overlayFrame(bytes, at: 42, end: Swift.min(34 + length, 14 + total), port: port),
+                  frame.etherType == nil else { return nil }
+            return frame.offset
+        default: return nil
+        }
     }
 
     /// Decodes the mirrored frame at `start` (`mirroredFrame`) in place of the GRE packet `view` holds, when it is
     /// IP (true); once only (a mirror inside a mirror stays as it is).
+    /// `ipType`: the frame is an IP packet of that type, without a link header (Geneve's IPv4 and IPv6).
     @inlinable
-    static func decodeMirrored(_ bytes: ByteView, at start: Int, into view: inout PacketView) throws(DecodeError) -> Bool {
+    static func decodeMirrored(_ bytes: ByteView, at start: Int, ipType: UInt16? = nil,
+                               into view: inout PacketView) throws(DecodeError) -> Bool {
         guard view.mirrorsRemoved == 0 else { return false }
         var inner = PacketView()
         inner.mirrorsRemoved = 1
-        let (etherType, offset) = try ethernetHeader(bytes, at: start, into: &inner)
+        let (etherType, offset) = if let t = ipType { (t, start) } else { try ethernetHeader(bytes, at: start, into: &inner) }
         switch etherType {
         case 0x0800: try decodeIPv4(bytes, at: offset, into: &inner)
         case 0x86DD: try decodeIPv6(bytes, at: offset, into: &inner)
@@ -358,6 +414,10 @@ public enum PacketDecoder {
             let udpEnd = Swift.min(start + length, wireEnd)
             view.wirePayloadLength = udpEnd - view.payloadOffset
             view.payloadLength = Swift.max(0, Swift.min(udpEnd, capturedEnd) - view.payloadOffset)
+            if isOverlayPort(view.destinationPort),
+               let inner = overlayFrame(bytes, at: view.payloadOffset, end: udpEnd, port: view.destinationPort) {
+                _ = try decodeMirrored(bytes, at: inner.offset, ipType: inner.etherType, into: &view)
+            }
         case 1: view.transport = .icmp
         case 58: view.transport = .icmpv6
         default: view.transport = .other

@@ -34,8 +34,9 @@ public struct PacketView: Sendable {
     public var wirePayloadLength: Int = 0
     /// IPv4 header carried options.
     public var hasIPOptions = false
-    /// 1 when this is the frame a remote-SPAN packet (ERSPAN, transparent Ethernet bridging over GRE) carried, decoded
-    /// in its place (`PacketDecoder.mirroredFrame`); 0 for a packet as captured.
+    /// 1 when this is the frame a remote-SPAN packet (ERSPAN, transparent Ethernet bridging over GRE) or an overlay
+    /// tunnel's (VXLAN, Geneve) carried, decoded in its place (`PacketDecoder.mirroredFrame`, `overlayFrame`); 0 for a
+    /// packet as captured.
     public var mirrorsRemoved: UInt8 = 0
 
     /// Creates an empty view.

@@ -399,8 +399,8 @@ public final class Engine {
         return processEstablishedTCPv4(u.frame, wireLength: wireLength, time: time, typeAt: u.typeAt, vlan: u.vlan)
     }
 
-    /// `processEstablishedTCPv4` for the frame a remote-SPAN packet carries (`PacketDecoder.commonMirroredFrame`),
-    /// untagged or with one tag; false for any other packet. Out of line, behind `PacketDecoder.mayBeRemoteSPAN`: as a
+    /// `processEstablishedTCPv4` for the frame a remote-SPAN or overlay packet carries
+    /// (`PacketDecoder.commonMirroredFrame`), untagged or with one tag; false for any other packet. Out of line, behind `PacketDecoder.mayBeRemoteSPAN`: as a
     /// call for every packet the general path takes, its frame cost ~73 instructions each.
     @inline(never)
     private func processEstablishedMirroredTCPv4(_ bytes: ByteView, wireLength: Int, time: PacketTime) -> Bool {

@@ -209,6 +209,19 @@ import Detection
                 frames.append(f)
             }
         }
+        // A UDP packet to an overlay tunnel's port (VXLAN, Geneve) is the flow of the frame it carries, which its
+        // outer addresses and ports do not name (the two directions come from different tunnel endpoints): the
+        // shortcuts must leave it to the decoder. Every prefix, and an overlay header that carries nothing.
+        for (port, header) in [(4789, [0x08, 0, 0, 0, 0, 0, 1, 0]), (6081, [0, 0, 0x65, 0x58, 0, 0, 1, 0]),
+                               (4789, [0x00, 0, 0, 0, 0, 0, 1, 0])] as [(UInt16, [UInt8])] {
+            let udpLength = 8 + header.count + tcp.count, total = 20 + udpLength
+            let outer: [UInt8] = [2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00,
+                                  0x45, 0, UInt8(total >> 8), UInt8(total & 0xFF), 0, 1, 0x40, 0, 64, 17, 0, 0,
+                                  172, 31, 0, 10, 172, 31, 0, 20,
+                                  0xC0, 0x01, UInt8(port >> 8), UInt8(port & 0xFF), UInt8(udpLength >> 8), UInt8(udpLength & 0xFF), 0, 0]
+            let f = outer + header + tcp
+            for n in 0...f.count { frames.append(Array(f[..<n])) }
+        }
         // The same frames with one 802.1Q tag (priority bits set), and as Linux cooked captures' (SLL, SLL2): the
         // uncommon shapes' shortcut (`uncommonShapeHash`) must pick the decoder's worker too.
         var shaped: [(frame: [UInt8], linkType: Int32)] = frames.map { ($0, 1) }

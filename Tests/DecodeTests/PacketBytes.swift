@@ -62,6 +62,28 @@ enum PacketBytes {
                                              payloadLength: gre.count + frame.count) + gre + frame
     }
 
+    /// `frame` as an overlay tunnel carries it: Ethernet + IPv4 (172.31.0.10 → .20, UDP from port 49153) + UDP + the
+    /// tunnel's header. `kind`: "vxlan" (RFC 7348: the I flag, VNI 0x123), "vxlan-gbp" (the group-policy flags and ID
+    /// set besides), "vxlan-6" (inside IPv6), "geneve" (RFC 8926, transparent Ethernet bridging), "geneve-options"
+    /// (two options, 12 bytes), "geneve-ipv4" and "geneve-ipv6" (`frame` an IP packet of that version); the UDP
+    /// destination port is the tunnel's unless `port` says otherwise.
+    static func overlay(_ frame: [UInt8], kind: String, port: UInt16? = nil) -> [UInt8] {
+        let header: [UInt8]
+        switch kind {
+        case "vxlan", "vxlan-6": header = [0x08, 0, 0, 0, 0, 0x01, 0x23, 0]
+        case "vxlan-gbp": header = [0x88, 0x40, 0x12, 0x34, 0, 0x01, 0x23, 0]
+        case "geneve-options": header = [0x03, 0, 0x65, 0x58, 0, 0x01, 0x23, 0] + [1, 2, 3, 1, 0xDE, 0xAD, 0xBE, 0xEF, 4, 5, 6, 0]
+        case "geneve-ipv4": header = [0, 0, 0x08, 0x00, 0, 0x01, 0x23, 0]
+        case "geneve-ipv6": header = [0, 0, 0x86, 0xDD, 0, 0x01, 0x23, 0]
+        default: header = [0, 0, 0x65, 0x58, 0, 0x01, 0x23, 0]
+        }
+        let tunnelPort = port ?? (kind.hasPrefix("vxlan") ? 4789 : 6081)
+        let datagram = udp(sourcePort: 49153, destinationPort: tunnelPort, payloadLength: header.count + frame.count) + header + frame
+        if kind == "vxlan-6" { return ethernet(type: 0x86DD) + ipv6(next: 17, payloadLength: datagram.count) + datagram }
+        return ethernet(type: 0x0800) + ipv4(source: [172, 31, 0, 10], destination: [172, 31, 0, 20], proto: 17,
+                                             payloadLength: datagram.count) + datagram
+    }
+
     /// Ethernet + IPv4 + TCP + payload.
     static func tcpPacket(payload: [UInt8], tags: [UInt16] = [], seq: UInt32 = 1000, flags: UInt8 = 0x18) -> [UInt8] {
         let t = tcp(seq: seq, flags: flags)

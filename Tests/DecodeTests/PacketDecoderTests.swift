@@ -1,6 +1,6 @@
 import Testing
 import Wire
-import Decode
+@testable import Decode   // `decodeCommonEthernet`
 
 private let modbusRequest: [UInt8] = [0, 1, 0, 0, 0, 6, 1, 3, 0, 0, 0, 10]
 
@@ -188,6 +188,72 @@ func remoteSPANPacketsAreDecodedAsTheFrameTheyCarry(kind: String) throws {
     // A mirror inside a mirror: the outer one is removed, the inner left as GRE.
     let twice = try #require(try decode(PacketBytes.mirrored(bytes, kind: kind)))
     #expect(twice.mirrorsRemoved == 1 && twice.ipProtocol == 47 && twice.transport == .other)
+}
+
+/// Overlay tunnels (VXLAN, Geneve; AWS VPC Traffic Mirroring and Azure's virtual network TAP deliver a mirror so):
+/// the carried frame or IP packet is decoded in the packet's place, its payload where it lies in the captured bytes;
+/// the one-pass readings (the decoder's, the flow hint's) leave the packet to the general path, and the mirror
+/// reading used by the one-pass path and the hints finds the Ethernet frame of the common outer shape. No prefix
+/// traps; a tunnel inside a mirror stays UDP.
+@Test(arguments: ["vxlan", "vxlan-gbp", "vxlan-6", "geneve", "geneve-options", "geneve-ipv4", "geneve-ipv6"])
+func overlayPacketsAreDecodedAsTheFrameTheyCarry(kind: String) throws {
+    let v6 = PacketBytes.ethernet(type: 0x86DD) + PacketBytes.ipv6(next: 6, payloadLength: 20 + modbusRequest.count)
+        + PacketBytes.tcp() + modbusRequest
+    let frame = kind == "geneve-ipv6" ? v6 : PacketBytes.tcpPacket(payload: modbusRequest, tags: kind.hasPrefix("geneve-ip") ? [] : [5])
+    let inner = kind.hasPrefix("geneve-ip") ? Array(frame[14...]) : frame
+    let direct = try #require(try decode(frame))
+    let bytes = PacketBytes.overlay(inner, kind: kind)
+    let p = try #require(try decode(bytes))
+    #expect(p.mirrorsRemoved == 1)
+    #expect(p.source == direct.source && p.destination == direct.destination && p.vlan == direct.vlan)
+    #expect(p.sourcePort == direct.sourcePort && p.destinationPort == direct.destinationPort && p.transport == .tcp)
+    #expect(p.payloadLength == modbusRequest.count && Array(bytes[p.payloadOffset..<(p.payloadOffset + p.payloadLength)]) == modbusRequest)
+    for n in 0...bytes.count { _ = try? decode(Array(bytes[..<n])) }
+    // Nor any byte of the headers changed (lengths, flags, option lengths, types past the ends).
+    for i in 0..<min(bytes.count, 110) {
+        for v: UInt8 in [0, 0x3F, 0x80, 0xFF] {
+            var m = bytes; m[i] = v
+            _ = try? decode(m)
+            ByteView.with(m) { _ = PacketDecoder.commonMirroredFrame($0); _ = PacketDecoder.commonEthernetFlowTuple($0) }
+        }
+    }
+    ByteView.with(bytes) {
+        #expect(PacketDecoder.decodeCommonEthernet($0) == nil)
+        #expect(PacketDecoder.commonEthernetFlowTuple($0) == nil)
+        // The mirror reading takes an Ethernet frame inside IPv4 (the outer shape the one-pass path reads through).
+        let start = PacketDecoder.commonMirroredFrame($0)
+        #expect(PacketDecoder.mayBeRemoteSPAN($0) == (kind != "vxlan-6"))
+        #expect(start == (kind == "vxlan-6" || kind.hasPrefix("geneve-ip") ? nil : bytes.count - frame.count), "\(kind)")
+    }
+    // Inside a remote-SPAN mirror: the mirror is removed, the tunnel left as UDP.
+    let twice = try #require(try decode(PacketBytes.mirrored(bytes, kind: "2")))
+    #expect(twice.mirrorsRemoved == 1 && twice.transport == .udp && twice.destinationPort == (kind.hasPrefix("vxlan") ? 4789 : 6081))
+}
+
+/// UDP that is not an overlay tunnel's frame stays UDP: a VXLAN header without the I flag, a Geneve control packet,
+/// a Geneve version other than 0 or protocol other than Ethernet and IP, a carried frame that is not IP (ARP) or is cut
+/// short, a tunnel header on another port, and the tunnel's port as the source only.
+@Test func udpThatIsNotAnOverlayStaysUDP() throws {
+    let frame = PacketBytes.tcpPacket(payload: modbusRequest)
+    var noFlag = PacketBytes.overlay(frame, kind: "vxlan"); noFlag[42] = 0
+    var control = PacketBytes.overlay(frame, kind: "geneve"); control[43] = 0x80
+    var version1 = PacketBytes.overlay(frame, kind: "geneve"); version1[42] = 0x40
+    var mpls = PacketBytes.overlay(frame, kind: "geneve"); mpls[44] = 0x88; mpls[45] = 0x47
+    let arp = PacketBytes.overlay(PacketBytes.ethernet(type: 0x0806) + [UInt8](repeating: 0, count: 28), kind: "vxlan")
+    let short = PacketBytes.overlay(Array(frame[..<13]), kind: "vxlan")
+    let otherPort = PacketBytes.overlay(frame, kind: "vxlan", port: 4790)
+    var sourceOnly = PacketBytes.overlay(frame, kind: "vxlan", port: 30000); sourceOnly[34] = 0x12; sourceOnly[35] = 0xB5
+    for (name, bytes) in [("no I flag", noFlag), ("control", control), ("version 1", version1), ("MPLS", mpls),
+                          ("ARP", arp), ("13 bytes", short), ("port 4790", otherPort), ("source port 4789", sourceOnly)] {
+        let p = try #require(try decode(bytes), "\(name)")
+        #expect(p.mirrorsRemoved == 0 && p.transport == .udp && p.source == IPAddress(v4: 0xAC1F_000A), "\(name)")
+        // (The mirror reading names where a carried Ethernet frame starts, whatever it carries: its reader tests the type.)
+        ByteView.with(bytes) { #expect((PacketDecoder.commonMirroredFrame($0) == nil) == (name != "ARP"), "\(name)") }
+    }
+    // The plain UDP shapes stay on the one-pass readings.
+    for bytes in [otherPort, sourceOnly] {
+        ByteView.with(bytes) { #expect(PacketDecoder.decodeCommonEthernet($0) != nil && PacketDecoder.commonEthernetFlowTuple($0) != nil) }
+    }
 }
 
 @Test func greThatIsNotAMirrorStaysGRE() throws {

@@ -213,38 +213,48 @@ func taggedFramesTakeTheOnePassPathAsUntaggedOnesDo(_ name: String) throws {
     #expect(flows.contains("\"vlan\":{\"id\":10}") && flows.contains("\"vlan\":{\"id\":20}"))
 }
 
-/// `frame` as ERSPAN type II carries it to a remote collector: Ethernet, IPv4 (GRE), GRE with a sequence number,
-/// the ERSPAN header.
-private func erspan(_ frame: [UInt8]) -> [UInt8] {
-    let gre: [UInt8] = [0x10, 0, 0x88, 0xBE, 0, 0, 0, 1, 0x10, 100, 0, 7, 0, 0, 0, 0]
-    let total = 20 + gre.count + frame.count
-    let ip: [UInt8] = [0x45, 0, UInt8(total >> 8), UInt8(total & 0xFF), 0, 1, 0x40, 0, 64, 47, 0, 0, 192, 168, 99, 1, 192, 168, 99, 2]
-    return [2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00] + ip + gre + frame
+/// `frame` as a remote mirror carries it to a collector: "erspan", ERSPAN type II (Ethernet, IPv4, GRE with a sequence
+/// number, the ERSPAN header); "vxlan", VXLAN (Ethernet, IPv4, UDP to 4789 from a port that varies with the frame, as
+/// AWS VPC Traffic Mirroring sends it); "geneve", Geneve with an option (UDP to 6081).
+private func mirror(_ frame: [UInt8], by kind: String) -> [UInt8] {
+    let tunnel: [UInt8], ipProtocol: UInt8
+    switch kind {
+    case "erspan":
+        (tunnel, ipProtocol) = ([0x10, 0, 0x88, 0xBE, 0, 0, 0, 1, 0x10, 100, 0, 7, 0, 0, 0, 0], 47)
+    default:
+        let header: [UInt8] = kind == "vxlan" ? [0x08, 0, 0, 0, 0, 0, 7, 0] : [0x01, 0, 0x65, 0x58, 0, 0, 7, 0, 1, 2, 3, 0]
+        let port: UInt16 = kind == "vxlan" ? 4789 : 6081, length = 8 + header.count + frame.count
+        let entropy = UInt8(frame.count > 37 ? frame[37] : 0)
+        (tunnel, ipProtocol) = ([0xC0, entropy, UInt8(port >> 8), UInt8(port & 0xFF), UInt8(length >> 8), UInt8(length & 0xFF), 0, 0] + header, 17)
+    }
+    let total = 20 + tunnel.count + frame.count
+    let ip: [UInt8] = [0x45, 0, UInt8(total >> 8), UInt8(total & 0xFF), 0, 1, 0x40, 0, 64, ipProtocol, 0, 0, 192, 168, 99, 1, 192, 168, 99, 2]
+    return [2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00] + ip + tunnel + frame
 }
 
-/// A capture mirrored by remote SPAN (ERSPAN) gives the records of the capture itself: every PDU, transaction and
-/// anomaly record, and as many flows (their byte counts include the tunnel's headers); its frames take the one-pass
-/// path as often as the capture's own.
-@Test(arguments: ["modbus/pymodbus_all_functions.pcap", "dnp3", "s7comm", "demo/plant.pcap"])
-func aCaptureMirroredByRemoteSPANGivesItsOwnRecords(_ name: String) throws {
+/// A capture mirrored by remote SPAN (ERSPAN) or an overlay tunnel (VXLAN, Geneve) gives the records of the capture
+/// itself: every PDU, transaction and anomaly record, and as many flows (their byte counts include the tunnel's
+/// headers); its frames take the one-pass path as often as the capture's own.
+@Test(arguments: ["modbus/pymodbus_all_functions.pcap", "dnp3", "s7comm", "demo/plant.pcap"], ["erspan", "vxlan", "geneve"])
+func aMirroredCaptureGivesItsOwnRecords(_ name: String, kind: String) throws {
     let captures = name.hasSuffix(".pcap") ? [name] : fixtureCaptures.filter { $0.hasPrefix(name + "/") }
     #expect(!captures.isEmpty)
     for capture in captures {
-        guard let path = try retagged(capture, { _, frame in [erspan(frame)] }) else { continue }
+        guard let path = try retagged(capture, { _, frame in [mirror(frame, by: kind)] }) else { continue }
         defer { try? FileManager.default.removeItem(atPath: path) }
         let direct = try #require(allRecords(of: repositoryRoot.appendingPathComponent("Fixtures/" + capture).path, establishedPath: true))
         let mirrored = try #require(allRecords(of: path, establishedPath: true))
         func records(_ lines: [String]) -> [String] { lines.filter { !$0.hasPrefix("flow:") } }
-        #expect(records(mirrored.lines) == records(direct.lines), "\(capture)")
+        #expect(records(mirrored.lines) == records(direct.lines), "\(capture), \(kind)")
         #expect(mirrored.lines.filter { $0.hasPrefix("flow:") }.count == direct.lines.filter { $0.hasPrefix("flow:") }.count, "\(capture)")
         #expect(mirrored.packets == direct.packets && direct.lines.contains { $0.hasPrefix("flow:") })
         // The one-pass path reads through the mirror's headers as often as it takes the frames themselves, and writes
         // what the general path writes.
         let general = try #require(allRecords(of: path, establishedPath: false))
-        #expect(mirrored.lines == general.lines, "\(capture)")
-        #expect(mirrored.onPath == direct.onPath, "\(capture)")
+        #expect(mirrored.lines == general.lines, "\(capture), \(kind)")
+        #expect(mirrored.onPath == direct.onPath, "\(capture), \(kind)")
         // Mirrored frames that carry an 802.1Q tag of their own: the same.
-        guard let taggedPath = try retagged(capture, { _, frame in [erspan(tagged(frame, vlan: 100))] }) else { continue }
+        guard let taggedPath = try retagged(capture, { _, frame in [mirror(tagged(frame, vlan: 100), by: kind)] }) else { continue }
         defer { try? FileManager.default.removeItem(atPath: taggedPath) }
         let fast = try #require(allRecords(of: taggedPath, establishedPath: true))
         let slow = try #require(allRecords(of: taggedPath, establishedPath: false))
