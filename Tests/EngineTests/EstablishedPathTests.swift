@@ -216,19 +216,20 @@ func taggedFramesTakeTheOnePassPathAsUntaggedOnesDo(_ name: String) throws {
 /// `frame` as a remote mirror carries it to a collector: "erspan", ERSPAN type II (Ethernet, IPv4, GRE with a sequence
 /// number, the ERSPAN header); "vxlan", VXLAN (Ethernet, IPv4, UDP to 4789 from a port that varies with the frame, as
 /// AWS VPC Traffic Mirroring sends it); "geneve", Geneve with an option (UDP to 6081).
-private func mirror(_ frame: [UInt8], by kind: String) -> [UInt8] {
+/// `session` tells two mirror sessions apart: the VNI and the sending tunnel endpoint.
+private func mirror(_ frame: [UInt8], by kind: String, session: UInt8 = 7) -> [UInt8] {
     let tunnel: [UInt8], ipProtocol: UInt8
     switch kind {
     case "erspan":
-        (tunnel, ipProtocol) = ([0x10, 0, 0x88, 0xBE, 0, 0, 0, 1, 0x10, 100, 0, 7, 0, 0, 0, 0], 47)
+        (tunnel, ipProtocol) = ([0x10, 0, 0x88, 0xBE, 0, 0, 0, 1, 0x10, 100, 0, session, 0, 0, 0, 0], 47)
     default:
-        let header: [UInt8] = kind == "vxlan" ? [0x08, 0, 0, 0, 0, 0, 7, 0] : [0x01, 0, 0x65, 0x58, 0, 0, 7, 0, 1, 2, 3, 0]
+        let header: [UInt8] = kind == "vxlan" ? [0x08, 0, 0, 0, 0, 0, session, 0] : [0x01, 0, 0x65, 0x58, 0, 0, session, 0, 1, 2, 3, 0]
         let port: UInt16 = kind == "vxlan" ? 4789 : 6081, length = 8 + header.count + frame.count
         let entropy = UInt8(frame.count > 37 ? frame[37] : 0)
         (tunnel, ipProtocol) = ([0xC0, entropy, UInt8(port >> 8), UInt8(port & 0xFF), UInt8(length >> 8), UInt8(length & 0xFF), 0, 0] + header, 17)
     }
     let total = 20 + tunnel.count + frame.count
-    let ip: [UInt8] = [0x45, 0, UInt8(total >> 8), UInt8(total & 0xFF), 0, 1, 0x40, 0, 64, ipProtocol, 0, 0, 192, 168, 99, 1, 192, 168, 99, 2]
+    let ip: [UInt8] = [0x45, 0, UInt8(total >> 8), UInt8(total & 0xFF), 0, 1, 0x40, 0, 64, ipProtocol, 0, 0, 192, 168, 99, session, 192, 168, 99, 2]
     return [2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00] + ip + tunnel + frame
 }
 
@@ -259,5 +260,34 @@ func aMirroredCaptureGivesItsOwnRecords(_ name: String, kind: String) throws {
         let fast = try #require(allRecords(of: taggedPath, establishedPath: true))
         let slow = try #require(allRecords(of: taggedPath, establishedPath: false))
         #expect(fast.lines == slow.lines && fast.onPath == direct.onPath, "\(capture), tagged inside the mirror")
+    }
+}
+
+/// A connection mirrored twice (every frame from two sessions: AWS mirrors the interfaces of both instances so) is one
+/// flow: its packets count twice, the second copies as retransmissions, and its PDU, transaction and anomaly records
+/// and alerts are the capture's own but for frame numbers.
+@Test(arguments: ["vxlan", "erspan"])
+func aConnectionMirroredTwiceIsOneFlowWithItsCopiesAsRetransmissions(kind: String) throws {
+    let capture = "demo/plant.pcap"
+    let path = try #require(try retagged(capture) { _, frame in [mirror(frame, by: kind, session: 1), mirror(frame, by: kind, session: 2)] })
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    let direct = try #require(allRecords(of: repositoryRoot.appendingPathComponent("Fixtures/" + capture).path, establishedPath: true))
+    let twice = try #require(allRecords(of: path, establishedPath: true))
+    let frameNumber = try Regex(#""(frame|request_frame|response_frame)":[0-9]+"#)
+    func records(_ lines: [String]) -> [String] {
+        lines.filter { !$0.hasPrefix("flow:") }.map { $0.replacing(frameNumber) { _ in "\"frame\":_" } }
+    }
+    #expect(records(twice.lines) == records(direct.lines))
+    #expect(twice.packets == 2 * direct.packets)
+    let flows = (direct.lines.filter { $0.hasPrefix("flow:") }, twice.lines.filter { $0.hasPrefix("flow:") })
+    #expect(flows.0.count == flows.1.count && !flows.0.isEmpty)
+    func field(_ name: String, _ line: String) -> Int? {
+        guard let r = line.range(of: "\"network\":{"), let f = line[r.upperBound...].range(of: "\"\(name)\":") ?? line.range(of: "\"\(name)\":")
+        else { return nil }
+        return Int(line[f.upperBound...].prefix { $0.isNumber })
+    }
+    for (one, two) in zip(flows.0, flows.1) {
+        #expect(field("packets", two) == field("packets", one).map { 2 * $0 }, "\(two)")
+        #expect(field("retransmissions", one) == 0 && (field("retransmissions", two) ?? 0) > 0, "\(two)")
     }
 }
