@@ -1,0 +1,79 @@
+// libFuzzer target for packet decoding: the link, IP and transport decoders, remote-SPAN and overlay-tunnel
+// decapsulation, and the one-pass readings that must agree with them (a disagreement sends a packet to the wrong
+// flow or worker without an error anywhere): the decoder's one-pass path, the flow prefetch hint's tuple, the mirror
+// reading that the one-pass path and the hints read through, and the workers' dispatch shortcuts.
+// Built by scripts/fuzz/decode together with Sources/Wire, Sources/Decode, Sources/Flows/FlowKey.swift and
+// Sources/Appliance/FlowDispatch.swift as one module (their `import` lines of those modules dropped).
+//
+// Input layout: byte 0 picks the link type; the rest is the captured frame.
+
+let linkTypes: [Int32] = [PacketDecoder.ethernet, PacketDecoder.null, PacketDecoder.rawLegacy, PacketDecoder.raw,
+                          PacketDecoder.loop, PacketDecoder.linuxSLL, PacketDecoder.ipv4, PacketDecoder.ipv6,
+                          PacketDecoder.linuxSLL2]
+
+/// Stops with `message` unless `condition` holds (a precondition's message is not kept in an optimised build).
+func require(_ condition: Bool, _ message: StaticString) {
+    if !condition { fatalError("decode fuzz: \(message)") }
+}
+
+/// The fields every reading of a packet must agree on.
+func sameHeaders(_ a: PacketView, _ b: PacketView) -> Bool {
+    a.ipVersion == b.ipVersion && a.ipProtocol == b.ipProtocol && a.source == b.source && a.destination == b.destination
+        && a.transport == b.transport && a.sourcePort == b.sourcePort && a.destinationPort == b.destinationPort
+        && a.sequence == b.sequence && a.acknowledgement == b.acknowledgement && a.tcpFlags == b.tcpFlags
+        && a.payloadOffset == b.payloadOffset && a.payloadLength == b.payloadLength
+        && a.wirePayloadLength == b.wirePayloadLength && a.vlan == b.vlan && a.mirrorsRemoved == b.mirrorsRemoved
+}
+
+func check(_ bytes: ByteView, linkType: Int32) {
+    let decoded: PacketView?? = try? PacketDecoder.decode(bytes, linkType: linkType)
+    let view: PacketView? = decoded ?? nil
+    if let v = view {
+        require(v.payloadOffset >= 0 && v.payloadLength >= 0 && v.payloadOffset + v.payloadLength <= bytes.count,
+                     "payload outside the captured bytes")
+    }
+    if linkType == PacketDecoder.ethernet {
+        // The one-pass decoder decides only packets the general path decodes the same way.
+        if let fast = PacketDecoder.decodeCommonEthernet(bytes) {
+            let general: PacketView?? = try? PacketDecoder.decodeAnyLink(bytes, linkType: linkType)
+            guard let g = general ?? nil else { require(false, "one-pass decode of a packet the general path rejects"); return }
+            require(sameHeaders(fast, g), "one-pass and general decoders disagree")
+        }
+        // The hint's tuple names the decoded packet's flow whenever both answer for an IPv4 packet (never a tunnel's
+        // own, when the decoder took the frame it carries).
+        if let t = PacketDecoder.commonEthernetFlowTuple(bytes), let v = view, v.ipVersion == 4,
+           v.transport == .tcp || v.transport == .udp || v.transport == .icmp {
+            require(IPAddress(v4: t.source) == v.source && IPAddress(v4: t.destination) == v.destination
+                         && t.sourcePort == v.sourcePort && t.destinationPort == v.destinationPort && t.ipProtocol == v.ipProtocol,
+                         "hint tuple is not the decoded packet's")
+        }
+        // The mirror reading finds the frame the decoder decoded in the packet's place.
+        if let start = PacketDecoder.commonMirroredFrame(bytes), let v = view, v.mirrorsRemoved == 1 {
+            // (Decoded as the decoder decodes a carried frame: once, so a tunnel inside stays as it is.)
+            var inner = PacketView()
+            if (try? PacketDecoder.decodeMirrored(bytes, at: start, into: &inner)) == true {
+                require(sameHeaders(inner, v), "mirror reading and decoder disagree on the carried frame")
+            }
+        }
+    }
+    // The workers' dispatch: every shortcut picks the decoder's worker.
+    let key = FlowHashKey(value: 0x0123_4567_89AB_CDEF)
+    for workers in [2, 3] {
+        let expected = view.map { FlowDispatch.index(FlowDispatch.flowHash($0, key: key), workers: workers) } ?? 0
+        require(FlowDispatch.worker(for: bytes, linkType: linkType, workers: workers, key: key) == expected,
+                     "dispatch shortcut picks another worker than the decoder")
+    }
+    _ = PacketDecoder.uncommonFlowTuple(bytes, linkType: linkType)
+}
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzDecode(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    guard size >= 1 else { return 0 }
+    let linkType = linkTypes[Int(data[0]) % linkTypes.count]
+    // A copy of exactly the frame's length, so that reading past it is caught (AddressSanitizer).
+    let frame = UnsafeMutableRawBufferPointer.allocate(byteCount: size - 1, alignment: 1)
+    defer { frame.deallocate() }
+    if size > 1 { frame.copyMemory(from: UnsafeRawBufferPointer(start: data + 1, count: size - 1)) }
+    check(ByteView(UnsafeRawBufferPointer(frame)), linkType: linkType)
+    return 0
+}
