@@ -21,8 +21,9 @@ public enum PacketDecoder {
 
     /// The common case in one pass: untagged Ethernet II, IPv4 without options, not a fragment, TCP, UDP (not to an
     /// overlay tunnel's port: `isOverlayPort`) or ICMP, headers complete and lengths consistent. One bounds check up
-    /// front, then unchecked loads (this runs on every packet: the general path costs several times more). `nil` means "not this shape": the general
-    /// path then decides, and reports any error, so the two paths cannot disagree on a packet they both take.
+    /// front, then unchecked loads (this runs on every packet: the general path costs several times more). `nil`
+    /// means "not this shape": the general path then decides, and reports any error, so the two paths cannot disagree
+    /// on a packet they both take.
     @inlinable
     static func decodeCommonEthernet(_ bytes: ByteView) -> PacketView? {
         let n = bytes.count
@@ -297,9 +298,9 @@ public enum PacketDecoder {
         }
     }
 
-    /// Decodes the mirrored frame at `start` (`mirroredFrame`) in place of the GRE packet `view` holds, when it is
-    /// IP (true); once only (a mirror inside a mirror stays as it is).
-    /// `ipType`: the frame is an IP packet of that type, without a link header (Geneve's IPv4 and IPv6).
+    /// Decodes the mirrored frame at `start` (`mirroredFrame`, `overlayFrame`) in place of the GRE or tunnel packet
+    /// `view` holds, when it is IP (true); once only (a mirror inside a mirror stays as it is). `ipType`: the frame is
+    /// an IP packet of that type, without a link header (Geneve's IPv4 and IPv6).
     @inlinable
     static func decodeMirrored(_ bytes: ByteView, at start: Int, ipType: UInt16? = nil,
                                into view: inout PacketView) throws(DecodeError) -> Bool {

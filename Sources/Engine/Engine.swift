@@ -400,8 +400,9 @@ public final class Engine {
     }
 
     /// `processEstablishedTCPv4` for the frame a remote-SPAN or overlay packet carries
-    /// (`PacketDecoder.commonMirroredFrame`), untagged or with one tag; false for any other packet. Out of line, behind `PacketDecoder.mayBeRemoteSPAN`: as a
-    /// call for every packet the general path takes, its frame cost ~73 instructions each.
+    /// (`PacketDecoder.commonMirroredFrame`), untagged or with one tag; false for any other packet. Out of line, behind
+    /// `PacketDecoder.mayBeRemoteSPAN`: as a call for every packet the general path takes, its frame cost ~73
+    /// instructions each.
     @inline(never)
     private func processEstablishedMirroredTCPv4(_ bytes: ByteView, wireLength: Int, time: PacketTime) -> Bool {
         guard let start = PacketDecoder.commonMirroredFrame(bytes) else { return false }
