@@ -104,7 +104,7 @@ public enum PacketDecoder {
         -> (source: UInt32, destination: UInt32, sourcePort: UInt16, destinationPort: UInt16, ipProtocol: UInt8, vlan: UInt16)? {
         guard let u = uncommonFrame(bytes, linkType: linkType), u.frame.count >= 38, let p = u.frame.raw.baseAddress,
               p.loadUnaligned(fromByteOffset: u.typeAt, as: UInt16.self) == UInt16(0x0800).bigEndian,
-              let t = ipv4FlowTuple(p + 14, count: u.frame.count - 14) else { return nil }
+              let t = ipv4FlowTuple(p + 14, count: u.frame.count - 14), !isOverlay(t.ipProtocol, t.destinationPort) else { return nil }
         return (t.source, t.destination, t.sourcePort, t.destinationPort, t.ipProtocol, u.vlan)
     }
 
@@ -118,9 +118,13 @@ public enum PacketDecoder {
         guard let p = bytes.raw.baseAddress, bytes.count >= 38,
               p.loadUnaligned(fromByteOffset: 12, as: UInt16.self) == UInt16(0x0800).bigEndian else { return nil }
         guard let t = ipv4FlowTuple(p + 14, count: bytes.count - 14) else { return nil }
-        // An overlay tunnel's packet is keyed by the frame it carries (`overlayFrame`), not by its own ports.
-        return t.ipProtocol == 17 && isOverlayPort(t.destinationPort) ? nil : t
+        return isOverlay(t.ipProtocol, t.destinationPort) ? nil : t
     }
+
+    /// Whether a packet of this IP protocol to this port may be an overlay tunnel's: keyed by the frame it carries
+    /// (`overlayFrame`), not by its own ports, so the flow tuples of the hints leave it out.
+    @inlinable @inline(__always)
+    static func isOverlay(_ ipProtocol: UInt8, _ destinationPort: UInt16) -> Bool { ipProtocol == 17 && isOverlayPort(destinationPort) }
 
     /// The flow tuple of the IPv4 packet of `count` (at least 24) bytes at `ip` (see `commonEthernetFlowTuple`).
     @inlinable @inline(__always)

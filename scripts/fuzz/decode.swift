@@ -30,7 +30,7 @@ func check(_ bytes: ByteView, linkType: Int32) {
     let view: PacketView? = decoded ?? nil
     if let v = view {
         require(v.payloadOffset >= 0 && v.payloadLength >= 0 && v.payloadOffset + v.payloadLength <= bytes.count,
-                     "payload outside the captured bytes")
+                "payload outside the captured bytes")
     }
     if linkType == PacketDecoder.ethernet {
         // The one-pass decoder decides only packets the general path decodes the same way.
@@ -44,8 +44,8 @@ func check(_ bytes: ByteView, linkType: Int32) {
         if let t = PacketDecoder.commonEthernetFlowTuple(bytes), let v = view, v.ipVersion == 4,
            v.transport == .tcp || v.transport == .udp || v.transport == .icmp {
             require(IPAddress(v4: t.source) == v.source && IPAddress(v4: t.destination) == v.destination
-                         && t.sourcePort == v.sourcePort && t.destinationPort == v.destinationPort && t.ipProtocol == v.ipProtocol,
-                         "hint tuple is not the decoded packet's")
+                    && t.sourcePort == v.sourcePort && t.destinationPort == v.destinationPort && t.ipProtocol == v.ipProtocol,
+                    "hint tuple is not the decoded packet's")
         }
         // The mirror reading finds the frame the decoder decoded in the packet's place.
         if let start = PacketDecoder.commonMirroredFrame(bytes), let v = view, v.mirrorsRemoved == 1 {
@@ -61,9 +61,15 @@ func check(_ bytes: ByteView, linkType: Int32) {
     for workers in [2, 3] {
         let expected = view.map { FlowDispatch.index(FlowDispatch.flowHash($0, key: key), workers: workers) } ?? 0
         require(FlowDispatch.worker(for: bytes, linkType: linkType, workers: workers, key: key) == expected,
-                     "dispatch shortcut picks another worker than the decoder")
+                "dispatch shortcut picks another worker than the decoder")
     }
-    _ = PacketDecoder.uncommonFlowTuple(bytes, linkType: linkType)
+    // The tagged and cooked hint's tuple, likewise (with the VLAN ID the decoder keys the flow with).
+    if let t = PacketDecoder.uncommonFlowTuple(bytes, linkType: linkType), let v = view, v.ipVersion == 4,
+       v.transport == .tcp || v.transport == .udp || v.transport == .icmp {
+        require(IPAddress(v4: t.source) == v.source && IPAddress(v4: t.destination) == v.destination && t.vlan == v.vlan
+                && t.sourcePort == v.sourcePort && t.destinationPort == v.destinationPort && t.ipProtocol == v.ipProtocol,
+                "tagged or cooked hint tuple is not the decoded packet's")
+    }
 }
 
 @_cdecl("LLVMFuzzerTestOneInput")
