@@ -14,6 +14,9 @@ What it writes
     after the padding, as a SPAN port copying a trunk delivers them; the packets are otherwise the same.
     --link sll / sll2 writes the same packets as a Linux cooked capture gives them (`tcpdump -i any`:
     LINKTYPE_LINUX_SLL 113, LINKTYPE_LINUX_SLL2 276; no Ethernet padding) instead of Ethernet frames.
+    --mirror erspan / vxlan wraps every Ethernet frame (after padding and tagging) as a remote mirror delivers it to
+    a sensor: ERSPAN type II over GRE (a switch's remote SPAN) or VXLAN to UDP 4789 (AWS VPC Traffic Mirroring), in
+    Ethernet and IPv4 from 192.0.2.1 to the sensor at 192.0.2.2 (valid IPv4 checksum; UDP checksum 0, as VXLAN sends).
   - TCP sessions are complete: SYN (MSS/WS/SACK options), SYN-ACK, ACK, then data with correct seq/ack
     numbers, then FIN/ACK, FIN/ACK, ACK. A request's segment acknowledges everything the server sent.
   - Flows are interleaved: at every step a random live flow (or the next in turn, --interleave rr) sends
@@ -53,6 +56,7 @@ import random
 import struct
 import sys
 import time
+import zlib
 
 # ----------------------------------------------------------------------------------------------------------------
 # Wire formats. Checksums use the identity 2**16 == 1 (mod 0xFFFF): the ones'-complement sum of 16-bit words of
@@ -67,6 +71,29 @@ IPV4_ICMP = struct.Struct("!14sBBHHHBBH4s4sBBHHH")     # Ethernet + 20-byte IPv4
 
 LINKTYPE_ETHERNET = 1
 LINKTYPES = {"ethernet": LINKTYPE_ETHERNET, "sll": 113, "sll2": 276}
+
+
+MIRROR_ETHERNET = bytes.fromhex("020000000002020000000001") + b"\x08\x00"
+MIRROR_IPV4 = struct.Struct("!BBHHHBBH4s4s")
+# The outer IPv4 header's words but the total length and the protocol: version/IHL, DF, TTL 64, 192.0.2.1, 192.0.2.2.
+MIRROR_IPV4_SUM = 0x4500 + 0x4000 + 0x4000 + 0xC000 + 0x0201 + 0xC000 + 0x0202
+
+
+def mirrored(frame: bytes, kind: str, sequence: int) -> bytes:
+    """`frame` wrapped as a remote mirror sends it (--mirror): ERSPAN type II (GRE with sequence number `sequence`,
+    session 7) or VXLAN (VNI 7, the UDP source port taken from the frame's addresses and ports, as a tunnel endpoint
+    spreads flows)."""
+    if kind == "erspan":
+        tunnel = struct.pack("!HHIHHI", 0x1000, 0x88BE, sequence & 0xFFFFFFFF, 0x1000, 7, 0)
+        proto = 47
+    else:
+        sport = 49152 | (zlib.crc32(frame[26:38]) & 0x3FFF)
+        tunnel = struct.pack("!HHHH", sport, 4789, 16 + len(frame), 0) + b"\x08\x00\x00\x00\x00\x00\x07\x00"
+        proto = 17
+    total = 20 + len(tunnel) + len(frame)
+    checksum = fold(MIRROR_IPV4_SUM + total + proto)
+    return MIRROR_ETHERNET + MIRROR_IPV4.pack(0x45, 0, total, 0, 0x4000, 64, proto, checksum, b"\xc0\x00\x02\x01",
+                                              b"\xc0\x00\x02\x02") + tunnel + frame
 
 
 def cooked(frame: bytes, link: str) -> bytes:
@@ -133,8 +160,10 @@ class Flow:
 class Writer:
     """Appends pcap records to an in-memory list and flushes them in large writes."""
 
-    def __init__(self, out, rng: random.Random, start_us: int, mean_gap_us: float, vlan: int = 0, link: str = "ethernet"):
+    def __init__(self, out, rng: random.Random, start_us: int, mean_gap_us: float, vlan: int = 0, link: str = "ethernet",
+                 mirror: str = ""):
         self.out = out
+        self.mirror = mirror
         self.tag = struct.pack(">HH", 0x8100, vlan) if vlan else b""
         self.link = "" if link == "ethernet" else link
         self.buf: list[bytes] = []
@@ -157,6 +186,9 @@ class Writer:
         if self.tag:
             frame = frame[:12] + self.tag + frame[12:]
             flen += 4
+        if self.mirror:
+            frame = mirrored(frame, self.mirror, self.packets)
+            flen = len(frame)
         buf = self.buf
         buf.append(PCAP_REC.pack(t // 1_000_000, t % 1_000_000, flen, flen))
         buf.append(frame)
@@ -211,6 +243,9 @@ class Writer:
         if self.tag:
             frame = frame[:12] + self.tag + frame[12:]
             flen += 4
+        if self.mirror:
+            frame = mirrored(frame, self.mirror, self.packets)
+            flen = len(frame)
         buf = self.buf
         buf.append(PCAP_REC.pack(t // 1_000_000, t % 1_000_000, flen, flen))
         buf.append(frame)
@@ -915,7 +950,7 @@ class _FlowRng:
 
 
 def generate_handshakes(packets: int, flows: int, seed: int, out_path: str, rate: float, start: int,
-                        vlan: int = 0, link: str = "ethernet") -> "Writer":
+                        vlan: int = 0, link: str = "ethernet", mirror: str = "") -> "Writer":
     """All SYNs, then all SYN-ACKs, then all ACKs (see the handshakes profile): 3 packets per flow, streamed."""
     if packets != 3 * flows:
         raise SystemExit("pcapgen: the handshakes profile needs --packets == 3 * --flows")
@@ -923,7 +958,7 @@ def generate_handshakes(packets: int, flows: int, seed: int, out_path: str, rate
     nclients = max(64, -(-flows // PORTS_PER_CLIENT))
     nservers = max(1, min(60000, flows // 25))
     with open(out_path, "wb", buffering=1 << 20) as out:
-        w = Writer(out, rng, start * 1_000_000, 1e6 / rate, vlan, link)
+        w = Writer(out, rng, start * 1_000_000, 1e6 / rate, vlan, link, mirror)
 
         def flow(i: int) -> Flow:
             c = i % nclients + nclients * (i // (nclients * PORTS_PER_CLIENT))
@@ -949,10 +984,11 @@ def generate_handshakes(packets: int, flows: int, seed: int, out_path: str, rate
 
 
 def generate(profile: str, packets: int, flows: int, seed: int, out_path: str, concurrency: int | None,
-             interleave: str, rate: float, start: int, quiet: bool, vlan: int = 0, link: str = "ethernet") -> None:
+             interleave: str, rate: float, start: int, quiet: bool, vlan: int = 0, link: str = "ethernet",
+             mirror: str = "") -> None:
     if profile == "handshakes":
         t0 = time.perf_counter()
-        w = generate_handshakes(packets, flows, seed, out_path, rate, start, vlan, link)
+        w = generate_handshakes(packets, flows, seed, out_path, rate, start, vlan, link, mirror)
         dt = time.perf_counter() - t0
         if not quiet:
             print(f"pcapgen: {out_path}: profile handshakes, {w.packets} packets, {flows} flows, {w.bytes} bytes, "
@@ -966,7 +1002,7 @@ def generate(profile: str, packets: int, flows: int, seed: int, out_path: str, c
     conc = flows if not concurrency else min(concurrency, flows)
     t0 = time.perf_counter()
     with open(out_path, "wb", buffering=1 << 20) as out:
-        w = Writer(out, rng, start * 1_000_000, 1e6 / rate, vlan, link)
+        w = Writer(out, rng, start * 1_000_000, 1e6 / rate, vlan, link, mirror)
         ctx = Ctx(w, rng)
 
         def start_flow(i: int):
@@ -1018,6 +1054,8 @@ def main(argv=None) -> None:
     p.add_argument("--vlan", type=int, default=0, help="tag every frame with this 802.1Q VLAN ID (1-4094; default: untagged)")
     p.add_argument("--link", choices=sorted(LINKTYPES), default="ethernet",
                    help="link layer: Ethernet frames, or a Linux cooked capture's (sll, sll2)")
+    p.add_argument("--mirror", choices=["erspan", "vxlan"],
+                   help="wrap every frame as a remote mirror delivers it: ERSPAN type II over GRE, or VXLAN (UDP 4789)")
     p.add_argument("-q", "--quiet", action="store_true")
     p.add_argument("-o", "--output", required=True)
     a = p.parse_args(argv)
@@ -1027,8 +1065,10 @@ def main(argv=None) -> None:
         p.error("--vlan: a VLAN ID from 1 to 4094 (0: untagged)")
     if a.vlan and a.link != "ethernet":
         p.error("--vlan tags Ethernet frames (not with --link sll or sll2)")
+    if a.mirror and a.link != "ethernet":
+        p.error("--mirror wraps Ethernet frames (not with --link sll or sll2)")
     generate(a.profile, a.packets, a.flows, a.seed, a.output, a.concurrency, a.interleave, a.rate, a.start, a.quiet, a.vlan,
-             a.link)
+             a.link, a.mirror or "")
 
 
 if __name__ == "__main__":
