@@ -345,8 +345,6 @@ public enum PacketDecoder {
         view.destination = IPAddress(v4: bytes.u32be(start + 16))
         let fragment = bytes.u16be(start + 6)
         if fragment & 0x3FFF != 0 { throw DecodeError(.ipFragment, at: start + 6) }   // MF set or offset ≠ 0
-        if view.ipProtocol == 47, let inner = mirroredFrame(bytes, at: start + headerLength, end: ipEnd),
-           try decodeMirrored(bytes, at: inner, into: &view) { return }
         try decodeTransport(bytes, at: start + headerLength, end: ipEnd, into: &view)
     }
 
@@ -382,9 +380,6 @@ public enum PacketDecoder {
                 headers += 1
             default:
                 view.ipProtocol = next
-                if next == 47, let inner = mirroredFrame(bytes, at: offset, end: ipEnd), try decodeMirrored(bytes, at: inner, into: &view) {
-                    return
-                }
                 try decodeTransport(bytes, at: offset, end: ipEnd, into: &view)
                 return
             }
@@ -393,6 +388,7 @@ public enum PacketDecoder {
 
     // TCP (RFC 9293): sport(2) dport(2) seq(4) ack(4) offset/flags(2) window(2) csum(2) urg(2) options
     // UDP (RFC 768): sport(2) dport(2) length(2) csum(2)
+    // A mirror's or overlay tunnel's frame (GRE, UDP to VXLAN's or Geneve's port) is decoded in the packet's place.
     @inlinable
     static func decodeTransport(_ bytes: ByteView, at start: Int, end wireEnd: Int, into view: inout PacketView) throws(DecodeError) {
         let capturedEnd = Swift.min(wireEnd, bytes.count)
@@ -425,6 +421,10 @@ public enum PacketDecoder {
             }
         case 1: view.transport = .icmp
         case 58: view.transport = .icmpv6
+        case 47:
+            // GRE: a remote-SPAN mirror's frame replaces the packet (plain GRE stays as it is).
+            view.transport = .other
+            if let inner = mirroredFrame(bytes, at: start, end: wireEnd) { _ = try decodeMirrored(bytes, at: inner, into: &view) }
         default: view.transport = .other
         }
     }
