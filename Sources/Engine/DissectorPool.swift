@@ -30,6 +30,9 @@ final class DissectorPool<D: AppDissector> {
     @exclusivity(unchecked) private var freeCount = 0
     /// Bytes from the start of a state that `prefetch` loads: what the dissector's per-packet path reads
     /// (`AppDissector.perPacketStateBytes`), at most four lines.
+    /// States allocated and not released.
+    var liveStates: Int { count - freeCount }
+
     @inline(__always) static var prefetchedBytes: Int { min(D.perPacketStateBytes, MemoryLayout<D>.size, 256) }
     /// Whether `prefetch` loads a state's context too: something reads it per packet (records copy it per delivery,
     /// or an observer per operation). Otherwise it stays unread: the observer's forwarder takes the flow's serial and

@@ -49,7 +49,7 @@ public struct FlowState {
     public var initiatorIsLow: Bool
     /// No SYN was seen: the initiator is whoever sent first.
     public var midstream: Bool
-    /// FIN seen per side (bit 0 initiator, bit 1 responder).
+    /// FIN seen per side (bit 0 initiator, bit 1 responder); bits 2 and 3: that side's FIN came in sequence.
     public var finMask: UInt8 = 0
     /// RST seen.
     public var reset = false
@@ -110,7 +110,7 @@ public struct FlowState {
     public static var quietStreams: UInt8 { 0b0101 }
 
     /// Whether the flow has closed (both FINs or a RST) and only lingers for stragglers.
-    @inlinable public var isClosed: Bool { reset || finMask == 3 }
+    @inlinable public var isClosed: Bool { reset || finMask & 3 == 3 }
 
     /// Whether either side's carry holds bytes not yet dissected (a PDU's start, or an undecided flow's first bytes).
     @inlinable public var holdsCarry: Bool { !(initiatorCarry.isEmpty && responderCarry.isEmpty) }

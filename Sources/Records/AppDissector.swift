@@ -47,6 +47,9 @@ public protocol AppDissector {
     /// Whether the state holds part of a message it reassembles itself (beyond the engine's carry), which `finish`
     /// reports: the engine then ends the flow in order, never wholesale.
     var holdsUnfinishedMessage: Bool { get }
+    /// Whether `finish` would report nothing: no message in the state's own reassembly, and no request waiting for an
+    /// answer while unanswered requests are written (`transactionRecords`). The engine then need not call it.
+    func finishesQuietly(transactionRecords: Bool) -> Bool
 }
 
 extension AppDissector {
@@ -56,4 +59,6 @@ extension AppDissector {
     public static var perPacketStateBytes: Int { MemoryLayout<Self>.size }
     /// By default nothing: every partial PDU is in the engine's carry.
     public var holdsUnfinishedMessage: Bool { false }
+    /// By default never known to be quiet: `finish` is called.
+    public func finishesQuietly(transactionRecords: Bool) -> Bool { false }
 }

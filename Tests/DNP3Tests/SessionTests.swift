@@ -71,7 +71,11 @@ struct SessionTests {
         h.feed(Wire3.response([0x44, 0x81, 0x00, 0x00], transportSequence: 2), side: .responder)  // FIN
         h.feed(Wire3.response([0xF0, 0x82, 0x00, 0x00], transportSequence: 3), side: .responder)  // unsolicited
         h.feed(Wire3.request([0xC7, 0x06] + Self.crob, transportSequence: 2))                    // DIRECT_OPERATE_NR
+        let quietBefore = h.dissector.finishesQuietly(transactionRecords: true)
         h.feed(Wire3.request([0xC8, 0x0D], transportSequence: 3))                                 // COLD_RESTART, no answer
+        // `finish` has a record to write for it, and nothing to report without records (the engine then skips it).
+        let quiet = (h.dissector.finishesQuietly(transactionRecords: true), h.dissector.finishesQuietly(transactionRecords: false))
+        #expect(quietBefore && quiet == (false, true))
         h.finish()
         let d = h.records(.dnp3).compactMap { $0["dnp3"] as? [String: Any] }
         #expect(d.map { $0["status"] as? String } == ["complete", "unsolicited", "no_response_expected", "unanswered"])

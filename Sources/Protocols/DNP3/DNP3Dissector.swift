@@ -197,6 +197,14 @@ public struct DNP3Dissector: AppDissector {
     /// Whether a fragment is in reassembly (`finish` reports it).
     public var holdsUnfinishedMessage: Bool { (reassembler?.inProgress ?? 0) > 0 }
 
+    /// Fragments in reassembly, and active requests as transaction records, are what `finish` reports (the session
+    /// tables, on the heap, read only when records are written).
+    public func finishesQuietly(transactionRecords: Bool) -> Bool {
+        guard reassembler == nil || !holdsUnfinishedMessage else { return false }
+        guard transactionRecords, let st = state else { return true }
+        return !st.session.requests.contains { $0.active }
+    }
+
     /// Drops the fragments in progress from `side` and its armed SELECT: their bytes are gone.
     public mutating func gap(side: FlowSide, length: Int, sink: EventSink) {
         if let r = reassembler, r.drop(side: side) > 0 {

@@ -286,6 +286,9 @@ public struct ModbusDissector: AppDissector {
     }
 
     /// The flow ended: every pending request is reported unanswered (`timeout` or `no_response`).
+    /// Pending requests are all `finish` reports, and only as transaction records.
+    public func finishesQuietly(transactionRecords: Bool) -> Bool { !transactionRecords || session.pendingCount == 0 }
+
     public mutating func finish(sink: EventSink) {
         // (Reading only the state's first line when at most entry 0 is pending: the second is cold by a flow's end.)
         while let i = session.oldestIndex() {

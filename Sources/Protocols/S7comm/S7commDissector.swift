@@ -159,6 +159,11 @@ public struct S7commDissector: AppDissector {
             || responderState.cotpFragmentsPending || responderState.userdataActive
     }
 
+    /// Messages in reassembly, and pending requests as transaction records, are what `finish` reports.
+    public func finishesQuietly(transactionRecords: Bool) -> Bool {
+        !holdsUnfinishedMessage && (!transactionRecords || pending.live == 0)
+    }
+
     /// Reports each message left in reassembly (`EventSink.unfinishedAtEnd`, with its bytes so far), logs requests still waiting
     /// for an ack as unanswered and resets the flow's state.
     public mutating func finish(sink: EventSink) {

@@ -1,0 +1,153 @@
+import Testing
+import Wire
+import Records
+@testable import Engine
+import Flows
+
+/// What a TCP flow closed by its peers leaves unfinished (a message cut by the close, a request never answered) is
+/// reported at the close when nothing can follow it, stamped with the closing packet; otherwise, as before, when the
+/// closed flow's linger ends (`FlowTableLimits.closedLinger`, on whatever packet comes then).
+@Suite struct ClosedFlowTests {
+    static let client: UInt32 = 0x0A00_0001, server: UInt32 = 0x0A00_0002
+    static let request: [UInt8] = [0, 1, 0, 0, 0, 6, 1, 3, 0, 0, 0, 10]
+
+    /// How the flow closes after a whole Modbus request and the first 7 bytes of the next one.
+    enum Close: String, CaseIterable, CustomTestStringConvertible {
+        /// A FIN each way, each at its side's next byte.
+        case finsInSequence
+        /// The client's FIN on the segment with its bytes, then the server's.
+        case finWithTheLastBytes
+        /// The same as `finsInSequence`, then a data segment past the client's FIN (no stack sends one): not dissected.
+        case finsInSequenceThenBytesPastTheFIN
+        /// The client's FIN 5 bytes past its last byte (a hole before it: those bytes may still come).
+        case finAfterAHole
+        /// A RST from the server.
+        case reset
+        var testDescription: String { rawValue }
+        var reportsAtClose: Bool { self != .finAfterAHole && self != .reset }
+    }
+
+    /// Frames: handshake and request, the close, a straggler, then another flow's packet 130 s later, which ends
+    /// the linger. Records of the first flow: the cut message's anomaly and the unanswered request.
+    @Test(arguments: Close.allCases, [true, false])
+    func whatAClosedFlowLeavesUnfinishedIsReportedAtItsCloseWhenNothingCanFollow(close: Close, onePass: Bool) {
+        var c = EngineConfiguration(); c.transactionRecords = true; c.establishedTCPPath = onePass
+        let engine = Engine(configuration: c)
+        var frame: UInt64 = 0
+        func feed(_ bytes: [UInt8], at second: Int64) {
+            frame += 1
+            ByteView.with(bytes) { engine.process($0, linkType: 1, time: PacketTime(seconds: second, microseconds: 0), wireLength: bytes.count, frame: frame) }
+        }
+        let c0 = Self.client, s0 = Self.server, sent = Self.request + Self.request[0..<7]
+        let end = 1001 + UInt32(sent.count)
+        let pastTheFIN = tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: end + 1, ack: 5002, flags: 0x18, payload: Self.request)
+        feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: 1000, flags: 0x02), at: 100)
+        feed(tcpFrame(src: s0, sport: 502, dst: c0, dport: 40000, seq: 5000, ack: 1001, flags: 0x12), at: 100)
+        feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: 1001, ack: 5001, flags: 0x10), at: 100)
+        if close == .finWithTheLastBytes {
+            feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: 1001, ack: 5001, flags: 0x19, payload: sent), at: 101)
+        } else {
+            feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: 1001, ack: 5001, flags: 0x18, payload: sent), at: 100)
+        }
+        switch close {
+        case .finsInSequence, .finsInSequenceThenBytesPastTheFIN:
+            feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: end, ack: 5001, flags: 0x11), at: 101)
+            feed(tcpFrame(src: s0, sport: 502, dst: c0, dport: 40000, seq: 5001, ack: end + 1, flags: 0x11), at: 101)
+        case .finWithTheLastBytes:
+            feed(tcpFrame(src: s0, sport: 502, dst: c0, dport: 40000, seq: 5001, ack: end + 1, flags: 0x11), at: 101)
+        case .finAfterAHole:
+            feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: end + 5, ack: 5001, flags: 0x11), at: 101)
+            feed(tcpFrame(src: s0, sport: 502, dst: c0, dport: 40000, seq: 5001, ack: end + 1, flags: 0x11), at: 101)
+        case .reset:
+            feed(tcpFrame(src: s0, sport: 502, dst: c0, dport: 40000, seq: 5001, ack: end, flags: 0x14), at: 101)
+        }
+        let closeFrame = frame
+        feed(close == .finsInSequenceThenBytesPastTheFIN
+             ? pastTheFIN : tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: end + 1, ack: 5002, flags: 0x10), at: 102)
+        #expect(engine.liveFlows == 1)
+        feed(tcpFrame(src: 0x0A00_0005, sport: 1, dst: 0x0A00_0006, dport: 2, seq: 1, flags: 0x02), at: 231)
+        let lingerFrame = frame
+        #expect(engine.liveFlows == 1, "the closed flow's linger has ended")
+
+        let atClose = close.reportsAtClose
+        var lines = Self.drain(engine)
+        let cut = lines[.anomaly, default: []].filter { $0.contains(#""kind":"truncated_at_end""#) }
+        let unanswered = lines[.modbus, default: []].filter { $0.contains(#""matched":false"#) }
+        #expect(cut.count == 1)
+        #expect(unanswered.count == 1, "the first request, never answered: \(unanswered)")
+        // Stamped with the closing packet, or with the packet that ended the linger 130 s on.
+        let stamp = atClose ? #""@timestamp":"1970-01-01T00:01:41.000000Z","frame":\#(closeFrame),"# : #""@timestamp":"1970-01-01T00:03:51.000000Z","frame":\#(lingerFrame),"#
+        #expect(cut.first?.hasPrefix("{" + stamp) == true, "\(cut)")
+        // Closed with no answer is `no_response`; 130 s after the request it had timed out.
+        #expect(unanswered.first?.contains(atClose ? "no_response" : "timeout") == true, "\(unanswered)")
+        // Bytes past a FIN are not dissected: one request's PDU either way.
+        #expect(engine.statistics.pdus[Int(AppProtocol.modbus.rawValue)] == 1)
+        engine.finish()
+        lines = Self.drain(engine, into: lines)
+        let flows = lines[.flow, default: []]
+        #expect(flows.count == 2)
+        #expect(flows.first?.contains(#""protocol":"modbus""#) == true, "the flow's record still names its protocol: \(flows)")
+        #expect(flows.first?.contains(close == .reset ? #""reason":"rst""# : #""reason":"fin""#) == true)
+    }
+
+    /// A flow closed in sequence whose dissector has nothing to report (its one request answered) keeps its state until
+    /// the flow ends, with no `finish` and no context built at the close; one with something to report (the request
+    /// unanswered) is finished and released at the close. Either way bytes past the FIN are not dissected, and the state
+    /// is released once, when the linger ends.
+    @Test(arguments: [true, false], [true, false])
+    func aQuietCloseKeepsItsStateUntilTheFlowEnds(answered: Bool, onePass: Bool) {
+        var c = EngineConfiguration(); c.transactionRecords = true; c.establishedTCPPath = onePass
+        let engine = Engine(configuration: c)
+        let c0 = Self.client, s0 = Self.server, end = 1001 + UInt32(Self.request.count)
+        let response: [UInt8] = [0, 1, 0, 0, 0, 23, 1, 3, 20] + [UInt8](repeating: 7, count: 20)
+        let serverEnd = 5001 + UInt32(answered ? response.count : 0)
+        engine.feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: 1000, flags: 0x02), at: 100)
+        engine.feed(tcpFrame(src: s0, sport: 502, dst: c0, dport: 40000, seq: 5000, ack: 1001, flags: 0x12), at: 100)
+        engine.feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: 1001, ack: 5001, flags: 0x18, payload: Self.request), at: 100)
+        if answered {
+            engine.feed(tcpFrame(src: s0, sport: 502, dst: c0, dport: 40000, seq: 5001, ack: end, flags: 0x18, payload: response), at: 100)
+        }
+        engine.feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: end, ack: serverEnd, flags: 0x11), at: 101)
+        engine.feed(tcpFrame(src: s0, sport: 502, dst: c0, dport: 40000, seq: serverEnd, ack: end + 1, flags: 0x11), at: 101)
+        #expect(engine.modbus.liveStates == (answered ? 1 : 0))
+        let unanswered = Self.drain(engine)[.modbus, default: []].filter { $0.contains(#""matched":false"#) }
+        #expect(unanswered.count == (answered ? 0 : 1), "reported at the close")
+        engine.feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: end + 1, ack: serverEnd + 1, flags: 0x18, payload: Self.request), at: 102)
+        engine.feed(tcpFrame(src: 0x0A00_0005, sport: 1, dst: 0x0A00_0006, dport: 2, seq: 1, flags: 0x02), at: 231)
+        #expect(engine.liveFlows == 1 && engine.modbus.liveStates == 0)
+        #expect(engine.statistics.pdus[Int(AppProtocol.modbus.rawValue)] == (answered ? 2 : 1))
+        #expect(Self.drain(engine)[.flow, default: []].first?.contains(#""protocol":"modbus""#) == true)
+    }
+
+    /// Every record line the engine has finished, by kind, after `earlier`'s (draining empties every kind at once).
+    static func drain(_ engine: Engine, into earlier: [RecordKind: [String]] = [:]) -> [RecordKind: [String]] {
+        var out = earlier
+        engine.drainRecords { kind, bytes in
+            out[kind, default: []] += String(decoding: bytes, as: UTF8.self).split(separator: "\n").map(String.init)
+        }
+        return out
+    }
+
+    /// An undecided flow (5 bytes to port 502: too few to identify) closed in sequence reports its held bytes at the
+    /// close, as the engine's own layer (`flow`), and a RST after the FINs still ends the flow as `rst`.
+    @Test func anUndecidedFlowClosedInSequenceReportsItsBytesAtTheClose() {
+        let engine = Engine()
+        var frame: UInt64 = 0
+        func feed(_ bytes: [UInt8], at second: Int64) {
+            frame += 1
+            ByteView.with(bytes) { engine.process($0, linkType: 1, time: PacketTime(seconds: second, microseconds: 0), wireLength: bytes.count, frame: frame) }
+        }
+        let c0 = Self.client, s0 = Self.server
+        feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: 1000, flags: 0x02), at: 100)
+        feed(tcpFrame(src: s0, sport: 502, dst: c0, dport: 40000, seq: 5000, ack: 1001, flags: 0x12), at: 100)
+        feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: 1001, ack: 5001, flags: 0x18, payload: Array(Self.request[0..<5])), at: 100)
+        feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: 1006, ack: 5001, flags: 0x11), at: 101)
+        feed(tcpFrame(src: s0, sport: 502, dst: c0, dport: 40000, seq: 5001, ack: 1007, flags: 0x11), at: 101)
+        let cut = Self.drain(engine)[.anomaly, default: []].filter { $0.contains(#""kind":"truncated_at_end""#) }
+        #expect(cut.count == 1 && cut.first?.contains(#""frame":5,"#) == true && cut.first?.contains(#""layer":"flow""#) == true, "\(cut)")
+        feed(tcpFrame(src: s0, sport: 502, dst: c0, dport: 40000, seq: 5002, ack: 1007, flags: 0x04), at: 102)
+        engine.finish()
+        #expect(engine.drainedLines(.anomaly).isEmpty, "reported once")
+        #expect(engine.statistics.flowsEnded[Int(FlowEndReason.rst.rawValue)] == 1)
+    }
+}
