@@ -649,7 +649,15 @@ public final class Engine {
     /// Hands stream bytes (or a gap) of one side to the flow's dissector, identifying the protocol first.
     private func deliver(_ slot: Int32, side: FlowSide, event: StreamEvent) {
         if case .gap(let n) = event { statistics.streamGaps &+= 1; statistics.streamGapBytes &+= UInt64(n) }
-        let kind = ApplicationKind(rawValue: flows.slots[Int(slot)].application) ?? .none
+        // No kind: the flow's dissection ended at its close (`ApplicationKind.endedFlag`).
+        guard let kind = ApplicationKind(rawValue: flows.slots[Int(slot)].application) else {
+            switch event {
+            case .data(let b): reportBytesPastFIN(slot, side: side, count: b.count, frame: frame, time: now)
+            case .heldData(let b, let f, let t): reportBytesPastFIN(slot, side: side, count: b.count, frame: f, time: t)
+            case .gap: break
+            }
+            return
+        }
         switch kind {
         case .none: return
         case .undecided:
@@ -696,14 +704,25 @@ public final class Engine {
     @inline(always)
     private func deliverData(_ slot: Int32, side: FlowSide, bytes: ByteView) {
         // On the raw byte: `ApplicationKind(rawValue:)` was left a call (~10 instructions a delivery with the reloads
-        // around it) once the delivery was inlined here.
+        // around it) once the delivery was inlined here. Any other byte is an ended kind (`ApplicationKind.endedFlag`).
         switch flows.slots[Int(slot)].application {
         case ApplicationKind.modbus.rawValue: consume(modbus, slot: slot, side: side, bytes: bytes, frame: frame, time: now)
         case ApplicationKind.dnp3.rawValue: consume(dnp3, slot: slot, side: side, bytes: bytes, frame: frame, time: now)
         case ApplicationKind.s7comm.rawValue: consume(s7comm, slot: slot, side: side, bytes: bytes, frame: frame, time: now)
         case ApplicationKind.undecided.rawValue: deliver(slot, side: side, event: .data(bytes))   // identification first
-        default: return   // none
+        case ApplicationKind.none.rawValue: return
+        default: reportBytesPastFIN(slot, side: side, count: bytes.count, frame: frame, time: now)   // ended at its close
         }
+    }
+
+    /// Bytes of a flow whose dissection ended at its close (`endApplicationAtClose`): past a FIN in sequence, which
+    /// no stack sends and an endpoint drops. Not dissected; reported (a way to hide bytes from a monitor that would
+    /// stop reading at the FIN while a careless endpoint took them), with the packet that carried them.
+    @inline(never)
+    private func reportBytesPastFIN(_ slot: Int32, side: FlowSide, count: Int, frame: UInt64, time: PacketTime) {
+        setSinkFlow(slot); sink.frame = frame; sink.time = time
+        sink.emit(Anomaly(layer: "tcp", kind: "data_after_fin", offset: 0, value: Int64(count)), sender: side)
+        drainSink()
     }
 
     /// Hands stream bytes to the flow's dissector (after what it left unconsumed before), keeps what it does not

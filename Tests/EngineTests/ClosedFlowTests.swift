@@ -17,8 +17,12 @@ import Flows
         case finsInSequence
         /// The client's FIN on the segment with its bytes, then the server's.
         case finWithTheLastBytes
-        /// The same as `finsInSequence`, then a data segment past the client's FIN (no stack sends one): not dissected.
+        /// The same as `finsInSequence`, then a data segment past the client's FIN (no stack sends one): not dissected,
+        /// a `data_after_fin` anomaly where the dissection ended at the close.
         case finsInSequenceThenBytesPastTheFIN
+        /// The same, the segment numbered as the FIN was (its bytes the next in sequence, the FIN taking no byte of
+        /// the stream): the established path's delivery, reported as well.
+        case finsInSequenceThenBytesAtTheFINsNumber
         /// The client's FIN 5 bytes past its last byte (a hole before it: those bytes may still come).
         case finAfterAHole
         /// A RST from the server.
@@ -50,7 +54,7 @@ import Flows
             feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: 1001, ack: 5001, flags: 0x18, payload: sent), at: 100)
         }
         switch close {
-        case .finsInSequence, .finsInSequenceThenBytesPastTheFIN:
+        case .finsInSequence, .finsInSequenceThenBytesPastTheFIN, .finsInSequenceThenBytesAtTheFINsNumber:
             feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: end, ack: 5001, flags: 0x11), at: 101)
             feed(tcpFrame(src: s0, sport: 502, dst: c0, dport: 40000, seq: 5001, ack: end + 1, flags: 0x11), at: 101)
         case .finWithTheLastBytes:
@@ -62,8 +66,12 @@ import Flows
             feed(tcpFrame(src: s0, sport: 502, dst: c0, dport: 40000, seq: 5001, ack: end, flags: 0x14), at: 101)
         }
         let closeFrame = frame
-        feed(close == .finsInSequenceThenBytesPastTheFIN
-             ? pastTheFIN : tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: end + 1, ack: 5002, flags: 0x10), at: 102)
+        switch close {
+        case .finsInSequenceThenBytesPastTheFIN: feed(pastTheFIN, at: 102)
+        case .finsInSequenceThenBytesAtTheFINsNumber:
+            feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: end, ack: 5002, flags: 0x18, payload: Self.request), at: 102)
+        default: feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: end + 1, ack: 5002, flags: 0x10), at: 102)
+        }
         #expect(engine.liveFlows == 1)
         feed(tcpFrame(src: 0x0A00_0005, sport: 1, dst: 0x0A00_0006, dport: 2, seq: 1, flags: 0x02), at: 231)
         let lingerFrame = frame
@@ -72,6 +80,11 @@ import Flows
         let atClose = close.reportsAtClose
         var lines = Self.drain(engine)
         let cut = lines[.anomaly, default: []].filter { $0.contains(#""kind":"truncated_at_end""#) }
+        let pastFIN = lines[.anomaly, default: []].filter { $0.contains(#""kind":"data_after_fin""#) }
+        // Reported with its own packet (held behind the FIN's sequence number, when the linger ends).
+        let sentPastFIN = close == .finsInSequenceThenBytesPastTheFIN || close == .finsInSequenceThenBytesAtTheFINsNumber
+        #expect(pastFIN.count == (sentPastFIN ? 1 : 0), "\(pastFIN)")
+        #expect(pastFIN.allSatisfy { $0.contains(#""frame":\#(closeFrame + 1),"#) && $0.contains(#""layer":"tcp""#) && $0.contains(#""value":12"#) })
         let unanswered = lines[.modbus, default: []].filter { $0.contains(#""matched":false"#) }
         #expect(cut.count == 1)
         #expect(unanswered.count == 1, "the first request, never answered: \(unanswered)")
@@ -115,6 +128,7 @@ import Flows
         engine.feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: end + 1, ack: serverEnd + 1, flags: 0x18, payload: Self.request), at: 102)
         engine.feed(tcpFrame(src: 0x0A00_0005, sport: 1, dst: 0x0A00_0006, dport: 2, seq: 1, flags: 0x02), at: 231)
         #expect(engine.liveFlows == 1 && engine.modbus.liveStates == 0)
+        #expect(engine.statistics.anomalies == 1, "the request past the FIN: data_after_fin")
         #expect(engine.statistics.pdus[Int(AppProtocol.modbus.rawValue)] == (answered ? 2 : 1))
         #expect(Self.drain(engine)[.flow, default: []].first?.contains(#""protocol":"modbus""#) == true)
     }
