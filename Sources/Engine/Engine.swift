@@ -160,7 +160,7 @@ public final class Engine {
     func otherHintHash(_ bytes: ByteView, linkType: Int32) -> UInt64? {
         var frame = bytes
         if linkType == PacketDecoder.ethernet, let start = PacketDecoder.commonMirroredFrame(bytes) {
-            frame = bytes.slice(from: start, length: bytes.count - start)
+            frame = Engine.mirrored(bytes, from: start)
             if let t = PacketDecoder.commonEthernetFlowTuple(frame) {
                 return FlowKey.v4Hash(source: t.source, destination: t.destination, sourcePort: t.sourcePort,
                                       destinationPort: t.destinationPort, ipProtocol: t.ipProtocol, key: flows.hashKey)
@@ -407,6 +407,13 @@ public final class Engine {
         return processEstablishedTCPv4(u.frame, wireLength: wireLength, time: time, typeAt: u.typeAt, vlan: u.vlan)
     }
 
+    /// The mirrored frame from `start` (`PacketDecoder.commonMirroredFrame`'s answer, within `bytes`) to the end. Not
+    /// `ByteView.slice`, whose clamping was a call of ~26 instructions, twice a mirrored packet.
+    @inline(__always)
+    static func mirrored(_ bytes: ByteView, from start: Int) -> ByteView {
+        ByteView(UnsafeRawBufferPointer(start: bytes.raw.baseAddress.map { $0 + start }, count: bytes.count - start))
+    }
+
     /// `processEstablishedTCPv4` for the frame a remote-SPAN or overlay packet carries
     /// (`PacketDecoder.commonMirroredFrame`), untagged or with one tag; false for any other packet. Out of line, behind
     /// `PacketDecoder.mayBeRemoteSPAN`: as a call for every packet the general path takes, its frame cost ~73
@@ -414,7 +421,7 @@ public final class Engine {
     @inline(never)
     private func processEstablishedMirroredTCPv4(_ bytes: ByteView, wireLength: Int, time: PacketTime) -> Bool {
         guard let start = PacketDecoder.commonMirroredFrame(bytes) else { return false }
-        let frame = bytes.slice(from: start, length: bytes.count - start)
+        let frame = Engine.mirrored(bytes, from: start)
         return processEstablishedTCPv4(frame, wireLength: wireLength, time: time, typeAt: 12, vlan: 0)
             || processEstablishedUncommonTCPv4(frame, linkType: PacketDecoder.ethernet, wireLength: wireLength, time: time)
     }
