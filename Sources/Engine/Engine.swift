@@ -159,7 +159,9 @@ public final class Engine {
     @inline(never)
     func otherHintHash(_ bytes: ByteView, linkType: Int32) -> UInt64? {
         var frame = bytes
-        if linkType == PacketDecoder.ethernet, let start = PacketDecoder.commonMirroredFrame(bytes) {
+        // `mayBeRemoteSPAN` first: inlined, it turns a tagged or plain frame away for a few instructions where the call
+        // of `commonMirroredFrame` took ~34.
+        if linkType == PacketDecoder.ethernet, PacketDecoder.mayBeRemoteSPAN(bytes), let start = PacketDecoder.commonMirroredFrame(bytes) {
             frame = Engine.mirrored(bytes, from: start)
             if let t = PacketDecoder.commonEthernetFlowTuple(frame) {
                 return FlowKey.v4Hash(source: t.source, destination: t.destination, sourcePort: t.sourcePort,
