@@ -28,11 +28,11 @@ final class DissectorPool<D: AppDissector> {
     /// held by a class cost a uniqueness check and a call per flow).
     @exclusivity(unchecked) private var freeSlots: UnsafeMutablePointer<Int32>
     @exclusivity(unchecked) private var freeCount = 0
-    /// Bytes from the start of a state that `prefetch` loads: what the dissector's per-packet path reads
-    /// (`AppDissector.perPacketStateBytes`), at most four lines.
     /// States allocated and not released.
     var liveStates: Int { count - freeCount }
 
+    /// Bytes from the start of a state that `prefetch` loads: what the dissector's per-packet path reads
+    /// (`AppDissector.perPacketStateBytes`), at most four lines.
     @inline(__always) static var prefetchedBytes: Int { min(D.perPacketStateBytes, MemoryLayout<D>.size, 256) }
     /// Whether `prefetch` loads a state's context too: something reads it per packet (records copy it per delivery,
     /// or an observer per operation). Otherwise it stays unread: the observer's forwarder takes the flow's serial and

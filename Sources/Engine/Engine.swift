@@ -587,8 +587,9 @@ public final class Engine {
     /// Ends the dissection of a flow that closed with all its bytes (`noteFIN`), while the flow lingers for
     /// stragglers: what its dissector holds unfinished (a message cut by the close, requests never answered) is
     /// reported at the closing packet, with its frame and time, not on whatever packet ends the linger up to
-    /// `FlowTableLimits.closedLinger` later; its dissector state is released. No byte can follow a FIN in sequence,
-    /// so a straggler (a retransmission, the last ACK) brings the dissector nothing it would have taken.
+    /// `FlowTableLimits.closedLinger` later, and its state released; a state with nothing to report is released with
+    /// the flow. No byte can follow a FIN in sequence, so a straggler (a retransmission, the last ACK) brings the
+    /// dissector nothing it would have taken (bytes past the FIN: `reportBytesPastFIN`).
     private func endApplicationAtClose(_ slot: Int32) {
         let application = flows.slots[Int(slot)].application
         guard application != ApplicationKind.none.rawValue, application & ApplicationKind.endedFlag == 0 else { return }

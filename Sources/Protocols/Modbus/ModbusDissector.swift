@@ -285,10 +285,10 @@ public struct ModbusDissector: AppDissector {
         if side == .initiator { initiatorFraming.lostSync() } else { responderFraming.lostSync() }
     }
 
-    /// The flow ended: every pending request is reported unanswered (`timeout` or `no_response`).
     /// Pending requests are all `finish` reports, and only as transaction records.
     public func finishesQuietly(transactionRecords: Bool) -> Bool { !transactionRecords || session.pendingCount == 0 }
 
+    /// The flow ended: every pending request is reported unanswered (`timeout` or `no_response`).
     public mutating func finish(sink: EventSink) {
         // (Reading only the state's first line when at most entry 0 is pending: the second is cold by a flow's end.)
         while let i = session.oldestIndex() {
