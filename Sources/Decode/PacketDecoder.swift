@@ -98,8 +98,9 @@ public enum PacketDecoder {
     }
 
     /// `commonEthernetFlowTuple` of a frame `uncommonFrame` reads, with the VLAN ID to key it with. Kept apart so that
-    /// the untagged reading stays as it was.
-    @inlinable
+    /// the untagged reading stays as it was. (Inlined into its one caller, the flow hint: as a call, ~67 instructions
+    /// of a tagged or cooked packet.)
+    @inlinable @inline(__always)
     public static func uncommonFlowTuple(_ bytes: ByteView, linkType: Int32)
         -> (source: UInt32, destination: UInt32, sourcePort: UInt16, destinationPort: UInt16, ipProtocol: UInt8, vlan: UInt16)? {
         guard let u = uncommonFrame(bytes, linkType: linkType), u.frame.count >= 38, let p = u.frame.raw.baseAddress,
