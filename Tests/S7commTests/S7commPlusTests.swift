@@ -69,6 +69,40 @@ import Records
         #expect(h.anomalies.isEmpty)
     }
 
+    /// A message whose last frame never came is reported when its flow ends, as a COTP message left in reassembly is:
+    /// a `truncated_at_end` anomaly (`s7comm_plus`, the data-part bytes of its frames so far) when a peer ended the
+    /// flow, a count when the capture did; a whole message leaves nothing. The plus state then holds it
+    /// (`holdsUnfinishedMessage`), so that the engine does not end the flow wholesale.
+    @Test(arguments: [false, true], [FlowSide.initiator, .responder])
+    func aFragmentedMessageCutByTheFlowsEndIsReported(atCaptureBoundary: Bool, side: FlowSide) {
+        let first = hex("7202000e3200000586000000053400001200")
+        let inner = hex("720200080004c0a8000200a3")
+        let last = hex("7202000400000000") + hex("72020000")
+        let whole = Harness()
+        for f in [first, inner, last] { whole.feed(S7Wire.dt(f), side: side) }
+        let wholeHolds = whole.dissector.holdsUnfinishedMessage   // (a failed expectation on the state would print all of it)
+        #expect(!wholeHolds)
+        whole.finish()
+        #expect(!whole.anomalies.contains { $0.kind.description == "truncated_at_end" })
+
+        let h = Harness()
+        for f in [first, inner] { h.feed(S7Wire.dt(f), side: side) }
+        let holds = h.dissector.holdsUnfinishedMessage, quiet = h.dissector.finishesQuietly(transactionRecords: false)
+        #expect(holds && !quiet)
+        h.sink.endingAtCaptureBoundary = atCaptureBoundary
+        h.finish()
+        let cut = h.anomalies.filter { $0.kind.description == "truncated_at_end" }
+        // The data parts: 14 bytes of the first frame, 8 of the inner one.
+        if atCaptureBoundary {
+            #expect(cut.isEmpty && h.sink.cutByCapture == (1, 22))
+        } else {
+            #expect(cut.count == 1 && cut.first?.layer.description == "s7comm_plus" && cut.first?.value == 22
+                    && cut.first?.sender == side)
+        }
+        let holdsAfter = h.dissector.holdsUnfinishedMessage
+        #expect(!holdsAfter)
+    }
+
     @Test func keepAlives() {
         let h = Harness()
         h.feed(S7Wire.dt(hex("72ff0300")))

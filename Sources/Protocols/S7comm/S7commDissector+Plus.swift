@@ -43,12 +43,14 @@ extension S7commDissector {
                     data = S7PlusDataHeader.parse(message, start: f.dataStart, end: f.dataEnd)
                     s.plusActive = true
                     s.plusOpcode = data?.opcode ?? 0; s.plusFunction = data?.function ?? 0; s.plusSequence = data?.sequence ?? 0
+                    s.plusBytes = UInt16(clamping: f.dataEnd - f.dataStart)
                 } else {
                     fragment = .inner
+                    s.plusBytes = UInt16(clamping: Int(s.plusBytes) + f.dataEnd - f.dataStart)
                 }
             } else if s.plusActive {
                 fragment = .last
-                s.plusActive = false
+                s.plusActive = false; s.plusBytes = 0
             } else {
                 data = S7PlusDataHeader.parse(message, start: f.dataStart, end: f.dataEnd)
             }

@@ -19,6 +19,10 @@ struct S7SideState {
     var plusOpcode: UInt8 = 0
     var plusFunction: UInt16 = 0
     var plusSequence: UInt16 = 0
+    /// The data-part bytes of that message's frames so far: what a flow ending before its last frame cut. 16 bits
+    /// (saturating at 65,535), in the 2 bytes the side's state had spare: 32 took the pending table's first keys out
+    /// of the state's first line.
+    var plusBytes: UInt16 = 0
     /// The userdata message being reassembled: group << 16 | sub-function << 8 | data unit reference.
     var userdataKey: UInt32 = 0
 }
@@ -148,15 +152,16 @@ public struct S7commDissector: AppDissector {
         var s = state(side)
         s.resynchronising = true
         s.cotpDiscarding = false; s.cotpFragmentsPending = false
-        s.userdataActive = false; s.plusActive = false
+        s.userdataActive = false; s.plusActive = false; s.plusBytes = 0
         setState(s, side)
         cotpBuffer.reset(side); userdataBuffer.reset(side)
     }
 
-    /// Whether a COTP message (DTs without EOT) or a userdata message (fragments) is in reassembly on either side.
+    /// Whether a COTP message (DTs without EOT) or a userdata message (fragments) is in reassembly on either side, or
+    /// an S7comm-plus message still waits for its last frame.
     public var holdsUnfinishedMessage: Bool {
-        initiatorState.cotpFragmentsPending || initiatorState.userdataActive
-            || responderState.cotpFragmentsPending || responderState.userdataActive
+        initiatorState.cotpFragmentsPending || initiatorState.userdataActive || initiatorState.plusActive
+            || responderState.cotpFragmentsPending || responderState.userdataActive || responderState.plusActive
     }
 
     /// Messages in reassembly, and pending requests as transaction records, are what `finish` reports.
@@ -164,13 +169,15 @@ public struct S7commDissector: AppDissector {
         !holdsUnfinishedMessage && (!transactionRecords || pending.live == 0)
     }
 
-    /// Reports each message left in reassembly (`EventSink.unfinishedAtEnd`, with its bytes so far), logs requests still waiting
-    /// for an ack as unanswered and resets the flow's state.
+    /// Reports each message left in reassembly, and an S7comm-plus message without its last frame
+    /// (`EventSink.unfinishedAtEnd`, with its bytes so far), logs requests still waiting for an ack as unanswered and
+    /// resets the flow's state.
     public mutating func finish(sink: EventSink) {
         for side in [FlowSide.initiator, .responder] {
             let s = state(side)
             if s.cotpFragmentsPending { sink.unfinishedAtEnd(layer: "s7comm", bytes: cotpBuffer.count(side), sender: side) }
             if s.userdataActive { sink.unfinishedAtEnd(layer: "s7comm", bytes: userdataBuffer.count(side), sender: side) }
+            if s.plusActive { sink.unfinishedAtEnd(layer: "s7comm_plus", bytes: Int(s.plusBytes), sender: side) }
         }
         if sink.transactionRecordsEnabled {
             pending.drain { S7TransactionRecord.write($0, response: nil, status: "unanswered", sink: sink) }
