@@ -94,7 +94,7 @@ public enum PacketDecoder {
         case linuxSLL2: (shift, typeAt, vlan) = (6, -6, 0)
         default: return nil
         }
-        return (ByteView(UnsafeRawBufferPointer(start: p + shift, count: bytes.count - shift)), typeAt, vlan)
+        return (bytes.suffix(uncheckedFrom: shift), typeAt, vlan)
     }
 
     /// `commonEthernetFlowTuple` of a frame `uncommonFrame` reads, with the VLAN ID to key it with. Kept apart so that

@@ -162,7 +162,7 @@ public final class Engine {
         // `mayBeRemoteSPAN` first: inlined, it turns a tagged or plain frame away for a few instructions where the call
         // of `commonMirroredFrame` took ~34.
         if linkType == PacketDecoder.ethernet, PacketDecoder.mayBeRemoteSPAN(bytes), let start = PacketDecoder.commonMirroredFrame(bytes) {
-            frame = Engine.mirrored(bytes, from: start)
+            frame = bytes.suffix(uncheckedFrom: start)   // within `bytes`: `commonMirroredFrame` checked it
             if let t = PacketDecoder.commonEthernetFlowTuple(frame) {
                 return FlowKey.v4Hash(source: t.source, destination: t.destination, sourcePort: t.sourcePort,
                                       destinationPort: t.destinationPort, ipProtocol: t.ipProtocol, key: flows.hashKey)
@@ -409,13 +409,6 @@ public final class Engine {
         return processEstablishedTCPv4(u.frame, wireLength: wireLength, time: time, typeAt: u.typeAt, vlan: u.vlan)
     }
 
-    /// The mirrored frame from `start` (`PacketDecoder.commonMirroredFrame`'s answer, within `bytes`) to the end. Not
-    /// `ByteView.slice`, whose clamping was a call of ~26 instructions, twice a mirrored packet.
-    @inline(__always)
-    static func mirrored(_ bytes: ByteView, from start: Int) -> ByteView {
-        ByteView(UnsafeRawBufferPointer(start: bytes.raw.baseAddress.map { $0 + start }, count: bytes.count - start))
-    }
-
     /// `processEstablishedTCPv4` for the frame a remote-SPAN or overlay packet carries
     /// (`PacketDecoder.commonMirroredFrame`), untagged or with one tag; false for any other packet. Out of line, behind
     /// `PacketDecoder.mayBeRemoteSPAN`: as a call for every packet the general path takes, its frame cost ~73
@@ -423,7 +416,7 @@ public final class Engine {
     @inline(never)
     private func processEstablishedMirroredTCPv4(_ bytes: ByteView, wireLength: Int, time: PacketTime) -> Bool {
         guard let start = PacketDecoder.commonMirroredFrame(bytes) else { return false }
-        let frame = Engine.mirrored(bytes, from: start)
+        let frame = bytes.suffix(uncheckedFrom: start)
         return processEstablishedTCPv4(frame, wireLength: wireLength, time: time, typeAt: 12, vlan: 0)
             || processEstablishedUncommonTCPv4(frame, linkType: PacketDecoder.ethernet, wireLength: wireLength, time: time)
     }
@@ -1136,13 +1129,7 @@ public final class Engine {
         let application = flows.slots[Int(slot)].application
         if application & ApplicationKind.endedFlag != 0 {
             // Ended at its close with nothing to report: only its state, if kept, to release.
-            guard app >= 0 else { return }
-            switch ApplicationKind.recorded(application) {
-            case .modbus: modbus.release(app)
-            case .dnp3: dnp3.release(app)
-            case .s7comm: s7comm.release(app)
-            default: break
-            }
+            if app >= 0 { releaseApplicationState(ApplicationKind.recorded(application), app) }
             return
         }
         let kind = ApplicationKind(rawValue: application) ?? .none
@@ -1155,12 +1142,23 @@ public final class Engine {
             sink.endingAtCaptureBoundary = reason.isCaptureBoundary
             reportUnfinishedPDUs(slot, layer: layer)
             switch kind {
-            case .modbus: modbus.states[Int(app)].finish(sink: sink); modbus.release(app)
-            case .dnp3: dnp3.states[Int(app)].finish(sink: sink); dnp3.release(app)
-            case .s7comm: s7comm.states[Int(app)].finish(sink: sink); s7comm.release(app)
+            case .modbus: modbus.states[Int(app)].finish(sink: sink)
+            case .dnp3: dnp3.states[Int(app)].finish(sink: sink)
+            case .s7comm: s7comm.states[Int(app)].finish(sink: sink)
             default: break
             }
+            releaseApplicationState(kind, app)
             drainSink()
+        }
+    }
+
+    /// Returns a dissected flow's state `app` to its protocol's pool (nothing for any other kind).
+    private func releaseApplicationState(_ kind: ApplicationKind, _ app: Int32) {
+        switch kind {
+        case .modbus: modbus.release(app)
+        case .dnp3: dnp3.release(app)
+        case .s7comm: s7comm.release(app)
+        case .undecided, .none: break
         }
     }
 

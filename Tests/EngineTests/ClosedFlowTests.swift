@@ -37,44 +37,40 @@ import Flows
     func whatAClosedFlowLeavesUnfinishedIsReportedAtItsCloseWhenNothingCanFollow(close: Close, onePass: Bool) {
         var c = EngineConfiguration(); c.transactionRecords = true; c.establishedTCPPath = onePass
         let engine = Engine(configuration: c)
-        var frame: UInt64 = 0
-        func feed(_ bytes: [UInt8], at second: Int64) {
-            frame += 1
-            ByteView.with(bytes) { engine.process($0, linkType: 1, time: PacketTime(seconds: second, microseconds: 0), wireLength: bytes.count, frame: frame) }
-        }
+        // `Engine.feed` (EngineTests) lets the engine number frames: frame N is the N-th packet fed.
         let c0 = Self.client, s0 = Self.server, sent = Self.request + Self.request[0..<7]
         let end = 1001 + UInt32(sent.count)
         let pastTheFIN = tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: end + 1, ack: 5002, flags: 0x18, payload: Self.request)
-        feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: 1000, flags: 0x02), at: 100)
-        feed(tcpFrame(src: s0, sport: 502, dst: c0, dport: 40000, seq: 5000, ack: 1001, flags: 0x12), at: 100)
-        feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: 1001, ack: 5001, flags: 0x10), at: 100)
+        engine.feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: 1000, flags: 0x02), at: 100)
+        engine.feed(tcpFrame(src: s0, sport: 502, dst: c0, dport: 40000, seq: 5000, ack: 1001, flags: 0x12), at: 100)
+        engine.feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: 1001, ack: 5001, flags: 0x10), at: 100)
         if close == .finWithTheLastBytes {
-            feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: 1001, ack: 5001, flags: 0x19, payload: sent), at: 101)
+            engine.feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: 1001, ack: 5001, flags: 0x19, payload: sent), at: 101)
         } else {
-            feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: 1001, ack: 5001, flags: 0x18, payload: sent), at: 100)
+            engine.feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: 1001, ack: 5001, flags: 0x18, payload: sent), at: 100)
         }
         switch close {
         case .finsInSequence, .finsInSequenceThenBytesPastTheFIN, .finsInSequenceThenBytesAtTheFINsNumber:
-            feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: end, ack: 5001, flags: 0x11), at: 101)
-            feed(tcpFrame(src: s0, sport: 502, dst: c0, dport: 40000, seq: 5001, ack: end + 1, flags: 0x11), at: 101)
+            engine.feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: end, ack: 5001, flags: 0x11), at: 101)
+            engine.feed(tcpFrame(src: s0, sport: 502, dst: c0, dport: 40000, seq: 5001, ack: end + 1, flags: 0x11), at: 101)
         case .finWithTheLastBytes:
-            feed(tcpFrame(src: s0, sport: 502, dst: c0, dport: 40000, seq: 5001, ack: end + 1, flags: 0x11), at: 101)
+            engine.feed(tcpFrame(src: s0, sport: 502, dst: c0, dport: 40000, seq: 5001, ack: end + 1, flags: 0x11), at: 101)
         case .finAfterAHole:
-            feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: end + 5, ack: 5001, flags: 0x11), at: 101)
-            feed(tcpFrame(src: s0, sport: 502, dst: c0, dport: 40000, seq: 5001, ack: end + 1, flags: 0x11), at: 101)
+            engine.feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: end + 5, ack: 5001, flags: 0x11), at: 101)
+            engine.feed(tcpFrame(src: s0, sport: 502, dst: c0, dport: 40000, seq: 5001, ack: end + 1, flags: 0x11), at: 101)
         case .reset:
-            feed(tcpFrame(src: s0, sport: 502, dst: c0, dport: 40000, seq: 5001, ack: end, flags: 0x14), at: 101)
+            engine.feed(tcpFrame(src: s0, sport: 502, dst: c0, dport: 40000, seq: 5001, ack: end, flags: 0x14), at: 101)
         }
-        let closeFrame = frame
+        let closeFrame = engine.statistics.packets
         switch close {
-        case .finsInSequenceThenBytesPastTheFIN: feed(pastTheFIN, at: 102)
+        case .finsInSequenceThenBytesPastTheFIN: engine.feed(pastTheFIN, at: 102)
         case .finsInSequenceThenBytesAtTheFINsNumber:
-            feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: end, ack: 5002, flags: 0x18, payload: Self.request), at: 102)
-        default: feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: end + 1, ack: 5002, flags: 0x10), at: 102)
+            engine.feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: end, ack: 5002, flags: 0x18, payload: Self.request), at: 102)
+        default: engine.feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: end + 1, ack: 5002, flags: 0x10), at: 102)
         }
         #expect(engine.liveFlows == 1)
-        feed(tcpFrame(src: 0x0A00_0005, sport: 1, dst: 0x0A00_0006, dport: 2, seq: 1, flags: 0x02), at: 231)
-        let lingerFrame = frame
+        engine.feed(tcpFrame(src: 0x0A00_0005, sport: 1, dst: 0x0A00_0006, dport: 2, seq: 1, flags: 0x02), at: 231)
+        let lingerFrame = engine.statistics.packets
         #expect(engine.liveFlows == 1, "the closed flow's linger has ended")
 
         let atClose = close.reportsAtClose
@@ -146,20 +142,15 @@ import Flows
     /// close, as the engine's own layer (`flow`), and a RST after the FINs still ends the flow as `rst`.
     @Test func anUndecidedFlowClosedInSequenceReportsItsBytesAtTheClose() {
         let engine = Engine()
-        var frame: UInt64 = 0
-        func feed(_ bytes: [UInt8], at second: Int64) {
-            frame += 1
-            ByteView.with(bytes) { engine.process($0, linkType: 1, time: PacketTime(seconds: second, microseconds: 0), wireLength: bytes.count, frame: frame) }
-        }
         let c0 = Self.client, s0 = Self.server
-        feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: 1000, flags: 0x02), at: 100)
-        feed(tcpFrame(src: s0, sport: 502, dst: c0, dport: 40000, seq: 5000, ack: 1001, flags: 0x12), at: 100)
-        feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: 1001, ack: 5001, flags: 0x18, payload: Array(Self.request[0..<5])), at: 100)
-        feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: 1006, ack: 5001, flags: 0x11), at: 101)
-        feed(tcpFrame(src: s0, sport: 502, dst: c0, dport: 40000, seq: 5001, ack: 1007, flags: 0x11), at: 101)
+        engine.feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: 1000, flags: 0x02), at: 100)
+        engine.feed(tcpFrame(src: s0, sport: 502, dst: c0, dport: 40000, seq: 5000, ack: 1001, flags: 0x12), at: 100)
+        engine.feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: 1001, ack: 5001, flags: 0x18, payload: Array(Self.request[0..<5])), at: 100)
+        engine.feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: 1006, ack: 5001, flags: 0x11), at: 101)
+        engine.feed(tcpFrame(src: s0, sport: 502, dst: c0, dport: 40000, seq: 5001, ack: 1007, flags: 0x11), at: 101)
         let cut = Self.drain(engine)[.anomaly, default: []].filter { $0.contains(#""kind":"truncated_at_end""#) }
         #expect(cut.count == 1 && cut.first?.contains(#""frame":5,"#) == true && cut.first?.contains(#""layer":"flow""#) == true, "\(cut)")
-        feed(tcpFrame(src: s0, sport: 502, dst: c0, dport: 40000, seq: 5002, ack: 1007, flags: 0x04), at: 102)
+        engine.feed(tcpFrame(src: s0, sport: 502, dst: c0, dport: 40000, seq: 5002, ack: 1007, flags: 0x04), at: 102)
         engine.finish()
         #expect(engine.drainedLines(.anomaly).isEmpty, "reported once")
         #expect(engine.statistics.flowsEnded[Int(FlowEndReason.rst.rawValue)] == 1)

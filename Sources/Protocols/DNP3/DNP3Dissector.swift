@@ -200,7 +200,7 @@ public struct DNP3Dissector: AppDissector {
     /// Fragments in reassembly, and active requests as transaction records, are what `finish` reports (the session
     /// tables, on the heap, read only when records are written).
     public func finishesQuietly(transactionRecords: Bool) -> Bool {
-        guard reassembler == nil || !holdsUnfinishedMessage else { return false }
+        guard !holdsUnfinishedMessage else { return false }
         guard transactionRecords, let st = state else { return true }
         return !st.session.requests.contains { $0.active }
     }
