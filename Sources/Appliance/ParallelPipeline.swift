@@ -139,9 +139,10 @@ public final class ParallelPipeline: @unchecked Sendable {
     /// Builds the stages. `makeEngine(i)` makes worker i's engine (its observer is replaced); `observer` is the
     /// detection stage's `EngineObserver` (policy and detection), writing alert lines into `alertSink`;
     /// `detector` is the one `observer` drives (for reloads); `write` receives batches of whole record lines
-    /// and is called by one thread at a time.
+    /// and is called by one thread at a time. `alertsRaised` counts the observer's alerts, on the merge's thread
+    /// (nil: the alert lines written into `alertSink`, which a run writing no alert lines leaves at 0).
     public init(settings: Settings, makeEngine: (Int) -> Engine, observer: (any EngineObserver)?, alertSink: EventSink,
-                detector: Detector?, write: @escaping (RecordKind, [UInt8]) -> Void) {
+                detector: Detector?, alertsRaised: (() -> UInt64)? = nil, write: @escaping (RecordKind, [UInt8]) -> Void) {
         self.settings = settings
         dispatchKey = settings.blocking ? FlowDispatch.replayKey : FlowDispatch.liveKey()
         let detectionWaiter = Waiter()
@@ -160,7 +161,7 @@ public final class ParallelPipeline: @unchecked Sendable {
         }
         workers = ws
         readerRings = ws.map { Unmanaged.passUnretained($0.ring) }
-        detection = DetectionStage(observer: observer, sink: alertSink, detector: detector, waiter: detectionWaiter,
+        detection = DetectionStage(observer: observer, sink: alertSink, detector: detector, alertsRaised: alertsRaised, waiter: detectionWaiter,
                                    anomalyRecords: settings.anomalyRecords, anomalyLimit: settings.anomalyLogLimitPerKind, workers: ws)
         writer = write
         detection.pipeline = self
@@ -910,7 +911,9 @@ final class DetectionStage: @unchecked Sendable {
     let detector: Detector?
     let waiter: Waiter
     var thread: WorkerThread?
+    /// Alerts raised so far, as `alertsRaised` last counted them on the merge's thread (for `statistics`).
     let alertCount = Atomic<UInt64>(0)
+    private let alertsRaised: () -> UInt64
     let anomaliesNotLogged = Atomic<UInt64>(0)
     let policyRequested = Atomic<Bool>(false)
     /// The reloads asked for and not applied yet, oldest first: each policy, and the merge key of the last packet read
@@ -955,9 +958,10 @@ final class DetectionStage: @unchecked Sendable {
     /// 100,000 flows each entry is otherwise a cache miss); the table may grow at a flow start.
     @exclusivity(unchecked) private var entries: FlowStateTable
 
-    init(observer: (any EngineObserver)?, sink: EventSink, detector: Detector?, waiter: Waiter, anomalyRecords: Bool, anomalyLimit: Int,
-         workers: [PipelineWorker]) {
+    init(observer: (any EngineObserver)?, sink: EventSink, detector: Detector?, alertsRaised: (() -> UInt64)?, waiter: Waiter,
+         anomalyRecords: Bool, anomalyLimit: Int, workers: [PipelineWorker]) {
         self.observer = observer; self.sink = sink; self.detector = detector; self.waiter = waiter
+        self.alertsRaised = alertsRaised ?? { [sink] in sink.recordCounts[RecordKind.alert.rawValue] }
         self.anomalyRecords = anomalyRecords; self.anomalyLimit = anomalyLimit
         workerViews = workers.map { Unmanaged.passUnretained($0) }
         queueViews = workers.map { Unmanaged.passUnretained($0.events) }
@@ -1036,7 +1040,7 @@ final class DetectionStage: @unchecked Sendable {
     }
 
     private func flushAlerts(_ pipeline: ParallelPipeline) {
-        alertCount.store(sink.recordCounts[RecordKind.alert.rawValue], ordering: .relaxed)
+        alertCount.store(alertsRaised(), ordering: .relaxed)
         for kind in RecordKind.allCases where !sink.lines[kind.rawValue].isEmpty {
             pipeline.write(kind, sink.lines[kind.rawValue])
             sink.lines[kind.rawValue].removeAll(keepingCapacity: true)
@@ -1324,7 +1328,7 @@ final class DetectionStage: @unchecked Sendable {
         if buffered > 1 << 16 || (!progressed && buffered > 0) {
             flushAlerts(pipeline)
         }
-        if !progressed { alertCount.store(sink.recordCounts[RecordKind.alert.rawValue], ordering: .relaxed) }
+        if !progressed { alertCount.store(alertsRaised(), ordering: .relaxed) }
         return progressed
     }
 }

@@ -133,7 +133,8 @@ final class RunSession {
         let configuration = engine.configuration
         let first = engine
         return ParallelPipeline(settings: settings, makeEngine: { i in i == 0 ? first : Engine(configuration: configuration) },
-                                observer: alerts, alertSink: sink, detector: alerts?.detector, write: { [self] k, b in write(k, b) })
+                                observer: alerts, alertSink: sink, detector: alerts?.detector,
+                                alertsRaised: alerts.map { a in { a.alertCount } }, write: { [self] k, b in write(k, b) })
     }
 
     /// Ends every flow and writes the records that are left (outputs stay open). Runs once.

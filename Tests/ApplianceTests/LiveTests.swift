@@ -373,6 +373,24 @@ struct ReplayWorkersTests {
         #expect(!sortedLines("\(dir)/file/flows.jsonl").isEmpty)
     }
 
+    /// The summary's alert count is the alerts raised, with 2 workers as with one, whether or not alert lines are
+    /// written anywhere (2 workers counted the lines written: a summary-only replay, or a live run sending alerts
+    /// only to a SIEM, reported 0 alerts).
+    @Test func theSummaryCountsAlertsWithOrWithoutAlertLines() throws {
+        let dir = try openScratchFolder("workers-alert-count")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        func summaryAlerts(_ extra: [String]) throws -> String {
+            let (status, _, err) = try run(zonewatchBinary!, ["replay", fixture("demo/plant.pcap"), "--policy", fixture("demo/policy.yaml")] + extra)
+            #expect(status == 0, "\(err)")
+            return err.split(separator: "\n").first { $0.contains("alerts:") }.map { String($0.split(separator: " ").last!) } ?? "none"
+        }
+        let written = try summaryAlerts(["--out", "\(dir)/w1"])
+        #expect(written == String(sortedLines("\(dir)/w1/alerts.jsonl").count) && written != "0")
+        for extra in [["--workers", "1"], ["--workers", "2"], ["--workers", "2", "--out", "\(dir)/w2"]] {
+            #expect(try summaryAlerts(extra) == written, "\(extra)")
+        }
+    }
+
     @Test func fixturesGiveTheSameFilesAsOneWorker() throws {
         let dir = try openScratchFolder("workers-fixtures")
         defer { try? FileManager.default.removeItem(atPath: dir) }
