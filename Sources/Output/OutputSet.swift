@@ -13,21 +13,23 @@ public struct OutputSetupError: Error, CustomStringConvertible {
 ///
 /// `deliver` is called on the capture/engine path: it filters, copies the record into each
 /// interested output's queue and returns; it never waits for I/O. Encoding and every syscall happen
-/// on the output's thread.
+/// on the output's thread. A full queue drops (counted), except in a set made `waitingWhenFull`
+/// (replays: the same file must give the same records), where `deliver` waits for the output's thread.
 public final class OutputSet: @unchecked Sendable {
     private let channels: [OutputChannel]
     private let kindMask: UInt32
     private let shutDown = Mutex<[OutputReport]?>(nil)
 
-    /// Opens every output (spools, TLS contexts, folders) and starts its thread.
-    public init(specs: [OutputSpec]) throws {
+    /// Opens every output (spools, TLS contexts, folders) and starts its thread; `waitingWhenFull`: a full queue makes
+    /// `deliver` wait for room instead of dropping (a replay; a live capture must never wait).
+    public init(specs: [OutputSpec], waitingWhenFull: Bool = false) throws {
         // A receiver closing its end must surface as EPIPE on write, not kill the process.
         signal(SIGPIPE, SIG_IGN)
         var channels: [OutputChannel] = []
         var mask: UInt32 = 0
         for spec in specs {
             do {
-                channels.append(try OutputChannel(spec: spec))
+                channels.append(try OutputChannel(spec: spec, waitsWhenFull: waitingWhenFull))
             } catch {
                 for c in channels { _ = c.stop(deadline: monotonicSeconds()) }
                 throw OutputSetupError("output \(spec.url): \(error)")
@@ -44,7 +46,7 @@ public final class OutputSet: @unchecked Sendable {
     /// Whether any output takes records of `kind` (lets the engine skip building them).
     public func wants(_ kind: RecordKind) -> Bool { kindMask & (1 << UInt32(kind.rawValue)) != 0 }
 
-    /// Queues `alert` for every output whose filter takes it; never blocks.
+    /// Queues `alert` for every output whose filter takes it; never blocks (unless `waitingWhenFull`).
     public func deliver(_ alert: Alert) {
         var box: AlertBox?
         for c in channels where c.wantsAlerts && alert.severity >= c.spec.minSeverity {
@@ -56,7 +58,7 @@ public final class OutputSet: @unchecked Sendable {
     /// A hand-over point for one producer thread's alert batches (see `AlertFeed`).
     public func alertFeed() -> AlertFeed { AlertFeed(channels: channels.filter(\.wantsAlerts)) }
 
-    /// Queues one finished JSON line (no newline) of a non-alert record kind; never blocks.
+    /// Queues one finished JSON line (no newline) of a non-alert record kind; never blocks (unless `waitingWhenFull`).
     public func deliver(record kind: RecordKind, line: ArraySlice<UInt8>) {
         guard wants(kind) else { return }
         var copy: [UInt8]?
@@ -228,9 +230,9 @@ final class OutputChannel: @unchecked Sendable {
     private var isFinished = false
     private var started = false
 
-    init(spec: OutputSpec) throws {
+    init(spec: OutputSpec, waitsWhenFull: Bool = false) throws {
         self.spec = spec
-        queue = ItemQueue(capacity: spec.queueCapacity)
+        queue = ItemQueue(capacity: spec.queueCapacity, waitsWhenFull: waitsWhenFull)
         kindMask = spec.records.reduce(0) { $0 | 1 << UInt32($1.rawValue) }
         wantsAlerts = spec.records.contains(.alert)
         var syslog: SyslogOptions?

@@ -47,7 +47,7 @@ enum ReplayCommand {
 
     /// Opens each file in turn and runs it through one engine; prints the summary.
     static func execute(files: [String], options: RunOptions, detection: Bool = true) throws(UsageError) -> Int32 {
-        let session = try RunSession(options: options, detection: detection)
+        let session = try RunSession(options: options, detection: detection, offline: true)
         let pipeline = session.makePipeline(blocking: true)
         pipeline?.start()
         var status: Int32 = 0

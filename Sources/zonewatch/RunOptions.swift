@@ -70,7 +70,9 @@ final class RunSession {
     private var parallelAnomalyRecords = false
     private var inputEnded = false
 
-    init(options: RunOptions, detection: Bool = true) throws(UsageError) {
+    /// `offline`: the input is capture files, so the SIEM outputs wait for room rather than drop (the same file must
+    /// give the same records, however slow an output is); a live capture never waits for them.
+    init(options: RunOptions, detection: Bool = true, offline: Bool = false) throws(UsageError) {
         self.options = options
         var policy: CompiledPolicy?
         if let path = options.policyPath {
@@ -81,7 +83,7 @@ final class RunSession {
         for url in options.outputURLs {
             do { specs.append(try OutputSpec.parse(url)) } catch { throw UsageError(message: "--output \(url): \(error)") }
         }
-        do { outputs = specs.isEmpty ? nil : try OutputSet(specs: specs) } catch {
+        do { outputs = specs.isEmpty ? nil : try OutputSet(specs: specs, waitingWhenFull: offline) } catch {
             throw UsageError(message: "\(error)")
         }
         var configuration = options.configuration

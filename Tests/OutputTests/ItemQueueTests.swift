@@ -82,4 +82,79 @@ private final class SharedCount: Sendable {
         queue.push(.record(.flow, [0x7B, 0x7D]))
         #expect(released == nil, "released by the push")
     }
+
+    /// A replay's queue (`waitsWhenFull`) loses nothing to a slow consumer: a producer far faster than it waits for
+    /// room, records and alert batches alike (a batch larger than the bound goes in whole once the queue is empty),
+    /// in order. The same traffic through a live queue is dropped, counted.
+    @Test(arguments: [true, false])
+    func aReplaysQueueWaitsForRoomWhereALiveOneDrops(waits: Bool) {
+        let queue = ItemQueue(capacity: 8, waitsWhenFull: waits)
+        let seen = Mutex<[Int]>([])
+        let done = SharedCount()
+        let consumer = Thread {
+            var batch: [OutputItem] = []
+            while true {
+                let stopping = queue.take(into: &batch, timeout: 0.5)
+                for item in batch {
+                    switch item {
+                    case .record(_, let line): seen.withLock { $0.append(Int(line[0]) | Int(line[1]) << 8) }
+                    case .alerts(let b): seen.withLock { $0 += b.alerts.map { Int($0.severity) + 1_000_000 } }
+                    case .alert: break
+                    }
+                }
+                queue.retire(&batch)
+                usleep(2000)                       // a slow output: ~4,000 records/s at most
+                if stopping { break }
+            }
+            done.value.store(1, ordering: .releasing)
+        }
+        consumer.start()
+        let total = 300
+        var pushed: [Int] = []
+        var reclaimed: [OutputItem] = []
+        for i in 0..<total {
+            queue.push(.record(.flow, [UInt8(i & 0xFF), UInt8(i >> 8)]))
+            pushed.append(i)
+            if i == total / 2 {
+                let batch = AlertBatch()
+                batch.alerts = (0..<20).map { k in var a = Sample.hostile(); a.severity = k % 10; return a }
+                queue.push(batch: batch, reclaiming: &reclaimed)
+                pushed += (0..<20).map { $0 % 10 + 1_000_000 }
+                reclaimed.removeAll()
+            }
+        }
+        queue.stop()
+        let deadline = Date().addingTimeInterval(10)
+        while done.value.load(ordering: .acquiring) == 0 && Date() < deadline { usleep(1000) }
+        let c = queue.counters()
+        if waits {
+            #expect(seen.withLock { $0 } == pushed)
+            #expect(c.dropped == 0 && c.accepted == UInt64(total + 20))
+            #expect(c.waits > 0)
+        } else {
+            #expect(c.dropped > 0 && c.accepted + c.dropped == UInt64(total + 20))
+            #expect(seen.withLock { $0.count } == Int(c.accepted))
+            #expect(c.waits == 0)
+        }
+    }
+
+    /// A producer waiting for room is let go (its record dropped, counted) when the queue stops: a shutdown never
+    /// hangs on an output that is no longer read.
+    @Test func aProducerWaitingForRoomIsReleasedByStop() {
+        let queue = ItemQueue(capacity: 2, waitsWhenFull: true)
+        queue.push(.record(.flow, [1])); queue.push(.record(.flow, [2]))
+        let returned = SharedCount()
+        let producer = Thread {
+            let queued = queue.push(.record(.flow, [3]))   // full, and nobody takes
+            returned.value.store(queued ? 2 : 1, ordering: .releasing)
+        }
+        producer.start()
+        usleep(100_000)
+        #expect(returned.value.load(ordering: .acquiring) == 0, "it waits while the queue is full")
+        queue.stop()
+        let deadline = Date().addingTimeInterval(5)
+        while returned.value.load(ordering: .acquiring) == 0 && Date() < deadline { usleep(1000) }
+        #expect(returned.value.load(ordering: .acquiring) == 1)
+        #expect(queue.counters().dropped == 1)
+    }
 }

@@ -35,7 +35,8 @@ final class AlertBatch: @unchecked Sendable {
 
 /// A bounded multi-producer, single-consumer queue. `push` never waits for the consumer: it takes a
 /// lock held only for an append or an array swap, and drops (counting) when the queue is full. The bound
-/// and the counters are in records: a batch item counts its alerts.
+/// and the counters are in records: a batch item counts its alerts. A queue made `waitsWhenFull` (a replay's:
+/// a file gives the same records every time, however slow the output) makes `push` wait for room instead.
 ///
 /// Wake-ups are rationed, because a wake-up is a futex syscall on the producer (the capture thread):
 /// at 100,000 alerts/s a consumer that drains each record as it comes and then sleeps costs capture
@@ -69,13 +70,17 @@ final class ItemQueue: @unchecked Sendable {
     @exclusivity(unchecked) private var acceptedCount: UInt64 = 0
     @exclusivity(unchecked) private var droppedCount: UInt64 = 0
     @exclusivity(unchecked) private var wakeUpCount: UInt64 = 0
+    @exclusivity(unchecked) private var producersWaiting = 0
+    @exclusivity(unchecked) private var fullWaitCount: UInt64 = 0
+    private let waitsWhenFull: Bool
 
     /// Longest nap of a busy consumer: the most a record waits for the consumer in a stream.
     static let coalesceSeconds = 0.001
 
-    /// Creates a queue holding at most `capacity` items.
-    init(capacity: Int) {
+    /// Creates a queue holding at most `capacity` items; `waitsWhenFull`: a full queue makes `push` wait, not drop.
+    init(capacity: Int, waitsWhenFull: Bool = false) {
         self.capacity = capacity
+        self.waitsWhenFull = waitsWhenFull
         items.reserveCapacity(min(capacity, 4096))
         retired.reserveCapacity(min(capacity, 4096))
     }
@@ -87,6 +92,7 @@ final class ItemQueue: @unchecked Sendable {
         defer { condition.unlock() }
         // Frees the consumer's processed items here (see the type's comment); they are few per batch.
         if !retired.isEmpty { retired.removeAll(keepingCapacity: true) }
+        if waitsWhenFull { waitForRoom(records: 1) }
         guard !stopped, queuedRecords < capacity else { droppedCount &+= 1; return false }
         append(item, records: 1)
         return true
@@ -101,6 +107,11 @@ final class ItemQueue: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         if !retired.isEmpty { swap(&retired, &reclaimed) }
+        if waitsWhenFull {
+            waitForRoom(records: count)
+            // Room made, or an empty queue taking a batch larger than the bound whole.
+            if !stopped { append(.alerts(batch), records: count); return count }
+        }
         let room = stopped ? 0 : max(0, capacity - queuedRecords)
         if count <= room {
             append(.alerts(batch), records: count)
@@ -115,6 +126,26 @@ final class ItemQueue: @unchecked Sendable {
         return room
     }
 
+    /// Waits (`condition` locked) until `records` more fit, the queue is empty or it is stopped, waking the consumer
+    /// from an idle wait or a nap first.
+    private func waitForRoom(records: Int) {
+        while !stopped && queuedRecords > 0 && queuedRecords + records > capacity {
+            if consumerWaiting || consumerNapping {
+                consumerWaiting = false; consumerNapping = false; wakeUpCount &+= 1
+            }
+            fullWaitCount &+= 1
+            producersWaiting += 1
+            condition.broadcast()
+            condition.wait(seconds: 1)   // bounded: re-checked after a missed wake-up
+            producersWaiting -= 1
+        }
+    }
+
+    /// Wakes the consumer (`condition` locked): with producers waiting for room on the same condition, all of them.
+    private func wakeConsumer() {
+        if producersWaiting > 0 { condition.broadcast() } else { condition.signal() }
+    }
+
     /// Queues `item` and wakes the consumer if it waits; `condition` is locked.
     private func append(_ item: OutputItem, records: Int) {
         let before = queuedRecords
@@ -122,11 +153,11 @@ final class ItemQueue: @unchecked Sendable {
         queuedRecords = before + records
         acceptedCount &+= UInt64(records)
         if consumerWaiting {
-            consumerWaiting = false; wakeUpCount &+= 1; condition.signal()   // one wake-up per idle wait
+            consumerWaiting = false; wakeUpCount &+= 1; wakeConsumer()   // one wake-up per idle wait
         } else if consumerNapping {
             let half = max(1, capacity / 2)
             if before < half && queuedRecords >= half {
-                consumerNapping = false; wakeUpCount &+= 1; condition.signal()   // filling up: end the nap
+                consumerNapping = false; wakeUpCount &+= 1; wakeConsumer()   // filling up: end the nap
             }
         }
     }
@@ -152,6 +183,7 @@ final class ItemQueue: @unchecked Sendable {
         if consumerBusy { takes.add(1, ordering: .relaxed) }
         swap(&items, &batch)
         queuedRecords = 0
+        if producersWaiting > 0 { condition.broadcast() }   // room for them
         return stopped
     }
 
@@ -174,7 +206,7 @@ final class ItemQueue: @unchecked Sendable {
     func stop() {
         condition.lock()
         stopped = true
-        condition.signal()
+        condition.broadcast()   // the consumer, and producers waiting for room (they drop from now on)
         condition.unlock()
     }
 
@@ -185,11 +217,11 @@ final class ItemQueue: @unchecked Sendable {
         return wakeUpCount
     }
 
-    /// (accepted, dropped because full or stopped, queued now).
-    func counters() -> (accepted: UInt64, dropped: UInt64, queued: Int) {
+    /// (accepted, dropped because full or stopped, queued now, waits of a `waitsWhenFull` queue's producers).
+    func counters() -> (accepted: UInt64, dropped: UInt64, queued: Int, waits: UInt64) {
         condition.lock()
         defer { condition.unlock() }
-        return (acceptedCount, droppedCount, queuedRecords)
+        return (acceptedCount, droppedCount, queuedRecords, fullWaitCount)
     }
 }
 
