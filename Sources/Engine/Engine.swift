@@ -569,10 +569,21 @@ public final class Engine {
     private func noteFIN(_ slot: Int32, side: FlowSide, endingAt end: UInt32) {
         let state = flows.slots + Int(slot)
         let wasClosed = state.pointee.isClosed
-        let seen: UInt8 = side == .initiator ? 1 : 2
-        let synchronised = state.pointee.streamSummary & (side == .initiator ? 0b0010 : 0b1000) != 0
-        let next = side == .initiator ? state.pointee.inOrder.0 : state.pointee.inOrder.1
-        state.pointee.finMask |= synchronised && next == end ? seen | seen << 2 : seen
+        let initiator = side == .initiator
+        // The side's bits: its FIN (`finMask`), its stream synchronised and holding nothing (`streamSummary`).
+        let seen: UInt8 = initiator ? 1 : 2, synchronisedBit: UInt8 = initiator ? 0b0010 : 0b1000, quietBit: UInt8 = initiator ? 0b0001 : 0b0100
+        let next = initiator ? state.pointee.inOrder.0 : state.pointee.inOrder.1
+        let inSequence = state.pointee.streamSummary & synchronisedBit != 0 && next == end
+        state.pointee.finMask |= inSequence ? seen | seen << 2 : seen
+        if inSequence {
+            // The side's stream ends there: what it held past the FIN, and any byte that follows, is `.pastFIN`.
+            // Its summary is then no longer "synchronised" (`takesNextBytes`), so that its next bytes take the general
+            // path; its next number, which the one-pass path kept in `inOrder`, is the stream's own again.
+            let stream = streamPointer(slot, side)
+            stream.pointee.nextSequence = next
+            stream.pointee.endAtFIN { event in self.deliver(slot, side: side, event: event) }
+            state.pointee.streamSummary = state.pointee.streamSummary & ~synchronisedBit | quietBit   // holds nothing now
+        }
         if !wasClosed && state.pointee.isClosed { flows.markClosed(slot) }
         if state.pointee.finMask == 0b1111 && !state.pointee.reset { endApplicationAtClose(slot) }
     }
@@ -619,9 +630,10 @@ public final class Engine {
         let state = flows.slots + Int(slot)
         var summary: UInt8 = 0
         if !state.pointee.initiatorStream.holdsSegments { summary |= 0b0001 }
-        if state.pointee.initiatorStream.synchronized { summary |= 0b0010; state.pointee.inOrder.0 = state.pointee.initiatorStream.nextSequence }
+        // An ended stream (`TCPStream.endAtFIN`) is not "synchronised" here: the one-pass path would deliver its bytes.
+        if state.pointee.initiatorStream.takesNextBytes { summary |= 0b0010; state.pointee.inOrder.0 = state.pointee.initiatorStream.nextSequence }
         if !state.pointee.responderStream.holdsSegments { summary |= 0b0100 }
-        if state.pointee.responderStream.synchronized { summary |= 0b1000; state.pointee.inOrder.1 = state.pointee.responderStream.nextSequence }
+        if state.pointee.responderStream.takesNextBytes { summary |= 0b1000; state.pointee.inOrder.1 = state.pointee.responderStream.nextSequence }
         state.pointee.streamSummary = summary
     }
 
@@ -652,12 +664,14 @@ public final class Engine {
     /// Hands stream bytes (or a gap) of one side to the flow's dissector, identifying the protocol first.
     private func deliver(_ slot: Int32, side: FlowSide, event: StreamEvent) {
         if case .gap(let n) = event { statistics.streamGaps &+= 1; statistics.streamGapBytes &+= UInt64(n) }
+        // Bytes past a FIN in sequence (`TCPStream.endAtFIN`), whatever the flow's dissection: reported, never delivered.
+        if case .pastFIN(let n, let f, let t) = event { reportBytesPastFIN(slot, side: side, count: n, frame: f, time: t); return }
         // No kind: the flow's dissection ended at its close (`ApplicationKind.endedFlag`).
         guard let kind = ApplicationKind(rawValue: flows.slots[Int(slot)].application) else {
             switch event {
             case .data(let b): reportBytesPastFIN(slot, side: side, count: b.count, frame: frame, time: now)
             case .heldData(let b, let f, let t): reportBytesPastFIN(slot, side: side, count: b.count, frame: f, time: t)
-            case .gap: break
+            case .gap, .pastFIN: break
             }
             return
         }
@@ -672,6 +686,7 @@ public final class Engine {
                 // A hole before the protocol is known: forget what was stashed for probing.
                 carryPointer(slot, side).pointee.removeAll(keepingCapacity: true)
                 return
+            case .pastFIN: return   // reported above
             }
             identify(slot, side: side, bytes: probeBytes)
             // Identified, and the dissector took all the stashed probe bytes: drop the stash's buffer. An empty carry
@@ -700,6 +715,7 @@ public final class Engine {
         case .data(let bytes): consume(pool, slot: slot, side: side, bytes: bytes, frame: frame, time: now)
         // Bytes held behind a hole that was given up are reported on the packet that carried them.
         case .heldData(let bytes, let f, let t): consume(pool, slot: slot, side: side, bytes: bytes, frame: f, time: t)
+        case .pastFIN: return   // reported by `deliver(_:side:event:)`
         }
     }
 

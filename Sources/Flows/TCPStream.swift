@@ -9,6 +9,10 @@ public enum StreamEvent {
     /// In-order bytes of a segment that was held behind a hole that was then given up on: reported on the
     /// packet that carried them (`frame`, `time`), as tshark does, not on the packet that gave the hole up.
     case heldData(ByteView, frame: UInt64, time: PacketTime)
+    /// `count` bytes sent past the FIN that ended this direction in sequence (`TCPStream.endAtFIN`), on the packet
+    /// that carried them: no stack sends them and an endpoint drops them, so they are not delivered (a monitor
+    /// reading on would see what the endpoint never took; one stopping at the FIN would miss what a careless one did).
+    case pastFIN(Int, frame: UInt64, time: PacketTime)
 }
 
 /// Bounds on what one direction of a TCP stream may hold while waiting for a missing segment.
@@ -31,14 +35,22 @@ public struct TCPStream {
     /// The sequence number of the next byte expected (set: the engine's one-pass path kept it elsewhere meanwhile).
     @inlinable public var nextSequence: UInt32 { get { expected } set { expected = newValue } }
     /// Whether `nextSequence` is known (SYN seen, or first data when picked up midstream).
-    @inlinable public var synchronized: Bool { isSynchronized }
+    @inlinable public var synchronized: Bool { phase != TCPStream.unsynchronised }
+    /// Whether a FIN in sequence ended this direction (`endAtFIN`): bytes from `nextSequence` on are `.pastFIN`.
+    @inlinable public var endedAtFIN: Bool { phase == TCPStream.ended }
+    /// Synchronised and not ended: bytes at `nextSequence` are the stream's next (one test, on the engine's summary).
+    @inlinable public var takesNextBytes: Bool { phase == TCPStream.open }
     // Sixteen bytes: what every stream needs (the next sequence number, whether it is known) and one reference to what
     // few streams ever need (held segments, anomaly counts), created on first need. Two streams fit in the flow
     // state's third cache line with the per-flow fields (see `FlowState`): at 100,000 flows every byte here is fresh
     // memory the kernel zeroes.
     // Stored under other names so that the accessors above inline into the engine.
     @usableFromInline var expected: UInt32 = 0
-    @usableFromInline var isSynchronized = false
+    /// Unsynchronised, open (synchronised) or ended at a FIN in sequence (at `expected`): one byte, no more.
+    @usableFromInline var phase = TCPStream.unsynchronised
+    @usableFromInline static var unsynchronised: UInt8 { 0 }
+    @usableFromInline static var open: UInt8 { 1 }
+    @usableFromInline static var ended: UInt8 { 2 }
     /// Held segments and counters; nil while the stream has held nothing and counted nothing.
     @usableFromInline var backlog: TCPStreamBacklog?
 
@@ -78,13 +90,20 @@ public struct TCPStream {
                                  deliver: (StreamEvent) -> Void) {
         var seq = sequence
         if syn {
-            expected = sequence &+ 1; isSynchronized = true
+            expected = sequence &+ 1; phase = TCPStream.open
             if backlog.map({ $0.held.capacity != 0 }) ?? false { dropHeld() }
             seq = sequence &+ 1
         }
         guard wireLength > 0 else { return }
-        if !isSynchronized { expected = seq; isSynchronized = true }
+        if phase == TCPStream.unsynchronised { expected = seq; phase = TCPStream.open }
         let rel = Int32(bitPattern: seq &- expected)
+        if phase == TCPStream.ended {
+            // Bytes before the FIN were delivered (a retransmission); any at or past it are the sender's past its end.
+            let overlap = rel < 0 ? Int(-Int64(rel)) : 0
+            if overlap >= wireLength { ownBacklog().retransmissions &+= 1; return }
+            deliver(.pastFIN(wireLength - overlap, frame: frame, time: time))
+            return
+        }
         if rel == 0 {
             deliverInOrder(payload, wireLength: wireLength, deliver: deliver)
             drainHeld(deliver: deliver)
@@ -127,9 +146,24 @@ public struct TCPStream {
         return b.held.first.map { $0.sequence } ?? seq
     }
 
+    /// A FIN came at `nextSequence` (in sequence): this direction has ended there. Segments held past it are
+    /// `.pastFIN` on the packets that carried them, and so are bytes that come later; a peer's acknowledgement of the
+    /// FIN (one more than its sequence number) then finds no hole to give up.
+    @inlinable public mutating func endAtFIN(deliver: (StreamEvent) -> Void) {
+        guard phase != TCPStream.unsynchronised else { return }
+        phase = TCPStream.ended
+        if backlog != nil { reportHeldPastFIN(deliver: deliver) }
+    }
+
+    @usableFromInline mutating func reportHeldPastFIN(deliver: (StreamEvent) -> Void) {
+        guard let b = backlog, !b.held.isEmpty else { return }
+        for h in b.held { deliver(.pastFIN(h.wireLength, frame: h.frame, time: h.time)) }
+        dropHeld()
+    }
+
     /// The peer acknowledged up to `ack`: a held hole before `ack` was lost before capture.
     public mutating func peerAcknowledged(_ ack: UInt32, deliver: (StreamEvent) -> Void) {
-        guard isSynchronized, let first = backlog?.held.first else { return }
+        guard phase != TCPStream.unsynchronised, let first = backlog?.held.first else { return }
         guard Int32(bitPattern: ack &- expected) > 0 else { return }
         let target = Int32(bitPattern: ack &- first.sequence) < 0 ? ack : first.sequence
         skip(to: target, deliver: deliver)

@@ -129,6 +129,44 @@ import Flows
         #expect(Self.drain(engine)[.flow, default: []].first?.contains(#""protocol":"modbus""#) == true)
     }
 
+    /// Where a request past the client's FIN lies: sent after the FIN at the FIN's own number, or past it; or sent
+    /// past it and arrived before the FIN (held behind the one-number hole the FIN fills).
+    enum PastTheFIN: String, CaseIterable, CustomTestStringConvertible {
+        case atTheFINsNumber, pastTheFINsNumber, heldThenFIN
+        var testDescription: String { rawValue }
+    }
+
+    /// A side whose FIN came in sequence has ended, though its peer has not (half-closed): a request it sends after,
+    /// or that was held past the FIN when it came, is a `data_after_fin` anomaly on its own packet, never dissected,
+    /// and the server's acknowledgement of the FIN gives up no one-byte hole. (Before, such a request was dissected:
+    /// in order at the FIN's number, or delivered behind a gap once the FIN was acknowledged.)
+    @Test(arguments: PastTheFIN.allCases, [true, false])
+    func bytesPastAHalfClosedSidesFINAreReportedNotDissected(order: PastTheFIN, onePass: Bool) {
+        var c = EngineConfiguration(); c.transactionRecords = true; c.establishedTCPPath = onePass
+        let engine = Engine(configuration: c)
+        let c0 = Self.client, s0 = Self.server, end = 1001 + UInt32(Self.request.count)
+        let response: [UInt8] = [0, 1, 0, 0, 0, 23, 1, 3, 20] + [UInt8](repeating: 7, count: 20)
+        engine.feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: 1000, flags: 0x02), at: 100)
+        engine.feed(tcpFrame(src: s0, sport: 502, dst: c0, dport: 40000, seq: 5000, ack: 1001, flags: 0x12), at: 100)
+        engine.feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: 1001, ack: 5001, flags: 0x18, payload: Self.request), at: 100)
+        engine.feed(tcpFrame(src: s0, sport: 502, dst: c0, dport: 40000, seq: 5001, ack: end, flags: 0x18, payload: response), at: 100)
+        let serverNext = 5001 + UInt32(response.count)
+        let fin = tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: end, ack: serverNext, flags: 0x11)
+        let hidden = tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: order == .atTheFINsNumber ? end : end + 1, ack: serverNext,
+                              flags: 0x18, payload: Self.request)
+        if order == .heldThenFIN { engine.feed(hidden, at: 101); engine.feed(fin, at: 101) } else { engine.feed(fin, at: 101); engine.feed(hidden, at: 101) }
+        let hiddenFrame = order == .heldThenFIN ? 5 : 6
+        // The server acknowledges the FIN, answers nothing more, and stays open.
+        engine.feed(tcpFrame(src: s0, sport: 502, dst: c0, dport: 40000, seq: serverNext, ack: end + 1, flags: 0x10), at: 101)
+        let anomalies = Self.drain(engine)[.anomaly, default: []]
+        #expect(anomalies.count == 1 && anomalies.first?.contains(#""kind":"data_after_fin""#) == true, "\(anomalies)")
+        #expect(anomalies.first?.contains(#""frame":\#(hiddenFrame),"#) == true && anomalies.first?.contains(#""value":12"#) == true)
+        #expect(engine.statistics.pdus[Int(AppProtocol.modbus.rawValue)] == 2, "the first request and its answer only")
+        #expect(engine.statistics.streamGaps == 0)
+        engine.finish()
+        #expect(engine.drainedLines(.modbus).allSatisfy { !$0.contains(#""matched":false"#) })
+    }
+
     /// Every record line the engine has finished, by kind, after `earlier`'s (draining empties every kind at once).
     static func drain(_ engine: Engine, into earlier: [RecordKind: [String]] = [:]) -> [RecordKind: [String]] {
         var out = earlier

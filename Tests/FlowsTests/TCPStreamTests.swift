@@ -7,29 +7,42 @@ private struct Harness {
     var stream = TCPStream()
     var out: [UInt8] = []
     var gaps: [Int] = []
+    /// `.pastFIN` events: (bytes, frame).
+    var pastFIN: [(Int, UInt64)] = []
     var limits = TCPStreamLimits()
 
-    mutating func send(_ seq: UInt32, _ bytes: [UInt8], syn: Bool = false, wire: Int? = nil) {
-        var o = out, g = gaps
+    private static func record(_ e: StreamEvent, _ o: inout [UInt8], _ g: inout [Int], _ p: inout [(Int, UInt64)]) {
+        switch e {
+        case .data(let d), .heldData(let d, _, _): o.append(contentsOf: d.raw)
+        case .gap(let n): g.append(n)
+        case .pastFIN(let n, let frame, _): p.append((n, frame))
+        }
+    }
+
+    mutating func send(_ seq: UInt32, _ bytes: [UInt8], syn: Bool = false, wire: Int? = nil, frame: UInt64 = 0) {
+        var o = out, g = gaps, p = pastFIN
         let limits = self.limits
         ByteView.with(bytes) { v in
-            stream.segment(sequence: seq, syn: syn, payload: v, wireLength: wire ?? bytes.count, limits: limits) { e in
-                switch e { case .data(let d), .heldData(let d, _, _): o.append(contentsOf: d.raw); case .gap(let n): g.append(n) }
+            stream.segment(sequence: seq, syn: syn, payload: v, wireLength: wire ?? bytes.count, limits: limits, frame: frame) { e in
+                Harness.record(e, &o, &g, &p)
             }
         }
-        out = o; gaps = g
+        out = o; gaps = g; pastFIN = p
     }
     mutating func ack(_ a: UInt32) {
-        var o = out, g = gaps
-        stream.peerAcknowledged(a) { e in
-            switch e { case .data(let d), .heldData(let d, _, _): o.append(contentsOf: d.raw); case .gap(let n): g.append(n) }
-        }
-        out = o; gaps = g
+        var o = out, g = gaps, p = pastFIN
+        stream.peerAcknowledged(a) { e in Harness.record(e, &o, &g, &p) }
+        out = o; gaps = g; pastFIN = p
     }
     mutating func flush() {
-        var o = out, g = gaps
-        stream.flush { e in switch e { case .data(let d), .heldData(let d, _, _): o.append(contentsOf: d.raw); case .gap(let n): g.append(n) } }
-        out = o; gaps = g
+        var o = out, g = gaps, p = pastFIN
+        stream.flush { e in Harness.record(e, &o, &g, &p) }
+        out = o; gaps = g; pastFIN = p
+    }
+    mutating func endAtFIN() {
+        var o = out, g = gaps, p = pastFIN
+        stream.endAtFIN { e in Harness.record(e, &o, &g, &p) }
+        out = o; gaps = g; pastFIN = p
     }
 }
 
@@ -142,4 +155,37 @@ private struct Harness {
     h.send(1, [1, 2]); h.send(3, [3])
     #expect(h.stream.gaps == 0 && h.stream.gapBytes == 0 && h.stream.retransmissions == 0 && h.stream.overlaps == 0
             && h.stream.outOfOrder == 0 && h.stream.holdOverflows == 0 && !h.stream.holdsSegments)
+}
+
+/// A FIN in sequence ends the direction: a segment held past it (sent after the FIN, arrived first) is reported as
+/// past the FIN on its own packet, and the peer's acknowledgement of the FIN (its number + 1) gives up no hole and
+/// delivers nothing. (Before, that acknowledgement declared a one-byte gap and delivered the held bytes.)
+@Test func aSegmentHeldPastAFINIsReportedNotDeliveredWhenTheFINIsAcknowledged() {
+    var h = Harness()
+    h.send(99, [], syn: true)
+    h.send(100, [1, 2, 3], frame: 2)
+    h.send(104, [7, 7, 7, 7], frame: 3)   // past the FIN's number (103): held
+    #expect(h.out == [1, 2, 3] && h.stream.holdsSegments)
+    h.endAtFIN()                          // the FIN at 103, in sequence
+    #expect(h.pastFIN.map { $0.0 } == [4] && h.pastFIN.map { $0.1 } == [3])
+    #expect(!h.stream.holdsSegments && h.stream.endedAtFIN)
+    h.ack(104)
+    #expect(h.out == [1, 2, 3] && h.gaps.isEmpty && h.pastFIN.count == 1)
+}
+
+/// After the FIN, bytes at or past its number are the sender's past its end, whole or in part; bytes before it
+/// are a retransmission. A SYN starts the direction afresh.
+@Test(arguments: [(UInt32(103), 5, 5), (104, 2, 2), (101, 4, 2), (100, 3, 0)])
+func bytesAfterTheFINAreReportedAndRetransmissionsCounted(seq: UInt32, length: Int, past: Int) {
+    var h = Harness()
+    h.send(99, [], syn: true)
+    h.send(100, [1, 2, 3])
+    h.endAtFIN()
+    h.send(seq, [UInt8](repeating: 9, count: length), frame: 7)
+    #expect(h.out == [1, 2, 3] && h.gaps.isEmpty)
+    #expect(h.pastFIN.map { $0.0 } == (past > 0 ? [past] : []))
+    #expect(h.stream.retransmissions == (past > 0 ? 0 : 1))
+    h.send(500, [], syn: true)
+    h.send(501, [4])
+    #expect(!h.stream.endedAtFIN && h.out == [1, 2, 3, 4])
 }
