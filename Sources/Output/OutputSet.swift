@@ -134,7 +134,8 @@ public final class AlertFeed {
         reclaimed.reserveCapacity(4096)
     }
 
-    /// Queues every alert of `alerts`, in order, for every output whose filter takes it; never blocks.
+    /// Queues every alert of `alerts`, in order, for every output whose filter takes it; never blocks (unless the
+    /// outputs were made `waitingWhenFull`: a replay's wait for room).
     /// Takes the alerts: `alerts` is left empty, with a recycled array's capacity.
     ///
     /// Unless `now` is set, alerts stay in `alerts` (the caller keeps appending to the list) while every
