@@ -40,7 +40,7 @@ public struct TCPStream {
     @inlinable public var endedAtFIN: Bool { phase == TCPStream.ended }
     /// Synchronised and not ended: bytes at `nextSequence` are the stream's next (one test, on the engine's summary).
     @inlinable public var takesNextBytes: Bool { phase == TCPStream.open }
-    // Sixteen bytes: what every stream needs (the next sequence number, whether it is known) and one reference to what
+    // Sixteen bytes: what every stream needs (the next sequence number, its phase) and one reference to what
     // few streams ever need (held segments, anomaly counts), created on first need. Two streams fit in the flow
     // state's third cache line with the per-flow fields (see `FlowState`): at 100,000 flows every byte here is fresh
     // memory the kernel zeroes.
