@@ -5,14 +5,17 @@
 //
 // Random frames rarely reach a stream, so the input is a script of segments of one conversation between two fixed
 // endpoints, built into well-formed Ethernet/IPv4 frames:
-//   octet 0       the server port (bits 0-1: 502, 20000, 102, 2404), UDP instead of TCP (bit 2), the one-pass
-//                 path (bit 4), transaction records (bit 5), PDU records (bit 6), a second conversation on the
-//                 same ports from another client (bit 7)
+//   octet 0       the server port (bits 0-1: 502, 20000, 102, 2404), UDP instead of TCP (bit 2), transaction
+//                 records (bit 5), PDU records (bit 6), a second conversation on the same ports from another
+//                 client (bit 7)
 //   then records  ctl, sequence offset (2, little-endian, signed), acknowledgement offset (1, signed), length, bytes
 //                 ctl bit 0: the sender (client, server); bits 1-5: FIN, SYN, RST, PSH, ACK; bits 6-7: time
 //                 advanced by 0, 1, 130 (a closed flow's linger) or 700 s (an idle timeout) before the packet
 // Offsets are taken from the highest sequence number each side has sent, so a script holds in-order data,
-// retransmissions, overlaps and holes alike. Every record ends up in the engine's records, which are drained.
+// retransmissions, overlaps and holes alike. Each script runs through two engines, one taking established TCP
+// packets on its one-pass path and one on the general path only: their records (flows, transactions, PDUs,
+// anomalies) and counters must be byte for byte the same, or the target stops (a disagreement is a wrong record with
+// no error anywhere).
 
 import Wire
 import Records
@@ -42,34 +45,25 @@ private func buildFrame(_ frame: inout [UInt8], udp: Bool, source: (UInt32, UInt
     frame += payload
 }
 
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzEngine(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
-    guard size >= 1 else { return 0 }
-    let mode = data[0]
-    var c = EngineConfiguration()
-    c.flowLimits.maximumFlows = 4
-    c.establishedTCPPath = mode & 0x10 != 0
-    c.transactionRecords = mode & 0x20 != 0
-    c.pduRecords = mode & 0x40 != 0
-    let engine = Engine(configuration: c)
+/// The frames and times an input's script makes.
+private func frames(_ data: UnsafePointer<UInt8>, _ size: Int, mode: UInt8) -> [([UInt8], PacketTime)] {
     let udp = mode & 0x04 != 0
     let server: (UInt32, UInt16) = (0x0A00_0002, serverPorts[Int(mode & 3)])
     let clients: [(UInt32, UInt16)] = [(0x0A00_0001, 40000), (0x0A00_0003, 40001)]
     // Each conversation's next sequence number per side (client, server) as the script has sent so far.
     var next: [[UInt32]] = [[1000, 5000], [7000, 9000]]
     var time: Int64 = 1_700_000_000
+    var out: [([UInt8], PacketTime)] = []
     var frame: [UInt8] = []
-    frame.reserveCapacity(20 + 20 + 14 + 256)
     var i = 1
-    var packets = 0
-    while i + 5 <= size && packets < 512 {
+    while i + 5 <= size && out.count < 512 {
         let ctl = data[i]
         let offset = Int16(bitPattern: UInt16(data[i + 1]) | UInt16(data[i + 2]) << 8)
         let ackOffset = Int8(bitPattern: data[i + 3])
         let length = min(Int(data[i + 4]), size - (i + 5))
         i += 5
         // The second conversation takes every other record when asked for.
-        let conversation = mode & 0x80 != 0 ? packets & 1 : 0
+        let conversation = mode & 0x80 != 0 ? out.count & 1 : 0
         let side = Int(ctl & 1)
         let bits = ctl >> 1 & 0x1F
         var flags: UInt8 = 0
@@ -84,16 +78,46 @@ public func fuzzEngine(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
         let client = clients[conversation]
         buildFrame(&frame, udp: udp, source: side == 0 ? client : server, destination: side == 0 ? server : client,
                    seq: seq, ack: ack, flags: flags, payload: UnsafeBufferPointer(start: data + i, count: length))
-        frame.withUnsafeBytes { raw in
-            engine.process(ByteView(raw), linkType: 1, time: PacketTime(seconds: time, microseconds: Int32(packets)), wireLength: raw.count)
-        }
+        out.append((frame, PacketTime(seconds: time, microseconds: Int32(out.count))))
         let end = seq &+ UInt32(length) &+ (flags & 0x03 != 0 ? 1 : 0)
         if Int32(bitPattern: end &- next[conversation][side]) > 0 { next[conversation][side] = end }
         i += length
-        packets += 1
-        if packets & 63 == 0 { engine.drainRecords { _, _ in } }
+    }
+    return out
+}
+
+/// Every record line one engine writes for `frames`, by kind, with its summary counters.
+private func run(_ frames: [([UInt8], PacketTime)], mode: UInt8, onePass: Bool) -> [[UInt8]] {
+    var c = EngineConfiguration()
+    c.flowLimits.maximumFlows = 4
+    c.establishedTCPPath = onePass
+    c.transactionRecords = mode & 0x20 != 0
+    c.pduRecords = mode & 0x40 != 0
+    let engine = Engine(configuration: c)
+    var lines = [[UInt8]](repeating: [], count: RecordKind.allCases.count + 1)
+    for (n, (frame, time)) in frames.enumerated() {
+        frame.withUnsafeBytes { raw in engine.process(ByteView(raw), linkType: 1, time: time, wireLength: raw.count) }
+        if n & 63 == 63 { engine.drainRecords { kind, bytes in lines[kind.rawValue] += bytes } }
     }
     engine.finish()
-    engine.drainRecords { _, _ in }
+    engine.drainRecords { kind, bytes in lines[kind.rawValue] += bytes }
+    let s = engine.statistics
+    lines[RecordKind.allCases.count] = Array("\(s.packets) \(s.flowsCreated) \(s.pdus) \(s.operations) \(s.anomalies) \(s.streamGaps) \(s.streamGapBytes)".utf8)
+    return lines
+}
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzEngine(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
+    guard size >= 1 else { return 0 }
+    let mode = data[0]
+    let script = frames(data, size, mode: mode)
+    // The one-pass path must do exactly what the general path does for the packets it takes: the same records, in
+    // the same order, and the same counters.
+    let general = run(script, mode: mode, onePass: false)
+    let onePass = run(script, mode: mode, onePass: true)
+    for k in general.indices where general[k] != onePass[k] {
+        let kind = k < RecordKind.allCases.count ? "\(RecordKind.allCases[k])" : "counters"
+        fatalError("the one-pass path and the general path disagree on \(kind):\n\(String(decoding: general[k], as: UTF8.self))\n--- one-pass:\n\(String(decoding: onePass[k], as: UTF8.self))")
+    }
     return 0
 }
