@@ -1,10 +1,10 @@
 // libFuzzer target for the engine behind the decoder: flows, TCP reassembly (holes, overlaps, retransmissions, SYNs,
 // FINs, RSTs, bytes past a FIN, idle timeouts), protocol identification and the three dissectors as the engine feeds
-// them, with the one-pass path and the general one. Built and run by scripts/fuzz/engine (swiftc
-// -sanitize=fuzzer,address); a trap or a sanitizer report is a bug.
+// them, on the one-pass path and on the general one. Built and run by scripts/fuzz/engine (swiftc
+// -sanitize=fuzzer,address); a trap, a sanitizer report or the two paths disagreeing is a bug.
 //
-// Random frames rarely reach a stream, so the input is a script of segments of one conversation between two fixed
-// endpoints, built into well-formed Ethernet/IPv4 frames:
+// Random frames rarely reach a stream, so the input is a script of segments of one or two conversations between
+// fixed endpoints, built into well-formed Ethernet/IPv4 frames:
 //   octet 0       the server port (bits 0-1: 502, 20000, 102, 2404), UDP instead of TCP (bit 2), transaction
 //                 records (bit 5), PDU records (bit 6), a second conversation on the same ports from another
 //                 client (bit 7)
