@@ -5,7 +5,8 @@
 //
 // Random frames rarely reach a stream, so the input is a script of segments of one or two conversations between
 // fixed endpoints, built into well-formed Ethernet/IPv4 frames:
-//   octet 0       the server port (bits 0-1: 502, 20000, 102, 2404), UDP instead of TCP (bit 2), transaction
+//   octet 0       the server port (bits 0-1: 502, 20000, 102, 2404), UDP instead of TCP (bit 2), the frames'
+//                 shape (bits 3-4: plain Ethernet, 802.1Q-tagged, inside VXLAN, Linux cooked), transaction
 //                 records (bit 5), PDU records (bit 6), a second conversation on the same ports from another
 //                 client (bit 7)
 //   then records  ctl, sequence offset (2, little-endian, signed), acknowledgement offset (1, signed), length, bytes
@@ -45,15 +46,33 @@ private func buildFrame(_ frame: inout [UInt8], udp: Bool, source: (UInt32, UInt
     frame += payload
 }
 
+/// The link type and frame of `frame` (plain Ethernet) in `shape`: as it is, 802.1Q-tagged (VLAN 7), inside VXLAN
+/// (VNI 7, outer Ethernet/IPv4/UDP to 4789), or as a Linux cooked capture (SLL) of its IP packet. The one-pass path
+/// has its own readings of each.
+private func shaped(_ frame: [UInt8], _ shape: UInt8) -> (Int32, [UInt8]) {
+    switch shape {
+    case 1: return (1, Array(frame[0..<12]) + [0x81, 0x00, 0x00, 0x07] + frame[12...])
+    case 2:
+        let inner = 8 + 8 + frame.count, total = 20 + inner
+        var outer: [UInt8] = [2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00]
+        outer += [0x45, 0, UInt8(total >> 8), UInt8(total & 0xFF), 0, 1, 0x40, 0, 64, 17, 0, 0, 192, 168, 99, 1, 192, 168, 99, 2]
+        outer += [0xC0, 0x01, 0x12, 0xB5, UInt8(inner >> 8), UInt8(inner & 0xFF), 0, 0]
+        outer += [0x08, 0, 0, 0, 0, 0, 7, 0]
+        return (1, outer + frame)
+    case 3: return (113, [0, 0, 0, 1, 0, 6, 0, 1, 2, 3, 4, 5, 0, 0, 0x08, 0x00] + frame[14...])
+    default: return (1, frame)
+    }
+}
+
 /// The frames and times an input's script makes.
-private func frames(_ data: UnsafePointer<UInt8>, _ size: Int, mode: UInt8) -> [([UInt8], PacketTime)] {
+private func frames(_ data: UnsafePointer<UInt8>, _ size: Int, mode: UInt8) -> [(Int32, [UInt8], PacketTime)] {
     let udp = mode & 0x04 != 0
     let server: (UInt32, UInt16) = (0x0A00_0002, serverPorts[Int(mode & 3)])
     let clients: [(UInt32, UInt16)] = [(0x0A00_0001, 40000), (0x0A00_0003, 40001)]
     // Each conversation's next sequence number per side (client, server) as the script has sent so far.
     var next: [[UInt32]] = [[1000, 5000], [7000, 9000]]
     var time: Int64 = 1_700_000_000
-    var out: [([UInt8], PacketTime)] = []
+    var out: [(Int32, [UInt8], PacketTime)] = []
     var frame: [UInt8] = []
     var i = 1
     while i + 5 <= size && out.count < 512 {
@@ -78,7 +97,8 @@ private func frames(_ data: UnsafePointer<UInt8>, _ size: Int, mode: UInt8) -> [
         let client = clients[conversation]
         buildFrame(&frame, udp: udp, source: side == 0 ? client : server, destination: side == 0 ? server : client,
                    seq: seq, ack: ack, flags: flags, payload: UnsafeBufferPointer(start: data + i, count: length))
-        out.append((frame, PacketTime(seconds: time, microseconds: Int32(out.count))))
+        let (linkType, bytes) = shaped(frame, mode >> 3 & 3)
+        out.append((linkType, bytes, PacketTime(seconds: time, microseconds: Int32(out.count))))
         let end = seq &+ UInt32(length) &+ (flags & 0x03 != 0 ? 1 : 0)
         if Int32(bitPattern: end &- next[conversation][side]) > 0 { next[conversation][side] = end }
         i += length
@@ -87,7 +107,7 @@ private func frames(_ data: UnsafePointer<UInt8>, _ size: Int, mode: UInt8) -> [
 }
 
 /// Every record line one engine writes for `frames`, by kind, with its summary counters.
-private func run(_ frames: [([UInt8], PacketTime)], mode: UInt8, onePass: Bool) -> [[UInt8]] {
+private func run(_ frames: [(Int32, [UInt8], PacketTime)], mode: UInt8, onePass: Bool) -> [[UInt8]] {
     var c = EngineConfiguration()
     c.flowLimits.maximumFlows = 4
     c.establishedTCPPath = onePass
@@ -95,8 +115,8 @@ private func run(_ frames: [([UInt8], PacketTime)], mode: UInt8, onePass: Bool) 
     c.pduRecords = mode & 0x40 != 0
     let engine = Engine(configuration: c)
     var lines = [[UInt8]](repeating: [], count: RecordKind.allCases.count + 1)
-    for (n, (frame, time)) in frames.enumerated() {
-        frame.withUnsafeBytes { raw in engine.process(ByteView(raw), linkType: 1, time: time, wireLength: raw.count) }
+    for (n, (linkType, frame, time)) in frames.enumerated() {
+        frame.withUnsafeBytes { raw in engine.process(ByteView(raw), linkType: linkType, time: time, wireLength: raw.count) }
         if n & 63 == 63 { engine.drainRecords { kind, bytes in lines[kind.rawValue] += bytes } }
     }
     engine.finish()
