@@ -260,6 +260,8 @@ final class OutputChannel: @unchecked Sendable {
 
     func start(index: Int) {
         started = startThread(name: "zw-output-\(index)") { [self] in run() }
+        // No thread to take from the queue: it refuses (counting) from now on, so a replay's pushes do not wait forever.
+        if !started { queue.stop() }
     }
 
     /// The output's thread: take a batch, encode and route it, do the I/O, publish counters.
