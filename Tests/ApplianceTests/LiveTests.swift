@@ -105,24 +105,11 @@ struct LiveTests {
         #expect(try normalisedLines("\(dir)/live/alerts.jsonl").count == 10)
     }
 
-    /// A copy of a classic little-endian Ethernet pcap file with an 802.1Q tag (`vlan`) inserted in every frame.
+    /// A copy of an Ethernet capture with an 802.1Q tag (`vlan`) inserted in every frame, at the packets' times.
     func taggedCopy(of file: String, vlan: UInt16, into dir: String) throws -> String {
-        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: file)))
-        guard bytes.count >= 24, bytes[0] == 0xD4, bytes[1] == 0xC3, bytes[20] == 1 else { throw LabError("\(file): not a little-endian Ethernet pcap") }
-        func le32(_ o: Int) -> Int { Int(bytes[o]) | Int(bytes[o + 1]) << 8 | Int(bytes[o + 2]) << 16 | Int(bytes[o + 3]) << 24 }
-        func put32(_ v: Int, _ o: inout [UInt8]) { o += [UInt8(v & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v >> 16 & 0xFF), UInt8(v >> 24 & 0xFF)] }
-        var out = Array(bytes[0..<24])
-        var at = 24
-        while at + 16 <= bytes.count {
-            let captured = le32(at + 8), original = le32(at + 12)
-            out += bytes[at..<(at + 8)]; put32(captured + 4, &out); put32(original + 4, &out)
-            let frame = at + 16
-            out += bytes[frame..<(frame + 12)] + [0x81, 0x00, UInt8(vlan >> 8), UInt8(vlan & 0xFF)] + bytes[(frame + 12)..<(frame + captured)]
-            at = frame + captured
-        }
-        bytes = out
+        let tagged = try capturedPackets(file).map { time, _, f in (time, Array(f[0..<12]) + [0x81, 0x00, UInt8(vlan >> 8), UInt8(vlan & 0xFF)] + f[12...]) }
         let path = dir + "/tagged.pcap"
-        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        try Data(pcapFile(timed: tagged)).write(to: URL(fileURLWithPath: path))
         return path
     }
 

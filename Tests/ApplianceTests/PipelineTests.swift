@@ -666,14 +666,6 @@ extension PipelineTests {
         return collected.lines.lines[.alert] ?? []
     }
 
-    /// The packets of `file`: time, wire length, bytes.
-    func capturedPackets(_ file: String) throws -> [(PacketTime, Int, [UInt8])] {
-        let source = try PacketSource.openFile(file)
-        var all: [(PacketTime, Int, [UInt8])] = []
-        while case .packet(let h, let b)? = try? source.next() { all.append((h.time, h.wireLength, Array(b.raw))) }
-        return all
-    }
-
     /// The records of one engine over `packets` under `policy`, swapped for `second` before packet `at`.
     func oneEngine(_ packets: [(PacketTime, Int, [UInt8])], policy: CompiledPolicy, swappedFor second: CompiledPolicy, at: Int) -> RecordLines {
         oneEngine(packets, policy: policy, swaps: [(at, second)])

@@ -196,14 +196,28 @@ func tcpFrame(src: UInt32, sport: UInt16, dst: UInt32, dport: UInt16, seq: UInt3
 
 /// A classic pcap file (µs, little-endian, Ethernet) with one packet per 10 ms from `start`.
 func pcapFile(_ packets: [[UInt8]], start: UInt32 = 1_700_000_000, stepMicroseconds: UInt32 = 10_000) -> [UInt8] {
+    pcapFile(timed: packets.enumerated().map { i, p in
+        let t = Int64(start) * 1_000_000 + Int64(i) * Int64(stepMicroseconds)
+        return (PacketTime(seconds: t / 1_000_000, microseconds: Int32(t % 1_000_000)), p)
+    })
+}
+
+/// A classic pcap file (µs, little-endian, Ethernet) of `packets` at their times.
+func pcapFile(timed packets: [(PacketTime, [UInt8])]) -> [UInt8] {
     func le32(_ v: UInt32) -> [UInt8] { [UInt8(v & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v >> 16 & 0xFF), UInt8(v >> 24)] }
     var b = le32(0xA1B2_C3D4) + [2, 0, 4, 0] + le32(0) + le32(0) + le32(65535) + le32(1)
-    var t = UInt64(start) * 1_000_000
-    for p in packets {
-        b += le32(UInt32(t / 1_000_000)) + le32(UInt32(t % 1_000_000)) + le32(UInt32(p.count)) + le32(UInt32(p.count)) + p
-        t += UInt64(stepMicroseconds)
+    for (t, p) in packets {
+        b += le32(UInt32(t.seconds)) + le32(UInt32(t.microseconds)) + le32(UInt32(p.count)) + le32(UInt32(p.count)) + p
     }
     return b
+}
+
+/// The packets of `file`: time, wire length, bytes.
+func capturedPackets(_ file: String) throws -> [(PacketTime, Int, [UInt8])] {
+    let source = try PacketSource.openFile(file)
+    var all: [(PacketTime, Int, [UInt8])] = []
+    while case .packet(let h, let b)? = try? source.next() { all.append((h.time, h.wireLength, Array(b.raw))) }
+    return all
 }
 
 func temporaryFile(_ bytes: [UInt8], _ name: String) throws -> String {
