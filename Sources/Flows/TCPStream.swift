@@ -88,11 +88,13 @@ public struct TCPStream {
     public mutating func segment(sequence: UInt32, syn: Bool, payload: ByteView, wireLength: Int,
                                  limits: TCPStreamLimits, frame: UInt64 = 0, time: PacketTime = .zero,
                                  deliver: (StreamEvent) -> Void) {
-        var seq = sequence
-        if syn {
-            expected = sequence &+ 1; phase = TCPStream.open
+        let seq = sequence &+ (syn ? 1 : 0)
+        // A SYN starts the stream, or restarts it from a number ahead of it; one behind what the stream expects is a
+        // retransmitted SYN (the engine ends the flow at a new initiator's SYN before it gets here): rewinding to it
+        // would hold every later byte as out of order, and re-open a stream ended at its FIN.
+        if syn && (phase == TCPStream.unsynchronised || Int32(bitPattern: seq &- expected) > 0) {
+            expected = seq; phase = TCPStream.open
             if backlog.map({ $0.held.capacity != 0 }) ?? false { dropHeld() }
-            seq = sequence &+ 1
         }
         guard wireLength > 0 else { return }
         if phase == TCPStream.unsynchronised { expected = seq; phase = TCPStream.open }

@@ -189,3 +189,18 @@ func bytesAfterTheFINAreReportedAndRetransmissionsCounted(seq: UInt32, length: I
     h.send(501, [4])
     #expect(!h.stream.endedAtFIN && h.out == [1, 2, 3, 4])
 }
+
+/// A SYN retransmitted after data (its number behind what the stream expects) changes nothing: the next bytes are
+/// still in order, and a stream ended at its FIN stays ended. (Before, it rewound the stream to the SYN: every later
+/// byte was held as out of order, and an ended stream took bytes again.)
+@Test(arguments: [false, true])
+func aRetransmittedSYNDoesNotRewindTheStream(ended: Bool) {
+    var h = Harness()
+    h.send(99, [], syn: true)
+    h.send(100, [1, 2, 3])
+    if ended { h.endAtFIN() }
+    h.send(99, [], syn: true)
+    h.send(103, [4])
+    #expect(h.out == (ended ? [1, 2, 3] : [1, 2, 3, 4]) && !h.stream.holdsSegments && h.gaps.isEmpty)
+    #expect(h.stream.endedAtFIN == ended && h.pastFIN.count == (ended ? 1 : 0))
+}
