@@ -4,8 +4,8 @@ import Flows
 
 /// Which worker a packet goes to: its flow key's hash under a key (`FlowKey.fastHash`, the flow table's: symmetric,
 /// so both directions of a flow meet in one engine, and every packet the engine puts in a flow goes there). Packets
-/// that do not decode (not IP, malformed, fragments) all go to worker 0, so their anomaly records and alerts come
-/// from one place, as with one worker.
+/// that do not decode (not IP, malformed) all go to worker 0, so their anomaly records and alerts come from one
+/// place, as with one worker; IPv4 fragments go to every worker (`everyWorker`).
 ///
 /// Keyed because a sender must not choose where its flows go: under the earlier unkeyed fold of the two addresses
 /// and the two ports, flows chosen for one worker (half of all source ports, or every tuple with the same exclusive
@@ -15,6 +15,20 @@ import Flows
 /// worker's evictions, and so the records, depend on the split). The keyed hash costs about 15 instructions more a
 /// packet than the fold did; two workers replaying the mixed plant measured +0.6 % wall time (SE 0.9 %, 120 rounds).
 public enum FlowDispatch {
+    /// What `worker(for:)` gives for a fragment of an IPv4 datagram (`PacketDecoder.ipv4Fragment`): its flow is known
+    /// only once the datagram is whole, so it is worker 0's packet (which counts it and reports its problems) and
+    /// every other worker gets a copy (`Engine.processFragmentCopy`); each reassembles, and the one whose flow the
+    /// datagram is processes it (`Engine.workerShare`). Above any worker index (`--workers` is at most 64).
+    public static let everyWorker = 255
+
+    /// Whether worker `index` acts on a packet `worker(for:)` gave `w` as its own (worker 0 for `everyWorker`).
+    @inline(__always)
+    static func owns(_ w: Int, _ index: Int) -> Bool { w == index || (w == everyWorker && index == 0) }
+
+    /// Whether worker `index` gets a copy of a packet `worker(for:)` gave `w` (a fragment, not worker 0).
+    @inline(__always)
+    static func copies(_ w: Int, _ index: Int) -> Bool { w == everyWorker && index != 0 }
+
     /// The key every replay dispatches by.
     public static let replayKey = FlowHashKey(value: 0x2545_F491_4F6C_DD1D)
 
@@ -32,6 +46,7 @@ public enum FlowDispatch {
             guard let p = try PacketDecoder.decode(bytes, linkType: linkType) else { return 0 }
             packet = p
         } catch {
+            if error.failure == .ipFragment && PacketDecoder.ipv4Fragment(bytes, linkType: linkType) != nil { return everyWorker }
             return 0
         }
         return index(flowHash(packet, key: key), workers: workers)
@@ -105,9 +120,7 @@ public enum FlowDispatch {
     @inline(__always)
     static func flowHash(_ p: PacketView, key: FlowHashKey) -> UInt64 { FlowKey(packet: p).fastHash(key) }
 
-    /// Maps a hash to a worker by its high bits (a multiply's best-mixed ones).
+    /// Maps a hash to a worker (`FlowHashKey.worker(ofHash:workers:)`).
     @inline(__always)
-    public static func index(_ hash: UInt64, workers: Int) -> Int {
-        Int(((hash >> 32) &* UInt64(workers)) >> 32)
-    }
+    public static func index(_ hash: UInt64, workers: Int) -> Int { FlowHashKey.worker(ofHash: hash, workers: workers) }
 }

@@ -152,6 +152,7 @@ public final class ParallelPipeline: @unchecked Sendable {
             let queue = EventQueue(capacity: settings.eventCapacity)
             let engine = makeEngine(i)
             engine.reportsClockSteps = i == 0
+            if settings.workers > 1 { engine.workerShare = WorkerShare(worker: i, workers: settings.workers, key: dispatchKey) }
             let recorder = EventRecorder(queue: queue, consumer: detectionWaiter, worker: i, workers: settings.workers,
                                          sendsTraits: sendsTraits, flowSlots: max(16, engine.configuration.flowLimits.maximumFlows),
                                          wantsFlowEndsAtEndOfInput: observer?.wantsFlowEndsAtEndOfInput ?? false)
@@ -193,8 +194,9 @@ public final class ParallelPipeline: @unchecked Sendable {
         frame &+= 1
         key &+= 1
         lastTime = time
-        let target = readerRings.count == 1 ? 0
+        let dispatched = readerRings.count == 1 ? 0
             : FlowDispatch.worker(for: ByteView(bytes), linkType: linkType, workers: readerRings.count, key: dispatchKey)
+        let target = dispatched == FlowDispatch.everyWorker ? 0 : dispatched
         var header = RingMessageHeader(kind: RingMessageKind.advance.rawValue, linkType: linkType, key: key, frame: frame,
                                        time: time, capturedLength: 0, wireLength: 0)
         if PacketTime.sweeps(second: time.seconds, nextSweep: nextSweep) {
@@ -214,8 +216,21 @@ public final class ParallelPipeline: @unchecked Sendable {
             return ring.push(header, payload: bytes, block: blocking, publish: false)
         }
         if !queued { queueDrops &+= 1 }
+        if dispatched == FlowDispatch.everyWorker { pushFragmentCopies(header, bytes) }
         unpublished &+= 1
         if unpublished >= 32 { publishAll(through: key) }
+    }
+
+    /// An IPv4 fragment worker 0 has as its packet (`header`), copied to every other worker (`FlowDispatch.everyWorker`).
+    /// A copy that finds no room is a queue drop too (counted).
+    @inline(never)
+    private func pushFragmentCopies(_ packet: RingMessageHeader, _ bytes: UnsafeRawBufferPointer) {
+        var header = packet
+        header.kind = RingMessageKind.fragmentCopy.rawValue
+        for w in workers.dropFirst() {
+            if settings.blocking && !w.ring.hasRoom(for: bytes.count) { publishAll(through: key &- 1) }
+            if !w.ring.push(header, payload: bytes, block: settings.blocking, publish: false) { queueDrops &+= 1 }
+        }
     }
 
     /// Replays a capture file with every worker reading it through its own handle (`sources`, one per worker,
@@ -408,6 +423,9 @@ final class PipelineWorker: @unchecked Sendable {
                     engine.prefetchFlows(ahead: ring.upcomingPacket(Engine.prefetchDistance).map(ByteView.init), linkType: h.linkType)
                 }
                 engine.process(ByteView(payload), linkType: h.linkType, time: h.time, wireLength: Int(h.wireLength), frame: h.frame)
+            case .fragmentCopy:
+                // (The reader sent this worker the sweep at this frame, if any, as an `.advance` of its own.)
+                engine.processFragmentCopy(ByteView(payload), linkType: h.linkType, time: h.time, frame: h.frame, sweep: false)
             case .advance:
                 engine.advance(frame: h.frame, time: h.time)
                 publish()
@@ -670,15 +688,25 @@ final class FileShareReader: PacketConsumer {
     /// (`own`, with the prefetch hint `hint`), or the sweep a single engine would run at it; then what follows a sweep.
     /// The seconds are read from the header only for a sweep that is not ours (the engine reads its packets').
     @inline(__always)
-    fileprivate func act(on h: UnsafeRawPointer, number n: UInt64, fraction: UInt32, own: Bool,
+    fileprivate func act(on h: UnsafeRawPointer, number n: UInt64, fraction: UInt32, own: Bool, copy: Bool = false,
                          hint: UnsafeRawPointer?, sweep: Bool) {
         recorder.key = firstKey &+ n
         if own {
             engine.processRecord(h, microseconds: fraction, ahead: hint, linkType: linkType, frame: firstFrame &+ n)
+        } else if copy {
+            copyFragment(h, number: n, fraction: fraction, sweep: sweep)
         } else {
             engine.advance(frame: firstFrame &+ n, time: PacketTime(seconds: Int64(h.loadUnaligned(as: UInt32.self)), microseconds: Int32(fraction)))
         }
         if sweep { afterSweep() }
+    }
+
+    /// The mapped record of another worker's IPv4 fragment (`FlowDispatch.everyWorker`) into this worker's reassembly.
+    @inline(never)
+    private func copyFragment(_ h: UnsafeRawPointer, number n: UInt64, fraction: UInt32, sweep: Bool) {
+        let bytes = ByteView(UnsafeRawBufferPointer(start: h + 16, count: Int(h.loadUnaligned(fromByteOffset: 8, as: UInt32.self))))
+        let time = PacketTime(seconds: Int64(h.loadUnaligned(as: UInt32.self)), microseconds: Int32(fraction))
+        engine.processFragmentCopy(bytes, linkType: linkType, time: time, frame: firstFrame &+ n, sweep: sweep)
     }
 
     /// What `afterPacket` does every 16 (and 1,024, 4,096, 65,536) packets, once for a run of packets (from, n] taken
@@ -713,7 +741,7 @@ final class FileShareReader: PacketConsumer {
         let target = known >> 8 == n ? Int(known & 0xFF) : owner(bytes)
         let sweep = PacketTime.sweeps(second: time.seconds, nextSweep: nextSweep)
         if sweep { nextSweep = time.seconds &+ 1 }
-        if target == index {
+        if FlowDispatch.owns(target, index) {
             recorder.key = firstKey &+ n
             if prefetch {
                 while ownHead != ownTail && ownNumbers[ownHead & 63] <= n { ownHead &+= 1 }
@@ -721,6 +749,9 @@ final class FileShareReader: PacketConsumer {
                 engine.prefetchFlows(ahead: ownTail &- ownHead > d ? ownViews[(ownHead &+ d) & 63] : nil, linkType: linkType)
             }
             engine.process(bytes, linkType: linkType, time: time, wireLength: wireLength, frame: firstFrame &+ n)
+        } else if FlowDispatch.copies(target, index) {
+            recorder.key = firstKey &+ n
+            engine.processFragmentCopy(bytes, linkType: linkType, time: time, frame: firstFrame &+ n, sweep: sweep)
         } else if sweep {
             recorder.key = firstKey &+ n
             engine.advance(frame: firstFrame &+ n, time: time)
@@ -770,7 +801,7 @@ final class FileShareReader: PacketConsumer {
             let seconds = Int64(r.seconds)
             let sweep = PacketTime.sweeps(second: seconds, nextSweep: nextSweep)
             if sweep { nextSweep = seconds &+ 1 }
-            if ringOwners[i] == index {
+            if FlowDispatch.owns(ringOwners[i], index) {
                 recorder.key = firstKey &+ n
                 if prefetch {
                     while head != tail && ownNumbers[head & 63] <= n { head &+= 1 }
@@ -778,6 +809,9 @@ final class FileShareReader: PacketConsumer {
                     engine.prefetchFlows(ahead: tail &- head > d ? ownViews[(head &+ d) & 63] : nil, linkType: linkType)
                 }
                 engine.process(r.bytes, linkType: linkType, time: r.time, wireLength: Int(r.wireLength), frame: firstFrame &+ n)
+            } else if FlowDispatch.copies(ringOwners[i], index) {
+                recorder.key = firstKey &+ n
+                engine.processFragmentCopy(r.bytes, linkType: linkType, time: r.time, frame: firstFrame &+ n, sweep: sweep)
             } else if sweep {
                 recorder.key = firstKey &+ n
                 engine.advance(frame: firstFrame &+ n, time: r.time)
@@ -797,7 +831,7 @@ final class FileShareReader: PacketConsumer {
 /// line, in batches: its loop then keeps its state in registers (inlined into the read loop, it was spilled).
 struct RecordLook {
     var walk: WholeFileWalk
-    /// Queued records, a ring of 64: number << 1 | own, and the header's address.
+    /// Queued records, a ring of 64: number << 2 | copy << 1 | own, and the header's address.
     let queued: UnsafeMutablePointer<UInt64>
     let headers: UnsafeMutablePointer<UnsafeRawPointer>
     var tail = 0
@@ -839,10 +873,10 @@ struct RecordLook {
             let w = FlowDispatch.worker(forRecordAt: h, ethernet: ethernet, linkType: linkType, workers: workers, key: dispatchKey)
             let sweep = PacketTime.sweeps(second: Int64(seconds), nextSweep: clock)
             if sweep { clock = Int64(seconds) &+ 1 }
-            let own = w == index
+            let own = FlowDispatch.owns(w, index), copy = FlowDispatch.copies(w, index)
             // Written always, kept only when acted on (no branch on a coin flip).
-            queued[tail & 63] = parsed << 1 | (own ? 1 : 0); headers[tail & 63] = h
-            tail &+= own || sweep ? 1 : 0
+            queued[tail & 63] = parsed << 2 | (copy ? 2 : 0) | (own ? 1 : 0); headers[tail & 63] = h
+            tail &+= own || sweep || copy ? 1 : 0
         }
         if let h = last { fraction = walk.microseconds(h) }
         self.walk = walk; self.parsed = parsed; self.tail = tail; sweepClock = clock
@@ -882,7 +916,7 @@ extension FileShareReader {
             } else {
                 let e = look.queued[head & 63], h = look.headers[head & 63]
                 head &+= 1
-                n = e >> 1
+                n = e >> 2
                 let seconds = h.loadUnaligned(as: UInt32.self), fraction = look.walk.microseconds(h)
                 takenSeconds = seconds; takenFraction = fraction; any = true
                 let sweep = Int64(seconds) >= nextSweep
@@ -891,7 +925,7 @@ extension FileShareReader {
                 if e & 1 != 0 && prefetch && look.tail &- head > d && look.queued[(head &+ d) & 63] & 1 != 0 {
                     hint = look.headers[(head &+ d) & 63]
                 }
-                act(on: h, number: n, fraction: fraction, own: e & 1 != 0, hint: hint, sweep: sweep)
+                act(on: h, number: n, fraction: fraction, own: e & 1 != 0, copy: e & 2 != 0, hint: hint, sweep: sweep)
             }
             if afterRun(from: from, to: n) { stopped = true; break }
         }
@@ -1343,6 +1377,7 @@ extension EngineStatistics {
         clockSteps = max(clockSteps, s.clockSteps)   // each engine sees the same steps of packet time
         streamGaps &+= s.streamGaps; streamGapBytes &+= s.streamGapBytes; carryOverflows &+= s.carryOverflows
         messagesCutByCapture &+= s.messagesCutByCapture; messagesCutByCaptureBytes &+= s.messagesCutByCaptureBytes
+        ipFragments &+= s.ipFragments; ipDatagramsReassembled &+= s.ipDatagramsReassembled; ipDatagramsCutByCapture &+= s.ipDatagramsCutByCapture
         anomalies &+= s.anomalies; anomaliesNotLogged &+= s.anomaliesNotLogged; operations &+= s.operations; alerts &+= s.alerts
         for i in pdus.indices where i < s.pdus.count { pdus[i] &+= s.pdus[i] }
         for i in flowsPerProtocol.indices where i < s.flowsPerProtocol.count { flowsPerProtocol[i] &+= s.flowsPerProtocol[i] }
@@ -1414,20 +1449,23 @@ struct KeptContext {
 final class OwnerPass: @unchecked Sendable {
     /// A record a worker acts on, in 8 bytes (a stretch's lists are written on one core and read on the other: at
     /// 16 bytes an entry, the reader waited on their lines more than on anything else it did): its header's offset
-    /// in the map, its number within the stretch (from 1, at most `stretchRecords`) and flags (`own`, `sweep`).
+    /// in the map, its number within the stretch (from 1, at most `stretchRecords`) and flags (`own`, `sweep`, `copy`:
+    /// another worker's IPv4 fragment, reassembled here too).
     struct Entry {
         var bits: UInt64
         static let own: UInt32 = 1
         static let sweep: UInt32 = 2
+        static let copy: UInt32 = 4
+        static let flagBits = 3
         /// Bits of the record number (`stretchRecords` must fit them: see `OwnerPass.init`).
         static let numberBits = 11
-        static let offsetShift = UInt64(2 + numberBits)
+        static let offsetShift = UInt64(flagBits + numberBits)
         @inline(__always) init(offset: Int, number: UInt32, flags: UInt32) {
-            bits = UInt64(truncatingIfNeeded: offset) << Self.offsetShift | UInt64(number) << 2 | UInt64(flags)
+            bits = UInt64(truncatingIfNeeded: offset) << Self.offsetShift | UInt64(number) << Self.flagBits | UInt64(flags)
         }
         @inline(__always) init(bits: UInt64) { self.bits = bits }
-        @inline(__always) var number: UInt32 { UInt32(truncatingIfNeeded: bits >> 2) & (1 << Self.numberBits - 1) }
-        @inline(__always) var flags: UInt32 { UInt32(truncatingIfNeeded: bits) & 3 }
+        @inline(__always) var number: UInt32 { UInt32(truncatingIfNeeded: bits >> Self.flagBits) & (1 << Self.numberBits - 1) }
+        @inline(__always) var flags: UInt32 { UInt32(truncatingIfNeeded: bits) & 7 }
         /// The record's header in the map at `base`.
         @inline(__always) func header(_ base: UnsafeRawPointer) -> UnsafeRawPointer { base + Int(truncatingIfNeeded: bits >> Self.offsetShift) }
     }
@@ -1549,8 +1587,8 @@ final class OwnerPass: @unchecked Sendable {
                 c.offset = walk.offset
                 c.number &+= 1
                 c.last = h
-                c.place(h, worker: FlowDispatch.worker(forRecordAt: h, ethernet: true, linkType: linkType, workers: 2, key: dispatchKey),
-                        lists: lists, base: mapBase)
+                let w = FlowDispatch.worker(forRecordAt: h, ethernet: true, linkType: linkType, workers: 2, key: dispatchKey)
+                if w == FlowDispatch.everyWorker { c.placeInBoth(h, lists: lists, base: mapBase) } else { c.place(h, worker: w, lists: lists, base: mapBase) }
             }
             walk.offset = c.offset
             parsed = base &+ c.number
@@ -1566,10 +1604,12 @@ final class OwnerPass: @unchecked Sendable {
                 let seconds = h.loadUnaligned(as: UInt32.self)
                 let w = FlowDispatch.worker(forRecordAt: h, ethernet: ethernet, linkType: linkType, workers: workers, key: dispatchKey)
                 let number = UInt32(truncatingIfNeeded: parsed &- base)
-                if PacketTime.sweeps(second: Int64(seconds), nextSweep: clock) {
-                    clock = Int64(seconds) &+ 1
+                let sweep = PacketTime.sweeps(second: Int64(seconds), nextSweep: clock)
+                if sweep || w == FlowDispatch.everyWorker {
+                    if sweep { clock = Int64(seconds) &+ 1 }
                     for v in 0..<workers {
-                        lists[v &* Self.listCapacity &+ counts[v]] = Entry(offset: h - mapBase, number: number, flags: Entry.sweep | (v == w ? Entry.own : 0))
+                        let flags = (sweep ? Entry.sweep : 0) | (FlowDispatch.owns(w, v) ? Entry.own : 0) | (FlowDispatch.copies(w, v) ? Entry.copy : 0)
+                        lists[v &* Self.listCapacity &+ counts[v]] = Entry(offset: h - mapBase, number: number, flags: flags)
                         counts[v] &+= 1
                     }
                 } else {
@@ -1609,7 +1649,7 @@ extension OwnerPass {
         /// Lists record number `number` (its header at `h`, its worker `w`): in its worker's list, or in both at a sweep.
         @inline(__always)
         mutating func place(_ h: UnsafeRawPointer, worker w: Int, lists: UnsafeMutablePointer<Entry>, base: UnsafeRawPointer) {
-            let bits = UInt64(truncatingIfNeeded: h - base) << Entry.offsetShift | number << 2
+            let bits = UInt64(truncatingIfNeeded: h - base) << Entry.offsetShift | number << UInt64(Entry.flagBits)
             let seconds = h.loadUnaligned(as: UInt32.self)
             if PacketTime.sweeps(second: Int64(seconds), nextSweep: clock) {
                 clock = Int64(seconds) &+ 1
@@ -1622,6 +1662,20 @@ extension OwnerPass {
                 lists[w == 0 ? next0 : next1] = Entry(bits: bits | UInt64(Entry.own))
                 next0 &+= 1 &- w; next1 &+= w
             }
+        }
+
+        /// `place` for an IPv4 fragment (`FlowDispatch.everyWorker`): worker 0's packet, worker 1's copy.
+        mutating func placeInBoth(_ h: UnsafeRawPointer, lists: UnsafeMutablePointer<Entry>, base: UnsafeRawPointer) {
+            let bits = UInt64(truncatingIfNeeded: h - base) << Entry.offsetShift | number << UInt64(Entry.flagBits)
+            let seconds = h.loadUnaligned(as: UInt32.self)
+            var sweep: UInt64 = 0
+            if PacketTime.sweeps(second: Int64(seconds), nextSweep: clock) {
+                clock = Int64(seconds) &+ 1
+                sweep = UInt64(Entry.sweep)
+            }
+            lists[next0] = Entry(bits: bits | sweep | UInt64(Entry.own))
+            lists[next1] = Entry(bits: bits | sweep | UInt64(Entry.copy))
+            next0 &+= 1; next1 &+= 1
         }
     }
 
@@ -1726,6 +1780,7 @@ extension FileShareReader {
                 let fraction = start.microseconds(h)
                 let sweep = e.flags & OwnerPass.Entry.sweep != 0
                 let own = e.flags & OwnerPass.Entry.own != 0
+                let copy = e.flags & OwnerPass.Entry.copy != 0
                 var hint: UnsafeRawPointer?
                 if own && prefetch {
                     var ahead: OwnerPass.Entry?
@@ -1740,7 +1795,7 @@ extension FileShareReader {
                 // The sweep clock and the time taken are read from the header only where they are needed (a sweep,
                 // a stop): the end of the stretch sets both.
                 if sweep { nextSweep = Int64(h.loadUnaligned(as: UInt32.self)) &+ 1 }
-                act(on: h, number: n, fraction: fraction, own: own, hint: hint, sweep: sweep)
+                act(on: h, number: n, fraction: fraction, own: own, copy: copy, hint: hint, sweep: sweep)
                 if afterRun(from: from, to: n) {
                     // (From the list again: `h` and `fraction` kept across the calls above cost spills per entry.)
                     let taken = list[i &- 1].header(mapBase)

@@ -3,7 +3,7 @@ import Wire
 /// Decodes link, IP and transport headers in place.
 ///
 /// Link layers: Ethernet II with 802.1Q/802.1ad tags (up to 4), Linux SLL/SLL2, raw IP, BSD null/loop.
-/// IPv4 with options (fragments counted and skipped: not reassembled), IPv6 with extension headers skipped.
+/// IPv4 with options (a fragment is an error here: `ipv4Fragment` reads it for reassembly), IPv6 with extension headers skipped.
 /// TCP and UDP; other IP protocols pass through with no ports. Non-IP frames (ARP, LLDP) give `nil`.
 /// A mirrored or overlay-tunnelled frame (ERSPAN and Ethernet over GRE, VXLAN, Geneve) is decoded in its packet's
 /// place, once (`PacketView.mirrorsRemoved`).
@@ -148,6 +148,40 @@ public enum PacketDecoder {
     @inlinable
     static func decodeAnyLink(_ bytes: ByteView, linkType: Int32) throws(DecodeError) -> PacketView? {
         var view = PacketView()
+        let (etherType, offset) = try linkHeader(bytes, linkType: linkType, into: &view)
+        switch etherType {
+        case 0x0800: try decodeIPv4(bytes, at: offset, into: &view)
+        case 0x86DD: try decodeIPv6(bytes, at: offset, into: &view)
+        default: return nil
+        }
+        return view
+    }
+
+    /// The fragment of an IPv4 datagram that `bytes` carries right behind its link header (its VLAN tags, if any,
+    /// into nothing else: the frame's outermost IP), nil for any other packet. A fragment inside a tunnel or a mirror is
+    /// not one of these (`decode` still reports it as `ip_fragment_not_reassembled`). A header whose total length is 0
+    /// (TSO on the capturing host) gives nil too: its fragment has no length to place.
+    @inlinable
+    public static func ipv4Fragment(_ bytes: ByteView, linkType: Int32) -> IPv4Fragment? {
+        var view = PacketView()
+        guard let (etherType, start) = try? linkHeader(bytes, linkType: linkType, into: &view), etherType == 0x0800,
+              bytes.has(20, at: start), bytes.u8(start) >> 4 == 4 else { return nil }
+        let headerLength = Int(bytes.u8(start) & 0x0F) * 4
+        let totalLength = Int(bytes.u16be(start + 2))
+        let field = bytes.u16be(start + 6)
+        guard headerLength >= 20, bytes.has(headerLength, at: start), totalLength >= headerLength,
+              field & 0x3FFF != 0 else { return nil }
+        return IPv4Fragment(ipStart: start, headerLength: headerLength, payloadLength: totalLength - headerLength,
+                            capturedPayload: Swift.max(0, Swift.min(bytes.count - start, totalLength) - headerLength),
+                            offset: Int(field & 0x1FFF) * 8, moreFragments: field & 0x2000 != 0,
+                            identification: bytes.u16be(start + 4), source: bytes.u32be(start + 12), destination: bytes.u32be(start + 16),
+                            ipProtocol: bytes.u8(start + 9), vlan: view.vlan)
+    }
+
+    /// The link header of a frame of `linkType` (its VLAN tags into `view`): the type of what follows it, and where
+    /// that starts.
+    @inlinable
+    static func linkHeader(_ bytes: ByteView, linkType: Int32, into view: inout PacketView) throws(DecodeError) -> (UInt16, Int) {
         var offset = 0
         var etherType: UInt16
         switch linkType {
@@ -180,12 +214,7 @@ public enum PacketDecoder {
         default:
             throw DecodeError(.truncatedLinkHeader, at: 0)
         }
-        switch etherType {
-        case 0x0800: try decodeIPv4(bytes, at: offset, into: &view)
-        case 0x86DD: try decodeIPv6(bytes, at: offset, into: &view)
-        default: return nil
-        }
-        return view
+        return (etherType, offset)
     }
 
     /// The Ethernet II header of the frame at `base` (its tags into `view`): the type after the tags and where its

@@ -93,3 +93,34 @@ public struct DecodeError: Error, Sendable {
     /// Creates an error.
     @inlinable public init(_ failure: DecodeFailure, at offset: Int) { self.failure = failure; self.offset = offset }
 }
+
+/// A fragment of an IPv4 datagram (`PacketDecoder.ipv4Fragment`): where it lies in its frame and what places it.
+public struct IPv4Fragment: Sendable {
+    /// Offset of the IPv4 header in the frame (what precedes it is the link header).
+    public var ipStart: Int
+    /// The IPv4 header's length, options included.
+    public var headerLength: Int
+    /// Bytes of the datagram's payload this fragment carried on the wire, and how many of them were captured.
+    public var payloadLength: Int
+    public var capturedPayload: Int
+    /// Where its bytes go in the datagram's payload (the fragment offset field × 8).
+    public var offset: Int
+    /// The MF flag: more fragments follow (clear on the last).
+    public var moreFragments: Bool
+    /// What names its datagram (RFC 791: source, destination, protocol, identification; with the VLAN it came on).
+    public var identification: UInt16
+    public var source: UInt32
+    public var destination: UInt32
+    public var ipProtocol: UInt8
+    public var vlan: UInt16
+
+    /// Creates a fragment's description.
+    @inlinable
+    public init(ipStart: Int, headerLength: Int, payloadLength: Int, capturedPayload: Int, offset: Int, moreFragments: Bool,
+                identification: UInt16, source: UInt32, destination: UInt32, ipProtocol: UInt8, vlan: UInt16) {
+        self.ipStart = ipStart; self.headerLength = headerLength; self.payloadLength = payloadLength
+        self.capturedPayload = capturedPayload; self.offset = offset; self.moreFragments = moreFragments
+        self.identification = identification; self.source = source; self.destination = destination
+        self.ipProtocol = ipProtocol; self.vlan = vlan
+    }
+}

@@ -103,6 +103,14 @@ public final class Engine {
     @exclusivity(unchecked) var hintsCaughtUpTo: UInt64 = 0
     @exclusivity(unchecked) private var now = PacketTime.zero
     @exclusivity(unchecked) private var nextSweep: Int64 = 0
+    /// IPv4 datagrams being reassembled from their fragments.
+    private let fragments = IPv4Reassembly()
+    /// Set when this engine is one of several (`--workers`), each sent every IPv4 fragment: it processes a datagram
+    /// they complete only when the datagram's flow is its own, and only worker 0 (whose packets the fragments are)
+    /// counts them and reports their problems. Nil: a single engine.
+    public var workerShare: WorkerShare?
+    /// Whether this engine counts fragments and reports their problems (a single engine, or worker 0).
+    private var reportsFragments: Bool { workerShare.map { $0.worker == 0 } ?? true }
     /// Whether this engine logs a step back of packet time as an anomaly (`capture`/`time_went_back`). With
     /// `--workers` every engine ends its flows at the step, and only the first logs it, as one engine would.
     public var reportsClockSteps = true
@@ -286,6 +294,7 @@ public final class Engine {
             guard let p = try PacketDecoder.decode(bytes, linkType: linkType) else { statistics.nonIPPackets &+= 1; return }
             packet = p
         } catch {
+            if error.failure == .ipFragment && takeFragment(bytes, linkType: linkType, time: time) { return }
             statistics.decodeFailures[Int(error.failure.rawValue)] &+= 1
             logPacketAnomaly(Anomaly(layer: error.failure.layer, kind: error.failure.name, offset: error.offset))
             return
@@ -331,6 +340,50 @@ public final class Engine {
             if packet.payloadLength > 0 { deliver(slot, side: side, event: .data(payload)) }
         default: break
         }
+    }
+
+    /// An IPv4 fragment behind the frame's link header (`PacketDecoder.ipv4Fragment`) into reassembly: false for any
+    /// other packet (the caller reports it as before). A datagram it completes is processed here, as a packet of this
+    /// frame (with `workerShare`, by the engine whose flow it is).
+    @inline(never)
+    private func takeFragment(_ bytes: ByteView, linkType: Int32, time: PacketTime) -> Bool {
+        guard let f = PacketDecoder.ipv4Fragment(bytes, linkType: linkType) else { return false }
+        let reports = reportsFragments
+        if reports { statistics.ipFragments &+= 1 }
+        let outcome = fragments.add(f, frame: bytes, second: time.seconds)
+        if let held = fragments.takeEviction(), reports { logFragmentProblem(.tableFull, offset: 0, value: held) }
+        switch outcome {
+        case .held: break
+        case .rejected(let problem, _):
+            if reports { logFragmentProblem(problem, offset: f.ipStart + 6, value: f.offset) }
+        case .complete(let datagram, _):
+            if reports { statistics.ipDatagramsReassembled &+= 1 }
+            if ownsDatagram(datagram, linkType: linkType) {
+                processGeneral(datagram, linkType: linkType, time: time, wireLength: datagram.count)
+            }
+        }
+        return true
+    }
+
+    /// Whether a reassembled datagram's flow is this engine's: always for a single engine; with `workerShare`, the
+    /// worker its flow hashes to (`WorkerShare.worker(of:)`, as the dispatch sends a packet), worker 0 for one that
+    /// does not decode.
+    private func ownsDatagram(_ datagram: ByteView, linkType: Int32) -> Bool {
+        guard let share = workerShare else { return true }
+        guard let packet = try? PacketDecoder.decode(datagram, linkType: linkType) else { return share.worker == 0 }
+        return share.worker(of: FlowKey(packet: packet)) == share.worker
+    }
+
+    private func logFragmentProblem(_ problem: IPv4FragmentProblem, offset: Int, value: Int) {
+        logPacketAnomaly(Anomaly(layer: "ip", kind: problem.kind, offset: offset, value: Int64(value)))
+    }
+
+    /// A fragment another engine of a `--workers` run has as its packet (worker 0: `workerShare`): this engine's clock
+    /// moves to it (with the sweep a single engine would run there, when `sweep`) and it is reassembled here too, so
+    /// that the engine whose flow the datagram is processes it at this frame. Nothing is counted or reported.
+    public func processFragmentCopy(_ bytes: ByteView, linkType: Int32, time: PacketTime, frame number: UInt64, sweep: Bool) {
+        advance(frame: number, time: time, sweep: sweep)
+        _ = takeFragment(bytes, linkType: linkType, time: time)
     }
 
     /// Most packets of a long-lived ICS connection in one pass: Ethernet II (untagged; with one 802.1Q tag, a SPAN
@@ -489,6 +542,7 @@ public final class Engine {
             logPacketAnomaly(Anomaly(layer: "capture", kind: "time_went_back", value: back))
         }
         endAllFlows(activeAs: .clockStep)
+        if fragments.pendingCount > 0 { forgetFragments() }
         observer?.clockStepped(to: time)
         nextSweep = time.seconds
     }
@@ -1092,6 +1146,7 @@ public final class Engine {
     private func sweep() {
         nextSweep = now.seconds + 1
         observer?.tick(time: now)
+        if fragments.pendingCount > 0 { expireFragments() }
         // Whether the observer reads contexts may change with a policy reload: asked once a second of packet time (a
         // prefetch hint; asked per identified flow, it cost ~120 instructions a flow).
         setContextPrefetch()
@@ -1107,6 +1162,21 @@ public final class Engine {
             prefetchFlowEnds(after: s)
             endFlow(s, reason: .idleTimeout)
         }
+    }
+
+    /// Gives up the datagrams that have waited the reassembly timeout for their missing fragments (reported).
+    @inline(never)
+    private func expireFragments() {
+        while let held = fragments.nextExpired(at: now.seconds) {
+            if reportsFragments { logFragmentProblem(.incomplete, offset: 0, value: held) }
+        }
+    }
+
+    /// Forgets the datagrams still being reassembled (the input ended, or packet time stepped back): counted as cut
+    /// by the capture, as a flow's unfinished message is.
+    private func forgetFragments() {
+        let n = fragments.removeAll()
+        if reportsFragments { statistics.ipDatagramsCutByCapture &+= UInt64(n) }
     }
 
     private func endFlow(_ slot: Int32, reason: FlowEndReason) {
@@ -1235,6 +1305,7 @@ public final class Engine {
     /// once when nothing is written or told of each end: `endAllFlowsAtOnce`).
     public func finish() {
         endingInput = true
+        if fragments.pendingCount > 0 { forgetFragments() }
         if !endAllFlowsAtOnce() { endAllFlows(activeAs: .endOfInput) }
         endingInput = false
         takeSinkCounts()

@@ -28,6 +28,12 @@ public struct EngineStatistics: Sendable {
     /// bytes: cut by the capture, so counted here rather than reported as anomalies (`EventSink.unfinishedAtEnd`).
     public var messagesCutByCapture: UInt64 = 0
     public var messagesCutByCaptureBytes: UInt64 = 0
+    /// IPv4 fragments taken into reassembly, datagrams they completed, and datagrams still incomplete when the input
+    /// ended or packet time stepped back (cut by the capture: counted, not reported). Fragments reassembly cannot take
+    /// (IPv6, inside a tunnel) stay decode failures (`ip_fragment_not_reassembled`).
+    public var ipFragments: UInt64 = 0
+    public var ipDatagramsReassembled: UInt64 = 0
+    public var ipDatagramsCutByCapture: UInt64 = 0
     /// Anomalies reported (all layers).
     public var anomalies: UInt64 = 0
     /// Anomaly log lines not written because the per-kind log bound was reached (still counted).

@@ -115,4 +115,9 @@ public struct FlowHashKey: Sendable {
 
     /// A fresh random key.
     public static func random() -> FlowHashKey { FlowHashKey(value: UInt64.random(in: .min ... .max)) }
+
+    /// The worker in `0..<workers` a flow of hash `hash` is dispatched to: by the hash's high bits (a multiply's
+    /// best-mixed ones).
+    @inlinable @inline(__always)
+    public static func worker(ofHash hash: UInt64, workers: Int) -> Int { Int(((hash >> 32) &* UInt64(workers)) >> 32) }
 }

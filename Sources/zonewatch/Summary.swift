@@ -23,6 +23,10 @@ func printSummary(_ s: EngineStatistics, wallSeconds: Double, extra: [String] = 
     var skipped = "not decoded: \(s.decodeFailureTotal)  non-ip: \(s.nonIPPackets)  truncated by snaplen: \(s.truncatedPackets)"
     for f in DecodeFailure.allCases where s.decodeFailures[Int(f.rawValue)] > 0 { skipped += "  \(f.name): \(s.decodeFailures[Int(f.rawValue)])" }
     lines.append(skipped)
+    if s.ipFragments > 0 {
+        lines.append("ip fragments: \(s.ipFragments)  datagrams reassembled: \(s.ipDatagramsReassembled)"
+                     + (s.ipDatagramsCutByCapture > 0 ? "  incomplete when the capture ended: \(s.ipDatagramsCutByCapture)" : ""))
+    }
     lines.append("tcp gaps: \(s.streamGaps) (\(s.streamGapBytes) bytes)  reassembly overflows: \(s.carryOverflows)"
                  + (s.messagesCutByCapture > 0 ? "  messages cut by the capture: \(s.messagesCutByCapture) (\(s.messagesCutByCaptureBytes) bytes)" : ""))
     lines.append(contentsOf: extra)

@@ -242,8 +242,11 @@ import Detection
                     #expect(decoded.map { FlowDispatch.flowHash($0, key: key) } == h, "link type \(linkType): \(f)")
                     uncommon[linkType, default: 0] += 1
                 }
+                // (An IPv4 fragment goes to every worker: `everyWorker`.)
+                let fragment = f.withUnsafeBytes { PacketDecoder.ipv4Fragment(ByteView($0), linkType: linkType) } != nil
                 for n in [2, 3] {
-                    let expected = decoded.map { FlowDispatch.index(FlowDispatch.flowHash($0, key: key), workers: n) } ?? 0
+                    let expected = decoded.map { FlowDispatch.index(FlowDispatch.flowHash($0, key: key), workers: n) }
+                        ?? (fragment ? FlowDispatch.everyWorker : 0)
                     #expect(f.withUnsafeBytes { FlowDispatch.worker(for: ByteView($0), linkType: linkType, workers: n, key: key) } == expected,
                             "link type \(linkType): \(f)")
                 }

@@ -62,7 +62,8 @@ func edgeFixture(_ c: EdgeCase) throws {
     if let n = c.facts["truncated_headers"]?.int {
         #expect((summaryNumber("truncated_ipv4_header", in: summary) ?? 0) + (summaryNumber("truncated_tcp_header", in: summary) ?? 0) == n, "\(summary)")
     }
-    if let n = c.facts["fragments"]?.int { #expect(summaryNumber("ip_fragment_not_reassembled", in: summary) == n, "\(summary)") }
+    if let n = c.facts["fragments"]?.int { #expect(summaryNumber("ip fragments", in: summary) == n, "\(summary)") }
+    if let n = c.facts["datagrams_reassembled"]?.int { #expect(summaryNumber("datagrams reassembled", in: summary) == n, "\(summary)") }
 
     // Modbus PDUs and the frames that completed them.
     let (_, pdus, _) = try run(zonewatchBinary!, ["dissect", path])

@@ -339,10 +339,10 @@ def build() -> None:
     fixture("ipv4-fragments.pcap", "ethernet",
             f"IPv4 fragments: a {len(dgram)}-byte UDP syslog datagram in 3 fragments (offsets 0, 552, 1104) in order; a "
             "second datagram in 2 fragments that arrive last fragment first; one unfragmented datagram",
-            "6 packets; 5 flagged as fragments and counted, not reassembled (only first fragments carry a UDP "
-            "header; non-first fragments must not be parsed as UDP); the unfragmented datagram is a normal UDP "
-            "flow 192.168.1.10:40516 -> 192.168.1.30:514. No Modbus.",
-            [*frags, frag2[1], frag2[0], whole], packets=6, fragments=5, tcp_flows=0, udp_flows=1,
+            "6 packets; 5 fragments reassembled into 2 datagrams (the first completes at frame 3, the second at frame 5, "
+            "with its first fragment; non-first fragments must not be parsed as UDP): 3 UDP flows, "
+            "192.168.1.10:40514, :40515 and :40516 -> 192.168.1.30:514, each of one packet, as tshark shows them. No Modbus.",
+            [*frags, frag2[1], frag2[0], whole], packets=6, fragments=5, datagrams_reassembled=2, tcp_flows=0, udp_flows=3,
             modbus_requests=0, modbus_responses=0)
 
     # 6. TCP reassembly cases.
@@ -535,8 +535,6 @@ TSHARK_NOTES = {
                                "frame 9 a retransmission and loses request tid 3).",
     "vlan-same-tuple.pcap": "`tshark -qz conv,tcp` shows ONE conversation (its key has no VLAN) and mixes the two "
                             "streams; the engine keys flows by VLAN too and must show 2.",
-    "ipv4-fragments.pcap": "tshark reassembles IPv4 by default and shows 3 UDP conversations; the engine does not "
-                           "reassemble (foundation scope).",
     "snaplen-truncated.pcap": "tshark decodes the cut Modbus PDUs partially (fields up to the cut).",
 }
 
