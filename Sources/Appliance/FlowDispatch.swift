@@ -46,7 +46,7 @@ public enum FlowDispatch {
             guard let p = try PacketDecoder.decode(bytes, linkType: linkType) else { return 0 }
             packet = p
         } catch {
-            if error.failure == .ipFragment && PacketDecoder.ipv4Fragment(bytes, linkType: linkType) != nil { return everyWorker }
+            if PacketDecoder.ipv4Fragment(bytes, linkType: linkType, error: error) != nil { return everyWorker }
             return 0
         }
         return index(flowHash(packet, key: key), workers: workers)

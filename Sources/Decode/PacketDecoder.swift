@@ -157,21 +157,41 @@ public enum PacketDecoder {
         return view
     }
 
-    /// The fragment of an IPv4 datagram that `bytes` carries right behind its link header (its VLAN tags, if any,
-    /// into nothing else: the frame's outermost IP), nil for any other packet. A fragment inside a tunnel or a mirror is
-    /// not one of these (`decode` still reports it as `ip_fragment_not_reassembled`). A header whose total length is 0
-    /// (TSO on the capturing host) gives nil too: its fragment has no length to place.
+    /// The fragment of an IPv4 datagram that `bytes` carries, nil for any other packet (`ipv4Fragment(_:linkType:error:)`).
     @inlinable
     public static func ipv4Fragment(_ bytes: ByteView, linkType: Int32) -> IPv4Fragment? {
+        do { _ = try decode(bytes, linkType: linkType) } catch { return ipv4Fragment(bytes, linkType: linkType, error: error) }
+        return nil
+    }
+
+    /// The fragment of an IPv4 datagram that `decode` stopped at with `error` (an `ipFragment` of IPv4): the captured
+    /// frame's own IP packet, or the IP packet of a frame a remote-SPAN or overlay packet carried (then the
+    /// reassembled datagram is that frame's: `IPv4Fragment.frameStart`); nil for any other error. A header whose
+    /// total length is 0 (TSO on the capturing host) gives nil: its fragment has no length to place.
+    @inlinable
+    public static func ipv4Fragment(_ bytes: ByteView, linkType: Int32, error: DecodeError) -> IPv4Fragment? {
+        guard error.failure == .ipFragment, error.ipVersion == 4 else { return nil }
+        let start = error.offset - 6
         var view = PacketView()
-        guard let (etherType, start) = try? linkHeader(bytes, linkType: linkType, into: &view), etherType == 0x0800,
-              bytes.has(20, at: start), bytes.u8(start) >> 4 == 4 else { return nil }
+        let frameStart = Int(error.frameStart), frameLinkType: Int32
+        if frameStart == 0 {
+            guard (try? linkHeader(bytes, linkType: linkType, into: &view)) != nil else { return nil }
+            frameLinkType = linkType
+        } else if error.frameIPType != 0 {
+            frameLinkType = ipv4
+        } else {
+            guard (try? ethernetHeader(bytes, at: frameStart, into: &view)) != nil else { return nil }
+            frameLinkType = ethernet
+        }
+        // (What `decodeIPv4` checked before it threw; tested again rather than trusted.)
+        guard start >= frameStart, bytes.has(20, at: start), bytes.u8(start) >> 4 == 4 else { return nil }
         let headerLength = Int(bytes.u8(start) & 0x0F) * 4
         let totalLength = Int(bytes.u16be(start + 2))
         let field = bytes.u16be(start + 6)
         guard headerLength >= 20, bytes.has(headerLength, at: start), totalLength >= headerLength,
               field & 0x3FFF != 0 else { return nil }
-        return IPv4Fragment(ipStart: start, headerLength: headerLength, payloadLength: totalLength - headerLength,
+        return IPv4Fragment(frameStart: frameStart, frameLinkType: frameLinkType, ipStart: start, headerLength: headerLength,
+                            payloadLength: totalLength - headerLength,
                             capturedPayload: Swift.max(0, Swift.min(bytes.count - start, totalLength) - headerLength),
                             offset: Int(field & 0x1FFF) * 8, moreFragments: field & 0x2000 != 0,
                             identification: bytes.u16be(start + 4), source: bytes.u32be(start + 12), destination: bytes.u32be(start + 16),
@@ -349,10 +369,17 @@ public enum PacketDecoder {
         var inner = PacketView()
         inner.mirrorsRemoved = 1
         let (etherType, offset) = if let t = ipType { (t, start) } else { try ethernetHeader(bytes, at: start, into: &inner) }
-        switch etherType {
-        case 0x0800: try decodeIPv4(bytes, at: offset, into: &inner)
-        case 0x86DD: try decodeIPv6(bytes, at: offset, into: &inner)
-        default: return false
+        do {
+            switch etherType {
+            case 0x0800: try decodeIPv4(bytes, at: offset, into: &inner)
+            case 0x86DD: try decodeIPv6(bytes, at: offset, into: &inner)
+            default: return false
+            }
+        } catch {
+            // A fragment of the carried frame's IP packet: which frame it is, for reassembly (`ipv4Fragment`).
+            var e = error
+            if e.failure == .ipFragment { e.frameStart = Int32(truncatingIfNeeded: start); e.frameIPType = ipType ?? 0 }
+            throw e
         }
         view = inner
         return true
@@ -381,7 +408,10 @@ public enum PacketDecoder {
         view.source = IPAddress(v4: bytes.u32be(start + 12))
         view.destination = IPAddress(v4: bytes.u32be(start + 16))
         let fragment = bytes.u16be(start + 6)
-        if fragment & 0x3FFF != 0 { throw DecodeError(.ipFragment, at: start + 6) }   // MF set or offset ≠ 0
+        if fragment & 0x3FFF != 0 {   // MF set or offset ≠ 0
+            var e = DecodeError(.ipFragment, at: start + 6); e.ipVersion = 4
+            throw e
+        }
         try decodeTransport(bytes, at: start + headerLength, end: ipEnd, into: &view)
     }
 
@@ -408,7 +438,7 @@ public enum PacketDecoder {
                 headers += 1
             case 44:   // fragment header
                 guard bytes.has(8, at: offset) else { throw DecodeError(.badIPv6ExtensionHeader, at: offset) }
-                if bytes.u16be(offset + 2) & 0xFFF9 != 0 { throw DecodeError(.ipFragment, at: offset) }
+                if bytes.u16be(offset + 2) & 0xFFF9 != 0 { var e = DecodeError(.ipFragment, at: offset); e.ipVersion = 6; throw e }
                 next = bytes.u8(offset); offset += 8; headers += 1
             case 51:   // authentication header: length in 4-octet units minus 2
                 guard headers < 16, bytes.has(2, at: offset) else { throw DecodeError(.badIPv6ExtensionHeader, at: offset) }

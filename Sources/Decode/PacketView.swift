@@ -88,6 +88,13 @@ public enum DecodeFailure: UInt8, CaseIterable, Sendable {
 public struct DecodeError: Error, Sendable {
     /// The reason.
     public var failure: DecodeFailure
+    /// For an `ipFragment`: the IP version of the fragmented packet (4 or 6; 0 otherwise).
+    public var ipVersion: UInt8 = 0
+    /// For an `ipFragment` in a frame a remote-SPAN or overlay packet carried (`PacketDecoder.decodeMirrored`): that
+    /// frame's offset (0: the fragment is the captured frame's own), and when it is an IP packet without a link header
+    /// (Geneve), its type (0 otherwise). (Small fields first: the error stays 16 bytes.)
+    public var frameIPType: UInt16 = 0
+    public var frameStart: Int32 = 0
     /// Byte offset in the captured packet where decoding stopped.
     public var offset: Int
     /// Creates an error.
@@ -96,7 +103,11 @@ public struct DecodeError: Error, Sendable {
 
 /// A fragment of an IPv4 datagram (`PacketDecoder.ipv4Fragment`): where it lies in its frame and what places it.
 public struct IPv4Fragment: Sendable {
-    /// Offset of the IPv4 header in the frame (what precedes it is the link header).
+    /// Where the frame its datagram belongs to starts in the captured bytes (0; or the frame a remote-SPAN or overlay
+    /// packet carried), and the link type to read that frame with once the datagram is whole.
+    public var frameStart: Int
+    public var frameLinkType: Int32
+    /// Offset of the IPv4 header in the captured bytes (from `frameStart` to it: the frame's link header).
     public var ipStart: Int
     /// The IPv4 header's length, options included.
     public var headerLength: Int
@@ -116,8 +127,9 @@ public struct IPv4Fragment: Sendable {
 
     /// Creates a fragment's description.
     @inlinable
-    public init(ipStart: Int, headerLength: Int, payloadLength: Int, capturedPayload: Int, offset: Int, moreFragments: Bool,
+    public init(frameStart: Int, frameLinkType: Int32, ipStart: Int, headerLength: Int, payloadLength: Int, capturedPayload: Int, offset: Int, moreFragments: Bool,
                 identification: UInt16, source: UInt32, destination: UInt32, ipProtocol: UInt8, vlan: UInt16) {
+        self.frameStart = frameStart; self.frameLinkType = frameLinkType
         self.ipStart = ipStart; self.headerLength = headerLength; self.payloadLength = payloadLength
         self.capturedPayload = capturedPayload; self.offset = offset; self.moreFragments = moreFragments
         self.identification = identification; self.source = source; self.destination = destination

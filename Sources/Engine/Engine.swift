@@ -294,7 +294,7 @@ public final class Engine {
             guard let p = try PacketDecoder.decode(bytes, linkType: linkType) else { statistics.nonIPPackets &+= 1; return }
             packet = p
         } catch {
-            if error.failure == .ipFragment && takeFragment(bytes, linkType: linkType, time: time) { return }
+            if error.failure == .ipFragment && takeFragment(bytes, linkType: linkType, time: time, error: error) { return }
             statistics.decodeFailures[Int(error.failure.rawValue)] &+= 1
             logPacketAnomaly(Anomaly(layer: error.failure.layer, kind: error.failure.name, offset: error.offset))
             return
@@ -342,12 +342,12 @@ public final class Engine {
         }
     }
 
-    /// An IPv4 fragment behind the frame's link header (`PacketDecoder.ipv4Fragment`) into reassembly: false for any
+    /// The IPv4 fragment `decode` stopped at with `error` (`PacketDecoder.ipv4Fragment`) into reassembly: false for any
     /// other packet (the caller reports it as before). A datagram it completes is processed here, as a packet of this
     /// frame (with `workerShare`, by the engine whose flow it is).
     @inline(never)
-    private func takeFragment(_ bytes: ByteView, linkType: Int32, time: PacketTime) -> Bool {
-        guard let f = PacketDecoder.ipv4Fragment(bytes, linkType: linkType) else { return false }
+    private func takeFragment(_ bytes: ByteView, linkType: Int32, time: PacketTime, error: DecodeError) -> Bool {
+        guard let f = PacketDecoder.ipv4Fragment(bytes, linkType: linkType, error: error) else { return false }
         let reports = reportsFragments
         if reports { statistics.ipFragments &+= 1 }
         let outcome = fragments.add(f, frame: bytes, second: time.seconds)
@@ -356,10 +356,10 @@ public final class Engine {
         case .held: break
         case .rejected(let problem, _):
             if reports { logFragmentProblem(problem, offset: f.ipStart + 6, value: f.offset) }
-        case .complete(let datagram, _):
+        case .complete(let datagram, let datagramLinkType, _):
             if reports { statistics.ipDatagramsReassembled &+= 1 }
-            if ownsDatagram(datagram, linkType: linkType) {
-                processGeneral(datagram, linkType: linkType, time: time, wireLength: datagram.count)
+            if ownsDatagram(datagram, linkType: datagramLinkType) {
+                processGeneral(datagram, linkType: datagramLinkType, time: time, wireLength: datagram.count)
             }
         }
         return true
@@ -383,7 +383,7 @@ public final class Engine {
     /// that the engine whose flow the datagram is processes it at this frame. Nothing is counted or reported.
     public func processFragmentCopy(_ bytes: ByteView, linkType: Int32, time: PacketTime, frame number: UInt64, sweep: Bool) {
         advance(frame: number, time: time, sweep: sweep)
-        _ = takeFragment(bytes, linkType: linkType, time: time)
+        do { _ = try PacketDecoder.decode(bytes, linkType: linkType) } catch { _ = takeFragment(bytes, linkType: linkType, time: time, error: error) }
     }
 
     /// Most packets of a long-lived ICS connection in one pass: Ethernet II (untagged; with one 802.1Q tag, a SPAN

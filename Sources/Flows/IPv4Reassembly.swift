@@ -48,8 +48,9 @@ public enum IPv4FragmentProblem: UInt8, Sendable, CaseIterable {
 }
 
 /// Reassembles IPv4 datagrams from their fragments (RFC 791, the checks of RFC 815's hole descriptors), each into a
-/// buffer of its own set aside once: the link header and IPv4 header of its first fragment (offset 0), then its payload,
-/// so that a completed datagram reads as one unfragmented frame of the same link type (`Outcome.complete`). Overlaps
+/// buffer of its own set aside once: the link header and IPv4 header of its first fragment (offset 0) (of the frame a
+/// remote-SPAN or overlay packet carried, for a fragment inside one), then its payload, so that a completed datagram
+/// reads as one unfragmented frame (`Outcome.complete`). Overlaps
 /// with the same bytes are accepted (a resent fragment); overlaps with different bytes give the datagram up, as
 /// Linux does, and are reported, since hosts that keep the first or the last reading would see different data
 /// than the monitor. Pending datagrams are found by a scan of at most `maximumDatagrams` keys: fragments are rare on
@@ -59,8 +60,9 @@ public final class IPv4Reassembly {
     public enum Outcome {
         /// Kept; its datagram is not complete yet.
         case held
-        /// Its datagram is complete: the frame (valid until the next call on this table) and the number of fragments.
-        case complete(frame: ByteView, fragments: Int)
+        /// Its datagram is complete: the frame (valid until the next call on this table), its link type (the first
+        /// fragment's `frameLinkType`) and the number of fragments.
+        case complete(frame: ByteView, linkType: Int32, fragments: Int)
         /// Its datagram was given up (the datagram's payload bytes held, for the anomaly's value).
         case rejected(IPv4FragmentProblem, held: Int)
     }
@@ -81,8 +83,9 @@ public final class IPv4Reassembly {
         var firstSecond: Int64 = 0
         /// Bytes of link and IP header stored in front of the payload (0: the first fragment not seen yet).
         var prefixLength = 0
-        /// The first fragment's IPv4 header length (the last `prefixLength` bytes of the prefix).
+        /// The first fragment's IPv4 header length (the last `prefixLength` bytes of the prefix), and its frame's link type.
         var headerLength = 0
+        var linkType: Int32 = 0
         /// The payload's length once the last fragment set it, -1 before.
         var total = -1
         var pieces = 0
@@ -242,11 +245,12 @@ public final class IPv4Reassembly {
         }
         if start == 0 {
             // The first fragment's link and IP headers go right in front of the payload.
-            let prefix = f.ipStart + f.headerLength
+            let prefix = f.ipStart + f.headerLength - f.frameStart
             if prefix <= Self.prefixRoom {
-                (payload - prefix).copyMemory(from: bytes, byteCount: prefix)
+                (payload - prefix).copyMemory(from: bytes + f.frameStart, byteCount: prefix)
                 slots[s].prefixLength = prefix
                 slots[s].headerLength = f.headerLength
+                slots[s].linkType = f.frameLinkType
             } else {
                 return rejected(.tooLarge, s)
             }
@@ -257,13 +261,14 @@ public final class IPv4Reassembly {
         // Complete: the IPv4 header now describes the whole datagram, unfragmented (its checksum is left as it came:
         // nothing here verifies checksums).
         let prefix = slots[s].prefixLength, headerLength = slots[s].headerLength, total = slots[s].total
-        let fragments = slots[s].fragments
+        let fragments = slots[s].fragments, linkType = slots[s].linkType
         guard headerLength + total <= Self.payloadRoom else { return rejected(.tooLarge, s) }
         let header = payload - headerLength
         header.storeBytes(of: UInt16(headerLength + total).bigEndian, toByteOffset: 2, as: UInt16.self)
         header.storeBytes(of: UInt16(0), toByteOffset: 6, as: UInt16.self)
         release(s)
-        return .complete(frame: ByteView(UnsafeRawBufferPointer(start: payload - prefix, count: prefix + total)), fragments: fragments)
+        return .complete(frame: ByteView(UnsafeRawBufferPointer(start: payload - prefix, count: prefix + total)), linkType: linkType,
+                         fragments: fragments)
     }
 
     /// Whether `count` bytes at `a` and `b` are the same.

@@ -25,6 +25,16 @@ func ipv4Fragments(of frame: [UInt8], id: UInt16, cuts: [Int], order: [Int]? = n
     return (order ?? Array(pieces.indices)).map { pieces[$0] }
 }
 
+/// `frame` as a VXLAN tunnel carries it (RFC 7348: outer Ethernet, IPv4 and UDP to port 4789, the I flag, VNI 0x123), as
+/// a cloud's traffic mirror delivers it to a monitor.
+func vxlan(_ frame: [UInt8]) -> [UInt8] {
+    let udpLength = 8 + 8 + frame.count, total = 20 + udpLength
+    var b: [UInt8] = [0, 9, 8, 7, 6, 5, 0, 9, 8, 7, 6, 4, 0x08, 0x00]
+    b += [0x45, 0, UInt8(total >> 8), UInt8(total & 0xFF), 0, 0, 0x40, 0, 64, 17, 0, 0, 172, 16, 0, 1, 172, 16, 0, 2]
+    b += [0xC3, 0x50, 0x12, 0xB5, UInt8(udpLength >> 8), UInt8(udpLength & 0xFF), 0, 0]
+    return b + [0x08, 0, 0, 0, 0, 0x01, 0x23, 0] + frame
+}
+
 /// A Modbus/TCP Write Multiple Registers request (function 16) of `count` registers, transaction `transaction`.
 func modbusWriteRequest(transaction: UInt16, count: Int) -> [UInt8] {
     let pdu: [UInt8] = [16, 0, 10, 0, UInt8(count), UInt8(count * 2)] + (0..<count * 2).map { UInt8($0 & 0xFF) }
@@ -50,7 +60,7 @@ func modbusWriteRequest(transaction: UInt16, count: Int) -> [UInt8] {
     }
 
     static func completedFrame(_ outcome: IPv4Reassembly.Outcome?) -> [UInt8]? {
-        if case .complete(let frame, _)? = outcome { return Array(frame.raw) }
+        if case .complete(let frame, _, _)? = outcome { return Array(frame.raw) }
         return nil
     }
 
@@ -62,11 +72,11 @@ func modbusWriteRequest(transaction: UInt16, count: Int) -> [UInt8] {
     // MARK: - The table
 
     /// In any order, the last fragment in completes the datagram, which reads as the unfragmented frame (only the
-    /// identification differs: it is kept).
-    @Test(arguments: [[0, 1, 2], [2, 1, 0], [1, 0, 2], [2, 0, 1]])
-    func fragmentsInAnyOrderGiveBackTheFrame(order: [Int]) throws {
+    /// identification differs: it is kept); inside a VXLAN tunnel, as the unfragmented frame the tunnel carried.
+    @Test(arguments: [[0, 1, 2], [2, 1, 0], [1, 0, 2], [2, 0, 1]], [false, true])
+    func fragmentsInAnyOrderGiveBackTheFrame(order: [Int], tunnelled: Bool) throws {
         let frame = Self.writeFrame()
-        let pieces = ipv4Fragments(of: frame, id: 77, cuts: [16, 48], order: order)
+        let pieces = ipv4Fragments(of: frame, id: 77, cuts: [16, 48], order: order).map { tunnelled ? vxlan($0) : $0 }
         let table = IPv4Reassembly()
         for piece in pieces.dropLast() {
             guard case .held? = Self.add(piece, to: table) else { Issue.record("not held"); return }
@@ -166,6 +176,21 @@ extension IPFragmentTests {
         #expect(flows.count == 1 && flows.first?.contains(#""port":502"#) == true)
     }
 
+    /// The same inside a VXLAN tunnel (a remote SPAN): the carried frame's IP packet is the fragmented one, and the
+    /// datagram is that frame's flow (the one its unfragmented packets go to).
+    @Test func aWriteInIPFragmentsInsideATunnelIsDissected() {
+        let engine = Engine(configuration: engineConfiguration())
+        for piece in ipv4Fragments(of: Self.writeFrame(), id: 301, cuts: [16, 48], order: [1, 2, 0]) { engine.feed(vxlan(piece), at: 10) }
+        engine.feed(vxlan(tcpFrame(src: Self.server, sport: 502, dst: Self.client, dport: 40000, seq: 1, ack: 1094, flags: 0x10)), at: 10)
+        engine.finish()
+        #expect(engine.statistics.pdus[Int(AppProtocol.modbus.rawValue)] == 1)
+        #expect(engine.statistics.ipDatagramsReassembled == 1 && engine.statistics.decodeFailureTotal == 0)
+        let flows = engine.drainedLines(.flow)
+        #expect(flows.count == 1 && flows.first?.contains(#""ip":"10.0.0.9","port":502,"packets":1"#) == true, "\(flows)")
+        // The error that names the fragment stays small (it is returned on the general path).
+        #expect(MemoryLayout<DecodeError>.size <= 16)
+    }
+
     /// A fragment that overlaps another with different bytes (an evasion: which copy a host keeps depends on its
     /// stack) is reported and its datagram is not dissected; a datagram missing a fragment is reported when the
     /// timeout passes, and one still incomplete at the end of input is counted.
@@ -193,11 +218,11 @@ extension IPFragmentTests {
     // MARK: - Several workers
 
     /// A capture of fragmented writes on many flows (so that datagrams complete in workers other than worker 0, whose
-    /// packets the fragments are), in varied orders, with conflicts, losses and timeouts: 2 and 3 workers write one
-    /// engine's records and alerts, whether a reader thread copies the fragments to every worker or the workers read
+    /// packets the fragments are), in varied orders, with conflicts, losses and timeouts, plain or inside VXLAN: 2 and 3
+    /// workers write one engine's records and alerts, whether a reader thread copies the fragments to every worker or the workers read
     /// the file (mapped, or through libpcap).
-    @Test(arguments: [2, 3])
-    func severalWorkersReassembleAsOneEngine(workers: Int) throws {
+    @Test(arguments: [2, 3], [false, true])
+    func severalWorkersReassembleAsOneEngine(workers: Int, tunnelled: Bool) throws {
         var packets: [(PacketTime, [UInt8])] = []
         let orders = [[0, 1, 2], [2, 1, 0], [1, 2, 0], [0, 2, 1]]
         for i in 0..<40 {
@@ -207,12 +232,13 @@ extension IPFragmentTests {
                                        order: orders[i % orders.count])
             if i % 7 == 3 { var forged = pieces[1]; forged[forged.count - 1] ^= 0x10; pieces.insert(forged, at: 2) }
             if i % 11 == 5 { pieces.removeLast() }
-            for p in pieces { packets.append((time, p)) }
-            packets.append((time, tcpFrame(src: Self.server, sport: 502, dst: Self.client, dport: port, seq: 1, ack: 1000 + 94, flags: 0x10)))
+            for p in pieces { packets.append((time, tunnelled ? vxlan(p) : p)) }
+            let reply = tcpFrame(src: Self.server, sport: 502, dst: Self.client, dport: port, seq: 1, ack: 1000 + 94, flags: 0x10)
+            packets.append((time, tunnelled ? vxlan(reply) : reply))
         }
         // 40 s on: what is still incomplete times out.
         packets.append((PacketTime(seconds: 1_700_000_050, microseconds: 0), tcpFrame(src: 1, sport: 1, dst: 2, dport: 2, seq: 1, flags: 0x10)))
-        let file = try temporaryFile(pcapFile(timed: packets), "fragments-\(workers)")
+        let file = try temporaryFile(pcapFile(timed: packets), "fragments-\(workers)-\(tunnelled)")
         defer { try? FileManager.default.removeItem(atPath: file) }
         let one = runSingle([file], policy: demoPolicy).sorted
         #expect((one.lines[.modbus]?.count ?? 0) > 20)

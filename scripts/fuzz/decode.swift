@@ -73,10 +73,14 @@ func check(_ bytes: ByteView, linkType: Int32) {
     // datagram it completes is a frame of the same link type that is no longer a fragment.
     if let f = fragment {
         require(f.ipStart + f.headerLength <= bytes.count && f.capturedPayload <= f.payloadLength, "fragment outside its frame")
-        if case .complete(let datagram, _) = reassembly.add(f, frame: bytes, second: 0) {
-            var thrownAgain = false
-            do { _ = try PacketDecoder.decode(datagram, linkType: linkType) } catch { thrownAgain = error.failure == .ipFragment }
-            require(PacketDecoder.ipv4Fragment(datagram, linkType: linkType) == nil && !thrownAgain, "a reassembled datagram is still a fragment")
+        require(f.frameStart <= f.ipStart, "fragment's frame after its IP header")
+        if case .complete(let datagram, let datagramLinkType, _) = reassembly.add(f, frame: bytes, second: 0) {
+            // (Its own IP packet is whole now; one it carries may be a fragment still.)
+            var error: DecodeError?
+            do { _ = try PacketDecoder.decode(datagram, linkType: datagramLinkType) } catch let e { error = e }
+            if let e = error, e.failure == .ipFragment {
+                require(e.frameStart != 0, "a reassembled datagram is still a fragment")
+            }
         }
         _ = reassembly.takeEviction()
     }
