@@ -5,7 +5,7 @@ import Flows
 /// Which worker a packet goes to: its flow key's hash under a key (`FlowKey.fastHash`, the flow table's: symmetric,
 /// so both directions of a flow meet in one engine, and every packet the engine puts in a flow goes there). Packets
 /// that do not decode (not IP, malformed) all go to worker 0, so their anomaly records and alerts come from one
-/// place, as with one worker; IPv4 fragments go to every worker (`everyWorker`).
+/// place, as with one worker; IP fragments go to every worker (`everyWorker`).
 ///
 /// Keyed because a sender must not choose where its flows go: under the earlier unkeyed fold of the two addresses
 /// and the two ports, flows chosen for one worker (half of all source ports, or every tuple with the same exclusive
@@ -15,7 +15,7 @@ import Flows
 /// worker's evictions, and so the records, depend on the split). The keyed hash costs about 15 instructions more a
 /// packet than the fold did; two workers replaying the mixed plant measured +0.6 % wall time (SE 0.9 %, 120 rounds).
 public enum FlowDispatch {
-    /// What `worker(for:)` gives for a fragment of an IPv4 datagram (`PacketDecoder.ipv4Fragment`): its flow is known
+    /// What `worker(for:)` gives for a fragment of an IP datagram (`PacketDecoder.ipFragment`): its flow is known
     /// only once the datagram is whole, so it is worker 0's packet (which counts it and reports its problems) and
     /// every other worker gets a copy (`Engine.processFragmentCopy`); each reassembles, and the one whose flow the
     /// datagram is processes it (`Engine.workerShare`). Above any worker index (`--workers` is at most 64).
@@ -46,7 +46,7 @@ public enum FlowDispatch {
             guard let p = try PacketDecoder.decode(bytes, linkType: linkType) else { return 0 }
             packet = p
         } catch {
-            if PacketDecoder.ipv4Fragment(bytes, linkType: linkType, error: error) != nil { return everyWorker }
+            if PacketDecoder.ipFragment(bytes, linkType: linkType, error: error) != nil { return everyWorker }
             return 0
         }
         return index(flowHash(packet, key: key), workers: workers)

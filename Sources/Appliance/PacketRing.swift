@@ -16,7 +16,7 @@ public enum RingMessageKind: UInt32, Sendable {
     /// Read a capture file with the worker's own handle (`ParallelPipeline.replayFile`): no payload; the file
     /// and where its frames start are in the pipeline's current `FileShare`.
     case file = 5
-    /// A copy of an IPv4 fragment another worker has as its packet (`FlowDispatch.everyWorker`): reassembled here too.
+    /// A copy of an IP fragment another worker has as its packet (`FlowDispatch.everyWorker`): reassembled here too.
     case fragmentCopy = 6
 }
 

@@ -221,7 +221,7 @@ public final class ParallelPipeline: @unchecked Sendable {
         if unpublished >= 32 { publishAll(through: key) }
     }
 
-    /// An IPv4 fragment worker 0 has as its packet (`header`), copied to every other worker (`FlowDispatch.everyWorker`).
+    /// An IP fragment worker 0 has as its packet (`header`), copied to every other worker (`FlowDispatch.everyWorker`).
     /// A copy that finds no room is a queue drop too (counted).
     @inline(never)
     private func pushFragmentCopies(_ packet: RingMessageHeader, _ bytes: UnsafeRawBufferPointer) {
@@ -701,7 +701,7 @@ final class FileShareReader: PacketConsumer {
         if sweep { afterSweep() }
     }
 
-    /// The mapped record of another worker's IPv4 fragment (`FlowDispatch.everyWorker`) into this worker's reassembly.
+    /// The mapped record of another worker's IP fragment (`FlowDispatch.everyWorker`) into this worker's reassembly.
     @inline(never)
     private func copyFragment(_ h: UnsafeRawPointer, number n: UInt64, fraction: UInt32, sweep: Bool) {
         let bytes = ByteView(UnsafeRawBufferPointer(start: h + 16, count: Int(h.loadUnaligned(fromByteOffset: 8, as: UInt32.self))))
@@ -1450,7 +1450,7 @@ final class OwnerPass: @unchecked Sendable {
     /// A record a worker acts on, in 8 bytes (a stretch's lists are written on one core and read on the other: at
     /// 16 bytes an entry, the reader waited on their lines more than on anything else it did): its header's offset
     /// in the map, its number within the stretch (from 1, at most `stretchRecords`) and flags (`own`, `sweep`, `copy`:
-    /// another worker's IPv4 fragment, reassembled here too).
+    /// another worker's IP fragment, reassembled here too).
     struct Entry {
         var bits: UInt64
         static let own: UInt32 = 1
@@ -1664,7 +1664,7 @@ extension OwnerPass {
             }
         }
 
-        /// `place` for an IPv4 fragment (`FlowDispatch.everyWorker`): worker 0's packet, worker 1's copy.
+        /// `place` for an IP fragment (`FlowDispatch.everyWorker`): worker 0's packet, worker 1's copy.
         mutating func placeInBoth(_ h: UnsafeRawPointer, lists: UnsafeMutablePointer<Entry>, base: UnsafeRawPointer) {
             let bits = UInt64(truncatingIfNeeded: h - base) << Entry.offsetShift | number << UInt64(Entry.flagBits)
             let seconds = h.loadUnaligned(as: UInt32.self)

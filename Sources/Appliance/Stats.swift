@@ -173,8 +173,8 @@ public struct StatsSnapshot: Sendable {
         family("zonewatch_tcp_gap_bytes_total", "counter", "Bytes missing in TCP stream holes.", [("", n(s.streamGapBytes))])
         family("zonewatch_reassembly_overflows_total", "counter", "Times a dissector's reassembly buffer overflowed its bound.", [("", n(s.carryOverflows))])
         family("zonewatch_messages_cut_by_capture_total", "counter", "Messages left unfinished by flows the capture ended (end of input, eviction, clock step).", [("", n(s.messagesCutByCapture))])
-        family("zonewatch_ip_fragments_total", "counter", "IPv4 fragments taken into reassembly.", [("", n(s.ipFragments))])
-        family("zonewatch_ip_datagrams_reassembled_total", "counter", "IPv4 datagrams reassembled from fragments.", [("", n(s.ipDatagramsReassembled))])
+        family("zonewatch_ip_fragments_total", "counter", "IP fragments taken into reassembly.", [("", n(s.ipFragments))])
+        family("zonewatch_ip_datagrams_reassembled_total", "counter", "IP datagrams reassembled from fragments.", [("", n(s.ipDatagramsReassembled))])
         family("zonewatch_pdus_total", "counter", "Application PDUs dissected, by protocol.",
                AppProtocol.allCases.map { (label("protocol", $0.name.description), n(s.pdus[Int($0.rawValue)])) })
         family("zonewatch_operations_total", "counter", "Classified ICS operations.", [("", n(s.operations))])

@@ -3,7 +3,7 @@ import Wire
 /// Decodes link, IP and transport headers in place.
 ///
 /// Link layers: Ethernet II with 802.1Q/802.1ad tags (up to 4), Linux SLL/SLL2, raw IP, BSD null/loop.
-/// IPv4 with options (a fragment is an error here: `ipv4Fragment` reads it for reassembly), IPv6 with extension headers skipped.
+/// IPv4 with options, IPv6 with extension headers skipped; a fragment is an error (`ipFragment` reads it for reassembly).
 /// TCP and UDP; other IP protocols pass through with no ports. Non-IP frames (ARP, LLDP) give `nil`.
 /// A mirrored or overlay-tunnelled frame (ERSPAN and Ethernet over GRE, VXLAN, Geneve) is decoded in its packet's
 /// place, once (`PacketView.mirrorsRemoved`).
@@ -157,45 +157,83 @@ public enum PacketDecoder {
         return view
     }
 
-    /// The fragment of an IPv4 datagram that `bytes` carries, nil for any other packet (`ipv4Fragment(_:linkType:error:)`).
+    /// The fragment of an IP datagram that `bytes` carries, nil for any other packet (`ipFragment(_:linkType:error:)`).
     @inlinable
-    public static func ipv4Fragment(_ bytes: ByteView, linkType: Int32) -> IPv4Fragment? {
-        do { _ = try decode(bytes, linkType: linkType) } catch { return ipv4Fragment(bytes, linkType: linkType, error: error) }
+    public static func ipFragment(_ bytes: ByteView, linkType: Int32) -> IPFragment? {
+        do { _ = try decode(bytes, linkType: linkType) } catch { return ipFragment(bytes, linkType: linkType, error: error) }
         return nil
     }
 
-    /// The fragment of an IPv4 datagram that `decode` stopped at with `error` (an `ipFragment` of IPv4): the captured
+    /// The fragment of an IPv4 or IPv6 datagram that `decode` stopped at with `error` (an `ipFragment`): the captured
     /// frame's own IP packet, or the IP packet of a frame a remote-SPAN or overlay packet carried (then the
-    /// reassembled datagram is that frame's: `IPv4Fragment.frameStart`); nil for any other error. A header whose
-    /// total length is 0 (TSO on the capturing host) gives nil: its fragment has no length to place.
+    /// reassembled datagram is that frame's: `IPFragment.frameStart`); nil for any other error. A datagram whose length
+    /// field is 0 (TSO on the capturing host, an IPv6 jumbogram) gives nil: its fragment has no length to place.
     @inlinable
-    public static func ipv4Fragment(_ bytes: ByteView, linkType: Int32, error: DecodeError) -> IPv4Fragment? {
-        guard error.failure == .ipFragment, error.ipVersion == 4 else { return nil }
-        let start = error.offset - 6
+    public static func ipFragment(_ bytes: ByteView, linkType: Int32, error: DecodeError) -> IPFragment? {
+        guard error.failure == .ipFragment else { return nil }
         var view = PacketView()
-        let frameStart = Int(error.frameStart), frameLinkType: Int32
+        let frameStart = Int(error.frameStart), frameLinkType: Int32, etherType: UInt16, start: Int
         if frameStart == 0 {
-            guard (try? linkHeader(bytes, linkType: linkType, into: &view)) != nil else { return nil }
-            frameLinkType = linkType
+            guard let (t, o) = try? linkHeader(bytes, linkType: linkType, into: &view) else { return nil }
+            (frameLinkType, etherType, start) = (linkType, t, o)
         } else if error.frameIPType != 0 {
-            frameLinkType = ipv4
+            (frameLinkType, etherType, start) = (error.frameIPType == 0x86DD ? ipv6 : ipv4, error.frameIPType, frameStart)
         } else {
-            guard (try? ethernetHeader(bytes, at: frameStart, into: &view)) != nil else { return nil }
-            frameLinkType = ethernet
+            guard let (t, o) = try? ethernetHeader(bytes, at: frameStart, into: &view) else { return nil }
+            (frameLinkType, etherType, start) = (ethernet, t, o)
         }
-        // (What `decodeIPv4` checked before it threw; tested again rather than trusted.)
-        guard start >= frameStart, bytes.has(20, at: start), bytes.u8(start) >> 4 == 4 else { return nil }
-        let headerLength = Int(bytes.u8(start) & 0x0F) * 4
-        let totalLength = Int(bytes.u16be(start + 2))
-        let field = bytes.u16be(start + 6)
-        guard headerLength >= 20, bytes.has(headerLength, at: start), totalLength >= headerLength,
-              field & 0x3FFF != 0 else { return nil }
-        return IPv4Fragment(frameStart: frameStart, frameLinkType: frameLinkType, ipStart: start, headerLength: headerLength,
-                            payloadLength: totalLength - headerLength,
-                            capturedPayload: Swift.max(0, Swift.min(bytes.count - start, totalLength) - headerLength),
-                            offset: Int(field & 0x1FFF) * 8, moreFragments: field & 0x2000 != 0,
-                            identification: bytes.u16be(start + 4), source: bytes.u32be(start + 12), destination: bytes.u32be(start + 16),
-                            ipProtocol: bytes.u8(start + 9), vlan: view.vlan)
+        // (What the decoder checked before it threw is tested again rather than trusted.)
+        if error.ipVersion == 4 {
+            guard etherType == 0x0800, start == error.offset - 6, bytes.has(20, at: start), bytes.u8(start) >> 4 == 4 else { return nil }
+            let headerLength = Int(bytes.u8(start) & 0x0F) * 4
+            let totalLength = Int(bytes.u16be(start + 2))
+            let field = bytes.u16be(start + 6)
+            guard headerLength >= 20, bytes.has(headerLength, at: start), totalLength >= headerLength,
+                  field & 0x3FFF != 0 else { return nil }
+            return IPFragment(frameStart: frameStart, frameLinkType: frameLinkType, version: 4, ipStart: start,
+                              prefixEnd: start + headerLength, payloadStart: start + headerLength, lengthBefore: headerLength,
+                              nextHeaderAt: -1, fieldAt: start + 6, payloadLength: totalLength - headerLength,
+                              capturedPayload: Swift.max(0, Swift.min(bytes.count - start, totalLength) - headerLength),
+                              offset: Int(field & 0x1FFF) * 8, moreFragments: field & 0x2000 != 0,
+                              identification: UInt32(bytes.u16be(start + 4)), source: IPAddress(v4: bytes.u32be(start + 12)),
+                              destination: IPAddress(v4: bytes.u32be(start + 16)), ipProtocol: bytes.u8(start + 9), vlan: view.vlan)
+        }
+        guard error.ipVersion == 6, etherType == 0x86DD, bytes.has(40, at: start), bytes.u8(start) >> 4 == 6 else { return nil }
+        let payloadLength = Int(bytes.u16be(start + 4))
+        // The headers before the fragment header (the unfragmentable part, kept in front of the datagram), and the byte
+        // that named the fragment header.
+        let fragmentHeader = error.offset
+        var nextAt = start + 6, offset = start + 40
+        while offset < fragmentHeader {
+            guard bytes.has(2, at: offset) else { return nil }
+            let next = bytes.u8(nextAt)
+            guard let length = next == 44 ? 8 : ipv6ExtensionLength(next, lengthField: bytes.u8(offset + 1)) else { return nil }
+            nextAt = offset; offset += length
+        }
+        let ipEnd = start + 40 + payloadLength, payloadStart = fragmentHeader + 8
+        guard offset == fragmentHeader, bytes.u8(nextAt) == 44, payloadLength > 0, bytes.has(8, at: fragmentHeader),
+              ipEnd >= payloadStart else { return nil }
+        let field = bytes.u16be(fragmentHeader + 2)
+        return IPFragment(frameStart: frameStart, frameLinkType: frameLinkType, version: 6, ipStart: start,
+                          prefixEnd: fragmentHeader, payloadStart: payloadStart, lengthBefore: fragmentHeader - start - 40,
+                          nextHeaderAt: nextAt, fieldAt: fragmentHeader + 2, payloadLength: ipEnd - payloadStart,
+                          capturedPayload: Swift.max(0, Swift.min(bytes.count, ipEnd) - payloadStart),
+                          offset: Int(field & 0xFFF8), moreFragments: field & 1 != 0, identification: bytes.u32be(fragmentHeader + 4),
+                          source: IPAddress(high: bytes.u64be(start + 8), low: bytes.u64be(start + 16)),
+                          destination: IPAddress(high: bytes.u64be(start + 24), low: bytes.u64be(start + 32)),
+                          ipProtocol: bytes.u8(fragmentHeader), vlan: view.vlan)
+    }
+
+    /// The length of the IPv6 extension header `next` whose length field (its second byte) is `lengthField`: in 8-octet
+    /// units past the first for hop-by-hop, routing, destination options, mobility, HIP and shim6, in 4-octet units
+    /// past the first two for authentication; nil for any other header (not an extension header `decodeIPv6` skips).
+    @inlinable @inline(__always)
+    static func ipv6ExtensionLength(_ next: UInt8, lengthField: UInt8) -> Int? {
+        switch next {
+        case 0, 43, 60, 135, 139, 140: (Int(lengthField) + 1) * 8
+        case 51: (Int(lengthField) + 2) * 4
+        default: nil
+        }
     }
 
     /// The link header of a frame of `linkType` (its VLAN tags into `view`): the type of what follows it, and where
@@ -376,7 +414,7 @@ public enum PacketDecoder {
             default: return false
             }
         } catch {
-            // A fragment of the carried frame's IP packet: which frame it is, for reassembly (`ipv4Fragment`).
+            // A fragment of the carried frame's IP packet: which frame it is, for reassembly (`ipFragment`).
             var e = error
             if e.failure == .ipFragment { e.frameStart = Int32(truncatingIfNeeded: start); e.frameIPType = ipType ?? 0 }
             throw e
@@ -431,20 +469,18 @@ public enum PacketDecoder {
         var headers = 0
         while true {
             switch next {
-            case 0, 43, 60, 135, 139, 140:   // hop-by-hop, routing, destination options, mobility, HIP, shim6
-                guard headers < 16, bytes.has(2, at: offset) else { throw DecodeError(.badIPv6ExtensionHeader, at: offset) }
+            case 0, 43, 60, 135, 139, 140, 51:   // hop-by-hop, routing, destination options, mobility, HIP, shim6, authentication
+                guard headers < 16, bytes.has(2, at: offset),
+                      let length = ipv6ExtensionLength(next, lengthField: bytes.u8(offset + 1)) else {
+                    throw DecodeError(.badIPv6ExtensionHeader, at: offset)
+                }
                 next = bytes.u8(offset)
-                offset += (Int(bytes.u8(offset + 1)) + 1) * 8
+                offset += length
                 headers += 1
             case 44:   // fragment header
                 guard bytes.has(8, at: offset) else { throw DecodeError(.badIPv6ExtensionHeader, at: offset) }
                 if bytes.u16be(offset + 2) & 0xFFF9 != 0 { var e = DecodeError(.ipFragment, at: offset); e.ipVersion = 6; throw e }
                 next = bytes.u8(offset); offset += 8; headers += 1
-            case 51:   // authentication header: length in 4-octet units minus 2
-                guard headers < 16, bytes.has(2, at: offset) else { throw DecodeError(.badIPv6ExtensionHeader, at: offset) }
-                next = bytes.u8(offset)
-                offset += (Int(bytes.u8(offset + 1)) + 2) * 4
-                headers += 1
             default:
                 view.ipProtocol = next
                 try decodeTransport(bytes, at: offset, end: ipEnd, into: &view)

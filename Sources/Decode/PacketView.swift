@@ -101,36 +101,52 @@ public struct DecodeError: Error, Sendable {
     @inlinable public init(_ failure: DecodeFailure, at offset: Int) { self.failure = failure; self.offset = offset }
 }
 
-/// A fragment of an IPv4 datagram (`PacketDecoder.ipv4Fragment`): where it lies in its frame and what places it.
-public struct IPv4Fragment: Sendable {
+/// A fragment of an IPv4 or IPv6 datagram (`PacketDecoder.ipFragment`): where it lies in its frame and what places it.
+public struct IPFragment: Sendable {
     /// Where the frame its datagram belongs to starts in the captured bytes (0; or the frame a remote-SPAN or overlay
     /// packet carried), and the link type to read that frame with once the datagram is whole.
     public var frameStart: Int
     public var frameLinkType: Int32
-    /// Offset of the IPv4 header in the captured bytes (from `frameStart` to it: the frame's link header).
+    /// 4 or 6.
+    public var version: UInt8
+    /// Offset of the IP header in the captured bytes (from `frameStart` to it: the frame's link header).
     public var ipStart: Int
-    /// The IPv4 header's length, options included.
-    public var headerLength: Int
+    /// The datagram's headers kept in front of its payload end here (IPv4: its header; IPv6: the fragment header,
+    /// which the datagram loses), and this fragment's payload starts at `payloadStart`.
+    public var prefixEnd: Int
+    public var payloadStart: Int
+    /// Bytes the datagram's length field counts before the payload (IPv4: the header; IPv6: the extension headers
+    /// before the fragment header).
+    public var lengthBefore: Int
+    /// IPv6: the byte that named the fragment header (the datagram's then names what the fragment header named); -1.
+    public var nextHeaderAt: Int
+    /// Where its fragment offset field lies (an anomaly's offset).
+    public var fieldAt: Int
     /// Bytes of the datagram's payload this fragment carried on the wire, and how many of them were captured.
     public var payloadLength: Int
     public var capturedPayload: Int
     /// Where its bytes go in the datagram's payload (the fragment offset field × 8).
     public var offset: Int
-    /// The MF flag: more fragments follow (clear on the last).
+    /// The M flag: more fragments follow (clear on the last).
     public var moreFragments: Bool
-    /// What names its datagram (RFC 791: source, destination, protocol, identification; with the VLAN it came on).
-    public var identification: UInt16
-    public var source: UInt32
-    public var destination: UInt32
+    /// What names its datagram (RFC 791: source, destination, protocol, identification; RFC 8200: source,
+    /// destination, identification; with the VLAN it came on).
+    public var identification: UInt32
+    public var source: IPAddress
+    public var destination: IPAddress
+    /// The protocol of the datagram's payload (IPv6: the fragment header's next header).
     public var ipProtocol: UInt8
     public var vlan: UInt16
 
     /// Creates a fragment's description.
     @inlinable
-    public init(frameStart: Int, frameLinkType: Int32, ipStart: Int, headerLength: Int, payloadLength: Int, capturedPayload: Int, offset: Int, moreFragments: Bool,
-                identification: UInt16, source: UInt32, destination: UInt32, ipProtocol: UInt8, vlan: UInt16) {
-        self.frameStart = frameStart; self.frameLinkType = frameLinkType
-        self.ipStart = ipStart; self.headerLength = headerLength; self.payloadLength = payloadLength
+    public init(frameStart: Int, frameLinkType: Int32, version: UInt8, ipStart: Int, prefixEnd: Int, payloadStart: Int,
+                lengthBefore: Int, nextHeaderAt: Int, fieldAt: Int, payloadLength: Int, capturedPayload: Int, offset: Int,
+                moreFragments: Bool, identification: UInt32, source: IPAddress, destination: IPAddress, ipProtocol: UInt8,
+                vlan: UInt16) {
+        self.frameStart = frameStart; self.frameLinkType = frameLinkType; self.version = version; self.ipStart = ipStart
+        self.prefixEnd = prefixEnd; self.payloadStart = payloadStart; self.lengthBefore = lengthBefore
+        self.nextHeaderAt = nextHeaderAt; self.fieldAt = fieldAt; self.payloadLength = payloadLength
         self.capturedPayload = capturedPayload; self.offset = offset; self.moreFragments = moreFragments
         self.identification = identification; self.source = source; self.destination = destination
         self.ipProtocol = ipProtocol; self.vlan = vlan

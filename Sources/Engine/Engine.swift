@@ -103,9 +103,9 @@ public final class Engine {
     @exclusivity(unchecked) var hintsCaughtUpTo: UInt64 = 0
     @exclusivity(unchecked) private var now = PacketTime.zero
     @exclusivity(unchecked) private var nextSweep: Int64 = 0
-    /// IPv4 datagrams being reassembled from their fragments.
-    private let fragments = IPv4Reassembly()
-    /// Set when this engine is one of several (`--workers`), each sent every IPv4 fragment: it processes a datagram
+    /// IP datagrams being reassembled from their fragments.
+    private let fragments = IPReassembly()
+    /// Set when this engine is one of several (`--workers`), each sent every IP fragment: it processes a datagram
     /// they complete only when the datagram's flow is its own, and only worker 0 (whose packets the fragments are)
     /// counts them and reports their problems. Nil: a single engine.
     public var workerShare: WorkerShare?
@@ -342,12 +342,12 @@ public final class Engine {
         }
     }
 
-    /// The IPv4 fragment `decode` stopped at with `error` (`PacketDecoder.ipv4Fragment`) into reassembly: false for any
+    /// The IP fragment `decode` stopped at with `error` (`PacketDecoder.ipFragment`) into reassembly: false for any
     /// other packet (the caller reports it as before). A datagram it completes is processed here, as a packet of this
     /// frame (with `workerShare`, by the engine whose flow it is).
     @inline(never)
     private func takeFragment(_ bytes: ByteView, linkType: Int32, time: PacketTime, error: DecodeError) -> Bool {
-        guard let f = PacketDecoder.ipv4Fragment(bytes, linkType: linkType, error: error) else { return false }
+        guard let f = PacketDecoder.ipFragment(bytes, linkType: linkType, error: error) else { return false }
         let reports = reportsFragments
         if reports { statistics.ipFragments &+= 1 }
         let outcome = fragments.add(f, frame: bytes, second: time.seconds)
@@ -355,7 +355,7 @@ public final class Engine {
         switch outcome {
         case .held: break
         case .rejected(let problem, _):
-            if reports { logFragmentProblem(problem, offset: f.ipStart + 6, value: f.offset) }
+            if reports { logFragmentProblem(problem, offset: f.fieldAt, value: f.offset) }
         case .complete(let datagram, let datagramLinkType, _):
             if reports { statistics.ipDatagramsReassembled &+= 1 }
             if ownsDatagram(datagram, linkType: datagramLinkType) {
@@ -374,7 +374,7 @@ public final class Engine {
         return share.worker(of: FlowKey(packet: packet)) == share.worker
     }
 
-    private func logFragmentProblem(_ problem: IPv4FragmentProblem, offset: Int, value: Int) {
+    private func logFragmentProblem(_ problem: IPFragmentProblem, offset: Int, value: Int) {
         logPacketAnomaly(Anomaly(layer: "ip", kind: problem.kind, offset: offset, value: Int64(value)))
     }
 

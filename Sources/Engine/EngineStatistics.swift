@@ -28,9 +28,9 @@ public struct EngineStatistics: Sendable {
     /// bytes: cut by the capture, so counted here rather than reported as anomalies (`EventSink.unfinishedAtEnd`).
     public var messagesCutByCapture: UInt64 = 0
     public var messagesCutByCaptureBytes: UInt64 = 0
-    /// IPv4 fragments taken into reassembly, datagrams they completed, and datagrams still incomplete when the input
-    /// ended or packet time stepped back (cut by the capture: counted, not reported). Fragments reassembly cannot take
-    /// (IPv6, inside a tunnel) stay decode failures (`ip_fragment_not_reassembled`).
+    /// IP fragments taken into reassembly, datagrams they completed, and datagrams still incomplete when the input
+    /// ended or packet time stepped back (cut by the capture: counted, not reported). A fragment reassembly cannot
+    /// place (a length field of 0: TSO, a jumbogram) stays a decode failure (`ip_fragment_not_reassembled`).
     public var ipFragments: UInt64 = 0
     public var ipDatagramsReassembled: UInt64 = 0
     public var ipDatagramsCutByCapture: UInt64 = 0

@@ -25,6 +25,41 @@ func ipv4Fragments(of frame: [UInt8], id: UInt16, cuts: [Int], order: [Int]? = n
     return (order ?? Array(pieces.indices)).map { pieces[$0] }
 }
 
+/// The Ethernet/IPv4 frame `frame` (no options) as IPv6: each address a.b.c.d as fd00::a.b.c.d, the same transport.
+func ipv6Frame(_ frame: [UInt8]) -> [UInt8] {
+    let transport = Array(frame[34...])
+    var b = Array(frame[0..<12]) + [0x86, 0xDD, 0x60, 0, 0, 0, UInt8(transport.count >> 8), UInt8(transport.count & 0xFF), frame[23], 64]
+    for at in [26, 30] { b += [0xFD, 0] + [UInt8](repeating: 0, count: 10) + Array(frame[at..<at + 4]) }
+    return b + transport
+}
+
+/// The fragments of the unfragmented Ethernet/IPv6 frame `frame` (no extension headers), cut like `ipv4Fragments`,
+/// with a fragment header of identification `id`; with `hopByHop`, an 8-byte hop-by-hop header before it (part of
+/// the unfragmentable part each fragment repeats).
+func ipv6Fragments(of frame: [UInt8], id: UInt32, cuts: [Int], order: [Int]? = nil, hopByHop: Bool = false) -> [[UInt8]] {
+    let payload = Array(frame[54...]), next = frame[20]
+    let bounds = [0] + cuts + [payload.count]
+    var pieces: [[UInt8]] = []
+    for i in 0..<(bounds.count - 1) {
+        var header = Array(frame[0..<54])
+        let extensions: [UInt8] = hopByHop ? [44, 0, 1, 4, 0, 0, 0, 0] : []
+        let length = extensions.count + 8 + bounds[i + 1] - bounds[i]
+        header[18] = UInt8(length >> 8); header[19] = UInt8(length & 0xFF)
+        header[20] = hopByHop ? 0 : 44
+        let field = UInt16(bounds[i]) | (i < bounds.count - 2 ? 1 : 0)
+        let fragmentHeader: [UInt8] = [next, 0, UInt8(field >> 8), UInt8(field & 0xFF),
+                                       UInt8(id >> 24), UInt8(id >> 16 & 0xFF), UInt8(id >> 8 & 0xFF), UInt8(id & 0xFF)]
+        pieces.append(header + extensions + fragmentHeader + payload[bounds[i]..<bounds[i + 1]])
+    }
+    return (order ?? Array(pieces.indices)).map { pieces[$0] }
+}
+
+/// The fragments of `frame` (IPv4) in IP version `version`.
+func ipFragments(version: Int, of frame: [UInt8], id: UInt16, cuts: [Int], order: [Int]? = nil) -> [[UInt8]] {
+    version == 4 ? ipv4Fragments(of: frame, id: id, cuts: cuts, order: order)
+        : ipv6Fragments(of: ipv6Frame(frame), id: UInt32(id), cuts: cuts, order: order)
+}
+
 /// `frame` as a VXLAN tunnel carries it (RFC 7348: outer Ethernet, IPv4 and UDP to port 4789, the I flag, VNI 0x123), as
 /// a cloud's traffic mirror delivers it to a monitor.
 func vxlan(_ frame: [UInt8]) -> [UInt8] {
@@ -50,21 +85,21 @@ func modbusWriteRequest(transaction: UInt16, count: Int) -> [UInt8] {
                  payload: modbusWriteRequest(transaction: transaction, count: registers))
     }
 
-    static func fragment(_ frame: [UInt8]) -> IPv4Fragment? {
-        ByteView.with(frame) { PacketDecoder.ipv4Fragment($0, linkType: 1) }
+    static func fragment(_ frame: [UInt8]) -> IPFragment? {
+        ByteView.with(frame) { PacketDecoder.ipFragment($0, linkType: 1) }
     }
 
-    static func add(_ frame: [UInt8], to table: IPv4Reassembly, at second: Int64 = 0) -> IPv4Reassembly.Outcome? {
+    static func add(_ frame: [UInt8], to table: IPReassembly, at second: Int64 = 0) -> IPReassembly.Outcome? {
         guard let f = fragment(frame) else { return nil }
         return ByteView.with(frame) { table.add(f, frame: $0, second: second) }
     }
 
-    static func completedFrame(_ outcome: IPv4Reassembly.Outcome?) -> [UInt8]? {
+    static func completedFrame(_ outcome: IPReassembly.Outcome?) -> [UInt8]? {
         if case .complete(let frame, _, _)? = outcome { return Array(frame.raw) }
         return nil
     }
 
-    static func problem(_ outcome: IPv4Reassembly.Outcome?) -> IPv4FragmentProblem? {
+    static func problem(_ outcome: IPReassembly.Outcome?) -> IPFragmentProblem? {
         if case .rejected(let p, _)? = outcome { return p }
         return nil
     }
@@ -77,7 +112,7 @@ func modbusWriteRequest(transaction: UInt16, count: Int) -> [UInt8] {
     func fragmentsInAnyOrderGiveBackTheFrame(order: [Int], tunnelled: Bool) throws {
         let frame = Self.writeFrame()
         let pieces = ipv4Fragments(of: frame, id: 77, cuts: [16, 48], order: order).map { tunnelled ? vxlan($0) : $0 }
-        let table = IPv4Reassembly()
+        let table = IPReassembly()
         for piece in pieces.dropLast() {
             guard case .held? = Self.add(piece, to: table) else { Issue.record("not held"); return }
         }
@@ -88,10 +123,29 @@ func modbusWriteRequest(transaction: UInt16, count: Int) -> [UInt8] {
         #expect(table.pendingCount == 0)
     }
 
+    /// IPv6: the datagram reads as the unfragmented frame, the fragment header gone and the header before it (the
+    /// IPv6 header's, or a hop-by-hop header's) naming what it named.
+    @Test(arguments: [[0, 1, 2], [2, 0, 1]], [false, true])
+    func ipv6FragmentsGiveBackTheFrame(order: [Int], hopByHop: Bool) {
+        let frame = ipv6Frame(Self.writeFrame())
+        let pieces = ipv6Fragments(of: frame, id: 0x0102_0304, cuts: [16, 48], order: order, hopByHop: hopByHop)
+        let table = IPReassembly()
+        for piece in pieces.dropLast() {
+            guard case .held? = Self.add(piece, to: table) else { Issue.record("not held"); return }
+        }
+        var expected = frame
+        if hopByHop {
+            let length = Int(frame[18]) << 8 | Int(frame[19]) + 8
+            expected[18] = UInt8(length >> 8); expected[19] = UInt8(length & 0xFF); expected[20] = 0
+            expected.insert(contentsOf: [6, 0, 1, 4, 0, 0, 0, 0], at: 54)
+        }
+        #expect(Self.completedFrame(Self.add(pieces[pieces.count - 1], to: table)) == expected)
+    }
+
     @Test func aResentFragmentIsAcceptedAndAConflictingOverlapGivesTheDatagramUp() {
         let frame = Self.writeFrame()
         let pieces = ipv4Fragments(of: frame, id: 5, cuts: [16, 48])
-        let table = IPv4Reassembly()
+        let table = IPReassembly()
         _ = Self.add(pieces[0], to: table)
         guard case .held? = Self.add(pieces[0], to: table) else { Issue.record("a resent fragment was not held"); return }
         // The same range with one byte changed: a host keeping the first copy and one keeping the second disagree.
@@ -109,26 +163,26 @@ func modbusWriteRequest(transaction: UInt16, count: Int) -> [UInt8] {
         let pieces = ipv4Fragments(of: frame, id: 9, cuts: [16, 48])
         // A middle fragment whose length is not a multiple of 8.
         var odd = ipv4Fragments(of: frame, id: 9, cuts: [16, 45])[1]
-        #expect(Self.problem(Self.add(odd, to: IPv4Reassembly())) == .badLength)
+        #expect(Self.problem(Self.add(odd, to: IPReassembly())) == .badLength)
         // Two last fragments ending in different places.
-        let table = IPv4Reassembly()
+        let table = IPReassembly()
         _ = Self.add(pieces[2], to: table)
         let shorter = ipv4Fragments(of: Array(frame.dropLast(8)), id: 9, cuts: [16, 48])[2]
         #expect(Self.problem(Self.add(shorter, to: table)) == .badLength)
         // Past 65,535 bytes of datagram.
         odd = pieces[1]
         odd[20] = 0x3F; odd[21] = 0xFF   // MF clear, offset 8,191 × 8
-        #expect(Self.problem(Self.add(odd, to: IPv4Reassembly())) == .tooLarge)
+        #expect(Self.problem(Self.add(odd, to: IPReassembly())) == .tooLarge)
         // Cut by the snapshot length.
-        #expect(Self.problem(Self.add(Array(pieces[1].dropLast(4)), to: IPv4Reassembly())) == .truncated)
+        #expect(Self.problem(Self.add(Array(pieces[1].dropLast(4)), to: IPReassembly())) == .truncated)
     }
 
     @Test func tooManyPiecesTimeoutsAndAFullTableAreBounded() {
-        var limits = IPv4ReassemblyLimits()
+        var limits = IPReassemblyLimits()
         limits.maximumPieces = 2; limits.maximumDatagrams = 2; limits.timeoutSeconds = 30
         let frame = Self.writeFrame()
         let pieces = ipv4Fragments(of: frame, id: 1, cuts: [8, 16, 24, 32])
-        let table = IPv4Reassembly(limits: limits)
+        let table = IPReassembly(limits: limits)
         _ = Self.add(pieces[0], to: table)
         _ = Self.add(pieces[2], to: table)
         #expect(Self.problem(Self.add(pieces[4], to: table)) == .tooManyPieces)
@@ -163,10 +217,10 @@ extension IPFragmentTests {
 
     /// A Modbus write carried in three IP fragments is dissected, in the frame that completes it, in any order; the
     /// summary counts the fragments and the datagram.
-    @Test(arguments: [[0, 1, 2], [2, 0, 1]])
-    func aWriteInIPFragmentsIsDissected(order: [Int]) {
+    @Test(arguments: [[0, 1, 2], [2, 0, 1]], [4, 6])
+    func aWriteInIPFragmentsIsDissected(order: [Int], version: Int) {
         let engine = Engine(configuration: engineConfiguration())
-        for piece in ipv4Fragments(of: Self.writeFrame(), id: 300, cuts: [16, 48], order: order) { engine.feed(piece, at: 10) }
+        for piece in ipFragments(version: version, of: Self.writeFrame(), id: 300, cuts: [16, 48], order: order) { engine.feed(piece, at: 10) }
         engine.finish()
         #expect(engine.statistics.pdus[Int(AppProtocol.modbus.rawValue)] == 1)
         #expect(engine.statistics.operations == 1)
@@ -218,27 +272,30 @@ extension IPFragmentTests {
     // MARK: - Several workers
 
     /// A capture of fragmented writes on many flows (so that datagrams complete in workers other than worker 0, whose
-    /// packets the fragments are), in varied orders, with conflicts, losses and timeouts, plain or inside VXLAN: 2 and 3
+    /// packets the fragments are), in varied orders, with conflicts, losses and timeouts, IPv4 and IPv6, plain or inside
+    /// VXLAN: 2 and 3
     /// workers write one engine's records and alerts, whether a reader thread copies the fragments to every worker or the workers read
     /// the file (mapped, or through libpcap).
-    @Test(arguments: [2, 3], [false, true])
-    func severalWorkersReassembleAsOneEngine(workers: Int, tunnelled: Bool) throws {
+    @Test(arguments: [2, 3], [(4, false), (4, true), (6, false), (6, true)])
+    func severalWorkersReassembleAsOneEngine(workers: Int, shape: (version: Int, tunnelled: Bool)) throws {
+        let (version, tunnelled) = shape
         var packets: [(PacketTime, [UInt8])] = []
         let orders = [[0, 1, 2], [2, 1, 0], [1, 2, 0], [0, 2, 1]]
         for i in 0..<40 {
             let time = PacketTime(seconds: 1_700_000_000 + Int64(i / 4), microseconds: Int32(i * 1000))
             let port = UInt16(41000 + i)
-            var pieces = ipv4Fragments(of: Self.writeFrame(port: port, transaction: UInt16(i)), id: UInt16(i), cuts: [16, 48],
-                                       order: orders[i % orders.count])
+            var pieces = ipFragments(version: version, of: Self.writeFrame(port: port, transaction: UInt16(i)), id: UInt16(i),
+                                     cuts: [16, 48], order: orders[i % orders.count])
             if i % 7 == 3 { var forged = pieces[1]; forged[forged.count - 1] ^= 0x10; pieces.insert(forged, at: 2) }
             if i % 11 == 5 { pieces.removeLast() }
             for p in pieces { packets.append((time, tunnelled ? vxlan(p) : p)) }
-            let reply = tcpFrame(src: Self.server, sport: 502, dst: Self.client, dport: port, seq: 1, ack: 1000 + 94, flags: 0x10)
+            let reply4 = tcpFrame(src: Self.server, sport: 502, dst: Self.client, dport: port, seq: 1, ack: 1000 + 94, flags: 0x10)
+            let reply = version == 4 ? reply4 : ipv6Frame(reply4)
             packets.append((time, tunnelled ? vxlan(reply) : reply))
         }
         // 40 s on: what is still incomplete times out.
         packets.append((PacketTime(seconds: 1_700_000_050, microseconds: 0), tcpFrame(src: 1, sport: 1, dst: 2, dport: 2, seq: 1, flags: 0x10)))
-        let file = try temporaryFile(pcapFile(timed: packets), "fragments-\(workers)-\(tunnelled)")
+        let file = try temporaryFile(pcapFile(timed: packets), "fragments-\(workers)-\(version)-\(tunnelled)")
         defer { try? FileManager.default.removeItem(atPath: file) }
         let one = runSingle([file], policy: demoPolicy).sorted
         #expect((one.lines[.modbus]?.count ?? 0) > 20)

@@ -243,7 +243,7 @@ import Detection
                     uncommon[linkType, default: 0] += 1
                 }
                 // (An IPv4 fragment goes to every worker: `everyWorker`.)
-                let fragment = f.withUnsafeBytes { PacketDecoder.ipv4Fragment(ByteView($0), linkType: linkType) } != nil
+                let fragment = f.withUnsafeBytes { PacketDecoder.ipFragment(ByteView($0), linkType: linkType) } != nil
                 for n in [2, 3] {
                     let expected = decoded.map { FlowDispatch.index(FlowDispatch.flowHash($0, key: key), workers: n) }
                         ?? (fragment ? FlowDispatch.everyWorker : 0)

@@ -1,9 +1,9 @@
 // libFuzzer target for packet decoding: the link, IP and transport decoders, remote-SPAN and overlay-tunnel
 // decapsulation, and the one-pass readings that must agree with them (a disagreement sends a packet to the wrong
 // flow or worker without an error anywhere): the decoder's one-pass path, the flow prefetch hint's tuple, the mirror
-// reading that the one-pass path and the hints read through, and the workers' dispatch shortcuts; and IPv4 reassembly.
+// reading that the one-pass path and the hints read through, and the workers' dispatch shortcuts; and IP reassembly.
 // Built by scripts/fuzz/decode together with Sources/Wire, Sources/Decode, Sources/Flows/FlowKey.swift,
-// Sources/Flows/IPv4Reassembly.swift and Sources/Appliance/FlowDispatch.swift as one module (their `import` lines of those modules dropped).
+// Sources/Flows/IPReassembly.swift and Sources/Appliance/FlowDispatch.swift as one module (their `import` lines of those modules dropped).
 //
 // Input layout: byte 0 picks the link type; the rest is the captured frame.
 
@@ -58,10 +58,10 @@ func check(_ bytes: ByteView, linkType: Int32) {
     }
     // The workers' dispatch: every shortcut picks the decoder's worker.
     let key = FlowHashKey(value: 0x0123_4567_89AB_CDEF)
-    // (An IPv4 fragment goes to every worker: its flow is known once its datagram is whole.)
+    // (An IP fragment goes to every worker: its flow is known once its datagram is whole.)
     var fragmentThrown = false
     do { _ = try PacketDecoder.decode(bytes, linkType: linkType) } catch { fragmentThrown = error.failure == .ipFragment }
-    let fragment = PacketDecoder.ipv4Fragment(bytes, linkType: linkType)
+    let fragment = PacketDecoder.ipFragment(bytes, linkType: linkType)
     require(fragment == nil || fragmentThrown, "a fragment for reassembly that the decoder does not call a fragment")
     for workers in [2, 3] {
         let expected = view.map { FlowDispatch.index(FlowDispatch.flowHash($0, key: key), workers: workers) }
@@ -72,8 +72,9 @@ func check(_ bytes: ByteView, linkType: Int32) {
     // Reassembly: fragments go into one table across inputs (so that inputs complete each other's datagrams), and a
     // datagram it completes is a frame of the same link type that is no longer a fragment.
     if let f = fragment {
-        require(f.ipStart + f.headerLength <= bytes.count && f.capturedPayload <= f.payloadLength, "fragment outside its frame")
-        require(f.frameStart <= f.ipStart, "fragment's frame after its IP header")
+        require(f.frameStart <= f.ipStart && f.ipStart < f.prefixEnd && f.prefixEnd <= f.payloadStart
+                && f.payloadStart + f.capturedPayload <= bytes.count && f.capturedPayload <= f.payloadLength,
+                "fragment's parts out of order or outside its frame")
         if case .complete(let datagram, let datagramLinkType, _) = reassembly.add(f, frame: bytes, second: 0) {
             // (Its own IP packet is whole now; one it carries may be a fragment still.)
             var error: DecodeError?
@@ -94,7 +95,7 @@ func check(_ bytes: ByteView, linkType: Int32) {
 }
 
 /// The reassembly table the inputs' fragments go into.
-nonisolated(unsafe) let reassembly = IPv4Reassembly()
+nonisolated(unsafe) let reassembly = IPReassembly()
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzDecode(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {

@@ -307,7 +307,7 @@ def build() -> None:
             "30 depending on the BSD: all three mean IPv6.",
             [null(p) for _, p in pk] + [null(p) for p in udp6], packets=10, **modbus_facts(1, 1, udp_flows=1))
 
-    # 5. IPv6 extension headers, IPv4 options, IPv4 fragments.
+    # 5. IPv6 extension headers and fragments, IPv4 options, IPv4 fragments.
     hbh = bytes((0, 0)) + bytes.fromhex("05020000") + bytes.fromhex("0100")          # Router Alert + PadN(0): 8 bytes
     dst_opts = bytes((0, 1)) + bytes.fromhex("010c") + bytes(12)                      # PadN(12): 16 bytes (len 1)
     px = modbus_session(Conv(ipv6=True, ext6=[(0, hbh), (60, dst_opts)]), (1,))
@@ -317,6 +317,21 @@ def build() -> None:
             "8 packets, 1 TCP flow over IPv6 (next-header chain 0 -> 60 -> 6 followed), 1 request, 1 response. "
             "A decoder that does not walk the chain sees no TCP at all.",
             [eth(d, p) for d, p in px], packets=8, **modbus_facts(1, 1))
+    p6 = modbus_session(Conv(ipv6=True), (1,))
+    request = p6[3][1]                                                                # IPv6 header + TCP + FC3 request
+
+    def fragment6(start: int, end: int, more: bool) -> bytes:
+        body = struct.pack("!BBHI", 6, 0, start | int(more), 0xC0FFEE) + request[40 + start:40 + end]
+        return request[:4] + struct.pack("!H", len(body)) + bytes((44,)) + request[7:40] + body
+    pieces6 = [fragment6(0, 8, True), fragment6(8, 24, True), fragment6(24, len(request) - 40, False)]
+    fixture("ipv6-fragments.pcap", "ethernet",
+            "Ethernet, IPv6: a Modbus session whose request segment (TCP header and FC3 request, 32 bytes) is cut into 3 "
+            "fragments (fragment header, offsets 0, 8, 24, identification 0xC0FFEE) that arrive last, first, middle",
+            "10 packets, 1 TCP flow over IPv6; the 3 fragments are reassembled into the request, completed at frame 6 "
+            "(the middle fragment), paired with the response at frame 7.",
+            [eth(d, p) for d, p in p6[:3]] + [eth(C, pieces6[2]), eth(C, pieces6[0]), eth(C, pieces6[1])]
+            + [eth(d, p) for d, p in p6[4:]],
+            packets=10, fragments=3, datagrams_reassembled=1, request_frames=[6], response_frames=[7], **modbus_facts(1, 1))
     router_alert = bytes.fromhex("94040000")                                          # 4 bytes: IHL 6
     record_route = bytes.fromhex("070b04") + bytes(8) + b"\x00"                       # RR with 2 slots + EOL: IHL 8
     po = modbus_session(Conv(ip_options=(router_alert, record_route)), (1,))

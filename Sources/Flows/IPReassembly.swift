@@ -1,9 +1,9 @@
 import Wire
 import Decode
 
-/// Bounds of IPv4 reassembly: datagrams pending at once, pieces a datagram may arrive in, and how long (seconds of
+/// Bounds of IP reassembly: datagrams pending at once, pieces a datagram may arrive in, and how long (seconds of
 /// packet time, from its first fragment) a datagram may take to complete.
-public struct IPv4ReassemblyLimits: Sendable {
+public struct IPReassemblyLimits: Sendable {
     /// Datagrams being reassembled at once; a fragment of a new one beyond this gives up the oldest (reported).
     public var maximumDatagrams = 64
     /// Separate pieces a datagram may be in while it is reassembled (adjacent fragments join into one piece).
@@ -15,16 +15,16 @@ public struct IPv4ReassemblyLimits: Sendable {
 }
 
 /// Why a datagram was given up while it was reassembled (an `ip` anomaly each: `kind`).
-public enum IPv4FragmentProblem: UInt8, Sendable, CaseIterable {
+public enum IPFragmentProblem: UInt8, Sendable, CaseIterable {
     /// A fragment overlapped bytes already received with different bytes: the datagram has two readings, as hosts
     /// differ in which they keep (an IDS evasion; Linux and RFC 5722 drop such a datagram, as done here).
     case overlapConflict
-    /// A fragment reached past 65,535 bytes of datagram ("ping of death").
+    /// A fragment reached past 65,535 bytes of datagram ("ping of death"; IPv6: of payload, jumbograms aside).
     case tooLarge
     /// A fragment that is not the last whose length is not a multiple of 8, a second last fragment ending elsewhere,
     /// or bytes past the end the last fragment set.
     case badLength
-    /// More separate pieces than `IPv4ReassemblyLimits.maximumPieces`.
+    /// More separate pieces than `IPReassemblyLimits.maximumPieces`.
     case tooManyPieces
     /// A fragment cut by the capture's snapshot length: its bytes are not all there to reassemble.
     case truncated
@@ -47,15 +47,16 @@ public enum IPv4FragmentProblem: UInt8, Sendable, CaseIterable {
     }
 }
 
-/// Reassembles IPv4 datagrams from their fragments (RFC 791, the checks of RFC 815's hole descriptors), each into a
-/// buffer of its own set aside once: the link header and IPv4 header of its first fragment (offset 0) (of the frame a
-/// remote-SPAN or overlay packet carried, for a fragment inside one), then its payload, so that a completed datagram
-/// reads as one unfragmented frame (`Outcome.complete`). Overlaps
+/// Reassembles IPv4 and IPv6 datagrams from their fragments (RFC 791, RFC 8200 section 4.5, the checks of RFC 815's
+/// hole descriptors), each into a buffer of its own set aside once: the link header and IP headers of its first
+/// fragment (offset 0; the frame a remote-SPAN or overlay packet carried, for a fragment inside one; IPv6: the
+/// headers before the fragment header, which the datagram loses), then its payload, so that a completed datagram reads
+/// as one unfragmented frame (`Outcome.complete`). Overlaps
 /// with the same bytes are accepted (a resent fragment); overlaps with different bytes give the datagram up, as
 /// Linux does, and are reported, since hosts that keep the first or the last reading would see different data
 /// than the monitor. Pending datagrams are found by a scan of at most `maximumDatagrams` keys: fragments are rare on
 /// a plant network, and nothing here runs for an unfragmented packet.
-public final class IPv4Reassembly {
+public final class IPReassembly {
     /// What a fragment did.
     public enum Outcome {
         /// Kept; its datagram is not complete yet.
@@ -64,27 +65,34 @@ public final class IPv4Reassembly {
         /// fragment's `frameLinkType`) and the number of fragments.
         case complete(frame: ByteView, linkType: Int32, fragments: Int)
         /// Its datagram was given up (the datagram's payload bytes held, for the anomaly's value).
-        case rejected(IPv4FragmentProblem, held: Int)
+        case rejected(IPFragmentProblem, held: Int)
     }
 
     private struct Key: Equatable {
-        var source: UInt32
-        var destination: UInt32
-        var identification: UInt16
+        var source: IPAddress
+        var destination: IPAddress
+        var identification: UInt32
+        var version: UInt8
+        /// IPv4's protocol (IPv6 keys its datagrams without it: 0).
         var ipProtocol: UInt8
         var vlan: UInt16
     }
 
     private struct Pending {
-        var key = Key(source: 0, destination: 0, identification: 0, ipProtocol: 0, vlan: 0)
+        var key = Key(source: IPAddress(high: 0, low: 0), destination: IPAddress(high: 0, low: 0), identification: 0, version: 0,
+                      ipProtocol: 0, vlan: 0)
         var inUse = false
         /// Order of arrival (the oldest is given up when the table is full) and its first fragment's second.
         var sequence: UInt64 = 0
         var firstSecond: Int64 = 0
         /// Bytes of link and IP header stored in front of the payload (0: the first fragment not seen yet).
         var prefixLength = 0
-        /// The first fragment's IPv4 header length (the last `prefixLength` bytes of the prefix), and its frame's link type.
-        var headerLength = 0
+        /// From the first fragment: its `lengthBefore`, where its IP header and (IPv6) the byte naming the fragment
+        /// header lie in the prefix, what that byte is to name instead, and its frame's link type.
+        var lengthBefore = 0
+        var ipAt = 0
+        var nextHeaderAt = -1
+        var ipProtocol: UInt8 = 0
         var linkType: Int32 = 0
         /// The payload's length once the last fragment set it, -1 before.
         var total = -1
@@ -94,12 +102,12 @@ public final class IPv4Reassembly {
     }
 
     /// Room in front of a payload for the first fragment's link header (Ethernet with up to 4 tags, 30 bytes; SLL2,
-    /// 20) and IPv4 header (60).
-    static let prefixRoom = 128
+    /// 20) and IP headers (IPv4's, 60; IPv6's with extension headers, up to what is left: a longer one is `tooLarge`).
+    static let prefixRoom = 256
     static let payloadRoom = 65_535
     static let slotBytes = prefixRoom + payloadRoom
 
-    public let limits: IPv4ReassemblyLimits
+    public let limits: IPReassemblyLimits
     private var slots: [Pending]
     /// Per slot, `maximumPieces` received ranges of the payload, sorted and disjoint (start, end).
     private let pieces: UnsafeMutablePointer<(Int32, Int32)>
@@ -110,7 +118,7 @@ public final class IPv4Reassembly {
     public private(set) var pendingCount = 0
 
     /// Creates an empty table.
-    public init(limits: IPv4ReassemblyLimits = .init()) {
+    public init(limits: IPReassemblyLimits = .init()) {
         self.limits = limits
         let n = max(1, limits.maximumDatagrams)
         slots = [Pending](repeating: Pending(), count: n)
@@ -121,8 +129,9 @@ public final class IPv4Reassembly {
     deinit { pieces.deallocate(); buffers.deallocate() }
 
     /// Takes fragment `f` of `frame`, seen at `second` of packet time.
-    public func add(_ f: IPv4Fragment, frame: ByteView, second: Int64) -> Outcome {
-        let key = Key(source: f.source, destination: f.destination, identification: f.identification, ipProtocol: f.ipProtocol, vlan: f.vlan)
+    public func add(_ f: IPFragment, frame: ByteView, second: Int64) -> Outcome {
+        let key = Key(source: f.source, destination: f.destination, identification: f.identification, version: f.version,
+                      ipProtocol: f.version == 4 ? f.ipProtocol : 0, vlan: f.vlan)
         var s = -1, free = -1
         for i in slots.indices {
             if slots[i].inUse {
@@ -185,15 +194,15 @@ public final class IPv4Reassembly {
         pendingCount &-= 1
     }
 
-    private func rejected(_ problem: IPv4FragmentProblem, _ s: Int) -> Outcome {
+    private func rejected(_ problem: IPFragmentProblem, _ s: Int) -> Outcome {
         let held = slots[s].held
         release(s)
         return .rejected(problem, held: held)
     }
 
-    private func place(_ f: IPv4Fragment, frame: ByteView, in s: Int) -> Outcome {
+    private func place(_ f: IPFragment, frame: ByteView, in s: Int) -> Outcome {
         let start = f.offset, end = f.offset + f.payloadLength
-        guard f.headerLength + end <= Self.payloadRoom else { return rejected(.tooLarge, s) }
+        guard f.lengthBefore + end <= Self.payloadRoom else { return rejected(.tooLarge, s) }
         guard f.capturedPayload == f.payloadLength else { return rejected(.truncated, s) }
         if f.moreFragments {
             guard f.payloadLength % 8 == 0 else { return rejected(.badLength, s) }
@@ -207,7 +216,7 @@ public final class IPv4Reassembly {
         let buffer = buffers + s * Self.slotBytes
         let payload = buffer + Self.prefixRoom
         guard let bytes = frame.raw.baseAddress else { return rejected(.truncated, s) }
-        let data = bytes + f.ipStart + f.headerLength
+        let data = bytes + f.payloadStart
         // Overlaps must repeat what is there.
         let ranges = pieces + s * limits.maximumPieces
         let count = slots[s].pieces
@@ -245,11 +254,14 @@ public final class IPv4Reassembly {
         }
         if start == 0 {
             // The first fragment's link and IP headers go right in front of the payload.
-            let prefix = f.ipStart + f.headerLength - f.frameStart
+            let prefix = f.prefixEnd - f.frameStart
             if prefix <= Self.prefixRoom {
                 (payload - prefix).copyMemory(from: bytes + f.frameStart, byteCount: prefix)
                 slots[s].prefixLength = prefix
-                slots[s].headerLength = f.headerLength
+                slots[s].lengthBefore = f.lengthBefore
+                slots[s].ipAt = f.ipStart - f.frameStart
+                slots[s].nextHeaderAt = f.nextHeaderAt < 0 ? -1 : f.nextHeaderAt - f.frameStart
+                slots[s].ipProtocol = f.ipProtocol
                 slots[s].linkType = f.frameLinkType
             } else {
                 return rejected(.tooLarge, s)
@@ -258,16 +270,22 @@ public final class IPv4Reassembly {
         slots[s].fragments += 1
         guard slots[s].prefixLength > 0, slots[s].total >= 0, slots[s].pieces == 1,
               ranges[0].0 == 0, Int(ranges[0].1) == slots[s].total else { return .held }
-        // Complete: the IPv4 header now describes the whole datagram, unfragmented (its checksum is left as it came:
-        // nothing here verifies checksums).
-        let prefix = slots[s].prefixLength, headerLength = slots[s].headerLength, total = slots[s].total
-        let fragments = slots[s].fragments, linkType = slots[s].linkType
-        guard headerLength + total <= Self.payloadRoom else { return rejected(.tooLarge, s) }
-        let header = payload - headerLength
-        header.storeBytes(of: UInt16(headerLength + total).bigEndian, toByteOffset: 2, as: UInt16.self)
-        header.storeBytes(of: UInt16(0), toByteOffset: 6, as: UInt16.self)
+        // Complete: the IP header now describes the whole datagram, unfragmented (an IPv4 header's checksum is left as
+        // it came: nothing here verifies checksums).
+        let p = slots[s], total = p.total
+        guard p.lengthBefore + total <= Self.payloadRoom else { return rejected(.tooLarge, s) }
+        let prefix = p.prefixLength, frameStart = payload - prefix
+        let length = UInt16(p.lengthBefore + total)
+        if p.nextHeaderAt < 0 {
+            (frameStart + p.ipAt).storeBytes(of: length.bigEndian, toByteOffset: 2, as: UInt16.self)
+            (frameStart + p.ipAt).storeBytes(of: UInt16(0), toByteOffset: 6, as: UInt16.self)
+        } else {
+            (frameStart + p.ipAt).storeBytes(of: length.bigEndian, toByteOffset: 4, as: UInt16.self)
+            (frameStart + p.nextHeaderAt).storeBytes(of: p.ipProtocol, as: UInt8.self)
+        }
+        let fragments = p.fragments, linkType = p.linkType
         release(s)
-        return .complete(frame: ByteView(UnsafeRawBufferPointer(start: payload - prefix, count: prefix + total)), linkType: linkType,
+        return .complete(frame: ByteView(UnsafeRawBufferPointer(start: frameStart, count: prefix + total)), linkType: linkType,
                          fragments: fragments)
     }
 
