@@ -109,6 +109,8 @@ public final class Engine {
     /// they complete only when the datagram's flow is its own, and only worker 0 (whose packets the fragments are)
     /// counts them and reports their problems. Nil: a single engine.
     public var workerShare: WorkerShare?
+    /// A datagram reassembled from fragments is being processed (`takeFragment`).
+    @exclusivity(unchecked) private var reassembling = false
     /// Whether this engine counts fragments and reports their problems (a single engine, or worker 0).
     private var reportsFragments: Bool { workerShare.map { $0.worker == 0 } ?? true }
     /// Whether this engine logs a step back of packet time as an anomaly (`capture`/`time_went_back`). With
@@ -347,7 +349,10 @@ public final class Engine {
     /// frame (with `workerShare`, by the engine whose flow it is).
     @inline(never)
     private func takeFragment(_ bytes: ByteView, linkType: Int32, time: PacketTime, error: DecodeError) -> Bool {
-        guard let f = PacketDecoder.ipFragment(bytes, linkType: linkType, error: error) else { return false }
+        // A fragment inside a datagram reassembled a moment ago (a fragment of a fragment; or an outer fragmented tunnel
+        // packet carrying a fragment) is not reassembled: the datagram's buffer is its table's, and nesting would let a
+        // sender stack reassemblies (counted as before: `ip_fragment_not_reassembled`).
+        guard !reassembling, let f = PacketDecoder.ipFragment(bytes, linkType: linkType, error: error) else { return false }
         let reports = reportsFragments
         if reports { statistics.ipFragments &+= 1 }
         let outcome = fragments.add(f, frame: bytes, second: time.seconds)
@@ -359,7 +364,9 @@ public final class Engine {
         case .complete(let datagram, let datagramLinkType, _):
             if reports { statistics.ipDatagramsReassembled &+= 1 }
             if ownsDatagram(datagram, linkType: datagramLinkType) {
+                reassembling = true
                 processGeneral(datagram, linkType: datagramLinkType, time: time, wireLength: datagram.count)
+                reassembling = false
             }
         }
         return true

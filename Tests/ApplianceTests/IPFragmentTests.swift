@@ -269,6 +269,17 @@ extension IPFragmentTests {
         #expect(engine.statistics.ipDatagramsCutByCapture == 1)
     }
 
+    /// A fragment inside a reassembled datagram (here a fragmented VXLAN packet carrying a fragment) is not reassembled
+    /// in turn: reported as before, so that a sender cannot stack reassemblies.
+    @Test func aFragmentInsideAReassembledDatagramIsReportedNotReassembled() {
+        let engine = Engine(configuration: engineConfiguration())
+        let inner = ipv4Fragments(of: Self.writeFrame(), id: 7, cuts: [16])[0]
+        for outer in ipv4Fragments(of: vxlan(inner), id: 8, cuts: [24]) { engine.feed(outer, at: 10) }
+        #expect(engine.statistics.ipDatagramsReassembled == 1 && engine.statistics.ipFragments == 2)
+        #expect(engine.statistics.decodeFailures[Int(DecodeFailure.ipFragment.rawValue)] == 1)
+        #expect(engine.drainedLines(.anomaly).contains { $0.contains("ip_fragment_not_reassembled") })
+    }
+
     // MARK: - Several workers
 
     /// A capture of fragmented writes on many flows (so that datagrams complete in workers other than worker 0, whose
