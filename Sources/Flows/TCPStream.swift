@@ -38,7 +38,8 @@ public struct TCPStream {
     @inlinable public var synchronized: Bool { phase != TCPStream.unsynchronised }
     /// Whether a FIN in sequence ended this direction (`endAtFIN`): bytes from `nextSequence` on are `.pastFIN`.
     @inlinable public var endedAtFIN: Bool { phase == TCPStream.ended }
-    /// Synchronised and not ended: bytes at `nextSequence` are the stream's next (one test, on the engine's summary).
+    /// Synchronised and not ended, and no FIN ahead of it (`endAhead`): bytes at `nextSequence` are the stream's next
+    /// (one test, on the engine's summary).
     @inlinable public var takesNextBytes: Bool { phase == TCPStream.open }
     // Sixteen bytes: what every stream needs (the next sequence number, its phase) and one reference to what
     // few streams ever need (held segments, anomaly counts), created on first need. Two streams fit in the flow
@@ -46,11 +47,13 @@ public struct TCPStream {
     // memory the kernel zeroes.
     // Stored under other names so that the accessors above inline into the engine.
     @usableFromInline var expected: UInt32 = 0
-    /// Unsynchronised, open (synchronised) or ended at a FIN in sequence (at `expected`): one byte, no more.
+    /// Unsynchronised, open (synchronised), ended at a FIN in sequence (at `expected`), or closing (a FIN came ahead
+    /// of `expected`, past a hole, at the backlog's `finAt`): one byte, no more.
     @usableFromInline var phase = TCPStream.unsynchronised
     @usableFromInline static var unsynchronised: UInt8 { 0 }
     @usableFromInline static var open: UInt8 { 1 }
     @usableFromInline static var ended: UInt8 { 2 }
+    @usableFromInline static var closing: UInt8 { 3 }
     /// Held segments and counters; nil while the stream has held nothing and counted nothing.
     @usableFromInline var backlog: TCPStreamBacklog?
 
@@ -94,7 +97,7 @@ public struct TCPStream {
         // would hold every later byte as out of order, and re-open a stream ended at its FIN.
         if syn && (phase == TCPStream.unsynchronised || Int32(bitPattern: seq &- expected) > 0) {
             expected = seq; phase = TCPStream.open
-            if backlog.map({ $0.held.capacity != 0 }) ?? false { dropHeld() }
+            if backlog.map({ $0.held.capacity != 0 || $0.finAt != nil }) ?? false { dropHeld() }
         }
         guard wireLength > 0 else { return }
         if phase == TCPStream.unsynchronised { expected = seq; phase = TCPStream.open }
@@ -107,13 +110,13 @@ public struct TCPStream {
             return
         }
         if rel == 0 {
-            deliverInOrder(payload, wireLength: wireLength, deliver: deliver)
+            deliverInOrder(payload, wireLength: wireLength, carrier: (frame, time), deliver: deliver)
             drainHeld(deliver: deliver)
         } else if rel < 0 {
             let overlap = Int(-Int64(rel))
             if overlap >= wireLength { ownBacklog().retransmissions &+= 1; return }
             ownBacklog().overlaps &+= 1
-            deliverInOrder(payload.suffix(from: overlap), wireLength: wireLength - overlap, deliver: deliver)
+            deliverInOrder(payload.suffix(from: overlap), wireLength: wireLength - overlap, carrier: (frame, time), deliver: deliver)
             drainHeld(deliver: deliver)
         } else {
             if let first = countOutOfOrder(seq, payloadCount: payload.count, limits: limits) {
@@ -130,9 +133,10 @@ public struct TCPStream {
         }
     }
 
-    /// Forgets the held segments (a SYN restarts the stream); the counters stay.
+    /// Forgets the held segments (a SYN restarts the stream; a FIN ended it), and a FIN ahead; the counters stay.
     private mutating func dropHeld() {
         let b = ownBacklog()
+        b.finAt = nil
         b.held.removeAll(); b.heldBytes = 0
     }
 
@@ -157,17 +161,55 @@ public struct TCPStream {
         if backlog != nil { reportHeldPastFIN(deliver: deliver) }
     }
 
+    /// A FIN came at `end`, ahead of `nextSequence` (past a hole): the stream goes on taking the bytes before it and
+    /// ends when they reach it (`endAtFIN`), so that bytes at or past it, held or later, are `.pastFIN` rather than
+    /// delivered once the hole fills or is given up. True when the stream is now closing (`takesNextBytes` false: the
+    /// engine's one-pass path, which knows nothing of the FIN, leaves this side to the stream).
+    @inlinable public mutating func endAhead(at end: UInt32) -> Bool {
+        guard phase == TCPStream.open, Int32(bitPattern: end &- expected) > 0 else { return false }
+        close(at: end)
+        return true
+    }
+
+    @usableFromInline mutating func close(at end: UInt32) {
+        ownBacklog().finAt = end
+        phase = TCPStream.closing
+    }
+
+    /// A closing stream whose bytes reached its FIN ends there.
+    private mutating func endIfAtFIN(deliver: (StreamEvent) -> Void) {
+        guard phase == TCPStream.closing, let fin = backlog?.finAt, expected == fin else { return }
+        closeAtFIN(deliver: deliver)
+    }
+
+    /// A closing stream ends at its FIN (`expected`).
+    private mutating func closeAtFIN(deliver: (StreamEvent) -> Void) {
+        ownBacklog().finAt = nil
+        endAtFIN(deliver: deliver)
+    }
+
+    /// (A closing stream's held segments may lie partly or wholly before the FIN it reached: those bytes were
+    /// delivered already, and a segment of nothing else is a retransmission.)
     @usableFromInline mutating func reportHeldPastFIN(deliver: (StreamEvent) -> Void) {
-        guard let b = backlog, !b.held.isEmpty else { return }
-        for h in b.held { deliver(.pastFIN(h.wireLength, frame: h.frame, time: h.time)) }
+        guard let held = backlog?.held, !held.isEmpty else { return }
+        let b = ownBacklog()
+        for h in held {
+            let overlap = Swift.max(0, Int(Int32(bitPattern: expected &- h.sequence)))
+            if overlap >= h.wireLength { b.retransmissions &+= 1 } else { deliver(.pastFIN(h.wireLength - overlap, frame: h.frame, time: h.time)) }
+        }
         dropHeld()
     }
 
     /// The peer acknowledged up to `ack`: a held hole before `ack` was lost before capture.
+    /// (A closing stream holding nothing gives up the hole before its FIN when the peer acknowledged the FIN itself;
+    /// as an open stream's, a hole the peer acknowledged otherwise becomes a gap only with what comes after it.)
     public mutating func peerAcknowledged(_ ack: UInt32, deliver: (StreamEvent) -> Void) {
-        guard phase != TCPStream.unsynchronised, let first = backlog?.held.first else { return }
+        guard phase != TCPStream.unsynchronised, let b = backlog else { return }
+        if b.held.isEmpty {
+            guard phase == TCPStream.closing, let fin = b.finAt, Int32(bitPattern: ack &- fin) > 0 else { return }
+        }
         guard Int32(bitPattern: ack &- expected) > 0 else { return }
-        let target = Int32(bitPattern: ack &- first.sequence) < 0 ? ack : first.sequence
+        let target = b.held.first.map { Int32(bitPattern: ack &- $0.sequence) < 0 ? ack : $0.sequence } ?? ack
         skip(to: target, deliver: deliver)
         drainHeld(afterLoss: true, deliver: deliver)
     }
@@ -186,8 +228,30 @@ public struct TCPStream {
     /// Whether out-of-order segments are held (then an acknowledgement from the peer may release them).
     @inlinable public var holdsSegments: Bool { backlog.map { !$0.held.isEmpty } ?? false }
 
+    /// Holding nothing and not closing: the peer's acknowledgements can change nothing here (the engine's summary).
+    @inlinable public var quiet: Bool { phase != TCPStream.closing && !holdsSegments }
+
+    /// `carrier`: the packet that carried the bytes (for those past a FIN ahead).
     private mutating func deliverInOrder(_ payload: ByteView, wireLength: Int, origin: (UInt64, PacketTime)? = nil,
-                                         deliver: (StreamEvent) -> Void) {
+                                         carrier: (UInt64, PacketTime), deliver: (StreamEvent) -> Void) {
+        if phase == TCPStream.closing, let fin = backlog?.finAt {
+            // Only the bytes before the FIN are the sender's; the stream ends at it.
+            let room = Int(Int32(bitPattern: fin &- expected))
+            if room < wireLength {
+                if room > 0 {
+                    takeInOrder(payload.prefix(Swift.min(room, payload.count)), wireLength: room, origin: origin, deliver: deliver)
+                }
+                closeAtFIN(deliver: deliver)
+                deliver(.pastFIN(wireLength - Swift.max(0, room), frame: carrier.0, time: carrier.1))
+                return
+            }
+        }
+        takeInOrder(payload, wireLength: wireLength, origin: origin, deliver: deliver)
+        endIfAtFIN(deliver: deliver)
+    }
+
+    private mutating func takeInOrder(_ payload: ByteView, wireLength: Int, origin: (UInt64, PacketTime)?,
+                                      deliver: (StreamEvent) -> Void) {
         if !payload.isEmpty {
             if let (frame, time) = origin { deliver(.heldData(payload, frame: frame, time: time)) } else { deliver(.data(payload)) }
         }
@@ -198,12 +262,16 @@ public struct TCPStream {
         expected = expected &+ UInt32(truncatingIfNeeded: wireLength)
     }
 
-    private mutating func skip(to target: UInt32, deliver: (StreamEvent) -> Void) {
+    /// Gives up the hole up to `target` (a closing stream's, at most up to its FIN, where it then ends).
+    private mutating func skip(to wanted: UInt32, deliver: (StreamEvent) -> Void) {
+        var target = wanted
+        if phase == TCPStream.closing, let fin = backlog?.finAt, Int32(bitPattern: target &- fin) > 0 { target = fin }
         let missing = Int32(bitPattern: target &- expected)
         guard missing > 0 else { return }
         let b = ownBacklog(); b.gaps &+= 1; b.gapBytes &+= UInt64(missing)
         deliver(.gap(Int(missing)))
         expected = target
+        endIfAtFIN(deliver: deliver)
     }
 
     private mutating func hold(_ seq: UInt32, _ payload: ByteView, _ wireLength: Int, frame: UInt64, time: PacketTime) {
@@ -236,7 +304,7 @@ public struct TCPStream {
             if removeFirstHeld(overlap: overlap) { continue }
             first.bytes.withUnsafeBytes { raw in
                 deliverInOrder(ByteView(raw).suffix(from: overlap), wireLength: first.wireLength - overlap,
-                               origin: afterLoss ? (first.frame, first.time) : nil, deliver: deliver)
+                               origin: afterLoss ? (first.frame, first.time) : nil, carrier: (first.frame, first.time), deliver: deliver)
             }
         }
     }
@@ -254,6 +322,8 @@ public struct TCPStream {
     var overlaps: UInt32 = 0
     var outOfOrder: UInt32 = 0
     var holdOverflows: UInt32 = 0
+    /// Where a FIN that came ahead of the stream's next byte lies (the stream is closing: `TCPStream.endAhead`).
+    var finAt: UInt32?
 
     init() {}
 
@@ -262,6 +332,7 @@ public struct TCPStream {
         let c = TCPStreamBacklog()
         c.held = held; c.heldBytes = heldBytes; c.gapBytes = gapBytes; c.gaps = gaps
         c.retransmissions = retransmissions; c.overlaps = overlaps; c.outOfOrder = outOfOrder; c.holdOverflows = holdOverflows
+        c.finAt = finAt
         return c
     }
 }

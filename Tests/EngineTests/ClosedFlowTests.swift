@@ -167,6 +167,44 @@ import Flows
         #expect(engine.drainedLines(.modbus).allSatisfy { !$0.contains(#""matched":false"#) })
     }
 
+    /// A FIN that came past a hole (the request before it not yet seen): a request sent past it (at the FIN's own
+    /// number, or after) and held is a `data_after_fin` anomaly on its own packet, never dissected, whether the hole is
+    /// then filled (the missing request is dissected) or given up by the server's acknowledgement of the FIN (a gap).
+    /// (Before, the FIN's place was not remembered and the held request was dissected once the hole closed.)
+    @Test(arguments: [(true, true, false), (true, false, false), (false, true, false), (false, false, false), (true, true, true)],
+          [true, false])
+    func aRequestPastAFINThatCamePastAHoleIsReportedNotDissected(shape: (filled: Bool, atTheFINsNumber: Bool, fillFirst: Bool),
+                                                                   onePass: Bool) {
+        let (filled, atTheFINsNumber, fillFirst) = shape
+        var c = EngineConfiguration(); c.transactionRecords = true; c.establishedTCPPath = onePass
+        let engine = Engine(configuration: c)
+        let c0 = Self.client, s0 = Self.server, n = UInt32(Self.request.count), end = 1001 + n
+        let response: [UInt8] = [0, 1, 0, 0, 0, 23, 1, 3, 20] + [UInt8](repeating: 7, count: 20)
+        let serverNext = 5001 + UInt32(response.count)
+        engine.feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: 1000, flags: 0x02), at: 100)
+        engine.feed(tcpFrame(src: s0, sport: 502, dst: c0, dport: 40000, seq: 5000, ack: 1001, flags: 0x12), at: 100)
+        engine.feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: 1001, ack: 5001, flags: 0x18, payload: Self.request), at: 100)
+        engine.feed(tcpFrame(src: s0, sport: 502, dst: c0, dport: 40000, seq: 5001, ack: end, flags: 0x18, payload: response), at: 100)
+        // The second request (at `end`) is missing; the FIN comes after it, then a request past the FIN.
+        let finAt = end + n
+        engine.feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: finAt, ack: serverNext, flags: 0x11), at: 101)
+        let hidden = tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: atTheFINsNumber ? finAt : finAt + 1, ack: serverNext,
+                              flags: 0x18, payload: Self.request)
+        let fill = tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: end, ack: serverNext, flags: 0x18, payload: Self.request)
+        // (Filled first, the hole's bytes come in sequence: the one-pass path must leave them, and what follows, to the
+        // stream, which knows of the FIN.)
+        if fillFirst { engine.feed(fill, at: 101); engine.feed(hidden, at: 101) } else {
+            engine.feed(hidden, at: 101)
+            if filled { engine.feed(fill, at: 101) }
+        }
+        let hiddenFrame = fillFirst ? 7 : 6
+        engine.feed(tcpFrame(src: s0, sport: 502, dst: c0, dport: 40000, seq: serverNext, ack: finAt + 1, flags: 0x10), at: 101)
+        let anomalies = Self.drain(engine)[.anomaly, default: []].filter { $0.contains(#""kind":"data_after_fin""#) }
+        #expect(anomalies.count == 1 && anomalies.first?.contains(#""frame":\#(hiddenFrame),"#) == true, "\(anomalies)")
+        #expect(engine.statistics.pdus[Int(AppProtocol.modbus.rawValue)] == (filled ? 3 : 2))
+        #expect(engine.statistics.streamGaps == (filled ? 0 : 1))
+    }
+
     /// Every record line the engine has finished, by kind, after `earlier`'s (draining empties every kind at once).
     static func drain(_ engine: Engine, into earlier: [RecordKind: [String]] = [:]) -> [RecordKind: [String]] {
         var out = earlier

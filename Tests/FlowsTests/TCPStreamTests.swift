@@ -39,6 +39,7 @@ private struct Harness {
         stream.flush { e in Harness.record(e, &o, &g, &p) }
         out = o; gaps = g; pastFIN = p
     }
+    mutating func endAhead(_ end: UInt32) -> Bool { stream.endAhead(at: end) }
     mutating func endAtFIN() {
         var o = out, g = gaps, p = pastFIN
         stream.endAtFIN { e in Harness.record(e, &o, &g, &p) }
@@ -203,4 +204,45 @@ func aRetransmittedSYNDoesNotRewindTheStream(ended: Bool) {
     h.send(103, [4])
     #expect(h.out == (ended ? [1, 2, 3] : [1, 2, 3, 4]) && !h.stream.holdsSegments && h.gaps.isEmpty)
     #expect(h.stream.endedAtFIN == ended && h.pastFIN.count == (ended ? 1 : 0))
+}
+
+/// A FIN past a hole (at 106, bytes 103–105 missing): the stream takes the bytes before it and ends when they reach it,
+/// however they come (the hole filled, in one segment crossing the FIN, given up by the peer's acknowledgement of the
+/// FIN, or at the flow's end); bytes at or past the FIN, held or later, are `.pastFIN` on their packets, not delivered.
+/// (Before, the FIN's place was not remembered and they were delivered once the hole was filled or given up.)
+@Test(arguments: ["filled", "crossing", "acknowledged", "flushed"])
+func aFINPastAHoleEndsTheStreamWhereItLies(how: String) {
+    var h = Harness()
+    h.send(99, [], syn: true)
+    h.send(100, [1, 2, 3])
+    let closing = h.endAhead(106)
+    #expect(closing && !h.stream.takesNextBytes && h.stream.synchronized)
+    h.send(107, [9, 9], frame: 5)   // past the FIN: held
+    switch how {
+    case "filled": h.send(103, [4, 5, 6], frame: 6)
+    case "crossing": h.send(103, [4, 5, 6, 7], frame: 6)   // one byte at the FIN's number
+    case "acknowledged": h.ack(107)
+    default: h.flush()
+    }
+    let delivered: [UInt8] = how == "filled" || how == "crossing" ? [1, 2, 3, 4, 5, 6] : [1, 2, 3]
+    #expect(h.out == delivered && h.stream.endedAtFIN && !h.stream.holdsSegments)
+    #expect(h.gaps == (delivered.count == 3 ? [3] : []))
+    // The held segment (frame 5), and the crossing segment's byte at the FIN (frame 6).
+    #expect(h.pastFIN.map { $0.0 }.sorted() == (how == "crossing" ? [1, 2] : [2]))
+    h.send(109, [8], frame: 7)
+    #expect(h.out == delivered && h.pastFIN.last.map { $0.1 } == 7)
+}
+
+/// A FIN behind or at the next byte is not ahead; a SYN from a number ahead restarts a closing stream.
+@Test func aFINAheadIsOnlyAheadAndASYNRestartsAClosingStream() {
+    var h = Harness()
+    h.send(99, [], syn: true)
+    h.send(100, [1, 2, 3])
+    let atNext = h.endAhead(103), behind = h.endAhead(101)
+    #expect(!atNext && !behind && h.stream.takesNextBytes)
+    let ahead = h.endAhead(110)
+    #expect(ahead)
+    h.send(500, [], syn: true)
+    h.send(501, [4])
+    #expect(h.stream.takesNextBytes && h.out == [1, 2, 3, 4] && h.pastFIN.isEmpty)
 }
