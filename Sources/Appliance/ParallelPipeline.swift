@@ -151,7 +151,6 @@ public final class ParallelPipeline: @unchecked Sendable {
         for i in 0..<settings.workers {
             let queue = EventQueue(capacity: settings.eventCapacity)
             let engine = makeEngine(i)
-            engine.reportsClockSteps = i == 0
             if settings.workers > 1 { engine.workerShare = WorkerShare(worker: i, workers: settings.workers, key: dispatchKey) }
             let recorder = EventRecorder(queue: queue, consumer: detectionWaiter, worker: i, workers: settings.workers,
                                          sendsTraits: sendsTraits, flowSlots: max(16, engine.configuration.flowLimits.maximumFlows),
@@ -1646,13 +1645,21 @@ extension OwnerPass {
         var clock: Int64
         var last: UnsafeRawPointer?
 
+        /// Record number `number`'s entry bits (its header at `h`), and whether a sweep falls at it (the clock moved on).
+        @inline(__always)
+        mutating func stamp(_ h: UnsafeRawPointer, base: UnsafeRawPointer) -> (bits: UInt64, sweeps: Bool) {
+            let bits = UInt64(truncatingIfNeeded: h - base) << Entry.offsetShift | number << UInt64(Entry.flagBits)
+            let seconds = h.loadUnaligned(as: UInt32.self)
+            guard PacketTime.sweeps(second: Int64(seconds), nextSweep: clock) else { return (bits, false) }
+            clock = Int64(seconds) &+ 1
+            return (bits, true)
+        }
+
         /// Lists record number `number` (its header at `h`, its worker `w`): in its worker's list, or in both at a sweep.
         @inline(__always)
         mutating func place(_ h: UnsafeRawPointer, worker w: Int, lists: UnsafeMutablePointer<Entry>, base: UnsafeRawPointer) {
-            let bits = UInt64(truncatingIfNeeded: h - base) << Entry.offsetShift | number << UInt64(Entry.flagBits)
-            let seconds = h.loadUnaligned(as: UInt32.self)
-            if PacketTime.sweeps(second: Int64(seconds), nextSweep: clock) {
-                clock = Int64(seconds) &+ 1
+            let (bits, sweeps) = stamp(h, base: base)
+            if sweeps {
                 let sweep = bits | UInt64(Entry.sweep)
                 lists[next0] = Entry(bits: sweep | (w == 0 ? UInt64(Entry.own) : 0))
                 lists[next1] = Entry(bits: sweep | (w == 1 ? UInt64(Entry.own) : 0))
@@ -1666,13 +1673,8 @@ extension OwnerPass {
 
         /// `place` for an IP fragment (`FlowDispatch.everyWorker`): worker 0's packet, worker 1's copy.
         mutating func placeInBoth(_ h: UnsafeRawPointer, lists: UnsafeMutablePointer<Entry>, base: UnsafeRawPointer) {
-            let bits = UInt64(truncatingIfNeeded: h - base) << Entry.offsetShift | number << UInt64(Entry.flagBits)
-            let seconds = h.loadUnaligned(as: UInt32.self)
-            var sweep: UInt64 = 0
-            if PacketTime.sweeps(second: Int64(seconds), nextSweep: clock) {
-                clock = Int64(seconds) &+ 1
-                sweep = UInt64(Entry.sweep)
-            }
+            let (bits, sweeps) = stamp(h, base: base)
+            let sweep: UInt64 = sweeps ? UInt64(Entry.sweep) : 0
             lists[next0] = Entry(bits: bits | sweep | UInt64(Entry.own))
             lists[next1] = Entry(bits: bits | sweep | UInt64(Entry.copy))
             next0 &+= 1; next1 &+= 1

@@ -111,11 +111,10 @@ public final class Engine {
     public var workerShare: WorkerShare?
     /// A datagram reassembled from fragments is being processed (`takeFragment`).
     @exclusivity(unchecked) private var reassembling = false
-    /// Whether this engine counts fragments and reports their problems (a single engine, or worker 0).
-    private var reportsFragments: Bool { workerShare.map { $0.worker == 0 } ?? true }
-    /// Whether this engine logs a step back of packet time as an anomaly (`capture`/`time_went_back`). With
-    /// `--workers` every engine ends its flows at the step, and only the first logs it, as one engine would.
-    public var reportsClockSteps = true
+    /// A single engine, or worker 0 of several: the one that reports what every engine meets alike, as one engine
+    /// would once. It logs a step back of packet time (`capture`/`time_went_back`; every engine ends its flows at the
+    /// step), and counts the IP fragments (worker 0's packets) and reports their problems.
+    private var reportsForAll: Bool { workerShare.map { $0.worker == 0 } ?? true }
     /// The second packet time stepped back to at the last step logged (`clockWentBack`).
     @exclusivity(unchecked) private var lastLoggedStep: Int64?
     @exclusivity(unchecked) private var sinkFlowSlot: Int32 = -1
@@ -353,7 +352,7 @@ public final class Engine {
         // packet carrying a fragment) is not reassembled: the datagram's buffer is its table's, and nesting would let a
         // sender stack reassemblies (counted as before: `ip_fragment_not_reassembled`).
         guard !reassembling, let f = PacketDecoder.ipFragment(bytes, linkType: linkType, error: error) else { return false }
-        let reports = reportsFragments
+        let reports = reportsForAll
         if reports { statistics.ipFragments &+= 1 }
         let outcome = fragments.add(f, frame: bytes, second: time.seconds)
         if let held = fragments.takeEviction(), reports { logFragmentProblem(.tableFull, offset: 0, value: held) }
@@ -544,7 +543,7 @@ public final class Engine {
         // Logged (an anomaly record and an alert) when it lands more than a step away from the last one logged: a
         // capture whose time alternates between two timelines steps back at every other packet, and each step still
         // ends the flows, but one alert a packet would flood the SIEM (counted in the summary all the same).
-        if reportsClockSteps, lastLoggedStep.map({ abs(time.seconds &- $0) > PacketTime.clockStepSeconds }) ?? true {
+        if reportsForAll, lastLoggedStep.map({ abs(time.seconds &- $0) > PacketTime.clockStepSeconds }) ?? true {
             lastLoggedStep = time.seconds
             logPacketAnomaly(Anomaly(layer: "capture", kind: "time_went_back", value: back))
         }
@@ -1197,7 +1196,7 @@ public final class Engine {
     @inline(never)
     private func expireFragments() {
         while let held = fragments.nextExpired(at: now.seconds) {
-            if reportsFragments { logFragmentProblem(.incomplete, offset: 0, value: held) }
+            if reportsForAll { logFragmentProblem(.incomplete, offset: 0, value: held) }
         }
     }
 
@@ -1205,7 +1204,7 @@ public final class Engine {
     /// by the capture, as a flow's unfinished message is.
     private func forgetFragments() {
         let n = fragments.removeAll()
-        if reportsFragments { statistics.ipDatagramsCutByCapture &+= UInt64(n) }
+        if reportsForAll { statistics.ipDatagramsCutByCapture &+= UInt64(n) }
     }
 
     private func endFlow(_ slot: Int32, reason: FlowEndReason) {
