@@ -311,14 +311,8 @@ public final class Engine {
             ? candidate : flows.find(key, hash: key.fastHash(flows.hashKey))
         if let s = found {
             slot = s
-            // A new SYN on a closed flow is port reuse: end the old conversation, start a new one.
-            // A new SYN with another initial sequence number is port reuse (or a restarted peer): the old
-            // conversation ends and a new one starts. The same ISN again is only a retransmitted SYN.
-            if packet.tcpFlags & (PacketView.syn | PacketView.ack) == PacketView.syn
-                && (flows.slots[Int(s)].midstream || flows.slots[Int(s)].initialSequence != packet.sequence) {
-                // (Fields read in place: a copy of the state retained its buffers.)
-                endFlow(s, reason: flows.slots[Int(s)].isClosed ? flows.slots[Int(s)].closedEndReason : .portReuse)
-                slot = createFlow(key, hash: key.fastHash(flows.hashKey), packet: packet)
+            if packet.tcpFlags & PacketView.syn != 0 && startsAnotherConnection(s, packet: packet) {
+                slot = startAnotherConnection(after: s, key: key, packet: packet)
             }
         } else {
             slot = createFlow(key, hash: key.fastHash(flows.hashKey), packet: packet)
@@ -590,10 +584,29 @@ public final class Engine {
 
     // MARK: - TCP
 
+    /// Whether a SYN or SYN-ACK on flow `slot` begins another connection on its ports (the old one then ends). A SYN
+    /// with another initial sequence number is port reuse (or a restarted peer); the same number again is only a
+    /// retransmitted SYN. A SYN-ACK does so only once the flow has closed (a FIN each way, or a RST) and when it
+    /// answers another initial number than the flow's: the next connection, whose SYN the capture missed. In an open
+    /// connection a SYN-ACK is a retransmission or, from ahead, a jump the stream refuses (`TCPStream.synJump`).
+    @inline(__always)
+    private func startsAnotherConnection(_ slot: Int32, packet: PacketView) -> Bool {
+        let state = flows.slots + Int(slot)
+        if packet.tcpFlags & PacketView.ack == 0 {
+            return state.pointee.midstream || state.pointee.initialSequence != packet.sequence
+        }
+        return state.pointee.isClosed && packet.acknowledgement &- 1 != state.pointee.initialSequence
+    }
+
     private func tcpSegment(_ slot: Int32, side: FlowSide, packet: PacketView, payload: ByteView) {
         let flags = packet.tcpFlags
         let limits = configuration.streamLimits
         takeBackInOrder(slot)
+        // A SYN from ahead of a stream under way moves nothing (not even what its acknowledgement would give up).
+        if flags & PacketView.syn != 0 {
+            let jump = streamPointer(slot, side).pointee.synJump(at: packet.sequence)
+            if jump > 0 { reportSYNJump(slot, side: side, jump: jump); return }
+        }
         // Move the stream out of the table while it delivers (exclusive access; no copy of its buffers).
         // The peer bytes this packet acknowledges were sent before it: release them first, so that a request
         // held behind a hole is dissected before the answer this packet carries.
@@ -619,6 +632,37 @@ public final class Engine {
         if flags & PacketView.fin != 0 {
             noteFIN(slot, side: side, endingAt: packet.sequence &+ UInt32(truncatingIfNeeded: packet.wirePayloadLength))
         }
+    }
+
+    /// Ends flow `old` for the connection a SYN or SYN-ACK begins on its ports (`startsAnotherConnection`) and returns
+    /// the new flow's slot. A SYN that ends a connection still open, whose handshake was seen, is reported on the new
+    /// flow (`tcp`/`syn_inside_connection`): a peer that restarted and lost the connection, a close the capture missed,
+    /// or a SYN forged to end the monitor's view of a connection the endpoints go on with. (A flow picked up midstream
+    /// was never known to be open: its SYN is the usual start of the next connection, not reported.)
+    @inline(never)
+    private func startAnotherConnection(after old: Int32, key: FlowKey, packet: PacketView) -> Int32 {
+        // (Fields read in place: a copy of the state retained its buffers.)
+        let wasOpen = !flows.slots[Int(old)].isClosed
+        let reported = wasOpen && !flows.slots[Int(old)].midstream
+        endFlow(old, reason: wasOpen ? .portReuse : flows.slots[Int(old)].closedEndReason)
+        let slot = createFlow(key, hash: key.fastHash(flows.hashKey), packet: packet)
+        if reported {
+            let side: FlowSide = key.sentByLow(packet) == flows.slots[Int(slot)].initiatorIsLow ? .initiator : .responder
+            setSinkFlow(slot); sink.frame = frame; sink.time = now
+            sink.emit(Anomaly(layer: "tcp", kind: "syn_inside_connection", offset: 0), sender: side)
+            drainSink()
+        }
+        return slot
+    }
+
+    /// A SYN from ahead of `side`'s stream under way, left (`TCPStream.synJump`): reported, with how many sequence
+    /// numbers taking it would have skipped. A way to blind a monitor to one side's next bytes (it would take them for
+    /// retransmissions) that endpoints do not follow.
+    @inline(never)
+    private func reportSYNJump(_ slot: Int32, side: FlowSide, jump: Int) {
+        setSinkFlow(slot); sink.frame = frame; sink.time = now
+        sink.emit(Anomaly(layer: "tcp", kind: "syn_sequence_jump", offset: 0, value: Int64(jump)), sender: side)
+        drainSink()
     }
 
     /// A FIN from `side` whose segment's bytes end at sequence number `end`, after they were taken (the streams and

@@ -92,12 +92,12 @@ public struct TCPStream {
                                  limits: TCPStreamLimits, frame: UInt64 = 0, time: PacketTime = .zero,
                                  deliver: (StreamEvent) -> Void) {
         let seq = sequence &+ (syn ? 1 : 0)
-        // A SYN starts the stream, or restarts it from a number ahead of it; one behind what the stream expects is a
-        // retransmitted SYN (the engine ends the flow at a new initiator's SYN before it gets here): rewinding to it
-        // would hold every later byte as out of order, and re-open a stream ended at its FIN.
-        if syn && (phase == TCPStream.unsynchronised || Int32(bitPattern: seq &- expected) > 0) {
-            expected = seq; phase = TCPStream.open
-            if backlog.map({ $0.held.capacity != 0 || $0.finAt != nil }) ?? false { dropHeld() }
+        // A SYN starts the stream. On a stream under way, one behind what the stream expects is a retransmitted SYN
+        // (rewinding to it would hold every later byte as out of order, and re-open a stream ended at its FIN); one
+        // from ahead is no start either (`synJump`): the segment is left whole.
+        if syn {
+            if phase == TCPStream.unsynchronised { expected = seq; phase = TCPStream.open }
+            else if Int32(bitPattern: seq &- expected) > 0 { return }
         }
         guard wireLength > 0 else { return }
         if phase == TCPStream.unsynchronised { expected = seq; phase = TCPStream.open }
@@ -133,7 +133,17 @@ public struct TCPStream {
         }
     }
 
-    /// Forgets the held segments (a SYN restarts the stream; a FIN ended it), and a FIN ahead; the counters stay.
+    /// How far ahead of the stream's next byte a SYN numbered `sequence` would move it (the sequence numbers it would
+    /// skip), or 0: a SYN on an unsynchronised stream starts it, one behind is a retransmission. A stream under way
+    /// does not restart at a SYN from ahead (`segment` leaves it): an endpoint drops such a SYN (RFC 5961 section 4),
+    /// and a monitor that took it would skip the sender's next bytes as retransmissions.
+    public func synJump(at sequence: UInt32) -> Int {
+        guard phase != TCPStream.unsynchronised else { return 0 }
+        let ahead = Int32(bitPattern: sequence &+ 1 &- expected)
+        return ahead > 0 ? Int(ahead) : 0
+    }
+
+    /// Forgets the held segments (a FIN ended the stream), and a FIN ahead; the counters stay.
     private mutating func dropHeld() {
         let b = ownBacklog()
         b.finAt = nil

@@ -175,7 +175,8 @@ private struct Harness {
 }
 
 /// After the FIN, bytes at or past its number are the sender's past its end, whole or in part; bytes before it
-/// are a retransmission. A SYN starts the direction afresh.
+/// are a retransmission. A SYN from ahead does not start the direction afresh (`synJump`): what follows is still past
+/// the FIN. (Before, it restarted the stream.)
 @Test(arguments: [(UInt32(103), 5, 5), (104, 2, 2), (101, 4, 2), (100, 3, 0)])
 func bytesAfterTheFINAreReportedAndRetransmissionsCounted(seq: UInt32, length: Int, past: Int) {
     var h = Harness()
@@ -186,9 +187,10 @@ func bytesAfterTheFINAreReportedAndRetransmissionsCounted(seq: UInt32, length: I
     #expect(h.out == [1, 2, 3] && h.gaps.isEmpty)
     #expect(h.pastFIN.map { $0.0 } == (past > 0 ? [past] : []))
     #expect(h.stream.retransmissions == (past > 0 ? 0 : 1))
+    #expect(h.stream.synJump(at: 500) == 398 && h.stream.synJump(at: 99) == 0)
     h.send(500, [], syn: true)
-    h.send(501, [4])
-    #expect(!h.stream.endedAtFIN && h.out == [1, 2, 3, 4])
+    h.send(501, [4], frame: 8)
+    #expect(h.stream.endedAtFIN && h.out == [1, 2, 3] && h.pastFIN.last.map { $0.1 } == 8)
 }
 
 /// A SYN retransmitted after data (its number behind what the stream expects) changes nothing: the next bytes are
@@ -233,8 +235,9 @@ func aFINPastAHoleEndsTheStreamWhereItLies(how: String) {
     #expect(h.out == delivered && h.pastFIN.last.map { $0.1 } == 7)
 }
 
-/// A FIN behind or at the next byte is not ahead; a SYN from a number ahead restarts a closing stream.
-@Test func aFINAheadIsOnlyAheadAndASYNRestartsAClosingStream() {
+/// A FIN behind or at the next byte is not ahead; a SYN from a number ahead leaves a closing stream as it is (its
+/// payload too), and a SYN at the next byte's number would skip one: also refused. (Before, it restarted the stream.)
+@Test func aFINAheadIsOnlyAheadAndASYNFromAheadLeavesAClosingStream() {
     var h = Harness()
     h.send(99, [], syn: true)
     h.send(100, [1, 2, 3])
@@ -242,7 +245,10 @@ func aFINPastAHoleEndsTheStreamWhereItLies(how: String) {
     #expect(!atNext && !behind && h.stream.takesNextBytes)
     let ahead = h.endAhead(110)
     #expect(ahead)
-    h.send(500, [], syn: true)
+    #expect(h.stream.synJump(at: 103) == 1 && h.stream.synJump(at: 102) == 0 && h.stream.synJump(at: 500) == 398)
+    h.send(500, [9], syn: true)
     h.send(501, [4])
-    #expect(h.stream.takesNextBytes && h.out == [1, 2, 3, 4] && h.pastFIN.isEmpty)
+    #expect(!h.stream.takesNextBytes && h.out == [1, 2, 3] && h.pastFIN.isEmpty)
+    h.send(103, [4, 5, 6, 7, 8, 9, 10])
+    #expect(h.out == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10] && h.stream.endedAtFIN && h.pastFIN.map { $0.0 } == [1])
 }
