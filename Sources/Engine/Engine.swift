@@ -789,15 +789,19 @@ public final class Engine {
 
     /// Hands stream bytes (or a gap) of one side to the flow's dissector, identifying the protocol first.
     private func deliver(_ slot: Int32, side: FlowSide, event: StreamEvent) {
-        if case .gap(let n) = event { statistics.streamGaps &+= 1; statistics.streamGapBytes &+= UInt64(n) }
+        switch event {
+        case .gap(let n): statistics.streamGaps &+= 1; statistics.streamGapBytes &+= UInt64(n)
         // Bytes past a FIN in sequence (`TCPStream.endAtFIN`), whatever the flow's dissection: reported, never delivered.
-        if case .pastFIN(let n, let f, let t) = event { reportBytesPastFIN(slot, side: side, count: n, frame: f, time: t); return }
+        case .pastFIN(let n, let f, let t): reportBytesPastFIN(slot, side: side, count: n, frame: f, time: t); return
+        case .overlapConflict(let n, let f, let t): reportOverlapConflict(slot, side: side, count: n, frame: f, time: t); return
+        case .data, .heldData: break
+        }
         // No kind: the flow's dissection ended at its close (`ApplicationKind.endedFlag`).
         guard let kind = ApplicationKind(rawValue: flows.slots[Int(slot)].application) else {
             switch event {
             case .data(let b): reportBytesPastFIN(slot, side: side, count: b.count, frame: frame, time: now)
             case .heldData(let b, let f, let t): reportBytesPastFIN(slot, side: side, count: b.count, frame: f, time: t)
-            case .gap, .pastFIN: break
+            case .gap, .pastFIN, .overlapConflict: break
             }
             return
         }
@@ -812,7 +816,7 @@ public final class Engine {
                 // A hole before the protocol is known: forget what was stashed for probing.
                 carryPointer(slot, side).pointee.removeAll(keepingCapacity: true)
                 return
-            case .pastFIN: return   // reported above
+            case .pastFIN, .overlapConflict: return   // reported above
             }
             identify(slot, side: side, bytes: probeBytes)
             // Identified, and the dissector took all the stashed probe bytes: drop the stash's buffer. An empty carry
@@ -841,7 +845,7 @@ public final class Engine {
         case .data(let bytes): consume(pool, slot: slot, side: side, bytes: bytes, frame: frame, time: now)
         // Bytes held behind a hole that was given up are reported on the packet that carried them.
         case .heldData(let bytes, let f, let t): consume(pool, slot: slot, side: side, bytes: bytes, frame: f, time: t)
-        case .pastFIN: return   // reported by `deliver(_:side:event:)`
+        case .pastFIN, .overlapConflict: return   // reported by `deliver(_:side:event:)`
         }
     }
 
@@ -867,6 +871,15 @@ public final class Engine {
     private func reportBytesPastFIN(_ slot: Int32, side: FlowSide, count: Int, frame: UInt64, time: PacketTime) {
         setSinkFlow(slot); sink.frame = frame; sink.time = time
         sink.emit(Anomaly(layer: "tcp", kind: "data_after_fin", offset: 0, value: Int64(count)), sender: side)
+        drainSink()
+    }
+
+    /// Stream bytes carried otherwise by two copies (`StreamEvent.overlapConflict`): reported (the value, the bytes that
+    /// differ), with the packet that carried the later copy; the stream delivered one of them.
+    @inline(never)
+    private func reportOverlapConflict(_ slot: Int32, side: FlowSide, count: Int, frame: UInt64, time: PacketTime) {
+        setSinkFlow(slot); sink.frame = frame; sink.time = time
+        sink.emit(Anomaly(layer: "tcp", kind: "segment_overlap_conflict", offset: 0, value: Int64(count)), sender: side)
         drainSink()
     }
 

@@ -13,6 +13,11 @@ public enum StreamEvent {
     /// that carried them: no stack sends them and an endpoint drops them, so they are not delivered (a monitor
     /// reading on would see what the endpoint never took; one stopping at the FIN would miss what a careless one did).
     case pastFIN(Int, frame: UInt64, time: PacketTime)
+    /// `count` bytes a segment carried otherwise than another copy of the same stream bytes did (a held segment, or
+    /// the segment that filled the hole before it), on the packet that carried the later copy. Which copy an endpoint
+    /// keeps differs between stacks: an overlap with other content is the classic way to make a monitor reassemble
+    /// another stream than the endpoint (the stream delivers one copy, as before, and this says it was contested).
+    case overlapConflict(Int, frame: UInt64, time: PacketTime)
 }
 
 /// Bounds on what one direction of a TCP stream may hold while waiting for a missing segment.
@@ -111,13 +116,13 @@ public struct TCPStream {
         }
         if rel == 0 {
             deliverInOrder(payload, wireLength: wireLength, carrier: (frame, time), deliver: deliver)
-            drainHeld(deliver: deliver)
+            drainHeld(after: (payload, seq, frame, time), deliver: deliver)
         } else if rel < 0 {
             let overlap = Int(-Int64(rel))
             if overlap >= wireLength { ownBacklog().retransmissions &+= 1; return }
             ownBacklog().overlaps &+= 1
             deliverInOrder(payload.suffix(from: overlap), wireLength: wireLength - overlap, carrier: (frame, time), deliver: deliver)
-            drainHeld(deliver: deliver)
+            drainHeld(after: (payload, seq, frame, time), deliver: deliver)
         } else {
             if let first = countOutOfOrder(seq, payloadCount: payload.count, limits: limits) {
                 // Give up on the oldest hole: everything before the first held byte is lost.
@@ -129,7 +134,7 @@ public struct TCPStream {
                         frame: frame, time: time, deliver: deliver)
                 return
             }
-            hold(seq, payload, wireLength, frame: frame, time: time)
+            hold(seq, payload, wireLength, frame: frame, time: time, deliver: deliver)
         }
     }
 
@@ -284,13 +289,29 @@ public struct TCPStream {
         endIfAtFIN(deliver: deliver)
     }
 
-    private mutating func hold(_ seq: UInt32, _ payload: ByteView, _ wireLength: Int, frame: UInt64, time: PacketTime) {
+    private mutating func hold(_ seq: UInt32, _ payload: ByteView, _ wireLength: Int, frame: UInt64, time: PacketTime,
+                               deliver: (StreamEvent) -> Void) {
         let b = ownBacklog()
+        // The held copies of any of these bytes, compared with this one (both are here; held segments are few).
+        var differing = 0
+        for h in b.held { h.bytes.withUnsafeBytes { differing &+= TCPStream.differingBytes(ByteView($0), h.sequence, payload, seq) } }
+        if differing > 0 { deliver(.overlapConflict(differing, frame: frame, time: time)) }
         var i = b.held.count
         while i > 0 && Int32(bitPattern: b.held[i - 1].sequence &- seq) > 0 { i -= 1 }
         if i > 0 && b.held[i - 1].sequence == seq { b.retransmissions &+= 1; return }   // first copy wins
         b.held.insert(HeldSegment(sequence: seq, bytes: Array(payload.raw), wireLength: wireLength, frame: frame, time: time), at: i)
         b.heldBytes += UInt32(payload.count)
+    }
+
+    /// How many of the stream bytes both `a` (from sequence number `aStart`) and `b` (from `bStart`) carry differ.
+    static func differingBytes(_ a: ByteView, _ aStart: UInt32, _ b: ByteView, _ bStart: UInt32) -> Int {
+        // Where b starts relative to a, and the common stretch (sequence numbers wrap: relative offsets only).
+        let bInA = Int(Int32(bitPattern: bStart &- aStart))
+        let from = Swift.max(0, bInA), to = Swift.min(a.count, bInA + b.count)
+        guard from < to else { return 0 }
+        var n = 0
+        for k in from..<to where a.raw[k] != b.raw[k - bInA] { n &+= 1 }
+        return n
     }
 
     /// Removes the first held segment, `overlap` bytes of which were delivered already, and counts it; true when it
@@ -305,12 +326,18 @@ public struct TCPStream {
     }
 
     /// Delivers held segments that are now in order. `afterLoss`: the hole before them was given up, so their
-    /// bytes are reported on the packet that carried them; a filled hole completes on the filling packet.
-    private mutating func drainHeld(afterLoss: Bool = false, deliver: (StreamEvent) -> Void) {
+    /// bytes are reported on the packet that carried them; a filled hole completes on the filling packet, `after`
+    /// (its bytes, from its sequence number, just delivered): held bytes it delivered otherwise are a conflict.
+    private mutating func drainHeld(afterLoss: Bool = false, after filling: (ByteView, UInt32, UInt64, PacketTime)? = nil,
+                                    deliver: (StreamEvent) -> Void) {
         while let first = backlog?.held.first {
             let rel = Int32(bitPattern: first.sequence &- expected)
             if rel > 0 { return }
             let overlap = Int(-Int64(rel))
+            if overlap > 0, let (bytes, start, frame, time) = filling {
+                let differing = first.bytes.withUnsafeBytes { TCPStream.differingBytes(bytes, start, ByteView($0), first.sequence) }
+                if differing > 0 { deliver(.overlapConflict(differing, frame: frame, time: time)) }
+            }
             if removeFirstHeld(overlap: overlap) { continue }
             first.bytes.withUnsafeBytes { raw in
                 deliverInOrder(ByteView(raw).suffix(from: overlap), wireLength: first.wireLength - overlap,

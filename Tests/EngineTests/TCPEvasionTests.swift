@@ -129,3 +129,36 @@ import Flows
         }
     }
 }
+
+/// Two copies of the same TCP bytes with other content (`tcp`/`segment_overlap_conflict`): a Modbus write whose value
+/// the sender sent twice, differently, ahead of a hole. An endpoint may keep either copy (stacks differ), so the
+/// monitor reports the contest on the later copy's packet, whichever copy it dissects (the first held one).
+@Suite struct OverlapConflictTests {
+    @Test(arguments: [true, false], [true, false])
+    func aWriteSentTwiceWithOtherValuesIsReported(sameValue: Bool, onePass: Bool) {
+        var c = EngineConfiguration(); c.transactionRecords = true; c.establishedTCPPath = onePass
+        let engine = Engine(configuration: c)
+        let c0 = SYNInConnectionTests.client, s0 = SYNInConnectionTests.server
+        let write = SYNInConnectionTests.write   // register 5 := 7
+        engine.feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: 1000, flags: 0x02), at: 100)
+        engine.feed(tcpFrame(src: s0, sport: 502, dst: c0, dport: 40000, seq: 5000, ack: 1001, flags: 0x12), at: 100)
+        // The write's last 6 bytes (function, register, value) ahead of its first 6, then again with value 0x0100.
+        let tail = Array(write[6...]), otherTail = sameValue ? tail : Array(write[6..<10]) + [1, 0]
+        engine.feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: 1007, ack: 5001, flags: 0x18, payload: tail), at: 100)
+        engine.feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: 1007, ack: 5001, flags: 0x18, payload: otherTail), at: 100)
+        engine.feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: 1001, ack: 5001, flags: 0x18, payload: Array(write[..<6])), at: 100)
+        engine.feed(tcpFrame(src: s0, sport: 502, dst: c0, dport: 40000, seq: 5001, ack: 1013, flags: 0x18, payload: write), at: 100)
+        let lines = ClosedFlowTests.drain(engine)
+        engine.finish()
+        let all = ClosedFlowTests.drain(engine, into: lines)
+        let anomalies = all[.anomaly, default: []]
+        if sameValue {
+            #expect(anomalies.isEmpty, "\(anomalies)")
+        } else {
+            #expect(anomalies.count == 1 && anomalies.first?.contains(#""kind":"segment_overlap_conflict""#) == true, "\(anomalies)")
+            #expect(anomalies.first?.contains(#""frame":4,"#) == true && anomalies.first?.contains(#""value":2"#) == true)
+        }
+        let transactions = all[.modbus, default: []]
+        #expect(transactions.count == 1 && transactions.first?.contains(#""matched":false"#) == false, "\(transactions)")
+    }
+}

@@ -2,48 +2,58 @@ import Testing
 import Wire
 import Flows
 
-/// Feeds segments (sequence, bytes) to one stream direction and records what comes out.
-private struct Harness {
-    var stream = TCPStream()
+/// What a stream handed on, in order of kind.
+private struct Seen {
     var out: [UInt8] = []
     var gaps: [Int] = []
     /// `.pastFIN` events: (bytes, frame).
     var pastFIN: [(Int, UInt64)] = []
-    var limits = TCPStreamLimits()
+    /// `.overlapConflict` events: (bytes that differ, frame).
+    var conflicts: [(Int, UInt64)] = []
 
-    private static func record(_ e: StreamEvent, _ o: inout [UInt8], _ g: inout [Int], _ p: inout [(Int, UInt64)]) {
+    mutating func record(_ e: StreamEvent) {
         switch e {
-        case .data(let d), .heldData(let d, _, _): o.append(contentsOf: d.raw)
-        case .gap(let n): g.append(n)
-        case .pastFIN(let n, let frame, _): p.append((n, frame))
+        case .data(let d), .heldData(let d, _, _): out.append(contentsOf: d.raw)
+        case .gap(let n): gaps.append(n)
+        case .pastFIN(let n, let frame, _): pastFIN.append((n, frame))
+        case .overlapConflict(let n, let frame, _): conflicts.append((n, frame))
         }
     }
+}
+
+/// Feeds segments (sequence, bytes) to one stream direction and records what comes out.
+private struct Harness {
+    var stream = TCPStream()
+    var seen = Seen()
+    var limits = TCPStreamLimits()
+    var out: [UInt8] { seen.out }
+    var gaps: [Int] { seen.gaps }
+    var pastFIN: [(Int, UInt64)] { seen.pastFIN }
+    var conflicts: [(Int, UInt64)] { seen.conflicts }
 
     mutating func send(_ seq: UInt32, _ bytes: [UInt8], syn: Bool = false, wire: Int? = nil, frame: UInt64 = 0) {
-        var o = out, g = gaps, p = pastFIN
+        var seen = self.seen
         let limits = self.limits
         ByteView.with(bytes) { v in
-            stream.segment(sequence: seq, syn: syn, payload: v, wireLength: wire ?? bytes.count, limits: limits, frame: frame) { e in
-                Harness.record(e, &o, &g, &p)
-            }
+            stream.segment(sequence: seq, syn: syn, payload: v, wireLength: wire ?? bytes.count, limits: limits, frame: frame) { seen.record($0) }
         }
-        out = o; gaps = g; pastFIN = p
+        self.seen = seen
     }
     mutating func ack(_ a: UInt32) {
-        var o = out, g = gaps, p = pastFIN
-        stream.peerAcknowledged(a) { e in Harness.record(e, &o, &g, &p) }
-        out = o; gaps = g; pastFIN = p
+        var seen = self.seen
+        stream.peerAcknowledged(a) { seen.record($0) }
+        self.seen = seen
     }
     mutating func flush() {
-        var o = out, g = gaps, p = pastFIN
-        stream.flush { e in Harness.record(e, &o, &g, &p) }
-        out = o; gaps = g; pastFIN = p
+        var seen = self.seen
+        stream.flush { seen.record($0) }
+        self.seen = seen
     }
     mutating func endAhead(_ end: UInt32) -> Bool { stream.endAhead(at: end) }
     mutating func endAtFIN() {
-        var o = out, g = gaps, p = pastFIN
-        stream.endAtFIN { e in Harness.record(e, &o, &g, &p) }
-        out = o; gaps = g; pastFIN = p
+        var seen = self.seen
+        stream.endAtFIN { seen.record($0) }
+        self.seen = seen
     }
 }
 
@@ -251,4 +261,41 @@ func aFINPastAHoleEndsTheStreamWhereItLies(how: String) {
     #expect(!h.stream.takesNextBytes && h.out == [1, 2, 3] && h.pastFIN.isEmpty)
     h.send(103, [4, 5, 6, 7, 8, 9, 10])
     #expect(h.out == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10] && h.stream.endedAtFIN && h.pastFIN.map { $0.0 } == [1])
+}
+
+/// Two copies of the same stream bytes with other content are reported (`.overlapConflict`, the bytes that differ,
+/// on the later copy's packet): a held segment and a later held copy (from the same number or overlapping it), and a
+/// held segment and the segment that fills the hole before it and runs into it. Which copy an endpoint keeps differs
+/// between stacks, so such an overlap is the classic way to show a monitor another stream than the endpoint's; the
+/// stream still delivers one copy (the first held, or the filling segment). The same bytes again are no conflict, and
+/// bytes already delivered are not kept (zero copy), so a retransmission of them is only counted.
+struct OverlapCase: Sendable, CustomTestStringConvertible {
+    /// Segments after the SYN: (sequence number, bytes, frame).
+    var segments: [(UInt32, [UInt8], UInt64)]
+    var delivered: [UInt8]
+    /// (bytes that differ, frame of the later copy)
+    var conflicts: [(Int, UInt64)]
+    var testDescription: String { segments.map { "\($0.0):\($0.1)" }.joined(separator: " ") }
+
+    static let all: [OverlapCase] = [
+        OverlapCase(segments: [(5, [5, 6, 7], 2), (5, [5, 9, 7], 3), (1, [1, 2, 3, 4], 4)], delivered: [1, 2, 3, 4, 5, 6, 7],
+                    conflicts: [(1, 3)]),
+        OverlapCase(segments: [(5, [5, 6, 7], 2), (6, [6, 8, 9], 3), (1, [1, 2, 3, 4], 4)], delivered: [1, 2, 3, 4, 5, 6, 7, 9],
+                    conflicts: [(1, 3)]),
+        OverlapCase(segments: [(5, [5, 6, 7], 2), (1, [1, 2, 3, 4, 9, 9], 3)], delivered: [1, 2, 3, 4, 9, 9, 7], conflicts: [(2, 3)]),
+        OverlapCase(segments: [(5, [5, 6, 7], 2), (3, [3, 4, 5, 6], 3), (1, [1, 2], 4)], delivered: [1, 2, 3, 4, 5, 6, 7], conflicts: []),
+        OverlapCase(segments: [(5, [5, 6, 7], 2), (5, [5, 6, 7], 3), (1, [1, 2, 3, 4, 5, 6], 4)], delivered: [1, 2, 3, 4, 5, 6, 7],
+                    conflicts: []),
+        OverlapCase(segments: [(1, [1, 2, 3], 2), (1, [7, 7, 7], 3)], delivered: [1, 2, 3], conflicts: []),
+    ]
+}
+
+@Test(arguments: OverlapCase.all)
+func overlapsWithOtherContentAreReported(_ c: OverlapCase) {
+    let (segments, delivered, conflicts) = (c.segments, c.delivered, c.conflicts)
+    var h = Harness()
+    h.send(0, [], syn: true)
+    for (seq, bytes, frame) in segments { h.send(seq, bytes, frame: frame) }
+    #expect(h.out == delivered && h.gaps.isEmpty)
+    #expect(h.conflicts.map { $0.0 } == conflicts.map { $0.0 } && h.conflicts.map { $0.1 } == conflicts.map { $0.1 }, "\(h.conflicts)")
 }
