@@ -21,15 +21,16 @@ public final class OutputSet: @unchecked Sendable {
     private let shutDown = Mutex<[OutputReport]?>(nil)
 
     /// Opens every output (spools, TLS contexts, folders) and starts its thread; `waitingWhenFull`: a full queue makes
-    /// `deliver` wait for room instead of dropping (a replay; a live capture must never wait).
-    public init(specs: [OutputSpec], waitingWhenFull: Bool = false) throws {
+    /// `deliver` wait for room instead of dropping, and a connected TCP or TLS receiver's pace is the set's (a
+    /// replay; a live capture must never wait) unless it takes nothing for `receiverStallSeconds`.
+    public init(specs: [OutputSpec], waitingWhenFull: Bool = false, receiverStallSeconds: Double = 10) throws {
         // A receiver closing its end must surface as EPIPE on write, not kill the process.
         signal(SIGPIPE, SIG_IGN)
         var channels: [OutputChannel] = []
         var mask: UInt32 = 0
         for spec in specs {
             do {
-                channels.append(try OutputChannel(spec: spec, waitsWhenFull: waitingWhenFull))
+                channels.append(try OutputChannel(spec: spec, waitsWhenFull: waitingWhenFull, stallSeconds: receiverStallSeconds))
             } catch {
                 for c in channels { _ = c.stop(deadline: monotonicSeconds()) }
                 throw OutputSetupError("output \(spec.url): \(error)")
@@ -231,7 +232,7 @@ final class OutputChannel: @unchecked Sendable {
     private var isFinished = false
     private var started = false
 
-    init(spec: OutputSpec, waitsWhenFull: Bool = false) throws {
+    init(spec: OutputSpec, waitsWhenFull: Bool = false, stallSeconds: Double = 10) throws {
         self.spec = spec
         queue = ItemQueue(capacity: spec.queueCapacity, waitsWhenFull: waitsWhenFull)
         kindMask = spec.records.reduce(0) { $0 | 1 << UInt32($1.rawValue) }
@@ -248,8 +249,9 @@ final class OutputChannel: @unchecked Sendable {
                                    enterpriseNumber: spec.enterpriseNumber)
             switch transport {
             case .udp: driver = DatagramDriver(spec: spec, host: host, port: port)
-            case .tcp: driver = try StreamDriver(spec: spec, host: host, port: port, tls: false)
-            case .tls: driver = try StreamDriver(spec: spec, host: host, port: port, tls: true)
+            case .tcp, .tls:
+                driver = try StreamDriver(spec: spec, host: host, port: port, tls: transport == .tls,
+                                          waitsForReceiver: waitsWhenFull, stallSeconds: stallSeconds)
             }
         }
         encoder = MessageEncoder(format: spec.format, syslog: syslog)

@@ -59,8 +59,18 @@ final class StreamDriver: OutputDriver {
     /// Framed bytes held for the socket before new messages go to the spool instead.
     static let outLimit = 512 << 10
 
-    init(spec: OutputSpec, host: String, port: UInt16, tls: Bool) throws {
+    /// A replay's output: while connected, `route` waits for the receiver to take more instead of spooling (a replay
+    /// has no clock to keep up with, and a forensic replay's alerts belong in the SIEM when it ends, not in a spool
+    /// for the next run); a receiver that takes nothing for `stallSeconds` is given up on (spooled, as live).
+    private let waitsForReceiver: Bool
+    private let stallSeconds: Double
+    /// The receiver took nothing for `stallSeconds` while `route` waited: spool until it has taken all that waits.
+    private var stalled = false
+
+    init(spec: OutputSpec, host: String, port: UInt16, tls: Bool, waitsForReceiver: Bool = false,
+         stallSeconds: Double = 10) throws {
         self.host = host; self.port = port
+        self.waitsForReceiver = waitsForReceiver; self.stallSeconds = stallSeconds
         framing = spec.framing
         connectTimeout = spec.connectTimeout
         serverName = spec.tls.serverName ?? host
@@ -75,6 +85,7 @@ final class StreamDriver: OutputDriver {
     private var pendingOut: Int { out.count - outSent }
 
     func route(_ message: [UInt8], kind: RecordKind) {
+        if waitsForReceiver { waitForReceiver() }
         if ready && !spool.hasUnread, let c = connection {
             if pendingOut >= StreamDriver.outLimit {
                 // A batch can be large: hand the socket what it takes before falling back to the spool.
@@ -89,6 +100,41 @@ final class StreamDriver: OutputDriver {
             spooled += 1
         } else {
             droppedSpoolFull += 1
+        }
+    }
+
+    /// Waits for the first connection's outcome (so a replay's first messages need not wait in the spool), then,
+    /// while the receiver is connected and takes bytes, until the socket's share has room and the spool is delivered
+    /// (so the next message goes straight to the socket, in order). Stops at a lost connection, or once the receiver
+    /// took nothing for `stallSeconds` (then spools until everything waiting has gone). A receiver that is down is
+    /// not waited for: its messages are spooled, as live.
+    private func waitForReceiver() {
+        if connects == 0 && connectFailures == 0 {
+            let start = monotonicSeconds()
+            while !ready && connectFailures == 0 && monotonicSeconds() - start < connectTimeout + 1 {
+                pump()
+                if !ready { usleep(1000) }
+            }
+        }
+        guard ready else { return }
+        if stalled {
+            guard pendingOut < StreamDriver.outLimit && !spool.hasUnread else { return }
+            stalled = false
+        }
+        var lastProgress = monotonicSeconds()
+        while ready, let c = connection, pendingOut >= StreamDriver.outLimit || spool.hasUnread {
+            let written = plainWritten
+            if let error = transfer(c) { connectionLost(error); return }
+            let now = monotonicSeconds()
+            if plainWritten != written {
+                lastProgress = now
+            } else if now - lastProgress > stallSeconds {
+                stalled = true
+                lastError = "receiver took nothing for \(Int(stallSeconds)) s: spooling until it does"
+                return
+            } else {
+                usleep(1000)
+            }
         }
     }
 
