@@ -43,7 +43,7 @@ public struct PacketView: Sendable {
     @inlinable public init() {}
 
     /// TCP flag bits.
-    public static let fin: UInt8 = 0x01, syn: UInt8 = 0x02, rst: UInt8 = 0x04, psh: UInt8 = 0x08, ack: UInt8 = 0x10
+    public static let fin: UInt8 = 0x01, syn: UInt8 = 0x02, rst: UInt8 = 0x04, psh: UInt8 = 0x08, ack: UInt8 = 0x10, urg: UInt8 = 0x20
 }
 
 /// Why a packet could not be decoded; counted per reason.

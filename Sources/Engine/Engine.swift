@@ -393,7 +393,8 @@ public final class Engine {
     /// sequence (or none). For such a packet this does exactly what the general path below would (counters, LRU,
     /// reassembly, delivery) and returns true; for anything else it changes nothing and returns false. The general
     /// path builds a `PacketView`, a key and a stream event, and costs several times more. `bytes` is read as an
-    /// untagged Ethernet frame (`PacketDecoder.uncommonFrame`), its type at `typeAt`, keyed with `vlan`.
+    /// untagged Ethernet frame (`PacketDecoder.uncommonFrame`), its type at `typeAt`, keyed with `vlan`. (Urgent
+    /// data goes the general path too, which reports it: the same mask, no instruction more.)
     @inline(always)
     private func processEstablishedTCPv4(_ bytes: ByteView, wireLength: Int, time: PacketTime, typeAt: Int, vlan: UInt16) -> Bool {
         let n = bytes.count
@@ -406,7 +407,7 @@ public final class Engine {
         let ipEnd = 14 + Int(u16(16))
         let flags = u8(47)
         let payloadOffset = 34 + Int(u8(46) >> 4) * 4
-        guard flags & (PacketView.syn | PacketView.rst | PacketView.ack) == PacketView.ack,
+        guard flags & (PacketView.syn | PacketView.rst | PacketView.urg | PacketView.ack) == PacketView.ack,
               payloadOffset >= 54, payloadOffset <= ipEnd, ipEnd <= n else { return false }
         let source = u32(26), destination = u32(30), sourcePort = u16(34), destinationPort = u16(36)
         // The key's canonical order (as `FlowKey(v4Source:...)` puts it), compared field by field with the slot's key.
@@ -603,8 +604,10 @@ public final class Engine {
         let limits = configuration.streamLimits
         takeBackInOrder(slot)
         // A SYN from ahead of a stream under way moves nothing (not even what its acknowledgement would give up).
-        if flags & PacketView.syn != 0 {
-            let jump = streamPointer(slot, side).pointee.synJump(at: packet.sequence)
+        // Urgent data is reported (one test for both: ICS connections see neither).
+        if flags & (PacketView.syn | PacketView.urg) != 0 {
+            if flags & PacketView.urg != 0 { reportUrgentData(slot, side: side, packet: packet) }
+            let jump = flags & PacketView.syn != 0 ? streamPointer(slot, side).pointee.synJump(at: packet.sequence) : 0
             if jump > 0 { reportSYNJump(slot, side: side, jump: jump); return }
         }
         // Move the stream out of the table while it delivers (exclusive access; no copy of its buffers).
@@ -662,6 +665,19 @@ public final class Engine {
     private func reportSYNJump(_ slot: Int32, side: FlowSide, jump: Int) {
         setSinkFlow(slot); sink.frame = frame; sink.time = now
         sink.emit(Anomaly(layer: "tcp", kind: "syn_sequence_jump", offset: 0, value: Int64(jump)), sender: side)
+        drainSink()
+    }
+
+    /// A segment with urgent data (URG) on a flow of an ICS port or protocol: reported (its value the segment's payload
+    /// bytes), and its bytes delivered in line, as tshark shows them. Stacks differ in what they make of it (Linux takes
+    /// the urgent byte out of the stream unless the socket asks for it in line; others leave it): a byte a monitor
+    /// keeps and an endpoint drops shifts the monitor's framing. No ICS protocol uses urgent data. (Other flows, where
+    /// Telnet and FTP may, are not dissected.)
+    @inline(never)
+    private func reportUrgentData(_ slot: Int32, side: FlowSide, packet: PacketView) {
+        guard flows.slots[Int(slot)].application != ApplicationKind.none.rawValue else { return }
+        setSinkFlow(slot); sink.frame = frame; sink.time = now
+        sink.emit(Anomaly(layer: "tcp", kind: "urgent_data", offset: 0, value: Int64(packet.wirePayloadLength)), sender: side)
         drainSink()
     }
 

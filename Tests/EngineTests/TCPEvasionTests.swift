@@ -162,3 +162,33 @@ import Flows
         #expect(transactions.count == 1 && transactions.first?.contains(#""matched":false"#) == false, "\(transactions)")
     }
 }
+
+/// Urgent data (URG) on an ICS connection (`tcp`/`urgent_data`): stacks differ in whether the urgent byte stays in the
+/// stream, and no ICS protocol uses it. The bytes are dissected in line (as tshark shows them) and the segment is
+/// reported, by either path; a flow of another protocol (HTTP here), where Telnet and FTP may use it, is not.
+@Suite struct UrgentDataTests {
+    @Test(arguments: [502, 80], [true, false])
+    func urgentDataOnAnICSConnectionIsReported(port: UInt16, onePass: Bool) {
+        var c = EngineConfiguration(); c.transactionRecords = true; c.establishedTCPPath = onePass
+        let engine = Engine(configuration: c)
+        let c0 = SYNInConnectionTests.client, s0 = SYNInConnectionTests.server
+        let first: [UInt8] = port == 502 ? SYNInConnectionTests.read : Array("GET / HTTP/1.1\r\n\r\n".utf8)
+        let n = UInt32(first.count)
+        engine.feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: port, seq: 1000, flags: 0x02), at: 100)
+        engine.feed(tcpFrame(src: s0, sport: port, dst: c0, dport: 40000, seq: 5000, ack: 1001, flags: 0x12), at: 100)
+        engine.feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: port, seq: 1001, ack: 5001, flags: 0x18, payload: first), at: 100)
+        // The next request with URG set (frame 4).
+        let second: [UInt8] = port == 502 ? SYNInConnectionTests.write : first
+        engine.feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: port, seq: 1001 + n, ack: 5001, flags: 0x38, payload: second), at: 100)
+        let lines = ClosedFlowTests.drain(engine)
+        engine.finish()
+        let anomalies = ClosedFlowTests.drain(engine, into: lines)[.anomaly, default: []].filter { !$0.contains("truncated_at_end") }
+        if port == 502 {
+            #expect(anomalies.count == 1 && anomalies.first?.contains(#""kind":"urgent_data""#) == true, "\(anomalies)")
+            #expect(anomalies.first?.contains(#""frame":4,"#) == true && anomalies.first?.contains(#""value":12"#) == true)
+            #expect(engine.statistics.pdus[Int(AppProtocol.modbus.rawValue)] == 2, "both requests dissected")
+        } else {
+            #expect(anomalies.isEmpty, "\(anomalies)")
+        }
+    }
+}
