@@ -17,19 +17,24 @@ import Flows
     static let write: [UInt8] = [0, 2, 0, 0, 0, 6, 1, 6, 0, 5, 0, 7]
     static let readAnswer: [UInt8] = [0, 1, 0, 0, 0, 23, 1, 3, 20] + [UInt8](repeating: 7, count: 20)
 
+    /// Frames 1-4: the handshake (client 1000, server 5000), the read and its answer; the next number of each side.
+    static func handshakeAndRead(_ engine: Engine) -> (client: UInt32, server: UInt32) {
+        let c0 = client, s0 = server, n = UInt32(read.count)
+        engine.feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: 1000, flags: 0x02), at: 100)
+        engine.feed(tcpFrame(src: s0, sport: 502, dst: c0, dport: 40000, seq: 5000, ack: 1001, flags: 0x12), at: 100)
+        engine.feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: 1001, ack: 5001, flags: 0x18, payload: read), at: 100)
+        engine.feed(tcpFrame(src: s0, sport: 502, dst: c0, dport: 40000, seq: 5001, ack: 1001 + n, flags: 0x18, payload: readAnswer), at: 100)
+        return (1001 + n, 5001 + UInt32(readAnswer.count))
+    }
+
     /// The forged SYN-ACK (from `forger`'s address, its number `ahead` past that side's next byte, acknowledging far
     /// past the other side's) between two transactions: both are dissected and matched, one anomaly names its frame.
     @Test(arguments: [FlowSide.initiator, .responder], [true, false])
     func aSYNFromAheadInAnOpenConnectionIsReportedAndMovesNothing(forger: FlowSide, onePass: Bool) {
         var c = EngineConfiguration(); c.transactionRecords = true; c.establishedTCPPath = onePass
         let engine = Engine(configuration: c)
-        let c0 = Self.client, s0 = Self.server
-        let n = UInt32(Self.read.count), answer = UInt32(Self.readAnswer.count)
-        engine.feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: 1000, flags: 0x02), at: 100)
-        engine.feed(tcpFrame(src: s0, sport: 502, dst: c0, dport: 40000, seq: 5000, ack: 1001, flags: 0x12), at: 100)
-        engine.feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: 1001, ack: 5001, flags: 0x18, payload: Self.read), at: 100)
-        engine.feed(tcpFrame(src: s0, sport: 502, dst: c0, dport: 40000, seq: 5001, ack: 1001 + n, flags: 0x18, payload: Self.readAnswer), at: 100)
-        let clientNext = 1001 + n, serverNext = 5001 + answer
+        let c0 = Self.client, s0 = Self.server, n = UInt32(Self.read.count)
+        let (clientNext, serverNext) = Self.handshakeAndRead(engine)
         // Frame 5: the forgery.
         if forger == .initiator {
             engine.feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: clientNext + 700, ack: serverNext + 900, flags: 0x12), at: 101)
@@ -71,13 +76,8 @@ import Flows
     func aSYNACKAfterTheCloseStartsTheNextConnection(reset: Bool, serverISN: UInt32) {
         var c = EngineConfiguration(); c.transactionRecords = true
         let engine = Engine(configuration: c)
-        let c0 = Self.client, s0 = Self.server
-        let n = UInt32(Self.read.count), answer = UInt32(Self.readAnswer.count)
-        engine.feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: 1000, flags: 0x02), at: 100)
-        engine.feed(tcpFrame(src: s0, sport: 502, dst: c0, dport: 40000, seq: 5000, ack: 1001, flags: 0x12), at: 100)
-        engine.feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: 1001, ack: 5001, flags: 0x18, payload: Self.read), at: 100)
-        engine.feed(tcpFrame(src: s0, sport: 502, dst: c0, dport: 40000, seq: 5001, ack: 1001 + n, flags: 0x18, payload: Self.readAnswer), at: 100)
-        let clientNext = 1001 + n, serverNext = 5001 + answer
+        let c0 = Self.client, s0 = Self.server, n = UInt32(Self.read.count)
+        let (clientNext, serverNext) = Self.handshakeAndRead(engine)
         if reset {
             engine.feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: 502, seq: clientNext, ack: serverNext, flags: 0x14), at: 101)
         } else {
