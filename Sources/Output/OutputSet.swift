@@ -69,7 +69,8 @@ public final class OutputSet: @unchecked Sendable {
         }
     }
 
-    /// Stops accepting records, delivers what each output can within `seconds`, persists spools,
+    /// Stops accepting records, delivers what each output can within `seconds` (a replay's TCP or TLS output: on while
+    /// its receiver takes bytes), persists spools,
     /// closes connections and files, and reports per output. Later calls return the same reports.
     public func shutdown(deadline seconds: Double) -> [OutputReport] {
         shutDown.withLock { reports in
@@ -231,9 +232,13 @@ final class OutputChannel: @unchecked Sendable {
     private let finished = WaitCondition()
     private var isFinished = false
     private var started = false
+    /// A replay's output (its driver waits for a connected receiver): `stop` waits on while the receiver takes bytes.
+    private let waitsWhenFull: Bool
+    private let stallSeconds: Double
 
     init(spec: OutputSpec, waitsWhenFull: Bool = false, stallSeconds: Double = 10) throws {
         self.spec = spec
+        self.waitsWhenFull = waitsWhenFull; self.stallSeconds = stallSeconds
         queue = ItemQueue(capacity: spec.queueCapacity, waitsWhenFull: waitsWhenFull)
         kindMask = spec.records.reduce(0) { $0 | 1 << UInt32($1.rawValue) }
         wantsAlerts = spec.records.contains(.alert)
@@ -330,7 +335,8 @@ final class OutputChannel: @unchecked Sendable {
         queue.stop()
     }
 
-    /// Waits for the thread until `waitUntil` and returns the final report.
+    /// Waits for the thread until `waitUntil` (a replay's output: on while its receiver takes bytes) and returns the
+    /// final report.
     func stop(deadline waitUntil: Double) -> OutputReport {
         if !started {
             queue.stop()
@@ -338,10 +344,17 @@ final class OutputChannel: @unchecked Sendable {
             return snapshot()
         }
         finished.lock()
+        var until = waitUntil, mark = driver.progressMark
         while !isFinished {
-            let left = waitUntil - monotonicSeconds()
-            if left <= 0 { break }
-            finished.wait(seconds: left)
+            let left = until - monotonicSeconds()
+            if left <= 0 {
+                // A replay's output delivers at its receiver's pace: wait on while the receiver takes bytes.
+                guard waitsWhenFull, driver.progressMark != mark else { break }
+                mark = driver.progressMark
+                until = monotonicSeconds() + stallSeconds + 2
+                continue
+            }
+            finished.wait(seconds: min(left, 1))
         }
         let done = isFinished
         finished.unlock()

@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 import Records
 
 /// What an output's thread drives: takes encoded messages and does the I/O of one transport.
@@ -13,6 +14,12 @@ protocol OutputDriver: AnyObject {
     func finish(deadline: Double)
     /// Copies its counters into `report`.
     func fill(_ report: inout OutputReport)
+    /// Grows while the receiver takes bytes; any thread may read it (a waiter's sign that delivery goes on).
+    var progressMark: UInt64 { get }
+}
+
+extension OutputDriver {
+    var progressMark: UInt64 { 0 }
 }
 
 /// Syslog over TCP (RFC 6587) or TLS (RFC 5425), with reconnection and a disk spool.
@@ -66,6 +73,9 @@ final class StreamDriver: OutputDriver {
     private let stallSeconds: Double
     /// The receiver took nothing for `stallSeconds` while `route` waited: spool until it has taken all that waits.
     private var stalled = false
+    /// Bytes the socket took, over every connection (`progressMark`).
+    private let socketTook = Atomic<UInt64>(0)
+    var progressMark: UInt64 { socketTook.load(ordering: .relaxed) }
 
     init(spec: OutputSpec, host: String, port: UInt16, tls: Bool, waitsForReceiver: Bool = false,
          stallSeconds: Double = 10) throws {
@@ -187,10 +197,17 @@ final class StreamDriver: OutputDriver {
     }
 
     func finish(deadline: Double) {
-        // Deliver the queue's last batch and the spool while the deadline allows.
+        // Deliver the queue's last batch and the spool while the deadline allows (a replay's: while the receiver
+        // takes bytes, for as long as it takes them).
+        var deadline = deadline, mark = progressMark
+        if waitsForReceiver && ready { deadline = max(deadline, monotonicSeconds() + stallSeconds) }
         while monotonicSeconds() < deadline {
             if pendingOut == 0 && inflight.count == 0 && spool.liveRecords == 0 { break }
             pump()
+            if waitsForReceiver && progressMark != mark {
+                mark = progressMark
+                deadline = max(deadline, monotonicSeconds() + stallSeconds)
+            }
             let wait = min(max(idleWait(), 0.001), max(0, deadline - monotonicSeconds()))
             if wait > 0 { usleep(UInt32(min(wait, 0.05) * 1e6)) }
         }
@@ -321,6 +338,7 @@ final class StreamDriver: OutputDriver {
             if let failure { throw failure }
             if n == 0 { break }
             outSent += n; plainWritten &+= UInt64(n)
+            socketTook.add(UInt64(n), ordering: .relaxed)
         }
         inflight.markWritten(upTo: plainWritten, transportOffset: c.transportOffset)
         if outSent == out.count {
