@@ -36,8 +36,9 @@ Profiles (see PROFILES below for the flow mix of each)
            all SYNs first, then all SYN-ACKs, then all ACKs, so every flow is live at the end; streamed, nothing
            kept per flow, so it scales to millions of concurrent flows. Needs --packets == 3 * --flows.
   hostile  ICS traffic mixed with abuse: garbage on ICS ports, malformed Modbus, DNP3 with bad CRCs, TCP
-           gaps / out-of-order / retransmissions with different bytes, midstream flows reset by RST,
-           a SYN flood (spoofed sources, 1 packet per flow), a SYN port scan, UDP garbage.
+           gaps / out-of-order / retransmissions with different bytes / forged SYN-ACKs / urgent data,
+           midstream flows reset by RST, a SYN flood (spoofed sources, 1 packet per flow), a SYN port scan,
+           UDP garbage.
 
 Speed (one core of a 2-vCPU EPYC guest, otherwise idle): modbus about 220-260k packets/s written, hostile and
 plain about 150-175k, s7comm about 150k, dnp3 about 75-85k (CRC-16/DNP is computed in Python, memoised where
@@ -102,7 +103,7 @@ def cooked(frame: bytes, link: str) -> bytes:
     if link == "sll":
         return b"\x00\x00\x00\x01\x00\x06" + frame[6:12] + b"\x00\x00" + frame[12:14] + frame[14:]
     return frame[12:14] + b"\x00\x00\x00\x00\x00\x01\x00\x01\x00\x06" + frame[6:12] + b"\x00\x00" + frame[14:]
-FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+FIN, SYN, RST, PSH, ACK, URG = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
 C, S = 0, 1  # direction: client (initiator) -> server, server -> client
 
 # SYN options: MSS 1460, NOP, window scale 7, NOP, NOP, SACK permitted (12 bytes, data offset 8).
@@ -731,7 +732,8 @@ def modbus_malformed_flow(ctx: Ctx, fl: Flow, n: int):
 
 
 def modbus_lossy_flow(ctx: Ctx, fl: Flow, n: int):
-    """Modbus where the monitor misses segments (gaps), sees reordering and retransmissions with new bytes."""
+    """Modbus where the monitor misses segments (gaps), sees reordering and retransmissions with new bytes, SYN-ACKs
+    forged in the client's name from ahead of its stream (endpoints drop them) and requests with urgent data."""
     st = modbus_state(ctx)
 
     def body(c: Ctx, f: Flow, k: int):
@@ -766,6 +768,23 @@ def modbus_lossy_flow(ctx: Ctx, fl: Flow, n: int):
                 w.tcp(f, S, PSH | ACK, resp)
                 yield True
                 k -= 3
+                continue
+            if r < 0.17 and k >= 3:   # a SYN-ACK forged in the client's name, from ahead of its stream
+                ahead = 1000 + int(c.rnd() * 60000)
+                w.tcp(f, C, SYN | ACK, seq=(f.seq[C] + ahead) & 0xFFFFFFFF, advance=False)
+                yield True
+                w.tcp(f, C, PSH | ACK, req)
+                yield True
+                w.tcp(f, S, PSH | ACK, resp)
+                yield True
+                k -= 3
+                continue
+            if r < 0.19:   # the request with urgent data (no ICS protocol uses URG)
+                w.tcp(f, C, PSH | ACK | URG, req)
+                yield True
+                w.tcp(f, S, PSH | ACK, resp)
+                yield True
+                k -= 2
                 continue
             w.tcp(f, C, PSH | ACK, req)
             yield True
