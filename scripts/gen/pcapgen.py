@@ -37,6 +37,7 @@ Profiles (see PROFILES below for the flow mix of each)
            kept per flow, so it scales to millions of concurrent flows. Needs --packets == 3 * --flows.
   hostile  ICS traffic mixed with abuse: garbage on ICS ports, malformed Modbus, DNP3 with bad CRCs, TCP
            gaps / out-of-order / retransmissions with different bytes / forged SYN-ACKs / urgent data,
+           Modbus requests as IPv4 fragments (reordered, tiny, repeated, conflicting, lost),
            midstream flows reset by RST, a SYN flood (spoofed sources, 1 packet per flow), a SYN port scan,
            UDP garbage.
 
@@ -121,6 +122,15 @@ def fold(total: int) -> int:
 def fold_udp(total: int) -> int:
     """UDP checksum field: as fold(), but a computed 0x0000 is sent as 0xFFFF (0 means "no checksum")."""
     return 0xFFFF - total % 0xFFFF
+
+
+def ipv4_fragment(eth: bytes, ttl: int, src: bytes, dst: bytes, ipid: int, offset: int, data: bytes, more: bool,
+                  proto: int = 6) -> bytes:
+    """The Ethernet frame of one IPv4 fragment: `data` at byte `offset` (a multiple of 8) of the datagram's payload,
+    MF set when `more`, DF clear, a valid header checksum."""
+    word = (0x2000 if more else 0) | offset >> 3
+    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(data), ipid, word, ttl, proto, 0, src, dst)
+    return eth + header[:10] + struct.pack("!H", fold(int.from_bytes(header, "big"))) + header[12:] + data
 
 
 def ip4(text: str) -> bytes:
@@ -254,6 +264,31 @@ class Writer:
         self.bytes += flen
         if len(buf) > 100000:
             self.flush()
+
+    def tcp_fragments(self, fl: Flow, d: int, flags: int, payload: bytes, cuts: list[int]) -> list[bytes]:
+        """One TCP segment from side d (advancing its sequence number) as the Ethernet frames of its IPv4 fragments,
+        not written: the datagram (DF clear, one IP ID, valid TCP checksum) cut at `cuts`, offsets into the IP
+        payload (TCP header and data), each a multiple of 8. Rare: the checksums are computed plainly."""
+        eth, ttl, src, dst, sport, dport, win, _ = fl.dirs[d]
+        s, a = fl.seq[d], fl.seq[1 - d]
+        fl.seq[d] = (s + len(payload)) & 0xFFFFFFFF
+        tl = 20 + len(payload)
+        offfl = 5 << 12 | flags
+        head = struct.pack("!HHIIHHHH", sport, dport, s, a, offfl, win, 0, 0)
+        pi = int.from_bytes(payload, "big") << 8 if len(payload) & 1 else int.from_bytes(payload, "big")
+        checksum = 0xFFFE - (fl.l4c + tl + s + a + offfl + win + pi - 1) % 0xFFFF   # as tcp() sums it
+        segment = head[:16] + struct.pack("!H", checksum) + head[18:] + payload
+        ipid = fl.ipid[d]
+        fl.ipid[d] = (ipid + 1) & 0xFFFF
+        frames = []
+        bounds = [0] + cuts + [tl]
+        for lo, hi in zip(bounds, bounds[1:]):
+            frames.append(ipv4_fragment(eth, ttl, src, dst, ipid, lo, segment[lo:hi], more=hi < tl))
+        return frames
+
+    def frame(self, frame: bytes) -> None:
+        """Writes one Ethernet frame as built (padding, tag, link and mirror applied as to every other)."""
+        self._record(frame)
 
     def udp(self, fl: Flow, d: int, payload: bytes) -> None:
         eth, ttl, src, dst, sport, dport, _, ipc = fl.dirs[d]
@@ -797,6 +832,64 @@ def modbus_lossy_flow(ctx: Ctx, fl: Flow, n: int):
     return tcp_session(ctx, fl, n, body)
 
 
+def modbus_fragmented_flow(ctx: Ctx, fl: Flow, n: int):
+    """Modbus whose requests often come as IPv4 fragments (a small-MTU path, or a sender hiding them from a monitor
+    that does not reassemble): in order, in reverse, with the TCP header split over the first two (a tiny first
+    fragment), the last one lost (the request sent again whole), one fragment twice, or one sent again with other
+    bytes before the last (endpoints drop the datagram and the client sends the request again whole; the last
+    fragment starts a datagram that never completes)."""
+    st = modbus_state(ctx)
+    # (case, upper bound of its share of requests, packets it writes besides the fragments and the response)
+    cases = (("whole", 0.40, 0), ("in-order", 0.55, 0), ("reverse", 0.65, 0), ("tiny-first", 0.75, 0),
+             ("last-lost", 0.82, 0), ("twice", 0.92, 1), ("conflict", 1.0, 2))
+
+    def body(c: Ctx, f: Flow, k: int):
+        w = c.w
+        while k >= 2:
+            req, resp = modbus_txn(c, f, st)
+            r = c.rnd()
+            case, extra = next((name, e) for name, bound, e in cases if r < bound)
+            size = 20 + len(req)
+            cuts = sorted(c.rng.sample(range(8, size, 8), min(1 + int(c.rnd() * 3), (size - 1) // 8)))
+            if case == "tiny-first" and cuts[0] != 8:
+                cuts.insert(0, 8)
+            if case == "whole" or len(cuts) + 2 + extra > k:
+                w.tcp(f, C, PSH | ACK, req)
+                yield True
+                w.tcp(f, S, PSH | ACK, resp)
+                yield True
+                k -= 2
+                continue
+            s0 = f.seq[C]
+            pieces = w.tcp_fragments(f, C, PSH | ACK, req, cuts)
+            j = int(c.rnd() * (len(pieces) - 1))   # a fragment before the last
+            if case == "reverse":
+                frames = pieces[::-1]
+            elif case == "last-lost":
+                frames = pieces[:-1]
+            elif case == "twice":
+                frames = pieces[:j + 1] + [pieces[j]] + pieces[j + 1:]
+            elif case == "conflict":
+                frames = pieces[:-1] + [pieces[j][:-1] + bytes((pieces[j][-1] ^ 0x5A,)), pieces[-1]]
+            else:
+                frames = pieces
+            for frame in frames:
+                w.frame(frame)
+                yield True
+            k -= len(frames)
+            if case in ("last-lost", "conflict"):
+                w.tcp(f, C, PSH | ACK, req, seq=s0, advance=False)
+                yield True
+                k -= 1
+            w.tcp(f, S, PSH | ACK, resp)
+            yield True
+            k -= 1
+        if k:
+            w.tcp(f, C, ACK)
+            yield True
+    return tcp_session(ctx, fl, n, body)
+
+
 def midstream_rst_flow(ctx: Ctx, fl: Flow, n: int):
     """A Modbus flow already running when capture started (no handshake), aborted by the server's RST."""
     st = modbus_state(ctx)
@@ -860,6 +953,7 @@ KINDS = {
     "garbage-102": _k(1, 102, 6, None, garbage_flow),
     "modbus-malformed": _k(1, 502, 6, None, modbus_malformed_flow),
     "modbus-lossy": _k(1, 502, 6, None, modbus_lossy_flow),
+    "modbus-fragmented": _k(1, 502, 6, None, modbus_fragmented_flow),
     "dnp3-badcrc": _k(1, 20000, 6, None, lambda c, f, n, i: dnp3_flow(c, f, n, i, corrupt=0.2)),
     "midstream-rst": _k(1, 502, 6, None, midstream_rst_flow),
     "syn-flood": _k(1, 502, 6, 1, syn_flood_flow),
@@ -875,7 +969,7 @@ PROFILES = {
     "mixed": {"modbus": 35, "dnp3": 20, "s7comm": 20, "http": 8, "dns": 10, "ntp": 5, "icmp": 2},
     "plain": {"http": 4, "dns": 4, "ntp": 2, "icmp": 1},
     "hostile": {"modbus": 15, "dnp3": 5, "s7comm": 5, "garbage-502": 4, "garbage-20000": 3, "garbage-102": 3,
-                "modbus-malformed": 5, "modbus-lossy": 8, "dnp3-badcrc": 3, "midstream-rst": 4,
+                "modbus-malformed": 5, "modbus-lossy": 8, "modbus-fragmented": 3, "dnp3-badcrc": 3, "midstream-rst": 4,
                 "syn-flood": 35, "syn-scan": 6, "udp-garbage": 4},
 }
 
