@@ -331,10 +331,44 @@ public final class Engine {
         let payload = bytes.slice(from: packet.payloadOffset, length: packet.payloadLength)
         switch packet.transport {
         case .tcp: tcpSegment(slot, side: side, packet: packet, payload: payload)
-        case .udp:
-            if packet.payloadLength > 0 { deliver(slot, side: side, event: .data(payload)) }
+        case .udp: if packet.payloadLength > 0 { udpDatagram(slot, side: side, packet: packet, bytes: bytes, payload: payload) }
         default: break
         }
+    }
+
+    /// A UDP datagram with payload: to the flow's dissector, unless the capture holds it twice
+    /// (`isCopyOfRecentDatagram`: counted). Only flows being dissected are checked: on others a copy changes nothing
+    /// but the packet count, and their prints would be fresh memory for every DNS lookup (a flow's first datagram,
+    /// which identifies it, is recorded once it is known to be dissected). Out of line: the check inlined into
+    /// `processGeneral` cost every packet there a few instructions (registers).
+    @inline(never)
+    private func udpDatagram(_ slot: Int32, side: FlowSide, packet: PacketView, bytes: ByteView, payload: ByteView) {
+        switch flows.slots[Int(slot)].application {
+        case ApplicationKind.none.rawValue:
+            deliver(slot, side: side, event: .data(payload))
+        case ApplicationKind.undecided.rawValue:
+            deliver(slot, side: side, event: .data(payload))
+            if flows.slots[Int(slot)].application != ApplicationKind.none.rawValue {
+                _ = isCopyOfRecentDatagram(slot, side: side, packet: packet, bytes: bytes, payload: payload)   // recorded
+            }
+        default:
+            if isCopyOfRecentDatagram(slot, side: side, packet: packet, bytes: bytes, payload: payload) {
+                statistics.udpDatagramsCapturedTwice &+= 1
+            } else {
+                deliver(slot, side: side, event: .data(payload))
+            }
+        }
+    }
+
+    /// Whether a UDP datagram of flow `slot` from `side` is the capture's copy of one that side sent just before
+    /// (`RecentDatagrams`); if not, it is recorded as sent. The IPv4 identification is read where it lies before a
+    /// UDP header without IP options; 0 otherwise (IPv6, options).
+    private func isCopyOfRecentDatagram(_ slot: Int32, side: FlowSide, packet: PacketView, bytes: ByteView, payload: ByteView) -> Bool {
+        let identification: UInt16 = packet.ipVersion == 4 && !packet.hasIPOptions && packet.payloadOffset >= 28
+            ? bytes.u16be(packet.payloadOffset - 24) : 0
+        let print = RecentDatagrams.print(serial: flows.slots[Int(slot)].serial, side: side.rawValue, identification: identification,
+                                          payload: payload, key: flows.hashKey)
+        return flows.recentDatagrams[2 * Int(slot) + Int(side.rawValue)].isCopy(print, at: now)
     }
 
     /// The IP fragment `decode` stopped at with `error` (`PacketDecoder.ipFragment`) into reassembly: false for any

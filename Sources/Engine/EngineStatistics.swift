@@ -34,6 +34,10 @@ public struct EngineStatistics: Sendable {
     public var ipFragments: UInt64 = 0
     public var ipDatagramsReassembled: UInt64 = 0
     public var ipDatagramsCutByCapture: UInt64 = 0
+    /// UDP datagrams the capture held twice (a copy of one its side sent just before, `RecentDatagrams`: a SPAN or
+    /// TAP delivering each packet twice, a PRP network's two LANs) on a flow being dissected: counted in the flow's
+    /// packets, not dissected again.
+    public var udpDatagramsCapturedTwice: UInt64 = 0
     /// Anomalies reported (all layers).
     public var anomalies: UInt64 = 0
     /// Anomaly log lines not written because the per-kind log bound was reached (still counted).

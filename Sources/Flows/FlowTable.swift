@@ -51,6 +51,11 @@ public final class FlowTable {
     /// states and zeroed by the kernel on first write: most runs compute none, and those that do (records) compute
     /// each once and read it a few times.
     public let communityIDs: UnsafeMutablePointer<InlineText>
+    /// Each side's last UDP datagrams by slot (`2 * slot + side`; a slot's two in one cache line), to tell a capture's
+    /// copy of a datagram from a new one (`RecentDatagrams`). Apart from the states, zeroed by the kernel on first
+    /// write: only UDP flows with payload touch it, and a print names its flow's serial, so a reused slot's old prints
+    /// do not match.
+    public let recentDatagrams: UnsafeMutablePointer<RecentDatagrams>
     /// Recency by slot: the order of the flow's latest move to the front (a counter over the table's life). The
     /// recency lists are these orders sorted; `queues` keeps them sorted lazily. 8 bytes a flow, written once per
     /// move and nothing else: a doubly linked list rewrote the flow's and two neighbours' links at each move (three
@@ -115,6 +120,8 @@ public final class FlowTable {
         runCapacity = 4 * capacity + 4096
         // Zeroed memory holds valid (empty) texts.
         communityIDs = LargeBlock.mapZeroed(capacity * MemoryLayout<InlineText>.stride).bindMemory(to: InlineText.self, capacity: capacity)
+        recentDatagrams = LargeBlock.mapZeroed(2 * capacity * MemoryLayout<RecentDatagrams>.stride)
+            .bindMemory(to: RecentDatagrams.self, capacity: 2 * capacity)
         aheadRing.initialize(repeating: 0, count: 128)
         for l in 0..<3 { (queues + l).initialize(to: RecencyQueue(runCapacity: runCapacity)) }
     }
@@ -130,6 +137,7 @@ public final class FlowTable {
         markOrders.deallocate(); markSeconds.deallocate()
         radixBounds.deallocate()
         LargeBlock.unmap(UnsafeMutableRawPointer(communityIDs), bytes: capacity * MemoryLayout<InlineText>.stride)
+        LargeBlock.unmap(UnsafeMutableRawPointer(recentDatagrams), bytes: 2 * capacity * MemoryLayout<RecentDatagrams>.stride)
         FlowTable.releaseIndex(index, size: indexSize)
         aheadRing.deallocate()
         pendingTouches.deallocate()

@@ -27,6 +27,9 @@ func printSummary(_ s: EngineStatistics, wallSeconds: Double, extra: [String] = 
         lines.append("ip fragments: \(s.ipFragments)  datagrams reassembled: \(s.ipDatagramsReassembled)"
                      + (s.ipDatagramsCutByCapture > 0 ? "  incomplete when the capture ended: \(s.ipDatagramsCutByCapture)" : ""))
     }
+    if s.udpDatagramsCapturedTwice > 0 {
+        lines.append("udp datagrams captured twice (mirrored twice; the copy not dissected): \(s.udpDatagramsCapturedTwice)")
+    }
     lines.append("tcp gaps: \(s.streamGaps) (\(s.streamGapBytes) bytes)  reassembly overflows: \(s.carryOverflows)"
                  + (s.messagesCutByCapture > 0 ? "  messages cut by the capture: \(s.messagesCutByCapture) (\(s.messagesCutByCaptureBytes) bytes)" : ""))
     lines.append(contentsOf: extra)

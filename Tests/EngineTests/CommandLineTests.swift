@@ -1,12 +1,13 @@
 import Testing
 import Foundation
 
-/// A classic pcap file (µs, little-endian) with the given link type and packets.
-func pcapFile(linkType: UInt32 = 1, packets: [[UInt8]], snaplen: UInt32 = 65535) -> [UInt8] {
+/// A classic pcap file (µs, little-endian) with the given link type and packets, `spacing` microseconds apart.
+func pcapFile(linkType: UInt32 = 1, packets: [[UInt8]], snaplen: UInt32 = 65535, spacing: UInt64 = 1_000_000) -> [UInt8] {
     func le32(_ v: UInt32) -> [UInt8] { [UInt8(v & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v >> 16 & 0xFF), UInt8(v >> 24)] }
     var b = le32(0xA1B2_C3D4) + [2, 0, 4, 0] + le32(0) + le32(0) + le32(snaplen) + le32(linkType)
     for (i, p) in packets.enumerated() {
-        b += le32(1_700_000_000 + UInt32(i)) + le32(0) + le32(UInt32(p.count)) + le32(UInt32(p.count)) + p
+        let t = UInt64(i) * spacing
+        b += le32(1_700_000_000 + UInt32(t / 1_000_000)) + le32(UInt32(t % 1_000_000)) + le32(UInt32(p.count)) + le32(UInt32(p.count)) + p
     }
     return b
 }
