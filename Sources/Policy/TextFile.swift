@@ -5,7 +5,7 @@ import Darwin
 #endif
 
 /// Reads a whole file as UTF-8 text (invalid bytes become U+FFFD); nil when it cannot be read.
-func readTextFile(_ path: String) -> String? {
+public func readTextFile(_ path: String) -> String? {
     guard let f = fopen(path, "rb") else { return nil }
     defer { fclose(f) }
     var bytes: [UInt8] = []

@@ -5,9 +5,17 @@ import Policy
 enum PolicyCommand {
     static let help = """
     usage: zonewatch policy check FILE
+           zonewatch policy learn FILE CAPTURE...
 
-    Validates a zone/conduit policy (YAML). Prints every error as FILE:LINE:COLUMN: message and exits 2
+    check: validates a zone/conduit policy (YAML). Prints every error as FILE:LINE:COLUMN: message and exits 2
     when there is any; exits 0 and prints a one-line summary when the policy is valid.
+
+    learn: drafts conduits from traffic. Reads the captures (pcap or pcapng, as one stream) and prints FILE
+    with its conduits replaced by learned ones: one per initiating host and pair of FILE's zones, allowing
+    exactly the protocols, access classes, function codes, unit ids or DNP3 addresses, S7 areas and DB numbers,
+    data addresses and ports seen (program download and upload, lifecycle, file and auth with notify: still
+    reported). FILE's own conduits take no part. Traffic inside a zone is not learned; hosts in no zone are
+    listed in a comment. Review the result, then `policy check` it.
     """
 
     static func run(_ args: ArraySlice<String>) throws(UsageError) -> Int32 {
@@ -22,7 +30,19 @@ enum PolicyCommand {
             print(makeSyntheticPolicy(zones: zones, rules: rules), terminator: "")
             return 0
         }
-        guard rest.count == 2, rest[0] == "check" else { throw UsageError(message: "usage: zonewatch policy check FILE") }
+        if rest.first == "learn" {
+            guard rest.count >= 3 else { throw UsageError(message: "usage: zonewatch policy learn FILE CAPTURE...") }
+            let (policy, errors) = checkPolicyFile(path: rest[1])
+            for e in errors { printError(e.description) }
+            guard let p = policy, errors.isEmpty else { return 2 }
+            switch PolicyLearning.learn(policyPath: rest[1], policy: p, captures: Array(rest.dropFirst(2))) {
+            case .success(let yaml): print(yaml, terminator: ""); return 0
+            case .failure(let error): printError("zonewatch: \(error)"); return 2
+            }
+        }
+        guard rest.count == 2, rest[0] == "check" else {
+            throw UsageError(message: "usage: zonewatch policy check FILE | zonewatch policy learn FILE CAPTURE...")
+        }
         let (policy, errors) = checkPolicyFile(path: rest[1])
         for e in errors { printError(e.description) }
         guard let p = policy, errors.isEmpty else { return 2 }
