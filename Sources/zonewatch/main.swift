@@ -9,6 +9,8 @@ commands:
   dissect FILE        one JSON line per application PDU on standard output
   live -i IFACE       capture from an interface until SIGINT/SIGTERM
   policy check FILE   validate a zone/conduit policy
+  policy learn FILE CAPTURE...
+                      FILE with conduits learned from the captures (a baseline to review)
 
 Run `zonewatch <command> --help` for a command's options.
 """

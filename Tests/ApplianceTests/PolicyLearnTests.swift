@@ -69,6 +69,8 @@ struct PolicyLearnTests {
     }
 
     @Test func usage() throws {
+        let (_, help, _) = try run(zonewatchBinary!, ["--help"])
+        #expect(help.contains("policy learn FILE CAPTURE..."))
         let (status, _, err) = try run(zonewatchBinary!, ["policy", "learn", fixture("demo/policy.yaml")])
         #expect(status == 2 && err.contains("usage: zonewatch policy learn FILE CAPTURE..."), "\(err)")
         let (missing, _, why) = try run(zonewatchBinary!, ["policy", "learn", fixture("demo/policy.yaml"), "/nonexistent.pcap"])
