@@ -5,7 +5,9 @@ import Records
 /// between two zones becomes part of a conduit that allows exactly what was seen, at the depth the policy checks.
 ///
 /// One conduit per initiating host and pair of zones (a master's baseline: which devices it reaches, with which
-/// functions, units and addresses), its responders the hosts it reached. Each ICS protocol gets one rule per access
+/// functions, units and addresses), its responders the hosts it reached; hosts that did exactly the same share one,
+/// and a zone pair with more than `PolicyCompiler.maximumConduitsPerPair` such groups gets one conduit allowing the
+/// union. Each ICS protocol gets one rule per access
 /// class, listing the function codes, Modbus unit ids or DNP3 outstation addresses, S7 areas and DB numbers, and the
 /// data address ranges seen (adjacent ranges joined; more than `maximumRanges` become their span); other traffic a
 /// transport rule with the responder ports seen. Operations are taken as the detector checks them: those the
@@ -149,41 +151,83 @@ public final class ConduitLearner {
                 out += "#   and \(hosts.count - ConduitLearner.maximumUnzonedListed) more\n"
             }
         }
-        let keys = traffic.keys.sorted { a, b in
-            (a.fromZone, a.toZone, a.initiator.description) < (b.fromZone, b.toZone, b.initiator.description)
-        }
-        guard !keys.isEmpty else { return out + "conduits: []\n" }
+        let pairs = Dictionary(grouping: traffic.keys) { ZonePair(from: $0.fromZone, to: $0.toZone) }
+        guard !pairs.isEmpty else { return out + "conduits: []\n" }
         out += "conduits:\n"
-        var numbers: [String: Int] = [:]
-        for key in keys {
-            let t = traffic[key]!
-            let from = policy.zoneName(key.fromZone)!, to = policy.zoneName(key.toZone)!
-            let base = "learned-\(from)-to-\(to)"
-            numbers[base, default: 0] += 1
-            out += "  - name: \(quoted("\(base)-\(numbers[base]!)"))\n"
-            out += "    from: \(quoted(from))\n    to: \(quoted(to))\n"
-            out += "    initiators: [\(endpoint(key.initiator))]\n"
-            out += "    responders: [\(t.responders.sorted { $0.description < $1.description }.map(endpoint).joined(separator: ", "))]\n"
-            out += "    allow:\n"
-            for app in AppProtocol.allCases {
-                guard let classes = t.ics[app] else { continue }
-                if classes.isEmpty { out += "      - {protocol: \(app.name)}   # no operation seen: allows any; narrow it\n" }
-                for access in AccessClass.allCases {
-                    guard let c = classes[access] else { continue }
-                    out += "      - " + rule(app, access, c) + "\n"
+        for pair in pairs.keys.sorted(by: { ($0.from, $0.to) < ($1.from, $1.to) }) {
+            let from = policy.zoneName(pair.from)!, to = policy.zoneName(pair.to)!
+            // Initiators that did exactly the same share a conduit; a pair's conduits are bounded
+            // (`PolicyCompiler.maximumConduitsPerPair`): beyond it, one conduit with the union of what they all did.
+            let keys = pairs[pair]!.sorted { $0.initiator.description < $1.initiator.description }
+            var groups: [(body: String, initiators: [IPAddress], flows: Int)] = []
+            for key in keys {
+                let t = traffic[key]!, body = conduitBody(t)
+                if let i = groups.firstIndex(where: { $0.body == body }) {
+                    groups[i].initiators.append(key.initiator); groups[i].flows += t.flows
+                } else {
+                    groups.append((body, [key.initiator], t.flows))
                 }
             }
-            for transport in [Transport.tcp, .udp, .icmp] {
-                guard let ports = t.ports[transport] else { continue }
-                out += transport == .icmp ? "      - {protocol: icmp}\n"
-                    : "      - {protocol: \(transport.name), ports: [\(ports.sorted().map { String($0) }.joined(separator: ", "))]}\n"
+            var union = ""
+            if groups.count > PolicyCompiler.maximumConduitsPerPair {
+                let all = keys.reduce(Traffic()) { ConduitLearner.merged($0, traffic[$1]!) }
+                groups = [(conduitBody(all), keys.map(\.initiator), all.flows)]
+                union = "    # \(keys.count) initiators did more than \(PolicyCompiler.maximumConduitsPerPair) different things: one conduit "
+                    + "allows the union (looser than any of them); split it by hand.\n"
             }
-            let learned = Set(t.ics.values.flatMap(\.keys))
-            let reported = ConduitLearner.reportedClasses.filter(learned.contains)
-            if !reported.isEmpty { out += "    notify: [\(reported.map { "\($0.name)" }.joined(separator: ", "))]\n" }
-            out += "    description: \(quoted("learned from \(t.flows) flow\(t.flows == 1 ? "" : "s")"))\n"
+            for (n, g) in groups.enumerated() {
+                out += "  - name: \(quoted("learned-\(from)-to-\(to)-\(n + 1)"))\n" + union
+                out += "    from: \(quoted(from))\n    to: \(quoted(to))\n"
+                out += "    initiators: [\(g.initiators.map(endpoint).joined(separator: ", "))]\n"
+                out += g.body
+                out += "    description: \(quoted("learned from \(g.flows) flow\(g.flows == 1 ? "" : "s")"))\n"
+            }
         }
         return out
+    }
+
+    private struct ZonePair: Hashable { var from: Int32, to: Int32 }
+
+    /// A conduit's responders, allow rules and notify list for `t`.
+    private func conduitBody(_ t: Traffic) -> String {
+        var out = "    responders: [\(t.responders.sorted { $0.description < $1.description }.map(endpoint).joined(separator: ", "))]\n"
+        out += "    allow:\n"
+        for app in AppProtocol.allCases {
+            guard let classes = t.ics[app] else { continue }
+            if classes.isEmpty { out += "      - {protocol: \(app.name)}   # no operation seen: allows any; narrow it\n" }
+            for access in AccessClass.allCases {
+                guard let c = classes[access] else { continue }
+                out += "      - " + rule(app, access, c) + "\n"
+            }
+        }
+        for transport in [Transport.tcp, .udp, .icmp] {
+            guard let ports = t.ports[transport] else { continue }
+            out += transport == .icmp ? "      - {protocol: icmp}\n"
+                : "      - {protocol: \(transport.name), ports: [\(ports.sorted().map { String($0) }.joined(separator: ", "))]}\n"
+        }
+        let learned = Set(t.ics.values.flatMap(\.keys))
+        let reported = ConduitLearner.reportedClasses.filter(learned.contains)
+        if !reported.isEmpty { out += "    notify: [\(reported.map { "\($0.name)" }.joined(separator: ", "))]\n" }
+        return out
+    }
+
+    /// What `a` and `b` did together.
+    static func merged(_ a: Traffic, _ b: Traffic) -> Traffic {
+        var m = a
+        m.responders.formUnion(b.responders)
+        m.flows += b.flows
+        for (transport, ports) in b.ports { m.ports[transport, default: []].formUnion(ports) }
+        for (app, classes) in b.ics {
+            if m.ics[app] == nil { m.ics[app] = [:] }
+            for (access, c) in classes {
+                var x = m.ics[app]![access] ?? ClassTraffic()
+                x.functions.formUnion(c.functions); x.devices.formUnion(c.devices); x.areas.formUnion(c.areas)
+                x.dbNumbers.formUnion(c.dbNumbers)
+                for r in c.addresses { x.addresses = adding(r, to: x.addresses) }
+                m.ics[app]![access] = x
+            }
+        }
+        return m
     }
 
     private func rule(_ app: AppProtocol, _ access: AccessClass, _ c: ClassTraffic) -> String {

@@ -111,6 +111,26 @@ import Records
         #expect(policy.allowsProtocol(nil, verdict: https) && !policy.allowsProtocol(nil, verdict: ssh))
     }
 
+    /// Many initiators: those that did the same share a conduit; more than a zone pair may have (64) different ones
+    /// get one conduit with the union, and the policy stays valid.
+    @Test(arguments: [(1, 1), (3, 3), (70, 1)])
+    func manyInitiatorsStayWithinTheConduitBound(behaviours: Int, conduits: Int) throws {
+        let (zonesOnly, _) = loadPolicy(text: Self.zones)
+        let learner = ConduitLearner(policy: try #require(zonesOnly))
+        for i in 0..<70 {
+            let f = Self.flow(UInt64(i + 1), IPAddress(v4: 0x0A01_0100 + UInt32(i)), Self.plc, port: 502)
+            learner.flowStarted(f); learner.flowIdentified(f, appProtocol: .modbus)
+            learner.operation(Self.op(.modbus, .read, fc: 3, unit: 1, address: Int64(10 * (i % behaviours)), quantity: 2), flow: f)
+            learner.flowEnded(f)
+        }
+        let text = try #require(ConduitLearner.policyText(Self.zones, withConduits: learner.conduitsYAML(header: [])))
+        let (policy, problems) = loadPolicy(text: text)
+        #expect(problems.isEmpty, "\(problems.map(\.description))")
+        #expect(policy?.conduits.count == conduits)
+        #expect(text.contains("allows the union") == (behaviours > 64))
+        #expect(text.matches(of: #/learned from /#).count == conduits)
+    }
+
     @Test(arguments: [
         ([0...9, 20...29], 10...19, [0...29]),      // fills the hole: one range
         ([0...9], 11...12, [0...9, 11...12]),       // not adjacent: two
