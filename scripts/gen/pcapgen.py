@@ -354,20 +354,29 @@ def tcp_session(ctx: Ctx, fl: Flow, n: int, body, close: bool = True):
     yield True
 
 
+def exchange(w: Writer, fl: Flow, req: bytes, resp: bytes):
+    """A request and its response, one segment each (2 packets)."""
+    w.tcp(fl, C, PSH | ACK, req)
+    yield True
+    w.tcp(fl, S, PSH | ACK, resp)
+    yield True
+
+
+def delayed_ack(w: Writer, fl: Flow, n: int):
+    """The client's pure ACK of the last response when an odd budget leaves one packet (n is 0 or 1)."""
+    if n:
+        w.tcp(fl, C, ACK)
+        yield True
+
+
 def pairs(ctx: Ctx, fl: Flow, n: int, txn):
     """n packets of request/response exchanges from txn(ctx, fl) -> (request, response); an odd budget ends
     with the client's pure ACK of the last response (a delayed ACK)."""
     w = ctx.w
     while n >= 2:
-        req, resp = txn(ctx, fl)
-        w.tcp(fl, C, PSH | ACK, req)
-        yield True
-        w.tcp(fl, S, PSH | ACK, resp)
-        yield True
+        yield from exchange(w, fl, *txn(ctx, fl))
         n -= 2
-    if n:
-        w.tcp(fl, C, ACK)
-        yield True
+    yield from delayed_ack(w, fl, n)
 
 
 # ---- Modbus/TCP ----------------------------------------------------------------------------------------------
@@ -821,14 +830,9 @@ def modbus_lossy_flow(ctx: Ctx, fl: Flow, n: int):
                 yield True
                 k -= 2
                 continue
-            w.tcp(f, C, PSH | ACK, req)
-            yield True
-            w.tcp(f, S, PSH | ACK, resp)
-            yield True
+            yield from exchange(w, f, req, resp)
             k -= 2
-        if k:
-            w.tcp(f, C, ACK)
-            yield True
+        yield from delayed_ack(w, f, k)
     return tcp_session(ctx, fl, n, body)
 
 
@@ -854,10 +858,7 @@ def modbus_fragmented_flow(ctx: Ctx, fl: Flow, n: int):
             if case == "tiny-first" and cuts[0] != 8:
                 cuts.insert(0, 8)
             if case == "whole" or len(cuts) + 2 + extra > k:
-                w.tcp(f, C, PSH | ACK, req)
-                yield True
-                w.tcp(f, S, PSH | ACK, resp)
-                yield True
+                yield from exchange(w, f, req, resp)
                 k -= 2
                 continue
             s0 = f.seq[C]
@@ -884,29 +885,16 @@ def modbus_fragmented_flow(ctx: Ctx, fl: Flow, n: int):
             w.tcp(f, S, PSH | ACK, resp)
             yield True
             k -= 1
-        if k:
-            w.tcp(f, C, ACK)
-            yield True
+        yield from delayed_ack(w, f, k)
     return tcp_session(ctx, fl, n, body)
 
 
 def midstream_rst_flow(ctx: Ctx, fl: Flow, n: int):
     """A Modbus flow already running when capture started (no handshake), aborted by the server's RST."""
     st = modbus_state(ctx)
-    w = ctx.w
-    k = n - 1
-    while k >= 2:
-        req, resp = modbus_txn(ctx, fl, st)
-        w.tcp(fl, C, PSH | ACK, req)
-        yield True
-        w.tcp(fl, S, PSH | ACK, resp)
-        yield True
-        k -= 2
-    if k:
-        w.tcp(fl, C, ACK)
-        yield True
+    yield from pairs(ctx, fl, n - 1, lambda c, f: modbus_txn(c, f, st))
     if n >= 1:
-        w.tcp(fl, S, RST | ACK)
+        ctx.w.tcp(fl, S, RST | ACK)
         yield True
 
 
