@@ -15,7 +15,8 @@ enum PolicyCommand {
     exactly the protocols, access classes, function codes, unit ids or DNP3 addresses, S7 areas and DB numbers,
     data addresses and ports seen (program download and upload, lifecycle, file and auth with notify: still
     reported). FILE's own conduits take no part. Traffic inside a zone is not learned; hosts in no zone are
-    listed in a comment. Review the result, then `policy check` it.
+    listed in a comment. `-` reads standard input: `tcpdump -i eth1 -w - | zonewatch policy learn FILE -` learns
+    from a SPAN port until tcpdump is stopped. Review the result, then `policy check` it.
     """
 
     static func run(_ args: ArraySlice<String>) throws(UsageError) -> Int32 {
