@@ -1377,7 +1377,7 @@ extension EngineStatistics {
         streamGaps &+= s.streamGaps; streamGapBytes &+= s.streamGapBytes; carryOverflows &+= s.carryOverflows
         messagesCutByCapture &+= s.messagesCutByCapture; messagesCutByCaptureBytes &+= s.messagesCutByCaptureBytes
         ipFragments &+= s.ipFragments; ipDatagramsReassembled &+= s.ipDatagramsReassembled; ipDatagramsCutByCapture &+= s.ipDatagramsCutByCapture
-        udpDatagramsCapturedTwice &+= s.udpDatagramsCapturedTwice
+        udpDatagramsCapturedTwice &+= s.udpDatagramsCapturedTwice; ipFragmentsCapturedTwice &+= s.ipFragmentsCapturedTwice
         anomalies &+= s.anomalies; anomaliesNotLogged &+= s.anomaliesNotLogged; operations &+= s.operations; alerts &+= s.alerts
         for i in pdus.indices where i < s.pdus.count { pdus[i] &+= s.pdus[i] }
         for i in flowsPerProtocol.indices where i < s.flowsPerProtocol.count { flowsPerProtocol[i] &+= s.flowsPerProtocol[i] }

@@ -126,6 +126,7 @@ public struct StatsSnapshot: Sendable {
         json.field("ip_fragments", s.ipFragments); json.field("ip_datagrams_reassembled", s.ipDatagramsReassembled)
         json.field("ip_datagrams_cut_by_capture", s.ipDatagramsCutByCapture)
         json.field("udp_datagrams_captured_twice", s.udpDatagramsCapturedTwice)
+        json.field("ip_fragments_captured_twice", s.ipFragmentsCapturedTwice)
         json.field("operations", s.operations); json.field("anomalies", s.anomalies)
         json.field("anomalies_not_logged", s.anomaliesNotLogged); json.field("alerts", s.alerts)
         json.key("pdus"); json.beginObject()
@@ -178,6 +179,8 @@ public struct StatsSnapshot: Sendable {
         family("zonewatch_ip_datagrams_reassembled_total", "counter", "IP datagrams reassembled from fragments.", [("", n(s.ipDatagramsReassembled))])
         family("zonewatch_udp_datagrams_captured_twice_total", "counter",
                "UDP datagrams the capture held twice (mirrored twice): counted, the copy not dissected.", [("", n(s.udpDatagramsCapturedTwice))])
+        family("zonewatch_ip_fragments_captured_twice_total", "counter",
+               "IP fragments of a datagram completed just before (mirrored twice): counted, dropped.", [("", n(s.ipFragmentsCapturedTwice))])
         family("zonewatch_pdus_total", "counter", "Application PDUs dissected, by protocol.",
                AppProtocol.allCases.map { (label("protocol", $0.name.description), n(s.pdus[Int($0.rawValue)])) })
         family("zonewatch_operations_total", "counter", "Classified ICS operations.", [("", n(s.operations))])

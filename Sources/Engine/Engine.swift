@@ -382,10 +382,11 @@ public final class Engine {
         guard !reassembling, let f = PacketDecoder.ipFragment(bytes, linkType: linkType, error: error) else { return false }
         let reports = reportsForAll
         if reports { statistics.ipFragments &+= 1 }
-        let outcome = fragments.add(f, frame: bytes, second: time.seconds)
+        let outcome = fragments.add(f, frame: bytes, time: time)
         if let held = fragments.takeEviction(), reports { logFragmentProblem(.tableFull, offset: 0, value: held) }
         switch outcome {
         case .held: break
+        case .copyOfCompleted: if reports { statistics.ipFragmentsCapturedTwice &+= 1 }
         case .rejected(let problem, _):
             if reports { logFragmentProblem(problem, offset: f.fieldAt, value: f.offset) }
         case .complete(let datagram, let datagramLinkType, _):

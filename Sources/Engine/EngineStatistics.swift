@@ -34,6 +34,9 @@ public struct EngineStatistics: Sendable {
     public var ipFragments: UInt64 = 0
     public var ipDatagramsReassembled: UInt64 = 0
     public var ipDatagramsCutByCapture: UInt64 = 0
+    /// IP fragments of a datagram completed just before (`IPReassembly.Outcome.copyOfCompleted`): a capture's copy,
+    /// dropped (counted in `ipFragments` too).
+    public var ipFragmentsCapturedTwice: UInt64 = 0
     /// UDP datagrams the capture held twice (a copy of one its side sent just before, `RecentDatagrams`: a SPAN or
     /// TAP delivering each packet twice, a PRP network's two LANs) on a flow being dissected: counted in the flow's
     /// packets, not dissected again.

@@ -66,7 +66,16 @@ public final class IPReassembly {
         case complete(frame: ByteView, linkType: Int32, fragments: Int)
         /// Its datagram was given up (the datagram's payload bytes held, for the anomaly's value).
         case rejected(IPFragmentProblem, held: Int)
+        /// A fragment of a datagram that completed, seen after it completed within the datagram's time span (from
+        /// its first fragment to its completion) widened by `copyWindowMicroseconds`: the capture's second copy (a
+        /// SPAN or TAP delivering each packet twice), dropped. Taken into reassembly, the copies of the fragments that
+        /// come after the original's last would begin a datagram that never completes (`fragments_incomplete` after
+        /// the timeout, for nothing on the wire).
+        case copyOfCompleted
     }
+
+    /// How far outside a completed datagram's time span a fragment of it is still taken for a capture's copy.
+    public static let copyWindowMicroseconds: Int64 = 10_000
 
     private struct Key: Equatable {
         var source: IPAddress
@@ -85,6 +94,7 @@ public final class IPReassembly {
         /// Order of arrival (the oldest is given up when the table is full) and its first fragment's second.
         var sequence: UInt64 = 0
         var firstSecond: Int64 = 0
+        var firstMicroseconds: Int64 = 0
         /// Bytes of link and IP header stored in front of the payload (0: the first fragment not seen yet).
         var prefixLength = 0
         /// From the first fragment: its `lengthBefore`, where its IP header and (IPv6) the byte naming the fragment
@@ -128,10 +138,19 @@ public final class IPReassembly {
 
     deinit { pieces.deallocate(); buffers.deallocate() }
 
-    /// Takes fragment `f` of `frame`, seen at `second` of packet time.
+    /// Takes fragment `f` of `frame`, seen at `second` of packet time (a whole second: tests and the decoder's fuzz
+    /// target).
     public func add(_ f: IPFragment, frame: ByteView, second: Int64) -> Outcome {
+        add(f, frame: frame, time: PacketTime(seconds: second, microseconds: 0))
+    }
+
+    /// Takes fragment `f` of `frame`, seen at `time`.
+    public func add(_ f: IPFragment, frame: ByteView, time: PacketTime) -> Outcome {
+        let second = time.seconds, now = time.totalMicroseconds
         let key = Key(source: f.source, destination: f.destination, identification: f.identification, version: f.version,
                       ipProtocol: f.version == 4 ? f.ipProtocol : 0, vlan: f.vlan)
+        for c in completed where c.key == key && now >= c.first &- Self.copyWindowMicroseconds
+            && now <= c.last &+ Self.copyWindowMicroseconds { return .copyOfCompleted }
         var s = -1, free = -1
         for i in slots.indices {
             if slots[i].inUse {
@@ -149,11 +168,24 @@ public final class IPReassembly {
             }
             s = free
             arrivals &+= 1
-            slots[s] = Pending(key: key, inUse: true, sequence: arrivals, firstSecond: second)
+            slots[s] = Pending(key: key, inUse: true, sequence: arrivals, firstSecond: second, firstMicroseconds: now)
             pendingCount &+= 1
         }
-        return place(f, frame: frame, in: s)
+        let first = slots[s].firstMicroseconds
+        let outcome = place(f, frame: frame, in: s)
+        if case .complete = outcome {
+            completed[nextCompleted] = (key, min(first, now), max(first, now))
+            nextCompleted = (nextCompleted + 1) % completed.count
+        }
+        return outcome
     }
+
+    /// The datagrams completed last (ring, oldest overwritten), with their first fragment's and completion's times: a
+    /// fragment of one seen then is a copy.
+    private var completed = [(key: Key, first: Int64, last: Int64)](
+        repeating: (Key(source: IPAddress(high: 0, low: 0), destination: IPAddress(high: 0, low: 0), identification: 0, version: 0,
+                        ipProtocol: 0, vlan: 0), Int64.min / 2, Int64.min / 2), count: 16)
+    private var nextCompleted = 0
 
     /// The payload bytes held by the datagram the last `add` gave up to make room for a new one (`tableFull`), nil
     /// when it gave none up; cleared by reading.

@@ -25,7 +25,8 @@ func printSummary(_ s: EngineStatistics, wallSeconds: Double, extra: [String] = 
     lines.append(skipped)
     if s.ipFragments > 0 {
         lines.append("ip fragments: \(s.ipFragments)  datagrams reassembled: \(s.ipDatagramsReassembled)"
-                     + (s.ipDatagramsCutByCapture > 0 ? "  incomplete when the capture ended: \(s.ipDatagramsCutByCapture)" : ""))
+                     + (s.ipDatagramsCutByCapture > 0 ? "  incomplete when the capture ended: \(s.ipDatagramsCutByCapture)" : "")
+                     + (s.ipFragmentsCapturedTwice > 0 ? "  copies of a completed datagram's fragments: \(s.ipFragmentsCapturedTwice)" : ""))
     }
     if s.udpDatagramsCapturedTwice > 0 {
         lines.append("udp datagrams captured twice (mirrored twice; the copy not dissected): \(s.udpDatagramsCapturedTwice)")

@@ -26,7 +26,7 @@ import Engine
 
     /// Every record line but flows (whose packet counts include the copies) and the copy counter. Originals get odd
     /// frame numbers, copies even ones, so that the records of a run with copies can equal one without.
-    static func replay(_ packets: [[UInt8]], copy: Copy?) -> (lines: [String], copies: UInt64) {
+    static func replay(_ packets: [[UInt8]], copy: Copy?) -> (lines: [String], copies: UInt64, statistics: EngineStatistics) {
         var c = EngineConfiguration()
         c.pduRecords = true; c.transactionRecords = true
         let engine = Engine(configuration: c)
@@ -53,11 +53,12 @@ import Engine
             guard kind != .flow else { return }
             lines += String(decoding: bytes, as: UTF8.self).split(separator: "\n").map { "\(kind): \($0)" }
         }
-        return (lines, engine.statistics.udpDatagramsCapturedTwice)
+        return (lines, engine.statistics.udpDatagramsCapturedTwice, engine.statistics)
     }
 
-    /// 18 datagrams in 18 packets; and 18 in 28 packets, three of them in IP fragments (whose copies are the IP
-    /// reassembly's to sort out: a fragment twice, or a datagram's copy begun after it completed, which never does).
+    /// 18 datagrams in 18 packets; and 18 in 28 packets, three of them in IP fragments, whose copies the IP
+    /// reassembly sorts out: a fragment twice before its datagram completes adds nothing, and one after it completed
+    /// is dropped (`ipFragmentsCapturedTwice`) rather than begin a datagram that never completes.
     @Test(arguments: [("dnp3/dnp3_udp.pcap", 18...18), ("dnp3/dnp3_udp_fragments.pcap", 15...18)])
     func copiesAreCountedNotDissected(fixture: String, copies: ClosedRange<UInt64>) throws {
         let packets = try Self.packets(fixture)
@@ -70,6 +71,8 @@ import Engine
             let twice = Self.replay(packets, copy: copy)
             #expect(copies.contains(twice.copies), "\(copy)")
             #expect(twice.lines == once.lines, "\(copy)")
+            #expect(twice.statistics.ipDatagramsCutByCapture == 0, "\(copy)")
+            #expect((twice.statistics.ipFragmentsCapturedTwice > 0) == (twice.statistics.ipFragments > 0), "\(copy)")
         }
     }
 
