@@ -10,8 +10,9 @@ import Records
 /// union. Each ICS protocol gets one rule per access
 /// class, listing the function codes, Modbus unit ids or DNP3 outstation addresses, S7 areas and DB numbers, and the
 /// data address ranges seen (adjacent ranges joined; more than `maximumRanges` become their span); other traffic a
-/// transport rule with the responder ports seen. Operations are taken as the detector checks them: those the
-/// initiator sent, responses aside; a flow picked up midstream whose requests came from its responder is turned round.
+/// transport rule with the responder ports seen. Operations are taken as the detector checks them: every one but
+/// responses, against its flow's conduit, whichever side sent it (an S7 PLC's download jobs); a flow picked up
+/// midstream whose first operation came from its responder is turned round.
 /// Traffic inside a zone is not learned (a zone's own rules are for `intra_zone: enforce`), nor broadcast and
 /// multicast; hosts in no zone are listed for the engineer to place. Learning never silences a detection: the
 /// classes whose operations the ZW-ICS rules report (program download and upload, lifecycle, file, auth) go into the
@@ -82,8 +83,6 @@ public final class ConduitLearner {
         var f = open[flow.flowSerial, default: OpenFlow(context: flow, appProtocol: op.appProtocol)]
         if f.reversed == nil { f.reversed = flow.midstream && op.sender == .responder }
         open[flow.flowSerial] = f
-        // Checked as the detector checks them: sent by the (oriented) initiator.
-        guard (op.sender == .initiator) != f.reversed! else { return }
         let (initiator, responder) = f.reversed! ? (flow.responder, flow.initiator) : (flow.initiator, flow.responder)
         guard let key = conduitKey(initiator: initiator.ip, responder: responder.ip) else { return }
         var c = traffic[key, default: Traffic()].ics[op.appProtocol, default: [:]][op.access, default: ClassTraffic()]

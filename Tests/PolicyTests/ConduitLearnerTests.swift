@@ -58,8 +58,10 @@ import Records
                                                     op(.modbus, .read, fc: 4, unit: 1, address: 100, quantity: 2),
                                                     op(.modbus, .write, fc: 6, unit: 1, address: 5),
                                                     op(.modbus, .response, fc: 3, unit: 1, sender: .responder)])
+        // The PLC's own download jobs (0x1B) are operations of the flow too, checked against its conduit.
         run(flow(2, hmi, plc, port: 102), .s7comm, [op(.s7comm, .read, fc: 4, address: 0, quantity: 4, area: 0x84, db: 1),
-                                                    op(.s7comm, .programDownload, fc: 0x1A, db: 7)])
+                                                    op(.s7comm, .programDownload, fc: 0x1A, db: 7),
+                                                    op(.s7comm, .programDownload, fc: 0x1B, db: 7, sender: .responder)])
         // Midstream: the engine took the RTU for the initiator (its response came first).
         run(flow(3, rtu, hmi, port: 50000, midstream: true), .dnp3, [op(.dnp3, .read, fc: 1, unit: 10, sender: .responder)])
         run(flow(4, hmi, plc, port: 443), nil, [])
@@ -96,6 +98,7 @@ import Records
         #expect(verdict(hmi, plc, Self.op(.modbus, .read, fc: 4, unit: 1, address: 100, quantity: 2)) == .allowed)
         #expect(verdict(hmi, plc, Self.op(.modbus, .write, fc: 6, unit: 1, address: 5)) == .allowed)
         #expect(verdict(hmi, plc, Self.op(.s7comm, .programDownload, fc: 0x1A, db: 7)) == .allowedNotify)
+        #expect(verdict(hmi, plc, Self.op(.s7comm, .programDownload, fc: 0x1B, db: 7, sender: .responder)) == .allowedNotify)
         #expect(verdict(hmi, rtu, Self.op(.dnp3, .read, fc: 1, unit: 10)) == .allowed)
         #expect(verdict(hmi, plc, Self.op(.modbus, .write, fc: 16, unit: 1, address: 5, quantity: 1)) == .functionDenied)
         #expect(verdict(hmi, plc, Self.op(.modbus, .control, fc: 5, unit: 1, address: 5)) == .functionDenied)
