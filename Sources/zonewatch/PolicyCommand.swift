@@ -36,10 +36,11 @@ enum PolicyCommand {
             let (policy, errors) = checkPolicyFile(path: rest[1])
             for e in errors { printError(e.description) }
             guard let p = policy, errors.isEmpty else { return 2 }
-            switch PolicyLearning.learn(policyPath: rest[1], policy: p, captures: Array(rest.dropFirst(2))) {
-            case .success(let yaml): print(yaml, terminator: ""); return 0
-            case .failure(let error): printError("zonewatch: \(error)"); return 2
-            }
+            let learned = PolicyLearning.learn(policyPath: rest[1], policy: p, captures: Array(rest.dropFirst(2)))
+            print(learned.text, terminator: "")
+            guard let error = learned.error else { return 0 }
+            printError("zonewatch: \(error) (learned from what came before)")
+            return 2
         }
         guard rest.count == 2, rest[0] == "check" else {
             throw UsageError(message: "usage: zonewatch policy check FILE | zonewatch policy learn FILE CAPTURE...")

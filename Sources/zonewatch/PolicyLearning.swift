@@ -23,23 +23,25 @@ enum PolicyLearning {
         func finish() {}
     }
 
-    /// Learns from `captures` (one stream, as `replay` reads several files) under the zones of `policy`; the policy
+    /// Learns from `captures` (one stream, as `replay` reads several files) under the zones of `policy`: the policy
     /// file's text with the learned conduits in place of its own (only the conduits when its layout is not one this
-    /// can edit), or the first capture that could not be read.
-    static func learn(policyPath: String, policy: CompiledPolicy, captures: [String]) -> Result<String, CaptureError> {
+    /// can edit), and the error that ended the input early, if any (a capture that cannot be opened, or one cut short:
+    /// as `replay` does, what came before is learned from; nothing is printed when no packet came before).
+    static func learn(policyPath: String, policy: CompiledPolicy, captures: [String]) -> (text: String, error: CaptureError?) {
         let learner = ConduitLearner(policy: policy)
         var c = EngineConfiguration()
         c.flowRecords = false; c.anomalyRecords = false
         let engine = Engine(configuration: c)
         engine.observer = Observer(learner)
         var packets: UInt64 = 0
-        for path in captures {
+        var failure: CaptureError?
+        files: for path in captures {
             let source: PacketSource
-            do { source = try PacketSource.openFile(path) } catch { return .failure(error) }
+            do { source = try PacketSource.openFile(path) } catch { failure = error; break files }
             let linkType = source.linkType.rawValue
             loop: while true {
                 let next: PacketSource.Next
-                do { next = try source.next() } catch { return .failure(error) }
+                do { next = try source.next() } catch { failure = error; break files }
                 switch next {
                 case .packet(let header, let bytes):
                     engine.process(bytes, linkType: linkType, time: header.time, wireLength: header.wireLength)
@@ -52,6 +54,7 @@ enum PolicyLearning {
         }
         engine.finish()
         engine.drainRecords { _, _ in }
+        if failure != nil && packets == 0 { return ("", failure) }   // nothing to learn from: no policy printed
         let header = [
             "Conduits learned by `zonewatch policy learn` from \(packets) packets, \(learner.flowsSeen) flows:",
             "  " + captures.joined(separator: " "),
@@ -64,8 +67,8 @@ enum PolicyLearning {
         guard let text = readTextFile(policyPath), let whole = ConduitLearner.policyText(text, withConduits: section) else {
             printError("zonewatch: \(policyPath): not a layout `policy learn` can edit (top-level keys on lines of their own): "
                        + "printing the learned conduits only")
-            return .success(section)
+            return (section, failure)
         }
-        return .success(whole)
+        return (whole, failure)
     }
 }

@@ -73,7 +73,15 @@ struct PolicyLearnTests {
         #expect(help.contains("policy learn FILE CAPTURE..."))
         let (status, _, err) = try run(zonewatchBinary!, ["policy", "learn", fixture("demo/policy.yaml")])
         #expect(status == 2 && err.contains("usage: zonewatch policy learn FILE CAPTURE..."), "\(err)")
-        let (missing, _, why) = try run(zonewatchBinary!, ["policy", "learn", fixture("demo/policy.yaml"), "/nonexistent.pcap"])
-        #expect(missing == 2 && why.contains("nonexistent"), "\(why)")
+        let (missing, nothing, why) = try run(zonewatchBinary!, ["policy", "learn", fixture("demo/policy.yaml"), "/nonexistent.pcap"])
+        #expect(missing == 2 && why.contains("nonexistent") && nothing.isEmpty, "\(why)")
+        // A capture cut short: an error, and what came before learned (as replay does).
+        let whole = try Data(contentsOf: URL(fileURLWithPath: fixture("demo/plant.pcap")))
+        let dir = try openScratchFolder("learn-cut")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try whole.prefix(whole.count - 20).write(to: URL(fileURLWithPath: dir + "/cut.pcap"))
+        let (cut, learned, error) = try run(zonewatchBinary!, ["policy", "learn", fixture("demo/policy.yaml"), dir + "/cut.pcap"])
+        #expect(cut == 2 && error.contains("learned from what came before"), "\(error)")
+        #expect(learned.contains("name: \"learned-supervisory-to-cell-a-1\""))
     }
 }
