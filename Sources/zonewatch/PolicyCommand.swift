@@ -39,7 +39,7 @@ enum PolicyCommand {
             let learned = PolicyLearning.learn(policyPath: rest[1], policy: p, captures: Array(rest.dropFirst(2)))
             print(learned.text, terminator: "")
             guard let error = learned.error else { return 0 }
-            printError("zonewatch: \(error) (learned from what came before)")
+            printError("zonewatch: \(error)" + (learned.text.isEmpty ? "" : " (learned from what came before)"))
             return 2
         }
         guard rest.count == 2, rest[0] == "check" else {
