@@ -119,6 +119,8 @@ public final class ConduitLearner {
     }
 
     private func conduitKey(initiator: IPAddress, responder: IPAddress) -> ConduitKey? {
+        // (Broadcast and multicast flows are not checked against conduits: nothing to learn.)
+        if CompiledPolicy.isNonUnicast(initiator) || CompiledPolicy.isNonUnicast(responder) { return nil }
         let a = policy.host(initiator).zone, b = policy.host(responder).zone
         guard a >= 0, b >= 0, a != b else { return nil }
         return ConduitKey(initiator: initiator, fromZone: a, toZone: b)
@@ -190,6 +192,10 @@ public final class ConduitLearner {
     /// A conduit's responders, allow rules and notify list for `t`.
     private func conduitBody(_ t: Traffic) -> String {
         var out = "    responders: [\(t.responders.sorted { $0.description < $1.description }.map(endpoint).joined(separator: ", "))]\n"
+        if t.ics.isEmpty && t.ports.isEmpty {
+            // Only IP protocols a rule cannot name (GRE, ESP, ...): the conduit admits the hosts, its flows still alert.
+            return out + "    allow: []   # only IP protocols no rule can name (not TCP, UDP or ICMP) were seen\n"
+        }
         out += "    allow:\n"
         for app in AppProtocol.allCases {
             guard let classes = t.ics[app] else { continue }

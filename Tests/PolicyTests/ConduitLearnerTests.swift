@@ -11,6 +11,7 @@ import Records
         zones:
           - {name: control, security_level: 2, networks: [10.1.0.0/16]}
           - {name: field, security_level: 3, networks: [10.2.0.0/16]}
+          - {name: groups, security_level: 1, networks: [239.0.0.0/8]}
         assets:
           - {name: plc, address: 10.2.0.9, zone: field}
         # what follows is replaced
@@ -67,6 +68,9 @@ import Records
         run(flow(4, hmi, plc, port: 443), nil, [])
         run(flow(5, hmi, otherHMI, port: 502), .modbus, [op(.modbus, .write, fc: 6, unit: 1, address: 1)])
         run(flow(6, outsider, plc, port: 502), .modbus, [op(.modbus, .write, fc: 6, unit: 1, address: 1)])
+        // Multicast (not checked against conduits: nothing learned) and a tunnel no rule can name.
+        run(flow(7, hmi, IPAddress("239.1.2.3")!, port: 20000, transport: .udp), .dnp3, [op(.dnp3, .write, fc: 2, unit: 10)])
+        run(flow(8, IPAddress("10.1.0.7")!, plc, port: 0, transport: .other), nil, [])
         let section = learner.conduitsYAML(header: ["test"])
         let text = ConduitLearner.policyText(zones, withConduits: section)!
         let (policy, problems) = loadPolicy(text: text)
@@ -78,7 +82,9 @@ import Records
         let (policy, text) = Self.learned()
         #expect(!text.contains("name: old") && !text.contains("what follows"))
         #expect(text.contains("default: deny") && text.contains("- {name: plc, address: 10.2.0.9, zone: field}"))
-        #expect(policy.conduits.map(\.name) == ["learned-control-to-field-1"])
+        #expect(policy.conduits.map(\.name) == ["learned-control-to-field-1", "learned-control-to-field-2"])
+        #expect(!text.contains("239.1.2.3") && !text.contains("access: [write], functions: [2]"))
+        #expect(text.contains(#"initiators: ["10.1.0.7/32"]"#) && text.contains("    allow: []   # only IP protocols"))
         #expect(text.contains(#"initiators: ["10.1.0.5/32"]"#) && text.contains(#"responders: ["10.2.0.20/32", "plc"]"#))
         #expect(text.contains("# Hosts in no zone") && text.contains("#   192.0.2.7 (1 flow)"))
         #expect(text.contains("1 flows inside a zone: not learned"))
