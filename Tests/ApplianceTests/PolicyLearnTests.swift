@@ -68,6 +68,41 @@ struct PolicyLearnTests {
         }
     }
 
+    /// Public captures of real stacks (../shared, absent in a user's clone: skipped with a note), under zones cut
+    /// finely enough (every /25 of 192.168/16, every /16 of 10/8 and 172.16/12, two halves of 127/8) that their
+    /// hosts talk across zones: what is learned from each lets its replay raise no zone-boundary or conduit alert.
+    static let publicCorpus = repositoryRoot.deletingLastPathComponent().appendingPathComponent("shared/pcaps/public").path
+    static let publicPresent: Bool = {
+        let ok = FileManager.default.fileExists(atPath: publicCorpus)
+        if !ok { print("note: ../shared/pcaps/public is absent: PolicyLearnTests' public-capture cases are skipped") }
+        return ok
+    }()
+
+    @Test(.enabled(if: publicPresent), arguments: [
+        "dnp3/malcolm-pcap_DNP3.pcap", "dnp3/zeek_dnp3_udp_select_operate.pcap", "modbus/iti_modicon_test.pcap",
+        "modbus/iti_modbus_test.pcap", "s7comm/emreekin_2-S7comm-VarService-CyclicData-1s.pcap",
+        "s7comm-plus/iti_S7-1200-Uploading-OB1-TIAV12.pcap",
+    ])
+    func publicCapturesReplayCleanUnderWhatTheyTaught(capture: String) throws {
+        let dir = try openScratchFolder("learn-public-\(capture.split(separator: "/").last!)")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var zones = ["version: 1", "zones:"]
+        var networks = (0..<256).flatMap { a in ["192.168.\(a).0/25", "192.168.\(a).128/25", "10.\(a).0.0/16"] }
+        networks += (16..<32).map { "172.\($0).0.0/16" } + ["127.0.0.0/9", "127.128.0.0/9"]
+        for (i, n) in networks.enumerated() { zones.append("  - {name: z\(i), security_level: 2, networks: [\(n)]}") }
+        let policy = dir + "/zones.yaml"
+        try (zones.joined(separator: "\n") + "\ndefault: deny\n").write(toFile: policy, atomically: true, encoding: .utf8)
+        let path = Self.publicCorpus + "/" + capture
+        let (status, learned, err) = try run(zonewatchBinary!, ["policy", "learn", policy, path])
+        #expect(status == 0, "\(err)")
+        #expect(learned.contains("name: \"learned-"), "nothing learned from \(capture)")
+        let learnedPath = dir + "/learned.yaml"
+        try learned.write(toFile: learnedPath, atomically: true, encoding: .utf8)
+        let after = try Self.alertRules(path, policy: learnedPath)
+        #expect(after.keys.filter(Self.isBoundaryOrConduit).isEmpty, "\(capture): \(after)")
+        #expect(try Self.alertRules(path, policy: policy).keys.contains { $0.hasPrefix("ZW-ZONE-") }, "\(capture): no violation to learn")
+    }
+
     @Test func usage() throws {
         let (_, help, _) = try run(zonewatchBinary!, ["--help"])
         #expect(help.contains("policy learn FILE CAPTURE..."))
