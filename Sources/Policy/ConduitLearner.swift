@@ -106,7 +106,7 @@ public final class ConduitLearner {
             return
         }
         if zones.0 == zones.1 { flowsInsideZones += 1; return }
-        guard let key = conduitKey(initiator: initiator.ip, responder: responder.ip) else { return }
+        let key = ConduitKey(initiator: initiator.ip, fromZone: zones.0, toZone: zones.1)   // (what `conduitKey` checks, checked)
         var t = traffic[key, default: Traffic()]
         t.flows += 1
         t.responders.insert(responder.ip)
@@ -250,7 +250,11 @@ public final class ConduitLearner {
                 ? [c.addresses.first!.lowerBound...c.addresses.last!.upperBound] : c.addresses
             fields.append("addresses: [\(spans.map(text).joined(separator: ", "))]")
         }
-        if app == .s7comm && !c.areas.isEmpty { fields.append("s7_areas: [\(c.areas.sorted().map { String($0) }.joined(separator: ", "))]") }
+        if app == .s7comm && !c.areas.isEmpty {
+            // By the decoder's first name for the code (DB, M, ...), as policies are written.
+            let names = c.areas.sorted().map { code in PolicyDecoder.s7AreaNames.first { $0.1 == code }.map(\.0) ?? String(code) }
+            fields.append("s7_areas: [\(names.joined(separator: ", "))]")
+        }
         if app == .s7comm && !c.dbNumbers.isEmpty { fields.append("db_numbers: [\(ranges(c.dbNumbers))]") }
         return "{" + fields.joined(separator: ", ") + "}"
     }
