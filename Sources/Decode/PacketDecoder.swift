@@ -39,6 +39,7 @@ public enum PacketDecoder {
         let capturedEnd = Swift.min(ipEnd, n)
         var view = PacketView()
         view.ipVersion = 4
+        view.ipOffset = 14; view.transportOffset = 34
         view.ipProtocol = p.load(fromByteOffset: 23, as: UInt8.self)
         view.source = IPAddress(v4: u32(26))
         view.destination = IPAddress(v4: u32(30))
@@ -441,6 +442,7 @@ public enum PacketDecoder {
             ipEnd = start + totalLength
         }
         view.ipVersion = 4
+        view.ipOffset = Int32(truncatingIfNeeded: start)
         view.hasIPOptions = headerLength > 20
         view.ipProtocol = bytes.u8(start + 9)
         view.source = IPAddress(v4: bytes.u32be(start + 12))
@@ -461,6 +463,7 @@ public enum PacketDecoder {
         let payloadLength = Int(bytes.u16be(start + 4))
         var next = bytes.u8(start + 6)
         view.ipVersion = 6
+        view.ipOffset = Int32(truncatingIfNeeded: start)
         view.source = IPAddress(high: bytes.u64be(start + 8), low: bytes.u64be(start + 16))
         view.destination = IPAddress(high: bytes.u64be(start + 24), low: bytes.u64be(start + 32))
         // Jumbograms (payload length 0) and TSO captures: trust the captured length.
@@ -495,6 +498,7 @@ public enum PacketDecoder {
     @inlinable
     static func decodeTransport(_ bytes: ByteView, at start: Int, end wireEnd: Int, into view: inout PacketView) throws(DecodeError) {
         let capturedEnd = Swift.min(wireEnd, bytes.count)
+        view.transportOffset = Int32(truncatingIfNeeded: start)
         switch view.ipProtocol {
         case 6:
             guard bytes.has(20, at: start), start + 20 <= wireEnd else { throw DecodeError(.truncatedTCPHeader, at: start) }

@@ -8,6 +8,8 @@ public struct PacketView: Sendable {
     public var vlanTags: UInt8 = 0
     /// 4 or 6.
     public var ipVersion: UInt8 = 0
+    /// Offset of the IP header in the captured bytes (the carried frame's, for a mirror); for `InternetChecksum`.
+    public var ipOffset: Int32 = 0
     /// Source address.
     public var source = IPAddress(high: 0, low: 0)
     /// Destination address.
@@ -38,6 +40,8 @@ public struct PacketView: Sendable {
     /// tunnel's (VXLAN, Geneve) carried, decoded in its place (`PacketDecoder.mirroredFrame`, `overlayFrame`); 0 for a
     /// packet as captured.
     public var mirrorsRemoved: UInt8 = 0
+    /// Offset of the TCP or UDP header in the captured bytes; for `InternetChecksum`.
+    public var transportOffset: Int32 = 0
 
     /// Creates an empty view.
     @inlinable public init() {}

@@ -1,0 +1,128 @@
+import Wire
+
+/// The Internet checksums (RFC 1071) of a decoded packet: its IPv4 header's and its TCP segment's or UDP datagram's,
+/// as its receiver verifies them before taking it. A monitor that takes a segment its receiver drops can be shown
+/// bytes the receiver never sees (an insertion: Ptacek and Newsham, 1998), and then miss the real ones as
+/// retransmissions.
+public enum InternetChecksum {
+    /// What a packet's checksums say.
+    public enum Verdict: UInt8, Sendable {
+        /// Nothing to verify from the capture: cut by the snapshot length, a UDP datagram over IPv4 without a checksum
+        /// (0), an IP length field of 0 (TSO on the capturing host), IPv6 extension headers before the transport (a
+        /// routing header moves the pseudo-header's destination), a transport other than TCP and UDP.
+        case unverifiable
+        /// Every checksum right.
+        case valid
+        /// Right, and the transport checksum is also the pseudo-header's sum that a sender offloading checksums leaves
+        /// in the field (Linux's partial checksum): it tells nothing about whether the sender offloads.
+        case ambiguous
+        /// A checksum wrong: the receiver drops the packet.
+        case invalid
+    }
+
+    /// The verdict on `packet`, decoded from `bytes`. `ipHeader`: verify an IPv4 header's own checksum too (not for
+    /// a reassembled datagram, whose header reassembly rewrote).
+    public static func verdict(_ bytes: ByteView, packet: PacketView, ipHeader: Bool = true) -> Verdict {
+        guard packet.transport == .tcp || packet.transport == .udp, packet.payloadLength == packet.wirePayloadLength,
+              let p = bytes.raw.baseAddress else { return .unverifiable }
+        let ip = Int(packet.ipOffset), t = Int(packet.transportOffset), end = packet.payloadOffset &+ packet.payloadLength
+        guard ip >= 0, t > ip, end >= t, end <= bytes.count else { return .unverifiable }
+        let isTCP = packet.transport == .tcp
+        var pseudo: UInt64
+        if packet.ipVersion == 4 {
+            // (`PacketDecoder` checked that the header is captured whole.)
+            guard UInt16(bigEndian: p.loadUnaligned(fromByteOffset: ip &+ 2, as: UInt16.self)) != 0 else { return .unverifiable }
+            if ipHeader && !headerIsValid(p + ip, length: Int(p.load(fromByteOffset: ip, as: UInt8.self) & 0x0F) &* 4) {
+                return .invalid
+            }
+            pseudo = sum(p + ip + 12, count: 8)
+        } else {
+            guard t == ip &+ 40 else { return .unverifiable }
+            pseudo = sum(p + ip + 8, count: 32)
+        }
+        if !isTCP {
+            // A UDP length past the IP packet's end: the receiver drops the datagram (the decoder took what there was).
+            let length = Int(UInt16(bigEndian: p.loadUnaligned(fromByteOffset: t &+ 4, as: UInt16.self)))
+            guard length == end &- t else { return .invalid }
+            // Over IPv4, 0: sent without a checksum. Over IPv6 a checksum is required (RFC 8200 8.1).
+            if p.loadUnaligned(fromByteOffset: t &+ 6, as: UInt16.self) == 0 { return packet.ipVersion == 4 ? .unverifiable : .invalid }
+        }
+        return transportVerdict(p, at: t, end: end, pseudoAddresses: pseudo, ipProtocol: isTCP ? 6 : 17)
+    }
+
+    /// The verdict on an IPv4 TCP segment at fixed offsets, as the engine's one-pass path reads it: an IPv4 header
+    /// without options at `ipAt`, the TCP header 20 bytes on, the packet ending at `ipEnd` (captured whole).
+    @inline(__always)
+    public static func tcpIPv4Verdict(_ p: UnsafeRawPointer, ipAt ip: Int, ipEnd: Int) -> Verdict {
+        guard headerIsValid(p + ip, length: 20) else { return .invalid }
+        return transportVerdict(p, at: ip &+ 20, end: ipEnd, pseudoAddresses: sum(p + ip + 12, count: 8), ipProtocol: 6)
+    }
+
+    /// Whether `tcpIPv4Verdict` is `valid` or `ambiguous`, for a side whose checksums are verified (which of the two
+    /// does not matter there: two folds fewer).
+    @inline(__always)
+    public static func tcpIPv4IsRight(_ p: UnsafeRawPointer, ipAt ip: Int, ipEnd: Int) -> Bool {
+        let t = ip &+ 20
+        let pseudo = sum(p + ip + 12, count: 8) &+ UInt64(UInt16(6).bigEndian) &+ UInt64(UInt16(truncatingIfNeeded: ipEnd &- t).bigEndian)
+        return headerIsValid(p + ip, length: 20) && sumsToAllOnes(sum(p + t, count: ipEnd &- t, initial: pseudo))
+    }
+
+    /// The transport's verdict: the segment from `t` to `end`, under the pseudo-header whose addresses sum to
+    /// `pseudoAddresses`.
+    @inline(__always)
+    static func transportVerdict(_ p: UnsafeRawPointer, at t: Int, end: Int, pseudoAddresses: UInt64, ipProtocol: UInt8) -> Verdict {
+        // The pseudo-header's protocol and length words, as 16-bit words in network order read natively.
+        let protocolWord = UInt64(UInt16(ipProtocol).bigEndian)
+        let lengthWord = UInt64(UInt16(truncatingIfNeeded: end &- t).bigEndian)
+        let pseudo = pseudoAddresses &+ protocolWord
+        guard sumsToAllOnes(sum(p + t, count: end &- t, initial: pseudo &+ lengthWord)) else { return .invalid }
+        // Linux leaves the pseudo-header's sum (with the length; without it for a TSO segment) in an offloaded field.
+        let field = UInt64(p.loadUnaligned(fromByteOffset: t &+ (ipProtocol == 6 ? 16 : 6), as: UInt16.self))
+        return field == UInt64(fold(pseudo &+ lengthWord)) || field == UInt64(fold(pseudo)) ? .ambiguous : .valid
+    }
+
+    /// Whether the IPv4 header of `length` bytes at `p` sums to all ones.
+    @inline(__always)
+    static func headerIsValid(_ p: UnsafeRawPointer, length: Int) -> Bool { sumsToAllOnes(sum(p, count: length)) }
+
+    /// Whether the unfolded sum `s` (not 0: every sum here holds a non-zero word) folds to all ones, the sum of a
+    /// right checksum: a multiple of 0xFFFF, since 2^16 ≡ 1 modulo 0xFFFF (a multiplication, where folding took
+    /// a dozen instructions).
+    @inline(__always)
+    static func sumsToAllOnes(_ s: UInt64) -> Bool { s % 0xFFFF == 0 }
+
+    /// `initial` plus the one's-complement sum of the `count` bytes at `p`, read as 16-bit words in the machine's own
+    /// byte order (the sum is the same either way, byte-swapped: RFC 1071 2(B)), not folded. 64-bit words with
+    /// end-around carries (an add and an add-with-carry each), 32 bytes a round into two sums (two carry chains).
+    @inline(__always)
+    public static func sum(_ p: UnsafeRawPointer, count: Int, initial: UInt64 = 0) -> UInt64 {
+        @inline(__always) func add(_ total: inout UInt64, _ word: UInt64) {
+            let (s, carried) = total.addingReportingOverflow(word)
+            total = s &+ (carried ? 1 : 0)   // the end-around carry
+        }
+        @inline(__always) func word(_ at: Int) -> UInt64 { p.loadUnaligned(fromByteOffset: at, as: UInt64.self) }
+        var total = initial, other: UInt64 = 0
+        var i = 0
+        while i &+ 32 <= count {
+            add(&total, word(i)); add(&other, word(i &+ 8)); add(&total, word(i &+ 16)); add(&other, word(i &+ 24))
+            i &+= 32
+        }
+        add(&total, other)
+        while i &+ 8 <= count { add(&total, word(i)); i &+= 8 }
+        if i &+ 4 <= count { add(&total, UInt64(p.loadUnaligned(fromByteOffset: i, as: UInt32.self))); i &+= 4 }
+        if i &+ 2 <= count { add(&total, UInt64(p.loadUnaligned(fromByteOffset: i, as: UInt16.self))); i &+= 2 }
+        // An odd last byte is the high byte of a word whose low byte is 0.
+        if i < count { add(&total, UInt64(UInt16(littleEndian: UInt16(p.load(fromByteOffset: i, as: UInt8.self))))) }
+        return total
+    }
+
+    /// `s` folded to 16 bits with end-around carries.
+    @inline(__always)
+    public static func fold(_ s: UInt64) -> UInt16 {
+        var x = (s & 0xFFFF_FFFF) &+ (s >> 32)
+        x = (x & 0xFFFF) &+ (x >> 16)
+        x = (x & 0xFFFF) &+ (x >> 16)
+        x = (x & 0xFFFF) &+ (x >> 16)
+        return UInt16(truncatingIfNeeded: x)
+    }
+}
