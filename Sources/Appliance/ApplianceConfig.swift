@@ -22,6 +22,7 @@ import Policy
 /// metrics_file: /var/lib/node_exporter/textfile/zonewatch.prom  # --metrics-file
 /// drop_alert_threshold: 0.001     # --drop-alert-threshold (fraction lost per interval; "0.1%" allowed)
 /// workers: 2                      # --workers
+/// checksums: on                   # --checksums (auto, on, off)
 /// worker_queue: 16MiB             # --worker-queue (per-worker packet ring with --workers > 1)
 /// ```
 public struct ApplianceConfig: Equatable, Sendable {
@@ -44,6 +45,7 @@ public struct ApplianceConfig: Equatable, Sendable {
     public var dropAlertThreshold: Double?
     public var workers: Int?
     public var workerQueue: Int?
+    public var checksums: String?
 
     /// An empty configuration (everything from the command line or defaults).
     public init() {}
@@ -51,7 +53,7 @@ public struct ApplianceConfig: Equatable, Sendable {
     /// Every top-level key, for the error message on an unknown one.
     public static let keys = ["interfaces", "interface", "filter", "snaplen", "buffer_size", "promiscuous", "policy", "outputs",
                               "out", "log_directory", "flows", "user", "group", "allow_root", "stats_interval", "metrics_file",
-                              "drop_alert_threshold", "workers", "worker_queue"]
+                              "drop_alert_threshold", "workers", "worker_queue", "checksums"]
 
     /// Reads and checks a configuration file; every error found is returned (file:line:column: message).
     public static func load(path: String) -> Result<ApplianceConfig, ConfigErrors> {
@@ -87,6 +89,7 @@ public struct ApplianceConfig: Equatable, Sendable {
         if let v = tcpTimeout { a += ["--tcp-timeout", String(v)] }
         if let v = udpTimeout { a += ["--udp-timeout", String(v)] }
         if let v = workers { a += ["--workers", String(v)] }
+        if let v = checksums { a += ["--checksums", v] }
         return a
     }
 
@@ -125,6 +128,10 @@ public struct ApplianceConfig: Equatable, Sendable {
                 case "drop_alert_threshold": c.dropAlertThreshold = fraction(v, key)
                 case "workers": c.workers = integer(v, key, range: 1...64)
                 case "worker_queue": c.workerQueue = size(v, key, range: 1 << 20 ... 1 << 30)
+                case "checksums":
+                    if let s = string(v, key) {
+                        if ["auto", "on", "off"].contains(s) { c.checksums = s } else { error(v, "checksums must be auto, on or off, not \(s)") }
+                    }
                 default: error(k, "unknown setting \"\(key)\" (known: \(ApplianceConfig.keys.joined(separator: ", ")))")
                 }
             }

@@ -1378,6 +1378,7 @@ extension EngineStatistics {
         messagesCutByCapture &+= s.messagesCutByCapture; messagesCutByCaptureBytes &+= s.messagesCutByCaptureBytes
         ipFragments &+= s.ipFragments; ipDatagramsReassembled &+= s.ipDatagramsReassembled; ipDatagramsCutByCapture &+= s.ipDatagramsCutByCapture
         udpDatagramsCapturedTwice &+= s.udpDatagramsCapturedTwice; ipFragmentsCapturedTwice &+= s.ipFragmentsCapturedTwice
+        badChecksums &+= s.badChecksums; checksumOffloadedSides &+= s.checksumOffloadedSides
         anomalies &+= s.anomalies; anomaliesNotLogged &+= s.anomaliesNotLogged; operations &+= s.operations; alerts &+= s.alerts
         for i in pdus.indices where i < s.pdus.count { pdus[i] &+= s.pdus[i] }
         for i in flowsPerProtocol.indices where i < s.flowsPerProtocol.count { flowsPerProtocol[i] &+= s.flowsPerProtocol[i] }

@@ -127,6 +127,7 @@ public struct StatsSnapshot: Sendable {
         json.field("ip_datagrams_cut_by_capture", s.ipDatagramsCutByCapture)
         json.field("udp_datagrams_captured_twice", s.udpDatagramsCapturedTwice)
         json.field("ip_fragments_captured_twice", s.ipFragmentsCapturedTwice)
+        json.field("bad_checksums", s.badChecksums); json.field("checksum_offloaded_sides", s.checksumOffloadedSides)
         json.field("operations", s.operations); json.field("anomalies", s.anomalies)
         json.field("anomalies_not_logged", s.anomaliesNotLogged); json.field("alerts", s.alerts)
         json.key("pdus"); json.beginObject()
@@ -181,6 +182,10 @@ public struct StatsSnapshot: Sendable {
                "UDP datagrams the capture held twice (mirrored twice): counted, the copy not dissected.", [("", n(s.udpDatagramsCapturedTwice))])
         family("zonewatch_ip_fragments_captured_twice_total", "counter",
                "IP fragments of a datagram completed just before (mirrored twice): counted, dropped.", [("", n(s.ipFragmentsCapturedTwice))])
+        family("zonewatch_bad_checksums_total", "counter",
+               "Packets of dissected flows with a wrong IP, TCP or UDP checksum: dropped, as their receivers drop them.", [("", n(s.badChecksums))])
+        family("zonewatch_checksum_offloaded_sides_total", "counter",
+               "Flow sides whose first packet had a wrong checksum: taken as offloaded, not verified.", [("", n(s.checksumOffloadedSides))])
         family("zonewatch_pdus_total", "counter", "Application PDUs dissected, by protocol.",
                AppProtocol.allCases.map { (label("protocol", $0.name.description), n(s.pdus[Int($0.rawValue)])) })
         family("zonewatch_operations_total", "counter", "Classified ICS operations.", [("", n(s.operations))])

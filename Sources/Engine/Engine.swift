@@ -127,11 +127,18 @@ public final class Engine {
     private let inOrderOffset = MemoryLayout<FlowState>.offset(of: \FlowState.inOrder)!
     private let initiatorCarryOffset = MemoryLayout<FlowState>.offset(of: \FlowState.initiatorCarry)!
     private let responderCarryOffset = MemoryLayout<FlowState>.offset(of: \FlowState.responderCarry)!
+    /// A new flow's `checksumSides` (`ChecksumValidation`).
+    private let newFlowChecksumSides: UInt8
 
     /// Creates an engine.
     public init(configuration: EngineConfiguration = .init()) {
         self.configuration = configuration
         establishedTCPPath = configuration.establishedTCPPath
+        newFlowChecksumSides = switch configuration.checksums {
+        case .auto: FlowState.bothChecksumSides(.undecided)
+        case .on: FlowState.bothChecksumSides(.verified)
+        case .off: FlowState.bothChecksumSides(.unchecked)
+        }
         recordsEnabled = configuration.pduRecords || configuration.transactionRecords
         flows = FlowTable(limits: configuration.flowLimits)
         // Room for every flow the table can hold (a flow holds at most one dissector state): address space, touched
@@ -311,11 +318,20 @@ public final class Engine {
             ? candidate : flows.find(key, hash: key.fastHash(flows.hashKey))
         if let s = found {
             slot = s
+            // Before anything of the packet is taken (a SYN forged with a wrong checksum must not end the flow).
+            if flows.slots[Int(s)].checksumSides != FlowState.bothChecksumSides(.unchecked)
+                && checksumDrops(s, side: key.sentByLow(packet) == flows.slots[Int(s)].initiatorIsLow ? .initiator : .responder,
+                                 packet: packet, bytes: bytes) { return }
             if packet.tcpFlags & PacketView.syn != 0 && startsAnotherConnection(s, packet: packet) {
                 slot = startAnotherConnection(after: s, key: key, packet: packet)
             }
         } else {
+            if newFlowChecksumSides == FlowState.bothChecksumSides(.verified) && checksumDropsFirstPacket(packet, bytes: bytes) { return }
             slot = createFlow(key, hash: key.fastHash(flows.hashKey), packet: packet)
+            if newFlowChecksumSides == FlowState.bothChecksumSides(.undecided) {
+                _ = checksumDrops(slot, side: key.sentByLow(packet) == flows.slots[Int(slot)].initiatorIsLow ? .initiator : .responder,
+                                  packet: packet, bytes: bytes)   // decides the side; drops nothing
+            }
         }
         let side: FlowSide = key.sentByLow(packet) == flows.slots[Int(slot)].initiatorIsLow ? .initiator : .responder
         let ipBytes = UInt64(wireLength)
@@ -467,6 +483,18 @@ public final class Engine {
         let peerQuiet: UInt32 = 1 << (2 &- shift)
         let needed = length > 0 ? peerQuiet | 3 << shift : peerQuiet
         guard UInt32(state.pointee.streamSummary) & needed == needed else { return false }
+        // Checksums, where this side's are verified or taken as offloaded (`ChecksumSide`): a wrong one where they are
+        // verified, a right one where they were taken as offloaded, and an undecided side, go to the general path. Not
+        // for a bare acknowledgement, which moves nothing here (a wrong one changes only packet counts).
+        let checksums = UInt32(state.pointee.checksumSides) >> shift & 3
+        if checksums != UInt32(ChecksumSide.unchecked.rawValue) && (length > 0 || flags & PacketView.fin != 0) {
+            if checksums == UInt32(ChecksumSide.verified.rawValue) {
+                guard InternetChecksum.tcpIPv4IsRight(p, ipAt: 14, ipEnd: ipEnd) else { return false }
+            } else {
+                guard checksums != UInt32(ChecksumSide.undecided.rawValue),
+                      InternetChecksum.tcpIPv4Verdict(p, ipAt: 14, ipEnd: ipEnd) != .valid else { return false }
+            }
+        }
         if length > 0 {
             let next = (UnsafeMutableRawPointer(state) + inOrderOffset).assumingMemoryBound(to: UInt32.self) + Int(side.rawValue)
             let sequence = u32(38)
@@ -600,7 +628,8 @@ public final class Engine {
         var state = FlowState(key: key, initiatorIsLow: initiatorIsLow, midstream: midstream,
                               firstSeen: now, lastSeen: now, firstFrame: frame)
         state.serial = statistics.flowsCreated &+ 1
-        if noDissect { state.application = ApplicationKind.none.rawValue }
+        state.checksumSides = newFlowChecksumSides
+        if noDissect { state.application = ApplicationKind.none.rawValue; state.checksumSides = FlowState.bothChecksumSides(.unchecked) }
         if packet.tcpFlags & (PacketView.syn | PacketView.ack) == PacketView.syn { state.initialSequence = packet.sequence }
         else if packet.tcpFlags & (PacketView.syn | PacketView.ack) == PacketView.syn | PacketView.ack { state.initialSequence = packet.acknowledgement &- 1 }
         let slot = flows.insert(consume state, hash: hash)   // moved: a copy retained its four buffers
@@ -691,6 +720,54 @@ public final class Engine {
             reportTCPAnomaly("syn_inside_connection", slot, side: side, value: nil, frame: frame, time: now)
         }
         return slot
+    }
+
+    /// Whether the TCP segment or UDP datagram `packet` (from `bytes`), `side`'s on flow `slot`, is dropped for a wrong
+    /// checksum, as its receiver drops it: counted (`EngineStatistics.badChecksums`) and reported (`tcp`/`bad_checksum`,
+    /// `udp`/`bad_checksum`, its value the payload bytes not taken). Where the side is undecided, this packet decides
+    /// (`ChecksumValidation.auto`): a wrong checksum on a side's first verifiable packet is a sender offloading
+    /// checksums, not an error.
+    @inline(never)
+    private func checksumDrops(_ slot: Int32, side: FlowSide, packet: PacketView, bytes: ByteView) -> Bool {
+        let state = flows.slots + Int(slot)
+        let shift = UInt8(side.rawValue) &* 2
+        let current = ChecksumSide(rawValue: state.pointee.checksumSides >> shift & 3)!
+        guard current != .unchecked, packet.transport == .tcp || packet.transport == .udp else { return false }
+        @inline(__always) func become(_ new: ChecksumSide) {
+            state.pointee.checksumSides = state.pointee.checksumSides & ~(3 << shift) | new.rawValue << shift
+        }
+        var verdict = InternetChecksum.verdict(bytes, packet: packet, ipHeader: !reassembling)
+        // A datagram its sender fragmented had its checksum computed in software, offloading or not (Linux resolves a
+        // partial checksum before it fragments): a right one decides nothing.
+        if reassembling && verdict == .valid { verdict = .ambiguous }
+        switch (current, verdict) {
+        case (.undecided, .valid): become(.verified)
+        case (.undecided, .invalid):
+            become(.offloaded)
+            statistics.checksumOffloadedSides &+= 1
+        // A right checksum that an offloading sender could not have left: the side was not offloaded after all (a
+        // sender's first packet forged with a wrong checksum must not switch its checks off).
+        case (.offloaded, .valid): become(.verified)
+        case (.verified, .invalid):
+            statistics.badChecksums &+= 1
+            reportTCPAnomaly("bad_checksum", slot, side: side, value: packet.wirePayloadLength, frame: frame, time: now,
+                             layer: packet.transport == .tcp ? "tcp" : "udp")
+            return true
+        default: break   // unverifiable, ambiguous (decides nothing), or as expected
+        }
+        return false
+    }
+
+    /// `checksumDrops` for the packet that would create a flow, under `--checksums on`: a wrong checksum creates no
+    /// flow (reported without one).
+    @inline(never)
+    private func checksumDropsFirstPacket(_ packet: PacketView, bytes: ByteView) -> Bool {
+        guard packet.transport == .tcp || packet.transport == .udp,
+              InternetChecksum.verdict(bytes, packet: packet, ipHeader: !reassembling) == .invalid else { return false }
+        statistics.badChecksums &+= 1
+        logPacketAnomaly(Anomaly(layer: packet.transport == .tcp ? "tcp" : "udp", kind: "bad_checksum", offset: 0,
+                                 value: Int64(packet.wirePayloadLength)))
+        return true
     }
 
     /// A segment with urgent data (URG) on a flow of an ICS port or protocol: reported (its value the segment's payload
@@ -913,13 +990,14 @@ public final class Engine {
         reportTCPAnomaly("data_after_fin", slot, side: side, value: count, frame: frame, time: time)
     }
 
-    /// One `tcp` anomaly of flow `slot`, sent by `side`, stamped with the packet that carried it (`frame`, `time`):
-    /// bytes past a FIN, a SYN jump or inside a connection, conflicting copies (`StreamEvent.overlapConflict`: the
-    /// value, the bytes that differ), urgent data.
+    /// One `tcp` anomaly (or `layer`'s) of flow `slot`, sent by `side`, stamped with the packet that carried it (`frame`,
+    /// `time`): bytes past a FIN, a SYN jump or inside a connection, conflicting copies (`StreamEvent.overlapConflict`:
+    /// the value, the bytes that differ), urgent data, a wrong checksum.
     @inline(never)
-    private func reportTCPAnomaly(_ kind: StaticString, _ slot: Int32, side: FlowSide, value: Int?, frame: UInt64, time: PacketTime) {
+    private func reportTCPAnomaly(_ kind: StaticString, _ slot: Int32, side: FlowSide, value: Int?, frame: UInt64, time: PacketTime,
+                                  layer: StaticString = "tcp") {
         setSinkFlow(slot); sink.frame = frame; sink.time = time
-        sink.emit(Anomaly(layer: "tcp", kind: kind, offset: 0, value: value.map(Int64.init)), sender: side)
+        sink.emit(Anomaly(layer: layer, kind: kind, offset: 0, value: value.map(Int64.init)), sender: side)
         drainSink()
     }
 
@@ -1068,6 +1146,7 @@ public final class Engine {
         if verdictKind == .none {
             if carry.pointee.capacity != 0 { carry.pointee.removeAll() }   // (already the shared empty array otherwise)
             flows.slots[Int(slot)].application = ApplicationKind.none.rawValue
+            flows.slots[Int(slot)].checksumSides = FlowState.bothChecksumSides(.unchecked)   // not dissected: nothing to verify
             if let k = rejectedOnOwnPort {
                 setSinkFlow(slot); sink.frame = frame; sink.time = now
                 let kindName: StaticString = switch k {

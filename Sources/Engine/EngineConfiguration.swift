@@ -21,6 +21,24 @@ public struct EngineConfiguration: Sendable {
     /// Whether the common established-TCP packet takes the one-pass path (`Engine.processEstablishedTCPv4`);
     /// false sends every packet through the general path. The records are the same either way: tests compare them.
     public var establishedTCPPath = true
+    /// Which IP, TCP and UDP checksums are verified (`--checksums`).
+    public var checksums = ChecksumValidation.auto
     /// Creates the defaults.
     public init() {}
+}
+
+/// Whether the engine verifies the checksums of the packets it dissects (`--checksums`). A segment with a wrong
+/// checksum is dropped by its receiver; a monitor that dissects it can be fed bytes the receiver never sees. Only flows
+/// being dissected (ICS protocols, and flows not yet identified) are verified: on others a wrong checksum changes
+/// nothing but a packet count.
+public enum ChecksumValidation: String, Sendable, CaseIterable {
+    /// Per flow side, its first verifiable packet decides: a right checksum and every later wrong one is dropped; a
+    /// wrong one and the side is taken as offloaded (a capture on a host whose network card computes checksums: Linux
+    /// leaves a partial sum in the field) and not verified, until a right checksum that is not such a partial sum
+    /// shows that it is not. Suricata's `checksum-checks: auto` decides once for the whole capture.
+    case auto
+    /// Every wrong checksum dropped (a SPAN port or TAP: every packet was on the wire).
+    case on
+    /// Nothing verified (ZoneWatch before checksums were verified; tshark's default).
+    case off
 }

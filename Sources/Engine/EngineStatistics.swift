@@ -41,6 +41,12 @@ public struct EngineStatistics: Sendable {
     /// TAP delivering each packet twice, a PRP network's two LANs) on a flow being dissected: counted in the flow's
     /// packets, not dissected again.
     public var udpDatagramsCapturedTwice: UInt64 = 0
+    /// TCP segments and UDP datagrams of flows being dissected dropped for a wrong checksum, as their receiver drops
+    /// them (`ChecksumValidation`): each also a `bad_checksum` anomaly.
+    public var badChecksums: UInt64 = 0
+    /// Flow sides (of flows being dissected) whose first verifiable packet had a wrong checksum: taken as captured on
+    /// a host that offloads checksums to its network card, so not verified (`ChecksumValidation.auto`).
+    public var checksumOffloadedSides: UInt64 = 0
     /// Anomalies reported (all layers).
     public var anomalies: UInt64 = 0
     /// Anomaly log lines not written because the per-kind log bound was reached (still counted).

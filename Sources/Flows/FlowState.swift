@@ -63,6 +63,9 @@ public struct FlowState {
     /// The flow's Community ID is in `FlowTable.communityIDs` (computed when first written). Here, in a byte the
     /// line had spare.
     public var communityIDStored = false
+    /// Per side (bits 2·`FlowSide.rawValue`), what the engine verifies of its checksums (`ChecksumSide`). In a byte the
+    /// line had spare, beside `streamSummary`, which the one-pass path reads too.
+    public var checksumSides: UInt8 = 0
     /// The engine's slot for the dissector state.
     public var applicationSlot: Int32 = -1
     /// The next sequence number per side while `streamSummary` says so.
@@ -91,6 +94,9 @@ public struct FlowState {
     /// Number of the first packet.
     public var firstFrame: UInt64
 
+    /// `checksumSides` with both sides `side`.
+    @inlinable public static func bothChecksumSides(_ side: ChecksumSide) -> UInt8 { side.rawValue | side.rawValue << 2 }
+
     /// Creates the state of a new flow.
     public init(key: FlowKey, initiatorIsLow: Bool, midstream: Bool, firstSeen: PacketTime, lastSeen: PacketTime,
                 firstFrame: UInt64) {
@@ -117,4 +123,16 @@ public struct FlowState {
 
     /// What a closed flow ends as: `rst` after a RST, else `fin`.
     @inlinable public var closedEndReason: FlowEndReason { reset ? .rst : .fin }
+}
+
+/// What the engine verifies of one flow side's checksums (two bits of `FlowState.checksumSides`).
+public enum ChecksumSide: UInt8, Sendable {
+    /// No verifiable packet yet: the next one decides.
+    case undecided = 0
+    /// Taken as offloaded (its first verifiable packet was wrong): not verified.
+    case offloaded = 1
+    /// Verified: a wrong checksum is dropped.
+    case verified = 2
+    /// Not verified (the flow is not dissected, or `--checksums off`).
+    case unchecked = 3
 }

@@ -42,7 +42,7 @@ enum LiveCommand {
                               default 16MiB
     config:
       --config FILE           YAML file with any of these settings (see README, "Appliance mode")
-    and every replay option: --out DIR, --flows -, --alerts -, --policy FILE, --output URL, --max-flows,
+    and every replay option: --out DIR, --flows -, --alerts -, --policy FILE, --output URL, --max-flows, --checksums,
     --tcp-timeout, --udp-timeout, --quiet
 
     signals: SIGHUP reloads the policy (a broken one is rejected, its errors logged, the old one kept);

@@ -25,6 +25,11 @@ enum ReplayCommand {
       --max-flows N        live flows at most (least recently seen evicted, counted); default 262144
       --tcp-timeout S      idle timeout of TCP flows in seconds of packet time; default 600
       --udp-timeout S      idle timeout of UDP and other flows; default 120
+      --checksums MODE     verify IP, TCP and UDP checksums of the flows being dissected and drop a
+                           packet with a wrong one, as its receiver does (so a forged copy cannot show
+                           the monitor bytes the receiver never took): auto (default: a flow side whose
+                           first packet is wrong is taken as captured on a host offloading checksums
+                           and not verified), on (every wrong one dropped: SPAN ports, TAPs), off
       --workers N          analyse on N threads (flows spread by a symmetric hash, one engine each,
                            detection merged back into packet order: the same records and alerts as
                            one worker, up to line order; each worker reads a capture file itself,

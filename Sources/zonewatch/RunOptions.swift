@@ -39,6 +39,12 @@ struct RunOptions {
         }
         if let n = try a.integer("--tcp-timeout") { configuration.flowLimits.tcpIdleTimeout = Int64(n) }
         if let n = try a.integer("--udp-timeout") { configuration.flowLimits.udpIdleTimeout = Int64(n) }
+        if let v = try a.value("--checksums") {
+            guard let mode = ChecksumValidation(rawValue: v) else {
+                throw UsageError(message: "--checksums takes auto, on or off, not \(v)")
+            }
+            configuration.checksums = mode
+        }
         quiet = a.flag("--quiet", "-q")
         if let n = try a.integer("--workers") {
             guard (1...64).contains(n) else { throw UsageError(message: "--workers must be between 1 and 64") }

@@ -28,6 +28,10 @@ func printSummary(_ s: EngineStatistics, wallSeconds: Double, extra: [String] = 
                      + (s.ipDatagramsCutByCapture > 0 ? "  incomplete when the capture ended: \(s.ipDatagramsCutByCapture)" : "")
                      + (s.ipFragmentsCapturedTwice > 0 ? "  copies of a completed datagram's fragments: \(s.ipFragmentsCapturedTwice)" : ""))
     }
+    if s.badChecksums > 0 || s.checksumOffloadedSides > 0 {
+        lines.append("wrong checksums (dropped, as their receivers drop them): \(s.badChecksums)"
+                     + "  flow sides taken as offloaded (not verified): \(s.checksumOffloadedSides)")
+    }
     if s.udpDatagramsCapturedTwice > 0 {
         lines.append("udp datagrams captured twice (mirrored twice; the copy not dissected): \(s.udpDatagramsCapturedTwice)")
     }

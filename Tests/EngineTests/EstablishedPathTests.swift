@@ -11,10 +11,10 @@ import Decode
 /// ends the input, as in `zonewatch replay`.
 /// `throughConsumer` reads as the replay loop does (`EngineConsumer.dispatch(from:batch:)`, with the prefetch
 /// lookahead), in small batches so that batch ends fall everywhere; otherwise packet by packet with `next()`.
-private func allRecords(of path: String, establishedPath: Bool, throughConsumer: Bool = false)
+func allRecords(of path: String, establishedPath: Bool, throughConsumer: Bool = false, checksums: ChecksumValidation = .auto)
     -> (lines: [String], packets: UInt64, onPath: UInt64)? {
     var c = EngineConfiguration()
-    c.pduRecords = true; c.transactionRecords = true; c.establishedTCPPath = establishedPath
+    c.pduRecords = true; c.transactionRecords = true; c.establishedTCPPath = establishedPath; c.checksums = checksums
     let engine = Engine(configuration: c)
     guard let source = try? PacketSource.openFile(path) else { return nil }
     let linkType = source.linkType.rawValue
@@ -46,7 +46,7 @@ private func allRecords(of path: String, establishedPath: Bool, throughConsumer:
 
 /// The shipped captures with TCP traffic the one-pass path takes: real stacks (Modbus, DNP3, S7comm), the demo
 /// plant, and crafted reassembly cases (split, coalesced, out of order, retransmitted, gaps, snaplen cuts).
-private let fixtureCaptures: [String] = {
+let fixtureCaptures: [String] = {
     let root = repositoryRoot.appendingPathComponent("Fixtures")
     let folders = ["modbus", "dnp3", "s7comm", "demo", "edge", "mixed"]
     return folders.flatMap { folder -> [String] in
