@@ -346,7 +346,7 @@ public final class Engine {
 
         let payload = bytes.slice(from: packet.payloadOffset, length: packet.payloadLength)
         switch packet.transport {
-        case .tcp: tcpSegment(slot, side: side, packet: packet, payload: payload)
+        case .tcp: tcpSegment(slot, side: side, packet: packet, bytes: bytes, payload: payload)
         case .udp: if packet.payloadLength > 0 { udpDatagram(slot, side: side, packet: packet, bytes: bytes, payload: payload) }
         default: break
         }
@@ -663,14 +663,14 @@ public final class Engine {
         return state.pointee.isClosed && packet.acknowledgement &- 1 != state.pointee.initialSequence
     }
 
-    private func tcpSegment(_ slot: Int32, side: FlowSide, packet: PacketView, payload: ByteView) {
+    private func tcpSegment(_ slot: Int32, side: FlowSide, packet: PacketView, bytes: ByteView, payload: ByteView) {
         let flags = packet.tcpFlags
         let limits = configuration.streamLimits
         takeBackInOrder(slot)
         // A SYN from ahead of a stream under way moves nothing (not even what its acknowledgement would give up).
         // Urgent data is reported (one test for both: ICS connections see neither).
         if flags & (PacketView.syn | PacketView.urg) != 0 {
-            if flags & PacketView.urg != 0 { reportUrgentData(slot, side: side, packet: packet) }
+            if flags & PacketView.urg != 0 { reportUrgentData(slot, side: side, packet: packet, bytes: bytes) }
             let jump = flags & PacketView.syn != 0 ? streamPointer(slot, side).pointee.synJump(at: packet.sequence) : 0
             // Reported with how many sequence numbers taking it would have skipped: a way to blind a monitor to one
             // side's next bytes (taken for retransmissions) that endpoints do not follow.
@@ -770,15 +770,15 @@ public final class Engine {
         return true
     }
 
-    /// A segment with urgent data (URG) on a flow of an ICS port or protocol: reported (its value the segment's payload
-    /// bytes), and its bytes delivered in line, as tshark shows them. Stacks differ in what they make of it (Linux takes
+    /// A segment with urgent data (URG) on a flow of an ICS port or protocol: reported (its value the urgent pointer,
+    /// the offset from the segment's sequence number of the byte after the urgent data), and its bytes delivered in line, as tshark shows them. Stacks differ in what they make of it (Linux takes
     /// the urgent byte out of the stream unless the socket asks for it in line; others leave it): a byte a monitor
     /// keeps and an endpoint drops shifts the monitor's framing. No ICS protocol uses urgent data. (Other flows, where
     /// Telnet and FTP may, are not dissected.)
     @inline(never)
-    private func reportUrgentData(_ slot: Int32, side: FlowSide, packet: PacketView) {
+    private func reportUrgentData(_ slot: Int32, side: FlowSide, packet: PacketView, bytes: ByteView) {
         guard flows.slots[Int(slot)].application != ApplicationKind.none.rawValue else { return }
-        reportTCPAnomaly("urgent_data", slot, side: side, value: packet.wirePayloadLength, frame: frame, time: now)
+        reportTCPAnomaly("urgent_data", slot, side: side, value: Int(bytes.u16be(Int(packet.transportOffset) + 18)), frame: frame, time: now)
     }
 
     /// A FIN from `side` whose segment's bytes end at sequence number `end`, after they were taken (the streams and

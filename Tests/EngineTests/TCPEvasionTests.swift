@@ -163,7 +163,7 @@ import Flows
     }
 }
 
-/// Urgent data (URG) on an ICS connection (`tcp`/`urgent_data`): stacks differ in whether the urgent byte stays in the
+/// Urgent data (URG) on an ICS connection (`tcp`/`urgent_data`, its value the urgent pointer): stacks differ in whether the urgent byte stays in the
 /// stream, and no ICS protocol uses it. The bytes are dissected in line (as tshark shows them) and the segment is
 /// reported, by either path; a flow of another protocol (HTTP here), where Telnet and FTP may use it, is not.
 @Suite struct UrgentDataTests {
@@ -179,13 +179,16 @@ import Flows
         engine.feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: port, seq: 1001, ack: 5001, flags: 0x18, payload: first), at: 100)
         // The next request with URG set (frame 4).
         let second: [UInt8] = port == 502 ? SYNInConnectionTests.write : first
-        engine.feed(tcpFrame(src: c0, sport: 40000, dst: s0, dport: port, seq: 1001 + n, ack: 5001, flags: 0x38, payload: second), at: 100)
+        var urgent = tcpFrame(src: c0, sport: 40000, dst: s0, dport: port, seq: 1001 + n, ack: 5001, flags: 0x38, payload: second)
+        urgent[53] = 3   // the urgent pointer: the urgent data ends before the segment's fourth byte
+        engine.feed(urgent, at: 100)
         let lines = ClosedFlowTests.drain(engine)
         engine.finish()
         let anomalies = ClosedFlowTests.drain(engine, into: lines)[.anomaly, default: []].filter { !$0.contains("truncated_at_end") }
         if port == 502 {
             #expect(anomalies.count == 1 && anomalies.first?.contains(#""kind":"urgent_data""#) == true, "\(anomalies)")
-            #expect(anomalies.first?.contains(#""frame":4,"#) == true && anomalies.first?.contains(#""value":12"#) == true)
+            #expect(anomalies.first?.contains(#""frame":4,"#) == true && anomalies.first?.contains(#""value":3}"#) == true,
+                    "its value the urgent pointer")
             #expect(engine.statistics.pdus[Int(AppProtocol.modbus.rawValue)] == 2, "both requests dissected")
         } else {
             #expect(anomalies.isEmpty, "\(anomalies)")
