@@ -21,8 +21,9 @@ public enum InternetChecksum {
     }
 
     /// The verdict on `packet`, decoded from `bytes`. `ipHeader`: verify an IPv4 header's own checksum too (not for
-    /// a reassembled datagram, whose header reassembly rewrote).
-    public static func verdict(_ bytes: ByteView, packet: PacketView, ipHeader: Bool = true) -> Verdict {
+    /// a reassembled datagram, whose header reassembly rewrote). `ambiguity`: tell `ambiguous` from `valid` (false: a
+    /// right checksum is `valid`, two folds fewer, for a caller to whom the two are the same).
+    public static func verdict(_ bytes: ByteView, packet: PacketView, ipHeader: Bool = true, ambiguity: Bool = true) -> Verdict {
         guard packet.transport == .tcp || packet.transport == .udp, packet.payloadLength == packet.wirePayloadLength,
               let p = bytes.raw.baseAddress else { return .unverifiable }
         let ip = Int(packet.ipOffset), t = Int(packet.transportOffset), end = packet.payloadOffset &+ packet.payloadLength
@@ -47,12 +48,12 @@ public enum InternetChecksum {
             // Over IPv4, 0: sent without a checksum. Over IPv6 a checksum is required (RFC 8200 8.1).
             if p.loadUnaligned(fromByteOffset: t &+ 6, as: UInt16.self) == 0 { return packet.ipVersion == 4 ? .unverifiable : .invalid }
         }
-        return transportVerdict(p, at: t, end: end, pseudoAddresses: pseudo, ipProtocol: isTCP ? 6 : 17)
+        return transportVerdict(p, at: t, end: end, pseudoAddresses: pseudo, ipProtocol: isTCP ? 6 : 17, ambiguity: ambiguity)
     }
 
     /// The verdict on an IPv4 TCP segment at fixed offsets, as the engine's one-pass path reads it: an IPv4 header
     /// without options at `ipAt`, the TCP header 20 bytes on, the packet ending at `ipEnd` (captured whole).
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func tcpIPv4Verdict(_ p: UnsafeRawPointer, ipAt ip: Int, ipEnd: Int) -> Verdict {
         guard headerIsValid(p + ip, length: 20) else { return .invalid }
         return transportVerdict(p, at: ip &+ 20, end: ipEnd, pseudoAddresses: sum(p + ip + 12, count: 8), ipProtocol: 6)
@@ -60,41 +61,42 @@ public enum InternetChecksum {
 
     /// Whether `tcpIPv4Verdict` is `valid` or `ambiguous`, for a side whose checksums are verified (which of the two
     /// does not matter there: two folds fewer).
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func tcpIPv4IsRight(_ p: UnsafeRawPointer, ipAt ip: Int, ipEnd: Int) -> Bool {
-        let t = ip &+ 20
-        let pseudo = sum(p + ip + 12, count: 8) &+ UInt64(UInt16(6).bigEndian) &+ UInt64(UInt16(truncatingIfNeeded: ipEnd &- t).bigEndian)
-        return headerIsValid(p + ip, length: 20) && sumsToAllOnes(sum(p + t, count: ipEnd &- t, initial: pseudo))
+        headerIsValid(p + ip, length: 20)
+            && transportVerdict(p, at: ip &+ 20, end: ipEnd, pseudoAddresses: sum(p + ip + 12, count: 8), ipProtocol: 6, ambiguity: false) == .valid
     }
 
     /// The transport's verdict: the segment from `t` to `end`, under the pseudo-header whose addresses sum to
     /// `pseudoAddresses`.
-    @inline(__always)
-    static func transportVerdict(_ p: UnsafeRawPointer, at t: Int, end: Int, pseudoAddresses: UInt64, ipProtocol: UInt8) -> Verdict {
+    @inlinable @inline(__always)
+    static func transportVerdict(_ p: UnsafeRawPointer, at t: Int, end: Int, pseudoAddresses: UInt64, ipProtocol: UInt8,
+                                 ambiguity: Bool = true) -> Verdict {
         // The pseudo-header's protocol and length words, as 16-bit words in network order read natively.
         let protocolWord = UInt64(UInt16(ipProtocol).bigEndian)
         let lengthWord = UInt64(UInt16(truncatingIfNeeded: end &- t).bigEndian)
         let pseudo = pseudoAddresses &+ protocolWord
         guard sumsToAllOnes(sum(p + t, count: end &- t, initial: pseudo &+ lengthWord)) else { return .invalid }
+        guard ambiguity else { return .valid }
         // Linux leaves the pseudo-header's sum (with the length; without it for a TSO segment) in an offloaded field.
         let field = UInt64(p.loadUnaligned(fromByteOffset: t &+ (ipProtocol == 6 ? 16 : 6), as: UInt16.self))
         return field == UInt64(fold(pseudo &+ lengthWord)) || field == UInt64(fold(pseudo)) ? .ambiguous : .valid
     }
 
     /// Whether the IPv4 header of `length` bytes at `p` sums to all ones.
-    @inline(__always)
+    @inlinable @inline(__always)
     static func headerIsValid(_ p: UnsafeRawPointer, length: Int) -> Bool { sumsToAllOnes(sum(p, count: length)) }
 
     /// Whether the unfolded sum `s` (not 0: every sum here holds a non-zero word) folds to all ones, the sum of a
     /// right checksum: a multiple of 0xFFFF, since 2^16 ≡ 1 modulo 0xFFFF (a multiplication, where folding took
     /// a dozen instructions).
-    @inline(__always)
+    @inlinable @inline(__always)
     static func sumsToAllOnes(_ s: UInt64) -> Bool { s % 0xFFFF == 0 }
 
     /// `initial` plus the one's-complement sum of the `count` bytes at `p`, read as 16-bit words in the machine's own
     /// byte order (the sum is the same either way, byte-swapped: RFC 1071 2(B)), not folded. 64-bit words with
     /// end-around carries (an add and an add-with-carry each), 32 bytes a round into two sums (two carry chains).
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func sum(_ p: UnsafeRawPointer, count: Int, initial: UInt64 = 0) -> UInt64 {
         @inline(__always) func add(_ total: inout UInt64, _ word: UInt64) {
             let (s, carried) = total.addingReportingOverflow(word)
@@ -117,7 +119,7 @@ public enum InternetChecksum {
     }
 
     /// `s` folded to 16 bits with end-around carries.
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func fold(_ s: UInt64) -> UInt16 {
         var x = (s & 0xFFFF_FFFF) &+ (s >> 32)
         x = (x & 0xFFFF) &+ (x >> 16)

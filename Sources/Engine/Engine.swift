@@ -487,14 +487,8 @@ public final class Engine {
         // verified, a right one where they were taken as offloaded, and an undecided side, go to the general path. Not
         // for a bare acknowledgement, which moves nothing here (a wrong one changes only packet counts).
         let checksums = UInt32(state.pointee.checksumSides) >> shift & 3
-        if checksums != UInt32(ChecksumSide.unchecked.rawValue) && (length > 0 || flags & PacketView.fin != 0) {
-            if checksums == UInt32(ChecksumSide.verified.rawValue) {
-                guard InternetChecksum.tcpIPv4IsRight(p, ipAt: 14, ipEnd: ipEnd) else { return false }
-            } else {
-                guard checksums != UInt32(ChecksumSide.undecided.rawValue),
-                      InternetChecksum.tcpIPv4Verdict(p, ipAt: 14, ipEnd: ipEnd) != .valid else { return false }
-            }
-        }
+        if checksums != UInt32(ChecksumSide.unchecked.rawValue) && (length > 0 || flags & PacketView.fin != 0)
+            && !Engine.checksumsLetThrough(p, ipEnd: ipEnd, side: checksums) { return false }
         if length > 0 {
             let next = (UnsafeMutableRawPointer(state) + inOrderOffset).assumingMemoryBound(to: UInt32.self) + Int(side.rawValue)
             let sequence = u32(38)
@@ -517,6 +511,16 @@ public final class Engine {
         // A FIN after its bytes, as `tcpSegment` takes it (the streams do not count it).
         if finEnd != 0 { noteFIN(slot, side: side, endingAt: UInt32(truncatingIfNeeded: finEnd)) }
         return true
+    }
+
+    /// Whether the one-pass path may take the IPv4 TCP packet at `p` (its IP header at 14, its end at `ipEnd`) whose
+    /// side's checksums are as `checksums` says (`ChecksumSide`, not `unchecked`): right where they are verified, not
+    /// right (nor undecided) where they were taken as offloaded. Out of line: inlined, the one-pass path's frame grew
+    /// and the dissector's glue (`consume`) stopped being inlined into it.
+    @inline(__always)
+    private static func checksumsLetThrough(_ p: UnsafeRawPointer, ipEnd: Int, side checksums: UInt32) -> Bool {
+        if checksums == UInt32(ChecksumSide.verified.rawValue) { return InternetChecksum.tcpIPv4IsRight(p, ipAt: 14, ipEnd: ipEnd) }
+        return checksums != UInt32(ChecksumSide.undecided.rawValue) && InternetChecksum.tcpIPv4Verdict(p, ipAt: 14, ipEnd: ipEnd) != .valid
     }
 
     /// `processEstablishedTCPv4` for a tagged or cooked frame (`PacketDecoder.uncommonFrame`); false for any other.
@@ -731,31 +735,34 @@ public final class Engine {
     private func checksumDrops(_ slot: Int32, side: FlowSide, packet: PacketView, bytes: ByteView) -> Bool {
         let state = flows.slots + Int(slot)
         let shift = UInt8(side.rawValue) &* 2
-        let current = ChecksumSide(rawValue: state.pointee.checksumSides >> shift & 3)!
-        guard current != .unchecked, packet.transport == .tcp || packet.transport == .udp else { return false }
+        let current = state.pointee.checksumSides >> shift & 3
+        guard current != ChecksumSide.unchecked.rawValue, packet.transport == .tcp || packet.transport == .udp else { return false }
         @inline(__always) func become(_ new: ChecksumSide) {
             state.pointee.checksumSides = state.pointee.checksumSides & ~(3 << shift) | new.rawValue << shift
         }
-        var verdict = InternetChecksum.verdict(bytes, packet: packet, ipHeader: !reassembling)
-        // A datagram its sender fragmented had its checksum computed in software, offloading or not (Linux resolves a
-        // partial checksum before it fragments): a right one decides nothing.
-        if reassembling && verdict == .valid { verdict = .ambiguous }
-        switch (current, verdict) {
-        case (.undecided, .valid): become(.verified)
-        case (.undecided, .invalid):
-            become(.offloaded)
-            statistics.checksumOffloadedSides &+= 1
-        // A right checksum that an offloading sender could not have left: the side was not offloaded after all (a
-        // sender's first packet forged with a wrong checksum must not switch its checks off).
-        case (.offloaded, .valid): become(.verified)
-        case (.verified, .invalid):
+        // A verified side needs only right or wrong (two folds fewer).
+        let verified = current == ChecksumSide.verified.rawValue
+        var verdict = InternetChecksum.verdict(bytes, packet: packet, ipHeader: !reassembling, ambiguity: !verified)
+        if verified {
+            guard verdict == .invalid else { return false }
             statistics.badChecksums &+= 1
             reportTCPAnomaly("bad_checksum", slot, side: side, value: packet.wirePayloadLength, frame: frame, time: now,
                              layer: packet.transport == .tcp ? "tcp" : "udp")
             return true
-        default: break   // unverifiable, ambiguous (decides nothing), or as expected
         }
-        return false
+        // A datagram its sender fragmented had its checksum computed in software, offloading or not (Linux resolves a
+        // partial checksum before it fragments): a right one decides nothing.
+        if reassembling && verdict == .valid { verdict = .ambiguous }
+        if verdict == .valid {
+            // Undecided: verified from now on. Offloaded: a right checksum that an offloading sender could not have
+            // left; the side was not offloaded after all (a sender's first packet forged with a wrong checksum must
+            // not switch its checks off).
+            become(.verified)
+        } else if verdict == .invalid && current == ChecksumSide.undecided.rawValue {
+            become(.offloaded)
+            statistics.checksumOffloadedSides &+= 1
+        }
+        return false   // unverifiable and ambiguous decide nothing; an offloaded side's wrong checksums are expected
     }
 
     /// `checksumDrops` for the packet that would create a flow, under `--checksums on`: a wrong checksum creates no
@@ -1009,6 +1016,7 @@ public final class Engine {
     /// frame saves few registers and spills little around the dissector's call. Inlined into the established path
     /// (`deliverData`): the glue around a Modbus request was ~105 instructions as a call of its own with all of it
     /// here, ~45 now.
+    @inline(__always)
     private func consume<D: AppDissector>(_ pool: DissectorPool<D>, slot: Int32, side: FlowSide, bytes: ByteView,
                                           frame: UInt64, time: PacketTime) {
         let flow = flows.slots + Int(slot)

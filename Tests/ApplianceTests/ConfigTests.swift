@@ -23,6 +23,7 @@ import Testing
     drop_alert_threshold: 0.5%
     workers: 2
     worker_queue: 8MiB
+    checksums: on
     """
 
     @Test func everyKeyIsRead() throws {
@@ -43,6 +44,7 @@ import Testing
         #expect(c.dropAlertThreshold == 0.005)
         #expect(c.workers == 2)
         #expect(c.workerQueue == 8 << 20)
+        #expect(c.checksums == "on")
     }
 
     @Test func anEmptyFileIsAnEmptyConfiguration() throws {
@@ -71,6 +73,7 @@ import Testing
         ("- eth1\n", "c.yaml:1:1: the configuration must be a mapping of settings, not a list"),
         ("interfaces: [eth1\n", "c.yaml:2:1: YAML:"),
         ("policy: ~\n", "c.yaml:1:9: policy must be a text value, not null"),
+        ("checksums: sometimes\n", "c.yaml:1:12: checksums must be auto, on or off, not sometimes"),
     ])
     func mistakesAreReportedWithTheirPosition(text: String, expected: String) {
         switch ApplianceConfig.parse(text, file: "c.yaml") {
@@ -113,6 +116,7 @@ import Testing
         #expect(args.starts(with: ["--policy", "/etc/zonewatch/policy.yaml", "--out", "/var/log/zonewatch"]))
         #expect(args.filter { $0 == "--output" }.count == 2)
         #expect(args.contains("--workers") && args.contains("--max-flows") && args.contains("--tcp-timeout"))
+        #expect(args.firstIndex(of: "--checksums").map { args[$0 + 1] } == "on")
         #expect(!c.runArguments(commandLine: ["--output", "-"]).contains("--output"))
         #expect(!c.runArguments(commandLine: ["--output=-"]).contains("--output"))
     }

@@ -196,3 +196,32 @@ func hostCapturesWithOneSideOffloadedGiveTheSameRecordsVerifiedOrNot(_ name: Str
         break
     }
 }
+
+/// On the command line: `--checksums` takes auto (the default), on and off, and nothing else; the summary counts what
+/// was dropped and the sides taken as offloaded, with one worker or two.
+@Test(.enabled(if: zonewatchBinary != nil), arguments: ["1", "2"])
+func theChecksumsOptionAndItsSummary(workers: String) throws {
+    var frames: [[UInt8]] = []
+    let c = ChecksumTests.client, s = ChecksumTests.server
+    func add(_ f: [UInt8], _ sum: ChecksumTests.Sum) { frames.append(ChecksumTests.summed(f, sum)) }
+    add(tcpFrame(src: c, sport: 40000, dst: s, dport: 502, seq: 1000, flags: 0x02), .right)
+    add(tcpFrame(src: s, sport: 502, dst: c, dport: 40000, seq: 5000, ack: 1001, flags: 0x12), .right)
+    add(tcpFrame(src: c, sport: 40000, dst: s, dport: 502, seq: 1001, ack: 5001, flags: 0x10), .right)
+    add(tcpFrame(src: c, sport: 40000, dst: s, dport: 502, seq: 1001, ack: 5001, flags: 0x18, payload: ChecksumTests.read), .wrong)
+    add(tcpFrame(src: c, sport: 40000, dst: s, dport: 502, seq: 1001, ack: 5001, flags: 0x18, payload: ChecksumTests.write), .right)
+    add(tcpFrame(src: s, sport: 502, dst: c, dport: 40000, seq: 5001, ack: 1013, flags: 0x18, payload: ChecksumTests.write), .right)
+    // A second connection from a host offloading checksums.
+    add(tcpFrame(src: c, sport: 40001, dst: s, dport: 502, seq: 1000, flags: 0x02), .partial)
+    add(tcpFrame(src: s, sport: 502, dst: c, dport: 40001, seq: 5000, ack: 1001, flags: 0x12), .right)
+    let capture = try temporaryFile(pcapFile(packets: frames), "checksums-\(workers).pcap")
+    defer { try? FileManager.default.removeItem(atPath: capture) }
+    let dropped = "zonewatch: wrong checksums (dropped, as their receivers drop them): "
+    let auto = try run(zonewatchBinary!, ["replay", capture, "--workers", workers])
+    #expect(auto.0 == 0 && auto.2.contains(dropped + "1  flow sides taken as offloaded (not verified): 1\n"), "\(auto.2)")
+    let on = try run(zonewatchBinary!, ["replay", capture, "--workers", workers, "--checksums", "on"])
+    #expect(on.0 == 0 && on.2.contains(dropped + "2  flow sides taken as offloaded (not verified): 0\n"), "\(on.2)")
+    let off = try run(zonewatchBinary!, ["replay", capture, "--workers", workers, "--checksums", "off"])
+    #expect(off.0 == 0 && !off.2.contains("wrong checksums"), "\(off.2)")
+    let bad = try run(zonewatchBinary!, ["replay", capture, "--checksums", "sometimes"])
+    #expect(bad.0 == 2 && bad.2.contains("--checksums takes auto, on or off"), "\(bad.2)")
+}
