@@ -26,6 +26,7 @@ import Wire
                     MemoryLayout<FlowState>.offset(of: \FlowState.streamSummary)! + 1,
                     MemoryLayout<FlowState>.offset(of: \FlowState.applicationSlot)! + 4,
                     MemoryLayout<FlowState>.offset(of: \FlowState.inOrder)! + 8,
+                    MemoryLayout<FlowState>.offset(of: \FlowState.checksumSides)! + 1,
                     MemoryLayout<FlowState>.offset(of: \FlowState.serial)! + 8,
                     MemoryLayout<FlowState>.offset(of: \FlowState.initiatorCarry)! + 8,
                     MemoryLayout<FlowState>.offset(of: \FlowState.responderCarry)! + 8]
