@@ -1,7 +1,8 @@
 // libFuzzer target for packet decoding: the link, IP and transport decoders, remote-SPAN and overlay-tunnel
 // decapsulation, and the one-pass readings that must agree with them (a disagreement sends a packet to the wrong
 // flow or worker without an error anywhere): the decoder's one-pass path, the flow prefetch hint's tuple, the mirror
-// reading that the one-pass path and the hints read through, and the workers' dispatch shortcuts; and IP reassembly.
+// reading that the one-pass path and the hints read through, and the workers' dispatch shortcuts; checksum verdicts
+// (the one-pass path's against the general one); and IP reassembly.
 // Built by scripts/fuzz/decode together with Sources/Wire, Sources/Decode, Sources/Flows/FlowKey.swift,
 // Sources/Flows/IPReassembly.swift and Sources/Appliance/FlowDispatch.swift as one module (their `import` lines of those modules dropped).
 //
@@ -31,6 +32,19 @@ func check(_ bytes: ByteView, linkType: Int32) {
     if let v = view {
         require(v.payloadOffset >= 0 && v.payloadLength >= 0 && v.payloadOffset + v.payloadLength <= bytes.count,
                 "payload outside the captured bytes")
+        // Checksums: any decoded packet gets a verdict; the one-pass path's reading of an untagged IPv4 TCP packet
+        // without options, captured whole, gives the general one.
+        let verdict = InternetChecksum.verdict(bytes, packet: v)
+        if linkType == PacketDecoder.ethernet, v.ipVersion == 4, v.transport == .tcp, !v.hasIPOptions, v.mirrorsRemoved == 0,
+           v.vlanTags == 0, v.ipOffset == 14, v.transportOffset == 34, v.payloadLength == v.wirePayloadLength,
+           let p = bytes.raw.baseAddress, Int(UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 16, as: UInt16.self))) >= 40 {
+            let ipEnd = 14 + Int(UInt16(bigEndian: p.loadUnaligned(fromByteOffset: 16, as: UInt16.self)))
+            if ipEnd <= bytes.count && ipEnd == v.payloadOffset + v.payloadLength {
+                require(InternetChecksum.tcpIPv4Verdict(p, ipAt: 14, ipEnd: ipEnd) == verdict, "one-pass and general checksum verdicts disagree")
+                require(InternetChecksum.tcpIPv4IsRight(p, ipAt: 14, ipEnd: ipEnd) == (verdict == .valid || verdict == .ambiguous),
+                        "the verified side's check disagrees with the verdict")
+            }
+        }
     }
     if linkType == PacketDecoder.ethernet {
         // The one-pass decoder decides only packets the general path decodes the same way.
