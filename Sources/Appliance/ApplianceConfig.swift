@@ -14,7 +14,8 @@ import Policy
 /// policy: /etc/zonewatch/policy.yaml           # --policy
 /// outputs: ["syslog+tcp://siem:601?format=cef"] # --output (the command line's list replaces this one)
 /// out: /var/log/zonewatch         # --out (log directory: flows, protocol logs, alerts, stats)
-/// flows: { max: 262144, tcp_timeout: 600, udp_timeout: 120 }  # --max-flows, --tcp-timeout, --udp-timeout
+/// flows: { max: 262144, tcp_timeout: 600, udp_timeout: 120, ignore_vlans: false }  # --max-flows, --tcp-timeout,
+///                                                   # --udp-timeout, --ignore-vlans
 /// user: zonewatch                 # --user (drop to this user after opening the capture)
 /// group: zonewatch                # --group (default: the user's primary group)
 /// allow_root: false               # --allow-root
@@ -46,6 +47,7 @@ public struct ApplianceConfig: Equatable, Sendable {
     public var workers: Int?
     public var workerQueue: Int?
     public var checksums: String?
+    public var ignoreVLANs: Bool?
 
     /// An empty configuration (everything from the command line or defaults).
     public init() {}
@@ -90,6 +92,7 @@ public struct ApplianceConfig: Equatable, Sendable {
         if let v = udpTimeout { a += ["--udp-timeout", String(v)] }
         if let v = workers { a += ["--workers", String(v)] }
         if let v = checksums { a += ["--checksums", v] }
+        if ignoreVLANs == true { a.append("--ignore-vlans") }
         return a
     }
 
@@ -139,13 +142,16 @@ public struct ApplianceConfig: Equatable, Sendable {
         }
 
         mutating func flows(_ v: YAMLNode, into c: inout ApplianceConfig) {
-            guard case .mapping(let pairs) = v.content else { error(v, "flows must be a mapping (max, tcp_timeout, udp_timeout), not \(v.kindName)"); return }
+            guard case .mapping(let pairs) = v.content else {
+                error(v, "flows must be a mapping (max, tcp_timeout, udp_timeout, ignore_vlans), not \(v.kindName)"); return
+            }
             for (k, value) in pairs {
                 switch k.scalar ?? "" {
                 case "max": c.maxFlows = integer(value, "flows.max", range: 1...(1 << 26))
                 case "tcp_timeout": c.tcpTimeout = integer(value, "flows.tcp_timeout", range: 1...(1 << 31 - 1))
                 case "udp_timeout": c.udpTimeout = integer(value, "flows.udp_timeout", range: 1...(1 << 31 - 1))
-                default: error(k, "unknown flows setting \"\(k.scalar ?? "")\" (known: max, tcp_timeout, udp_timeout)")
+                case "ignore_vlans": c.ignoreVLANs = bool(value, "flows.ignore_vlans")
+                default: error(k, "unknown flows setting \"\(k.scalar ?? "")\" (known: max, tcp_timeout, udp_timeout, ignore_vlans)")
                 }
             }
         }

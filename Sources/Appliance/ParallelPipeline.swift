@@ -93,6 +93,9 @@ public final class ParallelPipeline: @unchecked Sendable {
         public var fileEventCapacity = 4096
         /// Replay: wait when a ring is full. Live: drop and count.
         public var blocking = true
+        /// Flows are keyed without their VLAN ID (the engines' `EngineConfiguration.ignoresVLANs`, which must agree):
+        /// the dispatch then sends both directions of a flow tagged differently to one worker.
+        public var ignoresVLANs = false
         /// Record bytes a worker buffers before writing them out (whole lines).
         public var recordFlushBytes = 256 << 10
         /// Write anomaly records. They are written by the detection stage in packet order, under one per-kind
@@ -144,13 +147,14 @@ public final class ParallelPipeline: @unchecked Sendable {
     public init(settings: Settings, makeEngine: (Int) -> Engine, observer: (any EngineObserver)?, alertSink: EventSink,
                 detector: Detector?, alertsRaised: (() -> UInt64)? = nil, write: @escaping (RecordKind, [UInt8]) -> Void) {
         self.settings = settings
-        dispatchKey = settings.blocking ? FlowDispatch.replayKey : FlowDispatch.liveKey()
+        dispatchKey = (settings.blocking ? FlowDispatch.replayKey : FlowDispatch.liveKey()).ignoringVLANs(settings.ignoresVLANs)
         let detectionWaiter = Waiter()
         let sendsTraits = observer is any QuietOperationObserver
         var ws: [PipelineWorker] = []
         for i in 0..<settings.workers {
             let queue = EventQueue(capacity: settings.eventCapacity)
             let engine = makeEngine(i)
+            precondition(engine.configuration.ignoresVLANs == settings.ignoresVLANs, "the dispatch must key flows as the engines do")
             if settings.workers > 1 { engine.workerShare = WorkerShare(worker: i, workers: settings.workers, key: dispatchKey) }
             let recorder = EventRecorder(queue: queue, consumer: detectionWaiter, worker: i, workers: settings.workers,
                                          sendsTraits: sendsTraits, flowSlots: max(16, engine.configuration.flowLimits.maximumFlows),

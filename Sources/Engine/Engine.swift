@@ -140,7 +140,7 @@ public final class Engine {
         case .off: FlowState.bothChecksumSides(.unchecked)
         }
         recordsEnabled = configuration.pduRecords || configuration.transactionRecords
-        flows = FlowTable(limits: configuration.flowLimits)
+        flows = FlowTable(limits: configuration.flowLimits, hashKey: FlowHashKey.random().ignoringVLANs(configuration.ignoresVLANs))
         // Room for every flow the table can hold (a flow holds at most one dissector state): address space, touched
         // only as flows are identified.
         let poolCapacity = min(configuration.flowLimits.maximumFlows, 1 << 22)
@@ -308,7 +308,8 @@ public final class Engine {
             return
         }
 
-        let key = FlowKey(packet: packet)
+        var key = FlowKey(packet: packet)
+        key.vlan &= flows.hashKey.vlanMask   // (`--ignore-vlans`: 0)
         var slot: Int32
         // The prefetch pipeline's slot for this packet, when it holds this flow, is the one `find` would return:
         // the key's hash and the probe are needed only without it (a new flow, or a packet the pipeline missed; a new
@@ -527,7 +528,7 @@ public final class Engine {
     @inline(__always)
     private func processEstablishedUncommonTCPv4(_ bytes: ByteView, linkType: Int32, wireLength: Int, time: PacketTime) -> Bool {
         guard let u = PacketDecoder.uncommonFrame(bytes, linkType: linkType) else { return false }
-        return processEstablishedTCPv4(u.frame, wireLength: wireLength, time: time, typeAt: u.typeAt, vlan: u.vlan)
+        return processEstablishedTCPv4(u.frame, wireLength: wireLength, time: time, typeAt: u.typeAt, vlan: u.vlan & flows.hashKey.vlanMask)
     }
 
     /// `processEstablishedTCPv4` for the frame a remote-SPAN or overlay packet carries

@@ -23,6 +23,9 @@ public struct EngineConfiguration: Sendable {
     public var establishedTCPPath = true
     /// Which IP, TCP and UDP checksums are verified (`--checksums`).
     public var checksums = ChecksumValidation.auto
+    /// Flows are keyed without their VLAN ID (`--ignore-vlans`): a conversation whose two directions a SPAN port
+    /// delivers with different tags (a trunk port's tagged, an access port's not) is one flow, not two halves.
+    public var ignoresVLANs = false
     /// Creates the defaults.
     public init() {}
 }

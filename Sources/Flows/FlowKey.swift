@@ -63,7 +63,7 @@ public struct FlowKey: Hashable, Sendable {
     @inlinable @inline(__always) public func fastHash(_ key: FlowHashKey) -> UInt64 {
         FlowKey.finish(FlowKey.combine(FlowKey.endpointHash(lowIP.high, lowIP.low, lowPort, key),
                                        FlowKey.endpointHash(highIP.high, highIP.low, highPort, key)),
-                       ipProtocol: ipProtocol, vlan: vlan)
+                       ipProtocol: ipProtocol, vlan: vlan & key.vlanMask)
     }
 
     /// `fastHash` of the IPv4 key (on VLAN `vlan`, 0: untagged) of a packet from `source`:`sourcePort` to
@@ -75,7 +75,8 @@ public struct FlowKey: Hashable, Sendable {
         @inline(__always) func endpoint(_ address: UInt32, _ port: UInt16) -> UInt64 {
             (UInt64(address) ^ UInt64(port) << 48 ^ key.mappedV4) &* 0x9E37_79B9_7F4A_7C15
         }
-        return finish(combine(endpoint(source, sourcePort), endpoint(destination, destinationPort)), ipProtocol: ipProtocol, vlan: vlan)
+        return finish(combine(endpoint(source, sourcePort), endpoint(destination, destinationPort)), ipProtocol: ipProtocol,
+                      vlan: vlan & key.vlanMask)
     }
 
     /// One endpoint's hash: the key mixed in before the multiplication, so which bits of two endpoints' hashes
@@ -109,9 +110,19 @@ public struct FlowHashKey: Sendable {
     public let value: UInt64
     /// The low word of an IPv4 address (`IPAddress(v4:)`: 0xFFFF above the address) under the key, for `v4Hash`.
     public let mappedV4: UInt64
+    /// What of a VLAN ID the hashes take: all of it, or none when flows are tracked across VLANs (`ignoringVLANs`), so
+    /// that every hash of a flow (the table's, the prefetch hints', the workers' dispatch) agrees with its key's.
+    public private(set) var vlanMask: UInt16 = 0xFFFF
 
     /// A key of the given bits (tests).
     @inlinable public init(value: UInt64) { self.value = value; mappedV4 = 0xFFFF_0000_0000 ^ value }
+
+    /// This key, its hashes taking no VLAN ID when `ignoring` (the keys hashed must then carry none: `FlowKey.vlan` 0).
+    public func ignoringVLANs(_ ignoring: Bool) -> FlowHashKey {
+        var k = self
+        k.vlanMask = ignoring ? 0 : 0xFFFF
+        return k
+    }
 
     /// A fresh random key.
     public static func random() -> FlowHashKey { FlowHashKey(value: UInt64.random(in: .min ... .max)) }

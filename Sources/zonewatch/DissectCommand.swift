@@ -16,6 +16,7 @@ enum DissectCommand {
       --anomalies          also print anomaly records (one per line, "anomaly" object)
       --max-flows N        live flows at most; default 262144
       --checksums MODE     auto (default), on or off: as replay's
+      --ignore-vlans       key flows without their VLAN ID, as replay's
     """
 
     static func run(_ args: ArraySlice<String>) throws(UsageError) -> Int32 {

@@ -42,8 +42,8 @@ enum LiveCommand {
                               default 16MiB
     config:
       --config FILE           YAML file with any of these settings (see README, "Appliance mode")
-    and every replay option: --out DIR, --flows -, --alerts -, --policy FILE, --output URL, --max-flows, --checksums,
-    --tcp-timeout, --udp-timeout, --quiet
+    and every replay option: --out DIR, --flows -, --alerts -, --policy FILE, --output URL, --max-flows,
+    --tcp-timeout, --udp-timeout, --checksums, --ignore-vlans, --quiet
 
     signals: SIGHUP reloads the policy (a broken one is rejected, its errors logged, the old one kept);
     SIGUSR1 writes stats now; SIGTERM/SIGINT stop, flush and exit 0.

@@ -30,6 +30,9 @@ enum ReplayCommand {
                            the monitor bytes the receiver never took): auto (default: a flow side whose
                            first packet is wrong is taken as captured on a host offloading checksums
                            and not verified), on (every wrong one dropped: SPAN ports, TAPs), off
+      --ignore-vlans       key flows without their VLAN ID, so that a conversation whose two directions
+                           the SPAN port delivers tagged differently (a trunk's and an access port's
+                           copies) is one flow, not two halves; records then carry no VLAN
       --workers N          analyse on N threads (flows spread by a symmetric hash, one engine each,
                            detection merged back into packet order: the same records and alerts as
                            one worker, up to line order; each worker reads a capture file itself,

@@ -39,6 +39,7 @@ struct RunOptions {
         }
         if let n = try a.integer("--tcp-timeout") { configuration.flowLimits.tcpIdleTimeout = Int64(n) }
         if let n = try a.integer("--udp-timeout") { configuration.flowLimits.udpIdleTimeout = Int64(n) }
+        configuration.ignoresVLANs = a.flag("--ignore-vlans")
         if let v = try a.value("--checksums") {
             guard let mode = ChecksumValidation(rawValue: v) else {
                 throw UsageError(message: "--checksums takes auto, on or off, not \(v)")
@@ -134,6 +135,7 @@ final class RunSession {
     func makePipeline(blocking: Bool, ringBytes: Int = 8 << 20) -> ParallelPipeline? {
         guard options.workers > 1, let sink = detectionSink else { return nil }
         var settings = ParallelPipeline.Settings(workers: options.workers)
+        settings.ignoresVLANs = options.configuration.ignoresVLANs
         settings.blocking = blocking
         settings.ringBytes = ringBytes
         settings.anomalyRecords = parallelAnomalyRecords

@@ -1,4 +1,5 @@
 import Testing
+import Foundation
 @testable import Appliance
 
 /// The configuration file: every key, types, errors with positions, and the command line winning.
@@ -14,7 +15,7 @@ import Testing
       - syslog+tcp://siem.example:601?format=cef
       - file:///var/log/zonewatch/siem?format=ecs
     out: /var/log/zonewatch
-    flows: {max: 100000, tcp_timeout: 900, udp_timeout: 60}
+    flows: {max: 100000, tcp_timeout: 900, udp_timeout: 60, ignore_vlans: true}
     user: zonewatch
     group: zonewatch
     allow_root: no
@@ -36,7 +37,7 @@ import Testing
         #expect(c.policy == "/etc/zonewatch/policy.yaml")
         #expect(c.outputs == ["syslog+tcp://siem.example:601?format=cef", "file:///var/log/zonewatch/siem?format=ecs"])
         #expect(c.out == "/var/log/zonewatch")
-        #expect(c.maxFlows == 100_000 && c.tcpTimeout == 900 && c.udpTimeout == 60)
+        #expect(c.maxFlows == 100_000 && c.tcpTimeout == 900 && c.udpTimeout == 60 && c.ignoreVLANs == true)
         #expect(c.user == "zonewatch" && c.group == "zonewatch")
         #expect(c.allowRoot == false)
         #expect(c.statsInterval == 30)
@@ -45,6 +46,12 @@ import Testing
         #expect(c.workers == 2)
         #expect(c.workerQueue == 8 << 20)
         #expect(c.checksums == "on")
+    }
+
+    /// The shipped example (contrib/zonewatch.yaml), which users copy, is a valid configuration.
+    @Test func theShippedExampleIsValid() throws {
+        let c = try ApplianceConfig.load(path: repositoryRoot.appendingPathComponent("contrib/zonewatch.yaml").path).get()
+        #expect(c.interfaces == ["eth1"] && c.ignoreVLANs == false && c.checksums == "auto" && c.maxFlows == 262_144)
     }
 
     @Test func anEmptyFileIsAnEmptyConfiguration() throws {
@@ -116,7 +123,7 @@ import Testing
         #expect(args.starts(with: ["--policy", "/etc/zonewatch/policy.yaml", "--out", "/var/log/zonewatch"]))
         #expect(args.filter { $0 == "--output" }.count == 2)
         #expect(args.contains("--workers") && args.contains("--max-flows") && args.contains("--tcp-timeout"))
-        #expect(args.firstIndex(of: "--checksums").map { args[$0 + 1] } == "on")
+        #expect(args.firstIndex(of: "--checksums").map { args[$0 + 1] } == "on" && args.contains("--ignore-vlans"))
         #expect(!c.runArguments(commandLine: ["--output", "-"]).contains("--output"))
         #expect(!c.runArguments(commandLine: ["--output=-"]).contains("--output"))
     }
