@@ -317,13 +317,16 @@ public final class Engine {
         let candidate = flows.candidate(at: packetsProcessed)
         let found: Int32? = candidate >= 0 && flows.slots[Int(candidate)].key == key
             ? candidate : flows.find(key, hash: key.fastHash(flows.hashKey))
+        // A packet dropped for a wrong checksum still counts among its flow's packets (it was on the wire; the one-pass
+        // path counts the ones it takes alike), but nothing else of it is taken.
+        var dropped = false
         if let s = found {
             slot = s
             // Before anything of the packet is taken (a SYN forged with a wrong checksum must not end the flow).
-            if flows.slots[Int(s)].checksumSides != FlowState.bothChecksumSides(.unchecked)
+            dropped = flows.slots[Int(s)].checksumSides != FlowState.bothChecksumSides(.unchecked)
                 && checksumDrops(s, side: key.sentByLow(packet) == flows.slots[Int(s)].initiatorIsLow ? .initiator : .responder,
-                                 packet: packet, bytes: bytes) { return }
-            if packet.tcpFlags & PacketView.syn != 0 && startsAnotherConnection(s, packet: packet) {
+                                 packet: packet, bytes: bytes)
+            if !dropped && packet.tcpFlags & PacketView.syn != 0 && startsAnotherConnection(s, packet: packet) {
                 slot = startAnotherConnection(after: s, key: key, packet: packet)
             }
         } else {
@@ -344,6 +347,7 @@ public final class Engine {
         // The LRU order is kept to the second of packet time, which is all that idle expiry (whole seconds) and
         // eviction need: a flow moves to the front on its first packet in a later second, not on every packet.
         Engine.noteTime(time, of: flows.slots + Int(slot), slot, in: flows)
+        if dropped { return }
 
         let payload = bytes.slice(from: packet.payloadOffset, length: packet.payloadLength)
         switch packet.transport {
@@ -485,11 +489,12 @@ public final class Engine {
         let needed = length > 0 ? peerQuiet | 3 << shift : peerQuiet
         guard UInt32(state.pointee.streamSummary) & needed == needed else { return false }
         // Checksums, where this side's are verified or taken as offloaded (`ChecksumSide`): a wrong one where they are
-        // verified, a right one where they were taken as offloaded, and an undecided side, go to the general path. Not
-        // for a bare acknowledgement, which moves nothing here (a wrong one changes only packet counts).
+        // verified, a right one where they were taken as offloaded, and an undecided side, go to the general path
+        // (a bare acknowledgement too: the general path drops and reports it, and the two paths must agree).
         let checksums = UInt32(state.pointee.checksumSides) >> shift & 3
-        if checksums != UInt32(ChecksumSide.unchecked.rawValue) && (length > 0 || flags & PacketView.fin != 0)
-            && !Engine.checksumsLetThrough(p, ipEnd: ipEnd, side: checksums) { return false }
+        if checksums != UInt32(ChecksumSide.unchecked.rawValue) && !Engine.checksumsLetThrough(p, ipEnd: ipEnd, side: checksums) {
+            return false
+        }
         if length > 0 {
             let next = (UnsafeMutableRawPointer(state) + inOrderOffset).assumingMemoryBound(to: UInt32.self) + Int(side.rawValue)
             let sequence = u32(38)

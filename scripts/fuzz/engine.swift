@@ -11,7 +11,10 @@
 //                 client (bit 7)
 //   then records  ctl, sequence offset (2, little-endian, signed), acknowledgement offset (1, signed), length, bytes
 //                 ctl bit 0: the sender (client, server); bits 1-5: FIN, SYN, RST, PSH, ACK; bits 6-7: time
-//                 advanced by 0, 1, 130 (a closed flow's linger) or 700 s (an idle timeout) before the packet
+//                 advanced by 0, 1, 130 (a closed flow's linger) or 700 s (an idle timeout) before the packet;
+//                 length bits 0-6: the payload's length; bit 7: a wrong checksum (the transport's for an even
+//                 length, the IPv4 header's for an odd one; every other frame's checksums are right, so the
+//                 engine's checksum verification drops it where the side is verified)
 // Offsets are taken from the highest sequence number each side has sent, so a script holds in-order data,
 // retransmissions, overlaps and holes alike. Each script runs through two engines, one taking established TCP
 // packets on its one-pass path and one on the general path only: their records (flows, transactions, PDUs,
@@ -21,6 +24,7 @@
 import Wire
 import Records
 import Flows
+import Decode
 import Engine
 
 private let serverPorts: [UInt16] = [502, 20000, 102, 2404]
@@ -28,7 +32,7 @@ private let timeSteps: [Int64] = [0, 1, 130, 700]
 
 /// Ethernet + IPv4 + TCP or UDP from `source` to `destination` with `payload`, into `frame` (emptied first).
 private func buildFrame(_ frame: inout [UInt8], udp: Bool, source: (UInt32, UInt16), destination: (UInt32, UInt16),
-                        seq: UInt32, ack: UInt32, flags: UInt8, payload: UnsafeBufferPointer<UInt8>) {
+                        seq: UInt32, ack: UInt32, flags: UInt8, payload: UnsafeBufferPointer<UInt8>, wrongChecksum: Bool) {
     frame.removeAll(keepingCapacity: true)
     let transportLength = udp ? 8 : 20
     let total = 20 + transportLength + payload.count
@@ -44,6 +48,19 @@ private func buildFrame(_ frame: inout [UInt8], udp: Bool, source: (UInt32, UInt
         frame += [0x50, flags, 0xFF, 0xFF, 0, 0, 0, 0]
     }
     frame += payload
+    // The checksums (RFC 1071), one of them then made wrong when asked.
+    frame.withUnsafeMutableBytes { raw in
+        let p = raw.baseAddress!
+        func store(_ at: Int, _ value: UInt16) { p.storeBytes(of: value, toByteOffset: at, as: UInt16.self) }
+        store(24, ~InternetChecksum.fold(InternetChecksum.sum(p + 14, count: 20)))
+        let field = udp ? 40 : 50
+        let pseudo = InternetChecksum.sum(p + 26, count: 8) &+ UInt64(UInt16(udp ? 17 : 6).bigEndian)
+            &+ UInt64(UInt16(raw.count - 34).bigEndian)
+        var sum = ~InternetChecksum.fold(InternetChecksum.sum(p + 34, count: raw.count - 34, initial: pseudo))
+        if udp && sum == 0 { sum = 0xFFFF }   // UDP sends a computed 0 as all ones
+        store(field, sum)
+        if wrongChecksum { raw[payload.count & 1 == 0 ? field : 24] ^= 0x01 }
+    }
 }
 
 /// The link type and frame of `frame` (plain Ethernet) in `shape`: as it is, 802.1Q-tagged (VLAN 7), inside VXLAN
@@ -79,7 +96,8 @@ private func frames(_ data: UnsafePointer<UInt8>, _ size: Int, mode: UInt8) -> [
         let ctl = data[i]
         let offset = Int16(bitPattern: UInt16(data[i + 1]) | UInt16(data[i + 2]) << 8)
         let ackOffset = Int8(bitPattern: data[i + 3])
-        let length = min(Int(data[i + 4]), size - (i + 5))
+        let length = min(Int(data[i + 4] & 0x7F), size - (i + 5))
+        let wrongChecksum = data[i + 4] & 0x80 != 0
         i += 5
         // The second conversation takes every other record when asked for.
         let conversation = mode & 0x80 != 0 ? out.count & 1 : 0
@@ -96,7 +114,8 @@ private func frames(_ data: UnsafePointer<UInt8>, _ size: Int, mode: UInt8) -> [
         let ack = next[conversation][1 - side] &+ UInt32(bitPattern: Int32(ackOffset))
         let client = clients[conversation]
         buildFrame(&frame, udp: udp, source: side == 0 ? client : server, destination: side == 0 ? server : client,
-                   seq: seq, ack: ack, flags: flags, payload: UnsafeBufferPointer(start: data + i, count: length))
+                   seq: seq, ack: ack, flags: flags, payload: UnsafeBufferPointer(start: data + i, count: length),
+                   wrongChecksum: wrongChecksum)
         let (linkType, bytes) = shaped(frame, mode >> 3 & 3)
         out.append((linkType, bytes, PacketTime(seconds: time, microseconds: Int32(out.count))))
         let end = seq &+ UInt32(length) &+ (flags & 0x03 != 0 ? 1 : 0)
@@ -122,7 +141,7 @@ private func run(_ frames: [(Int32, [UInt8], PacketTime)], mode: UInt8, onePass:
     engine.finish()
     engine.drainRecords { kind, bytes in lines[kind.rawValue] += bytes }
     let s = engine.statistics
-    lines[RecordKind.allCases.count] = Array("\(s.packets) \(s.flowsCreated) \(s.pdus) \(s.operations) \(s.anomalies) \(s.streamGaps) \(s.streamGapBytes)".utf8)
+    lines[RecordKind.allCases.count] = Array("\(s.packets) \(s.flowsCreated) \(s.pdus) \(s.operations) \(s.anomalies) \(s.streamGaps) \(s.streamGapBytes) \(s.badChecksums)".utf8)
     return lines
 }
 
