@@ -521,8 +521,8 @@ public final class Engine {
 
     /// Whether the one-pass path may take the IPv4 TCP packet at `p` (its IP header at 14, its end at `ipEnd`) whose
     /// side's checksums are as `checksums` says (`ChecksumSide`, not `unchecked`): right where they are verified, not
-    /// right (nor undecided) where they were taken as offloaded. Out of line: inlined, the one-pass path's frame grew
-    /// and the dissector's glue (`consume`) stopped being inlined into it.
+    /// right (nor undecided) where they were taken as offloaded. One call from the one-pass path, with the byte sums
+    /// inlined into it (the checks written out in the path itself measured the same).
     @inline(__always)
     private static func checksumsLetThrough(_ p: UnsafeRawPointer, ipEnd: Int, side checksums: UInt32) -> Bool {
         if checksums == UInt32(ChecksumSide.verified.rawValue) { return InternetChecksum.tcpIPv4IsRight(p, ipAt: 14, ipEnd: ipEnd) }
@@ -784,14 +784,16 @@ public final class Engine {
     }
 
     /// A segment with urgent data (URG) on a flow of an ICS port or protocol: reported (its value the urgent pointer,
-    /// the offset from the segment's sequence number of the byte after the urgent data), and its bytes delivered in line, as tshark shows them. Stacks differ in what they make of it (Linux takes
-    /// the urgent byte out of the stream unless the socket asks for it in line; others leave it): a byte a monitor
-    /// keeps and an endpoint drops shifts the monitor's framing. No ICS protocol uses urgent data. (Other flows, where
+    /// the offset from the segment's sequence number of the byte after the urgent data), and its bytes delivered in
+    /// line, as tshark shows them. Stacks differ in what they make of it (Linux takes the urgent byte out of the
+    /// stream unless the socket asks for it in line; others leave it): a byte a monitor keeps and an endpoint drops
+    /// shifts the monitor's framing. No ICS protocol uses urgent data. (Other flows, where
     /// Telnet and FTP may, are not dissected.)
     @inline(never)
     private func reportUrgentData(_ slot: Int32, side: FlowSide, packet: PacketView, bytes: ByteView) {
         guard flows.slots[Int(slot)].application != ApplicationKind.none.rawValue else { return }
-        reportTCPAnomaly("urgent_data", slot, side: side, value: Int(bytes.u16be(Int(packet.transportOffset) + 18)), frame: frame, time: now)
+        let pointer = Int(bytes.u16be(Int(packet.transportOffset) + 18))
+        reportTCPAnomaly("urgent_data", slot, side: side, value: pointer, frame: frame, time: now)
     }
 
     /// A FIN from `side` whose segment's bytes end at sequence number `end`, after they were taken (the streams and
