@@ -8,38 +8,41 @@ public enum InternetChecksum {
     /// What a packet's checksums say.
     public enum Verdict: UInt8, Sendable {
         /// Nothing to verify from the capture: cut by the snapshot length, a UDP datagram over IPv4 without a checksum
-        /// (0), an IP length field of 0 (TSO on the capturing host), IPv6 extension headers before the transport (a
-        /// routing header moves the pseudo-header's destination), a transport other than TCP and UDP.
+        /// (0), an IPv6 routing header with segments left (it moves the pseudo-header's destination), a transport
+        /// other than TCP and UDP.
         case unverifiable
         /// Every checksum right.
         case valid
         /// Right, and the transport checksum is also the pseudo-header's sum that a sender offloading checksums leaves
         /// in the field (Linux's partial checksum): it tells nothing about whether the sender offloads.
         case ambiguous
-        /// A checksum wrong: the receiver drops the packet.
+        /// A checksum wrong, or an IPv4 total length of 0 (TSO on the capturing host, whose checksums are offloaded
+        /// too; on a wire, a length no receiver takes): the receiver drops the packet.
         case invalid
     }
 
     /// The verdict on `packet`, decoded from `bytes`. `ipHeader`: verify an IPv4 header's own checksum too (not for
     /// a reassembled datagram, whose header reassembly rewrote). `ambiguity`: tell `ambiguous` from `valid` (false: a
-    /// right checksum is `valid`, two folds fewer, for a caller to whom the two are the same).
-    public static func verdict(_ bytes: ByteView, packet: PacketView, ipHeader: Bool = true, ambiguity: Bool = true) -> Verdict {
-        guard packet.transport == .tcp || packet.transport == .udp, packet.payloadLength == packet.wirePayloadLength,
-              let p = bytes.raw.baseAddress else { return .unverifiable }
+    /// right checksum is `valid`, two folds fewer, for a caller to whom the two are the same). `captured`: the frame
+    /// was captured whole (its wire length), so an IP length past its end is the packet's, not the snapshot's: the
+    /// receiver drops it.
+    public static func verdict(_ bytes: ByteView, packet: PacketView, ipHeader: Bool = true, ambiguity: Bool = true,
+                               captured: Bool = true) -> Verdict {
+        guard packet.transport == .tcp || packet.transport == .udp, let p = bytes.raw.baseAddress else { return .unverifiable }
         let ip = Int(packet.ipOffset), t = Int(packet.transportOffset), end = packet.payloadOffset &+ packet.payloadLength
         guard ip >= 0, t > ip, end >= t, end <= bytes.count else { return .unverifiable }
+        // (`PacketDecoder` checked that the IP header is captured whole.)
+        let ipLength = Int(UInt16(bigEndian: p.loadUnaligned(fromByteOffset: ip &+ (packet.ipVersion == 4 ? 2 : 4), as: UInt16.self)))
+        let ipEnd = ip &+ ipLength &+ (packet.ipVersion == 4 ? 0 : 40)
+        if ipEnd > bytes.count || packet.payloadLength != packet.wirePayloadLength { return captured ? .invalid : .unverifiable }
         let isTCP = packet.transport == .tcp
-        var pseudo: UInt64
         if packet.ipVersion == 4 {
-            // (`PacketDecoder` checked that the header is captured whole.)
-            guard UInt16(bigEndian: p.loadUnaligned(fromByteOffset: ip &+ 2, as: UInt16.self)) != 0 else { return .unverifiable }
+            guard ipLength != 0 else { return .invalid }
             if ipHeader && !headerIsValid(p + ip, length: Int(p.load(fromByteOffset: ip, as: UInt8.self) & 0x0F) &* 4) {
                 return .invalid
             }
-            pseudo = sum(p + ip + 12, count: 8)
-        } else {
-            guard t == ip &+ 40 else { return .unverifiable }
-            pseudo = sum(p + ip + 8, count: 32)
+        } else if t != ip &+ 40 && movesDestination(p, ipv6At: ip, transportAt: t) {
+            return .unverifiable
         }
         if !isTCP {
             // A UDP length past the IP packet's end: the receiver drops the datagram (the decoder took what there was).
@@ -48,7 +51,24 @@ public enum InternetChecksum {
             // Over IPv4, 0: sent without a checksum. Over IPv6 a checksum is required (RFC 8200 8.1).
             if p.loadUnaligned(fromByteOffset: t &+ 6, as: UInt16.self) == 0 { return packet.ipVersion == 4 ? .unverifiable : .invalid }
         }
-        return transportVerdict(p, at: t, end: end, pseudoAddresses: pseudo, ipProtocol: isTCP ? 6 : 17, ambiguity: ambiguity)
+        return transportVerdict(p, at: t, end: end, addresses: p + ip + (packet.ipVersion == 4 ? 12 : 8),
+                                addressBytes: packet.ipVersion == 4 ? 8 : 32, ipProtocol: isTCP ? 6 : 17, ambiguity: ambiguity)
+    }
+
+    /// Whether the IPv6 extension headers between the header at `ip` and the transport at `t` hold a routing header
+    /// with segments left, whose last segment, not the header's destination, is the pseudo-header's (RFC 8200 8.1).
+    /// Other extension headers leave the pseudo-header as it is. (The decoder walked the chain before: lengths hold.)
+    static func movesDestination(_ p: UnsafeRawPointer, ipv6At ip: Int, transportAt t: Int) -> Bool {
+        var next = p.load(fromByteOffset: ip &+ 6, as: UInt8.self)
+        var at = ip &+ 40
+        while at &+ 8 <= t {
+            let lengthField = Int(p.load(fromByteOffset: at &+ 1, as: UInt8.self))
+            if next == 43 && p.load(fromByteOffset: at &+ 3, as: UInt8.self) != 0 { return true }
+            let length = next == 44 ? 8 : next == 51 ? (lengthField &+ 2) &* 4 : (lengthField &+ 1) &* 8
+            next = p.load(fromByteOffset: at, as: UInt8.self)
+            at &+= length
+        }
+        return false
     }
 
     /// The verdict on an IPv4 TCP segment at fixed offsets, as the engine's one-pass path reads it: an IPv4 header
@@ -56,7 +76,7 @@ public enum InternetChecksum {
     @inlinable @inline(__always)
     public static func tcpIPv4Verdict(_ p: UnsafeRawPointer, ipAt ip: Int, ipEnd: Int) -> Verdict {
         guard headerIsValid(p + ip, length: 20) else { return .invalid }
-        return transportVerdict(p, at: ip &+ 20, end: ipEnd, pseudoAddresses: sum(p + ip + 12, count: 8), ipProtocol: 6)
+        return transportVerdict(p, at: ip &+ 20, end: ipEnd, addresses: p + ip + 12, addressBytes: 8, ipProtocol: 6)
     }
 
     /// Whether `tcpIPv4Verdict` is `valid` or `ambiguous`, for a side whose checksums are verified (which of the two
@@ -64,23 +84,26 @@ public enum InternetChecksum {
     @inlinable @inline(__always)
     public static func tcpIPv4IsRight(_ p: UnsafeRawPointer, ipAt ip: Int, ipEnd: Int) -> Bool {
         headerIsValid(p + ip, length: 20)
-            && transportVerdict(p, at: ip &+ 20, end: ipEnd, pseudoAddresses: sum(p + ip + 12, count: 8), ipProtocol: 6, ambiguity: false) == .valid
+            && transportVerdict(p, at: ip &+ 20, end: ipEnd, addresses: p + ip + 12, addressBytes: 8, ipProtocol: 6, ambiguity: false) == .valid
     }
 
-    /// The transport's verdict: the segment from `t` to `end`, under the pseudo-header whose addresses sum to
-    /// `pseudoAddresses`.
+    /// The transport's verdict: the segment from `t` to `end`, under the pseudo-header of the `addressBytes` bytes of
+    /// source and destination addresses at `addresses`.
     @inlinable @inline(__always)
-    static func transportVerdict(_ p: UnsafeRawPointer, at t: Int, end: Int, pseudoAddresses: UInt64, ipProtocol: UInt8,
-                                 ambiguity: Bool = true) -> Verdict {
-        // The pseudo-header's protocol and length words, as 16-bit words in network order read natively.
+    static func transportVerdict(_ p: UnsafeRawPointer, at t: Int, end: Int, addresses: UnsafeRawPointer, addressBytes: Int,
+                                 ipProtocol: UInt8, ambiguity: Bool = true) -> Verdict {
+        // The pseudo-header's protocol and length words, as 16-bit words in network order read natively, summed first
+        // and the addresses onto them (`sum` takes the end-around carries: the words added to the addresses' sum
+        // afterwards lost the carry out of 64 bits, and a right checksum was wrong for some address pairs).
         let protocolWord = UInt64(UInt16(ipProtocol).bigEndian)
         let lengthWord = UInt64(UInt16(truncatingIfNeeded: end &- t).bigEndian)
-        let pseudo = pseudoAddresses &+ protocolWord
-        guard sumsToAllOnes(sum(p + t, count: end &- t, initial: pseudo &+ lengthWord)) else { return .invalid }
+        let pseudo = sum(addresses, count: addressBytes, initial: protocolWord &+ lengthWord)
+        guard sumsToAllOnes(sum(p + t, count: end &- t, initial: pseudo)) else { return .invalid }
         guard ambiguity else { return .valid }
         // Linux leaves the pseudo-header's sum (with the length; without it for a TSO segment) in an offloaded field.
         let field = UInt64(p.loadUnaligned(fromByteOffset: t &+ (ipProtocol == 6 ? 16 : 6), as: UInt16.self))
-        return field == UInt64(fold(pseudo &+ lengthWord)) || field == UInt64(fold(pseudo)) ? .ambiguous : .valid
+        return field == UInt64(fold(pseudo)) || field == UInt64(fold(sum(addresses, count: addressBytes, initial: protocolWord)))
+            ? .ambiguous : .valid
     }
 
     /// Whether the IPv4 header of `length` bytes at `p` sums to all ones.

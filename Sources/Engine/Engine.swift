@@ -320,22 +320,27 @@ public final class Engine {
         // A packet dropped for a wrong checksum still counts among its flow's packets (it was on the wire; the one-pass
         // path counts the ones it takes alike), but nothing else of it is taken.
         var dropped = false
+        let captured = wireLength <= bytes.count   // (an IP length past the frame's end: the packet's, not the snapshot's)
         if let s = found {
             slot = s
             // Before anything of the packet is taken (a SYN forged with a wrong checksum must not end the flow).
             dropped = flows.slots[Int(s)].checksumSides != FlowState.bothChecksumSides(.unchecked)
                 && checksumDrops(s, side: key.sentByLow(packet) == flows.slots[Int(s)].initiatorIsLow ? .initiator : .responder,
-                                 packet: packet, bytes: bytes)
+                                 packet: packet, bytes: bytes, captured: captured)
             if !dropped && packet.tcpFlags & PacketView.syn != 0 && startsAnotherConnection(s, packet: packet) {
-                slot = startAnotherConnection(after: s, key: key, packet: packet)
+                // The SYN is the next connection's first packet, and its checksum is taken as such (the old flow's
+                // sides, or an old flow not dissected, say nothing of the new one's).
+                if newFlowChecksumSides == FlowState.bothChecksumSides(.verified) && checksumDropsFirstPacket(packet, bytes: bytes, captured: captured) {
+                    dropped = true
+                } else {
+                    slot = startAnotherConnection(after: s, key: key, packet: packet)
+                    dropped = firstPacketChecksumDrops(slot, key: key, packet: packet, bytes: bytes, captured: captured)
+                }
             }
         } else {
-            if newFlowChecksumSides == FlowState.bothChecksumSides(.verified) && checksumDropsFirstPacket(packet, bytes: bytes) { return }
+            if newFlowChecksumSides == FlowState.bothChecksumSides(.verified) && checksumDropsFirstPacket(packet, bytes: bytes, captured: captured) { return }
             slot = createFlow(key, hash: key.fastHash(flows.hashKey), packet: packet)
-            if newFlowChecksumSides == FlowState.bothChecksumSides(.undecided) {
-                _ = checksumDrops(slot, side: key.sentByLow(packet) == flows.slots[Int(slot)].initiatorIsLow ? .initiator : .responder,
-                                  packet: packet, bytes: bytes)   // decides the side; drops nothing
-            }
+            dropped = firstPacketChecksumDrops(slot, key: key, packet: packet, bytes: bytes, captured: captured)
         }
         let side: FlowSide = key.sentByLow(packet) == flows.slots[Int(slot)].initiatorIsLow ? .initiator : .responder
         let ipBytes = UInt64(wireLength)
@@ -738,7 +743,7 @@ public final class Engine {
     /// (`ChecksumValidation.auto`): a wrong checksum on a side's first verifiable packet is a sender offloading
     /// checksums, not an error.
     @inline(never)
-    private func checksumDrops(_ slot: Int32, side: FlowSide, packet: PacketView, bytes: ByteView) -> Bool {
+    private func checksumDrops(_ slot: Int32, side: FlowSide, packet: PacketView, bytes: ByteView, captured: Bool) -> Bool {
         let state = flows.slots + Int(slot)
         let shift = UInt8(side.rawValue) &* 2
         let current = state.pointee.checksumSides >> shift & 3
@@ -748,16 +753,17 @@ public final class Engine {
         }
         // A verified side needs only right or wrong (two folds fewer).
         let verified = current == ChecksumSide.verified.rawValue
-        var verdict = InternetChecksum.verdict(bytes, packet: packet, ipHeader: !reassembling, ambiguity: !verified)
-        if verified {
-            guard verdict == .invalid else { return false }
+        var verdict = InternetChecksum.verdict(bytes, packet: packet, ipHeader: !reassembling, ambiguity: !verified, captured: captured)
+        // A datagram its sender fragmented had its checksum computed in software, offloading or not (Linux resolves a
+        // partial checksum before it fragments, and a card cannot sum across fragments): a wrong one is wrong on any
+        // side, and a right one decides nothing.
+        if verdict == .invalid && (verified || reassembling) {
             statistics.badChecksums &+= 1
             reportTCPAnomaly("bad_checksum", slot, side: side, value: packet.wirePayloadLength, frame: frame, time: now,
                              layer: packet.transport == .tcp ? "tcp" : "udp")
             return true
         }
-        // A datagram its sender fragmented had its checksum computed in software, offloading or not (Linux resolves a
-        // partial checksum before it fragments): a right one decides nothing.
+        if verified { return false }
         if reassembling && verdict == .valid { verdict = .ambiguous }
         if verdict == .valid {
             // Undecided: verified from now on. Offloaded: a right checksum that an offloading sender could not have
@@ -771,12 +777,21 @@ public final class Engine {
         return false   // unverifiable and ambiguous decide nothing; an offloaded side's wrong checksums are expected
     }
 
+    /// `checksumDrops` for the packet that created flow `slot` under `--checksums auto`: it decides its side (a wrong
+    /// checksum is a sender offloading checksums), and drops only a reassembled datagram's wrong one.
+    @inline(__always)
+    private func firstPacketChecksumDrops(_ slot: Int32, key: FlowKey, packet: PacketView, bytes: ByteView, captured: Bool) -> Bool {
+        guard newFlowChecksumSides == FlowState.bothChecksumSides(.undecided) else { return false }
+        return checksumDrops(slot, side: key.sentByLow(packet) == flows.slots[Int(slot)].initiatorIsLow ? .initiator : .responder,
+                             packet: packet, bytes: bytes, captured: captured)
+    }
+
     /// `checksumDrops` for the packet that would create a flow, under `--checksums on`: a wrong checksum creates no
     /// flow (reported without one).
     @inline(never)
-    private func checksumDropsFirstPacket(_ packet: PacketView, bytes: ByteView) -> Bool {
+    private func checksumDropsFirstPacket(_ packet: PacketView, bytes: ByteView, captured: Bool) -> Bool {
         guard packet.transport == .tcp || packet.transport == .udp,
-              InternetChecksum.verdict(bytes, packet: packet, ipHeader: !reassembling) == .invalid else { return false }
+              InternetChecksum.verdict(bytes, packet: packet, ipHeader: !reassembling, captured: captured) == .invalid else { return false }
         statistics.badChecksums &+= 1
         logPacketAnomaly(Anomaly(layer: packet.transport == .tcp ? "tcp" : "udp", kind: "bad_checksum", offset: 0,
                                  value: Int64(packet.wirePayloadLength)))

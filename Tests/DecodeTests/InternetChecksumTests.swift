@@ -21,12 +21,13 @@ import Wire
     /// `frame` (Ethernet, IPv4 or IPv6, TCP or UDP, as `PacketBytes` builds it) with its IPv4 header checksum and its
     /// transport checksum computed. `partial`: the transport field holds the pseudo-header's sum instead, as Linux
     /// leaves it for a card that offloads checksums.
-    static func withChecksums(_ frame: [UInt8], partial: Bool = false) -> [UInt8] {
+    /// `transportAt`: where the transport header begins (after IPv6 extension headers; `proto` its protocol).
+    static func withChecksums(_ frame: [UInt8], partial: Bool = false, transportAt: Int? = nil, proto transportProtocol: UInt8? = nil) -> [UInt8] {
         var f = frame
         let ip = 14, v4 = f[ip] >> 4 == 4
         let ipHeader = v4 ? Int(f[ip] & 0x0F) * 4 : 40
-        let proto = v4 ? f[ip + 9] : f[ip + 6]
-        let t = ip + ipHeader
+        let proto = transportProtocol ?? (v4 ? f[ip + 9] : f[ip + 6])
+        let t = transportAt ?? ip + ipHeader
         let end = v4 ? ip + (Int(f[ip + 2]) << 8 | Int(f[ip + 3])) : ip + 40 + (Int(f[ip + 4]) << 8 | Int(f[ip + 5]))
         if v4 {
             f[ip + 10] = 0; f[ip + 11] = 0
@@ -93,8 +94,9 @@ import Wire
             let v4 = f[14] >> 4 == 4
             // Bytes that say what the packet is (version and header length, total length, fragment, protocol): changed, the
             // packet may no longer be a verifiable TCP or UDP one; it is never right.
-            let structural: Set<Int> = v4 ? [14, 16, 17, 20, 21, 23] : [20]
-            for i in (v4 ? 14 : 22) ..< f.count where !(!v4 && (i == 18 || i == 19)) {
+            let structural: Set<Int> = v4 ? [14, 16, 17, 20, 21, 23] : [18, 19, 20]
+            // (IPv6's hop limit, byte 21, and its first four bytes are not covered.)
+            for i in (v4 ? 14 : 18) ..< f.count where v4 || i != 21 {
                 var g = f
                 g[i] ^= 0x01
                 let w = Self.verdict(g)
@@ -124,10 +126,18 @@ import Wire
     @Test func offloadedPartialSumsAreWrongAndWhatCannotBeVerifiedIsSaid() {
         #expect(Self.verdict(Self.withChecksums(Self.tcpv4(payload: 12), partial: true)) == .invalid)
         #expect(Self.verdict(Self.withChecksums(Self.udpv4(payload: 9), partial: true)) == .invalid)
-        // Cut by the snapshot length.
-        let whole = Self.withChecksums(Self.tcpv4(payload: 12))
-        let cut = Array(whole.prefix(whole.count - 3))
-        #expect(ByteView.with(cut) { b in InternetChecksum.verdict(b, packet: try! PacketDecoder.decode(b, linkType: 1)!) } == .unverifiable)
+        // Cut by the snapshot length: unverifiable; the same bytes as a whole frame (its IP length past its end, which
+        // no receiver takes): wrong. TCP and UDP (whose own length may still fit).
+        for whole in [Self.withChecksums(Self.tcpv4(payload: 12)), Self.withChecksums(Self.udpv6(payload: 12))] {
+            let cut = Array(whole.prefix(whole.count - 3))
+            for captured in [false, true] {
+                let v = ByteView.with(cut) { b in InternetChecksum.verdict(b, packet: try! PacketDecoder.decode(b, linkType: 1)!, captured: captured) }
+                #expect(v == (captured ? .invalid : .unverifiable))
+            }
+        }
+        // A UDP datagram whose IPv6 payload length claims a byte more than the frame holds (its UDP length fits).
+        var longer = Self.withChecksums(Self.udpv6(payload: 12)); longer[19] += 1
+        #expect(Self.verdict(longer) == .invalid)
         // UDP without a checksum: allowed over IPv4, not over IPv6 (RFC 8200 8.1).
         var v4 = Self.withChecksums(Self.udpv4(payload: 5)); v4[40] = 0; v4[41] = 0
         #expect(Self.verdict(v4) == .unverifiable)
@@ -136,14 +146,20 @@ import Wire
         // A UDP length past the packet: its receiver drops it.
         var long = Self.withChecksums(Self.udpv4(payload: 5)); long[39] += 4
         #expect(Self.verdict(long) == .invalid)
-        // IPv4 total length 0 (TSO on the capturing host).
+        // IPv4 total length 0 (TSO on the capturing host; on a wire no receiver takes it).
         var tso = Self.withChecksums(Self.tcpv4(payload: 12)); tso[16] = 0; tso[17] = 0
-        #expect(Self.verdict(tso) == .unverifiable)
-        // IPv6 with an extension header before TCP (a routing header would move the pseudo-header's destination).
-        let options: [UInt8] = [6, 0, 1, 4, 0, 0, 0, 0]
-        let ext = PacketBytes.ethernet(type: 0x86DD) + PacketBytes.ipv6(next: 60, payloadLength: 8 + 20 + 4) + options
-            + PacketBytes.tcp() + [1, 2, 3, 4]
-        #expect(Self.verdict(ext) == .unverifiable)
+        #expect(Self.verdict(tso) == .invalid)
+        // IPv6 extension headers before TCP: destination options leave the pseudo-header as it is (verified, right
+        // and wrong); a routing header with segments left moves its destination (unverifiable), one with none not.
+        for (next, header, verifiable) in [(UInt8(60), [UInt8]([6, 0, 1, 4, 0, 0, 0, 0]), true),
+                                           (43, [6, 0, 4, 1, 0, 0, 0, 0], false), (43, [6, 0, 4, 0, 0, 0, 0, 0], true)] {
+            let ext = PacketBytes.ethernet(type: 0x86DD) + PacketBytes.ipv6(next: next, payloadLength: 8 + 20 + 4) + header
+                + PacketBytes.tcp() + [1, 2, 3, 4]
+            let summed = Self.withChecksums(ext, transportAt: 62, proto: 6)
+            var wrong = summed; wrong[summed.count - 1] ^= 0x01
+            #expect(Self.verdict(summed) == (verifiable ? .valid : .unverifiable), "next header \(next)")
+            #expect(Self.verdict(wrong) == (verifiable ? .invalid : .unverifiable), "next header \(next)")
+        }
         // A reassembled datagram's IPv4 header is not verified when asked not to.
         var header = Self.withChecksums(Self.tcpv4(payload: 12)); header[24] ^= 0x10
         #expect(Self.verdict(header) == .invalid)
@@ -165,18 +181,49 @@ import Wire
         #expect(UInt16(g[t + 16]) << 8 | UInt16(g[t + 17]) == pseudo)
         #expect(Self.verdict(g) == .ambiguous)
         #expect(Self.verdict(Self.withChecksums(Self.tcpv4(payload: 2))) == .valid)
+        // The TSO form: the pseudo-header's sum without the length word. The segment's words must sum to
+        // -(2·pseudo + length) for the right checksum to be that sum.
+        var h = Self.tcpv4(payload: 2)
+        let short = Self.plainSum([], initial: UInt32(Self.plainSum(h[26 ..< 34])) + 6)
+        let target = Self.plainSum([], initial: UInt32(short) * 2 + UInt32(end - t))
+        let rest2 = Self.plainSum(h[t ..< end - 2])
+        let last2 = Self.plainSum([], initial: UInt32(~target) + UInt32(~rest2))
+        h[end - 2] = UInt8(last2 >> 8); h[end - 1] = UInt8(last2 & 0xFF)
+        let k = Self.withChecksums(h)
+        #expect(UInt16(k[t + 16]) << 8 | UInt16(k[t + 17]) == short)
+        #expect(Self.verdict(k) == .ambiguous)
+    }
+
+    /// Pseudo-header sums near 2^64 (all-ones IPv6 addresses; an IPv4 broadcast from an x.y.255.255 host): the
+    /// carry out of the addresses' sum is kept, and a right checksum is right.
+    @Test func addressesWhoseSumCarriesVerify() {
+        var v6 = Self.udpv6(payload: 9)
+        for i in 22 ..< 54 { v6[i] = 0xFF }
+        #expect(Self.verdict(Self.withChecksums(v6)) == .valid)
+        var tcp6 = Self.tcpv6(payload: 5)
+        for i in 22 ..< 54 { tcp6[i] = 0xFF }
+        #expect(Self.verdict(Self.withChecksums(tcp6)) == .valid)
+        let broadcast = PacketBytes.ethernet(type: 0x0800)
+            + PacketBytes.ipv4(source: [172, 16, 255, 255], destination: [255, 255, 255, 255], proto: 17, payloadLength: 8 + 80)
+            + PacketBytes.udp(payloadLength: 80) + [UInt8](repeating: 0x5A, count: 80)
+        #expect(Self.verdict(Self.withChecksums(broadcast)) == .valid)
     }
 
     /// The one-pass path's verdict equals the general one for IPv4 TCP.
     @Test func theOnePassVerdictEqualsTheGeneralOne() {
         for payload in 0 ... 40 {
             for partial in [false, true] {
-                var f = Self.withChecksums(Self.tcpv4(payload: payload), partial: partial)
-                for corrupt in [-1, 20, 40, f.count - 1] {
+                let right = Self.withChecksums(Self.tcpv4(payload: payload), partial: partial)
+                // Nothing changed, the IPv4 header's checksum, the TCP header, the payload's last byte.
+                for corrupt in [-1, 24, 40, right.count - 1] {
+                    var f = right
                     if corrupt >= 0 { f[corrupt] ^= 0x80 }
                     let general = Self.verdict(f)
                     let onePass = f.withUnsafeBytes { InternetChecksum.tcpIPv4Verdict($0.baseAddress!, ipAt: 14, ipEnd: f.count) }
+                    let isRight = f.withUnsafeBytes { InternetChecksum.tcpIPv4IsRight($0.baseAddress!, ipAt: 14, ipEnd: f.count) }
                     #expect(general == onePass, "payload \(payload), partial \(partial), corrupt \(corrupt)")
+                    #expect(isRight == (general == .valid || general == .ambiguous), "payload \(payload), partial \(partial), corrupt \(corrupt)")
+                    if !partial { #expect((general == .invalid) == (corrupt >= 0)) }
                 }
             }
         }

@@ -156,6 +156,61 @@ import Decode
         #expect(r[.anomaly, default: []].contains { $0.contains(#""layer":"udp","kind":"bad_checksum""#) }, "\(r[.anomaly, default: []])")
     }
 
+    /// A SYN that begins the next connection on a closed flow's ports is that connection's first packet: its right
+    /// checksum makes the new flow's side verified, so a decoy right after it is dropped (it was taken as the side's
+    /// first verdict, offloaded, when the SYN was checked against the old flow only).
+    @Test(arguments: [true, false])
+    func theNextConnectionsSYNDecidesItsSide(onePass: Bool) {
+        let engine = Self.engine(.auto, onePass: onePass)
+        let c = Self.client, s = Self.server
+        Self.connection(engine, requests: [(Self.write, .right)])
+        engine.feed(Self.summed(tcpFrame(src: c, sport: 40000, dst: s, dport: 502, seq: 1013, ack: 5013, flags: 0x14), .right), at: 101)
+        for (f, sum) in [(tcpFrame(src: c, sport: 40000, dst: s, dport: 502, seq: 20000, flags: 0x02), Sum.right),
+                         (tcpFrame(src: s, sport: 502, dst: c, dport: 40000, seq: 30000, ack: 20001, flags: 0x12), .right),
+                         (tcpFrame(src: c, sport: 40000, dst: s, dport: 502, seq: 20001, ack: 30001, flags: 0x18, payload: Self.read), .wrong),
+                         (tcpFrame(src: c, sport: 40000, dst: s, dport: 502, seq: 20001, ack: 30001, flags: 0x18, payload: Self.write), .right),
+                         (tcpFrame(src: s, sport: 502, dst: c, dport: 40000, seq: 30001, ack: 20013, flags: 0x18, payload: Self.write), .right)] {
+            engine.feed(Self.summed(f, sum), at: 102)
+        }
+        let modbus = Self.records(engine)[.modbus, default: []]
+        #expect(engine.statistics.flowsCreated == 2)
+        #expect(modbus.count == 2 && modbus.allSatisfy { $0.contains(#""function":"write_single_register""#) }, "\(modbus)")
+        #expect(engine.statistics.badChecksums == 1 && engine.statistics.checksumOffloadedSides == 0)
+    }
+
+    /// `on`, a flow not dissected (garbage on port 502): a SYN with a wrong checksum on its ports begins no new flow.
+    @Test func underOnAWrongSYNOnAFlowNotDissectedBeginsNoFlow() {
+        let engine = Self.engine(.on)
+        let c = Self.client, s = Self.server
+        let garbage = [UInt8](repeating: 0x17, count: 24)
+        for (f, sum) in [(tcpFrame(src: c, sport: 40000, dst: s, dport: 502, seq: 1000, flags: 0x02), Sum.right),
+                         (tcpFrame(src: s, sport: 502, dst: c, dport: 40000, seq: 5000, ack: 1001, flags: 0x12), .right),
+                         (tcpFrame(src: c, sport: 40000, dst: s, dport: 502, seq: 1001, ack: 5001, flags: 0x18, payload: garbage), .right),
+                         (tcpFrame(src: c, sport: 40000, dst: s, dport: 502, seq: 77_000, flags: 0x02), .wrong)] {
+            engine.feed(Self.summed(f, sum), at: 100)
+        }
+        #expect(engine.statistics.flowsCreated == 1 && engine.statistics.badChecksums == 1)
+    }
+
+    /// A datagram reassembled from IP fragments had its checksum computed in software by its sender, offloading or
+    /// not: a wrong one is dropped even on a side taken as offloaded (the real-stack fixture's side is: loopback).
+    @Test func aReassembledDatagramWithAWrongChecksumIsDroppedOnAnySide() throws {
+        var packets = try DatagramCopyTests.packets("dnp3/dnp3_udp_fragments.pcap")
+        // The first fragment (more fragments, offset 0) of the first fragmented UDP datagram: its UDP checksum.
+        let first = try #require(packets.firstIndex { $0[23] == 17 && $0[20] & 0x20 != 0 && $0[20] & 0x1F == 0 && $0[21] == 0 })
+        packets[first][40] ^= 0x01
+        func run(_ mode: ChecksumValidation) -> (pdus: Int, statistics: EngineStatistics, anomalies: [String]) {
+            let engine = Self.engine(mode)
+            for (i, f) in packets.enumerated() { engine.feed(f, at: 100 + Int64(i)) }
+            let r = Self.records(engine)
+            return (Int(engine.statistics.pdus[Int(AppProtocol.dnp3.rawValue)]), engine.statistics, r[.anomaly, default: []])
+        }
+        let verified = run(.auto), unverified = run(.off)
+        #expect(verified.statistics.badChecksums == 1 && verified.statistics.checksumOffloadedSides >= 1)
+        #expect(verified.pdus < unverified.pdus, "the datagram's frames not dissected")
+        #expect(verified.anomalies.contains { $0.contains(#""layer":"udp","kind":"bad_checksum""#) }, "\(verified.anomalies)")
+    }
+
     /// `on`: a packet that would begin a flow with a wrong checksum begins none.
     @Test func underOnAWrongFirstPacketBeginsNoFlow() {
         let engine = Self.engine(.on)
