@@ -166,32 +166,30 @@ import Wire
         #expect(Self.verdict(header, ipHeader: false) != .invalid)
     }
 
-    /// A right checksum that equals the pseudo-header's sum is `ambiguous`: an offloading sender could have left it.
-    @Test func aRightChecksumEqualToThePseudoHeaderSumIsAmbiguous() {
-        var f = Self.tcpv4(payload: 2)
-        let t = 34, end = f.count
-        let pseudo = Self.plainSum([], initial: UInt32(Self.plainSum(f[26 ..< 34])) + 6 + UInt32(end - t))
-        // The segment's own words must sum to -2·pseudo: then pseudo + segment + pseudo is zero, and the checksum is
-        // the pseudo-header's sum. The payload's last word makes it so.
-        let twice = Self.plainSum([], initial: UInt32(pseudo) * 2)
-        let rest = Self.plainSum(f[t ..< end - 2])
-        let last = Self.plainSum([], initial: UInt32(~twice) + UInt32(~rest))
+    /// An IPv4 TCP packet with 2 payload bytes whose right checksum is `field`, where its pseudo-header (with the
+    /// length word) sums to `pseudo`: the last payload word makes the segment's own words sum to -(pseudo + field).
+    static func tcpv4(checksum field: UInt16, pseudo: UInt16) -> [UInt8] {
+        var f = tcpv4(payload: 2)
+        let end = f.count
+        let target = plainSum([], initial: UInt32(pseudo) + UInt32(field))
+        let rest = plainSum(f[34 ..< end - 2])
+        let last = plainSum([], initial: UInt32(~target) + UInt32(~rest))
         f[end - 2] = UInt8(last >> 8); f[end - 1] = UInt8(last & 0xFF)
-        let g = Self.withChecksums(f)
-        #expect(UInt16(g[t + 16]) << 8 | UInt16(g[t + 17]) == pseudo)
-        #expect(Self.verdict(g) == .ambiguous)
-        #expect(Self.verdict(Self.withChecksums(Self.tcpv4(payload: 2))) == .valid)
-        // The TSO form: the pseudo-header's sum without the length word. The segment's words must sum to
-        // -(2·pseudo + length) for the right checksum to be that sum.
-        var h = Self.tcpv4(payload: 2)
-        let short = Self.plainSum([], initial: UInt32(Self.plainSum(h[26 ..< 34])) + 6)
-        let target = Self.plainSum([], initial: UInt32(short) * 2 + UInt32(end - t))
-        let rest2 = Self.plainSum(h[t ..< end - 2])
-        let last2 = Self.plainSum([], initial: UInt32(~target) + UInt32(~rest2))
-        h[end - 2] = UInt8(last2 >> 8); h[end - 1] = UInt8(last2 & 0xFF)
-        let k = Self.withChecksums(h)
-        #expect(UInt16(k[t + 16]) << 8 | UInt16(k[t + 17]) == short)
-        #expect(Self.verdict(k) == .ambiguous)
+        return withChecksums(f)
+    }
+
+    /// A right checksum that equals the pseudo-header's sum is `ambiguous`: an offloading sender could have left it.
+    /// Both forms: with the length word, and without it (a TSO segment's).
+    @Test func aRightChecksumEqualToThePseudoHeaderSumIsAmbiguous() {
+        let f = Self.tcpv4(payload: 2)
+        let short = Self.plainSum([], initial: UInt32(Self.plainSum(f[26 ..< 34])) + 6)
+        let pseudo = Self.plainSum([], initial: UInt32(short) + UInt32(f.count - 34))
+        for field in [pseudo, short] {
+            let g = Self.tcpv4(checksum: field, pseudo: pseudo)
+            #expect(UInt16(g[50]) << 8 | UInt16(g[51]) == field)
+            #expect(Self.verdict(g) == .ambiguous)
+        }
+        #expect(Self.verdict(Self.withChecksums(f)) == .valid)
     }
 
     /// Pseudo-header sums near 2^64 (all-ones IPv6 addresses; an IPv4 broadcast from an x.y.255.255 host): the
