@@ -54,10 +54,27 @@ func ipv6Fragments(of frame: [UInt8], id: UInt32, cuts: [Int], order: [Int]? = n
     return (order ?? Array(pieces.indices)).map { pieces[$0] }
 }
 
-/// The fragments of `frame` (IPv4) in IP version `version`.
+/// The fragments of `frame` (IPv4) in IP version `version` (as IPv6 with its TCP checksum taken again: the
+/// pseudo-header's addresses changed).
 func ipFragments(version: Int, of frame: [UInt8], id: UInt16, cuts: [Int], order: [Int]? = nil) -> [[UInt8]] {
     version == 4 ? ipv4Fragments(of: frame, id: id, cuts: cuts, order: order)
-        : ipv6Fragments(of: ipv6Frame(frame), id: UInt32(id), cuts: cuts, order: order)
+        : ipv6Fragments(of: withTCPChecksum(ipv6Frame(frame)), id: UInt32(id), cuts: cuts, order: order)
+}
+
+/// `frame` (Ethernet; IPv4 without options or IPv6 without extension headers; TCP) with its TCP checksum right, as its
+/// sender sums it before fragmenting: the engine drops a reassembled datagram whose checksum is wrong.
+func withTCPChecksum(_ frame: [UInt8]) -> [UInt8] {
+    var f = frame
+    let v4 = f[12] == 0x08, t = v4 ? 34 : 54
+    f.withUnsafeMutableBytes { raw in
+        let p = raw.baseAddress!
+        p.storeBytes(of: 0, toByteOffset: t + 16, as: UInt16.self)
+        let words = UInt64(UInt16(6).bigEndian) &+ UInt64(UInt16(raw.count - t).bigEndian)
+        let pseudo = InternetChecksum.sum(p + (v4 ? 26 : 22), count: v4 ? 8 : 32, initial: words)
+        let sum = ~InternetChecksum.fold(InternetChecksum.sum(p + t, count: raw.count - t, initial: pseudo))
+        p.storeBytes(of: sum, toByteOffset: t + 16, as: UInt16.self)
+    }
+    return f
 }
 
 /// `frame` as a VXLAN tunnel carries it (RFC 7348: outer Ethernet, IPv4 and UDP to port 4789, the I flag, VNI 0x123), as
@@ -79,10 +96,11 @@ func modbusWriteRequest(transaction: UInt16, count: Int) -> [UInt8] {
 @Suite struct IPFragmentTests {
     static let client = ipv4(10, 0, 0, 5), server = ipv4(10, 0, 0, 9)
 
-    /// A Modbus write in one TCP segment of an established connection (no handshake: the flow starts midstream).
+    /// A Modbus write in one TCP segment of an established connection (no handshake: the flow starts midstream), its
+    /// TCP checksum right.
     static func writeFrame(port: UInt16 = 40000, transaction: UInt16 = 1, registers: Int = 40) -> [UInt8] {
-        tcpFrame(src: client, sport: port, dst: server, dport: 502, seq: 1000, ack: 1, flags: 0x18,
-                 payload: modbusWriteRequest(transaction: transaction, count: registers))
+        withTCPChecksum(tcpFrame(src: client, sport: port, dst: server, dport: 502, seq: 1000, ack: 1, flags: 0x18,
+                                 payload: modbusWriteRequest(transaction: transaction, count: registers)))
     }
 
     static func fragment(_ frame: [UInt8]) -> IPFragment? {
