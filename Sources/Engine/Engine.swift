@@ -321,28 +321,30 @@ public final class Engine {
         // path counts the ones it takes alike), but nothing else of it is taken.
         var dropped = false
         let captured = wireLength <= bytes.count   // (an IP length past the frame's end: the packet's, not the snapshot's)
+        @inline(__always) func sender(in s: Int32) -> FlowSide {
+            key.sentByLow(packet) == flows.slots[Int(s)].initiatorIsLow ? .initiator : .responder
+        }
         if let s = found {
             slot = s
             // Before anything of the packet is taken (a SYN forged with a wrong checksum must not end the flow).
             dropped = flows.slots[Int(s)].checksumSides != FlowState.bothChecksumSides(.unchecked)
-                && checksumDrops(s, side: key.sentByLow(packet) == flows.slots[Int(s)].initiatorIsLow ? .initiator : .responder,
-                                 packet: packet, bytes: bytes, captured: captured)
+                && checksumDrops(s, side: sender(in: s), packet: packet, bytes: bytes, captured: captured)
             if !dropped && packet.tcpFlags & PacketView.syn != 0 && startsAnotherConnection(s, packet: packet) {
                 // The SYN is the next connection's first packet, and its checksum is taken as such (the old flow's
                 // sides, or an old flow not dissected, say nothing of the new one's).
-                if newFlowChecksumSides == FlowState.bothChecksumSides(.verified) && checksumDropsFirstPacket(packet, bytes: bytes, captured: captured) {
+                if checksumRefusesNewFlow(packet, bytes: bytes, captured: captured) {
                     dropped = true
                 } else {
                     slot = startAnotherConnection(after: s, key: key, packet: packet)
-                    dropped = firstPacketChecksumDrops(slot, key: key, packet: packet, bytes: bytes, captured: captured)
+                    dropped = firstPacketChecksumDrops(slot, side: sender(in: slot), packet: packet, bytes: bytes, captured: captured)
                 }
             }
         } else {
-            if newFlowChecksumSides == FlowState.bothChecksumSides(.verified) && checksumDropsFirstPacket(packet, bytes: bytes, captured: captured) { return }
+            if checksumRefusesNewFlow(packet, bytes: bytes, captured: captured) { return }
             slot = createFlow(key, hash: key.fastHash(flows.hashKey), packet: packet)
-            dropped = firstPacketChecksumDrops(slot, key: key, packet: packet, bytes: bytes, captured: captured)
+            dropped = firstPacketChecksumDrops(slot, side: sender(in: slot), packet: packet, bytes: bytes, captured: captured)
         }
-        let side: FlowSide = key.sentByLow(packet) == flows.slots[Int(slot)].initiatorIsLow ? .initiator : .responder
+        let side = sender(in: slot)
         let ipBytes = UInt64(wireLength)
         if side == .initiator {
             flows.slots[Int(slot)].packets.0 &+= 1; flows.slots[Int(slot)].bytes.0 &+= ipBytes
@@ -780,17 +782,16 @@ public final class Engine {
     /// `checksumDrops` for the packet that created flow `slot` under `--checksums auto`: it decides its side (a wrong
     /// checksum is a sender offloading checksums), and drops only a reassembled datagram's wrong one.
     @inline(__always)
-    private func firstPacketChecksumDrops(_ slot: Int32, key: FlowKey, packet: PacketView, bytes: ByteView, captured: Bool) -> Bool {
+    private func firstPacketChecksumDrops(_ slot: Int32, side: FlowSide, packet: PacketView, bytes: ByteView, captured: Bool) -> Bool {
         guard newFlowChecksumSides == FlowState.bothChecksumSides(.undecided) else { return false }
-        return checksumDrops(slot, side: key.sentByLow(packet) == flows.slots[Int(slot)].initiatorIsLow ? .initiator : .responder,
-                             packet: packet, bytes: bytes, captured: captured)
+        return checksumDrops(slot, side: side, packet: packet, bytes: bytes, captured: captured)
     }
 
-    /// `checksumDrops` for the packet that would create a flow, under `--checksums on`: a wrong checksum creates no
-    /// flow (reported without one).
+    /// Under `--checksums on`, whether the packet that would create a flow has a wrong checksum: it then creates none
+    /// (counted, and reported without a flow). False under `auto` and `off`.
     @inline(never)
-    private func checksumDropsFirstPacket(_ packet: PacketView, bytes: ByteView, captured: Bool) -> Bool {
-        guard packet.transport == .tcp || packet.transport == .udp,
+    private func checksumRefusesNewFlow(_ packet: PacketView, bytes: ByteView, captured: Bool) -> Bool {
+        guard newFlowChecksumSides == FlowState.bothChecksumSides(.verified), packet.transport == .tcp || packet.transport == .udp,
               InternetChecksum.verdict(bytes, packet: packet, ipHeader: !reassembling, captured: captured) == .invalid else { return false }
         statistics.badChecksums &+= 1
         logPacketAnomaly(Anomaly(layer: packet.transport == .tcp ? "tcp" : "udp", kind: "bad_checksum", offset: 0,
